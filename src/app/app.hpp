@@ -1,0 +1,28 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace atrium::app {
+
+// The `atrium` command line. Returns the process exit code: 0 success, 1 runtime failure, 2 bad usage or
+// configuration.
+int run(int argc, char** argv);
+
+// Commands, callable from tests with an explicit environment.
+struct CommonOptions {
+  std::string config_path;
+  std::string listen;
+  std::string data_dir;
+  std::string database_url;
+  std::string tls_cert;
+  std::string tls_key;
+  std::vector<std::string> environment;  // NAME=VALUE
+};
+
+int serve_command(const CommonOptions& options);
+int migrate_command(const CommonOptions& options);
+int config_check_command(const CommonOptions& options);
+int version_command();
+
+}  // namespace atrium::app

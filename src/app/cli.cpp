@@ -1,0 +1,49 @@
+#include <CLI/CLI.hpp>
+
+#include "app/app.hpp"
+
+extern char** environ;
+
+namespace atrium::app {
+
+int run(int argc, char** argv) {
+  CLI::App app{"Atrium: a multi-tenant SaaS platform server", "atrium"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every command");
+
+  CommonOptions common;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) common.environment.emplace_back(*e);
+
+  auto add_common = [&common](CLI::App* sub) {
+    sub->add_option("--config", common.config_path, "TOML configuration file");
+    sub->add_option("--listen", common.listen, "HOST:PORT to listen on (server.listen)");
+    sub->add_option("--data-dir", common.data_dir, "Directory for embedded data (storage.data_dir)");
+    sub->add_option("--database-url", common.database_url, "postgresql://... or sqlite:PATH (storage.database_url)");
+    sub->add_option("--tls-cert", common.tls_cert, "PEM certificate chain; enables TLS 1.3 (server.tls_cert)");
+    sub->add_option("--tls-key", common.tls_key, "PEM private key (server.tls_key)");
+  };
+
+  CLI::App* serve = app.add_subcommand("serve", "Run the HTTP server");
+  add_common(serve);
+  CLI::App* migrate = app.add_subcommand("migrate", "Apply pending database migrations");
+  add_common(migrate);
+  CLI::App* version = app.add_subcommand("version", "Print the version and build");
+  CLI::App* config = app.add_subcommand("config", "Configuration tools");
+  config->require_subcommand(1);
+  CLI::App* check = config->add_subcommand("check", "Validate the configuration and print effective values");
+  add_common(check);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (serve->parsed()) return serve_command(common);
+  if (migrate->parsed()) return migrate_command(common);
+  if (version->parsed()) return version_command();
+  if (check->parsed()) return config_check_command(common);
+  return 2;
+}
+
+}  // namespace atrium::app

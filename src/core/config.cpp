@@ -1,0 +1,320 @@
+#include "core/config.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <toml++/toml.h>
+#include <variant>
+
+namespace atrium {
+
+namespace {
+
+using Ref = std::variant<std::string*, std::int64_t*, bool*>;
+
+struct Key {
+  std::string_view section;
+  std::string_view name;
+  std::function<Ref(Config&)> ref;
+  std::int64_t min = 0;
+  std::int64_t max = 0;
+  bool secret = false;
+};
+
+template <class Section, class T>
+std::function<Ref(Config&)> member(Section Config::*section, T Section::*field) {
+  return [section, field](Config& c) -> Ref { return &(c.*section.*field); };
+}
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> k = {
+      {"server", "listen", member(&Config::server, &ServerConfig::listen)},
+      {"server", "io_threads", member(&Config::server, &ServerConfig::io_threads), 0, 256},
+      {"server", "worker_threads", member(&Config::server, &ServerConfig::worker_threads), 0, 1024},
+      {"server", "tls_cert", member(&Config::server, &ServerConfig::tls_cert)},
+      {"server", "tls_key", member(&Config::server, &ServerConfig::tls_key)},
+      {"server", "max_body_bytes", member(&Config::server, &ServerConfig::max_body_bytes), 1, 1LL << 34},
+      {"server", "max_header_bytes", member(&Config::server, &ServerConfig::max_header_bytes), 1024, 1 << 20},
+      {"server", "max_json_depth", member(&Config::server, &ServerConfig::max_json_depth), 1, 1024},
+      {"server", "header_timeout_ms", member(&Config::server, &ServerConfig::header_timeout_ms), 1, 3'600'000},
+      {"server", "body_timeout_ms", member(&Config::server, &ServerConfig::body_timeout_ms), 1, 3'600'000},
+      {"server", "idle_timeout_ms", member(&Config::server, &ServerConfig::idle_timeout_ms), 1, 3'600'000},
+      {"server", "drain_timeout_ms", member(&Config::server, &ServerConfig::drain_timeout_ms), 0, 3'600'000},
+      {"storage", "data_dir", member(&Config::storage, &StorageConfig::data_dir)},
+      {"storage", "database_url", member(&Config::storage, &StorageConfig::database_url), 0, 0, true},
+      {"storage", "pool_size", member(&Config::storage, &StorageConfig::pool_size), 1, 1024},
+      {"storage", "statement_timeout_ms", member(&Config::storage, &StorageConfig::statement_timeout_ms), 0,
+       86'400'000},
+      {"storage", "busy_timeout_ms", member(&Config::storage, &StorageConfig::busy_timeout_ms), 0, 600'000},
+      {"storage", "connect_timeout_ms", member(&Config::storage, &StorageConfig::connect_timeout_ms), 1000,
+       600'000},
+      {"storage", "migrate_on_start", member(&Config::storage, &StorageConfig::migrate_on_start)},
+      {"log", "level", member(&Config::log, &LogConfig::level)},
+      {"log", "format", member(&Config::log, &LogConfig::format)},
+      {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
+  };
+  return k;
+}
+
+const Key* find_key(std::string_view section, std::string_view name) {
+  for (const Key& k : keys()) {
+    if (k.section == section && k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+bool known_section(std::string_view section) {
+  for (const Key& k : keys()) {
+    if (k.section == section) return true;
+  }
+  return false;
+}
+
+std::string qualified(const Key& k) { return fmt::format("{}.{}", k.section, k.name); }
+
+Result<void> check_range(const Key& k, std::int64_t v, std::string_view source) {
+  if (v < k.min || v > k.max) {
+    return fail(Errc::invalid_argument,
+                fmt::format("{} ({}): {} is out of range [{}, {}]", qualified(k), source, v, k.min, k.max));
+  }
+  return {};
+}
+
+// Sets a key from text (environment variables and flags).
+Result<void> set_from_text(Config& config, const Key& k, std::string_view text, std::string_view source) {
+  Ref ref = k.ref(config);
+  if (auto* s = std::get_if<std::string*>(&ref)) {
+    **s = std::string(text);
+    return {};
+  }
+  if (auto* i = std::get_if<std::int64_t*>(&ref)) {
+    std::int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
+      return fail(Errc::invalid_argument,
+                  fmt::format("{} ({}): expected an integer, got \"{}\"", qualified(k), source, text));
+    }
+    if (auto r = check_range(k, v, source); !r) return r;
+    **i = v;
+    return {};
+  }
+  bool* b = std::get<bool*>(ref);
+  if (text == "true" || text == "1" || text == "yes" || text == "on") {
+    *b = true;
+  } else if (text == "false" || text == "0" || text == "no" || text == "off") {
+    *b = false;
+  } else {
+    return fail(Errc::invalid_argument,
+                fmt::format("{} ({}): expected true or false, got \"{}\"", qualified(k), source, text));
+  }
+  return {};
+}
+
+Result<void> set_from_toml(Config& config, const Key& k, const toml::node& node, std::string_view source) {
+  Ref ref = k.ref(config);
+  if (auto* s = std::get_if<std::string*>(&ref)) {
+    if (!node.is_string()) return fail(Errc::invalid_argument, fmt::format("{} ({}): expected a string", qualified(k), source));
+    **s = *node.value<std::string>();
+    return {};
+  }
+  if (auto* i = std::get_if<std::int64_t*>(&ref)) {
+    if (!node.is_integer()) return fail(Errc::invalid_argument, fmt::format("{} ({}): expected an integer", qualified(k), source));
+    const std::int64_t v = *node.value<std::int64_t>();
+    if (auto r = check_range(k, v, source); !r) return r;
+    **i = v;
+    return {};
+  }
+  if (!node.is_boolean()) return fail(Errc::invalid_argument, fmt::format("{} ({}): expected true or false", qualified(k), source));
+  *std::get<bool*>(ref) = *node.value<bool>();
+  return {};
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return out;
+}
+
+Result<void> apply_toml(Config& config, const std::string& path) {
+  std::ifstream probe(path);
+  if (!probe) return fail(Errc::invalid_argument, fmt::format("config file {}: cannot be read", path));
+  toml::table root;
+  try {
+    root = toml::parse_file(path);  // start-up only: the one place exceptions are fine
+  } catch (const toml::parse_error& err) {
+    return fail(Errc::invalid_argument, fmt::format("config file {}:{}:{}: {}", path, err.source().begin.line,
+                                                     err.source().begin.column, err.description()));
+  }
+  for (const auto& [section_key, section_node] : root) {
+    const std::string section(section_key.str());
+    if (!known_section(section)) {
+      return fail(Errc::invalid_argument, fmt::format("config file {}: unknown section [{}]", path, section));
+    }
+    const toml::table* table = section_node.as_table();
+    if (table == nullptr) {
+      return fail(Errc::invalid_argument, fmt::format("config file {}: {} must be a table", path, section));
+    }
+    for (const auto& [name_key, value] : *table) {
+      const Key* k = find_key(section, name_key.str());
+      if (k == nullptr) {
+        return fail(Errc::invalid_argument,
+                    fmt::format("config file {}: unknown key {}.{}", path, section, name_key.str()));
+      }
+      if (auto r = set_from_toml(config, *k, value, path); !r) return r;
+    }
+  }
+  return {};
+}
+
+Result<void> apply_environment(Config& config, const std::vector<std::string>& environment) {
+  constexpr std::string_view prefix = "ATRIUM_";
+  for (const std::string& entry : environment) {
+    if (entry.rfind(prefix, 0) != 0) continue;
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string name = entry.substr(0, eq);
+    const std::string rest = lower(std::string_view(name).substr(prefix.size()));
+    const auto us = rest.find('_');
+    if (us == std::string::npos) continue;
+    const std::string section = rest.substr(0, us);
+    if (!known_section(section)) continue;  // ATRIUM_TEST_... and similar belong to other tools
+    const Key* k = find_key(section, rest.substr(us + 1));
+    if (k == nullptr) {
+      return fail(Errc::invalid_argument, fmt::format("environment variable {}: unknown key {}.{}", name, section,
+                                                      rest.substr(us + 1)));
+    }
+    if (auto r = set_from_text(config, *k, std::string_view(entry).substr(eq + 1), name); !r) return r;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& listen) {
+  std::string host;
+  std::string port;
+  if (!listen.empty() && listen.front() == '[') {
+    const auto close = listen.find(']');
+    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return fail(Errc::invalid_argument, fmt::format("server.listen: \"{}\" is not [IPv6]:PORT", listen));
+    }
+    host = listen.substr(1, close - 1);
+    port = listen.substr(close + 2);
+  } else {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+      return fail(Errc::invalid_argument, fmt::format("server.listen: \"{}\" is not HOST:PORT", listen));
+    }
+    host = listen.substr(0, colon);
+    port = listen.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || ptr != port.data() + port.size() || port.empty() || value > 65535) {
+    return fail(Errc::invalid_argument, fmt::format("server.listen: \"{}\" has no valid port", listen));
+  }
+  return std::make_pair(host, static_cast<std::uint16_t>(value));
+}
+
+Result<Config> load_config(const std::string& toml_path, const std::vector<std::string>& environment,
+                           const ConfigOverrides& overrides) {
+  Config config;
+  if (!toml_path.empty()) {
+    if (auto r = apply_toml(config, toml_path); !r) return std::unexpected(r.error());
+  }
+  if (auto r = apply_environment(config, environment); !r) return std::unexpected(r.error());
+  for (const auto& [qualified_name, text] : overrides) {
+    const auto dot = qualified_name.find('.');
+    const Key* k = dot == std::string::npos ? nullptr
+                                            : find_key(std::string_view(qualified_name).substr(0, dot),
+                                                       std::string_view(qualified_name).substr(dot + 1));
+    if (k == nullptr) return fail(Errc::invalid_argument, fmt::format("unknown key {}", qualified_name));
+    if (auto r = set_from_text(config, *k, text, "command line"); !r) return std::unexpected(r.error());
+  }
+  if (auto r = validate_config(config); !r) return std::unexpected(r.error());
+  return config;
+}
+
+Result<void> validate_config(const Config& c) {
+  if (auto r = parse_listen(c.server.listen); !r) return std::unexpected(r.error());
+  if (c.server.tls_cert.empty() != c.server.tls_key.empty()) {
+    return fail(Errc::invalid_argument, "server.tls_cert and server.tls_key must be given together");
+  }
+  for (const auto& [name, path] : {std::pair{"server.tls_cert", c.server.tls_cert}, std::pair{"server.tls_key", c.server.tls_key}}) {
+    if (!path.empty() && !std::ifstream(path)) {
+      return fail(Errc::invalid_argument, fmt::format("{}: {} cannot be read", name, path));
+    }
+  }
+  if (c.storage.data_dir.empty()) return fail(Errc::invalid_argument, "storage.data_dir: must not be empty");
+  const std::string& url = c.storage.database_url;
+  if (!url.empty() && url.rfind("postgresql://", 0) != 0 && url.rfind("postgres://", 0) != 0 &&
+      url.rfind("sqlite:", 0) != 0) {
+    return fail(Errc::invalid_argument,
+                "storage.database_url: expected postgresql://..., postgres://... or sqlite:PATH");
+  }
+  static constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) {
+    return fail(Errc::invalid_argument, fmt::format("log.level: \"{}\" is not one of trace, debug, info, warn, "
+                                                    "error, critical, off", c.log.level));
+  }
+  if (c.log.format != "json" && c.log.format != "text") {
+    return fail(Errc::invalid_argument, fmt::format("log.format: \"{}\" is not json or text", c.log.format));
+  }
+  return {};
+}
+
+std::string redact_url(const std::string& url) {
+  std::string out = url;
+  // userinfo password: scheme://user:password@host
+  const auto scheme = out.find("://");
+  if (scheme != std::string::npos) {
+    const auto at = out.find('@', scheme + 3);
+    const auto slash = out.find('/', scheme + 3);
+    if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+      const auto colon = out.find(':', scheme + 3);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // password=... in the query string
+  for (auto pos = out.find("password="); pos != std::string::npos; pos = out.find("password=", pos + 1)) {
+    const auto start = pos + 9;
+    const auto end = out.find('&', start);
+    out.replace(start, (end == std::string::npos ? out.size() : end) - start, "***");
+  }
+  return out;
+}
+
+std::string render_config(const Config& config) {
+  Config copy = config;
+  std::string out;
+  for (const Key& k : keys()) {
+    Ref ref = k.ref(copy);
+    std::string value;
+    if (auto* s = std::get_if<std::string*>(&ref)) {
+      std::string text = k.secret ? redact_url(**s) : **s;
+      value = "\"";
+      for (char ch : text) {
+        if (ch == '"' || ch == '\\') value.push_back('\\');
+        value.push_back(ch);
+      }
+      value.push_back('"');
+    } else if (auto* i = std::get_if<std::int64_t*>(&ref)) {
+      value = std::to_string(**i);
+    } else {
+      value = *std::get<bool*>(ref) ? "true" : "false";
+    }
+    out += fmt::format("{}.{} = {}\n", k.section, k.name, value);
+  }
+  return out;
+}
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> out;
+  for (const Key& k : keys()) out.push_back(qualified(k));
+  return out;
+}
+
+}  // namespace atrium

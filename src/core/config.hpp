@@ -1,0 +1,76 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace atrium {
+
+// Typed configuration. Every key is listed in docs/configuration.md with its default. Values come from, in
+// rising precedence: built-in defaults, the TOML file given by --config, ATRIUM_<SECTION>_<KEY> environment
+// variables, and command-line flags.
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::int64_t io_threads = 0;      // 0: one per core
+  std::int64_t worker_threads = 0;  // threads for handlers that block (database work); 0: 4 per core, at least 8
+  std::string tls_cert;             // PEM certificate chain; TLS 1.3 only when set (with tls_key)
+  std::string tls_key;              // PEM private key file
+  std::int64_t max_body_bytes = 1 << 20;
+  std::int64_t max_header_bytes = 16 << 10;
+  std::int64_t max_json_depth = 64;
+  std::int64_t header_timeout_ms = 10'000;  // from the first byte of a request to the end of its headers
+  std::int64_t body_timeout_ms = 30'000;    // to receive the whole body once headers are in
+  std::int64_t idle_timeout_ms = 60'000;    // keep-alive connection with no request in progress
+  std::int64_t drain_timeout_ms = 30'000;   // how long shutdown waits for in-flight requests
+};
+
+struct StorageConfig {
+  std::string data_dir = "./data";
+  std::string database_url;  // empty: SQLite at <data_dir>/atrium.db; else postgresql://...
+  std::int64_t pool_size = 8;
+  std::int64_t statement_timeout_ms = 30'000;
+  std::int64_t busy_timeout_ms = 5'000;
+  std::int64_t connect_timeout_ms = 5'000;
+  bool migrate_on_start = true;
+};
+
+struct LogConfig {
+  std::string level = "info";
+  std::string format = "json";  // json | text
+  bool access_log = true;
+};
+
+struct Config {
+  ServerConfig server;
+  StorageConfig storage;
+  LogConfig log;
+};
+
+// Flag values given on the command line; each set one overrides every other source.
+using ConfigOverrides = std::map<std::string, std::string>;  // "section.key" -> text
+
+// Builds the effective configuration. `toml_path` may be empty. `environment` holds NAME=VALUE pairs (normally
+// from environ); variables starting with ATRIUM_ whose section is known must name a known key. Returns
+// invalid_argument naming the offending key on an unknown key, a value of the wrong type or out of range.
+Result<Config> load_config(const std::string& toml_path, const std::vector<std::string>& environment,
+                           const ConfigOverrides& overrides);
+
+// Checks cross-key rules (listen address syntax, TLS files readable, known log level, ...).
+Result<void> validate_config(const Config& config);
+
+// "section.key = value" lines for every key, secrets (passwords in URLs) redacted.
+std::string render_config(const Config& config);
+
+// The database URL with any password replaced by "***".
+std::string redact_url(const std::string& url);
+
+// Splits "host:port" (IPv6 as "[::1]:8080").
+Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& listen);
+
+// Metadata for documentation and tests: every key as "section.key".
+std::vector<std::string> config_keys();
+
+}  // namespace atrium

@@ -1,0 +1,57 @@
+#include "core/ids.hpp"
+
+#include <array>
+#include <cstdint>
+#include <random>
+
+namespace atrium {
+
+namespace {
+
+std::mt19937_64& thread_rng() {
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device device;
+    std::seed_seq seq{device(), device(), device(), device()};
+    return std::mt19937_64(seq);
+  }();
+  return rng;
+}
+
+}  // namespace
+
+std::string new_uuid_v7(const Clock& clock) {
+  const auto ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch()).count());
+  std::array<std::uint8_t, 16> b{};
+  for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
+  std::uint64_t r1 = thread_rng()();
+  std::uint64_t r2 = thread_rng()();
+  for (int i = 6; i < 8; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(r1 >> (8 * i));
+  for (int i = 8; i < 16; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(r2 >> (8 * (i - 8)));
+  b[6] = static_cast<std::uint8_t>(0x70 | (b[6] & 0x0F));  // version 7
+  b[8] = static_cast<std::uint8_t>(0x80 | (b[8] & 0x3F));  // variant 10
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(hex[b[i] >> 4]);
+    out.push_back(hex[b[i] & 0x0F]);
+  }
+  return out;
+}
+
+bool is_uuid(std::string_view text) {
+  if (text.size() != 36) return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace atrium

@@ -1,0 +1,90 @@
+#include "http/dispatcher.hpp"
+
+#include <exception>
+
+#include "core/log.hpp"
+#include "http/problem.hpp"
+
+namespace atrium::http {
+
+namespace {
+
+bool is_json_media_type(std::string_view content_type) {
+  const auto semi = content_type.find(';');
+  std::string_view type = content_type.substr(0, semi);
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  if (iequals(type, "application/json")) return true;
+  return type.size() > 5 && iequals(type.substr(type.size() - 5), "+json") &&
+         iequals(type.substr(0, 12), "application/");
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Router router, std::vector<Middleware> middleware, JsonLimits json_limits)
+    : router_(std::move(router)), middleware_(std::move(middleware)), json_limits_(json_limits) {}
+
+Dispatcher::Prepared Dispatcher::prepare(Request& request) const {
+  Prepared p;
+  p.match = router_.match(request.method, request.path);
+  if (p.match.outcome == Router::Outcome::found) {
+    request.route = p.match.route->pattern;
+    request.params = p.match.params;
+    p.execution = p.match.route->options.execution;
+  }
+  return p;
+}
+
+Response Dispatcher::run(Request& request, const Next& terminal) const {
+  // Builds next(i) lazily: middleware i receives a callable that runs i+1..n and then the terminal.
+  std::function<Response(std::size_t, Request&)> step = [&](std::size_t i, Request& req) -> Response {
+    if (i == middleware_.size()) return terminal(req);
+    return middleware_[i](req, [&step, i](Request& r) { return step(i + 1, r); });
+  };
+  try {
+    return step(0, request);
+  } catch (const std::exception& e) {
+    log::error("unhandled exception", {{"request_id", request.request_id}, {"error", e.what()}});
+  } catch (...) {
+    log::error("unhandled exception", {{"request_id", request.request_id}});
+  }
+  return problem(500, "internal", "Internal Server Error", "The server failed to handle the request.", request);
+}
+
+Response Dispatcher::dispatch(Request& request, const Prepared& prepared) const {
+  const Router::Match& match = prepared.match;
+  return run(request, [&](Request& req) -> Response {
+    switch (match.outcome) {
+      case Router::Outcome::not_found:
+        return problem(404, "not-found", "Not Found", "No route matches " + req.path + ".", req);
+      case Router::Outcome::method_not_allowed: {
+        Response r = problem(405, "method-not-allowed", "Method Not Allowed",
+                             std::string(req.method_text) + " is not allowed on " + req.path + "; allowed: " +
+                                 match.allow + ".",
+                             req);
+        r.headers.set("Allow", match.allow);
+        return r;
+      }
+      case Router::Outcome::found: break;
+    }
+    const Route& route = *match.route;
+    if (route.options.json_body) {
+      const auto content_type = req.headers.get("Content-Type");
+      if (!content_type || !is_json_media_type(*content_type)) {
+        return problem(415, "unsupported-media-type", "Unsupported Media Type",
+                       "The request body must be application/json.", req);
+      }
+      std::string error;
+      auto parsed = parse_json(req.body, json_limits_, &error);
+      if (!parsed) return problem(400, "malformed-json", "Malformed JSON", error, req);
+      req.json = std::move(*parsed);
+    }
+    return route.handler(req);
+  });
+}
+
+Response Dispatcher::reject(Request& request, int status, std::string_view type_slug, std::string_view title,
+                            std::string_view detail) const {
+  return run(request, [&](Request& req) { return problem(status, type_slug, title, detail, req); });
+}
+
+}  // namespace atrium::http

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/json.hpp"
+
+namespace atrium::http {
+
+enum class Method { get, head, post, put, patch, delete_, options, other };
+
+std::string_view method_name(Method m);
+Method parse_method(std::string_view text);
+
+// Header fields in arrival order. Lookups are case-insensitive (RFC 9110).
+class Headers {
+ public:
+  std::optional<std::string_view> get(std::string_view name) const;
+  // Replaces every field of that name.
+  void set(std::string_view name, std::string value);
+  void add(std::string name, std::string value) { fields_.emplace_back(std::move(name), std::move(value)); }
+  const std::vector<std::pair<std::string, std::string>>& fields() const { return fields_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+bool iequals(std::string_view a, std::string_view b);
+
+// A request as handlers see it; independent of the HTTP library underneath.
+struct Request {
+  Method method = Method::get;
+  std::string method_text;  // as received, for logs
+  std::string target;       // path and query as received
+  std::string path;         // target up to '?'
+  std::string query;        // after '?', not decoded
+  Headers headers;
+  std::string body;
+  std::string remote_address;
+  bool keep_alive = true;
+
+  // Filled in by the server and the middleware pipeline.
+  std::string request_id;
+  std::string route;  // the matched route template, e.g. "/v1/projects/{id}"; empty when nothing matched
+  std::vector<std::pair<std::string, std::string>> params;
+  std::optional<Json> json;  // the decoded body, for routes that accept JSON
+
+  std::string_view param(std::string_view name) const;
+  // The decoded value of a query parameter, or nullopt when absent.
+  std::optional<std::string> query_param(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  Headers headers;
+  std::string body;
+
+  static Response json(int status, const Json& body);
+  static Response text(int status, std::string body, std::string content_type = "text/plain; charset=utf-8");
+};
+
+}  // namespace atrium::http

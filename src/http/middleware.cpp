@@ -1,0 +1,85 @@
+#include "http/middleware.hpp"
+
+#include <chrono>
+
+#include "core/ids.hpp"
+#include "core/log.hpp"
+
+namespace atrium::http {
+
+namespace {
+
+bool acceptable_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+double seconds_since(const Clock& clock, std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(clock.monotonic() - start).count();
+}
+
+std::string_view method_label(const Request& r) {
+  // Unknown methods share one label so clients cannot mint new series.
+  return r.method == Method::other ? std::string_view("OTHER") : method_name(r.method);
+}
+
+}  // namespace
+
+Middleware request_id_middleware(const Clock& clock) {
+  return [&clock](Request& req, const Next& next) {
+    const auto inbound = req.headers.get("X-Request-Id");
+    req.request_id = inbound && acceptable_request_id(*inbound) ? std::string(*inbound) : new_uuid_v7(clock);
+    Response res = next(req);
+    res.headers.set("X-Request-Id", req.request_id);
+    return res;
+  };
+}
+
+Middleware access_log_middleware(const Clock& clock) {
+  return [&clock](Request& req, const Next& next) {
+    const auto start = clock.monotonic();
+    Response res = next(req);
+    if (log::enabled(log::Level::info)) {
+      log::info("request", {{"request_id", req.request_id},
+                            {"method", req.method_text},
+                            {"route", req.route},
+                            {"path", req.path},
+                            {"status", res.status},
+                            {"duration_ms", seconds_since(clock, start) * 1000.0},
+                            {"bytes", res.body.size()},
+                            {"remote", req.remote_address}});
+    }
+    return res;
+  };
+}
+
+HttpMetrics::HttpMetrics(metrics::Registry& registry)
+    : requests(registry.counter("http_requests_total", "HTTP requests answered, by method, route and status.",
+                                {"method", "route", "status"})),
+      duration(registry.histogram("http_request_duration_seconds",
+                                  "Time from a parsed request to its response, by method, route and status.",
+                                  {"method", "route", "status"},
+                                  {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                   0.5, 1, 2.5, 5, 10})),
+      in_flight(registry.gauge("http_requests_in_flight", "HTTP requests being handled now.").with({})) {}
+
+Middleware metrics_middleware(HttpMetrics& m, const Clock& clock) {
+  return [&m, &clock](Request& req, const Next& next) {
+    const auto start = clock.monotonic();
+    m.in_flight.add(1);
+    Response res = next(req);
+    m.in_flight.add(-1);
+    const metrics::Labels labels{std::string(method_label(req)), req.route.empty() ? "unmatched" : req.route,
+                                 std::to_string(res.status)};
+    m.requests.with(labels).inc();
+    m.duration.with(labels).observe(seconds_since(clock, start));
+    return res;
+  };
+}
+
+}  // namespace atrium::http

@@ -1,0 +1,47 @@
+#include "http/problem.hpp"
+
+namespace atrium::http {
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+Response problem(int status, std::string_view type_slug, std::string_view title, std::string_view detail,
+                 const Request& request) {
+  Json body = {
+      {"type", std::string("/problems/") + std::string(type_slug)},
+      {"title", title},
+      {"status", status},
+      {"detail", detail},
+      {"request_id", request.request_id},
+  };
+  if (!request.path.empty()) body["instance"] = request.path;
+  Response r = Response::json(status, body);
+  r.headers.set("Content-Type", "application/problem+json");
+  return r;
+}
+
+}  // namespace atrium::http

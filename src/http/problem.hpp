@@ -1,0 +1,17 @@
+#pragma once
+
+#include <string_view>
+
+#include "http/message.hpp"
+
+namespace atrium::http {
+
+// An RFC 9457 problem+json response: {"type","title","status","detail","instance","request_id"}.
+// `type_slug` names the problem type; the type URI is "/problems/<slug>" (documented in docs/openapi.yaml).
+Response problem(int status, std::string_view type_slug, std::string_view title, std::string_view detail,
+                 const Request& request);
+
+// The standard reason phrase for a status code ("Not Found"), or "Unknown".
+std::string_view reason_phrase(int status);
+
+}  // namespace atrium::http

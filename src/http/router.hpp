@@ -1,0 +1,60 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/message.hpp"
+
+namespace atrium::http {
+
+using Handler = std::function<Response(Request&)>;
+
+// Where a route's handler runs. `io` handlers must not block (no database, no files): they run on the I/O
+// thread that read the request. `worker` handlers run on the worker pool so database work never stalls I/O.
+enum class Execution { io, worker };
+
+struct RouteOptions {
+  Execution execution = Execution::worker;
+  bool json_body = false;  // decode the body as JSON before the handler runs (400 on bad JSON)
+};
+
+struct Route {
+  Method method;
+  std::string pattern;  // "/v1/projects/{id}": literal segments and {name} parameters
+  Handler handler;
+  RouteOptions options;
+};
+
+// Maps (method, path) to a route. Literal segments win over parameters at the same depth. HEAD falls back to
+// GET. Routes are added at start-up; matching is read-only and thread-safe afterwards.
+class Router {
+ public:
+  Router();
+  ~Router();
+  Router(Router&&) noexcept;
+  Router& operator=(Router&&) noexcept;
+
+  // Adds a route. Throws std::invalid_argument (start-up only) on a malformed or duplicate pattern.
+  void add(Method method, std::string_view pattern, Handler handler, RouteOptions options = {});
+
+  enum class Outcome { found, not_found, method_not_allowed };
+  struct Match {
+    Outcome outcome = Outcome::not_found;
+    const Route* route = nullptr;                              // set when found
+    std::vector<std::pair<std::string, std::string>> params;  // when found
+    std::string allow;                                        // "GET, HEAD, POST" when method_not_allowed
+  };
+  Match match(Method method, std::string_view path) const;
+
+  const std::vector<std::unique_ptr<Route>>& routes() const;
+
+ private:
+  struct Node;
+  std::unique_ptr<Node> root_;
+  std::vector<std::unique_ptr<Route>> routes_;
+};
+
+}  // namespace atrium::http

@@ -1,0 +1,113 @@
+#include "storage/migrations.hpp"
+
+#include <openssl/evp.h>
+
+#include <fmt/format.h>
+
+namespace atrium::storage {
+
+namespace {
+
+constexpr Statement k_create_table{
+    "", "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"};
+constexpr Statement k_lock{"migrations_lock", "SELECT pg_advisory_xact_lock(7291839201)"};
+constexpr Statement k_applied{"migrations_applied", "SELECT version, checksum FROM schema_migrations ORDER BY version"};
+constexpr Statement k_max{"migrations_max", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"};
+constexpr Statement k_table_exists_sqlite{
+    "migrations_table_exists_sqlite",
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"};
+constexpr Statement k_table_exists_pg{"migrations_table_exists_pg",
+                                      "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = "
+                                      "'schema_migrations' AND schemaname = current_schema()"};
+constexpr Statement k_record{"migrations_record",
+                             "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"};
+
+std::string sha256_hex(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) out += fmt::format("{:02x}", digest[i]);
+  return out;
+}
+
+int latest_version(std::span<const Migration> migrations) {
+  int latest = 0;
+  for (const auto& m : migrations) latest = std::max(latest, m.version);
+  return latest;
+}
+
+}  // namespace
+
+Result<MigrationStatus> migration_status(Database& db, std::span<const Migration> migrations) {
+  MigrationStatus status;
+  status.latest = latest_version(migrations);
+  auto r = db.transact(
+      [&](Transaction& tx) -> Result<void> {
+        auto exists = tx.execute(db.backend() == Backend::sqlite ? k_table_exists_sqlite : k_table_exists_pg);
+        if (!exists) return std::unexpected(exists.error());
+        if (exists->int_at(0, 0).value_or(0) == 0) return {};
+        auto max = tx.execute(k_max);
+        if (!max) return std::unexpected(max.error());
+        status.current = static_cast<int>(max->int_at(0, 0).value_or(0));
+        return {};
+      },
+      TransactionOptions{.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return status;
+}
+
+Result<int> migrate(Database& db, std::span<const Migration> migrations, const Clock& clock,
+                    const std::function<void(const Migration&)>& on_applied) {
+  const bool pg = db.backend() == Backend::postgres;
+  auto created = db.transact([&](Transaction& tx) -> Result<void> {
+    if (pg) {
+      if (auto l = tx.execute(k_lock); !l) return std::unexpected(l.error());
+    }
+    auto r = tx.execute(k_create_table);
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+  if (!created) return std::unexpected(created.error());
+
+  int applied_count = 0;
+  for (const Migration& m : migrations) {
+    const std::string checksum = sha256_hex(m.sql);
+    bool applied_now = false;
+    auto r = db.transact([&](Transaction& tx) -> Result<void> {
+      applied_now = false;
+      if (pg) {
+        if (auto l = tx.execute(k_lock); !l) return std::unexpected(l.error());
+      }
+      auto applied = tx.execute(k_applied);
+      if (!applied) return std::unexpected(applied.error());
+      for (std::size_t i = 0; i < applied->rows.size(); ++i) {
+        if (applied->int_at(i, 0).value_or(-1) != m.version) continue;
+        if (applied->text_at(i, 1).value_or("") != checksum) {
+          return fail(Errc::conflict, fmt::format("migration {} ({}) was applied with different text; migrations "
+                                                  "must never change once released", m.version, m.name));
+        }
+        return {};  // already applied
+      }
+      if (auto s = tx.execute_script(m.sql); !s) {
+        return fail(Errc::invalid_argument,
+                    fmt::format("migration {} ({}) failed and was rolled back: {}", m.version, m.name,
+                                s.error().message));
+      }
+      auto rec = tx.execute(k_record, {Value(std::int64_t{m.version}), Value(std::string(m.name)),
+                                       Value(checksum), Value(format_rfc3339(clock.now()))});
+      if (!rec) return std::unexpected(rec.error());
+      applied_now = true;
+      return {};
+    }, TransactionOptions{.max_attempts = 1});
+    if (!r) return std::unexpected(r.error());
+    if (applied_now) {
+      ++applied_count;
+      if (on_applied) on_applied(m);
+    }
+  }
+  return applied_count;
+}
+
+}  // namespace atrium::storage

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string_view>
+
+#include "core/clock.hpp"
+#include "storage/database.hpp"
+
+namespace atrium::storage {
+
+// One numbered schema change. Versions run 1, 2, 3, ... without gaps (checked at build time for the built-in
+// set, embedded from migrations/<backend>/NNNN_name.sql).
+struct Migration {
+  int version;
+  std::string_view name;
+  std::string_view sql;
+};
+
+// The migrations compiled into this binary for a backend.
+std::span<const Migration> builtin_migrations(Backend backend);
+
+struct MigrationStatus {
+  int current = 0;  // highest applied version (0: none)
+  int latest = 0;   // highest version this binary knows
+  bool up_to_date() const { return current == latest; }
+};
+
+// Reads schema_migrations (missing table: current 0). A database newer than the binary (current > latest) is
+// reported as it is; the caller decides.
+Result<MigrationStatus> migration_status(Database& db, std::span<const Migration> migrations);
+
+// Applies every pending migration, each in its own transaction together with its schema_migrations row, so a
+// failing migration rolls back completely and stops the run (invalid_argument naming the version). Concurrent
+// runners are serialised (PostgreSQL advisory lock; SQLite write lock). A migration that was applied with
+// different text is refused (conflict). `on_applied` is called after each commit. Returns how many were applied.
+Result<int> migrate(Database& db, std::span<const Migration> migrations, const Clock& clock,
+                    const std::function<void(const Migration&)>& on_applied = {});
+
+}  // namespace atrium::storage

@@ -1,0 +1,198 @@
+#include <libpq-fe.h>
+
+#include <charconv>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "storage/pooled_database.hpp"
+
+namespace atrium::storage {
+
+namespace {
+
+// Type OIDs from pg_type.h (stable across versions).
+constexpr Oid k_bool = 16;
+constexpr Oid k_int8 = 20;
+constexpr Oid k_int2 = 21;
+constexpr Oid k_int4 = 23;
+constexpr Oid k_oid = 26;
+constexpr Oid k_float4 = 700;
+constexpr Oid k_float8 = 701;
+
+Errc classify_sqlstate(std::string_view state) {
+  if (state == "23505") return Errc::unique_violation;
+  if (state == "40001" || state == "40P01") return Errc::serialization_failure;
+  if (state == "57014") return Errc::timeout;  // statement_timeout or cancel
+  if (state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03") {
+    return Errc::connection_lost;
+  }
+  if (state.starts_with("23") || state.starts_with("22") || state.starts_with("42")) return Errc::invalid_argument;
+  if (state == "55P03") return Errc::timeout;  // lock_not_available
+  return Errc::internal;
+}
+
+class PgConnection final : public detail::Connection {
+ public:
+  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  ~PgConnection() override { PQfinish(conn_); }
+
+  Backend backend() const override { return Backend::postgres; }
+  bool broken() const override { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
+
+  Result<void> begin(const TransactionOptions& options) override {
+    const char* sql = "BEGIN";
+    if (options.isolation == Isolation::serializable) {
+      sql = options.read_only ? "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY" : "BEGIN ISOLATION LEVEL SERIALIZABLE";
+    } else if (options.read_only) {
+      sql = "BEGIN READ ONLY";
+    }
+    return command(sql);
+  }
+  Result<void> commit() override { return command("COMMIT"); }
+  void rollback() override {
+    if (PQtransactionStatus(conn_) != PQTRANS_IDLE) (void)command("ROLLBACK");
+  }
+
+  Result<void> execute_script(std::string_view sql) override { return command(std::string(sql).c_str()); }
+
+  Result<ResultSet> execute(const Statement& statement, std::span<const Value> params) override {
+    std::vector<std::string> text(params.size());
+    std::vector<const char*> values(params.size(), nullptr);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const Value& v = params[i];
+      if (std::holds_alternative<std::monostate>(v)) continue;
+      if (const auto* b = std::get_if<bool>(&v)) text[i] = *b ? "true" : "false";
+      else if (const auto* n = std::get_if<std::int64_t>(&v)) text[i] = std::to_string(*n);
+      else if (const auto* d = std::get_if<double>(&v)) text[i] = fmt::format("{}", *d);
+      else text[i] = std::get<std::string>(v);
+      values[i] = text[i].c_str();
+    }
+    const int n = static_cast<int>(params.size());
+    PGresult* res = nullptr;
+    if (statement.name.empty()) {
+      const std::string sql(statement.sql);
+      res = PQexecParams(conn_, sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
+    } else {
+      const std::string name(statement.name);
+      if (!prepared_.contains(name)) {
+        const std::string sql(statement.sql);
+        PGresult* prep = PQprepare(conn_, name.c_str(), sql.c_str(), n, nullptr);
+        auto checked = check(prep, name);
+        if (!checked) return std::unexpected(checked.error());
+        prepared_.insert(name);
+      }
+      res = PQexecPrepared(conn_, name.c_str(), n, values.data(), nullptr, nullptr, 0);
+    }
+    auto checked = check(res, statement.name);
+    if (!checked) return std::unexpected(checked.error());
+    return std::move(*checked);
+  }
+
+ private:
+  Result<void> command(const char* sql) {
+    auto r = check(PQexec(conn_, sql), sql);
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
+
+  // Converts a result (taking ownership) into rows or a typed error.
+  Result<ResultSet> check(PGresult* res, std::string_view context) {
+    struct Clear {
+      PGresult* r;
+      ~Clear() { PQclear(r); }
+    } clear{res};
+    const ExecStatusType status = res != nullptr ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+      ResultSet out;
+      const int fields = PQnfields(res);
+      const int rows = PQntuples(res);
+      for (int f = 0; f < fields; ++f) out.columns.emplace_back(PQfname(res, f));
+      out.rows.reserve(static_cast<std::size_t>(rows));
+      for (int r = 0; r < rows; ++r) {
+        std::vector<Value> row;
+        row.reserve(static_cast<std::size_t>(fields));
+        for (int f = 0; f < fields; ++f) row.push_back(convert(res, r, f));
+        out.rows.push_back(std::move(row));
+      }
+      const char* affected = PQcmdTuples(res);
+      if (affected != nullptr && affected[0] != '\0') out.affected_rows = std::atoll(affected);
+      return out;
+    }
+    const char* state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+    std::string message = res != nullptr ? PQresultErrorMessage(res) : PQerrorMessage(conn_);
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    Errc code = state != nullptr ? classify_sqlstate(state) : Errc::internal;
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      broken_ = true;
+      code = Errc::connection_lost;
+    }
+    return fail(code, fmt::format("{}: {}{}", context, state != nullptr ? std::string(state) + " " : "", message));
+  }
+
+  static Value convert(PGresult* res, int row, int field) {
+    if (PQgetisnull(res, row, field)) return std::monostate{};
+    const char* text = PQgetvalue(res, row, field);
+    const int length = PQgetlength(res, row, field);
+    switch (PQftype(res, field)) {
+      case k_bool: return text[0] == 't';
+      case k_int2:
+      case k_int4:
+      case k_int8:
+      case k_oid: {
+        std::int64_t v = 0;
+        std::from_chars(text, text + length, v);
+        return v;
+      }
+      case k_float4:
+      case k_float8: {
+        double v = 0;
+        std::from_chars(text, text + length, v);
+        return v;
+      }
+      default: return std::string(text, static_cast<std::size_t>(length));
+    }
+  }
+
+  PGconn* conn_;
+  bool broken_ = false;
+  std::unordered_set<std::string> prepared_;
+};
+
+class PostgresDatabase final : public detail::PooledDatabase {
+ public:
+  explicit PostgresDatabase(const DatabaseOptions& options)
+      : PooledDatabase(static_cast<std::size_t>(options.pool_size), options.connect_timeout), options_(options) {}
+  ~PostgresDatabase() override { close_idle(); }
+
+  Backend backend() const override { return Backend::postgres; }
+
+  Result<std::unique_ptr<detail::Connection>> connect() override {
+    const std::string timeout = std::to_string(std::max<std::int64_t>(1, options_.connect_timeout.count() / 1000));
+    const std::string server_options = fmt::format("-c statement_timeout={}", options_.statement_timeout.count());
+    const char* keywords[] = {"dbname", "connect_timeout", "options", "application_name", nullptr};
+    const char* values[] = {options_.url.c_str(), timeout.c_str(), server_options.c_str(), "atrium", nullptr};
+    PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+    if (conn == nullptr) return fail(Errc::unavailable, "PostgreSQL: out of memory");
+    if (PQstatus(conn) != CONNECTION_OK) {
+      std::string message = PQerrorMessage(conn);
+      while (!message.empty() && message.back() == '\n') message.pop_back();
+      PQfinish(conn);
+      return fail(Errc::unavailable, "PostgreSQL connect: " + message);
+    }
+    return std::unique_ptr<detail::Connection>(std::make_unique<PgConnection>(conn));
+  }
+
+ private:
+  DatabaseOptions options_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> open_postgres(const DatabaseOptions& options) {
+  auto db = std::make_unique<PostgresDatabase>(options);
+  if (auto r = db->ping(); !r) return std::unexpected(r.error());
+  return std::unique_ptr<Database>(std::move(db));
+}
+
+}  // namespace atrium::storage

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace atrium::test {
+
+struct RawResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+};
+
+// A deliberately low-level HTTP client over a blocking loopback socket, so tests can send malformed, slow or
+// pipelined bytes. Every read has a deadline; nothing blocks forever.
+class RawClient {
+ public:
+  explicit RawClient(std::uint16_t port);
+  ~RawClient();
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  // Returns false when the peer has closed or reset the connection.
+  bool send(const std::string& bytes);
+  // Reads one response (Content-Length framed). nullopt on timeout or when the connection closes first.
+  std::optional<RawResponse> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // True when the server closes the connection within the timeout.
+  bool wait_closed(std::chrono::milliseconds timeout);
+
+ private:
+  bool fill(std::chrono::steady_clock::time_point deadline);
+  int fd_ = -1;
+  std::string buffer_;
+  bool eof_ = false;
+};
+
+// One request on a fresh connection ("Connection: close").
+std::optional<RawResponse> http_get(std::uint16_t port, const std::string& path);
+
+// A fresh empty directory under the system temp directory.
+std::string temp_dir(const std::string& name);
+
+// The PostgreSQL server the test command started (ATRIUM_TEST_POSTGRES_URL), or nullopt. Under CI the variable
+// must be set: tests needing it fail instead of skipping.
+std::optional<std::string> postgres_url();
+bool postgres_required();
+
+}  // namespace atrium::test
