@@ -53,7 +53,7 @@ storage::DatabaseOptions database_options(const Config& config) {
 
 Result<std::unique_ptr<storage::Database>> open(const Config& config) {
   std::error_code ec;
-  std::filesystem::create_directories(config.storage.data_dir, ec);
+  if (config.storage.database_url.empty()) std::filesystem::create_directories(config.storage.data_dir, ec);
   if (ec) return fail(Errc::invalid_argument, fmt::format("storage.data_dir {}: {}", config.storage.data_dir, ec.message()));
   return storage::open_database(database_options(config));
 }

@@ -35,17 +35,29 @@ Dispatcher::Prepared Dispatcher::prepare(Request& request) const {
 }
 
 Response Dispatcher::run(Request& request, const Next& terminal) const {
-  // Builds next(i) lazily: middleware i receives a callable that runs i+1..n and then the terminal.
+  // A handler that throws is a bug; it must cost one 500, not the process. The guard sits inside the middleware
+  // so the 500 still gets its request id, log line and metrics.
+  const Next guarded = [&terminal](Request& req) -> Response {
+    try {
+      return terminal(req);
+    } catch (const std::exception& e) {
+      log::error("unhandled exception", {{"request_id", req.request_id}, {"route", req.route}, {"error", e.what()}});
+    } catch (...) {
+      log::error("unhandled exception", {{"request_id", req.request_id}, {"route", req.route}});
+    }
+    return problem(500, "internal", "Internal Server Error", "The server failed to handle the request.", req);
+  };
+  // Middleware i receives a callable that runs i+1..n and then the guarded terminal.
   std::function<Response(std::size_t, Request&)> step = [&](std::size_t i, Request& req) -> Response {
-    if (i == middleware_.size()) return terminal(req);
+    if (i == middleware_.size()) return guarded(req);
     return middleware_[i](req, [&step, i](Request& r) { return step(i + 1, r); });
   };
   try {
     return step(0, request);
   } catch (const std::exception& e) {
-    log::error("unhandled exception", {{"request_id", request.request_id}, {"error", e.what()}});
+    log::error("middleware exception", {{"request_id", request.request_id}, {"error", e.what()}});
   } catch (...) {
-    log::error("unhandled exception", {{"request_id", request.request_id}});
+    log::error("middleware exception", {{"request_id", request.request_id}});
   }
   return problem(500, "internal", "Internal Server Error", "The server failed to handle the request.", request);
 }

@@ -71,9 +71,12 @@ HttpMetrics::HttpMetrics(metrics::Registry& registry)
 Middleware metrics_middleware(HttpMetrics& m, const Clock& clock) {
   return [&m, &clock](Request& req, const Next& next) {
     const auto start = clock.monotonic();
-    m.in_flight.add(1);
+    struct InFlight {
+      metrics::Gauge& g;
+      explicit InFlight(metrics::Gauge& gauge) : g(gauge) { g.add(1); }
+      ~InFlight() { g.add(-1); }
+    } in_flight(m.in_flight);
     Response res = next(req);
-    m.in_flight.add(-1);
     const metrics::Labels labels{std::string(method_label(req)), req.route.empty() ? "unmatched" : req.route,
                                  std::to_string(res.status)};
     m.requests.with(labels).inc();

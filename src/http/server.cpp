@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "core/log.hpp"
+#include "http/problem.hpp"
 
 namespace atrium::http {
 
@@ -153,23 +154,25 @@ class Session final : public SessionBase {
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
     header_started_ = buffer_.size() > 0;
-    if (header_started_) header_deadline_ = steady::now() + server_.options.header_timeout;
-    read_header_some();
+    if (header_started_) return read_header();
+    // Between requests the idle timeout applies; the header timeout starts with the first byte.
+    lowest().expires_after(server_.options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(8192), [self = self_ptr()](beast::error_code ec, std::size_t n) {
+      self->buffer_.commit(n);
+      if (ec) return self->on_read_error(ec);
+      self->header_started_ = true;
+      self->read_header();
+    });
   }
 
-  void read_header_some() {
-    lowest().expires_at(header_started_ ? header_deadline_ : steady::now() + server_.options.idle_timeout);
-    bhttp::async_read_some(stream_, buffer_, *parser_,
-                           [self = self_ptr()](beast::error_code ec, std::size_t) { self->on_header_some(ec); });
+  void read_header() {
+    lowest().expires_after(server_.options.header_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = self_ptr()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
-  void on_header_some(beast::error_code ec) {
+  void on_header(beast::error_code ec) {
     if (ec) return on_read_error(ec);
-    if (!header_started_) {
-      header_started_ = true;
-      header_deadline_ = steady::now() + server_.options.header_timeout;
-    }
-    if (!parser_->is_header_done()) return read_header_some();
     begin_request();
     const auto& msg = parser_->get();
     if (parser_->is_done()) return on_request();
@@ -290,6 +293,7 @@ class Session final : public SessionBase {
   void write(Response r, bool keep_alive, bool linger) {
     response_ = {};
     response_.result(static_cast<unsigned>(r.status));
+    response_.reason(reason_phrase(r.status));
     response_.version(version_ == 10 ? 10 : 11);
     response_.set(bhttp::field::server, "atrium");
     response_.set(bhttp::field::date, http_date());
@@ -362,7 +366,6 @@ class Session final : public SessionBase {
   bhttp::response<bhttp::string_body> response_;
   std::vector<char> scratch_;
   std::size_t discarded_ = 0;
-  steady::time_point header_deadline_;
   unsigned version_ = 11;
   bool head_ = false;
   bool header_started_ = false;
@@ -504,8 +507,7 @@ void Server::run() {
   for (int i = 1; i < std::max(1, s.options.io_threads); ++i) threads.emplace_back([&s] { s.ioc.run(); });
   s.ioc.run();
   for (auto& t : threads) t.join();
-  // Handlers still running on workers after a drain timeout finish here; their replies are dropped.
-  s.workers.join();
+  // Handlers still running on workers after a drain timeout are joined by ~Server; their replies are dropped.
 }
 
 }  // namespace atrium::http

@@ -41,7 +41,8 @@ class Server {
   std::uint16_t port() const;
 
   // Serves until shutdown() or, with handle_signals, SIGTERM/SIGINT. Then it stops accepting, closes idle
-  // connections, lets in-flight requests finish for up to drain_timeout, and returns. Call once.
+  // connections, lets in-flight requests finish for up to drain_timeout, and returns. Call once. Handlers still
+  // running after the drain timeout are waited for by the destructor.
   void run();
 
   // Starts the drain. Thread-safe and idempotent; may be called before or during run().

@@ -54,7 +54,7 @@ bool RawClient::fill(std::chrono::steady_clock::time_point deadline) {
   return true;
 }
 
-std::optional<RawResponse> RawClient::read_response(std::chrono::milliseconds timeout) {
+std::optional<RawResponse> RawClient::read_response(std::chrono::milliseconds timeout, bool has_body) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::size_t end = 0;
   while ((end = buffer_.find("\r\n\r\n")) == std::string::npos) {
@@ -79,7 +79,7 @@ std::optional<RawResponse> RawClient::read_response(std::chrono::milliseconds ti
     while (!value.empty() && value.front() == ' ') value.erase(value.begin());
     r.headers[name] = value;
   }
-  const std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+  const std::size_t length = has_body && r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
   buffer_.erase(0, end + 4);
   while (buffer_.size() < length) {
     if (!fill(deadline)) return std::nullopt;

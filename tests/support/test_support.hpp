@@ -25,8 +25,10 @@ class RawClient {
   bool connected() const { return fd_ >= 0; }
   // Returns false when the peer has closed or reset the connection.
   bool send(const std::string& bytes);
-  // Reads one response (Content-Length framed). nullopt on timeout or when the connection closes first.
-  std::optional<RawResponse> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Reads one response (Content-Length framed; pass has_body=false for a response to HEAD). nullopt on timeout
+  // or when the connection closes first.
+  std::optional<RawResponse> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                                           bool has_body = true);
   // True when the server closes the connection within the timeout.
   bool wait_closed(std::chrono::milliseconds timeout);
 

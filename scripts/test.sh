@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Quick start (b): installs everything, builds with AddressSanitizer and UndefinedBehaviorSanitizer, builds the
+# fuzz targets with clang, starts a private PostgreSQL on a free loopback port, runs the whole test suite, and
+# stops the services again, also when a test fails. .ci/run calls this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/setup.sh
+
+jobs=$(nproc)
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DATRIUM_SANITIZE=ON -DATRIUM_BENCH=OFF \
+  -DCMAKE_CXX_FLAGS="-O1" >/dev/null
+ninja -C build-asan -j "$jobs"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DATRIUM_FUZZ_ONLY=ON -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+ninja -C build-fuzz -j "$jobs"
+
+services=$(mktemp -d /tmp/atrium-services.XXXXXX)
+cleanup() {
+  bash "$root/scripts/services.sh" stop "$services" || true
+  rm -rf "$services"
+}
+trap cleanup EXIT INT TERM
+bash scripts/services.sh start "$services" >/dev/null
+# shellcheck disable=SC1091
+source "$services/env"
+
+export ATRIUM_FUZZ_DIR="$root/build-fuzz"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+ctest --test-dir build-asan --output-on-failure -j "$jobs" "$@"

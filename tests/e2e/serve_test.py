@@ -1,0 +1,269 @@
+"""`atrium serve` on the embedded SQLite database: operations endpoints, metrics, request ids, migrations."""
+
+import json
+import signal
+import os
+import re
+import tempfile
+import unittest
+
+from atrium_e2e import (E2ETestCase, connect, parse_metrics, RawReader, require_tool, run_cli, run_tool,
+                        sample_value, free_port)
+
+
+class ServeSqliteTest(E2ETestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        from atrium_e2e import AtriumServer
+        cls.server = AtriumServer()
+        try:
+            cls.server.start()
+        except BaseException:
+            cls.server.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def metrics(self):
+        r = self.server.get("/metrics")
+        self.assertEqual(r.status, 200, r)
+        return r
+
+    def test_health(self):
+        r = self.server.get("/health")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.header("Content-Type", "").startswith("application/json"), r)
+        self.assertEqual(r.json(), {"status": "ok"})
+        self.assertTrue(r.header("X-Request-Id"), r)
+
+    def test_ready_reports_sqlite_and_schema_version(self):
+        r = self.server.get("/ready")
+        self.assertEqual(r.status, 200, r)
+        body = r.json()
+        self.assertEqual(body["status"], "ready")
+        self.assertEqual(body["database"], "sqlite")
+        self.assertIsInstance(body["schema_version"], int)
+        self.assertGreaterEqual(body["schema_version"], 1)
+        self.assertTrue(os.path.isfile(os.path.join(self.server.data_dir, "atrium.db")),
+                        "the embedded database is not at DATA_DIR/atrium.db")
+
+    def test_metrics_pass_promtool(self):
+        promtool = require_tool(self, "promtool")
+        self.server.get("/health")
+        r = self.metrics()
+        self.assertTrue(r.header("Content-Type", "").startswith("text/plain"), r)
+        check = run_tool([promtool, "check", "metrics"], input_text=r.text(), timeout=60)
+        self.assertEqual(check.returncode, 0, f"promtool check metrics failed:\n{check.stdout}\n{check.stderr}\n"
+                                              f"metrics:\n{r.text()}")
+
+    def test_metrics_families_present(self):
+        self.server.get("/health")
+        text = self.metrics().text()
+        for family, kind in [("http_requests_total", "counter"), ("http_request_duration_seconds", "histogram"),
+                             ("http_requests_in_flight", "gauge"), ("process_cpu_seconds_total", "counter"),
+                             ("process_resident_memory_bytes", "gauge"), ("process_open_fds", "gauge"),
+                             ("atrium_build_info", "gauge")]:
+            self.assertRegex(text, rf"(?m)^# TYPE {family} {kind}$")
+        samples = parse_metrics(text)
+        self.assertGreater(sample_value(samples, "process_resident_memory_bytes"), 0)
+        self.assertGreater(sample_value(samples, "process_open_fds"), 0)
+        # The metrics request itself is in flight while the body is rendered.
+        self.assertGreaterEqual(sample_value(samples, "http_requests_in_flight"), 1)
+        # atrium_build_info carries the same version that `atrium version` prints.
+        version = re.match(r"atrium (\S+) ", run_cli(["version"]).stdout).group(1)
+        self.assertEqual(sample_value(samples, "atrium_build_info", version=version), 1.0, text)
+
+    def test_requests_are_counted_by_route(self):
+        before = parse_metrics(self.metrics().text())
+        for _ in range(3):
+            self.assertEqual(self.server.get("/health").status, 200)
+        after = parse_metrics(self.metrics().text())
+        labels = {"method": "GET", "route": "/health", "status": "200"}
+        self.assertEqual(sample_value(after, "http_requests_total", **labels)
+                         - sample_value(before, "http_requests_total", **labels), 3.0)
+        count = sample_value(after, "http_request_duration_seconds_count", **labels)
+        self.assertEqual(sample_value(after, "http_request_duration_seconds_bucket", le="+Inf", **labels), count)
+        self.assertGreaterEqual(count, 3.0)
+
+    def test_metric_labels_stay_bounded(self):
+        raw_path = "/nope-12345"
+        r = self.server.get(raw_path)
+        self.assertEqual(r.status, 404)
+        r = self.server.request("BREW", "/other-98765")  # an unknown method and another unknown path
+        self.assertIn(r.status, (400, 404, 405, 501), r)
+        text = self.metrics().text()
+        self.assertNotIn("nope-12345", text)
+        self.assertNotIn("other-98765", text)
+        self.assertNotIn("BREW", text)
+        samples = parse_metrics(text)
+        # The 404 is still counted, under a bounded route label.
+        self.assertGreaterEqual(sample_value(samples, "http_requests_total", status="404"), 1.0, text)
+        # Route labels are route patterns (or one catch-all value), never request paths.
+        for name, labels, _ in samples:
+            route = labels.get("route")
+            if name.startswith("http_request") and route is not None and route.startswith("/"):
+                self.assertIn(route, {"/health", "/ready", "/metrics", "/openapi.json"},
+                              f"unbounded route label in {name}{labels}")
+
+    def test_openapi_document(self):
+        r = self.server.get("/openapi.json")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.header("Content-Type", "").startswith("application/json"), r)
+        doc = r.json()
+        self.assertEqual(doc.get("openapi"), "3.1.0")
+        self.assertIn("info", doc)
+        for path in ("/health", "/ready", "/metrics", "/openapi.json"):
+            self.assertIn(path, doc.get("paths", {}))
+            self.assertIn("get", doc["paths"][path])
+
+    def test_request_id_is_echoed_when_valid(self):
+        r = self.server.get("/health", headers={"X-Request-Id": "e2e-req.42:abc_DEF"})
+        self.assertEqual(r.header("X-Request-Id"), "e2e-req.42:abc_DEF")
+        # Also on errors, and the problem body carries the same id.
+        r = self.server.get("/nope", headers={"X-Request-Id": "e2e-err-1"})
+        body = self.assertProblem(r, 404)
+        self.assertEqual(body["request_id"], "e2e-err-1")
+
+    def test_invalid_request_id_is_replaced(self):
+        for bad in ("has space", "x" * 200, "semi;colon", "<script>"):
+            r = self.server.get("/health", headers={"X-Request-Id": bad})
+            self.assertEqual(r.status, 200)
+            rid = r.header("X-Request-Id")
+            self.assertTrue(rid, r)
+            self.assertNotEqual(rid, bad)
+            self.assertRegex(rid, r"^[A-Za-z0-9._:-]{1,128}$")
+
+    def test_generated_request_ids_are_unique(self):
+        ids = {self.server.get("/health").header("X-Request-Id") for _ in range(5)}
+        self.assertEqual(len(ids), 5, ids)
+
+    def test_head_and_keep_alive(self):
+        s = connect(self.server.port)
+        try:
+            reader = RawReader(s)
+            s.sendall(b"HEAD /health HTTP/1.1\r\nHost: e2e\r\n\r\n")
+            r = reader.read_response(head_request=True)
+            self.assertEqual(r.status, 200, r)
+            # No body follows a HEAD response: the next response on the connection parses cleanly.
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: e2e\r\n\r\n")
+            r = reader.read_response()
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(json.loads(r.body), {"status": "ok"})
+        finally:
+            s.close()
+
+    def test_pipelined_requests_answer_in_order(self):
+        s = connect(self.server.port)
+        try:
+            reader = RawReader(s)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: e2e\r\nX-Request-Id: first\r\n\r\n"
+                      b"GET /nope HTTP/1.1\r\nHost: e2e\r\nX-Request-Id: second\r\n\r\n"
+                      b"GET /ready HTTP/1.1\r\nHost: e2e\r\nX-Request-Id: third\r\nConnection: close\r\n\r\n")
+            got = [reader.read_response() for _ in range(3)]
+            self.assertEqual([(r.status, r.header("X-Request-Id")) for r in got],
+                             [(200, "first"), (404, "second"), (200, "third")])
+            self.assertTrue(reader.wait_closed(10), "Connection: close was not honoured")
+        finally:
+            s.close()
+
+    def test_not_found_and_method_not_allowed(self):
+        body = self.assertProblem(self.server.get("/does/not/exist"), 404)
+        self.assertIn("type", body)
+        r = self.server.request("DELETE", "/metrics")
+        self.assertProblem(r, 405)
+        allow = {m.strip() for m in r.header("Allow", "").split(",")}
+        self.assertIn("GET", allow)
+        self.assertNotIn("DELETE", allow)
+
+
+class ServeLifecycleTest(E2ETestCase):
+
+    def test_sigint_stops_cleanly(self):
+        server = self.start_server()
+        self.assertEqual(server.stop(sig=signal.SIGINT), 0, server.log_text())
+        with self.assertRaises(OSError):
+            connect(server.port, timeout=2).close()
+
+    def test_access_log_and_json_logs(self):
+        server = self.start_server()
+        server.get("/health", headers={"X-Request-Id": "e2e-log-1"})
+        self.assertEqual(server.stop(), 0)
+        entries = server.log_entries()
+        self.assertTrue(entries, server.log_text())
+        for line in server.log_text().splitlines():
+            if line.strip():
+                json.loads(line)  # every stderr line is one JSON object
+        listening = [e for e in entries if e.get("msg") == "listening"]
+        self.assertEqual(len(listening), 1, server.log_text())
+        self.assertEqual(listening[0].get("port"), server.port)
+        self.assertTrue(any(e.get("request_id") == "e2e-log-1" and e.get("status") == 200 for e in entries),
+                        server.log_text())
+
+    def test_access_log_can_be_disabled(self):
+        server = self.start_server(env={"ATRIUM_LOG_ACCESS_LOG": "false"})
+        server.get("/health", headers={"X-Request-Id": "e2e-nolog-1"})
+        self.assertEqual(server.stop(), 0)
+        self.assertNotIn("e2e-nolog-1", server.log_text())
+
+    def test_schema_behind_then_migrate_makes_ready(self):
+        # Without migrate_on_start the fresh database is at version 0: not ready, and saying why.
+        server = self.start_server(env={"ATRIUM_STORAGE_MIGRATE_ON_START": "false"})
+        r = server.get("/ready")
+        body = self.assertProblem(r, 503)
+        self.assertIn("migrate", body["detail"])
+        self.assertEqual(server.get("/health").status, 200)  # liveness does not depend on the schema
+
+        out = run_cli(["migrate", "--data-dir", server.data_dir])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("schema version 1", out.stdout)
+
+        r = server.get("/ready")  # same process, no restart
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["schema_version"], 1)
+
+    def test_migrate_is_idempotent(self):
+        with tempfile.TemporaryDirectory(prefix="atrium-e2e-") as d:
+            first = run_cli(["migrate", "--data-dir", d])
+            self.assertEqual(first.returncode, 0, first.stderr)
+            self.assertRegex(first.stdout, r"applied [1-9]\d* migration\(s\); schema version 1")
+            second = run_cli(["migrate", "--data-dir", d])
+            self.assertEqual(second.returncode, 0, second.stderr)
+            self.assertIn("applied 0 migration(s); schema version 1", second.stdout)
+            self.assertTrue(os.path.isfile(os.path.join(d, "atrium.db")))
+
+    def test_sqlite_url_elsewhere(self):
+        with tempfile.TemporaryDirectory(prefix="atrium-e2e-") as d:
+            db_path = os.path.join(d, "elsewhere.db")
+            server = self.start_server(args=["--database-url", f"sqlite:{db_path}"])
+            r = server.get("/ready")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["database"], "sqlite")
+            self.assertTrue(os.path.isfile(db_path), "sqlite:PATH did not create the database at PATH")
+            self.assertFalse(os.path.exists(os.path.join(server.data_dir, "atrium.db")))
+            self.assertEqual(server.stop(), 0, server.log_text())
+
+    def test_unreachable_database_fails_startup(self):
+        with tempfile.TemporaryDirectory(prefix="atrium-e2e-") as d:
+            url = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
+            out = run_cli(["serve", "--listen", f"127.0.0.1:{free_port()}", "--data-dir", d, "--database-url", url],
+                          env={"ATRIUM_STORAGE_CONNECT_TIMEOUT_MS": "1000"}, timeout=60)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("database", out.stderr)
+
+    def test_listen_address_in_use_fails(self):
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = s.getsockname()[1]
+            with tempfile.TemporaryDirectory(prefix="atrium-e2e-") as d:
+                out = run_cli(["serve", "--listen", f"127.0.0.1:{port}", "--data-dir", d], timeout=60)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("cannot listen", out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

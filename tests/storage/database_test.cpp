@@ -1,0 +1,234 @@
+#include "storage/database.hpp"
+
+#include <atomic>
+#include <thread>
+
+#include "storage/backend_param.hpp"
+
+namespace atrium::storage {
+namespace {
+
+using test::BackendTest;
+
+constexpr Statement k_create{"", "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+                                 "score DOUBLE PRECISION, active BOOLEAN, note TEXT)"};
+constexpr Statement k_insert{"items_insert",
+                             "INSERT INTO items (id, name, score, active, note) VALUES ($1, $2, $3, $4, $5)"};
+constexpr Statement k_by_id{"items_by_id", "SELECT id, name, score, active, note FROM items WHERE id = $1"};
+constexpr Statement k_count{"items_count", "SELECT COUNT(*) FROM items"};
+constexpr Statement k_reordered{"items_reordered", "SELECT name FROM items WHERE name = $2 AND id = $1"};
+constexpr Statement k_bump{"items_bump", "UPDATE items SET score = score + 1 WHERE id = $1"};
+
+class DatabaseTest : public BackendTest {
+ protected:
+  void SetUp() override {
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_TRUE(db().transact([](Transaction& tx) -> Result<void> {
+      if (auto r = tx.execute(k_create); !r) return std::unexpected(r.error());
+      return {};
+    }));
+  }
+
+  Result<void> insert(std::int64_t id, std::string name) {
+    return db().transact([&](Transaction& tx) -> Result<void> {
+      auto r = tx.execute(k_insert, {Value(id), Value(name), Value(1.5), Value(true), Value()});
+      if (!r) return std::unexpected(r.error());
+      return {};
+    });
+  }
+
+  std::int64_t count() {
+    auto n = transact_value<std::int64_t>(db(), [](Transaction& tx) -> Result<std::int64_t> {
+      auto r = tx.execute(k_count);
+      if (!r) return std::unexpected(r.error());
+      return r->int_at(0, 0).value_or(-1);
+    });
+    return n.value_or(-1);
+  }
+};
+
+TEST_P(DatabaseTest, RoundTripsEveryValueType) {
+  ASSERT_TRUE(insert(7, "seven"));
+  auto rows = transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{7})}); });
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->rows.size(), 1u);
+  EXPECT_EQ(rows->int_at(0, 0), 7);
+  EXPECT_EQ(rows->text_at(0, 1), "seven");
+  EXPECT_EQ(std::get<double>(rows->rows[0][2]), 1.5);
+  EXPECT_EQ(rows->bool_at(0, 3), true);
+  EXPECT_TRUE(rows->is_null(0, 4));
+  EXPECT_EQ(rows->columns, (std::vector<std::string>{"id", "name", "score", "active", "note"}));
+}
+
+TEST_P(DatabaseTest, ParametersBindByNumberNotPosition) {
+  ASSERT_TRUE(insert(1, "one"));
+  auto rows = transact_value<ResultSet>(
+      db(), [](Transaction& tx) { return tx.execute(k_reordered, {Value(std::int64_t{1}), Value(std::string("one"))}); });
+  ASSERT_TRUE(rows) << rows.error().message;
+  EXPECT_EQ(rows->rows.size(), 1u);
+}
+
+TEST_P(DatabaseTest, InputIsNeverInterpretedAsSql) {
+  const std::string hostile = "x'); DROP TABLE items; --";
+  ASSERT_TRUE(insert(1, hostile));
+  EXPECT_EQ(count(), 1);
+  auto rows = transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{1})}); });
+  ASSERT_TRUE(rows);
+  EXPECT_EQ(rows->text_at(0, 1), hostile);
+}
+
+TEST_P(DatabaseTest, UniqueViolationIsTyped) {
+  ASSERT_TRUE(insert(1, "dup"));
+  auto r = insert(2, "dup");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::unique_violation) << r.error().message;
+  EXPECT_EQ(count(), 1);
+}
+
+TEST_P(DatabaseTest, ErrorInTheBodyRollsBackEverything) {
+  auto r = db().transact([](Transaction& tx) -> Result<void> {
+    if (auto a = tx.execute(k_insert, {Value(std::int64_t{1}), Value(std::string("a")), Value(), Value(), Value()}); !a) {
+      return std::unexpected(a.error());
+    }
+    return fail(Errc::conflict, "changed my mind");
+  });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::conflict);
+  EXPECT_EQ(count(), 0);
+}
+
+TEST_P(DatabaseTest, BadSqlAndWrongParameterCountAreInvalidArgument) {
+  auto bad = db().transact([](Transaction& tx) -> Result<void> {
+    auto r = tx.execute(Statement{"", "SELEC nonsense"});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::invalid_argument) << bad.error().message;
+  auto wrong = db().transact([](Transaction& tx) -> Result<void> {
+    auto r = tx.execute(k_by_id, {Value(std::int64_t{1}), Value(std::int64_t{2})});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+  EXPECT_FALSE(wrong);
+  // The connection is still usable afterwards.
+  EXPECT_TRUE(insert(3, "three"));
+}
+
+TEST_P(DatabaseTest, AffectedRowsAreReported) {
+  ASSERT_TRUE(insert(1, "a"));
+  auto r = transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_bump, {Value(std::int64_t{1})}); });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->affected_rows, 1);
+}
+
+TEST_P(DatabaseTest, ConcurrentWritersAllCommit) {
+  constexpr int threads = 4;
+  constexpr int per_thread = 25;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        if (!insert(t * 1000 + i, "n" + std::to_string(t * 1000 + i))) ++failures;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(count(), threads * per_thread);
+}
+
+TEST_P(DatabaseTest, SerializationFailuresAreRetriedUntilTheUpdateLands) {
+  ASSERT_TRUE(insert(1, "counter"));
+  auto other = test_database().open_again(4);
+  constexpr int threads = 4;
+  constexpr int per_thread = 10;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      Database& target = t % 2 == 0 ? db() : *other;
+      for (int i = 0; i < per_thread; ++i) {
+        auto r = target.transact(
+            [](Transaction& tx) -> Result<void> {
+              auto read = tx.execute(k_by_id, {Value(std::int64_t{1})});
+              if (!read) return std::unexpected(read.error());
+              auto w = tx.execute(k_bump, {Value(std::int64_t{1})});
+              if (!w) return std::unexpected(w.error());
+              return {};
+            },
+            TransactionOptions{.isolation = Isolation::serializable, .max_attempts = 50});
+        if (!r) ++failures;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto rows = transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{1})}); });
+  ASSERT_TRUE(rows);
+  EXPECT_EQ(std::get<double>(rows->rows[0][2]), 1.5 + threads * per_thread);
+}
+
+TEST_P(DatabaseTest, PingAnswers) { EXPECT_TRUE(db().ping()); }
+
+ATRIUM_INSTANTIATE_BACKENDS(DatabaseTest);
+
+TEST(PostgresDatabase, StatementTimeoutIsTyped) {
+  auto url = test::postgres_url();
+  if (!url) GTEST_SKIP() << "PostgreSQL not configured";
+  DatabaseOptions o;
+  o.url = *url;
+  o.pool_size = 1;
+  o.statement_timeout = std::chrono::milliseconds(50);
+  auto db = open_database(o);
+  ASSERT_TRUE(db) << db.error().message;
+  auto r = (*db)->transact([](Transaction& tx) -> Result<void> {
+    auto s = tx.execute(Statement{"", "SELECT pg_sleep(2)"});
+    if (!s) return std::unexpected(s.error());
+    return {};
+  });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::timeout) << r.error().message;
+  EXPECT_TRUE((*db)->ping());
+}
+
+TEST(PostgresDatabase, KilledConnectionsAreReplaced) {
+  auto url = test::postgres_url();
+  if (!url) GTEST_SKIP() << "PostgreSQL not configured";
+  auto t = test::TestDatabase::create(Backend::postgres, 2);
+  ASSERT_TRUE(t->db().ping());
+  // Terminate every backend of this database, as a server restart would.
+  std::string error;
+  const std::string name = t->url().substr(t->url().rfind('/') + 1);
+  ASSERT_TRUE(test::pg_admin(*url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'", &error)) << error;
+  EXPECT_TRUE(t->db().ping());
+}
+
+TEST(PostgresDatabase, UnreachableServerIsUnavailable) {
+  DatabaseOptions o;
+  o.url = "postgresql://nobody@127.0.0.1:1/none";
+  o.connect_timeout = std::chrono::milliseconds(1000);
+  auto db = open_database(o);
+  ASSERT_FALSE(db);
+  EXPECT_EQ(db.error().code, Errc::unavailable);
+}
+
+TEST(SqliteDatabase, UsesWalAndForeignKeys) {
+  auto t = test::TestDatabase::create(Backend::sqlite);
+  auto r = transact_value<ResultSet>(t->db(), [](Transaction& tx) -> Result<ResultSet> {
+    auto mode = tx.execute(Statement{"", "PRAGMA journal_mode"});
+    if (!mode) return mode;
+    auto fk = tx.execute(Statement{"", "PRAGMA foreign_keys"});
+    if (!fk) return fk;
+    mode->rows.push_back(fk->rows.at(0));
+    return mode;
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->text_at(0, 0), "wal");
+  EXPECT_EQ(r->int_at(1, 0), 1);
+}
+
+}  // namespace
+}  // namespace atrium::storage
