@@ -15,17 +15,33 @@ namespace {
 using atrium::http::Method;
 
 const std::vector<std::string>& patterns() {
-  static const std::vector<std::string> p = {
-      "/health", "/ready", "/metrics", "/openapi.json", "/v1/projects", "/v1/projects/{id}", "/v1/users",
-      "/v1/users/{id}", "/v1/api-keys", "/v1/api-keys/{id}", "/v1/admin/tenants", "/v1/admin/tenants/{id}",
-      "/v1/admin/metrics", "/v1/audit-logs", "/v1/webhook-endpoints", "/v1/webhook-endpoints/{id}",
-      "/v1/webhook-endpoints/{id}/deliveries", "/v1/usage", "/v1/usage/summary", "/v1/entitlements"};
+  static const std::vector<std::string> p = {"/health",
+                                             "/ready",
+                                             "/metrics",
+                                             "/openapi.json",
+                                             "/v1/projects",
+                                             "/v1/projects/{id}",
+                                             "/v1/users",
+                                             "/v1/users/{id}",
+                                             "/v1/api-keys",
+                                             "/v1/api-keys/{id}",
+                                             "/v1/admin/tenants",
+                                             "/v1/admin/tenants/{id}",
+                                             "/v1/admin/metrics",
+                                             "/v1/audit-logs",
+                                             "/v1/webhook-endpoints",
+                                             "/v1/webhook-endpoints/{id}",
+                                             "/v1/webhook-endpoints/{id}/deliveries",
+                                             "/v1/usage",
+                                             "/v1/usage/summary",
+                                             "/v1/entitlements"};
   return p;
 }
 
 void BM_RouterMatch(benchmark::State& state) {
   atrium::http::Router router;
-  for (const auto& p : patterns()) router.add(Method::get, p, [](atrium::http::Request&) { return atrium::http::Response{}; });
+  for (const auto& p : patterns())
+    router.add(Method::get, p, [](atrium::http::Request&) { return atrium::http::Response{}; });
   for (auto _ : state) {
     auto m = router.match(Method::get, "/v1/webhook-endpoints/0190f5a2-7b3c-7def-8123-456789abcdef/deliveries");
     benchmark::DoNotOptimize(m);
@@ -77,9 +93,9 @@ BENCHMARK(BM_Baseline_NlohmannParse);
 void BM_MetricsRequestUpdate(benchmark::State& state) {
   atrium::metrics::Registry registry;
   auto& requests = registry.counter("r_total", "r", {"method", "route", "status"});
-  auto& duration = registry.histogram("d_seconds", "d", {"method", "route", "status"},
-                                      {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                       0.5, 1, 2.5, 5, 10});
+  auto& duration = registry.histogram(
+      "d_seconds", "d", {"method", "route", "status"},
+      {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
   for (auto _ : state) {
     const atrium::metrics::Labels labels{"GET", "/v1/projects/{id}", "200"};
     requests.with(labels).inc();

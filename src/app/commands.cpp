@@ -41,9 +41,8 @@ void init_logging(const Config& config) {
 
 storage::DatabaseOptions database_options(const Config& config) {
   storage::DatabaseOptions o;
-  o.url = config.storage.database_url.empty()
-              ? (std::filesystem::path(config.storage.data_dir) / "atrium.db").string()
-              : config.storage.database_url;
+  o.url = config.storage.database_url.empty() ? (std::filesystem::path(config.storage.data_dir) / "atrium.db").string()
+                                              : config.storage.database_url;
   o.pool_size = static_cast<int>(config.storage.pool_size);
   o.statement_timeout = std::chrono::milliseconds(config.storage.statement_timeout_ms);
   o.busy_timeout = std::chrono::milliseconds(config.storage.busy_timeout_ms);
@@ -54,7 +53,8 @@ storage::DatabaseOptions database_options(const Config& config) {
 Result<std::unique_ptr<storage::Database>> open(const Config& config) {
   std::error_code ec;
   if (config.storage.database_url.empty()) std::filesystem::create_directories(config.storage.data_dir, ec);
-  if (ec) return fail(Errc::invalid_argument, fmt::format("storage.data_dir {}: {}", config.storage.data_dir, ec.message()));
+  if (ec)
+    return fail(Errc::invalid_argument, fmt::format("storage.data_dir {}: {}", config.storage.data_dir, ec.message()));
   return storage::open_database(database_options(config));
 }
 

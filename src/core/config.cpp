@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <functional>
-#include <toml++/toml.h>
 #include <variant>
 
 namespace atrium {
@@ -49,8 +49,7 @@ const std::vector<Key>& keys() {
       {"storage", "statement_timeout_ms", member(&Config::storage, &StorageConfig::statement_timeout_ms), 0,
        86'400'000},
       {"storage", "busy_timeout_ms", member(&Config::storage, &StorageConfig::busy_timeout_ms), 0, 600'000},
-      {"storage", "connect_timeout_ms", member(&Config::storage, &StorageConfig::connect_timeout_ms), 1000,
-       600'000},
+      {"storage", "connect_timeout_ms", member(&Config::storage, &StorageConfig::connect_timeout_ms), 1000, 600'000},
       {"storage", "migrate_on_start", member(&Config::storage, &StorageConfig::migrate_on_start)},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
@@ -116,18 +115,21 @@ Result<void> set_from_text(Config& config, const Key& k, std::string_view text, 
 Result<void> set_from_toml(Config& config, const Key& k, const toml::node& node, std::string_view source) {
   Ref ref = k.ref(config);
   if (auto* s = std::get_if<std::string*>(&ref)) {
-    if (!node.is_string()) return fail(Errc::invalid_argument, fmt::format("{} ({}): expected a string", qualified(k), source));
+    if (!node.is_string())
+      return fail(Errc::invalid_argument, fmt::format("{} ({}): expected a string", qualified(k), source));
     **s = *node.value<std::string>();
     return {};
   }
   if (auto* i = std::get_if<std::int64_t*>(&ref)) {
-    if (!node.is_integer()) return fail(Errc::invalid_argument, fmt::format("{} ({}): expected an integer", qualified(k), source));
+    if (!node.is_integer())
+      return fail(Errc::invalid_argument, fmt::format("{} ({}): expected an integer", qualified(k), source));
     const std::int64_t v = *node.value<std::int64_t>();
     if (auto r = check_range(k, v, source); !r) return r;
     **i = v;
     return {};
   }
-  if (!node.is_boolean()) return fail(Errc::invalid_argument, fmt::format("{} ({}): expected true or false", qualified(k), source));
+  if (!node.is_boolean())
+    return fail(Errc::invalid_argument, fmt::format("{} ({}): expected true or false", qualified(k), source));
   *std::get<bool*>(ref) = *node.value<bool>();
   return {};
 }
@@ -146,7 +148,7 @@ Result<void> apply_toml(Config& config, const std::string& path) {
     root = toml::parse_file(path);  // start-up only: the one place exceptions are fine
   } catch (const toml::parse_error& err) {
     return fail(Errc::invalid_argument, fmt::format("config file {}:{}:{}: {}", path, err.source().begin.line,
-                                                     err.source().begin.column, err.description()));
+                                                    err.source().begin.column, err.description()));
   }
   for (const auto& [section_key, section_node] : root) {
     const std::string section(section_key.str());
@@ -183,8 +185,8 @@ Result<void> apply_environment(Config& config, const std::vector<std::string>& e
     if (!known_section(section)) continue;  // ATRIUM_TEST_... and similar belong to other tools
     const Key* k = find_key(section, rest.substr(us + 1));
     if (k == nullptr) {
-      return fail(Errc::invalid_argument, fmt::format("environment variable {}: unknown key {}.{}", name, section,
-                                                      rest.substr(us + 1)));
+      return fail(Errc::invalid_argument,
+                  fmt::format("environment variable {}: unknown key {}.{}", name, section, rest.substr(us + 1)));
     }
     if (auto r = set_from_text(config, *k, std::string_view(entry).substr(eq + 1), name); !r) return r;
   }
@@ -243,7 +245,8 @@ Result<void> validate_config(const Config& c) {
   if (c.server.tls_cert.empty() != c.server.tls_key.empty()) {
     return fail(Errc::invalid_argument, "server.tls_cert and server.tls_key must be given together");
   }
-  for (const auto& [name, path] : {std::pair{"server.tls_cert", c.server.tls_cert}, std::pair{"server.tls_key", c.server.tls_key}}) {
+  for (const auto& [name, path] :
+       {std::pair{"server.tls_cert", c.server.tls_cert}, std::pair{"server.tls_key", c.server.tls_key}}) {
     if (!path.empty() && !std::ifstream(path)) {
       return fail(Errc::invalid_argument, fmt::format("{}: {} cannot be read", name, path));
     }
@@ -258,7 +261,8 @@ Result<void> validate_config(const Config& c) {
   static constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) {
     return fail(Errc::invalid_argument, fmt::format("log.level: \"{}\" is not one of trace, debug, info, warn, "
-                                                    "error, critical, off", c.log.level));
+                                                    "error, critical, off",
+                                                    c.log.level));
   }
   if (c.log.format != "json" && c.log.format != "text") {
     return fail(Errc::invalid_argument, fmt::format("log.format: \"{}\" is not json or text", c.log.format));

@@ -69,10 +69,9 @@ Response Dispatcher::dispatch(Request& request, const Prepared& prepared) const 
       case Router::Outcome::not_found:
         return problem(404, "not-found", "Not Found", "No route matches " + req.path + ".", req);
       case Router::Outcome::method_not_allowed: {
-        Response r = problem(405, "method-not-allowed", "Method Not Allowed",
-                             std::string(req.method_text) + " is not allowed on " + req.path + "; allowed: " +
-                                 match.allow + ".",
-                             req);
+        Response r = problem(
+            405, "method-not-allowed", "Method Not Allowed",
+            std::string(req.method_text) + " is not allowed on " + req.path + "; allowed: " + match.allow + ".", req);
         r.headers.set("Allow", match.allow);
         return r;
       }

@@ -19,8 +19,7 @@ std::string percent_decode(std::string_view in) {
   for (std::size_t i = 0; i < in.size(); ++i) {
     if (in[i] == '+') {
       out.push_back(' ');
-    } else if (in[i] == '%' && i + 2 < in.size() && hex_value(in[i + 1]) >= 0 &&
-               hex_value(in[i + 2]) >= 0) {
+    } else if (in[i] == '%' && i + 2 < in.size() && hex_value(in[i + 1]) >= 0 && hex_value(in[i + 2]) >= 0) {
       out.push_back(static_cast<char>(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2])));
       i += 2;
     } else {
@@ -55,8 +54,8 @@ std::string_view method_name(Method m) {
 }
 
 Method parse_method(std::string_view text) {
-  for (Method m : {Method::get, Method::head, Method::post, Method::put, Method::patch, Method::delete_,
-                   Method::options}) {
+  for (Method m :
+       {Method::get, Method::head, Method::post, Method::put, Method::patch, Method::delete_, Method::options}) {
     if (text == method_name(m)) return m;
   }
   return Method::other;

@@ -61,11 +61,10 @@ Middleware access_log_middleware(const Clock& clock) {
 HttpMetrics::HttpMetrics(metrics::Registry& registry)
     : requests(registry.counter("http_requests_total", "HTTP requests answered, by method, route and status.",
                                 {"method", "route", "status"})),
-      duration(registry.histogram("http_request_duration_seconds",
-                                  "Time from a parsed request to its response, by method, route and status.",
-                                  {"method", "route", "status"},
-                                  {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                   0.5, 1, 2.5, 5, 10})),
+      duration(registry.histogram(
+          "http_request_duration_seconds", "Time from a parsed request to its response, by method, route and status.",
+          {"method", "route", "status"},
+          {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})),
       in_flight(registry.gauge("http_requests_in_flight", "HTTP requests being handled now.").with({})) {}
 
 Middleware metrics_middleware(HttpMetrics& m, const Clock& clock) {

@@ -43,7 +43,7 @@ class Router {
   enum class Outcome { found, not_found, method_not_allowed };
   struct Match {
     Outcome outcome = Outcome::not_found;
-    const Route* route = nullptr;                              // set when found
+    const Route* route = nullptr;                             // set when found
     std::vector<std::pair<std::string, std::string>> params;  // when found
     std::string allow;                                        // "GET, HEAD, POST" when method_not_allowed
   };

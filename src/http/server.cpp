@@ -199,9 +199,9 @@ class Session final : public SessionBase {
 
   void on_read_error(beast::error_code ec) {
     if (ec == bhttp::error::header_limit) {
-      return reject(431, "header-too-large", "Request Header Fields Too Large",
-                    "The request header section exceeds " + std::to_string(server_.options.max_header_bytes) +
-                        " bytes.");
+      return reject(
+          431, "header-too-large", "Request Header Fields Too Large",
+          "The request header section exceeds " + std::to_string(server_.options.max_header_bytes) + " bytes.");
     }
     if (ec == bhttp::error::body_limit) {
       return reject(413, "body-too-large", "Content Too Large",
@@ -281,13 +281,13 @@ class Session final : public SessionBase {
       Response res = server_.dispatcher->dispatch(req, prepared);
       return write(std::move(res), keep_alive, false);
     }
-    net::post(server_.workers, [self = self_ptr(), req = std::move(req), prepared = std::move(prepared),
-                                keep_alive]() mutable {
-      Response res = self->server_.dispatcher->dispatch(req, prepared);
-      net::post(self->stream_.get_executor(), [self, res = std::move(res), keep_alive]() mutable {
-        self->write(std::move(res), keep_alive, false);
-      });
-    });
+    net::post(server_.workers,
+              [self = self_ptr(), req = std::move(req), prepared = std::move(prepared), keep_alive]() mutable {
+                Response res = self->server_.dispatcher->dispatch(req, prepared);
+                net::post(self->stream_.get_executor(), [self, res = std::move(res), keep_alive]() mutable {
+                  self->write(std::move(res), keep_alive, false);
+                });
+              });
   }
 
   void write(Response r, bool keep_alive, bool linger) {
@@ -399,8 +399,8 @@ void Server::Impl::accept() {
       add_session(s);
       s->start();
     } else {
-      auto s = std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), *this,
-                                                            std::move(remote));
+      auto s =
+          std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), *this, std::move(remote));
       add_session(s);
       s->start();
     }

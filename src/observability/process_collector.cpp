@@ -94,8 +94,8 @@ void register_process_collector(Registry& registry) {
     gauge_block(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", s.virtual_bytes);
     gauge_block(out, "process_open_fds", "Number of open file descriptors.", "gauge", s.open_fds);
     gauge_block(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge", s.max_fds);
-    gauge_block(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
-                "gauge", s.start_time_seconds);
+    gauge_block(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge",
+                s.start_time_seconds);
   });
 }
 

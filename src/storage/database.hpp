@@ -50,7 +50,7 @@ enum class Isolation { read_committed, serializable };
 struct TransactionOptions {
   bool read_only = false;
   Isolation isolation = Isolation::read_committed;  // SQLite transactions are always serializable
-  int max_attempts = 3;  // runs of the body when it fails with serialization_failure
+  int max_attempts = 3;                             // runs of the body when it fails with serialization_failure
 };
 
 // Statements inside one open transaction on one connection. Only valid inside Database::transact's callback;

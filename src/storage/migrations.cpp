@@ -9,8 +9,9 @@ namespace atrium::storage {
 namespace {
 
 constexpr Statement k_create_table{
-    "", "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-        "checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"};
+    "",
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+    "checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"};
 constexpr Statement k_lock{"migrations_lock", "SELECT pg_advisory_xact_lock(7291839201)"};
 constexpr Statement k_applied{"migrations_applied", "SELECT version, checksum FROM schema_migrations ORDER BY version"};
 constexpr Statement k_max{"migrations_max", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"};
@@ -20,8 +21,8 @@ constexpr Statement k_table_exists_sqlite{
 constexpr Statement k_table_exists_pg{"migrations_table_exists_pg",
                                       "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = "
                                       "'schema_migrations' AND schemaname = current_schema()"};
-constexpr Statement k_record{"migrations_record",
-                             "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"};
+constexpr Statement k_record{
+    "migrations_record", "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"};
 
 std::string sha256_hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -75,32 +76,34 @@ Result<int> migrate(Database& db, std::span<const Migration> migrations, const C
   for (const Migration& m : migrations) {
     const std::string checksum = sha256_hex(m.sql);
     bool applied_now = false;
-    auto r = db.transact([&](Transaction& tx) -> Result<void> {
-      applied_now = false;
-      if (pg) {
-        if (auto l = tx.execute(k_lock); !l) return std::unexpected(l.error());
-      }
-      auto applied = tx.execute(k_applied);
-      if (!applied) return std::unexpected(applied.error());
-      for (std::size_t i = 0; i < applied->rows.size(); ++i) {
-        if (applied->int_at(i, 0).value_or(-1) != m.version) continue;
-        if (applied->text_at(i, 1).value_or("") != checksum) {
-          return fail(Errc::conflict, fmt::format("migration {} ({}) was applied with different text; migrations "
-                                                  "must never change once released", m.version, m.name));
-        }
-        return {};  // already applied
-      }
-      if (auto s = tx.execute_script(m.sql); !s) {
-        return fail(Errc::invalid_argument,
-                    fmt::format("migration {} ({}) failed and was rolled back: {}", m.version, m.name,
-                                s.error().message));
-      }
-      auto rec = tx.execute(k_record, {Value(std::int64_t{m.version}), Value(std::string(m.name)),
-                                       Value(checksum), Value(format_rfc3339(clock.now()))});
-      if (!rec) return std::unexpected(rec.error());
-      applied_now = true;
-      return {};
-    }, TransactionOptions{.max_attempts = 1});
+    auto r = db.transact(
+        [&](Transaction& tx) -> Result<void> {
+          applied_now = false;
+          if (pg) {
+            if (auto l = tx.execute(k_lock); !l) return std::unexpected(l.error());
+          }
+          auto applied = tx.execute(k_applied);
+          if (!applied) return std::unexpected(applied.error());
+          for (std::size_t i = 0; i < applied->rows.size(); ++i) {
+            if (applied->int_at(i, 0).value_or(-1) != m.version) continue;
+            if (applied->text_at(i, 1).value_or("") != checksum) {
+              return fail(Errc::conflict, fmt::format("migration {} ({}) was applied with different text; migrations "
+                                                      "must never change once released",
+                                                      m.version, m.name));
+            }
+            return {};  // already applied
+          }
+          if (auto s = tx.execute_script(m.sql); !s) {
+            return fail(Errc::invalid_argument, fmt::format("migration {} ({}) failed and was rolled back: {}",
+                                                            m.version, m.name, s.error().message));
+          }
+          auto rec = tx.execute(k_record, {Value(std::int64_t{m.version}), Value(std::string(m.name)), Value(checksum),
+                                           Value(format_rfc3339(clock.now()))});
+          if (!rec) return std::unexpected(rec.error());
+          applied_now = true;
+          return {};
+        },
+        TransactionOptions{.max_attempts = 1});
     if (!r) return std::unexpected(r.error());
     if (applied_now) {
       ++applied_count;

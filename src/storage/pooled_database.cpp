@@ -86,11 +86,13 @@ Result<void> PooledDatabase::transact(const std::function<Result<void>(Transacti
 }
 
 Result<void> PooledDatabase::ping() {
-  return transact([](Transaction& tx) -> Result<void> {
-    auto r = tx.execute(k_ping);
-    if (!r) return std::unexpected(r.error());
-    return {};
-  }, TransactionOptions{.read_only = true});
+  return transact(
+      [](Transaction& tx) -> Result<void> {
+        auto r = tx.execute(k_ping);
+        if (!r) return std::unexpected(r.error());
+        return {};
+      },
+      TransactionOptions{.read_only = true});
 }
 
 }  // namespace atrium::storage::detail

@@ -45,7 +45,7 @@ class PooledDatabase : public Database {
   std::mutex mutex_;
   std::condition_variable available_;
   std::deque<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
-  std::size_t open_ = 0;                         // guarded by mutex_: idle plus handed out
+  std::size_t open_ = 0;                          // guarded by mutex_: idle plus handed out
 };
 
 }  // namespace atrium::storage::detail

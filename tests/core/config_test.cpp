@@ -29,7 +29,8 @@ TEST(Config, DefaultsAreTheDocumentedOnes) {
 
 TEST(Config, EnvironmentOverridesFileAndFlagsOverrideEnvironment) {
   const auto dir = test::temp_dir("config");
-  const auto path = write_file(dir, "a.toml", "[server]\nio_threads = 3\nlisten = \"127.0.0.1:9000\"\n[log]\naccess_log = false\n");
+  const auto path =
+      write_file(dir, "a.toml", "[server]\nio_threads = 3\nlisten = \"127.0.0.1:9000\"\n[log]\naccess_log = false\n");
   auto c = load_config(path, {"ATRIUM_SERVER_IO_THREADS=5", "ATRIUM_LOG_LEVEL=debug", "PATH=/bin"},
                        {{"server.listen", "127.0.0.1:9100"}});
   ASSERT_TRUE(c) << c.error().message;
@@ -80,7 +81,8 @@ TEST(Config, EnvironmentVariablesOfOtherToolsAreIgnored) {
 }
 
 TEST(Config, BadIntegerAndOutOfRangeAreNamed) {
-  for (const char* env : {"ATRIUM_SERVER_IO_THREADS=abc", "ATRIUM_SERVER_IO_THREADS=9999", "ATRIUM_SERVER_IO_THREADS=4x"}) {
+  for (const char* env :
+       {"ATRIUM_SERVER_IO_THREADS=abc", "ATRIUM_SERVER_IO_THREADS=9999", "ATRIUM_SERVER_IO_THREADS=4x"}) {
     auto c = load_config("", {env}, {});
     ASSERT_FALSE(c) << env;
     EXPECT_NE(c.error().message.find("server.io_threads"), std::string::npos) << c.error().message;
@@ -104,7 +106,8 @@ TEST(Config, CrossKeyRulesAreChecked) {
 }
 
 TEST(Config, RenderListsEveryKeyAndRedactsPasswords) {
-  auto c = load_config("", {}, {{"storage.database_url", "postgresql://app:s3cret@db.internal:5432/atrium?password=two"}});
+  auto c =
+      load_config("", {}, {{"storage.database_url", "postgresql://app:s3cret@db.internal:5432/atrium?password=two"}});
   ASSERT_TRUE(c);
   const std::string text = render_config(*c);
   for (const auto& key : config_keys()) EXPECT_NE(text.find(key + " = "), std::string::npos) << key;

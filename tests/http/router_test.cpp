@@ -43,7 +43,8 @@ TEST(Router, UnknownPathsAreNotFound) {
   Router router;
   router.add(Method::get, "/health", tag("h"));
   router.add(Method::get, "/v1/projects/{id}", tag("p"));
-  for (const char* path : {"/", "", "/healthz", "/health/", "/v1/projects", "/v1/projects/", "/v1/projects/a/b", "health"}) {
+  for (const char* path :
+       {"/", "", "/healthz", "/health/", "/v1/projects", "/v1/projects/", "/v1/projects/a/b", "health"}) {
     EXPECT_EQ(router.match(Method::get, path).outcome, Router::Outcome::not_found) << path;
   }
 }

@@ -52,8 +52,8 @@ class ServerTest : public ::testing::Test {
                                  SystemClock::instance()));
     metrics::register_process_collector(registry_);
     http_metrics_ = std::make_unique<HttpMetrics>(registry_);
-    context_ = std::make_unique<api::ApiContext>(api::ApiContext{
-        database_->db(), registry_, storage::builtin_migrations(storage::Backend::sqlite), draining_});
+    context_ = std::make_unique<api::ApiContext>(
+        api::ApiContext{database_->db(), registry_, storage::builtin_migrations(storage::Backend::sqlite), draining_});
     Router router;
     api::register_routes(router, *context_);
     router.add(Method::post, "/test/echo", [](Request& req) { return Response::json(200, *req.json); },
@@ -206,7 +206,8 @@ TEST_F(ServerTest, InboundRequestIdIsEchoedAndBadOnesReplaced) {
 TEST_F(ServerTest, OversizedBodyIs413AndServerKeepsServing) {
   start();
   RawClient c(port_);
-  ASSERT_TRUE(c.send("POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"));
+  ASSERT_TRUE(c.send(
+      "POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"));
   auto r = c.read_response();
   ASSERT_TRUE(r);
   expect_problem(*r, 413);
@@ -217,7 +218,8 @@ TEST_F(ServerTest, OversizedBodyIs413AndServerKeepsServing) {
 TEST_F(ServerTest, OversizedChunkedBodyIs413) {
   start();
   RawClient c(port_);
-  ASSERT_TRUE(c.send("POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  ASSERT_TRUE(c.send(
+      "POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"));
   const std::string chunk(64 * 1024, 'a');
   char size[32];
   std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
@@ -242,8 +244,8 @@ TEST_F(ServerTest, OversizedHeaderIs431) {
 TEST_F(ServerTest, MalformedRequestIs400) {
   start();
   for (const std::string& bad : {std::string("BLAH\r\n\r\n"), std::string("GET / HTTP/9.9\r\n\r\n"),
-                                std::string("GET /health HTTP/1.1\r\nBad Header\r\n\r\n"),
-                                std::string("POST /test/echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n")}) {
+                                 std::string("GET /health HTTP/1.1\r\nBad Header\r\n\r\n"),
+                                 std::string("POST /test/echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n")}) {
     RawClient c(port_);
     ASSERT_TRUE(c.send(bad));
     auto r = c.read_response();
@@ -289,7 +291,8 @@ TEST_F(ServerTest, JsonNestedDeeperThan64Is400And64Passes) {
   start();
   for (int depth : {64, 65}) {
     RawClient c(port_);
-    const std::string body = std::string(static_cast<std::size_t>(depth), '[') + std::string(static_cast<std::size_t>(depth), ']');
+    const std::string body =
+        std::string(static_cast<std::size_t>(depth), '[') + std::string(static_cast<std::size_t>(depth), ']');
     ASSERT_TRUE(c.send("POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                        std::to_string(body.size()) + "\r\n\r\n" + body));
     auto r = c.read_response();
@@ -325,10 +328,11 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
   start();
   RawClient c(port_);
   const std::string body = "{\"n\":1}";
-  ASSERT_TRUE(c.send("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                     std::to_string(body.size()) + "\r\n\r\n" + body + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+             "POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
   std::vector<int> statuses;
   for (int i = 0; i < 4; ++i) {
     auto r = c.read_response();
@@ -360,7 +364,9 @@ TEST_F(ServerTest, HeadAnswersWithoutBody) {
 TEST_F(ServerTest, ExpectContinueGetsAnInterimResponse) {
   start();
   RawClient c(port_);
-  ASSERT_TRUE(c.send("POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: "
+             "100-continue\r\n\r\n"));
   auto interim = c.read_response(5s);
   ASSERT_TRUE(interim);
   EXPECT_EQ(interim->status, 100);

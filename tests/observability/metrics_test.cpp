@@ -49,8 +49,8 @@ TEST(Metrics, ProcessCollectorReportsLiveValues) {
   Registry r;
   register_process_collector(r);
   const std::string text = r.render();
-  for (const char* name : {"process_resident_memory_bytes ", "process_open_fds ",
-                           "process_max_fds ", "process_start_time_seconds ", "process_virtual_memory_bytes "}) {
+  for (const char* name : {"process_resident_memory_bytes ", "process_open_fds ", "process_max_fds ",
+                           "process_start_time_seconds ", "process_virtual_memory_bytes "}) {
     const auto pos = text.find(std::string("\n") + name);
     ASSERT_NE(pos, std::string::npos) << name;
     const double value = std::stod(text.substr(pos + 1 + std::string(name).size()));

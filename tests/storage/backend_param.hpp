@@ -28,9 +28,9 @@ inline std::string backend_test_name(const ::testing::TestParamInfo<storage::Bac
   return std::string(storage::backend_name(info.param));
 }
 
-#define ATRIUM_INSTANTIATE_BACKENDS(Suite)                                                                      \
-  INSTANTIATE_TEST_SUITE_P(Backends, Suite,                                                                     \
-                           ::testing::Values(::atrium::storage::Backend::sqlite, ::atrium::storage::Backend::postgres), \
-                           ::atrium::test::backend_test_name)
+#define ATRIUM_INSTANTIATE_BACKENDS(Suite)                                                                          \
+  INSTANTIATE_TEST_SUITE_P(                                                                                         \
+      Backends, Suite, ::testing::Values(::atrium::storage::Backend::sqlite, ::atrium::storage::Backend::postgres), \
+      ::atrium::test::backend_test_name)
 
 }  // namespace atrium::test

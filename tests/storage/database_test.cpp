@@ -10,8 +10,9 @@ namespace {
 
 using test::BackendTest;
 
-constexpr Statement k_create{"", "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
-                                 "score DOUBLE PRECISION, active BOOLEAN, note TEXT)"};
+constexpr Statement k_create{"",
+                             "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+                             "score DOUBLE PRECISION, active BOOLEAN, note TEXT)"};
 constexpr Statement k_insert{"items_insert",
                              "INSERT INTO items (id, name, score, active, note) VALUES ($1, $2, $3, $4, $5)"};
 constexpr Statement k_by_id{"items_by_id", "SELECT id, name, score, active, note FROM items WHERE id = $1"};
@@ -50,7 +51,8 @@ class DatabaseTest : public BackendTest {
 
 TEST_P(DatabaseTest, RoundTripsEveryValueType) {
   ASSERT_TRUE(insert(7, "seven"));
-  auto rows = transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{7})}); });
+  auto rows =
+      transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{7})}); });
   ASSERT_TRUE(rows) << rows.error().message;
   ASSERT_EQ(rows->rows.size(), 1u);
   EXPECT_EQ(rows->int_at(0, 0), 7);
@@ -63,8 +65,9 @@ TEST_P(DatabaseTest, RoundTripsEveryValueType) {
 
 TEST_P(DatabaseTest, ParametersBindByNumberNotPosition) {
   ASSERT_TRUE(insert(1, "one"));
-  auto rows = transact_value<ResultSet>(
-      db(), [](Transaction& tx) { return tx.execute(k_reordered, {Value(std::int64_t{1}), Value(std::string("one"))}); });
+  auto rows = transact_value<ResultSet>(db(), [](Transaction& tx) {
+    return tx.execute(k_reordered, {Value(std::int64_t{1}), Value(std::string("one"))});
+  });
   ASSERT_TRUE(rows) << rows.error().message;
   EXPECT_EQ(rows->rows.size(), 1u);
 }
@@ -73,7 +76,8 @@ TEST_P(DatabaseTest, InputIsNeverInterpretedAsSql) {
   const std::string hostile = "x'); DROP TABLE items; --";
   ASSERT_TRUE(insert(1, hostile));
   EXPECT_EQ(count(), 1);
-  auto rows = transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{1})}); });
+  auto rows =
+      transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{1})}); });
   ASSERT_TRUE(rows);
   EXPECT_EQ(rows->text_at(0, 1), hostile);
 }
@@ -88,7 +92,8 @@ TEST_P(DatabaseTest, UniqueViolationIsTyped) {
 
 TEST_P(DatabaseTest, ErrorInTheBodyRollsBackEverything) {
   auto r = db().transact([](Transaction& tx) -> Result<void> {
-    if (auto a = tx.execute(k_insert, {Value(std::int64_t{1}), Value(std::string("a")), Value(), Value(), Value()}); !a) {
+    if (auto a = tx.execute(k_insert, {Value(std::int64_t{1}), Value(std::string("a")), Value(), Value(), Value()});
+        !a) {
       return std::unexpected(a.error());
     }
     return fail(Errc::conflict, "changed my mind");
@@ -118,7 +123,8 @@ TEST_P(DatabaseTest, BadSqlAndWrongParameterCountAreInvalidArgument) {
 
 TEST_P(DatabaseTest, AffectedRowsAreReported) {
   ASSERT_TRUE(insert(1, "a"));
-  auto r = transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_bump, {Value(std::int64_t{1})}); });
+  auto r =
+      transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_bump, {Value(std::int64_t{1})}); });
   ASSERT_TRUE(r);
   EXPECT_EQ(r->affected_rows, 1);
 }
@@ -166,7 +172,8 @@ TEST_P(DatabaseTest, SerializationFailuresAreRetriedUntilTheUpdateLands) {
   }
   for (auto& w : workers) w.join();
   EXPECT_EQ(failures.load(), 0);
-  auto rows = transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{1})}); });
+  auto rows =
+      transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{1})}); });
   ASSERT_TRUE(rows);
   EXPECT_EQ(std::get<double>(rows->rows[0][2]), 1.5 + threads * per_thread);
 }
@@ -202,7 +209,9 @@ TEST(PostgresDatabase, KilledConnectionsAreReplaced) {
   // Terminate every backend of this database, as a server restart would.
   std::string error;
   const std::string name = t->url().substr(t->url().rfind('/') + 1);
-  ASSERT_TRUE(test::pg_admin(*url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'", &error)) << error;
+  ASSERT_TRUE(test::pg_admin(
+      *url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'", &error))
+      << error;
   EXPECT_TRUE(t->db().ping());
 }
 

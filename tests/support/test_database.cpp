@@ -2,10 +2,10 @@
 
 #include <libpq-fe.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <random>
 #include <stdexcept>
-#include <unistd.h>
 
 #include "support/test_support.hpp"
 
@@ -36,7 +36,8 @@ std::unique_ptr<TestDatabase> TestDatabase::create(storage::Backend backend, int
     if (!admin) return nullptr;
     static std::atomic<int> counter{0};
     std::random_device rd;
-    t->name_ = "t_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" + std::to_string(rd() % 100000);
+    t->name_ =
+        "t_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" + std::to_string(rd() % 100000);
     t->admin_url_ = *admin;
     std::string error;
     if (!pg_admin(*admin, "CREATE DATABASE " + t->name_, &error)) throw std::runtime_error(error);
@@ -63,7 +64,8 @@ std::unique_ptr<storage::Database> TestDatabase::open_again(int pool_size) const
 
 TestDatabase::~TestDatabase() {
   db_.reset();
-  if (backend_ == storage::Backend::postgres) pg_admin(admin_url_, "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+  if (backend_ == storage::Backend::postgres)
+    pg_admin(admin_url_, "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
 }
 
 }  // namespace atrium::test

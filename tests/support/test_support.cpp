@@ -79,7 +79,8 @@ std::optional<RawResponse> RawClient::read_response(std::chrono::milliseconds ti
     while (!value.empty() && value.front() == ' ') value.erase(value.begin());
     r.headers[name] = value;
   }
-  const std::size_t length = has_body && r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+  const std::size_t length =
+      has_body && r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
   buffer_.erase(0, end + 4);
   while (buffer_.size() < length) {
     if (!fill(deadline)) return std::nullopt;

@@ -62,10 +62,14 @@ class PgConnection final : public detail::Connection {
     for (std::size_t i = 0; i < params.size(); ++i) {
       const Value& v = params[i];
       if (std::holds_alternative<std::monostate>(v)) continue;
-      if (const auto* b = std::get_if<bool>(&v)) text[i] = *b ? "true" : "false";
-      else if (const auto* n = std::get_if<std::int64_t>(&v)) text[i] = std::to_string(*n);
-      else if (const auto* d = std::get_if<double>(&v)) text[i] = fmt::format("{}", *d);
-      else text[i] = std::get<std::string>(v);
+      if (const auto* b = std::get_if<bool>(&v))
+        text[i] = *b ? "true" : "false";
+      else if (const auto* n = std::get_if<std::int64_t>(&v))
+        text[i] = std::to_string(*n);
+      else if (const auto* d = std::get_if<double>(&v))
+        text[i] = fmt::format("{}", *d);
+      else
+        text[i] = std::get<std::string>(v);
       values[i] = text[i].c_str();
     }
     const int n = static_cast<int>(params.size());

@@ -101,10 +101,14 @@ class SqliteConnection final : public detail::Connection {
       if (index == 0) continue;
       int rc = SQLITE_OK;
       const Value& v = params[i];
-      if (std::holds_alternative<std::monostate>(v)) rc = sqlite3_bind_null(stmt, index);
-      else if (const auto* b = std::get_if<bool>(&v)) rc = sqlite3_bind_int64(stmt, index, *b ? 1 : 0);
-      else if (const auto* n = std::get_if<std::int64_t>(&v)) rc = sqlite3_bind_int64(stmt, index, *n);
-      else if (const auto* d = std::get_if<double>(&v)) rc = sqlite3_bind_double(stmt, index, *d);
+      if (std::holds_alternative<std::monostate>(v))
+        rc = sqlite3_bind_null(stmt, index);
+      else if (const auto* b = std::get_if<bool>(&v))
+        rc = sqlite3_bind_int64(stmt, index, *b ? 1 : 0);
+      else if (const auto* n = std::get_if<std::int64_t>(&v))
+        rc = sqlite3_bind_int64(stmt, index, *n);
+      else if (const auto* d = std::get_if<double>(&v))
+        rc = sqlite3_bind_double(stmt, index, *d);
       else {
         const auto& s = std::get<std::string>(v);
         rc = sqlite3_bind_text64(stmt, index, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
@@ -206,8 +210,8 @@ class SqliteDatabase final : public detail::PooledDatabase {
 
   Result<std::unique_ptr<detail::Connection>> connect() override {
     sqlite3* db = nullptr;
-    const int rc = sqlite3_open_v2(path_.c_str(), &db,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    const int rc =
+        sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       Error e = sqlite_error(db, rc, fmt::format("open {}", path_));
       sqlite3_close_v2(db);
