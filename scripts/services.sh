@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts and stops the private services the test suite uses, on loopback and free ports, as root on Debian 12.
-#   scripts/services.sh start DIR   -> starts PostgreSQL under DIR, writes DIR/env (export lines) and prints it
-#   scripts/services.sh stop DIR    -> stops whatever start left running under DIR
-# Redis and RabbitMQ join here when the issues that need them land.
+#   scripts/services.sh start DIR   -> starts PostgreSQL and Redis under DIR, writes DIR/env (export lines) and prints it
+#   scripts/services.sh stop DIR    -> stops whatever start left running under DIR (safe to repeat)
+# RabbitMQ joins here when the issue that needs it lands.
 set -euo pipefail
 
 cmd=${1:?usage: services.sh start|stop DIR}
@@ -44,12 +44,60 @@ stop_postgres() {
   fi
 }
 
+# Disposable Redis: no persistence, loopback only, daemonized with its pid, log and working files in DIR/redis.
+start_redis() {
+  local port i
+  port=$(free_port)
+  install -d -m 0700 "$dir/redis"
+  echo "$port" >"$dir/redis/port"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$dir/redis/pid" --dir "$dir/redis" --logfile "$dir/redis/log"
+  for ((i = 0; i < 100; i++)); do
+    if [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]]; then
+      {
+        echo "export ATRIUM_TEST_REDIS_URL=redis://127.0.0.1:$port/0"
+        echo "export ATRIUM_TEST_REDIS_PORT=$port"
+      } >>"$dir/env"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "services.sh: redis-server on port $port did not answer PING within 10 s (see $dir/redis/log)" >&2
+  return 1
+}
+
+stop_redis() {
+  local port pid i
+  [[ -f "$dir/redis/port" ]] || return 0
+  port=$(cat "$dir/redis/port")
+  redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  # A clean shutdown removes the pid file; otherwise end the process it names while that is still redis-server.
+  [[ -f "$dir/redis/pid" ]] || return 0
+  pid=$(cat "$dir/redis/pid")
+  redis_alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    redis_alive "$pid" || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# True while PID is a live (not zombie) redis-server process.
+redis_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ $stat == *"(redis-server)"* && ${stat##*) } != Z* ]]
+}
+
 case "$cmd" in
   start)
     start_postgres
+    start_redis
     cat "$dir/env"
     ;;
   stop)
+    stop_redis
     stop_postgres
     ;;
   *)

@@ -2,6 +2,7 @@
 #include "api/openapi.hpp"
 #include "api/routes.hpp"
 #include "http/problem.hpp"
+#include "storage/migrations.hpp"
 
 namespace atrium::api {
 
@@ -13,7 +14,9 @@ http::Response not_ready(const http::Request& req, const std::string& reason) {
   return r;
 }
 
-void register_ops_routes(http::Router& router, ApiContext& ctx) {
+}  // namespace
+
+void register_ops_routes(http::Router& router, Platform& platform) {
   router.add(http::Method::get, "/health",
              [](http::Request&) {
                http::Response r = http::Response::json(200, {{"status", "ok"}});
@@ -22,26 +25,29 @@ void register_ops_routes(http::Router& router, ApiContext& ctx) {
              },
              {.execution = http::Execution::io});
 
-  router.add(http::Method::get, "/ready", [&ctx](http::Request& req) {
-    if (ctx.draining.load()) return not_ready(req, "The server is shutting down.");
-    if (auto ping = ctx.db.ping(); !ping)
-      return not_ready(req, "The database does not answer: " + ping.error().message);
-    auto status = storage::migration_status(ctx.db, ctx.migrations);
-    if (!status) return not_ready(req, "Cannot read the schema version: " + status.error().message);
-    if (!status->up_to_date()) {
-      return not_ready(req, "Database schema is at version " + std::to_string(status->current) + ", this build needs " +
-                                std::to_string(status->latest) + "; run `atrium migrate`.");
+  router.add(http::Method::get, "/ready", [&platform](http::Request& req) {
+    if (platform.draining.load()) return not_ready(req, "The server is shutting down.");
+    storage::Database& db = platform.db();
+    if (auto ping = db.ping(); !ping) return not_ready(req, "The database does not answer: " + ping.error().message);
+    int version = 0;
+    for (auto set : {storage::MigrationSet::control_plane, storage::MigrationSet::tenant}) {
+      auto status = storage::migration_status(db, storage::builtin_migrations(db.backend(), set), set);
+      if (!status) return not_ready(req, "Cannot read the schema version: " + status.error().message);
+      if (!status->up_to_date()) {
+        return not_ready(req, "Database schema is at version " + std::to_string(status->current) +
+                                  ", this build needs " + std::to_string(status->latest) + "; run `atrium migrate`.");
+      }
+      if (set == storage::MigrationSet::control_plane) version = status->current;
     }
-    http::Response r = http::Response::json(200, {{"status", "ready"},
-                                                  {"database", storage::backend_name(ctx.db.backend())},
-                                                  {"schema_version", status->current}});
+    http::Response r = http::Response::json(
+        200, {{"status", "ready"}, {"database", storage::backend_name(db.backend())}, {"schema_version", version}});
     r.headers.set("Cache-Control", "no-store");
     return r;
   });
 
   router.add(http::Method::get, "/metrics",
-             [&ctx](http::Request&) {
-               return http::Response::text(200, ctx.registry.render(), "text/plain; version=0.0.4; charset=utf-8");
+             [&platform](http::Request&) {
+               return http::Response::text(200, platform.registry.render(), "text/plain; version=0.0.4; charset=utf-8");
              },
              {.execution = http::Execution::io});
 
@@ -50,8 +56,12 @@ void register_ops_routes(http::Router& router, ApiContext& ctx) {
              {.execution = http::Execution::io});
 }
 
-}  // namespace
-
-void register_routes(http::Router& router, ApiContext& ctx) { register_ops_routes(router, ctx); }
+void register_routes(http::Router& router, Platform& platform) {
+  register_ops_routes(router, platform);
+  register_auth_routes(router, platform);
+  register_project_routes(router, platform);
+  register_user_routes(router, platform);
+  register_admin_routes(router, platform);
+}
 
 }  // namespace atrium::api

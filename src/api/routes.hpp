@@ -1,24 +1,18 @@
 #pragma once
 
-#include <atomic>
-#include <span>
-
+#include "api/platform.hpp"
 #include "http/router.hpp"
-#include "observability/metrics.hpp"
-#include "storage/database.hpp"
-#include "storage/migrations.hpp"
 
 namespace atrium::api {
 
-// What the HTTP handlers need from the running process. Everything referenced outlives the router.
-struct ApiContext {
-  storage::Database& db;
-  metrics::Registry& registry;
-  std::span<const storage::Migration> migrations;
-  const std::atomic<bool>& draining;  // true once shutdown began: /ready answers 503
-};
-
 // Registers every route Atrium serves. The OpenAPI document lists exactly these (tests/api/openapi_test.cpp).
-void register_routes(http::Router& router, ApiContext& context);
+void register_routes(http::Router& router, Platform& platform);
+
+// Per-module registration, called by register_routes.
+void register_ops_routes(http::Router& router, Platform& platform);
+void register_auth_routes(http::Router& router, Platform& platform);
+void register_project_routes(http::Router& router, Platform& platform);
+void register_user_routes(http::Router& router, Platform& platform);
+void register_admin_routes(http::Router& router, Platform& platform);
 
 }  // namespace atrium::api

@@ -24,5 +24,7 @@ int serve_command(const CommonOptions& options);
 int migrate_command(const CommonOptions& options);
 int config_check_command(const CommonOptions& options);
 int version_command();
+int create_superuser_command(const CommonOptions& options, const std::string& email, const std::string& password);
+int rotate_keys_command(const CommonOptions& options, const std::string& algorithm);
 
 }  // namespace atrium::app

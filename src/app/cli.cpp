@@ -33,6 +33,21 @@ int run(int argc, char** argv) {
   CLI::App* check = config->add_subcommand("check", "Validate the configuration and print effective values");
   add_common(check);
 
+  CLI::App* admin = app.add_subcommand("admin", "Administration");
+  admin->require_subcommand(1);
+  CLI::App* superuser = admin->add_subcommand("create-superuser", "Create a super admin (cross-tenant operator)");
+  add_common(superuser);
+  std::string email;
+  std::string password;
+  superuser->add_option("--email", email, "E-mail address")->required();
+  superuser->add_option("--password", password, "Password (8-1024 characters)")->required();
+  CLI::App* keys = app.add_subcommand("keys", "Token signing keys");
+  keys->require_subcommand(1);
+  CLI::App* rotate = keys->add_subcommand("rotate", "Create a new signing key; older keys keep verifying");
+  add_common(rotate);
+  std::string algorithm;
+  rotate->add_option("--algorithm", algorithm, "RS256, ES256 or EdDSA (default: identity.jwt_algorithm)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -43,6 +58,8 @@ int run(int argc, char** argv) {
   if (migrate->parsed()) return migrate_command(common);
   if (version->parsed()) return version_command();
   if (check->parsed()) return config_check_command(common);
+  if (superuser->parsed()) return create_superuser_command(common, email, password);
+  if (rotate->parsed()) return rotate_keys_command(common, algorithm);
   return 2;
 }
 

@@ -6,7 +6,9 @@
 
 #include <fmt/format.h>
 
+#include "api/platform.hpp"
 #include "api/routes.hpp"
+#include "api/security.hpp"
 #include "app/app.hpp"
 #include "core/build_info.hpp"
 #include "core/clock.hpp"
@@ -39,30 +41,20 @@ void init_logging(const Config& config) {
   log::init(level, config.log.format == "json");
 }
 
-storage::DatabaseOptions database_options(const Config& config) {
-  storage::DatabaseOptions o;
-  o.url = config.storage.database_url.empty() ? (std::filesystem::path(config.storage.data_dir) / "atrium.db").string()
-                                              : config.storage.database_url;
-  o.pool_size = static_cast<int>(config.storage.pool_size);
-  o.statement_timeout = std::chrono::milliseconds(config.storage.statement_timeout_ms);
-  o.busy_timeout = std::chrono::milliseconds(config.storage.busy_timeout_ms);
-  o.connect_timeout = std::chrono::milliseconds(config.storage.connect_timeout_ms);
-  return o;
+// A progress bar on stderr for long per-tenant runs (schema and database isolation).
+void tenant_progress(int done, int total) {
+  const int width = 40;
+  const int filled = total == 0 ? width : done * width / total;
+  std::cerr << "\rmigrating tenants [" << std::string(static_cast<std::size_t>(filled), '#')
+            << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << done << "/" << total
+            << (done == total ? "\n" : "") << std::flush;
 }
 
-Result<std::unique_ptr<storage::Database>> open(const Config& config) {
-  std::error_code ec;
-  if (config.storage.database_url.empty()) std::filesystem::create_directories(config.storage.data_dir, ec);
-  if (ec)
-    return fail(Errc::invalid_argument, fmt::format("storage.data_dir {}: {}", config.storage.data_dir, ec.message()));
-  return storage::open_database(database_options(config));
-}
-
-Result<int> apply_migrations(storage::Database& db) {
-  return storage::migrate(db, storage::builtin_migrations(db.backend()), SystemClock::instance(),
-                          [](const storage::Migration& m) {
-                            log::info("migration applied", {{"version", m.version}, {"name", m.name}});
-                          });
+Result<std::unique_ptr<api::Platform>> open_platform(const Config& config, bool migrate) {
+  api::Platform::Options options;
+  options.migrate = migrate;
+  options.on_tenant_migrated = tenant_progress;
+  return api::Platform::open(config, SystemClock::instance(), options);
 }
 
 int config_error(const Error& e) {
@@ -89,18 +81,62 @@ int migrate_command(const CommonOptions& options) {
   auto config = load(options);
   if (!config) return config_error(config.error());
   init_logging(*config);
-  auto db = open(*config);
-  if (!db) {
-    log::error("cannot open the database", {{"error", db.error().message}});
+  auto platform = open_platform(*config, /*migrate=*/false);
+  if (!platform) {
+    log::error("cannot open the database", {{"error", platform.error().message}});
     return 1;
   }
-  auto applied = apply_migrations(**db);
+  auto applied = (*platform)->migrate_all(tenant_progress);
   if (!applied) {
     log::error("migration failed", {{"error", applied.error().message}});
     return 1;
   }
-  auto status = storage::migration_status(**db, storage::builtin_migrations((*db)->backend()));
+  storage::Database& db = (*platform)->admin_db();
+  auto status = storage::migration_status(db, storage::builtin_migrations(db.backend()));
   std::cout << fmt::format("applied {} migration(s); schema version {}\n", *applied, status ? status->current : -1);
+  return 0;
+}
+
+int create_superuser_command(const CommonOptions& options, const std::string& email, const std::string& password) {
+  auto config = load(options);
+  if (!config) return config_error(config.error());
+  init_logging(*config);
+  auto platform = open_platform(*config, config->storage.migrate_on_start);
+  if (!platform) {
+    log::error("cannot open the platform", {{"error", platform.error().message}});
+    return 1;
+  }
+  auto user = (*platform)->users->create_user(email, "", password, /*super_admin=*/true);
+  if (!user) {
+    std::cerr << "atrium: " << user.error().message << "\n";
+    return user.error().code == Errc::invalid_argument || user.error().code == Errc::unique_violation ? 2 : 1;
+  }
+  std::cout << fmt::format("super admin {} created ({})\n", user->email, user->id);
+  return 0;
+}
+
+int rotate_keys_command(const CommonOptions& options, const std::string& algorithm) {
+  auto config = load(options);
+  if (!config) return config_error(config.error());
+  init_logging(*config);
+  auto platform = open_platform(*config, config->storage.migrate_on_start);
+  if (!platform) {
+    log::error("cannot open the platform", {{"error", platform.error().message}});
+    return 1;
+  }
+  auto alg = algorithm.empty() ? Result<identity::JwtAlgorithm>(api::jwt_algorithm(*config))
+                               : identity::parse_jwt_alg(algorithm);
+  if (!alg) {
+    std::cerr << "atrium: --algorithm must be RS256, ES256 or EdDSA\n";
+    return 2;
+  }
+  auto kid = (*platform)->keys->rotate(*alg);
+  if (!kid) {
+    log::error("key rotation failed", {{"error", kid.error().message}});
+    return 1;
+  }
+  std::cout << fmt::format("new signing key {} ({}); previous keys verify until their tokens expire\n", *kid,
+                           identity::jwt_alg_name(*alg));
   return 0;
 }
 
@@ -110,20 +146,15 @@ int serve_command(const CommonOptions& options) {
   init_logging(*config);
   ::signal(SIGPIPE, SIG_IGN);
 
-  auto db = open(*config);
-  if (!db) {
-    log::error("cannot open the database", {{"error", db.error().message}});
+  auto opened = open_platform(*config, config->storage.migrate_on_start);
+  if (!opened) {
+    log::error("cannot start", {{"error", opened.error().message}});
     return 1;
   }
-  if (config->storage.migrate_on_start) {
-    if (auto applied = apply_migrations(**db); !applied) {
-      log::error("migration failed; not starting", {{"error", applied.error().message}});
-      return 1;
-    }
-  }
+  api::Platform& platform = **opened;
 
   const Clock& clock = SystemClock::instance();
-  metrics::Registry registry;
+  metrics::Registry& registry = platform.registry;
   metrics::register_process_collector(registry);
   const BuildInfo& build = build_info();
   registry.gauge("atrium_build_info", "Build information; the value is always 1.", {"version", "revision", "compiler"})
@@ -131,14 +162,13 @@ int serve_command(const CommonOptions& options) {
       .set(1);
   http::HttpMetrics http_metrics(registry);
 
-  std::atomic<bool> draining{false};
-  api::ApiContext context{**db, registry, storage::builtin_migrations((*db)->backend()), draining};
   http::Router router;
-  api::register_routes(router, context);
+  api::register_routes(router, platform);
 
   std::vector<http::Middleware> middleware{http::request_id_middleware(clock)};
   if (config->log.access_log) middleware.push_back(http::access_log_middleware(clock));
   middleware.push_back(http::metrics_middleware(http_metrics, clock));
+  middleware.push_back(api::security_middleware(platform));
   auto dispatcher = std::make_shared<const http::Dispatcher>(
       std::move(router), std::move(middleware), JsonLimits{static_cast<int>(config->server.max_json_depth)});
 
@@ -166,16 +196,16 @@ int serve_command(const CommonOptions& options) {
     log::error("cannot start the server", {{"error", e.what()}});
     return 1;
   }
-  server->on_drain([&draining] { draining = true; });
+  server->on_drain([&platform] { platform.draining = true; });
   log::info("listening", {{"address", server_options.host},
                           {"port", server->port()},
                           {"tls", !server_options.tls_cert_file.empty()},
-                          {"database", storage::backend_name((*db)->backend())},
+                          {"database", storage::backend_name(platform.db().backend())},
                           {"io_threads", server_options.io_threads},
                           {"worker_threads", server_options.worker_threads}});
   server->run();
   server.reset();
-  db->reset();
+  opened->reset();
   log::info("stopped");
   return 0;
 }

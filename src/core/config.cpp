@@ -45,12 +45,34 @@ const std::vector<Key>& keys() {
       {"server", "drain_timeout_ms", member(&Config::server, &ServerConfig::drain_timeout_ms), 0, 3'600'000},
       {"storage", "data_dir", member(&Config::storage, &StorageConfig::data_dir)},
       {"storage", "database_url", member(&Config::storage, &StorageConfig::database_url), 0, 0, true},
+      {"storage", "admin_database_url", member(&Config::storage, &StorageConfig::admin_database_url), 0, 0, true},
       {"storage", "pool_size", member(&Config::storage, &StorageConfig::pool_size), 1, 1024},
       {"storage", "statement_timeout_ms", member(&Config::storage, &StorageConfig::statement_timeout_ms), 0,
        86'400'000},
       {"storage", "busy_timeout_ms", member(&Config::storage, &StorageConfig::busy_timeout_ms), 0, 600'000},
       {"storage", "connect_timeout_ms", member(&Config::storage, &StorageConfig::connect_timeout_ms), 1000, 600'000},
       {"storage", "migrate_on_start", member(&Config::storage, &StorageConfig::migrate_on_start)},
+      {"identity", "issuer", member(&Config::identity, &IdentityConfig::issuer)},
+      {"identity", "audience", member(&Config::identity, &IdentityConfig::audience)},
+      {"identity", "jwt_algorithm", member(&Config::identity, &IdentityConfig::jwt_algorithm)},
+      {"identity", "access_token_ttl_s", member(&Config::identity, &IdentityConfig::access_token_ttl_s), 60, 86'400},
+      {"identity", "refresh_token_ttl_s", member(&Config::identity, &IdentityConfig::refresh_token_ttl_s), 300,
+       365LL * 86'400},
+      {"identity", "leeway_s", member(&Config::identity, &IdentityConfig::leeway_s), 0, 300},
+      {"identity", "key_encryption_key", member(&Config::identity, &IdentityConfig::key_encryption_key), 0, 0, true},
+      {"identity", "password_cost", member(&Config::identity, &IdentityConfig::password_cost)},
+      {"identity", "redis_url", member(&Config::identity, &IdentityConfig::redis_url), 0, 0, true},
+      {"identity", "max_failed_logins_per_account",
+       member(&Config::identity, &IdentityConfig::max_failed_logins_per_account), 1, 1000},
+      {"identity", "max_failed_logins_per_address",
+       member(&Config::identity, &IdentityConfig::max_failed_logins_per_address), 1, 100000},
+      {"identity", "failed_login_window_s", member(&Config::identity, &IdentityConfig::failed_login_window_s), 1,
+       86'400},
+      {"tenancy", "base_domain", member(&Config::tenancy, &TenancyConfig::base_domain)},
+      {"tenancy", "default_isolation", member(&Config::tenancy, &TenancyConfig::default_isolation)},
+      {"tenancy", "cache_ttl_ms", member(&Config::tenancy, &TenancyConfig::cache_ttl_ms), 0, 3'600'000},
+      {"tenancy", "tenant_pool_size", member(&Config::tenancy, &TenancyConfig::tenant_pool_size), 1, 256},
+      {"tenancy", "max_open_tenant_pools", member(&Config::tenancy, &TenancyConfig::max_open_tenant_pools), 1, 100'000},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
       {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
@@ -258,6 +280,27 @@ Result<void> validate_config(const Config& c) {
     return fail(Errc::invalid_argument,
                 "storage.database_url: expected postgresql://..., postgres://... or sqlite:PATH");
   }
+  if (!c.storage.admin_database_url.empty() && c.storage.admin_database_url.rfind("postgres", 0) != 0) {
+    return fail(Errc::invalid_argument, "storage.admin_database_url: only PostgreSQL URLs have an owner role");
+  }
+  if (c.identity.jwt_algorithm != "RS256" && c.identity.jwt_algorithm != "ES256" &&
+      c.identity.jwt_algorithm != "EdDSA") {
+    return fail(Errc::invalid_argument, "identity.jwt_algorithm: expected RS256, ES256 or EdDSA");
+  }
+  if (c.identity.password_cost != "interactive" && c.identity.password_cost != "moderate" &&
+      c.identity.password_cost != "minimum") {
+    return fail(Errc::invalid_argument, "identity.password_cost: expected interactive, moderate or minimum");
+  }
+  if (c.identity.issuer.empty() || c.identity.audience.empty()) {
+    return fail(Errc::invalid_argument, "identity.issuer and identity.audience must not be empty");
+  }
+  if (!c.identity.redis_url.empty() && c.identity.redis_url.rfind("redis://", 0) != 0) {
+    return fail(Errc::invalid_argument, "identity.redis_url: expected redis://host:port[/db]");
+  }
+  if (c.tenancy.default_isolation != "shared" && c.tenancy.default_isolation != "schema" &&
+      c.tenancy.default_isolation != "database") {
+    return fail(Errc::invalid_argument, "tenancy.default_isolation: expected shared, schema or database");
+  }
   static constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) {
     return fail(Errc::invalid_argument, fmt::format("log.level: \"{}\" is not one of trace, debug, info, warn, "
@@ -298,7 +341,7 @@ std::string render_config(const Config& config) {
     Ref ref = k.ref(copy);
     std::string value;
     if (auto* s = std::get_if<std::string*>(&ref)) {
-      std::string text = k.secret ? redact_url(**s) : **s;
+      std::string text = !k.secret ? **s : (k.name.ends_with("url") ? redact_url(**s) : (**s).empty() ? "" : "***");
       value = "\"";
       for (char ch : text) {
         if (ch == '"' || ch == '\\') value.push_back('\\');

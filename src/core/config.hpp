@@ -29,12 +29,36 @@ struct ServerConfig {
 
 struct StorageConfig {
   std::string data_dir = "./data";
-  std::string database_url;  // empty: SQLite at <data_dir>/atrium.db; else postgresql://...
+  std::string database_url;        // empty: SQLite at <data_dir>/atrium.db; else postgresql://...
+  std::string admin_database_url;  // PostgreSQL owner role for migrations and provisioning; empty: database_url
   std::int64_t pool_size = 8;
   std::int64_t statement_timeout_ms = 30'000;
   std::int64_t busy_timeout_ms = 5'000;
   std::int64_t connect_timeout_ms = 5'000;
   bool migrate_on_start = true;
+};
+
+struct IdentityConfig {
+  std::string issuer = "atrium";
+  std::string audience = "atrium-api";
+  std::string jwt_algorithm = "RS256";  // RS256 | ES256 | EdDSA, for new signing keys
+  std::int64_t access_token_ttl_s = 3600;
+  std::int64_t refresh_token_ttl_s = 30 * 24 * 3600;
+  std::int64_t leeway_s = 30;
+  std::string key_encryption_key;             // base64 of 32 bytes; empty: <data_dir>/keys/master.key
+  std::string password_cost = "interactive";  // interactive | moderate | minimum (tests only)
+  std::string redis_url;                      // empty: token revocation in-process; else redis://...
+  std::int64_t max_failed_logins_per_account = 5;
+  std::int64_t max_failed_logins_per_address = 20;
+  std::int64_t failed_login_window_s = 900;
+};
+
+struct TenancyConfig {
+  std::string base_domain;  // "example.com": <slug>.example.com selects the tenant
+  std::string default_isolation = "shared";
+  std::int64_t cache_ttl_ms = 5000;
+  std::int64_t tenant_pool_size = 4;
+  std::int64_t max_open_tenant_pools = 64;
 };
 
 struct LogConfig {
@@ -46,6 +70,8 @@ struct LogConfig {
 struct Config {
   ServerConfig server;
   StorageConfig storage;
+  IdentityConfig identity;
+  TenancyConfig tenancy;
   LogConfig log;
 };
 

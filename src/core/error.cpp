@@ -12,6 +12,9 @@ std::string_view errc_name(Errc code) {
     case Errc::connection_lost: return "connection_lost";
     case Errc::timeout: return "timeout";
     case Errc::unavailable: return "unavailable";
+    case Errc::unauthenticated: return "unauthenticated";
+    case Errc::forbidden: return "forbidden";
+    case Errc::rate_limited: return "rate_limited";
     case Errc::internal: return "internal";
   }
   return "internal";

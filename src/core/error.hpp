@@ -16,6 +16,9 @@ enum class Errc {
   connection_lost,        // the database connection broke; the pool reconnects on next use
   timeout,                // a statement or pool wait ran out of time
   unavailable,            // a dependency cannot be reached
+  unauthenticated,        // credentials missing, malformed, expired, revoked or not verifiable
+  forbidden,              // authenticated, but not allowed to do this
+  rate_limited,           // too many attempts; retry later
   internal,               // a bug or an unexpected state; logged and answered with 500
 };
 

@@ -29,6 +29,7 @@ Dispatcher::Prepared Dispatcher::prepare(Request& request) const {
   if (p.match.outcome == Router::Outcome::found) {
     request.route = p.match.route->pattern;
     request.params = p.match.params;
+    request.options = &p.match.route->options;
     p.execution = p.match.route->options.execution;
   }
   return p;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -8,7 +9,16 @@
 
 #include "core/json.hpp"
 
+namespace atrium::identity {
+struct Principal;
+}
+namespace atrium::tenancy {
+struct Tenant;
+}
+
 namespace atrium::http {
+
+struct RouteOptions;
 
 enum class Method { get, head, post, put, patch, delete_, options, other };
 
@@ -46,7 +56,12 @@ struct Request {
   std::string request_id;
   std::string route;  // the matched route template, e.g. "/v1/projects/{id}"; empty when nothing matched
   std::vector<std::pair<std::string, std::string>> params;
-  std::optional<Json> json;  // the decoded body, for routes that accept JSON
+  std::optional<Json> json;               // the decoded body, for routes that accept JSON
+  const RouteOptions* options = nullptr;  // the matched route's options
+
+  // Set by the security middleware on routes that require them.
+  std::shared_ptr<const identity::Principal> principal;
+  std::shared_ptr<const tenancy::Tenant> tenant;
 
   std::string_view param(std::string_view name) const;
   // The decoded value of a query parameter, or nullopt when absent.

@@ -16,9 +16,19 @@ using Handler = std::function<Response(Request&)>;
 // thread that read the request. `worker` handlers run on the worker pool so database work never stalls I/O.
 enum class Execution { io, worker };
 
+// Who may call a route; enforced by the security middleware (api/security.cpp).
+enum class Access {
+  open,           // anyone
+  authenticated,  // any valid credentials (token or API key)
+  tenant,         // credentials and an active tenant context, plus `permission`
+  super_admin,    // a super admin's token
+};
+
 struct RouteOptions {
   Execution execution = Execution::worker;
   bool json_body = false;  // decode the body as JSON before the handler runs (400 on bad JSON)
+  Access access = Access::open;
+  std::string_view permission;  // with Access::tenant: the permission the caller must hold
 };
 
 struct Route {

@@ -83,6 +83,11 @@ class Database {
 
   // Checks that the database answers (a round trip on a pooled connection).
   virtual Result<void> ping() = 0;
+
+  // Runs one command outside any transaction, for DDL that PostgreSQL refuses inside one (CREATE DATABASE,
+  // DROP DATABASE). Identifiers cannot be bound, so `command` must be built only from identifiers the caller
+  // generated and quoted server-side (format('%I')), never from input. SQLite: runs it as a script.
+  virtual Result<void> execute_unscoped(std::string_view command) = 0;
 };
 
 struct DatabaseOptions {

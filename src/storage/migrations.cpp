@@ -1,28 +1,55 @@
 #include "storage/migrations.hpp"
 
-#include <openssl/evp.h>
-
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 namespace atrium::storage {
 
 namespace {
 
-constexpr Statement k_create_table{
-    "",
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-    "checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"};
+// The statements of one migration series; each series tracks itself in its own table.
+struct SeriesSql {
+  Statement create;
+  Statement applied;
+  Statement max;
+  Statement exists_sqlite;
+  Statement exists_pg;
+  Statement record;
+};
+
+constexpr SeriesSql k_control{
+    {"",
+     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+     "checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"},
+    {"migrations_applied", "SELECT version, checksum FROM schema_migrations ORDER BY version"},
+    {"migrations_max", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"},
+    {"migrations_exists_sqlite",
+     "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"},
+    {"migrations_exists_pg",
+     "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = 'schema_migrations' AND schemaname = "
+     "current_schema()"},
+    {"migrations_record",
+     "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"},
+};
+
+constexpr SeriesSql k_tenant{
+    {"",
+     "CREATE TABLE IF NOT EXISTS tenant_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+     "checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"},
+    {"tenant_migrations_applied", "SELECT version, checksum FROM tenant_schema_migrations ORDER BY version"},
+    {"tenant_migrations_max", "SELECT COALESCE(MAX(version), 0) FROM tenant_schema_migrations"},
+    {"tenant_migrations_exists_sqlite",
+     "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'tenant_schema_migrations'"},
+    {"tenant_migrations_exists_pg",
+     "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = 'tenant_schema_migrations' AND schemaname = "
+     "current_schema()"},
+    {"tenant_migrations_record",
+     "INSERT INTO tenant_schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"},
+};
+
 constexpr Statement k_lock{"migrations_lock", "SELECT pg_advisory_xact_lock(7291839201)"};
-constexpr Statement k_applied{"migrations_applied", "SELECT version, checksum FROM schema_migrations ORDER BY version"};
-constexpr Statement k_max{"migrations_max", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"};
-constexpr Statement k_table_exists_sqlite{
-    "migrations_table_exists_sqlite",
-    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"};
-constexpr Statement k_table_exists_pg{"migrations_table_exists_pg",
-                                      "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = "
-                                      "'schema_migrations' AND schemaname = current_schema()"};
-constexpr Statement k_record{
-    "migrations_record", "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"};
+
+const SeriesSql& series(MigrationSet set) { return set == MigrationSet::control_plane ? k_control : k_tenant; }
 
 std::string sha256_hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -41,32 +68,44 @@ int latest_version(std::span<const Migration> migrations) {
 
 }  // namespace
 
-Result<MigrationStatus> migration_status(Database& db, std::span<const Migration> migrations) {
+Result<MigrationStatus> migration_status(Transaction& tx, std::span<const Migration> migrations, MigrationSet set) {
+  const SeriesSql& sql = series(set);
   MigrationStatus status;
   status.latest = latest_version(migrations);
-  auto r = db.transact(
-      [&](Transaction& tx) -> Result<void> {
-        auto exists = tx.execute(db.backend() == Backend::sqlite ? k_table_exists_sqlite : k_table_exists_pg);
-        if (!exists) return std::unexpected(exists.error());
-        if (exists->int_at(0, 0).value_or(0) == 0) return {};
-        auto max = tx.execute(k_max);
-        if (!max) return std::unexpected(max.error());
-        status.current = static_cast<int>(max->int_at(0, 0).value_or(0));
-        return {};
-      },
-      TransactionOptions{.read_only = true});
-  if (!r) return std::unexpected(r.error());
+  auto exists = tx.execute(tx.backend() == Backend::sqlite ? sql.exists_sqlite : sql.exists_pg);
+  if (!exists) return std::unexpected(exists.error());
+  if (exists->int_at(0, 0).value_or(0) == 0) return status;
+  auto max = tx.execute(sql.max);
+  if (!max) return std::unexpected(max.error());
+  status.current = static_cast<int>(max->int_at(0, 0).value_or(0));
   return status;
 }
 
+Result<MigrationStatus> migration_status(Database& db, std::span<const Migration> migrations, MigrationSet set) {
+  return transact_value<MigrationStatus>(
+      db, [&](Transaction& tx) { return migration_status(tx, migrations, set); },
+      TransactionOptions{.read_only = true});
+}
+
 Result<int> migrate(Database& db, std::span<const Migration> migrations, const Clock& clock,
-                    const std::function<void(const Migration&)>& on_applied) {
+                    const std::function<void(const Migration&)>& on_applied, MigrationSet set) {
+  return migrate_with(db, migrations, clock, set, {}, on_applied);
+}
+
+Result<int> migrate_with(Database& db, std::span<const Migration> migrations, const Clock& clock, MigrationSet set,
+                         const TransactionPrologue& prologue, const std::function<void(const Migration&)>& on_applied) {
+  const SeriesSql& sql = series(set);
   const bool pg = db.backend() == Backend::postgres;
-  auto created = db.transact([&](Transaction& tx) -> Result<void> {
+  auto begin = [&](Transaction& tx) -> Result<void> {
     if (pg) {
       if (auto l = tx.execute(k_lock); !l) return std::unexpected(l.error());
     }
-    auto r = tx.execute(k_create_table);
+    if (prologue) return prologue(tx);
+    return {};
+  };
+  auto created = db.transact([&](Transaction& tx) -> Result<void> {
+    if (auto b = begin(tx); !b) return b;
+    auto r = tx.execute(sql.create);
     if (!r) return std::unexpected(r.error());
     return {};
   });
@@ -79,16 +118,14 @@ Result<int> migrate(Database& db, std::span<const Migration> migrations, const C
     auto r = db.transact(
         [&](Transaction& tx) -> Result<void> {
           applied_now = false;
-          if (pg) {
-            if (auto l = tx.execute(k_lock); !l) return std::unexpected(l.error());
-          }
-          auto applied = tx.execute(k_applied);
+          if (auto b = begin(tx); !b) return b;
+          auto applied = tx.execute(sql.applied);
           if (!applied) return std::unexpected(applied.error());
           for (std::size_t i = 0; i < applied->rows.size(); ++i) {
             if (applied->int_at(i, 0).value_or(-1) != m.version) continue;
             if (applied->text_at(i, 1).value_or("") != checksum) {
-              return fail(Errc::conflict, fmt::format("migration {} ({}) was applied with different text; migrations "
-                                                      "must never change once released",
+              return fail(Errc::conflict, fmt::format("migration {} ({}) was applied with different text; "
+                                                      "migrations must never change once released",
                                                       m.version, m.name));
             }
             return {};  // already applied
@@ -97,8 +134,8 @@ Result<int> migrate(Database& db, std::span<const Migration> migrations, const C
             return fail(Errc::invalid_argument, fmt::format("migration {} ({}) failed and was rolled back: {}",
                                                             m.version, m.name, s.error().message));
           }
-          auto rec = tx.execute(k_record, {Value(std::int64_t{m.version}), Value(std::string(m.name)), Value(checksum),
-                                           Value(format_rfc3339(clock.now()))});
+          auto rec = tx.execute(sql.record, {Value(std::int64_t{m.version}), Value(std::string(m.name)),
+                                             Value(checksum), Value(format_rfc3339(clock.now()))});
           if (!rec) return std::unexpected(rec.error());
           applied_now = true;
           return {};

@@ -85,6 +85,15 @@ Result<void> PooledDatabase::transact(const std::function<Result<void>(Transacti
   }
 }
 
+Result<void> PooledDatabase::execute_unscoped(std::string_view command) {
+  auto acquired = acquire();
+  if (!acquired) return std::unexpected(acquired.error());
+  std::unique_ptr<Connection> conn = std::move(*acquired);
+  auto r = conn->execute_script(command);
+  release(std::move(conn));
+  return r;
+}
+
 Result<void> PooledDatabase::ping() {
   return transact(
       [](Transaction& tx) -> Result<void> {

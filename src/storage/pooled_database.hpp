@@ -30,6 +30,7 @@ class PooledDatabase : public Database {
   Result<void> transact(const std::function<Result<void>(Transaction&)>& body,
                         const TransactionOptions& options) override;
   Result<void> ping() override;
+  Result<void> execute_unscoped(std::string_view command) override;
 
  protected:
   virtual Result<std::unique_ptr<Connection>> connect() = 0;

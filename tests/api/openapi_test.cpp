@@ -6,18 +6,15 @@
 
 #include "api/routes.hpp"
 #include "core/json.hpp"
-#include "support/test_database.hpp"
+#include "support/test_platform.hpp"
 
 namespace atrium::api {
 namespace {
 
 std::set<std::string> registered_operations() {
-  auto database = test::TestDatabase::create(storage::Backend::sqlite);
-  metrics::Registry registry;
-  std::atomic<bool> draining{false};
-  ApiContext ctx{database->db(), registry, storage::builtin_migrations(storage::Backend::sqlite), draining};
+  auto platform = test::TestPlatform::create(storage::Backend::sqlite);
   http::Router router;
-  register_routes(router, ctx);
+  register_routes(router, platform->platform());
   std::set<std::string> out;
   for (const auto& route : router.routes()) {
     std::string method(http::method_name(route->method));

@@ -6,6 +6,7 @@ killed in a cleanup (and, as a last resort, at interpreter exit).
 """
 
 import atexit
+import glob
 import errno
 import http.client
 import json
@@ -19,6 +20,10 @@ import subprocess
 import tempfile
 import time
 import unittest
+
+# The control-plane schema version this checkout's binary migrates to (one file per version).
+SCHEMA_VERSION = len(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "migrations",
+                                            "control", "sqlite", "*.sql")))
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("ATRIUM_BINARY") or os.path.join(REPO_ROOT, "build", "atrium")

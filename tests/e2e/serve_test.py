@@ -7,6 +7,8 @@ import re
 import tempfile
 import unittest
 
+from atrium_e2e import SCHEMA_VERSION
+
 from atrium_e2e import (E2ETestCase, connect, parse_metrics, RawReader, require_tool, run_cli, run_tool,
                         sample_value, free_port)
 
@@ -218,20 +220,20 @@ class ServeLifecycleTest(E2ETestCase):
 
         out = run_cli(["migrate", "--data-dir", server.data_dir])
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("schema version 1", out.stdout)
+        self.assertIn(f"schema version {SCHEMA_VERSION}", out.stdout)
 
         r = server.get("/ready")  # same process, no restart
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json()["schema_version"], 1)
+        self.assertEqual(r.json()["schema_version"], SCHEMA_VERSION)
 
     def test_migrate_is_idempotent(self):
         with tempfile.TemporaryDirectory(prefix="atrium-e2e-") as d:
             first = run_cli(["migrate", "--data-dir", d])
             self.assertEqual(first.returncode, 0, first.stderr)
-            self.assertRegex(first.stdout, r"applied [1-9]\d* migration\(s\); schema version 1")
+            self.assertRegex(first.stdout, r"applied [1-9]\d* migration\(s\); schema version " + str(SCHEMA_VERSION))
             second = run_cli(["migrate", "--data-dir", d])
             self.assertEqual(second.returncode, 0, second.stderr)
-            self.assertIn("applied 0 migration(s); schema version 1", second.stdout)
+            self.assertIn(f"applied 0 migration(s); schema version {SCHEMA_VERSION}", second.stdout)
             self.assertTrue(os.path.isfile(os.path.join(d, "atrium.db")))
 
     def test_sqlite_url_elsewhere(self):

@@ -12,6 +12,7 @@
 #include "http/middleware.hpp"
 #include "http/problem.hpp"
 #include "support/test_database.hpp"
+#include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 
 namespace atrium::http {
@@ -47,15 +48,11 @@ struct Gate {
 class ServerTest : public ::testing::Test {
  protected:
   void start(ServerOptions options = {}) {
-    database_ = test::TestDatabase::create(storage::Backend::sqlite);
-    ASSERT_TRUE(storage::migrate(database_->db(), storage::builtin_migrations(storage::Backend::sqlite),
-                                 SystemClock::instance()));
-    metrics::register_process_collector(registry_);
-    http_metrics_ = std::make_unique<HttpMetrics>(registry_);
-    context_ = std::make_unique<api::ApiContext>(
-        api::ApiContext{database_->db(), registry_, storage::builtin_migrations(storage::Backend::sqlite), draining_});
+    test_platform_ = test::TestPlatform::create(storage::Backend::sqlite);
+    metrics::register_process_collector(registry());
+    http_metrics_ = std::make_unique<HttpMetrics>(registry());
     Router router;
-    api::register_routes(router, *context_);
+    api::register_routes(router, test_platform_->platform());
     router.add(Method::post, "/test/echo", [](Request& req) { return Response::json(200, *req.json); },
                {.json_body = true});
     router.add(Method::get, "/test/slow", [this](Request&) {
@@ -71,7 +68,7 @@ class ServerTest : public ::testing::Test {
     options.io_threads = 2;
     options.worker_threads = 4;
     server_ = std::make_unique<Server>(options, dispatcher);
-    server_->on_drain([this] { draining_ = true; });
+    server_->on_drain([this] { test_platform_->platform().draining = true; });
     port_ = server_->port();
     thread_ = std::thread([this] {
       server_->run();
@@ -111,11 +108,11 @@ class ServerTest : public ::testing::Test {
     EXPECT_EQ(r->status, 200);
   }
 
-  std::unique_ptr<test::TestDatabase> database_;
-  metrics::Registry registry_;
+  metrics::Registry& registry() { return test_platform_->platform().registry; }
+  bool draining() { return test_platform_->platform().draining.load(); }
+
+  std::unique_ptr<test::TestPlatform> test_platform_;
   std::unique_ptr<HttpMetrics> http_metrics_;
-  std::atomic<bool> draining_{false};
-  std::unique_ptr<api::ApiContext> context_;
   std::unique_ptr<Server> server_;
   std::thread thread_;
   std::uint16_t port_ = 0;
@@ -146,20 +143,16 @@ TEST_F(ServerTest, HealthReadyAndMetricsAnswer) {
 
 TEST_F(ServerTest, ReadyIsUnavailableWhenMigrationsArePending) {
   start();
-  // A database that was never migrated: the schema is behind this build.
-  auto fresh = test::TestDatabase::create(storage::Backend::sqlite);
-  context_->migrations = storage::builtin_migrations(storage::Backend::sqlite);
-  api::ApiContext behind{fresh->db(), registry_, storage::builtin_migrations(storage::Backend::sqlite), draining_};
-  Router router;
-  api::register_routes(router, behind);
-  auto dispatcher = std::make_shared<const Dispatcher>(std::move(router), std::vector<Middleware>{}, JsonLimits{});
-  Request req;
-  req.method = Method::get;
-  req.path = "/ready";
-  auto prepared = dispatcher->prepare(req);
-  Response res = dispatcher->dispatch(req, prepared);
-  EXPECT_EQ(res.status, 503);
-  EXPECT_NE(res.body.find("atrium migrate"), std::string::npos) << res.body;
+  // A database whose schema is behind this build: take the last tenant migration back out.
+  ASSERT_TRUE(test_platform_->platform().db().transact([](storage::Transaction& tx) -> Result<void> {
+    auto r = tx.execute(storage::Statement{"", "DELETE FROM tenant_schema_migrations"});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }));
+  auto ready = get("/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_NE(ready->body.find("atrium migrate"), std::string::npos) << ready->body;
 }
 
 TEST_F(ServerTest, MetricLabelsUseRouteTemplatesNotRawPaths) {
@@ -390,8 +383,8 @@ TEST_F(ServerTest, ShutdownLetsTheSlowRequestFinishThenStops) {
   ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
   EXPECT_TRUE(idle.wait_closed(10s)) << "idle keep-alive connections close at once";
   // Readiness turns 503 while draining (asked through the dispatcher: the listener is closed).
-  for (int i = 0; i < 1000 && !draining_; ++i) std::this_thread::sleep_for(1ms);
-  EXPECT_TRUE(draining_.load());
+  for (int i = 0; i < 1000 && !draining(); ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(draining());
   EXPECT_FALSE(stopped_.load());
 
   gate_.release();

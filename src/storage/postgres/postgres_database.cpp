@@ -19,6 +19,29 @@ constexpr Oid k_int4 = 23;
 constexpr Oid k_oid = 26;
 constexpr Oid k_float4 = 700;
 constexpr Oid k_float8 = 701;
+constexpr Oid k_timestamp = 1114;
+constexpr Oid k_timestamptz = 1184;
+
+// "2026-11-27 10:15:30.123456+00" (ISO DateStyle, TimeZone UTC, set per connection) -> RFC 3339 with
+// milliseconds, the form SQLite stores, so both backends hand out identical text.
+std::string rfc3339_from_pg(std::string_view pg) {
+  if (pg.size() < 19) return std::string(pg);
+  std::string out(pg.substr(0, 10));
+  out += 'T';
+  out += pg.substr(11, 8);
+  std::string fraction = "000";
+  if (pg.size() > 19 && pg[19] == '.') {
+    std::size_t i = 20;
+    std::string digits;
+    while (i < pg.size() && pg[i] >= '0' && pg[i] <= '9') digits += pg[i++];
+    digits.resize(3, '0');
+    fraction = digits.substr(0, 3);
+  }
+  out += '.';
+  out += fraction;
+  out += 'Z';
+  return out;
+}
 
 Errc classify_sqlstate(std::string_view state) {
   if (state == "23505") return Errc::unique_violation;
@@ -154,6 +177,8 @@ class PgConnection final : public detail::Connection {
         std::from_chars(text, text + length, v);
         return v;
       }
+      case k_timestamp:
+      case k_timestamptz: return rfc3339_from_pg(std::string_view(text, static_cast<std::size_t>(length)));
       default: return std::string(text, static_cast<std::size_t>(length));
     }
   }
@@ -173,7 +198,8 @@ class PostgresDatabase final : public detail::PooledDatabase {
 
   Result<std::unique_ptr<detail::Connection>> connect() override {
     const std::string timeout = std::to_string(std::max<std::int64_t>(1, options_.connect_timeout.count() / 1000));
-    const std::string server_options = fmt::format("-c statement_timeout={}", options_.statement_timeout.count());
+    const std::string server_options =
+        fmt::format("-c statement_timeout={} -c TimeZone=UTC -c DateStyle=ISO", options_.statement_timeout.count());
     const char* keywords[] = {"dbname", "connect_timeout", "options", "application_name", nullptr};
     const char* values[] = {options_.url.c_str(), timeout.c_str(), server_options.c_str(), "atrium", nullptr};
     PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);

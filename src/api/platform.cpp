@@ -1,0 +1,240 @@
+#include "api/platform.hpp"
+
+#include <filesystem>
+
+#include "core/log.hpp"
+#include "storage/migrations.hpp"
+
+namespace atrium::api {
+
+namespace {
+
+using storage::Transaction;
+using storage::Value;
+
+constexpr storage::Statement k_grant_public{"platform_grant_public", "SELECT atrium_grant_schema_to('public', $1)"};
+constexpr storage::Statement k_current_user{"platform_current_user", "SELECT current_user::text"};
+constexpr storage::Statement k_role_flags{"platform_role_flags",
+                                          "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"};
+constexpr storage::Statement k_revoked_live{"platform_revoked_live",
+                                            "SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > $1"};
+
+storage::DatabaseOptions database_options(const Config& config, const std::string& url) {
+  storage::DatabaseOptions o;
+  o.url = url;
+  o.pool_size = static_cast<int>(config.storage.pool_size);
+  o.statement_timeout = std::chrono::milliseconds(config.storage.statement_timeout_ms);
+  o.busy_timeout = std::chrono::milliseconds(config.storage.busy_timeout_ms);
+  o.connect_timeout = std::chrono::milliseconds(config.storage.connect_timeout_ms);
+  return o;
+}
+
+Result<void> step(Result<void> r, std::string_view what) {
+  if (!r) return fail(r.error().code, std::string(what) + ": " + r.error().message);
+  return {};
+}
+
+}  // namespace
+
+identity::PasswordCost password_cost(const Config& config) {
+  if (config.identity.password_cost == "minimum") return identity::PasswordCost::minimum;
+  if (config.identity.password_cost == "moderate") return identity::PasswordCost::moderate;
+  return identity::PasswordCost::interactive;
+}
+
+identity::JwtAlgorithm jwt_algorithm(const Config& config) {
+  return identity::parse_jwt_alg(config.identity.jwt_algorithm).value_or(identity::JwtAlgorithm::rs256);
+}
+
+Platform::~Platform() = default;
+
+Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clock& clock, const Options& options) {
+  std::unique_ptr<Platform> p(new Platform(config, clock));
+  const bool sqlite = config.storage.database_url.empty() || config.storage.database_url.rfind("sqlite:", 0) == 0;
+  if (sqlite) {
+    std::error_code ec;
+    std::filesystem::create_directories(config.storage.data_dir, ec);
+    if (ec) return fail(Errc::invalid_argument, "storage.data_dir " + config.storage.data_dir + ": " + ec.message());
+  }
+  const std::string url = config.storage.database_url.empty()
+                              ? (std::filesystem::path(config.storage.data_dir) / "atrium.db").string()
+                              : config.storage.database_url;
+  auto db = storage::open_database(database_options(config, url));
+  if (!db) return fail(db.error().code, "cannot open the database: " + db.error().message);
+  p->db_ = std::move(*db);
+  const std::string admin_url = config.storage.admin_database_url.empty() ? url : config.storage.admin_database_url;
+  if (admin_url != url) {
+    auto admin = storage::open_database(database_options(config, admin_url));
+    if (!admin) return fail(admin.error().code, "cannot open the admin database: " + admin.error().message);
+    p->admin_db_ = std::move(*admin);
+  }
+
+  p->tenants = std::make_unique<tenancy::TenantStore>(*p->db_, clock);
+  p->directory = std::make_unique<tenancy::TenantDirectory>(*p->tenants, clock,
+                                                            std::chrono::milliseconds(config.tenancy.cache_ttl_ms));
+  tenancy::TenantDataOptions data_options;
+  data_options.data_dir = config.storage.data_dir;
+  data_options.app_url = url;
+  data_options.admin_url = admin_url;
+  data_options.tenant_pool_size = static_cast<int>(config.tenancy.tenant_pool_size);
+  data_options.max_open_tenant_pools = static_cast<int>(config.tenancy.max_open_tenant_pools);
+  data_options.pool_template = database_options(config, url);
+  p->tenant_data = std::make_unique<tenancy::TenantData>(*p->db_, p->admin_db(), data_options, clock);
+
+  if (options.migrate) {
+    auto migrated = p->migrate_all(options.on_tenant_migrated);
+    if (!migrated) return std::unexpected(migrated.error());
+  }
+
+  if (p->db_->backend() == storage::Backend::postgres) {
+    auto flags = storage::transact_value<storage::ResultSet>(
+        *p->db_, [](Transaction& tx) { return tx.execute(k_role_flags); }, {.read_only = true});
+    if (flags && !flags->empty() && (flags->bool_at(0, 0).value_or(false) || flags->bool_at(0, 1).value_or(false))) {
+      log::warn(
+          "the serving database role is a superuser or has BYPASSRLS: row-level security does not protect "
+          "tenants; serve as a role without them (docs/security.md)");
+    }
+  }
+
+  auto kek = identity::load_key_encryption_key(config.identity.key_encryption_key, config.storage.data_dir);
+  if (!kek) return std::unexpected(kek.error());
+  identity::VerifyOptions verify;
+  verify.issuer = config.identity.issuer;
+  verify.audience = config.identity.audience;
+  verify.leeway = std::chrono::seconds(config.identity.leeway_s);
+  p->keys = std::make_unique<identity::KeyStore>(*p->db_, clock, std::move(*kek), verify,
+                                                 std::chrono::seconds(config.identity.access_token_ttl_s));
+  auto schema = storage::migration_status(*p->db_, storage::builtin_migrations(p->db_->backend()));
+  const bool schema_current = schema && schema->up_to_date();
+  if (schema_current) {
+    if (auto r = step(p->keys->load_or_create(jwt_algorithm(config)), "signing keys"); !r) {
+      return std::unexpected(r.error());
+    }
+  } else {
+    log::warn(
+        "the database schema is not current: sign-in and authenticated routes answer 503 until `atrium "
+        "migrate` has run");
+  }
+
+  if (config.identity.redis_url.empty()) {
+    p->revocations = identity::make_memory_revocation_store(clock);
+  }
+  if (config.identity.redis_url.empty() && schema_current) {
+    // Revocations outlive restarts: reload the ones still in force.
+    auto live = storage::transact_value<storage::ResultSet>(
+        *p->db_, [&](Transaction& tx) { return tx.execute(k_revoked_live, {Value(format_rfc3339(clock.now()))}); },
+        {.read_only = true});
+    if (!live) return std::unexpected(live.error());
+    for (std::size_t i = 0; i < live->rows.size(); ++i) {
+      std::tm tm{};
+      const std::string expires = live->text_at(i, 1).value_or("");
+      if (!strptime(expires.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) continue;
+      (void)p->revocations->revoke(live->text_at(i, 0).value_or(""),
+                                   std::chrono::system_clock::from_time_t(timegm(&tm)));
+    }
+  }
+  if (!config.identity.redis_url.empty()) {
+    auto redis = identity::make_redis_revocation_store(config.identity.redis_url, clock);
+    if (!redis) return fail(redis.error().code, "identity.redis_url: " + redis.error().message);
+    p->revocations = std::move(*redis);
+  }
+
+  p->users = std::make_unique<identity::UserStore>(*p->db_, clock, password_cost(config));
+  identity::TokenSettings settings;
+  settings.access_ttl = std::chrono::seconds(config.identity.access_token_ttl_s);
+  settings.refresh_ttl = std::chrono::seconds(config.identity.refresh_token_ttl_s);
+  settings.max_failures_per_account = static_cast<int>(config.identity.max_failed_logins_per_account);
+  settings.max_failures_per_address = static_cast<int>(config.identity.max_failed_logins_per_address);
+  settings.failure_window = std::chrono::seconds(config.identity.failed_login_window_s);
+  p->tokens = std::make_unique<identity::TokenService>(
+      *p->db_, *p->users, *p->tenants, *p->keys, *p->revocations, clock, settings, config.identity.issuer,
+      config.identity.audience, password_cost(config), jwt_algorithm(config));
+  p->api_keys = std::make_unique<identity::ApiKeyStore>(*p->db_, clock);
+  return p;
+}
+
+Result<int> Platform::migrate_all(const std::function<void(int done, int total)>& progress) {
+  storage::Database& admin = admin_db();
+  const auto backend = admin.backend();
+  auto applied =
+      storage::migrate(admin, storage::builtin_migrations(backend, storage::MigrationSet::control_plane), clock_,
+                       [](const storage::Migration& m) {
+                         log::info("migration applied", {{"set", "control"}, {"version", m.version}, {"name", m.name}});
+                       });
+  if (!applied) return fail(applied.error().code, "control-plane migrations: " + applied.error().message);
+  auto shared = storage::migrate(
+      admin, storage::builtin_migrations(backend, storage::MigrationSet::tenant), clock_,
+      [](const storage::Migration& m) {
+        log::info("migration applied", {{"set", "tenant"}, {"version", m.version}, {"name", m.name}});
+      },
+      storage::MigrationSet::tenant);
+  if (!shared) return fail(shared.error().code, "tenant migrations (shared tables): " + shared.error().message);
+  if (backend == storage::Backend::postgres && admin_db_) {
+    auto role = tenant_data->serving_role();
+    if (!role) return std::unexpected(role.error());
+    auto granted = admin.transact([&](Transaction& tx) -> Result<void> {
+      auto r = tx.execute(k_grant_public, {Value(*role)});
+      if (!r) return std::unexpected(r.error());
+      return {};
+    });
+    if (!granted) return fail(granted.error().code, "granting the serving role: " + granted.error().message);
+  }
+  // Tenants with their own schema, database or file: each is migrated on its own and records its own
+  // progress, so an interrupted run resumes where it stopped.
+  std::vector<tenancy::Tenant> own;
+  std::optional<std::string> cursor;
+  while (true) {
+    auto page = tenants->list(cursor, 100);
+    if (!page) return std::unexpected(page.error());
+    for (auto& t : page->tenants) {
+      if (t.isolation != tenancy::Isolation::shared && t.status != tenancy::TenantStatus::deleted) own.push_back(t);
+    }
+    if (!page->next_cursor) break;
+    cursor = page->next_cursor;
+  }
+  int done = 0;
+  int total_applied = *applied + *shared;
+  for (const auto& t : own) {
+    auto r = tenant_data->provision(t);  // idempotent: creates what is missing, applies what is pending
+    if (!r) return fail(r.error().code, "tenant " + t.slug + ": " + r.error().message);
+    ++done;
+    if (progress) progress(done, static_cast<int>(own.size()));
+  }
+  return total_applied;
+}
+
+Result<tenancy::Tenant> Platform::create_tenant(const NewTenantRequest& request) {
+  if (request.owner_email && !identity::UserStore::valid_email(*request.owner_email)) {
+    return fail(Errc::invalid_argument, "owner_email is not a valid address");
+  }
+  auto created = tenants->create(request.tenant);
+  if (!created) return created;
+  if (auto r = tenant_data->provision(*created); !r) {
+    log::error("tenant provisioning failed", {{"tenant_id", created->id}, {"error", r.error().message}});
+    (void)tenants->update(created->id, tenancy::TenantPatch{.status = tenancy::TenantStatus::deleted});
+    return fail(r.error().code, "provisioning failed: " + r.error().message);
+  }
+  if (request.owner_email) {
+    auto owner = users->add_member(created->id, *request.owner_email, request.owner_name.value_or(""),
+                                   request.owner_password, identity::Role::owner);
+    if (!owner) return fail(owner.error().code, "tenant created, but its owner was not: " + owner.error().message);
+  }
+  return created;
+}
+
+Result<tenancy::Tenant> Platform::update_tenant(const std::string& id, const tenancy::TenantPatch& patch) {
+  auto updated = tenants->update(id, patch);
+  if (updated) directory->invalidate(*updated);
+  return updated;
+}
+
+Result<void> Platform::purge_tenant(const std::string& id) {
+  auto t = tenants->get(id);
+  if (!t) return std::unexpected(t.error());
+  if (t->status != tenancy::TenantStatus::deleted) return fail(Errc::conflict, "only a deleted tenant can be purged");
+  if (auto r = tenant_data->purge(*t); !r) return r;
+  directory->invalidate(*t);
+  return {};
+}
+
+}  // namespace atrium::api

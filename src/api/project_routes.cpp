@@ -1,0 +1,181 @@
+// /v1/projects: the first tenant resource. Every handler runs in a tenant-scoped transaction.
+#include "api/routes.hpp"
+#include "api/support.hpp"
+#include "core/ids.hpp"
+#include "identity/permissions.hpp"
+#include "identity/secrets.hpp"
+#include "projects/project_store.hpp"
+#include "tenancy/tenant.hpp"
+
+namespace atrium::api {
+
+namespace {
+
+using http::Access;
+using storage::Value;
+using tenancy::TenantStatement;
+using tenancy::TenantTransaction;
+
+constexpr TenantStatement k_idempotency_get{
+    "idempotency_get",
+    "SELECT operation, request_hash, status, response_body FROM idempotency_keys WHERE tenant_id = $1 AND "
+    "idempotency_key = $2"};
+constexpr TenantStatement k_idempotency_put{
+    "idempotency_put",
+    "INSERT INTO idempotency_keys (tenant_id, idempotency_key, operation, request_hash, status, response_body, "
+    "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"};
+
+bool valid_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > 255) return false;
+  for (char c : key) {
+    if (c < 0x21 || c > 0x7E) return false;
+  }
+  return true;
+}
+
+http::Response list_response(const projects::ProjectPage& page) {
+  Json data = Json::array();
+  for (const auto& p : page.projects) data.push_back(projects::to_json(p));
+  return http::Response::json(200,
+                              {{"data", data}, {"next_cursor", page.next_cursor ? Json(*page.next_cursor) : Json()}});
+}
+
+}  // namespace
+
+void register_project_routes(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  const Clock& clock = platform.clock();
+
+  router.add(http::Method::get, "/v1/projects",
+             [&platform](http::Request& req) -> http::Response {
+               auto page_params = api::page_params(req);
+               if (!page_params) return error_response(page_params.error(), req);
+               std::optional<projects::ProjectPage> page;
+               auto r = platform.tenant_data->transact(*req.tenant,
+                                                       [&](TenantTransaction& tx) -> Result<void> {
+                                                         auto p = projects::project_store::list(tx, page_params->cursor,
+                                                                                                page_params->limit);
+                                                         if (!p) return std::unexpected(p.error());
+                                                         page = std::move(*p);
+                                                         return {};
+                                                       },
+                                                       {.read_only = true});
+               if (!r) return error_response(r.error(), req);
+               return list_response(*page);
+             },
+             {.access = Access::tenant, .permission = perm::projects_read});
+
+  router.add(http::Method::post, "/v1/projects",
+             [&platform, &clock](http::Request& req) -> http::Response {
+               auto body = body_object(req, {"name", "description"});
+               if (!body) return error_response(body.error(), req);
+               auto name = string_member(**body, "name", true);
+               if (!name) return error_response(name.error(), req);
+               auto description = string_member(**body, "description", false);
+               if (!description) return error_response(description.error(), req);
+
+               std::optional<std::string> key;
+               if (auto header = req.headers.get("Idempotency-Key")) {
+                 if (!valid_idempotency_key(*header)) {
+                   return error_response(
+                       {Errc::invalid_argument, "Idempotency-Key must be 1-255 visible ASCII characters"}, req);
+                 }
+                 key = std::string(*header);
+               }
+               const std::string request_hash = identity::sha256_hex(req.body);
+               constexpr std::string_view operation = "POST /v1/projects";
+               int status = 201;
+               std::string response_body;
+               bool replayed = false;
+               auto attempt = [&]() {
+                 return platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+                   replayed = false;
+                   if (key) {
+                     auto prior = tx.execute(k_idempotency_get, {Value(*key)});
+                     if (!prior) return std::unexpected(prior.error());
+                     if (!prior->empty()) {
+                       if (prior->text_at(0, 0).value_or("") != operation ||
+                           prior->text_at(0, 1).value_or("") != request_hash) {
+                         return fail(Errc::conflict, "Idempotency-Key was already used with a different request");
+                       }
+                       status = static_cast<int>(prior->int_at(0, 2).value_or(201));
+                       response_body = prior->text_at(0, 3).value_or("");
+                       replayed = true;
+                       return {};
+                     }
+                   }
+                   auto project = projects::project_store::create(tx, clock, **name, description->value_or(""));
+                   if (!project) return std::unexpected(project.error());
+                   response_body = projects::to_json(*project).dump();
+                   if (key) {
+                     auto stored =
+                         tx.execute(k_idempotency_put, {Value(*key), Value(std::string(operation)), Value(request_hash),
+                                                        Value(std::int64_t{201}), Value(response_body),
+                                                        Value(format_rfc3339(clock.now()))});
+                     if (!stored) return std::unexpected(stored.error());
+                   }
+                   return {};
+                 });
+               };
+               auto r = attempt();
+               // A concurrent request with the same key committed first: replay its answer.
+               if (!r && r.error().code == Errc::unique_violation && key) r = attempt();
+               if (!r) return error_response(r.error(), req);
+               http::Response res = http::Response::text(status, response_body, "application/json");
+               if (replayed) res.headers.set("Idempotent-Replayed", "true");
+               return res;
+             },
+             {.json_body = true, .access = Access::tenant, .permission = perm::projects_write});
+
+  router.add(http::Method::get, "/v1/projects/{id}",
+             [&platform](http::Request& req) -> http::Response {
+               std::optional<projects::Project> project;
+               auto r = platform.tenant_data->transact(*req.tenant,
+                                                       [&](TenantTransaction& tx) -> Result<void> {
+                                                         auto p = projects::project_store::get(
+                                                             tx, std::string(req.param("id")));
+                                                         if (!p) return std::unexpected(p.error());
+                                                         project = std::move(*p);
+                                                         return {};
+                                                       },
+                                                       {.read_only = true});
+               if (!r) return error_response(r.error(), req);
+               return http::Response::json(200, projects::to_json(*project));
+             },
+             {.access = Access::tenant, .permission = perm::projects_read});
+
+  router.add(
+      http::Method::patch, "/v1/projects/{id}",
+      [&platform, &clock](http::Request& req) -> http::Response {
+        auto body = body_object(req, {"name", "description"});
+        if (!body) return error_response(body.error(), req);
+        auto name = string_member(**body, "name", false);
+        if (!name) return error_response(name.error(), req);
+        auto description = string_member(**body, "description", false);
+        if (!description) return error_response(description.error(), req);
+        std::optional<projects::Project> project;
+        auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+          auto p = projects::project_store::update(tx, clock, std::string(req.param("id")), {*name, *description});
+          if (!p) return std::unexpected(p.error());
+          project = std::move(*p);
+          return {};
+        });
+        if (!r) return error_response(r.error(), req);
+        return http::Response::json(200, projects::to_json(*project));
+      },
+      {.json_body = true, .access = Access::tenant, .permission = perm::projects_write});
+
+  router.add(http::Method::delete_, "/v1/projects/{id}",
+             [&platform](http::Request& req) -> http::Response {
+               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+                 return projects::project_store::remove(tx, std::string(req.param("id")));
+               });
+               if (!r) return error_response(r.error(), req);
+               http::Response res;
+               res.status = 204;
+               return res;
+             },
+             {.access = Access::tenant, .permission = perm::projects_delete});
+}
+
+}  // namespace atrium::api

@@ -1,0 +1,116 @@
+#include "api/security.hpp"
+
+#include "api/support.hpp"
+#include "core/ids.hpp"
+#include "http/problem.hpp"
+#include "identity/permissions.hpp"
+#include "identity/principal.hpp"
+#include "tenancy/tenant.hpp"
+
+namespace atrium::api {
+
+namespace {
+
+using http::Access;
+
+std::optional<std::string> bearer_token(const http::Request& req) {
+  auto header = req.headers.get("Authorization");
+  if (!header) return std::nullopt;
+  std::string_view v = *header;
+  if (v.size() < 8 || !http::iequals(v.substr(0, 7), "bearer ")) return std::string();
+  v.remove_prefix(7);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  return std::string(v);
+}
+
+// The tenant slug from Host: <slug>.<base_domain>[:port], or "" when the host is not under the base domain.
+std::string host_slug(const http::Request& req, const std::string& base_domain) {
+  if (base_domain.empty()) return {};
+  auto host = req.headers.get("Host");
+  if (!host) return {};
+  std::string h(*host);
+  if (auto colon = h.rfind(':'); colon != std::string::npos && h.find(']') == std::string::npos) h.resize(colon);
+  for (char& c : h) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  const std::string suffix = "." + base_domain;
+  if (h.size() <= suffix.size() || !h.ends_with(suffix)) return {};
+  std::string slug = h.substr(0, h.size() - suffix.size());
+  return slug.find('.') == std::string::npos ? slug : std::string();
+}
+
+http::Response invalid_tenant(const http::Request& req) {
+  return http::problem(403, "invalid-tenant", "Forbidden", "Invalid tenant", req);
+}
+
+}  // namespace
+
+http::Middleware security_middleware(Platform& platform) {
+  return [&platform](http::Request& req, const http::Next& next) -> http::Response {
+    if (req.options == nullptr || req.options->access == Access::open) return next(req);
+
+    // 1. Authenticate.
+    auto token = bearer_token(req);
+    if (!token || token->empty()) {
+      return error_response({Errc::unauthenticated, "a bearer token or API key is required"}, req);
+    }
+    auto principal = identity::ApiKeyStore::looks_like_api_key(*token) ? platform.api_keys->authenticate(*token)
+                                                                       : platform.tokens->authenticate(*token);
+    if (!principal) {
+      if (principal.error().code == Errc::unauthenticated || principal.error().code == Errc::invalid_argument) {
+        return error_response({Errc::unauthenticated, "invalid or expired credentials"}, req);
+      }
+      return error_response(principal.error(), req);
+    }
+    identity::Principal& who = *principal;
+
+    if (req.options->access == Access::super_admin) {
+      if (!who.super_admin || who.kind != identity::Principal::Kind::user) {
+        return http::problem(403, "forbidden", "Forbidden", "This operation is for super admins.", req);
+      }
+      req.principal = std::make_shared<const identity::Principal>(std::move(who));
+      return next(req);
+    }
+
+    if (req.options->access == Access::tenant) {
+      // 2. Resolve the tenant from every source present; all must agree.
+      std::shared_ptr<const tenancy::Tenant> tenant;
+      auto consider = [&](const std::string& ref) -> std::optional<http::Response> {
+        auto resolved = platform.directory->resolve(ref);
+        if (!resolved) {
+          if (resolved.error().code == Errc::not_found) return invalid_tenant(req);
+          return error_response(resolved.error(), req);
+        }
+        if (tenant && tenant->id != (*resolved)->id) {
+          return http::problem(403, "tenant-mismatch", "Forbidden", "The request names more than one tenant.", req);
+        }
+        tenant = *resolved;
+        return std::nullopt;
+      };
+      if (!who.tenant_id.empty()) {
+        if (auto refused = consider(who.tenant_id)) return *refused;
+      }
+      if (auto header = req.headers.get("X-Tenant-ID"); header && !header->empty()) {
+        if (auto refused = consider(std::string(*header))) return *refused;
+      }
+      if (auto slug = host_slug(req, platform.config().tenancy.base_domain); !slug.empty()) {
+        if (auto refused = consider(slug)) return *refused;
+      }
+      if (!tenant) return http::problem(403, "no-tenant", "Forbidden", "No tenant selected.", req);
+      if (tenant->status != tenancy::TenantStatus::active) return invalid_tenant(req);
+      // A super admin without a tenant of its own acts as an owner in the tenant it names.
+      if (who.super_admin && who.tenant_id.empty()) {
+        who.role = std::string(identity::role_name(identity::Role::owner));
+        who.permissions = identity::permissions_for(identity::Role::owner);
+      }
+      // 3. Authorize.
+      if (!req.options->permission.empty() && !who.has(req.options->permission)) {
+        return http::problem(403, "forbidden", "Forbidden",
+                             "Missing permission " + std::string(req.options->permission) + ".", req);
+      }
+      req.tenant = std::move(tenant);
+    }
+    req.principal = std::make_shared<const identity::Principal>(std::move(who));
+    return next(req);
+  };
+}
+
+}  // namespace atrium::api

@@ -1,0 +1,18 @@
+#pragma once
+
+#include "api/platform.hpp"
+#include "http/dispatcher.hpp"
+
+namespace atrium::api {
+
+// Authentication, tenant resolution and authorization, driven by each route's RouteOptions::access:
+//  - credentials: `Authorization: Bearer <JWT>` or `Bearer atr_...` (API key); missing or invalid -> 401.
+//  - tenant (Access::tenant): from the token's tenant_id claim (or the API key's tenant), the X-Tenant-ID header
+//    (id or slug; on its own honoured only for super admins), and the host <slug>.<tenancy.base_domain>. Sources
+//    that disagree -> 403; unknown, suspended or deleted tenant -> 403 "Invalid tenant". A super admin in a
+//    tenant holds the owner's permissions there.
+//  - permission: the route's permission must be among the caller's -> else 403.
+// Sets request.principal and request.tenant for the handler.
+http::Middleware security_middleware(Platform& platform);
+
+}  // namespace atrium::api

@@ -1,0 +1,78 @@
+#include "api/support.hpp"
+
+#include <charconv>
+
+#include "core/log.hpp"
+#include "http/problem.hpp"
+
+namespace atrium::api {
+
+http::Response error_response(const Error& error, const http::Request& req) {
+  switch (error.code) {
+    case Errc::invalid_argument: return http::problem(400, "validation", "Invalid Request", error.message, req);
+    case Errc::unauthenticated: {
+      http::Response r = http::problem(401, "unauthenticated", "Unauthorized", error.message, req);
+      r.headers.set("WWW-Authenticate", "Bearer realm=\"atrium\"");
+      return r;
+    }
+    case Errc::forbidden: return http::problem(403, "forbidden", "Forbidden", error.message, req);
+    case Errc::not_found: return http::problem(404, "not-found", "Not Found", error.message, req);
+    case Errc::conflict:
+    case Errc::unique_violation: return http::problem(409, "conflict", "Conflict", error.message, req);
+    case Errc::rate_limited: {
+      http::Response r = http::problem(429, "rate-limited", "Too Many Requests", error.message, req);
+      r.headers.set("Retry-After", "60");
+      return r;
+    }
+    case Errc::unavailable:
+    case Errc::timeout:
+    case Errc::serialization_failure:
+    case Errc::connection_lost: {
+      log::warn("dependency unavailable", {{"request_id", req.request_id}, {"error", error.message}});
+      http::Response r =
+          http::problem(503, "unavailable", "Service Unavailable", "A dependency is unavailable; retry shortly.", req);
+      r.headers.set("Retry-After", "1");
+      return r;
+    }
+    case Errc::internal: break;
+  }
+  log::error("internal error", {{"request_id", req.request_id}, {"error", error.message}});
+  return http::problem(500, "internal", "Internal Server Error", "The server failed to handle the request.", req);
+}
+
+Result<const Json*> body_object(const http::Request& request, std::initializer_list<std::string_view> allowed) {
+  if (!request.json || !request.json->is_object())
+    return fail(Errc::invalid_argument, "the body must be a JSON object");
+  for (const auto& [key, _] : request.json->items()) {
+    bool known = false;
+    for (auto a : allowed) known = known || a == key;
+    if (!known) return fail(Errc::invalid_argument, "unknown member \"" + key + "\"");
+  }
+  return &*request.json;
+}
+
+Result<std::optional<std::string>> string_member(const Json& object, std::string_view name, bool required) {
+  auto it = object.find(std::string(name));
+  if (it == object.end() || it->is_null()) {
+    if (required) return fail(Errc::invalid_argument, std::string(name) + " is required");
+    return std::optional<std::string>();
+  }
+  if (!it->is_string()) return fail(Errc::invalid_argument, std::string(name) + " must be a string");
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+Result<PageParams> page_params(const http::Request& request) {
+  PageParams p;
+  if (auto limit = request.query_param("limit")) {
+    int v = 0;
+    auto [ptr, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), v);
+    if (ec != std::errc() || ptr != limit->data() + limit->size() || v < 1 || v > 100) {
+      return fail(Errc::invalid_argument, "limit must be an integer from 1 to 100");
+    }
+    p.limit = v;
+  }
+  if (auto cursor = request.query_param("cursor"); cursor && !cursor->empty()) p.cursor = *cursor;
+  return p;
+}
+
+}  // namespace atrium::api

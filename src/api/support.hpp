@@ -1,0 +1,34 @@
+#pragma once
+
+// Shared by the HTTP handlers: error mapping, body field checks, pagination parameters.
+
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "http/message.hpp"
+
+namespace atrium::api {
+
+// The problem+json answer for an expected failure: invalid_argument 400, unauthenticated 401 (with
+// WWW-Authenticate), forbidden 403, not_found 404, conflict and unique_violation 409, rate_limited 429,
+// unavailable / timeout / serialization_failure / connection_lost 503, internal 500 (details logged, not sent).
+http::Response error_response(const Error& error, const http::Request& request);
+
+// The JSON body of a json_body route as an object, refusing members not in `allowed` (400 names the first).
+Result<const Json*> body_object(const http::Request& request, std::initializer_list<std::string_view> allowed);
+
+// A member that must be a string when present (`required`: must be present).
+Result<std::optional<std::string>> string_member(const Json& object, std::string_view name, bool required);
+
+struct PageParams {
+  int limit = 20;
+  std::optional<std::string> cursor;
+};
+// ?limit (1-100, default 20) and ?cursor.
+Result<PageParams> page_params(const http::Request& request);
+
+}  // namespace atrium::api

@@ -1,0 +1,28 @@
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace atrium::identity {
+
+// Who is calling, established by authentication and completed by tenant resolution. Immutable once the
+// request's middleware has built it.
+struct Principal {
+  enum class Kind { user, api_key };
+  Kind kind = Kind::user;
+  std::string subject;    // user id or API key id
+  std::string tenant_id;  // the tenant the credentials are bound to ("" for a super admin without one)
+  std::string role;       // the member's role in that tenant ("" for API keys and tenant-less super admins)
+  std::vector<std::string> permissions;
+  bool super_admin = false;
+  std::string jti;              // access tokens only
+  std::int64_t expires_at = 0;  // access tokens only (NumericDate)
+
+  bool has(std::string_view permission) const {
+    return std::find(permissions.begin(), permissions.end(), permission) != permissions.end();
+  }
+};
+
+}  // namespace atrium::identity

@@ -1,0 +1,303 @@
+#include "identity/token_service.hpp"
+
+#include "core/ids.hpp"
+#include "core/log.hpp"
+#include "identity/secrets.hpp"
+
+namespace atrium::identity {
+
+namespace {
+
+using storage::Statement;
+using storage::Transaction;
+using storage::Value;
+
+constexpr Statement k_insert_refresh{
+    "refresh_insert",
+    "INSERT INTO refresh_tokens (id, family_id, user_id, tenant_id, token_hash, created_at, expires_at) VALUES ($1, "
+    "$2, $3, $4, $5, $6, $7)"};
+constexpr Statement k_refresh_by_hash{"refresh_by_hash",
+                                      "SELECT id, family_id, user_id, tenant_id, expires_at, used_at, revoked_at FROM "
+                                      "refresh_tokens WHERE token_hash = $1"};
+constexpr Statement k_refresh_use{"refresh_use",
+                                  "UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND "
+                                  "revoked_at IS NULL"};
+constexpr Statement k_refresh_revoke_family{
+    "refresh_revoke_family", "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL"};
+
+constexpr Statement k_record_revoked{"revoked_tokens_insert",
+                                     "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) "
+                                     "DO NOTHING"};
+
+constexpr std::string_view k_bad_credentials = "invalid email, password or tenant";
+
+std::int64_t seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+Principal principal_from(const AccessClaims& c) {
+  Principal p;
+  p.kind = Principal::Kind::user;
+  p.subject = c.sub;
+  p.tenant_id = c.tenant_id;
+  p.role = c.role;
+  p.permissions = c.permissions;
+  p.super_admin = c.super_admin;
+  p.jti = c.jti;
+  p.expires_at = c.exp;
+  return p;
+}
+
+}  // namespace
+
+TokenService::TokenService(storage::Database& db, UserStore& users, tenancy::TenantStore& tenants, KeyStore& keys,
+                           RevocationStore& revocations, const Clock& clock, TokenSettings settings, std::string issuer,
+                           std::string audience, PasswordCost password_cost, JwtAlgorithm algorithm)
+    : db_(db),
+      users_(users),
+      tenants_(tenants),
+      keys_(keys),
+      revocations_(revocations),
+      clock_(clock),
+      settings_(settings),
+      issuer_(std::move(issuer)),
+      audience_(std::move(audience)),
+      cost_(password_cost),
+      algorithm_(algorithm) {}
+
+bool TokenService::throttled(const std::string& key) {
+  std::lock_guard lock(failures_mutex_);
+  auto it = failures_.find(key);
+  if (it == failures_.end()) return false;
+  if (clock_.monotonic() - it->second.window_start > settings_.failure_window) {
+    failures_.erase(it);
+    return false;
+  }
+  const int limit = key.starts_with("addr:") ? settings_.max_failures_per_address : settings_.max_failures_per_account;
+  return it->second.count >= limit;
+}
+
+void TokenService::record_failure(const std::string& key) {
+  std::lock_guard lock(failures_mutex_);
+  if (failures_.size() > 100'000) failures_.clear();  // bound memory under a credential-stuffing flood
+  auto& f = failures_[key];
+  if (f.count == 0 || clock_.monotonic() - f.window_start > settings_.failure_window) {
+    f.count = 0;
+    f.window_start = clock_.monotonic();
+  }
+  ++f.count;
+}
+
+void TokenService::clear_failures(const std::string& key) {
+  std::lock_guard lock(failures_mutex_);
+  failures_.erase(key);
+}
+
+Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<tenancy::Tenant>& tenant,
+                                         const std::optional<std::string>& family_id) {
+  // Another instance may have rotated the signing key: pick the newest up within a minute.
+  (void)keys_.reload_if_stale(std::chrono::seconds(60));
+  const auto keyset = keys_.ensure(algorithm_);
+  if (!keyset) return fail(Errc::unavailable, "no signing key loaded");
+  const auto now = clock_.now();
+  AccessClaims claims;
+  claims.sub = user.id;
+  claims.super_admin = user.super_admin;
+  if (tenant) {
+    claims.tenant_id = tenant->id;
+    auto role = users_.role_in(tenant->id, user.id);
+    if (!role) return std::unexpected(role.error());
+    if (*role) {
+      claims.role = std::string(role_name(**role));
+      claims.permissions = permissions_for(**role);
+    } else if (user.super_admin) {
+      claims.role = std::string(role_name(Role::owner));  // a super admin acts as an owner in any tenant
+      claims.permissions = permissions_for(Role::owner);
+    } else {
+      return fail(Errc::unauthenticated, std::string(k_bad_credentials));
+    }
+  } else if (!user.super_admin) {
+    return fail(Errc::invalid_argument, "tenant is required");
+  }
+  claims.iss = issuer_;
+  claims.aud = audience_;
+  claims.jti = new_uuid_v7(clock_);
+  claims.iat = seconds(now);
+  claims.nbf = claims.iat;
+  claims.exp = claims.iat + settings_.access_ttl.count();
+  auto token = keyset->signer->sign(claims);
+  if (!token) return std::unexpected(token.error());
+
+  const std::string refresh = "rt_" + random_token();
+  const std::string family = family_id.value_or(new_uuid_v7(clock_));
+  auto stored = db_.transact([&](Transaction& tx) -> Result<void> {
+    auto r =
+        tx.execute(k_insert_refresh, {Value(new_uuid_v7(clock_)), Value(family), Value(user.id),
+                                      tenant ? Value(tenant->id) : Value(), Value(sha256_hex(refresh)),
+                                      Value(format_rfc3339(now)), Value(format_rfc3339(now + settings_.refresh_ttl))});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+  if (!stored) return std::unexpected(stored.error());
+  return IssuedTokens{std::move(*token), settings_.access_ttl.count(), refresh};
+}
+
+Result<IssuedTokens> TokenService::password_grant(const std::string& email, const std::string& password,
+                                                  const std::optional<std::string>& tenant_ref,
+                                                  const std::string& remote_address) {
+  if (email.empty() || password.empty()) return fail(Errc::invalid_argument, "email and password are required");
+  std::string account_key = "acct:" + email;
+  for (char& c : account_key) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  const std::string address_key = "addr:" + remote_address;
+  if (throttled(account_key) || throttled(address_key)) {
+    return fail(Errc::rate_limited, "too many failed sign-ins; try again later");
+  }
+  auto refuse = [&]() -> Result<IssuedTokens> {
+    record_failure(account_key);
+    record_failure(address_key);
+    return fail(Errc::unauthenticated, std::string(k_bad_credentials));
+  };
+  auto user = users_.find_by_email(email);
+  if (!user) {
+    if (user.error().code != Errc::not_found) return std::unexpected(user.error());
+    // Spend the same time as a real check so response times do not reveal which e-mails exist.
+    std::call_once(dummy_once_, [this] { dummy_hash_ = hash_password("not a password", cost_).value_or(""); });
+    verify_password(password, dummy_hash_);
+    return refuse();
+  }
+  if (!verify_password(password, user->password_hash)) return refuse();
+  std::optional<tenancy::Tenant> tenant;
+  if (tenant_ref && !tenant_ref->empty()) {
+    auto t = is_uuid(*tenant_ref) ? tenants_.get(*tenant_ref) : tenants_.get_by_slug(*tenant_ref);
+    if (!t) {
+      if (t.error().code == Errc::not_found) return refuse();
+      return std::unexpected(t.error());
+    }
+    if (t->status != tenancy::TenantStatus::active) return refuse();
+    tenant = std::move(*t);
+  } else if (!user->super_admin) {
+    return fail(Errc::invalid_argument, "tenant is required");
+  }
+  auto issued = issue(*user, tenant, std::nullopt);
+  if (!issued) {
+    if (issued.error().code == Errc::unauthenticated) return refuse();
+    return issued;
+  }
+  clear_failures(account_key);
+  return issued;
+}
+
+Result<IssuedTokens> TokenService::refresh_grant(const std::string& refresh_token) {
+  if (!refresh_token.starts_with("rt_") || refresh_token.size() > 200) {
+    return fail(Errc::unauthenticated, "invalid refresh token");
+  }
+  const std::string now = format_rfc3339(clock_.now());
+  struct Found {
+    std::string family;
+    std::string user_id;
+    std::optional<std::string> tenant_id;
+    bool reused = false;
+  };
+  auto found = storage::transact_value<Found>(db_, [&](Transaction& tx) -> Result<Found> {
+    auto rs = tx.execute(k_refresh_by_hash, {Value(sha256_hex(refresh_token))});
+    if (!rs) return std::unexpected(rs.error());
+    if (rs->empty()) return fail(Errc::unauthenticated, "invalid refresh token");
+    Found f;
+    const std::string id = rs->text_at(0, 0).value_or("");
+    f.family = rs->text_at(0, 1).value_or("");
+    f.user_id = rs->text_at(0, 2).value_or("");
+    f.tenant_id = rs->text_at(0, 3);
+    const std::string expires_at = rs->text_at(0, 4).value_or("");
+    if (!rs->is_null(0, 5) || !rs->is_null(0, 6)) {
+      // Presented again after rotation (or after revocation): someone holds a copy. Revoke the family.
+      auto r = tx.execute(k_refresh_revoke_family, {Value(f.family), Value(now)});
+      if (!r) return std::unexpected(r.error());
+      f.reused = true;
+      return f;
+    }
+    if (expires_at <= now) return fail(Errc::unauthenticated, "refresh token expired");
+    auto used = tx.execute(k_refresh_use, {Value(id), Value(now)});
+    if (!used) return std::unexpected(used.error());
+    if (used->affected_rows != 1) return fail(Errc::unauthenticated, "invalid refresh token");  // a racing use won
+    return f;
+  });
+  if (!found) return std::unexpected(found.error());
+  if (found->reused) {
+    log::warn("refresh token reuse detected; family revoked", {{"user_id", found->user_id}, {"family", found->family}});
+    return fail(Errc::unauthenticated, "refresh token reuse detected");
+  }
+  auto user = users_.get(found->user_id);
+  if (!user) return fail(Errc::unauthenticated, "invalid refresh token");
+  std::optional<tenancy::Tenant> tenant;
+  if (found->tenant_id) {
+    auto t = tenants_.get(*found->tenant_id);
+    if (!t || t->status != tenancy::TenantStatus::active) return fail(Errc::unauthenticated, "tenant is not active");
+    tenant = std::move(*t);
+  }
+  return issue(*user, tenant, found->family);
+}
+
+Result<void> TokenService::revoke(const std::string& token) {
+  if (token.starts_with("rt_")) {
+    const std::string now = format_rfc3339(clock_.now());
+    return db_.transact([&](Transaction& tx) -> Result<void> {
+      auto rs = tx.execute(k_refresh_by_hash, {Value(sha256_hex(token))});
+      if (!rs) return std::unexpected(rs.error());
+      if (rs->empty()) return {};
+      auto r = tx.execute(k_refresh_revoke_family, {Value(rs->text_at(0, 1).value_or("")), Value(now)});
+      if (!r) return std::unexpected(r.error());
+      return {};
+    });
+  }
+  const auto keyset = keys_.ensure(algorithm_);
+  if (!keyset) return fail(Errc::unavailable, "no signing key loaded");
+  auto claims = keyset->verifier->verify(token, clock_.now());
+  if (!claims) return {};  // not a valid token of ours: nothing to revoke
+  const auto expires = std::chrono::system_clock::time_point(std::chrono::seconds(claims->exp));
+  // Durable record first (in-process stores reload it at start), then the store every request consults.
+  auto recorded = db_.transact([&](Transaction& tx) -> Result<void> {
+    auto r = tx.execute(k_record_revoked, {Value(claims->jti), Value(format_rfc3339(expires))});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+  if (!recorded) return recorded;
+  auto r = revocations_.revoke(claims->jti, expires);
+  if (!r) return r;
+  std::unique_lock lock(cache_mutex_);
+  verified_.erase(sha256_hex(token));
+  return {};
+}
+
+Result<Principal> TokenService::authenticate(const std::string& token) {
+  const std::string key = sha256_hex(token);
+  const std::int64_t now = seconds(clock_.now());
+  std::optional<Principal> principal;
+  {
+    std::shared_lock lock(cache_mutex_);
+    if (auto it = verified_.find(key); it != verified_.end()) principal = it->second;
+  }
+  if (principal && principal->expires_at <= now) principal.reset();
+  if (!principal) {
+    auto keyset = keys_.ensure(algorithm_);
+    if (!keyset) return fail(Errc::unavailable, "no signing key loaded");
+    auto claims = keyset->verifier->verify(token, clock_.now());
+    if (!claims && claims.error().message.find("unknown key id") != std::string::npos) {
+      // Another instance may have rotated keys since we loaded them.
+      if (keys_.reload_if_stale()) {
+        keyset = keys_.ensure(algorithm_);
+        claims = keyset->verifier->verify(token, clock_.now());
+      }
+    }
+    if (!claims) return std::unexpected(claims.error());
+    principal = principal_from(*claims);
+    std::unique_lock lock(cache_mutex_);
+    if (verified_.size() >= settings_.verified_cache_entries) verified_.clear();
+    verified_.emplace(key, *principal);
+  }
+  auto revoked = revocations_.is_revoked(principal->jti);
+  if (!revoked) return std::unexpected(revoked.error());
+  if (*revoked) return fail(Errc::unauthenticated, "token revoked");
+  return *principal;
+}
+
+}  // namespace atrium::identity

@@ -1,0 +1,94 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+#include "core/clock.hpp"
+#include "identity/key_store.hpp"
+#include "identity/principal.hpp"
+#include "identity/revocation.hpp"
+#include "identity/user_store.hpp"
+#include "tenancy/tenant_store.hpp"
+
+namespace atrium::identity {
+
+struct TokenSettings {
+  std::chrono::seconds access_ttl{3600};
+  std::chrono::seconds refresh_ttl{30 * 24 * 3600};
+  int max_failures_per_account = 5;   // failed sign-ins per e-mail within failure_window
+  int max_failures_per_address = 20;  // failed sign-ins per remote address within failure_window
+  std::chrono::seconds failure_window{900};
+  std::size_t verified_cache_entries = 10'000;
+};
+
+struct IssuedTokens {
+  std::string access_token;
+  std::int64_t expires_in = 0;
+  std::string refresh_token;
+};
+
+// Sign-in, refresh-token rotation, revocation, and bearer-token authentication. Thread-safe.
+//
+// Refresh tokens are opaque ("rt_" + 256 random bits), stored as SHA-256, and rotated on every use; presenting a
+// rotated (or revoked) one again revokes its whole family. Access tokens are verified once and then served from
+// a bounded cache keyed by the token's SHA-256, which still honours exp and revocation on every request.
+class TokenService {
+ public:
+  TokenService(storage::Database& db, UserStore& users, tenancy::TenantStore& tenants, KeyStore& keys,
+               RevocationStore& revocations, const Clock& clock, TokenSettings settings, std::string issuer,
+               std::string audience, PasswordCost password_cost, JwtAlgorithm algorithm);
+
+  // Errors: unauthenticated (wrong e-mail or password, no membership in the tenant, tenant not active; one
+  // message for all so accounts cannot be probed), rate_limited (too many failures for the account or address),
+  // invalid_argument.
+  Result<IssuedTokens> password_grant(const std::string& email, const std::string& password,
+                                      const std::optional<std::string>& tenant_ref, const std::string& remote_address);
+  // Errors: unauthenticated (unknown, expired, revoked or reused token — reuse revokes the family).
+  Result<IssuedTokens> refresh_grant(const std::string& refresh_token);
+  // Revokes an access token (by jti, until it expires) or a refresh token (its whole family). Unknown tokens are
+  // ignored (RFC 7009).
+  Result<void> revoke(const std::string& token);
+
+  // Verifies a bearer access token. Errors: unauthenticated; unavailable when the revocation store cannot answer
+  // (callers fail closed).
+  Result<Principal> authenticate(const std::string& token);
+
+  // Signs an access token for a user in a tenant (or without one, for a super admin) and a fresh refresh token.
+  Result<IssuedTokens> issue(const User& user, const std::optional<tenancy::Tenant>& tenant,
+                             const std::optional<std::string>& family_id);
+
+ private:
+  bool throttled(const std::string& key);
+  void record_failure(const std::string& key);
+  void clear_failures(const std::string& key);
+
+  storage::Database& db_;
+  UserStore& users_;
+  tenancy::TenantStore& tenants_;
+  KeyStore& keys_;
+  RevocationStore& revocations_;
+  const Clock& clock_;
+  TokenSettings settings_;
+  std::string issuer_;
+  std::string audience_;
+
+  struct Failures {
+    int count = 0;
+    std::chrono::steady_clock::time_point window_start;
+  };
+  std::mutex failures_mutex_;
+  std::unordered_map<std::string, Failures> failures_;  // guarded by failures_mutex_
+
+  PasswordCost cost_;
+  JwtAlgorithm algorithm_;
+  std::once_flag dummy_once_;
+  std::string dummy_hash_;  // set once under dummy_once_
+
+  std::shared_mutex cache_mutex_;
+  std::unordered_map<std::string, Principal> verified_;  // guarded by cache_mutex_; key: SHA-256 of the token
+};
+
+}  // namespace atrium::identity

@@ -1,0 +1,268 @@
+#include "identity/user_store.hpp"
+
+#include "core/ids.hpp"
+
+namespace atrium::identity {
+
+namespace {
+
+using storage::ResultSet;
+using storage::Statement;
+using storage::Transaction;
+using storage::Value;
+
+constexpr Statement k_insert_user{"users_insert",
+                                  "INSERT INTO users (id, email, name, password_hash, is_super_admin, created_at, "
+                                  "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)"};
+constexpr Statement k_user_by_id{"users_by_id",
+                                 "SELECT id, email, name, password_hash, is_super_admin, created_at, updated_at FROM "
+                                 "users WHERE id = $1"};
+constexpr Statement k_user_by_email{"users_by_email",
+                                    "SELECT id, email, name, password_hash, is_super_admin, created_at, updated_at "
+                                    "FROM users WHERE email = $1"};
+constexpr Statement k_update_user_name{"users_update_name",
+                                       "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1"};
+constexpr Statement k_role{"memberships_role", "SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2"};
+constexpr Statement k_insert_member{"memberships_insert",
+                                    "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, "
+                                    "$3, $4)"};
+constexpr Statement k_member{"memberships_get",
+                             "SELECT u.id, u.email, u.name, u.password_hash, u.is_super_admin, u.created_at, "
+                             "u.updated_at, m.role, m.created_at FROM memberships m JOIN users u ON u.id = m.user_id "
+                             "WHERE m.tenant_id = $1 AND m.user_id = $2"};
+constexpr Statement k_members_page{"memberships_page",
+                                   "SELECT u.id, u.email, u.name, u.password_hash, u.is_super_admin, u.created_at, "
+                                   "u.updated_at, m.role, m.created_at FROM memberships m JOIN users u ON u.id = "
+                                   "m.user_id WHERE m.tenant_id = $1 AND m.user_id > $2 ORDER BY m.user_id LIMIT $3"};
+constexpr Statement k_update_role{"memberships_update_role",
+                                  "UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2"};
+constexpr Statement k_delete_member{"memberships_delete",
+                                    "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2"};
+constexpr Statement k_count_owners{"memberships_count_owners",
+                                   "SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'"};
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return s;
+}
+
+User user_from_row(const ResultSet& rs, std::size_t row) {
+  User u;
+  u.id = rs.text_at(row, 0).value_or("");
+  u.email = rs.text_at(row, 1).value_or("");
+  u.name = rs.text_at(row, 2).value_or("");
+  u.password_hash = rs.text_at(row, 3).value_or("");
+  u.super_admin = rs.bool_at(row, 4).value_or(false);
+  u.created_at = rs.text_at(row, 5).value_or("");
+  u.updated_at = rs.text_at(row, 6).value_or("");
+  return u;
+}
+
+Result<Member> member_from_row(const ResultSet& rs, std::size_t row) {
+  Member m;
+  m.user = user_from_row(rs, row);
+  auto role = parse_role(rs.text_at(row, 7).value_or(""));
+  if (!role) return fail(Errc::internal, "membership with an unknown role");
+  m.role = *role;
+  m.joined_at = rs.text_at(row, 8).value_or("");
+  return m;
+}
+
+Result<Member> one_member(Result<ResultSet> rs) {
+  if (!rs) return std::unexpected(rs.error());
+  if (rs->empty()) return fail(Errc::not_found, "no such user in this tenant");
+  return member_from_row(*rs, 0);
+}
+
+Result<void> check_password(const std::string& password) {
+  if (password.size() < 8 || password.size() > 1024) {
+    return fail(Errc::invalid_argument, "password must be 8-1024 characters");
+  }
+  return {};
+}
+
+}  // namespace
+
+Json to_json(const Member& m) {
+  return {{"id", m.user.id},           {"email", m.user.email},           {"name", m.user.name},
+          {"role", role_name(m.role)}, {"created_at", m.user.created_at}, {"joined_at", m.joined_at}};
+}
+
+bool UserStore::valid_email(const std::string& email) {
+  const auto at = email.find('@');
+  if (email.size() > 254 || at == std::string::npos || at == 0 || at + 1 >= email.size()) return false;
+  if (email.find('@', at + 1) != std::string::npos) return false;
+  for (char c : email) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F) return false;
+  }
+  return email.find('.', at) != std::string::npos;
+}
+
+Result<User> UserStore::create_user(const std::string& email_in, const std::string& name, const std::string& password,
+                                    bool super_admin) {
+  const std::string email = lower(email_in);
+  if (!valid_email(email)) return fail(Errc::invalid_argument, "email is not a valid address");
+  if (name.size() > 200) return fail(Errc::invalid_argument, "name must be at most 200 characters");
+  if (auto ok = check_password(password); !ok) return std::unexpected(ok.error());
+  auto hash = hash_password(password, cost_);
+  if (!hash) return std::unexpected(hash.error());
+  const std::string id = new_uuid_v7(clock_);
+  const std::string now = format_rfc3339(clock_.now());
+  auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+    auto ins =
+        tx.execute(k_insert_user, {Value(id), Value(email), Value(name), Value(*hash), Value(super_admin), Value(now)});
+    if (!ins) return std::unexpected(ins.error());
+    return {};
+  });
+  if (!r) {
+    if (r.error().code == Errc::unique_violation) return fail(Errc::unique_violation, "a user with this email exists");
+    return std::unexpected(r.error());
+  }
+  return get(id);
+}
+
+Result<User> UserStore::get(const std::string& id) {
+  if (!is_uuid(id)) return fail(Errc::not_found, "no such user");
+  return storage::transact_value<User>(db_,
+                                       [&](Transaction& tx) -> Result<User> {
+                                         auto rs = tx.execute(k_user_by_id, {Value(id)});
+                                         if (!rs) return std::unexpected(rs.error());
+                                         if (rs->empty()) return fail(Errc::not_found, "no such user");
+                                         return user_from_row(*rs, 0);
+                                       },
+                                       {.read_only = true});
+}
+
+Result<User> UserStore::find_by_email(const std::string& email) {
+  return storage::transact_value<User>(db_,
+                                       [&](Transaction& tx) -> Result<User> {
+                                         auto rs = tx.execute(k_user_by_email, {Value(lower(email))});
+                                         if (!rs) return std::unexpected(rs.error());
+                                         if (rs->empty()) return fail(Errc::not_found, "no such user");
+                                         return user_from_row(*rs, 0);
+                                       },
+                                       {.read_only = true});
+}
+
+Result<std::optional<Role>> UserStore::role_in(const std::string& tenant_id, const std::string& user_id) {
+  return storage::transact_value<std::optional<Role>>(
+      db_,
+      [&](Transaction& tx) -> Result<std::optional<Role>> {
+        auto rs = tx.execute(k_role, {Value(tenant_id), Value(user_id)});
+        if (!rs) return std::unexpected(rs.error());
+        if (rs->empty()) return std::optional<Role>();
+        return parse_role(rs->text_at(0, 0).value_or(""));
+      },
+      {.read_only = true});
+}
+
+Result<Member> UserStore::add_member(const std::string& tenant_id, const std::string& email_in, const std::string& name,
+                                     const std::optional<std::string>& password, Role role) {
+  const std::string email = lower(email_in);
+  if (!valid_email(email)) return fail(Errc::invalid_argument, "email is not a valid address");
+  auto existing = find_by_email(email);
+  std::string user_id;
+  if (existing) {
+    user_id = existing->id;
+  } else if (existing.error().code == Errc::not_found) {
+    if (!password) return fail(Errc::invalid_argument, "password is required for a new user");
+    auto created = create_user(email, name, *password, false);
+    if (!created) return std::unexpected(created.error());
+    user_id = created->id;
+  } else {
+    return std::unexpected(existing.error());
+  }
+  const std::string now = format_rfc3339(clock_.now());
+  return storage::transact_value<Member>(db_, [&](Transaction& tx) -> Result<Member> {
+    auto ins = tx.execute(k_insert_member,
+                          {Value(tenant_id), Value(user_id), Value(std::string(role_name(role))), Value(now)});
+    if (!ins) {
+      if (ins.error().code == Errc::unique_violation) return fail(Errc::conflict, "the user is already a member");
+      return std::unexpected(ins.error());
+    }
+    return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+  });
+}
+
+Result<Member> UserStore::get_member(const std::string& tenant_id, const std::string& user_id) {
+  if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
+  return storage::transact_value<Member>(db_,
+                                         [&](Transaction& tx) {
+                                           return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+                                         },
+                                         {.read_only = true});
+}
+
+Result<MemberPage> UserStore::list_members(const std::string& tenant_id, const std::optional<std::string>& after,
+                                           int limit) {
+  if (after && !is_uuid(*after)) return fail(Errc::invalid_argument, "cursor is not valid");
+  return storage::transact_value<MemberPage>(
+      db_,
+      [&](Transaction& tx) -> Result<MemberPage> {
+        auto rs =
+            tx.execute(k_members_page, {Value(tenant_id), Value(after.value_or("00000000-0000-0000-0000-000000000000")),
+                                        Value(std::int64_t{limit + 1})});
+        if (!rs) return std::unexpected(rs.error());
+        MemberPage page;
+        for (std::size_t i = 0; i < rs->rows.size() && static_cast<int>(i) < limit; ++i) {
+          auto m = member_from_row(*rs, i);
+          if (!m) return std::unexpected(m.error());
+          page.members.push_back(std::move(*m));
+        }
+        if (static_cast<int>(rs->rows.size()) > limit && !page.members.empty()) {
+          page.next_cursor = page.members.back().user.id;
+        }
+        return page;
+      },
+      {.read_only = true});
+}
+
+Result<std::int64_t> UserStore::count_owners(const std::string& tenant_id) {
+  return storage::transact_value<std::int64_t>(db_, [&](Transaction& tx) -> Result<std::int64_t> {
+    auto rs = tx.execute(k_count_owners, {Value(tenant_id)});
+    if (!rs) return std::unexpected(rs.error());
+    return rs->int_at(0, 0).value_or(0);
+  });
+}
+
+Result<Member> UserStore::update_member(const std::string& tenant_id, const std::string& user_id,
+                                        const std::optional<Role>& role, const std::optional<std::string>& name) {
+  if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
+  if (name && name->size() > 200) return fail(Errc::invalid_argument, "name must be at most 200 characters");
+  return storage::transact_value<Member>(db_, [&](Transaction& tx) -> Result<Member> {
+    auto current = one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+    if (!current) return current;
+    if (role && current->role == Role::owner && *role != Role::owner) {
+      auto owners = tx.execute(k_count_owners, {Value(tenant_id)});
+      if (!owners) return std::unexpected(owners.error());
+      if (owners->int_at(0, 0).value_or(0) <= 1) return fail(Errc::conflict, "a tenant keeps at least one owner");
+    }
+    if (role) {
+      auto r = tx.execute(k_update_role, {Value(tenant_id), Value(user_id), Value(std::string(role_name(*role)))});
+      if (!r) return std::unexpected(r.error());
+    }
+    if (name) {
+      auto r = tx.execute(k_update_user_name, {Value(user_id), Value(*name), Value(format_rfc3339(clock_.now()))});
+      if (!r) return std::unexpected(r.error());
+    }
+    return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+  });
+}
+
+Result<void> UserStore::remove_member(const std::string& tenant_id, const std::string& user_id) {
+  if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
+  return db_.transact([&](Transaction& tx) -> Result<void> {
+    auto current = one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+    if (!current) return std::unexpected(current.error());
+    if (current->role == Role::owner) {
+      auto owners = tx.execute(k_count_owners, {Value(tenant_id)});
+      if (!owners) return std::unexpected(owners.error());
+      if (owners->int_at(0, 0).value_or(0) <= 1) return fail(Errc::conflict, "a tenant keeps at least one owner");
+    }
+    auto r = tx.execute(k_delete_member, {Value(tenant_id), Value(user_id)});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+}
+
+}  // namespace atrium::identity

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/json.hpp"
+#include "identity/permissions.hpp"
+#include "identity/secrets.hpp"
+#include "storage/database.hpp"
+
+namespace atrium::identity {
+
+struct User {
+  std::string id;
+  std::string email;  // stored lower-case
+  std::string name;
+  std::string password_hash;
+  bool super_admin = false;
+  std::string created_at;
+  std::string updated_at;
+};
+
+struct Member {
+  User user;
+  Role role = Role::viewer;
+  std::string joined_at;
+};
+
+struct MemberPage {
+  std::vector<Member> members;
+  std::optional<std::string> next_cursor;
+};
+
+Json to_json(const Member& m);
+
+// Users (global, unique e-mail) and memberships (user x tenant x role) in the control plane. Input is validated
+// (invalid_argument); a taken e-mail is unique_violation; unknown ids are not_found. Membership queries always
+// filter by the tenant they are given. Thread-safe.
+class UserStore {
+ public:
+  UserStore(storage::Database& db, const Clock& clock, PasswordCost cost) : db_(db), clock_(clock), cost_(cost) {}
+
+  Result<User> create_user(const std::string& email, const std::string& name, const std::string& password,
+                           bool super_admin);
+  Result<User> get(const std::string& id);
+  Result<User> find_by_email(const std::string& email);
+
+  Result<std::optional<Role>> role_in(const std::string& tenant_id, const std::string& user_id);
+  // Adds an existing user to a tenant, or creates the user first (then `password` is required).
+  Result<Member> add_member(const std::string& tenant_id, const std::string& email, const std::string& name,
+                            const std::optional<std::string>& password, Role role);
+  Result<Member> get_member(const std::string& tenant_id, const std::string& user_id);
+  Result<MemberPage> list_members(const std::string& tenant_id, const std::optional<std::string>& after, int limit);
+  Result<Member> update_member(const std::string& tenant_id, const std::string& user_id,
+                               const std::optional<Role>& role, const std::optional<std::string>& name);
+  // Removes the membership (the global user remains). Refuses to remove the tenant's last owner (conflict).
+  Result<void> remove_member(const std::string& tenant_id, const std::string& user_id);
+  Result<std::int64_t> count_owners(const std::string& tenant_id);
+
+  static bool valid_email(const std::string& email);
+
+ private:
+  storage::Database& db_;
+  const Clock& clock_;
+  PasswordCost cost_;
+};
+
+}  // namespace atrium::identity

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/json.hpp"
+#include "tenancy/tenant_data.hpp"
+
+namespace atrium::projects {
+
+struct Project {
+  std::string id;
+  std::string name;
+  std::string description;
+  std::string created_at;
+  std::string updated_at;
+};
+
+struct ProjectPage {
+  std::vector<Project> projects;
+  std::optional<std::string> next_cursor;
+};
+
+struct ProjectPatch {
+  std::optional<std::string> name;
+  std::optional<std::string> description;
+};
+
+Json to_json(const Project& p);
+
+// The seed's first tenant resource. Every function runs inside the caller's tenant-scoped transaction, so the
+// tenant is never a parameter that could be wrong. Input is validated (invalid_argument); another tenant's
+// project, or none, is not_found.
+namespace project_store {
+
+Result<Project> create(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& name,
+                       const std::string& description);
+Result<Project> get(tenancy::TenantTransaction& tx, const std::string& id);
+// In creation order (ids are UUIDv7); `after` is the cursor of the previous page.
+Result<ProjectPage> list(tenancy::TenantTransaction& tx, const std::optional<std::string>& after, int limit);
+Result<Project> update(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id,
+                       const ProjectPatch& patch);
+Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id);
+
+// Every statement above, for the test that checks each is bound to the tenant.
+std::span<const tenancy::TenantStatement> statements();
+
+}  // namespace project_store
+
+}  // namespace atrium::projects

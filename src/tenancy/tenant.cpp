@@ -1,0 +1,57 @@
+#include "tenancy/tenant.hpp"
+
+namespace atrium::tenancy {
+
+std::string_view status_name(TenantStatus s) {
+  switch (s) {
+    case TenantStatus::active: return "active";
+    case TenantStatus::suspended: return "suspended";
+    case TenantStatus::deleted: return "deleted";
+  }
+  return "active";
+}
+
+std::optional<TenantStatus> parse_status(std::string_view text) {
+  for (auto s : {TenantStatus::active, TenantStatus::suspended, TenantStatus::deleted}) {
+    if (text == status_name(s)) return s;
+  }
+  return std::nullopt;
+}
+
+std::string_view isolation_name(Isolation i) {
+  switch (i) {
+    case Isolation::shared: return "shared";
+    case Isolation::schema: return "schema";
+    case Isolation::database: return "database";
+  }
+  return "shared";
+}
+
+std::optional<Isolation> parse_isolation(std::string_view text) {
+  for (auto i : {Isolation::shared, Isolation::schema, Isolation::database}) {
+    if (text == isolation_name(i)) return i;
+  }
+  return std::nullopt;
+}
+
+bool valid_slug(std::string_view slug) {
+  if (slug.empty() || slug.size() > 63 || slug.front() == '-' || slug.back() == '-') return false;
+  for (char c : slug) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
+Json to_json(const Tenant& t) {
+  return {{"id", t.id},
+          {"slug", t.slug},
+          {"name", t.name},
+          {"status", status_name(t.status)},
+          {"isolation", isolation_name(t.isolation)},
+          {"plan", t.plan},
+          {"quotas", t.quotas},
+          {"created_at", t.created_at},
+          {"updated_at", t.updated_at}};
+}
+
+}  // namespace atrium::tenancy

@@ -1,0 +1,315 @@
+#include "tenancy/tenant_data.hpp"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include "core/log.hpp"
+#include "storage/migrations.hpp"
+
+namespace atrium::tenancy {
+
+namespace {
+
+using storage::Backend;
+using storage::Database;
+using storage::Statement;
+using storage::Transaction;
+using storage::Value;
+
+constexpr Statement k_set_tenant{"tenant_scope_set", "SELECT set_config('app.tenant_id', $1, true)"};
+constexpr Statement k_set_search_path{
+    "tenant_scope_search_path", "SELECT set_config('search_path', atrium_tenant_schema($1::uuid) || ', public', true)"};
+constexpr Statement k_create_schema{"tenant_create_schema", "SELECT atrium_create_tenant_schema($1::uuid)"};
+constexpr Statement k_drop_schema{"tenant_drop_schema", "SELECT atrium_drop_tenant_schema($1::uuid)"};
+constexpr Statement k_grant_schema{"tenant_grant_schema",
+                                   "SELECT atrium_grant_schema_to(atrium_tenant_schema($1::uuid), $2)"};
+constexpr Statement k_grant_public{"tenant_grant_public", "SELECT atrium_grant_schema_to('public', $1)"};
+constexpr Statement k_current_user{"tenant_current_user", "SELECT current_user::text"};
+constexpr Statement k_database_exists{"tenant_database_exists", "SELECT COUNT(*) FROM pg_database WHERE datname = $1"};
+constexpr Statement k_create_database_command{"tenant_create_database_command",
+                                              "SELECT format('CREATE DATABASE %I', $1::text)"};
+constexpr Statement k_drop_database_command{"tenant_drop_database_command",
+                                            "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text)"};
+constexpr Statement k_stub_insert_pg{"tenant_stub_insert_pg",
+                                     "INSERT INTO tenants (id) VALUES ($1::uuid) ON CONFLICT DO NOTHING"};
+constexpr Statement k_stub_insert_sqlite{"tenant_stub_insert_sqlite", "INSERT OR IGNORE INTO tenants (id) VALUES ($1)"};
+
+// A tenant's own database or file holds a one-row `tenants` table so the tenant migrations' foreign keys to
+// tenants(id) hold there as in the shared database.
+constexpr std::string_view k_bootstrap_pg = R"sql(
+CREATE TABLE IF NOT EXISTS tenants (id UUID PRIMARY KEY);
+CREATE OR REPLACE FUNCTION atrium_grant_schema_to(schema_name TEXT, role_name TEXT) RETURNS VOID
+  LANGUAGE plpgsql AS $$
+BEGIN
+  IF role_name = current_user THEN
+    RETURN;
+  END IF;
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, role_name);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I', schema_name, role_name);
+END $$;
+)sql";
+constexpr std::string_view k_bootstrap_sqlite = "CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY);";
+
+// Rows of each tenant table, for purging a shared-level tenant. Children before parents.
+constexpr TenantStatement k_purge_shared[] = {
+    {"purge_idempotency_keys", "DELETE FROM idempotency_keys WHERE tenant_id = $1"},
+    {"purge_projects", "DELETE FROM projects WHERE tenant_id = $1"},
+};
+
+std::string hex_id(const std::string& tenant_id) {
+  std::string out;
+  for (char c : tenant_id) {
+    if (c != '-') out.push_back(c);
+  }
+  return out;
+}
+
+// Replaces the database name in a libpq URI: postgresql://user@host:port/NAME?params
+std::string with_database(const std::string& url, const std::string& database) {
+  const auto scheme = url.find("://");
+  const auto slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (slash == std::string::npos) {
+    const auto q = url.find('?');
+    return q == std::string::npos ? url + "/" + database : url.substr(0, q) + "/" + database + url.substr(q);
+  }
+  const auto q = url.find('?', slash);
+  return url.substr(0, slash + 1) + database + (q == std::string::npos ? "" : url.substr(q));
+}
+
+}  // namespace
+
+std::string tenant_schema_name(const std::string& tenant_id) { return "tenant_" + hex_id(tenant_id); }
+std::string tenant_database_name(const std::string& tenant_id) { return "atrium_t_" + hex_id(tenant_id); }
+
+Result<storage::ResultSet> TenantTransaction::execute(const TenantStatement& statement,
+                                                      std::initializer_list<Value> params) {
+  std::vector<Value> bound;
+  bound.reserve(params.size() + 1);
+  bound.emplace_back(tenant_id_);
+  bound.insert(bound.end(), params.begin(), params.end());
+  return tx_.execute(Statement{statement.name, statement.sql}, std::span<const Value>(bound));
+}
+
+struct TenantData::Impl {
+  Database& app;
+  Database& admin;
+  TenantDataOptions options;
+  const Clock& clock;
+
+  // Open pools of tenants with their own database or file, least recently used first.
+  std::mutex mutex;
+  std::list<std::string> lru;  // tenant ids
+  std::unordered_map<std::string, std::pair<std::shared_ptr<Database>, std::list<std::string>::iterator>> pools;
+
+  bool postgres() const { return app.backend() == Backend::postgres; }
+  bool own_store(const Tenant& t) const {
+    return t.isolation == Isolation::database || (!postgres() && t.isolation == Isolation::schema);
+  }
+
+  std::string sqlite_path(const Tenant& t) const {
+    return (std::filesystem::path(options.data_dir) / "tenants" / (t.id + ".db")).string();
+  }
+
+  Result<std::shared_ptr<Database>> open_own(const Tenant& t, bool as_admin) {
+    if (!as_admin) {
+      std::lock_guard lock(mutex);
+      if (auto it = pools.find(t.id); it != pools.end()) {
+        lru.splice(lru.end(), lru, it->second.second);
+        return it->second.first;
+      }
+    }
+    storage::DatabaseOptions o = options.pool_template;
+    o.pool_size = as_admin ? 1 : options.tenant_pool_size;
+    if (postgres()) {
+      o.url = with_database(as_admin ? options.admin_url : options.app_url, tenant_database_name(t.id));
+    } else {
+      o.url = "sqlite:" + sqlite_path(t);
+    }
+    auto opened = storage::open_database(o);
+    if (!opened) return std::unexpected(opened.error());
+    std::shared_ptr<Database> db(std::move(*opened));
+    if (as_admin) return db;
+    std::lock_guard lock(mutex);
+    if (auto it = pools.find(t.id); it != pools.end()) return it->second.first;  // another thread won
+    lru.push_back(t.id);
+    pools.emplace(t.id, std::make_pair(db, std::prev(lru.end())));
+    while (static_cast<int>(pools.size()) > std::max(1, options.max_open_tenant_pools)) {
+      // In-flight users hold their own shared_ptr; the pool closes when the last one finishes.
+      pools.erase(lru.front());
+      lru.pop_front();
+    }
+    return db;
+  }
+
+  void forget(const std::string& tenant_id) {
+    std::lock_guard lock(mutex);
+    if (auto it = pools.find(tenant_id); it != pools.end()) {
+      lru.erase(it->second.second);
+      pools.erase(it);
+    }
+  }
+
+  // Scopes a transaction on the main database to the tenant.
+  Result<void> scope(Transaction& tx, const Tenant& t) const {
+    if (!postgres()) return {};
+    if (auto r = tx.execute(k_set_tenant, {Value(t.id)}); !r) return std::unexpected(r.error());
+    if (t.isolation == Isolation::schema) {
+      if (auto r = tx.execute(k_set_search_path, {Value(t.id)}); !r) return std::unexpected(r.error());
+    }
+    return {};
+  }
+
+  Result<std::string> serving_role() {
+    return storage::transact_value<std::string>(app, [](Transaction& tx) -> Result<std::string> {
+      auto r = tx.execute(k_current_user);
+      if (!r) return std::unexpected(r.error());
+      return r->text_at(0, 0).value_or("");
+    });
+  }
+};
+
+TenantData::TenantData(Database& app, Database& admin, TenantDataOptions options, const Clock& clock)
+    : impl_(new Impl{app, admin, std::move(options), clock, {}, {}, {}}) {}
+
+TenantData::~TenantData() = default;
+
+Result<std::string> TenantData::serving_role() { return impl_->serving_role(); }
+
+Result<void> TenantData::transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
+                                  const storage::TransactionOptions& options) {
+  Impl& s = *impl_;
+  std::shared_ptr<Database> own;
+  Database* db = &s.app;
+  if (s.own_store(tenant)) {
+    auto opened = s.open_own(tenant, /*as_admin=*/false);
+    if (!opened) return std::unexpected(opened.error());
+    own = std::move(*opened);
+    db = own.get();
+  }
+  return db->transact(
+      [&](Transaction& tx) -> Result<void> {
+        if (auto scoped = s.scope(tx, tenant); !scoped) return scoped;
+        TenantTransaction ttx(tx, tenant.id);
+        return body(ttx);
+      },
+      options);
+}
+
+Result<int> TenantData::migrate(const Tenant& tenant) {
+  Impl& s = *impl_;
+  const auto migrations = storage::builtin_migrations(s.app.backend(), storage::MigrationSet::tenant);
+  if (tenant.isolation == Isolation::shared) return 0;
+  if (s.postgres() && tenant.isolation == Isolation::schema) {
+    // The schema must exist before search_path names it, or unqualified DDL would land in public.
+    auto created = s.admin.transact([&](Transaction& tx) -> Result<void> {
+      if (auto r = tx.execute(k_create_schema, {Value(tenant.id)}); !r) return std::unexpected(r.error());
+      return {};
+    });
+    if (!created) return std::unexpected(created.error());
+    auto applied = storage::migrate_with(s.admin, migrations, s.clock, storage::MigrationSet::tenant,
+                                         [&](Transaction& tx) -> Result<void> {
+                                           if (auto r = tx.execute(k_set_search_path, {Value(tenant.id)}); !r)
+                                             return std::unexpected(r.error());
+                                           return {};
+                                         },
+                                         {});
+    if (!applied) return applied;
+    auto role = s.serving_role();
+    if (!role) return std::unexpected(role.error());
+    auto granted = s.admin.transact([&](Transaction& tx) -> Result<void> {
+      if (auto r = tx.execute(k_grant_schema, {Value(tenant.id), Value(*role)}); !r) return std::unexpected(r.error());
+      return {};
+    });
+    if (!granted) return std::unexpected(granted.error());
+    return applied;
+  }
+  // Own database or file.
+  auto admin = s.open_own(tenant, /*as_admin=*/true);
+  if (!admin) return std::unexpected(admin.error());
+  auto boot = (*admin)->transact([&](Transaction& tx) -> Result<void> {
+    if (auto r = tx.execute_script(s.postgres() ? k_bootstrap_pg : k_bootstrap_sqlite); !r) return r;
+    auto r = tx.execute(s.postgres() ? k_stub_insert_pg : k_stub_insert_sqlite, {Value(tenant.id)});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+  if (!boot) return std::unexpected(boot.error());
+  auto applied = storage::migrate(**admin, migrations, s.clock, {}, storage::MigrationSet::tenant);
+  if (!applied) return applied;
+  if (s.postgres()) {
+    auto role = s.serving_role();
+    if (!role) return std::unexpected(role.error());
+    auto granted = (*admin)->transact([&](Transaction& tx) -> Result<void> {
+      if (auto r = tx.execute(k_grant_public, {Value(*role)}); !r) return std::unexpected(r.error());
+      return {};
+    });
+    if (!granted) return std::unexpected(granted.error());
+  }
+  return applied;
+}
+
+Result<void> TenantData::provision(const Tenant& tenant) {
+  Impl& s = *impl_;
+  if (tenant.isolation == Isolation::shared) return {};
+  if (s.postgres() && tenant.isolation == Isolation::schema) {
+    // migrate() creates the schema.
+  } else if (s.postgres()) {
+    const std::string name = tenant_database_name(tenant.id);
+    auto command = storage::transact_value<std::pair<std::int64_t, std::string>>(
+        s.admin, [&](Transaction& tx) -> Result<std::pair<std::int64_t, std::string>> {
+          auto exists = tx.execute(k_database_exists, {Value(name)});
+          if (!exists) return std::unexpected(exists.error());
+          auto text = tx.execute(k_create_database_command, {Value(name)});
+          if (!text) return std::unexpected(text.error());
+          return std::make_pair(exists->int_at(0, 0).value_or(0), text->text_at(0, 0).value_or(""));
+        });
+    if (!command) return std::unexpected(command.error());
+    if (command->first == 0) {
+      if (auto r = s.admin.execute_unscoped(command->second); !r && r.error().code != Errc::unique_violation) return r;
+    }
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(s.sqlite_path(tenant)).parent_path(), ec);
+    if (ec) return fail(Errc::unavailable, "cannot create the tenant directory: " + ec.message());
+  }
+  auto migrated = migrate(tenant);
+  if (!migrated) return std::unexpected(migrated.error());
+  log::info("tenant provisioned", {{"tenant_id", tenant.id}, {"isolation", isolation_name(tenant.isolation)}});
+  return {};
+}
+
+Result<void> TenantData::purge(const Tenant& tenant) {
+  Impl& s = *impl_;
+  if (tenant.isolation == Isolation::shared) {
+    return transact(tenant, [](TenantTransaction& tx) -> Result<void> {
+      for (const auto& statement : k_purge_shared) {
+        if (auto r = tx.execute(statement); !r) return std::unexpected(r.error());
+      }
+      return {};
+    });
+  }
+  s.forget(tenant.id);
+  if (s.postgres() && tenant.isolation == Isolation::schema) {
+    return s.admin.transact([&](Transaction& tx) -> Result<void> {
+      if (auto r = tx.execute(k_drop_schema, {Value(tenant.id)}); !r) return std::unexpected(r.error());
+      return {};
+    });
+  }
+  if (s.postgres()) {
+    auto command = storage::transact_value<std::string>(s.admin, [&](Transaction& tx) -> Result<std::string> {
+      auto text = tx.execute(k_drop_database_command, {Value(tenant_database_name(tenant.id))});
+      if (!text) return std::unexpected(text.error());
+      return text->text_at(0, 0).value_or("");
+    });
+    if (!command) return std::unexpected(command.error());
+    return s.admin.execute_unscoped(*command);
+  }
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(s.sqlite_path(tenant) + suffix, ec);
+  return {};
+}
+
+}  // namespace atrium::tenancy

@@ -1,0 +1,87 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/clock.hpp"
+#include "storage/database.hpp"
+#include "tenancy/tenant.hpp"
+
+namespace atrium::tenancy {
+
+// SQL on a tenant table. `$1` is always the tenant id, bound by TenantTransaction itself; the statement's own
+// parameters are $2, $3, ... Every tenant statement must filter (or, for INSERT, set) tenant_id with $1 — that
+// is how SQLite's shared level, which has no row-level security, stays isolated; tests check every statement.
+struct TenantStatement {
+  std::string_view name;
+  std::string_view sql;
+};
+
+// A transaction scoped to one tenant. The only way to run tenant statements. Valid inside
+// TenantData::transact's callback; one thread at a time.
+class TenantTransaction {
+ public:
+  TenantTransaction(storage::Transaction& tx, std::string tenant_id) : tx_(tx), tenant_id_(std::move(tenant_id)) {}
+  const std::string& tenant_id() const { return tenant_id_; }
+  storage::Backend backend() const { return tx_.backend(); }
+  Result<storage::ResultSet> execute(const TenantStatement& statement,
+                                     std::initializer_list<storage::Value> params = {});
+
+ private:
+  storage::Transaction& tx_;
+  std::string tenant_id_;
+};
+
+struct TenantDataOptions {
+  std::string data_dir;      // SQLite: tenant files live in <data_dir>/tenants/<id>.db
+  std::string app_url;       // PostgreSQL: the serving role's URL (tenant database URLs are derived from it)
+  std::string admin_url;     // PostgreSQL: the owner role's URL for provisioning (may equal app_url)
+  int tenant_pool_size = 4;  // connections per tenant database / file
+  int max_open_tenant_pools = 64;
+  storage::DatabaseOptions pool_template;  // timeouts for tenant pools
+};
+
+// Where each tenant's data lives and how a transaction is scoped to it, per isolation level and backend:
+//   shared   PostgreSQL: the main database; set_config('app.tenant_id', id, true) so RLS (FORCE) applies.
+//            SQLite: the main database; TenantTransaction binds tenant_id into every statement.
+//   schema   PostgreSQL: schema tenant_<hex> in the main database; set_config('search_path', ..., true) and
+//            app.tenant_id per transaction. SQLite: a file per tenant.
+//   database PostgreSQL: database atrium_t_<hex> with its own lazily opened, capped pool. SQLite: a file per
+//            tenant.
+// Thread-safe.
+class TenantData {
+ public:
+  // `app` serves requests; `admin` owns the schema and provisions (the same object when only one URL is
+  // configured). Both must outlive this object.
+  TenantData(storage::Database& app, storage::Database& admin, TenantDataOptions options, const Clock& clock);
+  ~TenantData();
+
+  // Runs `body` in a transaction scoped to `tenant`.
+  Result<void> transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
+                        const storage::TransactionOptions& options = {});
+
+  // Creates the tenant's schema, database or file and applies the tenant migrations to it. Idempotent; does
+  // nothing for the shared level (its tables come with `atrium migrate`).
+  Result<void> provision(const Tenant& tenant);
+
+  // Applies pending tenant migrations to the tenant's own schema, database or file (no-op for shared).
+  Result<int> migrate(const Tenant& tenant);
+
+  // Removes the tenant's data: drops its schema or database, deletes its file, or deletes its rows from the
+  // shared tables. Irreversible.
+  Result<void> purge(const Tenant& tenant);
+
+  // For tests and diagnostics: the name of the PostgreSQL role that serves requests.
+  Result<std::string> serving_role();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The PostgreSQL schema / database names for a tenant (derived from its UUID, safe as identifiers).
+std::string tenant_schema_name(const std::string& tenant_id);
+std::string tenant_database_name(const std::string& tenant_id);
+
+}  // namespace atrium::tenancy

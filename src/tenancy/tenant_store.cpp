@@ -1,0 +1,186 @@
+#include "tenancy/tenant_store.hpp"
+
+#include "core/ids.hpp"
+
+namespace atrium::tenancy {
+
+namespace {
+
+using storage::ResultSet;
+using storage::Statement;
+using storage::Transaction;
+using storage::Value;
+
+constexpr std::string_view k_columns = "id, slug, name, status, isolation, plan, quotas, created_at, updated_at";
+
+constexpr Statement k_insert{
+    "tenants_insert",
+    "INSERT INTO tenants (id, slug, name, status, isolation, plan, quotas, created_at, updated_at) "
+    "VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $7)"};
+constexpr Statement k_by_id{"tenants_by_id",
+                            "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at "
+                            "FROM tenants WHERE id = $1"};
+constexpr Statement k_by_slug{"tenants_by_slug",
+                              "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at "
+                              "FROM tenants WHERE slug = $1"};
+constexpr Statement k_page{"tenants_page",
+                           "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at "
+                           "FROM tenants WHERE id > $1 ORDER BY id LIMIT $2"};
+constexpr Statement k_update{
+    "tenants_update",
+    "UPDATE tenants SET name = $2, plan = $3, quotas = $4, status = $5, updated_at = $6, "
+    "deleted_at = CASE WHEN $5 = 'deleted' THEN COALESCE(deleted_at, $6) ELSE NULL END WHERE id = $1"};
+constexpr Statement k_update_pg{
+    "tenants_update_pg",
+    "UPDATE tenants SET name = $2, plan = $3, quotas = $4::jsonb, status = $5, updated_at = $6::timestamptz, "
+    "deleted_at = CASE WHEN $5 = 'deleted' THEN COALESCE(deleted_at, $6::timestamptz) ELSE NULL END WHERE id = $1"};
+constexpr Statement k_counts{"tenants_counts",
+                             "SELECT status, isolation, COUNT(*) FROM tenants GROUP BY status, isolation"};
+constexpr Statement k_members{"tenants_members",
+                              "SELECT COUNT(*), COUNT(DISTINCT tenant_id) FROM memberships m JOIN tenants t ON "
+                              "t.id = m.tenant_id WHERE t.status <> 'deleted'"};
+constexpr Statement k_live{"tenants_live", "SELECT COUNT(*) FROM tenants WHERE status <> 'deleted'"};
+
+Result<Tenant> from_row(const ResultSet& rs, std::size_t row) {
+  Tenant t;
+  t.id = rs.text_at(row, 0).value_or("");
+  t.slug = rs.text_at(row, 1).value_or("");
+  t.name = rs.text_at(row, 2).value_or("");
+  auto status = parse_status(rs.text_at(row, 3).value_or(""));
+  auto isolation = parse_isolation(rs.text_at(row, 4).value_or(""));
+  if (!status || !isolation) return fail(Errc::internal, "tenant " + t.id + " has an unknown status or isolation");
+  t.status = *status;
+  t.isolation = *isolation;
+  t.plan = rs.text_at(row, 5).value_or("");
+  std::string error;
+  t.quotas = parse_json(rs.text_at(row, 6).value_or("{}"), {}, &error).value_or(Json::object());
+  t.created_at = rs.text_at(row, 7).value_or("");
+  t.updated_at = rs.text_at(row, 8).value_or("");
+  return t;
+}
+
+Result<Tenant> one(Result<ResultSet> rs, std::string_view what) {
+  if (!rs) return std::unexpected(rs.error());
+  if (rs->empty()) return fail(Errc::not_found, std::string("no tenant ") + std::string(what));
+  return from_row(*rs, 0);
+}
+
+}  // namespace
+
+Result<Tenant> TenantStore::create(const NewTenant& request) {
+  if (!valid_slug(request.slug)) {
+    return fail(Errc::invalid_argument, "slug must be a DNS label: 1-63 characters of a-z, 0-9 and '-'");
+  }
+  if (request.name.empty() || request.name.size() > 200) {
+    return fail(Errc::invalid_argument, "name must be 1-200 characters");
+  }
+  if (!request.quotas.is_object()) return fail(Errc::invalid_argument, "quotas must be an object");
+  const std::string id = new_uuid_v7(clock_);
+  const std::string now = format_rfc3339(clock_.now());
+  auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+    auto inserted = tx.execute(k_insert, {Value(id), Value(request.slug), Value(request.name),
+                                          Value(std::string(isolation_name(request.isolation))), Value(request.plan),
+                                          Value(request.quotas.dump()), Value(now)});
+    if (!inserted) return std::unexpected(inserted.error());
+    return {};
+  });
+  if (!r) {
+    if (r.error().code == Errc::unique_violation) return fail(Errc::unique_violation, "slug is taken");
+    return std::unexpected(r.error());
+  }
+  return get(id);
+}
+
+Result<Tenant> TenantStore::get(Transaction& tx, const std::string& id) {
+  if (!is_uuid(id)) return fail(Errc::not_found, "no tenant " + id);
+  return one(tx.execute(k_by_id, {Value(id)}), id);
+}
+
+Result<Tenant> TenantStore::get(const std::string& id) {
+  return storage::transact_value<Tenant>(db_, [&](Transaction& tx) { return get(tx, id); }, {.read_only = true});
+}
+
+Result<Tenant> TenantStore::get_by_slug(const std::string& slug) {
+  if (!valid_slug(slug)) return fail(Errc::not_found, "no tenant " + slug);
+  return storage::transact_value<Tenant>(
+      db_, [&](Transaction& tx) { return one(tx.execute(k_by_slug, {Value(slug)}), slug); }, {.read_only = true});
+}
+
+Result<TenantPage> TenantStore::list(const std::optional<std::string>& after, int limit) {
+  if (after && !is_uuid(*after)) return fail(Errc::invalid_argument, "cursor is not valid");
+  const std::string from = after.value_or("00000000-0000-0000-0000-000000000000");
+  return storage::transact_value<TenantPage>(
+      db_,
+      [&](Transaction& tx) -> Result<TenantPage> {
+        auto rs = tx.execute(k_page, {Value(from), Value(std::int64_t{limit + 1})});
+        if (!rs) return std::unexpected(rs.error());
+        TenantPage page;
+        for (std::size_t i = 0; i < rs->rows.size() && static_cast<int>(i) < limit; ++i) {
+          auto t = from_row(*rs, i);
+          if (!t) return std::unexpected(t.error());
+          page.tenants.push_back(std::move(*t));
+        }
+        if (static_cast<int>(rs->rows.size()) > limit && !page.tenants.empty()) {
+          page.next_cursor = page.tenants.back().id;
+        }
+        return page;
+      },
+      {.read_only = true});
+}
+
+Result<Tenant> TenantStore::update(const std::string& id, const TenantPatch& patch) {
+  if (patch.name && (patch.name->empty() || patch.name->size() > 200)) {
+    return fail(Errc::invalid_argument, "name must be 1-200 characters");
+  }
+  if (patch.quotas && !patch.quotas->is_object()) return fail(Errc::invalid_argument, "quotas must be an object");
+  return storage::transact_value<Tenant>(db_, [&](Transaction& tx) -> Result<Tenant> {
+    auto current = get(tx, id);
+    if (!current) return current;
+    Tenant t = std::move(*current);
+    if (t.status == TenantStatus::deleted && patch.status && *patch.status != TenantStatus::deleted) {
+      return fail(Errc::conflict, "a deleted tenant cannot be reactivated");
+    }
+    if (patch.name) t.name = *patch.name;
+    if (patch.plan) t.plan = *patch.plan;
+    if (patch.quotas) t.quotas = *patch.quotas;
+    if (patch.status) t.status = *patch.status;
+    const std::string now = format_rfc3339(clock_.now());
+    const Statement& sql = tx.backend() == storage::Backend::postgres ? k_update_pg : k_update;
+    auto r = tx.execute(sql, {Value(id), Value(t.name), Value(t.plan), Value(t.quotas.dump()),
+                              Value(std::string(status_name(t.status))), Value(now)});
+    if (!r) return std::unexpected(r.error());
+    return get(tx, id);
+  });
+}
+
+Result<Json> TenantStore::statistics() {
+  return storage::transact_value<Json>(
+      db_,
+      [&](Transaction& tx) -> Result<Json> {
+        auto counts = tx.execute(k_counts);
+        if (!counts) return std::unexpected(counts.error());
+        Json by_status = Json::object();
+        Json by_isolation = Json::object();
+        for (std::size_t i = 0; i < counts->rows.size(); ++i) {
+          const std::string status = counts->text_at(i, 0).value_or("");
+          const std::string isolation = counts->text_at(i, 1).value_or("");
+          const std::int64_t n = counts->int_at(i, 2).value_or(0);
+          by_status[status] = by_status.value(status, std::int64_t{0}) + n;
+          if (status != "deleted") by_isolation[isolation] = by_isolation.value(isolation, std::int64_t{0}) + n;
+        }
+        auto members = tx.execute(k_members);
+        if (!members) return std::unexpected(members.error());
+        auto live = tx.execute(k_live);
+        if (!live) return std::unexpected(live.error());
+        const auto memberships = members->int_at(0, 0).value_or(0);
+        const auto live_tenants = live->int_at(0, 0).value_or(0);
+        return Json{{"tenants_by_status", by_status},
+                    {"tenants_by_isolation", by_isolation},
+                    {"tenants", live_tenants},
+                    {"average_users_per_tenant",
+                     live_tenants == 0 ? 0.0 : static_cast<double>(memberships) / static_cast<double>(live_tenants)}};
+      },
+      {.read_only = true});
+}
+
+}  // namespace atrium::tenancy

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "storage/database.hpp"
+#include "tenancy/tenant.hpp"
+
+namespace atrium::tenancy {
+
+struct NewTenant {
+  std::string slug;
+  std::string name;
+  Isolation isolation = Isolation::shared;
+  std::string plan = "free";
+  Json quotas = Json::object();
+};
+
+struct TenantPatch {
+  std::optional<std::string> name;
+  std::optional<std::string> plan;
+  std::optional<Json> quotas;
+  std::optional<TenantStatus> status;
+};
+
+struct TenantPage {
+  std::vector<Tenant> tenants;
+  std::optional<std::string> next_cursor;  // the last id of this page when more may follow
+};
+
+// The control-plane `tenants` table. Validates input (invalid_argument), reports a taken slug as
+// unique_violation and unknown ids as not_found. Thread-safe (stateless over the database).
+class TenantStore {
+ public:
+  TenantStore(storage::Database& db, const Clock& clock) : db_(db), clock_(clock) {}
+
+  Result<Tenant> create(const NewTenant& request);
+  Result<Tenant> get(const std::string& id);
+  Result<Tenant> get_by_slug(const std::string& slug);
+  // Ordered by id (creation order); `after` is the cursor from the previous page.
+  Result<TenantPage> list(const std::optional<std::string>& after, int limit);
+  Result<Tenant> update(const std::string& id, const TenantPatch& patch);
+  // Counts by status and isolation, and memberships per tenant, for the admin metrics endpoint.
+  Result<Json> statistics();
+
+  // Inside a caller's transaction (so a tenant change and its other effects commit together).
+  static Result<Tenant> get(storage::Transaction& tx, const std::string& id);
+
+ private:
+  storage::Database& db_;
+  const Clock& clock_;
+};
+
+}  // namespace atrium::tenancy

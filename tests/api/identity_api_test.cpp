@@ -1,0 +1,304 @@
+// Sign-in, tokens, revocation and the role matrix through the real router and middleware, on both backends.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "core/ids.hpp"
+#include "identity/jwt.hpp"
+#include "identity/permissions.hpp"
+#include "projects/project_store.hpp"
+#include "support/api_client.hpp"
+#include "support/test_platform.hpp"
+#include "support/test_support.hpp"
+
+namespace atrium::test {
+namespace {
+
+using http::Method;
+using storage::Backend;
+
+class IdentityApiTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::postgres && !postgres_url()) {
+      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
+      GTEST_SKIP() << "PostgreSQL not configured";
+    }
+    Config config;
+    config.identity.max_failed_logins_per_account = 3;
+    tp_ = TestPlatform::create(GetParam(), config);
+    client_ = std::make_unique<ApiClient>(platform());
+    ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true));
+    api::Platform::NewTenantRequest r;
+    r.tenant.slug = "acme";
+    r.tenant.name = "Acme";
+    r.owner_email = "owner@acme.test";
+    r.owner_password = "owner-password";
+    auto t = platform().create_tenant(r);
+    ASSERT_TRUE(t) << t.error().message;
+    tenant_ = *t;
+  }
+
+  api::Platform& platform() { return tp_->platform(); }
+
+  ApiResponse password_grant(const std::string& email, const std::string& password, const std::string& tenant) {
+    Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
+    if (!tenant.empty()) body["tenant"] = tenant;
+    return client_->call(Method::post, "/v1/auth/token", body);
+  }
+
+  std::string token_for(const std::string& email, const std::string& password) {
+    auto r = password_grant(email, password, "acme");
+    EXPECT_EQ(r.status, 200) << r.body.dump();
+    return r.body.value("access_token", "");
+  }
+
+  std::unique_ptr<TestPlatform> tp_;
+  std::unique_ptr<ApiClient> client_;
+  tenancy::Tenant tenant_;
+};
+
+TEST_P(IdentityApiTest, PasswordGrantAnswersTheTokenShape) {
+  auto r = password_grant("OWNER@acme.test", "owner-password", "acme");
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body.value("token_type", ""), "Bearer");
+  EXPECT_EQ(r.body.value("expires_in", 0), 3600);
+  EXPECT_TRUE(r.body.value("refresh_token", "").starts_with("rt_"));
+  const std::string access = r.body.value("access_token", "");
+  EXPECT_EQ(std::count(access.begin(), access.end(), '.'), 2);
+  EXPECT_EQ(r.headers.get("Cache-Control").value_or(""), "no-store");
+}
+
+TEST_P(IdentityApiTest, WrongPasswordUnknownUserAndForeignTenantAllGetTheSame401) {
+  api::Platform::NewTenantRequest other;
+  other.tenant.slug = "other";
+  other.tenant.name = "Other";
+  ASSERT_TRUE(platform().create_tenant(other));
+  for (const auto& [email, password, tenant] :
+       {std::tuple<std::string, std::string, std::string>{"owner@acme.test", "wrong-password", "acme"},
+        {"nobody@acme.test", "owner-password", "acme"},
+        {"owner@acme.test", "owner-password", "other"},
+        {"owner@acme.test", "owner-password", "no-such-tenant"}}) {
+    auto r = password_grant(email, password, tenant);
+    EXPECT_EQ(r.status, 401) << email << " " << tenant;
+    EXPECT_EQ(r.body.value("detail", ""), "invalid email, password or tenant");
+  }
+}
+
+TEST_P(IdentityApiTest, RepeatedFailuresAreThrottledPerAccount) {
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(password_grant("owner@acme.test", "nope-nope", "acme").status, 401);
+  auto throttled = password_grant("owner@acme.test", "owner-password", "acme");
+  EXPECT_EQ(throttled.status, 429);
+  EXPECT_TRUE(throttled.headers.get("Retry-After").has_value());
+}
+
+TEST_P(IdentityApiTest, RefreshRotatesAndReuseRevokesTheFamily) {
+  auto first = password_grant("owner@acme.test", "owner-password", "acme");
+  ASSERT_EQ(first.status, 200);
+  const std::string r1 = first.body.value("refresh_token", "");
+  auto second =
+      client_->call(Method::post, "/v1/auth/token", Json{{"grant_type", "refresh_token"}, {"refresh_token", r1}});
+  ASSERT_EQ(second.status, 200) << second.body.dump();
+  const std::string r2 = second.body.value("refresh_token", "");
+  EXPECT_NE(r1, r2);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, second.body.value("access_token", "")).status,
+            200);
+  // r1 again: someone kept a copy. The whole family, r2 included, is revoked.
+  EXPECT_EQ(client_->call(Method::post, "/v1/auth/token", Json{{"grant_type", "refresh_token"}, {"refresh_token", r1}})
+                .status,
+            401);
+  EXPECT_EQ(client_->call(Method::post, "/v1/auth/token", Json{{"grant_type", "refresh_token"}, {"refresh_token", r2}})
+                .status,
+            401);
+}
+
+TEST_P(IdentityApiTest, RevokedAccessTokenIsRefusedAtOnce) {
+  const std::string token = token_for("owner@acme.test", "owner-password");
+  ASSERT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, token).status, 200);  // now cached
+  EXPECT_EQ(client_->call(Method::post, "/v1/auth/revoke", Json{{"token", token}}).status, 204);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, token).status, 401);
+  // Unknown tokens are accepted and ignored (RFC 7009).
+  EXPECT_EQ(client_->call(Method::post, "/v1/auth/revoke", Json{{"token", "garbage"}}).status, 204);
+}
+
+TEST_P(IdentityApiTest, RevocationSurvivesARestart) {
+  const std::string token = token_for("owner@acme.test", "owner-password");
+  ASSERT_EQ(client_->call(Method::post, "/v1/auth/revoke", Json{{"token", token}}).status, 204);
+  // A second instance on the same database (an in-process store loads revocations at start).
+  auto again = api::Platform::open(tp_->config(), SystemClock::instance(), {});
+  ASSERT_TRUE(again) << again.error().message;
+  ApiClient second(**again);
+  EXPECT_EQ(second.call(Method::get, "/v1/projects", std::nullopt, token).status, 401);
+}
+
+TEST_P(IdentityApiTest, ForgedAndMalformedCredentialsGet401) {
+  const std::string good = token_for("owner@acme.test", "owner-password");
+  auto other = identity::generate_signing_key(identity::JwtAlgorithm::rs256, "attacker");
+  ASSERT_TRUE(other);
+  auto signer = identity::JwtSigner::create(*other);
+  ASSERT_TRUE(signer);
+  identity::AccessClaims claims;
+  claims.sub = new_uuid_v7(SystemClock::instance());
+  claims.tenant_id = tenant_.id;
+  claims.role = "owner";
+  claims.permissions = identity::permissions_for(identity::Role::owner);
+  claims.iss = "atrium";
+  claims.aud = "atrium-api";
+  claims.jti = "forged";
+  claims.iat =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  claims.exp = claims.iat + 600;
+  auto forged = signer->sign(claims);
+  ASSERT_TRUE(forged);
+  std::string tampered = good;
+  tampered[tampered.find('.') + 5] ^= 1;
+  for (const std::string& bad : {*forged, tampered, good.substr(0, good.rfind('.') + 1), std::string("not-a-token"),
+                                 std::string("atr_0123456789_") + std::string(43, 'a')}) {
+    auto r = client_->call(Method::get, "/v1/projects", std::nullopt, bad);
+    EXPECT_EQ(r.status, 401) << bad;
+    EXPECT_TRUE(r.headers.get("WWW-Authenticate").has_value());
+  }
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects").status, 401);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, "", {{"Authorization", "Basic abc"}}).status, 401);
+}
+
+TEST_P(IdentityApiTest, JwksPublishesTheVerifyingKeysAndRotationKeepsOldTokensValid) {
+  const std::string before = token_for("owner@acme.test", "owner-password");
+  auto jwks = client_->call(Method::get, "/.well-known/jwks.json");
+  ASSERT_EQ(jwks.status, 200);
+  ASSERT_EQ(jwks.body["keys"].size(), 1u);
+  EXPECT_EQ(jwks.body["keys"][0].value("alg", ""), "RS256");
+  EXPECT_FALSE(jwks.body["keys"][0].contains("d"));  // no private part
+  ASSERT_TRUE(platform().keys->rotate(identity::JwtAlgorithm::es256));
+  auto after_jwks = client_->call(Method::get, "/.well-known/jwks.json");
+  EXPECT_EQ(after_jwks.body["keys"].size(), 2u);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, before).status, 200);
+  const std::string after = token_for("owner@acme.test", "owner-password");
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, after).status, 200);
+}
+
+// Every tenant route x every role: 403 exactly when the role lacks the route's permission.
+TEST_P(IdentityApiTest, RoleMatrixGrantsExactlyTheRolesPermissions) {
+  std::map<identity::Role, std::string> tokens;
+  tokens[identity::Role::owner] = token_for("owner@acme.test", "owner-password");
+  for (auto role : {identity::Role::admin, identity::Role::member, identity::Role::viewer}) {
+    const std::string email = std::string(identity::role_name(role)) + "@acme.test";
+    ASSERT_TRUE(platform().users->add_member(tenant_.id, email, "", std::string("password-") + email, role));
+    tokens[role] = token_for(email, std::string("password-") + email);
+  }
+  const std::string some_id = new_uuid_v7(SystemClock::instance());
+  int checked = 0;
+  for (const auto& route : client_->router().routes()) {
+    if (route->options.access != http::Access::tenant) continue;
+    std::string path = route->pattern;
+    if (auto p = path.find("{id}"); p != std::string::npos) path.replace(p, 4, some_id);
+    for (const auto& [role, token] : tokens) {
+      const auto granted = identity::permissions_for(role);
+      const bool allowed = std::find(granted.begin(), granted.end(), route->options.permission) != granted.end();
+      auto r = client_->call(route->method, path,
+                             route->options.json_body ? std::optional<Json>(Json::object()) : std::nullopt, token);
+      if (allowed) {
+        EXPECT_NE(r.status, 403) << identity::role_name(role) << " " << route->pattern << " " << r.body.dump();
+        EXPECT_NE(r.status, 401);
+      } else {
+        EXPECT_EQ(r.status, 403) << identity::role_name(role) << " " << route->pattern;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 4 * 12);
+  // Super-admin routes: no tenant role passes; the super admin does.
+  auto root = password_grant("root@atrium.test", "root-password", "");
+  ASSERT_EQ(root.status, 200) << root.body.dump();
+  for (const auto& route : client_->router().routes()) {
+    if (route->options.access != http::Access::super_admin) continue;
+    std::string path = route->pattern;
+    if (auto p = path.find("{id}"); p != std::string::npos) path.replace(p, 4, some_id);
+    const auto body = route->options.json_body ? std::optional<Json>(Json::object()) : std::nullopt;
+    for (const auto& [role, token] : tokens) EXPECT_EQ(client_->call(route->method, path, body, token).status, 403);
+    auto r = client_->call(route->method, path, body, root.body.value("access_token", ""));
+    EXPECT_NE(r.status, 403) << route->pattern;
+    EXPECT_NE(r.status, 401) << route->pattern;
+  }
+}
+
+TEST_P(IdentityApiTest, RolesCannotBeGrantedAboveOnesOwn) {
+  ASSERT_TRUE(platform().users->add_member(tenant_.id, "admin@acme.test", "", std::string("admin-password"),
+                                           identity::Role::admin));
+  const std::string admin = token_for("admin@acme.test", "admin-password");
+  auto r = client_->call(Method::post, "/v1/users",
+                         Json{{"email", "new@acme.test"}, {"password", "new-password"}, {"role", "owner"}}, admin);
+  EXPECT_EQ(r.status, 403);
+  auto ok = client_->call(Method::post, "/v1/users",
+                          Json{{"email", "new@acme.test"}, {"password", "new-password"}, {"role", "member"}}, admin);
+  EXPECT_EQ(ok.status, 201) << ok.body.dump();
+  // The last owner cannot be demoted or removed.
+  const std::string owner = token_for("owner@acme.test", "owner-password");
+  auto members = client_->call(Method::get, "/v1/users?limit=100", std::nullopt, owner);
+  std::string owner_id;
+  for (const auto& m : members.body["data"]) {
+    if (m.value("role", "") == "owner") owner_id = m.value("id", "");
+  }
+  EXPECT_EQ(client_->call(Method::patch, "/v1/users/" + owner_id, Json{{"role", "viewer"}}, owner).status, 409);
+  EXPECT_EQ(client_->call(Method::delete_, "/v1/users/" + owner_id, std::nullopt, owner).status, 409);
+}
+
+TEST_P(IdentityApiTest, BadBodiesAre400AndChangeNothing) {
+  const std::string owner = token_for("owner@acme.test", "owner-password");
+  for (const Json& body : {Json::array(), Json{{"name", 5}}, Json{{"name", ""}}, Json{{"name", "x"}, {"extra", 1}},
+                           Json{{"name", std::string(201, 'x')}}}) {
+    auto r = client_->call(Method::post, "/v1/projects", body, owner);
+    EXPECT_EQ(r.status, 400) << body.dump();
+  }
+  EXPECT_TRUE(client_->call(Method::get, "/v1/projects", std::nullopt, owner).body["data"].empty());
+  EXPECT_EQ(client_->call(Method::post, "/v1/auth/token", Json{{"grant_type", "magic"}}).status, 400);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, IdentityApiTest, ::testing::Values(Backend::sqlite, Backend::postgres),
+                         [](const auto& info) { return std::string(storage::backend_name(info.param)); });
+
+TEST(TenantStatements, EveryProjectStatementIsBoundToTheTenant) {
+  for (const auto& s : projects::project_store::statements()) {
+    const std::string sql(s.sql);
+    const bool filters = sql.find("tenant_id = $1") != std::string::npos;
+    const bool inserts = sql.starts_with("INSERT INTO") && sql.find("(tenant_id,") != std::string::npos &&
+                         sql.find("VALUES ($1,") != std::string::npos;
+    EXPECT_TRUE(filters || inserts) << s.name;
+  }
+}
+
+TEST(RevocationAcrossInstances, ARevokedTokenIsRefusedByASecondInstanceOnTheSameRedis) {
+  const char* redis = std::getenv("ATRIUM_TEST_REDIS_URL");
+  if (redis == nullptr || *redis == '\0') {
+    if (postgres_required()) FAIL() << "ATRIUM_TEST_REDIS_URL is not set";
+    GTEST_SKIP() << "Redis not configured";
+  }
+  Config config;
+  config.identity.redis_url = redis;
+  auto tp = TestPlatform::create(postgres_url() ? Backend::postgres : Backend::sqlite, config);
+  ASSERT_TRUE(tp);
+  api::Platform& first = tp->platform();
+  api::Platform::NewTenantRequest r;
+  r.tenant.slug = "acme";
+  r.tenant.name = "Acme";
+  r.owner_email = "owner@acme.test";
+  r.owner_password = "owner-password";
+  ASSERT_TRUE(first.create_tenant(r));
+  auto second_platform = api::Platform::open(tp->config(), SystemClock::instance(), {});
+  ASSERT_TRUE(second_platform) << second_platform.error().message;
+  ApiClient one(first);
+  ApiClient two(**second_platform);
+  auto token = one.call(Method::post, "/v1/auth/token",
+                        Json{{"grant_type", "password"},
+                             {"email", "owner@acme.test"},
+                             {"password", "owner-password"},
+                             {"tenant", "acme"}});
+  ASSERT_EQ(token.status, 200);
+  const std::string access = token.body.value("access_token", "");
+  ASSERT_EQ(two.call(Method::get, "/v1/projects", std::nullopt, access).status, 200);  // cached on instance two
+  ASSERT_EQ(one.call(Method::post, "/v1/auth/revoke", Json{{"token", access}}).status, 204);
+  EXPECT_EQ(two.call(Method::get, "/v1/projects", std::nullopt, access).status, 401);
+}
+
+}  // namespace
+}  // namespace atrium::test

@@ -1,0 +1,260 @@
+// Tenant isolation end to end, for every isolation level on every backend: two tenants with their own users,
+// projects and API keys; every tenant route is called with tenant A's credentials against tenant B's ids, header
+// and host, and must answer 403 or 404 and change nothing.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include "identity/permissions.hpp"
+#include "support/api_client.hpp"
+#include "support/test_platform.hpp"
+#include "support/test_support.hpp"
+#include "tenancy/tenant.hpp"
+
+namespace atrium::test {
+namespace {
+
+using http::Method;
+using storage::Backend;
+using tenancy::Isolation;
+
+struct Case {
+  Backend backend;
+  Isolation isolation;
+};
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return std::string(storage::backend_name(info.param.backend)) + "_" +
+         std::string(tenancy::isolation_name(info.param.isolation));
+}
+
+// SELECT returning one integer, run on its own connection (as whatever role the URL names).
+std::int64_t pg_count(const std::string& url, const std::string& sql) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  std::int64_t n = -1;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    PGresult* res = PQexec(conn, sql.c_str());
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) n = std::atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+  }
+  PQfinish(conn);
+  return n;
+}
+
+class TenancyTest : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (GetParam().backend == Backend::postgres && !postgres_url()) {
+      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
+      GTEST_SKIP() << "PostgreSQL not configured";
+    }
+    Config config;
+    config.tenancy.base_domain = "atrium.test";
+    config.tenancy.cache_ttl_ms = 0;
+    tp_ = TestPlatform::create(GetParam().backend, config);
+    client_ = std::make_unique<ApiClient>(platform());
+    ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true));
+    a_ = make_tenant("alpha");
+    b_ = make_tenant("beta");
+    token_a_ = sign_in("owner@alpha.test", "alpha");
+    token_b_ = sign_in("owner@beta.test", "beta");
+    root_ = sign_in("root@atrium.test", "");
+    project_a_ = create_project(token_a_, "A's project");
+    project_b_ = create_project(token_b_, "B's project");
+  }
+
+  api::Platform& platform() { return tp_->platform(); }
+
+  tenancy::Tenant make_tenant(const std::string& slug) {
+    api::Platform::NewTenantRequest r;
+    r.tenant.slug = slug;
+    r.tenant.name = slug;
+    r.tenant.isolation = GetParam().isolation;
+    r.owner_email = "owner@" + slug + ".test";
+    r.owner_password = "password-" + slug;
+    auto t = platform().create_tenant(r);
+    EXPECT_TRUE(t) << t.error().message;
+    return t.value_or(tenancy::Tenant{});
+  }
+
+  std::string sign_in(const std::string& email, const std::string& tenant) {
+    Json body = {{"grant_type", "password"}, {"email", email}};
+    body["password"] = email == "root@atrium.test" ? "root-password" : "password-" + tenant;
+    if (!tenant.empty()) body["tenant"] = tenant;
+    auto r = client_->call(Method::post, "/v1/auth/token", body);
+    EXPECT_EQ(r.status, 200) << r.body.dump();
+    return r.body.value("access_token", "");
+  }
+
+  std::string create_project(const std::string& token, const std::string& name) {
+    auto r = client_->call(Method::post, "/v1/projects", Json{{"name", name}}, token);
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body.value("id", "");
+  }
+
+  std::vector<std::string> project_names(const std::string& token,
+                                         const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    auto r = client_->call(Method::get, "/v1/projects?limit=100", std::nullopt, token, headers);
+    EXPECT_EQ(r.status, 200) << r.body.dump();
+    std::vector<std::string> names;
+    for (const auto& p : r.body["data"]) names.push_back(p.value("name", ""));
+    return names;
+  }
+
+  std::unique_ptr<TestPlatform> tp_;
+  std::unique_ptr<ApiClient> client_;
+  tenancy::Tenant a_;
+  tenancy::Tenant b_;
+  std::string token_a_;
+  std::string token_b_;
+  std::string root_;
+  std::string project_a_;
+  std::string project_b_;
+};
+
+TEST_P(TenancyTest, EachTenantSeesOnlyItsOwnProjects) {
+  EXPECT_EQ(project_names(token_a_), std::vector<std::string>{"A's project"});
+  EXPECT_EQ(project_names(token_b_), std::vector<std::string>{"B's project"});
+}
+
+TEST_P(TenancyTest, AnotherTenantsProjectIdsAreNotFoundAndUnchanged) {
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects/" + project_b_, std::nullopt, token_a_).status, 404);
+  EXPECT_EQ(client_->call(Method::patch, "/v1/projects/" + project_b_, Json{{"name", "pwned"}}, token_a_).status, 404);
+  EXPECT_EQ(client_->call(Method::delete_, "/v1/projects/" + project_b_, std::nullopt, token_a_).status, 404);
+  auto b = client_->call(Method::get, "/v1/projects/" + project_b_, std::nullopt, token_b_);
+  EXPECT_EQ(b.status, 200);
+  EXPECT_EQ(b.body.value("name", ""), "B's project");
+}
+
+TEST_P(TenancyTest, NamingAnotherTenantByHeaderOrHostIsForbidden) {
+  for (const auto& header : {std::pair<std::string, std::string>{"X-Tenant-ID", b_.id},
+                             std::pair<std::string, std::string>{"X-Tenant-ID", b_.slug},
+                             std::pair<std::string, std::string>{"Host", "beta.atrium.test"}}) {
+    for (Method m : {Method::get, Method::post}) {
+      auto r =
+          client_->call(m, "/v1/projects", m == Method::post ? std::optional<Json>(Json{{"name", "x"}}) : std::nullopt,
+                        token_a_, {header});
+      EXPECT_EQ(r.status, 403) << header.first << ": " << header.second << " " << r.body.dump();
+    }
+    EXPECT_EQ(client_->call(Method::get, "/v1/users", std::nullopt, token_a_, {header}).status, 403);
+  }
+  EXPECT_EQ(project_names(token_b_), std::vector<std::string>{"B's project"});
+  // Agreeing sources are fine.
+  EXPECT_EQ(project_names(token_a_, {{"X-Tenant-ID", "alpha"}, {"Host", "alpha.atrium.test"}}),
+            std::vector<std::string>{"A's project"});
+}
+
+TEST_P(TenancyTest, AnotherTenantsUsersAndKeysAreOutOfReach) {
+  auto members_b = client_->call(Method::get, "/v1/users", std::nullopt, token_b_);
+  ASSERT_EQ(members_b.status, 200);
+  const std::string owner_b = members_b.body["data"][0].value("id", "");
+  EXPECT_EQ(client_->call(Method::patch, "/v1/users/" + owner_b, Json{{"role", "viewer"}}, token_a_).status, 404);
+  EXPECT_EQ(client_->call(Method::delete_, "/v1/users/" + owner_b, std::nullopt, token_a_).status, 404);
+  auto members_a = client_->call(Method::get, "/v1/users", std::nullopt, token_a_);
+  ASSERT_EQ(members_a.body["data"].size(), 1u);
+  EXPECT_EQ(members_a.body["data"][0].value("email", ""), "owner@alpha.test");
+
+  auto key_b =
+      client_->call(Method::post, "/v1/api-keys", Json{{"name", "ci"}, {"permissions", {"projects:read"}}}, token_b_);
+  ASSERT_EQ(key_b.status, 201) << key_b.body.dump();
+  EXPECT_EQ(client_->call(Method::delete_, "/v1/api-keys/" + key_b.body.value("id", ""), std::nullopt, token_a_).status,
+            404);
+  EXPECT_TRUE(client_->call(Method::get, "/v1/api-keys", std::nullopt, token_a_).body["data"].empty());
+  // B's key works for B, and cannot be pointed at A.
+  const std::string secret = key_b.body.value("secret", "");
+  EXPECT_EQ(project_names(secret), std::vector<std::string>{"B's project"});
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, secret, {{"X-Tenant-ID", a_.id}}).status, 403);
+  // A key only does what it was given.
+  EXPECT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "x"}}, secret).status, 403);
+}
+
+TEST_P(TenancyTest, SuperAdminActsAsOwnerInTheTenantItNames) {
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, root_).status, 403);  // no tenant named
+  EXPECT_EQ(project_names(root_, {{"X-Tenant-ID", "beta"}}), std::vector<std::string>{"B's project"});
+  auto created =
+      client_->call(Method::post, "/v1/projects", Json{{"name", "by root"}}, root_, {{"X-Tenant-ID", b_.id}});
+  EXPECT_EQ(created.status, 201);
+  EXPECT_EQ(project_names(token_a_), std::vector<std::string>{"A's project"});
+}
+
+TEST_P(TenancyTest, SuspendedAndDeletedTenantsAreRefusedAndPurgeRemovesOnlyTheirData) {
+  auto suspend = client_->call(Method::patch, "/v1/admin/tenants/" + b_.id, Json{{"status", "suspended"}}, root_);
+  ASSERT_EQ(suspend.status, 200) << suspend.body.dump();
+  auto refused = client_->call(Method::get, "/v1/projects", std::nullopt, token_b_);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(refused.body.value("detail", ""), "Invalid tenant");
+  auto sign_in = client_->call(
+      Method::post, "/v1/auth/token",
+      Json{
+          {"grant_type", "password"}, {"email", "owner@beta.test"}, {"password", "password-beta"}, {"tenant", "beta"}});
+  EXPECT_EQ(sign_in.status, 401);
+  ASSERT_EQ(client_->call(Method::patch, "/v1/admin/tenants/" + b_.id, Json{{"status", "active"}}, root_).status, 200);
+  EXPECT_EQ(project_names(token_b_), std::vector<std::string>{"B's project"});
+
+  EXPECT_EQ(client_->call(Method::delete_, "/v1/admin/tenants/" + b_.id + "?purge=true", std::nullopt, root_).status,
+            204);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, token_b_).status, 403);
+  EXPECT_EQ(project_names(token_a_), std::vector<std::string>{"A's project"});
+  auto gone = client_->call(Method::patch, "/v1/admin/tenants/" + b_.id, Json{{"status", "active"}}, root_);
+  EXPECT_EQ(gone.status, 409);
+}
+
+TEST_P(TenancyTest, IdempotencyKeyCreatesOnceAndRefusesADifferentBody) {
+  const std::vector<std::pair<std::string, std::string>> key = {{"Idempotency-Key", "create-1"}};
+  auto first = client_->call(Method::post, "/v1/projects", Json{{"name", "once"}}, token_a_, key);
+  auto again = client_->call(Method::post, "/v1/projects", Json{{"name", "once"}}, token_a_, key);
+  ASSERT_EQ(first.status, 201);
+  ASSERT_EQ(again.status, 201);
+  EXPECT_EQ(first.body.value("id", ""), again.body.value("id", ""));
+  EXPECT_EQ(again.headers.get("Idempotent-Replayed").value_or(""), "true");
+  EXPECT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "other"}}, token_a_, key).status, 409);
+  // The same key in another tenant is another key.
+  EXPECT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "once"}}, token_b_, key).status, 201);
+  EXPECT_EQ(project_names(token_a_).size(), 2u);
+}
+
+TEST_P(TenancyTest, CursorPaginationVisitsEveryProjectOnce) {
+  for (int i = 0; i < 6; ++i) create_project(token_a_, "p" + std::to_string(i));
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    auto r = client_->call(Method::get, "/v1/projects?limit=3" + (cursor.empty() ? "" : "&cursor=" + cursor),
+                           std::nullopt, token_a_);
+    ASSERT_EQ(r.status, 200);
+    EXPECT_LE(r.body["data"].size(), 3u);
+    for (const auto& p : r.body["data"]) seen.push_back(p.value("id", ""));
+    if (r.body["next_cursor"].is_null()) break;
+    cursor = r.body["next_cursor"].get<std::string>();
+  }
+  EXPECT_EQ(seen.size(), 7u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects?limit=101", std::nullopt, token_a_).status, 400);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects?limit=0", std::nullopt, token_a_).status, 400);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects?cursor=junk", std::nullopt, token_a_).status, 400);
+}
+
+TEST_P(TenancyTest, ServingRoleWithoutTenantContextSeesNoRows) {
+  if (GetParam().backend != Backend::postgres) GTEST_SKIP() << "row-level security is PostgreSQL's";
+  // Rows exist (the owner role may read the catalogue of how many), yet the serving role sees none without
+  // app.tenant_id, even on a fresh connection, and a policy-less write is refused.
+  const std::string table = GetParam().isolation == Isolation::schema ? tenancy::tenant_schema_name(a_.id) + ".projects"
+                                                                      : std::string("projects");
+  if (GetParam().isolation == Isolation::database) GTEST_SKIP() << "covered by the shared and schema levels";
+  EXPECT_EQ(pg_count(tp_->app_url(), "SELECT COUNT(*) FROM " + table), 0);
+  EXPECT_EQ(pg_count(tp_->app_url(),
+                     "SELECT COUNT(*) FROM (SELECT set_config('app.tenant_id', '" + a_.id + "', false)) s, " + table),
+            1);
+  EXPECT_EQ(pg_count(tp_->app_url(),
+                     "SELECT COUNT(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE "
+                     "r.rolname = current_user AND c.relkind = 'r'"),
+            0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Levels, TenancyTest,
+    ::testing::Values(Case{Backend::sqlite, Isolation::shared}, Case{Backend::sqlite, Isolation::schema},
+                      Case{Backend::sqlite, Isolation::database}, Case{Backend::postgres, Isolation::shared},
+                      Case{Backend::postgres, Isolation::schema}, Case{Backend::postgres, Isolation::database}),
+    case_name);
+
+}  // namespace
+}  // namespace atrium::test

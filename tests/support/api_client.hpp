@@ -1,0 +1,71 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "api/platform.hpp"
+#include "api/routes.hpp"
+#include "api/security.hpp"
+#include "core/json.hpp"
+#include "http/dispatcher.hpp"
+#include "http/middleware.hpp"
+
+namespace atrium::test {
+
+struct ApiResponse {
+  int status = 0;
+  Json body;  // null when the body is empty or not JSON
+  http::Headers headers;
+};
+
+// Calls the real router and middleware (request id, security) in-process, without sockets: the same dispatch
+// the server runs for every request.
+class ApiClient {
+ public:
+  explicit ApiClient(api::Platform& platform) {
+    http::Router router;
+    api::register_routes(router, platform);
+    dispatcher_ = std::make_shared<http::Dispatcher>(
+        std::move(router),
+        std::vector<http::Middleware>{http::request_id_middleware(SystemClock::instance()),
+                                      api::security_middleware(platform)},
+        JsonLimits{64});
+  }
+
+  ApiResponse call(http::Method method, const std::string& target, const std::optional<Json>& body = std::nullopt,
+                   const std::string& bearer = "",
+                   const std::vector<std::pair<std::string, std::string>>& headers = {}) const {
+    http::Request req;
+    req.method = method;
+    req.method_text = std::string(http::method_name(method));
+    req.target = target;
+    const auto q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string::npos) req.query = target.substr(q + 1);
+    req.remote_address = "127.0.0.1";
+    if (body) {
+      req.body = body->dump();
+      req.headers.add("Content-Type", "application/json");
+    }
+    if (!bearer.empty()) req.headers.add("Authorization", "Bearer " + bearer);
+    for (const auto& [n, v] : headers) req.headers.add(n, v);
+    auto prepared = dispatcher_->prepare(req);
+    http::Response res = dispatcher_->dispatch(req, prepared);
+    ApiResponse out;
+    out.status = res.status;
+    out.headers = res.headers;
+    std::string error;
+    if (!res.body.empty()) out.body = parse_json(res.body, {}, &error).value_or(Json());
+    return out;
+  }
+
+  const http::Router& router() const { return dispatcher_->router(); }
+
+ private:
+  std::shared_ptr<http::Dispatcher> dispatcher_;
+};
+
+}  // namespace atrium::test

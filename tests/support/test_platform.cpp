@@ -1,0 +1,93 @@
+#include "support/test_platform.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <random>
+#include <stdexcept>
+
+#include "core/clock.hpp"
+#include "support/test_database.hpp"
+#include "support/test_support.hpp"
+#include "tenancy/tenant_data.hpp"
+
+namespace atrium::test {
+
+namespace {
+
+// postgresql://user@host:port/db -> the same with another user and database.
+std::string with_user_and_db(const std::string& url, const std::string& user, const std::string& db) {
+  const auto scheme = url.find("://");
+  const auto at = url.find('@', scheme + 3);
+  const auto slash = url.find('/', at == std::string::npos ? scheme + 3 : at);
+  const std::string host = url.substr(at == std::string::npos ? scheme + 3 : at + 1,
+                                      slash == std::string::npos ? std::string::npos : slash - (at + 1));
+  return url.substr(0, scheme + 3) + user + "@" + host + "/" + db;
+}
+
+void ensure_roles(const std::string& server) {
+  // Concurrent test processes may race to create the roles; a duplicate is fine.
+  pg_admin(server,
+           "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'atrium_owner') THEN "
+           "CREATE ROLE atrium_owner LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS; END IF; "
+           "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'atrium_app') THEN "
+           "CREATE ROLE atrium_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB; END IF; END $$");
+}
+
+}  // namespace
+
+std::unique_ptr<TestPlatform> TestPlatform::create(storage::Backend backend, const Config& base) {
+  std::unique_ptr<TestPlatform> t(new TestPlatform());
+  t->backend_ = backend;
+  t->config_ = base;
+  t->config_.storage.data_dir = temp_dir("platform");
+  t->config_.identity.password_cost = "minimum";
+  t->config_.log.access_log = false;
+  if (backend == storage::Backend::postgres) {
+    auto server = postgres_url();
+    if (!server) return nullptr;
+    t->server_url_ = *server;
+    ensure_roles(*server);
+    static std::atomic<int> counter{0};
+    std::random_device rd;
+    t->database_ =
+        "p_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" + std::to_string(rd() % 100000);
+    std::string error;
+    if (!pg_admin(*server, "CREATE DATABASE " + t->database_ + " OWNER atrium_owner", &error)) {
+      throw std::runtime_error(error);
+    }
+    t->admin_url_ = with_user_and_db(*server, "atrium_owner", t->database_);
+    t->app_url_ = with_user_and_db(*server, "atrium_app", t->database_);
+    t->config_.storage.admin_database_url = t->admin_url_;
+    t->config_.storage.database_url = t->app_url_;
+  }
+  auto p = api::Platform::open(t->config_, SystemClock::instance(), {});
+  if (!p) throw std::runtime_error("platform: " + p.error().message);
+  t->platform_ = std::move(*p);
+  return t;
+}
+
+TestPlatform::~TestPlatform() {
+  std::vector<std::string> tenant_databases;
+  if (platform_ && backend_ == storage::Backend::postgres) {
+    std::optional<std::string> cursor;
+    while (true) {
+      auto page = platform_->tenants->list(cursor, 100);
+      if (!page) break;
+      for (const auto& tenant : page->tenants) {
+        if (tenant.isolation == tenancy::Isolation::database) {
+          tenant_databases.push_back(tenancy::tenant_database_name(tenant.id));
+        }
+      }
+      if (!page->next_cursor) break;
+      cursor = page->next_cursor;
+    }
+  }
+  platform_.reset();
+  if (backend_ == storage::Backend::postgres) {
+    for (const auto& db : tenant_databases) pg_admin(server_url_, "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+    pg_admin(server_url_, "DROP DATABASE IF EXISTS " + database_ + " WITH (FORCE)");
+  }
+}
+
+}  // namespace atrium::test

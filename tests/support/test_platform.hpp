@@ -1,0 +1,38 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "api/platform.hpp"
+#include "storage/database.hpp"
+
+namespace atrium::test {
+
+// A whole Platform on a fresh database of its own: SQLite in a temp directory, or PostgreSQL as in production —
+// migrations and provisioning as an owner role, serving as a separate non-owner role without BYPASSRLS
+// (atrium_owner / atrium_app, created on the test server when missing). Tenant databases it created are dropped
+// with it. Password hashing uses the minimum cost to keep tests fast.
+class TestPlatform {
+ public:
+  // nullptr when PostgreSQL is asked for but not configured.
+  static std::unique_ptr<TestPlatform> create(storage::Backend backend, const Config& base = Config{});
+  ~TestPlatform();
+
+  api::Platform& platform() { return *platform_; }
+  const Config& config() const { return config_; }
+  // The owner-role URL (PostgreSQL), for tests that inspect the database directly.
+  const std::string& admin_url() const { return admin_url_; }
+  const std::string& app_url() const { return app_url_; }
+
+ private:
+  TestPlatform() = default;
+  storage::Backend backend_ = storage::Backend::sqlite;
+  Config config_;
+  std::string server_url_;  // superuser URL of the test server
+  std::string database_;
+  std::string admin_url_;
+  std::string app_url_;
+  std::unique_ptr<api::Platform> platform_;
+};
+
+}  // namespace atrium::test
