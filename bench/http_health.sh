@@ -34,164 +34,13 @@ CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-2}
 VERBOSE=${VERBOSE:-0}
 
-readonly HOST=127.0.0.1
-readonly STARTUP_TIMEOUT_S=15   # bound on waiting for each server to answer
-readonly STOP_TIMEOUT_S=10      # bound on waiting for each process to exit after SIGTERM
-
-WORK_DIR=""
-ATRIUM_PID=""
-NGINX_PID=""
-WRK_PID=""
-
-log() { printf '[http_health] %s\n' "$*" >&2; }
-die() {
-  printf '[http_health] error: %s\n' "$*" >&2
-  exit 1
-}
+BENCH_NAME=http_health
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-# --- cleanup ----------------------------------------------------------------------------------------------------
-
-# stop_pid PID NAME: SIGTERM, bounded wait, then SIGKILL (children first, by pid) if it is still there.
-stop_pid() {
-  local pid=$1 name=$2 i child
-  [[ -n $pid ]] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT_S * 10; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name (pid $pid) did not exit within ${STOP_TIMEOUT_S}s; sending SIGKILL"
-      for child in $(pgrep -P "$pid" 2>/dev/null || true); do
-        kill -KILL "$child" 2>/dev/null || true
-      done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM HUP
-  set +e
-  stop_pid "$WRK_PID" wrk
-  stop_pid "$NGINX_PID" nginx
-  stop_pid "$ATRIUM_PID" atrium
-  if [[ -n $WORK_DIR && -d $WORK_DIR ]]; then
-    rm -rf -- "$WORK_DIR"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# --- helpers ----------------------------------------------------------------------------------------------------
-
-# duration_seconds 10s|2m|1h|10 -> whole seconds
-duration_seconds() {
-  local d=$1 n unit
-  [[ $d =~ ^([0-9]+)([smh]?)$ ]] || die "invalid duration '$d' (use e.g. 10s, 2m)"
-  n=${BASH_REMATCH[1]}
-  unit=${BASH_REMATCH[2]}
-  case $unit in
-    m) echo $((n * 60)) ;;
-    h) echo $((n * 3600)) ;;
-    *) echo "$n" ;;
-  esac
-}
-
-port_busy() {
-  local port=$1
-  if command -v ss >/dev/null 2>&1; then
-    [[ -n $(ss -Htan "( sport = :$port )" 2>/dev/null) ]]
-  else
-    (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null
-  fi
-}
-
-# free_port: a loopback TCP port below the Linux ephemeral range with no socket on it (bounded attempts).
-free_port() {
-  local i port
-  for ((i = 0; i < 200; i++)); do
-    port=$((20000 + RANDOM % 12000))
-    if ! port_busy "$port"; then
-      echo "$port"
-      return 0
-    fi
-  done
-  die "no free loopback port found in 200 attempts"
-}
-
-http_get() { curl --noproxy '*' --silent --show-error --fail --max-time 2 "$@"; }
-
-# wait_http NAME PID URL LOGFILE: bounded wait until URL answers 2xx; fails if PID exits first.
-wait_http() {
-  local name=$1 pid=$2 url=$3 logfile=$4 i
-  for ((i = 0; i < STARTUP_TIMEOUT_S * 10; i++)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      log "$name exited during startup; last lines of $logfile:"
-      tail -n 20 "$logfile" >&2 || true
-      die "$name did not start"
-    fi
-    if http_get -o /dev/null "$url" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  log "last lines of $logfile:"
-  tail -n 20 "$logfile" >&2 || true
-  die "$name did not answer $url within ${STARTUP_TIMEOUT_S}s"
-}
-
-# parse_wrk FILE -> "rps p50_ms p90_ms p99_ms requests socket_errors non2xx"
-parse_wrk() {
-  awk '
-    function to_ms(v,   n) {
-      n = v + 0
-      if (v ~ /us$/) return n / 1000
-      if (v ~ /ms$/) return n
-      if (v ~ /m$/)  return n * 60000
-      if (v ~ /h$/)  return n * 3600000
-      if (v ~ /s$/)  return n * 1000
-      return -1
-    }
-    /^Requests\/sec:/              { rps = $2 }
-    $1 == "50%"                    { p50 = to_ms($2) }
-    $1 == "90%"                    { p90 = to_ms($2) }
-    $1 == "99%"                    { p99 = to_ms($2) }
-    / requests in /                { reqs = $1 }
-    /Socket errors:/               { gsub(/,/, ""); sockerr = $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx responses:/    { non2xx = $NF }
-    END {
-      if (rps == "" || p50 == "" || p90 == "" || p99 == "" || p50 < 0 || p90 < 0 || p99 < 0) exit 1
-      printf "%s %.3f %.3f %.3f %s %d %d\n", rps, p50, p90, p99, reqs, sockerr, non2xx
-    }' "$1"
-}
-
-# run_wrk DURATION URL OUTFILE: wrk in the background (so Ctrl-C/cleanup can stop it), bounded by timeout.
-run_wrk() {
-  local duration=$1 url=$2 out=$3 limit rc=0
-  limit=$(($(duration_seconds "$duration") + 30))
-  timeout --kill-after=5 "$limit" "$WRK_BINARY" --latency -t "$THREADS" -c "$CONNECTIONS" -d "$duration" "$url" \
-    >"$out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || rc=$?
-  WRK_PID=""
-  if [[ $VERBOSE == 1 ]]; then
-    printf -- '--- wrk %s (%s):\n' "$url" "$duration" >&2
-    cat "$out" >&2
-  fi
-  if ((rc != 0)); then
-    cat "$out" >&2 || true
-    die "wrk failed (exit $rc) against $url"
-  fi
-}
+bench_install_traps
 
 # --- checks -----------------------------------------------------------------------------------------------------
 
@@ -204,40 +53,11 @@ case ${1:-} in
   *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
 esac
 
-if [[ ! -x $ATRIUM_BINARY ]]; then
-  die "Atrium binary not found or not executable: $ATRIUM_BINARY
-  Build the release binary first (from $REPO_ROOT):
-    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C build
-  or point ATRIUM_BINARY at an existing build."
-fi
-[[ -x $NGINX_BINARY ]] || die "nginx not found at $NGINX_BINARY (apt-get install nginx-light, or set NGINX_BINARY)"
-command -v "$WRK_BINARY" >/dev/null 2>&1 || die "wrk not found (apt-get install wrk, or set WRK_BINARY)"
-for tool in curl awk timeout; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
-done
-for var in THREADS CONNECTIONS ROUNDS; do
-  [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "$var must be a positive integer (got '${!var}')"
-done
-((CONNECTIONS >= THREADS)) || die "CONNECTIONS ($CONNECTIONS) must be >= THREADS ($THREADS)"
-duration_seconds "$DURATION" >/dev/null
-warmup_s=$(duration_seconds "$WARMUP")
-((ROUNDS <= 20)) || die "ROUNDS must be <= 20"
-
-# Room for the connections in both servers and wrk (best effort).
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+bench_check_prereqs
 
 # --- environment facts ------------------------------------------------------------------------------------------
 
-run_date=$(date '+%Y-%m-%d %H:%M:%S %Z')
-nproc_n=$(nproc)
-cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-[[ -n $cpu_model ]] || cpu_model="unknown"
-atrium_version=$("$ATRIUM_BINARY" version 2>&1 | head -n 1) || die "'$ATRIUM_BINARY version' failed"
-nginx_version=$("$NGINX_BINARY" -v 2>&1 | head -n 1 | sed 's/^nginx version: //')
-wrk_version=$("$WRK_BINARY" -v 2>&1 | head -n 1 | sed 's/ *Copyright.*//') || true
-if [[ $atrium_version != *Release* ]]; then
-  log "warning: '$atrium_version' does not look like a Release build; numbers will not be representative"
-fi
+bench_collect_facts
 
 command_line="DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS CONNECTIONS=$CONNECTIONS ROUNDS=$ROUNDS"
 [[ ${ATRIUM_BINARY} == "$REPO_ROOT/build/atrium" ]] || command_line+=" ATRIUM_BINARY=$(printf '%q' "$ATRIUM_BINARY")"

@@ -1,6 +1,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -97,7 +98,9 @@ int migrate_command(const CommonOptions& options) {
   return 0;
 }
 
-int create_superuser_command(const CommonOptions& options, const std::string& email, const std::string& password) {
+// Loads the configuration, opens the platform (migrating when storage.migrate_on_start) and runs `command`.
+static int with_platform(const CommonOptions& options,
+                         const std::function<int(api::Platform&, const Config&)>& command) {
   auto config = load(options);
   if (!config) return config_error(config.error());
   init_logging(*config);
@@ -106,38 +109,38 @@ int create_superuser_command(const CommonOptions& options, const std::string& em
     log::error("cannot open the platform", {{"error", platform.error().message}});
     return 1;
   }
-  auto user = (*platform)->users->create_user(email, "", password, /*super_admin=*/true);
-  if (!user) {
-    std::cerr << "atrium: " << user.error().message << "\n";
-    return user.error().code == Errc::invalid_argument || user.error().code == Errc::unique_violation ? 2 : 1;
-  }
-  std::cout << fmt::format("super admin {} created ({})\n", user->email, user->id);
-  return 0;
+  return command(**platform, *config);
+}
+
+int create_superuser_command(const CommonOptions& options, const std::string& email, const std::string& password) {
+  return with_platform(options, [&](api::Platform& platform, const Config&) {
+    auto user = platform.users->create_user(email, "", password, /*super_admin=*/true);
+    if (!user) {
+      std::cerr << "atrium: " << user.error().message << "\n";
+      return user.error().code == Errc::invalid_argument || user.error().code == Errc::unique_violation ? 2 : 1;
+    }
+    std::cout << fmt::format("super admin {} created ({})\n", user->email, user->id);
+    return 0;
+  });
 }
 
 int rotate_keys_command(const CommonOptions& options, const std::string& algorithm) {
-  auto config = load(options);
-  if (!config) return config_error(config.error());
-  init_logging(*config);
-  auto platform = open_platform(*config, config->storage.migrate_on_start);
-  if (!platform) {
-    log::error("cannot open the platform", {{"error", platform.error().message}});
-    return 1;
-  }
-  auto alg = algorithm.empty() ? Result<identity::JwtAlgorithm>(api::jwt_algorithm(*config))
-                               : identity::parse_jwt_alg(algorithm);
-  if (!alg) {
-    std::cerr << "atrium: --algorithm must be RS256, ES256 or EdDSA\n";
-    return 2;
-  }
-  auto kid = (*platform)->keys->rotate(*alg);
-  if (!kid) {
-    log::error("key rotation failed", {{"error", kid.error().message}});
-    return 1;
-  }
-  std::cout << fmt::format("new signing key {} ({}); previous keys verify until their tokens expire\n", *kid,
-                           identity::jwt_alg_name(*alg));
-  return 0;
+  return with_platform(options, [&](api::Platform& platform, const Config& config) {
+    auto alg = algorithm.empty() ? Result<identity::JwtAlgorithm>(api::jwt_algorithm(config))
+                                 : identity::parse_jwt_alg(algorithm);
+    if (!alg) {
+      std::cerr << "atrium: --algorithm must be RS256, ES256 or EdDSA\n";
+      return 2;
+    }
+    auto kid = platform.keys->rotate(*alg);
+    if (!kid) {
+      log::error("key rotation failed", {{"error", kid.error().message}});
+      return 1;
+    }
+    std::cout << fmt::format("new signing key {} ({}); previous keys verify until their tokens expire\n", *kid,
+                             identity::jwt_alg_name(*alg));
+    return 0;
+  });
 }
 
 int serve_command(const CommonOptions& options) {
