@@ -7,6 +7,8 @@
 #   duration_seconds, free_port, http_get, wait_http, bench_check_prereqs, bench_collect_facts,
 #   atrium_listening_facts, nginx_start, parse_wrk, run_wrk, run_measurements, report_results.
 # shellcheck shell=bash
+# Globals set here for the sourcing script (facts, results) look unused to shellcheck:
+# shellcheck disable=SC2034
 
 readonly HOST=127.0.0.1
 readonly STARTUP_TIMEOUT_S=15   # bound on waiting for each server to answer
@@ -148,6 +150,7 @@ bench_check_prereqs() {
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "$var must be a positive integer (got '${!var}')"
   done
   ((CONNECTIONS >= THREADS)) || die "CONNECTIONS ($CONNECTIONS) must be >= THREADS ($THREADS)"
+  # shellcheck disable=SC2153  # DURATION is a setting of the sourcing script
   duration_seconds "$DURATION" >/dev/null
   warmup_s=$(duration_seconds "$WARMUP")
   ((ROUNDS <= 20)) || die "ROUNDS must be <= 20"
@@ -307,9 +310,9 @@ require_2xx() {
   non2xx=${parsed##* }
   if ((non2xx > 0)); then
     cat "$out" >&2
-    if [[ $target == atrium && -n ${ATRIUM_LOG:-} && -f ${ATRIUM_LOG:-} ]]; then
-      log "last lines of $ATRIUM_LOG:"
-      tail -n 20 "$ATRIUM_LOG" >&2 || true
+    if [[ $target == atrium && -n ${BENCH_ATRIUM_LOG:-} && -f ${BENCH_ATRIUM_LOG:-} ]]; then
+      log "last lines of $BENCH_ATRIUM_LOG:"
+      tail -n 20 "$BENCH_ATRIUM_LOG" >&2 || true
     fi
     die "$target answered $non2xx non-2xx responses during the $what run; the numbers would be meaningless"
   fi
