@@ -2,6 +2,7 @@
 #include "api/routes.hpp"
 #include "api/support.hpp"
 #include "core/ids.hpp"
+#include "core/json_writer.hpp"
 #include "identity/permissions.hpp"
 #include "identity/secrets.hpp"
 #include "projects/project_store.hpp"
@@ -33,11 +34,26 @@ bool valid_idempotency_key(std::string_view key) {
   return true;
 }
 
+// The hottest read: streamed without a DOM (the same bytes as projects::to_json, keys in the same order).
 http::Response list_response(const projects::ProjectPage& page) {
-  Json data = Json::array();
-  for (const auto& p : page.projects) data.push_back(projects::to_json(p));
-  return http::Response::json(200,
-                              {{"data", data}, {"next_cursor", page.next_cursor ? Json(*page.next_cursor) : Json()}});
+  JsonWriter w(256 + page.projects.size() * 256);
+  w.begin_object().key("data").begin_array();
+  for (const auto& p : page.projects) {
+    w.begin_object();
+    w.key("created_at").string(p.created_at);
+    w.key("description").string(p.description);
+    w.key("id").string(p.id);
+    w.key("name").string(p.name);
+    w.key("updated_at").string(p.updated_at);
+    w.end_object();
+  }
+  w.end_array().key("next_cursor");
+  if (page.next_cursor) {
+    w.string(*page.next_cursor);
+  } else {
+    w.null();
+  }
+  return http::Response::text(200, w.end_object().take(), "application/json");
 }
 
 }  // namespace

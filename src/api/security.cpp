@@ -52,21 +52,28 @@ http::Middleware security_middleware(Platform& platform) {
     if (!token || token->empty()) {
       return error_response({Errc::unauthenticated, "a bearer token or API key is required"}, req);
     }
-    auto principal = identity::ApiKeyStore::looks_like_api_key(*token) ? platform.api_keys->authenticate(*token)
-                                                                       : platform.tokens->authenticate(*token);
+    Result<std::shared_ptr<const identity::Principal>> principal = fail(Errc::internal, "");
+    if (identity::ApiKeyStore::looks_like_api_key(*token)) {
+      auto key = platform.api_keys->authenticate(*token);
+      principal = key ? Result<std::shared_ptr<const identity::Principal>>(
+                            std::make_shared<const identity::Principal>(std::move(*key)))
+                      : std::unexpected(key.error());
+    } else {
+      principal = platform.tokens->authenticate(*token);
+    }
     if (!principal) {
       if (principal.error().code == Errc::unauthenticated || principal.error().code == Errc::invalid_argument) {
         return error_response({Errc::unauthenticated, "invalid or expired credentials"}, req);
       }
       return error_response(principal.error(), req);
     }
-    identity::Principal& who = *principal;
+    std::shared_ptr<const identity::Principal> who = std::move(*principal);
 
     if (req.options->access == Access::super_admin) {
-      if (!who.super_admin || who.kind != identity::Principal::Kind::user) {
+      if (!who->super_admin || who->kind != identity::Principal::Kind::user) {
         return http::problem(403, "forbidden", "Forbidden", "This operation is for super admins.", req);
       }
-      req.principal = std::make_shared<const identity::Principal>(std::move(who));
+      req.principal = std::move(who);
       return next(req);
     }
 
@@ -85,8 +92,8 @@ http::Middleware security_middleware(Platform& platform) {
         tenant = *resolved;
         return std::nullopt;
       };
-      if (!who.tenant_id.empty()) {
-        if (auto refused = consider(who.tenant_id)) return *refused;
+      if (!who->tenant_id.empty()) {
+        if (auto refused = consider(who->tenant_id)) return *refused;
       }
       if (auto header = req.headers.get("X-Tenant-ID"); header && !header->empty()) {
         if (auto refused = consider(std::string(*header))) return *refused;
@@ -97,18 +104,20 @@ http::Middleware security_middleware(Platform& platform) {
       if (!tenant) return http::problem(403, "no-tenant", "Forbidden", "No tenant selected.", req);
       if (tenant->status != tenancy::TenantStatus::active) return invalid_tenant(req);
       // A super admin without a tenant of its own acts as an owner in the tenant it names.
-      if (who.super_admin && who.tenant_id.empty()) {
-        who.role = std::string(identity::role_name(identity::Role::owner));
-        who.permissions = identity::permissions_for(identity::Role::owner);
+      if (who->super_admin && who->tenant_id.empty()) {
+        auto acting = std::make_shared<identity::Principal>(*who);
+        acting->role = std::string(identity::role_name(identity::Role::owner));
+        acting->permissions = identity::permissions_for(identity::Role::owner);
+        who = std::move(acting);
       }
       // 3. Authorize.
-      if (!req.options->permission.empty() && !who.has(req.options->permission)) {
+      if (!req.options->permission.empty() && !who->has(req.options->permission)) {
         return http::problem(403, "forbidden", "Forbidden",
                              "Missing permission " + std::string(req.options->permission) + ".", req);
       }
       req.tenant = std::move(tenant);
     }
-    req.principal = std::make_shared<const identity::Principal>(std::move(who));
+    req.principal = std::move(who);
     return next(req);
   };
 }

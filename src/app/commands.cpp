@@ -182,7 +182,7 @@ int serve_command(const CommonOptions& options) {
   server_options.port = listen->second;
   server_options.io_threads = config->server.io_threads > 0 ? static_cast<int>(config->server.io_threads) : cores;
   server_options.worker_threads =
-      config->server.worker_threads > 0 ? static_cast<int>(config->server.worker_threads) : std::max(8, 4 * cores);
+      config->server.worker_threads > 0 ? static_cast<int>(config->server.worker_threads) : std::max(4, 2 * cores);
   server_options.max_body_bytes = static_cast<std::size_t>(config->server.max_body_bytes);
   server_options.max_header_bytes = static_cast<std::size_t>(config->server.max_header_bytes);
   server_options.header_timeout = std::chrono::milliseconds(config->server.header_timeout_ms);

@@ -15,7 +15,7 @@ namespace atrium {
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
   std::int64_t io_threads = 0;      // 0: one per core
-  std::int64_t worker_threads = 0;  // threads for handlers that block (database work); 0: 4 per core, at least 8
+  std::int64_t worker_threads = 0;  // threads for handlers that block (database work); 0: 2 per core, at least 4
   std::string tls_cert;             // PEM certificate chain; TLS 1.3 only when set (with tls_key)
   std::string tls_key;              // PEM private key file
   std::int64_t max_body_bytes = 1 << 20;

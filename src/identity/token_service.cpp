@@ -268,10 +268,10 @@ Result<void> TokenService::revoke(const std::string& token) {
   return {};
 }
 
-Result<Principal> TokenService::authenticate(const std::string& token) {
+Result<std::shared_ptr<const Principal>> TokenService::authenticate(const std::string& token) {
   const std::string key = sha256_hex(token);
   const std::int64_t now = seconds(clock_.now());
-  std::optional<Principal> principal;
+  std::shared_ptr<const Principal> principal;
   {
     std::shared_lock lock(cache_mutex_);
     if (auto it = verified_.find(key); it != verified_.end()) principal = it->second;
@@ -289,15 +289,15 @@ Result<Principal> TokenService::authenticate(const std::string& token) {
       }
     }
     if (!claims) return std::unexpected(claims.error());
-    principal = principal_from(*claims);
+    principal = std::make_shared<const Principal>(principal_from(*claims));
     std::unique_lock lock(cache_mutex_);
     if (verified_.size() >= settings_.verified_cache_entries) verified_.clear();
-    verified_.emplace(key, *principal);
+    verified_.emplace(key, principal);
   }
   auto revoked = revocations_.is_revoked(principal->jti);
   if (!revoked) return std::unexpected(revoked.error());
   if (*revoked) return fail(Errc::unauthenticated, "token revoked");
-  return *principal;
+  return principal;
 }
 
 }  // namespace atrium::identity

@@ -54,7 +54,8 @@ class TokenService {
 
   // Verifies a bearer access token. Errors: unauthenticated; unavailable when the revocation store cannot answer
   // (callers fail closed).
-  Result<Principal> authenticate(const std::string& token);
+  // The returned principal is shared with the cache: never modify it.
+  Result<std::shared_ptr<const Principal>> authenticate(const std::string& token);
 
   // Signs an access token for a user in a tenant (or without one, for a super admin) and a fresh refresh token.
   Result<IssuedTokens> issue(const User& user, const std::optional<tenancy::Tenant>& tenant,
@@ -88,7 +89,8 @@ class TokenService {
   std::string dummy_hash_;  // set once under dummy_once_
 
   std::shared_mutex cache_mutex_;
-  std::unordered_map<std::string, Principal> verified_;  // guarded by cache_mutex_; key: SHA-256 of the token
+  // guarded by cache_mutex_; key: SHA-256 of the token
+  std::unordered_map<std::string, std::shared_ptr<const Principal>> verified_;
 };
 
 }  // namespace atrium::identity

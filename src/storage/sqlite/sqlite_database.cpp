@@ -155,10 +155,15 @@ class SqliteConnection final : public detail::Connection {
     deadline_ = std::chrono::steady_clock::now() + statement_timeout_;
   }
 
+  // Transaction control, prepared once per connection (it runs around every request).
   Result<void> exec_plain(const char* sql) {
     deadline_armed_ = false;
-    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db_, rc, sql));
+    auto prepared = prepare(Statement{sql, sql});
+    if (!prepared) return std::unexpected(prepared.error());
+    sqlite3_stmt* stmt = (*prepared)->stmt;
+    const int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return std::unexpected(sqlite_error(db_, rc, sql));
     return {};
   }
 
