@@ -34,9 +34,10 @@ constexpr Statement k_create_database_command{"tenant_create_database_command",
                                               "SELECT format('CREATE DATABASE %I', $1::text)"};
 constexpr Statement k_drop_database_command{"tenant_drop_database_command",
                                             "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', $1::text)"};
-constexpr Statement k_stub_insert_pg{"tenant_stub_insert_pg",
-                                     "INSERT INTO tenants (id) VALUES ($1::uuid) ON CONFLICT DO NOTHING"};
-constexpr Statement k_stub_insert_sqlite{"tenant_stub_insert_sqlite", "INSERT OR IGNORE INTO tenants (id) VALUES ($1)"};
+constexpr Statement k_tenant_row_insert_pg{"tenant_row_insert_pg",
+                                           "INSERT INTO tenants (id) VALUES ($1::uuid) ON CONFLICT DO NOTHING"};
+constexpr Statement k_tenant_row_insert_sqlite{"tenant_row_insert_sqlite",
+                                               "INSERT OR IGNORE INTO tenants (id) VALUES ($1)"};
 
 // A tenant's own database or file holds a one-row `tenants` table so the tenant migrations' foreign keys to
 // tenants(id) hold there as in the shared database.
@@ -232,7 +233,7 @@ Result<int> TenantData::migrate(const Tenant& tenant) {
   if (!admin) return std::unexpected(admin.error());
   auto boot = (*admin)->transact([&](Transaction& tx) -> Result<void> {
     if (auto r = tx.execute_script(s.postgres() ? k_bootstrap_pg : k_bootstrap_sqlite); !r) return r;
-    auto r = tx.execute(s.postgres() ? k_stub_insert_pg : k_stub_insert_sqlite, {Value(tenant.id)});
+    auto r = tx.execute(s.postgres() ? k_tenant_row_insert_pg : k_tenant_row_insert_sqlite, {Value(tenant.id)});
     if (!r) return std::unexpected(r.error());
     return {};
   });

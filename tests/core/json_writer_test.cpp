@@ -18,8 +18,8 @@ TEST(JsonWriter, WritesNestedContainersThatParseBack) {
 
 TEST(JsonWriter, EscapesExactlyLikeTheDomSerialiser) {
   for (const std::string& s : {std::string("plain"), std::string("quote \" backslash \\ slash /"),
-                              std::string("tab\tnewline\nreturn\r"), std::string("\x01\x1f control"),
-                              std::string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), std::string("\0nul", 4)}) {
+                               std::string("tab\tnewline\nreturn\r"), std::string("\x01\x1f control"),
+                               std::string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), std::string("\0nul", 4)}) {
     std::string out;
     append_json_string(out, s);
     EXPECT_EQ(out, Json(s).dump()) << s;

@@ -502,3 +502,22 @@ class E2ETestCase(unittest.TestCase):
         r = server.get("/health")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json(), {"status": "ok"})
+
+
+class SharedServerTestCase(E2ETestCase):
+    """One `atrium serve` for every test of the class, as cls.server, with the environment in ENV."""
+
+    ENV = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = AtriumServer(env=cls.ENV or None)
+        try:
+            cls.server.start()
+        except BaseException:
+            cls.server.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()

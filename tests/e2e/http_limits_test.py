@@ -5,7 +5,7 @@ Every case checks the status and the problem+json body, and then that the server
 
 import unittest
 
-from atrium_e2e import AtriumServer, E2ETestCase, RawReader, connect, raw_exchange
+from atrium_e2e import E2ETestCase, RawReader, SharedServerTestCase, connect, raw_exchange
 
 
 def request_bytes(method, path, headers=(), body=b"", version="HTTP/1.1"):
@@ -13,21 +13,8 @@ def request_bytes(method, path, headers=(), body=b"", version="HTTP/1.1"):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-class BadInputTest(E2ETestCase):
+class BadInputTest(SharedServerTestCase):
     """Default limits: max_body_bytes 1048576, max_header_bytes 16384."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = AtriumServer()
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
 
     def exchange(self, data, tolerate_send_errors=False):
         resp, reader = raw_exchange(self.server.port, data, tolerate_send_errors=tolerate_send_errors)
@@ -145,21 +132,7 @@ class BadInputTest(E2ETestCase):
         self.assertEqual(reader.read_response().status, 200)
 
 
-class _SharedServerTest(E2ETestCase):
-    ENV = {}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = AtriumServer(env=cls.ENV)
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
+class _SharedServerTest(SharedServerTestCase):
 
     def open(self):
         s = connect(self.server.port)

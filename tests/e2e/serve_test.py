@@ -7,27 +7,11 @@ import re
 import tempfile
 import unittest
 
-from atrium_e2e import SCHEMA_VERSION
-
-from atrium_e2e import (E2ETestCase, connect, parse_metrics, RawReader, require_tool, run_cli, run_tool,
-                        sample_value, free_port)
+from atrium_e2e import (SCHEMA_VERSION, E2ETestCase, RawReader, SharedServerTestCase, connect, free_port,
+                        parse_metrics, require_tool, run_cli, run_tool, sample_value)
 
 
-class ServeSqliteTest(E2ETestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        from atrium_e2e import AtriumServer
-        cls.server = AtriumServer()
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
+class ServeSqliteTest(SharedServerTestCase):
 
     def metrics(self):
         r = self.server.get("/metrics")
