@@ -143,6 +143,27 @@ TEST_P(TenancyTest, NamingAnotherTenantByHeaderOrHostIsForbidden) {
             std::vector<std::string>{"A's project"});
 }
 
+// Every tenant route, whatever its method: A's credentials naming B by header or host are refused before the
+// handler runs, and B's data is unchanged afterwards.
+TEST_P(TenancyTest, EveryTenantRouteRefusesCredentialsNamingAnotherTenant) {
+  int routes = 0;
+  for (const auto& route : client_->router().routes()) {
+    if (route->options.access != http::Access::tenant) continue;
+    ++routes;
+    std::string path = route->pattern;
+    if (auto p = path.find("{id}"); p != std::string::npos) path.replace(p, 4, project_b_);
+    const auto body = route->options.json_body ? std::optional<Json>(Json{{"name", "pwned"}}) : std::nullopt;
+    for (const auto& header : {std::pair<std::string, std::string>{"X-Tenant-ID", b_.id},
+                               std::pair<std::string, std::string>{"Host", "beta.atrium.test"}}) {
+      auto r = client_->call(route->method, path, body, token_a_, {header});
+      EXPECT_EQ(r.status, 403) << http::method_name(route->method) << " " << route->pattern << " " << header.first;
+    }
+  }
+  EXPECT_GE(routes, 12);
+  EXPECT_EQ(project_names(token_b_), std::vector<std::string>{"B's project"});
+  EXPECT_EQ(client_->call(Method::get, "/v1/users", std::nullopt, token_b_).body["data"].size(), 1u);
+}
+
 TEST_P(TenancyTest, AnotherTenantsUsersAndKeysAreOutOfReach) {
   auto members_b = client_->call(Method::get, "/v1/users", std::nullopt, token_b_);
   ASSERT_EQ(members_b.status, 200);
