@@ -1,6 +1,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <mutex>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -240,6 +241,10 @@ class SqliteDatabase final : public detail::PooledDatabase {
 }  // namespace
 
 Result<std::unique_ptr<Database>> open_sqlite(const DatabaseOptions& options, const std::string& path) {
+  // SQLite keeps allocation statistics behind a global mutex by default; Atrium never reads them, and the mutex
+  // is taken on every allocation of every connection. Must precede the library's initialisation.
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   std::error_code ec;
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
