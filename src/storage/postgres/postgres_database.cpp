@@ -63,21 +63,42 @@ class PgConnection final : public detail::Connection {
   Backend backend() const override { return Backend::postgres; }
   bool broken() const override { return broken_ || PQstatus(conn_) != CONNECTION_OK; }
 
+  // BEGIN is not sent on its own: it travels with the transaction's first statement in one pipeline (libpq
+  // pipeline mode), which saves a network round trip on every transaction.
   Result<void> begin(const TransactionOptions& options) override {
-    const char* sql = "BEGIN";
-    if (options.isolation == Isolation::serializable) {
-      sql = options.read_only ? "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY" : "BEGIN ISOLATION LEVEL SERIALIZABLE";
-    } else if (options.read_only) {
-      sql = "BEGIN READ ONLY";
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      broken_ = true;
+      return fail(Errc::connection_lost, "connection is closed");
     }
-    return command(sql);
+    pending_begin_ = "BEGIN";
+    if (options.isolation == Isolation::serializable) {
+      pending_begin_ =
+          options.read_only ? "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY" : "BEGIN ISOLATION LEVEL SERIALIZABLE";
+    } else if (options.read_only) {
+      pending_begin_ = "BEGIN READ ONLY";
+    }
+    return {};
   }
-  Result<void> commit() override { return command("COMMIT"); }
+  Result<void> commit() override {
+    if (!pending_begin_.empty()) {  // nothing was executed: there is no transaction to commit
+      pending_begin_.clear();
+      return {};
+    }
+    return command("COMMIT");
+  }
   void rollback() override {
+    pending_begin_.clear();
     if (PQtransactionStatus(conn_) != PQTRANS_IDLE) (void)command("ROLLBACK");
   }
 
-  Result<void> execute_script(std::string_view sql) override { return command(std::string(sql).c_str()); }
+  Result<void> execute_script(std::string_view sql) override {
+    if (!pending_begin_.empty()) {
+      const std::string begin = std::move(pending_begin_);
+      pending_begin_.clear();
+      if (auto r = command(begin.c_str()); !r) return r;
+    }
+    return command(std::string(sql).c_str());
+  }
 
   Result<ResultSet> execute(const Statement& statement, std::span<const Value> params) override {
     std::vector<std::string> text(params.size());
@@ -96,6 +117,7 @@ class PgConnection final : public detail::Connection {
       values[i] = text[i].c_str();
     }
     const int n = static_cast<int>(params.size());
+    if (!pending_begin_.empty()) return execute_first(statement, n, values.data());
     PGresult* res = nullptr;
     if (statement.name.empty()) {
       const std::string sql(statement.sql);
@@ -114,6 +136,80 @@ class PgConnection final : public detail::Connection {
     auto checked = check(res, statement.name);
     if (!checked) return std::unexpected(checked.error());
     return std::move(*checked);
+  }
+
+ private:
+  // The transaction's first statement: BEGIN, (PREPARE,) the statement and a sync in one pipeline. When the
+  // connection turns out dead (the server restarted while it sat in the pool) nothing has run yet, so it is
+  // re-established once and the pipeline sent again.
+  Result<ResultSet> execute_first(const Statement& statement, int n, const char* const* values) {
+    for (int attempt = 0;; ++attempt) {
+      auto r = pipeline_first(statement, n, values);
+      if (r || r.error().code != Errc::connection_lost || attempt > 0) return r;
+      PQreset(conn_);
+      prepared_.clear();
+      if (PQstatus(conn_) != CONNECTION_OK) {
+        broken_ = true;
+        return r;
+      }
+      broken_ = false;
+    }
+  }
+
+  Result<ResultSet> pipeline_first(const Statement& statement, int n, const char* const* values) {
+    const std::string name(statement.name);
+    const std::string sql(statement.sql);
+    const bool prepare = !name.empty() && !prepared_.contains(name);
+    bool sent = PQenterPipelineMode(conn_) == 1 &&
+                PQsendQueryParams(conn_, pending_begin_.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    if (sent && prepare) sent = PQsendPrepare(conn_, name.c_str(), sql.c_str(), n, nullptr) == 1;
+    if (sent) {
+      sent = name.empty() ? PQsendQueryParams(conn_, sql.c_str(), n, nullptr, values, nullptr, nullptr, 0) == 1
+                          : PQsendQueryPrepared(conn_, name.c_str(), n, values, nullptr, nullptr, 0) == 1;
+    }
+    if (sent) sent = PQpipelineSync(conn_) == 1;
+    // One result per query (each followed by a null), then the sync marker; all must be read to leave pipeline
+    // mode, whatever failed.
+    std::vector<PGresult*> results;
+    if (sent) {
+      while (true) {
+        PGresult* res = PQgetResult(conn_);
+        if (res == nullptr) {
+          if (PQstatus(conn_) != CONNECTION_OK) break;
+          continue;
+        }
+        if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+          PQclear(res);
+          break;
+        }
+        results.push_back(res);
+      }
+    }
+    PQexitPipelineMode(conn_);
+    const std::size_t expected = prepare ? 3 : 2;
+    if (!sent || results.size() != expected) {
+      for (PGresult* r : results) PQclear(r);
+      if (PQstatus(conn_) != CONNECTION_OK) {
+        broken_ = true;
+        return fail(Errc::connection_lost, std::string(statement.name) + ": " + PQerrorMessage(conn_));
+      }
+      return fail(Errc::internal, std::string(statement.name) + ": pipeline failed: " + PQerrorMessage(conn_));
+    }
+    auto begun = check(results[0], pending_begin_);
+    pending_begin_.clear();
+    if (!begun) {
+      for (std::size_t i = 1; i < results.size(); ++i) PQclear(results[i]);
+      return std::unexpected(begun.error());
+    }
+    if (prepare) {
+      auto prepared = check(results[1], name);
+      if (!prepared) {
+        PQclear(results[2]);
+        return std::unexpected(prepared.error());
+      }
+      prepared_.insert(name);
+    }
+    return check(results.back(), statement.name);
   }
 
  private:
@@ -185,6 +281,7 @@ class PgConnection final : public detail::Connection {
 
   PGconn* conn_;
   bool broken_ = false;
+  std::string pending_begin_;  // set by begin() until the first statement carries it
   std::unordered_set<std::string> prepared_;
 };
 
