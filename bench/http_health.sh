@@ -24,15 +24,6 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
-ATRIUM_BINARY=${ATRIUM_BINARY:-$REPO_ROOT/build/atrium}
-NGINX_BINARY=${NGINX_BINARY:-/usr/sbin/nginx}
-WRK_BINARY=${WRK_BINARY:-wrk}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-THREADS=${THREADS:-2}
-CONNECTIONS=${CONNECTIONS:-64}
-ROUNDS=${ROUNDS:-2}
-VERBOSE=${VERBOSE:-0}
 
 BENCH_NAME=http_health
 # shellcheck source=bench/lib.sh

@@ -1,7 +1,8 @@
 # Shared helpers for the wrk-vs-nginx HTTP benchmarks (bench/http_*.sh). Sourced, not run.
 #
-# The sourcing script sets, before sourcing: BENCH_NAME (tag for progress lines, e.g. http_health) and the
-# settings ATRIUM_BINARY NGINX_BINARY WRK_BINARY DURATION WARMUP THREADS CONNECTIONS ROUNDS VERBOSE.
+# The sourcing script sets, before sourcing: BENCH_NAME (tag for progress lines, e.g. http_health) and REPO_ROOT.
+# The common settings (environment variables, defaults below) are read here: ATRIUM_BINARY NGINX_BINARY
+# WRK_BINARY DURATION WARMUP THREADS CONNECTIONS ROUNDS VERBOSE.
 # This file defines HOST, the timeouts, the process ids cleanup stops, and:
 #   log/die, bench_install_traps (cleanup on every exit path; calls bench_cleanup_extra when the script defines it),
 #   duration_seconds, free_port, http_get, wait_http, bench_check_prereqs, bench_collect_facts,
@@ -9,6 +10,16 @@
 # shellcheck shell=bash
 # Globals set here for the sourcing script (facts, results) look unused to shellcheck:
 # shellcheck disable=SC2034
+
+ATRIUM_BINARY=${ATRIUM_BINARY:-$REPO_ROOT/build/atrium}
+NGINX_BINARY=${NGINX_BINARY:-/usr/sbin/nginx}
+WRK_BINARY=${WRK_BINARY:-wrk}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+ROUNDS=${ROUNDS:-2}
+VERBOSE=${VERBOSE:-0}
 
 readonly HOST=127.0.0.1
 readonly STARTUP_TIMEOUT_S=15   # bound on waiting for each server to answer

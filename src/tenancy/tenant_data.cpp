@@ -164,13 +164,25 @@ struct TenantData::Impl {
     return {};
   }
 
+  // The serving role never changes while the process runs: asked once, not once per migrated tenant.
   Result<std::string> serving_role() {
-    return storage::transact_value<std::string>(app, [](Transaction& tx) -> Result<std::string> {
+    {
+      std::lock_guard lock(mutex);
+      if (!role_name.empty()) return role_name;
+    }
+    auto role = storage::transact_value<std::string>(app, [](Transaction& tx) -> Result<std::string> {
       auto r = tx.execute(k_current_user);
       if (!r) return std::unexpected(r.error());
       return r->text_at(0, 0).value_or("");
     });
+    if (role) {
+      std::lock_guard lock(mutex);
+      role_name = *role;
+    }
+    return role;
   }
+
+  std::string role_name;  // guarded by mutex; empty until first asked
 };
 
 TenantData::TenantData(Database& app, Database& admin, TenantDataOptions options, const Clock& clock)
