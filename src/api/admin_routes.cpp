@@ -51,7 +51,7 @@ void register_admin_routes(http::Router& router, Platform& platform) {
                request.owner_email = *owner_email;
                request.owner_name = *owner_name;
                request.owner_password = *owner_password;
-               auto created = platform.create_tenant(request);
+               auto created = platform.create_tenant(request, audit_context(req));
                if (!created) return error_response(created.error(), req);
                return http::Response::json(201, tenancy::to_json(*created));
              },
@@ -100,7 +100,7 @@ void register_admin_routes(http::Router& router, Platform& platform) {
                    return error_response({Errc::invalid_argument, "status must be active, suspended or deleted"}, req);
                  patch.status = *parsed;
                }
-               auto updated = platform.update_tenant(std::string(req.param("id")), patch);
+               auto updated = platform.update_tenant(std::string(req.param("id")), patch, audit_context(req));
                if (!updated) return error_response(updated.error(), req);
                return http::Response::json(200, tenancy::to_json(*updated));
              },
@@ -109,10 +109,12 @@ void register_admin_routes(http::Router& router, Platform& platform) {
   router.add(http::Method::delete_, "/v1/admin/tenants/{id}",
              [&platform](http::Request& req) -> http::Response {
                auto updated = platform.update_tenant(std::string(req.param("id")),
-                                                     tenancy::TenantPatch{.status = tenancy::TenantStatus::deleted});
+                                                     tenancy::TenantPatch{.status = tenancy::TenantStatus::deleted},
+                                                     audit_context(req));
                if (!updated) return error_response(updated.error(), req);
                if (req.query_param("purge").value_or("") == "true") {
-                 if (auto r = platform.purge_tenant(updated->id); !r) return error_response(r.error(), req);
+                 if (auto r = platform.purge_tenant(updated->id, audit_context(req)); !r)
+                   return error_response(r.error(), req);
                }
                http::Response r;
                r.status = 204;

@@ -31,14 +31,15 @@ void register_auth_routes(http::Router& router, Platform& platform) {
                  for (const auto* r : {&email, &password, &tenant}) {
                    if (!*r) return error_response(r->error(), req);
                  }
-                 auto issued = platform.tokens->password_grant(**email, **password, *tenant, req.remote_address);
+                 auto issued = platform.tokens->password_grant(**email, **password, *tenant, req.remote_address,
+                                                               platform.audit->recorder(audit_context(req)));
                  if (!issued) return error_response(issued.error(), req);
                  return token_response(*issued);
                }
                if (**grant == "refresh_token") {
                  auto refresh = string_member(**body, "refresh_token", true);
                  if (!refresh) return error_response(refresh.error(), req);
-                 auto issued = platform.tokens->refresh_grant(**refresh);
+                 auto issued = platform.tokens->refresh_grant(**refresh, platform.audit->recorder(audit_context(req)));
                  if (!issued) return error_response(issued.error(), req);
                  return token_response(*issued);
                }
@@ -52,7 +53,8 @@ void register_auth_routes(http::Router& router, Platform& platform) {
                if (!body) return error_response(body.error(), req);
                auto token = string_member(**body, "token", true);
                if (!token) return error_response(token.error(), req);
-               if (auto r = platform.tokens->revoke(**token); !r) return error_response(r.error(), req);
+               if (auto r = platform.tokens->revoke(**token, platform.audit->recorder(audit_context(req))); !r)
+                 return error_response(r.error(), req);
                http::Response res;
                res.status = 204;
                return res;

@@ -1,6 +1,9 @@
 #include "api/platform.hpp"
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "core/log.hpp"
 #include "storage/migrations.hpp"
@@ -46,7 +49,69 @@ identity::JwtAlgorithm jwt_algorithm(const Config& config) {
   return identity::parse_jwt_alg(config.identity.jwt_algorithm).value_or(identity::JwtAlgorithm::rs256);
 }
 
-Platform::~Platform() = default;
+// Applies audit retention at start and then once a day, as the owner role, recording each run in the audit log.
+struct Platform::RetentionJob {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::thread thread;
+
+  ~RetentionJob() {
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+    }
+    cv.notify_all();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+Platform::Platform(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
+
+Platform::~Platform() {
+  exporter_.reset();
+  retention_.reset();
+}
+
+Result<void> Platform::start_audit_services() {
+  std::vector<std::unique_ptr<audit::Sink>> sinks;
+  if (!config_.audit.file_path.empty()) {
+    auto sink = audit::make_file_sink({.path = config_.audit.file_path,
+                                       .max_bytes = config_.audit.file_max_bytes,
+                                       .max_files = static_cast<int>(config_.audit.file_max_files)});
+    if (!sink) return fail(sink.error().code, "audit.file_path: " + sink.error().message);
+    sinks.push_back(std::move(*sink));
+  }
+  if (!config_.audit.syslog_url.empty()) {
+    auto sink = audit::make_syslog_sink({.url = config_.audit.syslog_url,
+                                         .ca_file = config_.audit.syslog_ca_file,
+                                         .app_name = config_.audit.syslog_app_name});
+    if (!sink) return fail(sink.error().code, "audit.syslog_url: " + sink.error().message);
+    sinks.push_back(std::move(*sink));
+  }
+  if (!sinks.empty()) {
+    exporter_ = std::make_unique<audit::Exporter>(
+        *audit, std::move(sinks),
+        audit::ExporterOptions{.batch = static_cast<int>(config_.audit.export_batch),
+                               .interval = std::chrono::milliseconds(config_.audit.export_interval_ms)},
+        registry);
+  }
+  retention_ = std::make_unique<RetentionJob>();
+  retention_->thread = std::thread([this, job = retention_.get()] {
+    while (true) {
+      const auto cutoff = clock_.now() - std::chrono::days(config_.audit.retention_days);
+      auto deleted = audit->apply_retention(admin_db(), cutoff);
+      if (!deleted) log::warn("audit retention failed; retrying in a day", {{"error", deleted.error().message}});
+      std::unique_lock lock(job->mutex);
+      if (job->cv.wait_for(lock, std::chrono::hours(24), [job] { return job->stopping; })) return;
+    }
+  });
+  return {};
+}
+
+void Platform::audit_committed() {
+  if (exporter_) exporter_->wake();
+}
 
 Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clock& clock, const Options& options) {
   std::unique_ptr<Platform> p(new Platform(config, clock));
@@ -69,6 +134,7 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
     p->admin_db_ = std::move(*admin);
   }
 
+  p->audit = std::make_unique<audit::AuditLog>(*p->db_, clock, config.audit.enabled);
   p->tenants = std::make_unique<tenancy::TenantStore>(*p->db_, clock);
   p->directory = std::make_unique<tenancy::TenantDirectory>(*p->tenants, clock,
                                                             std::chrono::milliseconds(config.tenancy.cache_ttl_ms));
@@ -102,12 +168,14 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   verify.issuer = config.identity.issuer;
   verify.audience = config.identity.audience;
   verify.leeway = std::chrono::seconds(config.identity.leeway_s);
+  const audit::Context system{.actor_type = audit::ActorType::system, .actor_id = "startup"};
   p->keys = std::make_unique<identity::KeyStore>(*p->db_, clock, std::move(*kek), verify,
-                                                 std::chrono::seconds(config.identity.access_token_ttl_s));
+                                                 std::chrono::seconds(config.identity.access_token_ttl_s),
+                                                 p->audit->recorder(system));
   auto schema = storage::migration_status(*p->db_, storage::builtin_migrations(p->db_->backend()));
   const bool schema_current = schema && schema->up_to_date();
   if (schema_current) {
-    if (auto r = step(p->keys->load_or_create(jwt_algorithm(config)), "signing keys"); !r) {
+    if (auto r = step(p->keys->load_or_create(jwt_algorithm(config), p->audit->recorder(system)), "signing keys"); !r) {
       return std::unexpected(r.error());
     }
   } else {
@@ -203,37 +271,49 @@ Result<int> Platform::migrate_all(const std::function<void(int done, int total)>
   return total_applied;
 }
 
-Result<tenancy::Tenant> Platform::create_tenant(const NewTenantRequest& request) {
+Result<tenancy::Tenant> Platform::create_tenant(const NewTenantRequest& request, const audit::Context& who) {
   if (request.owner_email && !identity::UserStore::valid_email(*request.owner_email)) {
     return fail(Errc::invalid_argument, "owner_email is not a valid address");
   }
-  auto created = tenants->create(request.tenant);
+  auto created = tenants->create(request.tenant, audit->recorder(who));
   if (!created) return created;
   if (auto r = tenant_data->provision(*created); !r) {
     log::error("tenant provisioning failed", {{"tenant_id", created->id}, {"error", r.error().message}});
-    (void)tenants->update(created->id, tenancy::TenantPatch{.status = tenancy::TenantStatus::deleted});
+    const audit::Context system{.actor_type = audit::ActorType::system, .actor_id = "provisioning"};
+    (void)tenants->update(created->id, tenancy::TenantPatch{.status = tenancy::TenantStatus::deleted},
+                          audit->recorder(system));
     return fail(r.error().code, "provisioning failed: " + r.error().message);
   }
   if (request.owner_email) {
     auto owner = users->add_member(created->id, *request.owner_email, request.owner_name.value_or(""),
-                                   request.owner_password, identity::Role::owner);
+                                   request.owner_password, identity::Role::owner, audit->recorder(who));
     if (!owner) return fail(owner.error().code, "tenant created, but its owner was not: " + owner.error().message);
   }
   return created;
 }
 
-Result<tenancy::Tenant> Platform::update_tenant(const std::string& id, const tenancy::TenantPatch& patch) {
-  auto updated = tenants->update(id, patch);
+Result<tenancy::Tenant> Platform::update_tenant(const std::string& id, const tenancy::TenantPatch& patch,
+                                                const audit::Context& who) {
+  auto updated = tenants->update(id, patch, audit->recorder(who));
   if (updated) directory->invalidate(*updated);
   return updated;
 }
 
-Result<void> Platform::purge_tenant(const std::string& id) {
+Result<void> Platform::purge_tenant(const std::string& id, const audit::Context& who) {
   auto t = tenants->get(id);
   if (!t) return std::unexpected(t.error());
   if (t->status != tenancy::TenantStatus::deleted) return fail(Errc::conflict, "only a deleted tenant can be purged");
+  // Audit entries still in the tenant's own outbox move to the control plane before its storage goes.
+  if (auto r = flush_audit(*t); !r) return r;
   if (auto r = tenant_data->purge(*t); !r) return r;
   directory->invalidate(*t);
+  return tenants->mark_purged(id, audit->recorder(who));
+}
+
+Result<void> Platform::flush_audit(const tenancy::Tenant& tenant) {
+  if (tenant_data->shares_control_plane(tenant)) return {};
+  auto moved = audit->relay(*tenant_data, tenant);
+  if (!moved) return std::unexpected(moved.error());
   return {};
 }
 

@@ -4,6 +4,8 @@
 #include <functional>
 #include <memory>
 
+#include "audit/audit_log.hpp"
+#include "audit/exporter.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "identity/api_keys.hpp"
@@ -43,11 +45,22 @@ class Platform {
     std::optional<std::string> owner_name;
     std::optional<std::string> owner_password;
   };
-  Result<tenancy::Tenant> create_tenant(const NewTenantRequest& request);
+  // Each change is recorded in the audit log as done by `who`.
+  Result<tenancy::Tenant> create_tenant(const NewTenantRequest& request, const audit::Context& who);
   // Updates a tenant (status changes: suspend, reactivate, delete) and refreshes the resolution cache.
-  Result<tenancy::Tenant> update_tenant(const std::string& id, const tenancy::TenantPatch& patch);
-  // Irreversibly removes a deleted tenant's data.
-  Result<void> purge_tenant(const std::string& id);
+  Result<tenancy::Tenant> update_tenant(const std::string& id, const tenancy::TenantPatch& patch,
+                                        const audit::Context& who);
+  // Irreversibly removes a deleted tenant's data (its audit entries stay for audit.retention_days).
+  Result<void> purge_tenant(const std::string& id, const audit::Context& who);
+
+  // For a tenant whose data lives in its own database or file: moves the audit entries its transactions left in
+  // its outbox into its chain. Call after such a transaction committed; a no-op for the other tenants.
+  Result<void> flush_audit(const tenancy::Tenant& tenant);
+
+  // Starts the SIEM exporter (when a sink is configured) and the daily audit retention job; `serve` calls it.
+  Result<void> start_audit_services();
+  // Wakes the SIEM exporter after a change committed (no-op without sinks). Never blocks.
+  void audit_committed();
 
   const Config& config() const { return config_; }
   const Clock& clock() const { return clock_; }
@@ -58,7 +71,7 @@ class Platform {
   std::atomic<bool> draining{false};
 
  private:
-  Platform(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
+  Platform(const Config& config, const Clock& clock);
 
   Config config_;
   const Clock& clock_;
@@ -66,6 +79,7 @@ class Platform {
   std::unique_ptr<storage::Database> admin_db_;  // null when the same URL serves both
 
  public:
+  std::unique_ptr<audit::AuditLog> audit;
   std::unique_ptr<tenancy::TenantStore> tenants;
   std::unique_ptr<tenancy::TenantDirectory> directory;
   std::unique_ptr<tenancy::TenantData> tenant_data;
@@ -74,6 +88,12 @@ class Platform {
   std::unique_ptr<identity::RevocationStore> revocations;
   std::unique_ptr<identity::TokenService> tokens;
   std::unique_ptr<identity::ApiKeyStore> api_keys;
+
+ private:
+  // Declared last: stopped before everything it reads.
+  std::unique_ptr<audit::Exporter> exporter_;
+  struct RetentionJob;
+  std::unique_ptr<RetentionJob> retention_;
 };
 
 identity::PasswordCost password_cost(const Config& config);

@@ -81,67 +81,72 @@ void register_project_routes(http::Router& router, Platform& platform) {
              },
              {.access = Access::tenant, .permission = perm::projects_read});
 
-  router.add(http::Method::post, "/v1/projects",
-             [&platform, &clock](http::Request& req) -> http::Response {
-               auto body = body_object(req, {"name", "description"});
-               if (!body) return error_response(body.error(), req);
-               auto name = string_member(**body, "name", true);
-               if (!name) return error_response(name.error(), req);
-               auto description = string_member(**body, "description", false);
-               if (!description) return error_response(description.error(), req);
+  router.add(
+      http::Method::post, "/v1/projects",
+      [&platform, &clock](http::Request& req) -> http::Response {
+        auto body = body_object(req, {"name", "description"});
+        if (!body) return error_response(body.error(), req);
+        auto name = string_member(**body, "name", true);
+        if (!name) return error_response(name.error(), req);
+        auto description = string_member(**body, "description", false);
+        if (!description) return error_response(description.error(), req);
 
-               std::optional<std::string> key;
-               if (auto header = req.headers.get("Idempotency-Key")) {
-                 if (!valid_idempotency_key(*header)) {
-                   return error_response(
-                       {Errc::invalid_argument, "Idempotency-Key must be 1-255 visible ASCII characters"}, req);
-                 }
-                 key = std::string(*header);
-               }
-               const std::string request_hash = identity::sha256_hex(req.body);
-               constexpr std::string_view operation = "POST /v1/projects";
-               int status = 201;
-               std::string response_body;
-               bool replayed = false;
-               auto attempt = [&]() {
-                 return platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
-                   replayed = false;
-                   if (key) {
-                     auto prior = tx.execute(k_idempotency_get, {Value(*key)});
-                     if (!prior) return std::unexpected(prior.error());
-                     if (!prior->empty()) {
-                       if (prior->text_at(0, 0).value_or("") != operation ||
-                           prior->text_at(0, 1).value_or("") != request_hash) {
-                         return fail(Errc::conflict, "Idempotency-Key was already used with a different request");
-                       }
-                       status = static_cast<int>(prior->int_at(0, 2).value_or(201));
-                       response_body = prior->text_at(0, 3).value_or("");
-                       replayed = true;
-                       return {};
-                     }
-                   }
-                   auto project = projects::project_store::create(tx, clock, **name, description->value_or(""));
-                   if (!project) return std::unexpected(project.error());
-                   response_body = projects::to_json(*project).dump();
-                   if (key) {
-                     auto stored =
-                         tx.execute(k_idempotency_put, {Value(*key), Value(std::string(operation)), Value(request_hash),
-                                                        Value(std::int64_t{201}), Value(response_body),
-                                                        Value(format_rfc3339(clock.now()))});
-                     if (!stored) return std::unexpected(stored.error());
-                   }
-                   return {};
-                 });
-               };
-               auto r = attempt();
-               // A concurrent request with the same key committed first: replay its answer.
-               if (!r && r.error().code == Errc::unique_violation && key) r = attempt();
-               if (!r) return error_response(r.error(), req);
-               http::Response res = http::Response::text(status, response_body, "application/json");
-               if (replayed) res.headers.set("Idempotent-Replayed", "true");
-               return res;
-             },
-             {.json_body = true, .access = Access::tenant, .permission = perm::projects_write});
+        std::optional<std::string> key;
+        if (auto header = req.headers.get("Idempotency-Key")) {
+          if (!valid_idempotency_key(*header)) {
+            return error_response({Errc::invalid_argument, "Idempotency-Key must be 1-255 visible ASCII characters"},
+                                  req);
+          }
+          key = std::string(*header);
+        }
+        const std::string request_hash = identity::sha256_hex(req.body);
+        constexpr std::string_view operation = "POST /v1/projects";
+        int status = 201;
+        std::string response_body;
+        bool replayed = false;
+        const audit::Context who = audit_context(req);
+        auto attempt = [&]() {
+          return platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+            replayed = false;
+            if (key) {
+              auto prior = tx.execute(k_idempotency_get, {Value(*key)});
+              if (!prior) return std::unexpected(prior.error());
+              if (!prior->empty()) {
+                if (prior->text_at(0, 0).value_or("") != operation ||
+                    prior->text_at(0, 1).value_or("") != request_hash) {
+                  return fail(Errc::conflict, "Idempotency-Key was already used with a different request");
+                }
+                status = static_cast<int>(prior->int_at(0, 2).value_or(201));
+                response_body = prior->text_at(0, 3).value_or("");
+                replayed = true;
+                return {};
+              }
+            }
+            auto project = projects::project_store::create(tx, clock, **name, description->value_or(""));
+            if (!project) return std::unexpected(project.error());
+            audit::Event event{.action = "project.created", .resource_type = "project", .resource_id = project->id};
+            event.changes = audit::created_changes({{"name", project->name}, {"description", project->description}});
+            if (auto a = platform.audit->append(tx, who, std::move(event)); !a) return a;
+            response_body = projects::to_json(*project).dump();
+            if (key) {
+              auto stored = tx.execute(k_idempotency_put, {Value(*key), Value(std::string(operation)),
+                                                           Value(request_hash), Value(std::int64_t{201}),
+                                                           Value(response_body), Value(format_rfc3339(clock.now()))});
+              if (!stored) return std::unexpected(stored.error());
+            }
+            return {};
+          });
+        };
+        auto r = attempt();
+        // A concurrent request with the same key committed first: replay its answer.
+        if (!r && r.error().code == Errc::unique_violation && key) r = attempt();
+        if (!r) return error_response(r.error(), req);
+        if (auto f = platform.flush_audit(*req.tenant); !f) return error_response(f.error(), req);
+        http::Response res = http::Response::text(status, response_body, "application/json");
+        if (replayed) res.headers.set("Idempotent-Replayed", "true");
+        return res;
+      },
+      {.json_body = true, .access = Access::tenant, .permission = perm::projects_write});
 
   router.add(http::Method::get, "/v1/projects/{id}",
              [&platform](http::Request& req) -> http::Response {
@@ -160,33 +165,48 @@ void register_project_routes(http::Router& router, Platform& platform) {
              },
              {.access = Access::tenant, .permission = perm::projects_read});
 
-  router.add(
-      http::Method::patch, "/v1/projects/{id}",
-      [&platform, &clock](http::Request& req) -> http::Response {
-        auto body = body_object(req, {"name", "description"});
-        if (!body) return error_response(body.error(), req);
-        auto name = string_member(**body, "name", false);
-        if (!name) return error_response(name.error(), req);
-        auto description = string_member(**body, "description", false);
-        if (!description) return error_response(description.error(), req);
-        std::optional<projects::Project> project;
-        auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
-          auto p = projects::project_store::update(tx, clock, std::string(req.param("id")), {*name, *description});
-          if (!p) return std::unexpected(p.error());
-          project = std::move(*p);
-          return {};
-        });
-        if (!r) return error_response(r.error(), req);
-        return http::Response::json(200, projects::to_json(*project));
-      },
-      {.json_body = true, .access = Access::tenant, .permission = perm::projects_write});
+  router.add(http::Method::patch, "/v1/projects/{id}",
+             [&platform, &clock](http::Request& req) -> http::Response {
+               auto body = body_object(req, {"name", "description"});
+               if (!body) return error_response(body.error(), req);
+               auto name = string_member(**body, "name", false);
+               if (!name) return error_response(name.error(), req);
+               auto description = string_member(**body, "description", false);
+               if (!description) return error_response(description.error(), req);
+               std::optional<projects::Project> project;
+               const std::string id(req.param("id"));
+               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+                 auto before = projects::project_store::get(tx, id);
+                 if (!before) return std::unexpected(before.error());
+                 auto p = projects::project_store::update(tx, clock, id, {*name, *description});
+                 if (!p) return std::unexpected(p.error());
+                 audit::Event event{.action = "project.updated", .resource_type = "project", .resource_id = id};
+                 audit::add_change(event.changes, "name", before->name, p->name);
+                 audit::add_change(event.changes, "description", before->description, p->description);
+                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 project = std::move(*p);
+                 return {};
+               });
+               if (!r) return error_response(r.error(), req);
+               if (auto f = platform.flush_audit(*req.tenant); !f) return error_response(f.error(), req);
+               return http::Response::json(200, projects::to_json(*project));
+             },
+             {.json_body = true, .access = Access::tenant, .permission = perm::projects_write});
 
   router.add(http::Method::delete_, "/v1/projects/{id}",
              [&platform](http::Request& req) -> http::Response {
+               const std::string id(req.param("id"));
                auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
-                 return projects::project_store::remove(tx, std::string(req.param("id")));
+                 auto before = projects::project_store::get(tx, id);
+                 if (!before) return std::unexpected(before.error());
+                 if (auto d = projects::project_store::remove(tx, id); !d) return d;
+                 audit::Event event{.action = "project.deleted", .resource_type = "project", .resource_id = id};
+                 audit::add_change(event.changes, "name", before->name, nullptr);
+                 audit::add_change(event.changes, "description", before->description, nullptr);
+                 return platform.audit->append(tx, audit_context(req), std::move(event));
                });
                if (!r) return error_response(r.error(), req);
+               if (auto f = platform.flush_audit(*req.tenant); !f) return error_response(f.error(), req);
                http::Response res;
                res.status = 204;
                return res;

@@ -41,10 +41,24 @@ http::Response invalid_tenant(const http::Request& req) {
   return http::problem(403, "invalid-tenant", "Forbidden", "Invalid tenant", req);
 }
 
-}  // namespace
+// Super admins' reads are audited too (their changes are recorded by the change itself): admin routes in the
+// platform chain, reads of a tenant's data in that tenant's chain. A read that cannot be recorded is not answered.
+http::Response audited_read(Platform& platform, const http::Request& req, http::Response response) {
+  if (req.method != http::Method::get || response.status >= 400) return response;
+  audit::Event event{.action = req.tenant ? "admin.tenant_read" : "admin.read",
+                     .resource_type = "route",
+                     .resource_id = req.route,
+                     .tenant_id = req.tenant ? req.tenant->id : ""};
+  event.changes = {{"target", req.target}};
+  auto recorded = platform.db().transact(
+      [&](storage::Transaction& tx) { return platform.audit->append(tx, audit_context(req), event); });
+  if (!recorded) return error_response(recorded.error(), req);
+  return response;
+}
 
-http::Middleware security_middleware(Platform& platform) {
-  return [&platform](http::Request& req, const http::Next& next) -> http::Response {
+// Authentication, tenant resolution and authorization (see security.hpp), then the handler.
+http::Response secured(Platform& platform, http::Request& req, const http::Next& next) {
+  {
     if (req.options == nullptr || req.options->access == Access::open) return next(req);
 
     // 1. Authenticate.
@@ -54,7 +68,9 @@ http::Middleware security_middleware(Platform& platform) {
     }
     Result<std::shared_ptr<const identity::Principal>> principal = fail(Errc::internal, "");
     if (identity::ApiKeyStore::looks_like_api_key(*token)) {
-      auto key = platform.api_keys->authenticate(*token);
+      audit::Context context = audit_context(req);
+      context.actor_type = audit::ActorType::api_key;
+      auto key = platform.api_keys->authenticate(*token, platform.audit->recorder(context));
       principal = key ? Result<std::shared_ptr<const identity::Principal>>(
                             std::make_shared<const identity::Principal>(std::move(*key)))
                       : std::unexpected(key.error());
@@ -74,7 +90,7 @@ http::Middleware security_middleware(Platform& platform) {
         return http::problem(403, "forbidden", "Forbidden", "This operation is for super admins.", req);
       }
       req.principal = std::move(who);
-      return next(req);
+      return audited_read(platform, req, next(req));
     }
 
     if (req.options->access == Access::tenant) {
@@ -118,7 +134,18 @@ http::Middleware security_middleware(Platform& platform) {
       req.tenant = std::move(tenant);
     }
     req.principal = std::move(who);
+    if (req.principal->super_admin && req.tenant) return audited_read(platform, req, next(req));
     return next(req);
+  }
+}
+
+}  // namespace
+
+http::Middleware security_middleware(Platform& platform) {
+  return [&platform](http::Request& req, const http::Next& next) -> http::Response {
+    http::Response response = secured(platform, req, next);
+    if (req.method != http::Method::get) platform.audit_committed();  // new entries for the SIEM exporter
+    return response;
   };
 }
 

@@ -4,6 +4,7 @@
 
 #include "core/log.hpp"
 #include "http/problem.hpp"
+#include "identity/principal.hpp"
 
 namespace atrium::api {
 
@@ -59,6 +60,24 @@ Result<std::optional<std::string>> string_member(const Json& object, std::string
   }
   if (!it->is_string()) return fail(Errc::invalid_argument, std::string(name) + " must be a string");
   return std::optional<std::string>(it->get<std::string>());
+}
+
+audit::Context audit_context(const http::Request& request) {
+  audit::Context c;
+  c.actor_type = audit::ActorType::user;
+  if (const auto& p = request.principal) {
+    c.actor_id = p->subject;
+    c.session_id = p->jti;
+    if (p->kind == identity::Principal::Kind::api_key) {
+      c.actor_type = audit::ActorType::api_key;
+    } else if (p->super_admin) {
+      c.actor_type = audit::ActorType::super_admin;
+    }
+  }
+  c.actor_ip = request.remote_address;
+  c.user_agent = std::string(request.headers.get("User-Agent").value_or(""));
+  c.request_id = request.request_id;
+  return c;
 }
 
 Result<PageParams> page_params(const http::Request& request) {

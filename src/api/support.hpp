@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "audit/event.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
 #include "http/message.hpp"
@@ -23,6 +24,10 @@ Result<const Json*> body_object(const http::Request& request, std::initializer_l
 
 // A member that must be a string when present (`required`: must be present).
 Result<std::optional<std::string>> string_member(const Json& object, std::string_view name, bool required);
+
+// Who is acting, for the audit log: the request's principal (user, API key or super admin), address, user agent,
+// request id and access token id. Before authentication (sign-in) the actor is a user yet to be named.
+audit::Context audit_context(const http::Request& request);
 
 struct PageParams {
   int limit = 20;

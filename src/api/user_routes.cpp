@@ -68,7 +68,8 @@ void register_user_routes(http::Router& router, Platform& platform) {
                if (!identity::may_assign(caller_role(*req.principal), wanted)) {
                  return error_response({Errc::forbidden, "cannot grant a role above your own"}, req);
                }
-               auto member = platform.users->add_member(req.tenant->id, **email, name->value_or(""), *password, wanted);
+               auto member = platform.users->add_member(req.tenant->id, **email, name->value_or(""), *password, wanted,
+                                                        platform.audit->recorder(audit_context(req)));
                if (!member) return error_response(member.error(), req);
                return http::Response::json(201, identity::to_json(*member));
              },
@@ -91,25 +92,28 @@ void register_user_routes(http::Router& router, Platform& platform) {
                    return error_response({Errc::forbidden, "cannot change a role above your own"}, req);
                  }
                }
-               auto member = platform.users->update_member(req.tenant->id, id, *role, *name);
+               auto member = platform.users->update_member(req.tenant->id, id, *role, *name,
+                                                           platform.audit->recorder(audit_context(req)));
                if (!member) return error_response(member.error(), req);
                return http::Response::json(200, identity::to_json(*member));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::users_manage});
 
-  router.add(http::Method::delete_, "/v1/users/{id}",
-             [&platform](http::Request& req) -> http::Response {
-               const std::string id(req.param("id"));
-               auto current = platform.users->get_member(req.tenant->id, id);
-               if (!current) return error_response(current.error(), req);
-               if (!identity::may_assign(caller_role(*req.principal), current->role)) {
-                 return error_response({Errc::forbidden, "cannot remove a member above your own role"}, req);
-               }
-               if (auto r = platform.users->remove_member(req.tenant->id, id); !r)
-                 return error_response(r.error(), req);
-               return no_content();
-             },
-             {.access = Access::tenant, .permission = perm::users_manage});
+  router.add(
+      http::Method::delete_, "/v1/users/{id}",
+      [&platform](http::Request& req) -> http::Response {
+        const std::string id(req.param("id"));
+        auto current = platform.users->get_member(req.tenant->id, id);
+        if (!current) return error_response(current.error(), req);
+        if (!identity::may_assign(caller_role(*req.principal), current->role)) {
+          return error_response({Errc::forbidden, "cannot remove a member above your own role"}, req);
+        }
+        if (auto r = platform.users->remove_member(req.tenant->id, id, platform.audit->recorder(audit_context(req)));
+            !r)
+          return error_response(r.error(), req);
+        return no_content();
+      },
+      {.access = Access::tenant, .permission = perm::users_manage});
 
   router.add(http::Method::get, "/v1/api-keys",
              [&platform](http::Request& req) -> http::Response {
@@ -137,7 +141,8 @@ void register_user_routes(http::Router& router, Platform& platform) {
           if (!p.is_string()) return error_response({Errc::invalid_argument, "permissions must be strings"}, req);
           permissions.push_back(p.get<std::string>());
         }
-        auto created = platform.api_keys->create(req.tenant->id, **name, permissions, *req.principal);
+        auto created = platform.api_keys->create(req.tenant->id, **name, permissions, *req.principal,
+                                                 platform.audit->recorder(audit_context(req)));
         if (!created) return error_response(created.error(), req);
         Json out = identity::to_json(created->key);
         out["secret"] = created->secret;
@@ -149,7 +154,9 @@ void register_user_routes(http::Router& router, Platform& platform) {
 
   router.add(http::Method::delete_, "/v1/api-keys/{id}",
              [&platform](http::Request& req) -> http::Response {
-               if (auto r = platform.api_keys->revoke(req.tenant->id, std::string(req.param("id"))); !r) {
+               if (auto r = platform.api_keys->revoke(req.tenant->id, std::string(req.param("id")),
+                                                      platform.audit->recorder(audit_context(req)));
+                   !r) {
                  return error_response(r.error(), req);
                }
                return no_content();

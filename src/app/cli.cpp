@@ -48,6 +48,19 @@ int run(int argc, char** argv) {
   std::string algorithm;
   rotate->add_option("--algorithm", algorithm, "RS256, ES256 or EdDSA (default: identity.jwt_algorithm)");
 
+  CLI::App* audit = app.add_subcommand("audit", "Audit log");
+  audit->require_subcommand(1);
+  CLI::App* verify = audit->add_subcommand("verify", "Check the hash chains; exit 3 naming the first tampered entry");
+  add_common(verify);
+  std::string tenant;
+  std::string checkpoint;
+  verify->add_option("--tenant", tenant, "Only this tenant's chain (its id, or 'platform')");
+  verify->add_option("--checkpoint", checkpoint, "Also check the heads recorded by `audit checkpoint`");
+  CLI::App* export_checkpoint = audit->add_subcommand("checkpoint", "Print the head of every chain as JSON");
+  add_common(export_checkpoint);
+  CLI::App* retention = audit->add_subcommand("retention", "Delete entries of tenants purged before the retention");
+  add_common(retention);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -60,6 +73,9 @@ int run(int argc, char** argv) {
   if (check->parsed()) return config_check_command(common);
   if (superuser->parsed()) return create_superuser_command(common, email, password);
   if (rotate->parsed()) return rotate_keys_command(common, algorithm);
+  if (verify->parsed()) return audit_verify_command(common, tenant, checkpoint);
+  if (export_checkpoint->parsed()) return audit_checkpoint_command(common);
+  if (retention->parsed()) return audit_retention_command(common);
   return 2;
 }
 

@@ -1,8 +1,10 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -112,9 +114,13 @@ static int with_platform(const CommonOptions& options,
   return command(**platform, *config);
 }
 
+namespace {
+const audit::Context k_cli{.actor_type = audit::ActorType::system, .actor_id = "cli", .user_agent = "atrium-cli"};
+}  // namespace
+
 int create_superuser_command(const CommonOptions& options, const std::string& email, const std::string& password) {
   return with_platform(options, [&](api::Platform& platform, const Config&) {
-    auto user = platform.users->create_user(email, "", password, /*super_admin=*/true);
+    auto user = platform.users->create_user(email, "", password, /*super_admin=*/true, platform.audit->recorder(k_cli));
     if (!user) {
       std::cerr << "atrium: " << user.error().message << "\n";
       return user.error().code == Errc::invalid_argument || user.error().code == Errc::unique_violation ? 2 : 1;
@@ -132,7 +138,7 @@ int rotate_keys_command(const CommonOptions& options, const std::string& algorit
       std::cerr << "atrium: --algorithm must be RS256, ES256 or EdDSA\n";
       return 2;
     }
-    auto kid = platform.keys->rotate(*alg);
+    auto kid = platform.keys->rotate(*alg, platform.audit->recorder(k_cli));
     if (!kid) {
       log::error("key rotation failed", {{"error", kid.error().message}});
       return 1;
@@ -155,6 +161,10 @@ int serve_command(const CommonOptions& options) {
     return 1;
   }
   api::Platform& platform = **opened;
+  if (auto started = platform.start_audit_services(); !started) {
+    log::error("cannot start", {{"error", started.error().message}});
+    return 1;
+  }
 
   const Clock& clock = SystemClock::instance();
   metrics::Registry& registry = platform.registry;
@@ -211,6 +221,79 @@ int serve_command(const CommonOptions& options) {
   opened->reset();
   log::info("stopped");
   return 0;
+}
+
+int audit_verify_command(const CommonOptions& options, const std::string& tenant, const std::string& checkpoint_path) {
+  return with_platform(options, [&](api::Platform& platform, const Config&) {
+    std::optional<std::string> chain;
+    if (!tenant.empty()) chain = tenant;
+    auto report = platform.audit->verify(chain);
+    if (!report) {
+      std::cerr << "atrium: audit verify: " << report.error().message << "\n";
+      return 1;
+    }
+    std::vector<audit::Finding> findings = report->findings;
+    if (!checkpoint_path.empty()) {
+      std::ifstream in(checkpoint_path);
+      std::stringstream text;
+      text << in.rdbuf();
+      auto doc = Json::parse(text.str(), nullptr, false);
+      if (!in || doc.is_discarded() || !doc.contains("chains") || !doc["chains"].is_array()) {
+        std::cerr << "atrium: " << checkpoint_path << " is not an audit checkpoint\n";
+        return 2;
+      }
+      std::vector<audit::ChainHead> heads;
+      for (const auto& c : doc["chains"]) {
+        if (!c.is_object() || !c.value("chain_id", Json()).is_string() || !c.value("seq", Json()).is_number_integer() ||
+            !c.value("hash", Json()).is_string()) {
+          std::cerr << "atrium: " << checkpoint_path << ": each chain needs chain_id, seq and hash\n";
+          return 2;
+        }
+        if (chain && c["chain_id"] != *chain) continue;
+        heads.push_back({c["chain_id"], c["seq"], c["hash"]});
+      }
+      auto checked = platform.audit->verify_checkpoint(heads);
+      if (!checked) {
+        std::cerr << "atrium: audit verify: " << checked.error().message << "\n";
+        return 1;
+      }
+      findings.insert(findings.end(), checked->findings.begin(), checked->findings.end());
+    }
+    for (const auto& f : findings) {
+      std::cout << fmt::format("TAMPERED chain {} seq {}{}: {}\n", f.chain_id, f.seq,
+                               f.entry_id.empty() ? "" : " entry " + f.entry_id, f.problem);
+    }
+    std::cout << fmt::format("{} chain(s), {} entries checked: {}\n", report->chains, report->entries,
+                             findings.empty() ? "intact" : "TAMPERING FOUND");
+    return findings.empty() ? 0 : 3;
+  });
+}
+
+int audit_checkpoint_command(const CommonOptions& options) {
+  return with_platform(options, [&](api::Platform& platform, const Config&) {
+    auto heads = platform.audit->heads();
+    if (!heads) {
+      std::cerr << "atrium: audit checkpoint: " << heads.error().message << "\n";
+      return 1;
+    }
+    Json chains = Json::array();
+    for (const auto& h : *heads) chains.push_back({{"chain_id", h.chain_id}, {"seq", h.seq}, {"hash", h.hash}});
+    std::cout << Json{{"created_at", format_rfc3339(platform.clock().now())}, {"chains", chains}}.dump(2) << "\n";
+    return 0;
+  });
+}
+
+int audit_retention_command(const CommonOptions& options) {
+  return with_platform(options, [&](api::Platform& platform, const Config& config) {
+    const auto cutoff = platform.clock().now() - std::chrono::days(config.audit.retention_days);
+    auto deleted = platform.audit->apply_retention(platform.admin_db(), cutoff);
+    if (!deleted) {
+      std::cerr << "atrium: audit retention: " << deleted.error().message << "\n";
+      return 1;
+    }
+    std::cout << fmt::format("{} entries of tenants purged before {} deleted\n", *deleted, format_rfc3339(cutoff));
+    return 0;
+  });
 }
 
 }  // namespace atrium::app

@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
+#include <string_view>
 
 namespace atrium {
 
@@ -46,5 +48,8 @@ class ManualClock final : public Clock {
 
 // RFC 3339 UTC with millisecond precision, e.g. 2026-11-27T10:15:30.123Z.
 std::string format_rfc3339(std::chrono::system_clock::time_point t);
+// Parses an RFC 3339 date-time ("2026-11-27T10:15:30Z", fractions and numeric offsets allowed; sub-millisecond
+// digits are truncated). nullopt when malformed or outside the years 1678-2261.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
 
 }  // namespace atrium

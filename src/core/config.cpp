@@ -73,6 +73,16 @@ const std::vector<Key>& keys() {
       {"tenancy", "cache_ttl_ms", member(&Config::tenancy, &TenancyConfig::cache_ttl_ms), 0, 3'600'000},
       {"tenancy", "tenant_pool_size", member(&Config::tenancy, &TenancyConfig::tenant_pool_size), 1, 256},
       {"tenancy", "max_open_tenant_pools", member(&Config::tenancy, &TenancyConfig::max_open_tenant_pools), 1, 100'000},
+      {"audit", "enabled", member(&Config::audit, &AuditConfig::enabled)},
+      {"audit", "retention_days", member(&Config::audit, &AuditConfig::retention_days), 1, 36'500},
+      {"audit", "export_batch", member(&Config::audit, &AuditConfig::export_batch), 1, 100'000},
+      {"audit", "export_interval_ms", member(&Config::audit, &AuditConfig::export_interval_ms), 10, 3'600'000},
+      {"audit", "file_path", member(&Config::audit, &AuditConfig::file_path)},
+      {"audit", "file_max_bytes", member(&Config::audit, &AuditConfig::file_max_bytes), 4096, 1LL << 40},
+      {"audit", "file_max_files", member(&Config::audit, &AuditConfig::file_max_files), 1, 1000},
+      {"audit", "syslog_url", member(&Config::audit, &AuditConfig::syslog_url)},
+      {"audit", "syslog_ca_file", member(&Config::audit, &AuditConfig::syslog_ca_file)},
+      {"audit", "syslog_app_name", member(&Config::audit, &AuditConfig::syslog_app_name)},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
       {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
@@ -300,6 +310,10 @@ Result<void> validate_config(const Config& c) {
   if (c.tenancy.default_isolation != "shared" && c.tenancy.default_isolation != "schema" &&
       c.tenancy.default_isolation != "database") {
     return fail(Errc::invalid_argument, "tenancy.default_isolation: expected shared, schema or database");
+  }
+  if (!c.audit.syslog_url.empty() && c.audit.syslog_url.rfind("udp://", 0) != 0 &&
+      c.audit.syslog_url.rfind("tcp://", 0) != 0 && c.audit.syslog_url.rfind("tls://", 0) != 0) {
+    return fail(Errc::invalid_argument, "audit.syslog_url: expected udp://, tcp:// or tls://host:port");
   }
   static constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) {

@@ -61,6 +61,19 @@ struct TenancyConfig {
   std::int64_t max_open_tenant_pools = 64;
 };
 
+struct AuditConfig {
+  bool enabled = true;                     // false: nothing is recorded (benchmarks only)
+  std::int64_t retention_days = 365;       // entries of a purged tenant are kept this long after the purge
+  std::int64_t export_batch = 500;         // entries per SIEM write
+  std::int64_t export_interval_ms = 1000;  // how often the exporter looks for entries (and retries a failed sink)
+  std::string file_path;                   // JSON lines sink; empty: off
+  std::int64_t file_max_bytes = 100LL << 20;
+  std::int64_t file_max_files = 10;
+  std::string syslog_url;  // udp://host:port | tcp://host:port | tls://host:port; empty: off
+  std::string syslog_ca_file;
+  std::string syslog_app_name = "atrium";
+};
+
 struct LogConfig {
   std::string level = "info";
   std::string format = "json";  // json | text
@@ -72,6 +85,7 @@ struct Config {
   StorageConfig storage;
   IdentityConfig identity;
   TenancyConfig tenancy;
+  AuditConfig audit;
   LogConfig log;
 };
 

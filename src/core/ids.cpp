@@ -1,6 +1,8 @@
 #include "core/ids.hpp"
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <random>
 
@@ -20,13 +22,25 @@ std::mt19937_64& thread_rng() {
 }  // namespace
 
 std::string new_uuid_v7(const Clock& clock) {
-  const auto ms = static_cast<std::uint64_t>(
+  // RFC 9562 6.2 method 1: the 12 bits after the millisecond timestamp count up within a millisecond (from a random
+  // start below 2048), so ids made by this process are strictly increasing; when the counter runs out the
+  // timestamp moves one millisecond ahead. A clock set more than a minute back (a test clock) starts afresh.
+  static std::atomic<std::uint64_t> last{0};  // ms << 12 | counter
+  const auto now_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch()).count());
+  const std::uint64_t fresh = (now_ms << 12) | (thread_rng()() & 0x7FF);
+  std::uint64_t prev = last.load(std::memory_order_relaxed);
+  std::uint64_t next = 0;
+  do {
+    next = fresh + (std::uint64_t{60'000} << 12) < prev ? fresh : std::max(fresh, prev + 1);
+  } while (!last.compare_exchange_weak(prev, next, std::memory_order_relaxed));
+  const std::uint64_t ms = next >> 12;
+  const std::uint64_t counter = next & 0xFFF;
   std::array<std::uint8_t, 16> b{};
   for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
-  std::uint64_t r1 = thread_rng()();
   std::uint64_t r2 = thread_rng()();
-  for (int i = 6; i < 8; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(r1 >> (8 * i));
+  b[6] = static_cast<std::uint8_t>(counter >> 8);
+  b[7] = static_cast<std::uint8_t>(counter & 0xFF);
   for (int i = 8; i < 16; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(r2 >> (8 * (i - 8)));
   b[6] = static_cast<std::uint8_t>(0x70 | (b[6] & 0x0F));  // version 7
   b[8] = static_cast<std::uint8_t>(0x80 | (b[8] & 0x3F));  // variant 10

@@ -28,6 +28,8 @@ constexpr Statement k_by_prefix{"api_keys_by_prefix",
                                 "SELECT id, tenant_id, name, prefix, permissions, created_at, last_used_at, "
                                 "secret_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"};
 constexpr Statement k_touch{"api_keys_touch", "UPDATE api_keys SET last_used_at = $2 WHERE id = $1"};
+constexpr Statement k_touch_first{"api_keys_touch_first",
+                                  "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND last_used_at IS NULL"};
 
 ApiKey from_row(const ResultSet& rs, std::size_t row) {
   ApiKey k;
@@ -67,7 +69,8 @@ Json to_json(const ApiKey& k) {
 }
 
 Result<CreatedApiKey> ApiKeyStore::create(const std::string& tenant_id, const std::string& name,
-                                          const std::vector<std::string>& permissions, const Principal& creator) {
+                                          const std::vector<std::string>& permissions, const Principal& creator,
+                                          const audit::Recorder& audit) {
   if (name.empty() || name.size() > 200) return fail(Errc::invalid_argument, "name must be 1-200 characters");
   if (permissions.empty()) return fail(Errc::invalid_argument, "permissions must name at least one permission");
   for (const auto& p : permissions) {
@@ -87,7 +90,11 @@ Result<CreatedApiKey> ApiKeyStore::create(const std::string& tenant_id, const st
         k_insert, {Value(created.key.id), Value(tenant_id), Value(name), Value(created.key.prefix),
                    Value(sha256_hex(created.secret)), Value(Json(permissions).dump()), Value(created.key.created_at)});
     if (!ins) return std::unexpected(ins.error());
-    return {};
+    audit::Event event{
+        .action = "api_key.created", .resource_type = "api_key", .resource_id = created.key.id, .tenant_id = tenant_id};
+    event.changes =
+        audit::created_changes({{"name", name}, {"prefix", "atr_" + created.key.prefix}, {"permissions", permissions}});
+    return audit::record(audit, tx, event);
   });
   if (!r) return std::unexpected(r.error());
   return created;
@@ -106,17 +113,20 @@ Result<std::vector<ApiKey>> ApiKeyStore::list(const std::string& tenant_id) {
                                                       {.read_only = true});
 }
 
-Result<void> ApiKeyStore::revoke(const std::string& tenant_id, const std::string& id) {
+Result<void> ApiKeyStore::revoke(const std::string& tenant_id, const std::string& id, const audit::Recorder& audit) {
   if (!is_uuid(id)) return fail(Errc::not_found, "no such API key");
   return db_.transact([&](Transaction& tx) -> Result<void> {
     auto r = tx.execute(k_revoke, {Value(tenant_id), Value(id), Value(format_rfc3339(clock_.now()))});
     if (!r) return std::unexpected(r.error());
     if (r->affected_rows == 0) return fail(Errc::not_found, "no such API key");
-    return {};
+    audit::Event event{
+        .action = "api_key.revoked", .resource_type = "api_key", .resource_id = id, .tenant_id = tenant_id};
+    audit::add_change(event.changes, "revoked", false, true);
+    return audit::record(audit, tx, event);
   });
 }
 
-Result<Principal> ApiKeyStore::authenticate(const std::string& key_text) {
+Result<Principal> ApiKeyStore::authenticate(const std::string& key_text, const audit::Recorder& audit) {
   // atr_<10 prefix chars>_<43 secret chars>
   if (key_text.size() != 4 + 10 + 1 + 43 || key_text[14] != '_') return fail(Errc::unauthenticated, "invalid API key");
   const std::string prefix = key_text.substr(4, 10);
@@ -130,6 +140,23 @@ Result<Principal> ApiKeyStore::authenticate(const std::string& key_text) {
     return fail(Errc::unauthenticated, "invalid API key");
   }
   ApiKey key = from_row(*found, 0);
+  if (!key.last_used_at) {
+    // The first use is an audit event, recorded with the write that ends it.
+    auto first = db_.transact([&](Transaction& tx) -> Result<void> {
+      auto r = tx.execute(k_touch_first, {Value(key.id), Value(format_rfc3339(clock_.now()))});
+      if (!r) return std::unexpected(r.error());
+      if (r->affected_rows == 0) return {};  // another request was first
+      return audit::record(audit, tx,
+                           {.action = "api_key.first_used",
+                            .resource_type = "api_key",
+                            .resource_id = key.id,
+                            .tenant_id = key.tenant_id,
+                            .actor_id = key.id});
+    });
+    if (!first) return std::unexpected(first.error());
+    std::lock_guard lock(touched_mutex_);
+    touched_[key.id] = clock_.monotonic();
+  }
   // last_used_at: written at most once a minute per key, so hot keys do not turn reads into writes.
   bool touch = false;
   {

@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "audit/event.hpp"
 #include "core/clock.hpp"
 #include "core/json.hpp"
 #include "identity/principal.hpp"
@@ -36,13 +37,15 @@ class ApiKeyStore {
 
   // `permissions` must be known permissions the creator holds (invalid_argument / forbidden).
   Result<CreatedApiKey> create(const std::string& tenant_id, const std::string& name,
-                               const std::vector<std::string>& permissions, const Principal& creator);
+                               const std::vector<std::string>& permissions, const Principal& creator,
+                               const audit::Recorder& audit);
   Result<std::vector<ApiKey>> list(const std::string& tenant_id);
   // Revokes the key; not_found when it is not this tenant's.
-  Result<void> revoke(const std::string& tenant_id, const std::string& id);
+  Result<void> revoke(const std::string& tenant_id, const std::string& id, const audit::Recorder& audit);
 
-  // The principal for a presented key. Errors: unauthenticated (unknown, malformed or revoked).
-  Result<Principal> authenticate(const std::string& key_text);
+  // The principal for a presented key. Errors: unauthenticated (unknown, malformed or revoked). The key's first
+  // use is recorded through `audit`.
+  Result<Principal> authenticate(const std::string& key_text, const audit::Recorder& audit);
 
   static bool looks_like_api_key(std::string_view token) { return token.starts_with("atr_"); }
 

@@ -39,8 +39,9 @@ std::int64_t parse_time(const std::string& text) {
 }  // namespace
 
 KeyStore::KeyStore(storage::Database& db, const Clock& clock, std::string kek, VerifyOptions verify_options,
-                   std::chrono::seconds token_lifetime)
+                   std::chrono::seconds token_lifetime, audit::Recorder system_audit)
     : db_(db),
+      system_audit_(std::move(system_audit)),
       clock_(clock),
       kek_(std::move(kek)),
       verify_options_(std::move(verify_options)),
@@ -108,7 +109,7 @@ std::shared_ptr<const KeySet> KeyStore::ensure(JwtAlgorithm algorithm) {
     }
     last_reload_ = clock_.monotonic();
   }
-  if (auto r = load_or_create(algorithm); !r) {
+  if (auto r = load_or_create(algorithm, system_audit_); !r) {
     log::warn("signing keys unavailable", {{"error", r.error().message}});
     return nullptr;
   }
@@ -124,15 +125,15 @@ Result<void> KeyStore::reload_if_stale(std::chrono::seconds max_age) {
   return load();
 }
 
-Result<void> KeyStore::load_or_create(JwtAlgorithm algorithm) {
+Result<void> KeyStore::load_or_create(JwtAlgorithm algorithm, const audit::Recorder& audit) {
   auto loaded = load();
   if (loaded || loaded.error().code != Errc::not_found) return loaded;
-  auto kid = rotate(algorithm);
+  auto kid = rotate(algorithm, audit);
   if (!kid) return std::unexpected(kid.error());
   return {};
 }
 
-Result<std::string> KeyStore::rotate(JwtAlgorithm algorithm) {
+Result<std::string> KeyStore::rotate(JwtAlgorithm algorithm, const audit::Recorder& audit) {
   auto key = generate_signing_key(algorithm, new_uuid_v7(clock_));
   if (!key) return std::unexpected(key.error());
   const std::string now = format_rfc3339(clock_.now());
@@ -142,7 +143,9 @@ Result<std::string> KeyStore::rotate(JwtAlgorithm algorithm) {
     if (!ins) return std::unexpected(ins.error());
     auto ret = tx.execute(k_retire, {Value(key->kid), Value(now)});
     if (!ret) return std::unexpected(ret.error());
-    return {};
+    audit::Event event{.action = "signing_key.rotated", .resource_type = "signing_key", .resource_id = key->kid};
+    event.changes = {{"algorithm", jwt_alg_name(algorithm)}, {"keys_retired", ret->affected_rows}};
+    return audit::record(audit, tx, event);
   });
   if (!stored) return std::unexpected(stored.error());
   if (auto r = load(); !r) return std::unexpected(r.error());

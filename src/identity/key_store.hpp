@@ -4,6 +4,7 @@
 #include <mutex>
 #include <string>
 
+#include "audit/event.hpp"
 #include "core/clock.hpp"
 #include "identity/jwt.hpp"
 #include "storage/database.hpp"
@@ -21,16 +22,18 @@ struct KeySet {
 // Thread-safe; current() is lock-free for readers apart from a shared_ptr copy under a mutex.
 class KeyStore {
  public:
-  // `kek` is 32 bytes. `token_lifetime` bounds how long a retired key keeps verifying.
+  // `kek` is 32 bytes. `token_lifetime` bounds how long a retired key keeps verifying. `system_audit` records the
+  // key that ensure() creates on its own when none exists.
   KeyStore(storage::Database& db, const Clock& clock, std::string kek, VerifyOptions verify_options,
-           std::chrono::seconds token_lifetime);
+           std::chrono::seconds token_lifetime, audit::Recorder system_audit);
 
   // Loads the keys; when there is none yet, creates one with `algorithm`.
-  Result<void> load_or_create(JwtAlgorithm algorithm);
+  Result<void> load_or_create(JwtAlgorithm algorithm, const audit::Recorder& audit);
   // Re-reads the keys (another instance may have rotated) when the last read is older than `max_age`.
   Result<void> reload_if_stale(std::chrono::seconds max_age = std::chrono::seconds(1));
   // Makes a new signing key; the previous ones keep verifying until tokens they signed have expired.
-  Result<std::string> rotate(JwtAlgorithm algorithm);
+  // Records "signing_key.rotated" through `audit` with the new key.
+  Result<std::string> rotate(JwtAlgorithm algorithm, const audit::Recorder& audit);
 
   // The key set in force, or null when none could be loaded yet (for example before the first migration).
   std::shared_ptr<const KeySet> current() const;
@@ -42,6 +45,7 @@ class KeyStore {
   Result<void> load();
 
   storage::Database& db_;
+  audit::Recorder system_audit_;
   const Clock& clock_;
   std::string kek_;
   VerifyOptions verify_options_;

@@ -94,7 +94,8 @@ void TokenService::clear_failures(const std::string& key) {
 }
 
 Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<tenancy::Tenant>& tenant,
-                                         const std::optional<std::string>& family_id) {
+                                         const std::optional<std::string>& family_id, std::string_view action,
+                                         const audit::Recorder& audit) {
   // Another instance may have rotated the signing key: pick the newest up within a minute.
   (void)keys_.reload_if_stale(std::chrono::seconds(60));
   const auto keyset = keys_.ensure(algorithm_);
@@ -136,7 +137,13 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
                                       tenant ? Value(tenant->id) : Value(), Value(sha256_hex(refresh)),
                                       Value(format_rfc3339(now)), Value(format_rfc3339(now + settings_.refresh_ttl))});
     if (!r) return std::unexpected(r.error());
-    return {};
+    audit::Event event{.action = std::string(action),
+                       .resource_type = "session",
+                       .resource_id = family,
+                       .tenant_id = tenant ? tenant->id : "",
+                       .actor_id = user.id};
+    event.changes = {{"access_token_jti", claims.jti}};
+    return audit::record(audit, tx, event);
   });
   if (!stored) return std::unexpected(stored.error());
   return IssuedTokens{std::move(*token), settings_.access_ttl.count(), refresh};
@@ -144,7 +151,7 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
 
 Result<IssuedTokens> TokenService::password_grant(const std::string& email, const std::string& password,
                                                   const std::optional<std::string>& tenant_ref,
-                                                  const std::string& remote_address) {
+                                                  const std::string& remote_address, const audit::Recorder& audit) {
   if (email.empty() || password.empty()) return fail(Errc::invalid_argument, "email and password are required");
   std::string account_key = "acct:" + email;
   for (char& c : account_key) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
@@ -152,9 +159,25 @@ Result<IssuedTokens> TokenService::password_grant(const std::string& email, cons
   if (throttled(account_key) || throttled(address_key)) {
     return fail(Errc::rate_limited, "too many failed sign-ins; try again later");
   }
-  auto refuse = [&]() -> Result<IssuedTokens> {
+  std::string known_user;  // the account's id once found, for the audit entry
+  std::string tenant_id;
+  auto refuse = [&](std::string_view reason) -> Result<IssuedTokens> {
     record_failure(account_key);
     record_failure(address_key);
+    if (tenant_id.empty() && tenant_ref && !tenant_ref->empty()) {
+      // The failure belongs in the chain of the tenant it was aimed at, when that tenant exists.
+      auto t = is_uuid(*tenant_ref) ? tenants_.get(*tenant_ref) : tenants_.get_by_slug(*tenant_ref);
+      if (t) tenant_id = t->id;
+    }
+    audit::Event event{.action = "auth.login_failed",
+                       .resource_type = "user",
+                       .resource_id = known_user,
+                       .tenant_id = tenant_id,
+                       .actor_id = known_user};
+    event.changes = {{"email", email}, {"reason", reason}};
+    if (auto r = db_.transact([&](Transaction& tx) { return audit::record(audit, tx, event); }); !r) {
+      return std::unexpected(r.error());  // a sign-in failure that cannot be recorded is not answered as one
+    }
     return fail(Errc::unauthenticated, std::string(k_bad_credentials));
   };
   auto user = users_.find_by_email(email);
@@ -163,31 +186,33 @@ Result<IssuedTokens> TokenService::password_grant(const std::string& email, cons
     // Spend the same time as a real check so response times do not reveal which e-mails exist.
     std::call_once(dummy_once_, [this] { dummy_hash_ = hash_password("not a password", cost_).value_or(""); });
     verify_password(password, dummy_hash_);
-    return refuse();
+    return refuse("unknown account");
   }
-  if (!verify_password(password, user->password_hash)) return refuse();
+  known_user = user->id;
+  if (!verify_password(password, user->password_hash)) return refuse("wrong password");
   std::optional<tenancy::Tenant> tenant;
   if (tenant_ref && !tenant_ref->empty()) {
     auto t = is_uuid(*tenant_ref) ? tenants_.get(*tenant_ref) : tenants_.get_by_slug(*tenant_ref);
     if (!t) {
-      if (t.error().code == Errc::not_found) return refuse();
+      if (t.error().code == Errc::not_found) return refuse("unknown tenant");
       return std::unexpected(t.error());
     }
-    if (t->status != tenancy::TenantStatus::active) return refuse();
+    tenant_id = t->id;
+    if (t->status != tenancy::TenantStatus::active) return refuse("tenant not active");
     tenant = std::move(*t);
   } else if (!user->super_admin) {
     return fail(Errc::invalid_argument, "tenant is required");
   }
-  auto issued = issue(*user, tenant, std::nullopt);
+  auto issued = issue(*user, tenant, std::nullopt, "auth.login_succeeded", audit);
   if (!issued) {
-    if (issued.error().code == Errc::unauthenticated) return refuse();
+    if (issued.error().code == Errc::unauthenticated) return refuse("not a member of the tenant");
     return issued;
   }
   clear_failures(account_key);
   return issued;
 }
 
-Result<IssuedTokens> TokenService::refresh_grant(const std::string& refresh_token) {
+Result<IssuedTokens> TokenService::refresh_grant(const std::string& refresh_token, const audit::Recorder& audit) {
   if (!refresh_token.starts_with("rt_") || refresh_token.size() > 200) {
     return fail(Errc::unauthenticated, "invalid refresh token");
   }
@@ -213,6 +238,13 @@ Result<IssuedTokens> TokenService::refresh_grant(const std::string& refresh_toke
       auto r = tx.execute(k_refresh_revoke_family, {Value(f.family), Value(now)});
       if (!r) return std::unexpected(r.error());
       f.reused = true;
+      audit::Event event{.action = "auth.refresh_reuse_detected",
+                         .resource_type = "session",
+                         .resource_id = f.family,
+                         .tenant_id = f.tenant_id.value_or(""),
+                         .actor_id = f.user_id};
+      event.changes = {{"family_revoked", true}};
+      if (auto a = audit::record(audit, tx, event); !a) return std::unexpected(a.error());
       return f;
     }
     if (expires_at <= now) return fail(Errc::unauthenticated, "refresh token expired");
@@ -234,10 +266,10 @@ Result<IssuedTokens> TokenService::refresh_grant(const std::string& refresh_toke
     if (!t || t->status != tenancy::TenantStatus::active) return fail(Errc::unauthenticated, "tenant is not active");
     tenant = std::move(*t);
   }
-  return issue(*user, tenant, found->family);
+  return issue(*user, tenant, found->family, "auth.token_refreshed", audit);
 }
 
-Result<void> TokenService::revoke(const std::string& token) {
+Result<void> TokenService::revoke(const std::string& token, const audit::Recorder& audit) {
   if (token.starts_with("rt_")) {
     const std::string now = format_rfc3339(clock_.now());
     return db_.transact([&](Transaction& tx) -> Result<void> {
@@ -246,7 +278,13 @@ Result<void> TokenService::revoke(const std::string& token) {
       if (rs->empty()) return {};
       auto r = tx.execute(k_refresh_revoke_family, {Value(rs->text_at(0, 1).value_or("")), Value(now)});
       if (!r) return std::unexpected(r.error());
-      return {};
+      if (r->affected_rows == 0) return {};  // already revoked: nothing changed
+      return audit::record(audit, tx,
+                           {.action = "auth.token_revoked",
+                            .resource_type = "session",
+                            .resource_id = rs->text_at(0, 1).value_or(""),
+                            .tenant_id = rs->text_at(0, 3).value_or(""),
+                            .actor_id = rs->text_at(0, 2).value_or("")});
     });
   }
   const auto keyset = keys_.ensure(algorithm_);
@@ -258,7 +296,13 @@ Result<void> TokenService::revoke(const std::string& token) {
   auto recorded = db_.transact([&](Transaction& tx) -> Result<void> {
     auto r = tx.execute(k_record_revoked, {Value(claims->jti), Value(format_rfc3339(expires))});
     if (!r) return std::unexpected(r.error());
-    return {};
+    if (r->affected_rows == 0) return {};  // already revoked: nothing changed
+    return audit::record(audit, tx,
+                         {.action = "auth.token_revoked",
+                          .resource_type = "access_token",
+                          .resource_id = claims->jti,
+                          .tenant_id = claims->tenant_id,
+                          .actor_id = claims->sub});
   });
   if (!recorded) return recorded;
   auto r = revocations_.revoke(claims->jti, expires);

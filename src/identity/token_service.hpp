@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "audit/event.hpp"
 #include "core/clock.hpp"
 #include "identity/key_store.hpp"
 #include "identity/principal.hpp"
@@ -45,12 +46,13 @@ class TokenService {
   // message for all so accounts cannot be probed), rate_limited (too many failures for the account or address),
   // invalid_argument.
   Result<IssuedTokens> password_grant(const std::string& email, const std::string& password,
-                                      const std::optional<std::string>& tenant_ref, const std::string& remote_address);
+                                      const std::optional<std::string>& tenant_ref, const std::string& remote_address,
+                                      const audit::Recorder& audit);
   // Errors: unauthenticated (unknown, expired, revoked or reused token — reuse revokes the family).
-  Result<IssuedTokens> refresh_grant(const std::string& refresh_token);
+  Result<IssuedTokens> refresh_grant(const std::string& refresh_token, const audit::Recorder& audit);
   // Revokes an access token (by jti, until it expires) or a refresh token (its whole family). Unknown tokens are
   // ignored (RFC 7009).
-  Result<void> revoke(const std::string& token);
+  Result<void> revoke(const std::string& token, const audit::Recorder& audit);
 
   // Verifies a bearer access token. Errors: unauthenticated; unavailable when the revocation store cannot answer
   // (callers fail closed).
@@ -58,8 +60,10 @@ class TokenService {
   Result<std::shared_ptr<const Principal>> authenticate(const std::string& token);
 
   // Signs an access token for a user in a tenant (or without one, for a super admin) and a fresh refresh token.
+  // Records `action` (sign-in, refresh) through `audit` with the new refresh token.
   Result<IssuedTokens> issue(const User& user, const std::optional<tenancy::Tenant>& tenant,
-                             const std::optional<std::string>& family_id);
+                             const std::optional<std::string>& family_id, std::string_view action,
+                             const audit::Recorder& audit);
 
  private:
   bool throttled(const std::string& key);

@@ -98,27 +98,42 @@ bool UserStore::valid_email(const std::string& email) {
   return email.find('.', at) != std::string::npos;
 }
 
-Result<User> UserStore::create_user(const std::string& email_in, const std::string& name, const std::string& password,
-                                    bool super_admin) {
+Result<UserStore::NewUserRow> UserStore::prepare_user(const std::string& email_in, const std::string& name,
+                                                      const std::string& password) {
   const std::string email = lower(email_in);
   if (!valid_email(email)) return fail(Errc::invalid_argument, "email is not a valid address");
   if (name.size() > 200) return fail(Errc::invalid_argument, "name must be at most 200 characters");
   if (auto ok = check_password(password); !ok) return std::unexpected(ok.error());
   auto hash = hash_password(password, cost_);
   if (!hash) return std::unexpected(hash.error());
-  const std::string id = new_uuid_v7(clock_);
-  const std::string now = format_rfc3339(clock_.now());
-  auto r = db_.transact([&](Transaction& tx) -> Result<void> {
-    auto ins =
-        tx.execute(k_insert_user, {Value(id), Value(email), Value(name), Value(*hash), Value(super_admin), Value(now)});
-    if (!ins) return std::unexpected(ins.error());
-    return {};
-  });
-  if (!r) {
-    if (r.error().code == Errc::unique_violation) return fail(Errc::unique_violation, "a user with this email exists");
-    return std::unexpected(r.error());
+  return NewUserRow{new_uuid_v7(clock_), email, name, std::move(*hash)};
+}
+
+Result<void> UserStore::insert_user(Transaction& tx, const NewUserRow& row, bool super_admin) {
+  auto ins = tx.execute(k_insert_user, {Value(row.id), Value(row.email), Value(row.name), Value(row.password_hash),
+                                        Value(super_admin), Value(format_rfc3339(clock_.now()))});
+  if (!ins) {
+    if (ins.error().code == Errc::unique_violation)
+      return fail(Errc::unique_violation, "a user with this email exists");
+    return std::unexpected(ins.error());
   }
-  return get(id);
+  return {};
+}
+
+Result<User> UserStore::create_user(const std::string& email, const std::string& name, const std::string& password,
+                                    bool super_admin, const audit::Recorder& audit) {
+  auto row = prepare_user(email, name, password);
+  if (!row) return std::unexpected(row.error());
+  auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+    if (auto ins = insert_user(tx, *row, super_admin); !ins) return ins;
+    audit::Event event{.action = super_admin ? "user.super_admin_created" : "user.created",
+                       .resource_type = "user",
+                       .resource_id = row->id};
+    event.changes = audit::created_changes({{"email", row->email}, {"name", row->name}, {"super_admin", super_admin}});
+    return audit::record(audit, tx, event);
+  });
+  if (!r) return std::unexpected(r.error());
+  return get(row->id);
 }
 
 Result<User> UserStore::get(const std::string& id) {
@@ -157,29 +172,41 @@ Result<std::optional<Role>> UserStore::role_in(const std::string& tenant_id, con
 }
 
 Result<Member> UserStore::add_member(const std::string& tenant_id, const std::string& email_in, const std::string& name,
-                                     const std::optional<std::string>& password, Role role) {
+                                     const std::optional<std::string>& password, Role role,
+                                     const audit::Recorder& audit) {
   const std::string email = lower(email_in);
   if (!valid_email(email)) return fail(Errc::invalid_argument, "email is not a valid address");
   auto existing = find_by_email(email);
+  std::optional<NewUserRow> new_user;
   std::string user_id;
   if (existing) {
     user_id = existing->id;
   } else if (existing.error().code == Errc::not_found) {
     if (!password) return fail(Errc::invalid_argument, "password is required for a new user");
-    auto created = create_user(email, name, *password, false);
-    if (!created) return std::unexpected(created.error());
-    user_id = created->id;
+    auto row = prepare_user(email, name, *password);
+    if (!row) return std::unexpected(row.error());
+    new_user = std::move(*row);
+    user_id = new_user->id;
   } else {
     return std::unexpected(existing.error());
   }
   const std::string now = format_rfc3339(clock_.now());
+  // A new user and their membership are one change, with one audit entry.
   return storage::transact_value<Member>(db_, [&](Transaction& tx) -> Result<Member> {
+    if (new_user) {
+      if (auto r = insert_user(tx, *new_user, false); !r) return std::unexpected(r.error());
+    }
     auto ins = tx.execute(k_insert_member,
                           {Value(tenant_id), Value(user_id), Value(std::string(role_name(role))), Value(now)});
     if (!ins) {
       if (ins.error().code == Errc::unique_violation) return fail(Errc::conflict, "the user is already a member");
       return std::unexpected(ins.error());
     }
+    audit::Event event{
+        .action = "member.added", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
+    event.changes = audit::created_changes(
+        {{"email", email}, {"role", std::string(role_name(role))}, {"user_created", new_user.has_value()}});
+    if (auto r = audit::record(audit, tx, event); !r) return std::unexpected(r.error());
     return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
   });
 }
@@ -226,7 +253,8 @@ Result<std::int64_t> UserStore::count_owners(const std::string& tenant_id) {
 }
 
 Result<Member> UserStore::update_member(const std::string& tenant_id, const std::string& user_id,
-                                        const std::optional<Role>& role, const std::optional<std::string>& name) {
+                                        const std::optional<Role>& role, const std::optional<std::string>& name,
+                                        const audit::Recorder& audit) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
   if (name && name->size() > 200) return fail(Errc::invalid_argument, "name must be at most 200 characters");
   return storage::transact_value<Member>(db_, [&](Transaction& tx) -> Result<Member> {
@@ -245,11 +273,20 @@ Result<Member> UserStore::update_member(const std::string& tenant_id, const std:
       auto r = tx.execute(k_update_user_name, {Value(user_id), Value(*name), Value(format_rfc3339(clock_.now()))});
       if (!r) return std::unexpected(r.error());
     }
-    return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+    auto updated = one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+    if (!updated) return updated;
+    audit::Event event{
+        .action = "member.updated", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
+    audit::add_change(event.changes, "role", std::string(role_name(current->role)),
+                      std::string(role_name(updated->role)));
+    audit::add_change(event.changes, "name", current->user.name, updated->user.name);
+    if (auto r = audit::record(audit, tx, event); !r) return std::unexpected(r.error());
+    return updated;
   });
 }
 
-Result<void> UserStore::remove_member(const std::string& tenant_id, const std::string& user_id) {
+Result<void> UserStore::remove_member(const std::string& tenant_id, const std::string& user_id,
+                                      const audit::Recorder& audit) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
   return db_.transact([&](Transaction& tx) -> Result<void> {
     auto current = one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
@@ -261,7 +298,10 @@ Result<void> UserStore::remove_member(const std::string& tenant_id, const std::s
     }
     auto r = tx.execute(k_delete_member, {Value(tenant_id), Value(user_id)});
     if (!r) return std::unexpected(r.error());
-    return {};
+    audit::Event event{
+        .action = "member.removed", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
+    audit::add_change(event.changes, "role", std::string(role_name(current->role)), nullptr);
+    return audit::record(audit, tx, event);
   });
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/event.hpp"
 #include "core/clock.hpp"
 #include "core/json.hpp"
 #include "identity/permissions.hpp"
@@ -42,26 +43,37 @@ class UserStore {
  public:
   UserStore(storage::Database& db, const Clock& clock, PasswordCost cost) : db_(db), clock_(clock), cost_(cost) {}
 
+  // Mutations record their audit event through `audit` inside their own transaction.
   Result<User> create_user(const std::string& email, const std::string& name, const std::string& password,
-                           bool super_admin);
+                           bool super_admin, const audit::Recorder& audit);
   Result<User> get(const std::string& id);
   Result<User> find_by_email(const std::string& email);
 
   Result<std::optional<Role>> role_in(const std::string& tenant_id, const std::string& user_id);
   // Adds an existing user to a tenant, or creates the user first (then `password` is required).
   Result<Member> add_member(const std::string& tenant_id, const std::string& email, const std::string& name,
-                            const std::optional<std::string>& password, Role role);
+                            const std::optional<std::string>& password, Role role, const audit::Recorder& audit);
   Result<Member> get_member(const std::string& tenant_id, const std::string& user_id);
   Result<MemberPage> list_members(const std::string& tenant_id, const std::optional<std::string>& after, int limit);
   Result<Member> update_member(const std::string& tenant_id, const std::string& user_id,
-                               const std::optional<Role>& role, const std::optional<std::string>& name);
+                               const std::optional<Role>& role, const std::optional<std::string>& name,
+                               const audit::Recorder& audit);
   // Removes the membership (the global user remains). Refuses to remove the tenant's last owner (conflict).
-  Result<void> remove_member(const std::string& tenant_id, const std::string& user_id);
+  Result<void> remove_member(const std::string& tenant_id, const std::string& user_id, const audit::Recorder& audit);
   Result<std::int64_t> count_owners(const std::string& tenant_id);
 
   static bool valid_email(const std::string& email);
 
  private:
+  struct NewUserRow {
+    std::string id;
+    std::string email;
+    std::string name;
+    std::string password_hash;
+  };
+  Result<NewUserRow> prepare_user(const std::string& email, const std::string& name, const std::string& password);
+  Result<void> insert_user(storage::Transaction& tx, const NewUserRow& row, bool super_admin);
+
   storage::Database& db_;
   const Clock& clock_;
   PasswordCost cost_;

@@ -57,6 +57,7 @@ constexpr std::string_view k_bootstrap_sqlite = "CREATE TABLE IF NOT EXISTS tena
 
 // Rows of each tenant table, for purging a shared-level tenant. Children before parents.
 constexpr TenantStatement k_purge_shared[] = {
+    {"purge_audit_outbox", "DELETE FROM audit_outbox WHERE tenant_id = $1"},
     {"purge_idempotency_keys", "DELETE FROM idempotency_keys WHERE tenant_id = $1"},
     {"purge_projects", "DELETE FROM projects WHERE tenant_id = $1"},
 };
@@ -192,6 +193,8 @@ TenantData::~TenantData() = default;
 
 Result<std::string> TenantData::serving_role() { return impl_->serving_role(); }
 
+bool TenantData::shares_control_plane(const Tenant& tenant) const { return !impl_->own_store(tenant); }
+
 Result<void> TenantData::transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
                                   const storage::TransactionOptions& options) {
   Impl& s = *impl_;
@@ -206,7 +209,7 @@ Result<void> TenantData::transact(const Tenant& tenant, const std::function<Resu
   return db->transact(
       [&](Transaction& tx) -> Result<void> {
         if (auto scoped = s.scope(tx, tenant); !scoped) return scoped;
-        TenantTransaction ttx(tx, tenant.id);
+        TenantTransaction ttx(tx, tenant.id, own == nullptr);
         return body(ttx);
       },
       options);

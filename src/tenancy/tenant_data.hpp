@@ -22,15 +22,22 @@ struct TenantStatement {
 // TenantData::transact's callback; one thread at a time.
 class TenantTransaction {
  public:
-  TenantTransaction(storage::Transaction& tx, std::string tenant_id) : tx_(tx), tenant_id_(std::move(tenant_id)) {}
+  TenantTransaction(storage::Transaction& tx, std::string tenant_id, bool in_control_plane)
+      : tx_(tx), tenant_id_(std::move(tenant_id)), in_control_plane_(in_control_plane) {}
   const std::string& tenant_id() const { return tenant_id_; }
   storage::Backend backend() const { return tx_.backend(); }
   Result<storage::ResultSet> execute(const TenantStatement& statement,
                                      std::initializer_list<storage::Value> params = {});
 
+  // The same transaction as a control-plane one, when the tenant's data shares the control plane's database
+  // (shared level; PostgreSQL schema level); null when it lives in its own database or file. For the audit log,
+  // whose entries are written in the transaction of the change they describe.
+  storage::Transaction* control_plane() { return in_control_plane_ ? &tx_ : nullptr; }
+
  private:
   storage::Transaction& tx_;
   std::string tenant_id_;
+  bool in_control_plane_;
 };
 
 struct TenantDataOptions {
@@ -71,6 +78,9 @@ class TenantData {
   // Removes the tenant's data: drops its schema or database, deletes its file, or deletes its rows from the
   // shared tables. Irreversible.
   Result<void> purge(const Tenant& tenant);
+
+  // Whether the tenant's data lives in the control plane's database (so one transaction covers both).
+  bool shares_control_plane(const Tenant& tenant) const;
 
   // For tests and diagnostics: the name of the PostgreSQL role that serves requests.
   Result<std::string> serving_role();

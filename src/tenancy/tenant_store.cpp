@@ -34,6 +34,11 @@ constexpr Statement k_update_pg{
     "tenants_update_pg",
     "UPDATE tenants SET name = $2, plan = $3, quotas = $4::jsonb, status = $5, updated_at = $6::timestamptz, "
     "deleted_at = CASE WHEN $5 = 'deleted' THEN COALESCE(deleted_at, $6::timestamptz) ELSE NULL END WHERE id = $1"};
+constexpr Statement k_mark_purged{"tenants_mark_purged",
+                                  "UPDATE tenants SET purged_at = $2 WHERE id = $1 AND status = 'deleted'"};
+constexpr Statement k_mark_purged_pg{"tenants_mark_purged_pg",
+                                     "UPDATE tenants SET purged_at = $2::timestamptz WHERE id = $1 AND "
+                                     "status = 'deleted'"};
 constexpr Statement k_counts{"tenants_counts",
                              "SELECT status, isolation, COUNT(*) FROM tenants GROUP BY status, isolation"};
 constexpr Statement k_members{"tenants_members",
@@ -67,7 +72,7 @@ Result<Tenant> one(Result<ResultSet> rs, std::string_view what) {
 
 }  // namespace
 
-Result<Tenant> TenantStore::create(const NewTenant& request) {
+Result<Tenant> TenantStore::create(const NewTenant& request, const audit::Recorder& audit) {
   if (!valid_slug(request.slug)) {
     return fail(Errc::invalid_argument, "slug must be a DNS label: 1-63 characters of a-z, 0-9 and '-'");
   }
@@ -82,7 +87,13 @@ Result<Tenant> TenantStore::create(const NewTenant& request) {
                                           Value(std::string(isolation_name(request.isolation))), Value(request.plan),
                                           Value(request.quotas.dump()), Value(now)});
     if (!inserted) return std::unexpected(inserted.error());
-    return {};
+    audit::Event event{.action = "tenant.created", .resource_type = "tenant", .resource_id = id, .tenant_id = id};
+    event.changes = audit::created_changes({{"slug", request.slug},
+                                            {"name", request.name},
+                                            {"isolation", std::string(isolation_name(request.isolation))},
+                                            {"plan", request.plan},
+                                            {"quotas", request.quotas}});
+    return audit::record(audit, tx, event);
   });
   if (!r) {
     if (r.error().code == Errc::unique_violation) return fail(Errc::unique_violation, "slug is taken");
@@ -128,7 +139,7 @@ Result<TenantPage> TenantStore::list(const std::optional<std::string>& after, in
       {.read_only = true});
 }
 
-Result<Tenant> TenantStore::update(const std::string& id, const TenantPatch& patch) {
+Result<Tenant> TenantStore::update(const std::string& id, const TenantPatch& patch, const audit::Recorder& audit) {
   if (patch.name && (patch.name->empty() || patch.name->size() > 200)) {
     return fail(Errc::invalid_argument, "name must be 1-200 characters");
   }
@@ -136,6 +147,7 @@ Result<Tenant> TenantStore::update(const std::string& id, const TenantPatch& pat
   return storage::transact_value<Tenant>(db_, [&](Transaction& tx) -> Result<Tenant> {
     auto current = get(tx, id);
     if (!current) return current;
+    const Tenant before = *current;
     Tenant t = std::move(*current);
     if (t.status == TenantStatus::deleted && patch.status && *patch.status != TenantStatus::deleted) {
       return fail(Errc::conflict, "a deleted tenant cannot be reactivated");
@@ -149,7 +161,31 @@ Result<Tenant> TenantStore::update(const std::string& id, const TenantPatch& pat
     auto r = tx.execute(sql, {Value(id), Value(t.name), Value(t.plan), Value(t.quotas.dump()),
                               Value(std::string(status_name(t.status))), Value(now)});
     if (!r) return std::unexpected(r.error());
+    audit::Event event{.action = "tenant.updated", .resource_type = "tenant", .resource_id = id, .tenant_id = id};
+    if (before.status != t.status) {
+      event.action = t.status == TenantStatus::deleted     ? "tenant.deleted"
+                     : t.status == TenantStatus::suspended ? "tenant.suspended"
+                                                           : "tenant.reactivated";
+    }
+    audit::add_change(event.changes, "name", before.name, t.name);
+    audit::add_change(event.changes, "plan", before.plan, t.plan);
+    audit::add_change(event.changes, "quotas", before.quotas, t.quotas);
+    audit::add_change(event.changes, "status", std::string(status_name(before.status)),
+                      std::string(status_name(t.status)));
+    if (auto a = audit::record(audit, tx, event); !a) return std::unexpected(a.error());
     return get(tx, id);
+  });
+}
+
+Result<void> TenantStore::mark_purged(const std::string& id, const audit::Recorder& audit) {
+  return db_.transact([&](Transaction& tx) -> Result<void> {
+    auto r = tx.execute(tx.backend() == storage::Backend::postgres ? k_mark_purged_pg : k_mark_purged,
+                        {Value(id), Value(format_rfc3339(clock_.now()))});
+    if (!r) return std::unexpected(r.error());
+    if (r->affected_rows == 0) return fail(Errc::not_found, "no tenant " + id);
+    audit::Event event{.action = "tenant.purged", .resource_type = "tenant", .resource_id = id, .tenant_id = id};
+    audit::add_change(event.changes, "data", "present", "purged");
+    return audit::record(audit, tx, event);
   });
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/event.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "storage/database.hpp"
@@ -37,12 +38,15 @@ class TenantStore {
  public:
   TenantStore(storage::Database& db, const Clock& clock) : db_(db), clock_(clock) {}
 
-  Result<Tenant> create(const NewTenant& request);
+  // Mutations record their audit event through `audit` inside their own transaction.
+  Result<Tenant> create(const NewTenant& request, const audit::Recorder& audit);
   Result<Tenant> get(const std::string& id);
   Result<Tenant> get_by_slug(const std::string& slug);
   // Ordered by id (creation order); `after` is the cursor from the previous page.
   Result<TenantPage> list(const std::optional<std::string>& after, int limit);
-  Result<Tenant> update(const std::string& id, const TenantPatch& patch);
+  Result<Tenant> update(const std::string& id, const TenantPatch& patch, const audit::Recorder& audit);
+  // Records that a deleted tenant's data is gone (purged_at; the audit log's retention counts from it).
+  Result<void> mark_purged(const std::string& id, const audit::Recorder& audit);
   // Counts by status and isolation, and memberships per tenant, for the admin metrics endpoint.
   Result<Json> statistics();
 

@@ -28,13 +28,14 @@ class IdentityApiTest : public ::testing::TestWithParam<Backend> {
     config.identity.max_failed_logins_per_account = 3;
     tp_ = TestPlatform::create(GetParam(), config);
     client_ = std::make_unique<ApiClient>(platform());
-    ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true));
+    ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true,
+                                              platform().audit->recorder({})));
     api::Platform::NewTenantRequest r;
     r.tenant.slug = "acme";
     r.tenant.name = "Acme";
     r.owner_email = "owner@acme.test";
     r.owner_password = "owner-password";
-    auto t = platform().create_tenant(r);
+    auto t = platform().create_tenant(r, {});
     ASSERT_TRUE(t) << t.error().message;
     tenant_ = *t;
   }
@@ -73,7 +74,7 @@ TEST_P(IdentityApiTest, WrongPasswordUnknownUserAndForeignTenantAllGetTheSame401
   api::Platform::NewTenantRequest other;
   other.tenant.slug = "other";
   other.tenant.name = "Other";
-  ASSERT_TRUE(platform().create_tenant(other));
+  ASSERT_TRUE(platform().create_tenant(other, {}));
   for (const auto& [email, password, tenant] :
        {std::tuple<std::string, std::string, std::string>{"owner@acme.test", "wrong-password", "acme"},
         {"nobody@acme.test", "owner-password", "acme"},
@@ -169,7 +170,7 @@ TEST_P(IdentityApiTest, JwksPublishesTheVerifyingKeysAndRotationKeepsOldTokensVa
   ASSERT_EQ(jwks.body["keys"].size(), 1u);
   EXPECT_EQ(jwks.body["keys"][0].value("alg", ""), "RS256");
   EXPECT_FALSE(jwks.body["keys"][0].contains("d"));  // no private part
-  ASSERT_TRUE(platform().keys->rotate(identity::JwtAlgorithm::es256));
+  ASSERT_TRUE(platform().keys->rotate(identity::JwtAlgorithm::es256, platform().audit->recorder({})));
   auto after_jwks = client_->call(Method::get, "/.well-known/jwks.json");
   EXPECT_EQ(after_jwks.body["keys"].size(), 2u);
   EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, before).status, 200);
@@ -183,7 +184,8 @@ TEST_P(IdentityApiTest, RoleMatrixGrantsExactlyTheRolesPermissions) {
   tokens[identity::Role::owner] = token_for("owner@acme.test", "owner-password");
   for (auto role : {identity::Role::admin, identity::Role::member, identity::Role::viewer}) {
     const std::string email = std::string(identity::role_name(role)) + "@acme.test";
-    ASSERT_TRUE(platform().users->add_member(tenant_.id, email, "", std::string("password-") + email, role));
+    ASSERT_TRUE(platform().users->add_member(tenant_.id, email, "", std::string("password-") + email, role,
+                                             platform().audit->recorder({})));
     tokens[role] = token_for(email, std::string("password-") + email);
   }
   const std::string some_id = new_uuid_v7(SystemClock::instance());
@@ -224,7 +226,7 @@ TEST_P(IdentityApiTest, RoleMatrixGrantsExactlyTheRolesPermissions) {
 
 TEST_P(IdentityApiTest, RolesCannotBeGrantedAboveOnesOwn) {
   ASSERT_TRUE(platform().users->add_member(tenant_.id, "admin@acme.test", "", std::string("admin-password"),
-                                           identity::Role::admin));
+                                           identity::Role::admin, platform().audit->recorder({})));
   const std::string admin = token_for("admin@acme.test", "admin-password");
   auto r = client_->call(Method::post, "/v1/users",
                          Json{{"email", "new@acme.test"}, {"password", "new-password"}, {"role", "owner"}}, admin);
@@ -283,7 +285,7 @@ TEST(RevocationAcrossInstances, ARevokedTokenIsRefusedByASecondInstanceOnTheSame
   r.tenant.name = "Acme";
   r.owner_email = "owner@acme.test";
   r.owner_password = "owner-password";
-  ASSERT_TRUE(first.create_tenant(r));
+  ASSERT_TRUE(first.create_tenant(r, {}));
   auto second_platform = api::Platform::open(tp->config(), SystemClock::instance(), {});
   ASSERT_TRUE(second_platform) << second_platform.error().message;
   ApiClient one(first);

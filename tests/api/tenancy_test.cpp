@@ -52,7 +52,8 @@ class TenancyTest : public ::testing::TestWithParam<Case> {
     config.tenancy.cache_ttl_ms = 0;
     tp_ = TestPlatform::create(GetParam().backend, config);
     client_ = std::make_unique<ApiClient>(platform());
-    ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true));
+    ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true,
+                                              platform().audit->recorder({})));
     a_ = make_tenant("alpha");
     b_ = make_tenant("beta");
     token_a_ = sign_in("owner@alpha.test", "alpha");
@@ -71,7 +72,7 @@ class TenancyTest : public ::testing::TestWithParam<Case> {
     r.tenant.isolation = GetParam().isolation;
     r.owner_email = "owner@" + slug + ".test";
     r.owner_password = "password-" + slug;
-    auto t = platform().create_tenant(r);
+    auto t = platform().create_tenant(r, {});
     EXPECT_TRUE(t) << t.error().message;
     return t.value_or(tenancy::Tenant{});
   }

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
+#include <thread>
+#include <vector>
 
 namespace atrium {
 namespace {
@@ -26,6 +29,39 @@ TEST(UuidV7, IdsAreUniqueAndSortByTime) {
     EXPECT_TRUE(seen.insert(id).second);
     EXPECT_LT(previous, id);
     previous = id;
+  }
+}
+
+TEST(UuidV7, IdsIncreaseWithinOneMillisecondAcrossThreads) {
+  ManualClock clock(std::chrono::system_clock::time_point(std::chrono::milliseconds(1'800'000'000'000)));
+  std::vector<std::vector<std::string>> made(4);
+  std::vector<std::thread> threads;
+  for (auto& out : made) {
+    threads.emplace_back([&clock, &out] {
+      for (int i = 0; i < 3000; ++i) out.push_back(new_uuid_v7(clock));  // 12,000 ids: the counter overflows
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> all;
+  for (const auto& out : made) {
+    EXPECT_TRUE(std::is_sorted(out.begin(), out.end()));
+    EXPECT_EQ(std::adjacent_find(out.begin(), out.end()), out.end());
+    all.insert(out.begin(), out.end());
+  }
+  EXPECT_EQ(all.size(), 12'000u);
+}
+
+TEST(Rfc3339, ParsesOffsetsFractionsAndRefusesNonsense) {
+  using std::chrono::milliseconds;
+  using std::chrono::system_clock;
+  EXPECT_EQ(parse_rfc3339("2026-11-18T11:06:40.123Z"), system_clock::time_point(milliseconds(1'795'000'000'123)));
+  EXPECT_EQ(parse_rfc3339("2026-11-18T12:06:40.1234567+01:00"),
+            system_clock::time_point(milliseconds(1'795'000'000'123)));
+  EXPECT_EQ(parse_rfc3339("2026-11-18T10:36:40Z"), parse_rfc3339("2026-11-18T11:06:40+00:30"));
+  for (const char* bad : {"", "2026-11-18", "2026-11-18T11:06:40", "2026-13-18T11:06:40Z", "2026-02-30T00:00:00Z",
+                          "2026-11-18T24:00:00Z", "2026-11-18T11:06:40.Z", "2026-11-18T11:06:40Zjunk",
+                          "2026-11-18T11:06:40+1:00", "9999-01-01T00:00:00Z", "yesterday"}) {
+    EXPECT_FALSE(parse_rfc3339(bad)) << bad;
   }
 }
 

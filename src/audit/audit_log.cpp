@@ -1,0 +1,501 @@
+#include "audit/audit_log.hpp"
+
+#include <map>
+
+#include "core/ids.hpp"
+#include "core/log.hpp"
+#include "identity/secrets.hpp"
+
+namespace atrium::audit {
+
+namespace {
+
+using storage::Backend;
+using storage::ResultSet;
+using storage::Statement;
+using storage::Transaction;
+using storage::Value;
+
+#define AUDIT_COLUMNS                                                                                               \
+  "id, chain_id, seq, occurred_at, tenant_id, actor_type, actor_id, actor_ip, action, resource_type, resource_id, " \
+  "changes, user_agent, request_id, session_id, prev_hash, hash"
+
+constexpr Statement k_head_lock_pg{"audit_head_lock_pg",
+                                   "SELECT seq, hash FROM audit_chain_heads WHERE chain_id = $1 FOR UPDATE"};
+constexpr Statement k_head_lock_sqlite{"audit_head_lock_sqlite",
+                                       "SELECT seq, hash FROM audit_chain_heads WHERE chain_id = $1"};
+constexpr Statement k_head_create{
+    "audit_head_create",
+    "INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES ($1, 0, '') ON CONFLICT (chain_id) DO NOTHING"};
+// PostgreSQL: the entry and its chain's new head in one round trip.
+constexpr Statement k_append_pg{
+    "audit_append_pg", "WITH entry AS (INSERT INTO audit_logs (" AUDIT_COLUMNS
+                       ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)) "
+                       "UPDATE audit_chain_heads SET seq = $3, hash = $17 WHERE chain_id = $2"};
+constexpr Statement k_insert_sqlite{"audit_insert_sqlite",
+                                    "INSERT INTO audit_logs (" AUDIT_COLUMNS
+                                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+                                    "$17)"};
+constexpr Statement k_head_advance_sqlite{"audit_head_advance_sqlite",
+                                          "UPDATE audit_chain_heads SET seq = $2, hash = $3 WHERE chain_id = $1"};
+constexpr Statement k_exists{"audit_exists", "SELECT 1 FROM audit_logs WHERE id = $1"};
+
+// Listing, newest first. Optional filters are NULL when absent: $2 actor, $3 action, $4 resource type,
+// $5 resource id, $6 from, $7 to, $8 cursor, $9 limit; $1 the chain where there is one.
+#define AUDIT_FILTERS_PG                                                                                 \
+  "($2::text IS NULL OR actor_id = $2::text) AND ($3::text IS NULL OR action = $3::text) AND "           \
+  "($4::text IS NULL OR resource_type = $4::text) AND ($5::text IS NULL OR resource_id = $5::text) AND " \
+  "($6::text IS NULL OR occurred_at >= $6::text) AND ($7::text IS NULL OR occurred_at < $7::text) AND "  \
+  "($8::uuid IS NULL OR id < $8::uuid) ORDER BY id DESC LIMIT $9"
+#define AUDIT_FILTERS_SQLITE                                                                                     \
+  "($2 IS NULL OR actor_id = $2) AND ($3 IS NULL OR action = $3) AND ($4 IS NULL OR resource_type = $4) AND "    \
+  "($5 IS NULL OR resource_id = $5) AND ($6 IS NULL OR occurred_at >= $6) AND ($7 IS NULL OR occurred_at < $7) " \
+  "AND ($8 IS NULL OR id < $8) ORDER BY id DESC LIMIT $9"
+constexpr Statement k_list_chain_pg{
+    "audit_list_chain_pg", "SELECT " AUDIT_COLUMNS " FROM audit_logs WHERE chain_id = $1 AND " AUDIT_FILTERS_PG};
+constexpr Statement k_list_all_pg{
+    "audit_list_all_pg", "SELECT " AUDIT_COLUMNS " FROM audit_logs WHERE ($1::text IS NULL) AND " AUDIT_FILTERS_PG};
+constexpr Statement k_list_chain_sqlite{"audit_list_chain_sqlite",
+                                        "SELECT " AUDIT_COLUMNS
+                                        " FROM audit_logs WHERE chain_id = $1 AND " AUDIT_FILTERS_SQLITE};
+constexpr Statement k_list_all_sqlite{
+    "audit_list_all_sqlite", "SELECT " AUDIT_COLUMNS " FROM audit_logs WHERE ($1 IS NULL) AND " AUDIT_FILTERS_SQLITE};
+
+constexpr Statement k_chain_after{"audit_chain_after", "SELECT " AUDIT_COLUMNS
+                                                       " FROM audit_logs WHERE chain_id = $1 AND seq > $2 "
+                                                       "ORDER BY seq LIMIT $3"};
+constexpr Statement k_heads{"audit_heads", "SELECT chain_id, seq, hash FROM audit_chain_heads ORDER BY chain_id"};
+constexpr Statement k_chains_without_head{
+    "audit_chains_without_head",
+    "SELECT DISTINCT chain_id FROM audit_logs WHERE chain_id NOT IN (SELECT chain_id FROM audit_chain_heads)"};
+constexpr Statement k_entry_at{"audit_entry_at", "SELECT id, hash FROM audit_logs WHERE chain_id = $1 AND seq = $2"};
+
+constexpr Statement k_purged_tenants{
+    "audit_purged_tenants",
+    "SELECT t.id FROM tenants t WHERE t.purged_at IS NOT NULL AND t.purged_at < $1 AND EXISTS "
+    "(SELECT 1 FROM audit_chain_heads h WHERE h.chain_id = CAST(t.id AS TEXT)) ORDER BY t.id"};
+constexpr Statement k_retention_open_pg{"audit_retention_open_pg",
+                                        "SELECT set_config('atrium.audit_retention', 'on', true)"};
+constexpr Statement k_retention_open_sqlite{"audit_retention_open_sqlite", "UPDATE audit_retention_gate SET open = 1"};
+constexpr Statement k_retention_close_sqlite{"audit_retention_close_sqlite",
+                                             "UPDATE audit_retention_gate SET open = 0"};
+constexpr Statement k_retention_delete{"audit_retention_delete", "DELETE FROM audit_logs WHERE chain_id = $1"};
+constexpr Statement k_retention_delete_head{"audit_retention_delete_head",
+                                            "DELETE FROM audit_chain_heads WHERE chain_id = $1"};
+constexpr Statement k_retention_delete_cursors{"audit_retention_delete_cursors",
+                                               "DELETE FROM audit_export_cursors WHERE chain_id = $1"};
+
+constexpr tenancy::TenantStatement k_outbox_put{"audit_outbox_put",
+                                                "INSERT INTO audit_outbox (tenant_id, id, entry) VALUES ($1, $2, $3)"};
+constexpr tenancy::TenantStatement k_outbox_take{
+    "audit_outbox_take", "SELECT id, entry FROM audit_outbox WHERE tenant_id = $1 ORDER BY id LIMIT 500"};
+constexpr tenancy::TenantStatement k_outbox_done{"audit_outbox_done",
+                                                 "DELETE FROM audit_outbox WHERE tenant_id = $1 AND id = $2"};
+
+Value text_or_null(const std::string& s) { return s.empty() ? Value() : Value(s); }
+Value opt(const std::optional<std::string>& s) { return s ? Value(*s) : Value(); }
+
+Entry entry_from_row(const ResultSet& rs, std::size_t i) {
+  auto t = [&](std::size_t c) { return rs.text_at(i, c).value_or(""); };
+  Entry e;
+  e.id = t(0);
+  e.chain_id = t(1);
+  e.seq = rs.int_at(i, 2).value_or(0);
+  e.occurred_at = t(3);
+  e.tenant_id = t(4);
+  e.actor_type = t(5);
+  e.actor_id = t(6);
+  e.actor_ip = t(7);
+  e.action = t(8);
+  e.resource_type = t(9);
+  e.resource_id = t(10);
+  e.changes = t(11);
+  e.user_agent = t(12);
+  e.request_id = t(13);
+  e.session_id = t(14);
+  e.prev_hash = t(15);
+  e.hash = t(16);
+  return e;
+}
+
+// The outbox keeps an entry's content without its place in the chain, which the relay assigns.
+Json outbox_json(const Entry& e) {
+  return {{"id", e.id},
+          {"occurred_at", e.occurred_at},
+          {"tenant_id", e.tenant_id},
+          {"actor_type", e.actor_type},
+          {"actor_id", e.actor_id},
+          {"actor_ip", e.actor_ip},
+          {"action", e.action},
+          {"resource_type", e.resource_type},
+          {"resource_id", e.resource_id},
+          {"changes", e.changes},
+          {"user_agent", e.user_agent},
+          {"request_id", e.request_id},
+          {"session_id", e.session_id}};
+}
+
+std::optional<Entry> entry_from_outbox(const std::string& text) {
+  auto j = Json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  auto s = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
+  Entry e;
+  e.id = s("id");
+  e.occurred_at = s("occurred_at");
+  e.tenant_id = s("tenant_id");
+  e.chain_id = e.tenant_id.empty() ? std::string(k_platform_chain) : e.tenant_id;
+  e.actor_type = s("actor_type");
+  e.actor_id = s("actor_id");
+  e.actor_ip = s("actor_ip");
+  e.action = s("action");
+  e.resource_type = s("resource_type");
+  e.resource_id = s("resource_id");
+  e.changes = s("changes");
+  e.user_agent = s("user_agent");
+  e.request_id = s("request_id");
+  e.session_id = s("session_id");
+  return e;
+}
+
+}  // namespace
+
+std::string_view actor_type_name(ActorType type) {
+  switch (type) {
+    case ActorType::user: return "user";
+    case ActorType::api_key: return "api_key";
+    case ActorType::system: return "system";
+    case ActorType::super_admin: return "super_admin";
+  }
+  return "system";
+}
+
+void add_change(Json& changes, std::string_view field, const Json& before, const Json& after) {
+  if (before == after) return;
+  changes[std::string(field)] = {{"before", before}, {"after", after}};
+}
+
+Json created_changes(const Json& created) {
+  Json changes = Json::object();
+  for (const auto& [k, v] : created.items()) changes[k] = {{"before", nullptr}, {"after", v}};
+  return changes;
+}
+
+Json to_json(const Entry& e) {
+  auto changes = Json::parse(e.changes, nullptr, false);
+  if (changes.is_discarded()) changes = e.changes;
+  return {{"id", e.id},
+          {"timestamp", e.occurred_at},
+          {"tenant_id", e.tenant_id.empty() ? Json() : Json(e.tenant_id)},
+          {"actor", {{"type", e.actor_type}, {"id", e.actor_id}, {"ip", e.actor_ip}}},
+          {"action", e.action},
+          {"resource", {{"type", e.resource_type}, {"id", e.resource_id}}},
+          {"changes", changes},
+          {"user_agent", e.user_agent},
+          {"request_id", e.request_id},
+          {"session_id", e.session_id},
+          {"chain", {{"id", e.chain_id}, {"seq", e.seq}, {"prev_hash", e.prev_hash}, {"hash", e.hash}}}};
+}
+
+std::string entry_hash(const Entry& e) {
+  // nlohmann::json objects keep their keys sorted, so this serialisation is canonical.
+  const Json content = {{"id", e.id},
+                        {"chain_id", e.chain_id},
+                        {"seq", e.seq},
+                        {"occurred_at", e.occurred_at},
+                        {"tenant_id", e.tenant_id},
+                        {"actor_type", e.actor_type},
+                        {"actor_id", e.actor_id},
+                        {"actor_ip", e.actor_ip},
+                        {"action", e.action},
+                        {"resource_type", e.resource_type},
+                        {"resource_id", e.resource_id},
+                        {"changes", e.changes},
+                        {"user_agent", e.user_agent},
+                        {"request_id", e.request_id},
+                        {"session_id", e.session_id},
+                        {"prev_hash", e.prev_hash}};
+  return identity::sha256_hex(content.dump());
+}
+
+AuditLog::AuditLog(storage::Database& db, const Clock& clock, bool enabled)
+    : db_(db), clock_(clock), enabled_(enabled) {}
+
+Entry AuditLog::make_entry(const Context& context, const Event& event) const {
+  Entry e;
+  e.id = new_uuid_v7(clock_);
+  e.occurred_at = format_rfc3339(clock_.now());
+  e.tenant_id = event.tenant_id;
+  e.chain_id = event.tenant_id.empty() ? std::string(k_platform_chain) : event.tenant_id;
+  e.actor_type = std::string(actor_type_name(context.actor_type));
+  e.actor_id = event.actor_id.empty() ? context.actor_id : event.actor_id;
+  e.actor_ip = context.actor_ip;
+  e.action = event.action;
+  e.resource_type = event.resource_type;
+  e.resource_id = event.resource_id;
+  e.changes = event.changes.dump();
+  e.user_agent = context.user_agent;
+  e.request_id = context.request_id;
+  e.session_id = context.session_id;
+  return e;
+}
+
+Result<void> AuditLog::append_entry(Transaction& tx, Entry e) {
+  const bool pg = tx.backend() == Backend::postgres;
+  const Statement& lock = pg ? k_head_lock_pg : k_head_lock_sqlite;
+  auto head = tx.execute(lock, {Value(e.chain_id)});
+  if (!head) return std::unexpected(head.error());
+  if (head->empty()) {
+    if (auto r = tx.execute(k_head_create, {Value(e.chain_id)}); !r) return std::unexpected(r.error());
+    head = tx.execute(lock, {Value(e.chain_id)});
+    if (!head) return std::unexpected(head.error());
+    if (head->empty()) return fail(Errc::internal, "audit chain head missing after creation");
+  }
+  e.seq = head->int_at(0, 0).value_or(0) + 1;
+  e.prev_hash = head->text_at(0, 1).value_or("");
+  e.hash = entry_hash(e);
+  const Value params[] = {
+      Value(e.id),          Value(e.chain_id), Value(e.seq),        Value(e.occurred_at), text_or_null(e.tenant_id),
+      Value(e.actor_type),  Value(e.actor_id), Value(e.actor_ip),   Value(e.action),      Value(e.resource_type),
+      Value(e.resource_id), Value(e.changes),  Value(e.user_agent), Value(e.request_id),  Value(e.session_id),
+      Value(e.prev_hash),   Value(e.hash)};
+  if (pg) {
+    if (auto r = tx.execute(k_append_pg, params); !r) return std::unexpected(r.error());
+    return {};
+  }
+  if (auto r = tx.execute(k_insert_sqlite, params); !r) return std::unexpected(r.error());
+  if (auto r = tx.execute(k_head_advance_sqlite, {Value(e.chain_id), Value(e.seq), Value(e.hash)}); !r) {
+    return std::unexpected(r.error());
+  }
+  return {};
+}
+
+Result<void> AuditLog::append(Transaction& tx, const Context& context, const Event& event) {
+  if (!enabled_) return {};
+  return append_entry(tx, make_entry(context, event));
+}
+
+Recorder AuditLog::recorder(Context context) {
+  return
+      [this, context = std::move(context)](Transaction& tx, const Event& event) { return append(tx, context, event); };
+}
+
+Result<void> AuditLog::append(tenancy::TenantTransaction& tx, const Context& context, Event event) {
+  if (!enabled_) return {};
+  event.tenant_id = tx.tenant_id();
+  Entry e = make_entry(context, event);
+  if (Transaction* control = tx.control_plane()) return append_entry(*control, std::move(e));
+  if (auto r = tx.execute(k_outbox_put, {Value(e.id), Value(outbox_json(e).dump())}); !r) {
+    return std::unexpected(r.error());
+  }
+  return {};
+}
+
+Result<int> AuditLog::relay(tenancy::TenantData& data, const tenancy::Tenant& tenant) {
+  int moved = 0;
+  while (true) {
+    std::vector<std::pair<std::string, std::string>> batch;
+    auto taken =
+        data.transact(tenant,
+                      [&](tenancy::TenantTransaction& tx) -> Result<void> {
+                        auto rows = tx.execute(k_outbox_take);
+                        if (!rows) return std::unexpected(rows.error());
+                        for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+                          batch.emplace_back(rows->text_at(i, 0).value_or(""), rows->text_at(i, 1).value_or(""));
+                        }
+                        return {};
+                      },
+                      {.read_only = true});
+    if (!taken) return std::unexpected(taken.error());
+    if (batch.empty()) return moved;
+    // Into the chain first (skipping entries a crashed relay already moved), then out of the outbox.
+    auto appended = db_.transact([&](Transaction& tx) -> Result<void> {
+      for (const auto& [id, text] : batch) {
+        auto seen = tx.execute(k_exists, {Value(id)});
+        if (!seen) return std::unexpected(seen.error());
+        if (!seen->empty()) continue;
+        auto e = entry_from_outbox(text);
+        if (!e || e->id != id || e->tenant_id != tenant.id) {
+          return fail(Errc::internal, "audit outbox entry " + id + " is malformed");
+        }
+        if (auto r = append_entry(tx, std::move(*e)); !r) return r;
+      }
+      return {};
+    });
+    if (!appended) return std::unexpected(appended.error());
+    auto removed = data.transact(tenant, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+      for (const auto& item : batch) {
+        if (auto r = tx.execute(k_outbox_done, {Value(item.first)}); !r) return std::unexpected(r.error());
+      }
+      return {};
+    });
+    if (!removed) return std::unexpected(removed.error());
+    moved += static_cast<int>(batch.size());
+  }
+}
+
+Result<Page> AuditLog::list(const Query& q) {
+  const bool pg = db_.backend() == Backend::postgres;
+  const Statement& statement =
+      q.chain_id ? (pg ? k_list_chain_pg : k_list_chain_sqlite) : (pg ? k_list_all_pg : k_list_all_sqlite);
+  const int limit = std::clamp(q.limit, 1, 500);
+  if (q.cursor && !is_uuid(*q.cursor)) return fail(Errc::invalid_argument, "cursor is not valid");
+  return storage::transact_value<Page>(
+      db_,
+      [&](Transaction& tx) -> Result<Page> {
+        auto rows = tx.execute(
+            statement, {opt(q.chain_id), opt(q.actor_id), opt(q.action), opt(q.resource_type), opt(q.resource_id),
+                        opt(q.from), opt(q.to), opt(q.cursor), Value(static_cast<std::int64_t>(limit) + 1)});
+        if (!rows) return std::unexpected(rows.error());
+        Page page;
+        for (std::size_t i = 0; i < rows->rows.size() && static_cast<int>(i) < limit; ++i) {
+          page.entries.push_back(entry_from_row(*rows, i));
+        }
+        if (static_cast<int>(rows->rows.size()) > limit) page.next_cursor = page.entries.back().id;
+        return page;
+      },
+      {.read_only = true});
+}
+
+Result<std::vector<Entry>> AuditLog::read_chain(const std::string& chain_id, std::int64_t after_seq, int limit) {
+  return storage::transact_value<std::vector<Entry>>(
+      db_,
+      [&](Transaction& tx) -> Result<std::vector<Entry>> {
+        auto rows =
+            tx.execute(k_chain_after, {Value(chain_id), Value(after_seq), Value(static_cast<std::int64_t>(limit))});
+        if (!rows) return std::unexpected(rows.error());
+        std::vector<Entry> out;
+        for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(entry_from_row(*rows, i));
+        return out;
+      },
+      {.read_only = true});
+}
+
+Result<std::vector<ChainHead>> AuditLog::heads() {
+  return storage::transact_value<std::vector<ChainHead>>(
+      db_,
+      [&](Transaction& tx) -> Result<std::vector<ChainHead>> {
+        auto rows = tx.execute(k_heads);
+        if (!rows) return std::unexpected(rows.error());
+        std::vector<ChainHead> out;
+        for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+          out.push_back(
+              {rows->text_at(i, 0).value_or(""), rows->int_at(i, 1).value_or(0), rows->text_at(i, 2).value_or("")});
+        }
+        return out;
+      },
+      {.read_only = true});
+}
+
+Result<VerifyReport> AuditLog::verify(const std::optional<std::string>& chain_id) {
+  auto all = heads();
+  if (!all) return std::unexpected(all.error());
+  std::map<std::string, ChainHead> by_chain;
+  for (auto& h : *all) by_chain[h.chain_id] = h;
+  VerifyReport report;
+  // A chain whose head row was deleted still has entries: that is a finding, not a chain to skip.
+  auto orphans = storage::transact_value<ResultSet>(
+      db_, [](Transaction& tx) { return tx.execute(k_chains_without_head); }, {.read_only = true});
+  if (!orphans) return std::unexpected(orphans.error());
+  std::vector<std::string> chains;
+  for (const auto& [id, h] : by_chain) {
+    if (!chain_id || *chain_id == id) chains.push_back(id);
+  }
+  for (std::size_t i = 0; i < orphans->rows.size(); ++i) {
+    const std::string id = orphans->text_at(i, 0).value_or("");
+    if (chain_id && *chain_id != id) continue;
+    report.findings.push_back({id, 0, "", "the chain's head record is missing (deleted or never written)"});
+  }
+  for (const auto& id : chains) {
+    ++report.chains;
+    std::int64_t last_seq = 0;
+    std::string last_hash;
+    std::optional<Finding> finding;
+    while (!finding) {
+      auto page = read_chain(id, last_seq, 1000);
+      if (!page) return std::unexpected(page.error());
+      if (page->empty()) break;
+      for (const auto& e : *page) {
+        ++report.entries;
+        if (e.seq != last_seq + 1) {
+          finding = Finding{id, last_seq + 1, e.id,
+                            "entries " + std::to_string(last_seq + 1) + ".." + std::to_string(e.seq - 1) +
+                                " are missing before entry " + e.id + " (removed)"};
+        } else if (e.prev_hash != last_hash) {
+          finding = Finding{id, e.seq, e.id, "prev_hash does not match the previous entry (removed or reordered)"};
+        } else if (entry_hash(e) != e.hash) {
+          finding = Finding{id, e.seq, e.id, "content does not match its hash (altered or reordered)"};
+        }
+        if (finding) break;
+        last_seq = e.seq;
+        last_hash = e.hash;
+      }
+    }
+    if (finding) {
+      report.findings.push_back(std::move(*finding));
+      continue;
+    }
+    const ChainHead& head = by_chain[id];
+    if (head.seq != last_seq || head.hash != last_hash) {
+      report.findings.push_back({id, last_seq + 1, "",
+                                 "the chain ends at seq " + std::to_string(last_seq) + " but its head records seq " +
+                                     std::to_string(head.seq) + " (entries removed from the end, or head altered)"});
+    }
+  }
+  return report;
+}
+
+Result<VerifyReport> AuditLog::verify_checkpoint(const std::vector<ChainHead>& checkpoint) {
+  VerifyReport report;
+  for (const auto& cp : checkpoint) {
+    ++report.chains;
+    auto row = storage::transact_value<ResultSet>(db_,
+                                                  [&](Transaction& tx) {
+                                                    return tx.execute(k_entry_at, {Value(cp.chain_id), Value(cp.seq)});
+                                                  },
+                                                  {.read_only = true});
+    if (!row) return std::unexpected(row.error());
+    if (cp.seq == 0) continue;
+    if (row->empty()) {
+      report.findings.push_back({cp.chain_id, cp.seq, "", "the checkpointed entry is gone (removed or renumbered)"});
+    } else if (row->text_at(0, 1).value_or("") != cp.hash) {
+      report.findings.push_back({cp.chain_id, cp.seq, row->text_at(0, 0).value_or(""),
+                                 "the checkpointed entry's hash differs (the chain was rewritten)"});
+    } else {
+      ++report.entries;
+    }
+  }
+  return report;
+}
+
+Result<std::int64_t> AuditLog::apply_retention(storage::Database& admin, std::chrono::system_clock::time_point cutoff) {
+  auto purged = storage::transact_value<ResultSet>(
+      admin, [&](Transaction& tx) { return tx.execute(k_purged_tenants, {Value(format_rfc3339(cutoff))}); },
+      {.read_only = true});
+  if (!purged) return std::unexpected(purged.error());
+  const bool pg = admin.backend() == Backend::postgres;
+  std::int64_t deleted = 0;
+  for (std::size_t i = 0; i < purged->rows.size(); ++i) {
+    const std::string tenant = purged->text_at(i, 0).value_or("");
+    auto r = admin.transact([&](Transaction& tx) -> Result<void> {
+      if (auto o = tx.execute(pg ? k_retention_open_pg : k_retention_open_sqlite); !o)
+        return std::unexpected(o.error());
+      auto d = tx.execute(k_retention_delete, {Value(tenant)});
+      if (!d) return std::unexpected(d.error());
+      if (!pg) {
+        if (auto c = tx.execute(k_retention_close_sqlite); !c) return std::unexpected(c.error());
+      }
+      for (const Statement* s : {&k_retention_delete_head, &k_retention_delete_cursors}) {
+        if (auto x = tx.execute(*s, {Value(tenant)}); !x) return std::unexpected(x.error());
+      }
+      Event event{.action = "audit.retention_applied", .resource_type = "tenant", .resource_id = tenant};
+      event.changes = {{"entries_deleted", d->affected_rows}, {"purged_before", format_rfc3339(cutoff)}};
+      deleted += d->affected_rows;
+      return append_entry(tx, make_entry(Context{.actor_type = ActorType::system, .actor_id = "retention"}, event));
+    });
+    if (!r) return std::unexpected(r.error());
+    log::info("audit retention applied", {{"tenant_id", tenant}});
+  }
+  return deleted;
+}
+
+}  // namespace atrium::audit

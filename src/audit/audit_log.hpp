@@ -1,0 +1,131 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/event.hpp"
+#include "core/clock.hpp"
+#include "tenancy/tenant_data.hpp"
+
+namespace atrium::audit {
+
+// The chain of entries without a tenant.
+inline constexpr std::string_view k_platform_chain = "platform";
+
+// One stored entry, as read back.
+struct Entry {
+  std::string id;
+  std::string chain_id;
+  std::int64_t seq = 0;
+  std::string occurred_at;  // RFC 3339 UTC, milliseconds
+  std::string tenant_id;    // "" for the platform chain
+  std::string actor_type;
+  std::string actor_id;
+  std::string actor_ip;
+  std::string action;
+  std::string resource_type;
+  std::string resource_id;
+  std::string changes;  // JSON text, hashed as stored
+  std::string user_agent;
+  std::string request_id;
+  std::string session_id;
+  std::string prev_hash;
+  std::string hash;
+};
+
+// The API's (and the SIEM export's) JSON shape of an entry.
+Json to_json(const Entry& entry);
+// SHA-256 (hex) over the entry's canonical content: every field but `hash`, `prev_hash` included.
+std::string entry_hash(const Entry& entry);
+
+struct Query {
+  std::optional<std::string> chain_id;  // a tenant id or "platform"; nullopt: every chain (super admins)
+  std::optional<std::string> actor_id;
+  std::optional<std::string> action;
+  std::optional<std::string> resource_type;
+  std::optional<std::string> resource_id;
+  std::optional<std::string> from;    // inclusive, RFC 3339 as stored (milliseconds, Z)
+  std::optional<std::string> to;      // exclusive
+  std::optional<std::string> cursor;  // the last id of the previous page
+  int limit = 50;
+};
+
+struct Page {
+  std::vector<Entry> entries;  // newest first (by id: UUIDv7, time-ordered)
+  std::optional<std::string> next_cursor;
+};
+
+// The first problem found in a chain.
+struct Finding {
+  std::string chain_id;
+  std::int64_t seq = 0;
+  std::string entry_id;  // "" when the entry itself is missing
+  std::string problem;
+};
+
+struct VerifyReport {
+  std::int64_t chains = 0;
+  std::int64_t entries = 0;
+  std::vector<Finding> findings;  // empty: every chain verified
+};
+
+// The head of every chain at one time; a later verify proves the log was not rewritten before it.
+struct ChainHead {
+  std::string chain_id;
+  std::int64_t seq = 0;
+  std::string hash;
+};
+
+// The append-only, hash-chained audit log in the control-plane database. Entries are written in the transaction of
+// the change they describe; each chain (a tenant's, or the platform's) is numbered and hashed in commit order, the
+// chain's head row serialising appends. Thread-safe.
+class AuditLog {
+ public:
+  // `db` is the control-plane database (the serving role); it must outlive this object. With `enabled` false
+  // nothing is recorded (for benchmarks; docs/configuration.md warns against it).
+  AuditLog(storage::Database& db, const Clock& clock, bool enabled);
+
+  bool enabled() const { return enabled_; }
+  storage::Database& database() { return db_; }
+
+  // Appends inside `tx`, a transaction on the control-plane database.
+  Result<void> append(storage::Transaction& tx, const Context& context, const Event& event);
+  // A Recorder bound to `context`, for the stores.
+  Recorder recorder(Context context);
+
+  // Appends inside a tenant transaction: into the chain at once when the tenant's data shares the control plane's
+  // database, else into the tenant's own audit_outbox, which relay() moves into the chain.
+  Result<void> append(tenancy::TenantTransaction& tx, const Context& context, Event event);
+  // Moves a tenant's outbox entries into its chain, each exactly once (safe to repeat after a crash). Returns
+  // how many moved.
+  Result<int> relay(tenancy::TenantData& data, const tenancy::Tenant& tenant);
+
+  Result<Page> list(const Query& query);
+
+  // Walks the chains (one, or all) and reports the first entry of each that was altered, removed or reordered.
+  Result<VerifyReport> verify(const std::optional<std::string>& chain_id);
+  // The current head of every chain.
+  Result<std::vector<ChainHead>> heads();
+  // Checks that each checkpointed head is still in its chain with the same hash.
+  Result<VerifyReport> verify_checkpoint(const std::vector<ChainHead>& checkpoint);
+
+  // Deletes the chains of tenants purged before `cutoff`, through `admin` (the owner role), and records what
+  // went in the platform chain. Returns the number of entries deleted.
+  Result<std::int64_t> apply_retention(storage::Database& admin, std::chrono::system_clock::time_point cutoff);
+
+  // Committed entries of `chain_id` after `after_seq`, oldest first (the SIEM exporter).
+  Result<std::vector<Entry>> read_chain(const std::string& chain_id, std::int64_t after_seq, int limit);
+
+ private:
+  Result<void> append_entry(storage::Transaction& tx, Entry entry);
+  Entry make_entry(const Context& context, const Event& event) const;
+
+  storage::Database& db_;
+  const Clock& clock_;
+  bool enabled_;
+};
+
+}  // namespace atrium::audit

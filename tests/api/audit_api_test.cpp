@@ -1,0 +1,595 @@
+// The audit log end to end, on every backend and isolation level: every mutating route leaves exactly one entry
+// when it succeeds and none when it fails; auth events; the read API's filters, pagination and tenant boundary;
+// super admins' reads; tamper detection by verify; append-only enforcement on PostgreSQL.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "audit/audit_log.hpp"
+#include "support/api_client.hpp"
+#include "support/test_platform.hpp"
+#include "support/test_support.hpp"
+#include "tenancy/tenant.hpp"
+
+namespace atrium::test {
+namespace {
+
+using http::Method;
+using storage::Backend;
+using tenancy::Isolation;
+
+struct Case {
+  Backend backend;
+  Isolation isolation;
+};
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return std::string(storage::backend_name(info.param.backend)) + "_" +
+         std::string(tenancy::isolation_name(info.param.isolation));
+}
+
+// Runs SQL on its own connection: PostgreSQL as the role `url` names, or the SQLite file. "" when it worked,
+// else the database's error message.
+std::string exec_pg(const std::string& url, const std::string& sql) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  std::string error;
+  if (PQstatus(conn) != CONNECTION_OK) {
+    error = PQerrorMessage(conn);
+  } else {
+    PGresult* res = PQexec(conn, sql.c_str());
+    const auto status = PQresultStatus(res);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) error = PQresultErrorMessage(res);
+    PQclear(res);
+  }
+  PQfinish(conn);
+  return error;
+}
+
+std::string exec_sqlite(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::string error;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    error = sqlite3_errmsg(db);
+  } else {
+    sqlite3_busy_timeout(db, 5000);
+    char* message = nullptr;
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+      error = message ? message : "error";
+      sqlite3_free(message);
+    }
+  }
+  sqlite3_close(db);
+  return error;
+}
+
+class AuditApiTest : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (GetParam().backend == Backend::postgres && !postgres_url()) {
+      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
+      GTEST_SKIP() << "PostgreSQL not configured";
+    }
+    Config config;
+    config.tenancy.cache_ttl_ms = 0;
+    tp_ = TestPlatform::create(GetParam().backend, config);
+    client_ = std::make_unique<ApiClient>(platform());
+    ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true,
+                                              platform().audit->recorder({})));
+    a_ = make_tenant("alpha");
+    b_ = make_tenant("beta");
+    owner_a_ = sign_in("owner@alpha.test", "password-alpha", "alpha");
+    owner_b_ = sign_in("owner@beta.test", "password-beta", "beta");
+    root_ = sign_in("root@atrium.test", "root-password", "");
+  }
+
+  api::Platform& platform() { return tp_->platform(); }
+
+  tenancy::Tenant make_tenant(const std::string& slug) {
+    api::Platform::NewTenantRequest r;
+    r.tenant.slug = slug;
+    r.tenant.name = slug;
+    r.tenant.isolation = GetParam().isolation;
+    r.owner_email = "owner@" + slug + ".test";
+    r.owner_password = "password-" + slug;
+    auto t = platform().create_tenant(r, {});
+    EXPECT_TRUE(t) << t.error().message;
+    return t.value_or(tenancy::Tenant{});
+  }
+
+  Json grant(const std::string& email, const std::string& password, const std::string& tenant) {
+    Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
+    if (!tenant.empty()) body["tenant"] = tenant;
+    auto r = client_->call(Method::post, "/v1/auth/token", body, "", {{"User-Agent", "audit-test/1"}});
+    EXPECT_EQ(r.status, 200) << r.body.dump();
+    return r.body;
+  }
+  std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant) {
+    return grant(email, password, tenant).value("access_token", "");
+  }
+
+  // Every entry of every chain, newest first.
+  std::vector<audit::Entry> all_entries() {
+    std::vector<audit::Entry> out;
+    audit::Query q;
+    q.limit = 500;
+    while (true) {
+      auto page = platform().audit->list(q);
+      EXPECT_TRUE(page) << page.error().message;
+      if (!page) return out;
+      out.insert(out.end(), page->entries.begin(), page->entries.end());
+      if (!page->next_cursor) return out;
+      q.cursor = page->next_cursor;
+    }
+  }
+
+  std::string raw_sql(const std::string& sql) {
+    if (GetParam().backend == Backend::postgres) return exec_pg(tp_->admin_url(), sql);
+    return exec_sqlite((std::filesystem::path(tp_->config().storage.data_dir) / "atrium.db").string(), sql);
+  }
+
+  std::unique_ptr<TestPlatform> tp_;
+  std::unique_ptr<ApiClient> client_;
+  tenancy::Tenant a_;
+  tenancy::Tenant b_;
+  std::string owner_a_;
+  std::string owner_b_;
+  std::string root_;
+};
+
+// One mutating operation: a call that succeeds (and the action it must record) and one that fails.
+struct Mutation {
+  std::string operation;  // "post /v1/projects", as in the OpenAPI document
+  std::string action;
+  std::function<ApiResponse()> succeed;
+  std::function<ApiResponse()> fail;
+};
+
+TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenItFails) {
+  auto project = [&] {
+    return client_->call(Method::post, "/v1/projects", Json{{"name", "p"}}, owner_a_).body.value("id", "");
+  };
+  auto member = [&](const std::string& email) {
+    return client_
+        ->call(Method::post, "/v1/users", Json{{"email", email}, {"password", "member-password"}, {"role", "member"}},
+               owner_a_)
+        .body.value("id", "");
+  };
+  const std::string missing = "01900000-0000-7000-8000-000000000000";
+  std::string p1 = project(), p2 = project(), m1 = member("m1@alpha.test"), m2 = member("m2@alpha.test");
+  std::string key =
+      client_->call(Method::post, "/v1/api-keys", Json{{"name", "k"}, {"permissions", {"projects:read"}}}, owner_a_)
+          .body.value("id", "");
+  std::string refresh = grant("owner@alpha.test", "password-alpha", "alpha").value("refresh_token", "");
+  std::string extra_tenant =
+      client_->call(Method::post, "/v1/admin/tenants", Json{{"slug", "gamma"}, {"name", "g"}}, root_)
+          .body.value("id", "");
+  std::string doomed_tenant =
+      client_->call(Method::post, "/v1/admin/tenants", Json{{"slug", "delta"}, {"name", "d"}}, root_)
+          .body.value("id", "");
+  ASSERT_FALSE(p1.empty() || p2.empty() || m1.empty() || m2.empty() || key.empty() || refresh.empty() ||
+               extra_tenant.empty() || doomed_tenant.empty());
+
+  const std::vector<Mutation> mutations = {
+      {"post /v1/auth/token", "auth.login_succeeded",
+       [&] {
+         return client_->call(Method::post, "/v1/auth/token",
+                              Json{{"grant_type", "password"},
+                                   {"email", "owner@alpha.test"},
+                                   {"password", "password-alpha"},
+                                   {"tenant", "alpha"}});
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/auth/token", Json{{"grant_type", "magic"}});
+       }},
+      {"post /v1/auth/revoke", "auth.token_revoked",
+       [&] {
+         return client_->call(Method::post, "/v1/auth/revoke", Json{{"token", refresh}});
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/auth/revoke", Json{{"token", 42}});
+       }},
+      {"post /v1/projects", "project.created",
+       [&] {
+         return client_->call(Method::post, "/v1/projects", Json{{"name", "new"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/projects", Json{{"description", "no name"}}, owner_a_);
+       }},
+      {"patch /v1/projects/{id}", "project.updated",
+       [&] {
+         return client_->call(Method::patch, "/v1/projects/" + p1, Json{{"name", "renamed"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::patch, "/v1/projects/" + missing, Json{{"name", "x"}}, owner_a_);
+       }},
+      {"delete /v1/projects/{id}", "project.deleted",
+       [&] { return client_->call(Method::delete_, "/v1/projects/" + p2, std::nullopt, owner_a_); },
+       [&] { return client_->call(Method::delete_, "/v1/projects/" + missing, std::nullopt, owner_a_); }},
+      {"post /v1/users", "member.added",
+       [&] {
+         return client_->call(Method::post, "/v1/users",
+                              Json{{"email", "m3@alpha.test"}, {"password", "member-password"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/users",
+                              Json{{"email", "not an address"}, {"password", "member-password"}}, owner_a_);
+       }},
+      {"patch /v1/users/{id}", "member.updated",
+       [&] {
+         return client_->call(Method::patch, "/v1/users/" + m1, Json{{"role", "viewer"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::patch, "/v1/users/" + missing, Json{{"role", "viewer"}}, owner_a_);
+       }},
+      {"delete /v1/users/{id}", "member.removed",
+       [&] { return client_->call(Method::delete_, "/v1/users/" + m2, std::nullopt, owner_a_); },
+       [&] { return client_->call(Method::delete_, "/v1/users/" + missing, std::nullopt, owner_a_); }},
+      {"post /v1/api-keys", "api_key.created",
+       [&] {
+         return client_->call(Method::post, "/v1/api-keys", Json{{"name", "k2"}, {"permissions", {"projects:read"}}},
+                              owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/api-keys", Json{{"name", "k3"}, {"permissions", {"no:such"}}},
+                              owner_a_);
+       }},
+      {"delete /v1/api-keys/{id}", "api_key.revoked",
+       [&] { return client_->call(Method::delete_, "/v1/api-keys/" + key, std::nullopt, owner_a_); },
+       [&] { return client_->call(Method::delete_, "/v1/api-keys/" + missing, std::nullopt, owner_a_); }},
+      {"post /v1/admin/tenants", "tenant.created",
+       [&] {
+         return client_->call(Method::post, "/v1/admin/tenants", Json{{"slug", "epsilon"}, {"name", "e"}}, root_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/admin/tenants", Json{{"slug", "Not A Slug"}, {"name", "e"}}, root_);
+       }},
+      {"patch /v1/admin/tenants/{id}", "tenant.suspended",
+       [&] {
+         return client_->call(Method::patch, "/v1/admin/tenants/" + extra_tenant, Json{{"status", "suspended"}}, root_);
+       },
+       [&] {
+         return client_->call(Method::patch, "/v1/admin/tenants/" + missing, Json{{"status", "suspended"}}, root_);
+       }},
+      {"delete /v1/admin/tenants/{id}", "tenant.deleted",
+       [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + doomed_tenant, std::nullopt, root_); },
+       [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + missing, std::nullopt, root_); }},
+  };
+
+  // Every mutating route has a case here, so a new route without auditing cannot slip through.
+  std::set<std::string> covered;
+  for (const auto& m : mutations) covered.insert(m.operation);
+  for (const auto& route : client_->router().routes()) {
+    if (route->method == Method::get || route->method == Method::head) continue;
+    std::string method(http::method_name(route->method));
+    for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    EXPECT_TRUE(covered.contains(method + " " + route->pattern))
+        << "no audit case for " << method << " " << route->pattern;
+  }
+
+  for (const auto& m : mutations) {
+    SCOPED_TRACE(m.operation);
+    const auto before = all_entries();
+    auto failed = m.fail();
+    EXPECT_GE(failed.status, 400) << failed.body.dump();
+    EXPECT_EQ(all_entries().size(), before.size()) << "a failed call left an entry";
+
+    auto ok = m.succeed();
+    EXPECT_LT(ok.status, 300) << ok.body.dump();
+    const auto after = all_entries();
+    ASSERT_EQ(after.size(), before.size() + 1) << "a successful call must leave exactly one entry";
+    EXPECT_EQ(after.front().action, m.action);
+  }
+  auto report = platform().audit->verify(std::nullopt);
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_TRUE(report->findings.empty()) << report->findings.front().problem;
+}
+
+TEST_P(AuditApiTest, EntriesNameWhoDidWhatFromWhereWithTheChangedFields) {
+  auto created =
+      client_->call(Method::post, "/v1/projects", Json{{"name", "before"}}, owner_a_, {{"User-Agent", "ua/2"}});
+  ASSERT_EQ(created.status, 201);
+  const std::string id = created.body.value("id", "");
+  auto patched = client_->call(Method::patch, "/v1/projects/" + id, Json{{"name", "after"}}, owner_a_);
+  ASSERT_EQ(patched.status, 200);
+
+  auto r = client_->call(Method::get, "/v1/audit-logs?resource_id=" + id, std::nullopt, owner_a_);
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  ASSERT_EQ(r.body["data"].size(), 2u);
+  const Json& update = r.body["data"][0];  // newest first
+  const Json& create = r.body["data"][1];
+  EXPECT_EQ(update["action"], "project.updated");
+  EXPECT_EQ(update["changes"], (Json{{"name", {{"before", "before"}, {"after", "after"}}}}));
+  EXPECT_EQ(create["action"], "project.created");
+  EXPECT_EQ(create["user_agent"], "ua/2");
+  EXPECT_EQ(create["actor"]["type"], "user");
+  EXPECT_EQ(create["actor"]["ip"], "127.0.0.1");
+  EXPECT_EQ(create["tenant_id"], a_.id);
+  EXPECT_EQ(create["resource"], (Json{{"type", "project"}, {"id", id}}));
+  EXPECT_FALSE(create["request_id"].get<std::string>().empty());
+  EXPECT_FALSE(create["session_id"].get<std::string>().empty());
+  EXPECT_EQ(update["chain"]["prev_hash"], create["chain"]["hash"]);
+  EXPECT_EQ(update["chain"]["seq"].get<int>(), create["chain"]["seq"].get<int>() + 1);
+}
+
+TEST_P(AuditApiTest, AuthEventsAreRecorded) {
+  // A failed sign-in is recorded (in the tenant's chain, naming the account) though the request fails.
+  auto bad = client_->call(
+      Method::post, "/v1/auth/token",
+      Json{{"grant_type", "password"}, {"email", "owner@alpha.test"}, {"password", "wrong-one"}, {"tenant", "alpha"}});
+  EXPECT_EQ(bad.status, 401);
+  auto tokens = grant("owner@alpha.test", "password-alpha", "alpha");
+  const std::string refresh = tokens.value("refresh_token", "");
+  auto refreshed =
+      client_->call(Method::post, "/v1/auth/token", Json{{"grant_type", "refresh_token"}, {"refresh_token", refresh}});
+  ASSERT_EQ(refreshed.status, 200);
+  auto reused =
+      client_->call(Method::post, "/v1/auth/token", Json{{"grant_type", "refresh_token"}, {"refresh_token", refresh}});
+  EXPECT_EQ(reused.status, 401);
+  auto created_key = client_->call(Method::post, "/v1/api-keys",
+                                   Json{{"name", "ci"}, {"permissions", {"projects:read", "audit:read"}}}, owner_a_);
+  ASSERT_EQ(created_key.status, 201);
+  const std::string secret = created_key.body.value("secret", "");
+  ASSERT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, secret).status, 200);
+  ASSERT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, secret).status, 200);  // not first any more
+
+  std::map<std::string, int> actions;
+  std::string failed_actor;
+  std::string key_actor_type;
+  auto r = client_->call(Method::get, "/v1/audit-logs?limit=100", std::nullopt, secret);
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  for (const auto& e : r.body["data"]) {
+    ++actions[e["action"].get<std::string>()];
+    if (e["action"] == "auth.login_failed") failed_actor = e["actor"]["id"];
+    if (e["action"] == "api_key.first_used") key_actor_type = e["actor"]["type"];
+  }
+  EXPECT_EQ(actions["auth.login_failed"], 1);
+  EXPECT_EQ(actions["auth.token_refreshed"], 1);
+  EXPECT_EQ(actions["auth.refresh_reuse_detected"], 1);
+  EXPECT_EQ(actions["api_key.created"], 1);
+  EXPECT_EQ(actions["api_key.first_used"], 1);
+  EXPECT_EQ(key_actor_type, "api_key");
+  auto owner = platform().users->find_by_email("owner@alpha.test");
+  ASSERT_TRUE(owner);
+  EXPECT_EQ(failed_actor, owner->id);
+}
+
+TEST_P(AuditApiTest, TenantsSeeOnlyTheirOwnChainAndFiltersWork) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "a" + std::to_string(i)}}, owner_a_).status,
+              201);
+  }
+  ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "b"}}, owner_b_).status, 201);
+
+  // B never sees A's entries, whatever it asks for.
+  auto b_view = client_->call(Method::get, "/v1/audit-logs?limit=100", std::nullopt, owner_b_);
+  ASSERT_EQ(b_view.status, 200);
+  for (const auto& e : b_view.body["data"]) EXPECT_EQ(e["tenant_id"], b_.id) << e.dump();
+  auto b_forged =
+      client_->call(Method::get, "/v1/audit-logs?limit=100", std::nullopt, owner_b_, {{"X-Tenant-ID", a_.id}});
+  EXPECT_EQ(b_forged.status, 403);
+
+  // Filters and pagination: 5 project.created entries in pages of 2, newest first, no repeats.
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 5; ++page) {
+    std::string target = "/v1/audit-logs?action=project.created&limit=2";
+    if (!cursor.empty()) target += "&cursor=" + cursor;
+    auto r = client_->call(Method::get, target, std::nullopt, owner_a_);
+    ASSERT_EQ(r.status, 200) << r.body.dump();
+    for (const auto& e : r.body["data"]) {
+      EXPECT_EQ(e["action"], "project.created");
+      seen.push_back(e["id"]);
+    }
+    if (r.body["next_cursor"].is_null()) break;
+    cursor = r.body["next_cursor"];
+  }
+  ASSERT_EQ(seen.size(), 5u);
+  EXPECT_TRUE(std::is_sorted(seen.rbegin(), seen.rend()));
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 5u);
+
+  auto owner = platform().users->find_by_email("owner@alpha.test");
+  auto by_actor = client_->call(Method::get, "/v1/audit-logs?limit=100&actor_id=" + owner->id, std::nullopt, owner_a_);
+  ASSERT_EQ(by_actor.status, 200);
+  EXPECT_GE(by_actor.body["data"].size(), 5u);
+  for (const auto& e : by_actor.body["data"]) EXPECT_EQ(e["actor"]["id"], owner->id);
+
+  auto future = client_->call(Method::get, "/v1/audit-logs?from=2200-01-01T00:00:00Z", std::nullopt, owner_a_);
+  ASSERT_EQ(future.status, 200);
+  EXPECT_TRUE(future.body["data"].empty());
+  auto past = client_->call(Method::get, "/v1/audit-logs?to=2000-01-01T00:00:00%2B02:00", std::nullopt, owner_a_);
+  ASSERT_EQ(past.status, 200);
+  EXPECT_TRUE(past.body["data"].empty());
+  EXPECT_EQ(client_->call(Method::get, "/v1/audit-logs?from=yesterday", std::nullopt, owner_a_).status, 400);
+  EXPECT_EQ(client_->call(Method::get, "/v1/audit-logs?cursor=nope", std::nullopt, owner_a_).status, 400);
+
+  // audit:read is for owners and admins.
+  ASSERT_EQ(
+      client_
+          ->call(Method::post, "/v1/users",
+                 Json{{"email", "viewer@alpha.test"}, {"password", "viewer-password"}, {"role", "member"}}, owner_a_)
+          .status,
+      201);
+  const std::string member = sign_in("viewer@alpha.test", "viewer-password", "alpha");
+  EXPECT_EQ(client_->call(Method::get, "/v1/audit-logs", std::nullopt, member).status, 403);
+}
+
+TEST_P(AuditApiTest, SuperAdminReadsAreThemselvesAudited) {
+  const auto before = all_entries().size();
+  auto all = client_->call(Method::get, "/v1/admin/audit-logs?limit=100", std::nullopt, root_);
+  ASSERT_EQ(all.status, 200) << all.body.dump();
+  std::set<std::string> tenants;
+  for (const auto& e : all.body["data"]) tenants.insert(e["tenant_id"].is_null() ? "platform" : e["tenant_id"]);
+  EXPECT_TRUE(tenants.contains(a_.id) && tenants.contains(b_.id) && tenants.contains("platform"));
+
+  auto only_b = client_->call(Method::get, "/v1/admin/audit-logs?tenant_id=" + b_.id, std::nullopt, root_);
+  ASSERT_EQ(only_b.status, 200);
+  for (const auto& e : only_b.body["data"]) EXPECT_EQ(e["tenant_id"], b_.id);
+  EXPECT_EQ(client_->call(Method::get, "/v1/admin/audit-logs?tenant_id=x", std::nullopt, root_).status, 400);
+  EXPECT_EQ(client_->call(Method::get, "/v1/admin/audit-logs", std::nullopt, owner_a_).status, 403);
+
+  // Reading a tenant's projects as a super admin lands in that tenant's chain.
+  ASSERT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, root_, {{"X-Tenant-ID", a_.id}}).status, 200);
+  auto entries = all_entries();
+  EXPECT_EQ(entries.size(), before + 3);  // two admin reads (the 400 and 403 left none) and one tenant read
+  EXPECT_EQ(entries.front().action, "admin.tenant_read");
+  EXPECT_EQ(entries.front().tenant_id, a_.id);
+  EXPECT_EQ(entries.front().actor_type, "super_admin");
+  EXPECT_EQ(entries[1].action, "admin.read");
+  EXPECT_EQ(entries[1].chain_id, "platform");
+}
+
+TEST_P(AuditApiTest, VerifyNamesAlteredRemovedAndReorderedEntries) {
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "p" + std::to_string(i)}}, owner_a_).status,
+              201);
+  }
+  auto clean = platform().audit->verify(std::nullopt);
+  ASSERT_TRUE(clean);
+  ASSERT_TRUE(clean->findings.empty());
+  ASSERT_GE(clean->entries, 6);
+  auto checkpoint = platform().audit->heads();
+  ASSERT_TRUE(checkpoint);
+
+  auto chain = platform().audit->read_chain(a_.id, 0, 100);
+  ASSERT_TRUE(chain);
+  ASSERT_GE(chain->size(), 5u);
+  const audit::Entry victim = (*chain)[2];
+  const bool pg = GetParam().backend == Backend::postgres;
+  const std::string unlock = pg ? "ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only; "
+                                : "DROP TRIGGER IF EXISTS audit_logs_no_update; DROP TRIGGER IF EXISTS "
+                                  "audit_logs_no_delete; ";
+  const std::string relock = pg ? "; ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only" : "";
+
+  auto expect_finding = [&](const std::string& entry_id, std::int64_t seq) {
+    auto report = platform().audit->verify(a_.id);
+    ASSERT_TRUE(report) << report.error().message;
+    ASSERT_EQ(report->findings.size(), 1u);
+    EXPECT_EQ(report->findings[0].chain_id, a_.id);
+    EXPECT_EQ(report->findings[0].seq, seq);
+    if (!entry_id.empty()) {
+      EXPECT_EQ(report->findings[0].entry_id, entry_id);
+    }
+    // Other chains are unaffected.
+    auto other = platform().audit->verify(b_.id);
+    ASSERT_TRUE(other);
+    EXPECT_TRUE(other->findings.empty());
+  };
+
+  // Altered: one field of one entry.
+  ASSERT_EQ(raw_sql(unlock + "UPDATE audit_logs SET actor_ip = '10.6.6.6' WHERE id = '" + victim.id + "'" + relock),
+            "");
+  expect_finding(victim.id, victim.seq);
+  ASSERT_EQ(raw_sql(unlock + "UPDATE audit_logs SET actor_ip = '" + victim.actor_ip + "' WHERE id = '" + victim.id +
+                    "'" + relock),
+            "");
+  ASSERT_TRUE(platform().audit->verify(a_.id)->findings.empty());
+
+  // Reordered: two entries swap places.
+  const audit::Entry next = (*chain)[3];
+  ASSERT_EQ(raw_sql(unlock + "UPDATE audit_logs SET seq = -1 WHERE id = '" + victim.id +
+                    "'; UPDATE audit_logs SET seq = " + std::to_string(victim.seq) + " WHERE id = '" + next.id +
+                    "'; UPDATE audit_logs SET seq = " + std::to_string(next.seq) + " WHERE id = '" + victim.id + "'" +
+                    relock),
+            "");
+  expect_finding(next.id, victim.seq);
+  ASSERT_EQ(raw_sql(unlock + "UPDATE audit_logs SET seq = -1 WHERE id = '" + victim.id +
+                    "'; UPDATE audit_logs SET seq = " + std::to_string(next.seq) + " WHERE id = '" + next.id +
+                    "'; UPDATE audit_logs SET seq = " + std::to_string(victim.seq) + " WHERE id = '" + victim.id + "'" +
+                    relock),
+            "");
+  ASSERT_TRUE(platform().audit->verify(a_.id)->findings.empty());
+
+  // Removed from the middle, then the last one too: the checkpoint still proves the rewrite.
+  ASSERT_EQ(raw_sql(unlock + "DELETE FROM audit_logs WHERE id = '" + victim.id + "'" + relock), "");
+  expect_finding(next.id, victim.seq);
+  const audit::Entry last = chain->back();
+  ASSERT_EQ(raw_sql(unlock + "DELETE FROM audit_logs WHERE chain_id = '" + a_.id +
+                    "' AND seq >= " + std::to_string(victim.seq) +
+                    "; UPDATE audit_chain_heads SET seq = " + std::to_string(victim.seq - 1) + ", hash = '" +
+                    (*chain)[1].hash + "' WHERE chain_id = '" + a_.id + "'" + relock),
+            "");
+  EXPECT_TRUE(platform().audit->verify(a_.id)->findings.empty()) << "a consistent truncation passes the chain check";
+  auto proven = platform().audit->verify_checkpoint(*checkpoint);
+  ASSERT_TRUE(proven);
+  ASSERT_EQ(proven->findings.size(), 1u);
+  EXPECT_EQ(proven->findings[0].chain_id, a_.id);
+  EXPECT_EQ(proven->findings[0].seq, last.seq);
+}
+
+TEST_P(AuditApiTest, TheServingRoleCannotUpdateOrDeleteEntries) {
+  if (GetParam().backend != Backend::postgres) {
+    // SQLite has no roles: the triggers refuse UPDATE and DELETE for every connection.
+    EXPECT_NE(raw_sql("UPDATE audit_logs SET action = 'x'"), "");
+    EXPECT_NE(raw_sql("DELETE FROM audit_logs"), "");
+    return;
+  }
+  EXPECT_NE(exec_pg(tp_->app_url(), "UPDATE audit_logs SET action = 'x'"), "");
+  EXPECT_NE(exec_pg(tp_->app_url(), "DELETE FROM audit_logs"), "");
+  EXPECT_NE(exec_pg(tp_->app_url(), "TRUNCATE audit_logs"), "");
+  // Not even with the retention switch: the serving role has no DELETE privilege.
+  EXPECT_NE(exec_pg(tp_->app_url(),
+                    "BEGIN; SELECT set_config('atrium.audit_retention', 'on', true); "
+                    "DELETE FROM audit_logs; COMMIT"),
+            "");
+  // The owner is refused by the trigger outside the retention job.
+  EXPECT_NE(exec_pg(tp_->admin_url(), "UPDATE audit_logs SET action = 'x'"), "");
+  EXPECT_NE(exec_pg(tp_->admin_url(), "DELETE FROM audit_logs"), "");
+  EXPECT_EQ(exec_pg(tp_->app_url(), "SELECT count(*) FROM audit_logs"), "");
+  auto report = platform().audit->verify(std::nullopt);
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->findings.empty());
+}
+
+TEST_P(AuditApiTest, EntriesOutliveAPurgedTenantUntilRetention) {
+  ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "soon gone"}}, owner_b_).status, 201);
+  ASSERT_EQ(client_->call(Method::delete_, "/v1/admin/tenants/" + b_.id + "?purge=true", std::nullopt, root_).status,
+            204);
+  auto b_entries = [&] {
+    audit::Query q;
+    q.chain_id = b_.id;
+    q.limit = 500;
+    auto page = platform().audit->list(q);
+    EXPECT_TRUE(page);
+    return page ? page->entries : std::vector<audit::Entry>{};
+  };
+  auto kept = b_entries();
+  ASSERT_FALSE(kept.empty());
+  EXPECT_EQ(kept.front().action, "tenant.purged");
+  auto report = platform().audit->verify(b_.id);
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->findings.empty());
+
+  // Not yet past the retention: nothing goes.
+  auto none =
+      platform().audit->apply_retention(platform().admin_db(), platform().clock().now() - std::chrono::days(365));
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_EQ(*none, 0);
+  EXPECT_EQ(b_entries().size(), kept.size());
+  // Past it: the chain goes, A's stays, and the platform chain records the run.
+  auto deleted =
+      platform().audit->apply_retention(platform().admin_db(), platform().clock().now() + std::chrono::hours(1));
+  ASSERT_TRUE(deleted) << deleted.error().message;
+  EXPECT_EQ(*deleted, static_cast<std::int64_t>(kept.size()));
+  EXPECT_TRUE(b_entries().empty());
+  auto entries = all_entries();
+  ASSERT_FALSE(entries.empty());
+  EXPECT_EQ(entries.front().action, "audit.retention_applied");
+  EXPECT_EQ(entries.front().resource_id, b_.id);
+  auto after = platform().audit->verify(std::nullopt);
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->findings.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, AuditApiTest,
+    ::testing::Values(Case{Backend::sqlite, Isolation::shared}, Case{Backend::sqlite, Isolation::schema},
+                      Case{Backend::sqlite, Isolation::database}, Case{Backend::postgres, Isolation::shared},
+                      Case{Backend::postgres, Isolation::schema}, Case{Backend::postgres, Isolation::database}),
+    case_name);
+
+}  // namespace
+}  // namespace atrium::test
