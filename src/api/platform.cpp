@@ -73,7 +73,27 @@ Platform::~Platform() {
   retention_.reset();
 }
 
+Result<int> Platform::relay_pending_audit() {
+  int moved = 0;
+  std::optional<std::string> cursor;
+  while (true) {
+    auto page = tenants->list(cursor, 100);
+    if (!page) return std::unexpected(page.error());
+    for (const auto& t : page->tenants) {
+      if (tenant_data->shares_control_plane(t) || t.status == tenancy::TenantStatus::deleted) continue;
+      auto n = audit->relay(*tenant_data, t);
+      if (!n) return fail(n.error().code, "audit outbox of tenant " + t.slug + ": " + n.error().message);
+      moved += *n;
+    }
+    if (!page->next_cursor) return moved;
+    cursor = page->next_cursor;
+  }
+}
+
 Result<void> Platform::start_audit_services() {
+  auto relayed = relay_pending_audit();
+  if (!relayed) return std::unexpected(relayed.error());
+  if (*relayed > 0) log::info("audit entries moved from tenant outboxes", {{"entries", *relayed}});
   std::vector<std::unique_ptr<audit::Sink>> sinks;
   if (!config_.audit.file_path.empty()) {
     auto sink = audit::make_file_sink({.path = config_.audit.file_path,

@@ -56,6 +56,9 @@ class Platform {
   // For a tenant whose data lives in its own database or file: moves the audit entries its transactions left in
   // its outbox into its chain. Call after such a transaction committed; a no-op for the other tenants.
   Result<void> flush_audit(const tenancy::Tenant& tenant);
+  // flush_audit for every tenant with its own database or file: entries a crash left in an outbox. Returns how
+  // many moved. start_audit_services runs it.
+  Result<int> relay_pending_audit();
 
   // Starts the SIEM exporter (when a sink is configured) and the daily audit retention job; `serve` calls it.
   Result<void> start_audit_services();

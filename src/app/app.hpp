@@ -26,7 +26,8 @@ int config_check_command(const CommonOptions& options);
 int version_command();
 int create_superuser_command(const CommonOptions& options, const std::string& email, const std::string& password);
 int rotate_keys_command(const CommonOptions& options, const std::string& algorithm);
-// Exit 0: every chain intact; 3: tampering found (each finding printed); 1 or 2: could not check.
+// Exit 0: every chain intact; 3: tampering found (each finding printed); 2: no such chain or a bad checkpoint
+// file; 1: could not check.
 int audit_verify_command(const CommonOptions& options, const std::string& tenant, const std::string& checkpoint_path);
 int audit_checkpoint_command(const CommonOptions& options);
 int audit_retention_command(const CommonOptions& options);

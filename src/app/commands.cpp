@@ -230,7 +230,7 @@ int audit_verify_command(const CommonOptions& options, const std::string& tenant
     auto report = platform.audit->verify(chain);
     if (!report) {
       std::cerr << "atrium: audit verify: " << report.error().message << "\n";
-      return 1;
+      return report.error().code == Errc::not_found ? 2 : 1;
     }
     std::vector<audit::Finding> findings = report->findings;
     if (!checkpoint_path.empty()) {

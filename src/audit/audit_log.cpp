@@ -1,8 +1,10 @@
 #include "audit/audit_log.hpp"
 
+#include <charconv>
 #include <map>
 
 #include "core/ids.hpp"
+#include "core/json_writer.hpp"
 #include "core/log.hpp"
 #include "identity/secrets.hpp"
 
@@ -45,21 +47,24 @@ constexpr Statement k_exists{"audit_exists", "SELECT 1 FROM audit_logs WHERE id 
 #define AUDIT_FILTERS_PG                                                                                 \
   "($2::text IS NULL OR actor_id = $2::text) AND ($3::text IS NULL OR action = $3::text) AND "           \
   "($4::text IS NULL OR resource_type = $4::text) AND ($5::text IS NULL OR resource_id = $5::text) AND " \
-  "($6::text IS NULL OR occurred_at >= $6::text) AND ($7::text IS NULL OR occurred_at < $7::text) AND "  \
-  "($8::uuid IS NULL OR id < $8::uuid) ORDER BY id DESC LIMIT $9"
+  "($6::text IS NULL OR occurred_at >= $6::text) AND ($7::text IS NULL OR occurred_at < $7::text) AND "
 #define AUDIT_FILTERS_SQLITE                                                                                     \
   "($2 IS NULL OR actor_id = $2) AND ($3 IS NULL OR action = $3) AND ($4 IS NULL OR resource_type = $4) AND "    \
   "($5 IS NULL OR resource_id = $5) AND ($6 IS NULL OR occurred_at >= $6) AND ($7 IS NULL OR occurred_at < $7) " \
-  "AND ($8 IS NULL OR id < $8) ORDER BY id DESC LIMIT $9"
-constexpr Statement k_list_chain_pg{
-    "audit_list_chain_pg", "SELECT " AUDIT_COLUMNS " FROM audit_logs WHERE chain_id = $1 AND " AUDIT_FILTERS_PG};
-constexpr Statement k_list_all_pg{
-    "audit_list_all_pg", "SELECT " AUDIT_COLUMNS " FROM audit_logs WHERE ($1::text IS NULL) AND " AUDIT_FILTERS_PG};
-constexpr Statement k_list_chain_sqlite{"audit_list_chain_sqlite",
-                                        "SELECT " AUDIT_COLUMNS
-                                        " FROM audit_logs WHERE chain_id = $1 AND " AUDIT_FILTERS_SQLITE};
+  "AND "
+// One chain newest first by seq (the cursor is a seq); every chain newest first by id (the cursor is an id).
+constexpr Statement k_list_chain_pg{"audit_list_chain_pg",
+                                    "SELECT " AUDIT_COLUMNS " FROM audit_logs WHERE chain_id = $1 AND " AUDIT_FILTERS_PG
+                                    "($8::bigint IS NULL OR seq < $8::bigint) ORDER BY seq DESC LIMIT $9"};
+constexpr Statement k_list_all_pg{"audit_list_all_pg", "SELECT " AUDIT_COLUMNS
+                                                       " FROM audit_logs WHERE ($1::text IS NULL) AND " AUDIT_FILTERS_PG
+                                                       "($8::uuid IS NULL OR id < $8::uuid) ORDER BY id DESC LIMIT $9"};
+constexpr Statement k_list_chain_sqlite{
+    "audit_list_chain_sqlite", "SELECT " AUDIT_COLUMNS " FROM audit_logs WHERE chain_id = $1 AND " AUDIT_FILTERS_SQLITE
+                               "($8 IS NULL OR seq < $8) ORDER BY seq DESC LIMIT $9"};
 constexpr Statement k_list_all_sqlite{
-    "audit_list_all_sqlite", "SELECT " AUDIT_COLUMNS " FROM audit_logs WHERE ($1 IS NULL) AND " AUDIT_FILTERS_SQLITE};
+    "audit_list_all_sqlite", "SELECT " AUDIT_COLUMNS " FROM audit_logs WHERE ($1 IS NULL) AND " AUDIT_FILTERS_SQLITE
+                             "($8 IS NULL OR id < $8) ORDER BY id DESC LIMIT $9"};
 
 constexpr Statement k_chain_after{"audit_chain_after", "SELECT " AUDIT_COLUMNS
                                                        " FROM audit_logs WHERE chain_id = $1 AND seq > $2 "
@@ -68,6 +73,10 @@ constexpr Statement k_heads{"audit_heads", "SELECT chain_id, seq, hash FROM audi
 constexpr Statement k_chains_without_head{
     "audit_chains_without_head",
     "SELECT DISTINCT chain_id FROM audit_logs WHERE chain_id NOT IN (SELECT chain_id FROM audit_chain_heads)"};
+constexpr Statement k_tenants_without_chain{
+    "audit_tenants_without_chain",
+    "SELECT CAST(id AS TEXT) FROM tenants WHERE purged_at IS NULL AND CAST(id AS TEXT) NOT IN "
+    "(SELECT chain_id FROM audit_chain_heads)"};
 constexpr Statement k_entry_at{"audit_entry_at", "SELECT id, hash FROM audit_logs WHERE chain_id = $1 AND seq = $2"};
 
 constexpr Statement k_purged_tenants{
@@ -197,24 +206,26 @@ Json to_json(const Entry& e) {
 }
 
 std::string entry_hash(const Entry& e) {
-  // nlohmann::json objects keep their keys sorted, so this serialisation is canonical.
-  const Json content = {{"id", e.id},
-                        {"chain_id", e.chain_id},
-                        {"seq", e.seq},
-                        {"occurred_at", e.occurred_at},
-                        {"tenant_id", e.tenant_id},
-                        {"actor_type", e.actor_type},
-                        {"actor_id", e.actor_id},
-                        {"actor_ip", e.actor_ip},
-                        {"action", e.action},
-                        {"resource_type", e.resource_type},
-                        {"resource_id", e.resource_id},
-                        {"changes", e.changes},
-                        {"user_agent", e.user_agent},
-                        {"request_id", e.request_id},
-                        {"session_id", e.session_id},
-                        {"prev_hash", e.prev_hash}};
-  return identity::sha256_hex(content.dump());
+  // The canonical content: a JSON object of every field but `hash`, keys in byte order, no whitespace.
+  JsonWriter w(512 + e.changes.size() + e.user_agent.size());
+  w.begin_object();
+  w.key("action").string(e.action);
+  w.key("actor_id").string(e.actor_id);
+  w.key("actor_ip").string(e.actor_ip);
+  w.key("actor_type").string(e.actor_type);
+  w.key("chain_id").string(e.chain_id);
+  w.key("changes").string(e.changes);
+  w.key("id").string(e.id);
+  w.key("occurred_at").string(e.occurred_at);
+  w.key("prev_hash").string(e.prev_hash);
+  w.key("request_id").string(e.request_id);
+  w.key("resource_id").string(e.resource_id);
+  w.key("resource_type").string(e.resource_type);
+  w.key("seq").number(e.seq);
+  w.key("session_id").string(e.session_id);
+  w.key("tenant_id").string(e.tenant_id);
+  w.key("user_agent").string(e.user_agent);
+  return identity::sha256_hex(w.end_object().take());
 }
 
 AuditLog::AuditLog(storage::Database& db, const Clock& clock, bool enabled)
@@ -338,7 +349,18 @@ Result<Page> AuditLog::list(const Query& q) {
   const Statement& statement =
       q.chain_id ? (pg ? k_list_chain_pg : k_list_chain_sqlite) : (pg ? k_list_all_pg : k_list_all_sqlite);
   const int limit = std::clamp(q.limit, 1, 500);
-  if (q.cursor && !is_uuid(*q.cursor)) return fail(Errc::invalid_argument, "cursor is not valid");
+  Value cursor;
+  if (q.cursor && q.chain_id) {
+    std::int64_t seq = 0;
+    const auto* end = q.cursor->data() + q.cursor->size();
+    if (auto [p, ec] = std::from_chars(q.cursor->data(), end, seq); ec != std::errc() || p != end || seq < 1) {
+      return fail(Errc::invalid_argument, "cursor is not valid");
+    }
+    cursor = Value(seq);
+  } else if (q.cursor) {
+    if (!is_uuid(*q.cursor)) return fail(Errc::invalid_argument, "cursor is not valid");
+    cursor = Value(*q.cursor);
+  }
   return storage::transact_value<Page>(
       db_,
       [&](Transaction& tx) -> Result<Page> {
@@ -350,7 +372,9 @@ Result<Page> AuditLog::list(const Query& q) {
         for (std::size_t i = 0; i < rows->rows.size() && static_cast<int>(i) < limit; ++i) {
           page.entries.push_back(entry_from_row(*rows, i));
         }
-        if (static_cast<int>(rows->rows.size()) > limit) page.next_cursor = page.entries.back().id;
+        if (static_cast<int>(rows->rows.size()) > limit) {
+          page.next_cursor = q.chain_id ? std::to_string(page.entries.back().seq) : page.entries.back().id;
+        }
         return page;
       },
       {.read_only = true});
@@ -396,6 +420,16 @@ Result<VerifyReport> AuditLog::verify(const std::optional<std::string>& chain_id
   auto orphans = storage::transact_value<ResultSet>(
       db_, [](Transaction& tx) { return tx.execute(k_chains_without_head); }, {.read_only = true});
   if (!orphans) return std::unexpected(orphans.error());
+  // Every tenant has a chain from its creation until retention removes a purged tenant's: one that is missing
+  // was deleted with its head.
+  auto chainless = storage::transact_value<ResultSet>(
+      db_, [](Transaction& tx) { return tx.execute(k_tenants_without_chain); }, {.read_only = true});
+  if (!chainless) return std::unexpected(chainless.error());
+  for (std::size_t i = 0; i < chainless->rows.size(); ++i) {
+    const std::string id = chainless->text_at(i, 0).value_or("");
+    if (chain_id && *chain_id != id) continue;
+    report.findings.push_back({id, 0, "", "the tenant has no audit chain (its entries and head were removed)"});
+  }
   std::vector<std::string> chains;
   for (const auto& [id, h] : by_chain) {
     if (!chain_id || *chain_id == id) chains.push_back(id);
@@ -405,6 +439,7 @@ Result<VerifyReport> AuditLog::verify(const std::optional<std::string>& chain_id
     if (chain_id && *chain_id != id) continue;
     report.findings.push_back({id, 0, "", "the chain's head record is missing (deleted or never written)"});
   }
+  if (chain_id && chains.empty() && report.findings.empty()) return fail(Errc::not_found, "no audit chain " + *chain_id);
   for (const auto& id : chains) {
     ++report.chains;
     std::int64_t last_seq = 0;

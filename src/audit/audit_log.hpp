@@ -38,7 +38,8 @@ struct Entry {
 
 // The API's (and the SIEM export's) JSON shape of an entry.
 Json to_json(const Entry& entry);
-// SHA-256 (hex) over the entry's canonical content: every field but `hash`, `prev_hash` included.
+// SHA-256 (hex) over the entry's canonical content: a JSON object of every field but `hash` (`prev_hash`
+// included), keys in byte order, no whitespace, `seq` a number and the rest strings.
 std::string entry_hash(const Entry& entry);
 
 struct Query {
@@ -49,12 +50,12 @@ struct Query {
   std::optional<std::string> resource_id;
   std::optional<std::string> from;    // inclusive, RFC 3339 as stored (milliseconds, Z)
   std::optional<std::string> to;      // exclusive
-  std::optional<std::string> cursor;  // the last id of the previous page
+  std::optional<std::string> cursor;  // next_cursor of the previous page
   int limit = 50;
 };
 
 struct Page {
-  std::vector<Entry> entries;  // newest first (by id: UUIDv7, time-ordered)
+  std::vector<Entry> entries;  // newest first: by seq within a chain; by id (UUIDv7, time-ordered) across chains
   std::optional<std::string> next_cursor;
 };
 

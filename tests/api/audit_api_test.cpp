@@ -520,6 +520,53 @@ TEST_P(AuditApiTest, VerifyNamesAlteredRemovedAndReorderedEntries) {
   EXPECT_EQ(proven->findings[0].seq, last.seq);
 }
 
+TEST_P(AuditApiTest, VerifyFindsATenantWhoseWholeChainWasRemoved) {
+  auto unknown = platform().audit->verify(std::string("01900000-0000-7000-8000-000000000000"));
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Errc::not_found);
+  const bool pg = GetParam().backend == Backend::postgres;
+  ASSERT_EQ(raw_sql((pg ? "ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only; "
+                        : "DROP TRIGGER audit_logs_no_delete; ") +
+                    std::string("DELETE FROM audit_logs WHERE chain_id = '") + b_.id +
+                    "'; DELETE FROM audit_chain_heads WHERE chain_id = '" + b_.id + "'"),
+            "");
+  auto report = platform().audit->verify(std::nullopt);
+  ASSERT_TRUE(report) << report.error().message;
+  ASSERT_EQ(report->findings.size(), 1u);
+  EXPECT_EQ(report->findings[0].chain_id, b_.id);
+  auto only_b = platform().audit->verify(b_.id);
+  ASSERT_TRUE(only_b);
+  EXPECT_EQ(only_b->findings.size(), 1u);
+}
+
+TEST_P(AuditApiTest, AnEntryLeftInATenantOutboxIsRelayedExactlyOnce) {
+  // A change committed, then the process died before moving its entry: the entry is durable and moves later.
+  auto r = platform().tenant_data->transact(a_, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+    return platform().audit->append(
+        tx, audit::Context{.actor_type = audit::ActorType::system, .actor_id = "test"},
+        {.action = "test.crashed_before_relay", .resource_type = "test", .resource_id = "1"});
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  auto listed = [&] {
+    int n = 0;
+    for (const auto& e : all_entries()) n += e.action == "test.crashed_before_relay";
+    return n;
+  };
+  const bool own_store = !platform().tenant_data->shares_control_plane(a_);
+  EXPECT_EQ(listed(), own_store ? 0 : 1);  // shared tenants write straight into the chain
+  auto moved = platform().relay_pending_audit();
+  ASSERT_TRUE(moved) << moved.error().message;
+  EXPECT_EQ(*moved, own_store ? 1 : 0);
+  EXPECT_EQ(listed(), 1);
+  auto again = platform().relay_pending_audit();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, 0);
+  EXPECT_EQ(listed(), 1);
+  auto report = platform().audit->verify(a_.id);
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->findings.empty());
+}
+
 TEST_P(AuditApiTest, TheServingRoleCannotUpdateOrDeleteEntries) {
   if (GetParam().backend != Backend::postgres) {
     // SQLite has no roles: the triggers refuse UPDATE and DELETE for every connection.

@@ -3,9 +3,9 @@
 -- hash (src/audit/audit_log.cpp), so `atrium audit verify` finds any entry altered, removed or reordered.
 -- Times are RFC 3339 UTC text with milliseconds: hashed as stored, sortable as text.
 CREATE TABLE audit_logs (
-  id UUID PRIMARY KEY,
   chain_id TEXT NOT NULL,
   seq BIGINT NOT NULL,
+  id UUID NOT NULL,
   occurred_at TEXT NOT NULL,
   tenant_id UUID,
   actor_type TEXT NOT NULL CHECK (actor_type IN ('user', 'api_key', 'system', 'super_admin')),
@@ -20,9 +20,9 @@ CREATE TABLE audit_logs (
   session_id TEXT NOT NULL,
   prev_hash TEXT NOT NULL,
   hash TEXT NOT NULL,
-  UNIQUE (chain_id, seq)
+  PRIMARY KEY (chain_id, seq)
 );
-CREATE INDEX audit_logs_chain_id ON audit_logs (chain_id, id);
+CREATE UNIQUE INDEX audit_logs_id ON audit_logs (id);
 
 -- The head of each chain: the last seq and hash. Appending locks this row, so entries of one chain are
 -- numbered in commit order.
@@ -33,6 +33,9 @@ CREATE TABLE audit_chain_heads (
 );
 
 -- How far each SIEM sink has received each chain.
+-- Tenants that exist before the audit log get an empty chain, so every tenant has one (verify checks).
+INSERT INTO audit_chain_heads (chain_id, seq, hash) SELECT CAST(id AS TEXT), 0, '' FROM tenants;
+
 CREATE TABLE audit_export_cursors (
   sink TEXT NOT NULL,
   chain_id TEXT NOT NULL,

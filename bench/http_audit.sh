@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# HTTP load benchmark of the audit log's cost: POST /v1/projects (a mutating route: one project and, with auditing
+# on, one hash-chained audit entry in the same transaction) against two Atrium instances that differ only in
+# audit.enabled, in the same run, on loopback, in ABBA order. The baseline is the same binary with auditing off.
+#
+# Per backend: two release binaries (build/atrium, access log off) on their own databases (SQLite: a data dir
+# each; PostgreSQL: one private server from scripts/services.sh, a database each, Atrium serving as atrium_app and
+# migrating as atrium_owner). Each gets a super admin, a tenant "bench" (isolation shared) with an owner, and the
+# owner's token. wrk posts {"name":"...","description":"..."} with the token (bench/post_project.lua). Any non-2xx
+# answer stops the benchmark. Afterwards `atrium audit verify` must find the audited instance's chains intact
+# (entries appended by 64 concurrent connections), and its tenant chain must hold one entry per 201. Prints a
+# Markdown report on stdout (progress on stderr); everything is removed on exit.
+#
+# Usage: bench/http_audit.sh
+# Environment (defaults in brackets):
+#   BACKEND        sqlite, postgres or both           [sqlite]
+#   ATRIUM_BINARY  Atrium binary                      [<repo>/build/atrium]
+#   WRK_BINARY     wrk binary                         [wrk]
+#   DURATION       wrk duration of each measured run  [10s]
+#   WARMUP         wrk warm-up per target, 0 = none   [2s]
+#   THREADS        wrk threads                        [2]
+#   CONNECTIONS    wrk connections                    [64]
+#   ROUNDS         measured runs per target           [2]
+#   VERBOSE        1 = copy raw wrk output to stderr  [0]
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+BACKEND=${BACKEND:-sqlite}
+BENCH_NAME=http_audit
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+
+readonly SUPER_EMAIL=root@bench.test SUPER_PASSWORD=root-password-1
+readonly OWNER_EMAIL=owner@bench.test OWNER_PASSWORD=owner-password-1
+readonly TENANT_SLUG=bench
+
+SERVICES_DIR=""
+OFF_PID=""  # the second Atrium (auditing off); ATRIUM_PID (lib.sh) is the audited one
+declare -A BASE=() TOKEN=() LOGFILE=() ARGS=()
+
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+bench_cleanup_extra() {
+  stop_pid "$OFF_PID" "atrium (audit off)"
+  OFF_PID=""
+  if [[ -n $SERVICES_DIR ]]; then
+    bash "$REPO_ROOT/scripts/services.sh" stop "$SERVICES_DIR" >/dev/null 2>&1
+    SERVICES_DIR=""
+  fi
+}
+bench_install_traps
+
+json_get() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2"; }
+
+# api TARGET METHOD PATH WANT OUT [TOKEN [BODY]]
+api() {
+  local target=$1 method=$2 path=$3 want=$4 out=$5 token=${6:-} body=${7:-} code
+  local -a args=(--noproxy '*' --silent --show-error --max-time 30 -X "$method" -o "$out" -w '%{http_code}')
+  [[ -z $token ]] || args+=(-H "Authorization: Bearer $token")
+  [[ -z $body ]] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
+  code=$(curl "${args[@]}" "${BASE[$target]}$path") || die "$target: $method $path: curl failed"
+  [[ $code == "$want" ]] || {
+    cat "$out" >&2 || true
+    die "$target: $method $path answered $code, expected $want"
+  }
+}
+
+sign_in() {
+  local target=$1 email=$2 password=$3 tenant=${4:-} out
+  out="$BACKEND_DIR/$target-token-$email.json"
+  api "$target" POST /v1/auth/token 200 "$out" "" \
+    "{\"grant_type\":\"password\",\"email\":\"$email\",\"password\":\"$password\"${tenant:+,\"tenant\":\"$tenant\"}}"
+  json_get "$out" access_token
+}
+
+# start_instance on|off: data, super admin, serve, tenant, owner token.
+start_instance() {
+  local target=$1 port root pid
+  local -a env_vars=(ATRIUM_LOG_ACCESS_LOG=false "ATRIUM_AUDIT_ENABLED=$([[ $target == on ]] && echo true || echo false)")
+  ARGS[$target]="--data-dir $BACKEND_DIR/$target-data"
+  mkdir -p "$BACKEND_DIR/$target-data"
+  if [[ $BACKEND_NAME == postgres ]]; then
+    "$PG_BIN/psql" "$SUPER_URL" -v ON_ERROR_STOP=1 -qAt -c "CREATE DATABASE atrium_$target OWNER atrium_owner" \
+      >>"$BACKEND_DIR/psql.log" 2>&1 || die "CREATE DATABASE atrium_$target failed"
+    ARGS[$target]+=" --database-url postgresql://atrium_app@$HOST:$PG_PORT/atrium_$target"
+    env_vars+=("ATRIUM_STORAGE_ADMIN_DATABASE_URL=postgresql://atrium_owner@$HOST:$PG_PORT/atrium_$target")
+  fi
+  ENV_VARS[$target]="${env_vars[*]}"
+  # shellcheck disable=SC2086
+  env "${env_vars[@]}" "$ATRIUM_BINARY" admin create-superuser --email "$SUPER_EMAIL" --password "$SUPER_PASSWORD" \
+    ${ARGS[$target]} >"$BACKEND_DIR/$target-superuser.log" 2>&1 || {
+    cat "$BACKEND_DIR/$target-superuser.log" >&2
+    die "create-superuser ($target) failed"
+  }
+  port=$(free_port)
+  BASE[$target]="http://$HOST:$port"
+  LOGFILE[$target]="$BACKEND_DIR/$target.log"
+  # shellcheck disable=SC2086
+  env "${env_vars[@]}" "$ATRIUM_BINARY" serve --listen "$HOST:$port" ${ARGS[$target]} >"${LOGFILE[$target]}" 2>&1 &
+  pid=$!
+  if [[ $target == on ]]; then ATRIUM_PID=$pid; else OFF_PID=$pid; fi
+  wait_http "Atrium ($target)" "$pid" "${BASE[$target]}/health" "${LOGFILE[$target]}"
+  root=$(sign_in "$target" "$SUPER_EMAIL" "$SUPER_PASSWORD")
+  api "$target" POST /v1/admin/tenants 201 "$BACKEND_DIR/$target-tenant.json" "$root" \
+    "{\"slug\":\"$TENANT_SLUG\",\"name\":\"Bench\",\"isolation\":\"shared\",\"owner_email\":\"$OWNER_EMAIL\",\"owner_password\":\"$OWNER_PASSWORD\"}"
+  TENANT_ID[$target]=$(json_get "$BACKEND_DIR/$target-tenant.json" id)
+  TOKEN[$target]=$(sign_in "$target" "$OWNER_EMAIL" "$OWNER_PASSWORD" "$TENANT_SLUG")
+  log "Atrium ($target, audit.enabled=$([[ $target == on ]] && echo true || echo false)) ready on port $port"
+}
+
+run_backend() {
+  local backend=$1 target round out order tenant_entries created verify_out label
+  declare -gA ENV_VARS=() TENANT_ID=()
+  BACKEND_NAME=$backend
+  BACKEND_DIR="$WORK_DIR/$backend"
+  mkdir -p "$BACKEND_DIR"
+  if [[ $backend == postgres ]]; then label=PostgreSQL; else label=SQLite; fi
+  log "=== $label ==="
+  if [[ $backend == postgres ]]; then
+    SERVICES_DIR="$BACKEND_DIR/services"
+    bash "$REPO_ROOT/scripts/services.sh" start "$SERVICES_DIR" >"$BACKEND_DIR/services.log" 2>&1 || {
+      cat "$BACKEND_DIR/services.log" >&2
+      die "scripts/services.sh start failed"
+    }
+    SUPER_URL=$(sed -n 's/^export ATRIUM_TEST_POSTGRES_URL=//p' "$SERVICES_DIR/env")
+    PG_PORT=$(sed -n 's/^export ATRIUM_TEST_PG_PORT=//p' "$SERVICES_DIR/env")
+    PG_BIN=$(sed -n 's/^export ATRIUM_TEST_PG_BIN=//p' "$SERVICES_DIR/env")
+    "$PG_BIN/psql" "$SUPER_URL" -v ON_ERROR_STOP=1 -qAt -c 'CREATE ROLE atrium_owner LOGIN CREATEDB' \
+      -c 'CREATE ROLE atrium_app LOGIN' >"$BACKEND_DIR/psql.log" 2>&1 || die "creating roles failed"
+  fi
+  start_instance on
+  start_instance off
+
+  REQUIRE_2XX=1
+  RESULT=()
+  local -A lua_token=()
+  for target in on off; do lua_token[$target]="Authorization: Bearer ${TOKEN[$target]}"; done
+  if ((warmup_s > 0)); then
+    for target in on off; do
+      log "warm-up: audit $target for $WARMUP"
+      run_wrk "$WARMUP" "${BASE[$target]}/v1/projects" "$BACKEND_DIR/warmup-$target.txt" \
+        -s "$SCRIPT_DIR/post_project.lua" -H "${lua_token[$target]}"
+      require_2xx "audit-$target" warm-up "$BACKEND_DIR/warmup-$target.txt"
+    done
+  fi
+  for ((round = 1; round <= ROUNDS; round++)); do
+    if ((round % 2 == 1)); then order=(on off); else order=(off on); fi
+    for target in "${order[@]}"; do
+      out="$BACKEND_DIR/round$round-$target.txt"
+      log "round $round/$ROUNDS: audit $target for $DURATION"
+      run_wrk "$DURATION" "${BASE[$target]}/v1/projects" "$out" -s "$SCRIPT_DIR/post_project.lua" \
+        -H "${lua_token[$target]}"
+      RESULT[$target,$round]=$(parse_wrk "$out") || die "could not parse $out"
+      require_2xx "audit-$target" "round $round" "$out"
+    done
+  done
+
+  # Every 201 of the audited instance left one entry, and the chains survived the concurrency intact.
+  created=$(curl --noproxy '*' -sS --max-time 30 -H "Authorization: Bearer ${TOKEN[on]}" \
+    "${BASE[on]}/v1/audit-logs?action=project.created&limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["chain"]["seq"])')
+  stop_pid "$ATRIUM_PID" "atrium (audit on)"
+  ATRIUM_PID=""
+  stop_pid "$OFF_PID" "atrium (audit off)"
+  OFF_PID=""
+  # shellcheck disable=SC2086
+  verify_out=$(env ${ENV_VARS[on]} "$ATRIUM_BINARY" audit verify ${ARGS[on]} 2>"$BACKEND_DIR/verify.err") || {
+    echo "$verify_out" >&2
+    die "atrium audit verify found the audited instance's log damaged"
+  }
+  tenant_entries=$created
+  bench_cleanup_extra
+
+  local best_on best_off rps_on rps_off p99_on p99_off ratio overhead
+  best_on=$(best_round on)
+  best_off=$(best_round off)
+  read -r rps_on _ _ p99_on _ <<<"${RESULT[on,$best_on]}"
+  read -r rps_off _ _ p99_off _ <<<"${RESULT[off,$best_off]}"
+  ratio=$(awk -v a="$rps_on" -v b="$rps_off" 'BEGIN { printf "%.2f", a / b }')
+  overhead=$(awk -v a="$rps_on" -v b="$rps_off" 'BEGIN { printf "%.1f", (1 - a / b) * 100 }')
+  {
+    echo "## $label"
+    echo
+    echo "- \`atrium audit verify\` after the load: ${verify_out##*$'\n'}; the tenant chain's last seq: $tenant_entries"
+    echo
+    echo "| target | requests/s (best) | p99 | |"
+    echo "|---|---:|---:|---|"
+    echo "| audit on | $rps_on | $(fmt_ms "$p99_on") | on/off = **$ratio** ($overhead% slower) |"
+    echo "| audit off | $rps_off | $(fmt_ms "$p99_off") | baseline |"
+    echo
+    echo "All runs (in execution order):"
+    echo
+    echo "| round | target | requests/s | p50 | p90 | p99 | requests | non-2xx |"
+    echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+    for ((round = 1; round <= ROUNDS; round++)); do
+      if ((round % 2 == 1)); then order=(on off); else order=(off on); fi
+      for target in "${order[@]}"; do
+        read -r rps p50 p90 p99 reqs _ non2xx <<<"${RESULT[$target,$round]}"
+        echo "| $round | audit $target | $rps | $(fmt_ms "$p50") | $(fmt_ms "$p90") | $(fmt_ms "$p99") | $reqs | $non2xx |"
+      done
+    done
+  } >"$BACKEND_DIR/report.md"
+  echo "| $label | $rps_on | $rps_off | $ratio | $overhead% |" >"$BACKEND_DIR/summary.md"
+}
+
+case ${1:-} in
+  -h | --help) usage; exit 0 ;;
+  "") ;;
+  *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
+esac
+case $BACKEND in
+  sqlite) backends=(sqlite) ;;
+  postgres) backends=(postgres) ;;
+  both) backends=(sqlite postgres) ;;
+  *) die "BACKEND must be sqlite, postgres or both (got '$BACKEND')" ;;
+esac
+bench_check_prereqs python3
+for var in ATRIUM_STORAGE_DATABASE_URL ATRIUM_STORAGE_ADMIN_DATABASE_URL ATRIUM_STORAGE_DATA_DIR ATRIUM_AUDIT_ENABLED; do
+  [[ -z ${!var:-} ]] || die "$var is set; unset it"
+done
+bench_collect_facts
+WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/atrium-http-audit.XXXXXX")
+chmod 755 "$WORK_DIR"
+for backend in "${backends[@]}"; do run_backend "$backend"; done
+
+echo "# HTTP POST /v1/projects: auditing on vs off (same binary, same run, loopback)"
+echo
+echo "**wrk and Atrium share the same $nproc_n cores; compare the ratio, not the totals.**"
+echo
+echo "- Date: $run_date"
+echo "- Command: \`BACKEND=$BACKEND DURATION=$DURATION WARMUP=$WARMUP THREADS=$THREADS CONNECTIONS=$CONNECTIONS ROUNDS=$ROUNDS $0\`"
+echo "- Workload: \`POST /v1/projects\` with a JSON body and the tenant owner's bearer token (tenant isolation shared)," \
+  "bench/post_project.lua; every answer must be 201"
+echo "- Baseline: the same binary with \`ATRIUM_AUDIT_ENABLED=false\`; both instances have the access log off"
+echo "- Runs: warm-up $WARMUP each, then $ROUNDS measured run(s) each, alternating which goes first"
+echo "- CPU: $cpu_model; atrium: $atrium_version; wrk: $wrk_version"
+echo
+echo "| backend | audit on requests/s | audit off requests/s | on/off | overhead |"
+echo "|---|---:|---:|---:|---:|"
+for backend in "${backends[@]}"; do cat "$WORK_DIR/$backend/summary.md"; done
+for backend in "${backends[@]}"; do
+  echo
+  cat "$WORK_DIR/$backend/report.md"
+done
