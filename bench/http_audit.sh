@@ -234,6 +234,8 @@ echo "- Workload: \`POST /v1/projects\` with a JSON body and the tenant owner's 
 echo "- Baseline: the same binary with \`ATRIUM_AUDIT_ENABLED=false\`; both instances have the access log off"
 echo "- Runs: warm-up $WARMUP each, then $ROUNDS measured run(s) each, alternating which goes first"
 echo "- CPU: $cpu_model; atrium: $atrium_version; wrk: $wrk_version"
+inherited=$(env | sed -n 's/^\(ATRIUM_[A-Za-z0-9_]*\)=\(.*\)/\1=\2/p' | grep -Ev '^ATRIUM_BINARY=' | sort | tr '\n' ' ' || true)
+echo "- Settings inherited by both instances from the environment: ${inherited:-none (defaults)}"
 echo
 echo "| backend | audit on requests/s | audit off requests/s | on/off | overhead |"
 echo "|---|---:|---:|---:|---:|"

@@ -36,11 +36,10 @@ class PooledDatabase : public Database {
   virtual Result<std::unique_ptr<Connection>> connect() = 0;
   // Drops every idle connection (for destructors of derived classes, before their state goes).
   void close_idle();
-
- private:
   Result<std::unique_ptr<Connection>> acquire();
   void release(std::unique_ptr<Connection> connection);
 
+ private:
   const std::size_t max_connections_;
   const std::chrono::milliseconds acquire_timeout_;
   std::mutex mutex_;

@@ -146,6 +146,45 @@ TEST_P(DatabaseTest, ConcurrentWritersAllCommit) {
   EXPECT_EQ(count(), threads * per_thread);
 }
 
+// Many writers at once (on SQLite they share group commits): each one's outcome is its own. Failing bodies, and a
+// body whose statement breaks a constraint, roll back alone; every other writer's row lands exactly once.
+TEST_P(DatabaseTest, ConcurrentWritersFailAndSucceedIndependently) {
+  constexpr int threads = 16;
+  constexpr int per_thread = 40;
+  ASSERT_TRUE(insert(999'999, "taken"));
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        const std::int64_t id = t * 1000 + i;
+        auto r = db().transact([&](Transaction& tx) -> Result<void> {
+          auto ins = tx.execute(k_insert, {Value(id), Value("n" + std::to_string(id)), Value(), Value(), Value()});
+          if (!ins) return std::unexpected(ins.error());
+          if (i % 3 == 1) return fail(Errc::conflict, "the body gives up after writing");
+          if (i % 3 == 2) {
+            // A second row whose name is taken: the statement fails and the body reports it.
+            auto dup = tx.execute(k_insert, {Value(id + 500), Value(std::string("taken")), Value(), Value(), Value()});
+            if (!dup) return std::unexpected(dup.error());
+          }
+          return {};
+        });
+        const bool expect_ok = i % 3 == 0;
+        if (static_cast<bool>(r) != expect_ok) ++wrong;
+        if (!r && i % 3 == 1 && r.error().code != Errc::conflict) ++wrong;
+        if (!r && i % 3 == 2 && r.error().code != Errc::unique_violation) ++wrong;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(count(), 1 + threads * ((per_thread + 2) / 3));
+  auto kept =
+      transact_value<ResultSet>(db(), [](Transaction& tx) { return tx.execute(k_by_id, {Value(std::int64_t{1})}); });
+  ASSERT_TRUE(kept);
+  EXPECT_TRUE(kept->empty()) << "a failed body's write survived";
+}
+
 TEST_P(DatabaseTest, SerializationFailuresAreRetriedUntilTheUpdateLands) {
   ASSERT_TRUE(insert(1, "counter"));
   auto other = test_database().open_again(4);
@@ -222,6 +261,20 @@ TEST(PostgresDatabase, UnreachableServerIsUnavailable) {
   auto db = open_database(o);
   ASSERT_FALSE(db);
   EXPECT_EQ(db.error().code, Errc::unavailable);
+}
+
+TEST(SqliteDatabase, AWriteTransactionInsideAnotherOnTheSameDatabaseIsRefused) {
+  auto t = test::TestDatabase::create(Backend::sqlite);
+  auto outer = t->db().transact([&](Transaction&) -> Result<void> {
+    auto inner = t->db().transact([](Transaction&) -> Result<void> { return {}; });
+    EXPECT_FALSE(inner);
+    EXPECT_EQ(inner.error().code, Errc::internal);
+    return {};
+  });
+  EXPECT_TRUE(outer);
+  // Reading inside a write transaction is fine (another connection).
+  auto reads = t->db().transact([&](Transaction&) -> Result<void> { return t->db().ping(); });
+  EXPECT_TRUE(reads);
 }
 
 TEST(SqliteDatabase, UsesWalAndForeignKeys) {

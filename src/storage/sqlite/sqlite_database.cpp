@@ -1,8 +1,11 @@
 #include <sqlite3.h>
 
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -61,6 +64,15 @@ class SqliteConnection final : public detail::Connection {
     return exec_plain(options.read_only ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
   }
   Result<void> commit() override { return exec_plain("COMMIT"); }
+  // One member of a group commit (see SqliteDatabase::transact): its changes are undone alone when it fails.
+  Result<void> savepoint() { return exec_plain("SAVEPOINT atrium_member"); }
+  // False once SQLite rolled the whole transaction back on its own (after I/O errors, a full disk, ...).
+  bool in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
+  Result<void> release_savepoint() { return exec_plain("RELEASE atrium_member"); }
+  void rollback_savepoint() {
+    (void)exec_plain("ROLLBACK TO atrium_member");
+    (void)exec_plain("RELEASE atrium_member");
+  }
   void rollback() override {
     if (!sqlite3_get_autocommit(db_)) (void)exec_plain("ROLLBACK");
   }
@@ -214,6 +226,49 @@ class SqliteDatabase final : public detail::PooledDatabase {
 
   Backend backend() const override { return Backend::sqlite; }
 
+  // Group commit. SQLite runs one writer at a time, and in WAL mode each commit appends every page it dirtied as a
+  // whole frame, so the cost of a small transaction is mostly its commit. Writers of this process therefore queue:
+  // the first becomes the leader, opens one transaction, runs every queued body in it (each inside a savepoint, so a
+  // body that fails is undone alone), commits once, and hands each writer its own outcome; a body's changes are
+  // durable (as far as synchronous=NORMAL makes them) when its writer returns, exactly as before. Leadership then
+  // passes to the next waiting writer. Read-only transactions do not queue.
+  Result<void> transact(const std::function<Result<void>(Transaction&)>& body,
+                        const TransactionOptions& options) override {
+    if (options.read_only) return PooledDatabase::transact(body, options);
+    if (t_group_leader == this) {
+      return fail(Errc::internal, "a write transaction was opened inside another on the same SQLite database");
+    }
+    Writer me{&body};
+    std::unique_lock lock(group_mutex_);
+    queue_.push_back(&me);
+    if (leading_) {
+      me.wake.wait(lock, [&] { return me.done || me.lead; });
+      if (me.done) return std::move(me.result);
+    }
+    leading_ = true;
+    // Lead until this writer's own outcome is known; then pass the lead on (or end it when nobody waits).
+    while (!me.done) {
+      std::vector<Writer*> group;
+      const std::size_t n = std::min(queue_.size(), k_max_group);
+      group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+      lock.unlock();
+      run_group(group, options);
+      lock.lock();
+      for (Writer* w : group) {
+        w->done = true;
+        if (w != &me) w->wake.notify_one();  // only the writers whose outcome is known wake up
+      }
+    }
+    if (queue_.empty()) {
+      leading_ = false;
+    } else {
+      queue_.front()->lead = true;
+      queue_.front()->wake.notify_one();
+    }
+    return std::move(me.result);
+  }
+
   Result<std::unique_ptr<detail::Connection>> connect() override {
     sqlite3* db = nullptr;
     const int rc =
@@ -234,9 +289,83 @@ class SqliteDatabase final : public detail::PooledDatabase {
   }
 
  private:
+  struct Writer {
+    const std::function<Result<void>(Transaction&)>* body;
+    Result<void> result{};
+    bool done = false;  // guarded by group_mutex_
+    bool lead = false;  // guarded by group_mutex_: this waiting writer is to lead the next group
+    std::condition_variable wake;
+  };
+  static constexpr std::size_t k_max_group = 64;
+  static thread_local const SqliteDatabase* t_group_leader;
+
+  // One transaction for `group`; each writer's result is set. Called by the leader without group_mutex_.
+  void run_group(const std::vector<Writer*>& group, const TransactionOptions& options) {
+    auto fail_all = [&](const Error& e) {
+      for (Writer* w : group) w->result = std::unexpected(e);
+    };
+    for (int attempt = 1;; ++attempt) {
+      auto acquired = acquire();
+      if (!acquired) return fail_all(acquired.error());
+      std::unique_ptr<detail::Connection> conn = std::move(*acquired);
+      auto* sqlite = static_cast<SqliteConnection*>(conn.get());
+      if (auto begun = sqlite->begin(options); !begun) {
+        release(std::move(conn));
+        if (begun.error().code == Errc::serialization_failure && attempt < std::max(1, options.max_attempts)) continue;
+        return fail_all(begun.error());
+      }
+      t_group_leader = this;
+      bool any = false;
+      std::optional<Error> aborted;
+      for (Writer* w : group) {
+        if (auto sp = sqlite->savepoint(); !sp) {
+          w->result = std::unexpected(sp.error());
+          continue;
+        }
+        w->result = (*w->body)(*sqlite);
+        if (w->result) w->result = sqlite->release_savepoint();
+        if (!sqlite->in_transaction()) {
+          // SQLite abandoned the whole transaction: the members before this one are lost too.
+          aborted =
+              Error{Errc::unavailable, "the group transaction was rolled back by SQLite: " +
+                                           (w->result ? std::string("unknown error") : w->result.error().message)};
+          break;
+        }
+        if (w->result) {
+          any = true;
+        } else {
+          sqlite->rollback_savepoint();
+        }
+      }
+      t_group_leader = nullptr;
+      if (aborted) {
+        sqlite->rollback();
+        release(std::move(conn));
+        return fail_all(*aborted);
+      }
+      Result<void> committed = any ? sqlite->commit() : Result<void>{};
+      if (!any || !committed) sqlite->rollback();
+      release(std::move(conn));
+      if (!committed) {
+        if (committed.error().code == Errc::serialization_failure && attempt < std::max(1, options.max_attempts)) {
+          continue;  // every body runs again, as PooledDatabase::transact would
+        }
+        for (Writer* w : group) {
+          if (w->result) w->result = std::unexpected(committed.error());
+        }
+      }
+      return;
+    }
+  }
+
   DatabaseOptions options_;
   std::string path_;
+  std::mutex group_mutex_;
+  std::deque<Writer*> queue_;  // guarded by group_mutex_
+  bool leading_ = false;       // guarded by group_mutex_: a leader is running groups
 };
+
+thread_local const SqliteDatabase* SqliteDatabase::t_group_leader = nullptr;
 
 }  // namespace
 
