@@ -91,9 +91,13 @@ Result<int> Platform::relay_pending_audit() {
 }
 
 Result<void> Platform::start_audit_services() {
-  auto relayed = relay_pending_audit();
-  if (!relayed) return std::unexpected(relayed.error());
-  if (*relayed > 0) log::info("audit entries moved from tenant outboxes", {{"entries", *relayed}});
+  // Without the current schema there is nothing to relay yet (`atrium migrate` has not run); the exporter and the
+  // retention job retry until it has.
+  if (schema_current_at_open_) {
+    auto relayed = relay_pending_audit();
+    if (!relayed) return std::unexpected(relayed.error());
+    if (*relayed > 0) log::info("audit entries moved from tenant outboxes", {{"entries", *relayed}});
+  }
   std::vector<std::unique_ptr<audit::Sink>> sinks;
   if (!config_.audit.file_path.empty()) {
     auto sink = audit::make_file_sink({.path = config_.audit.file_path,
@@ -194,6 +198,7 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
                                                  p->audit->recorder(system));
   auto schema = storage::migration_status(*p->db_, storage::builtin_migrations(p->db_->backend()));
   const bool schema_current = schema && schema->up_to_date();
+  p->schema_current_at_open_ = schema_current;
   if (schema_current) {
     if (auto r = step(p->keys->load_or_create(jwt_algorithm(config), p->audit->recorder(system)), "signing keys"); !r) {
       return std::unexpected(r.error());

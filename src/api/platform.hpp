@@ -60,7 +60,8 @@ class Platform {
   // many moved. start_audit_services runs it.
   Result<int> relay_pending_audit();
 
-  // Starts the SIEM exporter (when a sink is configured) and the daily audit retention job; `serve` calls it.
+  // Moves audit entries a crash left in tenant outboxes (when the schema is current), then starts the SIEM
+  // exporter (when a sink is configured) and the daily audit retention job; `serve` calls it.
   Result<void> start_audit_services();
   // Wakes the SIEM exporter after a change committed (no-op without sinks). Never blocks.
   void audit_committed();
@@ -80,6 +81,7 @@ class Platform {
   const Clock& clock_;
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<storage::Database> admin_db_;  // null when the same URL serves both
+  bool schema_current_at_open_ = false;
 
  public:
   std::unique_ptr<audit::AuditLog> audit;

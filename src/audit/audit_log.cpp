@@ -4,7 +4,6 @@
 #include <map>
 
 #include "core/ids.hpp"
-#include "core/json_writer.hpp"
 #include "core/log.hpp"
 #include "identity/secrets.hpp"
 
@@ -22,18 +21,34 @@ using storage::Value;
   "id, chain_id, seq, occurred_at, tenant_id, actor_type, actor_id, actor_ip, action, resource_type, resource_id, " \
   "changes, user_agent, request_id, session_id, prev_hash, hash"
 
-constexpr Statement k_head_lock_pg{"audit_head_lock_pg",
-                                   "SELECT seq, hash FROM audit_chain_heads WHERE chain_id = $1 FOR UPDATE"};
 constexpr Statement k_head_lock_sqlite{"audit_head_lock_sqlite",
                                        "SELECT seq, hash FROM audit_chain_heads WHERE chain_id = $1"};
 constexpr Statement k_head_create{
     "audit_head_create",
     "INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES ($1, 0, '') ON CONFLICT (chain_id) DO NOTHING"};
-// PostgreSQL: the entry and its chain's new head in one round trip.
+// PostgreSQL: one statement locks the chain's head, hashes the entry in SQL (the same canonical content as
+// entry_hash), inserts it and moves the head: one round trip, and the head's row lock is held only from here to
+// COMMIT. Updates no row when the chain has no head yet. $1 id, $2 chain, $3 occurred_at, $4 tenant ('' for none),
+// $5 actor type, $6 actor id, $7 actor ip, $8 action, $9 resource type, $10 resource id, $11 changes,
+// $12 user agent, $13 request id, $14 session id.
+#define AUDIT_FIELD(x) "octet_length(" x ") || ':' || " x " || "
 constexpr Statement k_append_pg{
-    "audit_append_pg", "WITH entry AS (INSERT INTO audit_logs (" AUDIT_COLUMNS
-                       ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)) "
-                       "UPDATE audit_chain_heads SET seq = $3, hash = $17 WHERE chain_id = $2"};
+    "audit_append_pg",
+    "WITH head AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM audit_chain_heads WHERE chain_id = $2::text "
+    "FOR UPDATE), "
+    "entry AS (SELECT head.seq, head.prev_hash, encode(sha256(convert_to(" AUDIT_FIELD("$1::text") AUDIT_FIELD(
+        "$2::text") AUDIT_FIELD("head.seq::text") AUDIT_FIELD("$3::text") AUDIT_FIELD("$4::text")
+        AUDIT_FIELD("$5::text") AUDIT_FIELD("$6::text") AUDIT_FIELD("$7::text") AUDIT_FIELD("$8::text")
+            AUDIT_FIELD("$9::text") AUDIT_FIELD("$10::text") AUDIT_FIELD("$11::text") AUDIT_FIELD("$12::text")
+                AUDIT_FIELD("$13::text") AUDIT_FIELD("$14::text") "octet_length(head.prev_hash) || ':' || "
+                                                                  "head.prev_hash, 'UTF8')), 'hex') AS hash FROM head), "
+    "inserted AS (INSERT INTO audit_logs (" AUDIT_COLUMNS
+    ") SELECT $1::uuid, $2::text, entry.seq, $3::text, NULLIF($4::text, '')::uuid, $5::text, $6::text, $7::text, "
+    "$8::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text, entry.prev_hash, entry.hash FROM entry "
+    "RETURNING seq, hash) "
+    "UPDATE audit_chain_heads h SET seq = inserted.seq, hash = inserted.hash FROM inserted "
+    "WHERE h.chain_id = $2::text"};
+#undef AUDIT_FIELD
 constexpr Statement k_insert_sqlite{"audit_insert_sqlite",
                                     "INSERT INTO audit_logs (" AUDIT_COLUMNS
                                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
@@ -206,26 +221,23 @@ Json to_json(const Entry& e) {
 }
 
 std::string entry_hash(const Entry& e) {
-  // The canonical content: a JSON object of every field but `hash`, keys in byte order, no whitespace.
-  JsonWriter w(512 + e.changes.size() + e.user_agent.size());
-  w.begin_object();
-  w.key("action").string(e.action);
-  w.key("actor_id").string(e.actor_id);
-  w.key("actor_ip").string(e.actor_ip);
-  w.key("actor_type").string(e.actor_type);
-  w.key("chain_id").string(e.chain_id);
-  w.key("changes").string(e.changes);
-  w.key("id").string(e.id);
-  w.key("occurred_at").string(e.occurred_at);
-  w.key("prev_hash").string(e.prev_hash);
-  w.key("request_id").string(e.request_id);
-  w.key("resource_id").string(e.resource_id);
-  w.key("resource_type").string(e.resource_type);
-  w.key("seq").number(e.seq);
-  w.key("session_id").string(e.session_id);
-  w.key("tenant_id").string(e.tenant_id);
-  w.key("user_agent").string(e.user_agent);
-  return identity::sha256_hex(w.end_object().take());
+  // The canonical content: every field but `hash`, in a fixed order, each as its byte length in decimal, ':' and
+  // its bytes. k_append_pg builds exactly this in SQL.
+  std::string out;
+  out.reserve(400 + e.changes.size() + e.user_agent.size());
+  auto field = [&out](std::string_view v) {
+    out += std::to_string(v.size());
+    out += ':';
+    out += v;
+  };
+  for (std::string_view v : {std::string_view(e.id), std::string_view(e.chain_id)}) field(v);
+  field(std::to_string(e.seq));
+  for (std::string_view v :
+       {e.occurred_at, e.tenant_id, e.actor_type, e.actor_id, e.actor_ip, e.action, e.resource_type, e.resource_id,
+        e.changes, e.user_agent, e.request_id, e.session_id, e.prev_hash}) {
+    field(v);
+  }
+  return identity::sha256_hex(out);
 }
 
 AuditLog::AuditLog(storage::Database& db, const Clock& clock, bool enabled)
@@ -251,13 +263,26 @@ Entry AuditLog::make_entry(const Context& context, const Event& event) const {
 }
 
 Result<void> AuditLog::append_entry(Transaction& tx, Entry e) {
-  const bool pg = tx.backend() == Backend::postgres;
-  const Statement& lock = pg ? k_head_lock_pg : k_head_lock_sqlite;
-  auto head = tx.execute(lock, {Value(e.chain_id)});
+  if (tx.backend() == Backend::postgres) {
+    const Value params[] = {
+        Value(e.id),       Value(e.chain_id),   Value(e.occurred_at), Value(e.tenant_id),     Value(e.actor_type),
+        Value(e.actor_id), Value(e.actor_ip),   Value(e.action),      Value(e.resource_type), Value(e.resource_id),
+        Value(e.changes),  Value(e.user_agent), Value(e.request_id),  Value(e.session_id)};
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto r = tx.execute(k_append_pg, params);
+      if (!r) return std::unexpected(r.error());
+      if (r->affected_rows == 1) return {};
+      // The chain's first entry: create its head, then append.
+      if (auto h = tx.execute(k_head_create, {Value(e.chain_id)}); !h) return std::unexpected(h.error());
+    }
+    return fail(Errc::internal, "audit chain head missing after creation");
+  }
+  // SQLite: writers are serialised, so reading the head and writing it back cannot interleave.
+  auto head = tx.execute(k_head_lock_sqlite, {Value(e.chain_id)});
   if (!head) return std::unexpected(head.error());
   if (head->empty()) {
     if (auto r = tx.execute(k_head_create, {Value(e.chain_id)}); !r) return std::unexpected(r.error());
-    head = tx.execute(lock, {Value(e.chain_id)});
+    head = tx.execute(k_head_lock_sqlite, {Value(e.chain_id)});
     if (!head) return std::unexpected(head.error());
     if (head->empty()) return fail(Errc::internal, "audit chain head missing after creation");
   }
@@ -269,10 +294,6 @@ Result<void> AuditLog::append_entry(Transaction& tx, Entry e) {
       Value(e.actor_type),  Value(e.actor_id), Value(e.actor_ip),   Value(e.action),      Value(e.resource_type),
       Value(e.resource_id), Value(e.changes),  Value(e.user_agent), Value(e.request_id),  Value(e.session_id),
       Value(e.prev_hash),   Value(e.hash)};
-  if (pg) {
-    if (auto r = tx.execute(k_append_pg, params); !r) return std::unexpected(r.error());
-    return {};
-  }
   if (auto r = tx.execute(k_insert_sqlite, params); !r) return std::unexpected(r.error());
   if (auto r = tx.execute(k_head_advance_sqlite, {Value(e.chain_id), Value(e.seq), Value(e.hash)}); !r) {
     return std::unexpected(r.error());
@@ -439,7 +460,8 @@ Result<VerifyReport> AuditLog::verify(const std::optional<std::string>& chain_id
     if (chain_id && *chain_id != id) continue;
     report.findings.push_back({id, 0, "", "the chain's head record is missing (deleted or never written)"});
   }
-  if (chain_id && chains.empty() && report.findings.empty()) return fail(Errc::not_found, "no audit chain " + *chain_id);
+  if (chain_id && chains.empty() && report.findings.empty())
+    return fail(Errc::not_found, "no audit chain " + *chain_id);
   for (const auto& id : chains) {
     ++report.chains;
     std::int64_t last_seq = 0;

@@ -38,8 +38,8 @@ struct Entry {
 
 // The API's (and the SIEM export's) JSON shape of an entry.
 Json to_json(const Entry& entry);
-// SHA-256 (hex) over the entry's canonical content: a JSON object of every field but `hash` (`prev_hash`
-// included), keys in byte order, no whitespace, `seq` a number and the rest strings.
+// SHA-256 (hex) over the entry's canonical content: every field but `hash` (`prev_hash` included) in a fixed
+// order, each as "<byte length>:<bytes>" (seq in decimal; tenant_id "" for the platform chain).
 std::string entry_hash(const Entry& entry);
 
 struct Query {

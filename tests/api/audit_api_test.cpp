@@ -554,10 +554,32 @@ TEST_P(AuditApiTest, AnEntryLeftInATenantOutboxIsRelayedExactlyOnce) {
   };
   const bool own_store = !platform().tenant_data->shares_control_plane(a_);
   EXPECT_EQ(listed(), own_store ? 0 : 1);  // shared tenants write straight into the chain
+  constexpr tenancy::TenantStatement outbox_rows{"test_outbox_rows",
+                                                 "SELECT id, entry FROM audit_outbox WHERE tenant_id = $1"};
+  constexpr tenancy::TenantStatement outbox_put{"test_outbox_put",
+                                                "INSERT INTO audit_outbox (tenant_id, id, entry) VALUES ($1, $2, $3)"};
+  std::optional<storage::ResultSet> pending;
+  ASSERT_TRUE(platform().tenant_data->transact(a_, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+    auto rows = tx.execute(outbox_rows);
+    if (!rows) return std::unexpected(rows.error());
+    pending = std::move(*rows);
+    return {};
+  }));
+  ASSERT_EQ(pending->rows.size(), own_store ? 1u : 0u);
   auto moved = platform().relay_pending_audit();
   ASSERT_TRUE(moved) << moved.error().message;
   EXPECT_EQ(*moved, own_store ? 1 : 0);
   EXPECT_EQ(listed(), 1);
+  if (own_store) {
+    // The relay died after the entry reached the chain but before it left the outbox: it must not chain it twice.
+    ASSERT_TRUE(platform().tenant_data->transact(a_, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+      auto r = tx.execute(outbox_put, {pending->rows[0][0], pending->rows[0][1]});
+      if (!r) return std::unexpected(r.error());
+      return {};
+    }));
+    ASSERT_TRUE(platform().relay_pending_audit());
+    EXPECT_EQ(listed(), 1);
+  }
   auto again = platform().relay_pending_audit();
   ASSERT_TRUE(again);
   EXPECT_EQ(*again, 0);
