@@ -73,6 +73,13 @@ Platform::~Platform() {
   retention_.reset();
 }
 
+void Platform::flush_audit_after_commit(const tenancy::Tenant& tenant) {
+  if (auto r = flush_audit(tenant); !r) {
+    log::warn("audit entries stay in the tenant's outbox for now",
+              {{"tenant_id", tenant.id}, {"error", r.error().message}});
+  }
+}
+
 Result<int> Platform::relay_pending_audit() {
   int moved = 0;
   std::optional<std::string> cursor;
@@ -81,8 +88,12 @@ Result<int> Platform::relay_pending_audit() {
     if (!page) return std::unexpected(page.error());
     for (const auto& t : page->tenants) {
       if (tenant_data->shares_control_plane(t) || t.status == tenancy::TenantStatus::deleted) continue;
+      // One tenant whose storage is unreachable must not keep the others from starting.
       auto n = audit->relay(*tenant_data, t);
-      if (!n) return fail(n.error().code, "audit outbox of tenant " + t.slug + ": " + n.error().message);
+      if (!n) {
+        log::warn("audit outbox not relayed", {{"tenant_id", t.id}, {"error", n.error().message}});
+        continue;
+      }
       moved += *n;
     }
     if (!page->next_cursor) return moved;
@@ -91,8 +102,8 @@ Result<int> Platform::relay_pending_audit() {
 }
 
 Result<void> Platform::start_audit_services() {
-  // Without the current schema there is nothing to relay yet (`atrium migrate` has not run); the exporter and the
-  // retention job retry until it has.
+  // Without the current schema there is nothing to relay yet (`atrium migrate` has not run); the exporter retries
+  // every audit.export_interval_ms and the retention job a day later.
   if (schema_current_at_open_) {
     auto relayed = relay_pending_audit();
     if (!relayed) return std::unexpected(relayed.error());
@@ -328,8 +339,13 @@ Result<void> Platform::purge_tenant(const std::string& id, const audit::Context&
   auto t = tenants->get(id);
   if (!t) return std::unexpected(t.error());
   if (t->status != tenancy::TenantStatus::deleted) return fail(Errc::conflict, "only a deleted tenant can be purged");
-  // Audit entries still in the tenant's own outbox move to the control plane before its storage goes.
-  if (auto r = flush_audit(*t); !r) return r;
+  // Audit entries still in the tenant's own outbox move to the control plane before its storage goes (unless an
+  // earlier purge already removed the storage and only failed later).
+  auto exists = tenant_data->own_store_exists(*t);
+  if (!exists) return std::unexpected(exists.error());
+  if (*exists) {
+    if (auto r = flush_audit(*t); !r) return r;
+  }
   if (auto r = tenant_data->purge(*t); !r) return r;
   directory->invalidate(*t);
   return tenants->mark_purged(id, audit->recorder(who));

@@ -56,6 +56,10 @@ class Platform {
   // For a tenant whose data lives in its own database or file: moves the audit entries its transactions left in
   // its outbox into its chain. Call after such a transaction committed; a no-op for the other tenants.
   Result<void> flush_audit(const tenancy::Tenant& tenant);
+  // flush_audit for a request whose change already committed: a failure is logged, not returned (the entries are
+  // durable in the outbox and move on the tenant's next change or the next start), so the caller still answers
+  // with the change's success.
+  void flush_audit_after_commit(const tenancy::Tenant& tenant);
   // flush_audit for every tenant with its own database or file: entries a crash left in an outbox. Returns how
   // many moved. start_audit_services runs it.
   Result<int> relay_pending_audit();

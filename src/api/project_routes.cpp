@@ -141,7 +141,7 @@ void register_project_routes(http::Router& router, Platform& platform) {
         // A concurrent request with the same key committed first: replay its answer.
         if (!r && r.error().code == Errc::unique_violation && key) r = attempt();
         if (!r) return error_response(r.error(), req);
-        if (auto f = platform.flush_audit(*req.tenant); !f) return error_response(f.error(), req);
+        platform.flush_audit_after_commit(*req.tenant);
         http::Response res = http::Response::text(status, response_body, "application/json");
         if (replayed) res.headers.set("Idempotent-Replayed", "true");
         return res;
@@ -188,7 +188,7 @@ void register_project_routes(http::Router& router, Platform& platform) {
                  return {};
                });
                if (!r) return error_response(r.error(), req);
-               if (auto f = platform.flush_audit(*req.tenant); !f) return error_response(f.error(), req);
+               platform.flush_audit_after_commit(*req.tenant);
                return http::Response::json(200, projects::to_json(*project));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::projects_write});
@@ -206,7 +206,7 @@ void register_project_routes(http::Router& router, Platform& platform) {
                  return platform.audit->append(tx, audit_context(req), std::move(event));
                });
                if (!r) return error_response(r.error(), req);
-               if (auto f = platform.flush_audit(*req.tenant); !f) return error_response(f.error(), req);
+               platform.flush_audit_after_commit(*req.tenant);
                http::Response res;
                res.status = 204;
                return res;

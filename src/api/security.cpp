@@ -49,7 +49,7 @@ http::Response audited_read(Platform& platform, const http::Request& req, http::
                      .resource_type = "route",
                      .resource_id = req.route,
                      .tenant_id = req.tenant ? req.tenant->id : ""};
-  event.changes = {{"target", req.target}};
+  event.changes = {{"target", printable_text(req.target, 2048)}};
   auto recorded = platform.db().transact(
       [&](storage::Transaction& tx) { return platform.audit->append(tx, audit_context(req), event); });
   if (!recorded) return error_response(recorded.error(), req);

@@ -1,5 +1,6 @@
 #include "api/support.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "core/log.hpp"
@@ -62,6 +63,26 @@ Result<std::optional<std::string>> string_member(const Json& object, std::string
   return std::optional<std::string>(it->get<std::string>());
 }
 
+std::string printable_text(std::string_view raw, std::size_t max_bytes) {
+  std::string out;
+  out.reserve(std::min(raw.size(), max_bytes));
+  for (std::size_t i = 0; i < raw.size() && out.size() < max_bytes;) {
+    const auto c = static_cast<unsigned char>(raw[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool valid = n != 0 && i + n <= raw.size() && out.size() + n <= max_bytes;
+    for (std::size_t k = 1; valid && k < n; ++k) valid = (static_cast<unsigned char>(raw[i + k]) & 0xC0) == 0x80;
+    if (valid && n == 1 && (c < 0x20 || c == 0x7F)) valid = false;  // control characters
+    if (!valid) {
+      out.push_back('?');
+      ++i;
+      continue;
+    }
+    out.append(raw.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
 audit::Context audit_context(const http::Request& request) {
   audit::Context c;
   c.actor_type = audit::ActorType::user;
@@ -75,7 +96,7 @@ audit::Context audit_context(const http::Request& request) {
     }
   }
   c.actor_ip = request.remote_address;
-  c.user_agent = std::string(request.headers.get("User-Agent").value_or(""));
+  c.user_agent = printable_text(request.headers.get("User-Agent").value_or(""), 512);
   c.request_id = request.request_id;
   return c;
 }

@@ -29,6 +29,10 @@ Result<std::optional<std::string>> string_member(const Json& object, std::string
 // request id and access token id. Before authentication (sign-in) the actor is a user yet to be named.
 audit::Context audit_context(const http::Request& request);
 
+// `raw` (a header, a request target) made safe to store: at most `max_bytes`, invalid UTF-8 and control characters
+// replaced by '?'.
+std::string printable_text(std::string_view raw, std::size_t max_bytes);
+
 struct PageParams {
   int limit = 20;
   std::optional<std::string> cursor;

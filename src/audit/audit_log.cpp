@@ -117,6 +117,8 @@ constexpr tenancy::TenantStatement k_outbox_done{"audit_outbox_done",
                                                  "DELETE FROM audit_outbox WHERE tenant_id = $1 AND id = $2"};
 
 Value text_or_null(const std::string& s) { return s.empty() ? Value() : Value(s); }
+
+constexpr Statement k_relay_lock_pg{"audit_relay_lock_pg", "SELECT pg_advisory_xact_lock(hashtext($1))"};
 Value opt(const std::optional<std::string>& s) { return s ? Value(*s) : Value(); }
 
 Entry entry_from_row(const ResultSet& rs, std::size_t i) {
@@ -182,6 +184,8 @@ std::optional<Entry> entry_from_outbox(const std::string& text) {
 }
 
 }  // namespace
+
+std::string safe_dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 std::string_view actor_type_name(ActorType type) {
   switch (type) {
@@ -255,7 +259,7 @@ Entry AuditLog::make_entry(const Context& context, const Event& event) const {
   e.action = event.action;
   e.resource_type = event.resource_type;
   e.resource_id = event.resource_id;
-  e.changes = event.changes.dump();
+  e.changes = safe_dump(event.changes);
   e.user_agent = context.user_agent;
   e.request_id = context.request_id;
   e.session_id = context.session_id;
@@ -316,7 +320,7 @@ Result<void> AuditLog::append(tenancy::TenantTransaction& tx, const Context& con
   event.tenant_id = tx.tenant_id();
   Entry e = make_entry(context, event);
   if (Transaction* control = tx.control_plane()) return append_entry(*control, std::move(e));
-  if (auto r = tx.execute(k_outbox_put, {Value(e.id), Value(outbox_json(e).dump())}); !r) {
+  if (auto r = tx.execute(k_outbox_put, {Value(e.id), Value(safe_dump(outbox_json(e)))}); !r) {
     return std::unexpected(r.error());
   }
   return {};
@@ -341,6 +345,13 @@ Result<int> AuditLog::relay(tenancy::TenantData& data, const tenancy::Tenant& te
     if (batch.empty()) return moved;
     // Into the chain first (skipping entries a crashed relay already moved), then out of the outbox.
     auto appended = db_.transact([&](Transaction& tx) -> Result<void> {
+      // One relay per tenant at a time, so "already in the chain?" below cannot race another relay (SQLite
+      // writers are serialised anyway).
+      if (tx.backend() == Backend::postgres) {
+        if (auto l = tx.execute(k_relay_lock_pg, {Value("audit-relay:" + tenant.id)}); !l) {
+          return std::unexpected(l.error());
+        }
+      }
       for (const auto& [id, text] : batch) {
         auto seen = tx.execute(k_exists, {Value(id)});
         if (!seen) return std::unexpected(seen.error());
@@ -387,7 +398,7 @@ Result<Page> AuditLog::list(const Query& q) {
       [&](Transaction& tx) -> Result<Page> {
         auto rows = tx.execute(
             statement, {opt(q.chain_id), opt(q.actor_id), opt(q.action), opt(q.resource_type), opt(q.resource_id),
-                        opt(q.from), opt(q.to), opt(q.cursor), Value(static_cast<std::int64_t>(limit) + 1)});
+                        opt(q.from), opt(q.to), cursor, Value(static_cast<std::int64_t>(limit) + 1)});
         if (!rows) return std::unexpected(rows.error());
         Page page;
         for (std::size_t i = 0; i < rows->rows.size() && static_cast<int>(i) < limit; ++i) {
@@ -470,8 +481,9 @@ Result<VerifyReport> AuditLog::verify(const std::optional<std::string>& chain_id
     while (!finding) {
       auto page = read_chain(id, last_seq, 1000);
       if (!page) return std::unexpected(page.error());
-      if (page->empty()) break;
+      if (page->empty() || page->front().seq > by_chain[id].seq) break;
       for (const auto& e : *page) {
+        if (e.seq > by_chain[id].seq) break;  // appended after the heads were read (a live server): next run
         ++report.entries;
         if (e.seq != last_seq + 1) {
           finding = Finding{id, last_seq + 1, e.id,

@@ -36,6 +36,8 @@ struct Entry {
   std::string hash;
 };
 
+// JSON text that never throws: invalid UTF-8 (a header's raw bytes) becomes U+FFFD.
+std::string safe_dump(const Json& j);
 // The API's (and the SIEM export's) JSON shape of an entry.
 Json to_json(const Entry& entry);
 // SHA-256 (hex) over the entry's canonical content: every field but `hash` (`prev_hash` included) in a fixed

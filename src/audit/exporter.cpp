@@ -16,9 +16,15 @@ using storage::Transaction;
 using storage::Value;
 
 constexpr Statement k_cursors{"audit_export_cursors", "SELECT chain_id, seq FROM audit_export_cursors WHERE sink = $1"};
-constexpr Statement k_cursor_put{"audit_export_cursor_put",
-                                 "INSERT INTO audit_export_cursors (sink, chain_id, seq) VALUES ($1, $2, $3) "
-                                 "ON CONFLICT (sink, chain_id) DO UPDATE SET seq = excluded.seq"};
+// Never moves a cursor back (another instance may be ahead).
+constexpr Statement k_cursor_put_pg{"audit_export_cursor_put_pg",
+                                    "INSERT INTO audit_export_cursors (sink, chain_id, seq) VALUES ($1, $2, $3) "
+                                    "ON CONFLICT (sink, chain_id) DO UPDATE SET seq = "
+                                    "GREATEST(audit_export_cursors.seq, excluded.seq)"};
+constexpr Statement k_cursor_put_sqlite{"audit_export_cursor_put_sqlite",
+                                        "INSERT INTO audit_export_cursors (sink, chain_id, seq) VALUES ($1, $2, $3) "
+                                        "ON CONFLICT (sink, chain_id) DO UPDATE SET seq = "
+                                        "max(audit_export_cursors.seq, excluded.seq)"};
 
 }  // namespace
 
@@ -34,7 +40,7 @@ struct Exporter::Worker {
   std::condition_variable cv;
   bool woken = false;
   bool stopping = false;
-  std::map<std::string, std::int64_t> cursors;
+  std::map<std::string, std::int64_t> cursors;  // this process's view; the table holds the maximum
   bool cursors_loaded = false;
   std::thread thread;
 
@@ -63,20 +69,22 @@ struct Exporter::Worker {
     bool sent = false;
     for (const auto& h : *heads) {
       std::int64_t& cursor = cursors[h.chain_id];
+      if (cursor > h.seq) cursor = 0;  // the chain went (retention) and started again
       while (cursor < h.seq) {
         auto entries = log.read_chain(h.chain_id, cursor, options.batch);
         if (!entries) return std::unexpected(entries.error());
         if (entries->empty()) break;
         std::vector<std::string> lines;
         lines.reserve(entries->size());
-        for (const auto& e : *entries) lines.push_back(to_json(e).dump());
+        for (const auto& e : *entries) lines.push_back(safe_dump(to_json(e)));
         if (auto w = sink->write(lines); !w) {
           failures.inc();
           return std::unexpected(w.error());
         }
         const std::int64_t last = entries->back().seq;
         auto saved = log.database().transact([&](Transaction& tx) -> Result<void> {
-          auto r = tx.execute(k_cursor_put, {Value(std::string(sink->name())), Value(h.chain_id), Value(last)});
+          auto r = tx.execute(tx.backend() == storage::Backend::postgres ? k_cursor_put_pg : k_cursor_put_sqlite,
+                              {Value(std::string(sink->name())), Value(h.chain_id), Value(last)});
           if (!r) return std::unexpected(r.error());
           return {};
         });
@@ -94,7 +102,13 @@ struct Exporter::Worker {
   void run() {
     bool failing = false;
     while (true) {
-      auto sent = pass();
+      Result<bool> sent = fail(Errc::internal, "exporter pass threw");
+      try {
+        sent = pass();
+      } catch (const std::exception& e) {
+        failures.inc();
+        sent = fail(Errc::internal, std::string("exporter pass threw: ") + e.what());
+      }
       if (!sent && !failing) {
         log::warn("audit export failing; will retry from the database",
                   {{"sink", std::string(sink->name())}, {"error", sent.error().message}});

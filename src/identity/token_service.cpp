@@ -165,9 +165,15 @@ Result<IssuedTokens> TokenService::password_grant(const std::string& email, cons
     record_failure(account_key);
     record_failure(address_key);
     if (tenant_id.empty() && tenant_ref && !tenant_ref->empty()) {
-      // The failure belongs in the chain of the tenant it was aimed at, when that tenant exists.
       auto t = is_uuid(*tenant_ref) ? tenants_.get(*tenant_ref) : tenants_.get_by_slug(*tenant_ref);
       if (t) tenant_id = t->id;
+    }
+    // The failure goes to the tenant's chain only when the account is a member there: the tenant's auditors may
+    // see attempts on their members, never which other e-mails have accounts. Everything else: platform chain.
+    if (!tenant_id.empty()) {
+      auto role =
+          known_user.empty() ? Result<std::optional<Role>>(std::nullopt) : users_.role_in(tenant_id, known_user);
+      if (!role || !*role) tenant_id.clear();
     }
     audit::Event event{.action = "auth.login_failed",
                        .resource_type = "user",

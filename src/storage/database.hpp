@@ -77,7 +77,10 @@ class Database {
 
   // Runs `body` in a transaction on a pooled connection: commits when it returns a value, rolls back when it
   // returns an error. When the body or the commit fails with serialization_failure the whole body runs again,
-  // up to options.max_attempts; a connection lost before the body started is replaced and retried once.
+  // up to options.max_attempts; a connection lost before the body started is replaced and retried once. A body
+  // that throws fails its transaction with `internal` (rolled back; the exception does not propagate). SQLite
+  // runs concurrent write transactions as one group commit, each body in its own savepoint, possibly on another
+  // caller's thread; opening a write transaction inside another on the same SQLite database fails (`internal`).
   virtual Result<void> transact(const std::function<Result<void>(Transaction&)>& body,
                                 const TransactionOptions& options = {}) = 0;
 

@@ -73,7 +73,14 @@ Result<void> PooledDatabase::transact(const std::function<Result<void>(Transacti
       if (lost && stale_connections++ <= static_cast<int>(max_connections_)) continue;
       return std::unexpected(begun.error());
     }
-    Result<void> outcome = body(*conn);
+    Result<void> outcome = fail(Errc::internal, "transaction body threw");
+    try {
+      outcome = body(*conn);
+    } catch (const std::exception& e) {
+      // The connection goes back to the pool rolled back instead of leaking with an open transaction.
+      outcome = fail(Errc::internal, std::string("transaction body threw: ") + e.what());
+    } catch (...) {
+    }
     if (outcome) outcome = conn->commit();
     if (!outcome) conn->rollback();
     release(std::move(conn));

@@ -195,6 +195,19 @@ Result<std::string> TenantData::serving_role() { return impl_->serving_role(); }
 
 bool TenantData::shares_control_plane(const Tenant& tenant) const { return !impl_->own_store(tenant); }
 
+Result<bool> TenantData::own_store_exists(const Tenant& tenant) {
+  Impl& s = *impl_;
+  if (!s.own_store(tenant)) return false;
+  if (!s.postgres()) return std::filesystem::exists(s.sqlite_path(tenant));
+  auto n = storage::transact_value<std::int64_t>(s.admin, [&](Transaction& tx) -> Result<std::int64_t> {
+    auto r = tx.execute(k_database_exists, {Value(tenant_database_name(tenant.id))});
+    if (!r) return std::unexpected(r.error());
+    return r->int_at(0, 0).value_or(0);
+  });
+  if (!n) return std::unexpected(n.error());
+  return *n > 0;
+}
+
 Result<void> TenantData::transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
                                   const storage::TransactionOptions& options) {
   Impl& s = *impl_;

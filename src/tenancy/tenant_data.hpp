@@ -81,6 +81,8 @@ class TenantData {
 
   // Whether the tenant's data lives in the control plane's database (so one transaction covers both).
   bool shares_control_plane(const Tenant& tenant) const;
+  // For a tenant with its own database or file: whether it exists (false after a purge). Never creates it.
+  Result<bool> own_store_exists(const Tenant& tenant);
 
   // For tests and diagnostics: the name of the PostgreSQL role that serves requests.
   Result<std::string> serving_role();

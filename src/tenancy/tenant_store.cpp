@@ -161,7 +161,9 @@ Result<Tenant> TenantStore::update(const std::string& id, const TenantPatch& pat
     auto r = tx.execute(sql, {Value(id), Value(t.name), Value(t.plan), Value(t.quotas.dump()),
                               Value(std::string(status_name(t.status))), Value(now)});
     if (!r) return std::unexpected(r.error());
-    audit::Event event{.action = "tenant.updated", .resource_type = "tenant", .resource_id = id, .tenant_id = id};
+    // The stored id, not the caller's spelling of it (PostgreSQL matches UUIDs in any case).
+    audit::Event event{
+        .action = "tenant.updated", .resource_type = "tenant", .resource_id = before.id, .tenant_id = before.id};
     if (before.status != t.status) {
       event.action = t.status == TenantStatus::deleted     ? "tenant.deleted"
                      : t.status == TenantStatus::suspended ? "tenant.suspended"

@@ -315,6 +315,52 @@ TEST_P(AuditApiTest, EntriesNameWhoDidWhatFromWhereWithTheChangedFields) {
   EXPECT_EQ(update["chain"]["seq"].get<int>(), create["chain"]["seq"].get<int>() + 1);
 }
 
+TEST_P(AuditApiTest, RawHeaderBytesAreStoredSafelyAndNeverFailTheChange) {
+  // Header values may carry any byte; the entry keeps a printable, valid UTF-8 version.
+  auto r = client_->call(Method::post, "/v1/projects", Json{{"name", "p"}}, owner_a_,
+                         {{"User-Agent", std::string("bot\xC3\x28\x01/1")}});
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  auto entries = all_entries();
+  ASSERT_FALSE(entries.empty());
+  EXPECT_EQ(entries.front().action, "project.created");
+  EXPECT_EQ(entries.front().user_agent, "bot?(?/1");
+  auto listed = client_->call(Method::get, "/v1/audit-logs?limit=1", std::nullopt, owner_a_);
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_EQ(listed.body["data"][0]["user_agent"], "bot?(?/1");
+}
+
+TEST_P(AuditApiTest, AFailedSignInOfANonMemberIsNotShownToTheTenant) {
+  auto refused = client_->call(Method::post, "/v1/auth/token",
+                               Json{{"grant_type", "password"},
+                                    {"email", "owner@beta.test"},
+                                    {"password", "password-beta"},
+                                    {"tenant", "alpha"}});
+  EXPECT_EQ(refused.status, 401);
+  auto unknown = client_->call(
+      Method::post, "/v1/auth/token",
+      Json{{"grant_type", "password"}, {"email", "nobody@else.test"}, {"password", "whatever-1"}, {"tenant", "alpha"}});
+  EXPECT_EQ(unknown.status, 401);
+  auto alpha = client_->call(Method::get, "/v1/audit-logs?action=auth.login_failed", std::nullopt, owner_a_);
+  ASSERT_EQ(alpha.status, 200);
+  EXPECT_TRUE(alpha.body["data"].empty()) << alpha.body.dump();
+  int in_platform = 0;
+  for (const auto& e : all_entries()) in_platform += e.action == "auth.login_failed" && e.chain_id == "platform";
+  EXPECT_EQ(in_platform, 2);
+}
+
+TEST_P(AuditApiTest, APurgeCanBeRepeated) {
+  ASSERT_EQ(client_->call(Method::delete_, "/v1/admin/tenants/" + b_.id + "?purge=true", std::nullopt, root_).status,
+            204);
+  ASSERT_EQ(client_->call(Method::delete_, "/v1/admin/tenants/" + b_.id + "?purge=true", std::nullopt, root_).status,
+            204);
+  int purged = 0;
+  for (const auto& e : all_entries()) purged += e.action == "tenant.purged" && e.tenant_id == b_.id;
+  EXPECT_EQ(purged, 2);
+  auto report = platform().audit->verify(std::nullopt);
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->findings.empty());
+}
+
 TEST_P(AuditApiTest, AuthEventsAreRecorded) {
   // A failed sign-in is recorded (in the tenant's chain, naming the account) though the request fails.
   auto bad = client_->call(

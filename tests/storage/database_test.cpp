@@ -1,6 +1,7 @@
 #include "storage/database.hpp"
 
 #include <atomic>
+#include <stdexcept>
 #include <thread>
 
 #include "storage/backend_param.hpp"
@@ -275,6 +276,33 @@ TEST(SqliteDatabase, AWriteTransactionInsideAnotherOnTheSameDatabaseIsRefused) {
   // Reading inside a write transaction is fine (another connection).
   auto reads = t->db().transact([&](Transaction&) -> Result<void> { return t->db().ping(); });
   EXPECT_TRUE(reads);
+}
+
+TEST_P(DatabaseTest, ABodyThatThrowsFailsAloneAndWritesGoOn) {
+  std::vector<std::thread> workers;
+  std::atomic<int> ok{0};
+  std::atomic<int> threw{0};
+  for (int t = 0; t < 8; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        const std::int64_t id = t * 100 + i;
+        // A throwing body is that transaction's internal error: rolled back, its connection back in the pool.
+        auto r = db().transact([&](Transaction& tx) -> Result<void> {
+          auto ins = tx.execute(k_insert, {Value(id), Value("t" + std::to_string(id)), Value(), Value(), Value()});
+          if (!ins) return std::unexpected(ins.error());
+          if (i % 5 == 0) throw std::runtime_error("boom");
+          return {};
+        });
+        if (r) ++ok;
+        if (!r && i % 5 == 0 && r.error().code == Errc::internal) ++threw;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(ok.load(), 8 * 16);
+  EXPECT_EQ(threw.load(), 8 * 4);
+  EXPECT_EQ(count(), 8 * 16);
+  EXPECT_TRUE(insert(99'999, "after"));
 }
 
 TEST(SqliteDatabase, UsesWalAndForeignKeys) {

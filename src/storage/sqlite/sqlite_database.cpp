@@ -4,6 +4,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -299,36 +300,51 @@ class SqliteDatabase final : public detail::PooledDatabase {
   static constexpr std::size_t k_max_group = 64;
   static thread_local const SqliteDatabase* t_group_leader;
 
-  // One transaction for `group`; each writer's result is set. Called by the leader without group_mutex_.
-  void run_group(const std::vector<Writer*>& group, const TransactionOptions& options) {
-    auto fail_all = [&](const Error& e) {
-      for (Writer* w : group) w->result = std::unexpected(e);
-    };
-    for (int attempt = 1;; ++attempt) {
+  // Runs one body inside the group's transaction; an exception is that body's failure, not the group's.
+  static Result<void> run_body(Writer& w, Transaction& tx) {
+    try {
+      return (*w.body)(tx);
+    } catch (const std::exception& e) {
+      return fail(Errc::internal, std::string("transaction body threw: ") + e.what());
+    } catch (...) {
+      return fail(Errc::internal, "transaction body threw");
+    }
+  }
+
+  // Commits `group` in one transaction and sets each writer's result. Called by the leader without group_mutex_;
+  // never throws. When SQLite abandons the whole transaction because of one body (an interrupted statement, a full
+  // disk), that body fails and the others run again in a new transaction.
+  void run_group(std::vector<Writer*> group, const TransactionOptions& options) {
+    for (int attempt = 1; !group.empty();) {
       auto acquired = acquire();
-      if (!acquired) return fail_all(acquired.error());
+      if (!acquired) {
+        for (Writer* w : group) w->result = std::unexpected(acquired.error());
+        return;
+      }
       std::unique_ptr<detail::Connection> conn = std::move(*acquired);
       auto* sqlite = static_cast<SqliteConnection*>(conn.get());
       if (auto begun = sqlite->begin(options); !begun) {
         release(std::move(conn));
-        if (begun.error().code == Errc::serialization_failure && attempt < std::max(1, options.max_attempts)) continue;
-        return fail_all(begun.error());
+        if (begun.error().code == Errc::serialization_failure && attempt++ < std::max(1, options.max_attempts))
+          continue;
+        for (Writer* w : group) w->result = std::unexpected(begun.error());
+        return;
       }
+      const SqliteDatabase* outer = t_group_leader;
       t_group_leader = this;
       bool any = false;
-      std::optional<Error> aborted;
-      for (Writer* w : group) {
+      std::optional<std::size_t> culprit;
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        Writer* w = group[i];
         if (auto sp = sqlite->savepoint(); !sp) {
           w->result = std::unexpected(sp.error());
           continue;
         }
-        w->result = (*w->body)(*sqlite);
+        w->result = run_body(*w, *sqlite);
         if (w->result) w->result = sqlite->release_savepoint();
         if (!sqlite->in_transaction()) {
-          // SQLite abandoned the whole transaction: the members before this one are lost too.
-          aborted =
-              Error{Errc::unavailable, "the group transaction was rolled back by SQLite: " +
-                                           (w->result ? std::string("unknown error") : w->result.error().message)};
+          if (w->result) w->result = fail(Errc::unavailable, "SQLite rolled the transaction back");
+          culprit = i;
           break;
         }
         if (w->result) {
@@ -337,17 +353,18 @@ class SqliteDatabase final : public detail::PooledDatabase {
           sqlite->rollback_savepoint();
         }
       }
-      t_group_leader = nullptr;
-      if (aborted) {
+      t_group_leader = outer;
+      if (culprit) {
         sqlite->rollback();
         release(std::move(conn));
-        return fail_all(*aborted);
+        group.erase(group.begin() + static_cast<std::ptrdiff_t>(*culprit));  // its result stays its error
+        continue;                                                            // everyone else again, without it
       }
       Result<void> committed = any ? sqlite->commit() : Result<void>{};
       if (!any || !committed) sqlite->rollback();
       release(std::move(conn));
       if (!committed) {
-        if (committed.error().code == Errc::serialization_failure && attempt < std::max(1, options.max_attempts)) {
+        if (committed.error().code == Errc::serialization_failure && attempt++ < std::max(1, options.max_attempts)) {
           continue;  // every body runs again, as PooledDatabase::transact would
         }
         for (Writer* w : group) {
