@@ -1,4 +1,5 @@
 #include "audit/sink.hpp"
+#include "core/sigpipe.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -291,41 +292,6 @@ timeval to_timeval(std::chrono::milliseconds ms) {
   ms = std::max(ms, std::chrono::milliseconds(1));
   return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
-
-// OpenSSL writes with write(2), so a connection the peer closed raises SIGPIPE, which kills a process that has
-// not ignored it. Blocks SIGPIPE in this thread for the scope and discards one raised meanwhile.
-class SigpipeGuard {
- public:
-  SigpipeGuard() {
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &block, &previous_);
-    sigset_t pending;
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-  }
-  ~SigpipeGuard() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        sigset_t only;
-        sigemptyset(&only);
-        sigaddset(&only, SIGPIPE);
-        const timespec zero{};
-        sigtimedwait(&only, nullptr, &zero);
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
- private:
-  sigset_t previous_;
-  bool was_pending_ = false;
-};
 
 struct SslCtxDeleter {
   void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "core/sigpipe.hpp"
 #include "identity/revocation.hpp"
 
 namespace atrium::identity {
@@ -133,41 +134,6 @@ std::optional<std::chrono::milliseconds> remaining(Deadline deadline) {
   if (left.count() <= 0) return std::nullopt;
   return left;
 }
-
-// hiredis writes with write(2): a connection the server closed raises SIGPIPE, which kills a process that has
-// not ignored it. Blocks SIGPIPE in this thread for the scope and discards one raised meanwhile.
-class SigpipeGuard {
- public:
-  SigpipeGuard() {
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &block, &previous_);
-    sigset_t pending;
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-  }
-  ~SigpipeGuard() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        sigset_t only;
-        sigemptyset(&only);
-        sigaddset(&only, SIGPIPE);
-        const timespec zero{};
-        sigtimedwait(&only, nullptr, &zero);
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
- private:
-  sigset_t previous_;
-  bool was_pending_ = false;
-};
 
 struct ContextDeleter {
   void operator()(redisContext* c) const { redisFree(c); }

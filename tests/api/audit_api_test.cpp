@@ -11,6 +11,7 @@
 
 #include "audit/audit_log.hpp"
 #include "support/api_client.hpp"
+#include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 #include "tenancy/tenant.hpp"
@@ -22,15 +23,7 @@ using http::Method;
 using storage::Backend;
 using tenancy::Isolation;
 
-struct Case {
-  Backend backend;
-  Isolation isolation;
-};
-
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  return std::string(storage::backend_name(info.param.backend)) + "_" +
-         std::string(tenancy::isolation_name(info.param.isolation));
-}
+using Case = IsolationCase;
 
 // Runs SQL on its own connection: PostgreSQL as the role `url` names, or the SQLite file. "" when it worked,
 // else the database's error message.
@@ -699,12 +692,7 @@ TEST_P(AuditApiTest, EntriesOutliveAPurgedTenantUntilRetention) {
   EXPECT_TRUE(after->findings.empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    All, AuditApiTest,
-    ::testing::Values(Case{Backend::sqlite, Isolation::shared}, Case{Backend::sqlite, Isolation::schema},
-                      Case{Backend::sqlite, Isolation::database}, Case{Backend::postgres, Isolation::shared},
-                      Case{Backend::postgres, Isolation::schema}, Case{Backend::postgres, Isolation::database}),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(All, AuditApiTest, all_isolation_cases(), isolation_case_name);
 
 }  // namespace
 }  // namespace atrium::test

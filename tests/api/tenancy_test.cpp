@@ -6,6 +6,7 @@
 
 #include "identity/permissions.hpp"
 #include "support/api_client.hpp"
+#include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 #include "tenancy/tenant.hpp"
@@ -17,15 +18,7 @@ using http::Method;
 using storage::Backend;
 using tenancy::Isolation;
 
-struct Case {
-  Backend backend;
-  Isolation isolation;
-};
-
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  return std::string(storage::backend_name(info.param.backend)) + "_" +
-         std::string(tenancy::isolation_name(info.param.isolation));
-}
+using Case = IsolationCase;
 
 // SELECT returning one integer, run on its own connection (as whatever role the URL names).
 std::int64_t pg_count(const std::string& url, const std::string& sql) {
@@ -254,12 +247,7 @@ TEST_P(TenancyTest, CursorPaginationVisitsEveryProjectOnce) {
   EXPECT_EQ(client_->call(Method::get, "/v1/projects?cursor=junk", std::nullopt, token_a_).status, 400);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Levels, TenancyTest,
-    ::testing::Values(Case{Backend::sqlite, Isolation::shared}, Case{Backend::sqlite, Isolation::schema},
-                      Case{Backend::sqlite, Isolation::database}, Case{Backend::postgres, Isolation::shared},
-                      Case{Backend::postgres, Isolation::schema}, Case{Backend::postgres, Isolation::database}),
-    case_name);
+INSTANTIATE_TEST_SUITE_P(Levels, TenancyTest, all_isolation_cases(), isolation_case_name);
 
 // Row-level security is PostgreSQL's: checked where the serving role reaches the tables from the main database.
 class RowLevelSecurityTest : public TenancyTest {};
@@ -282,7 +270,7 @@ TEST_P(RowLevelSecurityTest, ServingRoleWithoutTenantContextSeesNoRows) {
 INSTANTIATE_TEST_SUITE_P(Postgres, RowLevelSecurityTest,
                          ::testing::Values(Case{Backend::postgres, Isolation::shared},
                                            Case{Backend::postgres, Isolation::schema}),
-                         case_name);
+                         isolation_case_name);
 
 }  // namespace
 }  // namespace atrium::test
