@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <list>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "core/log.hpp"
@@ -29,6 +30,8 @@ constexpr Statement k_grant_schema{"tenant_grant_schema",
                                    "SELECT atrium_grant_schema_to(atrium_tenant_schema($1::uuid), $2)"};
 constexpr Statement k_grant_public{"tenant_grant_public", "SELECT atrium_grant_schema_to('public', $1)"};
 constexpr Statement k_current_user{"tenant_current_user", "SELECT current_user::text"};
+constexpr Statement k_database_sessions{"tenant_database_sessions",
+                                        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1"};
 constexpr Statement k_database_exists{"tenant_database_exists", "SELECT COUNT(*) FROM pg_database WHERE datname = $1"};
 constexpr Statement k_create_database_command{"tenant_create_database_command",
                                               "SELECT format('CREATE DATABASE %I', $1::text)"};
@@ -328,6 +331,17 @@ Result<void> TenantData::purge(const Tenant& tenant) {
     });
   }
   if (s.postgres()) {
+    // Our pool's connections are closing; wait (briefly) until their server sessions are gone, since DROP ... WITH
+    // (FORCE) may only end sessions of roles the owner is allowed to signal, which the serving role's are not.
+    for (int wait = 0; wait < 1000; ++wait) {  // at most about 10 s
+      auto sessions = storage::transact_value<std::int64_t>(s.admin, [&](Transaction& tx) -> Result<std::int64_t> {
+        auto r = tx.execute(k_database_sessions, {Value(tenant_database_name(tenant.id))});
+        if (!r) return std::unexpected(r.error());
+        return r->int_at(0, 0).value_or(0);
+      });
+      if (!sessions || *sessions == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     auto command = storage::transact_value<std::string>(s.admin, [&](Transaction& tx) -> Result<std::string> {
       auto text = tx.execute(k_drop_database_command, {Value(tenant_database_name(tenant.id))});
       if (!text) return std::unexpected(text.error());

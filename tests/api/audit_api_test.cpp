@@ -342,10 +342,10 @@ TEST_P(AuditApiTest, AFailedSignInOfANonMemberIsNotShownToTheTenant) {
 }
 
 TEST_P(AuditApiTest, APurgeCanBeRepeated) {
-  ASSERT_EQ(client_->call(Method::delete_, "/v1/admin/tenants/" + b_.id + "?purge=true", std::nullopt, root_).status,
-            204);
-  ASSERT_EQ(client_->call(Method::delete_, "/v1/admin/tenants/" + b_.id + "?purge=true", std::nullopt, root_).status,
-            204);
+  for (int i = 0; i < 2; ++i) {
+    auto r = client_->call(Method::delete_, "/v1/admin/tenants/" + b_.id + "?purge=true", std::nullopt, root_);
+    ASSERT_EQ(r.status, 204) << "purge " << i + 1 << ": " << r.body.dump();
+  }
   int purged = 0;
   for (const auto& e : all_entries()) purged += e.action == "tenant.purged" && e.tenant_id == b_.id;
   EXPECT_EQ(purged, 2);
