@@ -58,85 +58,83 @@ http::Response audited_read(Platform& platform, const http::Request& req, http::
 
 // Authentication, tenant resolution and authorization (see security.hpp), then the handler.
 http::Response secured(Platform& platform, http::Request& req, const http::Next& next) {
-  {
-    if (req.options == nullptr || req.options->access == Access::open) return next(req);
+  if (req.options == nullptr || req.options->access == Access::open) return next(req);
 
-    // 1. Authenticate.
-    auto token = bearer_token(req);
-    if (!token || token->empty()) {
-      return error_response({Errc::unauthenticated, "a bearer token or API key is required"}, req);
+  // 1. Authenticate.
+  auto token = bearer_token(req);
+  if (!token || token->empty()) {
+    return error_response({Errc::unauthenticated, "a bearer token or API key is required"}, req);
+  }
+  Result<std::shared_ptr<const identity::Principal>> principal = fail(Errc::internal, "");
+  if (identity::ApiKeyStore::looks_like_api_key(*token)) {
+    audit::Context context = audit_context(req);
+    context.actor_type = audit::ActorType::api_key;
+    auto key = platform.api_keys->authenticate(*token, platform.audit->recorder(context));
+    principal = key ? Result<std::shared_ptr<const identity::Principal>>(
+                          std::make_shared<const identity::Principal>(std::move(*key)))
+                    : std::unexpected(key.error());
+  } else {
+    principal = platform.tokens->authenticate(*token);
+  }
+  if (!principal) {
+    if (principal.error().code == Errc::unauthenticated || principal.error().code == Errc::invalid_argument) {
+      return error_response({Errc::unauthenticated, "invalid or expired credentials"}, req);
     }
-    Result<std::shared_ptr<const identity::Principal>> principal = fail(Errc::internal, "");
-    if (identity::ApiKeyStore::looks_like_api_key(*token)) {
-      audit::Context context = audit_context(req);
-      context.actor_type = audit::ActorType::api_key;
-      auto key = platform.api_keys->authenticate(*token, platform.audit->recorder(context));
-      principal = key ? Result<std::shared_ptr<const identity::Principal>>(
-                            std::make_shared<const identity::Principal>(std::move(*key)))
-                      : std::unexpected(key.error());
-    } else {
-      principal = platform.tokens->authenticate(*token);
-    }
-    if (!principal) {
-      if (principal.error().code == Errc::unauthenticated || principal.error().code == Errc::invalid_argument) {
-        return error_response({Errc::unauthenticated, "invalid or expired credentials"}, req);
-      }
-      return error_response(principal.error(), req);
-    }
-    std::shared_ptr<const identity::Principal> who = std::move(*principal);
+    return error_response(principal.error(), req);
+  }
+  std::shared_ptr<const identity::Principal> who = std::move(*principal);
 
-    if (req.options->access == Access::super_admin) {
-      if (!who->super_admin || who->kind != identity::Principal::Kind::user) {
-        return http::problem(403, "forbidden", "Forbidden", "This operation is for super admins.", req);
-      }
-      req.principal = std::move(who);
-      return audited_read(platform, req, next(req));
-    }
-
-    if (req.options->access == Access::tenant) {
-      // 2. Resolve the tenant from every source present; all must agree.
-      std::shared_ptr<const tenancy::Tenant> tenant;
-      auto consider = [&](const std::string& ref) -> std::optional<http::Response> {
-        auto resolved = platform.directory->resolve(ref);
-        if (!resolved) {
-          if (resolved.error().code == Errc::not_found) return invalid_tenant(req);
-          return error_response(resolved.error(), req);
-        }
-        if (tenant && tenant->id != (*resolved)->id) {
-          return http::problem(403, "tenant-mismatch", "Forbidden", "The request names more than one tenant.", req);
-        }
-        tenant = *resolved;
-        return std::nullopt;
-      };
-      if (!who->tenant_id.empty()) {
-        if (auto refused = consider(who->tenant_id)) return *refused;
-      }
-      if (auto header = req.headers.get("X-Tenant-ID"); header && !header->empty()) {
-        if (auto refused = consider(std::string(*header))) return *refused;
-      }
-      if (auto slug = host_slug(req, platform.config().tenancy.base_domain); !slug.empty()) {
-        if (auto refused = consider(slug)) return *refused;
-      }
-      if (!tenant) return http::problem(403, "no-tenant", "Forbidden", "No tenant selected.", req);
-      if (tenant->status != tenancy::TenantStatus::active) return invalid_tenant(req);
-      // A super admin without a tenant of its own acts as an owner in the tenant it names.
-      if (who->super_admin && who->tenant_id.empty()) {
-        auto acting = std::make_shared<identity::Principal>(*who);
-        acting->role = std::string(identity::role_name(identity::Role::owner));
-        acting->permissions = identity::permissions_for(identity::Role::owner);
-        who = std::move(acting);
-      }
-      // 3. Authorize.
-      if (!req.options->permission.empty() && !who->has(req.options->permission)) {
-        return http::problem(403, "forbidden", "Forbidden",
-                             "Missing permission " + std::string(req.options->permission) + ".", req);
-      }
-      req.tenant = std::move(tenant);
+  if (req.options->access == Access::super_admin) {
+    if (!who->super_admin || who->kind != identity::Principal::Kind::user) {
+      return http::problem(403, "forbidden", "Forbidden", "This operation is for super admins.", req);
     }
     req.principal = std::move(who);
-    if (req.principal->super_admin && req.tenant) return audited_read(platform, req, next(req));
-    return next(req);
+    return audited_read(platform, req, next(req));
   }
+
+  if (req.options->access == Access::tenant) {
+    // 2. Resolve the tenant from every source present; all must agree.
+    std::shared_ptr<const tenancy::Tenant> tenant;
+    auto consider = [&](const std::string& ref) -> std::optional<http::Response> {
+      auto resolved = platform.directory->resolve(ref);
+      if (!resolved) {
+        if (resolved.error().code == Errc::not_found) return invalid_tenant(req);
+        return error_response(resolved.error(), req);
+      }
+      if (tenant && tenant->id != (*resolved)->id) {
+        return http::problem(403, "tenant-mismatch", "Forbidden", "The request names more than one tenant.", req);
+      }
+      tenant = *resolved;
+      return std::nullopt;
+    };
+    if (!who->tenant_id.empty()) {
+      if (auto refused = consider(who->tenant_id)) return *refused;
+    }
+    if (auto header = req.headers.get("X-Tenant-ID"); header && !header->empty()) {
+      if (auto refused = consider(std::string(*header))) return *refused;
+    }
+    if (auto slug = host_slug(req, platform.config().tenancy.base_domain); !slug.empty()) {
+      if (auto refused = consider(slug)) return *refused;
+    }
+    if (!tenant) return http::problem(403, "no-tenant", "Forbidden", "No tenant selected.", req);
+    if (tenant->status != tenancy::TenantStatus::active) return invalid_tenant(req);
+    // A super admin without a tenant of its own acts as an owner in the tenant it names.
+    if (who->super_admin && who->tenant_id.empty()) {
+      auto acting = std::make_shared<identity::Principal>(*who);
+      acting->role = std::string(identity::role_name(identity::Role::owner));
+      acting->permissions = identity::permissions_for(identity::Role::owner);
+      who = std::move(acting);
+    }
+    // 3. Authorize.
+    if (!req.options->permission.empty() && !who->has(req.options->permission)) {
+      return http::problem(403, "forbidden", "Forbidden",
+                           "Missing permission " + std::string(req.options->permission) + ".", req);
+    }
+    req.tenant = std::move(tenant);
+  }
+  req.principal = std::move(who);
+  if (req.principal->super_admin && req.tenant) return audited_read(platform, req, next(req));
+  return next(req);
 }
 
 }  // namespace

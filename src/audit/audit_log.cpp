@@ -21,8 +21,7 @@ using storage::Value;
   "id, chain_id, seq, occurred_at, tenant_id, actor_type, actor_id, actor_ip, action, resource_type, resource_id, " \
   "changes, user_agent, request_id, session_id, prev_hash, hash"
 
-constexpr Statement k_head_lock_sqlite{"audit_head_lock_sqlite",
-                                       "SELECT seq, hash FROM audit_chain_heads WHERE chain_id = $1"};
+constexpr Statement k_head_sqlite{"audit_head_sqlite", "SELECT seq, hash FROM audit_chain_heads WHERE chain_id = $1"};
 constexpr Statement k_head_create{
     "audit_head_create",
     "INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES ($1, 0, '') ON CONFLICT (chain_id) DO NOTHING"};
@@ -282,11 +281,11 @@ Result<void> AuditLog::append_entry(Transaction& tx, Entry e) {
     return fail(Errc::internal, "audit chain head missing after creation");
   }
   // SQLite: writers are serialised, so reading the head and writing it back cannot interleave.
-  auto head = tx.execute(k_head_lock_sqlite, {Value(e.chain_id)});
+  auto head = tx.execute(k_head_sqlite, {Value(e.chain_id)});
   if (!head) return std::unexpected(head.error());
   if (head->empty()) {
     if (auto r = tx.execute(k_head_create, {Value(e.chain_id)}); !r) return std::unexpected(r.error());
-    head = tx.execute(k_head_lock_sqlite, {Value(e.chain_id)});
+    head = tx.execute(k_head_sqlite, {Value(e.chain_id)});
     if (!head) return std::unexpected(head.error());
     if (head->empty()) return fail(Errc::internal, "audit chain head missing after creation");
   }
@@ -545,6 +544,7 @@ Result<std::int64_t> AuditLog::apply_retention(storage::Database& admin, std::ch
   std::int64_t deleted = 0;
   for (std::size_t i = 0; i < purged->rows.size(); ++i) {
     const std::string tenant = purged->text_at(i, 0).value_or("");
+    std::int64_t chain_deleted = 0;  // counted once the transaction commits (its body may run again)
     auto r = admin.transact([&](Transaction& tx) -> Result<void> {
       if (auto o = tx.execute(pg ? k_retention_open_pg : k_retention_open_sqlite); !o)
         return std::unexpected(o.error());
@@ -558,11 +558,12 @@ Result<std::int64_t> AuditLog::apply_retention(storage::Database& admin, std::ch
       }
       Event event{.action = "audit.retention_applied", .resource_type = "tenant", .resource_id = tenant};
       event.changes = {{"entries_deleted", d->affected_rows}, {"purged_before", format_rfc3339(cutoff)}};
-      deleted += d->affected_rows;
+      chain_deleted = d->affected_rows;
       return append_entry(tx, make_entry(Context{.actor_type = ActorType::system, .actor_id = "retention"}, event));
     });
     if (!r) return std::unexpected(r.error());
-    log::info("audit retention applied", {{"tenant_id", tenant}});
+    deleted += chain_deleted;
+    log::info("audit retention applied", {{"tenant_id", tenant}, {"entries_deleted", chain_deleted}});
   }
   return deleted;
 }
