@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start (b): installs everything, builds with AddressSanitizer and UndefinedBehaviorSanitizer, builds the
-# fuzz targets with clang, starts a private PostgreSQL and Redis on free loopback ports, runs the whole test suite, and
-# stops the services again, also when a test fails. .ci/run calls this.
+# fuzz targets with clang, starts a private PostgreSQL, Redis and RabbitMQ on free loopback ports, runs the whole
+# test suite, and stops the services again, also when a test fails. .ci/run calls this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/log.hpp"
+#include "events/outbox.hpp"
 #include "storage/migrations.hpp"
 
 namespace atrium::api {
@@ -69,6 +70,7 @@ struct Platform::RetentionJob {
 Platform::Platform(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
 
 Platform::~Platform() {
+  background.reset();
   exporter_.reset();
   retention_.reset();
 }
@@ -93,6 +95,9 @@ Result<int> Platform::relay_pending_audit() {
       if (!n) {
         log::warn("audit outbox not relayed", {{"tenant_id", t.id}, {"error", n.error().message}});
         continue;
+      }
+      if (auto e = events::move_to_control_plane(*tenant_data, *db_, t); !e) {
+        log::warn("event outbox not relayed", {{"tenant_id", t.id}, {"error", e.error().message}});
       }
       moved += *n;
     }
@@ -254,6 +259,11 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
       *p->db_, *p->users, *p->tenants, *p->keys, *p->revocations, clock, settings, config.identity.issuer,
       config.identity.audience, password_cost(config), jwt_algorithm(config));
   p->api_keys = std::make_unique<identity::ApiKeyStore>(*p->db_, clock);
+  if (options.background) {
+    auto background = Background::open(*p);
+    if (!background) return std::unexpected(background.error());
+    p->background = std::move(*background);
+  }
   return p;
 }
 
@@ -311,13 +321,13 @@ Result<tenancy::Tenant> Platform::create_tenant(const NewTenantRequest& request,
   if (request.owner_email && !identity::UserStore::valid_email(*request.owner_email)) {
     return fail(Errc::invalid_argument, "owner_email is not a valid address");
   }
-  auto created = tenants->create(request.tenant, audit->recorder(who));
+  auto created = tenants->create(request.tenant, recorder(who));
   if (!created) return created;
   if (auto r = tenant_data->provision(*created); !r) {
     log::error("tenant provisioning failed", {{"tenant_id", created->id}, {"error", r.error().message}});
     const audit::Context system{.actor_type = audit::ActorType::system, .actor_id = "provisioning"};
     (void)tenants->update(created->id, tenancy::TenantPatch{.status = tenancy::TenantStatus::deleted},
-                          audit->recorder(system));
+                          recorder(system));
     return fail(r.error().code, "provisioning failed: " + r.error().message);
   }
   if (request.owner_email) {
@@ -330,8 +340,11 @@ Result<tenancy::Tenant> Platform::create_tenant(const NewTenantRequest& request,
 
 Result<tenancy::Tenant> Platform::update_tenant(const std::string& id, const tenancy::TenantPatch& patch,
                                                 const audit::Context& who) {
-  auto updated = tenants->update(id, patch, audit->recorder(who));
-  if (updated) directory->invalidate(*updated);
+  auto updated = tenants->update(id, patch, recorder(who));
+  if (updated) {
+    directory->invalidate(*updated);
+    if (background) background->events_committed();
+  }
   return updated;
 }
 
@@ -346,16 +359,35 @@ Result<void> Platform::purge_tenant(const std::string& id, const audit::Context&
   if (*exists) {
     if (auto r = flush_audit(*t); !r) return r;
   }
+  if (*exists) {
+    if (auto r = events::move_to_control_plane(*tenant_data, *db_, *t); !r) return std::unexpected(r.error());
+  }
   if (auto r = tenant_data->purge(*t); !r) return r;
   directory->invalidate(*t);
   return tenants->mark_purged(id, audit->recorder(who));
 }
 
 Result<void> Platform::flush_audit(const tenancy::Tenant& tenant) {
-  if (tenant_data->shares_control_plane(tenant)) return {};
-  auto moved = audit->relay(*tenant_data, tenant);
-  if (!moved) return std::unexpected(moved.error());
+  if (!tenant_data->shares_control_plane(tenant)) {
+    auto moved = audit->relay(*tenant_data, tenant);
+    if (!moved) return std::unexpected(moved.error());
+    auto events = events::move_to_control_plane(*tenant_data, *db_, tenant);
+    if (!events) return std::unexpected(events.error());
+  }
+  if (background) background->events_committed();
   return {};
+}
+
+audit::Recorder Platform::recorder(const audit::Context& who) {
+  return [this, inner = audit->recorder(who)](storage::Transaction& tx, const audit::Event& e) -> Result<void> {
+    if (auto r = audit::record(inner, tx, e); !r) return r;
+    static constexpr std::string_view lifecycle[] = {"tenant.created", "tenant.suspended", "tenant.reactivated",
+                                                     "tenant.deleted"};
+    if (std::find(std::begin(lifecycle), std::end(lifecycle), e.action) == std::end(lifecycle)) return {};
+    auto emitted = events::emit(tx, clock_, e.resource_id, e.action, {{"id", e.resource_id}, {"changes", e.changes}});
+    if (!emitted) return std::unexpected(emitted.error());
+    return {};
+  };
 }
 
 }  // namespace atrium::api

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 
+#include "api/background.hpp"
 #include "audit/audit_log.hpp"
 #include "audit/exporter.hpp"
 #include "core/clock.hpp"
@@ -28,6 +29,7 @@ class Platform {
   struct Options {
     bool migrate = true;  // apply pending migrations (control plane, shared tenant tables, each tenant schema/db)
     std::function<void(int done, int total)> on_tenant_migrated;  // progress of per-tenant migrations
+    bool background = true;  // open the job queue (RabbitMQ when configured) and register the job handlers
   };
 
   // Opens the databases, migrates when asked, and loads (or creates) the signing keys. Errors name the step.
@@ -53,8 +55,9 @@ class Platform {
   // Irreversibly removes a deleted tenant's data (its audit entries stay for audit.retention_days).
   Result<void> purge_tenant(const std::string& id, const audit::Context& who);
 
-  // For a tenant whose data lives in its own database or file: moves the audit entries its transactions left in
-  // its outbox into its chain. Call after such a transaction committed; a no-op for the other tenants.
+  // For a tenant whose data lives in its own database or file: moves the audit entries and domain events its
+  // transactions left in its outboxes into the control plane (the audit chain, pending_events). Call after such a
+  // transaction committed; then wakes the event relay. For the other tenants only the wake.
   Result<void> flush_audit(const tenancy::Tenant& tenant);
   // flush_audit for a request whose change already committed: a failure is logged, not returned (the entries are
   // durable in the outbox and move on the tenant's next change or the next start), so the caller still answers
@@ -69,6 +72,9 @@ class Platform {
   Result<void> start_audit_services();
   // Wakes the SIEM exporter after a change committed (no-op without sinks). Never blocks.
   void audit_committed();
+  // The audit recorder for `who` that also emits the tenant lifecycle's domain events (tenant.created,
+  // tenant.suspended, tenant.reactivated, tenant.deleted) into the outbox, in the same transaction.
+  audit::Recorder recorder(const audit::Context& who);
 
   const Config& config() const { return config_; }
   const Clock& clock() const { return clock_; }
@@ -97,6 +103,8 @@ class Platform {
   std::unique_ptr<identity::RevocationStore> revocations;
   std::unique_ptr<identity::TokenService> tokens;
   std::unique_ptr<identity::ApiKeyStore> api_keys;
+  // Null when opened without Options::background.
+  std::unique_ptr<Background> background;
 
  private:
   // Declared last: stopped before everything it reads.

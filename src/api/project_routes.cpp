@@ -3,6 +3,7 @@
 #include "api/support.hpp"
 #include "core/ids.hpp"
 #include "core/json_writer.hpp"
+#include "events/outbox.hpp"
 #include "identity/permissions.hpp"
 #include "identity/secrets.hpp"
 #include "projects/project_store.hpp"
@@ -127,6 +128,9 @@ void register_project_routes(http::Router& router, Platform& platform) {
             audit::Event event{.action = "project.created", .resource_type = "project", .resource_id = project->id};
             event.changes = audit::created_changes({{"name", project->name}, {"description", project->description}});
             if (auto a = platform.audit->append(tx, who, std::move(event)); !a) return a;
+            if (auto e = events::emit(tx, clock, "project.created", projects::to_json(*project)); !e) {
+              return std::unexpected(e.error());
+            }
             response_body = projects::to_json(*project).dump();
             if (key) {
               auto stored = tx.execute(k_idempotency_put, {Value(*key), Value(std::string(operation)),
@@ -184,6 +188,9 @@ void register_project_routes(http::Router& router, Platform& platform) {
                  audit::add_change(event.changes, "name", before->name, p->name);
                  audit::add_change(event.changes, "description", before->description, p->description);
                  if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 if (auto e = events::emit(tx, clock, "project.updated", projects::to_json(*p)); !e) {
+                   return std::unexpected(e.error());
+                 }
                  project = std::move(*p);
                  return {};
                });
@@ -203,7 +210,10 @@ void register_project_routes(http::Router& router, Platform& platform) {
                  audit::Event event{.action = "project.deleted", .resource_type = "project", .resource_id = id};
                  audit::add_change(event.changes, "name", before->name, nullptr);
                  audit::add_change(event.changes, "description", before->description, nullptr);
-                 return platform.audit->append(tx, audit_context(req), std::move(event));
+                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 auto e = events::emit(tx, platform.clock(), "project.deleted", {{"id", id}});
+                 if (!e) return std::unexpected(e.error());
+                 return {};
                });
                if (!r) return error_response(r.error(), req);
                platform.flush_audit_after_commit(*req.tenant);

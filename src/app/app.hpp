@@ -21,6 +21,8 @@ struct CommonOptions {
 };
 
 int serve_command(const CommonOptions& options);
+// Runs the job runner, event relay and scheduler until SIGTERM or SIGINT; running jobs get jobs.shutdown_grace_ms.
+int worker_command(const CommonOptions& options);
 int migrate_command(const CommonOptions& options);
 int config_check_command(const CommonOptions& options);
 int version_command();

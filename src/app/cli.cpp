@@ -25,6 +25,8 @@ int run(int argc, char** argv) {
 
   CLI::App* serve = app.add_subcommand("serve", "Run the HTTP server");
   add_common(serve);
+  CLI::App* worker = app.add_subcommand("worker", "Run background jobs, the event relay and the scheduler (no HTTP)");
+  add_common(worker);
   CLI::App* migrate = app.add_subcommand("migrate", "Apply pending database migrations");
   add_common(migrate);
   CLI::App* version = app.add_subcommand("version", "Print the version and build");
@@ -68,6 +70,7 @@ int run(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (serve->parsed()) return serve_command(common);
+  if (worker->parsed()) return worker_command(common);
   if (migrate->parsed()) return migrate_command(common);
   if (version->parsed()) return version_command();
   if (check->parsed()) return config_check_command(common);

@@ -53,9 +53,10 @@ void tenant_progress(int done, int total) {
             << (done == total ? "\n" : "") << std::flush;
 }
 
-Result<std::unique_ptr<api::Platform>> open_platform(const Config& config, bool migrate) {
+Result<std::unique_ptr<api::Platform>> open_platform(const Config& config, bool migrate, bool background = false) {
   api::Platform::Options options;
   options.migrate = migrate;
+  options.background = background;
   options.on_tenant_migrated = tenant_progress;
   return api::Platform::open(config, SystemClock::instance(), options);
 }
@@ -155,7 +156,7 @@ int serve_command(const CommonOptions& options) {
   init_logging(*config);
   ::signal(SIGPIPE, SIG_IGN);
 
-  auto opened = open_platform(*config, config->storage.migrate_on_start);
+  auto opened = open_platform(*config, config->storage.migrate_on_start, true);
   if (!opened) {
     log::error("cannot start", {{"error", opened.error().message}});
     return 1;
@@ -164,6 +165,12 @@ int serve_command(const CommonOptions& options) {
   if (auto started = platform.start_audit_services(); !started) {
     log::error("cannot start", {{"error", started.error().message}});
     return 1;
+  }
+  if (config->jobs.embedded) {
+    if (auto started = platform.background->start_workers(); !started) {
+      log::error("cannot start the background workers", {{"error", started.error().message}});
+      return 1;
+    }
   }
 
   const Clock& clock = SystemClock::instance();
@@ -218,6 +225,50 @@ int serve_command(const CommonOptions& options) {
                           {"worker_threads", server_options.worker_threads}});
   server->run();
   server.reset();
+  if (!platform.background->stop_workers()) {
+    log::warn("jobs still running after jobs.shutdown_grace_ms; they run again after their lease");
+    std::_Exit(0);
+  }
+  opened->reset();
+  log::info("stopped");
+  return 0;
+}
+
+int worker_command(const CommonOptions& options) {
+  auto config = load(options);
+  if (!config) return config_error(config.error());
+  init_logging(*config);
+  ::signal(SIGPIPE, SIG_IGN);
+  // Blocked before any thread starts, so only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto opened = open_platform(*config, config->storage.migrate_on_start, true);
+  if (!opened) {
+    log::error("cannot start", {{"error", opened.error().message}});
+    return 1;
+  }
+  api::Platform& platform = **opened;
+  if (auto started = platform.start_audit_services(); !started) {
+    log::error("cannot start", {{"error", started.error().message}});
+    return 1;
+  }
+  if (auto started = platform.background->start_workers(); !started) {
+    log::error("cannot start the background workers", {{"error", started.error().message}});
+    return 1;
+  }
+  log::info("worker running", {{"queue", std::string(platform.background->queue().backend_name())},
+                               {"concurrency", config->jobs.concurrency}});
+  int received = 0;
+  sigwait(&stop_signals, &received);
+  log::info("stopping", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  if (!platform.background->stop_workers()) {
+    log::warn("jobs still running after jobs.shutdown_grace_ms; they run again after their lease");
+    std::_Exit(0);
+  }
   opened->reset();
   log::info("stopped");
   return 0;

@@ -83,6 +83,29 @@ const std::vector<Key>& keys() {
       {"audit", "syslog_url", member(&Config::audit, &AuditConfig::syslog_url)},
       {"audit", "syslog_ca_file", member(&Config::audit, &AuditConfig::syslog_ca_file)},
       {"audit", "syslog_app_name", member(&Config::audit, &AuditConfig::syslog_app_name)},
+      {"jobs", "embedded", member(&Config::jobs, &JobsConfig::embedded)},
+      {"jobs", "queue_url", member(&Config::jobs, &JobsConfig::queue_url), 0, 0, true},
+      {"jobs", "concurrency", member(&Config::jobs, &JobsConfig::concurrency)},
+      {"jobs", "lease_ms", member(&Config::jobs, &JobsConfig::lease_ms), 1000, 86'400'000},
+      {"jobs", "poll_interval_ms", member(&Config::jobs, &JobsConfig::poll_interval_ms), 10, 60'000},
+      {"jobs", "backoff_base_ms", member(&Config::jobs, &JobsConfig::backoff_base_ms), 1, 3'600'000},
+      {"jobs", "backoff_max_ms", member(&Config::jobs, &JobsConfig::backoff_max_ms), 1, 7LL * 86'400'000},
+      {"jobs", "shutdown_grace_ms", member(&Config::jobs, &JobsConfig::shutdown_grace_ms), 0, 3'600'000},
+      {"jobs", "relay_interval_ms", member(&Config::jobs, &JobsConfig::relay_interval_ms), 10, 3'600'000},
+      {"jobs", "retain_done_hours", member(&Config::jobs, &JobsConfig::retain_done_hours), 1, 24 * 3650},
+      {"jobs", "retain_dead_days", member(&Config::jobs, &JobsConfig::retain_dead_days), 1, 3650},
+      {"jobs", "idempotency_key_hours", member(&Config::jobs, &JobsConfig::idempotency_key_hours), 1, 24 * 365},
+      {"jobs", "time_zone", member(&Config::jobs, &JobsConfig::time_zone)},
+      {"jobs", "cleanup_cron", member(&Config::jobs, &JobsConfig::cleanup_cron)},
+      {"jobs", "heartbeat_cron", member(&Config::jobs, &JobsConfig::heartbeat_cron)},
+      {"webhooks", "retry_schedule", member(&Config::webhooks, &WebhooksConfig::retry_schedule)},
+      {"webhooks", "allow_private_targets", member(&Config::webhooks, &WebhooksConfig::allow_private_targets)},
+      {"webhooks", "timeout_ms", member(&Config::webhooks, &WebhooksConfig::timeout_ms), 100, 120'000},
+      {"email", "smtp_url", member(&Config::email, &EmailConfig::smtp_url), 0, 0, true},
+      {"email", "smtp_username", member(&Config::email, &EmailConfig::smtp_username)},
+      {"email", "smtp_password", member(&Config::email, &EmailConfig::smtp_password), 0, 0, true},
+      {"email", "smtp_starttls", member(&Config::email, &EmailConfig::smtp_starttls)},
+      {"email", "from", member(&Config::email, &EmailConfig::from)},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
       {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
@@ -314,6 +337,14 @@ Result<void> validate_config(const Config& c) {
   if (!c.audit.syslog_url.empty() && c.audit.syslog_url.rfind("udp://", 0) != 0 &&
       c.audit.syslog_url.rfind("tcp://", 0) != 0 && c.audit.syslog_url.rfind("tls://", 0) != 0) {
     return fail(Errc::invalid_argument, "audit.syslog_url: expected udp://, tcp:// or tls://host:port");
+  }
+  if (!c.jobs.queue_url.empty() && c.jobs.queue_url.rfind("amqp://", 0) != 0 &&
+      c.jobs.queue_url.rfind("amqps://", 0) != 0) {
+    return fail(Errc::invalid_argument, "jobs.queue_url: expected amqp://user:password@host:port/vhost");
+  }
+  if (!c.email.smtp_url.empty() && c.email.smtp_url.rfind("smtp://", 0) != 0 &&
+      c.email.smtp_url.rfind("smtps://", 0) != 0) {
+    return fail(Errc::invalid_argument, "email.smtp_url: expected smtp://host:port or smtps://host:port");
   }
   static constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) {

@@ -74,6 +74,38 @@ struct AuditConfig {
   std::string syslog_app_name = "atrium";
 };
 
+struct JobsConfig {
+  bool embedded = true;   // serve runs the job runner, event relay and scheduler in-process (off: `atrium worker`)
+  std::string queue_url;  // empty: the SQL queue in the control-plane database; amqp://... : RabbitMQ
+  std::string concurrency = "default=4,webhooks=4,email=2,reports=1";  // threads per queue
+  std::int64_t lease_ms = 300'000;
+  std::int64_t poll_interval_ms = 250;
+  std::int64_t backoff_base_ms = 1000;
+  std::int64_t backoff_max_ms = 3'600'000;
+  std::int64_t shutdown_grace_ms = 30'000;
+  std::int64_t relay_interval_ms = 1000;
+  std::int64_t retain_done_hours = 168;
+  std::int64_t retain_dead_days = 30;
+  std::int64_t idempotency_key_hours = 24;  // stored Idempotency-Key answers are kept this long
+  std::string time_zone = "UTC";            // of the cron expressions below
+  std::string cleanup_cron = "17 3 * * *";
+  std::string heartbeat_cron;  // a no-op job on this schedule, to watch the scheduler; empty: off
+};
+
+struct WebhooksConfig {
+  std::string retry_schedule = "30s,2m,10m,30m,1h,3h,6h,12h,24h,24h";  // delays after each failed attempt
+  bool allow_private_targets = false;  // loopback and private addresses as endpoint targets (tests, on-premises)
+  std::int64_t timeout_ms = 10'000;
+};
+
+struct EmailConfig {
+  std::string smtp_url;  // empty: messages are written as .eml files under <data_dir>/mail
+  std::string smtp_username;
+  std::string smtp_password;
+  bool smtp_starttls = false;
+  std::string from = "Atrium <no-reply@atrium.localhost>";
+};
+
 struct LogConfig {
   std::string level = "info";
   std::string format = "json";  // json | text
@@ -86,6 +118,9 @@ struct Config {
   IdentityConfig identity;
   TenancyConfig tenancy;
   AuditConfig audit;
+  JobsConfig jobs;
+  WebhooksConfig webhooks;
+  EmailConfig email;
   LogConfig log;
 };
 

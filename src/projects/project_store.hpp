@@ -45,6 +45,10 @@ Result<Project> update(tenancy::TenantTransaction& tx, const Clock& clock, const
                        const ProjectPatch& patch);
 Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id);
 
+// Deletes stored Idempotency-Key answers older than `before` (the cleanup job); returns how many.
+Result<std::int64_t> expire_idempotency_keys(tenancy::TenantTransaction& tx,
+                                             std::chrono::system_clock::time_point before);
+
 // Every statement above, for the test that checks each is bound to the tenant.
 std::span<const tenancy::TenantStatement> statements();
 

@@ -61,6 +61,11 @@ constexpr std::string_view k_bootstrap_sqlite = "CREATE TABLE IF NOT EXISTS tena
 // Rows of each tenant table, for purging a shared-level tenant. Children before parents.
 constexpr TenantStatement k_purge_shared[] = {
     {"purge_audit_outbox", "DELETE FROM audit_outbox WHERE tenant_id = $1"},
+    {"purge_event_outbox", "DELETE FROM event_outbox WHERE tenant_id = $1"},
+    {"purge_webhook_deliveries", "DELETE FROM webhook_deliveries WHERE tenant_id = $1"},
+    {"purge_webhook_endpoints", "DELETE FROM webhook_endpoints WHERE tenant_id = $1"},
+    {"purge_reports", "DELETE FROM reports WHERE tenant_id = $1"},
+    {"purge_email_settings", "DELETE FROM email_settings WHERE tenant_id = $1"},
     {"purge_idempotency_keys", "DELETE FROM idempotency_keys WHERE tenant_id = $1"},
     {"purge_projects", "DELETE FROM projects WHERE tenant_id = $1"},
 };

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "audit/audit_log.hpp"
+#include "events/outbox.hpp"
 #include "support/api_client.hpp"
 #include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
@@ -68,6 +69,7 @@ class AuditApiTest : public ::testing::TestWithParam<Case> {
     }
     Config config;
     config.tenancy.cache_ttl_ms = 0;
+    config.webhooks.allow_private_targets = true;
     tp_ = TestPlatform::create(GetParam().backend, config);
     client_ = std::make_unique<ApiClient>(platform());
     ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true,
@@ -165,6 +167,33 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
           .body.value("id", "");
   ASSERT_FALSE(p1.empty() || p2.empty() || m1.empty() || m2.empty() || key.empty() || refresh.empty() ||
                extra_tenant.empty() || doomed_tenant.empty());
+  auto endpoint = [&](const std::string& type) {
+    return client_
+        ->call(Method::post, "/v1/webhook-endpoints", Json{{"url", "http://127.0.0.1:9/hook"}, {"event_types", {type}}},
+               owner_a_)
+        .body.value("id", "");
+  };
+  const std::string hook = endpoint("project.created"), doomed_hook = endpoint("*");
+  ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "fires a webhook"}}, owner_a_).status, 201);
+  events::Relay relay(
+      platform().db(), [&](const events::Event& e) { return platform().background->publish(e); },
+      std::chrono::seconds(1));
+  ASSERT_TRUE(relay.run_once());
+  auto deliveries = client_->call(Method::get, "/v1/webhook-endpoints/" + hook + "/deliveries", std::nullopt, owner_a_);
+  ASSERT_EQ(deliveries.status, 200) << deliveries.body.dump();
+  ASSERT_FALSE(deliveries.body["data"].empty());
+  const std::string delivery = deliveries.body["data"][0].value("id", "");
+  auto& queue = platform().background->queue();
+  std::vector<std::string> dead;
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(queue.enqueue({.queue = "test", .type = "test.dead"}));
+  auto consumer = queue.consumer("test");
+  ASSERT_TRUE(consumer);
+  for (int i = 0; i < 2; ++i) {
+    auto d = (*consumer)->next(std::chrono::seconds(5));
+    ASSERT_TRUE(d && *d);
+    ASSERT_TRUE((*consumer)->bury(**d, "for the test"));
+    dead.push_back((**d).job.id);
+  }
 
   const std::vector<Mutation> mutations = {
       {"post /v1/auth/token", "auth.login_succeeded",
@@ -247,6 +276,52 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
        [&] {
          return client_->call(Method::patch, "/v1/admin/tenants/" + missing, Json{{"status", "suspended"}}, root_);
        }},
+      {"post /v1/webhook-endpoints", "webhook_endpoint.created",
+       [&] {
+         return client_->call(Method::post, "/v1/webhook-endpoints",
+                              Json{{"url", "https://hooks.example.com/x"}, {"event_types", {"*"}}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/webhook-endpoints",
+                              Json{{"url", "ftp://hooks.example.com/x"}, {"event_types", {"*"}}}, owner_a_);
+       }},
+      {"delete /v1/webhook-endpoints/{id}", "webhook_endpoint.deleted",
+       [&] { return client_->call(Method::delete_, "/v1/webhook-endpoints/" + doomed_hook, std::nullopt, owner_a_); },
+       [&] { return client_->call(Method::delete_, "/v1/webhook-endpoints/" + missing, std::nullopt, owner_a_); }},
+      {"post /v1/webhook-endpoints/{id}/deliveries/{delivery_id}/redeliver", "webhook_delivery.redelivered",
+       [&] {
+         return client_->call(Method::post, "/v1/webhook-endpoints/" + hook + "/deliveries/" + delivery + "/redeliver",
+                              std::nullopt, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/webhook-endpoints/" + hook + "/deliveries/" + missing + "/redeliver",
+                              std::nullopt, owner_a_);
+       }},
+      {"post /v1/reports", "report.requested",
+       [&] {
+         return client_->call(
+             Method::post, "/v1/reports",
+             Json{{"type", "audit_log"}, {"from", "2026-01-01T00:00:00Z"}, {"to", "2027-01-01T00:00:00Z"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/reports",
+                              Json{{"type", "sales"}, {"from", "2026-01-01T00:00:00Z"}, {"to", "2027-01-01T00:00:00Z"}},
+                              owner_a_);
+       }},
+      {"put /v1/email-settings", "email_settings.updated",
+       [&] {
+         return client_->call(Method::put, "/v1/email-settings",
+                              Json{{"from_name", "Alpha Support"}, {"reply_to", "help@alpha.test"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::put, "/v1/email-settings", Json{{"reply_to", "not an address"}}, owner_a_);
+       }},
+      {"post /v1/admin/jobs/{id}/retry", "job.retried",
+       [&] { return client_->call(Method::post, "/v1/admin/jobs/" + dead[0] + "/retry", std::nullopt, root_); },
+       [&] { return client_->call(Method::post, "/v1/admin/jobs/" + missing + "/retry", std::nullopt, root_); }},
+      {"delete /v1/admin/jobs/{id}", "job.discarded",
+       [&] { return client_->call(Method::delete_, "/v1/admin/jobs/" + dead[1], std::nullopt, root_); },
+       [&] { return client_->call(Method::delete_, "/v1/admin/jobs/" + missing, std::nullopt, root_); }},
       {"delete /v1/admin/tenants/{id}", "tenant.deleted",
        [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + doomed_tenant, std::nullopt, root_); },
        [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + missing, std::nullopt, root_); }},

@@ -4,12 +4,16 @@
 #include <set>
 
 #include "core/ids.hpp"
+#include "email/settings.hpp"
+#include "events/outbox.hpp"
 #include "identity/jwt.hpp"
 #include "identity/permissions.hpp"
 #include "projects/project_store.hpp"
+#include "reports/reports.hpp"
 #include "support/api_client.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
+#include "webhooks/endpoints.hpp"
 
 namespace atrium::test {
 namespace {
@@ -259,8 +263,15 @@ TEST_P(IdentityApiTest, BadBodiesAre400AndChangeNothing) {
 INSTANTIATE_TEST_SUITE_P(Backends, IdentityApiTest, ::testing::Values(Backend::sqlite, Backend::postgres),
                          [](const auto& info) { return std::string(storage::backend_name(info.param)); });
 
-TEST(TenantStatements, EveryProjectStatementIsBoundToTheTenant) {
-  for (const auto& s : projects::project_store::statements()) {
+TEST(TenantStatements, EveryTenantStatementIsBoundToTheTenant) {
+  std::vector<tenancy::TenantStatement> all(projects::project_store::statements().begin(),
+                                            projects::project_store::statements().end());
+  for (const auto& list : {webhooks::store::statements(), reports::store::statements(), events::tenant_statements(),
+                           email::settings_store::statements()}) {
+    all.insert(all.end(), list.begin(), list.end());
+  }
+  EXPECT_GE(all.size(), 30u);
+  for (const auto& s : all) {
     const std::string sql(s.sql);
     const bool filters = sql.find("tenant_id = $1") != std::string::npos;
     const bool inserts = sql.starts_with("INSERT INTO") && sql.find("(tenant_id,") != std::string::npos &&

@@ -19,6 +19,8 @@ struct ApiResponse {
   int status = 0;
   Json body;  // null when the body is empty or not JSON
   http::Headers headers;
+  std::string raw_body;
+  std::string content_type;
 };
 
 // Calls the real router and middleware (request id, security) in-process, without sockets: the same dispatch
@@ -57,6 +59,8 @@ class ApiClient {
     ApiResponse out;
     out.status = res.status;
     out.headers = res.headers;
+    out.raw_body = res.body;
+    out.content_type = std::string(res.headers.get("Content-Type").value_or(""));
     std::string error;
     if (!res.body.empty()) out.body = parse_json(res.body, {}, &error).value_or(Json());
     return out;

@@ -1,0 +1,448 @@
+#include "api/background.hpp"
+
+#include <unistd.h>
+#include <charconv>
+
+#include "api/platform.hpp"
+#include "core/ids.hpp"
+#include "core/log.hpp"
+#include "email/settings.hpp"
+#include "jobs/rabbitmq_queue.hpp"
+#include "jobs/sql_queue.hpp"
+#include "projects/project_store.hpp"
+#include "reports/reports.hpp"
+#include "webhooks/endpoints.hpp"
+#include "webhooks/sender.hpp"
+#include "webhooks/signature.hpp"
+
+namespace atrium::api {
+
+namespace {
+
+using tenancy::TenantTransaction;
+
+constexpr int k_max_report_rows = 1'000'000;
+
+std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+struct Background::Senders {
+  webhooks::Sender webhook;
+  explicit Senders(webhooks::SendOptions o) : webhook(std::move(o)) {}
+};
+
+Result<std::map<std::string, int>> parse_concurrency(std::string_view text) {
+  std::map<std::string, int> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto comma = text.find(',', start);
+    std::string_view item = text.substr(start, comma == std::string_view::npos ? text.size() - start : comma - start);
+    const auto eq = item.find('=');
+    int n = -1;
+    if (eq != std::string_view::npos) {
+      auto [p, ec] = std::from_chars(item.data() + eq + 1, item.data() + item.size(), n);
+      if (ec != std::errc() || p != item.data() + item.size()) n = -1;
+    }
+    jobs::NewJob probe;
+    probe.type = "probe";
+    probe.queue = std::string(item.substr(0, eq == std::string_view::npos ? 0 : eq));
+    if (n < 0 || n > 256 || !jobs::validate(probe)) {
+      return fail(Errc::invalid_argument, "jobs.concurrency: \"" + std::string(item) + "\" is not <queue>=<0-256>");
+    }
+    out[probe.queue] = n;
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+Result<email::Address> parse_address(std::string_view text) {
+  email::Address a;
+  const auto lt = text.find('<');
+  if (lt != std::string_view::npos && text.back() == '>') {
+    std::string_view name = text.substr(0, lt);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    a.name = std::string(name);
+    a.email = std::string(text.substr(lt + 1, text.size() - lt - 2));
+  } else {
+    a.email = std::string(text);
+  }
+  if (!email::valid_address(a.email)) return fail(Errc::invalid_argument, "email.from: not a valid address");
+  return a;
+}
+
+Background::Background(Platform& platform) : platform_(platform) {}
+
+Background::~Background() { stop_workers(); }
+
+Result<std::unique_ptr<Background>> Background::open(Platform& platform) {
+  const Config& config = platform.config();
+  std::unique_ptr<Background> b(new Background(platform));
+  auto concurrency = parse_concurrency(config.jobs.concurrency);
+  if (!concurrency) return std::unexpected(concurrency.error());
+  b->concurrency_ = std::move(*concurrency);
+  auto schedule = webhooks::parse_schedule(config.webhooks.retry_schedule);
+  if (!schedule) return fail(Errc::invalid_argument, "webhooks.retry_schedule: " + schedule.error().message);
+  b->webhook_schedule_ = std::move(*schedule);
+  if (auto from = parse_address(config.email.from); !from) return std::unexpected(from.error());
+
+  if (config.jobs.queue_url.empty()) {
+    b->queue_ = jobs::make_sql_queue(platform.db(), platform.clock(),
+                                     {.lease = std::chrono::milliseconds(config.jobs.lease_ms),
+                                      .poll_interval = std::chrono::milliseconds(config.jobs.poll_interval_ms)});
+  } else {
+    auto q = jobs::open_rabbitmq_queue({.url = config.jobs.queue_url}, platform.db(), platform.clock());
+    if (!q) return fail(q.error().code, "jobs.queue_url: " + q.error().message);
+    b->queue_ = std::move(*q);
+  }
+  if (config.email.smtp_url.empty()) {
+    b->mail_ = email::eml_directory_transport(config.storage.data_dir + "/mail", platform.clock());
+  } else {
+    b->mail_ = email::smtp_transport({.url = config.email.smtp_url,
+                                      .username = config.email.smtp_username,
+                                      .password = config.email.smtp_password,
+                                      .starttls = config.email.smtp_starttls},
+                                     platform.clock());
+  }
+  b->senders_ = std::make_unique<Senders>(webhooks::SendOptions{
+      .connect_timeout = std::chrono::milliseconds(std::min<std::int64_t>(config.webhooks.timeout_ms, 5000)),
+      .total_timeout = std::chrono::milliseconds(config.webhooks.timeout_ms),
+      .allow_private_addresses = config.webhooks.allow_private_targets});
+  b->register_handlers();
+  // Queue depth by state, read from the queue at each scrape.
+  platform.registry.add_collector([q = b->queue_.get()](std::string& out) {
+    auto stats = q->stats();
+    if (!stats) return;
+    out += "# HELP atrium_jobs_queue_depth Jobs not yet done, by queue, type and state.\n";
+    out += "# TYPE atrium_jobs_queue_depth gauge\n";
+    for (const auto& [queue, types] : stats->counts) {
+      for (const auto& [type, states] : types) {
+        for (const auto& [state, n] : states) {
+          metrics::append_sample(out, "atrium_jobs_queue_depth", {"queue", "type", "state"}, {queue, type, state},
+                                 static_cast<double>(n));
+        }
+      }
+    }
+  });
+  return b;
+}
+
+void Background::register_handlers() {
+  Platform& p = platform_;
+  const Clock& clock = p.clock();
+
+  handlers_.add("system.heartbeat", [](jobs::JobContext&) -> Result<void> { return {}; });
+
+  handlers_.add("system.cleanup", [&p, &clock](jobs::JobContext&) -> Result<void> {
+    const auto now = clock.now();
+    auto n = jobs::delete_settled(p.db(), now - std::chrono::hours(p.config().jobs.retain_done_hours),
+                                  now - std::chrono::hours(24 * p.config().jobs.retain_dead_days));
+    if (!n) return std::unexpected(n.error());
+    // Stored Idempotency-Key answers, tenant by tenant.
+    const auto key_cutoff = now - std::chrono::hours(p.config().jobs.idempotency_key_hours);
+    std::int64_t keys = 0;
+    std::optional<std::string> cursor;
+    while (true) {
+      auto page = p.tenants->list(cursor, 100);
+      if (!page) return std::unexpected(page.error());
+      for (const auto& t : page->tenants) {
+        if (t.status == tenancy::TenantStatus::deleted) continue;
+        auto r = p.tenant_data->transact(t, [&](TenantTransaction& tx) -> Result<void> {
+          auto expired = projects::project_store::expire_idempotency_keys(tx, key_cutoff);
+          if (!expired) return std::unexpected(expired.error());
+          keys += *expired;
+          return {};
+        });
+        if (!r) log::warn("idempotency keys not expired", {{"tenant_id", t.id}, {"error", r.error().message}});
+      }
+      if (!page->next_cursor) break;
+      cursor = page->next_cursor;
+    }
+    log::info("cleanup done", {{"job_rows", *n}, {"idempotency_keys", keys}});
+    return {};
+  });
+
+  handlers_.add("email.send", [this](jobs::JobContext& ctx) -> Result<void> {
+    const Json& m = ctx.job().payload;
+    email::Message message;
+    auto from = parse_address(m.value("from", platform_.config().email.from));
+    if (!from) return std::unexpected(from.error());
+    message.from = *from;
+    for (const auto& to : m.value("to", Json::array())) {
+      message.to.push_back({to.value("email", ""), to.value("name", "")});
+    }
+    if (m.contains("reply_to") && m["reply_to"].is_string()) message.reply_to = email::Address{m["reply_to"], ""};
+    message.subject = m.value("subject", "");
+    message.text = m.value("text", "");
+    message.html = m.value("html", "");
+    if (!ctx.job().tenant_id.empty()) {
+      message.headers.emplace_back("X-Atrium-Tenant", ctx.job().tenant_id);
+      // The tenant's display name and Reply-To, read when the mail goes out.
+      auto tenant = platform_.tenants->get(ctx.job().tenant_id);
+      if (!tenant) return std::unexpected(tenant.error());
+      auto r = platform_.tenant_data->transact(*tenant,
+                                               [&](TenantTransaction& tx) -> Result<void> {
+                                                 auto settings = email::settings_store::get(tx);
+                                                 if (!settings) return std::unexpected(settings.error());
+                                                 email::apply(*settings, message);
+                                                 return {};
+                                               },
+                                               {.read_only = true});
+      if (!r) return r;
+    }
+    return mail_->send(message);
+  });
+
+  handlers_.add("report.build", [&p, &clock](jobs::JobContext& ctx) -> Result<void> {
+    const jobs::Job& job = ctx.job();
+    auto tenant = p.tenants->get(job.tenant_id);
+    if (!tenant) return std::unexpected(tenant.error());
+    const std::string id = job.payload.value("report_id", "");
+    std::optional<reports::Report> report;
+    auto read = p.tenant_data->transact(*tenant,
+                                        [&](TenantTransaction& tx) -> Result<void> {
+                                          auto r = reports::store::get(tx, id);
+                                          if (!r) return std::unexpected(r.error());
+                                          report = std::move(*r);
+                                          return {};
+                                        },
+                                        {.read_only = true});
+    if (!read) return read;
+    if (report->status != "pending") return {};
+    auto csv = reports::audit_csv(*p.audit, tenant->id, report->parameters.value("from", ""),
+                                  report->parameters.value("to", ""), k_max_report_rows);
+    auto write = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
+      // The report and the job's completion commit together where the tenant's data shares the control plane, so
+      // a redelivery after this commit finds the job done (elsewhere the report's status check makes it a no-op).
+      if (storage::Transaction* control = tx.control_plane()) {
+        if (auto done = ctx.mark_done(*control); !done) return done;
+      }
+      if (!csv) return reports::store::fail_report(tx, clock, id, csv.error().message);
+      if (auto f = reports::store::finish(tx, clock, id, csv->first, csv->second); !f) return f;
+      auto e = events::emit(tx, clock, "report.ready", {{"report_id", id}, {"row_count", csv->second}});
+      if (!e) return std::unexpected(e.error());
+      return {};
+    });
+    if (!write) return write;
+    p.flush_audit_after_commit(*tenant);
+    return {};
+  });
+
+  handlers_.add(
+      "webhook.deliver",
+      [this, &p, &clock](jobs::JobContext& ctx) -> Result<void> {
+        const jobs::Job& job = ctx.job();
+        auto tenant = p.tenants->get(job.tenant_id);
+        if (!tenant) return std::unexpected(tenant.error());
+        if (tenant->status == tenancy::TenantStatus::deleted) return {};
+        const std::string delivery_id = job.payload.value("delivery_id", "");
+        std::optional<webhooks::Delivery> delivery;
+        std::optional<webhooks::Endpoint> endpoint;
+        auto read = p.tenant_data->transact(*tenant,
+                                            [&](TenantTransaction& tx) -> Result<void> {
+                                              auto d = webhooks::store::get_delivery(tx, delivery_id);
+                                              if (!d) return std::unexpected(d.error());
+                                              auto e = webhooks::store::get(tx, d->endpoint_id, true);
+                                              if (!e) return std::unexpected(e.error());
+                                              delivery = std::move(*d);
+                                              endpoint = std::move(*e);
+                                              return {};
+                                            },
+                                            {.read_only = true});
+        // The endpoint (and its deliveries) was deleted meanwhile: nothing left to deliver.
+        if (!read && read.error().code == Errc::not_found) return {};
+        if (!read) return read;
+        if (endpoint->status != "enabled") return {};
+
+        const std::int64_t t = unix_seconds(clock.now());
+        auto result = senders_->webhook.post(endpoint->url, delivery->body,
+                                             {{"Atrium-Signature", webhooks::sign(endpoint->secret, t, delivery->body)},
+                                              {"Atrium-Event-Id", delivery->event_id},
+                                              {"Atrium-Event-Type", delivery->event_type},
+                                              {"Atrium-Delivery-Id", delivery->id}});
+        const bool ok = result.error.empty() && result.status >= 200 && result.status < 300;
+        const bool final = !ok && job.attempts >= job.max_attempts;
+        std::string error = result.error.empty() && !ok ? "HTTP " + std::to_string(result.status) : result.error;
+        auto rec = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) {
+          return webhooks::store::record_attempt(tx, clock, delivery->id, ok, final, result.status, error);
+        });
+        if (!rec)
+          log::warn("webhook attempt not recorded", {{"delivery_id", delivery_id}, {"error", rec.error().message}});
+        if (ok) return {};
+        const std::size_t i = std::min<std::size_t>(static_cast<std::size_t>(std::max(job.attempts, 1)) - 1,
+                                                    webhook_schedule_.size() - 1);
+        ctx.retry_after(webhook_schedule_[i]);
+        return fail(Errc::unavailable, "webhook delivery failed: " + error);
+      },
+      // Every retry failed (about three days by default): the endpoint is disabled and its tenant told.
+      [this, &p, &clock](const jobs::Job& job, const std::string& error) {
+        auto tenant = p.tenants->get(job.tenant_id);
+        if (!tenant) return;
+        std::string endpoint_id;
+        std::string url;
+        auto r = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
+          auto d = webhooks::store::get_delivery(tx, job.payload.value("delivery_id", ""));
+          if (!d) return std::unexpected(d.error());
+          auto e = webhooks::store::get(tx, d->endpoint_id);
+          if (!e) return std::unexpected(e.error());
+          if (e->status != "enabled") return {};
+          endpoint_id = e->id;
+          url = e->url;
+          const std::string reason = "every delivery attempt failed (last: " + error.substr(0, 200) + ")";
+          if (auto dis = webhooks::store::disable(tx, clock, e->id, reason); !dis) return dis;
+          auto ev = events::emit(tx, clock, "webhook_endpoint.disabled",
+                                 {{"endpoint_id", e->id}, {"url", e->url}, {"reason", reason}});
+          if (!ev) return std::unexpected(ev.error());
+          return {};
+        });
+        if (!r) {
+          log::warn("failing webhook endpoint not disabled", {{"error", r.error().message}});
+          return;
+        }
+        if (endpoint_id.empty()) return;
+        p.flush_audit_after_commit(*tenant);
+        log::warn("webhook endpoint disabled after failing deliveries",
+                  {{"tenant_id", tenant->id}, {"endpoint_id", endpoint_id}});
+        auto members = p.users->list_members(tenant->id, std::nullopt, 100);
+        if (!members) return;
+        std::vector<email::Address> owners;
+        for (const auto& member : members->members) {
+          if (member.role == identity::Role::owner) owners.push_back({member.user.email, member.user.name});
+        }
+        if (owners.empty()) return;
+        auto rendered =
+            email::render(*email::builtin_template("webhook_endpoint_disabled"),
+                          {{"tenant_name", tenant->name}, {"url", url}, {"endpoint_id", endpoint_id}, {"error", error}},
+                          {}, std::move(owners));
+        if (!rendered) {
+          log::warn("endpoint-disabled email not rendered", {{"error", rendered.error().message}});
+          return;
+        }
+        const email::Message& m = *rendered;
+        if (auto s = send_email(tenant->id, m, "endpoint-disabled:" + endpoint_id); !s) {
+          log::warn("endpoint-disabled email not queued", {{"error", s.error().message}});
+        }
+      });
+}
+
+Result<void> Background::start_workers() {
+  if (runner_) return {};
+  Platform& p = platform_;
+  const auto& jc = p.config().jobs;
+  jobs::RunnerOptions options{.concurrency = concurrency_,
+                              .backoff_base = std::chrono::milliseconds(jc.backoff_base_ms),
+                              .backoff_max = std::chrono::milliseconds(jc.backoff_max_ms),
+                              .idle_wait = std::chrono::milliseconds(500),
+                              .heartbeat = std::chrono::milliseconds(std::max<std::int64_t>(jc.lease_ms / 3, 1000))};
+  runner_ = std::make_unique<jobs::Runner>(*queue_, handlers_, p.db(), p.clock(), p.registry, options);
+  if (auto r = runner_->start(); !r) return r;
+
+  relay_ = std::make_unique<events::Relay>(
+      p.db(), [this](const events::Event& e) { return publish(e); }, std::chrono::milliseconds(jc.relay_interval_ms));
+  relay_->start();
+
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  scheduler_ = std::make_unique<jobs::Scheduler>(
+      p.db(), *queue_, p.clock(), p.registry,
+      jobs::SchedulerOptions{.instance_id =
+                                 std::string(host) + ":" + std::to_string(::getpid()) + ":" + new_uuid_v7(p.clock())});
+  auto add = [&](std::string name, const std::string& cron, std::string type) -> Result<void> {
+    if (cron.empty()) return {};
+    jobs::NewJob job;
+    job.type = std::move(type);
+    job.max_attempts = 3;
+    if (auto r = scheduler_->add({std::move(name), cron, jc.time_zone, job}); !r) return r;
+    return {};
+  };
+  if (auto r = add("system.cleanup", jc.cleanup_cron, "system.cleanup"); !r) {
+    return fail(r.error().code, "jobs.cleanup_cron: " + r.error().message);
+  }
+  if (auto r = add("system.heartbeat", jc.heartbeat_cron, "system.heartbeat"); !r) {
+    return fail(r.error().code, "jobs.heartbeat_cron: " + r.error().message);
+  }
+  scheduler_->start();
+  return {};
+}
+
+bool Background::stop_workers() {
+  if (scheduler_) scheduler_->stop();
+  if (relay_) relay_->stop();
+  bool clean = true;
+  if (runner_) clean = runner_->stop(std::chrono::milliseconds(platform_.config().jobs.shutdown_grace_ms));
+  return clean;
+}
+
+void Background::events_committed() {
+  if (relay_) relay_->wake();
+}
+
+Result<void> Background::publish(const events::Event& event) {
+  if (event.tenant_id.empty()) return {};
+  Platform& p = platform_;
+  auto tenant = p.tenants->get(event.tenant_id);
+  if (!tenant && tenant.error().code == Errc::not_found) return {};
+  if (!tenant) return std::unexpected(tenant.error());
+  if (tenant->status == tenancy::TenantStatus::deleted) return {};
+  const std::string body = events::to_json(event).dump();
+  std::vector<webhooks::Delivery> deliveries;
+  auto r = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
+    deliveries.clear();
+    auto endpoints = webhooks::store::matching(tx, event.type);
+    if (!endpoints) return std::unexpected(endpoints.error());
+    for (const auto& e : *endpoints) {
+      // An endpoint gets the events that happened after it was created (both ids are time-ordered UUIDv7s).
+      if (e.id > event.id) continue;
+      auto d = webhooks::store::add_delivery(tx, p.clock(), e.id, event.id, event.type, body);
+      if (!d) return std::unexpected(d.error());
+      deliveries.push_back(std::move(*d));
+    }
+    return {};
+  });
+  if (!r) return r;
+  for (const auto& d : deliveries) {
+    if (d.status != "pending" || d.attempts > 0) continue;
+    if (auto e = enqueue_delivery(tenant->id, d.id, d.redeliveries); !e) return e;
+  }
+  return {};
+}
+
+Result<void> Background::enqueue_delivery(const std::string& tenant_id, const std::string& delivery_id,
+                                          std::int64_t redeliveries) {
+  jobs::NewJob job;
+  job.queue = "webhooks";
+  job.type = "webhook.deliver";
+  job.tenant_id = tenant_id;
+  job.payload = {{"delivery_id", delivery_id}};
+  job.idempotency_key = "webhook:" + delivery_id + ":" + std::to_string(redeliveries);
+  job.max_attempts = static_cast<int>(webhook_schedule_.size()) + 1;
+  auto r = queue_->enqueue(job);
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+Result<void> Background::send_email(const std::string& tenant_id, const email::Message& message,
+                                    const std::string& key) {
+  jobs::NewJob job;
+  job.queue = "email";
+  job.type = "email.send";
+  job.tenant_id = tenant_id;
+  Json to = Json::array();
+  for (const auto& a : message.to) to.push_back({{"email", a.email}, {"name", a.name}});
+  job.payload = {{"to", to}, {"subject", message.subject}, {"text", message.text}, {"html", message.html}};
+  if (!message.from.email.empty()) {
+    job.payload["from"] =
+        message.from.name.empty() ? message.from.email : message.from.name + " <" + message.from.email + ">";
+  }
+  if (message.reply_to) job.payload["reply_to"] = message.reply_to->email;
+  job.idempotency_key = key.empty() ? "" : "email:" + key;
+  job.max_attempts = 8;
+  auto r = queue_->enqueue(job);
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+}  // namespace atrium::api

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "email/mailer.hpp"
+#include "events/outbox.hpp"
+#include "jobs/queue.hpp"
+#include "jobs/runner.hpp"
+#include "jobs/scheduler.hpp"
+
+namespace atrium::api {
+
+class Platform;
+
+// The platform's background work: the job queue (SQL or RabbitMQ), the handlers of Atrium's own job types
+// (webhook.deliver, email.send, report.build, system.cleanup, system.heartbeat), the event relay that turns
+// domain events into webhook deliveries, and the scheduler. `serve` starts the workers in-process when
+// jobs.embedded is on; `atrium worker` starts them alone. Thread-safe.
+class Background {
+ public:
+  // Opens the queue (connecting to RabbitMQ when jobs.queue_url is set) and checks the jobs/webhooks/email
+  // settings; errors name the key.
+  static Result<std::unique_ptr<Background>> open(Platform& platform);
+  ~Background();
+
+  jobs::JobQueue& queue() { return *queue_; }
+  jobs::HandlerRegistry& handlers() { return handlers_; }
+
+  // Starts the runner, the event relay and the scheduler.
+  Result<void> start_workers();
+  // Stops them (the runner lets running jobs finish for jobs.shutdown_grace_ms). False when a handler was still
+  // running at the end of the grace period.
+  bool stop_workers();
+
+  // Wakes the relay after a commit that emitted events. Never blocks.
+  void events_committed();
+  // Publishes one event: creates its webhook deliveries and enqueues them (idempotent). The relay's publisher.
+  Result<void> publish(const events::Event& event);
+  // Sends mail through the queue ("email.send").
+  Result<void> send_email(const std::string& tenant_id, const email::Message& message, const std::string& key);
+  // Enqueues a manual redelivery of a webhook delivery.
+  Result<void> enqueue_delivery(const std::string& tenant_id, const std::string& delivery_id,
+                                std::int64_t redeliveries);
+
+  jobs::Scheduler* scheduler() { return scheduler_.get(); }
+  events::Relay* relay() { return relay_.get(); }
+
+ private:
+  explicit Background(Platform& platform);
+  void register_handlers();
+
+  Platform& platform_;
+  std::unique_ptr<jobs::JobQueue> queue_;
+  jobs::HandlerRegistry handlers_;
+  std::unique_ptr<email::Transport> mail_;
+  std::vector<std::chrono::milliseconds> webhook_schedule_;
+  std::map<std::string, int> concurrency_;
+  std::unique_ptr<jobs::Runner> runner_;
+  std::unique_ptr<events::Relay> relay_;
+  std::unique_ptr<jobs::Scheduler> scheduler_;
+  struct Senders;
+  std::unique_ptr<Senders> senders_;
+};
+
+// Parses "default=4,webhooks=2" (queue names as jobs::validate allows, 0-256 threads each).
+Result<std::map<std::string, int>> parse_concurrency(std::string_view text);
+// Parses "Name <addr@host>" or "addr@host".
+Result<email::Address> parse_address(std::string_view text);
+
+}  // namespace atrium::api

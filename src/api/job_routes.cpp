@@ -1,0 +1,382 @@
+// /v1/webhook-endpoints, /v1/reports and /v1/admin/jobs: what tenants and operators see of the background work.
+#include "api/routes.hpp"
+#include "api/support.hpp"
+#include "core/ids.hpp"
+#include "email/settings.hpp"
+#include "events/outbox.hpp"
+#include "identity/permissions.hpp"
+#include "jobs/sql_queue.hpp"
+#include "reports/reports.hpp"
+#include "webhooks/endpoints.hpp"
+
+namespace atrium::api {
+
+namespace {
+
+using http::Access;
+using tenancy::TenantTransaction;
+
+http::Response unavailable_without_queue(const http::Request& req) {
+  return error_response({Errc::unavailable, "background jobs are not running in this process"}, req);
+}
+
+http::Response no_content() {
+  http::Response res;
+  res.status = 204;
+  return res;
+}
+
+Json job_json(const jobs::Job& j) {
+  return {{"id", j.id},
+          {"queue", j.queue},
+          {"type", j.type},
+          {"tenant_id", j.tenant_id.empty() ? Json(nullptr) : Json(j.tenant_id)},
+          {"payload", j.payload},
+          {"priority", j.priority},
+          {"attempts", j.attempts},
+          {"max_attempts", j.max_attempts},
+          {"last_error", j.last_error},
+          {"run_at", format_rfc3339(j.run_at)},
+          {"created_at", format_rfc3339(j.created_at)}};
+}
+
+// Records an operator's action on the queue in the platform chain (after it happened: the queue may not be SQL).
+Result<void> audit_platform(Platform& platform, const http::Request& req, audit::Event event) {
+  return platform.db().transact(
+      [&](storage::Transaction& tx) { return platform.audit->append(tx, audit_context(req), event); });
+}
+
+}  // namespace
+
+void register_job_routes(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  const Clock& clock = platform.clock();
+
+  // --- webhook endpoints ---
+  router.add(http::Method::post, "/v1/webhook-endpoints",
+             [&platform, &clock](http::Request& req) -> http::Response {
+               auto body = body_object(req, {"url", "description", "event_types"});
+               if (!body) return error_response(body.error(), req);
+               auto url = string_member(**body, "url", true);
+               if (!url) return error_response(url.error(), req);
+               auto description = string_member(**body, "description", false);
+               if (!description) return error_response(description.error(), req);
+               std::vector<std::string> types;
+               const Json& b = **body;
+               if (!b.contains("event_types") || !b["event_types"].is_array()) {
+                 return error_response({Errc::invalid_argument, "event_types must be an array of event types"}, req);
+               }
+               for (const auto& t : b["event_types"]) {
+                 if (!t.is_string())
+                   return error_response({Errc::invalid_argument, "event_types must hold strings"}, req);
+                 types.push_back(t.get<std::string>());
+               }
+               std::optional<webhooks::Endpoint> created;
+               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+                 auto e = webhooks::store::create(tx, clock, **url, description->value_or(""), types);
+                 if (!e) return std::unexpected(e.error());
+                 audit::Event event{
+                     .action = "webhook_endpoint.created", .resource_type = "webhook_endpoint", .resource_id = e->id};
+                 event.changes = audit::created_changes(webhooks::to_json(*e, false));
+                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 created = std::move(*e);
+                 return {};
+               });
+               if (!r) return error_response(r.error(), req);
+               platform.flush_audit_after_commit(*req.tenant);
+               return http::Response::json(201, webhooks::to_json(*created, true));
+             },
+             {.json_body = true, .access = Access::tenant, .permission = perm::webhooks_manage});
+
+  router.add(http::Method::get, "/v1/webhook-endpoints",
+             [&platform](http::Request& req) -> http::Response {
+               std::vector<webhooks::Endpoint> list;
+               auto r = platform.tenant_data->transact(*req.tenant,
+                                                       [&](TenantTransaction& tx) -> Result<void> {
+                                                         auto l = webhooks::store::list(tx);
+                                                         if (!l) return std::unexpected(l.error());
+                                                         list = std::move(*l);
+                                                         return {};
+                                                       },
+                                                       {.read_only = true});
+               if (!r) return error_response(r.error(), req);
+               Json data = Json::array();
+               for (const auto& e : list) data.push_back(webhooks::to_json(e));
+               return http::Response::json(200, {{"data", data}});
+             },
+             {.access = Access::tenant, .permission = perm::webhooks_read});
+
+  router.add(http::Method::get, "/v1/webhook-endpoints/{id}",
+             [&platform](http::Request& req) -> http::Response {
+               std::optional<webhooks::Endpoint> endpoint;
+               auto r = platform.tenant_data->transact(*req.tenant,
+                                                       [&](TenantTransaction& tx) -> Result<void> {
+                                                         auto e =
+                                                             webhooks::store::get(tx, std::string(req.param("id")));
+                                                         if (!e) return std::unexpected(e.error());
+                                                         endpoint = std::move(*e);
+                                                         return {};
+                                                       },
+                                                       {.read_only = true});
+               if (!r) return error_response(r.error(), req);
+               return http::Response::json(200, webhooks::to_json(*endpoint));
+             },
+             {.access = Access::tenant, .permission = perm::webhooks_read});
+
+  router.add(http::Method::delete_, "/v1/webhook-endpoints/{id}",
+             [&platform](http::Request& req) -> http::Response {
+               const std::string id(req.param("id"));
+               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+                 auto before = webhooks::store::get(tx, id);
+                 if (!before) return std::unexpected(before.error());
+                 if (auto d = webhooks::store::remove(tx, id); !d) return d;
+                 audit::Event event{
+                     .action = "webhook_endpoint.deleted", .resource_type = "webhook_endpoint", .resource_id = id};
+                 audit::add_change(event.changes, "url", before->url, nullptr);
+                 return platform.audit->append(tx, audit_context(req), std::move(event));
+               });
+               if (!r) return error_response(r.error(), req);
+               platform.flush_audit_after_commit(*req.tenant);
+               return no_content();
+             },
+             {.access = Access::tenant, .permission = perm::webhooks_manage});
+
+  router.add(
+      http::Method::get, "/v1/webhook-endpoints/{id}/deliveries",
+      [&platform](http::Request& req) -> http::Response {
+        auto params = page_params(req);
+        if (!params) return error_response(params.error(), req);
+        std::optional<webhooks::DeliveryPage> page;
+        auto r = platform.tenant_data->transact(*req.tenant,
+                                                [&](TenantTransaction& tx) -> Result<void> {
+                                                  auto p = webhooks::store::deliveries(tx, std::string(req.param("id")),
+                                                                                       params->cursor, params->limit);
+                                                  if (!p) return std::unexpected(p.error());
+                                                  page = std::move(*p);
+                                                  return {};
+                                                },
+                                                {.read_only = true});
+        if (!r) return error_response(r.error(), req);
+        Json data = Json::array();
+        for (const auto& d : page->deliveries) data.push_back(webhooks::to_json(d));
+        return http::Response::json(
+            200, {{"data", data}, {"next_cursor", page->next_cursor ? Json(*page->next_cursor) : Json(nullptr)}});
+      },
+      {.access = Access::tenant, .permission = perm::webhooks_read});
+
+  router.add(
+      http::Method::post, "/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/redeliver",
+      [&platform, &clock](http::Request& req) -> http::Response {
+        if (!platform.background) return unavailable_without_queue(req);
+        const std::string endpoint_id(req.param("id"));
+        std::optional<webhooks::Delivery> delivery;
+        auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+          auto d = webhooks::store::get_delivery(tx, std::string(req.param("delivery_id")));
+          if (!d) return std::unexpected(d.error());
+          if (d->endpoint_id != endpoint_id) return fail(Errc::not_found, "no such webhook delivery");
+          auto e = webhooks::store::get(tx, endpoint_id);
+          if (!e) return std::unexpected(e.error());
+          if (e->status != "enabled") return fail(Errc::conflict, "the endpoint is disabled");
+          auto again = webhooks::store::redeliver(tx, clock, d->id);
+          if (!again) return std::unexpected(again.error());
+          audit::Event event{
+              .action = "webhook_delivery.redelivered", .resource_type = "webhook_delivery", .resource_id = d->id};
+          audit::add_change(event.changes, "redeliveries", d->redeliveries, again->redeliveries);
+          if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+          delivery = std::move(*again);
+          return {};
+        });
+        if (!r) return error_response(r.error(), req);
+        platform.flush_audit_after_commit(*req.tenant);
+        if (auto e = platform.background->enqueue_delivery(req.tenant->id, delivery->id, delivery->redeliveries); !e) {
+          return error_response(e.error(), req);
+        }
+        return http::Response::json(202, webhooks::to_json(*delivery));
+      },
+      {.access = Access::tenant, .permission = perm::webhooks_manage});
+
+  // --- reports ---
+  router.add(http::Method::post, "/v1/reports",
+             [&platform, &clock](http::Request& req) -> http::Response {
+               if (!platform.background) return unavailable_without_queue(req);
+               auto body = body_object(req, {"type", "from", "to"});
+               if (!body) return error_response(body.error(), req);
+               auto parameters = reports::validate_request(**body);
+               if (!parameters) return error_response(parameters.error(), req);
+               std::optional<reports::Report> report;
+               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+                 auto created = reports::store::create(tx, clock, "audit_log", *parameters);
+                 if (!created) return std::unexpected(created.error());
+                 audit::Event event{
+                     .action = "report.requested", .resource_type = "report", .resource_id = created->id};
+                 event.changes = audit::created_changes({{"type", "audit_log"}, {"parameters", *parameters}});
+                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 report = std::move(*created);
+                 return {};
+               });
+               if (!r) return error_response(r.error(), req);
+               platform.flush_audit_after_commit(*req.tenant);
+               jobs::NewJob job;
+               job.queue = "reports";
+               job.type = "report.build";
+               job.tenant_id = req.tenant->id;
+               job.payload = {{"report_id", report->id}};
+               job.idempotency_key = "report:" + report->id;
+               job.max_attempts = 5;
+               if (auto e = platform.background->queue().enqueue(job); !e) {
+                 // The report row stays pending; a retry of the request makes a new one.
+                 return error_response(e.error(), req);
+               }
+               http::Response res = http::Response::json(202, reports::to_json(*report));
+               res.headers.set("Location", "/v1/reports/" + report->id);
+               return res;
+             },
+             {.json_body = true, .access = Access::tenant, .permission = perm::audit_read});
+
+  router.add(http::Method::get, "/v1/reports/{id}",
+             [&platform](http::Request& req) -> http::Response {
+               const std::string id(req.param("id"));
+               const bool csv = req.query_param("format").value_or("") == "csv";
+               std::optional<reports::Report> report;
+               std::string content;
+               auto r = platform.tenant_data->transact(*req.tenant,
+                                                       [&](TenantTransaction& tx) -> Result<void> {
+                                                         if (csv) {
+                                                           auto c = reports::store::content(tx, id);
+                                                           if (!c) return std::unexpected(c.error());
+                                                           content = std::move(*c);
+                                                           return {};
+                                                         }
+                                                         auto got = reports::store::get(tx, id);
+                                                         if (!got) return std::unexpected(got.error());
+                                                         report = std::move(*got);
+                                                         return {};
+                                                       },
+                                                       {.read_only = true});
+               if (!r) return error_response(r.error(), req);
+               if (csv) {
+                 http::Response res = http::Response::text(200, std::move(content), "text/csv; charset=utf-8");
+                 res.headers.set("Content-Disposition", "attachment; filename=\"audit-log-" + id + ".csv\"");
+                 return res;
+               }
+               Json j = reports::to_json(*report);
+               j["download_url"] =
+                   report->status == "ready" ? Json("/v1/reports/" + id + "?format=csv") : Json(nullptr);
+               return http::Response::json(200, j);
+             },
+             {.access = Access::tenant, .permission = perm::reports_read});
+
+  // --- email settings ---
+  router.add(http::Method::get, "/v1/email-settings",
+             [&platform](http::Request& req) -> http::Response {
+               std::optional<email::TenantSettings> settings;
+               auto r = platform.tenant_data->transact(*req.tenant,
+                                                       [&](TenantTransaction& tx) -> Result<void> {
+                                                         auto s = email::settings_store::get(tx);
+                                                         if (!s) return std::unexpected(s.error());
+                                                         settings = std::move(*s);
+                                                         return {};
+                                                       },
+                                                       {.read_only = true});
+               if (!r) return error_response(r.error(), req);
+               return http::Response::json(200, email::to_json(*settings));
+             },
+             {.access = Access::tenant, .permission = perm::tenant_read});
+
+  router.add(http::Method::put, "/v1/email-settings",
+             [&platform, &clock](http::Request& req) -> http::Response {
+               auto body = body_object(req, {"from_name", "reply_to"});
+               if (!body) return error_response(body.error(), req);
+               auto from_name = string_member(**body, "from_name", false);
+               if (!from_name) return error_response(from_name.error(), req);
+               std::optional<std::string> reply_to;
+               if ((*body)->contains("reply_to") && !(**body)["reply_to"].is_null()) {
+                 auto r = string_member(**body, "reply_to", false);
+                 if (!r) return error_response(r.error(), req);
+                 reply_to = *r;
+               }
+               std::optional<email::TenantSettings> stored;
+               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+                 auto before = email::settings_store::get(tx);
+                 if (!before) return std::unexpected(before.error());
+                 auto s = email::settings_store::put(tx, clock, {from_name->value_or(""), reply_to.value_or(""), ""});
+                 if (!s) return std::unexpected(s.error());
+                 audit::Event event{.action = "email_settings.updated",
+                                    .resource_type = "email_settings",
+                                    .resource_id = req.tenant->id};
+                 audit::add_change(event.changes, "from_name", before->from_name, s->from_name);
+                 audit::add_change(event.changes, "reply_to", before->reply_to, s->reply_to);
+                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 stored = std::move(*s);
+                 return {};
+               });
+               if (!r) return error_response(r.error(), req);
+               platform.flush_audit_after_commit(*req.tenant);
+               return http::Response::json(200, email::to_json(*stored));
+             },
+             {.json_body = true, .access = Access::tenant, .permission = perm::tenant_manage});
+
+  // --- operations ---
+  router.add(http::Method::get, "/v1/admin/jobs",
+             [&platform](http::Request& req) -> http::Response {
+               if (!platform.background) return unavailable_without_queue(req);
+               auto& queue = platform.background->queue();
+               auto stats = queue.stats();
+               if (!stats) return error_response(stats.error(), req);
+               auto dead = queue.dead_jobs(50);
+               if (!dead) return error_response(dead.error(), req);
+               Json counts = Json::array();
+               for (const auto& [q, types] : stats->counts) {
+                 for (const auto& [type, states] : types) {
+                   Json row = {{"queue", q}, {"type", type}};
+                   for (const auto& [state, n] : states) row[state] = n;
+                   counts.push_back(row);
+                 }
+               }
+               Json dead_json = Json::array();
+               for (const auto& d : *dead) {
+                 Json j = job_json(d.job);
+                 j["died_at"] = format_rfc3339(d.died_at);
+                 dead_json.push_back(j);
+               }
+               return http::Response::json(200, {{"backend", std::string(queue.backend_name())},
+                                                 {"counts", counts},
+                                                 {"dead_total", stats->dead},
+                                                 {"dead", dead_json}});
+             },
+             {.access = Access::super_admin});
+
+  router.add(http::Method::post, "/v1/admin/jobs/{id}/retry",
+             [&platform](http::Request& req) -> http::Response {
+               if (!platform.background) return unavailable_without_queue(req);
+               const std::string id(req.param("id"));
+               auto retried = platform.background->queue().retry_dead(id);
+               if (!retried) return error_response(retried.error(), req);
+               if (!*retried) return error_response({Errc::not_found, "no dead job has this id"}, req);
+               if (auto a = audit_platform(platform, req,
+                                           {.action = "job.retried", .resource_type = "job", .resource_id = id});
+                   !a) {
+                 return error_response(a.error(), req);
+               }
+               return http::Response::json(202, {{"id", id}, {"state", "queued"}});
+             },
+             {.access = Access::super_admin});
+
+  router.add(http::Method::delete_, "/v1/admin/jobs/{id}",
+             [&platform](http::Request& req) -> http::Response {
+               if (!platform.background) return unavailable_without_queue(req);
+               const std::string id(req.param("id"));
+               auto discarded = platform.background->queue().discard_dead(id);
+               if (!discarded) return error_response(discarded.error(), req);
+               if (!*discarded) return error_response({Errc::not_found, "no dead job has this id"}, req);
+               if (auto a = audit_platform(platform, req,
+                                           {.action = "job.discarded", .resource_type = "job", .resource_id = id});
+                   !a) {
+                 return error_response(a.error(), req);
+               }
+               return no_content();
+             },
+             {.access = Access::super_admin});
+}
+
+}  // namespace atrium::api

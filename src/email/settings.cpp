@@ -1,0 +1,72 @@
+#include "email/settings.hpp"
+
+namespace atrium::email {
+
+namespace {
+
+using storage::Value;
+using tenancy::TenantStatement;
+
+constexpr TenantStatement k_get{"email_settings_get",
+                                "SELECT from_name, reply_to, updated_at FROM email_settings WHERE tenant_id = $1"};
+constexpr TenantStatement k_put{
+    "email_settings_put",
+    "INSERT INTO email_settings (tenant_id, from_name, reply_to, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT "
+    "(tenant_id) DO UPDATE SET from_name = excluded.from_name, reply_to = excluded.reply_to, updated_at = "
+    "excluded.updated_at"};
+
+const Template k_endpoint_disabled{
+    "Webhook endpoint disabled: {{url}}",
+    "Atrium disabled the webhook endpoint {{url}} ({{endpoint_id}}) of {{tenant_name}} because every attempt to "
+    "deliver an event to it failed.\n\nLast error: {{error}}\n\nFix the endpoint, then create it again and redeliver "
+    "the failed events from its delivery log.\n",
+    "<p>Atrium disabled the webhook endpoint <code>{{url}}</code> ({{endpoint_id}}) of <b>{{tenant_name}}</b> "
+    "because every attempt to deliver an event to it failed.</p><p>Last error: <code>{{error}}</code></p><p>Fix "
+    "the endpoint, then create it again and redeliver the failed events from its delivery log.</p>"};
+
+}  // namespace
+
+Json to_json(const TenantSettings& s) {
+  return {{"from_name", s.from_name},
+          {"reply_to", s.reply_to.empty() ? Json(nullptr) : Json(s.reply_to)},
+          {"updated_at", s.updated_at.empty() ? Json(nullptr) : Json(s.updated_at)}};
+}
+
+void apply(const TenantSettings& s, Message& m) {
+  if (!s.from_name.empty()) m.from.name = s.from_name;
+  if (!s.reply_to.empty()) m.reply_to = Address{s.reply_to, ""};
+}
+
+const Template* builtin_template(std::string_view name) {
+  if (name == "webhook_endpoint_disabled") return &k_endpoint_disabled;
+  return nullptr;
+}
+
+namespace settings_store {
+
+std::vector<TenantStatement> statements() { return {k_get, k_put}; }
+
+Result<TenantSettings> get(tenancy::TenantTransaction& tx) {
+  auto rs = tx.execute(k_get);
+  if (!rs) return std::unexpected(rs.error());
+  if (rs->empty()) return TenantSettings{};
+  return TenantSettings{rs->text_at(0, 0).value_or(""), rs->text_at(0, 1).value_or(""), rs->text_at(0, 2).value_or("")};
+}
+
+Result<TenantSettings> put(tenancy::TenantTransaction& tx, const Clock& clock, const TenantSettings& settings) {
+  if (settings.from_name.size() > 100 || settings.from_name.find_first_of("\r\n") != std::string::npos) {
+    return fail(Errc::invalid_argument, "from_name must be at most 100 characters on one line");
+  }
+  if (!settings.reply_to.empty() && !valid_address(settings.reply_to)) {
+    return fail(Errc::invalid_argument, "reply_to must be an email address");
+  }
+  TenantSettings out = settings;
+  out.updated_at = format_rfc3339(clock.now());
+  auto r = tx.execute(k_put, {Value(out.from_name), Value(out.reply_to), Value(out.updated_at)});
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+}  // namespace settings_store
+
+}  // namespace atrium::email
