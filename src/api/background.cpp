@@ -94,7 +94,8 @@ Result<std::unique_ptr<Background>> Background::open(Platform& platform) {
                                      {.lease = std::chrono::milliseconds(config.jobs.lease_ms),
                                       .poll_interval = std::chrono::milliseconds(config.jobs.poll_interval_ms)});
   } else {
-    auto q = jobs::open_rabbitmq_queue({.url = config.jobs.queue_url}, platform.db(), platform.clock());
+    auto q = jobs::open_rabbitmq_queue({.url = config.jobs.queue_url, .prefix = config.jobs.queue_prefix},
+                                       platform.db(), platform.clock());
     if (!q) return fail(q.error().code, "jobs.queue_url: " + q.error().message);
     b->queue_ = std::move(*q);
   }
@@ -135,6 +136,12 @@ void Background::register_handlers() {
   const Clock& clock = p.clock();
 
   handlers_.add("system.heartbeat", [](jobs::JobContext&) -> Result<void> { return {}; });
+
+  handlers_.add("system.outbox_sweep", [&p](jobs::JobContext&) -> Result<void> {
+    auto moved = p.relay_pending_audit();
+    if (!moved) return std::unexpected(moved.error());
+    return {};
+  });
 
   handlers_.add("system.cleanup", [&p, &clock](jobs::JobContext&) -> Result<void> {
     const auto now = clock.now();
@@ -214,6 +221,8 @@ void Background::register_handlers() {
     if (report->status != "pending") return {};
     auto csv = reports::audit_csv(*p.audit, tenant->id, report->parameters.value("from", ""),
                                   report->parameters.value("to", ""), k_max_report_rows);
+    // Our own trouble (the database briefly away) is retried; only a bad request fails the report for good.
+    if (!csv && csv.error().code != Errc::invalid_argument) return std::unexpected(csv.error());
     auto write = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
       // The report and the job's completion commit together where the tenant's data shares the control plane, so
       // a redelivery after this commit finds the job done (elsewhere the report's status check makes it a no-op).
@@ -221,7 +230,9 @@ void Background::register_handlers() {
         if (auto done = ctx.mark_done(*control); !done) return done;
       }
       if (!csv) return reports::store::fail_report(tx, clock, id, csv.error().message);
-      if (auto f = reports::store::finish(tx, clock, id, csv->first, csv->second); !f) return f;
+      auto finished = reports::store::finish(tx, clock, id, csv->first, csv->second);
+      if (!finished) return std::unexpected(finished.error());
+      if (!*finished) return {};  // another run finished it first: one report.ready only
       auto e = events::emit(tx, clock, "report.ready", {{"report_id", id}, {"row_count", csv->second}});
       if (!e) return std::unexpected(e.error());
       return {};
@@ -235,6 +246,10 @@ void Background::register_handlers() {
       "webhook.deliver",
       [this, &p, &clock](jobs::JobContext& ctx) -> Result<void> {
         const jobs::Job& job = ctx.job();
+        // Every failure, the receiver's or ours (a database briefly away), waits on the webhook schedule.
+        const std::size_t step = std::min<std::size_t>(static_cast<std::size_t>(std::max(job.attempts, 1)) - 1,
+                                                       webhook_schedule_.size() - 1);
+        ctx.retry_after(webhook_schedule_[step]);
         auto tenant = p.tenants->get(job.tenant_id);
         if (!tenant) return std::unexpected(tenant.error());
         if (tenant->status == tenancy::TenantStatus::deleted) return {};
@@ -266,15 +281,18 @@ void Background::register_handlers() {
         const bool ok = result.error.empty() && result.status >= 200 && result.status < 300;
         const bool final = !ok && job.attempts >= job.max_attempts;
         std::string error = result.error.empty() && !ok ? "HTTP " + std::to_string(result.status) : result.error;
-        auto rec = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) {
+        auto rec = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
+          // Where the tenant's data shares the control plane, the job's completion commits with the delivery's
+          // success, so a crash before the queue hears of it does not post the event again.
+          if (storage::Transaction* control = tx.control_plane(); ok && control != nullptr) {
+            if (auto done = ctx.mark_done(*control); !done) return done;
+          }
           return webhooks::store::record_attempt(tx, clock, delivery->id, ok, final, result.status, error);
         });
-        if (!rec)
+        if (!rec) {
           log::warn("webhook attempt not recorded", {{"delivery_id", delivery_id}, {"error", rec.error().message}});
+        }
         if (ok) return {};
-        const std::size_t i = std::min<std::size_t>(static_cast<std::size_t>(std::max(job.attempts, 1)) - 1,
-                                                    webhook_schedule_.size() - 1);
-        ctx.retry_after(webhook_schedule_[i]);
         return fail(Errc::unavailable, "webhook delivery failed: " + error);
       },
       // Every retry failed (about three days by default): the endpoint is disabled and its tenant told.
@@ -286,6 +304,9 @@ void Background::register_handlers() {
         auto r = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
           auto d = webhooks::store::get_delivery(tx, job.payload.value("delivery_id", ""));
           if (!d) return std::unexpected(d.error());
+          // Only the receiver's own failures on every attempt disable it (record_attempt marked the delivery
+          // failed); a job that died of our own trouble does not.
+          if (d->status != "failed") return {};
           auto e = webhooks::store::get(tx, d->endpoint_id);
           if (!e) return std::unexpected(e.error());
           if (e->status != "enabled") return {};
@@ -336,7 +357,14 @@ Result<void> Background::start_workers() {
                               .backoff_base = std::chrono::milliseconds(jc.backoff_base_ms),
                               .backoff_max = std::chrono::milliseconds(jc.backoff_max_ms),
                               .idle_wait = std::chrono::milliseconds(500),
-                              .heartbeat = std::chrono::milliseconds(std::max<std::int64_t>(jc.lease_ms / 3, 1000))};
+                              .heartbeat = std::chrono::milliseconds(std::max<std::int64_t>(jc.lease_ms / 3, 100))};
+  for (const char* q : {"default", "webhooks", "email", "reports"}) {
+    auto it = concurrency_.find(q);
+    if (it == concurrency_.end() || it->second == 0) {
+      log::warn("no worker threads for a queue Atrium uses here; its jobs wait for another worker process",
+                {{"queue", q}, {"setting", "jobs.concurrency"}});
+    }
+  }
   runner_ = std::make_unique<jobs::Runner>(*queue_, handlers_, p.db(), p.clock(), p.registry, options);
   if (auto r = runner_->start(); !r) return r;
 
@@ -358,6 +386,9 @@ Result<void> Background::start_workers() {
     if (auto r = scheduler_->add({std::move(name), cron, jc.time_zone, job}); !r) return r;
     return {};
   };
+  // Outboxes of tenants with their own database or file are moved after each commit; this catches what a failed
+  // move left behind, without waiting for the tenant's next change.
+  if (auto r = add("system.outbox_sweep", "* * * * *", "system.outbox_sweep"); !r) return r;
   if (auto r = add("system.cleanup", jc.cleanup_cron, "system.cleanup"); !r) {
     return fail(r.error().code, "jobs.cleanup_cron: " + r.error().message);
   }
@@ -439,7 +470,7 @@ Result<void> Background::send_email(const std::string& tenant_id, const email::M
   }
   if (message.reply_to) job.payload["reply_to"] = message.reply_to->email;
   job.idempotency_key = key.empty() ? "" : "email:" + key;
-  job.max_attempts = 8;
+  job.max_attempts = 20;  // with the default backoff (1 s doubling, capped at 1 h): about 14 hours of SMTP outage
   auto r = queue_->enqueue(job);
   if (!r) return std::unexpected(r.error());
   return {};

@@ -176,7 +176,10 @@ void register_job_routes(http::Router& router, Platform& platform) {
           if (d->endpoint_id != endpoint_id) return fail(Errc::not_found, "no such webhook delivery");
           auto e = webhooks::store::get(tx, endpoint_id);
           if (!e) return std::unexpected(e.error());
-          if (e->status != "enabled") return fail(Errc::conflict, "the endpoint is disabled");
+          if (e->status != "enabled") return fail(Errc::conflict, "the endpoint is disabled; enable it first");
+          if (d->status == "pending") {
+            return fail(Errc::conflict, "the delivery is still being attempted; redeliver it once it has ended");
+          }
           auto again = webhooks::store::redeliver(tx, clock, d->id);
           if (!again) return std::unexpected(again.error());
           audit::Event event{
@@ -194,6 +197,28 @@ void register_job_routes(http::Router& router, Platform& platform) {
         return http::Response::json(202, webhooks::to_json(*delivery));
       },
       {.access = Access::tenant, .permission = perm::webhooks_manage});
+
+  router.add(http::Method::post, "/v1/webhook-endpoints/{id}/enable",
+             [&platform, &clock](http::Request& req) -> http::Response {
+               const std::string id(req.param("id"));
+               std::optional<webhooks::Endpoint> endpoint;
+               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+                 auto before = webhooks::store::get(tx, id);
+                 if (!before) return std::unexpected(before.error());
+                 auto e = webhooks::store::enable(tx, clock, id);
+                 if (!e) return std::unexpected(e.error());
+                 audit::Event event{
+                     .action = "webhook_endpoint.enabled", .resource_type = "webhook_endpoint", .resource_id = id};
+                 audit::add_change(event.changes, "status", before->status, e->status);
+                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 endpoint = std::move(*e);
+                 return {};
+               });
+               if (!r) return error_response(r.error(), req);
+               platform.flush_audit_after_commit(*req.tenant);
+               return http::Response::json(200, webhooks::to_json(*endpoint));
+             },
+             {.access = Access::tenant, .permission = perm::webhooks_manage});
 
   // --- reports ---
   router.add(http::Method::post, "/v1/reports",
@@ -264,7 +289,8 @@ void register_job_routes(http::Router& router, Platform& platform) {
                    report->status == "ready" ? Json("/v1/reports/" + id + "?format=csv") : Json(nullptr);
                return http::Response::json(200, j);
              },
-             {.access = Access::tenant, .permission = perm::reports_read});
+             // An audit-log report is the audit log: the same permission reads it.
+             {.access = Access::tenant, .permission = perm::audit_read});
 
   // --- email settings ---
   router.add(http::Method::get, "/v1/email-settings",

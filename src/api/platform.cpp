@@ -369,9 +369,10 @@ Result<void> Platform::purge_tenant(const std::string& id, const audit::Context&
 
 Result<void> Platform::flush_audit(const tenancy::Tenant& tenant) {
   if (!tenant_data->shares_control_plane(tenant)) {
+    // Both outboxes, each whatever happens to the other.
     auto moved = audit->relay(*tenant_data, tenant);
-    if (!moved) return std::unexpected(moved.error());
     auto events = events::move_to_control_plane(*tenant_data, *db_, tenant);
+    if (!moved) return std::unexpected(moved.error());
     if (!events) return std::unexpected(events.error());
   }
   if (background) background->events_committed();

@@ -85,6 +85,7 @@ const std::vector<Key>& keys() {
       {"audit", "syslog_app_name", member(&Config::audit, &AuditConfig::syslog_app_name)},
       {"jobs", "embedded", member(&Config::jobs, &JobsConfig::embedded)},
       {"jobs", "queue_url", member(&Config::jobs, &JobsConfig::queue_url), 0, 0, true},
+      {"jobs", "queue_prefix", member(&Config::jobs, &JobsConfig::queue_prefix)},
       {"jobs", "concurrency", member(&Config::jobs, &JobsConfig::concurrency)},
       {"jobs", "lease_ms", member(&Config::jobs, &JobsConfig::lease_ms), 1000, 86'400'000},
       {"jobs", "poll_interval_ms", member(&Config::jobs, &JobsConfig::poll_interval_ms), 10, 60'000},

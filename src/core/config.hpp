@@ -77,6 +77,7 @@ struct AuditConfig {
 struct JobsConfig {
   bool embedded = true;   // serve runs the job runner, event relay and scheduler in-process (off: `atrium worker`)
   std::string queue_url;  // empty: the SQL queue in the control-plane database; amqp://... : RabbitMQ
+  std::string queue_prefix = "atrium";                                 // RabbitMQ: prefix of the exchanges and queues
   std::string concurrency = "default=4,webhooks=4,email=2,reports=1";  // threads per queue
   std::int64_t lease_ms = 300'000;
   std::int64_t poll_interval_ms = 250;

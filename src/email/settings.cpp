@@ -18,11 +18,12 @@ constexpr TenantStatement k_put{
 const Template k_endpoint_disabled{
     "Webhook endpoint disabled: {{url}}",
     "Atrium disabled the webhook endpoint {{url}} ({{endpoint_id}}) of {{tenant_name}} because every attempt to "
-    "deliver an event to it failed.\n\nLast error: {{error}}\n\nFix the endpoint, then create it again and redeliver "
-    "the failed events from its delivery log.\n",
+    "deliver an event to it failed.\n\nLast error: {{error}}\n\nFix the receiver, enable the endpoint again "
+    "(POST /v1/webhook-endpoints/{{endpoint_id}}/enable) and redeliver the failed events from its delivery log.\n",
     "<p>Atrium disabled the webhook endpoint <code>{{url}}</code> ({{endpoint_id}}) of <b>{{tenant_name}}</b> "
     "because every attempt to deliver an event to it failed.</p><p>Last error: <code>{{error}}</code></p><p>Fix "
-    "the endpoint, then create it again and redeliver the failed events from its delivery log.</p>"};
+    "the receiver, enable the endpoint again (<code>POST /v1/webhook-endpoints/{{endpoint_id}}/enable</code>) and "
+    "redeliver the failed events from its delivery log.</p>"};
 
 }  // namespace
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/ids.hpp"
@@ -22,8 +23,8 @@ constexpr Statement k_pending_insert{
     "INSERT INTO pending_events (id, tenant_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO "
     "NOTHING"};
 constexpr Statement k_pending_page{"pending_events_page",
-                                   "SELECT id, tenant_id, type, data, created_at FROM pending_events ORDER BY id "
-                                   "LIMIT $1"};
+                                   "SELECT id, tenant_id, type, data, created_at FROM pending_events WHERE id > $1 "
+                                   "ORDER BY id LIMIT $2"};
 constexpr Statement k_pending_delete{"pending_events_delete", "DELETE FROM pending_events WHERE id = $1"};
 constexpr TenantStatement k_local_insert{
     "event_outbox_insert",
@@ -132,24 +133,44 @@ struct Relay::Impl {
 
   Result<int> run_once(int limit) {
     std::lock_guard run_lock(run_mutex);
-    auto rs = storage::transact_value<storage::ResultSet>(
-        db, [&](Transaction& tx) { return tx.execute(k_pending_page, {Value(std::int64_t{limit})}); },
-        {.read_only = true});
-    if (!rs) return std::unexpected(rs.error());
     int published = 0;
-    for (std::size_t i = 0; i < rs->rows.size(); ++i) {
-      Event e{rs->text_at(i, 0).value_or(""), rs->text_at(i, 2).value_or(""), rs->text_at(i, 1).value_or(""),
-              rs->int_at(i, 4).value_or(0), parse_object(rs->text_at(i, 3).value_or("{}"))};
-      // In order: an event that cannot be published yet holds back the ones after it.
-      if (auto p = publisher(e); !p) return published > 0 ? Result<int>(published) : std::unexpected(p.error());
-      auto d = db.transact([&](Transaction& tx) -> Result<void> {
-        auto r = tx.execute(k_pending_delete, {Value(e.id)});
-        if (!r) return std::unexpected(r.error());
-        return {};
-      });
-      if (!d) return std::unexpected(d.error());
-      ++published;
+    std::set<std::string> held;  // tenants whose earlier event could not be published in this pass
+    std::optional<Error> first_error;
+    std::string after;  // ids are UUIDv7 text: "" sorts before every one
+    // Page on past events that were held back, so one tenant's backlog cannot hide the others' events.
+    for (int page = 0; page < 20 && published < limit; ++page) {
+      auto rs = storage::transact_value<storage::ResultSet>(
+          db,
+          [&](Transaction& tx) {
+            return tx.execute(k_pending_page, {Value(after), Value(std::int64_t{limit})});
+          },
+          {.read_only = true});
+      if (!rs) return std::unexpected(rs.error());
+      for (std::size_t i = 0; i < rs->rows.size(); ++i) {
+        Event e{rs->text_at(i, 0).value_or(""), rs->text_at(i, 2).value_or(""), rs->text_at(i, 1).value_or(""),
+                rs->int_at(i, 4).value_or(0), parse_object(rs->text_at(i, 3).value_or("{}"))};
+        after = e.id;
+        // In order per tenant: an event that cannot be published yet holds back that tenant's later ones, not
+        // other tenants' (one tenant's unreachable database must not stop everyone's webhooks).
+        if (held.contains(e.tenant_id)) continue;
+        if (auto p = publisher(e); !p) {
+          held.insert(e.tenant_id);
+          if (!first_error) first_error = p.error();
+          log::warn("event not published yet",
+                    {{"event_id", e.id}, {"tenant_id", e.tenant_id}, {"error", p.error().message}});
+          continue;
+        }
+        auto d = db.transact([&](Transaction& tx) -> Result<void> {
+          auto r = tx.execute(k_pending_delete, {Value(e.id)});
+          if (!r) return std::unexpected(r.error());
+          return {};
+        });
+        if (!d) return std::unexpected(d.error());
+        ++published;
+      }
+      if (static_cast<int>(rs->rows.size()) < limit || held.empty()) break;
     }
+    if (published == 0 && first_error) return std::unexpected(*first_error);
     return published;
   }
 

@@ -38,8 +38,9 @@ Result<int> move_to_control_plane(tenancy::TenantData& data, storage::Database& 
 // commit). An error leaves the event in the outbox to be tried again.
 using Publisher = std::function<Result<void>(const Event&)>;
 
-// Reads pending_events in order and hands each to the publisher, then deletes it. Several relays (instances) may
-// run at once: publishers are idempotent, so an event published twice reaches nobody twice. Thread-safe.
+// Reads pending_events in order and hands each to the publisher, then deletes it. An event that fails holds back
+// the later events of its tenant (until the next pass), not other tenants'. Several relays (instances) may run at
+// once: publishers are idempotent, so an event published twice reaches nobody twice. Thread-safe.
 class Relay {
  public:
   Relay(storage::Database& control, Publisher publisher, std::chrono::milliseconds interval);

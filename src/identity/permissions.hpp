@@ -31,7 +31,6 @@ inline constexpr std::string_view billing_manage = "billing:manage";
 inline constexpr std::string_view audit_read = "audit:read";
 inline constexpr std::string_view webhooks_read = "webhooks:read";
 inline constexpr std::string_view webhooks_manage = "webhooks:manage";
-inline constexpr std::string_view reports_read = "reports:read";
 }  // namespace perm
 
 std::span<const std::string_view> all_permissions();

@@ -89,6 +89,12 @@ class Consumer {
   virtual Result<void> release(const Delivery& d) = 0;
   // Extends the lease of a long run (SQL); a no-op where the connection is the lease (RabbitMQ).
   virtual Result<void> extend(const Delivery& d) = 0;
+  // True when complete() also writes the job's completion record (job_completions) in its own transaction, so
+  // the runner need not (the SQL queue, whose jobs live in that database).
+  virtual bool complete_records_completion() const { return false; }
+  // True when a delivery with attempts == 1 is certainly the job's first run (no copy of it ran before), so the
+  // runner may skip looking for a completion record (SQL: attempts count every claim of the one row).
+  virtual bool first_attempt_is_first_run() const { return false; }
 };
 
 // A durable job queue. Thread-safe; consumers are per thread. Errors: unavailable (the backend cannot be

@@ -44,7 +44,11 @@ constexpr JsonLimits k_body_limits{.max_depth = 256};  // the payload's own limi
 constexpr storage::Statement k_insert_key{
     "rabbit_job_keys_insert", "INSERT INTO job_keys (idempotency_key, job_id, created_at) VALUES ($1, $2, $3)"};
 constexpr storage::Statement k_key_by_key{"rabbit_job_keys_by_key",
-                                          "SELECT job_id, published FROM job_keys WHERE idempotency_key = $1"};
+                                          "SELECT job_id, published, created_at FROM job_keys WHERE "
+                                          "idempotency_key = $1"};
+// An unconfirmed key younger than this is most likely being published by a concurrent enqueue right now, so only
+// an older one (its enqueuer crashed or failed) is published again.
+constexpr std::int64_t k_republish_after_ms = 30'000;
 constexpr storage::Statement k_mark_published{"rabbit_job_keys_published",
                                               "UPDATE job_keys SET published = 1 WHERE idempotency_key = $1"};
 
@@ -882,19 +886,25 @@ class RabbitQueue final : public JobQueue {
         if (inserted.error().code != Errc::unique_violation) {
           return fail(Errc::unavailable, "idempotency key insert failed: " + inserted.error().message);
         }
-        using Row = std::pair<std::string, bool>;
-        auto row =
-            storage::transact_value<Row>(core_->keys_db(),
-                                         [&](storage::Transaction& tx) -> Result<Row> {
-                                           auto r = tx.execute(k_key_by_key, {key});
-                                           if (!r) return std::unexpected(r.error());
-                                           if (r->empty()) return fail(Errc::conflict, "idempotency key vanished");
-                                           return Row{r->text_at(0, 0).value_or(""), r->bool_at(0, 1).value_or(false)};
-                                         },
-                                         {.read_only = true});
+        struct Row {
+          std::string job_id;
+          bool published = false;
+          std::int64_t created_at = 0;
+        };
+        auto row = storage::transact_value<Row>(
+            core_->keys_db(),
+            [&](storage::Transaction& tx) -> Result<Row> {
+              auto r = tx.execute(k_key_by_key, {key});
+              if (!r) return std::unexpected(r.error());
+              if (r->empty()) return fail(Errc::conflict, "idempotency key vanished");
+              return Row{r->text_at(0, 0).value_or(""), r->int_at(0, 1).value_or(0) != 0, r->int_at(0, 2).value_or(0)};
+            },
+            {.read_only = true});
         if (!row) return fail(Errc::unavailable, "idempotency key lookup failed: " + row.error().message);
-        if (row->second) return EnqueueResult{row->first, false};
-        job.id = row->first;  // inserted but never confirmed: publish it (again) under its id
+        if (row->published || unix_ms(now) - row->created_at < k_republish_after_ms) {
+          return EnqueueResult{row->job_id, false};
+        }
+        job.id = row->job_id;  // inserted long ago but never confirmed: publish it (again) under its id
         created = false;
       }
     }

@@ -79,6 +79,7 @@ struct Runner::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::thread heartbeat;
   std::atomic<bool> stopping{false};
+  bool beat_stop = false;  // guarded by stop_mutex
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
 
@@ -97,6 +98,15 @@ struct Runner::Impl {
                                    "Job runs by outcome: succeeded, retried, dead, duplicate (already completed), "
                                    "released (handed back at shutdown), lost (the queue refused the settlement).",
                                    {"queue", "type", "outcome"})) {}
+
+  void end_heartbeat() {
+    {
+      std::lock_guard lock(stop_mutex);
+      beat_stop = true;
+    }
+    stop_cv.notify_all();
+    if (heartbeat.joinable()) heartbeat.join();
+  }
 
   void count(const Job& job, std::string_view outcome) {
     processed.with({job.queue, job.type, std::string(outcome)}).inc();
@@ -157,7 +167,9 @@ struct Runner::Impl {
     wait_seconds.with({job.queue, job.type})
         .observe(std::max(0.0, std::chrono::duration<double>(started - due).count()));
 
-    auto done = already_done(job.id);
+    // A first delivery the queue vouches for cannot have run before; any other may be a copy that did.
+    const bool check = !(job.attempts == 1 && w.consumer->first_attempt_is_first_run());
+    auto done = check ? already_done(job.id) : Result<bool>(false);
     if (done && *done) {
       std::lock_guard lock(w.mutex);
       auto c = w.consumer->complete(d);
@@ -195,7 +207,7 @@ struct Runner::Impl {
       settle_failed(w, d, ctx, result.error());
       return;
     }
-    if (!ctx.marked_done()) {
+    if (!ctx.marked_done() && !w.consumer->complete_records_completion()) {
       if (auto r = record_done(job); !r) {
         // The effect happened; without the record a redelivery may repeat it. Retry settles it later.
         log::warn("job completion not recorded",
@@ -240,16 +252,22 @@ struct Runner::Impl {
     }
   }
 
+  // Runs until every worker has ended (beat_stop), not just until stopping: handlers finishing during the grace
+  // period keep their leases.
   void beat() {
     while (true) {
       {
         std::unique_lock lock(stop_mutex);
-        if (stop_cv.wait_for(lock, options.heartbeat, [&] { return stopping.load(); })) return;
+        if (stop_cv.wait_for(lock, options.heartbeat, [&] { return beat_stop; })) return;
       }
       for (auto& w : workers) {
         std::unique_lock lock(w->mutex, std::try_to_lock);
         // A worker inside a handler does not hold its mutex; one settling or receiving is not running a job.
-        if (lock.owns_lock() && w->current) (void)w->consumer->extend(*w->current);
+        if (!lock.owns_lock() || !w->current) continue;
+        if (auto r = w->consumer->extend(*w->current); !r) {
+          log::warn("job lease not extended; another worker may run the job again",
+                    {{"job_id", w->current->job.id}, {"type", w->current->job.type}, {"error", r.error().message}});
+        }
       }
     }
   }
@@ -303,8 +321,8 @@ bool Runner::stop(std::chrono::milliseconds grace) {
   for (auto& w : impl_->workers) {
     if (w->thread.joinable()) w->thread.join();
   }
+  impl_->end_heartbeat();
   impl_->workers.clear();
-  if (impl_->heartbeat.joinable()) impl_->heartbeat.join();
   return true;
 }
 
@@ -313,7 +331,7 @@ Runner::~Runner() {
     for (auto& w : impl_->workers) {
       if (w->thread.joinable()) w->thread.join();
     }
-    if (impl_->heartbeat.joinable()) impl_->heartbeat.join();
+    impl_->end_heartbeat();
   }
 }
 

@@ -73,8 +73,9 @@ std::chrono::milliseconds backoff(int attempts, std::chrono::milliseconds base, 
                                   double unit);
 
 // Consumes the configured queues with the registered handlers. Completion is recorded in job_completions
-// (control-plane database) before the queue is told, and a job already recorded there is settled without running
-// again, so at-least-once delivery never applies a handler's effect twice. A job received while stopping is handed
+// (control-plane database) before or with telling the queue (the SQL queue's complete() writes it in the same
+// transaction), and a job already recorded there is settled without running again, so at-least-once delivery
+// never applies a handler's effect twice. A job received while stopping is handed
 // back unrun. Metrics: atrium_jobs_* in `registry`.
 class Runner {
  public:

@@ -40,6 +40,9 @@ constexpr Statement k_complete{
     "jobs_complete",
     "UPDATE jobs SET state = 'done', lease_token = NULL, lease_until = NULL, updated_at = $3 "
     "WHERE id = $1 AND lease_token = $2 AND state = 'running'"};
+constexpr Statement k_record_completion{"jobs_record_completion",
+                                        "INSERT INTO job_completions (job_id, completed_at) VALUES ($1, $2) ON "
+                                        "CONFLICT DO NOTHING"};
 constexpr Statement k_retry{"jobs_retry",
                             "UPDATE jobs SET state = 'queued', run_at = $3, last_error = $4, lease_token = NULL, "
                             "lease_until = NULL, updated_at = $5 WHERE id = $1 AND lease_token = $2 AND state = "
@@ -67,7 +70,7 @@ constexpr Statement k_expire_requeue{
 constexpr Statement k_stats{
     "jobs_stats",
     "SELECT queue, type, CASE WHEN state = 'queued' AND run_at > $1 THEN 'scheduled' ELSE state END AS s, count(*) "
-    "FROM jobs WHERE state <> 'done' GROUP BY queue, type, s"};
+    "FROM jobs WHERE state IN ('queued', 'running', 'dead') GROUP BY queue, type, s"};
 constexpr Statement k_dead{"jobs_dead",
                            "SELECT " ATRIUM_JOB_COLUMNS
                            ", updated_at FROM jobs WHERE state = 'dead' ORDER BY updated_at DESC, id DESC LIMIT $1"};
@@ -79,6 +82,7 @@ constexpr Statement k_delete_done{"jobs_delete_done", "DELETE FROM jobs WHERE st
 constexpr Statement k_delete_dead{"jobs_delete_dead", "DELETE FROM jobs WHERE state = 'dead' AND updated_at < $1"};
 constexpr Statement k_delete_completions{"jobs_delete_completions",
                                          "DELETE FROM job_completions WHERE completed_at < $1"};
+constexpr Statement k_delete_keys{"jobs_delete_keys", "DELETE FROM job_keys WHERE created_at < $1"};
 
 #undef ATRIUM_JOB_COLUMNS
 
@@ -149,8 +153,25 @@ class SqlConsumer final : public Consumer {
   }
 
   Result<void> complete(const Delivery& d) override {
-    return settle(k_complete, d, {Value(d.job.id), Value(d.receipt), Value(to_unix_ms(clock_.now()))}, "complete");
+    if (d.receipt.empty()) return fail(Errc::invalid_argument, "delivery has no receipt");
+    const std::int64_t now = to_unix_ms(clock_.now());
+    bool lost = false;
+    // The completion record commits even when the lease was lost meanwhile: the effect happened, and the copy
+    // another worker now holds must find it.
+    auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+      auto recorded = tx.execute(k_record_completion, {Value(d.job.id), Value(now)});
+      if (!recorded) return std::unexpected(recorded.error());
+      auto updated = tx.execute(k_complete, {Value(d.job.id), Value(d.receipt), Value(now)});
+      if (!updated) return std::unexpected(updated.error());
+      lost = updated->affected_rows == 0;
+      return {};
+    });
+    if (!r) return r;
+    if (lost) return fail(Errc::conflict, "complete: the job's lease was lost (another worker has it now)");
+    return {};
   }
+  bool complete_records_completion() const override { return true; }
+  bool first_attempt_is_first_run() const override { return true; }
   Result<void> retry(const Delivery& d, std::chrono::milliseconds delay, const std::string& error) override {
     const auto now = clock_.now();
     return settle(
@@ -322,7 +343,7 @@ std::unique_ptr<JobQueue> make_sql_queue(storage::Database& db, const Clock& clo
 Result<std::int64_t> delete_settled(storage::Database& db, TimePoint before, TimePoint dead_before) {
   return storage::transact_value<std::int64_t>(db, [&](Transaction& tx) -> Result<std::int64_t> {
     std::int64_t n = 0;
-    for (const auto* s : {&k_delete_done, &k_delete_completions}) {
+    for (const auto* s : {&k_delete_done, &k_delete_completions, &k_delete_keys}) {
       auto rs = tx.execute(*s, {Value(to_unix_ms(before))});
       if (!rs) return std::unexpected(rs.error());
       n += rs->affected_rows;

@@ -22,8 +22,8 @@ struct SqlQueueOptions {
 // delete_settled removes them. `db` must outlive the queue.
 std::unique_ptr<JobQueue> make_sql_queue(storage::Database& db, const Clock& clock, SqlQueueOptions options = {});
 
-// Deletes done jobs and completion records older than `before`, and dead jobs older than `dead_before`. Returns
-// how many rows went.
+// Deletes done jobs, completion records and RabbitMQ idempotency keys (job_keys) older than `before`, and dead
+// jobs older than `dead_before`. Returns how many rows went.
 Result<std::int64_t> delete_settled(storage::Database& db, TimePoint before, TimePoint dead_before);
 
 std::int64_t to_unix_ms(TimePoint t);

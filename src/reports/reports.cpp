@@ -162,11 +162,11 @@ Result<std::string> content(TenantTransaction& tx, const std::string& id) {
   return rs->text_at(0, 1).value_or("");
 }
 
-Result<void> finish(TenantTransaction& tx, const Clock& clock, const std::string& id, const std::string& csv,
+Result<bool> finish(TenantTransaction& tx, const Clock& clock, const std::string& id, const std::string& csv,
                     std::int64_t rows) {
   auto rs = tx.execute(k_finish, {Value(id), Value(csv), Value(rows), Value(format_rfc3339(clock.now()))});
   if (!rs) return std::unexpected(rs.error());
-  return {};
+  return rs->affected_rows > 0;
 }
 
 Result<void> fail_report(TenantTransaction& tx, const Clock& clock, const std::string& id, const std::string& error) {

@@ -36,7 +36,8 @@ Result<Report> create(tenancy::TenantTransaction& tx, const Clock& clock, const 
 Result<Report> get(tenancy::TenantTransaction& tx, const std::string& id);
 // The CSV of a ready report.
 Result<std::string> content(tenancy::TenantTransaction& tx, const std::string& id);
-Result<void> finish(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id, const std::string& csv,
+// Stores the CSV of a pending report; false when it was no longer pending (another run finished it).
+Result<bool> finish(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id, const std::string& csv,
                     std::int64_t rows);
 Result<void> fail_report(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id,
                          const std::string& error);

@@ -40,6 +40,10 @@ constexpr TenantStatement k_delete{"webhook_endpoints_delete",
 constexpr TenantStatement k_disable{"webhook_endpoints_disable",
                                     "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = $3, "
                                     "updated_at = $4 WHERE tenant_id = $1 AND id = $2"};
+constexpr TenantStatement k_enable{
+    "webhook_endpoints_enable",
+    "UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = '', updated_at = "
+    "$3 WHERE tenant_id = $1 AND id = $2"};
 constexpr TenantStatement k_enabled{"webhook_endpoints_enabled", "SELECT " ATRIUM_ENDPOINT_COLUMNS
                                                                  " FROM webhook_endpoints WHERE tenant_id = $1 AND "
                                                                  "status = 'enabled' ORDER BY id"};
@@ -264,6 +268,14 @@ Result<void> disable(TenantTransaction& tx, const Clock& clock, const std::strin
   if (!r) return std::unexpected(r.error());
   if (r->affected_rows == 0) return fail(Errc::not_found, "no such webhook endpoint");
   return {};
+}
+
+Result<Endpoint> enable(TenantTransaction& tx, const Clock& clock, const std::string& id) {
+  auto before = get(tx, id);
+  if (!before) return before;
+  auto r = tx.execute(k_enable, {Value(id), Value(format_rfc3339(clock.now()))});
+  if (!r) return std::unexpected(r.error());
+  return get(tx, id);
 }
 
 Result<std::vector<Endpoint>> matching(TenantTransaction& tx, const std::string& event_type) {

@@ -58,6 +58,9 @@ Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id);
 Result<void> disable(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id,
                      const std::string& reason);
 
+// Enables a disabled endpoint again (no-op for an enabled one); returns it.
+Result<Endpoint> enable(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id);
+
 // The enabled endpoints whose filter matches `event_type`.
 Result<std::vector<Endpoint>> matching(tenancy::TenantTransaction& tx, const std::string& event_type);
 // The delivery of `event` to `endpoint_id`, created pending unless it exists (idempotent).

@@ -16,6 +16,7 @@
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 #include "tenancy/tenant.hpp"
+#include "webhooks/endpoints.hpp"
 
 namespace atrium::test {
 namespace {
@@ -183,6 +184,10 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
   ASSERT_EQ(deliveries.status, 200) << deliveries.body.dump();
   ASSERT_FALSE(deliveries.body["data"].empty());
   const std::string delivery = deliveries.body["data"][0].value("id", "");
+  // The delivery ended (redelivery of one still being attempted is refused).
+  ASSERT_TRUE(platform().tenant_data->transact(a_, [&](tenancy::TenantTransaction& tx) {
+    return webhooks::store::record_attempt(tx, platform().clock(), delivery, true, false, 200, "");
+  }));
   auto& queue = platform().background->queue();
   std::vector<std::string> dead;
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(queue.enqueue({.queue = "test", .type = "test.dead"}));
@@ -296,6 +301,11 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
        [&] {
          return client_->call(Method::post, "/v1/webhook-endpoints/" + hook + "/deliveries/" + missing + "/redeliver",
                               std::nullopt, owner_a_);
+       }},
+      {"post /v1/webhook-endpoints/{id}/enable", "webhook_endpoint.enabled",
+       [&] { return client_->call(Method::post, "/v1/webhook-endpoints/" + hook + "/enable", std::nullopt, owner_a_); },
+       [&] {
+         return client_->call(Method::post, "/v1/webhook-endpoints/" + missing + "/enable", std::nullopt, owner_a_);
        }},
       {"post /v1/reports", "report.requested",
        [&] {

@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "core/ids.hpp"
 #include "events/outbox.hpp"
 #include "support/api_client.hpp"
 #include "support/http_receiver.hpp"
@@ -258,6 +259,17 @@ TEST_P(WebhooksApiTest, AnEndpointThatKeepsFailingIsDisabledAndItsOwnersAreEmail
   auto again = client_->call(Method::post, "/v1/webhook-endpoints/" + id + "/deliveries/" + delivery + "/redeliver",
                              std::nullopt, owner_a_);
   EXPECT_EQ(again.status, 409) << again.body.dump();
+  // Once the receiver is fixed, the owner enables the endpoint and redelivers what failed.
+  receiver.set_status(200);
+  auto enabled = client_->call(Method::post, "/v1/webhook-endpoints/" + id + "/enable", std::nullopt, owner_a_);
+  ASSERT_EQ(enabled.status, 200) << enabled.body.dump();
+  EXPECT_EQ(enabled.body["status"], "enabled");
+  EXPECT_EQ(enabled.body["disabled_reason"], nullptr);
+  auto redelivered = client_->call(
+      Method::post, "/v1/webhook-endpoints/" + id + "/deliveries/" + delivery + "/redeliver", std::nullopt, owner_a_);
+  ASSERT_EQ(redelivered.status, 202) << redelivered.body.dump();
+  ASSERT_TRUE(receiver.wait_for(10, 30s));
+  ASSERT_TRUE(eventually([&] { return deliveries(owner_a_, id)[0]["status"] == "succeeded"; }));
 }
 
 TEST_P(WebhooksApiTest, ManualRedeliverySendsTheSameEventAgain) {
@@ -426,6 +438,78 @@ TEST_P(CleanupTest, TheCleanupJobExpiresOldIdempotencyKeysOfEveryTenant) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isolation, CleanupTest, all_isolation_cases(), isolation_case_name);
+
+}  // namespace
+}  // namespace atrium::test
+
+namespace atrium::test {
+namespace {
+
+// The same flows with RabbitMQ as the job queue (jobs.queue_url), each test on its own exchanges and queues.
+class RabbitWebhooksTest : public WebhooksApiTest {
+ protected:
+  void SetUp() override {
+    const char* url = std::getenv("ATRIUM_TEST_AMQP_URL");
+    if (url == nullptr || *url == '\0') {
+      if (std::getenv("CI") != nullptr) FAIL() << "ATRIUM_TEST_AMQP_URL is not set";
+      GTEST_SKIP() << "RabbitMQ not configured";
+    }
+    url_ = url;
+    WebhooksApiTest::SetUp();
+  }
+  void customize(Config& config) override {
+    config.jobs.queue_url = url_;
+    config.jobs.queue_prefix = "wt" + new_uuid_v7(SystemClock::instance()).substr(24);
+  }
+  std::string url_;
+};
+
+TEST_P(RabbitWebhooksTest, DeliveriesAreRetriedThroughRabbitMqUntilTheReceiverIsUp) {
+  HttpReceiver receiver;
+  const std::uint16_t port = receiver.port();
+  receiver.stop();
+  auto [id, secret] = endpoint(owner_a_, "http://127.0.0.1:" + std::to_string(port) + "/in", {"project.created"});
+  ASSERT_TRUE(platform().background->start_workers());
+  project(owner_a_, "while down");
+  ASSERT_TRUE(eventually([&] {
+    auto d = deliveries(owner_a_, id);
+    return d.size() == 1 && d[0]["attempts"].get<int>() >= 1;
+  }));
+  ASSERT_TRUE(receiver.start());
+  ASSERT_TRUE(receiver.wait_for(1, 30s));
+  ASSERT_TRUE(eventually([&] { return deliveries(owner_a_, id)[0]["status"] == "succeeded"; }));
+  std::this_thread::sleep_for(1500ms);
+  ASSERT_EQ(receiver.requests().size(), 1u);
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_TRUE(
+      webhooks::verify(receiver.requests()[0].header("atrium-signature"), secret, receiver.requests()[0].body, now));
+}
+
+TEST_P(RabbitWebhooksTest, ReportsAndTheJobsOverviewWorkOnRabbitMq) {
+  ASSERT_TRUE(platform().background->start_workers());
+  auto created = client_->call(
+      Method::post, "/v1/reports",
+      Json{{"type", "audit_log"}, {"from", "2000-01-01T00:00:00Z"}, {"to", "2100-01-01T00:00:00Z"}}, owner_a_);
+  ASSERT_EQ(created.status, 202) << created.body.dump();
+  const std::string id = created.body.value("id", "");
+  ASSERT_TRUE(eventually([&] {
+    return client_->call(Method::get, "/v1/reports/" + id, std::nullopt, owner_a_).body.value("status", "") == "ready";
+  }));
+  auto root =
+      client_->call(Method::post, "/v1/auth/token",
+                    Json{{"grant_type", "password"}, {"email", "root@atrium.test"}, {"password", "root-password"}});
+  ASSERT_EQ(root.status, 200);
+  auto jobs = client_->call(Method::get, "/v1/admin/jobs", std::nullopt, root.body.value("access_token", ""));
+  ASSERT_EQ(jobs.status, 200) << jobs.body.dump();
+  EXPECT_EQ(jobs.body["backend"], "rabbitmq");
+  EXPECT_EQ(jobs.body["dead_total"], 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rabbit, RabbitWebhooksTest,
+                         ::testing::Values(IsolationCase{Backend::sqlite, tenancy::Isolation::shared},
+                                           IsolationCase{Backend::postgres, tenancy::Isolation::database}),
+                         isolation_case_name);
 
 }  // namespace
 }  // namespace atrium::test

@@ -688,6 +688,31 @@ TEST_F(RabbitQueueTest, UnpublishedKeyIsPublishedUnderItsJobId) {
   EXPECT_EQ(take(*c).job.id, id);
 }
 
+TEST_F(RabbitQueueTest, AYoungUnpublishedKeyIsLeftToTheEnqueueThatIsPublishingIt) {
+  // A concurrent enqueue inserted this key a moment ago and is publishing: a second enqueue must not publish a
+  // second copy.
+  const std::string id = "01890000-0000-7000-8000-0000000000ab";
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  auto inserted = keys_->transact([&](storage::Transaction& tx) -> Result<void> {
+    auto r = tx.execute({"", "INSERT INTO job_keys (idempotency_key, job_id, created_at) VALUES ($1, $2, $3)"},
+                        {std::string("in-flight"), id, now_ms});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+  ASSERT_TRUE(inserted);
+  NewJob j = job();
+  j.idempotency_key = "in-flight";
+  auto r = q().enqueue(j);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->id, id);
+  EXPECT_FALSE(r->created);
+  Raw raw(url_);
+  ASSERT_TRUE(raw.ok());
+  EXPECT_LE(raw.depth(work()), 0) << "no message (-1: the work queue was not even declared)";
+}
+
 TEST_F(RabbitQueueTest, ConcurrentEnqueuesShareThePublisher) {
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
