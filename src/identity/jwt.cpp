@@ -83,6 +83,12 @@ std::string b64url_encode(std::string_view bytes) {
 // Strict base64url (RFC 7515 section 2): URL-safe alphabet only, no padding, no whitespace, and the unused bits of
 // the last character zero, so every byte string has exactly one accepted encoding.
 std::optional<std::string> b64url_decode(std::string_view text) {
+  // libsodium 1.0.18 maps some bytes >= 0x80 to alphabet values instead of refusing them (seen: 0x80 decoded as a
+  // valid character, so a signature with one byte replaced still verified). Check the alphabet first.
+  for (const char c : text) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok) return std::nullopt;
+  }
   std::string out(text.size() / 4 * 3 + 3, '\0');
   std::size_t length = 0;
   if (sodium_base642bin(bytes_of(out), out.size(), text.data(), text.size(), /*ignore=*/nullptr, &length,

@@ -792,6 +792,21 @@ TEST_F(JwtTest, RandomCorruptionsAreRefusedWithoutThrowing) {
   }
 }
 
+TEST_F(JwtTest, NonAsciiBytesInAnySegmentAreRefused) {
+  // libsodium's decoder maps some bytes >= 0x80 to alphabet values; each one, at every position, must be refused.
+  for (const SigningKey* key : {&keys().rsa, &keys().ec}) {
+    const std::string token = sign_with(*key, claims());
+    for (std::size_t pos = 0; pos < token.size(); ++pos) {
+      if (token[pos] == '.') continue;
+      for (const char c : {'\x80', '\xbf', '\xc0', '\xff'}) {
+        std::string t = token;
+        t[pos] = c;
+        EXPECT_TRUE(Refused(verify(t))) << "byte " << static_cast<int>(static_cast<unsigned char>(c)) << " at " << pos;
+      }
+    }
+  }
+}
+
 TEST_F(JwtTest, VerifyLeavesTheOpenSslErrorQueueAsItWas) {
   auto parts = segments(sign_with(keys().rsa, claims()));
   parts[1] = b64(R"({"sub":"x"})");
