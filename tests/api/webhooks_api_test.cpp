@@ -15,6 +15,7 @@
 #include "support/api_client.hpp"
 #include "support/http_receiver.hpp"
 #include "support/isolation_cases.hpp"
+#include "support/smtp_receiver.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 #include "webhooks/signature.hpp"
@@ -509,6 +510,59 @@ TEST_P(RabbitWebhooksTest, ReportsAndTheJobsOverviewWorkOnRabbitMq) {
 INSTANTIATE_TEST_SUITE_P(Rabbit, RabbitWebhooksTest,
                          ::testing::Values(IsolationCase{Backend::sqlite, tenancy::Isolation::shared},
                                            IsolationCase{Backend::postgres, tenancy::Isolation::database}),
+                         isolation_case_name);
+
+}  // namespace
+}  // namespace atrium::test
+
+namespace atrium::test {
+namespace {
+
+// Atrium's own mail through a real SMTP listener on loopback (email.smtp_url), with the tenant's settings, and
+// retried while the listener refuses for a while.
+class SmtpMailTest : public WebhooksApiTest {
+ protected:
+  void customize(Config& config) override {
+    config.email.smtp_url = smtp_.url();
+    config.webhooks.retry_schedule = "1s";
+    config.jobs.backoff_base_ms = 200;
+  }
+  smtp::Receiver smtp_;
+};
+
+TEST_P(SmtpMailTest, TheDisabledEndpointMailReachesTheOwnersOverSmtpOnceTheServerAcceptsIt) {
+  HttpReceiver receiver;
+  receiver.set_status(503);
+  auto [id, secret] = endpoint(owner_a_, receiver.url(), {"project.created"});
+  ASSERT_EQ(client_
+                ->call(Method::put, "/v1/email-settings",
+                       Json{{"from_name", "Alpha Billing"}, {"reply_to", "billing@alpha.test"}}, owner_a_)
+                .status,
+            200);
+  smtp_.set_mode(smtp::Mode::transient);  // 421 at first: the mail job retries
+  ASSERT_TRUE(platform().background->start_workers());
+  project(owner_a_, "p");
+  ASSERT_TRUE(eventually([&] {
+    return client_->call(Method::get, "/v1/webhook-endpoints/" + id, std::nullopt, owner_a_).body.value("status", "") ==
+           "disabled";
+  }));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_TRUE(smtp_.received().empty());
+  smtp_.set_mode(smtp::Mode::accept);
+  auto mails = smtp_.wait_for(1, 30s);
+  ASSERT_EQ(mails.size(), 1u);
+  EXPECT_EQ(mails[0].mail_from, "no-reply@atrium.localhost");
+  EXPECT_EQ(mails[0].recipients, std::vector<std::string>{"owner@alpha.test"});
+  EXPECT_NE(mails[0].data.find("\"Alpha Billing\" <no-reply@atrium.localhost>"), std::string::npos) << mails[0].data;
+  EXPECT_NE(mails[0].data.find("Reply-To: billing@alpha.test"), std::string::npos) << mails[0].data;
+  EXPECT_NE(mails[0].data.find("multipart/alternative"), std::string::npos) << "text and HTML parts";
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(smtp_.received().size(), 1u) << "the mail is sent once";
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, SmtpMailTest,
+                         ::testing::Values(IsolationCase{Backend::sqlite, tenancy::Isolation::shared},
+                                           IsolationCase{Backend::sqlite, tenancy::Isolation::database}),
                          isolation_case_name);
 
 }  // namespace
