@@ -368,16 +368,16 @@ Result<void> Background::start_workers() {
   runner_ = std::make_unique<jobs::Runner>(*queue_, handlers_, p.db(), p.clock(), p.registry, options);
   if (auto r = runner_->start(); !r) return r;
 
-  relay_ = std::make_unique<events::Relay>(
-      p.db(), [this](const events::Event& e) { return publish(e); }, std::chrono::milliseconds(jc.relay_interval_ms));
-  relay_->start();
-
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  scheduler_ = std::make_unique<jobs::Scheduler>(
-      p.db(), *queue_, p.clock(), p.registry,
-      jobs::SchedulerOptions{.instance_id =
-                                 std::string(host) + ":" + std::to_string(::getpid()) + ":" + new_uuid_v7(p.clock())});
+  const std::string instance = std::string(host) + ":" + std::to_string(::getpid()) + ":" + new_uuid_v7(p.clock());
+  relay_ = std::make_unique<events::Relay>(
+      p.db(), [this](const events::Event& e) { return publish(e); }, std::chrono::milliseconds(jc.relay_interval_ms),
+      events::RelayLease{.holder = instance});
+  relay_->start();
+
+  scheduler_ = std::make_unique<jobs::Scheduler>(p.db(), *queue_, p.clock(), p.registry,
+                                                 jobs::SchedulerOptions{.instance_id = instance});
   auto add = [&](std::string name, const std::string& cron, std::string type) -> Result<void> {
     if (cron.empty()) return {};
     jobs::NewJob job;

@@ -8,6 +8,7 @@
 
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "jobs/lease.hpp"
 
 namespace atrium::events {
 
@@ -124,6 +125,8 @@ struct Relay::Impl {
   storage::Database& db;
   Publisher publisher;
   std::chrono::milliseconds interval;
+  RelayLease lease;
+  const Clock& clock = SystemClock::instance();
   std::mutex mutex;
   std::condition_variable cv;
   bool woken = false;
@@ -133,6 +136,11 @@ struct Relay::Impl {
 
   Result<int> run_once(int limit) {
     std::lock_guard run_lock(run_mutex);
+    if (!lease.holder.empty()) {
+      auto held = jobs::take_lease(db, "relay", lease.holder, clock.now(), lease.duration);
+      if (!held) return std::unexpected(held.error());
+      if (!*held) return 0;
+    }
     int published = 0;
     std::set<std::string> held;  // tenants whose earlier event could not be published in this pass
     std::optional<Error> first_error;
@@ -194,8 +202,8 @@ struct Relay::Impl {
   }
 };
 
-Relay::Relay(storage::Database& control, Publisher publisher, std::chrono::milliseconds interval)
-    : impl_(std::make_unique<Impl>(control, std::move(publisher), interval)) {}
+Relay::Relay(storage::Database& control, Publisher publisher, std::chrono::milliseconds interval, RelayLease lease)
+    : impl_(std::make_unique<Impl>(control, std::move(publisher), interval, std::move(lease))) {}
 
 Relay::~Relay() { stop(); }
 
@@ -210,7 +218,9 @@ void Relay::stop() {
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  if (!impl_->thread.joinable()) return;
+  impl_->thread.join();
+  if (!impl_->lease.holder.empty()) (void)jobs::release_lease(impl_->db, "relay", impl_->lease.holder);
 }
 
 void Relay::wake() {

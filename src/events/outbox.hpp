@@ -40,16 +40,26 @@ using Publisher = std::function<Result<void>(const Event&)>;
 
 // Reads pending_events in order and hands each to the publisher, then deletes it. An event that fails holds back
 // the later events of its tenant (until the next pass), not other tenants'. Several relays (instances) may run at
-// once: publishers are idempotent, so an event published twice reaches nobody twice. Thread-safe.
+// once (with a lease, one at a time): publishers are idempotent, so an event published twice reaches nobody twice.
+// Thread-safe.
+// With a `holder` (this instance's id), each relay pass first takes the control plane's "relay" lease, so one
+// instance relays at a time (another takes over when it stops renewing, within `duration`); without one, every
+// pass runs.
+struct RelayLease {
+  std::string holder;
+  std::chrono::milliseconds duration{std::chrono::seconds(30)};
+};
+
 class Relay {
  public:
-  Relay(storage::Database& control, Publisher publisher, std::chrono::milliseconds interval);
+  Relay(storage::Database& control, Publisher publisher, std::chrono::milliseconds interval, RelayLease lease = {});
   ~Relay();
   void start();
   void stop();
   // Wakes the relay after a commit that emitted events. Never blocks.
   void wake();
-  // Publishes what is pending now, up to `limit` events; returns how many were published. For tests and CLI.
+  // Publishes what is pending now, up to `limit` events; returns how many were published (0 when another instance
+  // holds the lease). For tests and CLI.
   Result<int> run_once(int limit = 500);
 
  private:

@@ -46,11 +46,15 @@ constexpr storage::Statement k_insert_key{
 constexpr storage::Statement k_key_by_key{"rabbit_job_keys_by_key",
                                           "SELECT job_id, published, created_at FROM job_keys WHERE "
                                           "idempotency_key = $1"};
-// An unconfirmed key younger than this is most likely being published by a concurrent enqueue right now, so only
-// an older one (its enqueuer crashed or failed) is published again.
+// An unconfirmed key younger than this is most likely being published by a concurrent enqueue right now, so only an
+// older one (its enqueuer crashed) is published again; a publish that failed resets created_at to 0 at once.
 constexpr std::int64_t k_republish_after_ms = 30'000;
 constexpr storage::Statement k_mark_published{"rabbit_job_keys_published",
                                               "UPDATE job_keys SET published = 1 WHERE idempotency_key = $1"};
+// A publish that failed: the next enqueue with the key publishes the job (under its id) at once.
+constexpr storage::Statement k_mark_unsent{"rabbit_job_keys_unsent",
+                                           "UPDATE job_keys SET created_at = 0 WHERE idempotency_key = $1 AND "
+                                           "published = 0"};
 
 std::int64_t unix_ms(TimePoint t) { return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count(); }
 TimePoint from_unix_ms(std::int64_t ms) {
@@ -909,7 +913,16 @@ class RabbitQueue final : public JobQueue {
       }
     }
 
-    if (auto r = core_->publish(route(*core_, job, now)); !r) return std::unexpected(r.error());
+    if (auto r = core_->publish(route(*core_, job, now)); !r) {
+      if (!key.empty()) {
+        (void)core_->keys_db().transact([&](storage::Transaction& tx) -> Result<void> {
+          auto u = tx.execute(k_mark_unsent, {key});
+          if (!u) return std::unexpected(u.error());
+          return {};
+        });
+      }
+      return std::unexpected(r.error());
+    }
 
     if (!key.empty()) {
       auto marked = core_->keys_db().transact([&](storage::Transaction& tx) -> Result<void> {

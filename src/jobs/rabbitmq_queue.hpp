@@ -51,9 +51,11 @@ namespace atrium::jobs {
 //
 // Idempotency keys live in keys_db, table job_keys (idempotency_key TEXT PRIMARY KEY, job_id TEXT NOT NULL,
 // published INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL), created by a migration: the key is inserted
-// before the publish and marked published after its confirm. A key already present returns its job id with
-// created=false; if that job was never confirmed (a crash or an error in between) it is published again first with
-// the same id, which may duplicate it (tolerated, as above).
+// before the publish and marked published after its confirm (a failed publish resets its created_at to 0). A key
+// already present returns its job id with created=false; if that job was never confirmed and the key is older than
+// 30 s (a crash in between) or its publish failed, it is published again first with the same id, which may
+// duplicate it (tolerated, as above). A younger unconfirmed key is taken as a concurrent enqueue's publish in
+// progress and not published again.
 //
 // stats(): queue depths (messages ready, not the ones held by consumers) of the work queues this JobQueue has
 // enqueued to or consumed from since it was opened: counts["<queue>"]["*"]["queued"]; all delay buckets together as

@@ -7,6 +7,7 @@
 
 #include "core/log.hpp"
 #include "jobs/cron.hpp"
+#include "jobs/lease.hpp"
 #include "jobs/sql_queue.hpp"
 
 namespace atrium::jobs {
@@ -17,12 +18,6 @@ using storage::Statement;
 using storage::Transaction;
 using storage::Value;
 
-// Takes the lease when it is free, expired, or already ours.
-constexpr Statement k_lease{"leases_acquire",
-                            "INSERT INTO leases (name, holder, until) VALUES ('scheduler', $1, $2) ON CONFLICT (name) "
-                            "DO UPDATE SET holder = excluded.holder, until = excluded.until WHERE leases.holder = "
-                            "excluded.holder OR leases.until < $3"};
-constexpr Statement k_release{"leases_release", "DELETE FROM leases WHERE name = 'scheduler' AND holder = $1"};
 constexpr Statement k_slot_get{"schedule_slots_get", "SELECT last_slot FROM schedule_slots WHERE name = $1"};
 constexpr Statement k_slot_init{"schedule_slots_init",
                                 "INSERT INTO schedule_slots (name, last_slot) VALUES ($1, $2) ON CONFLICT DO NOTHING"};
@@ -61,13 +56,7 @@ struct Scheduler::Impl {
                                 {"schedule"})) {}
 
   Result<bool> take_lease() {
-    const std::int64_t now = to_unix_ms(clock.now());
-    auto rs = storage::transact_value<storage::ResultSet>(db, [&](Transaction& tx) {
-      return tx.execute(k_lease, {Value(options.instance_id),
-                                  Value(now + static_cast<std::int64_t>(options.lease.count())), Value(now)});
-    });
-    if (!rs) return std::unexpected(rs.error());
-    return rs->affected_rows > 0;
+    return jobs::take_lease(db, "scheduler", options.instance_id, clock.now(), options.lease);
   }
 
   Result<int> fire(const Entry& e, TimePoint now) {
@@ -154,13 +143,7 @@ struct Scheduler::Impl {
       }
       if (auto r = tick(); !r) log::warn("scheduler tick failed", {{"error", r.error().message}});
     }
-    if (is_leader) {
-      (void)db.transact([&](Transaction& tx) -> Result<void> {
-        auto r = tx.execute(k_release, {Value(options.instance_id)});
-        if (!r) return std::unexpected(r.error());
-        return {};
-      });
-    }
+    if (is_leader) (void)release_lease(db, "scheduler", options.instance_id);
   }
 };
 

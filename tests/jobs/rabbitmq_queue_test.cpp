@@ -410,6 +410,21 @@ TEST_F(RabbitQueueTest, MismatchedTopologyFailsTheEnqueue) {
   EXPECT_EQ(raw.depth(work()), 1);
 }
 
+TEST_F(RabbitQueueTest, AFailedPublishLetsTheNextEnqueueWithItsKeyPublishAtOnce) {
+  Raw raw(url_);
+  ASSERT_TRUE(raw.ok());
+  raw.declare_plain_queue(work("bad2"));  // without x-max-priority: every publish to it fails
+  NewJob j = job();
+  j.queue = "bad2";
+  j.idempotency_key = "retried-after-failure";
+  auto first = q().enqueue(j);
+  ASSERT_FALSE(first);
+  // A retry right away must try to publish again (and fail the same way here), not report the job as enqueued.
+  auto second = q().enqueue(j);
+  ASSERT_FALSE(second) << "the key of a failed publish was taken as a publish in progress";
+  EXPECT_EQ(second.error().code, Errc::internal);
+}
+
 TEST_F(RabbitQueueTest, RetryWithDelayComesBackAfterTheDelay) {
   const std::string id = enqueue(job());
   auto c = consumer();

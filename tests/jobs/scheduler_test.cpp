@@ -3,9 +3,11 @@
 // policy for slots missed while no scheduler ran.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <thread>
 
+#include "events/outbox.hpp"
 #include "jobs/scheduler.hpp"
 #include "jobs/sql_queue.hpp"
 #include "storage/migrations.hpp"
@@ -150,6 +152,43 @@ TEST_P(SchedulerTest, BadSchedulesAreRefused) {
   EXPECT_EQ(s.add({"b", "* * * * *", "Mars/Olympus", job}).error().code, Errc::invalid_argument);
   ASSERT_TRUE(s.add({"c", "* * * * *", "Europe/Berlin", job}));
   EXPECT_EQ(s.add({"c", "0 * * * *", "UTC", job}).error().code, Errc::invalid_argument);
+}
+
+TEST_P(SchedulerTest, OneEventRelayAtATimeHoldsTheRelayLease) {
+  std::atomic<int> by_a{0}, by_b{0};
+  events::Relay a(db_->db(),
+                  [&](const events::Event&) -> Result<void> {
+                    ++by_a;
+                    return {};
+                  },
+                  20ms, {.holder = "a"});
+  events::Relay b(*other_,
+                  [&](const events::Event&) -> Result<void> {
+                    ++by_b;
+                    return {};
+                  },
+                  20ms, {.holder = "b"});
+  auto emit = [&] {
+    ASSERT_TRUE(db_->db().transact([&](storage::Transaction& tx) -> Result<void> {
+      auto e = events::emit(tx, clock_, "", "test.happened", Json::object());
+      if (!e) return std::unexpected(e.error());
+      return {};
+    }));
+  };
+  a.start();
+  emit();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (by_a < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(by_a.load(), 1);
+  emit();
+  auto n = b.run_once();
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(*n, 0) << "b relayed while a holds the lease";
+  EXPECT_EQ(by_b.load(), 0);
+  a.stop();  // gives the lease up
+  auto m = b.run_once();
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(by_a.load() + by_b.load(), 2) << "each event published once";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SchedulerTest, testing::Values(Backend::sqlite, Backend::postgres),
