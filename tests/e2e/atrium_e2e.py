@@ -289,7 +289,29 @@ def raw_exchange(port, data, timeout=IO_TIMEOUT, tolerate_send_errors=False):
 # The server under test
 
 
-class AtriumServer:
+class LogFile:
+    """The process's stderr log at self.log_path: its text and its JSON entries."""
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_entries(self):
+        entries = []
+        for line in self.log_text().splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    pass
+        return entries
+
+
+class AtriumServer(LogFile):
     """`atrium serve` on a free loopback port, logging to a file. Use as a context manager or call close()."""
 
     def __init__(self, args=(), env=None, data_dir=None, tls=False):
@@ -388,25 +410,7 @@ class AtriumServer:
     def __exit__(self, *exc):
         self.close()
 
-    # -- observation --
-
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_entries(self):
-        entries = []
-        for line in self.log_text().splitlines():
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    entries.append(json.loads(line))
-                except ValueError:
-                    pass
-        return entries
+    # -- observation (log_text and log_entries come from LogFile) --
 
     def tls_context(self):
         return insecure_tls_context() if self.tls else None

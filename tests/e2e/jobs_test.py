@@ -61,7 +61,7 @@ def rfc3339(t):
 # `atrium worker`
 
 
-class AtriumWorker:
+class AtriumWorker(atrium_e2e.LogFile):
     """`atrium worker` on a data directory, logging to a file. No HTTP: readiness is the "worker running" log line."""
 
     def __init__(self, data_dir, env, name="worker"):
@@ -125,24 +125,6 @@ class AtriumWorker:
             os.unlink(self.log_path)
         except FileNotFoundError:
             pass
-
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_entries(self):
-        entries = []
-        for line in self.log_text().splitlines():
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    entries.append(json.loads(line))
-                except ValueError:
-                    pass
-        return entries
 
 
 # --------------------------------------------------------------------------------------------------------------
