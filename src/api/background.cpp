@@ -148,9 +148,12 @@ void Background::register_handlers() {
     auto n = jobs::delete_settled(p.db(), now - std::chrono::hours(p.config().jobs.retain_done_hours),
                                   now - std::chrono::hours(24 * p.config().jobs.retain_dead_days));
     if (!n) return std::unexpected(n.error());
-    // Stored Idempotency-Key answers, tenant by tenant.
+    // Tenant by tenant: stored Idempotency-Key answers, old reports and delivery log entries.
     const auto key_cutoff = now - std::chrono::hours(p.config().jobs.idempotency_key_hours);
+    const auto report_cutoff = now - std::chrono::hours(24 * p.config().jobs.retain_reports_days);
+    const auto delivery_cutoff = now - std::chrono::hours(24 * p.config().webhooks.retain_deliveries_days);
     std::int64_t keys = 0;
+    std::int64_t old_rows = 0;
     std::optional<std::string> cursor;
     while (true) {
       auto page = p.tenants->list(cursor, 100);
@@ -161,6 +164,11 @@ void Background::register_handlers() {
           auto expired = projects::project_store::expire_idempotency_keys(tx, key_cutoff);
           if (!expired) return std::unexpected(expired.error());
           keys += *expired;
+          auto reports = reports::store::expire(tx, report_cutoff);
+          if (!reports) return std::unexpected(reports.error());
+          auto deliveries = webhooks::store::expire_deliveries(tx, delivery_cutoff);
+          if (!deliveries) return std::unexpected(deliveries.error());
+          old_rows += *reports + *deliveries;
           return {};
         });
         if (!r) log::warn("idempotency keys not expired", {{"tenant_id", t.id}, {"error", r.error().message}});
@@ -168,7 +176,7 @@ void Background::register_handlers() {
       if (!page->next_cursor) break;
       cursor = page->next_cursor;
     }
-    log::info("cleanup done", {{"job_rows", *n}, {"idempotency_keys", keys}});
+    log::info("cleanup done", {{"job_rows", *n}, {"idempotency_keys", keys}, {"reports_and_deliveries", old_rows}});
     return {};
   });
 
@@ -397,6 +405,10 @@ Result<void> Background::start_workers() {
   }
   scheduler_->start();
   return {};
+}
+
+void Background::stop_taking_jobs() {
+  if (runner_) runner_->stop_taking();
 }
 
 bool Background::stop_workers() {

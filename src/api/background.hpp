@@ -31,6 +31,8 @@ class Background {
 
   // Starts the runner, the event relay and the scheduler.
   Result<void> start_workers();
+  // A shutdown began: the runner takes no more jobs (running ones go on). Never blocks.
+  void stop_taking_jobs();
   // Stops them (the runner lets running jobs finish for jobs.shutdown_grace_ms). False when a handler was still
   // running at the end of the grace period.
   bool stop_workers();

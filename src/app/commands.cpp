@@ -216,7 +216,11 @@ int serve_command(const CommonOptions& options) {
     log::error("cannot start the server", {{"error", e.what()}});
     return 1;
   }
-  server->on_drain([&platform] { platform.draining = true; });
+  server->on_drain([&platform] {
+    platform.draining = true;
+    // In-process workers take no new jobs while requests drain; running ones finish after (shutdown_grace_ms).
+    platform.background->stop_taking_jobs();
+  });
   log::info("listening", {{"address", server_options.host},
                           {"port", server->port()},
                           {"tls", !server_options.tls_cert_file.empty()},

@@ -88,6 +88,7 @@ struct JobsConfig {
   std::int64_t retain_done_hours = 168;
   std::int64_t retain_dead_days = 30;
   std::int64_t idempotency_key_hours = 24;  // stored Idempotency-Key answers are kept this long
+  std::int64_t retain_reports_days = 30;    // built reports (and their CSV) are deleted after this long
   std::string time_zone = "UTC";            // of the cron expressions below
   std::string cleanup_cron = "17 3 * * *";
   std::string heartbeat_cron;  // a no-op job on this schedule, to watch the scheduler; empty: off
@@ -97,6 +98,7 @@ struct WebhooksConfig {
   std::string retry_schedule = "30s,2m,10m,30m,1h,3h,6h,12h,24h,24h";  // delays after each failed attempt
   bool allow_private_targets = false;  // loopback and private addresses as endpoint targets (tests, on-premises)
   std::int64_t timeout_ms = 10'000;
+  std::int64_t retain_deliveries_days = 30;  // ended deliveries leave the delivery log after this long
 };
 
 struct EmailConfig {

@@ -296,13 +296,17 @@ Result<void> Runner::start() {
   return {};
 }
 
-bool Runner::stop(std::chrono::milliseconds grace) {
-  if (!impl_) return true;
+void Runner::stop_taking() {
   {
     std::lock_guard lock(impl_->stop_mutex);
     impl_->stopping = true;
   }
   impl_->stop_cv.notify_all();
+}
+
+bool Runner::stop(std::chrono::milliseconds grace) {
+  if (!impl_) return true;
+  stop_taking();
   // Workers finish the job in hand. A handler still running after `grace` keeps its lease (SQL) or its unacked
   // message (RabbitMQ); the caller exits the process and the job runs again elsewhere when the lease runs out or
   // the connection closes.

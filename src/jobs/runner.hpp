@@ -83,6 +83,8 @@ class Runner {
          metrics::Registry& registry, RunnerOptions options);
   ~Runner();
   Result<void> start();
+  // Stops taking jobs without waiting (a shutdown has begun); never blocks.
+  void stop_taking();
   // Stops taking jobs and waits up to `grace` for running ones. False when some handler is still running then:
   // the caller should end the process (the destructor would wait for it).
   bool stop(std::chrono::milliseconds grace = std::chrono::seconds(30));

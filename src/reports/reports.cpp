@@ -25,6 +25,7 @@ constexpr TenantStatement k_content{"reports_content",
 constexpr TenantStatement k_finish{"reports_finish",
                                    "UPDATE reports SET status = 'ready', content = $3, row_count = $4, completed_at = "
                                    "$5 WHERE tenant_id = $1 AND id = $2 AND status = 'pending'"};
+constexpr TenantStatement k_expire{"reports_expire", "DELETE FROM reports WHERE tenant_id = $1 AND created_at < $2"};
 constexpr TenantStatement k_fail{"reports_fail",
                                  "UPDATE reports SET status = 'failed', error = $3, completed_at = $4 WHERE tenant_id "
                                  "= $1 AND id = $2 AND status = 'pending'"};
@@ -126,7 +127,13 @@ Result<std::pair<std::string, std::int64_t>> audit_csv(audit::AuditLog& log, con
 
 namespace store {
 
-std::vector<TenantStatement> statements() { return {k_insert, k_get, k_content, k_finish, k_fail}; }
+std::vector<TenantStatement> statements() { return {k_insert, k_get, k_content, k_finish, k_fail, k_expire}; }
+
+Result<std::int64_t> expire(TenantTransaction& tx, std::chrono::system_clock::time_point before) {
+  auto rs = tx.execute(k_expire, {Value(format_rfc3339(before))});
+  if (!rs) return std::unexpected(rs.error());
+  return rs->affected_rows;
+}
 
 Result<Report> create(TenantTransaction& tx, const Clock& clock, const std::string& type, const Json& parameters) {
   Report r{new_uuid_v7(clock), type, parameters, "pending", "", 0, format_rfc3339(clock.now()), std::nullopt};

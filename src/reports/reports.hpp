@@ -41,6 +41,8 @@ Result<bool> finish(tenancy::TenantTransaction& tx, const Clock& clock, const st
                     std::int64_t rows);
 Result<void> fail_report(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id,
                          const std::string& error);
+// Deletes reports created before `before` (the cleanup job); returns how many.
+Result<std::int64_t> expire(tenancy::TenantTransaction& tx, std::chrono::system_clock::time_point before);
 std::vector<tenancy::TenantStatement> statements();
 }  // namespace store
 

@@ -72,6 +72,10 @@ constexpr TenantStatement k_delivery_redeliver{
     "UPDATE webhook_deliveries SET status = 'pending', redeliveries = redeliveries + 1, updated_at = $3 WHERE "
     "tenant_id = $1 AND id = $2"};
 
+constexpr TenantStatement k_delivery_expire{"webhook_deliveries_expire",
+                                            "DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND status <> "
+                                            "'pending' AND updated_at < $2"};
+
 #undef ATRIUM_ENDPOINT_COLUMNS
 #undef ATRIUM_DELIVERY_COLUMNS
 
@@ -197,13 +201,15 @@ std::vector<TenantStatement> statements() {
           k_delete_deliveries,
           k_delete,
           k_disable,
+          k_enable,
           k_enabled,
           k_delivery_insert,
           k_delivery_by_event,
           k_delivery_get,
           k_delivery_page,
           k_delivery_attempt,
-          k_delivery_redeliver};
+          k_delivery_redeliver,
+          k_delivery_expire};
 }
 
 Result<Endpoint> create(TenantTransaction& tx, const Clock& clock, const std::string& url,
@@ -341,6 +347,12 @@ Result<Delivery> redeliver(TenantTransaction& tx, const Clock& clock, const std:
   auto r = tx.execute(k_delivery_redeliver, {Value(delivery_id), Value(format_rfc3339(clock.now()))});
   if (!r) return std::unexpected(r.error());
   return get_delivery(tx, delivery_id);
+}
+
+Result<std::int64_t> expire_deliveries(TenantTransaction& tx, std::chrono::system_clock::time_point before) {
+  auto r = tx.execute(k_delivery_expire, {Value(format_rfc3339(before))});
+  if (!r) return std::unexpected(r.error());
+  return r->affected_rows;
 }
 
 }  // namespace store

@@ -75,6 +75,9 @@ Result<void> record_attempt(tenancy::TenantTransaction& tx, const Clock& clock, 
 // Sets a delivery pending again for a manual redelivery; returns it with redeliveries counted.
 Result<Delivery> redeliver(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& delivery_id);
 
+// Deletes deliveries that ended (not pending) and were last touched before `before`; returns how many.
+Result<std::int64_t> expire_deliveries(tenancy::TenantTransaction& tx, std::chrono::system_clock::time_point before);
+
 std::vector<tenancy::TenantStatement> statements();
 
 }  // namespace store

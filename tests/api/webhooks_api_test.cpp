@@ -419,6 +419,28 @@ TEST_P(CleanupTest, TheCleanupJobExpiresOldIdempotencyKeysOfEveryTenant) {
       return {};
     }));
   }
+  // An old report, an old ended delivery and an old pending one (still being attempted: it stays).
+  constexpr tenancy::TenantStatement old_report{
+      "test_old_report",
+      "INSERT INTO reports (tenant_id, id, type, parameters, status, error, content, row_count, created_at) VALUES "
+      "($1, $2, 'audit_log', '{}', 'ready', '', 'csv', 0, '2020-01-01T00:00:00.000Z')"};
+  constexpr tenancy::TenantStatement old_delivery{
+      "test_old_delivery",
+      "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, event_type, body, status, attempts, "
+      "last_status_code, last_error, redeliveries, created_at, updated_at) VALUES ($1, $2, $3, $4, 'x.y', '{}', $5, "
+      "1, 200, '', 0, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')"};
+  ASSERT_TRUE(platform().tenant_data->transact(a_, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+    using storage::Value;
+    for (auto r :
+         {tx.execute(old_report, {Value(std::string("01900000-0000-7000-8000-0000000000a1"))}),
+          tx.execute(old_delivery, {Value(std::string("01900000-0000-7000-8000-0000000000d1")), Value(std::string("e")),
+                                    Value(std::string("ev1")), Value(std::string("succeeded"))}),
+          tx.execute(old_delivery, {Value(std::string("01900000-0000-7000-8000-0000000000d2")), Value(std::string("e")),
+                                    Value(std::string("ev2")), Value(std::string("pending"))})}) {
+      if (!r) return std::unexpected(r.error());
+    }
+    return {};
+  }));
   const jobs::Handler* cleanup = platform().background->handlers().find("system.cleanup");
   ASSERT_NE(cleanup, nullptr);
   jobs::Job job;
@@ -436,6 +458,22 @@ TEST_P(CleanupTest, TheCleanupJobExpiresOldIdempotencyKeysOfEveryTenant) {
     }));
     EXPECT_EQ(n, 1) << "only the fresh key stays, for " << t->slug;
   }
+  constexpr tenancy::TenantStatement reports_left{"test_reports_left",
+                                                  "SELECT count(*) FROM reports WHERE tenant_id = $1"};
+  constexpr tenancy::TenantStatement deliveries_left{"test_deliveries_left",
+                                                     "SELECT status FROM webhook_deliveries WHERE tenant_id = $1"};
+  ASSERT_TRUE(platform().tenant_data->transact(a_, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+    auto r = tx.execute(reports_left);
+    if (!r) return std::unexpected(r.error());
+    EXPECT_EQ(r->int_at(0, 0).value_or(-1), 0) << "the old report went";
+    auto d = tx.execute(deliveries_left);
+    if (!d) return std::unexpected(d.error());
+    EXPECT_EQ(d->rows.size(), 1u) << "the ended delivery went";
+    if (!d->empty()) {
+      EXPECT_EQ(d->text_at(0, 0).value_or(""), "pending") << "the pending one stays";
+    }
+    return {};
+  }));
 }
 
 INSTANTIATE_TEST_SUITE_P(Isolation, CleanupTest, all_isolation_cases(), isolation_case_name);
