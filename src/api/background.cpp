@@ -46,13 +46,11 @@ Result<std::map<std::string, int>> parse_concurrency(std::string_view text) {
       auto [p, ec] = std::from_chars(item.data() + eq + 1, item.data() + item.size(), n);
       if (ec != std::errc() || p != item.data() + item.size()) n = -1;
     }
-    jobs::NewJob probe;
-    probe.type = "probe";
-    probe.queue = std::string(item.substr(0, eq == std::string_view::npos ? 0 : eq));
-    if (n < 0 || n > 256 || !jobs::validate(probe)) {
+    const std::string queue(item.substr(0, eq == std::string_view::npos ? 0 : eq));
+    if (n < 0 || n > 256 || !jobs::valid_queue_name(queue)) {
       return fail(Errc::invalid_argument, "jobs.concurrency: \"" + std::string(item) + "\" is not <queue>=<0-256>");
     }
-    out[probe.queue] = n;
+    out[queue] = n;
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }

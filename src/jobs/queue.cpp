@@ -2,9 +2,7 @@
 
 namespace atrium::jobs {
 
-namespace {
-
-bool valid_name(std::string_view name) {
+bool valid_queue_name(std::string_view name) {
   if (name.empty() || name.size() > 100) return false;
   for (char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
@@ -13,11 +11,11 @@ bool valid_name(std::string_view name) {
   return true;
 }
 
-}  // namespace
-
 Result<void> validate(const NewJob& job) {
-  if (!valid_name(job.type)) return fail(Errc::invalid_argument, "job type must be 1-100 characters of [a-z0-9._-]");
-  if (!valid_name(job.queue)) return fail(Errc::invalid_argument, "queue must be 1-100 characters of [a-z0-9._-]");
+  if (!valid_queue_name(job.type))
+    return fail(Errc::invalid_argument, "job type must be 1-100 characters of [a-z0-9._-]");
+  if (!valid_queue_name(job.queue))
+    return fail(Errc::invalid_argument, "queue must be 1-100 characters of [a-z0-9._-]");
   if (job.priority < 0 || job.priority > 9) return fail(Errc::invalid_argument, "priority must be 0-9");
   if (job.max_attempts < 1 || job.max_attempts > 1000) {
     return fail(Errc::invalid_argument, "max_attempts must be 1-1000");

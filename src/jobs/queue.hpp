@@ -118,5 +118,7 @@ class JobQueue {
 // Checks a NewJob (type and queue 1-100 characters of [a-z0-9._-], priority 0-9, max_attempts 1-1000,
 // idempotency key at most 255 bytes). Every backend calls it first.
 Result<void> validate(const NewJob& job);
+// A queue (or job type) name: 1-100 characters of [a-z0-9._-].
+bool valid_queue_name(std::string_view name);
 
 }  // namespace atrium::jobs

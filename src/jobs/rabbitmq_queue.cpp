@@ -940,7 +940,7 @@ class RabbitQueue final : public JobQueue {
   }
 
   Result<std::unique_ptr<Consumer>> consumer(const std::string& queue) override {
-    if (!valid_name(queue, 100, false)) {
+    if (!valid_queue_name(queue)) {
       return fail(Errc::invalid_argument, "queue name must be 1-100 characters of [a-z0-9._-]");
     }
     core_->remember_queue(queue);
@@ -1031,7 +1031,7 @@ class RabbitQueue final : public JobQueue {
       last_other = (*m)->tag;
     }
     if (found && retry) {
-      if (!found->readable || !valid_name(found->dead.job.queue, 100, false)) {
+      if (!found->readable || !valid_queue_name(found->dead.job.queue)) {
         return fail(Errc::invalid_argument, "dead letter " + id + " is not a readable job");
       }
       Job job = found->dead.job;

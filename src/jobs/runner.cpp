@@ -19,9 +19,6 @@ using storage::Statement;
 using storage::Transaction;
 using storage::Value;
 
-constexpr Statement k_mark_done{"job_completions_insert",
-                                "INSERT INTO job_completions (job_id, completed_at) VALUES ($1, $2) ON CONFLICT DO "
-                                "NOTHING"};
 constexpr Statement k_is_done{"job_completions_get", "SELECT 1 FROM job_completions WHERE job_id = $1"};
 
 const std::vector<double> k_seconds_buckets{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600};
@@ -29,9 +26,9 @@ const std::vector<double> k_seconds_buckets{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 
 }  // namespace
 
 Result<void> JobContext::mark_done(Transaction& tx) {
-  auto r = tx.execute(k_mark_done, {Value(job_.id), Value(to_unix_ms(clock_.now()))});
+  auto r = record_completion(tx, job_.id, clock_.now());
   if (!r) return std::unexpected(r.error());
-  if (r->affected_rows == 0) return fail(Errc::conflict, "job " + job_.id + " was already completed");
+  if (!*r) return fail(Errc::conflict, "job " + job_.id + " was already completed");
   marked_ = true;
   return {};
 }
@@ -121,7 +118,7 @@ struct Runner::Impl {
 
   Result<void> record_done(const Job& job) {
     return db.transact([&](Transaction& tx) -> Result<void> {
-      auto r = tx.execute(k_mark_done, {Value(job.id), Value(to_unix_ms(clock.now()))});
+      auto r = record_completion(tx, job.id, clock.now());
       if (!r) return std::unexpected(r.error());
       return {};
     });

@@ -40,7 +40,7 @@ constexpr Statement k_complete{
     "jobs_complete",
     "UPDATE jobs SET state = 'done', lease_token = NULL, lease_until = NULL, updated_at = $3 "
     "WHERE id = $1 AND lease_token = $2 AND state = 'running'"};
-constexpr Statement k_record_completion{"jobs_record_completion",
+constexpr Statement k_record_completion{"job_completions_insert",
                                         "INSERT INTO job_completions (job_id, completed_at) VALUES ($1, $2) ON "
                                         "CONFLICT DO NOTHING"};
 constexpr Statement k_retry{"jobs_retry",
@@ -159,7 +159,7 @@ class SqlConsumer final : public Consumer {
     // The completion record commits even when the lease was lost meanwhile: the effect happened, and the copy
     // another worker now holds must find it.
     auto r = db_.transact([&](Transaction& tx) -> Result<void> {
-      auto recorded = tx.execute(k_record_completion, {Value(d.job.id), Value(now)});
+      auto recorded = record_completion(tx, d.job.id, from_unix_ms(now));
       if (!recorded) return std::unexpected(recorded.error());
       auto updated = tx.execute(k_complete, {Value(d.job.id), Value(d.receipt), Value(now)});
       if (!updated) return std::unexpected(updated.error());
@@ -270,10 +270,9 @@ class SqlQueue final : public JobQueue {
   }
 
   Result<std::unique_ptr<Consumer>> consumer(const std::string& queue) override {
-    NewJob probe;
-    probe.queue = queue;
-    probe.type = "probe";
-    if (auto ok = validate(probe); !ok) return std::unexpected(ok.error());
+    if (!valid_queue_name(queue)) {
+      return fail(Errc::invalid_argument, "queue must be 1-100 characters of [a-z0-9._-]");
+    }
     return std::unique_ptr<Consumer>(std::make_unique<SqlConsumer>(db_, clock_, options_, signal_, queue));
   }
 
@@ -334,6 +333,12 @@ std::int64_t to_unix_ms(TimePoint t) {
 
 TimePoint from_unix_ms(std::int64_t ms) {
   return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(ms)));
+}
+
+Result<bool> record_completion(Transaction& tx, const std::string& job_id, TimePoint at) {
+  auto r = tx.execute(k_record_completion, {Value(job_id), Value(to_unix_ms(at))});
+  if (!r) return std::unexpected(r.error());
+  return r->affected_rows > 0;
 }
 
 std::unique_ptr<JobQueue> make_sql_queue(storage::Database& db, const Clock& clock, SqlQueueOptions options) {

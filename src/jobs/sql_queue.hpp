@@ -26,6 +26,10 @@ std::unique_ptr<JobQueue> make_sql_queue(storage::Database& db, const Clock& clo
 // jobs older than `dead_before`. Returns how many rows went.
 Result<std::int64_t> delete_settled(storage::Database& db, TimePoint before, TimePoint dead_before);
 
+// Records in job_completions that `job_id` completed; false when it already was (the runner, the SQL queue's
+// complete() and handlers' JobContext::mark_done all write through this).
+Result<bool> record_completion(storage::Transaction& tx, const std::string& job_id, TimePoint at);
+
 std::int64_t to_unix_ms(TimePoint t);
 TimePoint from_unix_ms(std::int64_t ms);
 

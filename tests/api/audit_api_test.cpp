@@ -85,15 +85,7 @@ class AuditApiTest : public ::testing::TestWithParam<Case> {
   api::Platform& platform() { return tp_->platform(); }
 
   tenancy::Tenant make_tenant(const std::string& slug) {
-    api::Platform::NewTenantRequest r;
-    r.tenant.slug = slug;
-    r.tenant.name = slug;
-    r.tenant.isolation = GetParam().isolation;
-    r.owner_email = "owner@" + slug + ".test";
-    r.owner_password = "password-" + slug;
-    auto t = platform().create_tenant(r, {});
-    EXPECT_TRUE(t) << t.error().message;
-    return t.value_or(tenancy::Tenant{});
+    return create_test_tenant(platform(), slug, GetParam().isolation);
   }
 
   Json grant(const std::string& email, const std::string& password, const std::string& tenant) {

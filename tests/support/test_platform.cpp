@@ -1,5 +1,6 @@
 #include "support/test_platform.hpp"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -88,6 +89,18 @@ TestPlatform::~TestPlatform() {
     for (const auto& db : tenant_databases) pg_admin(server_url_, "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
     pg_admin(server_url_, "DROP DATABASE IF EXISTS " + database_ + " WITH (FORCE)");
   }
+}
+
+tenancy::Tenant create_test_tenant(api::Platform& platform, const std::string& slug, tenancy::Isolation isolation) {
+  api::Platform::NewTenantRequest r;
+  r.tenant.slug = slug;
+  r.tenant.name = slug;
+  r.tenant.isolation = isolation;
+  r.owner_email = "owner@" + slug + ".test";
+  r.owner_password = "password-" + slug;
+  auto t = platform.create_tenant(r, {});
+  EXPECT_TRUE(t) << t.error().message;
+  return t.value_or(tenancy::Tenant{});
 }
 
 }  // namespace atrium::test

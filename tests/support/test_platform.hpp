@@ -35,4 +35,8 @@ class TestPlatform {
   std::unique_ptr<api::Platform> platform_;
 };
 
+// Creates tenant `slug` (named the same) at `isolation` with its owner owner@<slug>.test, password
+// "password-<slug>". A failure fails the calling test; the result is then an empty Tenant.
+tenancy::Tenant create_test_tenant(api::Platform& platform, const std::string& slug, tenancy::Isolation isolation);
+
 }  // namespace atrium::test
