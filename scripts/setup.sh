@@ -10,7 +10,7 @@ PACKAGES=(
   # libraries
   libboost-dev libboost-system-dev libssl-dev libpq-dev libsqlite3-dev libhiredis-dev librabbitmq-dev
   libsodium-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
-  libcurl4-openssl-dev libjemalloc-dev libhowardhinnant-date-dev
+  libcurl4-openssl-dev libjemalloc-dev libhowardhinnant-date-dev libhpdf-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql postgresql-contrib redis-server rabbitmq-server nginx-light wrk prometheus

@@ -126,7 +126,12 @@ void register_admin_routes(http::Router& router, Platform& platform) {
              [&platform](http::Request& req) -> http::Response {
                auto stats = platform.tenants->statistics();
                if (!stats) return error_response(stats.error(), req);
-               return http::Response::json(200, *stats);
+               auto mrr = platform.billing->mrr();
+               if (!mrr) return error_response(mrr.error(), req);
+               Json out = *stats;
+               out["mrr"] = Json::object();
+               for (const auto& [currency, amount] : *mrr) out["mrr"][currency] = amount;
+               return http::Response::json(200, out);
              },
              {.access = admin});
 }

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "api/platform.hpp"
+#include "billing/money.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
 #include "email/settings.hpp"
@@ -175,6 +176,19 @@ void Background::register_handlers() {
       cursor = page->next_cursor;
     }
     log::info("cleanup done", {{"job_rows", *n}, {"idempotency_keys", keys}, {"reports_and_deliveries", old_rows}});
+    return {};
+  });
+
+  // The billing run: idempotent per subscription and period, so a run that overlaps or repeats bills nothing twice.
+  handlers_.add("billing.run", [this](jobs::JobContext&) -> Result<void> {
+    auto stats = platform_.billing->run();
+    if (!stats) return std::unexpected(stats.error());
+    log::info("billing run done", {{"renewed", stats->renewed},
+                                   {"invoices", stats->invoices},
+                                   {"charged", stats->charged},
+                                   {"failed", stats->failed},
+                                   {"retried", stats->retried},
+                                   {"cancelled", stats->cancelled}});
     return {};
   });
 
@@ -398,6 +412,9 @@ Result<void> Background::start_workers() {
   if (auto r = add("system.cleanup", jc.cleanup_cron, "system.cleanup"); !r) {
     return fail(r.error().code, "jobs.cleanup_cron: " + r.error().message);
   }
+  if (auto r = add("billing.run", p.config().billing.run_cron, "billing.run"); !r) {
+    return fail(r.error().code, "billing.run_cron: " + r.error().message);
+  }
   if (auto r = add("system.heartbeat", jc.heartbeat_cron, "system.heartbeat"); !r) {
     return fail(r.error().code, "jobs.heartbeat_cron: " + r.error().message);
   }
@@ -448,7 +465,36 @@ Result<void> Background::publish(const events::Event& event) {
     if (d.status != "pending" || d.attempts > 0) continue;
     if (auto e = enqueue_delivery(tenant->id, d.id, d.redeliveries); !e) return e;
   }
+  if (event.type == "payment.failed") return send_dunning_email(event);
   return {};
+}
+
+// Dunning reminders: one mail per failed charge to the billing account's address, keyed by the event so a
+// republished event mails once.
+Result<void> Background::send_dunning_email(const events::Event& event) {
+  const Json& d = event.data;
+  const std::string to = d.value("email", "");
+  if (to.empty()) return {};
+  std::string next_step;
+  if (d.value("final", false)) {
+    next_step = "This was the last attempt: the subscription has been cancelled or marked unpaid, as the plan says.";
+  } else if (d.contains("deadline") && d["deadline"].is_string()) {
+    next_step = "This payment method cannot be charged again. Unless the payment method changes before " +
+                d["deadline"].get<std::string>() + ", the subscription will be cancelled or marked unpaid.";
+  } else if (d.contains("next_payment_attempt") && d["next_payment_attempt"].is_string()) {
+    next_step = "We will try again at " + d["next_payment_attempt"].get<std::string>() + ".";
+  }
+  const std::string currency = d.value("currency", "");
+  auto rendered = email::render(*email::builtin_template("billing_payment_failed"),
+                                {{"number", d.value("number", "")},
+                                 {"amount", billing::format_decimal(d.value("amount", std::int64_t{0}), currency)},
+                                 {"currency", currency},
+                                 {"failure_code", d.value("failure_code", "")},
+                                 {"message", d.value("message", "")},
+                                 {"next_step", next_step}},
+                                {}, {email::Address{to, ""}});
+  if (!rendered) return std::unexpected(rendered.error());
+  return send_email(event.tenant_id, *rendered, "event:" + event.id);
 }
 
 Result<void> Background::enqueue_delivery(const std::string& tenant_id, const std::string& delivery_id,

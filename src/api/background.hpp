@@ -43,6 +43,8 @@ class Background {
   Result<void> publish(const events::Event& event);
   // Sends mail through the queue ("email.send").
   Result<void> send_email(const std::string& tenant_id, const email::Message& message, const std::string& key);
+  // Mails the billing account about a failed charge (a payment.failed event).
+  Result<void> send_dunning_email(const events::Event& event);
   // Enqueues a manual redelivery of a webhook delivery.
   Result<void> enqueue_delivery(const std::string& tenant_id, const std::string& delivery_id,
                                 std::int64_t redeliveries);

@@ -64,6 +64,7 @@ void register_routes(http::Router& router, Platform& platform) {
   register_admin_routes(router, platform);
   register_audit_routes(router, platform);
   register_job_routes(router, platform);
+  register_billing_routes(router, platform);
 }
 
 }  // namespace atrium::api

@@ -259,6 +259,35 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
       *p->db_, *p->users, *p->tenants, *p->keys, *p->revocations, clock, settings, config.identity.issuer,
       config.identity.audience, password_cost(config), jwt_algorithm(config));
   p->api_keys = std::make_unique<identity::ApiKeyStore>(*p->db_, clock);
+  if (config.billing.gateway != "simulated") {
+    return fail(Errc::invalid_argument, "billing.gateway: only \"simulated\" is built in");
+  }
+  p->payment_gateway = billing::simulated_gateway(*p->db_, clock);
+  billing::Settings billing_settings;
+  billing_settings.downgrade_credit = config.billing.downgrade_credit;
+  billing_settings.days_until_due = config.billing.days_until_due;
+  billing_settings.run_batch = static_cast<int>(config.billing.run_batch);
+  {
+    Json address = Json::array();
+    std::string_view rest = config.billing.issuer_address;
+    while (!rest.empty()) {
+      const auto bar = rest.find('|');
+      address.push_back(std::string(rest.substr(0, bar)));
+      rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
+    }
+    billing_settings.issuer = {{"name", config.billing.issuer_name},
+                               {"email", config.billing.issuer_email},
+                               {"address", address},
+                               {"country", config.billing.issuer_country},
+                               {"tax_ids", config.billing.issuer_tax_id.empty()
+                                               ? Json::array()
+                                               : Json::array({config.billing.issuer_tax_id})}};
+  }
+  Platform* self = p.get();
+  p->billing = std::make_unique<billing::Billing>(*p->db_, *p->tenant_data, *p->audit, clock, *p->payment_gateway,
+                                                  std::move(billing_settings), [self] {
+                                                    if (self->background) self->background->events_committed();
+                                                  });
   if (options.background) {
     auto background = Background::open(*p);
     if (!background) return std::unexpected(background.error());

@@ -7,6 +7,8 @@
 #include "api/background.hpp"
 #include "audit/audit_log.hpp"
 #include "audit/exporter.hpp"
+#include "billing/billing.hpp"
+#include "billing/gateway.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "identity/api_keys.hpp"
@@ -103,6 +105,8 @@ class Platform {
   std::unique_ptr<identity::RevocationStore> revocations;
   std::unique_ptr<identity::TokenService> tokens;
   std::unique_ptr<identity::ApiKeyStore> api_keys;
+  std::unique_ptr<billing::PaymentGateway> payment_gateway;
+  std::unique_ptr<billing::Billing> billing;
   // Null when opened without Options::background.
   std::unique_ptr<Background> background;
 

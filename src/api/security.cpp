@@ -92,7 +92,12 @@ http::Response secured(Platform& platform, http::Request& req, const http::Next&
     return audited_read(platform, req, next(req));
   }
 
-  if (req.options->access == Access::tenant) {
+  if (req.options->access == Access::tenant_super_admin &&
+      (!who->super_admin || who->kind != identity::Principal::Kind::user)) {
+    return http::problem(403, "forbidden", "Forbidden",
+                         "This operation is for super admins (X-Tenant-ID names the tenant).", req);
+  }
+  if (req.options->access == Access::tenant || req.options->access == Access::tenant_super_admin) {
     // 2. Resolve the tenant from every source present; all must agree.
     std::shared_ptr<const tenancy::Tenant> tenant;
     auto consider = [&](const std::string& ref) -> std::optional<http::Response> {

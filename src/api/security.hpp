@@ -11,6 +11,8 @@ namespace atrium::api {
 //    (id or slug; on its own honoured only for super admins), and the host <slug>.<tenancy.base_domain>. Sources
 //    that disagree -> 403; unknown, suspended or deleted tenant -> 403 "Invalid tenant". A super admin in a
 //    tenant holds the owner's permissions there.
+//  - Access::tenant_super_admin: as tenant, but only a super admin's token passes (anyone else -> 403): operator
+//    actions on one tenant's data.
 //  - permission: the route's permission must be among the caller's -> else 403.
 // Sets request.principal and request.tenant for the handler.
 http::Middleware security_middleware(Platform& platform);

@@ -33,5 +33,8 @@ int rotate_keys_command(const CommonOptions& options, const std::string& algorit
 int audit_verify_command(const CommonOptions& options, const std::string& tenant, const std::string& checkpoint_path);
 int audit_checkpoint_command(const CommonOptions& options);
 int audit_retention_command(const CommonOptions& options);
+// The billing run on demand (renewals, invoices, charges, dunning retries) with a progress bar on stderr; exit 1
+// when it stopped on an error (what committed stays; running it again continues without billing twice).
+int billing_run_command(const CommonOptions& options, bool quiet);
 
 }  // namespace atrium::app

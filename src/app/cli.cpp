@@ -63,6 +63,13 @@ int run(int argc, char** argv) {
   CLI::App* retention = audit->add_subcommand("retention", "Delete entries of tenants purged before the retention");
   add_common(retention);
 
+  CLI::App* billing = app.add_subcommand("billing", "Billing");
+  billing->require_subcommand(1);
+  CLI::App* billing_run = billing->add_subcommand("run", "Renew, invoice and charge what is due now, and run dunning");
+  add_common(billing_run);
+  bool quiet = false;
+  billing_run->add_flag("--quiet", quiet, "No progress bar");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -79,6 +86,7 @@ int run(int argc, char** argv) {
   if (verify->parsed()) return audit_verify_command(common, tenant, checkpoint);
   if (export_checkpoint->parsed()) return audit_checkpoint_command(common);
   if (retention->parsed()) return audit_retention_command(common);
+  if (billing_run->parsed()) return billing_run_command(common, quiet);
   return 2;
 }
 

@@ -351,4 +351,27 @@ int audit_retention_command(const CommonOptions& options) {
   });
 }
 
+int billing_run_command(const CommonOptions& options, bool quiet) {
+  return with_platform(options, [&](api::Platform& platform, const Config&) {
+    auto progress = [quiet](std::int64_t done, std::int64_t total) {
+      if (quiet) return;
+      const int width = 40;
+      const auto filled = total == 0 ? width : static_cast<int>(done * width / total);
+      std::cerr << "\rbilling run [" << std::string(static_cast<std::size_t>(filled), '#')
+                << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << done << "/" << total
+                << " subscriptions" << (done == total ? "\n" : "") << std::flush;
+    };
+    auto stats = platform.billing->run(progress);
+    if (!stats) {
+      std::cerr << "\natrium: billing run: " << stats.error().message << "\n";
+      return 1;
+    }
+    std::cout << fmt::format(
+        "renewed {} subscription period(s), {} invoice(s); {} charge(s) succeeded, {} failed, {} retried; {} "
+        "subscription(s) ended\n",
+        stats->renewed, stats->invoices, stats->charged, stats->failed, stats->retried, stats->cancelled);
+    return 0;
+  });
+}
+
 }  // namespace atrium::app

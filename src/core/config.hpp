@@ -109,6 +109,19 @@ struct EmailConfig {
   std::string from = "Atrium <no-reply@atrium.localhost>";
 };
 
+struct BillingConfig {
+  std::string gateway = "simulated";  // the payment provider; "simulated" is the only one built in
+  bool downgrade_credit = true;       // a downgrade's proration net goes to the account's credit balance
+  std::string run_cron = "*/10 * * * *";  // the billing run (renewals, invoices, charges, dunning); empty: never
+  std::int64_t run_batch = 500;           // subscriptions per billing-run transaction
+  std::int64_t days_until_due = 0;        // shown as the due date on documents
+  std::string issuer_name = "Atrium";     // the seller on invoices and credit notes
+  std::string issuer_email;
+  std::string issuer_address;  // lines separated by "|"
+  std::string issuer_country;
+  std::string issuer_tax_id;
+};
+
 struct LogConfig {
   std::string level = "info";
   std::string format = "json";  // json | text
@@ -124,6 +137,7 @@ struct Config {
   JobsConfig jobs;
   WebhooksConfig webhooks;
   EmailConfig email;
+  BillingConfig billing;
   LogConfig log;
 };
 

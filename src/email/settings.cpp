@@ -25,6 +25,15 @@ const Template k_endpoint_disabled{
     "the receiver, enable the endpoint again (<code>POST /v1/webhook-endpoints/{{endpoint_id}}/enable</code>) and "
     "redeliver the failed events from its delivery log.</p>"};
 
+const Template k_payment_failed{
+    "Payment failed for invoice {{number}}",
+    "We could not collect {{amount}} {{currency}} for invoice {{number}} ({{failure_code}}: {{message}}).\n\n"
+    "{{next_step}}\n\nUpdate the payment method of your billing account (PUT /v1/billing-account) to have the "
+    "invoice charged again at once.\n",
+    "<p>We could not collect <b>{{amount}} {{currency}}</b> for invoice <b>{{number}}</b> ({{failure_code}}: "
+    "{{message}}).</p><p>{{next_step}}</p><p>Update the payment method of your billing account "
+    "(<code>PUT /v1/billing-account</code>) to have the invoice charged again at once.</p>"};
+
 }  // namespace
 
 Json to_json(const TenantSettings& s) {
@@ -40,6 +49,7 @@ void apply(const TenantSettings& s, Message& m) {
 
 const Template* builtin_template(std::string_view name) {
   if (name == "webhook_endpoint_disabled") return &k_endpoint_disabled;
+  if (name == "billing_payment_failed") return &k_payment_failed;
   return nullptr;
 }
 

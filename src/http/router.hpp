@@ -18,10 +18,12 @@ enum class Execution { io, worker };
 
 // Who may call a route; enforced by the security middleware (api/security.cpp).
 enum class Access {
-  open,           // anyone
-  authenticated,  // any valid credentials (token or API key)
-  tenant,         // credentials and an active tenant context, plus `permission`
-  super_admin,    // a super admin's token
+  open,                // anyone
+  authenticated,       // any valid credentials (token or API key)
+  tenant,              // credentials and an active tenant context, plus `permission`
+  super_admin,         // a super admin's token
+  tenant_super_admin,  // a super admin's token acting in the tenant it names (X-Tenant-ID): operator actions on
+                       // one tenant's data, such as voiding its invoices
 };
 
 struct RouteOptions {

@@ -236,6 +236,21 @@ Result<void> TenantData::transact(const Tenant& tenant, const std::function<Resu
       options);
 }
 
+Result<void> TenantData::transact_control_plane(const std::string& tenant_id,
+                                               const std::function<Result<void>(TenantTransaction&)>& body,
+                                               const storage::TransactionOptions& options) {
+  Impl& s = *impl_;
+  return s.app.transact(
+      [&](Transaction& tx) -> Result<void> {
+        if (s.postgres()) {
+          if (auto r = tx.execute(k_set_tenant, {Value(tenant_id)}); !r) return std::unexpected(r.error());
+        }
+        TenantTransaction ttx(tx, tenant_id, true);
+        return body(ttx);
+      },
+      options);
+}
+
 Result<int> TenantData::migrate(const Tenant& tenant) {
   Impl& s = *impl_;
   const auto migrations = storage::builtin_migrations(s.app.backend(), storage::MigrationSet::tenant);

@@ -68,6 +68,13 @@ class TenantData {
   Result<void> transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
                         const storage::TransactionOptions& options = {});
 
+  // Runs `body` in a control-plane transaction scoped to `tenant_id`, for the control-plane tables that carry
+  // tenant_id whatever the tenant's isolation level (billing): app.tenant_id is set on PostgreSQL so RLS applies,
+  // and statements bind $1 as every TenantStatement does. control_plane() is always non-null inside.
+  Result<void> transact_control_plane(const std::string& tenant_id,
+                                      const std::function<Result<void>(TenantTransaction&)>& body,
+                                      const storage::TransactionOptions& options = {});
+
   // Creates the tenant's schema, database or file and applies the tenant migrations to it. Idempotent; does
   // nothing for the shared level (its tables come with `atrium migrate`).
   Result<void> provision(const Tenant& tenant);

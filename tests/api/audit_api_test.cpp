@@ -134,6 +134,7 @@ struct Mutation {
   std::string action;
   std::function<ApiResponse()> succeed;
   std::function<ApiResponse()> fail;
+  std::string chain = {};  // the chain the entry must land in ("platform" or a tenant id); empty: not checked
 };
 
 TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenItFails) {
@@ -191,6 +192,50 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
     ASSERT_TRUE((*consumer)->bury(**d, "for the test"));
     dead.push_back((**d).job.id);
   }
+
+  // Billing: a plan, tenant A's billing account (test mode, which only a super admin may set, for test clocks) and
+  // tenant B's, whose card is declined, so its subscription is past due and the first invoice stays open.
+  const std::vector<std::pair<std::string, std::string>> in_a{{"X-Tenant-ID", a_.id}}, in_b{{"X-Tenant-ID", b_.id}};
+  auto basic = client_->call(Method::post, "/v1/plans",
+                             Json{{"code", "audit-basic"},
+                                  {"name", "Basic"},
+                                  {"tier", "starter"},
+                                  {"currency", "USD"},
+                                  {"base_price", 10000},
+                                  {"seat_price", 1000}},
+                             root_);
+  ASSERT_EQ(basic.status, 201) << basic.body.dump();
+  auto account_a = client_->call(Method::put, "/v1/billing-account",
+                                 Json{{"legal_name", "Alpha Ltd"},
+                                      {"email", "billing@alpha.test"},
+                                      {"currency", "USD"},
+                                      {"payment_method", "pm_card_visa"},
+                                      {"test_mode", true}},
+                                 root_, in_a);
+  ASSERT_EQ(account_a.status, 200) << account_a.body.dump();
+  ASSERT_EQ(account_a.body.value("test_mode", false), true);
+  auto account_b = client_->call(Method::put, "/v1/billing-account",
+                                 Json{{"legal_name", "Beta Ltd"},
+                                      {"email", "billing@beta.test"},
+                                      {"currency", "USD"},
+                                      {"payment_method", "pm_card_chargeDeclined"}},
+                                 owner_b_);
+  ASSERT_EQ(account_b.status, 200) << account_b.body.dump();
+  auto declined = client_->call(Method::post, "/v1/subscriptions", Json{{"plan", "audit-basic"}}, owner_b_);
+  ASSERT_EQ(declined.status, 201) << declined.body.dump();
+  ASSERT_EQ(declined.body.value("status", ""), "past_due");
+  auto open_invoices = client_->call(Method::get, "/v1/invoices?status=open", std::nullopt, owner_b_);
+  ASSERT_EQ(open_invoices.status, 200) << open_invoices.body.dump();
+  ASSERT_EQ(open_invoices.body["data"].size(), 1u);
+  const std::string open_invoice = open_invoices.body["data"][0].value("id", "");
+  const Json one_off_lines =
+      Json::array({Json{{"description", "Onboarding"}, {"quantity", 1}, {"unit_amount", 5000}}});
+  // Set by the cases that create them, for the cases after.
+  std::string plan, coupon, subscription, draft, test_clock;
+  auto remember = [](std::string& id, ApiResponse r) {
+    if (r.body.is_object()) id = r.body.value("id", "");
+    return r;
+  };
 
   const std::vector<Mutation> mutations = {
       {"post /v1/auth/token", "auth.login_succeeded",
@@ -327,6 +372,175 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
       {"delete /v1/admin/tenants/{id}", "tenant.deleted",
        [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + doomed_tenant, std::nullopt, root_); },
        [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + missing, std::nullopt, root_); }},
+
+      // Billing. The catalog is the platform's (its chain); the rest lands in the tenant's chain.
+      {"post /v1/plans", "plan.created",
+       [&] {
+         return remember(plan, client_->call(Method::post, "/v1/plans",
+                                             Json{{"code", "audit-pro"},
+                                                  {"name", "Pro"},
+                                                  {"tier", "professional"},
+                                                  {"currency", "USD"},
+                                                  {"base_price", 20000},
+                                                  {"included_seats", 3},
+                                                  {"seat_price", 1500}},
+                                             root_));
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/plans",
+                              Json{{"code", "audit-gold"},
+                                   {"name", "Gold"},
+                                   {"tier", "gold"},
+                                   {"currency", "USD"},
+                                   {"base_price", 1}},
+                              root_);
+       },
+       "platform"},
+      {"patch /v1/plans/{id}", "plan.updated",
+       [&] {
+         return client_->call(Method::patch, "/v1/plans/" + plan, Json{{"name", "Pro 2026"}, {"base_price", 25000}},
+                              root_);
+       },
+       [&] { return client_->call(Method::patch, "/v1/plans/" + plan, Json{{"code", "renamed"}}, root_); },
+       "platform"},
+      {"post /v1/coupons", "coupon.created",
+       [&] {
+         return remember(coupon, client_->call(Method::post, "/v1/coupons",
+                                               Json{{"code", "AUDIT20"}, {"percent_off_bps", 2000}}, root_));
+       },
+       [&] {
+         return client_->call(
+             Method::post, "/v1/coupons",
+             Json{{"code", "AUDIT-BOTH"}, {"percent_off_bps", 2000}, {"amount_off", 500}, {"currency", "USD"}}, root_);
+       },
+       "platform"},
+      {"delete /v1/coupons/{id}", "coupon.deactivated",
+       [&] { return client_->call(Method::delete_, "/v1/coupons/" + coupon, std::nullopt, root_); },
+       [&] { return client_->call(Method::delete_, "/v1/coupons/" + missing, std::nullopt, root_); }, "platform"},
+      {"put /v1/tax-rates", "tax_rate.updated",
+       [&] {
+         return client_->call(Method::put, "/v1/tax-rates", Json{{"country", "DE"}, {"name", "VAT"}, {"bps", 1900}},
+                              root_);
+       },
+       [&] { return client_->call(Method::put, "/v1/tax-rates", Json{{"country", "de"}, {"bps", 1900}}, root_); },
+       "platform"},
+      {"put /v1/billing-account", "billing_account.updated",
+       [&] {
+         return client_->call(Method::put, "/v1/billing-account", Json{{"legal_name", "Alpha Limited"}}, owner_a_);
+       },
+       [&] {
+         // test_mode is the super admin's to change.
+         return client_->call(Method::put, "/v1/billing-account", Json{{"test_mode", false}}, owner_a_);
+       },
+       a_.id},
+      {"post /v1/subscriptions", "subscription.created",
+       [&] {
+         return remember(subscription, client_->call(Method::post, "/v1/subscriptions",
+                                                     Json{{"plan", "audit-basic"}, {"seats", 2}}, owner_a_));
+       },
+       [&] { return client_->call(Method::post, "/v1/subscriptions", Json{{"plan", "no-such-plan"}}, owner_a_); },
+       a_.id},
+      {"patch /v1/subscriptions/{id}", "subscription.updated",
+       [&] {
+         return client_->call(Method::patch, "/v1/subscriptions/" + subscription, Json{{"plan", "audit-pro"}},
+                              owner_a_);
+       },
+       [&] { return client_->call(Method::patch, "/v1/subscriptions/" + missing, Json{{"seats", 2}}, owner_a_); },
+       a_.id},
+      {"post /v1/subscriptions/{id}/pause", "subscription.paused",
+       [&] {
+         return client_->call(Method::post, "/v1/subscriptions/" + subscription + "/pause", std::nullopt, owner_a_);
+       },
+       [&] { return client_->call(Method::post, "/v1/subscriptions/" + missing + "/pause", std::nullopt, owner_a_); },
+       a_.id},
+      {"post /v1/subscriptions/{id}/resume", "subscription.resumed",
+       [&] {
+         return client_->call(Method::post, "/v1/subscriptions/" + subscription + "/resume", std::nullopt, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/subscriptions/" + missing + "/resume", std::nullopt, owner_a_);
+       },
+       a_.id},
+      {"post /v1/subscriptions/{id}/cancel", "subscription.cancelled",
+       [&] {
+         return client_->call(Method::post, "/v1/subscriptions/" + subscription + "/cancel",
+                              Json{{"at_period_end", false}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/subscriptions/" + subscription + "/cancel",
+                              Json{{"at_period_end", "yes"}}, owner_a_);
+       },
+       a_.id},
+      {"post /v1/invoices", "invoice.created",
+       [&] {
+         return remember(
+             draft, client_->call(Method::post, "/v1/invoices", Json{{"lines", one_off_lines}, {"memo", "one-off"}},
+                                  root_, in_b));
+       },
+       [&] {
+         // One-off invoices are the super admin's.
+         return client_->call(Method::post, "/v1/invoices", Json{{"lines", one_off_lines}}, owner_b_);
+       },
+       b_.id},
+      {"post /v1/invoices/{id}/finalize", "invoice.finalized",
+       [&] { return client_->call(Method::post, "/v1/invoices/" + draft + "/finalize", std::nullopt, root_, in_b); },
+       [&] {
+         return client_->call(Method::post, "/v1/invoices/" + open_invoice + "/finalize", std::nullopt, root_, in_b);
+       },
+       b_.id},
+      {"post /v1/invoices/{id}/pay", "invoice.payment_requested",
+       [&] { return client_->call(Method::post, "/v1/invoices/" + open_invoice + "/pay", std::nullopt, owner_b_); },
+       [&] { return client_->call(Method::post, "/v1/invoices/" + missing + "/pay", std::nullopt, owner_b_); },
+       b_.id},
+      {"post /v1/invoices/{id}/void", "invoice.voided",
+       [&] { return client_->call(Method::post, "/v1/invoices/" + draft + "/void", std::nullopt, root_, in_b); },
+       [&] { return client_->call(Method::post, "/v1/invoices/" + draft + "/void", std::nullopt, owner_b_); },
+       b_.id},
+      {"post /v1/credit-notes", "credit_note.created",
+       [&] {
+         return client_->call(Method::post, "/v1/credit-notes",
+                              Json{{"invoice_id", open_invoice}, {"amount", 1000}, {"method", "invoice"}}, root_, in_b);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/credit-notes",
+                              Json{{"invoice_id", open_invoice}, {"amount", 1000000}, {"method", "invoice"}}, root_,
+                              in_b);
+       },
+       b_.id},
+      {"post /v1/invoices/{id}/mark-uncollectible", "invoice.marked_uncollectible",
+       [&] {
+         return client_->call(Method::post, "/v1/invoices/" + open_invoice + "/mark-uncollectible", std::nullopt,
+                              root_, in_b);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/invoices/" + open_invoice + "/mark-uncollectible", std::nullopt,
+                              owner_b_);
+       },
+       b_.id},
+      {"post /v1/test-clocks", "test_clock.created",
+       [&] {
+         return remember(test_clock,
+                         client_->call(Method::post, "/v1/test-clocks",
+                                       Json{{"name", "audit"}, {"frozen_time", "2026-01-01T00:00:00Z"}}, owner_a_));
+       },
+       [&] {
+         // B's billing account is not in test mode.
+         return client_->call(Method::post, "/v1/test-clocks", Json{{"name", "audit"}}, owner_b_);
+       },
+       a_.id},
+      {"post /v1/test-clocks/{id}/advance", "test_clock.advanced",
+       [&] {
+         return client_->call(Method::post, "/v1/test-clocks/" + test_clock + "/advance",
+                              Json{{"frozen_time", "2026-02-01T00:00:00Z"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/test-clocks/" + test_clock + "/advance",
+                              Json{{"frozen_time", "2025-12-01T00:00:00Z"}}, owner_a_);
+       },
+       a_.id},
+      {"delete /v1/test-clocks/{id}", "test_clock.deleted",
+       [&] { return client_->call(Method::delete_, "/v1/test-clocks/" + test_clock, std::nullopt, owner_a_); },
+       [&] { return client_->call(Method::delete_, "/v1/test-clocks/" + missing, std::nullopt, owner_a_); }, a_.id},
   };
 
   // Every mutating route has a case here, so a new route without auditing cannot slip through.
@@ -352,6 +566,9 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
     const auto after = all_entries();
     ASSERT_EQ(after.size(), before.size() + 1) << "a successful call must leave exactly one entry";
     EXPECT_EQ(after.front().action, m.action);
+    if (!m.chain.empty()) {
+      EXPECT_EQ(after.front().chain_id, m.chain);
+    }
   }
   auto report = platform().audit->verify(std::nullopt);
   ASSERT_TRUE(report) << report.error().message;

@@ -1,0 +1,314 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/audit_log.hpp"
+#include "billing/calendar.hpp"
+#include "billing/document.hpp"
+#include "billing/gateway.hpp"
+#include "billing/invoice_math.hpp"
+#include "billing/proration.hpp"
+#include "core/clock.hpp"
+#include "core/json.hpp"
+#include "storage/database.hpp"
+#include "tenancy/tenant_data.hpp"
+
+namespace atrium::billing {
+
+// Billing: Atrium bills its tenants. The catalog (plans with versioned prices, coupons, tax rates) is the
+// platform's; each tenant has a billing account, subscriptions, invoices, payment attempts, credit notes and test
+// clocks, all in the control-plane database (billing is the platform's ledger, kept whatever the tenant's
+// isolation level) and read through the tenant-scoped transaction. Money is int64 minor units of the row's
+// currency; time is Unix seconds from the injected clock, or from the test clock a subscription is attached to.
+// Thread-safe.
+
+enum class Status { trial, active, past_due, paused, cancelled, unpaid };
+std::string_view status_name(Status s);
+std::optional<Status> parse_status(std::string_view text);
+
+enum class FinalAction { cancel, unpaid };
+
+// Payment retries after a failed charge: offsets in hours from the first failure, then the final action.
+// Default: Stripe's recommendation of 8 tries within 2 weeks (the first charge and 7 retries).
+struct DunningPolicy {
+  std::vector<std::int64_t> retry_hours{24, 72, 120, 168, 216, 264, 336};
+  FinalAction final_action = FinalAction::cancel;
+};
+
+struct PlanPrice {
+  int version = 1;
+  std::string currency;
+  Interval interval = Interval::monthly;
+  std::int64_t base_price = 0;
+  std::int64_t included_seats = 1;
+  std::int64_t seat_price = 0;
+  int trial_days = 0;
+  Json features = Json::object();  // apiCalls, storage (GB), support, sla
+  Json limits = Json::object();    // projects, integrations, customDomains (integer or "unlimited")
+  std::vector<MeteredPrice> metered;
+  DunningPolicy dunning;
+  Instant created_at = 0;
+};
+
+struct Plan {
+  std::string id;
+  std::string code;
+  std::string name;
+  std::string tier;  // free | starter | professional | business | enterprise
+  bool active = true;
+  PlanPrice price;  // the version asked for (the current one unless stated)
+  Instant created_at = 0;
+  Instant updated_at = 0;
+};
+
+struct Coupon {
+  std::string id;
+  std::string code;
+  std::string name;
+  std::int64_t percent_off_bps = 0;
+  std::int64_t amount_off = 0;
+  std::string currency;  // for amount_off
+  std::string duration;  // once | repeating | forever
+  int duration_months = 0;
+  std::optional<std::int64_t> max_redemptions;
+  std::int64_t times_redeemed = 0;
+  std::optional<Instant> redeem_by;
+  bool active = true;
+  Instant created_at = 0;
+};
+
+struct TaxRateRow {
+  std::string id;
+  std::string country;
+  std::string region;  // "" = the whole country
+  std::string name;
+  std::int64_t bps = 0;
+  bool inclusive = false;
+  Instant created_at = 0;
+};
+
+struct Account {
+  std::string tenant_id;
+  std::string legal_name;
+  std::string email;
+  std::vector<std::string> address;
+  std::string country;
+  std::string region;
+  std::string currency;
+  std::vector<std::string> tax_ids;
+  std::string payment_method;
+  std::int64_t credit_balance = 0;
+  ProrationMode proration = ProrationMode::daily;
+  bool test_mode = false;
+  Instant created_at = 0;
+  Instant updated_at = 0;
+};
+
+struct Subscription {
+  std::string tenant_id;
+  std::string id;
+  std::string plan_id;
+  int plan_version = 1;
+  Status status = Status::active;
+  std::int64_t seats = 1;
+  Instant anchor = 0;
+  std::int64_t cycle = 0;  // current_period_end == boundary(anchor, interval, cycle)
+  Instant current_period_start = 0;
+  Instant current_period_end = 0;
+  std::optional<Instant> trial_end;
+  bool cancel_at_period_end = false;
+  std::optional<Instant> cancelled_at;
+  std::optional<Instant> paused_at;
+  std::optional<std::string> coupon_id;
+  std::optional<Instant> coupon_start;
+  std::int64_t coupon_uses = 0;
+  std::optional<std::string> test_clock_id;
+  Instant created_at = 0;
+  Instant updated_at = 0;
+};
+
+struct Invoice {
+  std::string tenant_id;
+  std::string id;
+  std::optional<std::string> number;
+  std::optional<std::string> subscription_id;
+  std::string status;  // draft | open | paid | void | uncollectible
+  std::string billing_reason;
+  std::string currency;
+  Instant period_start = 0;
+  Instant period_end = 0;
+  Totals totals;
+  std::string discount_label;
+  std::string tax_label;
+  std::int64_t amount_paid = 0;
+  std::int64_t amount_remaining = 0;
+  int attempt_count = 0;
+  std::optional<Instant> next_payment_attempt;
+  Json customer = Json::object();
+  std::string memo;
+  std::optional<std::string> test_clock_id;
+  Instant created_at = 0;
+  std::optional<Instant> finalized_at;
+  std::optional<Instant> paid_at;
+  std::optional<Instant> voided_at;
+  std::vector<Line> lines;
+};
+
+struct PaymentAttempt {
+  std::string id;
+  std::string invoice_id;
+  int attempt = 0;
+  std::string idempotency_key;
+  std::int64_t amount = 0;
+  std::string currency;
+  std::string payment_method;
+  std::string status;  // pending | succeeded | failed
+  std::string failure_code;
+  std::string decline;
+  std::string message;
+  std::string reference;
+  Instant created_at = 0;
+  std::optional<Instant> completed_at;
+};
+
+struct CreditNote {
+  std::string tenant_id;
+  std::string id;
+  std::string number;
+  std::string invoice_id;
+  std::int64_t amount = 0;
+  std::string method;  // refund | credit_balance | invoice (reduces what an open invoice still asks)
+  std::string reason;
+  std::string memo;
+  std::string reference;
+  Instant created_at = 0;
+};
+
+struct TestClock {
+  std::string id;
+  std::string name;
+  Instant frozen_time = 0;
+  Instant created_at = 0;
+};
+
+Json to_json(const Plan& p);
+Json to_json(const Coupon& c);
+Json to_json(const TaxRateRow& t);
+Json to_json(const Account& a);
+Json to_json(const Subscription& s);
+Json to_json(const Invoice& i);
+Json to_json(const PaymentAttempt& a);
+Json to_json(const CreditNote& c);
+Json to_json(const TestClock& c);
+
+struct Settings {
+  // Downgrades credit the account balance with the proration net (true), or give nothing back (false).
+  bool downgrade_credit = true;
+  std::int64_t days_until_due = 0;  // shown on documents; charges are attempted at finalization
+  Json issuer = Json::object();     // name, email, address lines, country, tax_ids: the seller on documents
+  int run_batch = 500;              // subscriptions per billing-run transaction
+};
+
+struct RunStats {
+  std::int64_t renewed = 0;    // periods that ended and were invoiced (or ended: trials, cancellations)
+  std::int64_t invoices = 0;   // invoices created
+  std::int64_t charged = 0;    // charges that succeeded
+  std::int64_t failed = 0;     // charges that failed
+  std::int64_t retried = 0;    // dunning retries attempted
+  std::int64_t cancelled = 0;  // subscriptions ended (at period end or by dunning)
+};
+
+class Billing {
+ public:
+  // `control` is the control-plane database; `data` scopes tenant transactions; `events_committed` is called after
+  // a commit that emitted events (wakes the relay). All must outlive this object.
+  Billing(storage::Database& control, tenancy::TenantData& data, audit::AuditLog& audit, const Clock& clock,
+          PaymentGateway& gateway, Settings settings, std::function<void()> events_committed);
+  ~Billing();
+
+  // Catalog (platform). Plan input is the JSON the API takes (see docs/openapi.yaml); errors are invalid_argument
+  // naming the field, conflict for a duplicate code.
+  Result<Plan> create_plan(const Json& input, const audit::Context& who);
+  // Changing price fields creates a new version (existing subscriptions keep theirs); name/active do not.
+  Result<Plan> update_plan(const std::string& id, const Json& input, const audit::Context& who);
+  Result<std::vector<Plan>> list_plans(bool include_inactive);
+  Result<Plan> get_plan(const std::string& id_or_code, std::optional<int> version = std::nullopt);
+  Result<Coupon> create_coupon(const Json& input, const audit::Context& who);
+  Result<std::vector<Coupon>> list_coupons();
+  Result<Coupon> deactivate_coupon(const std::string& id, const audit::Context& who);
+  Result<TaxRateRow> put_tax_rate(const Json& input, const audit::Context& who);
+  Result<std::vector<TaxRateRow>> list_tax_rates();
+
+  // The tenant's side. `who` is recorded in the audit log; `super_admin` allows what only the operator may do
+  // (test_mode, one-off invoices, voiding, credit notes).
+  Result<Account> get_account(const std::string& tenant_id);
+  Result<Account> put_account(const std::string& tenant_id, const Json& input, bool super_admin,
+                              const audit::Context& who);
+
+  Result<Subscription> create_subscription(const std::string& tenant_id, const Json& input, const audit::Context& who);
+  Result<std::vector<Subscription>> list_subscriptions(const std::string& tenant_id);
+  Result<Subscription> get_subscription(const std::string& tenant_id, const std::string& id);
+  // {"plan": code or id, "seats": n}: the lines a change would add now, without changing anything.
+  Result<Json> preview_change(const std::string& tenant_id, const std::string& id, const Json& input);
+  Result<Subscription> change_subscription(const std::string& tenant_id, const std::string& id, const Json& input,
+                                           const audit::Context& who);
+  Result<Subscription> pause(const std::string& tenant_id, const std::string& id, const audit::Context& who);
+  Result<Subscription> resume(const std::string& tenant_id, const std::string& id, const audit::Context& who);
+  // {"at_period_end": bool}
+  Result<Subscription> cancel(const std::string& tenant_id, const std::string& id, const Json& input,
+                              const audit::Context& who);
+
+  Result<std::vector<Invoice>> list_invoices(const std::string& tenant_id, const std::string& status);
+  Result<Invoice> get_invoice(const std::string& tenant_id, const std::string& id);
+  Result<std::vector<PaymentAttempt>> list_attempts(const std::string& tenant_id, const std::string& invoice_id);
+  // A one-off draft invoice (super admin): {"lines":[{"description","quantity","unit_amount"}],"memo"}.
+  Result<Invoice> create_invoice(const std::string& tenant_id, const Json& input, const audit::Context& who);
+  Result<Invoice> finalize_invoice(const std::string& tenant_id, const std::string& id, const audit::Context& who);
+  // Charges an open invoice now with the account's payment method (also after a hard decline, once the method
+  // changed). conflict unless open.
+  Result<Invoice> pay_invoice(const std::string& tenant_id, const std::string& id, const audit::Context& who);
+  Result<Invoice> void_invoice(const std::string& tenant_id, const std::string& id, const audit::Context& who);
+  Result<Invoice> mark_uncollectible(const std::string& tenant_id, const std::string& id, const audit::Context& who);
+  Result<InvoiceDocument> document(const std::string& tenant_id, const std::string& id);
+
+  // {"invoice_id","amount","method": refund|credit_balance|invoice,"reason","memo"}.
+  Result<CreditNote> create_credit_note(const std::string& tenant_id, const Json& input, const audit::Context& who);
+  Result<std::vector<CreditNote>> list_credit_notes(const std::string& tenant_id);
+
+  Result<TestClock> create_test_clock(const std::string& tenant_id, const Json& input, const audit::Context& who);
+  Result<std::vector<TestClock>> list_test_clocks(const std::string& tenant_id);
+  Result<TestClock> get_test_clock(const std::string& tenant_id, const std::string& id);
+  // Moves the clock forward to `to` and runs, in time order, everything that falls due on its subscriptions:
+  // trial ends, renewals, cancellations at period end, dunning retries. invalid_argument when `to` is not later.
+  Result<TestClock> advance_test_clock(const std::string& tenant_id, const std::string& id, Instant to,
+                                       const audit::Context& who);
+  Result<void> delete_test_clock(const std::string& tenant_id, const std::string& id, const audit::Context& who);
+
+  // The billing run: everything due at the real clock's now on subscriptions without a test clock: trial ends,
+  // renewals (invoice finalized and charged), cancellations at period end, dunning retries, and charges a
+  // crashed run left pending. Idempotent per subscription and period (an invoice is unique per cycle, created in
+  // the transaction that moves the period on); a charge repeats its idempotency key. `progress(done, total)`.
+  Result<RunStats> run(const std::function<void(std::int64_t done, std::int64_t total)>& progress = {});
+
+  // Monthly recurring revenue per currency: active and past-due subscriptions' period price (base plus extra
+  // seats, before discounts and tax; test clocks excluded) normalised to a month (quarterly / 3, annual / 12,
+  // rounded).
+  Result<std::map<std::string, std::int64_t>> mrr();
+
+  // Every tenant statement, for the test that checks each binds tenant_id as $1.
+  static std::vector<tenancy::TenantStatement> tenant_statements();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads [billing] from config-like values; for tests and the platform.
+Result<DunningPolicy> parse_dunning(const Json& value);
+
+}  // namespace atrium::billing
