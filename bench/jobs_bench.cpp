@@ -40,7 +40,6 @@
 // directory it removes).
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
-#include <libpq-fe.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/time.h>
@@ -53,12 +52,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <latch>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <span>
 #include <string>
 #include <string_view>
@@ -74,6 +71,7 @@
 #include "jobs/runner.hpp"
 #include "jobs/sql_queue.hpp"
 #include "observability/metrics.hpp"
+#include "scratch.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
 
@@ -85,6 +83,10 @@ using atrium::Error;
 using atrium::fail;
 using atrium::Json;
 using atrium::Result;
+using atrium::bench::note;
+using atrium::bench::PgScratch;
+using atrium::bench::random_hex;
+using atrium::bench::TempDir;
 using atrium::storage::Statement;
 using atrium::storage::Transaction;
 using atrium::storage::Value;
@@ -105,8 +107,6 @@ struct Options {
   bool keys = false;
 };
 
-void note(const std::string& message) { std::fprintf(stderr, "[jobs_bench] %s\n", message.c_str()); }
-
 std::int64_t unix_micros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -114,14 +114,6 @@ std::int64_t unix_micros() {
 
 double seconds_between(Steady::time_point a, Steady::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-std::string random_hex(int chars) {
-  std::random_device rd;
-  std::string out;
-  static constexpr char k_digits[] = "0123456789abcdef";
-  for (int i = 0; i < chars; ++i) out += k_digits[rd() % 16];
-  return out;
 }
 
 // ---- results ---------------------------------------------------------------------------------------------------
@@ -174,91 +166,6 @@ class FirstError {
 
 // The share of `total` for thread `t` of `threads`.
 std::int64_t share(std::int64_t total, int threads, int t) { return total / threads + (t < total % threads ? 1 : 0); }
-
-// ---- scratch resources (removed on every exit path but a signal) ---------------------------------------------
-
-class TempDir {
- public:
-  static Result<std::unique_ptr<TempDir>> create() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/atrium-jobs-bench.XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    if (::mkdtemp(buffer.data()) == nullptr) return fail(Errc::internal, "mkdtemp " + pattern + " failed");
-    auto dir = std::unique_ptr<TempDir>(new TempDir());
-    dir->path_ = buffer.data();
-    return dir;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  TempDir() = default;
-  std::string path_;
-};
-
-// One command outside a transaction on the PostgreSQL server at `url`.
-Result<void> pg_admin(const std::string& url, const std::string& sql) {
-  PGconn* conn = PQconnectdb(url.c_str());
-  Result<void> out;
-  if (PQstatus(conn) != CONNECTION_OK) {
-    out = fail(Errc::unavailable, std::string("cannot connect to PostgreSQL: ") + PQerrorMessage(conn));
-  } else {
-    PGresult* res = PQexec(conn, sql.c_str());
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-      out = fail(Errc::internal, sql + ": " + PQresultErrorMessage(res));
-    }
-    PQclear(res);
-  }
-  PQfinish(conn);
-  return out;
-}
-
-// `url` with its database name replaced by `name` (postgresql://user@host:port/db?params).
-Result<std::string> with_database(const std::string& url, const std::string& name) {
-  const auto scheme = url.find("://");
-  if (scheme == std::string::npos || !(url.starts_with("postgresql://") || url.starts_with("postgres://"))) {
-    return fail(Errc::invalid_argument, "the PostgreSQL URL must start with postgresql:// (got " + url + ")");
-  }
-  const auto query = url.find('?', scheme + 3);
-  const std::string head = url.substr(0, query);
-  const std::string tail = query == std::string::npos ? "" : url.substr(query);
-  const auto slash = head.find('/', scheme + 3);
-  return (slash == std::string::npos ? head : head.substr(0, slash)) + "/" + name + tail;
-}
-
-// A fresh database on the server, dropped in the destructor.
-class PgScratch {
- public:
-  static Result<std::unique_ptr<PgScratch>> create(const std::string& server_url) {
-    auto s = std::unique_ptr<PgScratch>(new PgScratch());
-    s->server_url_ = server_url;
-    const std::string name = "atrium_bench_" + random_hex(12);  // [a-z0-9_]: safe unquoted
-    auto url = with_database(server_url, name);
-    if (!url) return std::unexpected(url.error());
-    if (auto r = pg_admin(server_url, "CREATE DATABASE " + name); !r) return std::unexpected(r.error());
-    s->name_ = name;
-    s->url_ = *url;
-    return s;
-  }
-  ~PgScratch() {
-    if (name_.empty()) return;
-    if (auto r = pg_admin(server_url_, "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)"); !r) {
-      note("could not drop database " + name_ + ": " + r.error().message);
-    }
-  }
-  const std::string& url() const { return url_; }
-  const std::string& name() const { return name_; }
-
- private:
-  PgScratch() = default;
-  std::string server_url_;
-  std::string name_;
-  std::string url_;
-};
 
 // ---- raw AMQP (the RabbitMQ baseline and the cleanup) ----------------------------------------------------------
 
@@ -786,7 +693,7 @@ int run_sql(const Options& o, const std::string& db_url) {
 }
 
 int run_sqlite(const Options& o) {
-  auto dir = TempDir::create();
+  auto dir = TempDir::create("atrium-jobs-bench");
   if (!dir) {
     note(dir.error().message);
     return 1;
@@ -806,7 +713,7 @@ int run_postgres(const Options& o) {
 
 int run_rabbitmq(const Options& o) {
   Report report;
-  auto dir = TempDir::create();
+  auto dir = TempDir::create("atrium-jobs-bench");
   if (!dir) {
     note(dir.error().message);
     return 1;
