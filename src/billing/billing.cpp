@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <limits>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 
 #include "billing/money.hpp"
@@ -24,10 +26,15 @@ using tenancy::TenantTransaction;
 
 constexpr std::int64_t k_hour = 3600;
 constexpr int k_max_advance_steps = 20'000;
+constexpr std::int64_t k_latest_clock_time = 7'258'118'400;  // 2200-01-01: periods stay far from time_point limits
 
 // ---- statements -------------------------------------------------------------------------------------------------
 
-constexpr Statement k_platform_scope{"billing_platform_scope", "SELECT set_config('app.billing_platform', 'on', true)"};
+// Platform-wide billing work (the run, the catalog). Generic plans: with the RLS policy's OR in every query, custom
+// plans misestimate the due-subscriptions batch and sort the whole table instead of reading its index.
+constexpr Statement k_platform_scope{"billing_platform_scope",
+                                     "SELECT set_config('app.billing_platform', 'on', true), "
+                                     "set_config('plan_cache_mode', 'force_generic_plan', true)"};
 constexpr Statement k_next_number{"billing_next_number",
                                   "INSERT INTO billing_counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO "
                                   "UPDATE SET value = billing_counters.value + 1 RETURNING value"};
@@ -40,6 +47,10 @@ constexpr Statement k_plan_get{"billing_plan_get",
                                "SELECT " PLAN_COLS
                                " FROM plans p JOIN plan_versions v ON v.plan_id = p.id AND v.version = "
                                "COALESCE($2, p.current_version) WHERE p.id = $1 OR p.code = $1"};
+constexpr Statement k_plan_get_locked{"billing_plan_get_locked",
+                                      "SELECT " PLAN_COLS
+                                      " FROM plans p JOIN plan_versions v ON v.plan_id = p.id AND v.version = "
+                                      "p.current_version WHERE p.id = $1 OR p.code = $1 FOR UPDATE OF p"};
 constexpr Statement k_plan_list{"billing_plan_list",
                                 "SELECT " PLAN_COLS
                                 " FROM plans p JOIN plan_versions v ON v.plan_id = p.id AND v.version = "
@@ -86,6 +97,8 @@ constexpr Statement k_tax_list{"billing_tax_list", "SELECT " TAX_COLS " FROM tax
   "proration, test_mode, created_at, updated_at"
 constexpr TenantStatement k_account_get{"billing_account_get",
                                         "SELECT " ACCOUNT_COLS " FROM billing_accounts WHERE tenant_id = $1"};
+constexpr TenantStatement k_account_get_locked{
+    "billing_account_get_locked", "SELECT " ACCOUNT_COLS " FROM billing_accounts WHERE tenant_id = $1 FOR UPDATE"};
 constexpr TenantStatement k_account_insert{"billing_account_insert",
                                            "INSERT INTO billing_accounts (" ACCOUNT_COLS
                                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"};
@@ -93,8 +106,11 @@ constexpr TenantStatement k_account_update{
     "billing_account_update",
     "UPDATE billing_accounts SET legal_name = $2, email = $3, address = $4, country = $5, region = $6, currency = $7, "
     "tax_ids = $8, payment_method = $9, proration = $10, test_mode = $11, updated_at = $12 WHERE tenant_id = $1"};
-constexpr TenantStatement k_account_balance{"billing_account_balance",
-                                            "UPDATE billing_accounts SET credit_balance = $2 WHERE tenant_id = $1"};
+// The balance changes by a delta (never written as an absolute value read earlier, which a concurrent change would
+// lose).
+constexpr TenantStatement k_account_balance{
+    "billing_account_balance",
+    "UPDATE billing_accounts SET credit_balance = credit_balance + $2 WHERE tenant_id = $1 RETURNING credit_balance"};
 
 #define SUB_COLS                                                                                                    \
   "tenant_id, id, plan_id, plan_version, status, seats, anchor, cycle, current_period_start, current_period_end, "  \
@@ -122,21 +138,30 @@ constexpr TenantStatement k_sub_of_clock{"billing_sub_of_clock",
                                          "SELECT " SUB_COLS
                                          " FROM subscriptions WHERE tenant_id = $1 AND test_clock_id = $2 ORDER BY id"};
 // The billing run's batch, across tenants (platform scope).
+constexpr TenantStatement k_sub_of_clock_locked{"billing_sub_of_clock_locked",
+                                                "SELECT " SUB_COLS
+                                                " FROM subscriptions WHERE tenant_id = $1 AND test_clock_id = $2 ORDER "
+                                                "BY id FOR UPDATE"};
 constexpr Statement k_sub_due{"billing_sub_due",
                               "SELECT " SUB_COLS
                               " FROM subscriptions WHERE status IN ('trial', 'active', 'past_due') AND test_clock_id "
-                              "IS NULL AND current_period_end <= $1 ORDER BY current_period_end, tenant_id, id "
-                              "LIMIT $2"};
-constexpr Statement k_sub_due_locked{"billing_sub_due_locked",
-                                     "SELECT " SUB_COLS
-                                     " FROM subscriptions WHERE status IN ('trial', 'active', 'past_due') AND "
-                                     "test_clock_id IS NULL AND current_period_end <= $1 ORDER BY current_period_end, "
-                                     "tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED"};
-constexpr Statement k_sub_count_due{"billing_sub_count_due",
-                                    "SELECT COUNT(*) FROM subscriptions WHERE status IN ('trial', 'active', "
-                                    "'past_due') AND test_clock_id IS NULL AND current_period_end <= $1"};
+                              "IS NULL AND current_period_end <= $1 AND tenant_id IN (SELECT id FROM tenants WHERE "
+                              "status = 'active') ORDER BY current_period_end, tenant_id, id LIMIT $2"};
+constexpr Statement k_sub_due_locked{
+    "billing_sub_due_locked", "SELECT " SUB_COLS
+                              " FROM subscriptions WHERE status IN ('trial', 'active', 'past_due') AND "
+                              "test_clock_id IS NULL AND current_period_end <= $1 AND tenant_id IN (SELECT id FROM "
+                              "tenants WHERE status = 'active') ORDER BY current_period_end, tenant_id, id LIMIT "
+                              "$2 FOR UPDATE OF subscriptions SKIP LOCKED"};
+constexpr Statement k_sub_count_due{
+    "billing_sub_count_due",
+    "SELECT COUNT(*) FROM subscriptions WHERE status IN ('trial', 'active', "
+    "'past_due') AND test_clock_id IS NULL AND current_period_end <= $1 AND tenant_id IN "
+    "(SELECT id FROM tenants WHERE status = 'active')"};
 constexpr Statement k_sub_live{"billing_sub_live",
-                               "SELECT " SUB_COLS " FROM subscriptions WHERE status IN ('active', 'past_due')"};
+                               "SELECT " SUB_COLS
+                               " FROM subscriptions WHERE status IN ('active', 'past_due') AND test_clock_id IS NULL "
+                               "AND tenant_id IN (SELECT id FROM tenants WHERE status = 'active')"};
 
 #define INVOICE_COLS                                                                                                \
   "tenant_id, id, number, subscription_id, cycle_key, status, billing_reason, currency, period_start, period_end, " \
@@ -170,8 +195,9 @@ constexpr TenantStatement k_invoice_due_of_clock{
     "next_payment_attempt IS NOT NULL AND next_payment_attempt <= $3 ORDER BY next_payment_attempt, id"};
 constexpr Statement k_invoice_due{"billing_invoice_due",
                                   "SELECT tenant_id, id FROM invoices WHERE status = 'open' AND next_payment_attempt "
-                                  "IS NOT NULL AND test_clock_id IS NULL AND next_payment_attempt <= $1 ORDER BY "
-                                  "next_payment_attempt, id LIMIT $2"};
+                                  "IS NOT NULL AND test_clock_id IS NULL AND next_payment_attempt <= $1 AND tenant_id "
+                                  "IN (SELECT id FROM tenants WHERE status = 'active') ORDER BY next_payment_attempt, "
+                                  "id LIMIT $2"};
 constexpr TenantStatement k_invoice_finalize{
     "billing_invoice_finalize",
     "UPDATE invoices SET number = $3, status = $4, subtotal = $5, discount = $6, discount_label = $7, tax = $8, "
@@ -248,6 +274,9 @@ constexpr Statement k_refund_pending{
     "c.tenant_id AND a.invoice_id = c.invoice_id AND a.status = 'succeeded' ORDER BY a.attempt DESC LIMIT 1) FROM "
     "credit_notes c JOIN invoices i ON i.tenant_id = c.tenant_id AND i.id = c.invoice_id WHERE c.method = 'refund' "
     "AND c.reference = '' ORDER BY c.created_at LIMIT 1000"};
+constexpr TenantStatement k_refund_sum{"billing_refund_sum",
+                                       "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_notes WHERE "
+                                       "tenant_id = $1 AND invoice_id = $2 AND method = 'refund'"};
 constexpr TenantStatement k_credit_sum{
     "billing_credit_sum",
     "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_notes WHERE tenant_id = $1 AND "
@@ -264,6 +293,9 @@ constexpr TenantStatement k_clock_list{
     "billing_clock_list", "SELECT " CLOCK_COLS " FROM test_clocks WHERE tenant_id = $1 ORDER BY created_at, id"};
 constexpr TenantStatement k_clock_set{"billing_clock_set",
                                       "UPDATE test_clocks SET frozen_time = $3 WHERE tenant_id = $1 AND id = $2"};
+constexpr TenantStatement k_clock_open_invoices{
+    "billing_clock_open_invoices",
+    "SELECT COUNT(*) FROM invoices WHERE tenant_id = $1 AND test_clock_id = $2 AND status IN ('draft', 'open')"};
 constexpr TenantStatement k_clock_delete{"billing_clock_delete",
                                          "DELETE FROM test_clocks WHERE tenant_id = $1 AND id = $2"};
 constexpr TenantStatement k_clock_in_use{"billing_clock_in_use",
@@ -271,46 +303,28 @@ constexpr TenantStatement k_clock_in_use{"billing_clock_in_use",
                                          "$2 AND status <> 'cancelled'"};
 
 constexpr std::array k_tenant_statements{
-    k_account_get,
-    k_account_insert,
-    k_account_update,
-    k_account_balance,
-    k_sub_insert,
-    k_sub_update,
-    k_sub_get,
-    k_sub_get_locked,
-    k_invoice_get_locked,
-    k_clock_get_locked,
-    k_sub_list,
-    k_sub_of_clock,
-    k_invoice_insert,
-    k_invoice_get,
-    k_invoice_list,
-    k_invoice_open_of_sub,
-    k_invoice_retry_of_clock,
-    k_invoice_due_of_clock,
-    k_invoice_finalize,
-    k_invoice_payment,
-    k_invoice_retry_now,
-    k_line_insert,
-    k_line_list,
-    k_attempt_insert,
-    k_attempt_get,
-    k_attempt_list,
-    k_attempt_last,
-    k_attempt_complete,
-    k_attempt_pending_of_clock,
-    k_attempt_unknown,
-    k_credit_insert,
-    k_credit_list,
-    k_credit_sum,
-    k_credit_reference,
-    k_clock_insert,
-    k_clock_get,
-    k_clock_list,
-    k_clock_set,
-    k_clock_delete,
-    k_clock_in_use,
+    k_account_get,          k_account_insert,
+    k_account_update,       k_account_balance,
+    k_account_get_locked,   k_sub_insert,
+    k_sub_update,           k_sub_get,
+    k_sub_get_locked,       k_sub_of_clock_locked,
+    k_clock_open_invoices,  k_invoice_get_locked,
+    k_clock_get_locked,     k_sub_list,
+    k_sub_of_clock,         k_invoice_insert,
+    k_invoice_get,          k_invoice_list,
+    k_invoice_open_of_sub,  k_invoice_retry_of_clock,
+    k_invoice_due_of_clock, k_invoice_finalize,
+    k_invoice_payment,      k_invoice_retry_now,
+    k_line_insert,          k_line_list,
+    k_attempt_insert,       k_attempt_get,
+    k_attempt_list,         k_attempt_last,
+    k_attempt_complete,     k_attempt_pending_of_clock,
+    k_attempt_unknown,      k_credit_insert,
+    k_credit_list,          k_credit_sum,
+    k_refund_sum,           k_credit_reference,
+    k_clock_insert,         k_clock_get,
+    k_clock_list,           k_clock_set,
+    k_clock_delete,         k_clock_in_use,
 };
 // ---- values -----------------------------------------------------------------------------------------------------
 
@@ -937,6 +951,27 @@ struct PendingCharge {
   ChargeRequest request;
 };
 
+// A billing anchor that keeps the requested day of month even when the first boundary was clamped (day 31 asked
+// in February ends the first period on the 28th; later periods must still end on the 31st where a month has one):
+// the latest date on the requested day, a whole number of intervals before `first_end`, and that number of
+// intervals (the subscription's cycle), so boundary(anchor, interval, cycle) == first_end.
+std::pair<Instant, std::int64_t> anchor_keeping_day(Instant first_end, int day, Interval interval) {
+  using namespace std::chrono;
+  const sys_seconds tp{std::chrono::seconds{first_end}};
+  const auto date = floor<days>(tp);
+  const auto time_of_day = tp - date;
+  const year_month_day ymd{date};
+  const std::chrono::year_month end_month{ymd.year(), ymd.month()};
+  for (std::int64_t k = 0; k <= 8; ++k) {
+    const std::chrono::year_month ym = end_month - months{k * interval_months(interval)};
+    if (static_cast<unsigned>((ym / last).day()) >= static_cast<unsigned>(day)) {
+      const sys_seconds anchor = sys_days{ym / std::chrono::day{static_cast<unsigned>(day)}} + time_of_day;
+      return {anchor.time_since_epoch().count(), k};
+    }
+  }
+  return {first_end, 0};  // unreachable: every 8 years hold a month of 31 days and a leap February
+}
+
 std::string invoice_number(int year_month_value, std::int64_t n, std::string_view prefix) {
   std::string digits = std::to_string(n);
   if (digits.size() < 6) digits.insert(0, 6 - digits.size(), '0');
@@ -1041,8 +1076,9 @@ struct Billing::Impl {
     return std::optional<TaxRateRow>(read_tax(*r, 0));
   }
 
-  Result<Account> account(TenantTransaction& tx) {
-    auto r = tx.execute(k_account_get);
+  // Write paths lock the account row on PostgreSQL: invoice totals depend on its credit balance.
+  Result<Account> account(TenantTransaction& tx, bool lock = true) {
+    auto r = tx.execute(lock && postgres(tx) ? k_account_get_locked : k_account_get);
     if (!r) return std::unexpected(r.error());
     if (r->empty()) return fail(Errc::not_found, "this tenant has no billing account yet (PUT /v1/billing-account)");
     return read_account(*r, 0);
@@ -1315,7 +1351,7 @@ struct Billing::Impl {
     }
     if (inv.totals.credit_applied != 0 || inv.totals.credit_created != 0) {
       account.credit_balance = account.credit_balance - inv.totals.credit_applied + inv.totals.credit_created;
-      if (auto r = tx.execute(k_account_balance, {Value(account.credit_balance)}); !r)
+      if (auto r = tx.execute(k_account_balance, {Value(inv.totals.credit_created - inv.totals.credit_applied)}); !r)
         return std::unexpected(r.error());
     }
     if (auto e = emit(tx, "invoice.finalized",
@@ -1452,6 +1488,13 @@ struct Billing::Impl {
       auto noted = tx.execute(k_attempt_unknown, {Value(attempt.id), Value(message)});
       if (!noted) return std::unexpected(noted.error());
       if (noted->affected_rows != 1) return {};
+      // Nothing is known to have failed: no status change and no payment.failed; the same attempt is sent again
+      // in an hour (whatever the invoice's state, so money the provider may hold is always accounted for).
+      auto inv = invoice(tx, attempt.invoice_id, false);
+      if (!inv) return std::unexpected(inv.error());
+      inv->next_payment_attempt = now + k_hour;
+      if (stats) stats->failed += 1;
+      return save_payment_state(tx, *inv, now);
     }
     auto inv = invoice(tx, attempt.invoice_id, false);
     if (!inv) return std::unexpected(inv.error());
@@ -1461,16 +1504,30 @@ struct Billing::Impl {
                  {"reference", reference}};
     if (ok) {
       if (stats) stats->charged += 1;
+      // What the invoice still asks is paid; anything above it (a credit note reduced the invoice, or it was
+      // closed, while the charge was in flight) goes to the account's credit balance: collected money is never
+      // lost.
+      const std::int64_t applied =
+          inv->status == "open" ? std::min(attempt.amount, std::max<std::int64_t>(inv->amount_remaining, 0)) : 0;
+      const std::int64_t excess = attempt.amount - applied;
       if (inv->status == "open") {
-        inv->status = "paid";
-        inv->amount_paid += attempt.amount;
-        inv->amount_remaining = std::max<std::int64_t>(0, inv->amount_remaining - attempt.amount);
-        inv->paid_at = now;
+        inv->amount_paid += applied;
+        inv->amount_remaining -= applied;
         inv->next_payment_attempt.reset();
-        if (auto s = save_payment_state(tx, *inv, now); !s) return s;
-        if (auto e = emit(tx, "invoice.paid", {{"invoice_id", inv->id}, {"number", inv->number.value_or("")}}); !e) {
-          return e;
+        if (inv->amount_remaining == 0) {
+          inv->status = "paid";
+          inv->paid_at = now;
         }
+        if (auto s = save_payment_state(tx, *inv, now); !s) return s;
+        if (inv->status == "paid") {
+          if (auto e = emit(tx, "invoice.paid", {{"invoice_id", inv->id}, {"number", inv->number.value_or("")}}); !e) {
+            return e;
+          }
+        }
+      }
+      if (excess > 0) {
+        if (auto b = tx.execute(k_account_balance, {Value(excess)}); !b) return std::unexpected(b.error());
+        payment["credited_to_balance"] = excess;
       }
       if (auto e = emit(tx, "payment.succeeded", payment); !e) return e;
       if (inv->subscription_id) return settle_status(tx, *inv->subscription_id, now, "payment_succeeded");
@@ -1522,6 +1579,13 @@ struct Billing::Impl {
     return save_payment_state(tx, *inv, now);
   }
 
+  // Whether the invoice's last payment attempt has no known outcome yet (sent, or about to be sent again).
+  Result<bool> payment_in_flight(TenantTransaction& tx, const std::string& invoice_id) {
+    auto last = tx.execute(k_attempt_last, {Value(invoice_id)});
+    if (!last) return std::unexpected(last.error());
+    return !last->empty() && read_attempt(*last, 0).status == "pending";
+  }
+
   // A dunning retry of an open invoice that is due at `now`: another attempt, or the final action after a hard
   // decline whose payment method did not change.
   Result<void> retry_invoice(TenantTransaction& tx, const std::string& invoice_id, Instant now,
@@ -1529,6 +1593,19 @@ struct Billing::Impl {
     auto inv = invoice(tx, invoice_id, false);
     if (!inv) return std::unexpected(inv.error());
     if (inv->status != "open" || !inv->next_payment_attempt || *inv->next_payment_attempt > now) return {};
+    auto last = tx.execute(k_attempt_last, {Value(inv->id)});
+    if (!last) return std::unexpected(last.error());
+    if (!last->empty() && read_attempt(*last, 0).status == "pending") {
+      // Its outcome is unknown: the same attempt again, with the same idempotency key.
+      PaymentAttempt prev = read_attempt(*last, 0);
+      inv->next_payment_attempt.reset();
+      if (auto s = save_payment_state(tx, *inv, now); !s) return s;
+      charges.push_back(PendingCharge{tx.tenant_id(), prev.id,
+                                      ChargeRequest{prev.idempotency_key, prev.payment_method, prev.amount,
+                                                    prev.currency, inv->number.value_or(inv->id)}});
+      if (stats) stats->retried += 1;
+      return {};
+    }
     auto account_result = account(tx);
     if (!account_result) return std::unexpected(account_result.error());
     Account acct = std::move(*account_result);
@@ -1540,21 +1617,8 @@ struct Billing::Impl {
         return save_payment_state(tx, *inv, now);
       }
     }
-    auto last = tx.execute(k_attempt_last, {Value(inv->id)});
-    if (!last) return std::unexpected(last.error());
     if (!last->empty()) {
       PaymentAttempt prev = read_attempt(*last, 0);
-      if (prev.status == "pending") {
-        // Its outcome is unknown: the same attempt again, with the same idempotency key.
-        inv->attempt_count += 1;
-        inv->next_payment_attempt.reset();
-        if (auto s = save_payment_state(tx, *inv, now); !s) return s;
-        charges.push_back(PendingCharge{tx.tenant_id(), prev.id,
-                                        ChargeRequest{prev.idempotency_key, prev.payment_method, prev.amount,
-                                                      prev.currency, inv->number.value_or(inv->id)}});
-        if (stats) stats->retried += 1;
-        return {};
-      }
       if (prev.decline == "hard" && prev.payment_method == acct.payment_method) {
         auto policy = policy_for(tx, *inv);
         if (!policy) return std::unexpected(policy.error());
@@ -1723,7 +1787,9 @@ Result<PlanPrice> parse_price(const Json& input, const PlanPrice& base, bool cre
     p.features = *it;
   }
   if (auto it = input.find("limits"); it != input.end()) {
-    if (auto r = check_limit_values(*it, "limits", {"projects", "integrations", "customDomains"}); !r) {
+    if (auto r = check_limit_values(*it, "limits",
+                                    {"projects", "integrations", "customDomains", "requestsPerSecond", "burst"});
+        !r) {
       return std::unexpected(r.error());
     }
     p.limits = *it;
@@ -1824,7 +1890,12 @@ Result<Plan> Billing::update_plan(const std::string& id, const Json& input, cons
   if (input.contains("code")) return fail(Errc::invalid_argument, "code cannot change");
   std::optional<Plan> out;
   auto r = impl_->platform([&](Transaction& tx) -> Result<void> {
-    auto before = impl_->plan_current(tx, id);
+    // Locked on PostgreSQL: two concurrent price changes make versions n+1 and n+2, not a duplicate n+1.
+    auto locked = tx.backend() == storage::Backend::postgres ? tx.execute(k_plan_get_locked, {Value(id)})
+                                                             : tx.execute(k_plan_get, {Value(id), Value()});
+    if (!locked) return std::unexpected(locked.error());
+    if (locked->empty()) return fail(Errc::not_found, "no plan '" + id + "'");
+    auto before = read_plan(*locked, 0);
     if (!before) return std::unexpected(before.error());
     Plan plan = *before;
     auto name = text_member(input, "name", 200);
@@ -2069,7 +2140,7 @@ Result<Account> Billing::get_account(const std::string& tenant_id) {
   std::optional<Account> out;
   auto r = impl_->tenant(tenant_id,
                          [&](TenantTransaction& tx) -> Result<void> {
-                           auto a = impl_->account(tx);
+                           auto a = impl_->account(tx, false);
                            if (!a) return std::unexpected(a.error());
                            out = std::move(*a);
                            return {};
@@ -2088,7 +2159,7 @@ Result<Account> Billing::put_account(const std::string& tenant_id, const Json& i
   }
   std::optional<Account> out;
   auto r = impl_->tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
-    auto existing = tx.execute(k_account_get);
+    auto existing = tx.execute(Impl::postgres(tx) ? k_account_get_locked : k_account_get);
     if (!existing) return std::unexpected(existing.error());
     const bool creating = existing->empty();
     Account a = creating ? Account{} : read_account(*existing, 0);
@@ -2125,6 +2196,13 @@ Result<Account> Billing::put_account(const std::string& tenant_id, const Json& i
             return fail(Errc::conflict, "the currency cannot change while a subscription is live");
           }
         }
+        // Amounts are minor units of the account's currency: a balance or an open invoice would change value.
+        if (a.credit_balance != 0) {
+          return fail(Errc::conflict, "the currency cannot change while the account has a credit balance");
+        }
+        auto open = tx.execute(k_invoice_list, {Value(std::string("open"))});
+        if (!open) return std::unexpected(open.error());
+        if (!open->empty()) return fail(Errc::conflict, "the currency cannot change while an invoice is open");
       }
       a.currency = **currency;
     }
@@ -2235,6 +2313,7 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
   Instant now = 0;
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     charges.clear();
+    sub = Subscription{};  // the body may run again after a serialization failure
     auto acct_result = s.account(tx);
     if (!acct_result) {
       if (acct_result.error().code == Errc::not_found) return fail(Errc::conflict, acct_result.error().message);
@@ -2299,16 +2378,17 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
     } else {
       sub.status = Status::active;
       if (*anchor_day) {
-        sub.anchor = next_anchor_day(now, static_cast<int>(**anchor_day));
-        sub.cycle = 0;
+        const Instant first_end = next_anchor_day(now, static_cast<int>(**anchor_day));
+        std::tie(sub.anchor, sub.cycle) =
+            anchor_keeping_day(first_end, static_cast<int>(**anchor_day), plan->price.interval);
         sub.current_period_start = now;
-        sub.current_period_end = sub.anchor;
-        const Instant full_start = boundary(sub.anchor, plan->price.interval, -1);
-        auto l = Impl::cycle_lines(*plan, sub.seats, full_start, sub.anchor);
+        sub.current_period_end = first_end;
+        const Instant full_start = boundary(sub.anchor, plan->price.interval, sub.cycle - 1);
+        auto l = Impl::cycle_lines(*plan, sub.seats, full_start, first_end);
         if (!l) return std::unexpected(l.error());
         lines = std::move(*l);
         if (full_start < now) {
-          if (auto p = Impl::prorate_lines(lines, full_start, sub.anchor, now, acct.proration); !p) return p;
+          if (auto p = Impl::prorate_lines(lines, full_start, first_end, now, acct.proration); !p) return p;
         }
       } else {
         sub.anchor = now;
@@ -2433,9 +2513,38 @@ Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription
     }
     c.seats = seats->value_or(sub.seats);
     if (sub.status == Status::trial) return c;  // nothing is billed during a trial
-    auto old_amount = period_amount(c.from.price, sub.seats);
+    // Prorate what the customer pays: with a coupon that applies to this period, the discounted price.
+    std::optional<Coupon> coupon;
+    if (sub.coupon_id) {
+      auto found = s.coupon(s.raw(tx), *sub.coupon_id);
+      if (!found) return std::unexpected(found.error());
+      coupon = *found;
+    }
+    auto applies_from = [&](Instant period_start) {
+      if (!coupon) return false;
+      if (coupon->duration == "forever") return true;
+      const Instant start = sub.coupon_start.value_or(sub.current_period_start);
+      if (coupon->duration == "once")
+        return start >= sub.current_period_start && period_start == sub.current_period_start;
+      return period_start < add_months(start, coupon->duration_months);
+    };
+    auto discounted = [&](std::int64_t amount, bool applies) -> Result<std::int64_t> {
+      if (!applies || !coupon) return amount;
+      if (coupon->percent_off_bps > 0) {
+        auto off = apply_bps(amount, coupon->percent_off_bps);
+        if (!off) return off;
+        return amount - *off;
+      }
+      return std::max<std::int64_t>(0, amount - coupon->amount_off);
+    };
+    const bool current_discounted = applies_from(sub.current_period_start);
+    auto old_gross = period_amount(c.from.price, sub.seats);
+    if (!old_gross) return std::unexpected(old_gross.error());
+    auto new_gross = period_amount(c.to.price, c.seats);
+    if (!new_gross) return std::unexpected(new_gross.error());
+    auto old_amount = discounted(*old_gross, current_discounted);
     if (!old_amount) return std::unexpected(old_amount.error());
-    auto new_amount = period_amount(c.to.price, c.seats);
+    auto new_amount = discounted(*new_gross, current_discounted);
     if (!new_amount) return std::unexpected(new_amount.error());
     const std::string old_label = c.from.name + " x " + std::to_string(sub.seats) + " seats";
     const std::string new_label = c.to.name + " x " + std::to_string(c.seats) + " seats";
@@ -2474,6 +2583,14 @@ Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription
     if (!lines) return std::unexpected(lines.error());
     std::int64_t charge = 0;
     for (const auto& l : *lines) charge += l.amount;
+    // The new period is discounted as its renewal would be.
+    auto new_period = discounted(charge, coupon && coupon->duration != "once" && applies_from(now));
+    if (!new_period) return std::unexpected(new_period.error());
+    if (*new_period != charge) {
+      lines->push_back(Line{LineKind::one_off, "Discount " + coupon->code, 1, *new_period - charge,
+                            *new_period - charge, now, c.new_period_end, false});
+      charge = *new_period;
+    }
     std::int64_t credited = *credit;
     if (charge - credited < 0 && !s.settings.downgrade_credit) credited = charge;
     c.proration = Proration{credited, charge, charge - credited, 0, 0};
@@ -2487,44 +2604,48 @@ Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription
 Result<Json> Billing::preview_change(const std::string& tenant_id, const std::string& id, const Json& input) {
   Impl& s = *impl_;
   Json out;
-  auto r =
-      s.tenant(tenant_id,
-               [&](TenantTransaction& tx) -> Result<void> {
-                 auto sub = s.subscription(tx, id, false);
-                 if (!sub) return std::unexpected(sub.error());
-                 auto acct = s.account(tx);
-                 if (!acct) return std::unexpected(acct.error());
-                 auto now = s.now_for(tx, sub->test_clock_id);
-                 if (!now) return std::unexpected(now.error());
-                 auto c = compute_change(s, tx, *sub, *acct, input, *now);
-                 if (!c) return std::unexpected(c.error());
-                 out = {{"subscription_id", sub->id},
-                        {"plan_id", c->to.id},
-                        {"plan_version", c->to.price.version},
-                        {"seats", c->seats},
-                        {"currency", acct->currency},
-                        {"proration_mode", std::string(proration_mode_name(acct->proration))},
-                        {"proration_date", time_json(*now)},
-                        {"credit", c->proration.credit},
-                        {"charge", c->proration.charge},
-                        {"net", c->proration.net}};
-                 if (c->lines.empty()) {
-                   out["invoice"] = nullptr;
-                   return {};
-                 }
-                 Impl::IssueOptions o{.reason = "subscription_update",
-                                      .period_start = *now,
-                                      .period_end = c->interval_change ? c->new_period_end : sub->current_period_end};
-                 auto inv = s.issue_invoice(tx, *acct, &*sub, c->lines, o, *now, nullptr, false);
-                 if (!inv) return std::unexpected(inv.error());
-                 Json j = to_json(*inv);
-                 j["id"] = nullptr;
-                 j["number"] = nullptr;
-                 j["status"] = "preview";
-                 out["invoice"] = j;
-                 return {};
-               },
-               {.read_only = true});
+  auto r = s.tenant(
+      tenant_id,
+      [&](TenantTransaction& tx) -> Result<void> {
+        auto sub = s.subscription(tx, id, false);
+        if (!sub) return std::unexpected(sub.error());
+        auto acct = s.account(tx, false);
+        if (!acct) return std::unexpected(acct.error());
+        auto now = s.now_for(tx, sub->test_clock_id);
+        if (!now) return std::unexpected(now.error());
+        if (*now >= sub->current_period_end && sub->status != Status::paused && sub->status != Status::cancelled &&
+            sub->status != Status::unpaid) {
+          return fail(Errc::conflict, "the current period ended and is being renewed; preview again in a moment");
+        }
+        auto c = compute_change(s, tx, *sub, *acct, input, *now);
+        if (!c) return std::unexpected(c.error());
+        out = {{"subscription_id", sub->id},
+               {"plan_id", c->to.id},
+               {"plan_version", c->to.price.version},
+               {"seats", c->seats},
+               {"currency", acct->currency},
+               {"proration_mode", std::string(proration_mode_name(acct->proration))},
+               {"proration_date", time_json(*now)},
+               {"credit", c->proration.credit},
+               {"charge", c->proration.charge},
+               {"net", c->proration.net}};
+        if (c->lines.empty()) {
+          out["invoice"] = nullptr;
+          return {};
+        }
+        Impl::IssueOptions o{.reason = "subscription_update",
+                             .period_start = *now,
+                             .period_end = c->interval_change ? c->new_period_end : sub->current_period_end};
+        auto inv = s.issue_invoice(tx, *acct, &*sub, c->lines, o, *now, nullptr, false);
+        if (!inv) return std::unexpected(inv.error());
+        Json j = to_json(*inv);
+        j["id"] = nullptr;
+        j["number"] = nullptr;
+        j["status"] = "preview";
+        out["invoice"] = j;
+        return {};
+      },
+      {.read_only = true});
   if (!r) return std::unexpected(r.error());
   return out;
 }
@@ -2543,6 +2664,8 @@ Result<Subscription> Billing::change_subscription(const std::string& tenant_id, 
     auto t = s.now_for(tx, sub->test_clock_id);
     if (!t) return std::unexpected(t.error());
     now = *t;
+    // A period that ended before the billing run got to it is renewed first, so the change prorates the current one.
+    if (auto a = s.advance_subscription(tx, *sub, *acct, now, charges, nullptr); !a) return a;
     auto c = compute_change(s, tx, *sub, *acct, input, now);
     if (!c) return std::unexpected(c.error());
     const Json before = to_json(*sub);
@@ -2560,9 +2683,7 @@ Result<Subscription> Billing::change_subscription(const std::string& tenant_id, 
       Impl::IssueOptions o{.reason = "subscription_update",
                            .period_start = now,
                            .period_end = c->interval_change ? c->new_period_end : old_end,
-                           .cycle_key = c->interval_change
-                                            ? std::optional<std::string>(sub->id + ":" + std::to_string(now))
-                                            : std::nullopt};
+                           .cycle_key = std::nullopt};  // a change's invoice is not a period's
       auto inv = s.issue_invoice(tx, *acct, &*sub, c->lines, o, now, &charges, true);
       if (!inv) return std::unexpected(inv.error());
     }
@@ -2611,6 +2732,9 @@ Result<Subscription> Billing::pause(const std::string& tenant_id, const std::str
     if (!open) return std::unexpected(open.error());
     for (std::size_t i = 0; i < open->rows.size(); ++i) {
       Invoice inv = read_invoice(*open, i);
+      auto in_flight = s.payment_in_flight(tx, inv.id);
+      if (!in_flight) return std::unexpected(in_flight.error());
+      if (*in_flight) continue;  // a charge of unknown outcome is still sent again with its key
       inv.next_payment_attempt.reset();
       if (auto sv = s.save_payment_state(tx, inv, *now); !sv) return sv;
     }
@@ -2650,7 +2774,11 @@ Result<Subscription> Billing::resume(const std::string& tenant_id, const std::st
       inv.next_payment_attempt = now;  // dunning resumes with a retry now
       if (auto sv = s.save_payment_state(tx, inv, now); !sv) return sv;
     }
-    if (sub->trial_end && *sub->trial_end > now) {
+    if (sub->cancel_at_period_end && now >= sub->current_period_end) {
+      // It was to end with the period that ran out while paused: it ends now instead of starting a new one.
+      if (auto tr = s.transition(tx, *sub, Status::cancelled, "period_end"); !tr) return tr;
+      sub->cancelled_at = now;
+    } else if (sub->trial_end && *sub->trial_end > now) {
       if (auto tr = s.transition(tx, *sub, Status::trial, "resumed"); !tr) return tr;
     } else {
       if (auto tr = s.transition(tx, *sub, owes ? Status::past_due : Status::active, "resumed"); !tr) return tr;
@@ -2716,6 +2844,9 @@ Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::st
       if (!open) return std::unexpected(open.error());
       for (std::size_t i = 0; i < open->rows.size(); ++i) {
         Invoice inv = read_invoice(*open, i);
+        auto in_flight = s.payment_in_flight(tx, inv.id);
+        if (!in_flight) return std::unexpected(in_flight.error());
+        if (*in_flight) continue;  // a charge of unknown outcome is still sent again with its key
         inv.next_payment_attempt.reset();
         if (auto sv = s.save_payment_state(tx, inv, *now); !sv) return sv;
       }
@@ -2905,7 +3036,10 @@ Result<Invoice> Billing::finalize_invoice(const std::string& tenant_id, const st
     if (up->affected_rows != 1) return fail(Errc::conflict, "only a draft invoice can be finalized");
     if (inv->totals.credit_applied != 0 || inv->totals.credit_created != 0) {
       acct->credit_balance = acct->credit_balance - inv->totals.credit_applied + inv->totals.credit_created;
-      if (auto b = tx.execute(k_account_balance, {Value(acct->credit_balance)}); !b) return std::unexpected(b.error());
+      if (auto b = tx.execute(k_account_balance, {Value(inv->totals.credit_created - inv->totals.credit_applied)});
+          !b) {
+        return std::unexpected(b.error());
+      }
     }
     if (inv->totals.amount_due > 0) {
       inv->attempt_count = 1;
@@ -2988,15 +3122,18 @@ Result<Invoice> close_invoice(Impl& s, const std::string& tenant_id, const std::
     if (to == "void" ? !voidable : inv->status != "open") {
       return fail(Errc::conflict, "a " + inv->status + " invoice cannot become " + to);
     }
+    auto in_flight = s.payment_in_flight(tx, inv->id);
+    if (!in_flight) return std::unexpected(in_flight.error());
+    if (*in_flight) {
+      return fail(Errc::conflict, "a payment of this invoice is in flight (its outcome is not known yet); try later");
+    }
     auto clock_now = s.now_for(tx, inv->test_clock_id);
     if (!clock_now) return std::unexpected(clock_now.error());
     const Instant now = *clock_now;
     const std::string before = inv->status;
     if (to == "void" && inv->status == "open" && inv->totals.credit_applied > 0) {
       // The account's credit used on the invoice goes back to the account.
-      auto acct = s.account(tx);
-      if (!acct) return std::unexpected(acct.error());
-      if (auto b = tx.execute(k_account_balance, {Value(acct->credit_balance + inv->totals.credit_applied)}); !b) {
+      if (auto b = tx.execute(k_account_balance, {Value(inv->totals.credit_applied)}); !b) {
         return std::unexpected(b.error());
       }
     }
@@ -3119,9 +3256,16 @@ Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, con
                   "amount exceeds what is left to credit on the invoice (" + std::to_string(left) + ")");
     }
     note.method = method->value_or(inv->status == "open" ? "invoice" : "credit_balance");
-    const Instant now = s.now();
+    auto clock_now = s.now_for(tx, inv->test_clock_id);  // a test clock's invoice lives in the clock's time
+    if (!clock_now) return std::unexpected(clock_now.error());
+    const Instant now = *clock_now;
     if (note.method == "invoice") {
       if (inv->status != "open") return fail(Errc::invalid_argument, "method invoice is for open invoices");
+      auto in_flight = s.payment_in_flight(tx, inv->id);
+      if (!in_flight) return std::unexpected(in_flight.error());
+      if (*in_flight) {
+        return fail(Errc::conflict, "a payment of this invoice is in flight (its outcome is not known yet); try later");
+      }
       if (**amount > inv->amount_remaining) {
         return fail(Errc::invalid_argument, "amount exceeds what the invoice still asks");
       }
@@ -3135,17 +3279,15 @@ Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, con
             !e) {
           return e;
         }
-        if (inv->subscription_id) {
-          if (auto st = s.settle_status(tx, *inv->subscription_id, now, "credit_note"); !st) return st;
-        }
       }
       if (auto sv = s.save_payment_state(tx, *inv, now); !sv) return sv;
+      if (inv->status == "paid" && inv->subscription_id) {
+        if (auto st = s.settle_status(tx, *inv->subscription_id, now, "credit_note"); !st) return st;
+      }
     } else if (note.method == "credit_balance" || note.method == "refund") {
       if (inv->status != "paid") return fail(Errc::invalid_argument, "refunds and credits are for paid invoices");
       if (note.method == "credit_balance") {
-        auto acct = s.account(tx);
-        if (!acct) return std::unexpected(acct.error());
-        if (auto b = tx.execute(k_account_balance, {Value(acct->credit_balance + **amount)}); !b) {
+        if (auto b = tx.execute(k_account_balance, {Value(**amount)}); !b) {
           return std::unexpected(b.error());
         }
       } else {
@@ -3156,16 +3298,25 @@ Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, con
           if (a.status == "succeeded") charge_reference = a.reference;
         }
         if (charge_reference.empty()) return fail(Errc::invalid_argument, "the invoice was not paid by a charge");
+        auto refunded = tx.execute(k_refund_sum, {Value(inv->id)});
+        if (!refunded) return std::unexpected(refunded.error());
+        const std::int64_t refundable = inv->amount_paid - refunded->int_at(0, 0).value_or(0);
+        if (**amount > refundable) {
+          return fail(Errc::invalid_argument,
+                      "amount exceeds what was charged and not yet refunded (" + std::to_string(refundable) + ")");
+        }
         currency = inv->currency;
       }
     } else {
       return fail(Errc::invalid_argument, "method must be refund, credit_balance or invoice");
     }
-    auto n = s.next_number(Impl::raw(tx), "credit_note:" + std::to_string(year_month(now)));
+    const bool simulated = inv->test_clock_id.has_value();
+    auto n = s.next_number(Impl::raw(tx),
+                           (simulated ? "test-credit_note:" : "credit_note:") + std::to_string(year_month(now)));
     if (!n) return std::unexpected(n.error());
     note.tenant_id = tenant_id;
     note.id = new_uuid_v7(s.clock);
-    note.number = invoice_number(year_month(now), *n, "CN");
+    note.number = invoice_number(year_month(now), *n, simulated ? "TEST-CN" : "CN");
     note.invoice_id = inv->id;
     note.amount = **amount;
     note.reason = why;
@@ -3211,6 +3362,9 @@ Result<TestClock> Billing::create_test_clock(const std::string& tenant_id, const
   if (!name) return std::unexpected(name.error());
   auto frozen = time_member(input, "frozen_time");
   if (!frozen) return std::unexpected(frozen.error());
+  if (*frozen && (**frozen < 0 || **frozen > k_latest_clock_time)) {
+    return fail(Errc::invalid_argument, "frozen_time must be between 1970 and 2200");
+  }
   Impl& s = *impl_;
   TestClock c{new_uuid_v7(s.clock), name->value_or(""), frozen->value_or(s.now()), s.now()};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
@@ -3262,6 +3416,7 @@ Result<TestClock> Billing::advance_test_clock(const std::string& tenant_id, cons
   auto start = get_test_clock(tenant_id, id);
   if (!start) return start;
   if (to <= start->frozen_time) return fail(Errc::invalid_argument, "frozen_time must be later than the clock's");
+  if (to > k_latest_clock_time) return fail(Errc::invalid_argument, "frozen_time must be before 2200");
   if (to - start->frozen_time > std::int64_t{5} * 366 * 86400) {
     return fail(Errc::invalid_argument, "a test clock advances at most 5 years at a time");
   }
@@ -3284,7 +3439,7 @@ Result<TestClock> Billing::advance_test_clock(const std::string& tenant_id, cons
             ChargeRequest{p.text_at(i, 1).value_or(""), p.text_at(i, 2).value_or(""), p.int_at(i, 3).value_or(0),
                           p.text_at(i, 4).value_or(""), p.text_at(i, 5).value_or("")}});
       }
-      auto subs = tx.execute(k_sub_of_clock, {Value(id)});
+      auto subs = tx.execute(Impl::postgres(tx) ? k_sub_of_clock_locked : k_sub_of_clock, {Value(id)});
       if (!subs) return std::unexpected(subs.error());
       Instant next = to;
       for (std::size_t i = 0; i < subs->rows.size(); ++i) {
@@ -3341,6 +3496,11 @@ Result<void> Billing::delete_test_clock(const std::string& tenant_id, const std:
     if (!used) return std::unexpected(used.error());
     if (used->int_at(0, 0).value_or(0) > 0) {
       return fail(Errc::conflict, "cancel the subscriptions attached to this test clock first");
+    }
+    auto open = tx.execute(k_clock_open_invoices, {Value(id)});
+    if (!open) return std::unexpected(open.error());
+    if (open->int_at(0, 0).value_or(0) > 0) {
+      return fail(Errc::conflict, "void or settle the open invoices on this test clock first");
     }
     auto d = tx.execute(k_clock_delete, {Value(id)});
     if (!d) return std::unexpected(d.error());
@@ -3487,6 +3647,7 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
 Result<std::map<std::string, std::int64_t>> Billing::mrr() {
   Impl& s = *impl_;
   std::map<std::string, std::int64_t> out;
+  std::map<std::pair<std::string, int>, std::int64_t> per_interval;  // summed per interval, rounded once
   auto r = s.platform(
       [&](Transaction& tx) -> Result<void> {
         auto rows = tx.execute(k_sub_live);
@@ -3498,12 +3659,15 @@ Result<std::map<std::string, std::int64_t>> Billing::mrr() {
           if (!plan) return std::unexpected(plan.error());
           auto amount = period_amount(plan->price, sub.seats);
           if (!amount) return std::unexpected(amount.error());
-          out[plan->price.currency] += round_div(*amount, interval_months(plan->price.interval));
+          auto sum = add(per_interval[{plan->price.currency, interval_months(plan->price.interval)}], *amount);
+          if (!sum) return std::unexpected(sum.error());
+          per_interval[{plan->price.currency, interval_months(plan->price.interval)}] = *sum;
         }
         return {};
       },
       {.read_only = true});
   if (!r) return std::unexpected(r.error());
+  for (const auto& [key, total] : per_interval) out[key.first] += round_div(total, key.second);
   return out;
 }
 

@@ -49,7 +49,8 @@ constexpr Statement k_get{"simgw_get",
                           "WHERE idempotency_key = $1"};
 constexpr Statement k_put{"simgw_put",
                           "INSERT INTO simulated_charges (idempotency_key, reference, kind, payment_method, amount, "
-                          "currency, outcome, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"};
+                          "currency, outcome, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT "
+                          "(idempotency_key) DO NOTHING"};
 constexpr Statement k_charge_of{"simgw_charge_of",
                                 "SELECT amount, currency FROM simulated_charges WHERE reference = $1 AND kind = "
                                 "'charge' AND outcome = 'succeeded'"};
@@ -136,13 +137,9 @@ class SimulatedGateway final : public PaymentGateway {
       return r;
     }
     if (request.amount <= 0) return fail(Errc::invalid_argument, "charge amount must be positive");
-    auto prior = tx.execute(k_get, {Value(request.idempotency_key)});
-    if (!prior) return std::unexpected(prior.error());
-    if (!prior->empty()) {
-      // The same key again: the first outcome, no second charge.
-      const TestCard* first = find_card(prior->text_at(0, 2).value_or(""));
-      if (first == nullptr) return fail(Errc::internal, "ledger names an unknown card");
-      return result_for(*first, prior->text_at(0, 0).value_or(""));
+    if (auto prior = replay(tx, request.idempotency_key); !prior || *prior) {
+      if (!prior) return std::unexpected(prior.error());
+      return **prior;
     }
     if (card->network_error) return fail(Errc::unavailable, "payment provider unreachable (simulated network error)");
     const std::string reference = "ch_sim_" + new_uuid_v7(clock_);
@@ -150,7 +147,24 @@ class SimulatedGateway final : public PaymentGateway {
                                   Value(request.payment_method), Value(request.amount), Value(request.currency),
                                   Value(std::string(card->succeeds ? "succeeded" : "failed")), Value(now)});
     if (!put) return std::unexpected(put.error());
+    if (put->affected_rows == 0) {
+      // A concurrent call with the same key got there first: its outcome, no second charge.
+      auto prior = replay(tx, request.idempotency_key);
+      if (!prior) return std::unexpected(prior.error());
+      if (*prior) return **prior;
+      return fail(Errc::internal, "ledger lost a charge");
+    }
     return result_for(*card, reference);
+  }
+
+  // The first outcome of a key already in the ledger.
+  Result<std::optional<ChargeResult>> replay(storage::Transaction& tx, const std::string& key) {
+    auto prior = tx.execute(k_get, {Value(key)});
+    if (!prior) return std::unexpected(prior.error());
+    if (prior->empty()) return std::optional<ChargeResult>();
+    const TestCard* first = find_card(prior->text_at(0, 2).value_or(""));
+    if (first == nullptr) return fail(Errc::internal, "ledger names an unknown card");
+    return std::optional<ChargeResult>(result_for(*first, prior->text_at(0, 0).value_or("")));
   }
 
   storage::Database& db_;

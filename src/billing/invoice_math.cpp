@@ -77,7 +77,8 @@ Result<Totals> compute_totals(const std::vector<Line>& lines, const std::optiona
   }
   // 0 <= discount <= max(subtotal, 0), so this cannot overflow.
   const std::int64_t taxable = t.subtotal - t.discount;
-  const std::int64_t tax_base = std::max<std::int64_t>(taxable, 0);
+  // Signed: a credit (a downgrade's proration) gives back the tax its charge carried.
+  const std::int64_t tax_base = taxable;
   t.total = taxable;
   if (tax) {
     t.tax_inclusive = tax->inclusive;

@@ -44,8 +44,9 @@ struct TaxRate {
 //   subtotal      = sum of line amounts (may be negative when proration credits outweigh charges)
 //   discount      = percent: round(max(subtotal, 0) * bps / 10000); amount: min(amount_off, max(subtotal, 0))
 //   taxable       = subtotal - discount
-//   tax           exclusive: round(max(taxable, 0) * bps / 10000), added;
-//                 inclusive: max(taxable, 0) - round(max(taxable, 0) * 10000 / (10000 + bps)), contained
+//   tax           exclusive: round(taxable * bps / 10000), added;
+//                 inclusive: taxable - round(taxable * 10000 / (10000 + bps)), contained
+//                 (signed: a negative taxable amount, a net credit, gives back the tax it carries)
 //   total         = subtotal - discount + (exclusive ? tax : 0)
 //   credit_applied = min(credit_available, max(total, 0)): the account's credit balance used
 //   amount_due    = max(total, 0) - credit_applied

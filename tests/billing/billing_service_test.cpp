@@ -7,6 +7,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "billing/billing.hpp"
 #include "billing/calendar.hpp"
@@ -36,6 +37,24 @@ std::int64_t reference_round(__int128 a, __int128 b) {
   if ((a % b) * 2 >= b) q += 1;
   return static_cast<std::int64_t>(negative ? -q : q);
 }
+
+// A provider that charges and then times out: the money moved but the caller learns nothing (unknown outcome).
+class TimingOutGateway final : public billing::PaymentGateway {
+ public:
+  explicit TimingOutGateway(billing::PaymentGateway& inner) : inner_(inner) {}
+  std::string_view name() const override { return inner_.name(); }
+  bool accepts(std::string_view m) const override { return inner_.accepts(m); }
+  Result<billing::ChargeResult> charge(const billing::ChargeRequest& r) override {
+    auto out = inner_.charge(r);
+    if (timing_out) return fail(Errc::unavailable, "timed out");
+    return out;
+  }
+  Result<std::string> refund(const billing::RefundRequest& r) override { return inner_.refund(r); }
+  bool timing_out = false;
+
+ private:
+  billing::PaymentGateway& inner_;
+};
 
 // A provider that charges (through the real simulated gateway) and then "crashes" before the caller records the
 // outcome, as a process killed at that moment would.
@@ -445,6 +464,135 @@ TEST_P(BillingServiceTest, IllegalTransitionsAreRefusedAndLegalOnesRecorded) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM pending_events WHERE type = 'subscription.paused'"), 1);
   EXPECT_EQ(count("SELECT COUNT(*) FROM pending_events WHERE type = 'subscription.active'"), 1);
   EXPECT_EQ(count("SELECT COUNT(*) FROM pending_events WHERE type = 'subscription.cancelled'"), 1);
+}
+
+TEST_P(BillingServiceTest, AnUnknownOutcomeIsSentAgainWithTheSameKeyAndNeverChargedTwice) {
+  plan("unknown", 3000);
+  const std::string t = tenant_with_account("unknown");
+  auto sub = b().create_subscription(t, {{"plan", "unknown"}}, who_);
+  ASSERT_TRUE(sub);
+  TimingOutGateway timing_out(*sim_);
+  billing::Billing flaky(platform().db(), *platform().tenant_data, *platform().audit, clock_, timing_out, {}, nullptr);
+  timing_out.timing_out = true;
+  set_time(at("2026-02-15T09:00:01Z"));
+  auto run = flaky.run();
+  ASSERT_TRUE(run) << run.error().message;
+  auto renewal = invoices(t).back();
+  EXPECT_EQ(renewal.status, "open");
+  auto s1 = b().get_subscription(t, sub->id);
+  ASSERT_TRUE(s1);
+  EXPECT_EQ(s1->status, billing::Status::active) << "nothing is known to have failed";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM pending_events WHERE type = 'payment.failed'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM payment_attempts WHERE status = 'pending'"), 1);
+  // The invoice cannot be voided while a charge of unknown outcome may hold the money.
+  auto voided = b().void_invoice(t, renewal.id, who_);
+  ASSERT_FALSE(voided);
+  EXPECT_EQ(voided.error().code, Errc::conflict);
+  // An hour later the same attempt is sent again with its key: the provider answers with the first charge.
+  timing_out.timing_out = false;
+  set_time(at("2026-02-15T10:00:02Z"));
+  ASSERT_TRUE(flaky.run());
+  auto settled = b().get_invoice(t, renewal.id);
+  ASSERT_TRUE(settled);
+  EXPECT_EQ(settled->status, "paid");
+  EXPECT_EQ(settled->attempt_count, 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM simulated_charges"), 2) << "one charge per invoice at the provider";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM payment_attempts"), 2);
+}
+
+TEST_P(BillingServiceTest, ConcurrentCreditsToOneAccountAllCount) {
+  plan("credits", 5000);
+  const std::string t = tenant_with_account("credits");
+  auto sub = b().create_subscription(t, {{"plan", "credits"}}, who_);
+  ASSERT_TRUE(sub);
+  set_time(at("2026-02-15T09:00:01Z"));
+  ASSERT_TRUE(b().run());
+  auto all = invoices(t);
+  ASSERT_EQ(all.size(), 2u);
+  for (int round = 0; round < 5; ++round) {
+    std::vector<std::thread> threads;
+    for (const auto& inv : all) {
+      threads.emplace_back([&, id = inv.id] {
+        auto n = b().create_credit_note(t, {{"invoice_id", id}, {"amount", 100}, {"method", "credit_balance"}}, who_);
+        EXPECT_TRUE(n) << n.error().message;
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+  auto account = b().get_account(t);
+  ASSERT_TRUE(account);
+  EXPECT_EQ(account->credit_balance, 10 * 100) << "no credit lost to a concurrent write";
+}
+
+TEST_P(BillingServiceTest, ProrationIsOnWhatTheCouponLetsTheCustomerPay) {
+  set_time(at("2026-04-01T00:00:00Z"));
+  plan("full", 10000);
+  plan("none", 0);
+  ASSERT_TRUE(b().create_coupon({{"code", "HALF"}, {"percent_off_bps", 5000}, {"duration", "forever"}}, who_));
+  const std::string t = tenant_with_account("coupon");
+  auto sub = b().create_subscription(t, {{"plan", "full"}, {"coupon", "HALF"}}, who_);
+  ASSERT_TRUE(sub) << sub.error().message;
+  ASSERT_EQ(invoices(t)[0].totals.total, 5000);
+  set_time(at("2026-04-16T00:00:00Z"));  // 15 of 30 days left
+  auto preview = b().preview_change(t, sub->id, {{"plan", "none"}});
+  ASSERT_TRUE(preview) << preview.error().message;
+  EXPECT_EQ((*preview)["credit"], 2500) << "half of what was paid, not half of the list price";
+  ASSERT_TRUE(b().change_subscription(t, sub->id, {{"plan", "none"}}, who_));
+  auto account = b().get_account(t);
+  ASSERT_TRUE(account);
+  EXPECT_EQ(account->credit_balance, 2500);
+}
+
+TEST_P(BillingServiceTest, TheCurrencyCannotChangeUnderACreditBalance) {
+  plan("cur", 5000);
+  const std::string t = tenant_with_account("currency");
+  auto sub = b().create_subscription(t, {{"plan", "cur"}}, who_);
+  ASSERT_TRUE(sub);
+  auto inv = invoices(t)[0];
+  ASSERT_TRUE(
+      b().create_credit_note(t, {{"invoice_id", inv.id}, {"amount", 1000}, {"method", "credit_balance"}}, who_));
+  ASSERT_TRUE(b().cancel(t, sub->id, Json::object(), who_));
+  auto changed = b().put_account(t, {{"currency", "JPY"}}, false, who_);
+  ASSERT_FALSE(changed);
+  EXPECT_EQ(changed.error().code, Errc::conflict);
+  EXPECT_EQ(b().get_account(t)->currency, "USD");
+}
+
+TEST_P(BillingServiceTest, AnIntervalChangeAtTheStartAndAChangeAfterThePeriodEndedBothWork) {
+  set_time(at("2026-03-01T00:00:00Z"));
+  plan("monthly", 1000);
+  plan("annual", 10000, "annual");
+  const std::string t = tenant_with_account("interval");
+  auto sub = b().create_subscription(t, {{"plan", "monthly"}}, who_);
+  ASSERT_TRUE(sub);
+  // The same second as the creation (a frozen test clock does this all the time).
+  auto annual = b().change_subscription(t, sub->id, {{"plan", "annual"}}, who_);
+  ASSERT_TRUE(annual) << annual.error().message;
+  EXPECT_EQ(annual->current_period_end, at("2027-03-01T00:00:00Z"));
+  // The period ended and no run has renewed it yet: the change renews first, then prorates the new period.
+  set_time(at("2027-03-01T00:00:05Z"));
+  auto back = b().change_subscription(t, sub->id, {{"plan", "monthly"}}, who_);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->current_period_start, at("2027-03-01T00:00:05Z"));
+  bool renewed = false;
+  for (const auto& inv : invoices(t)) renewed = renewed || (inv.billing_reason == "subscription_cycle");
+  EXPECT_TRUE(renewed);
+}
+
+TEST_P(BillingServiceTest, AnAnchorDayClampedInFebruaryKeepsItsDayAfterwards) {
+  set_time(at("2026-02-10T12:00:00Z"));
+  plan("day31", 3100);
+  const std::string t = tenant_with_account("day31");
+  auto sub = b().create_subscription(t, {{"plan", "day31"}, {"billing_anchor_day", 31}}, who_);
+  ASSERT_TRUE(sub) << sub.error().message;
+  EXPECT_EQ(sub->current_period_end, at("2026-02-28T12:00:00Z"));
+  set_time(at("2026-02-28T12:00:01Z"));
+  ASSERT_TRUE(b().run());
+  auto renewed = b().get_subscription(t, sub->id);
+  ASSERT_TRUE(renewed);
+  EXPECT_EQ(renewed->current_period_end, at("2026-03-31T12:00:00Z"));
+  // The short first period was a part of Jan 31 - Feb 28 (28 days): 18 days of it, per day.
+  EXPECT_EQ(invoices(t)[0].totals.total, reference_round(3100 * 18, 28));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BillingServiceTest, ::testing::Values(Backend::sqlite, Backend::postgres),

@@ -132,12 +132,14 @@ TEST(ComputeTotals, NegativeTotalCreatesCredit) {
   const Totals t = must_total(lines, percent_off(2000), exclusive(2000), 5000);
   EXPECT_EQ(t.subtotal, -3000);
   EXPECT_EQ(t.discount, 0);
-  EXPECT_EQ(t.tax, 0);
-  EXPECT_EQ(t.total, -3000);
+  EXPECT_EQ(t.tax, -600) << "the credit gives back the 20% tax its charge carried";
+  EXPECT_EQ(t.total, -3600);
   EXPECT_EQ(t.credit_applied, 0);
   EXPECT_EQ(t.amount_due, 0);
-  EXPECT_EQ(t.credit_created, 3000);
-  EXPECT_EQ(must_total(lines, amount_off(1000), inclusive(2000)).credit_created, 3000);
+  EXPECT_EQ(t.credit_created, 3600);
+  const Totals included = must_total(lines, amount_off(1000), inclusive(2000));
+  EXPECT_EQ(included.credit_created, 3000) << "inclusive tax is inside the credit";
+  EXPECT_EQ(included.tax, -500);
 }
 
 TEST(ComputeTotals, ProrationLinesNetAgainstCharges) {
@@ -244,16 +246,16 @@ TEST(ComputeTotalsProperty, TotalsAreConsistentForRandomInvoices) {
     for (const Line& l : lines) sum += l.amount;
     const std::int64_t positive_subtotal = std::max<std::int64_t>(sum, 0);
     const std::int64_t taxable = t.subtotal - t.discount;
-    const std::int64_t tax_base = std::max<std::int64_t>(taxable, 0);
+    const std::int64_t tax_base = taxable;  // signed: a net credit gives back its tax
 
     ASSERT_EQ(t.subtotal, sum);
     ASSERT_GE(t.discount, 0);
     ASSERT_LE(t.discount, positive_subtotal);
-    ASSERT_GE(t.tax, 0);
+    ASSERT_EQ(t.tax >= 0, tax_base >= 0 || t.tax == 0) << "the tax has the sign of what it is on";
     ASSERT_EQ(t.tax_inclusive, tax && tax->inclusive);
     ASSERT_EQ(t.subtotal - t.discount + (t.tax_inclusive ? 0 : t.tax), t.total);
     if (t.tax_inclusive) {
-      ASSERT_LE(t.tax, tax_base);
+      ASSERT_LE(std::abs(t.tax), std::abs(tax_base));
     }
     ASSERT_EQ(t.total, t.amount_due + t.credit_applied - t.credit_created);
     ASSERT_GE(t.amount_due, 0);

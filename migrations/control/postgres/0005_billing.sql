@@ -164,6 +164,7 @@ CREATE TABLE invoices (
   PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX invoices_by_tenant ON invoices (tenant_id, created_at, id);
+CREATE INDEX invoices_by_subscription ON invoices (tenant_id, subscription_id, status);
 CREATE INDEX invoices_retry ON invoices (next_payment_attempt)
   WHERE status = 'open' AND next_payment_attempt IS NOT NULL AND test_clock_id IS NULL;
 
@@ -217,6 +218,7 @@ CREATE TABLE credit_notes (
   PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX credit_notes_invoice ON credit_notes (tenant_id, invoice_id);
+CREATE INDEX credit_notes_refund_pending ON credit_notes (created_at) WHERE method = 'refund' AND reference = '';
 
 -- Tenant rows: a tenant-scoped transaction sees its own (app.tenant_id); the platform's billing run and catalog
 -- work set app.billing_platform = 'on' in their transaction (src/billing/billing.cpp).
