@@ -213,7 +213,9 @@ run_backend() {
   local backend=$1 label atrium_port nginx_port atrium_url nginx_url start superuser_s tenant_s owner_token
   local root_token isolation page_items expected_items next atrium_ctype atrium_sizes nginx_ctype nginx_sizes
   local atrium_cmd wrk_opts wrk_cmd_atrium wrk_cmd_nginx log_problems verdict=""
-  local -a atrium_env=(ATRIUM_LOG_ACCESS_LOG=false) atrium_args
+  # One tenant at full load: a rate limit no run reaches, so the limiter decides every request but never refuses.
+  local -a atrium_env=(ATRIUM_LOG_ACCESS_LOG=false ATRIUM_GATEWAY_DEFAULT_REQUESTS_PER_SECOND=1000000
+    ATRIUM_GATEWAY_DEFAULT_BURST=1000000) atrium_args
   BACKEND_DIR="$WORK_DIR/$backend"
   mkdir -p "$BACKEND_DIR/atrium-data" "$BACKEND_DIR/nginx/www/v1"
   chmod 700 "$BACKEND_DIR/atrium-data"
@@ -418,7 +420,8 @@ echo "- nginx: $nginx_version"
 echo "- atrium: $atrium_version"
 [[ " ${backends[*]} " != *" sqlite "* ]] || echo "- SQLite library: libsqlite3-0 ${sqlite_version:-unknown}"
 echo "- Atrium: access log OFF for the load run (ATRIUM_LOG_ACCESS_LOG=false); identity.redis_url unset" \
-  "(revocation checks in-process); every other setting at its default"
+  "(revocation checks in-process); tenant rate limit 1,000,000/s with a burst of 1,000,000 (in-process: every" \
+  "request is decided, none refused); every other setting at its default"
 if [[ -n ${inherited_atrium_env// /} ]]; then
   echo "- Also inherited by Atrium from the environment: ${inherited_atrium_env% }"
 fi

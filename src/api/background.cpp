@@ -153,6 +153,7 @@ void Background::register_handlers() {
     const auto delivery_cutoff = now - std::chrono::hours(24 * p.config().webhooks.retain_deliveries_days);
     std::int64_t keys = 0;
     std::int64_t old_rows = 0;
+    std::int64_t usage_events = 0;
     std::optional<std::string> cursor;
     while (true) {
       auto page = p.tenants->list(cursor, 100);
@@ -171,11 +172,21 @@ void Background::register_handlers() {
           return {};
         });
         if (!r) log::warn("idempotency keys not expired", {{"tenant_id", t.id}, {"error", r.error().message}});
+        // Raw usage events past metering.retain_events_days (their roll-ups stay).
+        auto usage = p.metering->expire(t.id);
+        if (usage) {
+          usage_events += *usage;
+        } else {
+          log::warn("usage events not expired", {{"tenant_id", t.id}, {"error", usage.error().message}});
+        }
       }
       if (!page->next_cursor) break;
       cursor = page->next_cursor;
     }
-    log::info("cleanup done", {{"job_rows", *n}, {"idempotency_keys", keys}, {"reports_and_deliveries", old_rows}});
+    log::info("cleanup done", {{"job_rows", *n},
+                               {"idempotency_keys", keys},
+                               {"reports_and_deliveries", old_rows},
+                               {"usage_events", usage_events}});
     return {};
   });
 

@@ -65,6 +65,7 @@ void register_routes(http::Router& router, Platform& platform) {
   register_audit_routes(router, platform);
   register_job_routes(router, platform);
   register_billing_routes(router, platform);
+  register_usage_routes(router, platform);
 }
 
 }  // namespace atrium::api

@@ -38,6 +38,45 @@ Result<void> step(Result<void> r, std::string_view what) {
   return {};
 }
 
+// The gateway's rate limits: in Redis when gateway.redis_url is set, else in-process. A tenant's limits come from
+// the plan of its live (not cancelled) subscription, else from the catalog plan whose code is the tenant's `plan`.
+Result<std::unique_ptr<gateway::RateLimits>> open_rate_limits(billing::Billing& billing, metrics::Registry& registry,
+                                                              const Config& config, const Clock& clock,
+                                                              bool redis_time) {
+  const GatewayConfig& g = config.gateway;
+  std::unique_ptr<gateway::RateLimiter> limiter;
+  if (g.redis_url.empty()) {
+    limiter = gateway::make_memory_rate_limiter(clock, {.max_keys = static_cast<std::size_t>(g.max_keys)});
+  } else {
+    auto redis = gateway::make_redis_rate_limiter(
+        g.redis_url,
+        {.timeout = std::chrono::milliseconds(g.redis_timeout_ms), .clock = redis_time ? nullptr : &clock});
+    if (!redis) return fail(redis.error().code, "gateway.redis_url: " + redis.error().message);
+    limiter = std::move(*redis);
+  }
+  const gateway::RateLimitSettings settings{.default_rate = g.default_requests_per_second,
+                                            .default_burst = g.default_burst,
+                                            .api_key_rate = g.api_key_requests_per_second,
+                                            .api_key_burst = g.api_key_burst,
+                                            .fail_open = g.rate_limit_fail_open,
+                                            .plan_cache_ttl = std::chrono::milliseconds(g.plan_cache_ttl_ms)};
+  auto plan_limits = [&billing](const tenancy::Tenant& tenant) -> Result<Json> {
+    auto subscriptions = billing.list_subscriptions(tenant.id);
+    if (!subscriptions) return std::unexpected(subscriptions.error());
+    for (const billing::Subscription& s : *subscriptions) {
+      if (s.status == billing::Status::cancelled) continue;
+      auto plan = billing.get_plan(s.plan_id, s.plan_version);
+      if (!plan) return std::unexpected(plan.error());
+      return plan->price.limits;
+    }
+    if (tenant.plan.empty()) return Json();
+    auto plan = billing.get_plan(tenant.plan);
+    if (!plan) return plan.error().code == Errc::not_found ? Result<Json>(Json()) : std::unexpected(plan.error());
+    return plan->price.limits;
+  };
+  return std::make_unique<gateway::RateLimits>(std::move(limiter), settings, std::move(plan_limits), clock, registry);
+}
+
 }  // namespace
 
 identity::PasswordCost password_cost(const Config& config) {
@@ -288,6 +327,15 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
                                                   std::move(billing_settings), [self] {
                                                     if (self->background) self->background->events_committed();
                                                   });
+  metering::Settings metering_settings;
+  metering_settings.max_event_age_ms = config.metering.max_event_age_hours * 3'600'000;
+  metering_settings.max_future_ms = config.metering.max_future_seconds * 1000;
+  metering_settings.retain_events_ms = config.metering.retain_events_days * 86'400'000;
+  p->metering = std::make_unique<metering::Metering>(*p->db_, *p->tenant_data, *p->audit, clock, p->registry,
+                                                     metering_settings);
+  auto rate_limits = open_rate_limits(*p->billing, p->registry, config, clock, options.rate_limits_use_redis_time);
+  if (!rate_limits) return std::unexpected(rate_limits.error());
+  p->rate_limits = std::move(*rate_limits);
   if (options.background) {
     auto background = Background::open(*p);
     if (!background) return std::unexpected(background.error());

@@ -11,11 +11,13 @@
 #include "billing/gateway.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
+#include "gateway/rate_limits.hpp"
 #include "identity/api_keys.hpp"
 #include "identity/key_store.hpp"
 #include "identity/revocation.hpp"
 #include "identity/token_service.hpp"
 #include "identity/user_store.hpp"
+#include "metering/metering.hpp"
 #include "observability/metrics.hpp"
 #include "storage/database.hpp"
 #include "tenancy/tenant_data.hpp"
@@ -32,6 +34,9 @@ class Platform {
     bool migrate = true;  // apply pending migrations (control plane, shared tenant tables, each tenant schema/db)
     std::function<void(int done, int total)> on_tenant_migrated;  // progress of per-tenant migrations
     bool background = true;  // open the job queue (RabbitMQ when configured) and register the job handlers
+    // false (tests): Redis rate limits read the platform's clock instead of Redis's TIME, so they are exact under
+    // a ManualClock.
+    bool rate_limits_use_redis_time = true;
   };
 
   // Opens the databases, migrates when asked, and loads (or creates) the signing keys. Errors name the step.
@@ -107,6 +112,9 @@ class Platform {
   std::unique_ptr<identity::ApiKeyStore> api_keys;
   std::unique_ptr<billing::PaymentGateway> payment_gateway;
   std::unique_ptr<billing::Billing> billing;
+  std::unique_ptr<metering::Metering> metering;
+  // The gateway's per-tenant and per-API-key rate limits (its middleware goes after security's).
+  std::unique_ptr<gateway::RateLimits> rate_limits;
   // Null when opened without Options::background.
   std::unique_ptr<Background> background;
 

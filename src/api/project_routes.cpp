@@ -4,6 +4,7 @@
 #include "core/ids.hpp"
 #include "core/json_writer.hpp"
 #include "events/outbox.hpp"
+#include "gateway/versioning.hpp"
 #include "identity/permissions.hpp"
 #include "identity/secrets.hpp"
 #include "projects/project_store.hpp"
@@ -36,9 +37,10 @@ bool valid_idempotency_key(std::string_view key) {
 }
 
 // The hottest read: streamed without a DOM (the same bytes as projects::to_json, keys in the same order).
-http::Response list_response(const projects::ProjectPage& page) {
+// Atrium-Version 2026-06-01 named the page's array "items"; later versions call it "data" like every list.
+http::Response list_response(const projects::ProjectPage& page, std::string_view api_version) {
   JsonWriter w(256 + page.projects.size() * 256);
-  w.begin_object().key("data").begin_array();
+  w.begin_object().key(api_version == gateway::k_version_2026_06_01 ? "items" : "data").begin_array();
   for (const auto& p : page.projects) {
     w.begin_object();
     w.key("created_at").string(p.created_at);
@@ -78,7 +80,7 @@ void register_project_routes(http::Router& router, Platform& platform) {
                                                        },
                                                        {.read_only = true});
                if (!r) return error_response(r.error(), req);
-               return list_response(*page);
+               return list_response(*page, req.api_version);
              },
              {.access = Access::tenant, .permission = perm::projects_read});
 

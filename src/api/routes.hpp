@@ -17,5 +17,6 @@ void register_admin_routes(http::Router& router, Platform& platform);
 void register_audit_routes(http::Router& router, Platform& platform);
 void register_job_routes(http::Router& router, Platform& platform);
 void register_billing_routes(http::Router& router, Platform& platform);
+void register_usage_routes(http::Router& router, Platform& platform);
 
 }  // namespace atrium::api

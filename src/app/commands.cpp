@@ -17,6 +17,7 @@
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
+#include "gateway/versioning.hpp"
 #include "http/dispatcher.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
@@ -188,7 +189,9 @@ int serve_command(const CommonOptions& options) {
   std::vector<http::Middleware> middleware{http::request_id_middleware(clock)};
   if (config->log.access_log) middleware.push_back(http::access_log_middleware(clock));
   middleware.push_back(http::metrics_middleware(http_metrics, clock));
+  middleware.push_back(gateway::versioning_middleware(config->gateway.version_docs_url));
   middleware.push_back(api::security_middleware(platform));
+  middleware.push_back(platform.rate_limits->middleware());
   auto dispatcher = std::make_shared<const http::Dispatcher>(
       std::move(router), std::move(middleware), JsonLimits{static_cast<int>(config->server.max_json_depth)});
 

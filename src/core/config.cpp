@@ -120,6 +120,22 @@ const std::vector<Key>& keys() {
       {"billing", "issuer_address", member(&Config::billing, &BillingConfig::issuer_address)},
       {"billing", "issuer_country", member(&Config::billing, &BillingConfig::issuer_country)},
       {"billing", "issuer_tax_id", member(&Config::billing, &BillingConfig::issuer_tax_id)},
+      {"metering", "retain_events_days", member(&Config::metering, &MeteringConfig::retain_events_days), 35, 36'500},
+      {"metering", "max_event_age_hours", member(&Config::metering, &MeteringConfig::max_event_age_hours), 1,
+       36'500LL * 24},
+      {"metering", "max_future_seconds", member(&Config::metering, &MeteringConfig::max_future_seconds), 0, 86'400},
+      {"gateway", "default_requests_per_second", member(&Config::gateway, &GatewayConfig::default_requests_per_second),
+       0, 1'000'000},
+      {"gateway", "default_burst", member(&Config::gateway, &GatewayConfig::default_burst), 0, 1'000'000},
+      {"gateway", "api_key_requests_per_second", member(&Config::gateway, &GatewayConfig::api_key_requests_per_second),
+       0, 1'000'000},
+      {"gateway", "api_key_burst", member(&Config::gateway, &GatewayConfig::api_key_burst), 0, 1'000'000},
+      {"gateway", "plan_cache_ttl_ms", member(&Config::gateway, &GatewayConfig::plan_cache_ttl_ms), 0, 3'600'000},
+      {"gateway", "redis_url", member(&Config::gateway, &GatewayConfig::redis_url), 0, 0, true},
+      {"gateway", "redis_timeout_ms", member(&Config::gateway, &GatewayConfig::redis_timeout_ms), 1, 60'000},
+      {"gateway", "rate_limit_fail_open", member(&Config::gateway, &GatewayConfig::rate_limit_fail_open)},
+      {"gateway", "max_keys", member(&Config::gateway, &GatewayConfig::max_keys), 64, 100'000'000},
+      {"gateway", "version_docs_url", member(&Config::gateway, &GatewayConfig::version_docs_url)},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
       {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
@@ -321,6 +337,11 @@ Result<void> validate_config(const Config& c) {
     }
   }
   if (c.storage.data_dir.empty()) return fail(Errc::invalid_argument, "storage.data_dir: must not be empty");
+  // A retry of an event whose row retention deleted must be too old to be accepted, or it would count twice.
+  if (c.metering.max_event_age_hours > c.metering.retain_events_days * 24) {
+    return fail(Errc::invalid_argument,
+                "metering.max_event_age_hours must not exceed metering.retain_events_days * 24 (deduplication)");
+  }
   const std::string& url = c.storage.database_url;
   if (!url.empty() && url.rfind("postgresql://", 0) != 0 && url.rfind("postgres://", 0) != 0 &&
       url.rfind("sqlite:", 0) != 0) {
@@ -343,6 +364,15 @@ Result<void> validate_config(const Config& c) {
   }
   if (!c.identity.redis_url.empty() && c.identity.redis_url.rfind("redis://", 0) != 0) {
     return fail(Errc::invalid_argument, "identity.redis_url: expected redis://host:port[/db]");
+  }
+  if (!c.gateway.redis_url.empty() && c.gateway.redis_url.rfind("redis://", 0) != 0) {
+    return fail(Errc::invalid_argument, "gateway.redis_url: expected redis://host:port[/db]");
+  }
+  if (c.gateway.version_docs_url.empty() ||
+      std::any_of(c.gateway.version_docs_url.begin(), c.gateway.version_docs_url.end(), [](char ch) {
+        return static_cast<unsigned char>(ch) <= 0x20 || ch == '<' || ch == '>' || ch == 0x7f;
+      })) {
+    return fail(Errc::invalid_argument, "gateway.version_docs_url: expected a URI reference without spaces or <>");
   }
   if (c.tenancy.default_isolation != "shared" && c.tenancy.default_isolation != "schema" &&
       c.tenancy.default_isolation != "database") {

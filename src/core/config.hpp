@@ -110,8 +110,8 @@ struct EmailConfig {
 };
 
 struct BillingConfig {
-  std::string gateway = "simulated";  // the payment provider; "simulated" is the only one built in
-  bool downgrade_credit = true;       // a downgrade's proration net goes to the account's credit balance
+  std::string gateway = "simulated";      // the payment provider; "simulated" is the only one built in
+  bool downgrade_credit = true;           // a downgrade's proration net goes to the account's credit balance
   std::string run_cron = "*/10 * * * *";  // the billing run (renewals, invoices, charges, dunning); empty: never
   std::int64_t run_batch = 500;           // subscriptions per billing-run transaction
   std::int64_t days_until_due = 0;        // shown as the due date on documents
@@ -120,6 +120,25 @@ struct BillingConfig {
   std::string issuer_address;  // lines separated by "|"
   std::string issuer_country;
   std::string issuer_tax_id;
+};
+
+struct MeteringConfig {
+  std::int64_t retain_events_days = 400;   // raw usage events (and so their idempotency keys); at least 35
+  std::int64_t max_event_age_hours = 840;  // older events are rejected as too old for any open period (35 days)
+  std::int64_t max_future_seconds = 300;   // events further ahead of the server's clock are rejected
+};
+
+struct GatewayConfig {
+  std::int64_t default_requests_per_second = 100;  // a tenant's rate limit when its plan names none; 0: unlimited
+  std::int64_t default_burst = 200;                // a tenant's burst when its plan names none; 0: equal to the rate
+  std::int64_t api_key_requests_per_second = 0;    // each API key's own limit, on top of its tenant's; 0: none
+  std::int64_t api_key_burst = 0;                  // 0: equal to api_key_requests_per_second
+  std::int64_t plan_cache_ttl_ms = 30'000;         // how long a tenant's plan limits are reused per process
+  std::string redis_url;                           // empty: rate limits in-process; else redis://... (shared)
+  std::int64_t redis_timeout_ms = 100;             // per rate-limit decision in Redis
+  bool rate_limit_fail_open = true;                // Redis unreachable: let requests through (true) or 503 (false)
+  std::int64_t max_keys = 100'000;                 // rate-limit keys held by the in-process limiter
+  std::string version_docs_url = "/openapi.json";  // Link rel="deprecation" target on deprecated API versions
 };
 
 struct LogConfig {
@@ -138,6 +157,8 @@ struct Config {
   WebhooksConfig webhooks;
   EmailConfig email;
   BillingConfig billing;
+  MeteringConfig metering;
+  GatewayConfig gateway;
   LogConfig log;
 };
 

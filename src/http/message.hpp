@@ -58,6 +58,9 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> params;
   std::optional<Json> json;               // the decoded body, for routes that accept JSON
   const RouteOptions* options = nullptr;  // the matched route's options
+  // The Atrium-Version the request asked for (or the current one), set by the versioning middleware on /v1
+  // paths; "" elsewhere. Dates order as strings. See gateway/versioning.hpp.
+  std::string_view api_version;
 
   // Set by the security middleware on routes that require them.
   std::shared_ptr<const identity::Principal> principal;

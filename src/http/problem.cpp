@@ -31,6 +31,11 @@ std::string_view reason_phrase(int status) {
 
 Response problem(int status, std::string_view type_slug, std::string_view title, std::string_view detail,
                  const Request& request) {
+  return problem(status, type_slug, title, detail, request, Json::object());
+}
+
+Response problem(int status, std::string_view type_slug, std::string_view title, std::string_view detail,
+                 const Request& request, const Json& extensions) {
   Json body = {
       {"type", std::string("/problems/") + std::string(type_slug)},
       {"title", title},
@@ -39,6 +44,7 @@ Response problem(int status, std::string_view type_slug, std::string_view title,
       {"request_id", request.request_id},
   };
   if (!request.path.empty()) body["instance"] = request.path;
+  for (const auto& [name, value] : extensions.items()) body[name] = value;
   Response r = Response::json(status, body);
   r.headers.set("Content-Type", "application/problem+json");
   return r;

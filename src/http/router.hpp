@@ -31,6 +31,12 @@ struct RouteOptions {
   bool json_body = false;  // decode the body as JSON before the handler runs (400 on bad JSON)
   Access access = Access::open;
   std::string_view permission;  // with Access::tenant: the permission the caller must hold
+  // Rate-limit units a request spends (gateway::RateLimits): 0 exempts the route; more than the caller's burst
+  // is charged as the burst.
+  int cost = 1;
+  // When set, replaces `cost` per request (e.g. batch ingestion: by body size). It runs after authentication
+  // and before the body is decoded (request.json is not set yet); it must not throw and should be cheap.
+  std::function<int(const Request&)> weight;
 };
 
 struct Route {

@@ -7,16 +7,17 @@ namespace atrium::identity {
 
 namespace {
 
-constexpr std::array<std::string_view, 14> k_all = {
-    perm::projects_read,  perm::projects_write,  perm::projects_delete, perm::users_read,      perm::users_manage,
-    perm::api_keys_read,  perm::api_keys_manage, perm::tenant_read,     perm::tenant_manage,   perm::billing_view,
-    perm::billing_manage, perm::audit_read,      perm::webhooks_read,   perm::webhooks_manage,
+constexpr std::array<std::string_view, 16> k_all = {
+    perm::projects_read, perm::projects_write,  perm::projects_delete, perm::users_read,
+    perm::users_manage,  perm::api_keys_read,   perm::api_keys_manage, perm::tenant_read,
+    perm::tenant_manage, perm::billing_view,    perm::billing_manage,  perm::audit_read,
+    perm::webhooks_read, perm::webhooks_manage, perm::usage_read,      perm::usage_write,
 };
 
-constexpr std::array<std::string_view, 13> k_admin = {
+constexpr std::array<std::string_view, 15> k_admin = {
     perm::projects_read, perm::projects_write,  perm::projects_delete, perm::users_read,    perm::users_manage,
     perm::api_keys_read, perm::api_keys_manage, perm::tenant_read,     perm::tenant_manage, perm::billing_view,
-    perm::audit_read,    perm::webhooks_read,   perm::webhooks_manage,
+    perm::audit_read,    perm::webhooks_read,   perm::webhooks_manage, perm::usage_read,    perm::usage_write,
 };
 
 constexpr std::array<std::string_view, 4> k_member = {perm::projects_read, perm::projects_write, perm::projects_delete,

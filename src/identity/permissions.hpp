@@ -31,12 +31,14 @@ inline constexpr std::string_view billing_manage = "billing:manage";
 inline constexpr std::string_view audit_read = "audit:read";
 inline constexpr std::string_view webhooks_read = "webhooks:read";
 inline constexpr std::string_view webhooks_manage = "webhooks:manage";
+inline constexpr std::string_view usage_read = "usage:read";
+inline constexpr std::string_view usage_write = "usage:write";
 }  // namespace perm
 
 std::span<const std::string_view> all_permissions();
 
-// The permissions a role grants. owner: all; admin: all but billing:manage; member: work on projects and see
-// users; viewer: read projects and users.
+// The permissions a role grants. owner: all; admin: all but billing:manage (usage:read and usage:write included);
+// member: work on projects and see users; viewer: read projects and users.
 std::vector<std::string> permissions_for(Role role);
 
 bool is_known_permission(std::string_view p);

@@ -9,6 +9,7 @@
 #include "events/outbox.hpp"
 #include "identity/jwt.hpp"
 #include "identity/permissions.hpp"
+#include "metering/metering.hpp"
 #include "projects/project_store.hpp"
 #include "reports/reports.hpp"
 #include "support/api_client.hpp"
@@ -287,7 +288,8 @@ TEST(TenantStatements, EveryTenantStatementIsBoundToTheTenant) {
   std::vector<tenancy::TenantStatement> all(projects::project_store::statements().begin(),
                                             projects::project_store::statements().end());
   for (const auto& list : {webhooks::store::statements(), reports::store::statements(), events::tenant_statements(),
-                           email::settings_store::statements(), billing::Billing::tenant_statements()}) {
+                           email::settings_store::statements(), billing::Billing::tenant_statements(),
+                           metering::Metering::tenant_statements()}) {
     all.insert(all.end(), list.begin(), list.end());
   }
   EXPECT_GE(all.size(), 30u);

@@ -10,6 +10,7 @@
 #include "api/routes.hpp"
 #include "api/security.hpp"
 #include "core/json.hpp"
+#include "gateway/versioning.hpp"
 #include "http/dispatcher.hpp"
 #include "http/middleware.hpp"
 
@@ -23,8 +24,8 @@ struct ApiResponse {
   std::string content_type;
 };
 
-// Calls the real router and middleware (request id, security) in-process, without sockets: the same dispatch
-// the server runs for every request.
+// Calls the real router and middleware (request id, API version, security, rate limits) in-process, without
+// sockets: the same dispatch the server runs for every request (src/app/commands.cpp; keep the two in step).
 class ApiClient {
  public:
   explicit ApiClient(api::Platform& platform) {
@@ -33,7 +34,8 @@ class ApiClient {
     dispatcher_ = std::make_shared<http::Dispatcher>(
         std::move(router),
         std::vector<http::Middleware>{http::request_id_middleware(SystemClock::instance()),
-                                      api::security_middleware(platform)},
+                                      gateway::versioning_middleware(platform.config().gateway.version_docs_url),
+                                      api::security_middleware(platform), platform.rate_limits->middleware()},
         JsonLimits{64});
   }
 

@@ -37,7 +37,7 @@ void ensure_roles(const std::string& server) {
 
 }  // namespace
 
-std::unique_ptr<TestPlatform> TestPlatform::create(storage::Backend backend, const Config& base) {
+std::unique_ptr<TestPlatform> TestPlatform::create(storage::Backend backend, const Config& base, const Clock* clock) {
   std::unique_ptr<TestPlatform> t(new TestPlatform());
   t->backend_ = backend;
   t->config_ = base;
@@ -62,7 +62,9 @@ std::unique_ptr<TestPlatform> TestPlatform::create(storage::Backend backend, con
     t->config_.storage.admin_database_url = t->admin_url_;
     t->config_.storage.database_url = t->app_url_;
   }
-  auto p = api::Platform::open(t->config_, SystemClock::instance(), {});
+  api::Platform::Options options;
+  options.rate_limits_use_redis_time = clock == nullptr;
+  auto p = api::Platform::open(t->config_, clock != nullptr ? *clock : SystemClock::instance(), options);
   if (!p) throw std::runtime_error("platform: " + p.error().message);
   t->platform_ = std::move(*p);
   return t;

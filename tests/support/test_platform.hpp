@@ -14,8 +14,10 @@ namespace atrium::test {
 // with it. Password hashing uses the minimum cost to keep tests fast.
 class TestPlatform {
  public:
-  // nullptr when PostgreSQL is asked for but not configured.
-  static std::unique_ptr<TestPlatform> create(storage::Backend backend, const Config& base = Config{});
+  // nullptr when PostgreSQL is asked for but not configured. With `clock` (which must outlive the platform) the
+  // platform reads it instead of the system clock, and so do Redis rate limits (not Redis's TIME).
+  static std::unique_ptr<TestPlatform> create(storage::Backend backend, const Config& base = Config{},
+                                              const Clock* clock = nullptr);
   ~TestPlatform();
 
   api::Platform& platform() { return *platform_; }

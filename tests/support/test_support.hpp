@@ -50,4 +50,11 @@ std::string temp_dir(const std::string& name);
 std::optional<std::string> postgres_url();
 bool postgres_required();
 
+// The Redis server the test command started (ATRIUM_TEST_REDIS_URL), or nullopt; under CI (postgres_required())
+// tests needing it fail instead of skipping.
+std::optional<std::string> redis_url();
+
+// A loopback TCP port nothing listens on (bound, then released).
+std::uint16_t closed_port();
+
 }  // namespace atrium::test

@@ -1,0 +1,129 @@
+// /v1/usage (ingestion and the summary, per tenant) and /v1/meters (the
+// platform's meter catalog). Decoding and encoding only; the rules live in
+// metering::Metering.
+#include <chrono>
+
+#include "api/routes.hpp"
+#include "api/support.hpp"
+#include "gateway/rate_limits.hpp"
+#include "identity/permissions.hpp"
+#include "metering/metering.hpp"
+
+namespace atrium::api {
+
+namespace {
+
+using http::Access;
+
+std::string rfc3339(std::int64_t ms) {
+  return format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
+}
+
+Result<std::int64_t> time_param(const http::Request& req, std::string_view name) {
+  auto text = req.query_param(name);
+  if (!text) return fail(Errc::invalid_argument, std::string(name) + " is required (RFC 3339)");
+  auto t = parse_rfc3339(*text);
+  if (!t) return fail(Errc::invalid_argument, std::string(name) + " must be an RFC 3339 date-time");
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+}
+
+// GET /v1/usage/summary: the query from the parameters, with the metric's meter
+// (when it has one) supplying the default aggregation, its property and its
+// filters.
+http::Response summary(metering::Metering& m, http::Request& req) {
+  metering::SummaryQuery q;
+  q.metric = req.query_param("metric").value_or("");
+  if (q.metric.empty()) return error_response({Errc::invalid_argument, "metric is required"}, req);
+  auto from = time_param(req, "from");
+  if (!from) return error_response(from.error(), req);
+  auto to = time_param(req, "to");
+  if (!to) return error_response(to.error(), req);
+  q.from_ms = *from;
+  q.to_ms = *to;
+  if (auto w = req.query_param("window")) {
+    auto window = metering::parse_window(*w);
+    if (!window) return error_response({Errc::invalid_argument, "window must be hour, day or month"}, req);
+    q.window = *window;
+  }
+  q.group_by = req.query_param("group_by").value_or("");
+  auto meter = m.find_meter(q.metric);
+  if (!meter) return error_response(meter.error(), req);
+  if (*meter) {
+    q.aggregation = (*meter)->aggregation;
+    q.property = (*meter)->property;
+    q.filters = (*meter)->filters;
+  }
+  if (auto a = req.query_param("aggregation")) {
+    auto agg = metering::parse_aggregation(*a);
+    if (!agg) {
+      return error_response({Errc::invalid_argument, "aggregation must be sum, count, max, unique_count or latest"},
+                            req);
+    }
+    q.aggregation = *agg;
+  }
+  if (auto p = req.query_param("property")) q.property = *p;
+  auto rows = m.summarize(req.tenant->id, q);
+  if (!rows) return error_response(rows.error(), req);
+  Json data = Json::array();
+  for (const auto& r : *rows) {
+    Json row = {{"start", rfc3339(r.start_ms)}, {"end", rfc3339(r.end_ms)}};
+    if (r.group) row["group"] = *r.group;
+    row["value"] = r.value ? Json(*r.value) : Json(nullptr);
+    data.push_back(std::move(row));
+  }
+  Json filters = Json::object();
+  for (const auto& [k, v] : q.filters) filters[k] = v;
+  return http::Response::json(
+      200, {{"metric", q.metric},
+            {"aggregation", metering::aggregation_name(q.aggregation)},
+            {"property", q.property.empty() ? Json(nullptr) : Json(q.property)},
+            {"filters", std::move(filters)},
+            {"window", q.window == metering::Window::none ? Json(nullptr) : Json(*req.query_param("window"))},
+            {"group_by", q.group_by.empty() ? Json(nullptr) : Json(q.group_by)},
+            {"from", rfc3339(q.from_ms)},
+            {"to", rfc3339(q.to_ms)},
+            {"data", std::move(data)}});
+}
+
+}  // namespace
+
+void register_usage_routes(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  metering::Metering& m = *platform.metering;
+
+  // Not audited per request: usage events arrive by the million; each accepted
+  // one is its own durable record (usage_events: idempotency key, received_at)
+  // and atrium_usage_events_total counts every outcome.
+  router.add(http::Method::post, "/v1/usage",
+             [&m](http::Request& req) -> http::Response {
+               auto r = m.ingest(req.tenant->id, *req.json);
+               if (!r) return error_response(r.error(), req);
+               return http::Response::json(202, metering::to_json(*r));
+             },
+             // A batch weighs by its size: one rate-limit unit per started 10 KiB (about 100 events).
+             {.json_body = true,
+              .access = Access::tenant,
+              .permission = perm::usage_write,
+              .weight = gateway::weight_by_body_size(10 * 1024)});
+  router.add(http::Method::get, "/v1/usage/summary", [&m](http::Request& req) { return summary(m, req); },
+             {.access = Access::tenant, .permission = perm::usage_read});
+
+  router.add(http::Method::get, "/v1/meters",
+             [&m](http::Request& req) -> http::Response {
+               auto r = m.list_meters();
+               if (!r) return error_response(r.error(), req);
+               Json data = Json::array();
+               for (const auto& meter : *r) data.push_back(metering::to_json(meter));
+               return http::Response::json(200, {{"data", std::move(data)}});
+             },
+             {.access = Access::authenticated});
+  router.add(http::Method::post, "/v1/meters",
+             [&m](http::Request& req) -> http::Response {
+               auto r = m.create_meter(*req.json, audit_context(req));
+               if (!r) return error_response(r.error(), req);
+               return http::Response::json(201, metering::to_json(*r));
+             },
+             {.json_body = true, .access = Access::super_admin});
+}
+
+}  // namespace atrium::api

@@ -1,0 +1,719 @@
+#include "metering/metering.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "core/ids.hpp"
+
+namespace atrium::metering {
+
+namespace {
+
+using storage::Statement;
+using storage::Transaction;
+using storage::Value;
+using tenancy::TenantStatement;
+using tenancy::TenantTransaction;
+
+constexpr std::int64_t k_hour_ms = 3'600'000;
+constexpr std::int64_t k_day_ms = 24 * k_hour_ms;
+constexpr std::int64_t k_max_quantity = 1'000'000'000'000;  // 10^12 units per event
+constexpr std::size_t k_max_key_bytes = 255;
+constexpr std::size_t k_max_properties_bytes = 4096;
+
+// ---- statements
+// -------------------------------------------------------------------------------------------------
+
+constexpr TenantStatement k_event_insert{"metering_event_insert",
+                                         "INSERT INTO usage_events (tenant_id, idempotency_key, metric, quantity, "
+                                         "ts, properties, received_at) VALUES ($1, "
+                                         "$2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, idempotency_key) DO "
+                                         "NOTHING"};
+// The roll-up of one (metric, hour) grows by a batch's delta. In SET every
+// right-hand side reads the old row.
+constexpr TenantStatement k_rollup_upsert{"metering_rollup_upsert",
+                                          "INSERT INTO usage_rollups (tenant_id, metric, hour, event_count, "
+                                          "quantity_sum, quantity_max, latest_ts, "
+                                          "latest_value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT "
+                                          "(tenant_id, metric, hour) DO UPDATE SET "
+                                          "event_count = usage_rollups.event_count + excluded.event_count, "
+                                          "quantity_sum = usage_rollups.quantity_sum + excluded.quantity_sum, "
+                                          "quantity_max = CASE WHEN excluded.quantity_max > "
+                                          "usage_rollups.quantity_max THEN excluded.quantity_max ELSE "
+                                          "usage_rollups.quantity_max END, "
+                                          "latest_value = CASE WHEN excluded.latest_ts > usage_rollups.latest_ts OR "
+                                          "(excluded.latest_ts = "
+                                          "usage_rollups.latest_ts AND excluded.latest_value > "
+                                          "usage_rollups.latest_value) THEN excluded.latest_value ELSE "
+                                          "usage_rollups.latest_value END, "
+                                          "latest_ts = CASE WHEN excluded.latest_ts > usage_rollups.latest_ts THEN "
+                                          "excluded.latest_ts ELSE "
+                                          "usage_rollups.latest_ts END"};
+constexpr TenantStatement k_events_range{"metering_events_range",
+                                         "SELECT ts, quantity FROM usage_events WHERE "
+                                         "tenant_id = $1 AND metric = $2 "
+                                         "AND ts >= $3 AND ts < $4"};
+constexpr TenantStatement k_events_range_props{"metering_events_range_props",
+                                               "SELECT ts, quantity, properties FROM usage_events WHERE tenant_id = "
+                                               "$1 AND metric = $2 AND ts >= $3 AND ts < $4"};
+constexpr TenantStatement k_rollups_range{"metering_rollups_range",
+                                          "SELECT hour, event_count, quantity_sum, quantity_max, latest_ts, "
+                                          "latest_value FROM usage_rollups WHERE tenant_id = $1 AND metric = $2 AND "
+                                          "hour >= $3 AND hour < $4 ORDER BY hour"};
+// Per metric, so the (tenant_id, metric, ts) index finds the old rows instead
+// of a scan of the tenant's events.
+constexpr TenantStatement k_events_expire{"metering_events_expire",
+                                          "DELETE FROM usage_events WHERE tenant_id = $1 AND metric IN (SELECT "
+                                          "DISTINCT metric FROM usage_rollups WHERE "
+                                          "tenant_id = $1) AND ts < $2"};
+
+constexpr std::array<TenantStatement, 6> k_tenant_statements{k_event_insert,       k_rollup_upsert, k_events_range,
+                                                             k_events_range_props, k_rollups_range, k_events_expire};
+
+#define METER_COLS "id, metric, name, aggregation, property, filters, created_at"
+constexpr Statement k_meter_insert{"metering_meter_insert",
+                                   "INSERT INTO meters (" METER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7)"};
+constexpr Statement k_meter_list{"metering_meter_list", "SELECT " METER_COLS " FROM meters ORDER BY metric"};
+constexpr Statement k_meter_find{"metering_meter_find", "SELECT " METER_COLS " FROM meters WHERE metric = $1"};
+
+// ---- validation
+// -------------------------------------------------------------------------------------------------
+
+bool valid_metric(std::string_view m) {
+  if (m.empty() || m.size() > 64) return false;
+  const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (!alnum(m.front())) return false;
+  return std::all_of(m.begin(), m.end(),
+                     [&](char c) { return alnum(c) || c == '_' || c == '-' || c == '.' || c == ':' || c == '/'; });
+}
+
+bool valid_key(std::string_view k) {
+  if (k.empty() || k.size() > k_max_key_bytes) return false;
+  return std::all_of(k.begin(), k.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
+bool valid_property_name(std::string_view p) { return !p.empty() && p.size() <= 128; }
+
+struct Parsed {
+  std::string key;
+  std::string metric;
+  std::int64_t quantity = 0;
+  std::int64_t ts = 0;
+  std::string properties;  // JSON text, "{}" when none
+};
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+struct Delta {
+  std::int64_t count = 0;
+  std::int64_t sum = 0;
+  std::int64_t max = std::numeric_limits<std::int64_t>::min();
+  std::int64_t latest_ts = std::numeric_limits<std::int64_t>::min();
+  std::int64_t latest_value = 0;
+  void add(std::int64_t ts, std::int64_t quantity) {
+    ++count;
+    sum += quantity;
+    max = std::max(max, quantity);
+    if (ts > latest_ts || (ts == latest_ts && quantity > latest_value)) {
+      latest_ts = ts;
+      latest_value = quantity;
+    }
+  }
+  void merge(const Delta& o) {
+    if (o.count == 0) return;
+    count += o.count;
+    sum += o.sum;
+    max = std::max(max, o.max);
+    if (o.latest_ts > latest_ts || (o.latest_ts == latest_ts && o.latest_value > latest_value)) {
+      latest_ts = o.latest_ts;
+      latest_value = o.latest_value;
+    }
+  }
+};
+
+// What one (window, group) accumulates.
+struct Acc {
+  Delta d;
+  std::unordered_set<std::string> distinct;  // unique_count: the property values' JSON text
+};
+
+std::optional<std::int64_t> value_of(const Acc& a, Aggregation agg) {
+  switch (agg) {
+    case Aggregation::sum: return a.d.sum;
+    case Aggregation::count: return a.d.count;
+    case Aggregation::unique_count: return static_cast<std::int64_t>(a.distinct.size());
+    case Aggregation::max:
+      if (a.d.count == 0) return std::nullopt;
+      return a.d.max;
+    case Aggregation::latest:
+      if (a.d.count == 0) return std::nullopt;
+      return a.d.latest_value;
+  }
+  return std::nullopt;
+}
+
+bool matches(const Json& props, const Filters& filters) {
+  for (const auto& [name, want] : filters) {
+    auto it = props.find(name);
+    if (it == props.end() || *it != want) return false;
+  }
+  return true;
+}
+
+Result<Filters> parse_filters(const Json& j) {
+  if (!j.is_object()) return fail(Errc::invalid_argument, "filters must be an object of property -> value");
+  Filters out;
+  for (const auto& [name, value] : j.items()) {
+    if (!valid_property_name(name)) return fail(Errc::invalid_argument, "filters: property names are 1-128 bytes");
+    if (!value.is_primitive() || value.is_null()) {
+      return fail(Errc::invalid_argument, "filters: values must be strings, numbers or booleans");
+    }
+    out.emplace(name, value);
+  }
+  return out;
+}
+
+Json filters_json(const Filters& f) {
+  Json j = Json::object();
+  for (const auto& [k, v] : f) j[k] = v;
+  return j;
+}
+
+Result<Meter> meter_from_row(const storage::ResultSet& rs, std::size_t i) {
+  Meter m;
+  m.id = rs.text_at(i, 0).value_or("");
+  m.metric = rs.text_at(i, 1).value_or("");
+  m.name = rs.text_at(i, 2).value_or("");
+  m.aggregation = parse_aggregation(rs.text_at(i, 3).value_or("")).value_or(Aggregation::sum);
+  m.property = rs.text_at(i, 4).value_or("");
+  std::string error;
+  auto filters = parse_json(rs.text_at(i, 5).value_or("{}"), JsonLimits{}, &error);
+  if (!filters) return fail(Errc::internal, "meter " + m.id + ": stored filters are not JSON");
+  auto f = parse_filters(*filters);
+  if (!f) return std::unexpected(f.error());
+  m.filters = std::move(*f);
+  m.created_at = rs.int_at(i, 6).value_or(0);
+  return m;
+}
+
+}  // namespace
+
+std::string_view aggregation_name(Aggregation a) {
+  switch (a) {
+    case Aggregation::sum: return "sum";
+    case Aggregation::count: return "count";
+    case Aggregation::max: return "max";
+    case Aggregation::unique_count: return "unique_count";
+    case Aggregation::latest: return "latest";
+  }
+  return "sum";
+}
+
+std::optional<Aggregation> parse_aggregation(std::string_view text) {
+  for (Aggregation a :
+       {Aggregation::sum, Aggregation::count, Aggregation::max, Aggregation::unique_count, Aggregation::latest}) {
+    if (aggregation_name(a) == text) return a;
+  }
+  return std::nullopt;
+}
+
+std::optional<Window> parse_window(std::string_view text) {
+  if (text == "hour") return Window::hour;
+  if (text == "day") return Window::day;
+  if (text == "month") return Window::month;
+  return std::nullopt;
+}
+
+std::int64_t window_start(std::int64_t ms, Window w) {
+  using namespace std::chrono;
+  switch (w) {
+    case Window::none: return ms;
+    case Window::hour: return floor_div(ms, k_hour_ms) * k_hour_ms;
+    case Window::day: return floor_div(ms, k_day_ms) * k_day_ms;
+    case Window::month: {
+      const year_month_day ymd{sys_days{days{floor_div(ms, k_day_ms)}}};
+      const sys_days first{ymd.year() / ymd.month() / 1};
+      return static_cast<std::int64_t>(first.time_since_epoch().count()) * k_day_ms;
+    }
+  }
+  return ms;
+}
+
+std::int64_t next_window_start(std::int64_t start_ms, Window w) {
+  using namespace std::chrono;
+  switch (w) {
+    case Window::none: return std::numeric_limits<std::int64_t>::max();
+    case Window::hour: return start_ms + k_hour_ms;
+    case Window::day: return start_ms + k_day_ms;
+    case Window::month: {
+      const year_month_day ymd{sys_days{days{floor_div(start_ms, k_day_ms)}}};
+      const year_month next = ymd.year() / ymd.month() + months{1};
+      const sys_days first{next / 1};
+      return static_cast<std::int64_t>(first.time_since_epoch().count()) * k_day_ms;
+    }
+  }
+  return start_ms;
+}
+
+Json to_json(const IngestResult& r) {
+  Json rejected = Json::array();
+  for (const auto& x : r.rejected) {
+    rejected.push_back({{"index", x.index},
+                        {"idempotency_key", x.idempotency_key.empty() ? Json(nullptr) : Json(x.idempotency_key)},
+                        {"reason", x.reason},
+                        {"detail", x.detail}});
+  }
+  return {{"accepted", r.accepted}, {"duplicates", r.duplicates}, {"rejected", std::move(rejected)}};
+}
+
+Json to_json(const Meter& m) {
+  return {
+      {"id", m.id},
+      {"metric", m.metric},
+      {"name", m.name},
+      {"aggregation", aggregation_name(m.aggregation)},
+      {"property", m.property.empty() ? Json(nullptr) : Json(m.property)},
+      {"filters", filters_json(m.filters)},
+      {"created_at", format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(m.created_at)))}};
+}
+
+struct Metering::Impl {
+  storage::Database& control;
+  tenancy::TenantData& data;
+  audit::AuditLog& audit;
+  const Clock& clock;
+  Settings settings;
+  metrics::Counter& accepted;
+  metrics::Counter& duplicates;
+  metrics::Family<metrics::Counter>& events;
+
+  std::int64_t now_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch()).count();
+  }
+
+  void reject(IngestResult& out, std::size_t index, const Json& event, std::string reason, std::string detail) {
+    Rejection r{.index = index, .reason = std::move(reason), .detail = std::move(detail)};
+    if (event.is_object()) {
+      if (auto k = event.find("idempotency_key"); k != event.end() && k->is_string()) {
+        r.idempotency_key = k->get<std::string>().substr(0, k_max_key_bytes);
+      }
+    }
+    events.with({"rejected", r.reason}).inc();
+    out.rejected.push_back(std::move(r));
+  }
+
+  // Checks one event; nullopt (and a rejection in `out`) when it is refused.
+  std::optional<Parsed> check(IngestResult& out, std::size_t index, const Json& e, std::int64_t now) {
+    if (!e.is_object()) {
+      reject(out, index, e, "invalid_event", "an event must be a JSON object");
+      return std::nullopt;
+    }
+    for (const auto& [name, _] : e.items()) {
+      if (name != "metric" && name != "quantity" && name != "timestamp" && name != "idempotency_key" &&
+          name != "properties") {
+        reject(out, index, e, "invalid_event", "unknown member " + name);
+        return std::nullopt;
+      }
+    }
+    Parsed p;
+    auto key = e.find("idempotency_key");
+    if (key == e.end() || !key->is_string() || !valid_key(key->get_ref<const std::string&>())) {
+      reject(out, index, e, "invalid_idempotency_key", "idempotency_key is required: 1-255 printable ASCII characters");
+      return std::nullopt;
+    }
+    p.key = key->get<std::string>();
+    auto metric = e.find("metric");
+    if (metric == e.end() || !metric->is_string() || !valid_metric(metric->get_ref<const std::string&>())) {
+      reject(out, index, e, "invalid_metric",
+             "metric is required: 1-64 letters, digits, '_', '-', '.', ':' or "
+             "'/', starting with a letter or digit");
+      return std::nullopt;
+    }
+    p.metric = metric->get<std::string>();
+    auto quantity = e.find("quantity");
+    if (quantity == e.end() || !quantity->is_number_integer()) {
+      reject(out, index, e, "invalid_quantity", "quantity is required: an integer");
+      return std::nullopt;
+    }
+    if (quantity->is_number_unsigned()) {
+      const auto q = quantity->get<std::uint64_t>();
+      p.quantity = q > static_cast<std::uint64_t>(k_max_quantity) ? -1 : static_cast<std::int64_t>(q);
+    } else {
+      p.quantity = quantity->get<std::int64_t>();
+    }
+    if (p.quantity < 0 || p.quantity > k_max_quantity) {
+      reject(out, index, e, "invalid_quantity", "quantity must be between 0 and 1000000000000");
+      return std::nullopt;
+    }
+    auto ts = e.find("timestamp");
+    std::optional<std::chrono::system_clock::time_point> when;
+    if (ts != e.end() && ts->is_string()) when = parse_rfc3339(ts->get_ref<const std::string&>());
+    if (!when) {
+      reject(out, index, e, "invalid_timestamp", "timestamp is required: an RFC 3339 date-time");
+      return std::nullopt;
+    }
+    p.ts = std::chrono::duration_cast<std::chrono::milliseconds>(when->time_since_epoch()).count();
+    if (p.ts < now - settings.max_event_age_ms) {
+      reject(out, index, e, "too_old",
+             fmt::format("timestamp is more than {} hours old: too old for any "
+                         "open period",
+                         settings.max_event_age_ms / k_hour_ms));
+      return std::nullopt;
+    }
+    if (p.ts > now + settings.max_future_ms) {
+      reject(out, index, e, "too_far_in_future",
+             fmt::format("timestamp is more than {} seconds in the future", settings.max_future_ms / 1000));
+      return std::nullopt;
+    }
+    auto props = e.find("properties");
+    if (props == e.end() || props->is_null()) {
+      p.properties = "{}";
+    } else if (!props->is_object()) {
+      reject(out, index, e, "invalid_properties", "properties must be an object");
+      return std::nullopt;
+    } else {
+      p.properties = props->dump();
+      if (p.properties.size() > k_max_properties_bytes) {
+        reject(out, index, e, "invalid_properties", "properties exceed 4096 bytes");
+        return std::nullopt;
+      }
+    }
+    return p;
+  }
+
+  // Reads [from, to) into `acc`, one slot per window start in `starts` (sorted)
+  // and per group.
+  Result<void> scan_raw(TenantTransaction& tx, const SummaryQuery& q, std::int64_t from, std::int64_t to,
+                        const std::vector<std::int64_t>& starts,
+                        std::vector<std::map<std::string, Acc, std::less<>>>& acc,
+                        std::map<std::string, Json, std::less<>>& group_values) {
+    if (from >= to) return {};
+    const bool need_props = !q.group_by.empty() || !q.filters.empty() || q.aggregation == Aggregation::unique_count;
+    auto rs = tx.execute(need_props ? k_events_range_props : k_events_range, {Value(q.metric), Value(from), Value(to)});
+    if (!rs) return std::unexpected(rs.error());
+    Json props = Json::object();
+    for (std::size_t i = 0; i < rs->rows.size(); ++i) {
+      const std::int64_t ts = rs->int_at(i, 0).value_or(0);
+      const std::int64_t quantity = rs->int_at(i, 1).value_or(0);
+      if (need_props) {
+        std::string error;
+        auto parsed = parse_json(rs->text_at(i, 2).value_or("{}"), JsonLimits{}, &error);
+        props = parsed && parsed->is_object() ? std::move(*parsed) : Json::object();
+        if (!matches(props, q.filters)) continue;
+      }
+      const auto w = static_cast<std::size_t>(std::upper_bound(starts.begin(), starts.end(), ts) - starts.begin() - 1);
+      std::string group;
+      if (!q.group_by.empty()) {
+        auto it = props.find(q.group_by);
+        const Json value = it == props.end() ? Json(nullptr) : *it;
+        group = value.dump();
+        if (!group_values.contains(group)) group_values.emplace(group, value);
+      }
+      Acc& a = acc[w][group];
+      a.d.add(ts, quantity);
+      if (q.aggregation == Aggregation::unique_count) {
+        auto it = props.find(q.property);
+        if (it != props.end() && !it->is_null()) a.distinct.insert(it->dump());
+      }
+    }
+    return {};
+  }
+};
+
+Metering::Metering(storage::Database& control, tenancy::TenantData& data, audit::AuditLog& audit, const Clock& clock,
+                   metrics::Registry& registry, Settings settings) {
+  auto& family = registry.counter("atrium_usage_events_total",
+                                  "Usage events received, by outcome "
+                                  "(accepted, duplicate, rejected) and, for "
+                                  "rejected ones, reason.",
+                                  {"outcome", "reason"});
+  impl_ = std::make_unique<Impl>(Impl{control, data, audit, clock, settings, family.with({"accepted", ""}),
+                                      family.with({"duplicate", ""}), family});
+}
+
+Metering::~Metering() = default;
+
+const Settings& Metering::settings() const { return impl_->settings; }
+
+std::vector<tenancy::TenantStatement> Metering::tenant_statements() {
+  return {k_tenant_statements.begin(), k_tenant_statements.end()};
+}
+
+Result<IngestResult> Metering::ingest(const std::string& tenant_id, const Json& body) {
+  Impl& s = *impl_;
+  if (!body.is_object()) return fail(Errc::invalid_argument, "the body must be an event or {\"events\": [...]}");
+  const Json* list = nullptr;
+  Json single;
+  if (auto it = body.find("events"); it != body.end()) {
+    if (body.size() != 1) return fail(Errc::invalid_argument, "a batch has only the member events");
+    if (!it->is_array()) return fail(Errc::invalid_argument, "events must be an array");
+    if (it->empty()) return fail(Errc::invalid_argument, "events must not be empty");
+    if (it->size() > s.settings.max_batch) {
+      return fail(Errc::invalid_argument, fmt::format("a batch holds at most {} events", s.settings.max_batch));
+    }
+    list = &*it;
+  } else {
+    single = Json::array({body});
+    list = &single;
+  }
+
+  IngestResult out;
+  const std::int64_t now = s.now_ms();
+  std::vector<Parsed> valid;
+  valid.reserve(list->size());
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    if (auto p = s.check(out, i, (*list)[i], now)) valid.push_back(std::move(*p));
+  }
+  // Inserted in key order, so two batches that share keys lock them in the same
+  // order (no deadlock on PostgreSQL). A key repeated within the batch is a
+  // duplicate of its first occurrence (stable: the first stays first).
+  std::stable_sort(valid.begin(), valid.end(), [](const Parsed& a, const Parsed& b) { return a.key < b.key; });
+  {
+    const auto end =
+        std::unique(valid.begin(), valid.end(), [](const Parsed& a, const Parsed& b) { return a.key == b.key; });
+    out.duplicates = static_cast<std::int64_t>(valid.end() - end);
+    valid.erase(end, valid.end());
+  }
+
+  const std::int64_t in_batch_duplicates = out.duplicates;
+  std::int64_t inserted = 0;
+  if (!valid.empty()) {
+    auto r = s.data.transact_control_plane(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+      inserted = 0;  // the body runs again after a serialization failure
+      std::map<std::pair<std::string_view, std::int64_t>, Delta> deltas;
+      for (const Parsed& p : valid) {
+        auto ins = tx.execute(k_event_insert, {Value(p.key), Value(p.metric), Value(p.quantity), Value(p.ts),
+                                               Value(p.properties), Value(now)});
+        if (!ins) return std::unexpected(ins.error());
+        if (ins->affected_rows == 0) continue;
+        ++inserted;
+        deltas[{p.metric, floor_div(p.ts, k_hour_ms) * k_hour_ms}].add(p.ts, p.quantity);
+      }
+      for (const auto& [key, d] : deltas) {
+        auto up = tx.execute(k_rollup_upsert, {Value(std::string(key.first)), Value(key.second), Value(d.count),
+                                               Value(d.sum), Value(d.max), Value(d.latest_ts), Value(d.latest_value)});
+        if (!up) return std::unexpected(up.error());
+      }
+      return {};
+    });
+    if (!r) return std::unexpected(r.error());
+  }
+  out.accepted = inserted;
+  out.duplicates = in_batch_duplicates + static_cast<std::int64_t>(valid.size()) - inserted;
+  if (out.accepted > 0) s.accepted.inc(static_cast<double>(out.accepted));
+  if (out.duplicates > 0) s.duplicates.inc(static_cast<double>(out.duplicates));
+  return out;
+}
+
+Result<std::vector<SummaryRow>> Metering::summarize(const std::string& tenant_id, const SummaryQuery& q) {
+  Impl& s = *impl_;
+  if (!valid_metric(q.metric)) return fail(Errc::invalid_argument, "metric is required and must be a metric name");
+  if (q.from_ms >= q.to_ms) return fail(Errc::invalid_argument, "from must be before to");
+  if (q.aggregation == Aggregation::unique_count && !valid_property_name(q.property)) {
+    return fail(Errc::invalid_argument, "unique_count needs the property whose distinct values it counts");
+  }
+  if (!q.group_by.empty() && !valid_property_name(q.group_by)) {
+    return fail(Errc::invalid_argument, "group_by must be a property name of 1-128 bytes");
+  }
+  // Window starts: the first is `from` itself; the others are the UTC
+  // boundaries after it.
+  std::vector<std::int64_t> starts{q.from_ms};
+  if (q.window != Window::none) {
+    for (std::int64_t b = next_window_start(window_start(q.from_ms, q.window), q.window); b < q.to_ms;
+         b = next_window_start(b, q.window)) {
+      if (starts.size() >= s.settings.max_rows) {
+        return fail(Errc::invalid_argument,
+                    fmt::format("the range holds more than {} windows; use a larger window", s.settings.max_rows));
+      }
+      starts.push_back(b);
+    }
+  }
+  std::vector<std::map<std::string, Acc, std::less<>>> acc(starts.size());
+  std::map<std::string, Json, std::less<>> group_values;
+  const bool rollups = q.group_by.empty() && q.filters.empty() && q.aggregation != Aggregation::unique_count;
+
+  storage::TransactionOptions ro;
+  ro.read_only = true;
+  auto r = s.data.transact_control_plane(
+      tenant_id,
+      [&](TenantTransaction& tx) -> Result<void> {
+        for (auto& a : acc) a.clear();
+        group_values.clear();
+        // Whole hours come from the roll-ups; the partial hours at either end
+        // from the raw events.
+        const std::int64_t first_hour = floor_div(q.from_ms + k_hour_ms - 1, k_hour_ms) * k_hour_ms;
+        const std::int64_t last_hour = floor_div(q.to_ms, k_hour_ms) * k_hour_ms;
+        if (!rollups || first_hour >= last_hour) {
+          return s.scan_raw(tx, q, q.from_ms, q.to_ms, starts, acc, group_values);
+        }
+        if (auto e = s.scan_raw(tx, q, q.from_ms, first_hour, starts, acc, group_values); !e) return e;
+        if (auto e = s.scan_raw(tx, q, last_hour, q.to_ms, starts, acc, group_values); !e) return e;
+        auto rs = tx.execute(k_rollups_range, {Value(q.metric), Value(first_hour), Value(last_hour)});
+        if (!rs) return std::unexpected(rs.error());
+        for (std::size_t i = 0; i < rs->rows.size(); ++i) {
+          const std::int64_t hour = rs->int_at(i, 0).value_or(0);
+          Delta d;
+          d.count = rs->int_at(i, 1).value_or(0);
+          d.sum = rs->int_at(i, 2).value_or(0);
+          d.max = rs->int_at(i, 3).value_or(0);
+          d.latest_ts = rs->int_at(i, 4).value_or(0);
+          d.latest_value = rs->int_at(i, 5).value_or(0);
+          const auto w =
+              static_cast<std::size_t>(std::upper_bound(starts.begin(), starts.end(), hour) - starts.begin() - 1);
+          acc[w][""].d.merge(d);
+        }
+        return {};
+      },
+      ro);
+  if (!r) return std::unexpected(r.error());
+
+  std::vector<SummaryRow> rows;
+  for (std::size_t w = 0; w < starts.size(); ++w) {
+    const std::int64_t end = w + 1 < starts.size() ? starts[w + 1] : q.to_ms;
+    if (q.group_by.empty()) {
+      static const Acc empty;
+      auto it = acc[w].find("");
+      rows.push_back({starts[w], end, std::nullopt, value_of(it == acc[w].end() ? empty : it->second, q.aggregation)});
+      continue;
+    }
+    for (const auto& [group, a] : acc[w]) {
+      if (rows.size() >= s.settings.max_rows) {
+        return fail(Errc::invalid_argument, fmt::format("the summary has more than {} rows; narrow the "
+                                                        "range or use a larger window",
+                                                        s.settings.max_rows));
+      }
+      rows.push_back({starts[w], end, group_values.at(group), value_of(a, q.aggregation)});
+    }
+  }
+  return rows;
+}
+
+Result<std::int64_t> Metering::aggregate(const std::string& tenant_id, const std::string& metric,
+                                         Aggregation aggregation, std::int64_t from_ms, std::int64_t to_ms,
+                                         const Filters& filters, const std::string& property) {
+  SummaryQuery q{.metric = metric,
+                 .aggregation = aggregation,
+                 .property = property,
+                 .filters = filters,
+                 .from_ms = from_ms,
+                 .to_ms = to_ms};
+  auto rows = summarize(tenant_id, q);
+  if (!rows) return std::unexpected(rows.error());
+  return rows->empty() ? 0 : rows->front().value.value_or(0);
+}
+
+Result<Meter> Metering::create_meter(const Json& input, const audit::Context& who) {
+  Impl& s = *impl_;
+  if (!input.is_object()) return fail(Errc::invalid_argument, "the body must be an object");
+  for (const auto& [name, _] : input.items()) {
+    if (name != "metric" && name != "name" && name != "aggregation" && name != "property" && name != "filters") {
+      return fail(Errc::invalid_argument, "unknown member " + name);
+    }
+  }
+  Meter m;
+  auto metric = input.find("metric");
+  if (metric == input.end() || !metric->is_string() || !valid_metric(metric->get_ref<const std::string&>())) {
+    return fail(Errc::invalid_argument, "metric is required: 1-64 letters, digits, '_', '-', '.', ':' or '/'");
+  }
+  m.metric = metric->get<std::string>();
+  m.name = m.metric;
+  if (auto name = input.find("name"); name != input.end()) {
+    if (!name->is_string() || name->get_ref<const std::string&>().empty() ||
+        name->get_ref<const std::string&>().size() > 200) {
+      return fail(Errc::invalid_argument, "name must be a string of 1-200 bytes");
+    }
+    m.name = name->get<std::string>();
+  }
+  auto agg = input.find("aggregation");
+  std::optional<Aggregation> a;
+  if (agg != input.end() && agg->is_string()) a = parse_aggregation(agg->get_ref<const std::string&>());
+  if (!a) return fail(Errc::invalid_argument, "aggregation is required: sum, count, max, unique_count or latest");
+  m.aggregation = *a;
+  if (auto p = input.find("property"); p != input.end() && !p->is_null()) {
+    if (!p->is_string() || !valid_property_name(p->get_ref<const std::string&>())) {
+      return fail(Errc::invalid_argument, "property must be a property name of 1-128 bytes");
+    }
+    m.property = p->get<std::string>();
+  }
+  if (m.aggregation == Aggregation::unique_count && m.property.empty()) {
+    return fail(Errc::invalid_argument, "property is required for unique_count");
+  }
+  if (m.aggregation != Aggregation::unique_count && !m.property.empty()) {
+    return fail(Errc::invalid_argument, "property is only for unique_count");
+  }
+  if (auto f = input.find("filters"); f != input.end() && !f->is_null()) {
+    auto filters = parse_filters(*f);
+    if (!filters) return std::unexpected(filters.error());
+    m.filters = std::move(*filters);
+  }
+  m.id = new_uuid_v7(s.clock);
+  m.created_at = s.now_ms();
+  auto r = s.control.transact([&](Transaction& tx) -> Result<void> {
+    auto ins = tx.execute(k_meter_insert, {Value(m.id), Value(m.metric), Value(m.name),
+                                           Value(std::string(aggregation_name(m.aggregation))), Value(m.property),
+                                           Value(filters_json(m.filters).dump()), Value(m.created_at)});
+    if (!ins) {
+      if (ins.error().code == Errc::unique_violation) return fail(Errc::conflict, "the metric already has a meter");
+      return std::unexpected(ins.error());
+    }
+    audit::Event e{.action = "meter.created", .resource_type = "meter", .resource_id = m.id};
+    e.changes = audit::created_changes(to_json(m));
+    return s.audit.append(tx, who, e);
+  });
+  if (!r) return std::unexpected(r.error());
+  return m;
+}
+
+Result<std::vector<Meter>> Metering::list_meters() {
+  return storage::transact_value<std::vector<Meter>>(impl_->control,
+                                                     [&](Transaction& tx) -> Result<std::vector<Meter>> {
+                                                       auto rs = tx.execute(k_meter_list);
+                                                       if (!rs) return std::unexpected(rs.error());
+                                                       std::vector<Meter> out;
+                                                       for (std::size_t i = 0; i < rs->rows.size(); ++i) {
+                                                         auto m = meter_from_row(*rs, i);
+                                                         if (!m) return std::unexpected(m.error());
+                                                         out.push_back(std::move(*m));
+                                                       }
+                                                       return out;
+                                                     },
+                                                     {.read_only = true});
+}
+
+Result<std::optional<Meter>> Metering::find_meter(const std::string& metric) {
+  return storage::transact_value<std::optional<Meter>>(impl_->control,
+                                                       [&](Transaction& tx) -> Result<std::optional<Meter>> {
+                                                         auto rs = tx.execute(k_meter_find, {Value(metric)});
+                                                         if (!rs) return std::unexpected(rs.error());
+                                                         if (rs->rows.empty()) return std::optional<Meter>();
+                                                         auto m = meter_from_row(*rs, 0);
+                                                         if (!m) return std::unexpected(m.error());
+                                                         return std::optional<Meter>(std::move(*m));
+                                                       },
+                                                       {.read_only = true});
+}
+
+Result<std::int64_t> Metering::expire(const std::string& tenant_id) {
+  Impl& s = *impl_;
+  const std::int64_t cutoff = s.now_ms() - s.settings.retain_events_ms;
+  std::int64_t deleted = 0;
+  auto r = s.data.transact_control_plane(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+    auto rs = tx.execute(k_events_expire, {Value(cutoff)});
+    if (!rs) return std::unexpected(rs.error());
+    deleted = rs->affected_rows;
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  return deleted;
+}
+
+}  // namespace atrium::metering

@@ -1,0 +1,159 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "audit/audit_log.hpp"
+#include "core/clock.hpp"
+#include "core/json.hpp"
+#include "observability/metrics.hpp"
+#include "storage/database.hpp"
+#include "tenancy/tenant_data.hpp"
+
+namespace atrium::metering {
+
+// Usage metering: tenants report usage events (metric, integer quantity, time,
+// idempotency key, properties); Atrium stores each once, folds it into hourly
+// roll-ups in the same transaction, and aggregates them per window for the
+// summary API and for billing. Events and roll-ups live in the control plane
+// (like billing, whatever the tenant's isolation level) and are read and
+// written through the tenant-scoped transaction. Times are Unix milliseconds,
+// UTC. Thread-safe.
+
+enum class Aggregation { sum, count, max, unique_count, latest };
+std::string_view aggregation_name(Aggregation a);
+std::optional<Aggregation> parse_aggregation(std::string_view text);
+
+// Summary windows, aligned to UTC hours, days and calendar months; `none` is
+// one window over the whole range.
+enum class Window { none, hour, day, month };
+std::optional<Window> parse_window(std::string_view text);
+
+// property -> value: an event counts only when each named property equals the
+// value (JSON equality).
+using Filters = std::map<std::string, Json, std::less<>>;
+
+struct Settings {
+  std::int64_t max_event_age_ms = 35LL * 24 * 3'600'000;   // older events are rejected (too_old)
+  std::int64_t max_future_ms = 300'000;                    // events further ahead are rejected (too_far_in_future)
+  std::int64_t retain_events_ms = 400LL * 24 * 3'600'000;  // raw events (and so their keys) are kept this long
+  std::size_t max_batch = 10'000;                          // events per request
+  std::size_t max_rows = 10'000;                           // windows x groups in one summary
+};
+
+// Why one event of a batch was refused. The code is stable (clients branch on
+// it); the detail is for people.
+struct Rejection {
+  std::size_t index = 0;
+  std::string idempotency_key;  // as sent, when it was a string
+  std::string reason;           // invalid_event | invalid_metric | invalid_quantity |
+                                // invalid_timestamp | invalid_idempotency_key |
+                                // invalid_properties | too_old | too_far_in_future
+  std::string detail;
+};
+
+struct IngestResult {
+  std::int64_t accepted = 0;    // stored now, counted from now on
+  std::int64_t duplicates = 0;  // the tenant already sent this idempotency key
+                                // (earlier, or earlier in the batch)
+  std::vector<Rejection> rejected;
+};
+Json to_json(const IngestResult& r);
+
+struct Meter {
+  std::string id;
+  std::string metric;
+  std::string name;
+  Aggregation aggregation = Aggregation::sum;
+  std::string property;  // unique_count: the property whose distinct values are counted
+  Filters filters;
+  std::int64_t created_at = 0;  // ms
+};
+Json to_json(const Meter& m);
+
+struct SummaryQuery {
+  std::string metric;
+  Aggregation aggregation = Aggregation::sum;
+  std::string property;  // for unique_count
+  Filters filters;
+  std::int64_t from_ms = 0;  // inclusive
+  std::int64_t to_ms = 0;    // exclusive
+  Window window = Window::none;
+  std::string group_by;  // a property name; "" = no grouping
+};
+
+// One window (and group). Without group_by every window is listed; with it,
+// only the groups seen in the window.
+struct SummaryRow {
+  std::int64_t start_ms = 0;
+  std::int64_t end_ms = 0;
+  std::optional<Json> group;  // the group_by property's value (null when an event lacks it)
+  // sum, count and unique_count are 0 over no events; max and latest are
+  // nullopt.
+  std::optional<std::int64_t> value;
+};
+
+class Metering {
+ public:
+  // `control` is the control-plane database, `data` scopes tenant transactions,
+  // `registry` receives atrium_usage_events_total. All must outlive this
+  // object.
+  Metering(storage::Database& control, tenancy::TenantData& data, audit::AuditLog& audit, const Clock& clock,
+           metrics::Registry& registry, Settings settings);
+  ~Metering();
+
+  // POST /v1/usage: `body` is one event or {"events": [...]} (1 to max_batch).
+  // An envelope that is neither is invalid_argument and nothing is stored. Each
+  // event is then accepted, a duplicate, or rejected on its own. Accepted
+  // events and their roll-ups are committed in one transaction before this
+  // returns (all or none: an error means nothing of the batch was stored, and
+  // the client retries it with the same keys).
+  Result<IngestResult> ingest(const std::string& tenant_id, const Json& body);
+
+  // The summary: rows in window order (then group order, by the group value's
+  // JSON text). invalid_argument for an empty or reversed range, more than
+  // max_rows windows or rows, unique_count without a property.
+  Result<std::vector<SummaryRow>> summarize(const std::string& tenant_id, const SummaryQuery& query);
+
+  // One number for [from_ms, to_ms): what billing prices. `property` names what
+  // unique_count counts. Max and latest over no events are 0.
+  Result<std::int64_t> aggregate(const std::string& tenant_id, const std::string& metric, Aggregation aggregation,
+                                 std::int64_t from_ms, std::int64_t to_ms, const Filters& filters = {},
+                                 const std::string& property = {});
+
+  // Meter catalog (platform). Input:
+  // {"metric","name","aggregation","property","filters"}; invalid_argument
+  // naming the field, conflict when the metric already has a meter.
+  Result<Meter> create_meter(const Json& input, const audit::Context& who);
+  Result<std::vector<Meter>> list_meters();
+  // The metric's meter; nullopt when it has none.
+  Result<std::optional<Meter>> find_meter(const std::string& metric);
+
+  // Deletes the tenant's raw events older than retain_events_ms (their roll-ups
+  // stay). Safe for deduplication as long as max_event_age_ms <=
+  // retain_events_ms: a retry of a deleted event is too old to be accepted
+  // anyway. Returns the number deleted.
+  Result<std::int64_t> expire(const std::string& tenant_id);
+
+  const Settings& settings() const;
+
+  // Every tenant statement, for the test that checks each binds tenant_id as
+  // $1.
+  static std::vector<tenancy::TenantStatement> tenant_statements();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Start of the UTC window holding `ms` and the start of the next one
+// (Window::none: not meaningful).
+std::int64_t window_start(std::int64_t ms, Window w);
+std::int64_t next_window_start(std::int64_t start_ms, Window w);
+
+}  // namespace atrium::metering
