@@ -142,26 +142,26 @@ constexpr TenantStatement k_sub_of_clock_locked{"billing_sub_of_clock_locked",
                                                 "SELECT " SUB_COLS
                                                 " FROM subscriptions WHERE tenant_id = $1 AND test_clock_id = $2 ORDER "
                                                 "BY id FOR UPDATE"};
+// Suspended and deleted tenants are not renewed, retried or counted. (EXISTS, not IN: with IN, SQLite drives the
+// query from the tenant and sorts every due row for each batch instead of reading subscriptions_due in order.)
+#define ACTIVE_TENANT " AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = s.tenant_id AND t.status = 'active')"
 constexpr Statement k_sub_due{"billing_sub_due",
                               "SELECT " SUB_COLS
-                              " FROM subscriptions WHERE status IN ('trial', 'active', 'past_due') AND test_clock_id "
-                              "IS NULL AND current_period_end <= $1 AND tenant_id IN (SELECT id FROM tenants WHERE "
-                              "status = 'active') ORDER BY current_period_end, tenant_id, id LIMIT $2"};
+                              " FROM subscriptions s WHERE status IN ('trial', 'active', 'past_due') AND test_clock_id "
+                              "IS NULL AND current_period_end <= $1" ACTIVE_TENANT
+                              " ORDER BY current_period_end, tenant_id, id LIMIT $2"};
 constexpr Statement k_sub_due_locked{
     "billing_sub_due_locked", "SELECT " SUB_COLS
-                              " FROM subscriptions WHERE status IN ('trial', 'active', 'past_due') AND "
-                              "test_clock_id IS NULL AND current_period_end <= $1 AND tenant_id IN (SELECT id FROM "
-                              "tenants WHERE status = 'active') ORDER BY current_period_end, tenant_id, id LIMIT "
-                              "$2 FOR UPDATE OF subscriptions SKIP LOCKED"};
-constexpr Statement k_sub_count_due{
-    "billing_sub_count_due",
-    "SELECT COUNT(*) FROM subscriptions WHERE status IN ('trial', 'active', "
-    "'past_due') AND test_clock_id IS NULL AND current_period_end <= $1 AND tenant_id IN "
-    "(SELECT id FROM tenants WHERE status = 'active')"};
-constexpr Statement k_sub_live{"billing_sub_live",
-                               "SELECT " SUB_COLS
-                               " FROM subscriptions WHERE status IN ('active', 'past_due') AND test_clock_id IS NULL "
-                               "AND tenant_id IN (SELECT id FROM tenants WHERE status = 'active')"};
+                              " FROM subscriptions s WHERE status IN ('trial', 'active', 'past_due') AND "
+                              "test_clock_id IS NULL AND current_period_end <= $1" ACTIVE_TENANT
+                              " ORDER BY current_period_end, tenant_id, id LIMIT $2 FOR UPDATE OF s SKIP LOCKED"};
+constexpr Statement k_sub_count_due{"billing_sub_count_due",
+                                    "SELECT COUNT(*) FROM subscriptions s WHERE status IN ('trial', 'active', "
+                                    "'past_due') AND test_clock_id IS NULL AND current_period_end <= $1" ACTIVE_TENANT};
+constexpr Statement k_sub_live{
+    "billing_sub_live",
+    "SELECT " SUB_COLS
+    " FROM subscriptions s WHERE status IN ('active', 'past_due') AND test_clock_id IS NULL" ACTIVE_TENANT};
 
 #define INVOICE_COLS                                                                                                \
   "tenant_id, id, number, subscription_id, cycle_key, status, billing_reason, currency, period_start, period_end, " \
@@ -194,10 +194,9 @@ constexpr TenantStatement k_invoice_due_of_clock{
     "SELECT id FROM invoices WHERE tenant_id = $1 AND test_clock_id = $2 AND status = 'open' AND "
     "next_payment_attempt IS NOT NULL AND next_payment_attempt <= $3 ORDER BY next_payment_attempt, id"};
 constexpr Statement k_invoice_due{"billing_invoice_due",
-                                  "SELECT tenant_id, id FROM invoices WHERE status = 'open' AND next_payment_attempt "
-                                  "IS NOT NULL AND test_clock_id IS NULL AND next_payment_attempt <= $1 AND tenant_id "
-                                  "IN (SELECT id FROM tenants WHERE status = 'active') ORDER BY next_payment_attempt, "
-                                  "id LIMIT $2"};
+                                  "SELECT tenant_id, id FROM invoices s WHERE status = 'open' AND next_payment_attempt "
+                                  "IS NOT NULL AND test_clock_id IS NULL AND next_payment_attempt <= $1" ACTIVE_TENANT
+                                  " ORDER BY next_payment_attempt, id LIMIT $2"};
 constexpr TenantStatement k_invoice_finalize{
     "billing_invoice_finalize",
     "UPDATE invoices SET number = $3, status = $4, subtotal = $5, discount = $6, discount_label = $7, tax = $8, "
