@@ -314,13 +314,13 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
       address.push_back(std::string(rest.substr(0, bar)));
       rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
     }
-    billing_settings.issuer = {{"name", config.billing.issuer_name},
-                               {"email", config.billing.issuer_email},
-                               {"address", address},
-                               {"country", config.billing.issuer_country},
-                               {"tax_ids", config.billing.issuer_tax_id.empty()
-                                               ? Json::array()
-                                               : Json::array({config.billing.issuer_tax_id})}};
+    billing_settings.issuer = {
+        {"name", config.billing.issuer_name},
+        {"email", config.billing.issuer_email},
+        {"address", address},
+        {"country", config.billing.issuer_country},
+        {"tax_ids",
+         config.billing.issuer_tax_id.empty() ? Json::array() : Json::array({config.billing.issuer_tax_id})}};
   }
   Platform* self = p.get();
   p->billing = std::make_unique<billing::Billing>(*p->db_, *p->tenant_data, *p->audit, clock, *p->payment_gateway,
@@ -331,8 +331,8 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   metering_settings.max_event_age_ms = config.metering.max_event_age_hours * 3'600'000;
   metering_settings.max_future_ms = config.metering.max_future_seconds * 1000;
   metering_settings.retain_events_ms = config.metering.retain_events_days * 86'400'000;
-  p->metering = std::make_unique<metering::Metering>(*p->db_, *p->tenant_data, *p->audit, clock, p->registry,
-                                                     metering_settings);
+  p->metering =
+      std::make_unique<metering::Metering>(*p->db_, *p->tenant_data, *p->audit, clock, p->registry, metering_settings);
   auto rate_limits = open_rate_limits(*p->billing, p->registry, config, clock, options.rate_limits_use_redis_time);
   if (!rate_limits) return std::unexpected(rate_limits.error());
   p->rate_limits = std::move(*rate_limits);

@@ -237,8 +237,8 @@ Result<void> TenantData::transact(const Tenant& tenant, const std::function<Resu
 }
 
 Result<void> TenantData::transact_control_plane(const std::string& tenant_id,
-                                               const std::function<Result<void>(TenantTransaction&)>& body,
-                                               const storage::TransactionOptions& options) {
+                                                const std::function<Result<void>(TenantTransaction&)>& body,
+                                                const storage::TransactionOptions& options) {
   Impl& s = *impl_;
   return s.app.transact(
       [&](Transaction& tx) -> Result<void> {
