@@ -15,6 +15,12 @@ using storage::Statement;
 using storage::Transaction;
 using storage::Value;
 
+// A due time in whole milliseconds, rounded up, so a job never runs before its run_at (the claim compares with the
+// current millisecond, truncated).
+std::int64_t run_at_ms(TimePoint t) {
+  return std::chrono::ceil<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
 constexpr Statement k_insert{
     "jobs_insert",
     "INSERT INTO jobs (id, queue, type, tenant_id, payload, idempotency_key, priority, state, run_at, attempts, "
@@ -176,7 +182,7 @@ class SqlConsumer final : public Consumer {
     const auto now = clock_.now();
     return settle(
         k_retry, d,
-        {Value(d.job.id), Value(d.receipt), Value(to_unix_ms(now + delay)), Value(error), Value(to_unix_ms(now))},
+        {Value(d.job.id), Value(d.receipt), Value(run_at_ms(now + delay)), Value(error), Value(to_unix_ms(now))},
         "retry");
   }
   Result<void> bury(const Delivery& d, const std::string& error) override {
@@ -251,10 +257,10 @@ class SqlQueue final : public JobQueue {
     auto r = db_.transact([&](Transaction& tx) -> Result<void> {
       result.id = new_uuid_v7(clock_);
       auto rs = tx.execute(
-          k_insert,
-          {Value(result.id), Value(job.queue), Value(job.type), Value(job.tenant_id), Value(job.payload.dump()),
-           job.idempotency_key.empty() ? Value() : Value(job.idempotency_key), Value(std::int64_t{job.priority}),
-           Value(to_unix_ms(job.run_at.value_or(now))), Value(std::int64_t{job.max_attempts}), Value(to_unix_ms(now))});
+          k_insert, {Value(result.id), Value(job.queue), Value(job.type), Value(job.tenant_id),
+                     Value(job.payload.dump()), job.idempotency_key.empty() ? Value() : Value(job.idempotency_key),
+                     Value(std::int64_t{job.priority}), Value(job.run_at ? run_at_ms(*job.run_at) : to_unix_ms(now)),
+                     Value(std::int64_t{job.max_attempts}), Value(to_unix_ms(now))});
       if (!rs) return std::unexpected(rs.error());
       result.created = rs->affected_rows == 1;
       if (result.created) return {};
