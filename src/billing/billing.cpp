@@ -1010,6 +1010,24 @@ struct Billing::Impl {
     return data.transact_control_plane(tenant_id, body, o);
   }
 
+  // Every row of one read-only tenant statement, each through `read`.
+  template <class T>
+  Result<std::vector<T>> tenant_rows(const std::string& tenant_id, const TenantStatement& statement,
+                                     std::initializer_list<Value> params,
+                                     T (*read)(const storage::ResultSet&, std::size_t)) {
+    std::vector<T> out;
+    auto r = tenant(tenant_id,
+                    [&](TenantTransaction& tx) -> Result<void> {
+                      auto rows = tx.execute(statement, params);
+                      if (!rows) return std::unexpected(rows.error());
+                      for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(read(*rows, i));
+                      return {};
+                    },
+                    {.read_only = true});
+    if (!r) return std::unexpected(r.error());
+    return out;
+  }
+
   static Transaction& raw(TenantTransaction& tx) { return *tx.control_plane(); }
 
   void notify() {
@@ -2435,17 +2453,7 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
 }
 
 Result<std::vector<Subscription>> Billing::list_subscriptions(const std::string& tenant_id) {
-  std::vector<Subscription> out;
-  auto r = impl_->tenant(tenant_id,
-                         [&](TenantTransaction& tx) -> Result<void> {
-                           auto rows = tx.execute(k_sub_list);
-                           if (!rows) return std::unexpected(rows.error());
-                           for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(read_sub(*rows, i));
-                           return {};
-                         },
-                         {.read_only = true});
-  if (!r) return std::unexpected(r.error());
-  return out;
+  return impl_->tenant_rows(tenant_id, k_sub_list, {}, &read_sub);
 }
 
 Result<Subscription> Billing::get_subscription(const std::string& tenant_id, const std::string& id) {
@@ -2868,17 +2876,7 @@ Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::st
 // ---- invoices ---------------------------------------------------------------------------------------------------
 
 Result<std::vector<Invoice>> Billing::list_invoices(const std::string& tenant_id, const std::string& status) {
-  std::vector<Invoice> out;
-  auto r = impl_->tenant(tenant_id,
-                         [&](TenantTransaction& tx) -> Result<void> {
-                           auto rows = tx.execute(k_invoice_list, {Value(status)});
-                           if (!rows) return std::unexpected(rows.error());
-                           for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(read_invoice(*rows, i));
-                           return {};
-                         },
-                         {.read_only = true});
-  if (!r) return std::unexpected(r.error());
-  return out;
+  return impl_->tenant_rows(tenant_id, k_invoice_list, {Value(status)}, &read_invoice);
 }
 
 Result<Invoice> Billing::get_invoice(const std::string& tenant_id, const std::string& id) {
@@ -3339,17 +3337,7 @@ Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, con
 }
 
 Result<std::vector<CreditNote>> Billing::list_credit_notes(const std::string& tenant_id) {
-  std::vector<CreditNote> out;
-  auto r = impl_->tenant(tenant_id,
-                         [&](TenantTransaction& tx) -> Result<void> {
-                           auto rows = tx.execute(k_credit_list);
-                           if (!rows) return std::unexpected(rows.error());
-                           for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(read_credit(*rows, i));
-                           return {};
-                         },
-                         {.read_only = true});
-  if (!r) return std::unexpected(r.error());
-  return out;
+  return impl_->tenant_rows(tenant_id, k_credit_list, {}, &read_credit);
 }
 
 // ---- test clocks ------------------------------------------------------------------------------------------------
@@ -3382,17 +3370,7 @@ Result<TestClock> Billing::create_test_clock(const std::string& tenant_id, const
 }
 
 Result<std::vector<TestClock>> Billing::list_test_clocks(const std::string& tenant_id) {
-  std::vector<TestClock> out;
-  auto r = impl_->tenant(tenant_id,
-                         [&](TenantTransaction& tx) -> Result<void> {
-                           auto rows = tx.execute(k_clock_list);
-                           if (!rows) return std::unexpected(rows.error());
-                           for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(read_clock(*rows, i));
-                           return {};
-                         },
-                         {.read_only = true});
-  if (!r) return std::unexpected(r.error());
-  return out;
+  return impl_->tenant_rows(tenant_id, k_clock_list, {}, &read_clock);
 }
 
 Result<TestClock> Billing::get_test_clock(const std::string& tenant_id, const std::string& id) {
