@@ -477,7 +477,47 @@ Result<void> Background::publish(const events::Event& event) {
     if (auto e = enqueue_delivery(tenant->id, d.id, d.redeliveries); !e) return e;
   }
   if (event.type == "payment.failed") return send_dunning_email(event);
+  if (event.type == "quota.threshold_reached") return send_quota_email(event, *tenant);
   return {};
+}
+
+// Quota thresholds: one mail per event to the billing account's address, or to the owners when it has none.
+Result<void> Background::send_quota_email(const events::Event& event, const tenancy::Tenant& tenant) {
+  Platform& p = platform_;
+  const Json& d = event.data;
+  std::vector<email::Address> to;
+  auto account = p.billing->get_account(tenant.id);
+  if (account && !account->email.empty()) {
+    to.push_back(email::Address{account->email, account->legal_name});
+  } else {
+    auto members = p.users->list_members(tenant.id, std::nullopt, 100);
+    if (!members) return std::unexpected(members.error());
+    for (const auto& member : members->members) {
+      if (member.role == identity::Role::owner) to.push_back(email::Address{member.user.email, member.user.name});
+    }
+  }
+  if (to.empty()) return {};
+  const bool hard = d.value("enforcement", "") == "hard";
+  const int threshold = d.value("threshold", 0);
+  std::string consequence;
+  if (threshold >= 100) {
+    consequence = hard ? "The limit is reached: what would go beyond it is refused until the period ends."
+                       : "Usage beyond the limit is allowed and billed as overage on the next invoice.";
+  } else {
+    consequence = hard ? "At the limit, what would go beyond it is refused until the period ends."
+                       : "Usage beyond the limit will be billed as overage on the next invoice.";
+  }
+  auto rendered = email::render(*email::builtin_template("quota_threshold"),
+                                {{"tenant_name", tenant.name},
+                                 {"quota", d.value("quota", "")},
+                                 {"threshold", std::to_string(threshold)},
+                                 {"used", std::to_string(d.value("used", std::int64_t{0}))},
+                                 {"limit", std::to_string(d.value("limit", std::int64_t{0}))},
+                                 {"period_end", d.value("period_end", "")},
+                                 {"consequence", consequence}},
+                                {}, std::move(to));
+  if (!rendered) return std::unexpected(rendered.error());
+  return send_email(tenant.id, *rendered, "event:" + event.id);
 }
 
 // Dunning reminders: one mail per failed charge to the billing account's address, keyed by the event so a

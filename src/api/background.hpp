@@ -10,6 +10,7 @@
 #include "jobs/queue.hpp"
 #include "jobs/runner.hpp"
 #include "jobs/scheduler.hpp"
+#include "tenancy/tenant.hpp"
 
 namespace atrium::api {
 
@@ -45,6 +46,8 @@ class Background {
   Result<void> send_email(const std::string& tenant_id, const email::Message& message, const std::string& key);
   // Mails the billing account about a failed charge (a payment.failed event).
   Result<void> send_dunning_email(const events::Event& event);
+  // Mails a quota.threshold_reached event to the billing account's address, or the tenant's owners.
+  Result<void> send_quota_email(const events::Event& event, const tenancy::Tenant& tenant);
   // Enqueues a manual redelivery of a webhook delivery.
   Result<void> enqueue_delivery(const std::string& tenant_id, const std::string& delivery_id,
                                 std::int64_t redeliveries);

@@ -7,6 +7,7 @@
 
 #include "core/log.hpp"
 #include "events/outbox.hpp"
+#include "projects/project_store.hpp"
 #include "storage/migrations.hpp"
 
 namespace atrium::api {
@@ -333,6 +334,32 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   metering_settings.retain_events_ms = config.metering.retain_events_days * 86'400'000;
   p->metering =
       std::make_unique<metering::Metering>(*p->db_, *p->tenant_data, *p->audit, clock, p->registry, metering_settings);
+  // Renewals price metered usage; late events are billed while ingestion still accepts them for the period.
+  p->billing->set_usage_meter(
+      [m = p->metering.get()](tenancy::TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
+                              std::int64_t to_ms) { return m->measure(tx, metric, from_ms, to_ms); },
+      metering_settings.max_event_age_ms / 1000);
+  auto count_projects = [self](const std::string& tenant_id) -> Result<std::int64_t> {
+    auto tenant = self->directory->resolve(tenant_id);
+    if (!tenant) return std::unexpected(tenant.error());
+    std::int64_t n = 0;
+    auto r = self->tenant_data->transact(**tenant,
+                                         [&](tenancy::TenantTransaction& tx) -> Result<void> {
+                                           auto c = projects::project_store::count(tx);
+                                           if (!c) return std::unexpected(c.error());
+                                           n = *c;
+                                           return {};
+                                         },
+                                         {.read_only = true});
+    if (!r) return std::unexpected(r.error());
+    return n;
+  };
+  p->entitlements = std::make_unique<billing::Entitlements>(
+      *p->tenant_data, *p->billing, *p->metering, *p->audit, clock,
+      std::chrono::milliseconds(config.gateway.plan_cache_ttl_ms), std::move(count_projects), [self] {
+        if (self->background) self->background->events_committed();
+      });
+  p->metering->set_quota_hooks(p->entitlements->metering_hooks());
   auto rate_limits = open_rate_limits(*p->billing, p->registry, config, clock, options.rate_limits_use_redis_time);
   if (!rate_limits) return std::unexpected(rate_limits.error());
   p->rate_limits = std::move(*rate_limits);

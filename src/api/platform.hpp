@@ -8,6 +8,7 @@
 #include "audit/audit_log.hpp"
 #include "audit/exporter.hpp"
 #include "billing/billing.hpp"
+#include "billing/entitlements.hpp"
 #include "billing/gateway.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
@@ -113,6 +114,7 @@ class Platform {
   std::unique_ptr<billing::PaymentGateway> payment_gateway;
   std::unique_ptr<billing::Billing> billing;
   std::unique_ptr<metering::Metering> metering;
+  std::unique_ptr<billing::Entitlements> entitlements;
   // The gateway's per-tenant and per-API-key rate limits (its middleware goes after security's).
   std::unique_ptr<gateway::RateLimits> rate_limits;
   // Null when opened without Options::background.

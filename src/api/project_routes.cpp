@@ -5,6 +5,7 @@
 #include "core/json_writer.hpp"
 #include "events/outbox.hpp"
 #include "gateway/versioning.hpp"
+#include "http/problem.hpp"
 #include "identity/permissions.hpp"
 #include "identity/secrets.hpp"
 #include "projects/project_store.hpp"
@@ -27,6 +28,11 @@ constexpr TenantStatement k_idempotency_put{
     "idempotency_put",
     "INSERT INTO idempotency_keys (tenant_id, idempotency_key, operation, request_hash, status, response_body, "
     "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"};
+
+// A hard projects quota on PostgreSQL: creates in one tenant take turns, so the count read after the lock (READ
+// COMMITTED: a new snapshot) includes every project committed before it. Reads and writes no rows.
+constexpr TenantStatement k_projects_quota_lock{"projects_quota_lock",
+                                                "SELECT pg_advisory_xact_lock(hashtextextended('projects:' || $1, 0))"};
 
 bool valid_idempotency_key(std::string_view key) {
   if (key.empty() || key.size() > 255) return false;
@@ -108,6 +114,10 @@ void register_project_routes(http::Router& router, Platform& platform) {
         std::string response_body;
         bool replayed = false;
         const audit::Context who = audit_context(req);
+        // A hard projects quota refuses a project beyond it (counted in the create's transaction).
+        auto quota = platform.entitlements->quota(req.tenant->id, std::string(billing::k_projects_quota));
+        if (!quota) return error_response(quota.error(), req);
+        std::optional<std::int64_t> over_quota;  // the count that refused the project
         auto attempt = [&]() {
           return platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
             replayed = false;
@@ -123,6 +133,19 @@ void register_project_routes(http::Router& router, Platform& platform) {
                 response_body = prior->text_at(0, 3).value_or("");
                 replayed = true;
                 return {};
+              }
+            }
+            over_quota.reset();
+            if (*quota && (*quota)->metric.empty() && (*quota)->enforcement == billing::Enforcement::hard &&
+                (*quota)->limit) {
+              if (tx.backend() == storage::Backend::postgres) {
+                if (auto locked = tx.execute(k_projects_quota_lock); !locked) return std::unexpected(locked.error());
+              }
+              auto n = projects::project_store::count(tx);
+              if (!n) return std::unexpected(n.error());
+              if (*n >= *(*quota)->limit) {
+                over_quota = *n;
+                return fail(Errc::forbidden, "quota");
               }
             }
             auto project = projects::project_store::create(tx, clock, **name, description->value_or(""));
@@ -146,8 +169,18 @@ void register_project_routes(http::Router& router, Platform& platform) {
         auto r = attempt();
         // A concurrent request with the same key committed first: replay its answer.
         if (!r && r.error().code == Errc::unique_violation && key) r = attempt();
+        if (!r && over_quota) {
+          const std::int64_t limit = *(*quota)->limit;
+          return http::problem(403, "quota-exceeded", "Quota exceeded",
+                               "The hard quota projects allows " + std::to_string(limit) +
+                                   " projects; the tenant has " + std::to_string(*over_quota) + ".",
+                               req, {{"quota", "projects"}, {"limit", limit}, {"used", *over_quota}});
+        }
         if (!r) return error_response(r.error(), req);
         platform.flush_audit_after_commit(*req.tenant);
+        if (!replayed && *quota && (*quota)->metric.empty() && (*quota)->limit) {
+          platform.entitlements->projects_changed(req.tenant->id);
+        }
         http::Response res = http::Response::text(status, response_body, "application/json");
         if (replayed) res.headers.set("Idempotent-Replayed", "true");
         return res;

@@ -5,7 +5,9 @@
 
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "billing/entitlements.hpp"
 #include "gateway/rate_limits.hpp"
+#include "http/problem.hpp"
 #include "identity/permissions.hpp"
 #include "metering/metering.hpp"
 
@@ -98,7 +100,18 @@ void register_usage_routes(http::Router& router, Platform& platform) {
              [&m](http::Request& req) -> http::Response {
                auto r = m.ingest(req.tenant->id, *req.json);
                if (!r) return error_response(r.error(), req);
-               return http::Response::json(202, metering::to_json(*r));
+               Json body = metering::to_json(*r);
+               // Nothing stored and every refusal a hard quota's: the request as a whole is refused.
+               const bool over_quota =
+                   r->accepted == 0 && r->duplicates == 0 && !r->rejected.empty() &&
+                   std::all_of(r->rejected.begin(), r->rejected.end(),
+                               [](const metering::Rejection& x) { return x.reason == "quota_exceeded"; });
+               if (over_quota) {
+                 const metering::Rejection& first = r->rejected.front();
+                 return http::problem(403, "quota-exceeded", "Quota exceeded", first.detail, req,
+                                      {{"quota", first.quota}, {"rejected", body["rejected"]}});
+               }
+               return http::Response::json(202, body);
              },
              // A batch weighs by its size: one rate-limit unit per started 10 KiB (about 100 events).
              {.json_body = true,
@@ -107,6 +120,38 @@ void register_usage_routes(http::Router& router, Platform& platform) {
               .weight = gateway::weight_by_body_size(10 * 1024)});
   router.add(http::Method::get, "/v1/usage/summary", [&m](http::Request& req) { return summary(m, req); },
              {.access = Access::tenant, .permission = perm::usage_read});
+
+  billing::Entitlements& e = *platform.entitlements;
+  router.add(http::Method::get, "/v1/entitlements",
+             [&e](http::Request& req) -> http::Response {
+               auto r = e.list(req.tenant->id);
+               if (!r) return error_response(r.error(), req);
+               return http::Response::json(200, billing::to_json(*r));
+             },
+             {.access = Access::tenant, .permission = perm::usage_read});
+  router.add(http::Method::get, "/v1/entitlements/{name}",
+             [&e](http::Request& req) -> http::Response {
+               auto r = e.get(req.tenant->id, std::string(req.param("name")));
+               if (!r) return error_response(r.error(), req);
+               return http::Response::json(200, billing::to_json(*r));
+             },
+             {.access = Access::tenant, .permission = perm::usage_read});
+  router.add(http::Method::put, "/v1/entitlements/{name}",
+             [&e](http::Request& req) -> http::Response {
+               auto r = e.put_override(req.tenant->id, std::string(req.param("name")), *req.json, audit_context(req));
+               if (!r) return error_response(r.error(), req);
+               return http::Response::json(200, billing::to_json(*r));
+             },
+             {.json_body = true, .access = Access::tenant_super_admin});
+  router.add(http::Method::delete_, "/v1/entitlements/{name}",
+             [&e](http::Request& req) -> http::Response {
+               auto r = e.delete_override(req.tenant->id, std::string(req.param("name")), audit_context(req));
+               if (!r) return error_response(r.error(), req);
+               http::Response res;
+               res.status = 204;
+               return res;
+             },
+             {.access = Access::tenant_super_admin});
 
   router.add(http::Method::get, "/v1/meters",
              [&m](http::Request& req) -> http::Response {

@@ -42,7 +42,7 @@ constexpr Statement k_next_number{"billing_next_number",
 #define PLAN_COLS                                                                                                   \
   "p.id, p.code, p.name, p.tier, p.active, p.created_at, p.updated_at, v.version, v.currency, v.billing_interval, " \
   "v.base_price, v.included_seats, v.seat_price, v.trial_days, v.features, v.limits, v.metered_prices, v.dunning, " \
-  "v.created_at"
+  "v.created_at, v.quotas"
 constexpr Statement k_plan_get{"billing_plan_get",
                                "SELECT " PLAN_COLS
                                " FROM plans p JOIN plan_versions v ON v.plan_id = p.id AND v.version = "
@@ -66,8 +66,8 @@ constexpr Statement k_plan_update{"billing_plan_update",
 constexpr Statement k_plan_version_insert{
     "billing_plan_version_insert",
     "INSERT INTO plan_versions (plan_id, version, currency, billing_interval, base_price, included_seats, "
-    "seat_price, trial_days, features, limits, metered_prices, dunning, created_at) VALUES ($1, $2, $3, $4, $5, $6, "
-    "$7, $8, $9, $10, $11, $12, $13)"};
+    "seat_price, trial_days, features, limits, metered_prices, dunning, created_at, quotas) VALUES ($1, $2, $3, $4, "
+    "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"};
 
 #define COUPON_COLS                                                                                     \
   "id, code, name, percent_off_bps, amount_off, currency, duration, duration_months, max_redemptions, " \
@@ -301,6 +301,21 @@ constexpr TenantStatement k_clock_in_use{"billing_clock_in_use",
                                          "SELECT COUNT(*) FROM subscriptions WHERE tenant_id = $1 AND test_clock_id = "
                                          "$2 AND status <> 'cancelled'"};
 
+// Metered usage billed per subscription, metric and period; open rows take late events' differences.
+constexpr TenantStatement k_usage_open{"billing_usage_open",
+                                       "SELECT metric, period_start, period_end, quantity, included, price, amount, "
+                                       "open_until FROM usage_billings WHERE tenant_id = $1 AND subscription_id = $2 "
+                                       "AND NOT settled ORDER BY period_start, metric"};
+constexpr TenantStatement k_usage_insert{
+    "billing_usage_insert",
+    "INSERT INTO usage_billings (tenant_id, subscription_id, metric, period_start, period_end, quantity, included, "
+    "price, amount, open_until, settled, invoice_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+    "$12, $13)"};
+constexpr TenantStatement k_usage_update{
+    "billing_usage_update",
+    "UPDATE usage_billings SET quantity = $5, amount = $6, settled = $7, invoice_id = $8, updated_at = $9 WHERE "
+    "tenant_id = $1 AND subscription_id = $2 AND metric = $3 AND period_start = $4"};
+
 constexpr std::array k_tenant_statements{
     k_account_get,          k_account_insert,
     k_account_update,       k_account_balance,
@@ -324,6 +339,8 @@ constexpr std::array k_tenant_statements{
     k_clock_insert,         k_clock_get,
     k_clock_list,           k_clock_set,
     k_clock_delete,         k_clock_in_use,
+    k_usage_open,           k_usage_insert,
+    k_usage_update,
 };
 // ---- values -----------------------------------------------------------------------------------------------------
 
@@ -517,6 +534,11 @@ Result<std::vector<MeteredPrice>> parse_metered_list(const Json& j) {
   for (const auto& e : j) {
     auto p = parse_metered(e);
     if (!p) return std::unexpected(p.error());
+    for (const auto& other : out) {
+      if (other.metric == p->metric) {
+        return fail(Errc::invalid_argument, "metered_prices has two prices for metric " + p->metric);
+      }
+    }
     out.push_back(std::move(*p));
   }
   return out;
@@ -593,6 +615,7 @@ Json to_json(const Plan& p) {
           {"features", p.price.features},
           {"limits", p.price.limits},
           {"metered_prices", metered_json(p.price.metered)},
+          {"quotas", quotas_json(p.price.quotas)},
           {"dunning", dunning_json(p.price.dunning)},
           {"created_at", time_json(p.created_at)},
           {"updated_at", time_json(p.updated_at)}};
@@ -771,6 +794,9 @@ Result<Plan> read_plan(const storage::ResultSet& r, std::size_t i) {
   if (!dunning) return fail(Errc::internal, "stored dunning policy: " + dunning.error().message);
   p.price.dunning = std::move(*dunning);
   p.price.created_at = r.int_at(i, 18).value_or(0);
+  auto quotas = parse_quotas(parse_stored(r.text_at(i, 19).value_or("{}"), Json::object()));
+  if (!quotas) return fail(Errc::internal, "stored quotas: " + quotas.error().message);
+  p.price.quotas = std::move(*quotas);
   return p;
 }
 
@@ -991,6 +1017,8 @@ struct Billing::Impl {
   std::mutex plan_mutex;
   std::unordered_map<std::string, Plan> plan_versions;  // "<plan id>:<version>": prices never change
   std::unordered_map<std::string, Coupon> coupons;      // by id: only active/times_redeemed change, not read here
+  UsageMeter usage_meter;                               // null: plans' metered prices are not billed
+  Instant usage_grace = 0;                              // seconds late events are accepted after their period
 
   Instant now() const { return seconds(clock.now()); }
 
@@ -1653,6 +1681,116 @@ struct Billing::Impl {
     return {};
   }
 
+  // A change to usage_billings, written once the invoice that carries it exists.
+  struct UsageChange {
+    bool insert = false;
+    std::string metric;
+    Instant period_start = 0;
+    Instant period_end = 0;
+    std::int64_t quantity = 0;
+    std::int64_t included = 0;
+    std::string price;
+    std::int64_t amount = 0;
+    Instant open_until = 0;
+    bool settled = false;
+  };
+
+  static Line usage_line(std::string description, std::int64_t quantity, std::int64_t amount, Instant from,
+                         Instant to) {
+    Line l;
+    l.kind = LineKind::usage;
+    l.description = std::move(description);
+    l.quantity = quantity;
+    // The per-unit price when the amount is uniform over the units; tiered and package prices may not be.
+    l.unit_amount = quantity != 0 && amount % quantity == 0 ? amount / quantity : 0;
+    l.amount = amount;
+    l.period_start = from;
+    l.period_end = to;
+    return l;
+  }
+
+  // The usage lines of a renewal at `at`: first what late events changed in periods invoiced before and still open
+  // (each settles once `at` is past its grace), then, with `bill_period`, the plan's metered prices over the period
+  // [from, to) that just ended. A soft quota on a metric includes its limit: only the units beyond it are priced.
+  Result<std::vector<Line>> usage_lines(TenantTransaction& tx, const Subscription& sub, const Plan& plan, Instant from,
+                                        Instant to, bool bill_period, Instant at, std::vector<UsageChange>& changes) {
+    std::vector<Line> lines;
+    if (!usage_meter) return lines;
+    auto open = tx.execute(k_usage_open, {Value(sub.id)});
+    if (!open) return std::unexpected(open.error());
+    for (std::size_t i = 0; i < open->rows.size(); ++i) {
+      UsageChange c{.metric = open->text_at(i, 0).value_or(""),
+                    .period_start = open->int_at(i, 1).value_or(0),
+                    .period_end = open->int_at(i, 2).value_or(0),
+                    .included = open->int_at(i, 4).value_or(0),
+                    .price = open->text_at(i, 5).value_or("{}"),
+                    .open_until = open->int_at(i, 7).value_or(0)};
+      const std::int64_t old_quantity = open->int_at(i, 3).value_or(0);
+      const std::int64_t old_amount = open->int_at(i, 6).value_or(0);
+      auto price = parse_metered(parse_stored(c.price, Json::object()));
+      if (!price) return fail(Errc::internal, "stored usage price: " + price.error().message);
+      auto q = usage_meter(tx, c.metric, c.period_start * 1000, c.period_end * 1000);
+      if (!q) return std::unexpected(q.error());
+      c.quantity = *q;
+      const std::int64_t billable = std::max<std::int64_t>(0, c.quantity - c.included);
+      auto amount = price_usage(*price, billable);
+      if (!amount) return std::unexpected(amount.error());
+      c.amount = *amount;
+      c.settled = at >= c.open_until;
+      if (c.amount != old_amount) {
+        lines.push_back(usage_line(c.metric + ": usage reported late",
+                                   billable - std::max<std::int64_t>(0, old_quantity - c.included),
+                                   c.amount - old_amount, c.period_start, c.period_end));
+      }
+      if (c.amount != old_amount || c.quantity != old_quantity || c.settled) changes.push_back(std::move(c));
+    }
+    if (!bill_period || plan.price.metered.empty()) return lines;
+    auto overrides = load_overrides(tx);
+    if (!overrides) return std::unexpected(overrides.error());
+    const auto quotas =
+        apply_overrides(plan_quotas(plan.price.quotas, plan.price.features, plan.price.limits), *overrides);
+    for (const MeteredPrice& m : plan.price.metered) {
+      UsageChange c{.insert = true, .metric = m.metric, .period_start = from, .period_end = to};
+      for (const Quota& quota : quotas) {
+        if (quota.metric == m.metric && quota.enforcement == Enforcement::soft && quota.limit) {
+          c.included = *quota.limit;
+        }
+      }
+      auto q = usage_meter(tx, m.metric, from * 1000, to * 1000);
+      if (!q) return std::unexpected(q.error());
+      c.quantity = *q;
+      const std::int64_t billable = std::max<std::int64_t>(0, c.quantity - c.included);
+      auto amount = price_usage(m, billable);
+      if (!amount) return std::unexpected(amount.error());
+      c.amount = *amount;
+      c.price = metered_json({m})[0].dump();
+      c.open_until = to + usage_grace;
+      c.settled = at >= c.open_until;
+      if (billable > 0 || c.amount != 0) {
+        std::string description = m.metric + " usage";
+        if (c.included > 0) description += " beyond the " + std::to_string(c.included) + " included";
+        lines.push_back(usage_line(std::move(description), billable, c.amount, from, to));
+      }
+      changes.push_back(std::move(c));
+    }
+    return lines;
+  }
+
+  Result<void> save_usage(TenantTransaction& tx, const std::string& subscription_id,
+                          const std::vector<UsageChange>& changes, const std::string& invoice_id, Instant now) {
+    for (const UsageChange& c : changes) {
+      auto r = c.insert ? tx.execute(k_usage_insert, {Value(subscription_id), Value(c.metric), Value(c.period_start),
+                                                      Value(c.period_end), Value(c.quantity), Value(c.included),
+                                                      Value(c.price), Value(c.amount), Value(c.open_until),
+                                                      Value(c.settled), Value(invoice_id), Value(now)})
+                        : tx.execute(k_usage_update,
+                                     {Value(subscription_id), Value(c.metric), Value(c.period_start), Value(c.quantity),
+                                      Value(c.amount), Value(c.settled), Value(invoice_id), Value(now)});
+      if (!r) return std::unexpected(r.error());
+    }
+    return {};
+  }
+
   // Everything due on one subscription at `now`: the trial's end, renewals (one invoice per period that ended),
   // cancellation at the period's end.
   Result<void> advance_subscription(TenantTransaction& tx, Subscription& sub, Account& acct, Instant now,
@@ -1671,6 +1809,8 @@ struct Billing::Impl {
       }
       auto plan = plan_version(raw(tx), sub.plan_id, sub.plan_version);
       if (!plan) return std::unexpected(plan.error());
+      const bool ended_trial = sub.status == Status::trial;
+      const Instant ended_start = sub.current_period_start;
       if (sub.status == Status::trial) {
         if (auto r = transition(tx, sub, Status::active, "trial_ended"); !r) return r;
         sub.anchor = t;
@@ -1681,6 +1821,10 @@ struct Billing::Impl {
       sub.current_period_end = boundary(sub.anchor, plan->price.interval, sub.cycle);
       auto lines = cycle_lines(*plan, sub.seats, sub.current_period_start, sub.current_period_end);
       if (!lines) return std::unexpected(lines.error());
+      std::vector<UsageChange> usage;
+      auto used = usage_lines(tx, sub, *plan, ended_start, t, !ended_trial, t, usage);
+      if (!used) return std::unexpected(used.error());
+      lines->insert(lines->end(), used->begin(), used->end());
       IssueOptions o{.reason = "subscription_cycle",
                      .period_start = sub.current_period_start,
                      .period_end = sub.current_period_end,
@@ -1688,6 +1832,7 @@ struct Billing::Impl {
                      .with_coupon = true};
       auto inv = issue_invoice(tx, acct, &sub, std::move(*lines), o, t, &charges, true);
       if (!inv) return std::unexpected(inv.error());
+      if (auto u = save_usage(tx, sub.id, usage, inv->id, t); !u) return u;
       if (stats) {
         stats->renewed += 1;
         stats->invoices += 1;
@@ -1751,6 +1896,32 @@ Billing::Billing(storage::Database& control, tenancy::TenantData& data, audit::A
           control, data, audit, clock, gateway, std::move(settings), std::move(events_committed), {}, {}, {}}) {}
 
 Billing::~Billing() = default;
+
+void Billing::set_usage_meter(UsageMeter meter, std::int64_t grace_seconds) {
+  impl_->usage_meter = std::move(meter);
+  impl_->usage_grace = grace_seconds;
+}
+
+Result<PlanInForce> Billing::plan_in_force(TenantTransaction& tx, const std::string& fallback_plan) {
+  Impl& s = *impl_;
+  PlanInForce out;
+  auto subs = tx.execute(k_sub_list);
+  if (!subs) return std::unexpected(subs.error());
+  for (std::size_t i = subs->rows.size(); i-- > 0;) {
+    Subscription sub = read_sub(*subs, i);
+    if (sub.status == Status::cancelled) continue;
+    auto plan = s.plan_version(Impl::raw(tx), sub.plan_id, sub.plan_version);
+    if (!plan) return std::unexpected(plan.error());
+    out.subscription = std::move(sub);
+    out.plan = std::move(*plan);
+    return out;
+  }
+  if (fallback_plan.empty()) return out;
+  auto plan = s.plan_current(Impl::raw(tx), fallback_plan);
+  if (!plan && plan.error().code != Errc::not_found) return std::unexpected(plan.error());
+  if (plan) out.plan = std::move(*plan);
+  return out;
+}
 
 std::vector<tenancy::TenantStatement> Billing::tenant_statements() {
   return {k_tenant_statements.begin(), k_tenant_statements.end()};
@@ -1816,6 +1987,11 @@ Result<PlanPrice> parse_price(const Json& input, const PlanPrice& base, bool cre
     if (!m) return std::unexpected(m.error());
     p.metered = std::move(*m);
   }
+  if (auto it = input.find("quotas"); it != input.end()) {
+    auto q = parse_quotas(*it);
+    if (!q) return std::unexpected(q.error());
+    p.quotas = std::move(*q);
+  }
   if (auto it = input.find("dunning"); it != input.end()) {
     auto d = parse_dunning(*it);
     if (!d) return std::unexpected(d.error());
@@ -1826,14 +2002,14 @@ Result<PlanPrice> parse_price(const Json& input, const PlanPrice& base, bool cre
 
 Result<void> plan_members(const Json& input) {
   return only_members(input, {"code", "name", "tier", "active", "currency", "interval", "base_price", "included_seats",
-                              "seat_price", "trial_days", "features", "limits", "metered_prices", "dunning"});
+                              "seat_price", "trial_days", "features", "limits", "metered_prices", "quotas", "dunning"});
 }
 
 bool same_price(const PlanPrice& a, const PlanPrice& b) {
   return a.currency == b.currency && a.interval == b.interval && a.base_price == b.base_price &&
          a.included_seats == b.included_seats && a.seat_price == b.seat_price && a.trial_days == b.trial_days &&
          a.features == b.features && a.limits == b.limits && metered_json(a.metered) == metered_json(b.metered) &&
-         dunning_json(a.dunning) == dunning_json(b.dunning);
+         quotas_json(a.quotas) == quotas_json(b.quotas) && dunning_json(a.dunning) == dunning_json(b.dunning);
 }
 
 Result<void> insert_version(Transaction& tx, const std::string& plan_id, const PlanPrice& p) {
@@ -1842,7 +2018,7 @@ Result<void> insert_version(Transaction& tx, const std::string& plan_id, const P
       {Value(plan_id), Value(std::int64_t{p.version}), Value(p.currency), Value(std::string(interval_name(p.interval))),
        Value(p.base_price), Value(p.included_seats), Value(p.seat_price), Value(std::int64_t{p.trial_days}),
        Value(p.features.dump()), Value(p.limits.dump()), Value(metered_json(p.metered).dump()),
-       Value(dunning_json(p.dunning).dump()), Value(p.created_at)});
+       Value(dunning_json(p.dunning).dump()), Value(p.created_at), Value(quotas_json(p.quotas).dump())});
   if (!r) return std::unexpected(r.error());
   return {};
 }

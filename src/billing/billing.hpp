@@ -13,6 +13,7 @@
 #include "billing/gateway.hpp"
 #include "billing/invoice_math.hpp"
 #include "billing/proration.hpp"
+#include "billing/quotas.hpp"
 #include "core/clock.hpp"
 #include "core/json.hpp"
 #include "storage/database.hpp"
@@ -51,6 +52,7 @@ struct PlanPrice {
   Json features = Json::object();  // apiCalls, storage (GB), support, sla
   Json limits = Json::object();    // projects, integrations, customDomains (integer or "unlimited")
   std::vector<MeteredPrice> metered;
+  std::vector<Quota> quotas;  // the explicit ones; plan_quotas() adds those features and limits imply
   DunningPolicy dunning;
   Instant created_at = 0;
 };
@@ -223,6 +225,18 @@ struct RunStats {
   std::int64_t cancelled = 0;  // subscriptions ended (at period end or by dunning)
 };
 
+// The metric's value over [from_ms, to_ms) for the tenant of `tx` (a control-plane tenant transaction): what a
+// renewal prices. metering::Metering::measure, installed by the platform.
+using UsageMeter = std::function<Result<std::int64_t>(tenancy::TenantTransaction& tx, const std::string& metric,
+                                                      std::int64_t from_ms, std::int64_t to_ms)>;
+
+// The plan a tenant's quotas come from: its latest subscription that is not cancelled and that plan version, or,
+// without one, the current version of the plan its tenant record names (none when it names none).
+struct PlanInForce {
+  std::optional<Subscription> subscription;
+  std::optional<Plan> plan;
+};
+
 class Billing {
  public:
   // `control` is the control-plane database; `data` scopes tenant transactions; `events_committed` is called after
@@ -299,6 +313,14 @@ class Billing {
   // seats, before discounts and tax; test clocks excluded) normalised to a month (quarterly / 3, annual / 12,
   // rounded).
   Result<std::map<std::string, std::int64_t>> mrr();
+
+  // Renewal invoices price the ended period's usage with the plan version's metered prices (`meter` measures it),
+  // and bill what events arriving up to `grace_seconds` after a period's end changed on the following renewals.
+  // Without a meter, metered prices are not billed. Call before the first run; not synchronized.
+  void set_usage_meter(UsageMeter meter, std::int64_t grace_seconds);
+
+  // The plan in force for the tenant of `tx` (a control-plane tenant transaction); see PlanInForce.
+  Result<PlanInForce> plan_in_force(tenancy::TenantTransaction& tx, const std::string& fallback_plan);
 
   // Every tenant statement, for the test that checks each binds tenant_id as $1.
   static std::vector<tenancy::TenantStatement> tenant_statements();

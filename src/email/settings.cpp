@@ -34,6 +34,14 @@ const Template k_payment_failed{
     "{{message}}).</p><p>{{next_step}}</p><p>Update the payment method of your billing account "
     "(<code>PUT /v1/billing-account</code>) to have the invoice charged again at once.</p>"};
 
+const Template k_quota_threshold{
+    "{{quota}}: {{threshold}}% of the limit used",
+    "{{tenant_name}} has used {{used}} of its {{limit}} {{quota}} this period ({{threshold}}%), which ends at "
+    "{{period_end}}.\n\n{{consequence}}\n\nGET /v1/entitlements shows usage against every limit.\n",
+    "<p><b>{{tenant_name}}</b> has used <b>{{used}}</b> of its <b>{{limit}}</b> {{quota}} this period "
+    "({{threshold}}%), which ends at {{period_end}}.</p><p>{{consequence}}</p><p><code>GET /v1/entitlements</code> "
+    "shows usage against every limit.</p>"};
+
 }  // namespace
 
 Json to_json(const TenantSettings& s) {
@@ -50,6 +58,7 @@ void apply(const TenantSettings& s, Message& m) {
 const Template* builtin_template(std::string_view name) {
   if (name == "webhook_endpoint_disabled") return &k_endpoint_disabled;
   if (name == "billing_payment_failed") return &k_payment_failed;
+  if (name == "quota_threshold") return &k_quota_threshold;
   return nullptr;
 }
 

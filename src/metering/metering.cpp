@@ -73,8 +73,16 @@ constexpr TenantStatement k_events_expire{"metering_events_expire",
                                           "DISTINCT metric FROM usage_rollups WHERE "
                                           "tenant_id = $1) AND ts < $2"};
 
-constexpr std::array<TenantStatement, 6> k_tenant_statements{k_event_insert,       k_rollup_upsert, k_events_range,
-                                                             k_events_range_props, k_rollups_range, k_events_expire};
+constexpr TenantStatement k_event_exists{"metering_event_exists",
+                                         "SELECT 1 FROM usage_events WHERE tenant_id = $1 AND idempotency_key = $2"};
+
+constexpr std::array<TenantStatement, 7> k_tenant_statements{k_event_insert,       k_rollup_upsert, k_events_range,
+                                                             k_events_range_props, k_rollups_range, k_events_expire,
+                                                             k_event_exists};
+
+// Hard quotas on PostgreSQL: batches of one tenant that add to one hard-limited metric take turns (transactions
+// are READ COMMITTED, so the value read after the lock includes every batch committed before it).
+constexpr Statement k_quota_lock{"metering_quota_lock", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"};
 
 #define METER_COLS "id, metric, name, aggregation, property, filters, created_at"
 constexpr Statement k_meter_insert{"metering_meter_insert",
@@ -101,6 +109,7 @@ bool valid_key(std::string_view k) {
 bool valid_property_name(std::string_view p) { return !p.empty() && p.size() <= 128; }
 
 struct Parsed {
+  std::size_t index = 0;
   std::string key;
   std::string metric;
   std::int64_t quantity = 0;
@@ -207,6 +216,8 @@ Result<Meter> meter_from_row(const storage::ResultSet& rs, std::size_t i) {
 
 }  // namespace
 
+bool valid_metric_name(std::string_view metric) { return valid_metric(metric); }
+
 std::string_view aggregation_name(Aggregation a) {
   switch (a) {
     case Aggregation::sum: return "sum";
@@ -267,10 +278,12 @@ std::int64_t next_window_start(std::int64_t start_ms, Window w) {
 Json to_json(const IngestResult& r) {
   Json rejected = Json::array();
   for (const auto& x : r.rejected) {
-    rejected.push_back({{"index", x.index},
-                        {"idempotency_key", x.idempotency_key.empty() ? Json(nullptr) : Json(x.idempotency_key)},
-                        {"reason", x.reason},
-                        {"detail", x.detail}});
+    Json j = {{"index", x.index},
+              {"idempotency_key", x.idempotency_key.empty() ? Json(nullptr) : Json(x.idempotency_key)},
+              {"reason", x.reason},
+              {"detail", x.detail}};
+    if (!x.quota.empty()) j["quota"] = x.quota;
+    rejected.push_back(std::move(j));
   }
   return {{"accepted", r.accepted}, {"duplicates", r.duplicates}, {"rejected", std::move(rejected)}};
 }
@@ -286,6 +299,40 @@ Json to_json(const Meter& m) {
       {"created_at", format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(m.created_at)))}};
 }
 
+namespace {
+
+// A hard limit as one ingest transaction enforces it: the metric's meter and its value so far in the period.
+struct Guard {
+  HardLimit limit;
+  Aggregation aggregation = Aggregation::sum;
+  Filters filters;
+  std::int64_t used = 0;
+
+  bool covers(const Parsed& p) const {
+    if (p.ts < limit.from_ms || p.ts >= limit.to_ms || aggregation == Aggregation::unique_count) return false;
+    if (filters.empty()) return true;
+    auto props = parse_json(p.properties, JsonLimits{}, nullptr);
+    return props && props->is_object() && matches(*props, filters);
+  }
+  bool over(const Parsed& p) const {
+    switch (aggregation) {
+      case Aggregation::sum: return p.quantity > limit.limit - used;
+      case Aggregation::count: return used >= limit.limit;
+      case Aggregation::max:
+      case Aggregation::latest: return p.quantity > limit.limit;
+      case Aggregation::unique_count: return false;
+    }
+    return false;
+  }
+  void add(const Parsed& p) {
+    if (aggregation == Aggregation::sum) used += p.quantity;
+    if (aggregation == Aggregation::count) used += 1;
+    if (aggregation == Aggregation::max) used = std::max(used, p.quantity);
+  }
+};
+
+}  // namespace
+
 struct Metering::Impl {
   storage::Database& control;
   tenancy::TenantData& data;
@@ -295,6 +342,7 @@ struct Metering::Impl {
   metrics::Counter& accepted;
   metrics::Counter& duplicates;
   metrics::Family<metrics::Counter>& events;
+  QuotaHooks hooks{};
 
   std::int64_t now_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch()).count();
@@ -325,6 +373,7 @@ struct Metering::Impl {
       }
     }
     Parsed p;
+    p.index = index;
     auto key = e.find("idempotency_key");
     if (key == e.end() || !key->is_string() || !valid_key(key->get_ref<const std::string&>())) {
       reject(out, index, e, "invalid_idempotency_key", "idempotency_key is required: 1-255 printable ASCII characters");
@@ -388,6 +437,100 @@ struct Metering::Impl {
       }
     }
     return p;
+  }
+
+  // The query that measures `metric` over [from, to) with its meter (sum when it has none), read in `tx`.
+  Result<SummaryQuery> meter_query(TenantTransaction& tx, const std::string& metric, std::int64_t from,
+                                   std::int64_t to) {
+    SummaryQuery q{.metric = metric, .from_ms = from, .to_ms = to};
+    storage::Transaction* control = tx.control_plane();
+    if (!control) return fail(Errc::internal, "metering needs a control-plane transaction");
+    auto rs = control->execute(k_meter_find, {Value(metric)});
+    if (!rs) return std::unexpected(rs.error());
+    if (!rs->empty()) {
+      auto m = meter_from_row(*rs, 0);
+      if (!m) return std::unexpected(m.error());
+      q.aggregation = m->aggregation;
+      q.property = m->property;
+      q.filters = std::move(m->filters);
+    }
+    return q;
+  }
+
+  // One value for the whole of q's range (0 over no events).
+  Result<std::int64_t> value(TenantTransaction& tx, const SummaryQuery& q) {
+    const std::vector<std::int64_t> starts{q.from_ms};
+    std::vector<std::map<std::string, Acc, std::less<>>> acc(1);
+    std::map<std::string, Json, std::less<>> group_values;
+    if (auto r = accumulate(tx, q, starts, acc, group_values); !r) return std::unexpected(r.error());
+    auto it = acc[0].find("");
+    if (it == acc[0].end()) return 0;
+    return value_of(it->second, q.aggregation).value_or(0);
+  }
+
+  // The hard limits on the batch's metrics, each with its value so far, read in the ingest transaction.
+  Result<std::map<std::string, Guard, std::less<>>> guards(TenantTransaction& tx, const std::vector<Parsed>& batch) {
+    std::map<std::string, Guard, std::less<>> out;
+    if (!hooks.hard_limits) return out;
+    auto limits = hooks.hard_limits(tx);
+    if (!limits) return std::unexpected(limits.error());
+    if (limits->empty()) return out;
+    std::vector<std::string> metrics;
+    for (const Parsed& p : batch) {
+      if (limits->contains(p.metric)) metrics.push_back(p.metric);
+    }
+    std::sort(metrics.begin(), metrics.end());  // locks in one order: no deadlock between two batches
+    metrics.erase(std::unique(metrics.begin(), metrics.end()), metrics.end());
+    for (const std::string& metric : metrics) {
+      auto l = limits->find(metric);
+      if (tx.backend() == storage::Backend::postgres) {
+        auto locked = tx.control_plane()->execute(k_quota_lock, {Value("quota:" + tx.tenant_id() + ":" + metric)});
+        if (!locked) return std::unexpected(locked.error());
+      }
+      auto q = meter_query(tx, metric, l->second.from_ms, l->second.to_ms);
+      if (!q) return std::unexpected(q.error());
+      Guard g{.limit = l->second, .aggregation = q->aggregation, .filters = q->filters};
+      if (g.aggregation != Aggregation::unique_count) {
+        auto used = value(tx, *q);
+        if (!used) return std::unexpected(used.error());
+        g.used = *used;
+      }
+      out.emplace(metric, std::move(g));
+    }
+    return out;
+  }
+
+  // Accumulates `q` over the windows starting at `starts` into `acc` (cleared first), read in `tx`.
+  Result<void> accumulate(TenantTransaction& tx, const SummaryQuery& q, const std::vector<std::int64_t>& starts,
+                          std::vector<std::map<std::string, Acc, std::less<>>>& acc,
+                          std::map<std::string, Json, std::less<>>& group_values) {
+    const bool rollups = q.group_by.empty() && q.filters.empty() && q.aggregation != Aggregation::unique_count;
+    for (auto& a : acc) a.clear();
+    group_values.clear();
+    // Whole hours come from the roll-ups; the partial hours at either end
+    // from the raw events.
+    const std::int64_t first_hour = floor_div(q.from_ms + k_hour_ms - 1, k_hour_ms) * k_hour_ms;
+    const std::int64_t last_hour = floor_div(q.to_ms, k_hour_ms) * k_hour_ms;
+    if (!rollups || first_hour >= last_hour) {
+      return scan_raw(tx, q, q.from_ms, q.to_ms, starts, acc, group_values);
+    }
+    if (auto e = scan_raw(tx, q, q.from_ms, first_hour, starts, acc, group_values); !e) return e;
+    if (auto e = scan_raw(tx, q, last_hour, q.to_ms, starts, acc, group_values); !e) return e;
+    auto rs = tx.execute(k_rollups_range, {Value(q.metric), Value(first_hour), Value(last_hour)});
+    if (!rs) return std::unexpected(rs.error());
+    for (std::size_t i = 0; i < rs->rows.size(); ++i) {
+      const std::int64_t hour = rs->int_at(i, 0).value_or(0);
+      Delta d;
+      d.count = rs->int_at(i, 1).value_or(0);
+      d.sum = rs->int_at(i, 2).value_or(0);
+      d.max = rs->int_at(i, 3).value_or(0);
+      d.latest_ts = rs->int_at(i, 4).value_or(0);
+      d.latest_value = rs->int_at(i, 5).value_or(0);
+      const auto w =
+          static_cast<std::size_t>(std::upper_bound(starts.begin(), starts.end(), hour) - starts.begin() - 1);
+      acc[w][""].d.merge(d);
+    }
+    return {};
   }
 
   // Reads [from, to) into `acc`, one slot per window start in `starts` (sorted)
@@ -486,19 +629,43 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, const Json& 
 
   const std::int64_t in_batch_duplicates = out.duplicates;
   std::int64_t inserted = 0;
+  std::vector<Rejection> over_quota;
+  std::vector<std::string> touched;
   if (!valid.empty()) {
     auto r = s.data.transact_control_plane(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
       inserted = 0;  // the body runs again after a serialization failure
+      over_quota.clear();
+      auto guards = s.guards(tx, valid);
+      if (!guards) return std::unexpected(guards.error());
       std::map<std::pair<std::string_view, std::int64_t>, Delta> deltas;
       for (const Parsed& p : valid) {
+        Guard* g = nullptr;
+        if (auto it = guards->find(p.metric); it != guards->end() && it->second.covers(p)) g = &it->second;
+        if (g && g->over(p)) {
+          // A retry of an event stored before the quota filled up is still a duplicate, not a refusal.
+          auto known = tx.execute(k_event_exists, {Value(p.key)});
+          if (!known) return std::unexpected(known.error());
+          if (!known->empty()) continue;
+          over_quota.push_back(
+              Rejection{.index = p.index,
+                        .idempotency_key = p.key,
+                        .reason = "quota_exceeded",
+                        .detail = fmt::format("the hard quota {} allows {} in the current period; {} is used",
+                                              g->limit.quota, g->limit.limit, g->used),
+                        .quota = g->limit.quota});
+          continue;
+        }
         auto ins = tx.execute(k_event_insert, {Value(p.key), Value(p.metric), Value(p.quantity), Value(p.ts),
                                                Value(p.properties), Value(now)});
         if (!ins) return std::unexpected(ins.error());
         if (ins->affected_rows == 0) continue;
         ++inserted;
+        if (g) g->add(p);
         deltas[{p.metric, floor_div(p.ts, k_hour_ms) * k_hour_ms}].add(p.ts, p.quantity);
       }
+      touched.clear();
       for (const auto& [key, d] : deltas) {
+        if (touched.empty() || touched.back() != key.first) touched.emplace_back(key.first);
         auto up = tx.execute(k_rollup_upsert, {Value(std::string(key.first)), Value(key.second), Value(d.count),
                                                Value(d.sum), Value(d.max), Value(d.latest_ts), Value(d.latest_value)});
         if (!up) return std::unexpected(up.error());
@@ -507,12 +674,31 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, const Json& 
     });
     if (!r) return std::unexpected(r.error());
   }
+  const auto refused = static_cast<std::int64_t>(over_quota.size());
+  for (auto& rejection : over_quota) {
+    s.events.with({"rejected", rejection.reason}).inc();
+    out.rejected.push_back(std::move(rejection));
+  }
+  std::sort(out.rejected.begin(), out.rejected.end(),
+            [](const Rejection& a, const Rejection& b) { return a.index < b.index; });
   out.accepted = inserted;
-  out.duplicates = in_batch_duplicates + static_cast<std::int64_t>(valid.size()) - inserted;
+  out.duplicates = in_batch_duplicates + static_cast<std::int64_t>(valid.size()) - inserted - refused;
   if (out.accepted > 0) s.accepted.inc(static_cast<double>(out.accepted));
   if (out.duplicates > 0) s.duplicates.inc(static_cast<double>(out.duplicates));
+  if (inserted > 0 && s.hooks.after_ingest) s.hooks.after_ingest(tenant_id, touched);
   return out;
 }
+
+Result<std::int64_t> Metering::measure(TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
+                                       std::int64_t to_ms) {
+  Impl& s = *impl_;
+  if (from_ms >= to_ms) return 0;
+  auto q = s.meter_query(tx, metric, from_ms, to_ms);
+  if (!q) return std::unexpected(q.error());
+  return s.value(tx, *q);
+}
+
+void Metering::set_quota_hooks(QuotaHooks hooks) { impl_->hooks = std::move(hooks); }
 
 Result<std::vector<SummaryRow>> Metering::summarize(const std::string& tenant_id, const SummaryQuery& q) {
   Impl& s = *impl_;
@@ -539,41 +725,10 @@ Result<std::vector<SummaryRow>> Metering::summarize(const std::string& tenant_id
   }
   std::vector<std::map<std::string, Acc, std::less<>>> acc(starts.size());
   std::map<std::string, Json, std::less<>> group_values;
-  const bool rollups = q.group_by.empty() && q.filters.empty() && q.aggregation != Aggregation::unique_count;
-
   storage::TransactionOptions ro;
   ro.read_only = true;
   auto r = s.data.transact_control_plane(
-      tenant_id,
-      [&](TenantTransaction& tx) -> Result<void> {
-        for (auto& a : acc) a.clear();
-        group_values.clear();
-        // Whole hours come from the roll-ups; the partial hours at either end
-        // from the raw events.
-        const std::int64_t first_hour = floor_div(q.from_ms + k_hour_ms - 1, k_hour_ms) * k_hour_ms;
-        const std::int64_t last_hour = floor_div(q.to_ms, k_hour_ms) * k_hour_ms;
-        if (!rollups || first_hour >= last_hour) {
-          return s.scan_raw(tx, q, q.from_ms, q.to_ms, starts, acc, group_values);
-        }
-        if (auto e = s.scan_raw(tx, q, q.from_ms, first_hour, starts, acc, group_values); !e) return e;
-        if (auto e = s.scan_raw(tx, q, last_hour, q.to_ms, starts, acc, group_values); !e) return e;
-        auto rs = tx.execute(k_rollups_range, {Value(q.metric), Value(first_hour), Value(last_hour)});
-        if (!rs) return std::unexpected(rs.error());
-        for (std::size_t i = 0; i < rs->rows.size(); ++i) {
-          const std::int64_t hour = rs->int_at(i, 0).value_or(0);
-          Delta d;
-          d.count = rs->int_at(i, 1).value_or(0);
-          d.sum = rs->int_at(i, 2).value_or(0);
-          d.max = rs->int_at(i, 3).value_or(0);
-          d.latest_ts = rs->int_at(i, 4).value_or(0);
-          d.latest_value = rs->int_at(i, 5).value_or(0);
-          const auto w =
-              static_cast<std::size_t>(std::upper_bound(starts.begin(), starts.end(), hour) - starts.begin() - 1);
-          acc[w][""].d.merge(d);
-        }
-        return {};
-      },
-      ro);
+      tenant_id, [&](TenantTransaction& tx) { return s.accumulate(tx, q, starts, acc, group_values); }, ro);
   if (!r) return std::unexpected(r.error());
 
   std::vector<SummaryRow> rows;

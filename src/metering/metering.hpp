@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,9 @@ std::optional<Aggregation> parse_aggregation(std::string_view text);
 enum class Window { none, hour, day, month };
 std::optional<Window> parse_window(std::string_view text);
 
+// Metric names: 1-64 letters, digits, '_', '-', '.', ':' or '/', starting with a letter or digit.
+bool valid_metric_name(std::string_view metric);
+
 // property -> value: an event counts only when each named property equals the
 // value (JSON equality).
 using Filters = std::map<std::string, Json, std::less<>>;
@@ -53,8 +57,9 @@ struct Rejection {
   std::string idempotency_key;  // as sent, when it was a string
   std::string reason;           // invalid_event | invalid_metric | invalid_quantity |
                                 // invalid_timestamp | invalid_idempotency_key |
-                                // invalid_properties | too_old | too_far_in_future
+                                // invalid_properties | too_old | too_far_in_future | quota_exceeded
   std::string detail;
+  std::string quota;  // quota_exceeded: the quota's name
 };
 
 struct IngestResult {
@@ -98,6 +103,25 @@ struct SummaryRow {
   std::optional<std::int64_t> value;
 };
 
+// A hard quota on a metric, as ingestion enforces it: an event is refused (quota_exceeded) when counting it would
+// take the metric's aggregate over [from_ms, to_ms) (the current period) beyond `limit`. sum and count add the
+// event; max and latest refuse an event whose quantity exceeds the limit; unique_count is not enforced here.
+// Events outside the range (late ones for a closed period) are not checked.
+struct HardLimit {
+  std::string quota;
+  std::int64_t limit = 0;
+  std::int64_t from_ms = 0;
+  std::int64_t to_ms = 0;
+};
+using HardLimits = std::map<std::string, HardLimit, std::less<>>;  // metric -> limit
+
+struct QuotaHooks {
+  // The tenant's hard limits, read inside the ingest transaction (once per batch that has valid events).
+  std::function<Result<HardLimits>(tenancy::TenantTransaction&)> hard_limits;
+  // After a batch with accepted events committed: the metrics it added to (threshold checks). Must not throw.
+  std::function<void(const std::string& tenant_id, const std::vector<std::string>& metrics)> after_ingest;
+};
+
 class Metering {
  public:
   // `control` is the control-plane database, `data` scopes tenant transactions,
@@ -125,6 +149,15 @@ class Metering {
   Result<std::int64_t> aggregate(const std::string& tenant_id, const std::string& metric, Aggregation aggregation,
                                  std::int64_t from_ms, std::int64_t to_ms, const Filters& filters = {},
                                  const std::string& property = {});
+
+  // The metric's value over [from_ms, to_ms) with its meter's aggregation, property and filters (sum when it has
+  // no meter), read in `tx`, a control-plane transaction scoped to the tenant (billing prices it at renewal).
+  // Max and latest over no events are 0.
+  Result<std::int64_t> measure(tenancy::TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
+                               std::int64_t to_ms);
+
+  // Installs the quota hooks (billing::Entitlements). Call before ingesting; not synchronized with ingest.
+  void set_quota_hooks(QuotaHooks hooks);
 
   // Meter catalog (platform). Input:
   // {"metric","name","aggregation","property","filters"}; invalid_argument

@@ -27,7 +27,9 @@ constexpr TenantStatement k_delete{"projects_delete", "DELETE FROM projects WHER
 constexpr TenantStatement k_expire_keys{"idempotency_keys_expire",
                                         "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_at < $2"};
 
-constexpr TenantStatement k_all[] = {k_insert, k_get, k_page, k_update, k_delete, k_expire_keys};
+constexpr TenantStatement k_count{"projects_count", "SELECT COUNT(*) FROM projects WHERE tenant_id = $1"};
+
+constexpr TenantStatement k_all[] = {k_insert, k_get, k_page, k_update, k_delete, k_expire_keys, k_count};
 
 constexpr std::string_view k_min_id = "00000000-0000-0000-0000-000000000000";
 
@@ -96,6 +98,12 @@ Result<Project> update(tenancy::TenantTransaction& tx, const Clock& clock, const
   auto r = tx.execute(k_update, {Value(id), Value(p.name), Value(p.description), Value(format_rfc3339(clock.now()))});
   if (!r) return std::unexpected(r.error());
   return get(tx, id);
+}
+
+Result<std::int64_t> count(tenancy::TenantTransaction& tx) {
+  auto r = tx.execute(k_count);
+  if (!r) return std::unexpected(r.error());
+  return r->empty() ? 0 : r->int_at(0, 0).value_or(0);
 }
 
 Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id) {

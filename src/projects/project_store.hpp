@@ -44,6 +44,8 @@ Result<ProjectPage> list(tenancy::TenantTransaction& tx, const std::optional<std
 Result<Project> update(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id,
                        const ProjectPatch& patch);
 Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id);
+// How many projects the tenant has (the projects quota).
+Result<std::int64_t> count(tenancy::TenantTransaction& tx);
 
 // Deletes stored Idempotency-Key answers older than `before` (the cleanup job); returns how many.
 Result<std::int64_t> expire_idempotency_keys(tenancy::TenantTransaction& tx,

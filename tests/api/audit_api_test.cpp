@@ -548,6 +548,13 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
                               Json{{"frozen_time", "2025-12-01T00:00:00Z"}}, owner_a_);
        },
        a_.id},
+      {"put /v1/entitlements/{name}", "entitlement.override_set",
+       [&] { return client_->call(Method::put, "/v1/entitlements/projects", Json{{"limit", 5}}, root_, in_b); },
+       [&] { return client_->call(Method::put, "/v1/entitlements/projects", Json{{"limit", -5}}, root_, in_b); },
+       b_.id},
+      {"delete /v1/entitlements/{name}", "entitlement.override_deleted",
+       [&] { return client_->call(Method::delete_, "/v1/entitlements/projects", std::nullopt, root_, in_b); },
+       [&] { return client_->call(Method::delete_, "/v1/entitlements/widgets", std::nullopt, root_, in_b); }, b_.id},
       {"delete /v1/test-clocks/{id}", "test_clock.deleted",
        [&] { return client_->call(Method::delete_, "/v1/test-clocks/" + test_clock, std::nullopt, owner_a_); },
        [&] { return client_->call(Method::delete_, "/v1/test-clocks/" + missing, std::nullopt, owner_a_); }, a_.id},

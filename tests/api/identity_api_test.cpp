@@ -4,6 +4,7 @@
 #include <set>
 
 #include "billing/billing.hpp"
+#include "billing/entitlements.hpp"
 #include "core/ids.hpp"
 #include "email/settings.hpp"
 #include "events/outbox.hpp"
@@ -289,7 +290,7 @@ TEST(TenantStatements, EveryTenantStatementIsBoundToTheTenant) {
                                             projects::project_store::statements().end());
   for (const auto& list : {webhooks::store::statements(), reports::store::statements(), events::tenant_statements(),
                            email::settings_store::statements(), billing::Billing::tenant_statements(),
-                           metering::Metering::tenant_statements()}) {
+                           metering::Metering::tenant_statements(), billing::Entitlements::tenant_statements()}) {
     all.insert(all.end(), list.begin(), list.end());
   }
   EXPECT_GE(all.size(), 30u);

@@ -1,0 +1,87 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/audit_log.hpp"
+#include "billing/billing.hpp"
+#include "billing/quotas.hpp"
+#include "core/clock.hpp"
+#include "metering/metering.hpp"
+#include "tenancy/tenant.hpp"
+#include "tenancy/tenant_data.hpp"
+
+namespace atrium::billing {
+
+// One quota as it stands for a tenant in the current period.
+struct Entitlement {
+  Quota quota;
+  std::int64_t used = 0;      // the metric's aggregate over the period, or the resource's count now
+  std::vector<int> notified;  // thresholds (80, 100) already announced this period
+};
+
+struct EntitlementView {
+  std::int64_t period_start_ms = 0;
+  std::int64_t period_end_ms = 0;
+  std::string period_source;  // subscription | calendar_month (no subscription: the UTC month)
+  std::optional<std::string> subscription_id;
+  std::optional<std::string> plan;  // the plan's code
+  std::vector<Entitlement> items;   // by quota name
+};
+Json to_json(const Entitlement& e);
+Json to_json(const EntitlementView& v);
+
+// Quotas and entitlements: which quotas apply to a tenant (its plan in force plus per-tenant overrides), usage
+// against them, hard limits (ingestion refuses events, project creation refuses projects) and threshold events.
+// At 80% and 100% of a limit a `quota.threshold_reached` event is emitted (webhooks; Background mails the billing
+// address) once per tenant, quota, period and threshold: quota_notices' key. Thread-safe.
+class Entitlements {
+ public:
+  // How many projects a tenant has (the projects quota); the platform reads it in the tenant's own data.
+  using CountProjects = std::function<Result<std::int64_t>(const std::string& tenant_id)>;
+
+  // A tenant's quotas and period are cached for `cache_ttl` (0: read every time) and never past the period's end;
+  // an override changed here is seen at once. `events_committed` wakes the event relay. All references must
+  // outlive this object.
+  Entitlements(tenancy::TenantData& data, Billing& billing, metering::Metering& metering, audit::AuditLog& audit,
+               const Clock& clock, std::chrono::milliseconds cache_ttl, CountProjects count_projects,
+               std::function<void()> events_committed);
+  ~Entitlements();
+  Entitlements(const Entitlements&) = delete;
+  Entitlements& operator=(const Entitlements&) = delete;
+
+  // GET /v1/entitlements and /v1/entitlements/{name} (not_found for a quota the tenant does not have).
+  Result<EntitlementView> list(const std::string& tenant_id);
+  Result<Entitlement> get(const std::string& tenant_id, const std::string& name);
+
+  // An operator's override: {"limit", "enforcement", "metric"}. It replaces the plan's quota of that name (the
+  // metric defaults to the plan's) or adds one. invalid_argument naming the member. Audited.
+  Result<Entitlement> put_override(const std::string& tenant_id, const std::string& name, const Json& body,
+                                   const audit::Context& who);
+  // not_found when the tenant has no override of that name. Audited.
+  Result<void> delete_override(const std::string& tenant_id, const std::string& name, const audit::Context& who);
+
+  // The quota of that name in force for the tenant now (nullopt: none).
+  Result<std::optional<Quota>> quota(const std::string& tenant_id, const std::string& name);
+  // Drops the tenant's cached quotas and period (its subscription changed).
+  void forget(const std::string& tenant_id);
+  // After projects changed: announces the projects quota's thresholds. Errors are logged.
+  void projects_changed(const std::string& tenant_id);
+
+  // Ingestion's hard limits (read in the ingest transaction) and threshold checks after it.
+  metering::QuotaHooks metering_hooks();
+
+  // Every tenant statement, for the test that checks each binds tenant_id as $1.
+  static std::vector<tenancy::TenantStatement> tenant_statements();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace atrium::billing
