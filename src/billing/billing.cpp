@@ -301,20 +301,30 @@ constexpr TenantStatement k_clock_in_use{"billing_clock_in_use",
                                          "SELECT COUNT(*) FROM subscriptions WHERE tenant_id = $1 AND test_clock_id = "
                                          "$2 AND status <> 'cancelled'"};
 
-// Metered usage billed per subscription, metric and period; open rows take late events' differences.
+// Metered usage per subscription, metric and period. A renewal reads the rows still open or measured since they
+// were last billed.
+#define USAGE_COLS                                                                                                    \
+  "metric, period_start, period_end, quantity, included, price, amount, billed_quantity, billed_amount, open_until, " \
+  "invoice_id, settled"
 constexpr TenantStatement k_usage_open{"billing_usage_open",
-                                       "SELECT metric, period_start, period_end, quantity, included, price, amount, "
-                                       "open_until FROM usage_billings WHERE tenant_id = $1 AND subscription_id = $2 "
-                                       "AND NOT settled ORDER BY period_start, metric"};
+                                       "SELECT " USAGE_COLS
+                                       " FROM usage_billings WHERE tenant_id = $1 AND subscription_id = $2 AND (NOT "
+                                       "settled OR amount <> billed_amount) ORDER BY period_start, metric"};
 constexpr TenantStatement k_usage_insert{
-    "billing_usage_insert",
-    "INSERT INTO usage_billings (tenant_id, subscription_id, metric, period_start, period_end, quantity, included, "
-    "price, amount, open_until, settled, invoice_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-    "$12, $13)"};
+    "billing_usage_insert", "INSERT INTO usage_billings (tenant_id, subscription_id, " USAGE_COLS
+                            ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"};
 constexpr TenantStatement k_usage_update{
     "billing_usage_update",
-    "UPDATE usage_billings SET quantity = $5, amount = $6, settled = $7, invoice_id = $8, updated_at = $9 WHERE "
-    "tenant_id = $1 AND subscription_id = $2 AND metric = $3 AND period_start = $4"};
+    "UPDATE usage_billings SET quantity = $5, amount = $6, billed_quantity = $7, billed_amount = $8, settled = $9, "
+    "invoice_id = $10, updated_at = $11 WHERE tenant_id = $1 AND subscription_id = $2 AND metric = $3 AND "
+    "period_start = $4"};
+// The billing run: periods whose grace ended, measured a last time while their raw events are kept (platform
+// scope; test clocks settle theirs at their renewals).
+constexpr Statement k_usage_due{"billing_usage_due",
+                                "SELECT u.tenant_id, u.subscription_id, " USAGE_COLS
+                                " FROM usage_billings u WHERE NOT u.settled AND u.open_until <= $1 AND EXISTS (SELECT "
+                                "1 FROM subscriptions s WHERE s.tenant_id = u.tenant_id AND s.id = u.subscription_id "
+                                "AND s.test_clock_id IS NULL) ORDER BY u.open_until LIMIT $2"};
 
 constexpr std::array k_tenant_statements{
     k_account_get,          k_account_insert,
@@ -1681,19 +1691,67 @@ struct Billing::Impl {
     return {};
   }
 
-  // A change to usage_billings, written once the invoice that carries it exists.
-  struct UsageChange {
-    bool insert = false;
+  // One metric's usage in one period of a subscription, as usage_billings records it.
+  struct UsageRecord {
+    bool insert = false;  // not stored yet
+    bool billed_now = false;
     std::string metric;
     Instant period_start = 0;
     Instant period_end = 0;
-    std::int64_t quantity = 0;
-    std::int64_t included = 0;
-    std::string price;
-    std::int64_t amount = 0;
+    std::int64_t quantity = 0;  // as last measured
+    std::int64_t included = 0;  // the soft quota's allowance when the period was first billed
+    std::string price;          // the metered price (JSON) it is billed at
+    std::int64_t amount = 0;    // the price of the measured quantity
+    std::int64_t billed_quantity = 0;
+    std::int64_t billed_amount = 0;  // on invoices so far
     Instant open_until = 0;
     bool settled = false;
+    std::string invoice_id;  // the last invoice that billed it
+
+    std::int64_t billable(std::int64_t q) const { return std::max<std::int64_t>(0, q - included); }
   };
+
+  // Columns of USAGE_COLS from `first`.
+  static UsageRecord read_usage(const storage::ResultSet& r, std::size_t i, std::size_t first) {
+    UsageRecord u;
+    u.metric = r.text_at(i, first).value_or("");
+    u.period_start = r.int_at(i, first + 1).value_or(0);
+    u.period_end = r.int_at(i, first + 2).value_or(0);
+    u.quantity = r.int_at(i, first + 3).value_or(0);
+    u.included = r.int_at(i, first + 4).value_or(0);
+    u.price = r.text_at(i, first + 5).value_or("{}");
+    u.amount = r.int_at(i, first + 6).value_or(0);
+    u.billed_quantity = r.int_at(i, first + 7).value_or(0);
+    u.billed_amount = r.int_at(i, first + 8).value_or(0);
+    u.open_until = r.int_at(i, first + 9).value_or(0);
+    u.invoice_id = r.text_at(i, first + 10).value_or("");
+    u.settled = bool_at(r, i, first + 11);
+    return u;
+  }
+
+  // Measures a recorded period again at `at` (late events), with the price and allowance recorded for it; it is
+  // settled once `at` is past its grace.
+  Result<void> remeasure(TenantTransaction& tx, UsageRecord& u, Instant at) {
+    auto price = parse_metered(parse_stored(u.price, Json::object()));
+    if (!price) return fail(Errc::internal, "stored usage price: " + price.error().message);
+    auto q = usage_meter(tx, u.metric, u.period_start * 1000, u.period_end * 1000);
+    if (!q) return std::unexpected(q.error());
+    u.quantity = *q;
+    auto amount = price_usage(*price, u.billable(u.quantity));
+    if (!amount) {
+      // Only an absurd quantity overflows; one tenant's usage must not stop every renewal after its own, so the
+      // line is capped at the largest amount a price may have, and the operator is told.
+      log::error("metered usage costs more than the largest amount; billed at the cap",
+                 {{"tenant_id", tx.tenant_id()},
+                  {"metric", u.metric},
+                  {"quantity", u.quantity},
+                  {"error", amount.error().message}});
+      amount = k_max_amount;
+    }
+    u.amount = std::min(*amount, k_max_amount);
+    u.settled = at >= u.open_until;
+    return {};
+  }
 
   static Line usage_line(std::string description, std::int64_t quantity, std::int64_t amount, Instant from,
                          Instant to) {
@@ -1709,40 +1767,30 @@ struct Billing::Impl {
     return l;
   }
 
-  // The usage lines of a renewal at `at`: first what late events changed in periods invoiced before and still open
-  // (each settles once `at` is past its grace), then, with `bill_period`, the plan's metered prices over the period
-  // [from, to) that just ended. A soft quota on a metric includes its limit: only the units beyond it are priced.
+  // The usage lines of a renewal at `at`: first what late events changed in periods invoiced before (re-measured
+  // while open; measured a last time by the run when their grace ended), then, with `bill_period`, the plan's metered
+  // prices over the period [from, to) that just ended. A soft quota on a metric includes its limit: only the units
+  // beyond it are priced.
   Result<std::vector<Line>> usage_lines(TenantTransaction& tx, const Subscription& sub, const Plan& plan, Instant from,
-                                        Instant to, bool bill_period, Instant at, std::vector<UsageChange>& changes) {
+                                        Instant to, bool bill_period, Instant at, std::vector<UsageRecord>& records) {
     std::vector<Line> lines;
     if (!usage_meter) return lines;
     auto open = tx.execute(k_usage_open, {Value(sub.id)});
     if (!open) return std::unexpected(open.error());
-    for (std::size_t i = 0; i < open->rows.size(); ++i) {
-      UsageChange c{.metric = open->text_at(i, 0).value_or(""),
-                    .period_start = open->int_at(i, 1).value_or(0),
-                    .period_end = open->int_at(i, 2).value_or(0),
-                    .included = open->int_at(i, 4).value_or(0),
-                    .price = open->text_at(i, 5).value_or("{}"),
-                    .open_until = open->int_at(i, 7).value_or(0)};
-      const std::int64_t old_quantity = open->int_at(i, 3).value_or(0);
-      const std::int64_t old_amount = open->int_at(i, 6).value_or(0);
-      auto price = parse_metered(parse_stored(c.price, Json::object()));
-      if (!price) return fail(Errc::internal, "stored usage price: " + price.error().message);
-      auto q = usage_meter(tx, c.metric, c.period_start * 1000, c.period_end * 1000);
-      if (!q) return std::unexpected(q.error());
-      c.quantity = *q;
-      const std::int64_t billable = std::max<std::int64_t>(0, c.quantity - c.included);
-      auto amount = price_usage(*price, billable);
-      if (!amount) return std::unexpected(amount.error());
-      c.amount = *amount;
-      c.settled = at >= c.open_until;
-      if (c.amount != old_amount) {
-        lines.push_back(usage_line(c.metric + ": usage reported late",
-                                   billable - std::max<std::int64_t>(0, old_quantity - c.included),
-                                   c.amount - old_amount, c.period_start, c.period_end));
+    for (std::size_t i = 0; i < open->rows.size(); ++i) records.push_back(read_usage(*open, i, 0));
+    for (UsageRecord& u : records) {
+      // A settled period is not measured again (its raw events may be gone): what its last measure changed is billed.
+      if (!u.settled) {
+        if (auto m = remeasure(tx, u, at); !m) return std::unexpected(m.error());
       }
-      if (c.amount != old_amount || c.quantity != old_quantity || c.settled) changes.push_back(std::move(c));
+      if (u.amount != u.billed_amount) {
+        lines.push_back(usage_line(u.metric + ": usage reported late",
+                                   u.billable(u.quantity) - u.billable(u.billed_quantity), u.amount - u.billed_amount,
+                                   u.period_start, u.period_end));
+        u.billed_now = true;
+      }
+      u.billed_quantity = u.quantity;
+      u.billed_amount = u.amount;
     }
     if (!bill_period || plan.price.metered.empty()) return lines;
     auto overrides = load_overrides(tx);
@@ -1750,42 +1798,44 @@ struct Billing::Impl {
     const auto quotas =
         apply_overrides(plan_quotas(plan.price.quotas, plan.price.features, plan.price.limits), *overrides);
     for (const MeteredPrice& m : plan.price.metered) {
-      UsageChange c{.insert = true, .metric = m.metric, .period_start = from, .period_end = to};
+      UsageRecord u{.insert = true, .metric = m.metric, .period_start = from, .period_end = to};
+      // Several soft quotas on one metric: the largest allowance applies.
       for (const Quota& quota : quotas) {
         if (quota.metric == m.metric && quota.enforcement == Enforcement::soft && quota.limit) {
-          c.included = *quota.limit;
+          u.included = std::max(u.included, *quota.limit);
         }
       }
-      auto q = usage_meter(tx, m.metric, from * 1000, to * 1000);
-      if (!q) return std::unexpected(q.error());
-      c.quantity = *q;
-      const std::int64_t billable = std::max<std::int64_t>(0, c.quantity - c.included);
-      auto amount = price_usage(m, billable);
-      if (!amount) return std::unexpected(amount.error());
-      c.amount = *amount;
-      c.price = metered_json({m})[0].dump();
-      c.open_until = to + usage_grace;
-      c.settled = at >= c.open_until;
-      if (billable > 0 || c.amount != 0) {
+      u.price = metered_json({m})[0].dump();
+      u.open_until = to + usage_grace;
+      if (auto r = remeasure(tx, u, at); !r) return std::unexpected(r.error());
+      const std::int64_t billable = u.billable(u.quantity);
+      if (billable > 0 || u.amount != 0) {
         std::string description = m.metric + " usage";
-        if (c.included > 0) description += " beyond the " + std::to_string(c.included) + " included";
-        lines.push_back(usage_line(std::move(description), billable, c.amount, from, to));
+        if (u.included > 0) description += " beyond the " + std::to_string(u.included) + " included";
+        lines.push_back(usage_line(std::move(description), billable, u.amount, from, to));
+        u.billed_now = true;
       }
-      changes.push_back(std::move(c));
+      u.billed_quantity = u.quantity;
+      u.billed_amount = u.amount;
+      records.push_back(std::move(u));
     }
     return lines;
   }
 
+  // Writes `records`; those billed now name `invoice_id`.
   Result<void> save_usage(TenantTransaction& tx, const std::string& subscription_id,
-                          const std::vector<UsageChange>& changes, const std::string& invoice_id, Instant now) {
-    for (const UsageChange& c : changes) {
-      auto r = c.insert ? tx.execute(k_usage_insert, {Value(subscription_id), Value(c.metric), Value(c.period_start),
-                                                      Value(c.period_end), Value(c.quantity), Value(c.included),
-                                                      Value(c.price), Value(c.amount), Value(c.open_until),
-                                                      Value(c.settled), Value(invoice_id), Value(now)})
-                        : tx.execute(k_usage_update,
-                                     {Value(subscription_id), Value(c.metric), Value(c.period_start), Value(c.quantity),
-                                      Value(c.amount), Value(c.settled), Value(invoice_id), Value(now)});
+                          const std::vector<UsageRecord>& records, const std::string& invoice_id, Instant now) {
+    for (const UsageRecord& u : records) {
+      const std::string& invoice = u.billed_now || u.invoice_id.empty() ? invoice_id : u.invoice_id;
+      auto r =
+          u.insert
+              ? tx.execute(k_usage_insert, {Value(subscription_id), Value(u.metric), Value(u.period_start),
+                                            Value(u.period_end), Value(u.quantity), Value(u.included), Value(u.price),
+                                            Value(u.amount), Value(u.billed_quantity), Value(u.billed_amount),
+                                            Value(u.open_until), Value(invoice), Value(u.settled), Value(now)})
+              : tx.execute(k_usage_update, {Value(subscription_id), Value(u.metric), Value(u.period_start),
+                                            Value(u.quantity), Value(u.amount), Value(u.billed_quantity),
+                                            Value(u.billed_amount), Value(u.settled), Value(invoice), Value(now)});
       if (!r) return std::unexpected(r.error());
     }
     return {};
@@ -1821,7 +1871,7 @@ struct Billing::Impl {
       sub.current_period_end = boundary(sub.anchor, plan->price.interval, sub.cycle);
       auto lines = cycle_lines(*plan, sub.seats, sub.current_period_start, sub.current_period_end);
       if (!lines) return std::unexpected(lines.error());
-      std::vector<UsageChange> usage;
+      std::vector<UsageRecord> usage;
       auto used = usage_lines(tx, sub, *plan, ended_start, t, !ended_trial, t, usage);
       if (!used) return std::unexpected(used.error());
       lines->insert(lines->end(), used->begin(), used->end());
@@ -3768,7 +3818,29 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
     if (progress) progress(std::min(done, total), total);
   }
 
-  // 3. Dunning retries that fell due.
+  // 3. Metered periods whose grace window ended: measured a last time now, while their raw events are kept; the
+  // next renewal bills what that changed.
+  while (s.usage_meter) {
+    std::int64_t in_batch = 0;
+    auto r = s.platform([&](Transaction& tx) -> Result<void> {
+      auto rows = tx.execute(k_usage_due, {Value(now), Value(std::int64_t{batch})});
+      if (!rows) return std::unexpected(rows.error());
+      in_batch = static_cast<std::int64_t>(rows->rows.size());
+      for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+        TenantTransaction ttx(tx, rows->text_at(i, 0).value_or(""), true);
+        std::vector<Impl::UsageRecord> records{Impl::read_usage(*rows, i, 2)};
+        if (auto m = s.remeasure(ttx, records[0], now); !m) return m;
+        records[0].settled = true;
+        const std::string invoice = records[0].invoice_id;
+        if (auto w = s.save_usage(ttx, rows->text_at(i, 1).value_or(""), records, invoice, now); !w) return w;
+      }
+      return {};
+    });
+    if (!r) return std::unexpected(r.error());
+    if (in_batch < batch) break;
+  }
+
+  // 4. Dunning retries that fell due.
   for (;;) {
     std::vector<PendingCharge> charges;
     std::int64_t in_batch = 0;

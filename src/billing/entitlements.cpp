@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -30,6 +31,7 @@ constexpr std::array<TenantStatement, 2> k_statements{k_notice_insert, k_notices
 
 constexpr std::array<int, 2> k_thresholds{80, 100};
 constexpr std::size_t k_max_cached = 100'000;
+constexpr std::int64_t k_open_end_ms = std::numeric_limits<std::int64_t>::max() / 4;
 
 std::int64_t to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -48,7 +50,9 @@ bool reaches(std::int64_t used, std::int64_t limit, int threshold) {
 struct Context {
   std::vector<Quota> quotas;
   std::int64_t from_ms = 0;
-  std::int64_t to_ms = 0;
+  std::int64_t to_ms = 0;          // what usage counts until: the period's end, or open while it is overdue
+  std::int64_t period_end_ms = 0;  // as the subscription says
+  std::int64_t cache_until_ms = 0;
   std::string source;
   std::optional<std::string> subscription_id;
   std::optional<std::string> plan;
@@ -108,6 +112,8 @@ struct Entitlements::Impl {
 
   std::mutex mutex;
   std::unordered_map<std::string, Context> cache;  // tenant id -> its quotas and period
+  // Bumped by forget(): a context loaded before it may predate the change and is not cached.
+  std::uint64_t generation = 0;
   // "<tenant>|<quota>|<period start>|<threshold>" known to be announced: saves measuring once a period's are done.
   std::unordered_set<std::string> announced;
 
@@ -130,16 +136,22 @@ struct Entitlements::Impl {
     auto overrides = load_overrides(tx);
     if (!overrides) return std::unexpected(overrides.error());
     c.quotas = apply_overrides(std::move(quotas), *overrides);
+    const std::int64_t now = now_ms();
     if (in_force->subscription) {
       c.from_ms = in_force->subscription->current_period_start * 1000;
-      c.to_ms = in_force->subscription->current_period_end * 1000;
+      c.period_end_ms = in_force->subscription->current_period_end * 1000;
       c.source = "subscription";
       c.subscription_id = in_force->subscription->id;
     } else {
-      c.from_ms = metering::window_start(now_ms(), metering::Window::month);
-      c.to_ms = metering::next_window_start(c.from_ms, metering::Window::month);
+      c.from_ms = metering::window_start(now, metering::Window::month);
+      c.period_end_ms = metering::next_window_start(c.from_ms, metering::Window::month);
       c.source = "calendar_month";
     }
+    // A period that ended without a renewal (the run has not come yet; a paused or unpaid subscription) stays the
+    // period until one: usage after its end still counts, so hard limits keep holding.
+    const bool overdue = c.period_end_ms <= now;
+    c.to_ms = overdue ? k_open_end_ms : c.period_end_ms;
+    c.cache_until_ms = overdue ? k_open_end_ms : c.period_end_ms;
     c.loaded = clock.monotonic();
     return c;
   }
@@ -148,28 +160,36 @@ struct Entitlements::Impl {
     if (ttl.count() <= 0) return std::nullopt;
     std::lock_guard lock(mutex);
     auto it = cache.find(tenant_id);
-    if (it == cache.end() || clock.monotonic() - it->second.loaded >= ttl || now_ms() >= it->second.to_ms) {
+    if (it == cache.end() || clock.monotonic() - it->second.loaded >= ttl || now_ms() >= it->second.cache_until_ms) {
       return std::nullopt;
     }
     return it->second;
   }
 
-  void remember(const std::string& tenant_id, const Context& c) {
+  std::uint64_t current_generation() {
+    std::lock_guard lock(mutex);
+    return generation;
+  }
+
+  void remember(const std::string& tenant_id, const Context& c, std::uint64_t loaded_at_generation) {
     if (ttl.count() <= 0) return;
     std::lock_guard lock(mutex);
+    if (generation != loaded_at_generation) return;
     if (cache.size() >= k_max_cached) cache.clear();
     cache[tenant_id] = c;
   }
 
   Result<Context> context(TenantTransaction& tx) {
     if (auto c = cached(tx.tenant_id())) return *c;
+    const std::uint64_t gen = current_generation();
     auto c = load(tx);
-    if (c) remember(tx.tenant_id(), *c);
+    if (c) remember(tx.tenant_id(), *c, gen);
     return c;
   }
 
   Result<Context> context(const std::string& tenant_id) {
     if (auto c = cached(tenant_id)) return *c;
+    const std::uint64_t gen = current_generation();
     Context out;
     auto r = data.transact_control_plane(tenant_id,
                                          [&](TenantTransaction& tx) -> Result<void> {
@@ -180,13 +200,14 @@ struct Entitlements::Impl {
                                          },
                                          {.read_only = true});
     if (!r) return std::unexpected(r.error());
-    remember(tenant_id, out);
+    remember(tenant_id, out, gen);
     return out;
   }
 
   void forget(const std::string& tenant_id) {
     std::lock_guard lock(mutex);
     cache.erase(tenant_id);
+    ++generation;
   }
 
   static std::string notice_key(const std::string& tenant_id, const Quota& q, std::int64_t period, int threshold) {
@@ -237,13 +258,36 @@ struct Entitlements::Impl {
       }
       projects = *n;
     }
-    bool emitted = false;
+    // Measured in a read-only transaction first: most changes reach no new threshold and need no write.
     std::vector<std::int64_t> used;
+    auto measured = data.transact_control_plane(tenant_id,
+                                                [&](TenantTransaction& tx) -> Result<void> {
+                                                  auto u = usage(tx, *c, todo, projects);
+                                                  if (!u) return std::unexpected(u.error());
+                                                  used = std::move(*u);
+                                                  return {};
+                                                },
+                                                {.read_only = true});
+    if (!measured) {
+      log::warn("quota thresholds not checked", {{"tenant_id", tenant_id}, {"error", measured.error().message}});
+      return;
+    }
+    bool reached_new = false;
+    {
+      std::lock_guard lock(mutex);
+      for (std::size_t i = 0; i < todo.size(); ++i) {
+        for (int t : k_thresholds) {
+          if (reaches(used[i], *todo[i].limit, t) &&
+              !announced.contains(notice_key(tenant_id, todo[i], c->from_ms, t))) {
+            reached_new = true;
+          }
+        }
+      }
+    }
+    if (!reached_new) return;
+    bool emitted = false;
     auto r = data.transact_control_plane(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
       emitted = false;
-      auto u = usage(tx, *c, todo, projects);
-      if (!u) return std::unexpected(u.error());
-      used = std::move(*u);
       for (std::size_t i = 0; i < todo.size(); ++i) {
         const Quota& q = todo[i];
         for (int t : k_thresholds) {
@@ -259,7 +303,7 @@ struct Entitlements::Impl {
                           {"limit", *q.limit},
                           {"enforcement", enforcement_name(q.enforcement)},
                           {"period_start", rfc3339_ms(c->from_ms)},
-                          {"period_end", rfc3339_ms(c->to_ms)}};
+                          {"period_end", rfc3339_ms(c->period_end_ms)}};
           auto e = events::emit(*tx.control_plane(), clock, tenant_id, "quota.threshold_reached", std::move(payload));
           if (!e) return std::unexpected(e.error());
           emitted = true;
@@ -298,7 +342,7 @@ struct Entitlements::Impl {
       projects = *n;
     }
     EntitlementView v{.period_start_ms = c->from_ms,
-                      .period_end_ms = c->to_ms,
+                      .period_end_ms = c->period_end_ms,
                       .period_source = c->source,
                       .subscription_id = c->subscription_id,
                       .plan = c->plan};

@@ -123,7 +123,7 @@ struct BillingConfig {
 };
 
 struct MeteringConfig {
-  std::int64_t retain_events_days = 400;   // raw usage events (and so their idempotency keys); at least 35
+  std::int64_t retain_events_days = 430;   // raw usage events (and so their idempotency keys); at least 35
   std::int64_t max_event_age_hours = 840;  // older events are rejected as too old for any open period (35 days)
   std::int64_t max_future_seconds = 300;   // events further ahead of the server's clock are rejected
 };

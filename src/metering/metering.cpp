@@ -620,14 +620,21 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, const Json& 
   // order (no deadlock on PostgreSQL). A key repeated within the batch is a
   // duplicate of its first occurrence (stable: the first stays first).
   std::stable_sort(valid.begin(), valid.end(), [](const Parsed& a, const Parsed& b) { return a.key < b.key; });
+  std::vector<std::pair<std::string, std::size_t>> repeats;  // (key, index) of keys repeated within the batch
   {
-    const auto end =
-        std::unique(valid.begin(), valid.end(), [](const Parsed& a, const Parsed& b) { return a.key == b.key; });
-    out.duplicates = static_cast<std::int64_t>(valid.end() - end);
-    valid.erase(end, valid.end());
+    std::vector<Parsed> first;
+    first.reserve(valid.size());
+    for (Parsed& p : valid) {
+      if (!first.empty() && first.back().key == p.key) {
+        repeats.emplace_back(p.key, p.index);
+      } else {
+        first.push_back(std::move(p));
+      }
+    }
+    valid = std::move(first);
   }
 
-  const std::int64_t in_batch_duplicates = out.duplicates;
+  std::int64_t in_batch_duplicates = static_cast<std::int64_t>(repeats.size());
   std::int64_t inserted = 0;
   std::vector<Rejection> over_quota;
   std::vector<std::string> touched;
@@ -675,6 +682,18 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, const Json& 
     if (!r) return std::unexpected(r.error());
   }
   const auto refused = static_cast<std::int64_t>(over_quota.size());
+  // A repeat of a refused key is refused with it (nothing of that key was stored, so it duplicates nothing).
+  if (!over_quota.empty()) {
+    for (const auto& [key, index] : repeats) {
+      auto it = std::find_if(over_quota.begin(), over_quota.begin() + refused,
+                             [&](const Rejection& r) { return r.idempotency_key == key; });
+      if (it == over_quota.begin() + refused) continue;
+      Rejection copy = *it;
+      copy.index = index;
+      over_quota.push_back(std::move(copy));
+      --in_batch_duplicates;
+    }
+  }
   for (auto& rejection : over_quota) {
     s.events.with({"rejected", rejection.reason}).inc();
     out.rejected.push_back(std::move(rejection));

@@ -45,7 +45,7 @@ using Filters = std::map<std::string, Json, std::less<>>;
 struct Settings {
   std::int64_t max_event_age_ms = 35LL * 24 * 3'600'000;   // older events are rejected (too_old)
   std::int64_t max_future_ms = 300'000;                    // events further ahead are rejected (too_far_in_future)
-  std::int64_t retain_events_ms = 400LL * 24 * 3'600'000;  // raw events (and so their keys) are kept this long
+  std::int64_t retain_events_ms = 430LL * 24 * 3'600'000;  // raw events (and so their keys) are kept this long
   std::size_t max_batch = 10'000;                          // events per request
   std::size_t max_rows = 10'000;                           // windows x groups in one summary
 };

@@ -241,6 +241,10 @@ TEST_P(QuotasApiTest, HardQuotasRefuseWithTheQuotaNamed) {
   EXPECT_EQ(emails["remaining"], 0);
   EXPECT_EQ(emails["percent_used"], 100);
   EXPECT_EQ(ingest(owner_a_, event("e6", "emails_sent", 1)).status, 403);
+  // A key repeated in a batch is refused with its first occurrence, not reported as a duplicate of nothing.
+  auto repeated = ingest(owner_a_, {{"events", {event("e6", "emails_sent", 1), event("e6", "emails_sent", 1)}}});
+  ASSERT_EQ(repeated.status, 403) << repeated.body.dump();
+  EXPECT_EQ(repeated.body["rejected"].size(), 2u);
   EXPECT_EQ(ingest(owner_a_, event("e7", "emails_sent", 0)).status, 202) << "nothing more is not beyond the limit";
 
   // Another tenant, without a plan, is not limited by alpha's quota.
@@ -450,13 +454,32 @@ TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
   EXPECT_EQ(lines[2]["amount"], 10);
   EXPECT_EQ(list[2]["subtotal"], 1000 + 40 + 60 + 10);
 
-  // Once the grace window of the first period has passed, it is settled: nothing more is billed for it.
-  advance(std::chrono::hours(24 * 31));
+  // A last late event for the first period, after its second invoice but within its grace window (35 days).
+  advance(std::chrono::hours(24));
+  ASSERT_EQ(ingest(owner_a_, event("late3", "api_calls", 7, ended - 2h)).body["accepted"], 1);
+  // The grace ends: the run measures the period a last time (no invoice is due), the next renewal bills the change.
+  advance(std::chrono::hours(24 * 4));
+  ASSERT_NO_FATAL_FAILURE(run_billing());
+  EXPECT_EQ(invoices(owner_a_).size(), 3u);
+  advance(std::chrono::hours(24 * 26));
   ASSERT_NO_FATAL_FAILURE(run_billing());
   list = invoices(owner_a_);
   ASSERT_EQ(list.size(), 4u);
-  EXPECT_TRUE(usage_lines(list[3]).empty()) << list[3].dump();
-  EXPECT_EQ(list[3]["subtotal"], 1000);
+  lines = usage_lines(list[3]);
+  ASSERT_EQ(lines.size(), 1u) << list[3].dump();
+  EXPECT_EQ(lines[0]["description"], "api_calls: usage reported late");
+  EXPECT_EQ(lines[0]["quantity"], 7);
+  EXPECT_EQ(lines[0]["amount"], 14);
+  EXPECT_EQ(utc(lines[0]["period_start"]), period_start);
+  EXPECT_EQ(list[3]["subtotal"], 1000 + 14);
+
+  // Both earlier periods are settled now: nothing more is billed for them.
+  advance(std::chrono::hours(24 * 31));
+  ASSERT_NO_FATAL_FAILURE(run_billing());
+  list = invoices(owner_a_);
+  ASSERT_EQ(list.size(), 5u);
+  EXPECT_TRUE(usage_lines(list[4]).empty()) << list[4].dump();
+  EXPECT_EQ(list[4]["subtotal"], 1000);
   // An event for the first period is now too old to be accepted at all.
   auto too_old = ingest(owner_a_, event("ancient", "api_calls", 1, start + 1h));
   ASSERT_EQ(too_old.status, 202);

@@ -30,10 +30,11 @@ CREATE TABLE quota_notices (
   PRIMARY KEY (tenant_id, name, period_start, threshold)
 );
 
--- What a subscription's invoices billed for one metric and period (Unix seconds): the quantity measured, the
--- allowance a soft quota included, the metered price used (JSON) and the amount billed so far. A row stays open
--- (settled = false) while late events for its period can still be accepted; each renewal invoice until then bills
--- the difference late events made.
+-- Metered usage per subscription, metric and period (Unix seconds): the quantity last measured, the allowance a
+-- soft quota included, the metered price (JSON), the amount that quantity costs, and what invoices billed so far.
+-- A row stays open (settled = false) while late events for its period can be accepted (open_until = its end plus
+-- the grace); each renewal re-measures open rows and bills the difference, and the billing run measures a row a
+-- last time once its grace ended (the next renewal bills what that changed).
 CREATE TABLE usage_billings (
   tenant_id UUID NOT NULL,
   subscription_id TEXT NOT NULL,
@@ -44,13 +45,17 @@ CREATE TABLE usage_billings (
   included BIGINT NOT NULL,
   price TEXT NOT NULL,
   amount BIGINT NOT NULL,
+  billed_quantity BIGINT NOT NULL,
+  billed_amount BIGINT NOT NULL,
   open_until BIGINT NOT NULL,
-  settled BOOLEAN NOT NULL,
   invoice_id TEXT NOT NULL,
+  settled BOOLEAN NOT NULL,
   updated_at BIGINT NOT NULL,
   PRIMARY KEY (tenant_id, subscription_id, metric, period_start)
 );
-CREATE INDEX usage_billings_open ON usage_billings (tenant_id, subscription_id) WHERE NOT settled;
+CREATE INDEX usage_billings_open ON usage_billings (tenant_id, subscription_id)
+  WHERE NOT settled OR amount <> billed_amount;
+CREATE INDEX usage_billings_due ON usage_billings (open_until) WHERE NOT settled;
 
 ALTER TABLE quota_overrides ENABLE ROW LEVEL SECURITY;
 ALTER TABLE quota_overrides FORCE ROW LEVEL SECURITY;
