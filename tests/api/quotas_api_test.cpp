@@ -377,14 +377,20 @@ TEST_P(QuotasApiTest, ThresholdsFireOncePerPeriod) {
 }
 
 TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
-  // api_calls: 100 included (a soft quota), then 2 cents each. emails: the first 100 free, then 1 cent each.
+  // api_calls: 100 included (a soft quota), then 2 cents each (per unit). emails: the first 100 free, then 1 cent
+  // each (graduated). gb: 1 dollar each up to 10, all at 50 cents beyond (volume). sms: 2.50 per started 100
+  // (package).
   ASSERT_NO_FATAL_FAILURE(
       create_plan({{"features", {{"apiCalls", 100}}},
                    {"metered_prices",
                     {{{"metric", "api_calls"}, {"model", "per_unit"}, {"unit_amount", 2}},
                      {{"metric", "emails"},
                       {"model", "graduated"},
-                      {"tiers", {{{"up_to", 100}, {"unit_amount", 0}}, {{"up_to", "inf"}, {"unit_amount", 1}}}}}}}}));
+                      {"tiers", {{{"up_to", 100}, {"unit_amount", 0}}, {{"up_to", "inf"}, {"unit_amount", 1}}}}},
+                     {{"metric", "gb"},
+                      {"model", "volume"},
+                      {"tiers", {{{"up_to", 10}, {"unit_amount", 100}}, {{"up_to", "inf"}, {"unit_amount", 50}}}}},
+                     {{"metric", "sms"}, {"model", "package"}, {"package_size", 100}, {"unit_amount", 250}}}}}));
   ASSERT_NO_FATAL_FAILURE(subscribe(owner_a_));
   const auto start = clock_.now();
   const std::int64_t period_start = now_s();
@@ -395,7 +401,7 @@ TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
   advance(2h);
   ASSERT_EQ(ingest(owner_a_, {{"events",
                                {event("a1", "api_calls", 100), event("a2", "api_calls", 50), event("m1", "emails", 200),
-                                event("m2", "emails", 50)}}})
+                                event("m2", "emails", 50), event("g1", "gb", 12), event("s1", "sms", 250)}}})
                 .status,
             202);
   ASSERT_EQ(ingest(owner_a_, event("a1", "api_calls", 100)).status, 202);  // a retry: counted once
@@ -410,7 +416,7 @@ TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
   EXPECT_EQ(renewal["billing_reason"], "subscription_cycle");
   const std::int64_t period_end = utc(renewal["period_start"]);
   auto lines = usage_lines(renewal);
-  ASSERT_EQ(lines.size(), 2u) << renewal.dump();
+  ASSERT_EQ(lines.size(), 4u) << renewal.dump();
   EXPECT_EQ(lines[0]["description"], "api_calls usage beyond the 100 included");
   EXPECT_EQ(lines[0]["quantity"], 50);
   EXPECT_EQ(lines[0]["unit_amount"], 2);
@@ -420,8 +426,14 @@ TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
   EXPECT_EQ(lines[1]["description"], "emails usage");
   EXPECT_EQ(lines[1]["quantity"], 250);
   EXPECT_EQ(lines[1]["amount"], 150);
-  EXPECT_EQ(renewal["subtotal"], 1000 + 100 + 150);
-  EXPECT_EQ(renewal["total"], 1250);
+  EXPECT_EQ(lines[2]["description"], "gb usage");
+  EXPECT_EQ(lines[2]["quantity"], 12);
+  EXPECT_EQ(lines[2]["amount"], 12 * 50);
+  EXPECT_EQ(lines[3]["description"], "sms usage");
+  EXPECT_EQ(lines[3]["quantity"], 250);
+  EXPECT_EQ(lines[3]["amount"], 3 * 250);
+  EXPECT_EQ(renewal["subtotal"], 1000 + 100 + 150 + 600 + 750);
+  EXPECT_EQ(renewal["total"], 2600);
   EXPECT_EQ(renewal["status"], "paid");
   // Run again: nothing more.
   ASSERT_NO_FATAL_FAILURE(run_billing());
