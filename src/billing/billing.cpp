@@ -185,6 +185,12 @@ constexpr TenantStatement k_invoice_open_of_sub{"billing_invoice_open_of_sub",
                                                 "SELECT " INVOICE_COLS
                                                 " FROM invoices WHERE tenant_id = $1 AND subscription_id = $2 AND "
                                                 "status = 'open' ORDER BY created_at, id"};
+// Where a subscription's previous period started: the earliest start among its invoices for the period that ended
+// where the current one starts (its creation or renewal invoice; a proration invoice starts later). None after a
+// trial, which is not invoiced.
+constexpr TenantStatement k_invoice_previous_start{"billing_invoice_previous_start",
+                                                   "SELECT MIN(period_start) FROM invoices WHERE tenant_id = $1 AND "
+                                                   "subscription_id = $2 AND period_end = $3 AND period_start < $3"};
 constexpr TenantStatement k_invoice_retry_of_clock{
     "billing_invoice_retry_of_clock",
     "SELECT MIN(next_payment_attempt) FROM invoices WHERE tenant_id = $1 AND test_clock_id = $2 AND status = 'open' "
@@ -350,7 +356,7 @@ constexpr std::array k_tenant_statements{
     k_clock_list,           k_clock_set,
     k_clock_delete,         k_clock_in_use,
     k_usage_open,           k_usage_insert,
-    k_usage_update,
+    k_usage_update,         k_invoice_previous_start,
 };
 // ---- values -----------------------------------------------------------------------------------------------------
 
@@ -1962,6 +1968,9 @@ Result<PlanInForce> Billing::plan_in_force(TenantTransaction& tx, const std::str
     if (sub.status == Status::cancelled) continue;
     auto plan = s.plan_version(Impl::raw(tx), sub.plan_id, sub.plan_version);
     if (!plan) return std::unexpected(plan.error());
+    auto previous = tx.execute(k_invoice_previous_start, {Value(sub.id), Value(sub.current_period_start)});
+    if (!previous) return std::unexpected(previous.error());
+    if (!previous->empty()) out.previous_period_start = previous->int_at(0, 0);
     out.subscription = std::move(sub);
     out.plan = std::move(*plan);
     return out;

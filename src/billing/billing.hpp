@@ -235,6 +235,8 @@ using UsageMeter = std::function<Result<std::int64_t>(tenancy::TenantTransaction
 struct PlanInForce {
   std::optional<Subscription> subscription;
   std::optional<Plan> plan;
+  // Where the subscription's previous period started, when it had one that was invoiced (not after a trial).
+  std::optional<Instant> previous_period_start;
 };
 
 class Billing {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -52,6 +53,7 @@ struct Context {
   std::int64_t from_ms = 0;
   std::int64_t to_ms = 0;          // what usage counts until: the period's end, or open while it is overdue
   std::int64_t period_end_ms = 0;  // as the subscription says
+  std::optional<std::int64_t> previous_from_ms;  // the previous period [previous_from_ms, from_ms), when known
   std::int64_t cache_until_ms = 0;
   std::string source;
   std::optional<std::string> subscription_id;
@@ -142,10 +144,12 @@ struct Entitlements::Impl {
       c.period_end_ms = in_force->subscription->current_period_end * 1000;
       c.source = "subscription";
       c.subscription_id = in_force->subscription->id;
+      if (in_force->previous_period_start) c.previous_from_ms = *in_force->previous_period_start * 1000;
     } else {
       c.from_ms = metering::window_start(now, metering::Window::month);
       c.period_end_ms = metering::next_window_start(c.from_ms, metering::Window::month);
       c.source = "calendar_month";
+      c.previous_from_ms = metering::window_start(c.from_ms - 1, metering::Window::month);
     }
     // A period that ended without a renewal (the run has not come yet; a paused or unpaid subscription) stays the
     // period until one: usage after its end still counts, so hard limits keep holding.
@@ -459,12 +463,23 @@ metering::QuotaHooks Entitlements::metering_hooks() {
   hooks.hard_limits = [s](TenantTransaction& tx) -> Result<metering::HardLimits> {
     auto c = s->context(tx);
     if (!c) return std::unexpected(c.error());
-    metering::HardLimits out;
+    // Two hard quotas on one metric: the tighter one binds.
+    std::map<std::string, const Quota*> tightest;
     for (const Quota& q : c->quotas) {
       if (q.metric.empty() || q.enforcement != Enforcement::hard || !q.limit) continue;
-      // Two hard quotas on one metric: the tighter one binds.
-      if (auto it = out.find(q.metric); it != out.end() && it->second.limit <= *q.limit) continue;
-      out[q.metric] = metering::HardLimit{.quota = q.name, .limit = *q.limit, .from_ms = c->from_ms, .to_ms = c->to_ms};
+      auto [it, added] = tightest.emplace(q.metric, &q);
+      if (!added && *q.limit < *it->second->limit) it->second = &q;
+    }
+    metering::HardLimits out;
+    for (const auto& [metric, q] : tightest) {
+      out.emplace(metric,
+                  metering::HardLimit{.quota = q->name, .limit = *q->limit, .from_ms = c->from_ms, .to_ms = c->to_ms});
+      // Late events stamped in the previous period count against its limit (taken as today's).
+      if (c->previous_from_ms) {
+        out.emplace(metric,
+                    metering::HardLimit{
+                        .quota = q->name, .limit = *q->limit, .from_ms = *c->previous_from_ms, .to_ms = c->from_ms});
+      }
     }
     return out;
   };

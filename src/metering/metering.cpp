@@ -316,7 +316,7 @@ struct Guard {
   }
   bool over(const Parsed& p) const {
     switch (aggregation) {
-      case Aggregation::sum: return p.quantity > limit.limit - used;
+      case Aggregation::sum: return p.quantity > 0 && p.quantity > limit.limit - used;  // nothing added: never over
       case Aggregation::count: return used >= limit.limit;
       case Aggregation::max:
       case Aggregation::latest: return p.quantity > limit.limit;
@@ -469,8 +469,9 @@ struct Metering::Impl {
   }
 
   // The hard limits on the batch's metrics, each with its value so far, read in the ingest transaction.
-  Result<std::map<std::string, Guard, std::less<>>> guards(TenantTransaction& tx, const std::vector<Parsed>& batch) {
-    std::map<std::string, Guard, std::less<>> out;
+  Result<std::map<std::string, std::vector<Guard>, std::less<>>> guards(TenantTransaction& tx,
+                                                                        const std::vector<Parsed>& batch) {
+    std::map<std::string, std::vector<Guard>, std::less<>> out;
     if (!hooks.hard_limits) return out;
     auto limits = hooks.hard_limits(tx);
     if (!limits) return std::unexpected(limits.error());
@@ -482,20 +483,22 @@ struct Metering::Impl {
     std::sort(metrics.begin(), metrics.end());  // locks in one order: no deadlock between two batches
     metrics.erase(std::unique(metrics.begin(), metrics.end()), metrics.end());
     for (const std::string& metric : metrics) {
-      auto l = limits->find(metric);
       if (tx.backend() == storage::Backend::postgres) {
         auto locked = tx.control_plane()->execute(k_quota_lock, {Value("quota:" + tx.tenant_id() + ":" + metric)});
         if (!locked) return std::unexpected(locked.error());
       }
-      auto q = meter_query(tx, metric, l->second.from_ms, l->second.to_ms);
-      if (!q) return std::unexpected(q.error());
-      Guard g{.limit = l->second, .aggregation = q->aggregation, .filters = q->filters};
-      if (g.aggregation != Aggregation::unique_count) {
-        auto used = value(tx, *q);
-        if (!used) return std::unexpected(used.error());
-        g.used = *used;
+      auto [first, last] = limits->equal_range(metric);
+      for (auto l = first; l != last; ++l) {
+        auto q = meter_query(tx, metric, l->second.from_ms, l->second.to_ms);
+        if (!q) return std::unexpected(q.error());
+        Guard g{.limit = l->second, .aggregation = q->aggregation, .filters = q->filters};
+        if (g.aggregation != Aggregation::unique_count) {
+          auto used = value(tx, *q);
+          if (!used) return std::unexpected(used.error());
+          g.used = *used;
+        }
+        out[metric].push_back(std::move(g));
       }
-      out.emplace(metric, std::move(g));
     }
     return out;
   }
@@ -647,19 +650,26 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, const Json& 
       std::map<std::pair<std::string_view, std::int64_t>, Delta> deltas;
       for (const Parsed& p : valid) {
         Guard* g = nullptr;
-        if (auto it = guards->find(p.metric); it != guards->end() && it->second.covers(p)) g = &it->second;
+        if (auto it = guards->find(p.metric); it != guards->end()) {
+          for (Guard& candidate : it->second) {
+            if (candidate.covers(p)) g = &candidate;
+          }
+        }
         if (g && g->over(p)) {
           // A retry of an event stored before the quota filled up is still a duplicate, not a refusal.
           auto known = tx.execute(k_event_exists, {Value(p.key)});
           if (!known) return std::unexpected(known.error());
           if (!known->empty()) continue;
-          over_quota.push_back(
-              Rejection{.index = p.index,
-                        .idempotency_key = p.key,
-                        .reason = "quota_exceeded",
-                        .detail = fmt::format("the hard quota {} allows {} in the current period; {} is used",
-                                              g->limit.quota, g->limit.limit, g->used),
-                        .quota = g->limit.quota});
+          over_quota.push_back(Rejection{
+              .index = p.index,
+              .idempotency_key = p.key,
+              .reason = "quota_exceeded",
+              .detail = fmt::format(
+                  "the hard quota {} allows {} in the period that starts at {}; {} is used", g->limit.quota,
+                  g->limit.limit,
+                  format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(g->limit.from_ms))),
+                  g->used),
+              .quota = g->limit.quota});
           continue;
         }
         auto ins = tx.execute(k_event_insert, {Value(p.key), Value(p.metric), Value(p.quantity), Value(p.ts),

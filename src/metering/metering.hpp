@@ -103,17 +103,17 @@ struct SummaryRow {
   std::optional<std::int64_t> value;
 };
 
-// A hard quota on a metric, as ingestion enforces it: an event is refused (quota_exceeded) when counting it would
-// take the metric's aggregate over [from_ms, to_ms) (the current period) beyond `limit`. sum and count add the
-// event; max and latest refuse an event whose quantity exceeds the limit; unique_count is not enforced here.
-// Events outside the range (late ones for a closed period) are not checked.
+// A hard quota on a metric over one period, as ingestion enforces it: an event stamped in [from_ms, to_ms) is
+// refused (quota_exceeded) when counting it would take the metric's aggregate over that range beyond `limit`. sum
+// and count add the event; max and latest refuse an event whose quantity exceeds the limit; unique_count is not
+// enforced here. A metric may have a limit for the current period and one for the previous (late events).
 struct HardLimit {
   std::string quota;
   std::int64_t limit = 0;
   std::int64_t from_ms = 0;
   std::int64_t to_ms = 0;
 };
-using HardLimits = std::map<std::string, HardLimit, std::less<>>;  // metric -> limit
+using HardLimits = std::multimap<std::string, HardLimit, std::less<>>;  // metric -> limits (disjoint ranges)
 
 struct QuotaHooks {
   // The tenant's hard limits, read inside the ingest transaction (once per batch that has valid events).

@@ -311,6 +311,22 @@ TEST_P(QuotasApiTest, HardQuotasRefuseWithTheQuotaNamed) {
   EXPECT_EQ(operator_in(a_, Method::delete_, "/v1/entitlements/emails").status, 404);
   EXPECT_EQ(entitlement(owner_a_, "emails")["source"], "plan");
   EXPECT_EQ(ingest(owner_a_, event("e9", "emails_sent", 1)).status, 403);
+
+  // The next period: usage starts from nothing, and late events stamped in the previous period still count against
+  // its limit (that period used 150 of 100), so back-dating does not get around a hard limit.
+  const auto period_end = std::chrono::system_clock::time_point(
+      std::chrono::seconds(utc(as(owner_a_, Method::get, "/v1/entitlements").body["period"]["end"])));
+  advance(std::chrono::hours(24 * 31));
+  ASSERT_NO_FATAL_FAILURE(run_billing());
+  EXPECT_EQ(entitlement(owner_a_, "emails")["used"], 0);
+  auto late = ingest(owner_a_, event("late1", "emails_sent", 1, period_end - 1h));
+  ASSERT_EQ(late.status, 403) << late.body.dump();
+  EXPECT_EQ(late.body["quota"], "emails");
+  auto current = ingest(
+      owner_a_, {{"events", {event("now1", "emails_sent", 100), event("late2", "emails_sent", 0, period_end - 2h)}}});
+  ASSERT_EQ(current.status, 202) << current.body.dump();
+  EXPECT_EQ(current.body["accepted"], 2);
+  EXPECT_EQ(entitlement(owner_a_, "emails")["used"], 100);
 }
 
 TEST_P(QuotasApiTest, ThresholdsFireOncePerPeriod) {
