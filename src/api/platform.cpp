@@ -110,6 +110,7 @@ struct Platform::RetentionJob {
 Platform::Platform(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
 
 Platform::~Platform() {
+  if (api_calls) api_calls->stop();  // its last report needs metering and the quotas
   background.reset();
   exporter_.reset();
   retention_.reset();
@@ -360,6 +361,21 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
         if (self->background) self->background->events_committed();
       });
   p->metering->set_quota_hooks(p->entitlements->metering_hooks());
+  if (config.gateway.count_api_calls) {
+    p->api_calls = std::make_unique<gateway::ApiCallCounter>(
+        [m = p->metering.get()](const std::string& tenant_id, std::int64_t calls, std::int64_t at_ms,
+                                const std::string& key) -> Result<void> {
+          const Json event = {
+              {"metric", "api_calls"},
+              {"quantity", calls},
+              {"timestamp", format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(at_ms)))},
+              {"idempotency_key", key}};
+          auto r = m->ingest(tenant_id, event);
+          if (!r) return std::unexpected(r.error());
+          return {};  // refused by a hard quota: those calls are not recorded
+        },
+        clock, std::chrono::milliseconds(config.gateway.api_calls_report_ms));
+  }
   auto rate_limits = open_rate_limits(*p->billing, p->registry, config, clock, options.rate_limits_use_redis_time);
   if (!rate_limits) return std::unexpected(rate_limits.error());
   p->rate_limits = std::move(*rate_limits);

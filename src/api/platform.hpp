@@ -12,6 +12,7 @@
 #include "billing/gateway.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
+#include "gateway/api_calls.hpp"
 #include "gateway/rate_limits.hpp"
 #include "identity/api_keys.hpp"
 #include "identity/key_store.hpp"
@@ -115,6 +116,8 @@ class Platform {
   std::unique_ptr<billing::Billing> billing;
   std::unique_ptr<metering::Metering> metering;
   std::unique_ptr<billing::Entitlements> entitlements;
+  // Null when gateway.count_api_calls is off. Its reporting thread runs while `atrium serve` does.
+  std::unique_ptr<gateway::ApiCallCounter> api_calls;
   // The gateway's per-tenant and per-API-key rate limits (its middleware goes after security's).
   std::unique_ptr<gateway::RateLimits> rate_limits;
   // Null when opened without Options::background.

@@ -192,6 +192,10 @@ int serve_command(const CommonOptions& options) {
   middleware.push_back(gateway::versioning_middleware(config->gateway.version_docs_url));
   middleware.push_back(api::security_middleware(platform));
   middleware.push_back(platform.rate_limits->middleware());
+  if (platform.api_calls) {
+    middleware.push_back(platform.api_calls->middleware());
+    platform.api_calls->start();
+  }
   auto dispatcher = std::make_shared<const http::Dispatcher>(
       std::move(router), std::move(middleware), JsonLimits{static_cast<int>(config->server.max_json_depth)});
 

@@ -139,6 +139,8 @@ struct GatewayConfig {
   bool rate_limit_fail_open = true;                // Redis unreachable: let requests through (true) or 503 (false)
   std::int64_t max_keys = 100'000;                 // rate-limit keys held by the in-process limiter
   std::string version_docs_url = "/openapi.json";  // Link rel="deprecation" target on deprecated API versions
+  bool count_api_calls = true;                     // report each tenant's requests as usage (metric api_calls)
+  std::int64_t api_calls_report_ms = 60'000;       // how often those counts are reported
 };
 
 struct LogConfig {

@@ -515,6 +515,27 @@ TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
   EXPECT_EQ(too_old.body["rejected"][0]["reason"], "too_old");
 }
 
+TEST_P(QuotasApiTest, TheGatewayCountsApiCallsForTheApiCallsQuota) {
+  ASSERT_NO_FATAL_FAILURE(create_plan({{"features", {{"apiCalls", 1000}}}}));
+  ASSERT_NO_FATAL_FAILURE(subscribe(owner_a_));
+  ASSERT_TRUE(platform().api_calls) << "gateway.count_api_calls is on by default";
+  ASSERT_TRUE(platform().api_calls->report_now());
+  const std::int64_t before = entitlement(owner_a_, "apiCalls")["used"].get<std::int64_t>();     // counted: 1
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(as(owner_a_, Method::get, "/v1/projects").status, 200);  // 5
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(operator_in(a_, Method::get, "/v1/projects").status, 200);  // super admins are not counted
+    EXPECT_EQ(as(owner_b_, Method::get, "/v1/projects").status, 200);     // beta's are beta's
+  }
+  ASSERT_TRUE(platform().api_calls->report_now());
+  ASSERT_TRUE(platform().api_calls->report_now());  // nothing more to report: no second event
+  EXPECT_EQ(entitlement(owner_a_, "apiCalls")["used"], before + 6);
+  auto summary = as(owner_b_, Method::get,
+                    "/v1/usage/summary?metric=api_calls&from=" + rfc(clock_.now() - 24h) +
+                        "&to=" + rfc(clock_.now() + 1h) + "&aggregation=sum");
+  ASSERT_EQ(summary.status, 200) << summary.body.dump();
+  EXPECT_GE(summary.body["data"][0]["value"].get<std::int64_t>(), 3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, QuotasApiTest, all_isolation_cases(), isolation_case_name);
 
 }  // namespace

@@ -31,12 +31,11 @@ class ApiClient {
   explicit ApiClient(api::Platform& platform) {
     http::Router router;
     api::register_routes(router, platform);
-    dispatcher_ = std::make_shared<http::Dispatcher>(
-        std::move(router),
-        std::vector<http::Middleware>{http::request_id_middleware(SystemClock::instance()),
-                                      gateway::versioning_middleware(platform.config().gateway.version_docs_url),
-                                      api::security_middleware(platform), platform.rate_limits->middleware()},
-        JsonLimits{64});
+    std::vector<http::Middleware> middleware{http::request_id_middleware(SystemClock::instance()),
+                                             gateway::versioning_middleware(platform.config().gateway.version_docs_url),
+                                             api::security_middleware(platform), platform.rate_limits->middleware()};
+    if (platform.api_calls) middleware.push_back(platform.api_calls->middleware());
+    dispatcher_ = std::make_shared<http::Dispatcher>(std::move(router), std::move(middleware), JsonLimits{64});
   }
 
   ApiResponse call(http::Method method, const std::string& target, const std::optional<Json>& body = std::nullopt,

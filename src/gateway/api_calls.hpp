@@ -1,0 +1,49 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "http/dispatcher.hpp"
+
+namespace atrium::gateway {
+
+// Counts each tenant's API requests in the gateway and reports them as usage, so quotas and metered prices on the
+// metric `api_calls` (the plan's features.apiCalls) see the gateway's own count. Counts are kept in memory and
+// reported every `interval` as one event per tenant whose idempotency key is unique to this process and report;
+// stop() reports what is left. A crash loses at most one interval's counts; a report that fails keeps its counts for
+// the next. Thread-safe.
+class ApiCallCounter {
+ public:
+  // Reports `calls` for a tenant as of `at_ms` under `key` (metering::Metering::ingest, installed by the platform).
+  using Report = std::function<Result<void>(const std::string& tenant_id, std::int64_t calls, std::int64_t at_ms,
+                                            const std::string& key)>;
+
+  // `clock` stamps the reports; `interval` paces the reporting thread (started by start()).
+  ApiCallCounter(Report report, const Clock& clock, std::chrono::milliseconds interval);
+  ~ApiCallCounter();  // stop()
+  ApiCallCounter(const ApiCallCounter&) = delete;
+  ApiCallCounter& operator=(const ApiCallCounter&) = delete;
+
+  void start();
+  // Stops the reporting thread, then reports what is counted. Safe to call repeatedly.
+  void stop();
+
+  void count(const std::string& tenant_id, std::int64_t calls = 1);
+  // Reports every tenant's count now; the first error, with the failed counts kept.
+  Result<void> report_now();
+
+  // Place after the rate limits: counts each request in a tenant by its members and API keys (super admins acting
+  // in a tenant are not counted, nor requests the rate limits refused).
+  http::Middleware middleware();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace atrium::gateway
