@@ -372,7 +372,15 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
               {"idempotency_key", key}};
           auto r = m->ingest(tenant_id, event);
           if (!r) return std::unexpected(r.error());
-          return {};  // refused by a hard quota: those calls are not recorded
+          // A hard quota refused the whole count: what still fits is recorded, so usage reaches the limit.
+          if (r->accepted == 0 && !r->rejected.empty() && r->rejected.front().room.value_or(0) > 0) {
+            Json rest = event;
+            rest["quantity"] = std::min(calls, *r->rejected.front().room);
+            rest["idempotency_key"] = key + ":within-limit";
+            auto filled = m->ingest(tenant_id, rest);
+            if (!filled) return std::unexpected(filled.error());
+          }
+          return {};  // the rest is beyond a hard quota: not recorded
         },
         clock, std::chrono::milliseconds(config.gateway.api_calls_report_ms));
   }

@@ -236,6 +236,7 @@ int serve_command(const CommonOptions& options) {
                           {"worker_threads", server_options.worker_threads}});
   server->run();
   server.reset();
+  if (platform.api_calls) platform.api_calls->stop();  // the last counts, before anything can end the process
   if (!platform.background->stop_workers()) {
     log::warn("jobs still running after jobs.shutdown_grace_ms; they run again after their lease");
     std::_Exit(0);

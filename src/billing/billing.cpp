@@ -316,6 +316,11 @@ constexpr TenantStatement k_usage_open{"billing_usage_open",
                                        "SELECT " USAGE_COLS
                                        " FROM usage_billings WHERE tenant_id = $1 AND subscription_id = $2 AND (NOT "
                                        "settled OR amount <> billed_amount) ORDER BY period_start, metric"};
+constexpr TenantStatement k_usage_open_locked{"billing_usage_open_locked",
+                                              "SELECT " USAGE_COLS
+                                              " FROM usage_billings WHERE tenant_id = $1 AND subscription_id = $2 AND "
+                                              "(NOT settled OR amount <> billed_amount) ORDER BY period_start, metric "
+                                              "FOR UPDATE"};
 constexpr TenantStatement k_usage_insert{
     "billing_usage_insert", "INSERT INTO usage_billings (tenant_id, subscription_id, " USAGE_COLS
                             ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"};
@@ -327,10 +332,24 @@ constexpr TenantStatement k_usage_update{
 // The billing run: periods whose grace ended, measured a last time while their raw events are kept (platform
 // scope; test clocks settle theirs at their renewals).
 constexpr Statement k_usage_due{"billing_usage_due",
-                                "SELECT u.tenant_id, u.subscription_id, " USAGE_COLS
-                                " FROM usage_billings u WHERE NOT u.settled AND u.open_until <= $1 AND EXISTS (SELECT "
-                                "1 FROM subscriptions s WHERE s.tenant_id = u.tenant_id AND s.id = u.subscription_id "
-                                "AND s.test_clock_id IS NULL) ORDER BY u.open_until LIMIT $2"};
+                                "SELECT u.tenant_id, u.subscription_id, u.metric, u.period_start FROM usage_billings u "
+                                "WHERE NOT u.settled AND u.open_until <= $1 AND EXISTS (SELECT 1 FROM subscriptions s "
+                                "WHERE s.tenant_id = u.tenant_id AND s.id = u.subscription_id AND s.test_clock_id IS "
+                                "NULL) ORDER BY u.open_until, u.tenant_id, u.subscription_id, u.metric LIMIT $2"};
+// One due row, locked (PostgreSQL: a renewal reading it waits, and one that holds it makes this skip it), and the
+// final measure, which leaves what was billed to the renewals.
+constexpr TenantStatement k_usage_get{"billing_usage_get",
+                                      "SELECT " USAGE_COLS
+                                      " FROM usage_billings WHERE tenant_id = $1 AND subscription_id = $2 AND metric = "
+                                      "$3 AND period_start = $4 AND NOT settled"};
+constexpr TenantStatement k_usage_get_locked{
+    "billing_usage_get_locked", "SELECT " USAGE_COLS
+                                " FROM usage_billings WHERE tenant_id = $1 AND subscription_id = $2 AND "
+                                "metric = $3 AND period_start = $4 AND NOT settled FOR UPDATE SKIP LOCKED"};
+constexpr TenantStatement k_usage_settle{
+    "billing_usage_settle",
+    "UPDATE usage_billings SET quantity = $5, amount = $6, settled = TRUE, updated_at = $7 WHERE tenant_id = $1 AND "
+    "subscription_id = $2 AND metric = $3 AND period_start = $4 AND NOT settled"};
 
 constexpr std::array k_tenant_statements{
     k_account_get,          k_account_insert,
@@ -357,6 +376,8 @@ constexpr std::array k_tenant_statements{
     k_clock_delete,         k_clock_in_use,
     k_usage_open,           k_usage_insert,
     k_usage_update,         k_invoice_previous_start,
+    k_usage_open_locked,    k_usage_get,
+    k_usage_get_locked,     k_usage_settle,
 };
 // ---- values -----------------------------------------------------------------------------------------------------
 
@@ -474,7 +495,10 @@ Result<std::optional<Instant>> time_member(const Json& input, const char* name) 
   return seconds(*t);
 }
 
-constexpr std::int64_t k_max_amount = 1'000'000'000'000'000;  // 10^15 minor units: far above any real price
+constexpr std::int64_t k_max_amount = 1'000'000'000'000'000;
+// Seconds past a period's grace before the run measures it a last time: an event accepted at the end of the grace
+// has committed by then.
+constexpr std::int64_t k_usage_settle_margin = 300;  // 10^15 minor units: far above any real price
 
 // A quota value: a non-negative integer or "unlimited".
 Result<void> check_limit_values(const Json& obj, const char* what, std::initializer_list<std::string_view> known) {
@@ -1781,7 +1805,7 @@ struct Billing::Impl {
                                         Instant to, bool bill_period, Instant at, std::vector<UsageRecord>& records) {
     std::vector<Line> lines;
     if (!usage_meter) return lines;
-    auto open = tx.execute(k_usage_open, {Value(sub.id)});
+    auto open = tx.execute(postgres(tx) ? k_usage_open_locked : k_usage_open, {Value(sub.id)});
     if (!open) return std::unexpected(open.error());
     for (std::size_t i = 0; i < open->rows.size(); ++i) records.push_back(read_usage(*open, i, 0));
     for (UsageRecord& u : records) {
@@ -3827,26 +3851,49 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
     if (progress) progress(std::min(done, total), total);
   }
 
-  // 3. Metered periods whose grace window ended: measured a last time now, while their raw events are kept; the
-  // next renewal bills what that changed.
-  while (s.usage_meter) {
-    std::int64_t in_batch = 0;
-    auto r = s.platform([&](Transaction& tx) -> Result<void> {
-      auto rows = tx.execute(k_usage_due, {Value(now), Value(std::int64_t{batch})});
-      if (!rows) return std::unexpected(rows.error());
-      in_batch = static_cast<std::int64_t>(rows->rows.size());
-      for (std::size_t i = 0; i < rows->rows.size(); ++i) {
-        TenantTransaction ttx(tx, rows->text_at(i, 0).value_or(""), true);
-        std::vector<Impl::UsageRecord> records{Impl::read_usage(*rows, i, 2)};
-        if (auto m = s.remeasure(ttx, records[0], now); !m) return m;
-        records[0].settled = true;
-        const std::string invoice = records[0].invoice_id;
-        if (auto w = s.save_usage(ttx, rows->text_at(i, 1).value_or(""), records, invoice, now); !w) return w;
+  // 3. Metered periods whose grace window ended (with a margin, so an event accepted just before it has committed):
+  // measured a last time now, while their raw events are kept; the next renewal bills what that changed. One
+  // transaction per period, and a failure is logged and left for the next run: no one period stops the run.
+  if (s.usage_meter) {
+    std::vector<std::array<std::string, 3>> due;  // tenant, subscription, metric
+    std::vector<Instant> due_start;
+    auto listed_due = s.platform(
+        [&](Transaction& tx) -> Result<void> {
+          due.clear();
+          due_start.clear();
+          auto rows = tx.execute(k_usage_due, {Value(now - k_usage_settle_margin), Value(std::int64_t{batch} * 10)});
+          if (!rows) return std::unexpected(rows.error());
+          for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+            due.push_back(
+                {rows->text_at(i, 0).value_or(""), rows->text_at(i, 1).value_or(""), rows->text_at(i, 2).value_or("")});
+            due_start.push_back(rows->int_at(i, 3).value_or(0));
+          }
+          return {};
+        },
+        {.read_only = true});
+    if (!listed_due) return std::unexpected(listed_due.error());
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      const auto& [tenant_id, subscription_id, metric] = due[i];
+      auto settled = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+        auto row = tx.execute(Impl::postgres(tx) ? k_usage_get_locked : k_usage_get,
+                              {Value(subscription_id), Value(metric), Value(due_start[i])});
+        if (!row) return std::unexpected(row.error());
+        if (row->empty()) return {};  // settled meanwhile, or a renewal holds it: the next run
+        Impl::UsageRecord u = Impl::read_usage(*row, 0, 0);
+        if (auto m = s.remeasure(tx, u, now); !m) return m;
+        auto w = tx.execute(k_usage_settle, {Value(subscription_id), Value(metric), Value(u.period_start),
+                                             Value(u.quantity), Value(u.amount), Value(now)});
+        if (!w) return std::unexpected(w.error());
+        return {};
+      });
+      if (!settled) {
+        log::error("metered period not settled; the next billing run tries again",
+                   {{"tenant_id", tenant_id},
+                    {"subscription_id", subscription_id},
+                    {"metric", metric},
+                    {"error", settled.error().message}});
       }
-      return {};
-    });
-    if (!r) return std::unexpected(r.error());
-    if (in_batch < batch) break;
+    }
   }
 
   // 4. Dunning retries that fell due.

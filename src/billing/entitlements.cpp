@@ -155,7 +155,8 @@ struct Entitlements::Impl {
     // period until one: usage after its end still counts, so hard limits keep holding.
     const bool overdue = c.period_end_ms <= now;
     c.to_ms = overdue ? k_open_end_ms : c.period_end_ms;
-    c.cache_until_ms = overdue ? k_open_end_ms : c.period_end_ms;
+    // An overdue context is reused for a second at most: the renewal that ends it does not tell this cache.
+    c.cache_until_ms = overdue ? now + 1000 : c.period_end_ms;
     c.loaded = clock.monotonic();
     return c;
   }

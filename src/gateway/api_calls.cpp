@@ -3,9 +3,11 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "core/ids.hpp"
 #include "core/log.hpp"
@@ -32,6 +34,16 @@ struct ApiCallCounter::Impl {
   std::string instance;  // makes report keys unique to this process
   std::atomic<std::int64_t> sequence{0};
   std::array<Shard, k_shards> shards;
+  // Reports that failed, with their keys: sent again as they were, so one that was stored although its answer was
+  // lost is not counted twice.
+  struct Pending {
+    std::string tenant_id;
+    std::int64_t calls = 0;
+    std::int64_t at_ms = 0;
+    std::string key;
+  };
+  std::mutex pending_mutex;
+  std::vector<Pending> pending;
 
   std::mutex thread_mutex;
   std::condition_variable wake;
@@ -46,8 +58,22 @@ struct ApiCallCounter::Impl {
     s.calls[tenant_id] += calls;
   }
 
+  // One report; an exception (the report reaches storage) counts as a failure.
+  Result<void> send(const Pending& p) {
+    try {
+      return report(p.tenant_id, p.calls, p.at_ms, p.key);
+    } catch (const std::exception& e) {
+      return fail(Errc::internal, std::string("API call report: ") + e.what());
+    }
+  }
+
   Result<void> report_all() {
     Result<void> first_error;
+    std::vector<Pending> retry;
+    {
+      std::lock_guard lock(pending_mutex);
+      retry.swap(pending);
+    }
     const std::int64_t at_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch()).count();
     for (Shard& s : shards) {
@@ -57,13 +83,21 @@ struct ApiCallCounter::Impl {
         taken.swap(s.calls);
       }
       for (const auto& [tenant_id, calls] : taken) {
-        const std::string key = "atrium.api_calls:" + instance + ":" + std::to_string(sequence.fetch_add(1));
-        auto r = report(tenant_id, calls, at_ms, key);
-        if (!r) {
-          add(tenant_id, calls);  // counted again next time, under a new key (this one stored nothing)
-          if (first_error) first_error = std::unexpected(r.error());
-        }
+        retry.push_back(
+            {tenant_id, calls, at_ms, "atrium.api_calls:" + instance + ":" + std::to_string(sequence.fetch_add(1))});
       }
+    }
+    std::vector<Pending> failed;
+    for (Pending& p : retry) {
+      auto r = send(p);
+      if (!r) {
+        if (first_error) first_error = std::unexpected(r.error());
+        failed.push_back(std::move(p));
+      }
+    }
+    if (!failed.empty()) {
+      std::lock_guard lock(pending_mutex);
+      if (pending.size() < 100'000) pending.insert(pending.end(), failed.begin(), failed.end());
     }
     return first_error;
   }

@@ -15,8 +15,8 @@ namespace atrium::gateway {
 // Counts each tenant's API requests in the gateway and reports them as usage, so quotas and metered prices on the
 // metric `api_calls` (the plan's features.apiCalls) see the gateway's own count. Counts are kept in memory and
 // reported every `interval` as one event per tenant whose idempotency key is unique to this process and report;
-// stop() reports what is left. A crash loses at most one interval's counts; a report that fails keeps its counts for
-// the next. Thread-safe.
+// stop() reports what is left. A crash loses at most one interval's counts; a report that fails is sent again with
+// the same key and count (so one stored despite the error is not counted twice). Thread-safe.
 class ApiCallCounter {
  public:
   // Reports `calls` for a tenant as of `at_ms` under `key` (metering::Metering::ingest, installed by the platform).

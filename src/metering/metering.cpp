@@ -489,6 +489,11 @@ struct Metering::Impl {
       }
       auto [first, last] = limits->equal_range(metric);
       for (auto l = first; l != last; ++l) {
+        // A period none of the batch's events falls in (usually the previous one) is not measured.
+        const bool needed = std::any_of(batch.begin(), batch.end(), [&](const Parsed& p) {
+          return p.metric == metric && p.ts >= l->second.from_ms && p.ts < l->second.to_ms;
+        });
+        if (!needed) continue;
         auto q = meter_query(tx, metric, l->second.from_ms, l->second.to_ms);
         if (!q) return std::unexpected(q.error());
         Guard g{.limit = l->second, .aggregation = q->aggregation, .filters = q->filters};
@@ -669,7 +674,10 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, const Json& 
                   g->limit.limit,
                   format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(g->limit.from_ms))),
                   g->used),
-              .quota = g->limit.quota});
+              .quota = g->limit.quota,
+              .room = g->aggregation == Aggregation::sum
+                          ? std::optional<std::int64_t>(std::max<std::int64_t>(0, g->limit.limit - g->used))
+                          : std::nullopt});
           continue;
         }
         auto ins = tx.execute(k_event_insert, {Value(p.key), Value(p.metric), Value(p.quantity), Value(p.ts),

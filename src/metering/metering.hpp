@@ -60,6 +60,8 @@ struct Rejection {
                                 // invalid_properties | too_old | too_far_in_future | quota_exceeded
   std::string detail;
   std::string quota;  // quota_exceeded: the quota's name
+  // quota_exceeded on a sum meter: how much quantity still fits in the period (internal; not in the JSON).
+  std::optional<std::int64_t> room;
 };
 
 struct IngestResult {

@@ -527,8 +527,18 @@ TEST_P(QuotasApiTest, TheGatewayCountsApiCallsForTheApiCallsQuota) {
     EXPECT_EQ(as(owner_b_, Method::get, "/v1/projects").status, 200);     // beta's are beta's
   }
   ASSERT_TRUE(platform().api_calls->report_now());
-  ASSERT_TRUE(platform().api_calls->report_now());  // nothing more to report: no second event
-  EXPECT_EQ(entitlement(owner_a_, "apiCalls")["used"], before + 6);
+  ASSERT_TRUE(platform().api_calls->report_now());                   // nothing more to report: no second event
+  EXPECT_EQ(entitlement(owner_a_, "apiCalls")["used"], before + 6);  // counted: 1
+
+  // Under a hard quota the count is recorded up to the limit (6 more calls, room for 3).
+  auto hard = operator_in(a_, Method::put, "/v1/entitlements/apiCalls",
+                          Json{{"limit", before + 6 + 3}, {"enforcement", "hard"}});
+  ASSERT_EQ(hard.status, 200) << hard.body.dump();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(as(owner_a_, Method::get, "/v1/projects").status, 200);
+  ASSERT_TRUE(platform().api_calls->report_now());
+  Json full = entitlement(owner_a_, "apiCalls");
+  EXPECT_EQ(full["used"], before + 6 + 3);
+  EXPECT_EQ(full["notified"], Json::array({80, 100}));
   auto summary = as(owner_b_, Method::get,
                     "/v1/usage/summary?metric=api_calls&from=" + rfc(clock_.now() - 24h) +
                         "&to=" + rfc(clock_.now() + 1h) + "&aggregation=sum");
