@@ -249,13 +249,13 @@ struct Entitlements::Impl {
       log::warn("quota thresholds not checked", {{"tenant_id", tenant_id}, {"error", c.error().message}});
       return;
     }
-    std::vector<Quota> todo;
+    std::vector<Quota> selected;
     for (const Quota& q : c->quotas) {
-      if (q.limit && which(q) && !all_announced(tenant_id, q, c->from_ms)) todo.push_back(q);
+      if (q.limit && which(q) && !all_announced(tenant_id, q, c->from_ms)) selected.push_back(q);
     }
-    if (todo.empty()) return;
+    if (selected.empty()) return;
     std::int64_t projects = 0;
-    if (std::any_of(todo.begin(), todo.end(), [](const Quota& q) { return q.metric.empty(); })) {
+    if (std::any_of(selected.begin(), selected.end(), [](const Quota& q) { return q.metric.empty(); })) {
       auto n = count_projects(tenant_id);
       if (!n) {
         log::warn("quota thresholds not checked", {{"tenant_id", tenant_id}, {"error", n.error().message}});
@@ -267,7 +267,7 @@ struct Entitlements::Impl {
     std::vector<std::int64_t> used;
     auto measured = data.transact_control_plane(tenant_id,
                                                 [&](TenantTransaction& tx) -> Result<void> {
-                                                  auto u = usage(tx, *c, todo, projects);
+                                                  auto u = usage(tx, *c, selected, projects);
                                                   if (!u) return std::unexpected(u.error());
                                                   used = std::move(*u);
                                                   return {};
@@ -280,10 +280,10 @@ struct Entitlements::Impl {
     bool reached_new = false;
     {
       std::lock_guard lock(mutex);
-      for (std::size_t i = 0; i < todo.size(); ++i) {
+      for (std::size_t i = 0; i < selected.size(); ++i) {
         for (int t : k_thresholds) {
-          if (reaches(used[i], *todo[i].limit, t) &&
-              !announced.contains(notice_key(tenant_id, todo[i], c->from_ms, t))) {
+          if (reaches(used[i], *selected[i].limit, t) &&
+              !announced.contains(notice_key(tenant_id, selected[i], c->from_ms, t))) {
             reached_new = true;
           }
         }
@@ -293,8 +293,8 @@ struct Entitlements::Impl {
     bool emitted = false;
     auto r = data.transact_control_plane(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
       emitted = false;
-      for (std::size_t i = 0; i < todo.size(); ++i) {
-        const Quota& q = todo[i];
+      for (std::size_t i = 0; i < selected.size(); ++i) {
+        const Quota& q = selected[i];
         for (int t : k_thresholds) {
           if (!reaches(used[i], *q.limit, t)) continue;
           auto ins = tx.execute(k_notice_insert, {Value(q.name), Value(c->from_ms), Value(std::int64_t{t}),
@@ -323,9 +323,10 @@ struct Entitlements::Impl {
     {
       std::lock_guard lock(mutex);
       if (announced.size() >= k_max_cached) announced.clear();
-      for (std::size_t i = 0; i < todo.size(); ++i) {
+      for (std::size_t i = 0; i < selected.size(); ++i) {
         for (int t : k_thresholds) {
-          if (reaches(used[i], *todo[i].limit, t)) announced.insert(notice_key(tenant_id, todo[i], c->from_ms, t));
+          if (reaches(used[i], *selected[i].limit, t))
+            announced.insert(notice_key(tenant_id, selected[i], c->from_ms, t));
         }
       }
     }
