@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -9,6 +10,8 @@
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -101,43 +104,178 @@ Result<UrlHandle> parse_target(std::string_view url) {
   return handle;
 }
 
-bool private_v4(std::uint32_t a) {  // host byte order
-  const auto in = [a](std::uint32_t network, int bits) { return (a >> (32 - bits)) == (network >> (32 - bits)); };
-  return in(0x00000000, 8)      // 0.0.0.0/8 "this network", unspecified
-         || in(0x0A000000, 8)   // 10/8
-         || in(0x64400000, 10)  // 100.64/10 CGNAT
-         || in(0x7F000000, 8)   // 127/8 loopback
-         || in(0xA9FE0000, 16)  // 169.254/16 link-local (cloud metadata)
-         || in(0xAC100000, 12)  // 172.16/12
-         || in(0xC0000000, 24)  // 192.0.0/24 IETF protocol assignments
-         || in(0xC0A80000, 16)  // 192.168/16
-         || in(0xC6120000, 15)  // 198.18/15 benchmarking
-         || in(0xE0000000, 4)   // 224/4 multicast
-         || in(0xF0000000, 4);  // 240/4 reserved, 255.255.255.255 broadcast
+// The destination guard. The ranges are those of the IANA IPv4 and IPv6 Special-Purpose Address Registries that are
+// not globally reachable (plus multicast, and IPv6 outside 2000::/3), written as prefix/length pairs and parsed with
+// inet_pton once. https://www.iana.org/assignments/iana-ipv4-special-registry and .../iana-ipv6-special-registry
+struct Range {
+  const char* prefix;
+  unsigned length;
+};
+
+constexpr std::array kRefusedV4 = {
+    Range{"0.0.0.0", 8},           // "this network", unspecified
+    Range{"10.0.0.0", 8},          // private (RFC 1918)
+    Range{"100.64.0.0", 10},       // shared address space (CGNAT)
+    Range{"127.0.0.0", 8},         // loopback
+    Range{"169.254.0.0", 16},      // link-local (cloud metadata at 169.254.169.254)
+    Range{"172.16.0.0", 12},       // private (RFC 1918)
+    Range{"192.0.0.0", 24},        // IETF protocol assignments
+    Range{"192.0.2.0", 24},        // documentation (TEST-NET-1)
+    Range{"192.88.99.0", 24},      // deprecated 6to4 relay anycast
+    Range{"192.168.0.0", 16},      // private (RFC 1918)
+    Range{"198.18.0.0", 15},       // benchmarking
+    Range{"198.51.100.0", 24},     // documentation (TEST-NET-2)
+    Range{"203.0.113.0", 24},      // documentation (TEST-NET-3)
+    Range{"224.0.0.0", 4},         // multicast
+    Range{"240.0.0.0", 4},         // reserved
+    Range{"255.255.255.255", 32},  // limited broadcast
+};
+
+constexpr std::array kRefusedV6 = {
+    Range{"::", 96},           // ::/128 unspecified, ::1/128 loopback and the deprecated IPv4-compatible ::/96
+    Range{"64:ff9b:1::", 48},  // local-use IPv4/IPv6 translation
+    Range{"100::", 64},        // discard-only
+    Range{"100:0:0:1::", 64},  // dummy prefix
+    Range{"2001::", 23},       // IETF protocol assignments: Teredo 2001::/32, 2001:2::/48, ORCHID 2001:10::/28...
+    Range{"2001:db8::", 32},   // documentation
+    Range{"3fff::", 20},       // documentation
+    Range{"5f00::", 16},       // segment routing (SRv6) SIDs
+    Range{"fc00::", 7},        // unique-local
+    Range{"fe80::", 10},       // link-local
+    Range{"fec0::", 10},       // deprecated site-local
+    Range{"ff00::", 8},        // multicast
+};
+
+// IPv6 ranges whose addresses carry an IPv4 address, which is what is reached: refused when that one is.
+struct EmbeddingRange {
+  const char* prefix;
+  unsigned length;
+  std::size_t v4_at;  // the byte offset of the IPv4 address
+};
+
+constexpr std::array kEmbeddingV6 = {
+    EmbeddingRange{"::ffff:0:0", 96, 12},  // IPv4-mapped
+    EmbeddingRange{"64:ff9b::", 96, 12},   // NAT64 well-known prefix
+    EmbeddingRange{"2002::", 16, 2},       // 6to4
+};
+
+constexpr Range kGlobalUnicastV6{"2000::", 3};  // IPv6 outside it is not allocated for global unicast: refused
+
+using V4 = std::array<unsigned char, 4>;
+using V6 = std::array<unsigned char, 16>;
+
+template <std::size_t N>
+struct Prefix {
+  std::array<unsigned char, N> bytes{};
+  unsigned length = 0;
+};
+
+template <std::size_t N>
+bool within(const unsigned char* address, const Prefix<N>& prefix) {
+  const unsigned whole = prefix.length / 8;
+  if (std::memcmp(address, prefix.bytes.data(), whole) != 0) return false;
+  const unsigned rest = prefix.length % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<unsigned char>(0xFF << (8 - rest));
+  return (address[whole] & mask) == (prefix.bytes[whole] & mask);
 }
 
-std::uint32_t v4_at(const unsigned char* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+template <std::size_t N>
+Prefix<N> parse_prefix(const char* text, unsigned length) {
+  Prefix<N> prefix;
+  prefix.length = length;
+  if (inet_pton(N == 4 ? AF_INET : AF_INET6, text, prefix.bytes.data()) != 1 || length > N * 8) {
+    std::fprintf(stderr, "webhooks: invalid address range %s/%u in the destination guard\n", text, length);
+    std::abort();  // a typo in the tables above: the tests fail at once
+  }
+  return prefix;
 }
 
-bool private_v6(const unsigned char* b) {
-  const auto zeros = [b](int from, int to) {
-    return std::all_of(b + from, b + to, [](unsigned char x) { return x == 0; });
-  };
-  if (zeros(0, 12)) return true;  // ::, ::1 and the deprecated IPv4-compatible ::/96
-  if (zeros(0, 10) && b[10] == 0xFF && b[11] == 0xFF) return private_v4(v4_at(b + 12));  // ::ffff:0:0/96 mapped
-  if (zeros(0, 8) && b[8] == 0xFF && b[9] == 0xFF && b[10] == 0 && b[11] == 0) {
-    return private_v4(v4_at(b + 12));  // ::ffff:0:0:0/96 translated
+struct Ranges {
+  std::vector<Prefix<4>> refused_v4;
+  std::vector<Prefix<16>> refused_v6;
+  std::vector<std::pair<Prefix<16>, std::size_t>> embedding_v6;
+  Prefix<16> global_unicast_v6;
+};
+
+const Ranges& ranges() {
+  static const Ranges parsed = [] {
+    Ranges r;
+    for (const auto& [text, length] : kRefusedV4) r.refused_v4.push_back(parse_prefix<4>(text, length));
+    for (const auto& [text, length] : kRefusedV6) r.refused_v6.push_back(parse_prefix<16>(text, length));
+    for (const auto& [text, length, at] : kEmbeddingV6) {
+      r.embedding_v6.emplace_back(parse_prefix<16>(text, length), at);
+    }
+    r.global_unicast_v6 = parse_prefix<16>(kGlobalUnicastV6.prefix, kGlobalUnicastV6.length);
+    return r;
+  }();
+  return parsed;
+}
+
+// The addresses of this host's interfaces, read with getifaddrs at most kHostAddressesTtl ago.
+struct HostAddresses {
+  std::vector<V4> v4;
+  std::vector<V6> v6;
+};
+
+constexpr auto kHostAddressesTtl = std::chrono::seconds(1);
+
+// nullptr when getifaddrs fails (the guard then refuses every address: fail closed).
+std::shared_ptr<const HostAddresses> read_host_addresses() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return nullptr;
+  auto out = std::make_shared<HostAddresses>();
+  for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      V4 bytes;
+      std::memcpy(bytes.data(), &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, bytes.size());
+      out->v4.push_back(bytes);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      V6 bytes;
+      std::memcpy(bytes.data(), &reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr, bytes.size());
+      out->v6.push_back(bytes);
+    }
   }
-  if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xFF && b[3] == 0x9B && zeros(4, 12)) {
-    return private_v4(v4_at(b + 12));  // 64:ff9b::/96 NAT64
+  ::freeifaddrs(list);
+  return out;
+}
+
+std::shared_ptr<const HostAddresses> host_address_set() {
+  static std::mutex mutex;
+  static std::shared_ptr<const HostAddresses> cached;
+  static std::chrono::steady_clock::time_point read_at;
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex);
+  if (!cached || now - read_at >= kHostAddressesTtl) {
+    cached = read_host_addresses();
+    read_at = now;
   }
-  if (b[0] == 0x20 && b[1] == 0x02) return private_v4(v4_at(b + 2));  // 2002::/16 6to4
-  if ((b[0] & 0xFE) == 0xFC) return true;                             // fc00::/7 unique-local
-  if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) return true;             // fe80::/10 link-local
-  if (b[0] == 0xFE && (b[1] & 0xC0) == 0xC0) return true;             // fec0::/10 site-local
-  if (b[0] == 0xFF) return true;                                      // ff00::/8 multicast
-  return false;
+  return cached;
+}
+
+template <std::size_t N>
+bool contains(const std::vector<std::array<unsigned char, N>>& list, const unsigned char* address) {
+  return std::any_of(list.begin(), list.end(),
+                     [address](const auto& entry) { return std::memcmp(entry.data(), address, N) == 0; });
+}
+
+bool refused_v4(const unsigned char* a, const HostAddresses& host) {
+  const auto& refused = ranges().refused_v4;
+  if (std::any_of(refused.begin(), refused.end(), [a](const auto& p) { return within(a, p); })) return true;
+  return contains(host.v4, a);
+}
+
+bool refused_v6(const unsigned char* a, const HostAddresses& host) {
+  const Ranges& r = ranges();
+  if (std::any_of(r.refused_v6.begin(), r.refused_v6.end(), [a](const auto& p) { return within(a, p); })) {
+    return true;
+  }
+  if (contains(host.v6, a)) return true;
+  for (const auto& [prefix, at] : r.embedding_v6) {
+    if (within(a, prefix)) return refused_v4(a + at, host);
+  }
+  return !within(a, r.global_unicast_v6);
 }
 
 // The address libcurl is about to connect to, as text; "" when it is not an IP address.
@@ -250,11 +388,27 @@ Result<void> validate_target_url(std::string_view url) {
 }
 
 bool is_private_address(const std::string& ip) {
+  const auto host = host_address_set();
+  if (!host) return true;  // the host's addresses are unknown: fail closed
   in_addr v4{};
-  if (inet_pton(AF_INET, ip.c_str(), &v4) == 1) return private_v4(ntohl(v4.s_addr));
+  if (inet_pton(AF_INET, ip.c_str(), &v4) == 1) return refused_v4(reinterpret_cast<const unsigned char*>(&v4), *host);
   in6_addr v6{};
-  if (inet_pton(AF_INET6, ip.c_str(), &v6) == 1) return private_v6(v6.s6_addr);
+  if (inet_pton(AF_INET6, ip.c_str(), &v6) == 1) return refused_v6(v6.s6_addr, *host);
   return true;
+}
+
+std::vector<std::string> host_addresses() {
+  std::vector<std::string> out;
+  const auto host = host_address_set();
+  if (!host) return out;
+  std::array<char, INET6_ADDRSTRLEN> text{};
+  for (const V4& a : host->v4) {
+    if (inet_ntop(AF_INET, a.data(), text.data(), text.size()) != nullptr) out.emplace_back(text.data());
+  }
+  for (const V6& a : host->v6) {
+    if (inet_ntop(AF_INET6, a.data(), text.data(), text.size()) != nullptr) out.emplace_back(text.data());
+  }
+  return out;
 }
 
 Sender::Sender(SendOptions options) : options_(std::move(options)) { curl_ready(); }

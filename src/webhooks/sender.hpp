@@ -14,7 +14,8 @@ namespace atrium::webhooks {
 struct SendOptions {
   std::chrono::milliseconds connect_timeout{5000};  // TCP (and TLS) connection set-up
   std::chrono::milliseconds total_timeout{10000};   // the whole call: resolution, connection, request, response
-  // Receivers on private, loopback, link-local, CGNAT... addresses (is_private_address) are refused unless true.
+  // Receivers on private, loopback, link-local, CGNAT, documentation... addresses and on this host's own interface
+  // addresses (is_private_address) are refused unless true; true allows them all (webhooks.allow_private_targets).
   // Only tests and single-host deployments should set it.
   bool allow_private_addresses = false;
   std::size_t max_response_bytes = 64 * 1024;  // more of the response body is neither read nor kept
@@ -35,12 +36,22 @@ struct SendResult {
 // resolve the host: whether its addresses are allowed is decided at connection time by Sender::post.
 Result<void> validate_target_url(std::string_view url);
 
-// Whether `ip` (textual IPv4 or IPv6) is a destination webhooks must not reach: unspecified, "this network"
-// (0/8), private (10/8, 172.16/12, 192.168/16), CGNAT (100.64/10), loopback, link-local (169.254/16, fe80::/10),
-// IETF-reserved (192.0.0/24, 198.18/15, 240/4, broadcast), multicast, unique-local (fc00::/7), site-local
-// (fec0::/10), IPv4-compatible (::/96), or an IPv4-mapped (::ffff:0:0/96), NAT64 (64:ff9b::/96) or 6to4 (2002::/16)
-// address embedding such an IPv4 address. Text that is not an IP address also gives true (fail closed).
+// Whether `ip` (textual IPv4 or IPv6, parsed with inet_pton) is a destination webhooks must not reach:
+// - an address of one of this host's interfaces (host_addresses(): loopback and the others, e.g. eth0's, where
+//   anything bound to 0.0.0.0 or :: answers);
+// - IPv4 in a range of the IANA special-purpose registry that is not globally reachable: 0/8, 10/8, 100.64/10,
+//   127/8, 169.254/16, 172.16/12, 192.0.0/24, the documentation ranges 192.0.2/24, 198.51.100/24 and 203.0.113/24,
+//   192.88.99/24, 192.168/16, 198.18/15, 240/4 and 255.255.255.255; and multicast 224/4;
+// - IPv6: ::/96 (unspecified, loopback, IPv4-compatible), 64:ff9b:1::/48, 100::/64, 100:0:0:1::/64, 2001::/23
+//   (Teredo, ORCHID...), the documentation ranges 2001:db8::/32 and 3fff::/20, 5f00::/16, fc00::/7, fe80::/10,
+//   fec0::/10, ff00::/8, anything outside 2000::/3 (global unicast), and an IPv4-mapped (::ffff:0:0/96), NAT64
+//   (64:ff9b::/96) or 6to4 (2002::/16) address whose embedded IPv4 address is refused (host addresses included).
+// Text that is not an IP address also gives true (fail closed), as does a failure to list the host's addresses.
 bool is_private_address(const std::string& ip);
+
+// The addresses of this host's interfaces (getifaddrs), IPv4 and IPv6, as inet_ntop text; read again when the
+// last reading is a second old. Empty when getifaddrs fails.
+std::vector<std::string> host_addresses();
 
 // Delivers webhooks over HTTP(S) with libcurl. Thread-safe: each call uses its own connection (no reuse).
 class Sender {

@@ -1,9 +1,10 @@
 #pragma once
 
-// An HTTP/1.1 receiver for tests: listens on 127.0.0.1, records every request and answers with a status, body and
-// headers that the test can change at any time. Plain POSIX sockets; one thread accepts, one thread per connection
-// serves requests (Content-Length bodies, keep-alive and Connection: close, Expect: 100-continue). stop() closes
-// everything; start() listens again on the same port, so a test can take a receiver down and bring it back.
+// An HTTP/1.1 receiver for tests: listens on 127.0.0.1 (or another IPv4 address, 0.0.0.0 included), records every
+// request and answers with a status, body and headers that the test can change at any time. Plain POSIX sockets; one
+// thread accepts, one thread per connection serves requests (Content-Length bodies, keep-alive and Connection: close,
+// Expect: 100-continue). stop() closes everything; start() listens again on the same port, so a test can take a
+// receiver down and bring it back.
 
 #include <netinet/in.h>
 #include <poll.h>
@@ -49,8 +50,12 @@ class HttpReceiver {
  public:
   using Headers = std::vector<std::pair<std::string, std::string>>;
 
-  // Listens on 127.0.0.1:`port` (0: an ephemeral port); listening() tells whether that worked.
-  explicit HttpReceiver(std::uint16_t port = 0) : port_(port) { start(); }
+  // Listens on `address`:`port` (IPv4 in host byte order, 127.0.0.1 by default; 0: an ephemeral port); listening()
+  // tells whether that worked. url() names 127.0.0.1 whatever the address.
+  explicit HttpReceiver(std::uint16_t port = 0, std::uint32_t address = INADDR_LOOPBACK)
+      : port_(port), address_(address) {
+    start();
+  }
   ~HttpReceiver() { stop(); }
   HttpReceiver(const HttpReceiver&) = delete;
   HttpReceiver& operator=(const HttpReceiver&) = delete;
@@ -65,7 +70,7 @@ class HttpReceiver {
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_addr.s_addr = htonl(address_);
     addr.sin_port = htons(port_.load());
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0) {
       ::close(fd);
@@ -327,6 +332,7 @@ class HttpReceiver {
 
   std::mutex control_mutex_;  // serialises start() and stop()
   std::atomic<std::uint16_t> port_;
+  const std::uint32_t address_;  // host byte order
   std::atomic<int> accepted_{0};
   int listen_fd_ = -1;  // owned by the acceptor thread while running
   std::thread acceptor_;

@@ -4,12 +4,18 @@
 #include "support/syslog_receiver.hpp"
 #include "webhooks/signature.hpp"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -77,16 +83,142 @@ TEST(WebhookAddressTest, PrivateLoopbackLinkLocalAndMappedAddressesArePrivate) {
                                "::127.0.0.1",
                                "64:ff9b::a00:1",
                                "2002:c0a8:0101::1",
-                               "::ffff:0:192.168.0.1"}) {
+                               "::ffff:0:192.168.0.1",
+                               "fbff::1"}) {  // outside 2000::/3, not allocated for global unicast
     EXPECT_TRUE(is_private_address(ip)) << ip;
   }
 }
 
-TEST(WebhookAddressTest, PublicAddressesAreNot) {
+TEST(WebhookAddressTest, DocumentationRangesAreRefused) {
   for (const std::string ip :
-       {"8.8.8.8", "1.1.1.1", "172.15.255.255", "172.32.0.1", "100.63.255.255", "100.128.0.1", "169.253.0.1",
-        "192.169.0.1", "11.0.0.1", "223.255.255.255", "2606:4700::1", "2001:4860:4860::8888", "::ffff:8.8.8.8",
-        "64:ff9b::808:808", "2002:808:808::1", "fbff::1"}) {
+       {"192.0.2.0", "192.0.2.1", "192.0.2.255", "198.51.100.0", "198.51.100.7", "198.51.100.255", "203.0.113.0",
+        "203.0.113.7", "203.0.113.255", "2001:db8::", "2001:db8::1", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+        "3fff::", "3fff::1", "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff"}) {
+    EXPECT_TRUE(is_private_address(ip)) << ip;
+  }
+}
+
+// The first and last address of every refused range, and one inside.
+TEST(WebhookAddressTest, EverySpecialPurposeRangeThatIsNotGloballyReachableIsRefused) {
+  for (const std::string ip : {
+           "0.0.0.0",
+           "0.255.255.255",  // 0/8
+           "10.0.0.0",
+           "10.255.255.255",  // 10/8
+           "100.64.0.0",
+           "100.100.100.100",
+           "100.127.255.255",  // 100.64/10
+           "127.0.0.0",
+           "127.255.255.255",  // 127/8
+           "169.254.0.0",
+           "169.254.255.255",  // 169.254/16
+           "172.16.0.0",
+           "172.20.1.1",
+           "172.31.255.255",  // 172.16/12
+           "192.0.0.0",
+           "192.0.0.9",
+           "192.0.0.170",
+           "192.0.0.255",  // 192.0.0/24
+           "192.88.99.0",
+           "192.88.99.1",
+           "192.88.99.255",  // 192.88.99/24
+           "192.168.0.0",
+           "192.168.255.255",  // 192.168/16
+           "198.18.0.0",
+           "198.19.255.255",  // 198.18/15
+           "224.0.0.0",
+           "232.1.2.3",
+           "239.255.255.255",  // 224/4
+           "240.0.0.0",
+           "250.1.2.3",
+           "255.255.255.254",  // 240/4
+           "255.255.255.255",  // broadcast
+           "::",
+           "::1",  // unspecified, loopback
+           "::2",
+           "::8.8.8.8",
+           "::ffff",  // IPv4-compatible ::/96
+           "64:ff9b:1::",
+           "64:ff9b:1::808:808",
+           "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",  // 64:ff9b:1::/48
+           "100::",
+           "100::1",
+           "100::ffff:ffff:ffff:ffff",  // 100::/64 discard-only
+           "100:0:0:1::1",              // 100:0:0:1::/64 dummy
+           "2001::",
+           "2001::1",
+           "2001:0:4136:e378:8000:63bf:3fff:fdd2",  // Teredo 2001::/32
+           "2001:1::1",
+           "2001:2::1",
+           "2001:3::1",
+           "2001:4:112::1",  // within 2001::/23
+           "2001:10::1",
+           "2001:1f:ffff::1",  // ORCHID 2001:10::/28
+           "2001:20::1",
+           "2001:2f:ffff::1",                         // ORCHIDv2 2001:20::/28
+           "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff",  // end of 2001::/23
+           "3fff::1",                                 // 3fff::/20
+           "5f00::",
+           "5f00::1",
+           "5f00:ffff::1",  // 5f00::/16
+           "fc00::",
+           "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",  // fc00::/7
+           "fe80::",
+           "febf:ffff::1",  // fe80::/10
+           "fec0::1",
+           "feff::1",  // fec0::/10
+           "ff00::",
+           "ff02::1",
+           "ff0e::1",
+           "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",  // ff00::/8
+           "::ffff:0:0",
+           "::ffff:0.0.0.1",  // ::ffff:0:0/96 mapping 0/8
+           "1::1",
+           "1000::1",
+           "4000::1",
+           "8000::1",
+           "e000::1",  // outside 2000::/3
+       }) {
+    EXPECT_TRUE(is_private_address(ip)) << ip;
+  }
+}
+
+// IPv4-mapped, NAT64 and 6to4 forms of refused IPv4 addresses reach those IPv4 addresses: refused too.
+TEST(WebhookAddressTest, EmbeddedForbiddenIpv4AddressesAreRefused) {
+  for (const std::string v4 : {"10.1.2.3", "127.0.0.1", "169.254.169.254", "172.16.5.4", "192.168.1.1", "100.64.0.1",
+                               "0.0.0.0", "192.0.2.1", "198.51.100.1", "203.0.113.1", "192.0.0.1", "192.88.99.1",
+                               "198.18.0.1", "224.0.0.1", "240.0.0.1", "255.255.255.255"}) {
+    in_addr a{};
+    ASSERT_EQ(inet_pton(AF_INET, v4.c_str(), &a), 1) << v4;
+    const auto* b = reinterpret_cast<const unsigned char*>(&a);
+    std::array<unsigned char, 16> six_to_four{0x20, 0x02, b[0], b[1], b[2], b[3]};
+    six_to_four[15] = 1;
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    ASSERT_NE(inet_ntop(AF_INET6, six_to_four.data(), text.data(), text.size()), nullptr);
+    for (const std::string& ip : {"::ffff:" + v4, "64:ff9b::" + v4, std::string(text.data())}) {
+      EXPECT_TRUE(is_private_address(ip)) << ip;
+    }
+  }
+  for (const std::string ip : {"::ffff:a00:1", "64:ff9b::c0a8:101", "64:ff9b::a9fe:a9fe",
+                               "2002:a00:1::", "2002:7f00:1::1", "2002:c000:201::1", "2002:a9fe:a9fe:1234::1"}) {
+    EXPECT_TRUE(is_private_address(ip)) << ip;
+  }
+}
+
+TEST(WebhookAddressTest, PublicAddressesAreAllowed) {
+  for (const std::string ip :
+       {"8.8.8.8",      "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::8.8.8.8", "2002:808:808::1", "192.0.1.255",
+        "192.0.3.0",    "198.51.99.255",   "198.51.101.0",   "203.0.112.255",    "203.0.114.0",     "192.88.98.255",
+        "192.88.100.0", "198.17.255.255",  "198.20.0.0",     "223.255.255.255",  "2001:200::1",     "2001:db7:ffff::1",
+        "2001:db9::1",  "3ffe::1",         "3fff:1000::1",   "2400:cb00::1"}) {
+    EXPECT_FALSE(is_private_address(ip)) << ip;
+  }
+}
+
+TEST(WebhookAddressTest, PublicAddressesAreNot) {
+  for (const std::string ip : {"8.8.8.8", "1.1.1.1", "172.15.255.255", "172.32.0.1", "100.63.255.255", "100.128.0.1",
+                               "169.253.0.1", "192.169.0.1", "11.0.0.1", "223.255.255.255", "2606:4700::1",
+                               "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"}) {
     EXPECT_FALSE(is_private_address(ip)) << ip;
   }
 }
@@ -96,6 +228,76 @@ TEST(WebhookAddressTest, TextThatIsNotAnAddressFailsClosed) {
                                  "fe80::1%eth0", "[::1]", " 8.8.8.8"}) {
     EXPECT_TRUE(is_private_address(text)) << text;
   }
+}
+
+// The host's own addresses, listed here with getifaddrs independently of the guard.
+struct InterfaceAddress {
+  std::string name;  // the interface: "eth0"
+  int family = 0;
+  std::string text;  // inet_ntop
+};
+
+std::vector<InterfaceAddress> interface_addresses() {
+  std::vector<InterfaceAddress> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    const int family = i->ifa_addr->sa_family;
+    if (family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, text.data(), text.size());
+    } else if (family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr, text.data(), text.size());
+    } else {
+      continue;
+    }
+    out.push_back({i->ifa_name, family, text.data()});
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+bool is_loopback(const InterfaceAddress& a) {
+  return a.text == "::1" || (a.family == AF_INET && a.text.rfind("127.", 0) == 0);
+}
+
+TEST(WebhookAddressTest, HostAddressesListsEveryInterfaceAddress) {
+  const auto mine = interface_addresses();
+  ASSERT_FALSE(mine.empty());
+  const auto listed = host_addresses();
+  for (const auto& a : mine) {
+    EXPECT_NE(std::find(listed.begin(), listed.end(), a.text), listed.end()) << a.name << " " << a.text;
+  }
+  if (std::any_of(mine.begin(), mine.end(), [](const auto& a) { return a.text == "127.0.0.1"; })) {
+    EXPECT_NE(std::find(listed.begin(), listed.end(), "127.0.0.1"), listed.end());
+  }
+  if (std::all_of(mine.begin(), mine.end(), is_loopback)) {
+    std::cout << "[ NOTE     ] only loopback interfaces on this machine\n";
+    EXPECT_TRUE(
+        std::any_of(listed.begin(), listed.end(), [](const auto& a) { return a == "127.0.0.1" || a == "::1"; }));
+  }
+}
+
+// Services bound to 0.0.0.0 or :: answer on every interface address (eth0's included): all refused, whatever the
+// address (also a public one), with its IPv4-mapped, NAT64 and 6to4 forms.
+TEST(WebhookAddressTest, EveryInterfaceAddressOfTheHostIsRefused) {
+  int non_loopback = 0;
+  for (const auto& a : interface_addresses()) {
+    if (!is_loopback(a)) ++non_loopback;
+    EXPECT_TRUE(is_private_address(a.text)) << a.name << " " << a.text;
+    if (a.family != AF_INET) continue;
+    in_addr v4{};
+    ASSERT_EQ(inet_pton(AF_INET, a.text.c_str(), &v4), 1);
+    const auto* b = reinterpret_cast<const unsigned char*>(&v4);
+    const std::array<unsigned char, 16> six_to_four{0x20, 0x02, b[0], b[1], b[2], b[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    std::array<char, INET6_ADDRSTRLEN> text{};
+    ASSERT_NE(inet_ntop(AF_INET6, six_to_four.data(), text.data(), text.size()), nullptr);
+    for (const std::string& form : {"::ffff:" + a.text, "64:ff9b::" + a.text, std::string(text.data())}) {
+      EXPECT_TRUE(is_private_address(form)) << a.name << " " << form;
+    }
+  }
+  if (non_loopback == 0) std::cout << "[ NOTE     ] only loopback interfaces on this machine\n";
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -258,6 +460,77 @@ TEST(WebhookSenderTest, LoopbackIsRefusedUnlessAllowed) {
   EXPECT_EQ(lenient.post(receiver.url(), kBody, {}).status, 200);
   EXPECT_EQ(lenient.post("http://localhost:" + port + "/", kBody, {}).status, 200);
   EXPECT_TRUE(receiver.wait_for(2, 5s));
+}
+
+// The first non-loopback, non-link-local address of `family` on this host's interfaces, "" when there is none.
+std::string interface_address(int family) {
+  for (const auto& a : interface_addresses()) {
+    if (a.family == family && !is_loopback(a) && a.text.rfind("fe80:", 0) != 0) return a.text;
+  }
+  return {};
+}
+
+// A receiver bound to 0.0.0.0 answers on eth0's address: the webhook sender must not reach it there (it did: a
+// tenant's webhook could reach any service of Atrium's host listening on all interfaces).
+TEST(WebhookSenderTest, HostInterfaceAddressIsRefusedBeforeConnecting) {
+  const std::string address = interface_address(AF_INET);
+  if (address.empty()) GTEST_SKIP() << "no non-loopback IPv4 interface address";
+  HttpReceiver receiver(0, INADDR_ANY);
+  ASSERT_TRUE(receiver.listening());
+  const std::string url = "http://" + address + ":" + std::to_string(receiver.port()) + "/hook";
+  SendOptions options = loopback_options();
+  options.allow_private_addresses = false;
+  const Sender strict(options);
+  for (const std::string& target :
+       {url, "http://[::ffff:" + address + "]:" + std::to_string(receiver.port()) + "/hook"}) {
+    const auto result = strict.post(target, kBody, {});
+    EXPECT_EQ(result.status, 0) << target;
+    EXPECT_EQ(result.error.rfind("address not allowed: ", 0), 0u) << target << ": " << result.error;
+    EXPECT_NE(result.error.find(address), std::string::npos) << target << ": " << result.error;
+  }
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(receiver.connections(), 0);  // refused before connecting
+  EXPECT_TRUE(receiver.requests().empty());
+
+  // The same URL does reach the receiver with the explicit opt-in (which allows every non-public target).
+  const Sender lenient(loopback_options());
+  const auto allowed = lenient.post(url, kBody, {});
+  EXPECT_EQ(allowed.status, 200) << allowed.error;
+  EXPECT_TRUE(receiver.wait_for(1, 5s));
+}
+
+TEST(WebhookSenderTest, HostIpv6InterfaceAddressIsRefusedBeforeConnecting) {
+  const std::string address = interface_address(AF_INET6);
+  if (address.empty()) GTEST_SKIP() << "no non-loopback, non-link-local IPv6 interface address";
+  // A listener on [::]:<free port>; a connection to it would be queued for accept().
+  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in6 any{};
+  any.sin6_family = AF_INET6;
+  any.sin6_addr = in6addr_any;
+  socklen_t length = sizeof any;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&any), sizeof any), 0);
+  ASSERT_EQ(::listen(fd, 8), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&any), &length), 0);
+  const std::string url = "http://[" + address + "]:" + std::to_string(ntohs(any.sin6_port)) + "/hook";
+  const auto pending = [fd] {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 100) > 0 && (p.revents & POLLIN) != 0;
+  };
+
+  SendOptions options = loopback_options();
+  options.allow_private_addresses = false;
+  const auto result = Sender(options).post(url, kBody, {});
+  EXPECT_EQ(result.status, 0);
+  EXPECT_EQ(result.error, "address not allowed: " + address);
+  EXPECT_FALSE(pending());  // no connection arrived
+
+  // With the opt-in the connection is made (it then times out: nothing answers).
+  options.allow_private_addresses = true;
+  options.total_timeout = 300ms;
+  (void)Sender(options).post(url, kBody, {});
+  EXPECT_TRUE(pending());
+  ::close(fd);
 }
 
 TEST(WebhookSenderTest, RedirectIsReturnedNotFollowed) {
