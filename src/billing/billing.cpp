@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "billing/money.hpp"
+#include "core/email_address.hpp"
 #include "core/failpoint.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
@@ -2448,7 +2449,7 @@ Result<Account> Billing::put_account(const std::string& tenant_id, const Json& i
       if (*v) *target = **v;
     }
     if (a.legal_name.empty()) return fail(Errc::invalid_argument, "legal_name is required");
-    if (a.email.find('@') == std::string::npos || a.email.find_first_of(" \r\n<>") != std::string::npos) {
+    if (!valid_email_address(a.email)) {
       return fail(Errc::invalid_argument, "email must be an email address");
     }
     auto country = text_member(input, "country", 2);

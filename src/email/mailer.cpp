@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/email_address.hpp"
 #include "core/ids.hpp"
 #include "core/sigpipe.hpp"
 
@@ -39,21 +40,6 @@ bool is_dot_atom(std::string_view s) {
     }
   }
   return true;
-}
-
-bool is_domain(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  std::size_t start = 0;
-  for (;;) {
-    const auto dot = s.find('.', start);
-    const auto label = s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
-    for (const char c : label) {
-      if (!is_alpha_digit(c) && c != '-') return false;
-    }
-    if (dot == std::string_view::npos) return true;
-    start = dot + 1;
-  }
 }
 
 bool valid_utf8(std::string_view s) {
@@ -707,13 +693,7 @@ Result<Message> render(const Template& t, const Json& vars, Address from, std::v
   return m;
 }
 
-bool valid_address(std::string_view email) {
-  if (email.size() > 254) return false;
-  const auto at = email.find('@');
-  if (at == std::string_view::npos || email.find('@', at + 1) != std::string_view::npos) return false;
-  const auto local = email.substr(0, at);
-  return local.size() <= 64 && is_dot_atom(local) && is_domain(email.substr(at + 1));
-}
+bool valid_address(std::string_view email) { return valid_email_address(email); }
 
 Result<std::string> to_rfc5322(const Message& m, std::chrono::system_clock::time_point date,
                                std::string_view message_id) {

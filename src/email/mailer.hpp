@@ -48,11 +48,9 @@ struct Template {
 // it), a malformed one, or `vars` that is not a flat object. The result is not validated: to_rfc5322 does that.
 Result<Message> render(const Template& t, const Json& vars, Address from, std::vector<Address> to);
 
-// True for an ASCII addr-spec "local@domain": exactly one '@'; a dot-atom local part of at most 64 characters
-// (letters, digits and !#$%&'*+/=?^_`{|}~- , no leading, trailing or double dot); a domain of dot-separated
-// labels of letters, digits and '-' (no label starts or ends with '-'); at most 254 characters in all. No
-// whitespace, control characters, quotes or angle brackets: an accepted address cannot break a header or an
-// SMTP command.
+// valid_email_address (core/email_address.hpp), the one address check: an ASCII addr-spec "local@domain" with a
+// dot-atom local part and a dotted LDH domain, at most 254 characters. No whitespace, control characters, quotes or
+// angle brackets: an accepted address cannot break a header or an SMTP command.
 bool valid_address(std::string_view email);
 
 // The RFC 5322 text of `m`, with CRLF line endings and no line over 998 octets (header fields folded at 78 where

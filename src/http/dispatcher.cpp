@@ -18,6 +18,32 @@ bool is_json_media_type(std::string_view content_type) {
          iequals(type.substr(0, 12), "application/");
 }
 
+// A name for a detail message: quoted, at most 100 bytes of it.
+std::string shown_name(std::string_view name) {
+  constexpr std::size_t k_shown = 100;
+  std::string out = "\"";
+  out += name.substr(0, k_shown);
+  if (name.size() > k_shown) out += "...";
+  out += '"';
+  return out;
+}
+
+constexpr std::string_view k_nul = " contains a NUL character (U+0000)";
+
+// Why the request's path or query parameters cannot be used, or nullopt. A NUL byte (%00 once decoded) never
+// reaches a handler: C strings and libpq would cut the value short, so a lookup and a check of the same input
+// could disagree.
+std::optional<std::string> nul_in_parameters(const Request& request) {
+  for (const auto& [name, value] : request.params) {
+    if (value.find('\0') != std::string::npos) return "path parameter " + shown_name(name) + std::string(k_nul);
+  }
+  for (const auto& [name, value] : request.query_params()) {
+    if (name.find('\0') != std::string::npos) return "a query parameter name" + std::string(k_nul);
+    if (value.find('\0') != std::string::npos) return "query parameter " + shown_name(name) + std::string(k_nul);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(Router router, std::vector<Middleware> middleware, JsonLimits json_limits)
@@ -79,6 +105,7 @@ Response Dispatcher::dispatch(Request& request, const Prepared& prepared) const 
       case Router::Outcome::found: break;
     }
     const Route& route = *match.route;
+    if (auto nul = nul_in_parameters(req)) return problem(400, "validation", "Invalid Request", *nul, req);
     if (route.options.json_body) {
       const auto content_type = req.headers.get("Content-Type");
       if (!content_type || !is_json_media_type(*content_type)) {
@@ -86,7 +113,11 @@ Response Dispatcher::dispatch(Request& request, const Prepared& prepared) const 
                        "The request body must be application/json.", req);
       }
       std::string error;
-      auto parsed = parse_json(req.body, json_limits_, &error);
+      std::optional<std::string> nul_pointer;
+      JsonLimits limits = json_limits_;
+      limits.reject_nul = true;  // no string of a request body holds U+0000
+      auto parsed = parse_json(req.body, limits, &error, &nul_pointer);
+      if (!parsed && nul_pointer) return problem(400, "validation", "Invalid Request", "body: " + error, req);
       if (!parsed) return problem(400, "malformed-json", "Malformed JSON", error, req);
       req.json = std::move(*parsed);
     }

@@ -94,6 +94,20 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
   return std::nullopt;
 }
 
+std::vector<std::pair<std::string, std::string>> Request::query_params() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string_view rest = query;
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    const auto eq = pair.find('=');
+    out.emplace_back(percent_decode(pair.substr(0, eq)),
+                     eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1)));
+  }
+  return out;
+}
+
 Response Response::json(int status, const Json& body) {
   Response r;
   r.status = status;

@@ -69,6 +69,8 @@ struct Request {
   std::string_view param(std::string_view name) const;
   // The decoded value of a query parameter, or nullopt when absent.
   std::optional<std::string> query_param(std::string_view name) const;
+  // Every query parameter, names and values decoded, in order (a name may repeat).
+  std::vector<std::pair<std::string, std::string>> query_params() const;
 };
 
 struct Response {

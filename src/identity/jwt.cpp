@@ -6,6 +6,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/obj_mac.h>
 #include <openssl/pem.h>
 #include <sodium.h>
 
@@ -183,14 +184,45 @@ std::optional<std::string> bio_text(BIO* bio) {
   return std::string(data, static_cast<std::size_t>(length));
 }
 
-// ES256 signatures in JWS are the raw 32-byte big-endian R and S (RFC 7518 section 3.4); OpenSSL speaks DER.
+// The order n of P-256 and n / 2, read from OpenSSL once. ECDSA signatures are malleable: (r, n - s) verifies
+// wherever (r, s) does, so the same token could be presented in two encodings. Only the low-S form (s <= n / 2)
+// is issued and accepted. Null when OpenSSL could not provide them (then nothing is signed or verified).
+struct P256Order {
+  BnPtr n;
+  BnPtr half;
+};
+
+const P256Order* p256_order() {
+  static const std::optional<P256Order> order = []() -> std::optional<P256Order> {
+    ErrorQueueGuard guard;
+    std::unique_ptr<EC_GROUP, decltype(&EC_GROUP_free)> group(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1),
+                                                              &EC_GROUP_free);
+    if (!group) return std::nullopt;
+    const BIGNUM* n = EC_GROUP_get0_order(group.get());
+    P256Order o{BnPtr(n != nullptr ? BN_dup(n) : nullptr), BnPtr(BN_new())};
+    if (!o.n || !o.half || BN_rshift1(o.half.get(), o.n.get()) != 1) return std::nullopt;
+    return o;
+  }();
+  return order ? &*order : nullptr;
+}
+
+// ES256 signatures in JWS are the raw 32-byte big-endian R and S (RFC 7518 section 3.4); OpenSSL speaks DER. S
+// is normalised to the low form (n - s when s > n / 2), which verifies the same and is the only form accepted.
 std::optional<std::string> ecdsa_der_to_raw(std::string_view der) {
+  const P256Order* order = p256_order();
+  if (order == nullptr) return std::nullopt;
   const unsigned char* p = bytes_of(der);
   EcdsaSigPtr sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
   if (!sig) return std::nullopt;
   const BIGNUM* r = nullptr;
   const BIGNUM* s = nullptr;
   ECDSA_SIG_get0(sig.get(), &r, &s);
+  BnPtr low_s;
+  if (BN_cmp(s, order->half.get()) > 0) {
+    low_s.reset(BN_new());
+    if (!low_s || BN_sub(low_s.get(), order->n.get(), s) != 1) return std::nullopt;
+    s = low_s.get();
+  }
   std::string raw(kRawSignatureBytes, '\0');
   if (BN_bn2binpad(r, bytes_of(raw), kP256CoordinateBytes) != static_cast<int>(kP256CoordinateBytes) ||
       BN_bn2binpad(s, bytes_of(raw) + kP256CoordinateBytes, kP256CoordinateBytes) !=
@@ -200,12 +232,17 @@ std::optional<std::string> ecdsa_der_to_raw(std::string_view der) {
   return raw;
 }
 
+// Nullopt for a signature of the wrong length or with a high S (s > n / 2): see P256Order.
 std::optional<std::string> ecdsa_raw_to_der(std::string_view raw) {
   if (raw.size() != kRawSignatureBytes) return std::nullopt;
+  const P256Order* order = p256_order();
+  if (order == nullptr) return std::nullopt;
   EcdsaSigPtr sig(ECDSA_SIG_new());
   BnPtr r(BN_bin2bn(bytes_of(raw), kP256CoordinateBytes, nullptr));
   BnPtr s(BN_bin2bn(bytes_of(raw) + kP256CoordinateBytes, kP256CoordinateBytes, nullptr));
-  if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) return std::nullopt;
+  if (!sig || !r || !s) return std::nullopt;
+  if (BN_cmp(s.get(), order->half.get()) > 0) return std::nullopt;
+  if (ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) return std::nullopt;
   r.release();  // now owned by sig
   s.release();
   const int length = i2d_ECDSA_SIG(sig.get(), nullptr);

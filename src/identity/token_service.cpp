@@ -149,12 +149,20 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
   return IssuedTokens{std::move(*token), settings_.access_ttl.count(), refresh};
 }
 
-Result<IssuedTokens> TokenService::password_grant(const std::string& email, const std::string& password,
+Result<IssuedTokens> TokenService::password_grant(const std::string& email_in, const std::string& password,
                                                   const std::optional<std::string>& tenant_ref,
                                                   const std::string& remote_address, const audit::Recorder& audit) {
-  if (email.empty() || password.empty()) return fail(Errc::invalid_argument, "email and password are required");
-  std::string account_key = "acct:" + email;
-  for (char& c : account_key) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (email_in.empty() || password.empty()) return fail(Errc::invalid_argument, "email and password are required");
+  // A NUL would be cut off where the e-mail becomes a C string, so the lookup could find an account whose failures
+  // are counted under another key. Refused outright (the HTTP edge refuses it before this, too).
+  if (email_in.find('\0') != std::string::npos) {
+    return fail(Errc::invalid_argument, "email must not contain a NUL character");
+  }
+  // One normalised text is both the throttle's key and what is looked up (UserStore lower-cases the same way, so
+  // the lookup sees exactly this text).
+  std::string email = email_in;
+  for (char& c : email) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  const std::string account_key = "acct:" + email;
   const std::string address_key = "addr:" + remote_address;
   if (throttled(account_key) || throttled(address_key)) {
     return fail(Errc::rate_limited, "too many failed sign-ins; try again later");

@@ -1,5 +1,6 @@
 #include "identity/user_store.hpp"
 
+#include "core/email_address.hpp"
 #include "core/ids.hpp"
 
 namespace atrium::identity {
@@ -88,15 +89,7 @@ Json to_json(const Member& m) {
           {"role", role_name(m.role)}, {"created_at", m.user.created_at}, {"joined_at", m.joined_at}};
 }
 
-bool UserStore::valid_email(const std::string& email) {
-  const auto at = email.find('@');
-  if (email.size() > 254 || at == std::string::npos || at == 0 || at + 1 >= email.size()) return false;
-  if (email.find('@', at + 1) != std::string::npos) return false;
-  for (char c : email) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7F) return false;
-  }
-  return email.find('.', at) != std::string::npos;
-}
+bool UserStore::valid_email(const std::string& email) { return valid_email_address(email); }
 
 Result<UserStore::NewUserRow> UserStore::prepare_user(const std::string& email_in, const std::string& name,
                                                       const std::string& password) {

@@ -59,7 +59,8 @@ class Transaction {
  public:
   virtual ~Transaction() = default;
   // Errors: unique_violation, serialization_failure, connection_lost, timeout, invalid_argument (bad SQL or
-  // parameters, constraint other than unique), internal.
+  // parameters, constraint other than unique, a text parameter containing a NUL byte — refused on both backends
+  // before anything runs), internal.
   virtual Result<ResultSet> execute(const Statement& statement, std::span<const Value> params = {}) = 0;
   Result<ResultSet> execute(const Statement& statement, std::initializer_list<Value> params) {
     return execute(statement, std::span<const Value>(params.begin(), params.size()));

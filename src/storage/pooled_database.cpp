@@ -2,10 +2,22 @@
 
 #include <thread>
 
+#include <fmt/format.h>
+
 namespace atrium::storage::detail {
 
 namespace {
 constexpr Statement k_ping{"atrium_ping", "SELECT 1"};
+}
+
+Result<void> check_no_nul(const Statement& statement, std::span<const Value> params) {
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const auto* text = std::get_if<std::string>(&params[i]);
+    if (text != nullptr && text->find('\0') != std::string::npos) {
+      return fail(Errc::invalid_argument, fmt::format("{}: parameter ${} contains a NUL byte", statement.name, i + 1));
+    }
+  }
+  return {};
 }
 
 PooledDatabase::PooledDatabase(std::size_t max_connections, std::chrono::milliseconds acquire_timeout)

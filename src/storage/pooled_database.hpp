@@ -21,6 +21,12 @@ class Connection : public Transaction {
   virtual bool broken() const = 0;
 };
 
+// invalid_argument naming the parameter ($n) when a text parameter contains a NUL byte. Both backends call it before
+// binding anything: libpq takes text parameters as C strings (a NUL would cut the value short, so a lookup and a
+// throttle keyed by the same input could see different values) and PostgreSQL text cannot hold NUL, so SQLite
+// refuses it too and the backends agree. There is no binary parameter type.
+Result<void> check_no_nul(const Statement& statement, std::span<const Value> params);
+
 // A capped pool with a transaction loop on top. Backends supply connect().
 class PooledDatabase : public Database {
  public:

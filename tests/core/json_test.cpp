@@ -50,5 +50,42 @@ TEST(ParseJson, DuplicateKeysKeepTheLast) {
   EXPECT_EQ((*j)["a"], 2);
 }
 
+TEST(ParseJson, RejectNulRefusesU0000InValuesAndNamesWithTheirPointer) {
+  struct Case {
+    const char* text;
+    const char* pointer;
+    const char* message;
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {R"({"email":"victim@x.example.com\u0000zz"})", "/email", "\"/email\" contains a NUL character (U+0000)"},
+           {R"({"a":[1,{"b":"\u0000"}]})", "/a/1/b", "\"/a/1/b\" contains"},
+           {R"([["x"],["y","\u0000"]])", "/1/1", "\"/1/1\" contains"},
+           {R"({"a/b":{"~":"x\u0000"}})", "/a~1b/~0", "\"/a~1b/~0\" contains"},
+           {R"({"x":{"k\u0000":1}})", "/x", "a member name in \"/x\" contains"},
+           {R"({"\u0000":1})", "", "a member name in the top-level object contains"},
+           {R"("\u0000")", "", "the JSON document contains"},
+       }) {
+    SCOPED_TRACE(c.text);
+    std::string error;
+    std::optional<std::string> pointer;
+    EXPECT_FALSE(parse_json(c.text, {.reject_nul = true}, &error, &pointer));
+    EXPECT_EQ(pointer, std::optional<std::string>(c.pointer));
+    EXPECT_NE(error.find(c.message), std::string::npos) << error;
+    // Without reject_nul the same text parses, the NUL kept.
+    EXPECT_TRUE(parse_json(c.text, {}, &error)) << error;
+  }
+  // Other failures leave the pointer unset.
+  std::string error;
+  std::optional<std::string> pointer;
+  EXPECT_FALSE(parse_json("{\"a\":", {.reject_nul = true}, &error, &pointer));
+  EXPECT_FALSE(pointer);
+  EXPECT_FALSE(parse_json("[[[1]]]", {.max_depth = 2, .reject_nul = true}, &error, &pointer));
+  EXPECT_FALSE(pointer);
+  // Everything else is untouched: other control characters, an escaped backslash before "u0000".
+  auto j = parse_json(R"({"a":"\u0001","b":"\\u0000"})", {.reject_nul = true}, &error, &pointer);
+  ASSERT_TRUE(j) << error;
+  EXPECT_EQ((*j)["b"], "\\u0000");
+}
+
 }  // namespace
 }  // namespace atrium

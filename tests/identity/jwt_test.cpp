@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <sodium.h>
@@ -622,6 +623,57 @@ TEST_F(JwtTest, Es256RefusesDerEncodedAndWrongLengthSignatures) {
     parts[2] = b64(sig);
     EXPECT_TRUE(Refused(verify(join(parts)), "bad signature")) << sig.size();
   }
+}
+
+// The order n of P-256, from OpenSSL (independently of the code under test).
+using Bn = std::unique_ptr<BIGNUM, decltype(&BN_free)>;
+Bn p256_order() {
+  std::unique_ptr<EC_GROUP, decltype(&EC_GROUP_free)> group(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1),
+                                                            &EC_GROUP_free);
+  return Bn(BN_dup(EC_GROUP_get0_order(group.get())), &BN_free);
+}
+
+// Whether OpenSSL itself accepts the raw R||S `sig` over `input` under the EC key: the ECDSA maths, without the
+// verifier's policy.
+bool openssl_es256_valid(std::string_view input, std::string_view raw) {
+  Pkey pkey = read_key(keys().ec.public_pem, false);
+  const std::string der = ecdsa_raw_to_der(raw);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  return EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) == 1 &&
+         EVP_DigestVerify(ctx.get(), bytes_of(der), der.size(), bytes_of(input), input.size()) == 1;
+}
+
+TEST_F(JwtTest, Es256SignsAndAcceptsOnlyLowS) {
+  const Bn n = p256_order();
+  ASSERT_TRUE(n);
+  Bn half(BN_new(), &BN_free);
+  ASSERT_EQ(BN_rshift1(half.get(), n.get()), 1);
+  auto signer = *JwtSigner::create(keys().ec);
+  for (int i = 0; i < 200; ++i) {
+    AccessClaims c = claims();
+    c.jti = "jti-" + std::to_string(i);
+    auto token = signer.sign(c);
+    ASSERT_TRUE(token) << token.error().message;
+    ASSERT_TRUE(verify(*token)) << i;
+    auto parts = segments(*token);
+    const std::string raw = unb64(parts[2]);
+    ASSERT_EQ(raw.size(), 64u);
+    Bn s(BN_bin2bn(bytes_of(raw) + 32, 32, nullptr), &BN_free);
+    // Half of all ECDSA signatures come out of OpenSSL with a high S; every one of ours has been normalised.
+    ASSERT_LE(BN_cmp(s.get(), half.get()), 0) << "token " << i << " has a high S";
+
+    // The same signature with s' = n - s: valid ECDSA (OpenSSL accepts it), refused by the verifier.
+    Bn high(BN_new(), &BN_free);
+    ASSERT_EQ(BN_sub(high.get(), n.get(), s.get()), 1);
+    std::string flipped = raw.substr(0, 32) + std::string(32, '\0');
+    ASSERT_EQ(BN_bn2binpad(high.get(), reinterpret_cast<unsigned char*>(flipped.data()) + 32, 32), 32);
+    const std::string input = parts[0] + "." + parts[1];
+    ASSERT_TRUE(openssl_es256_valid(input, raw));
+    ASSERT_TRUE(openssl_es256_valid(input, flipped)) << "test bug: the flipped signature is not valid ECDSA";
+    parts[2] = b64(flipped);
+    EXPECT_TRUE(Refused(verify(join(parts)), "bad signature")) << i;
+  }
+  ERR_clear_error();
 }
 
 TEST_F(JwtTest, EdDsaAndRs256RefuseWrongLengthSignatures) {

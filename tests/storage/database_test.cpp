@@ -122,6 +122,64 @@ TEST_P(DatabaseTest, BadSqlAndWrongParameterCountAreInvalidArgument) {
   EXPECT_TRUE(insert(3, "three"));
 }
 
+// libpq takes text parameters as C strings: "victim\0zz" used to arrive as "victim" on PostgreSQL (so the lookup
+// found the victim while anything keyed by the full text saw another value), and SQLite stored the NUL. Both now
+// refuse it before anything runs.
+TEST_P(DatabaseTest, TextParameterWithNulIsInvalidArgumentOnEveryPath) {
+  ASSERT_TRUE(insert(1, "victim"));
+  const std::string nul_suffixed("victim\0zz", 9);
+  constexpr Statement k_by_name{"items_by_name", "SELECT id FROM items WHERE name = $1"};
+  constexpr Statement k_by_name_unprepared{"", "SELECT id FROM items WHERE name = $1"};
+  for (const Statement* statement : {&k_by_name, &k_by_name_unprepared}) {
+    SCOPED_TRACE(statement->name.empty() ? "unprepared" : "prepared");
+    // As the transaction's first statement (PostgreSQL sends it with BEGIN in one pipeline) ...
+    auto first = transact_value<ResultSet>(
+        db(), [&](Transaction& tx) { return tx.execute(*statement, {Value(nul_suffixed)}); }, {.read_only = true});
+    ASSERT_FALSE(first) << "looked up " << first->rows.size() << " row(s)";
+    EXPECT_EQ(first.error().code, Errc::invalid_argument) << first.error().message;
+    EXPECT_NE(first.error().message.find("parameter $1 contains a NUL byte"), std::string::npos)
+        << first.error().message;
+    // ... and later in it.
+    auto later = transact_value<ResultSet>(db(), [&](Transaction& tx) -> Result<ResultSet> {
+      if (auto r = tx.execute(k_count); !r) return std::unexpected(r.error());
+      return tx.execute(*statement, {Value(nul_suffixed)});
+    });
+    ASSERT_FALSE(later);
+    EXPECT_EQ(later.error().code, Errc::invalid_argument) << later.error().message;
+  }
+  // Without the NUL the same lookups work, on the same pooled connections.
+  auto found = transact_value<ResultSet>(
+      db(), [&](Transaction& tx) { return tx.execute(k_by_name, {Value(std::string("victim"))}); });
+  ASSERT_TRUE(found) << found.error().message;
+  EXPECT_EQ(found->rows.size(), 1u);
+}
+
+TEST_P(DatabaseTest, WritingTextWithNulChangesNothing) {
+  for (const std::string& text : {std::string("a\0b", 3), std::string("\0", 1), std::string("tail\0", 5)}) {
+    // On its own, and after another write in the same transaction: the whole transaction fails and rolls back.
+    auto alone = insert(2, text);
+    ASSERT_FALSE(alone);
+    EXPECT_EQ(alone.error().code, Errc::invalid_argument) << alone.error().message;
+    auto after_a_write = db().transact([&](Transaction& tx) -> Result<void> {
+      if (auto r = tx.execute(k_insert, {Value(std::int64_t{3}), Value(std::string("ok")), Value(), Value(), Value()});
+          !r) {
+        return std::unexpected(r.error());
+      }
+      // A NUL in a parameter other than the first, too.
+      auto r =
+          tx.execute(k_insert, {Value(std::int64_t{4}), Value(std::string("fine")), Value(), Value(), Value(text)});
+      if (!r) return std::unexpected(r.error());
+      return {};
+    });
+    ASSERT_FALSE(after_a_write);
+    EXPECT_EQ(after_a_write.error().code, Errc::invalid_argument) << after_a_write.error().message;
+    EXPECT_NE(after_a_write.error().message.find("$5"), std::string::npos) << after_a_write.error().message;
+    EXPECT_EQ(count(), 0);
+  }
+  EXPECT_TRUE(insert(5, "after"));  // the connections are still usable
+  EXPECT_EQ(count(), 1);
+}
+
 TEST_P(DatabaseTest, AffectedRowsAreReported) {
   ASSERT_TRUE(insert(1, "a"));
   auto r =

@@ -101,6 +101,9 @@ class PgConnection final : public detail::Connection {
   }
 
   Result<ResultSet> execute(const Statement& statement, std::span<const Value> params) override {
+    // Parameters travel in text format as C strings, so a NUL byte would silently cut the value short there (and
+    // PostgreSQL text cannot hold NUL at all): refused before anything is sent.
+    if (auto ok = detail::check_no_nul(statement, params); !ok) return std::unexpected(ok.error());
     std::vector<std::string> text(params.size());
     std::vector<const char*> values(params.size(), nullptr);
     for (std::size_t i = 0; i < params.size(); ++i) {

@@ -94,6 +94,8 @@ class SqliteConnection final : public detail::Connection {
   }
 
   Result<ResultSet> execute(const Statement& statement, std::span<const Value> params) override {
+    // SQLite would store the NUL, but PostgreSQL cannot: both backends refuse it, so they hold the same data.
+    if (auto ok = detail::check_no_nul(statement, params); !ok) return std::unexpected(ok.error());
     auto prepared = prepare(statement);
     if (!prepared) return std::unexpected(prepared.error());
     StatementCache& cached = **prepared;
