@@ -341,7 +341,7 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
                               std::int64_t to_ms) { return m->measure(tx, metric, from_ms, to_ms); },
       metering_settings.max_event_age_ms / 1000);
   auto count_projects = [self](const std::string& tenant_id) -> Result<std::int64_t> {
-    auto tenant = self->directory->resolve(tenant_id);
+    auto tenant = self->directory->resolve_id(tenant_id);
     if (!tenant) return std::unexpected(tenant.error());
     std::int64_t n = 0;
     auto r = self->tenant_data->transact(**tenant,

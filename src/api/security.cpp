@@ -6,6 +6,7 @@
 #include "identity/permissions.hpp"
 #include "identity/principal.hpp"
 #include "tenancy/tenant.hpp"
+#include "tenancy/tenant_ref.hpp"
 
 namespace atrium::api {
 
@@ -21,20 +22,6 @@ std::optional<std::string> bearer_token(const http::Request& req) {
   v.remove_prefix(7);
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
   return std::string(v);
-}
-
-// The tenant slug from Host: <slug>.<base_domain>[:port], or "" when the host is not under the base domain.
-std::string host_slug(const http::Request& req, const std::string& base_domain) {
-  if (base_domain.empty()) return {};
-  auto host = req.headers.get("Host");
-  if (!host) return {};
-  std::string h(*host);
-  if (auto colon = h.rfind(':'); colon != std::string::npos && h.find(']') == std::string::npos) h.resize(colon);
-  for (char& c : h) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  const std::string suffix = "." + base_domain;
-  if (h.size() <= suffix.size() || !h.ends_with(suffix)) return {};
-  std::string slug = h.substr(0, h.size() - suffix.size());
-  return slug.find('.') == std::string::npos ? slug : std::string();
 }
 
 http::Response invalid_tenant(const http::Request& req) {
@@ -100,7 +87,9 @@ http::Response secured(Platform& platform, http::Request& req, const http::Next&
   if (req.options->access == Access::tenant || req.options->access == Access::tenant_super_admin) {
     // 2. Resolve the tenant from every source present; all must agree.
     std::shared_ptr<const tenancy::Tenant> tenant;
-    auto consider = [&](const std::string& ref) -> std::optional<http::Response> {
+    // Each source says which kind of name it carries (tenancy/tenant_ref.hpp): the credential's tenant is an id,
+    // X-Tenant-ID an id or a slug by its form, the host a slug. Each is looked up as that kind only.
+    auto consider = [&](const tenancy::TenantRef& ref) -> std::optional<http::Response> {
       auto resolved = platform.directory->resolve(ref);
       if (!resolved) {
         if (resolved.error().code == Errc::not_found) return invalid_tenant(req);
@@ -113,13 +102,15 @@ http::Response secured(Platform& platform, http::Request& req, const http::Next&
       return std::nullopt;
     };
     if (!who->tenant_id.empty()) {
-      if (auto refused = consider(who->tenant_id)) return *refused;
+      if (auto refused = consider(tenancy::id_ref(who->tenant_id))) return *refused;
     }
     if (auto header = req.headers.get("X-Tenant-ID"); header && !header->empty()) {
-      if (auto refused = consider(std::string(*header))) return *refused;
+      if (auto refused = consider(tenancy::parse_tenant_ref(*header))) return *refused;
     }
-    if (auto slug = host_slug(req, platform.config().tenancy.base_domain); !slug.empty()) {
-      if (auto refused = consider(slug)) return *refused;
+    if (auto host = req.headers.get("Host")) {
+      if (auto ref = tenancy::host_ref(*host, platform.config().tenancy.base_domain)) {
+        if (auto refused = consider(*ref)) return *refused;
+      }
     }
     if (!tenant) return http::problem(403, "no-tenant", "Forbidden", "No tenant selected.", req);
     if (tenant->status != tenancy::TenantStatus::active) return invalid_tenant(req);

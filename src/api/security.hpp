@@ -9,7 +9,9 @@ namespace atrium::api {
 //  - credentials: `Authorization: Bearer <JWT>` or `Bearer atr_...` (API key); missing or invalid -> 401.
 //  - tenant (Access::tenant): from the token's tenant_id claim (or the API key's tenant), the X-Tenant-ID header
 //    (id or slug; on its own honoured only for super admins), and the host <slug>.<tenancy.base_domain>. Sources
-//    that disagree -> 403; unknown, suspended or deleted tenant -> 403 "Invalid tenant". A super admin in a
+//    that disagree -> 403; unknown, suspended or deleted tenant -> 403 "Invalid tenant". Each source is looked up
+//    as the kind it carries only (claim: id; header: id or slug by its form; host: slug; tenancy/tenant_ref.hpp),
+//    ids and slugs having disjoint forms. A super admin in a
 //    tenant holds the owner's permissions there.
 //  - Access::tenant_super_admin: as tenant, but only a super admin's token passes (anyone else -> 403): operator
 //    actions on one tenant's data.

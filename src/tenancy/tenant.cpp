@@ -34,14 +34,6 @@ std::optional<Isolation> parse_isolation(std::string_view text) {
   return std::nullopt;
 }
 
-bool valid_slug(std::string_view slug) {
-  if (slug.empty() || slug.size() > 63 || slug.front() == '-' || slug.back() == '-') return false;
-  for (char c : slug) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  }
-  return true;
-}
-
 Json to_json(const Tenant& t) {
   return {{"id", t.id},
           {"slug", t.slug},

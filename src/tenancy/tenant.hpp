@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "core/json.hpp"
+#include "tenancy/tenant_ref.hpp"  // valid_slug
 
 namespace atrium::tenancy {
 
@@ -28,9 +29,6 @@ struct Tenant {
   std::string created_at;
   std::string updated_at;
 };
-
-// A DNS label: 1-63 of [a-z0-9-], not starting or ending with '-'.
-bool valid_slug(std::string_view slug);
 
 Json to_json(const Tenant& t);
 

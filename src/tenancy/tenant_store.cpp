@@ -73,6 +73,10 @@ Result<Tenant> one(Result<ResultSet> rs, std::string_view what) {
 }  // namespace
 
 Result<Tenant> TenantStore::create(const NewTenant& request, const audit::Recorder& audit) {
+  if (id_shaped(request.slug)) {
+    // Ids and slugs have disjoint forms, so no text names one tenant by id and another by slug.
+    return fail(Errc::invalid_argument, "slug must not have the form of a tenant id (a UUID, with or without dashes)");
+  }
   if (!valid_slug(request.slug)) {
     return fail(Errc::invalid_argument, "slug must be a DNS label: 1-63 characters of a-z, 0-9 and '-'");
   }
@@ -112,6 +116,8 @@ Result<Tenant> TenantStore::get(const std::string& id) {
 }
 
 Result<Tenant> TenantStore::get_by_slug(const std::string& slug) {
+  // valid_slug refuses id-shaped text, so a slug stored before that rule (one with the form of an id) is never
+  // matched: such a tenant is reachable by its id only.
   if (!valid_slug(slug)) return fail(Errc::not_found, "no tenant " + slug);
   return storage::transact_value<Tenant>(
       db_, [&](Transaction& tx) { return one(tx.execute(k_by_slug, {Value(slug)}), slug); }, {.read_only = true});
