@@ -27,8 +27,8 @@
 //                charged == N; then COUNT(*) of invoices == N, payment_attempts 'succeeded' == N,
 //                simulated_charges == N.
 //   baseline     "baseline: the rows a renewal writes, no logic": N sets, in transactions of B sets, of the plain
-//                single-row statements one renewal leaves behind, through the same storage::Database (the serving
-//                role; on PostgreSQL with the same set_config platform scope): INSERT the invoice in its final
+//                single-row statements one renewal leaves behind, in the same platform scope as the run
+//                (TenantData::transact_platform; PostgreSQL: the owner role's pool): INSERT the invoice in its final
 //                state (distinct number and cycle_key), INSERT one invoice_lines row, INSERT one payment_attempts
 //                row (succeeded), INSERT one simulated_charges row, INSERT three pending_events rows, UPDATE the
 //                subscription's period -> sets/s. The ids are UUIDv7 as in the run; the JSON texts (customer,
@@ -114,9 +114,6 @@ void print_row(const Options& o, const std::string& measure, double seconds) {
 
 // ---- statements ------------------------------------------------------------------------------------------------
 
-constexpr Statement k_platform_scope{"bench_billing_platform_scope",
-                                     "SELECT set_config('app.billing_platform', 'on', true)"};
-
 constexpr Statement k_seed_tenant{"bench_billing_seed_tenant",
                                   "INSERT INTO tenants (id, slug, name, status, isolation, plan, quotas, created_at, "
                                   "updated_at) VALUES ($1, $2, $3, 'active', 'shared', 'starter', '{}', $4, $4)"};
@@ -167,17 +164,12 @@ constexpr Statement k_base_subscription{"bench_billing_base_subscription",
 
 // ---- helpers ---------------------------------------------------------------------------------------------------
 
-// A write transaction in the platform scope (PostgreSQL: the billing tables' RLS lets it see every tenant).
-Result<void> platform_tx(Database& db, const std::function<Result<void>(Transaction&)>& body,
+// A transaction in the platform scope (PostgreSQL: the owner role's connection, whose policies let it see every
+// tenant's billing rows).
+Result<void> platform_tx(atrium::api::Platform& platform, const std::function<Result<void>(Transaction&)>& body,
                          atrium::storage::TransactionOptions options = {}) {
-  return db.transact(
-      [&](Transaction& tx) -> Result<void> {
-        if (tx.backend() == atrium::storage::Backend::postgres) {
-          if (auto r = tx.execute(k_platform_scope); !r) return std::unexpected(r.error());
-        }
-        return body(tx);
-      },
-      options);
+  return platform.tenant_data->transact_platform(
+      [&](atrium::tenancy::PlatformTransaction& tx) -> Result<void> { return body(tx.control()); }, options);
 }
 
 Result<void> exec(Transaction& tx, const Statement& s, std::initializer_list<Value> params) {
@@ -186,9 +178,9 @@ Result<void> exec(Transaction& tx, const Statement& s, std::initializer_list<Val
   return {};
 }
 
-Result<std::int64_t> count(Database& db, const Statement& s) {
+Result<std::int64_t> count(atrium::api::Platform& platform, const Statement& s) {
   std::int64_t n = -1;
-  auto r = platform_tx(db,
+  auto r = platform_tx(platform,
                        [&](Transaction& tx) -> Result<void> {
                          auto rs = tx.execute(s);
                          if (!rs) return std::unexpected(rs.error());
@@ -236,7 +228,7 @@ Result<Seeded> seed(atrium::api::Platform& platform, const atrium::Clock& clock,
   }
   for (std::size_t begin = 0; begin < n; begin += k_seed_per_transaction) {
     const std::size_t end = std::min(n, begin + k_seed_per_transaction);
-    auto r = platform_tx(platform.db(), [&](Transaction& tx) -> Result<void> {
+    auto r = platform_tx(platform, [&](Transaction& tx) -> Result<void> {
       for (std::size_t i = begin; i < end; ++i) {
         const std::string num = zero_padded(static_cast<std::int64_t>(i + 1), 6);
         const std::string& tenant = out.tenant_ids[i];
@@ -287,7 +279,7 @@ Result<double> measure_run(atrium::api::Platform& platform, const Options& o) {
   };
   for (const Check& c : {Check{k_count_invoices, "invoices"}, Check{k_count_succeeded, "succeeded payment attempts"},
                          Check{k_count_charges, "simulated charges"}}) {
-    auto got = count(platform.db(), c.statement);
+    auto got = count(platform, c.statement);
     if (!got) return fail(got.error().code, std::string("counting ") + c.what + ": " + got.error().message);
     if (*got != n) {
       return fail(Errc::internal,
@@ -336,7 +328,7 @@ Result<double> measure_baseline(atrium::api::Platform& platform, const atrium::C
   const auto begin = Steady::now();
   for (std::size_t first = 0; first < n; first += batch) {
     const std::size_t last = std::min(n, first + batch);
-    auto r = platform_tx(platform.db(), [&](Transaction& tx) -> Result<void> {
+    auto r = platform_tx(platform, [&](Transaction& tx) -> Result<void> {
       for (std::size_t i = first; i < last; ++i) {
         const std::string& tenant = seeded.tenant_ids[i];
         const std::string& sub = seeded.subscription_ids[i];

@@ -31,11 +31,6 @@ constexpr std::int64_t k_latest_clock_time = 7'258'118'400;  // 2200-01-01: peri
 
 // ---- statements -------------------------------------------------------------------------------------------------
 
-// Platform-wide billing work (the run, the catalog). Generic plans: with the RLS policy's OR in every query, custom
-// plans misestimate the due-subscriptions batch and sort the whole table instead of reading its index.
-constexpr Statement k_platform_scope{"billing_platform_scope",
-                                     "SELECT set_config('app.billing_platform', 'on', true), "
-                                     "set_config('plan_cache_mode', 'force_generic_plan', true)"};
 constexpr Statement k_next_number{"billing_next_number",
                                   "INSERT INTO billing_counters (name, value) VALUES ($1, 1) ON CONFLICT (name) DO "
                                   "UPDATE SET value = billing_counters.value + 1 RETURNING value"};
@@ -1063,15 +1058,15 @@ struct Billing::Impl {
 
   Instant now() const { return seconds(clock.now()); }
 
-  Result<void> platform(const std::function<Result<void>(Transaction&)>& body, storage::TransactionOptions o = {}) {
-    return db.transact(
-        [&](Transaction& tx) -> Result<void> {
-          if (tx.backend() == storage::Backend::postgres) {
-            if (auto r = tx.execute(k_platform_scope); !r) return std::unexpected(r.error());
-          }
-          return body(tx);
-        },
-        o);
+  // Platform-wide work on every tenant's billing rows (the run, MRR): the platform scope (docs/security.md).
+  Result<void> platform(const std::function<Result<void>(tenancy::PlatformTransaction&)>& body,
+                        storage::TransactionOptions o = {}) {
+    return data.transact_platform(body, o);
+  }
+
+  // The catalog (plans, plan versions, coupons, tax rates) carries no tenant: the serving role's own transaction.
+  Result<void> catalog(const std::function<Result<void>(Transaction&)>& body, storage::TransactionOptions o = {}) {
+    return db.transact(body, o);
   }
 
   Result<void> tenant(const std::string& tenant_id, const std::function<Result<void>(TenantTransaction&)>& body,
@@ -1953,18 +1948,23 @@ struct Billing::Impl {
     for (const auto& c : charges) requests.push_back(c.request);
     auto results = gateway.charge_many(requests);
     failpoint("billing.after_charge");  // crash tests: the provider charged, the outcome is not recorded yet
-    auto body = [&](Transaction& raw_tx) -> Result<void> {
-      for (std::size_t i = 0; i < charges.size(); ++i) {
-        TenantTransaction tx(raw_tx, charges[i].tenant_id, true);
-        if (auto r = record_outcome(tx, charges[i], results[i], at(charges[i]), stats); !r) return r;
-      }
-      return {};
-    };
     Result<void> r;
     if (tenant_id) {
-      r = tenant(*tenant_id, [&](TenantTransaction& tx) { return body(raw(tx)); });
+      r = tenant(*tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+        for (std::size_t i = 0; i < charges.size(); ++i) {
+          if (charges[i].tenant_id != tx.tenant_id()) return fail(Errc::internal, "a charge of another tenant");
+          if (auto o = record_outcome(tx, charges[i], results[i], at(charges[i]), stats); !o) return o;
+        }
+        return {};
+      });
     } else {
-      r = platform(body);
+      r = platform([&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+        for (std::size_t i = 0; i < charges.size(); ++i) {
+          TenantTransaction tx = ptx.tenant(charges[i].tenant_id);
+          if (auto o = record_outcome(tx, charges[i], results[i], at(charges[i]), stats); !o) return o;
+        }
+        return {};
+      });
     }
     if (!r) return r;
     notify();
@@ -2146,7 +2146,7 @@ Result<Plan> Billing::create_plan(const Json& input, const audit::Context& who) 
   plan.price = *price;
   plan.price.version = 1;
   plan.price.created_at = plan.created_at;
-  auto r = impl_->platform([&](Transaction& tx) -> Result<void> {
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
     auto ins = tx.execute(k_plan_insert, {Value(plan.id), Value(plan.code), Value(plan.name), Value(plan.tier),
                                           Value(plan.active), Value(std::int64_t{1}), Value(plan.created_at)});
     if (!ins) {
@@ -2166,7 +2166,7 @@ Result<Plan> Billing::update_plan(const std::string& id, const Json& input, cons
   if (auto r = plan_members(input); !r) return std::unexpected(r.error());
   if (input.contains("code")) return fail(Errc::invalid_argument, "code cannot change");
   std::optional<Plan> out;
-  auto r = impl_->platform([&](Transaction& tx) -> Result<void> {
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
     // Locked on PostgreSQL: two concurrent price changes make versions n+1 and n+2, not a duplicate n+1.
     auto locked = tx.backend() == storage::Backend::postgres ? tx.execute(k_plan_get_locked, {Value(id)})
                                                              : tx.execute(k_plan_get, {Value(id), Value()});
@@ -2219,7 +2219,7 @@ Result<Plan> Billing::update_plan(const std::string& id, const Json& input, cons
 
 Result<std::vector<Plan>> Billing::list_plans(bool include_inactive) {
   std::vector<Plan> out;
-  auto r = impl_->platform(
+  auto r = impl_->catalog(
       [&](Transaction& tx) -> Result<void> {
         auto rows = tx.execute(k_plan_list, {Value(include_inactive)});
         if (!rows) return std::unexpected(rows.error());
@@ -2237,7 +2237,7 @@ Result<std::vector<Plan>> Billing::list_plans(bool include_inactive) {
 
 Result<Plan> Billing::get_plan(const std::string& id_or_code, std::optional<int> version) {
   std::optional<Plan> out;
-  auto r = impl_->platform(
+  auto r = impl_->catalog(
       [&](Transaction& tx) -> Result<void> {
         auto rows = tx.execute(k_plan_get, {Value(id_or_code), version ? Value(std::int64_t{*version}) : Value()});
         if (!rows) return std::unexpected(rows.error());
@@ -2304,7 +2304,7 @@ Result<Coupon> Billing::create_coupon(const Json& input, const audit::Context& w
   c.redeem_by = *redeem_by;
   c.id = new_uuid_v7(impl_->clock);
   c.created_at = impl_->now();
-  auto r = impl_->platform([&](Transaction& tx) -> Result<void> {
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
     auto ins = tx.execute(k_coupon_insert,
                           {Value(c.id), Value(c.code), Value(c.name), Value(c.percent_off_bps), Value(c.amount_off),
                            Value(c.currency), Value(c.duration), Value(std::int64_t{c.duration_months}),
@@ -2323,7 +2323,7 @@ Result<Coupon> Billing::create_coupon(const Json& input, const audit::Context& w
 
 Result<std::vector<Coupon>> Billing::list_coupons() {
   std::vector<Coupon> out;
-  auto r = impl_->platform(
+  auto r = impl_->catalog(
       [&](Transaction& tx) -> Result<void> {
         auto rows = tx.execute(k_coupon_list);
         if (!rows) return std::unexpected(rows.error());
@@ -2337,7 +2337,7 @@ Result<std::vector<Coupon>> Billing::list_coupons() {
 
 Result<Coupon> Billing::deactivate_coupon(const std::string& id, const audit::Context& who) {
   std::optional<Coupon> out;
-  auto r = impl_->platform([&](Transaction& tx) -> Result<void> {
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
     auto c = impl_->coupon(tx, id);
     if (!c) return std::unexpected(c.error());
     if (!*c) return fail(Errc::not_found, "no coupon " + id);
@@ -2382,7 +2382,7 @@ Result<TaxRateRow> Billing::put_tax_rate(const Json& input, const audit::Context
   t.id = new_uuid_v7(impl_->clock);
   t.created_at = impl_->now();
   std::optional<TaxRateRow> out;
-  auto r = impl_->platform([&](Transaction& tx) -> Result<void> {
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
     auto ins = tx.execute(k_tax_upsert, {Value(t.id), Value(t.country), Value(t.region), Value(t.name), Value(t.bps),
                                          Value(t.inclusive), Value(t.created_at)});
     if (!ins) return std::unexpected(ins.error());
@@ -2399,7 +2399,7 @@ Result<TaxRateRow> Billing::put_tax_rate(const Json& input, const audit::Context
 
 Result<std::vector<TaxRateRow>> Billing::list_tax_rates() {
   std::vector<TaxRateRow> out;
-  auto r = impl_->platform(
+  auto r = impl_->catalog(
       [&](Transaction& tx) -> Result<void> {
         auto rows = tx.execute(k_tax_list);
         if (!rows) return std::unexpected(rows.error());
@@ -3754,8 +3754,8 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
   const int batch = std::max(1, s.settings.run_batch);
   std::int64_t total = 0;
   auto counted = s.platform(
-      [&](Transaction& tx) -> Result<void> {
-        auto c = tx.execute(k_sub_count_due, {Value(now)});
+      [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+        auto c = ptx.control().execute(k_sub_count_due, {Value(now)});
         if (!c) return std::unexpected(c.error());
         total = c->int_at(0, 0).value_or(0);
         return {};
@@ -3769,8 +3769,8 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
   std::vector<std::array<std::string, 4>> refunds;
   std::vector<std::int64_t> refund_amounts;
   auto listed = s.platform(
-      [&](Transaction& tx) -> Result<void> {
-        auto rows = tx.execute(k_refund_pending);
+      [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+        auto rows = ptx.control().execute(k_refund_pending);
         if (!rows) return std::unexpected(rows.error());
         for (std::size_t i = 0; i < rows->rows.size(); ++i) {
           refunds.push_back({rows->text_at(i, 0).value_or(""), rows->text_at(i, 1).value_or(""),
@@ -3789,12 +3789,12 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
   // 1. Charges a crashed run (or request) left without an outcome: the same idempotency key again.
   for (;;) {
     std::vector<PendingCharge> charges;
-    auto r = s.platform([&](Transaction& tx) -> Result<void> {
+    auto r = s.platform([&](tenancy::PlatformTransaction& ptx) -> Result<void> {
       charges.clear();
-      auto rows = tx.execute(k_attempt_pending, {Value(std::int64_t{batch})});
+      auto rows = ptx.control().execute(k_attempt_pending, {Value(std::int64_t{batch})});
       if (!rows) return std::unexpected(rows.error());
       for (std::size_t i = 0; i < rows->rows.size(); ++i) {
-        TenantTransaction ttx(tx, rows->text_at(i, 0).value_or(""), true);
+        TenantTransaction ttx = ptx.tenant(rows->text_at(i, 0).value_or(""));
         auto a = ttx.execute(k_attempt_get, {Value(rows->text_at(i, 1).value_or(""))});
         if (!a) return std::unexpected(a.error());
         PaymentAttempt attempt = read_attempt(*a, 0);
@@ -3818,18 +3818,18 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
   for (;;) {
     std::vector<PendingCharge> charges;
     std::int64_t in_batch = 0;
-    auto r = s.platform([&](Transaction& tx) -> Result<void> {
+    auto r = s.platform([&](tenancy::PlatformTransaction& ptx) -> Result<void> {
       charges.clear();
       in_batch = 0;
-      auto rows = tx.execute(tx.backend() == storage::Backend::postgres ? k_sub_due_locked : k_sub_due,
-                             {Value(now), Value(std::int64_t{batch})});
+      auto rows = ptx.control().execute(ptx.backend() == storage::Backend::postgres ? k_sub_due_locked : k_sub_due,
+                                        {Value(now), Value(std::int64_t{batch})});
       if (!rows) return std::unexpected(rows.error());
       in_batch = static_cast<std::int64_t>(rows->rows.size());
       std::string account_tenant;
       Account acct;
       for (std::size_t i = 0; i < rows->rows.size(); ++i) {
         Subscription sub = read_sub(*rows, i);
-        TenantTransaction ttx(tx, sub.tenant_id, true);
+        TenantTransaction ttx = ptx.tenant(sub.tenant_id);
         if (account_tenant != sub.tenant_id) {
           auto a = s.account(ttx);
           if (!a) return std::unexpected(a.error());
@@ -3859,10 +3859,11 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
     std::vector<std::array<std::string, 3>> due;  // tenant, subscription, metric
     std::vector<Instant> due_start;
     auto listed_due = s.platform(
-        [&](Transaction& tx) -> Result<void> {
+        [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
           due.clear();
           due_start.clear();
-          auto rows = tx.execute(k_usage_due, {Value(now - k_usage_settle_margin), Value(std::int64_t{batch} * 10)});
+          auto rows =
+              ptx.control().execute(k_usage_due, {Value(now - k_usage_settle_margin), Value(std::int64_t{batch} * 10)});
           if (!rows) return std::unexpected(rows.error());
           for (std::size_t i = 0; i < rows->rows.size(); ++i) {
             due.push_back(
@@ -3901,13 +3902,13 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
   for (;;) {
     std::vector<PendingCharge> charges;
     std::int64_t in_batch = 0;
-    auto r = s.platform([&](Transaction& tx) -> Result<void> {
+    auto r = s.platform([&](tenancy::PlatformTransaction& ptx) -> Result<void> {
       charges.clear();
-      auto rows = tx.execute(k_invoice_due, {Value(now), Value(std::int64_t{batch})});
+      auto rows = ptx.control().execute(k_invoice_due, {Value(now), Value(std::int64_t{batch})});
       if (!rows) return std::unexpected(rows.error());
       in_batch = static_cast<std::int64_t>(rows->rows.size());
       for (std::size_t i = 0; i < rows->rows.size(); ++i) {
-        TenantTransaction ttx(tx, rows->text_at(i, 0).value_or(""), true);
+        TenantTransaction ttx = ptx.tenant(rows->text_at(i, 0).value_or(""));
         if (auto rt = s.retry_invoice(ttx, rows->text_at(i, 1).value_or(""), now, charges, &stats); !rt) return rt;
       }
       return {};
@@ -3931,13 +3932,13 @@ Result<std::map<std::string, std::int64_t>> Billing::mrr() {
   std::map<std::string, std::int64_t> out;
   std::map<std::pair<std::string, int>, std::int64_t> per_interval;  // summed per interval, rounded once
   auto r = s.platform(
-      [&](Transaction& tx) -> Result<void> {
-        auto rows = tx.execute(k_sub_live);
+      [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+        auto rows = ptx.control().execute(k_sub_live);
         if (!rows) return std::unexpected(rows.error());
         for (std::size_t i = 0; i < rows->rows.size(); ++i) {
           Subscription sub = read_sub(*rows, i);
           if (sub.test_clock_id) continue;
-          auto plan = s.plan_version(tx, sub.plan_id, sub.plan_version);
+          auto plan = s.plan_version(ptx.control(), sub.plan_id, sub.plan_version);
           if (!plan) return std::unexpected(plan.error());
           auto amount = period_amount(plan->price, sub.seats);
           if (!amount) return std::unexpected(amount.error());

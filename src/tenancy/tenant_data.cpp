@@ -22,6 +22,9 @@ using storage::Transaction;
 using storage::Value;
 
 constexpr Statement k_set_tenant{"tenant_scope_set", "SELECT set_config('app.tenant_id', $1, true)"};
+constexpr Statement k_platform_scope{"platform_scope_set",
+                                     "SELECT set_config('app.platform_scope', 'on', true), "
+                                     "set_config('plan_cache_mode', 'force_generic_plan', true)"};
 constexpr Statement k_set_search_path{
     "tenant_scope_search_path", "SELECT set_config('search_path', atrium_tenant_schema($1::uuid) || ', public', true)"};
 constexpr Statement k_create_schema{"tenant_create_schema", "SELECT atrium_create_tenant_schema($1::uuid)"};
@@ -247,6 +250,20 @@ Result<void> TenantData::transact_control_plane(const std::string& tenant_id,
         }
         TenantTransaction ttx(tx, tenant_id, true);
         return body(ttx);
+      },
+      options);
+}
+
+Result<void> TenantData::transact_platform(const std::function<Result<void>(PlatformTransaction&)>& body,
+                                           const storage::TransactionOptions& options) {
+  Impl& s = *impl_;
+  return s.admin.transact(
+      [&](Transaction& tx) -> Result<void> {
+        if (s.postgres()) {
+          if (auto r = tx.execute(k_platform_scope); !r) return std::unexpected(r.error());
+        }
+        PlatformTransaction ptx(tx);
+        return body(ptx);
       },
       options);
 }

@@ -19,11 +19,10 @@ struct TenantStatement {
 };
 
 // A transaction scoped to one tenant. The only way to run tenant statements. Valid inside
-// TenantData::transact's callback; one thread at a time.
+// TenantData::transact's (or transact_control_plane's) callback, or made by PlatformTransaction::tenant; one thread
+// at a time.
 class TenantTransaction {
  public:
-  TenantTransaction(storage::Transaction& tx, std::string tenant_id, bool in_control_plane)
-      : tx_(tx), tenant_id_(std::move(tenant_id)), in_control_plane_(in_control_plane) {}
   const std::string& tenant_id() const { return tenant_id_; }
   storage::Backend backend() const { return tx_.backend(); }
   Result<storage::ResultSet> execute(const TenantStatement& statement,
@@ -35,9 +34,31 @@ class TenantTransaction {
   storage::Transaction* control_plane() { return in_control_plane_ ? &tx_ : nullptr; }
 
  private:
+  friend class TenantData;
+  friend class PlatformTransaction;
+  TenantTransaction(storage::Transaction& tx, std::string tenant_id, bool in_control_plane)
+      : tx_(tx), tenant_id_(std::move(tenant_id)), in_control_plane_(in_control_plane) {}
+
   storage::Transaction& tx_;
   std::string tenant_id_;
   bool in_control_plane_;
+};
+
+// A transaction of the platform scope: platform-wide work that reads and writes the control-plane rows of every
+// tenant (the billing run, MRR). See TenantData::transact_platform. Valid inside its callback; one thread at a time.
+class PlatformTransaction {
+ public:
+  // The transaction itself, for control-plane statements (cross-tenant ones included).
+  storage::Transaction& control() { return tx_; }
+  storage::Backend backend() const { return tx_.backend(); }
+  // Tenant statements on one tenant's control-plane rows inside this transaction: $1 is bound to `tenant_id` as in
+  // a tenant-scoped transaction (here it is the only filter: the platform scope's policies admit every tenant).
+  TenantTransaction tenant(std::string tenant_id) { return TenantTransaction(tx_, std::move(tenant_id), true); }
+
+ private:
+  friend class TenantData;
+  explicit PlatformTransaction(storage::Transaction& tx) : tx_(tx) {}
+  storage::Transaction& tx_;
 };
 
 struct TenantDataOptions {
@@ -74,6 +95,16 @@ class TenantData {
   Result<void> transact_control_plane(const std::string& tenant_id,
                                       const std::function<Result<void>(TenantTransaction&)>& body,
                                       const storage::TransactionOptions& options = {});
+
+  // The platform scope: runs `body` in a control-plane transaction that may read and write every tenant's rows of
+  // the control-plane tables carrying tenant_id. The only such scope; for platform-wide work alone (the billing
+  // run and MRR), never for a request acting for one tenant. PostgreSQL: the transaction runs on the owner role's
+  // pool (`admin`, storage.admin_database_url) and sets app.platform_scope = 'on' transaction-locally, which only
+  // the owner's `<table>_platform_scope` policies read (migration 0009); the serving role has no such policy, so
+  // setting the variable gives it nothing. Statements also use generic plans (plan_cache_mode): the policies' OR
+  // misleads custom plans of the cross-tenant batches. SQLite (no RLS): a plain transaction on the database.
+  Result<void> transact_platform(const std::function<Result<void>(PlatformTransaction&)>& body,
+                                 const storage::TransactionOptions& options = {});
 
   // Creates the tenant's schema, database or file and applies the tenant migrations to it. Idempotent; does
   // nothing for the shared level (its tables come with `atrium migrate`).

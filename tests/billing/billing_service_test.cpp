@@ -142,12 +142,9 @@ class BillingServiceTest : public ::testing::TestWithParam<Backend> {
 
   std::int64_t count(const char* sql) {
     std::int64_t n = -1;
-    auto r = platform().admin_db().transact([&](storage::Transaction& tx) -> Result<void> {
-      if (tx.backend() == Backend::postgres) {  // billing rows are behind RLS: read them platform-wide
-        auto scope = tx.execute(storage::Statement{"", "SELECT set_config('app.billing_platform', 'on', true)"});
-        if (!scope) return std::unexpected(scope.error());
-      }
-      auto rows = tx.execute(storage::Statement{"", sql});
+    // Billing rows are behind RLS: read them in the platform scope.
+    auto r = platform().tenant_data->transact_platform([&](tenancy::PlatformTransaction& tx) -> Result<void> {
+      auto rows = tx.control().execute(storage::Statement{"", sql});
       if (!rows) return std::unexpected(rows.error());
       n = rows->int_at(0, 0).value_or(-1);
       return {};
