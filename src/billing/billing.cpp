@@ -111,17 +111,17 @@ constexpr TenantStatement k_account_balance{
 #define SUB_COLS                                                                                                    \
   "tenant_id, id, plan_id, plan_version, status, seats, anchor, cycle, current_period_start, current_period_end, "  \
   "trial_end, cancel_at_period_end, cancelled_at, paused_at, coupon_id, coupon_start, coupon_uses, test_clock_id, " \
-  "created_at, updated_at"
+  "created_at, updated_at, period_discounted"
 constexpr TenantStatement k_sub_insert{"billing_sub_insert",
                                        "INSERT INTO subscriptions (" SUB_COLS
                                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-                                       "$16, $17, $18, $19, $19)"};
+                                       "$16, $17, $18, $19, $19, $20)"};
 constexpr TenantStatement k_sub_update{
     "billing_sub_update",
     "UPDATE subscriptions SET plan_id = $3, plan_version = $4, status = $5, seats = $6, anchor = $7, cycle = $8, "
     "current_period_start = $9, current_period_end = $10, trial_end = $11, cancel_at_period_end = $12, "
-    "cancelled_at = $13, paused_at = $14, coupon_id = $15, coupon_start = $16, coupon_uses = $17, updated_at = $18 "
-    "WHERE tenant_id = $1 AND id = $2"};
+    "cancelled_at = $13, paused_at = $14, coupon_id = $15, coupon_start = $16, coupon_uses = $17, updated_at = $18, "
+    "period_discounted = $19 WHERE tenant_id = $1 AND id = $2"};
 constexpr TenantStatement k_sub_get{"billing_sub_get",
                                     "SELECT " SUB_COLS " FROM subscriptions WHERE tenant_id = $1 AND id = $2"};
 // Write paths read the rows they change with a row lock on PostgreSQL, so a request and the billing run (or two
@@ -379,6 +379,7 @@ constexpr std::array k_tenant_statements{
 
 Value opt(const std::optional<std::int64_t>& v) { return v ? Value(*v) : Value(); }
 Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : Value(); }
+Value opt(const std::optional<bool>& v) { return v ? Value(*v) : Value(); }
 std::optional<std::int64_t> opt_int(const storage::ResultSet& r, std::size_t row, std::size_t col) {
   return r.int_at(row, col);
 }
@@ -907,6 +908,7 @@ Subscription read_sub(const storage::ResultSet& r, std::size_t i) {
   s.test_clock_id = opt_text(r, i, 17);
   s.created_at = r.int_at(i, 18).value_or(0);
   s.updated_at = r.int_at(i, 19).value_or(0);
+  if (!r.is_null(i, 20)) s.period_discounted = bool_at(r, i, 20);
   return s;
 }
 
@@ -1248,7 +1250,7 @@ struct Billing::Impl {
         {Value(s.id), Value(s.plan_id), Value(std::int64_t{s.plan_version}), Value(std::string(status_name(s.status))),
          Value(s.seats), Value(s.anchor), Value(s.cycle), Value(s.current_period_start), Value(s.current_period_end),
          opt(s.trial_end), Value(s.cancel_at_period_end), opt(s.cancelled_at), opt(s.paused_at), opt(s.coupon_id),
-         opt(s.coupon_start), Value(s.coupon_uses), Value(now)});
+         opt(s.coupon_start), Value(s.coupon_uses), Value(now), opt(s.period_discounted)});
     if (!r) return std::unexpected(r.error());
     return {};
   }
@@ -1366,6 +1368,8 @@ struct Billing::Impl {
       if (!c) return std::unexpected(c.error());
       discount = c->first;
       inv.discount_label = c->second;
+      // with_coupon is set exactly on the invoices that open a period: what changes within it prorate from.
+      if (persist) sub->period_discounted = discount.has_value();
     }
     std::optional<TaxRate> tax;
     auto rate = tax_for(raw(tx), account);
@@ -1535,6 +1539,7 @@ struct Billing::Impl {
       sub->cycle = 0;
       sub->current_period_start = now;
       sub->current_period_end = now;
+      sub->period_discounted = false;  // an empty period, renewed (and invoiced) at once
     }
     return save(tx, *sub, now);
   }
@@ -2682,7 +2687,8 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
                                   Value(std::string(status_name(sub.status))), Value(sub.seats), Value(sub.anchor),
                                   Value(sub.cycle), Value(sub.current_period_start), Value(sub.current_period_end),
                                   opt(sub.trial_end), Value(false), Value(), Value(), opt(sub.coupon_id),
-                                  opt(sub.coupon_start), Value(std::int64_t{0}), opt(sub.test_clock_id), Value(now)});
+                                  opt(sub.coupon_start), Value(std::int64_t{0}), opt(sub.test_clock_id), Value(now),
+                                  Value(false)});
     if (!ins) {
       if (ins.error().code == Errc::unique_violation) {
         return fail(Errc::conflict, "this tenant already has a live subscription; change it instead");
@@ -2742,6 +2748,7 @@ struct Change {
   std::vector<Line> lines;  // what is invoiced now (empty: nothing)
   Instant new_anchor = 0;   // for an interval change: the new period
   Instant new_period_end = 0;
+  bool new_period_discounted = false;  // the coupon discounts the new period
 };
 
 }  // namespace
@@ -2787,13 +2794,12 @@ Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription
       if (!found) return std::unexpected(found.error());
       coupon = *found;
     }
+    // Whether the coupon discounts a period starting at `period_start` (not the current one: see below).
     auto applies_from = [&](Instant period_start) {
       if (!coupon) return false;
       if (coupon->duration == "forever") return true;
-      const Instant start = sub.coupon_start.value_or(sub.current_period_start);
-      if (coupon->duration == "once")
-        return start >= sub.current_period_start && period_start == sub.current_period_start;
-      return period_start < add_months(start, coupon->duration_months);
+      if (coupon->duration == "once") return false;  // used by the first invoice, never by a later period
+      return period_start < add_months(sub.coupon_start.value_or(period_start), coupon->duration_months);
     };
     auto discounted = [&](std::int64_t amount, bool applies) -> Result<std::int64_t> {
       if (!applies || !coupon) return amount;
@@ -2804,7 +2810,13 @@ Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription
       }
       return std::max<std::int64_t>(0, amount - coupon->amount_off);
     };
-    const bool current_discounted = applies_from(sub.current_period_start);
+    // The current period is prorated at what its invoice charged: whether that invoice carried the coupon is
+    // recorded when the period starts. Comparing the coupon's start with the period's start cannot tell the first
+    // period from a new one that starts in the same second (an interval change right after subscribing), nor see
+    // a once coupon first used at a trial's end. Only rows from before the flag with a repeating or forever coupon
+    // lack it (migration 0008 set it for once coupons); their rule depends on the period's start alone.
+    const bool current_discounted =
+        coupon && sub.period_discounted.value_or(applies_from(sub.current_period_start));
     auto old_gross = period_amount(c.from.price, sub.seats);
     if (!old_gross) return std::unexpected(old_gross.error());
     auto new_gross = period_amount(c.to.price, c.seats);
@@ -2851,7 +2863,8 @@ Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription
     std::int64_t charge = 0;
     for (const auto& l : *lines) charge += l.amount;
     // The new period is discounted as its renewal would be.
-    auto new_period = discounted(charge, coupon && coupon->duration != "once" && applies_from(now));
+    c.new_period_discounted = applies_from(now);
+    auto new_period = discounted(charge, c.new_period_discounted);
     if (!new_period) return std::unexpected(new_period.error());
     if (*new_period != charge) {
       lines->push_back(Line{LineKind::one_off, "Discount " + coupon->code, 1, *new_period - charge,
@@ -2945,6 +2958,7 @@ Result<Subscription> Billing::change_subscription(const std::string& tenant_id, 
       sub->cycle = 1;
       sub->current_period_start = now;
       sub->current_period_end = c->new_period_end;
+      sub->period_discounted = c->new_period_discounted;
     }
     if (!c->lines.empty()) {
       Impl::IssueOptions o{.reason = "subscription_update",

@@ -129,6 +129,10 @@ struct Subscription {
   std::optional<std::string> coupon_id;
   std::optional<Instant> coupon_start;
   std::int64_t coupon_uses = 0;
+  // Whether the invoice that opened the current period carried the coupon's discount, so changes within the period
+  // are prorated at what was paid. Set whenever a period starts; nullopt only on rows from before it was recorded
+  // (then derived from the coupon's rules).
+  std::optional<bool> period_discounted;
   std::optional<std::string> test_clock_id;
   Instant created_at = 0;
   Instant updated_at = 0;

@@ -124,12 +124,13 @@ class BillingClockTest : public ::testing::TestWithParam<IsolationCase> {
   }
 
   // A monthly USD plan (super admin), with the default dunning policy spelled out.
-  std::string create_plan(const std::string& code, std::int64_t base_price, int trial_days) {
+  std::string create_plan(const std::string& code, std::int64_t base_price, int trial_days,
+                          const std::string& interval = "monthly") {
     Json body{{"code", code},
               {"name", "Plan " + code},
               {"tier", "starter"},
               {"currency", "USD"},
-              {"interval", "monthly"},
+              {"interval", interval},
               {"base_price", base_price},
               {"trial_days", trial_days},
               {"dunning", {{"retry_schedule_hours", k_retry_hours}, {"final_action", "cancel"}}}};
@@ -642,6 +643,94 @@ TEST_P(BillingClockTest, MidPeriodUpgradeAndDowngradeAreProratedByTheDay) {
   EXPECT_EQ(subscription(sub)["status"], "active");
 
   expect_gap_free_numbers();
+}
+
+// Issue 25: a once coupon, and an interval change at the very second of subscribing. The new period is invoiced at
+// full price, so changes within it are prorated at full price too: whether the current period's invoice carried
+// the coupon is recorded when the period starts, not guessed by comparing the coupon's start with the period's.
+TEST_P(BillingClockTest, AOnceCouponDoesNotDiscountANewPeriodStartingInTheSameSecond) {
+  create_plan("annual-a", 120000, 0, "annual");
+  create_plan("monthly-m", 10000, 0);
+  create_plan("monthly-c", 2000, 0);
+  ASSERT_EQ(client_
+                ->call(Method::post, "/v1/coupons",
+                       Json{{"code", "HALF"}, {"percent_off_bps", 5000}, {"duration", "once"}}, root_)
+                .status,
+            201);
+  ASSERT_NO_FATAL_FAILURE(open_account("pm_card_visa"));
+  const std::string clock = create_clock("2027-01-10T00:00:00Z");
+  auto created = owner(Method::post, "/v1/subscriptions",
+                       Json{{"plan", "annual-a"}, {"coupon", "HALF"}, {"test_clock_id", clock}});
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  const std::string sub = created.body.value("id", "");
+  auto list = invoices();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["total"], 60000);
+  // Same second: the unused annual period (what was paid, 600.00) back, a full-price month charged.
+  auto monthly = owner(Method::patch, "/v1/subscriptions/" + sub, Json{{"plan", "monthly-m"}});
+  ASSERT_EQ(monthly.status, 200) << monthly.body.dump();
+  list = invoices();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[1]["total"], -50000) << list[1].dump();
+
+  // 2027-01-26: 15 of the period's 31 days remain, at full price.
+  ASSERT_NO_FATAL_FAILURE(advance(clock, "2027-01-26T00:00:00Z"));
+  auto preview = owner(Method::get, "/v1/subscriptions/" + sub + "/preview?plan=monthly-c");
+  ASSERT_EQ(preview.status, 200) << preview.body.dump();
+  EXPECT_EQ(preview.body["credit"], 4839);
+  EXPECT_EQ(preview.body["charge"], 968);
+  EXPECT_EQ(preview.body["net"], -3871);
+  auto changed = owner(Method::patch, "/v1/subscriptions/" + sub, Json{{"plan", "monthly-c"}});
+  ASSERT_EQ(changed.status, 200) << changed.body.dump();
+  list = invoices();
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[2]["total"], -3871) << list[2].dump();
+  // The renewal is at full price too.
+  ASSERT_NO_FATAL_FAILURE(advance(clock, "2027-02-10T00:00:01Z"));
+  list = invoices();
+  ASSERT_EQ(list.size(), 4u);
+  EXPECT_EQ(list[3]["subtotal"], 2000);
+  EXPECT_EQ(list[3]["discount"], 0);
+  expect_gap_free_numbers();
+}
+
+// The other side of the same comparison: a once coupon first used when a trial ends discounts that first paid
+// period, so a change within it is prorated net of the coupon (the comparison took the coupon's start, before the
+// trial, for "another period" and prorated at full price).
+TEST_P(BillingClockTest, AOnceCouponUsedAtTheEndOfATrialDiscountsChangesWithinThatPeriod) {
+  create_plan("trial-t", 10000, 14);
+  create_plan("upper-u", 20000, 0);
+  ASSERT_EQ(client_
+                ->call(Method::post, "/v1/coupons",
+                       Json{{"code", "HALF"}, {"percent_off_bps", 5000}, {"duration", "once"}}, root_)
+                .status,
+            201);
+  ASSERT_NO_FATAL_FAILURE(open_account("pm_card_visa"));
+  const std::string clock = create_clock("2027-03-01T00:00:00Z");
+  auto created = owner(Method::post, "/v1/subscriptions",
+                       Json{{"plan", "trial-t"}, {"coupon", "HALF"}, {"test_clock_id", clock}});
+  ASSERT_EQ(created.status, 201) << created.body.dump();
+  const std::string sub = created.body.value("id", "");
+  ASSERT_NO_FATAL_FAILURE(advance(clock, "2027-03-15T00:00:00Z"));
+  auto list = invoices();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["total"], 5000) << "the first paid period carries the once coupon";
+  // 2027-03-31: 15 of the period's 31 days remain; the period was paid at half price.
+  ASSERT_NO_FATAL_FAILURE(advance(clock, "2027-03-31T00:00:00Z"));
+  auto preview = owner(Method::get, "/v1/subscriptions/" + sub + "/preview?plan=upper-u");
+  ASSERT_EQ(preview.status, 200) << preview.body.dump();
+  EXPECT_EQ(preview.body["credit"], 2419);
+  EXPECT_EQ(preview.body["charge"], 4839);
+  EXPECT_EQ(preview.body["net"], 2420);
+  // The next period is at full price.
+  ASSERT_NO_FATAL_FAILURE(advance(clock, "2027-04-15T00:00:01Z"));
+  list = invoices();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[1]["total"], 10000);
+  preview = owner(Method::get, "/v1/subscriptions/" + sub + "/preview?plan=upper-u");
+  ASSERT_EQ(preview.status, 200) << preview.body.dump();
+  EXPECT_EQ(preview.body["credit"], 10000);
+  EXPECT_EQ(preview.body["charge"], 20000);
 }
 
 TEST_P(BillingClockTest, TheRealClockBillingRunLeavesTestClocksAlone) {
