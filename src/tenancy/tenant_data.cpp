@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -22,11 +23,24 @@ using storage::Transaction;
 using storage::Value;
 
 constexpr Statement k_set_tenant{"tenant_scope_set", "SELECT set_config('app.tenant_id', $1, true)"};
+// The schema level: the tenant and a search_path of the tenant's schema alone, in one round trip. pg_catalog is
+// searched first anyway; public is not searched at all, so a tenant table missing from the schema is an error
+// instead of the shared table of the same name.
+constexpr Statement k_set_tenant_schema{"tenant_scope_set_schema",
+                                        "SELECT set_config('app.tenant_id', $1::text, true), "
+                                        "set_config('search_path', public.atrium_tenant_schema($1::text::uuid), true)"};
+constexpr Statement k_search_path_tenant{
+    "tenant_search_path_tenant", "SELECT set_config('search_path', public.atrium_tenant_schema($1::uuid), true)"};
+constexpr Statement k_search_path_control{"tenant_search_path_control",
+                                          "SELECT set_config('search_path', 'public', true)"};
 constexpr Statement k_platform_scope{"platform_scope_set",
                                      "SELECT set_config('app.platform_scope', 'on', true), "
                                      "set_config('plan_cache_mode', 'force_generic_plan', true)"};
-constexpr Statement k_set_search_path{
-    "tenant_scope_search_path", "SELECT set_config('search_path', atrium_tenant_schema($1::uuid) || ', public', true)"};
+// Migrating a tenant schema: unqualified DDL lands in the schema, and the tenant migrations' references to the
+// shared tenants table resolve in public.
+constexpr Statement k_migration_search_path{
+    "tenant_migration_search_path",
+    "SELECT set_config('search_path', atrium_tenant_schema($1::uuid) || ', public', true)"};
 constexpr Statement k_create_schema{"tenant_create_schema", "SELECT atrium_create_tenant_schema($1::uuid)"};
 constexpr Statement k_drop_schema{"tenant_drop_schema", "SELECT atrium_drop_tenant_schema($1::uuid)"};
 constexpr Statement k_grant_schema{"tenant_grant_schema",
@@ -95,6 +109,45 @@ std::string with_database(const std::string& url, const std::string& database) {
 
 }  // namespace
 
+// The PostgreSQL schema level's search_path inside one tenant transaction: the tenant's schema alone while tenant
+// statements run, public alone while control-plane statements (TenantTransaction::control_plane) run. The
+// transaction starts in the tenant's schema; a switch is one set_config, made only when the kind changes.
+class SchemaSearchPath final : public Transaction {
+ public:
+  SchemaSearchPath(Transaction& tx, std::string tenant_id) : tx_(tx), tenant_id_(std::move(tenant_id)) {}
+
+  Result<void> for_tenant() { return use(false); }
+
+  Result<storage::ResultSet> execute(const Statement& statement, std::span<const Value> params) override {
+    if (auto r = use(true); !r) return std::unexpected(r.error());
+    return tx_.execute(statement, params);
+  }
+  Result<void> execute_script(std::string_view sql) override {
+    if (auto r = use(true); !r) return r;
+    return tx_.execute_script(sql);
+  }
+  Backend backend() const override { return tx_.backend(); }
+
+ private:
+  Result<void> use(bool control) {
+    if (control == control_) return {};
+    auto r = control ? tx_.execute(k_search_path_control) : tx_.execute(k_search_path_tenant, {Value(tenant_id_)});
+    if (!r) return std::unexpected(r.error());
+    control_ = control;
+    return {};
+  }
+
+  Transaction& tx_;
+  std::string tenant_id_;
+  bool control_ = false;
+};
+
+storage::Transaction* TenantTransaction::control_plane() {
+  if (!in_control_plane_) return nullptr;
+  if (search_path_ != nullptr) return search_path_;
+  return &tx_;
+}
+
 std::string tenant_schema_name(const std::string& tenant_id) { return "tenant_" + hex_id(tenant_id); }
 std::string tenant_database_name(const std::string& tenant_id) { return "atrium_t_" + hex_id(tenant_id); }
 
@@ -104,6 +157,9 @@ Result<storage::ResultSet> TenantTransaction::execute(const TenantStatement& sta
   bound.reserve(params.size() + 1);
   bound.emplace_back(tenant_id_);
   bound.insert(bound.end(), params.begin(), params.end());
+  if (search_path_ != nullptr) {
+    if (auto r = search_path_->for_tenant(); !r) return std::unexpected(r.error());
+  }
   return tx_.execute(Statement{statement.name, statement.sql}, std::span<const Value>(bound));
 }
 
@@ -166,12 +222,12 @@ struct TenantData::Impl {
     }
   }
 
-  // Scopes a transaction on the main database to the tenant.
+  // Scopes a transaction on the main database (or the tenant's own) to the tenant.
   Result<void> scope(Transaction& tx, const Tenant& t) const {
     if (!postgres()) return {};
-    if (auto r = tx.execute(k_set_tenant, {Value(t.id)}); !r) return std::unexpected(r.error());
-    if (t.isolation == Isolation::schema) {
-      if (auto r = tx.execute(k_set_search_path, {Value(t.id)}); !r) return std::unexpected(r.error());
+    const bool schema = t.isolation == Isolation::schema;
+    if (auto r = tx.execute(schema ? k_set_tenant_schema : k_set_tenant, {Value(t.id)}); !r) {
+      return std::unexpected(r.error());
     }
     return {};
   }
@@ -230,10 +286,13 @@ Result<void> TenantData::transact(const Tenant& tenant, const std::function<Resu
     own = std::move(*opened);
     db = own.get();
   }
+  const bool schema = s.postgres() && tenant.isolation == Isolation::schema;
   return db->transact(
       [&](Transaction& tx) -> Result<void> {
         if (auto scoped = s.scope(tx, tenant); !scoped) return scoped;
-        TenantTransaction ttx(tx, tenant.id, own == nullptr);
+        std::optional<SchemaSearchPath> search_path;
+        if (schema) search_path.emplace(tx, tenant.id);
+        TenantTransaction ttx(tx, tenant.id, own == nullptr, search_path ? &*search_path : nullptr);
         return body(ttx);
       },
       options);
@@ -281,7 +340,7 @@ Result<int> TenantData::migrate(const Tenant& tenant) {
     if (!created) return std::unexpected(created.error());
     auto applied = storage::migrate_with(s.admin, migrations, s.clock, storage::MigrationSet::tenant,
                                          [&](Transaction& tx) -> Result<void> {
-                                           if (auto r = tx.execute(k_set_search_path, {Value(tenant.id)}); !r)
+                                           if (auto r = tx.execute(k_migration_search_path, {Value(tenant.id)}); !r)
                                              return std::unexpected(r.error());
                                            return {};
                                          },

@@ -18,6 +18,8 @@ struct TenantStatement {
   std::string_view sql;
 };
 
+class SchemaSearchPath;  // tenant_data.cpp: the PostgreSQL schema level's search_path, switched per statement kind
+
 // A transaction scoped to one tenant. The only way to run tenant statements. Valid inside
 // TenantData::transact's (or transact_control_plane's) callback, or made by PlatformTransaction::tenant; one thread
 // at a time.
@@ -30,18 +32,22 @@ class TenantTransaction {
 
   // The same transaction as a control-plane one, when the tenant's data shares the control plane's database
   // (shared level; PostgreSQL schema level); null when it lives in its own database or file. For the audit log,
-  // whose entries are written in the transaction of the change they describe.
-  storage::Transaction* control_plane() { return in_control_plane_ ? &tx_ : nullptr; }
+  // whose entries are written in the transaction of the change they describe. At the PostgreSQL schema level its
+  // statements resolve names in `public` alone, tenant statements in the tenant's schema alone (each switch of
+  // kind costs one set_config).
+  storage::Transaction* control_plane();
 
  private:
   friend class TenantData;
   friend class PlatformTransaction;
-  TenantTransaction(storage::Transaction& tx, std::string tenant_id, bool in_control_plane)
-      : tx_(tx), tenant_id_(std::move(tenant_id)), in_control_plane_(in_control_plane) {}
+  TenantTransaction(storage::Transaction& tx, std::string tenant_id, bool in_control_plane,
+                    SchemaSearchPath* search_path = nullptr)
+      : tx_(tx), tenant_id_(std::move(tenant_id)), in_control_plane_(in_control_plane), search_path_(search_path) {}
 
   storage::Transaction& tx_;
   std::string tenant_id_;
   bool in_control_plane_;
+  SchemaSearchPath* search_path_;  // PostgreSQL schema level only
 };
 
 // A transaction of the platform scope: platform-wide work that reads and writes the control-plane rows of every
@@ -73,8 +79,9 @@ struct TenantDataOptions {
 // Where each tenant's data lives and how a transaction is scoped to it, per isolation level and backend:
 //   shared   PostgreSQL: the main database; set_config('app.tenant_id', id, true) so RLS (FORCE) applies.
 //            SQLite: the main database; TenantTransaction binds tenant_id into every statement.
-//   schema   PostgreSQL: schema tenant_<hex> in the main database; set_config('search_path', ..., true) and
-//            app.tenant_id per transaction. SQLite: a file per tenant.
+//   schema   PostgreSQL: schema tenant_<hex> in the main database; app.tenant_id and search_path = tenant_<hex>
+//            alone (no public: a table missing from the schema is an error, never the shared table), both with
+//            set_config(..., true) per transaction. SQLite: a file per tenant.
 //   database PostgreSQL: database atrium_t_<hex> with its own lazily opened, capped pool. SQLite: a file per
 //            tenant.
 // Thread-safe.

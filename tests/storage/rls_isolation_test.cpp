@@ -312,5 +312,43 @@ TEST_F(RlsIsolationTest, NoSettingOpensBillingUsageAndQuotaRowsToTheServingRole)
   EXPECT_FALSE(app.exec("SET SESSION AUTHORIZATION atrium_owner").ok());
 }
 
+// The schema level's search_path is the tenant's schema alone: a tenant table missing from the schema is an error,
+// not the shared table of the same name (which `tenant_<hex>, public` silently resolved to). Control-plane
+// statements in the same transaction resolve in public, and tenant statements after them in the schema again.
+TEST_F(RlsIsolationTest, SchemaLevelTenantStatementsNeverResolveToTheSharedTables) {
+  const auto t = create_test_tenant(platform(), "rls-schema", tenancy::Isolation::schema);
+  const std::string schema = tenancy::tenant_schema_name(t.id);
+  Pg superuser(superuser_url_);
+  ASSERT_EQ(superuser.connect_error(), "");
+  superuser.must("DROP TABLE " + schema + ".idempotency_keys");
+
+  constexpr tenancy::TenantStatement k_missing{"", "SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1"};
+  auto missing = platform().tenant_data->transact(t, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+    auto rows = tx.execute(k_missing);
+    if (!rows) return std::unexpected(rows.error());
+    return {};
+  });
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("idempotency_keys"), std::string::npos) << missing.error().message;
+
+  constexpr tenancy::TenantStatement k_tenant_path{
+      "", "SELECT current_setting('search_path'), count(*) FROM projects WHERE tenant_id = $1"};
+  constexpr storage::Statement k_control_path{"", "SELECT current_setting('search_path'), count(*) FROM tenants"};
+  std::vector<std::string> paths;
+  auto mixed = platform().tenant_data->transact(t, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+    for (int round = 0; round < 2; ++round) {
+      auto own = tx.execute(k_tenant_path);
+      if (!own) return std::unexpected(own.error());
+      paths.push_back(own->text_at(0, 0).value_or(""));
+      auto control = tx.control_plane()->execute(k_control_path);
+      if (!control) return std::unexpected(control.error());
+      paths.push_back(control->text_at(0, 0).value_or(""));
+    }
+    return {};
+  });
+  ASSERT_TRUE(mixed) << mixed.error().message;
+  EXPECT_EQ(paths, (std::vector<std::string>{schema, "public", schema, "public"}));
+}
+
 }  // namespace
 }  // namespace atrium::test
