@@ -279,8 +279,8 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
       std::tm tm{};
       const std::string expires = live->text_at(i, 1).value_or("");
       if (!strptime(expires.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) continue;
-      (void)p->revocations->revoke(live->text_at(i, 0).value_or(""),
-                                   std::chrono::system_clock::from_time_t(timegm(&tm)));
+      (void)identity::restore_revocation(*p->revocations, live->text_at(i, 0).value_or(""),
+                                         std::chrono::system_clock::from_time_t(timegm(&tm)));
     }
   }
   if (!config.identity.redis_url.empty()) {
@@ -296,6 +296,7 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   settings.max_failures_per_account = static_cast<int>(config.identity.max_failed_logins_per_account);
   settings.max_failures_per_address = static_cast<int>(config.identity.max_failed_logins_per_address);
   settings.failure_window = std::chrono::seconds(config.identity.failed_login_window_s);
+  settings.leeway = std::chrono::seconds(config.identity.leeway_s);
   p->tokens = std::make_unique<identity::TokenService>(
       *p->db_, *p->users, *p->tenants, *p->keys, *p->revocations, clock, settings, config.identity.issuer,
       config.identity.audience, password_cost(config), jwt_algorithm(config));

@@ -321,6 +321,7 @@ Json claims_json(const AccessClaims& c) {
   j["aud"] = c.aud;
   j["jti"] = c.jti;
   j["iat"] = c.iat;
+  if (c.iat_ms) j["iat_ms"] = *c.iat_ms;
   j["nbf"] = c.nbf;
   j["exp"] = c.exp;
   return j;
@@ -331,6 +332,9 @@ std::unexpected<Error> reject(const char* reason) { return fail(Errc::unauthenti
 std::unexpected<Error> bad_claim(const char* name) {
   return fail(Errc::unauthenticated, std::string("missing or invalid claim ") + name);
 }
+
+// iat_ms (jwt.hpp) names a millisecond of the second iat names. Floor division: both are non-negative.
+bool iat_ms_consistent(const AccessClaims& c) { return !c.iat_ms || (*c.iat_ms >= 0 && *c.iat_ms / 1000 == c.iat); }
 
 bool read_string(const Json& object, const char* name, std::string& out, bool required) {
   const Json* value = member(object, name);
@@ -368,6 +372,12 @@ Result<AccessClaims> read_claims(const Json& payload, const VerifyOptions& optio
   if (!read_string(payload, "tenant_id", c.tenant_id, false)) return bad_claim("tenant_id");
   if (!read_string(payload, "role", c.role, true)) return bad_claim("role");
   if (!read_numeric_date(payload, "iat", c.iat, true)) return bad_claim("iat");
+  if (member(payload, "iat_ms") != nullptr) {
+    std::int64_t iat_ms = 0;
+    if (!read_numeric_date(payload, "iat_ms", iat_ms, true)) return bad_claim("iat_ms");
+    c.iat_ms = iat_ms;
+    if (!iat_ms_consistent(c)) return bad_claim("iat_ms");
+  }
   if (!read_numeric_date(payload, "nbf", c.nbf, false)) return bad_claim("nbf");
   if (!read_numeric_date(payload, "exp", c.exp, true)) return bad_claim("exp");
   if (const Json* admin = member(payload, "super_admin")) {
@@ -529,6 +539,7 @@ Result<std::string> JwtSigner::sign(const AccessClaims& claims) const {
   if (claims.sub.empty() || claims.jti.empty()) {
     return fail(Errc::invalid_argument, "access token claims need a non-empty sub and jti");
   }
+  if (!iat_ms_consistent(claims)) return fail(Errc::invalid_argument, "iat_ms must lie within the second of iat");
   std::string payload;
   try {
     payload = claims_json(claims).dump();

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,7 +51,13 @@ Result<SigningKey> generate_signing_key(JwtAlgorithm algorithm, std::string kid)
 Result<Json> public_jwk(const PublicKey& key);
 
 // The claims of an access token. Times are NumericDates (seconds since the epoch, UTC). Serialized as sub,
-// tenant_id (omitted when empty), role, permissions, super_admin (only when true), iss, aud, jti, iat, nbf, exp.
+// tenant_id (omitted when empty), role, permissions, super_admin (only when true), iss, aud, jti, iat, iat_ms (only
+// when set), nbf, exp.
+//
+// iat_ms is a private claim: the issue time in milliseconds since the epoch, so that a token can be told apart from
+// a membership change made in the same second (RevocationStore::revoke_member). When present it must be a
+// non-negative integer within the second `iat` names (iat_ms / 1000 == iat); sign() and verify() both refuse
+// anything else. Tokens without it count as issued at iat * 1000.
 struct AccessClaims {
   std::string sub;
   std::string tenant_id;  // empty for a super admin acting without a tenant
@@ -61,7 +68,8 @@ struct AccessClaims {
   std::string aud;
   std::string jti;
   std::int64_t iat = 0;
-  std::int64_t nbf = 0;  // 0 after verify() when the token carried none
+  std::optional<std::int64_t> iat_ms;  // nullopt: absent
+  std::int64_t nbf = 0;                // 0 after verify() when the token carried none
   std::int64_t exp = 0;
 
   bool operator==(const AccessClaims&) const = default;
@@ -75,8 +83,9 @@ class JwtSigner {
   // key.algorithm, RSA shorter than 2048 bits).
   static Result<JwtSigner> create(const SigningKey& key);
 
-  // A compact JWS, header {"alg","kid","typ":"JWT"}. Errors: invalid_argument (sub or jti empty, a string that
-  // is not UTF-8), internal (OpenSSL failed). Signs what it is given: the caller sets iat/nbf/exp from its Clock.
+  // A compact JWS, header {"alg","kid","typ":"JWT"}. Errors: invalid_argument (sub or jti empty, iat_ms not within
+  // iat's second, a string that is not UTF-8), internal (OpenSSL failed). Signs what it is given: the caller sets
+  // iat/nbf/exp from its Clock.
   Result<std::string> sign(const AccessClaims& claims) const;
 
   const std::string& kid() const;
@@ -106,8 +115,9 @@ class JwtVerifier {
 
   // The token's claims when it is well formed, signed by a trusted key with that key's algorithm, and valid at
   // `now`: exp > now - leeway, nbf and iat <= now + leeway, iss and aud match, sub and jti non-empty. NumericDates
-  // must be non-negative integers. On a token with an "aud" array, the returned aud is the configured audience.
-  // Every failure is unauthenticated with a short reason for logs (not for clients). Never throws on any input.
+  // (and iat_ms, which must lie within iat's second) must be non-negative integers. On a token with an "aud" array, the
+  // returned aud is the configured audience. Every failure is unauthenticated with a short reason for logs (not for
+  // clients). Never throws on any input.
   Result<AccessClaims> verify(std::string_view token, std::chrono::system_clock::time_point now) const;
 
  private:

@@ -17,8 +17,9 @@ struct Principal {
   std::string role;       // the member's role in that tenant ("" for API keys and tenant-less super admins)
   std::vector<std::string> permissions;
   bool super_admin = false;
-  std::string jti;              // access tokens only
-  std::int64_t expires_at = 0;  // access tokens only (NumericDate)
+  std::string jti;                // access tokens only
+  std::int64_t expires_at = 0;    // access tokens only (NumericDate)
+  std::int64_t issued_at_ms = 0;  // access tokens only: iat_ms, or iat * 1000 when the token has none
 
   bool has(std::string_view permission) const {
     return std::find(permissions.begin(), permissions.end(), permission) != permissions.end();

@@ -1,3 +1,4 @@
+#include <charconv>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,20 @@ Result<storage::RedisReply> expect(Result<storage::RedisReply> reply, storage::R
   if (reply->type != type) return fail(Errc::unavailable, fmt::format("redis {}: unexpected reply", command));
   return reply;
 }
+
+// KEYS[1]: a member's epoch key. ARGV: the epoch (ms since 1970) and the ms until keep_until (positive). Keeps the
+// later epoch and the later expiry of what is there and what is asked. Lua numbers are doubles: millisecond times
+// (about 2^41) are exact.
+constexpr std::string_view k_revoke_member_script = R"lua(
+local epoch = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local current = tonumber(redis.call('GET', KEYS[1]) or '')
+if current and current > epoch then epoch = current end
+local left = redis.call('PTTL', KEYS[1])
+if left > ttl then ttl = left end
+redis.call('SET', KEYS[1], string.format('%d', epoch), 'PX', string.format('%d', ttl))
+return 1
+)lua";
 
 class RedisRevocationStore final : public RevocationStore {
  public:
@@ -48,7 +63,58 @@ class RedisRevocationStore final : public RevocationStore {
     return reply->integer > 0;
   }
 
+  Result<void> revoke_member(std::string_view user_id, std::string_view tenant_id, TimePoint at,
+                             TimePoint keep_until) override {
+    if (auto valid = detail::validate_member(user_id, tenant_id); !valid) return valid;
+    const auto ttl = std::chrono::ceil<std::chrono::milliseconds>(keep_until - clock_.now());
+    if (ttl.count() <= 0) return {};
+    const std::string key = member_key(user_id, tenant_id);
+    const std::string epoch = std::to_string(detail::epoch_ms(at));
+    const std::string ms = std::to_string(ttl.count());
+    auto done = expect(redis_.command({"EVAL", k_revoke_member_script, "1", key, epoch, ms}),
+                       storage::RedisReply::Type::integer, "EVAL");
+    if (!done) return std::unexpected(done.error());
+    return {};
+  }
+
+  Result<TokenRevocation> check(std::string_view jti, std::string_view user_id, std::string_view tenant_id,
+                                TimePoint issued_at) override {
+    if (auto valid = detail::validate_jti(jti); !valid) return std::unexpected(valid.error());
+    const bool with_member = !tenant_id.empty();
+    if (with_member) {
+      if (auto valid = detail::validate_member(user_id, tenant_id); !valid) return std::unexpected(valid.error());
+    }
+    const std::string jti_key = key_prefix_ + std::string(jti);
+    auto reply = with_member ? redis_.command({"MGET", jti_key, member_key(user_id, tenant_id)})
+                             : redis_.command({"MGET", jti_key});
+    reply = expect(std::move(reply), storage::RedisReply::Type::array, "MGET");
+    if (!reply) return std::unexpected(reply.error());
+    if (reply->elements.size() != (with_member ? 2u : 1u))
+      return fail(Errc::unavailable, "redis MGET: unexpected reply");
+    for (const auto& element : reply->elements) {
+      if (element.type != storage::RedisReply::Type::nil && element.type != storage::RedisReply::Type::string) {
+        return fail(Errc::unavailable, "redis MGET: unexpected reply");
+      }
+    }
+    if (reply->elements[0].type == storage::RedisReply::Type::string) return TokenRevocation::token;
+    if (!with_member || reply->elements[1].type == storage::RedisReply::Type::nil) return TokenRevocation::none;
+    // The epoch as the script wrote it; anything else is unusable, and unusable fails closed.
+    const std::string& text = reply->elements[1].text;
+    std::int64_t epoch = 0;
+    const auto parsed = std::from_chars(text.data(), text.data() + text.size(), epoch);
+    if (text.empty() || parsed.ec != std::errc() || parsed.ptr != text.data() + text.size() || epoch < 0) {
+      return fail(Errc::unavailable, "redis: malformed member epoch");
+    }
+    return detail::epoch_ms(issued_at) < epoch ? TokenRevocation::member : TokenRevocation::none;
+  }
+
  private:
+  std::string member_key(std::string_view user_id, std::string_view tenant_id) const {
+    std::string key = key_prefix_ + "m:";
+    key.append(user_id).append(":").append(tenant_id);
+    return key;
+  }
+
   storage::RedisClient redis_;
   const Clock& clock_;
   const std::string key_prefix_;

@@ -45,6 +45,7 @@ Principal principal_from(const AccessClaims& c) {
   p.super_admin = c.super_admin;
   p.jti = c.jti;
   p.expires_at = c.exp;
+  p.issued_at_ms = c.iat_ms.value_or(c.iat * 1000);  // iat <= now + leeway: no overflow
   return p;
 }
 
@@ -100,6 +101,8 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
   (void)keys_.reload_if_stale(std::chrono::seconds(60));
   const auto keyset = keys_.ensure(algorithm_);
   if (!keyset) return fail(Errc::unavailable, "no signing key loaded");
+  // The issue time is read before the role: a token that read a role from before a membership change committed
+  // then carries an issue time before the epoch set after the commit, and is refused (revoke_member).
   const auto now = clock_.now();
   AccessClaims claims;
   claims.sub = user.id;
@@ -124,6 +127,7 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
   claims.aud = audience_;
   claims.jti = new_uuid_v7(clock_);
   claims.iat = seconds(now);
+  claims.iat_ms = detail::epoch_ms(now);
   claims.nbf = claims.iat;
   claims.exp = claims.iat + settings_.access_ttl.count();
   auto token = keyset->signer->sign(claims);
@@ -326,6 +330,25 @@ Result<void> TokenService::revoke(const std::string& token, const audit::Recorde
   return {};
 }
 
+Result<void> TokenService::revoke_member(const std::string& user_id, const std::string& tenant_id) {
+  if (auto valid = detail::validate_member(user_id, tenant_id); !valid) return valid;
+  const auto at = clock_.now();
+  // Every token issued before `at` has exp <= its second + access_ttl, and passes verification until leeway later.
+  const auto keep_until = std::chrono::ceil<std::chrono::seconds>(at) + settings_.access_ttl + settings_.leeway;
+  const std::string key = member_revocation_key(user_id, tenant_id, at);
+  auto recorded = db_.transact([&](Transaction& tx) -> Result<void> {
+    auto r = tx.execute(k_record_revoked, {Value(key), Value(format_rfc3339(keep_until))});
+    if (!r) return std::unexpected(r.error());
+    return {};
+  });
+  auto r = recorded ? revocations_.revoke_member(user_id, tenant_id, at, keep_until) : recorded;
+  if (!r) {
+    log::warn("revoking a member's access tokens failed",
+              {{"user_id", user_id}, {"tenant_id", tenant_id}, {"error", r.error().message}});
+  }
+  return r;
+}
+
 Result<std::shared_ptr<const Principal>> TokenService::authenticate(const std::string& token) {
   const std::string key = sha256_hex(token);
   const std::int64_t now = seconds(clock_.now());
@@ -352,9 +375,13 @@ Result<std::shared_ptr<const Principal>> TokenService::authenticate(const std::s
     if (verified_.size() >= settings_.verified_cache_entries) verified_.clear();
     verified_.emplace(key, principal);
   }
-  auto revoked = revocations_.is_revoked(principal->jti);
+  // Cached or not: the jti and the member's epoch, in one call to the store.
+  auto revoked =
+      revocations_.check(principal->jti, principal->subject, principal->tenant_id,
+                         std::chrono::system_clock::time_point(std::chrono::milliseconds(principal->issued_at_ms)));
   if (!revoked) return std::unexpected(revoked.error());
-  if (*revoked) return fail(Errc::unauthenticated, "token revoked");
+  if (*revoked == TokenRevocation::token) return fail(Errc::unauthenticated, "token revoked");
+  if (*revoked == TokenRevocation::member) return fail(Errc::unauthenticated, "membership changed since the token");
   return principal;
 }
 

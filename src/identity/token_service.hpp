@@ -23,6 +23,7 @@ struct TokenSettings {
   int max_failures_per_address = 20;  // failed sign-ins per remote address within failure_window
   std::chrono::seconds failure_window{900};
   std::size_t verified_cache_entries = 10'000;
+  std::chrono::seconds leeway{30};  // the verifier's clock-skew leeway: how long after exp a token may still pass
 };
 
 struct IssuedTokens {
@@ -54,7 +55,15 @@ class TokenService {
   // ignored (RFC 7009).
   Result<void> revoke(const std::string& token, const audit::Recorder& audit);
 
-  // Verifies a bearer access token. Errors: unauthenticated; unavailable when the revocation store cannot answer
+  // Refuses, from now on, every access token of `user_id` for `tenant_id` issued before now (by the clock, in
+  // milliseconds): call it when that membership changes (role or removal), before the change and again once it has
+  // committed (docs/security.md, Revocation). Written to `revoked_tokens` (reloaded at start by in-process stores),
+  // then to the revocation store, until every such token has expired (now + access token lifetime + leeway). A
+  // failure is logged. Errors: invalid_argument, unavailable and database errors.
+  Result<void> revoke_member(const std::string& user_id, const std::string& tenant_id);
+
+  // Verifies a bearer access token and checks, in one call to the revocation store, that neither it nor its
+  // member's earlier tokens are revoked. Errors: unauthenticated; unavailable when the revocation store cannot answer
   // (callers fail closed).
   // The returned principal is shared with the cache: never modify it.
   Result<std::shared_ptr<const Principal>> authenticate(const std::string& token);

@@ -563,6 +563,57 @@ TEST_F(JwtTest, RefusesIssuedAtInTheFuture) {
   EXPECT_TRUE(Refused(verify(with_payload([&](Json& p) { p["iat"] = now() + 3600; })), "token issued in the future"));
 }
 
+TEST_F(JwtTest, IssuedAtMillisecondsRoundTripAndMustLieWithinIat) {
+  AccessClaims c = claims();
+  c.iat_ms = c.iat * 1000 + 999;
+  const std::string token = sign_with(keys().rsa, c);
+  EXPECT_EQ(Json::parse(unb64(segments(token)[1])).at("iat_ms"), c.iat * 1000 + 999);
+  auto verified = verify(token);
+  ASSERT_TRUE(verified) << verified.error().message;
+  EXPECT_EQ(*verified, c);
+  // Optional: tokens signed without it verify, and say so.
+  const std::string plain = sign_with(keys().rsa, claims());
+  EXPECT_FALSE(Json::parse(unb64(segments(plain)[1])).contains("iat_ms"));
+  auto without = verify(plain);
+  ASSERT_TRUE(without) << without.error().message;
+  EXPECT_FALSE(without->iat_ms.has_value());
+
+  // A non-negative integer within the second iat names; anything else is refused.
+  const std::int64_t first = now() * 1000;
+  for (const std::int64_t ms : {first, first + 1, first + 999}) {
+    auto ok = verify(with_payload([&](Json& p) { p["iat_ms"] = ms; }));
+    ASSERT_TRUE(ok) << ms << ": " << ok.error().message;
+    EXPECT_EQ(ok->iat_ms, ms);
+  }
+  const std::vector<std::pair<std::string, std::function<void(Json&)>>> refused = {
+      {"just before iat's second", [&](Json& p) { p["iat_ms"] = first - 1; }},
+      {"just after iat's second", [&](Json& p) { p["iat_ms"] = first + 1000; }},
+      {"zero", [](Json& p) { p["iat_ms"] = 0; }},
+      {"negative", [](Json& p) { p["iat_ms"] = -1; }},
+      {"beyond int64", [](Json& p) { p["iat_ms"] = std::numeric_limits<std::uint64_t>::max(); }},
+      {"int64 max", [](Json& p) { p["iat_ms"] = std::numeric_limits<std::int64_t>::max(); }},
+      {"as string", [&](Json& p) { p["iat_ms"] = std::to_string(first); }},
+      {"as float", [&](Json& p) { p["iat_ms"] = static_cast<double>(first) + 0.5; }},
+      {"as whole float", [&](Json& p) { p["iat_ms"] = static_cast<double>(first); }},
+      {"as bool", [](Json& p) { p["iat_ms"] = true; }},
+      {"null", [](Json& p) { p["iat_ms"] = nullptr; }},
+      {"in seconds", [&](Json& p) { p["iat_ms"] = now(); }},
+  };
+  for (const auto& [name, edit] : refused) {
+    EXPECT_TRUE(Refused(verify(with_payload(edit)), "missing or invalid claim iat_ms")) << name;
+  }
+
+  // The signer refuses to write what the verifier would refuse.
+  auto signer = *JwtSigner::create(keys().rsa);
+  for (const std::int64_t ms : {c.iat * 1000 - 1, c.iat * 1000 + 1000, std::int64_t{-1}}) {
+    AccessClaims bad = claims();
+    bad.iat_ms = ms;
+    const auto signed_token = signer.sign(bad);
+    ASSERT_FALSE(signed_token) << ms;
+    EXPECT_EQ(signed_token.error().code, Errc::invalid_argument);
+  }
+}
+
 // ---- issuer and audience ----
 
 TEST_F(JwtTest, RefusesWrongIssuerOrAudience) {

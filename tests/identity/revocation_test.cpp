@@ -14,11 +14,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <vector>
 
+#include "storage/redis.hpp"
 #include "support/test_support.hpp"
 
 extern char** environ;
@@ -37,6 +40,19 @@ namespace atrium {
 }  // namespace atrium
 
 namespace atrium::identity {
+
+[[maybe_unused]] static void PrintTo(const Result<TokenRevocation>& result, std::ostream* os) {
+  if (!result) {
+    *os << "error " << errc_name(result.error().code) << ": " << result.error().message;
+    return;
+  }
+  switch (*result) {
+    case TokenRevocation::none: *os << "none"; break;
+    case TokenRevocation::token: *os << "token"; break;
+    case TokenRevocation::member: *os << "member"; break;
+  }
+}
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -208,6 +224,139 @@ TEST_P(RevocationStoreTest, ConcurrentCallersSeeTheirRevocations) {
   EXPECT_EQ(failures.load(), 0);
 }
 
+// --- member epochs (revoke_member and check) ---
+
+using std::chrono::milliseconds;
+constexpr TokenRevocation kNone = TokenRevocation::none;
+constexpr TokenRevocation kMember = TokenRevocation::member;
+
+TEST_P(RevocationStoreTest, MemberEpochRefusesThatMembersEarlierTokensOnly) {
+  const auto at = std::chrono::floor<milliseconds>(now()) + 500ms;
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at, now() + 1h));
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at - 1ms), kMember);
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at - 1h), kMember);
+  // Issued in the epoch's millisecond or later: after the change (see revocation.hpp).
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at), kNone);
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at + 1ms), kNone);
+  // The same user in another tenant, another user in the tenant, and no tenant at all are not affected.
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-2", at - 1ms), kNone);
+  EXPECT_EQ(store().check("jti-a", "user-2", "tenant-1", at - 1ms), kNone);
+  EXPECT_EQ(store().check("jti-a", "user-1", "", at - 1ms), kNone);
+}
+
+TEST_P(RevocationStoreTest, EpochsHaveMillisecondPrecision) {
+  const auto ms = std::chrono::floor<milliseconds>(now()) + 100ms;
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", ms + 700us, now() + 1h));
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", ms + 200us), kNone);  // same millisecond
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", ms - 1us), kMember);
+  // Within the same second, a millisecond apart: what iat (whole seconds) alone could not tell.
+  EXPECT_EQ(std::chrono::floor<std::chrono::seconds>(ms - 1ms), std::chrono::floor<std::chrono::seconds>(ms));
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", ms - 1ms), kMember);
+}
+
+TEST_P(RevocationStoreTest, CheckAnswersTheJtiFirst) {
+  const auto at = now();
+  ASSERT_TRUE(store().revoke("jti-a", now() + 1h));
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at, now() + 1h));
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at - 1s), TokenRevocation::token);
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at + 1s), TokenRevocation::token);
+  EXPECT_EQ(store().check("jti-a", "user-9", "", at), TokenRevocation::token);
+  EXPECT_EQ(store().check("jti-b", "user-1", "tenant-1", at + 1s), kNone);
+  EXPECT_EQ(store().is_revoked("jti-a"), true);  // the epoch is not a jti
+  EXPECT_EQ(store().is_revoked("user-1:tenant-1"), false);
+}
+
+TEST_P(RevocationStoreTest, EpochsOnlyMoveForward) {
+  const auto at = std::chrono::floor<milliseconds>(now());
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at + 10s, now() + 1h));
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at, now() + 1h));  // an older change arriving late
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at + 5s), kMember);
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at + 20s, now() + 1h));
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at + 15s), kMember);
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at + 20s), kNone);
+}
+
+TEST_P(RevocationStoreTest, KeepUntilOnlyMovesForward) {
+  const auto at = now();
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at, now() + 300ms));
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at, now() + 1h));
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at, now() + 300ms));  // does not shorten it
+  pass(600ms);
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at - 1ms), kMember);
+}
+
+TEST_P(RevocationStoreTest, KeepUntilNotInTheFutureIsANoOp) {
+  const auto at = now();
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at, now() - 1s));
+  ASSERT_TRUE(store().revoke_member("user-2", "tenant-1", at, now()));
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at - 1s), kNone);
+  EXPECT_EQ(store().check("jti-a", "user-2", "tenant-1", at - 1s), kNone);
+}
+
+TEST_P(RevocationStoreTest, MemberEpochEndsAtKeepUntil) {
+  const auto at = now();
+  if (GetParam() == Kind::memory) {
+    ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at, now() + 10min));
+    manual_.advance(10min - 1ms);
+    EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at - 1s), kMember);
+    manual_.advance(1ms);  // every token issued before `at` has expired by now
+    EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at - 1s), kNone);
+    return;
+  }
+  const auto keep_until = now() + 1s;
+  ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", at, keep_until));
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at - 1s), kMember);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  Result<TokenRevocation> checked = kMember;
+  while (std::chrono::steady_clock::now() < deadline) {
+    checked = store().check("jti-a", "user-1", "tenant-1", at - 1s);
+    if (checked != kMember) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(checked, kNone);
+  EXPECT_GE(now(), keep_until);
+}
+
+TEST_P(RevocationStoreTest, InvalidMemberIdsAreRefused) {
+  for (const std::string& id : {std::string(), std::string(129, 'a'), std::string("a:b"), std::string("has space"),
+                                std::string("nul\0byte", 8), std::string("caf\xc3\xa9")}) {
+    for (const auto& [user, tenant] : {std::pair{id, std::string("tenant-1")}, std::pair{std::string("user-1"), id}}) {
+      if (tenant.empty()) continue;  // no tenant: the jti alone is checked (below)
+      const auto revoked = store().revoke_member(user, tenant, now(), now() + 1h);
+      ASSERT_FALSE(revoked) << "'" << user << "' '" << tenant << "'";
+      EXPECT_EQ(revoked.error().code, Errc::invalid_argument);
+      const auto checked = store().check("jti-a", user, tenant, now());
+      ASSERT_FALSE(checked) << "'" << user << "' '" << tenant << "'";
+      EXPECT_EQ(checked.error().code, Errc::invalid_argument);
+    }
+  }
+  const auto no_tenant = store().revoke_member("user-1", "", now(), now() + 1h);
+  ASSERT_FALSE(no_tenant);
+  EXPECT_EQ(no_tenant.error().code, Errc::invalid_argument);
+  const auto no_jti = store().check("", "user-1", "tenant-1", now());
+  ASSERT_FALSE(no_jti);
+  EXPECT_EQ(no_jti.error().code, Errc::invalid_argument);
+  EXPECT_EQ(store().check("jti-a", "any user:", "", now()), kNone);  // no tenant: no member to look up
+}
+
+TEST_P(RevocationStoreTest, ConcurrentMemberRevocationsAndChecks) {
+  std::atomic<int> failures{0};
+  const auto at = now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        const std::string user = "u" + std::to_string(t) + "-" + std::to_string(i);
+        if (!store().revoke_member(user, "tenant-1", at, now() + 1h)) ++failures;
+        if (store().check("jti-" + user, user, "tenant-1", at - 1ms) != kMember) ++failures;
+        if (store().check("jti-" + user, user, "tenant-2", at - 1ms) != kNone) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, RevocationStoreTest, ::testing::Values(Kind::memory, Kind::redis),
                          [](const ::testing::TestParamInfo<Kind>& info) {
                            return std::string(info.param == Kind::memory ? "memory" : "redis");
@@ -264,6 +413,72 @@ TEST_F(MemoryRevocationTest, ManyEntriesStayWithinTheCap) {
   EXPECT_EQ(store->is_revoked("jti-899"), false);
 }
 
+TEST_F(MemoryRevocationTest, FullMemberTableForgetsTheSoonestExpiringEpoch) {
+  auto store = make_memory_revocation_store(clock_, 2);
+  const auto at = clock_.now();
+  const auto before = at - 1ms;
+  ASSERT_TRUE(store->revoke("jti-1", clock_.now() + 1h));
+  ASSERT_TRUE(store->revoke("jti-2", clock_.now() + 1h));
+  ASSERT_TRUE(store->revoke_member("a", "t", at, clock_.now() + 3h));
+  ASSERT_TRUE(store->revoke_member("b", "t", at, clock_.now() + 1h));
+  ASSERT_TRUE(store->revoke_member("c", "t", at, clock_.now() + 2h));
+  EXPECT_EQ(store->check("x", "a", "t", before), TokenRevocation::member);
+  EXPECT_EQ(store->check("x", "b", "t", before), TokenRevocation::none);
+  EXPECT_EQ(store->check("x", "c", "t", before), TokenRevocation::member);
+  // Each kind has its own bound: the epochs took no room from the jtis.
+  EXPECT_EQ(store->is_revoked("jti-1"), true);
+  EXPECT_EQ(store->is_revoked("jti-2"), true);
+}
+
+TEST_F(MemoryRevocationTest, ExpiredEpochsMakeRoomAndRevokingAgainTakesNone) {
+  auto store = make_memory_revocation_store(clock_, 2);
+  const auto at = clock_.now();
+  ASSERT_TRUE(store->revoke_member("short", "t", at, clock_.now() + 1min));
+  ASSERT_TRUE(store->revoke_member("long", "t", at, clock_.now() + 1h));
+  ASSERT_TRUE(store->revoke_member("long", "t", at + 1ms, clock_.now() + 2h));
+  clock_.advance(2min);
+  ASSERT_TRUE(store->revoke_member("new", "t", clock_.now(), clock_.now() + 30min));
+  EXPECT_EQ(store->check("x", "long", "t", at), TokenRevocation::member);
+  EXPECT_EQ(store->check("x", "new", "t", at), TokenRevocation::member);
+  EXPECT_EQ(store->check("x", "short", "t", at - 1ms), TokenRevocation::none);
+}
+
+TEST_F(MemoryRevocationTest, ManyEpochsStayWithinTheCap) {
+  auto store = make_memory_revocation_store(clock_, 100);
+  const auto at = clock_.now();
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(store->revoke_member("user-" + std::to_string(i), "t", at, at + std::chrono::minutes(i + 1)));
+  }
+  int refused = 0;
+  for (int i = 0; i < 1000; ++i) {
+    refused += store->check("x", "user-" + std::to_string(i), "t", at - 1ms) == TokenRevocation::member ? 1 : 0;
+  }
+  EXPECT_EQ(refused, 100);
+  EXPECT_EQ(store->check("x", "user-999", "t", at - 1ms), TokenRevocation::member);  // the latest-expiring kept
+}
+
+// --- the durable record (revoked_tokens rows) ---
+
+TEST_F(MemoryRevocationTest, RestoringRowsPutsJtisAndEpochsBack) {
+  auto store = make_memory_revocation_store(clock_, 100);
+  const auto at = clock_.now() + 1234us;  // kept to the millisecond
+  const std::string key = member_revocation_key("user-1", "tenant-1", at);
+  EXPECT_EQ(key, "member:user-1:tenant-1:" + std::to_string(detail::epoch_ms(at)));
+  ASSERT_TRUE(restore_revocation(*store, key, clock_.now() + 1h));
+  ASSERT_TRUE(restore_revocation(*store, "0190a1b2-0000-7000-8000-00000000abcd", clock_.now() + 1h));
+  EXPECT_EQ(store->check("jti-a", "user-1", "tenant-1", at - 1ms), TokenRevocation::member);
+  EXPECT_EQ(store->check("jti-a", "user-1", "tenant-1", at), TokenRevocation::none);
+  EXPECT_EQ(store->is_revoked("0190a1b2-0000-7000-8000-00000000abcd"), true);
+  EXPECT_EQ(store->is_revoked(key), false);
+  for (const std::string bad :
+       {"member:", "member:user-1", "member:user-1:tenant-1", "member:user-1:tenant-1:", "member:user-1:tenant-1:x",
+        "member:user-1:tenant-1:-5", "member:user-1::5", "member::tenant-1:5", "member:u:t:5x"}) {
+    const auto restored = restore_revocation(*store, bad, clock_.now() + 1h);
+    ASSERT_FALSE(restored) << bad;
+    EXPECT_EQ(restored.error().code, Errc::invalid_argument) << bad;
+  }
+}
+
 // --- Redis: configuration and failures (no server needed) ---
 
 TEST(RedisRevocationConfigTest, MalformedUrlsAreRefused) {
@@ -307,6 +522,16 @@ TEST(RedisRevocationFailureTest, ClosedPortIsUnavailableNotFalse) {
     const auto written = (*store)->revoke("jti-1", system_clock::now() + 1h);
     ASSERT_FALSE(written);
     EXPECT_EQ(written.error().code, Errc::unavailable) << written.error().message;
+    // The request path's check and the member epoch fail too: never "not revoked".
+    const auto checked = (*store)->check("jti-1", "user-1", "tenant-1", system_clock::now());
+    ASSERT_FALSE(checked);
+    EXPECT_EQ(checked.error().code, Errc::unavailable) << checked.error().message;
+    const auto without_tenant = (*store)->check("jti-1", "user-1", "", system_clock::now());
+    ASSERT_FALSE(without_tenant);
+    EXPECT_EQ(without_tenant.error().code, Errc::unavailable);
+    const auto epoch = (*store)->revoke_member("user-1", "tenant-1", system_clock::now(), system_clock::now() + 1h);
+    ASSERT_FALSE(epoch);
+    EXPECT_EQ(epoch.error().code, Errc::unavailable) << epoch.error().message;
   }
 }
 
@@ -365,6 +590,54 @@ TEST_F(RedisRevocationTest, InstancesSharingRedisSeeEachOthersRevocations) {
   EXPECT_EQ(second->is_revoked("from-first"), true);
   EXPECT_EQ(first->is_revoked("from-second"), true);
   EXPECT_EQ(first->is_revoked("from-nobody"), false);
+}
+
+TEST_F(RedisRevocationTest, InstancesSharingRedisSeeEachOthersEpochs) {
+  auto first = open(url_, prefix_);
+  auto second = open(url_, prefix_);
+  ASSERT_TRUE(first && second);
+  const auto at = system_clock::now();
+  ASSERT_TRUE(first->revoke_member("user-1", "tenant-1", at, at + 1h));
+  EXPECT_EQ(second->check("jti-a", "user-1", "tenant-1", at - 1ms), TokenRevocation::member);
+  // The later epoch wins whichever instance wrote it.
+  ASSERT_TRUE(second->revoke_member("user-1", "tenant-1", at + 5s, at + 1h));
+  ASSERT_TRUE(first->revoke_member("user-1", "tenant-1", at + 1s, at + 1h));
+  EXPECT_EQ(first->check("jti-a", "user-1", "tenant-1", at + 4s), TokenRevocation::member);
+  EXPECT_EQ(open(url_, prefix_ + "other:")->check("jti-a", "user-1", "tenant-1", at - 1ms), TokenRevocation::none);
+}
+
+TEST_F(RedisRevocationTest, MalformedEpochFailsClosed) {
+  auto store = open(url_, prefix_);
+  ASSERT_TRUE(store);
+  auto endpoint = storage::parse_redis_url(url_);
+  ASSERT_TRUE(endpoint);
+  storage::RedisClient raw(*endpoint, 2s);
+  for (const std::string value : {"abc", "", "-5", "12x", "99999999999999999999999"}) {
+    ASSERT_TRUE(raw.command({"SET", prefix_ + "m:user-1:tenant-1", value, "PX", "60000"}));
+    const auto checked = store->check("jti-a", "user-1", "tenant-1", system_clock::now());
+    ASSERT_FALSE(checked) << "'" << value << "'";
+    EXPECT_EQ(checked.error().code, Errc::unavailable) << value;
+  }
+  // A jti revoked there is still answered as such (the jti's key comes first).
+  ASSERT_TRUE(store->revoke("jti-b", system_clock::now() + 1h));
+  EXPECT_EQ(store->check("jti-b", "user-1", "tenant-1", system_clock::now()), TokenRevocation::token);
+}
+
+TEST_F(RedisRevocationTest, EpochKeysFollowTheDocumentedLayout) {
+  auto store = open(url_, prefix_);
+  ASSERT_TRUE(store);
+  const auto at = system_clock::now();
+  ASSERT_TRUE(store->revoke_member("user-1", "tenant-1", at, at + 1h));
+  auto endpoint = storage::parse_redis_url(url_);
+  ASSERT_TRUE(endpoint);
+  storage::RedisClient raw(*endpoint, 2s);
+  const auto value = raw.command({"GET", prefix_ + "m:user-1:tenant-1"});
+  ASSERT_TRUE(value);
+  EXPECT_EQ(value->text, std::to_string(detail::epoch_ms(at)));
+  const auto ttl = raw.command({"PTTL", prefix_ + "m:user-1:tenant-1"});
+  ASSERT_TRUE(ttl);
+  EXPECT_GT(ttl->integer, 3'500'000);  // until keep_until
+  EXPECT_LE(ttl->integer, 3'600'000);
 }
 
 TEST_F(RedisRevocationTest, KeyPrefixesSeparateStores) {
@@ -495,6 +768,44 @@ TEST(RedisRevocationRestartTest, CallsSucceedAgainOnceRedisIsBack) {
   const auto after = (*store)->is_revoked("jti-2");
   ASSERT_TRUE(after) << after.error().message;
   EXPECT_FALSE(*after);
+}
+
+// The calls of each command since the last CONFIG RESETSTAT (INFO and CONFIG themselves left out).
+std::map<std::string, long> command_calls(storage::RedisClient& redis) {
+  std::map<std::string, long> calls;
+  const auto info = redis.command({"INFO", "commandstats"});
+  if (!info) return calls;
+  std::istringstream lines(info->text);
+  for (std::string line; std::getline(lines, line);) {
+    // cmdstat_mget:calls=5,usec=...
+    if (!line.starts_with("cmdstat_")) continue;
+    const auto colon = line.find(':');
+    const std::string name = line.substr(8, colon - 8);
+    if (name == "info" || name == "config" || name.starts_with("config|")) continue;
+    calls[name] = std::stol(line.substr(line.find("calls=") + 6));
+  }
+  return calls;
+}
+
+TEST(RedisRevocationRoundTripTest, EachCheckIsOneCommand) {
+  const std::uint16_t port = closed_port();
+  PrivateRedis redis(port, test::temp_dir("redis"));
+  if (const int error = redis.start(); error != 0) {
+    if (error == ENOENT && !services_required()) GTEST_SKIP() << "redis-server is not installed";
+    FAIL() << "cannot start redis-server: " << (error > 0 ? std::strerror(error) : "no PONG within 10 s");
+  }
+  auto store = make_redis_revocation_store(loopback_url(port), SystemClock::instance(), 1s, unique_prefix());
+  ASSERT_TRUE(store) << store.error().message;
+  const auto at = system_clock::now();
+  ASSERT_TRUE((*store)->revoke_member("user-1", "tenant-1", at, at + 1h));
+  ASSERT_TRUE((*store)->revoke("jti-r", at + 1h));
+  storage::RedisClient stats(*storage::parse_redis_url(loopback_url(port)), 1s);
+  ASSERT_TRUE(stats.command({"CONFIG", "RESETSTAT"}));
+  EXPECT_EQ((*store)->check("jti-a", "user-1", "tenant-1", at - 1ms), TokenRevocation::member);
+  EXPECT_EQ((*store)->check("jti-a", "user-1", "tenant-1", at), TokenRevocation::none);
+  EXPECT_EQ((*store)->check("jti-r", "user-1", "tenant-1", at), TokenRevocation::token);
+  EXPECT_EQ((*store)->check("jti-a", "user-1", "", at - 1ms), TokenRevocation::none);
+  EXPECT_EQ(command_calls(stats), (std::map<std::string, long>{{"mget", 4}}));
 }
 
 }  // namespace
