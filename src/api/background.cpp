@@ -89,7 +89,8 @@ Result<std::unique_ptr<Background>> Background::open(Platform& platform) {
   if (auto from = parse_address(config.email.from); !from) return std::unexpected(from.error());
 
   if (config.jobs.queue_url.empty()) {
-    b->queue_ = jobs::make_sql_queue(platform.db(), platform.clock(),
+    // The queue is platform work across tenants: the owner's pool in the platform scope (docs/security.md).
+    b->queue_ = jobs::make_sql_queue(platform.tenant_data->platform_database(), platform.clock(),
                                      {.lease = std::chrono::milliseconds(config.jobs.lease_ms),
                                       .poll_interval = std::chrono::milliseconds(config.jobs.poll_interval_ms)});
   } else {
@@ -144,7 +145,8 @@ void Background::register_handlers() {
 
   handlers_.add("system.cleanup", [&p, &clock](jobs::JobContext&) -> Result<void> {
     const auto now = clock.now();
-    auto n = jobs::delete_settled(p.db(), now - std::chrono::hours(p.config().jobs.retain_done_hours),
+    auto n = jobs::delete_settled(p.tenant_data->platform_database(),
+                                  now - std::chrono::hours(p.config().jobs.retain_done_hours),
                                   now - std::chrono::hours(24 * p.config().jobs.retain_dead_days));
     if (!n) return std::unexpected(n.error());
     // Tenant by tenant: stored Idempotency-Key answers, old reports and delivery log entries.

@@ -215,7 +215,7 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
     p->admin_db_ = std::move(*admin);
   }
 
-  p->audit = std::make_unique<audit::AuditLog>(*p->db_, clock, config.audit.enabled);
+  p->audit = std::make_unique<audit::AuditLog>(*p->db_, p->admin_db(), clock, config.audit.enabled);
   p->tenants = std::make_unique<tenancy::TenantStore>(*p->db_, clock);
   p->directory = std::make_unique<tenancy::TenantDirectory>(*p->tenants, clock,
                                                             std::chrono::milliseconds(config.tenancy.cache_ttl_ms));

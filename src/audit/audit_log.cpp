@@ -6,6 +6,7 @@
 #include "core/ids.hpp"
 #include "core/log.hpp"
 #include "identity/secrets.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace atrium::audit {
 
@@ -25,29 +26,16 @@ constexpr Statement k_head_sqlite{"audit_head_sqlite", "SELECT seq, hash FROM au
 constexpr Statement k_head_create{
     "audit_head_create",
     "INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES ($1, 0, '') ON CONFLICT (chain_id) DO NOTHING"};
-// PostgreSQL: one statement locks the chain's head, hashes the entry in SQL (the same canonical content as
-// entry_hash), inserts it and moves the head: one round trip, and the head's row lock is held only from here to
-// COMMIT. Updates no row when the chain has no head yet. $1 id, $2 chain, $3 occurred_at, $4 tenant ('' for none),
-// $5 actor type, $6 actor id, $7 actor ip, $8 action, $9 resource type, $10 resource id, $11 changes,
-// $12 user agent, $13 request id, $14 session id.
-#define AUDIT_FIELD(x) "octet_length(" x ") || ':' || " x " || "
+// PostgreSQL: one call of the owner's SECURITY DEFINER function (migration 0010) locks the chain's head (creating
+// it for the chain's first entry), hashes the entry in SQL (the same canonical content as entry_hash), inserts it
+// and moves the head: one round trip, and the head's row lock is held only from here to COMMIT. The serving role
+// has no INSERT policy on audit_logs: this is its only way in, whatever the tenant. $1 id, $2 chain,
+// $3 occurred_at, $4 tenant ('' for none), $5 actor type, $6 actor id, $7 actor ip, $8 action, $9 resource type,
+// $10 resource id, $11 changes, $12 user agent, $13 request id, $14 session id.
 constexpr Statement k_append_pg{
     "audit_append_pg",
-    "WITH head AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM audit_chain_heads WHERE chain_id = $2::text "
-    "FOR UPDATE), "
-    "entry AS (SELECT head.seq, head.prev_hash, encode(sha256(convert_to(" AUDIT_FIELD("$1::text") AUDIT_FIELD(
-        "$2::text") AUDIT_FIELD("head.seq::text") AUDIT_FIELD("$3::text") AUDIT_FIELD("$4::text")
-        AUDIT_FIELD("$5::text") AUDIT_FIELD("$6::text") AUDIT_FIELD("$7::text") AUDIT_FIELD("$8::text")
-            AUDIT_FIELD("$9::text") AUDIT_FIELD("$10::text") AUDIT_FIELD("$11::text") AUDIT_FIELD("$12::text")
-                AUDIT_FIELD("$13::text") AUDIT_FIELD("$14::text") "octet_length(head.prev_hash) || ':' || "
-                                                                  "head.prev_hash, 'UTF8')), 'hex') AS hash FROM head), "
-    "inserted AS (INSERT INTO audit_logs (" AUDIT_COLUMNS
-    ") SELECT $1::uuid, $2::text, entry.seq, $3::text, NULLIF($4::text, '')::uuid, $5::text, $6::text, $7::text, "
-    "$8::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text, entry.prev_hash, entry.hash FROM entry "
-    "RETURNING seq, hash) "
-    "UPDATE audit_chain_heads h SET seq = inserted.seq, hash = inserted.hash FROM inserted "
-    "WHERE h.chain_id = $2::text"};
-#undef AUDIT_FIELD
+    "SELECT atrium_audit_append($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, "
+    "$7::text, $8::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text)"};
 constexpr Statement k_insert_sqlite{"audit_insert_sqlite",
                                     "INSERT INTO audit_logs (" AUDIT_COLUMNS
                                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
@@ -243,8 +231,23 @@ std::string entry_hash(const Entry& e) {
   return identity::sha256_hex(out);
 }
 
-AuditLog::AuditLog(storage::Database& db, const Clock& clock, bool enabled)
-    : db_(db), clock_(clock), enabled_(enabled) {}
+AuditLog::AuditLog(storage::Database& db, storage::Database& owner, const Clock& clock, bool enabled)
+    : db_(db), owner_(owner), clock_(clock), enabled_(enabled) {}
+
+template <class T>
+Result<T> AuditLog::read_platform(const std::function<Result<T>(Transaction&)>& body) {
+  std::optional<T> out;
+  auto r = tenancy::transact_platform(owner_,
+                                      [&](Transaction& tx) -> Result<void> {
+                                        auto v = body(tx);
+                                        if (!v) return std::unexpected(v.error());
+                                        out = std::move(*v);
+                                        return {};
+                                      },
+                                      {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return std::move(*out);
+}
 
 Entry AuditLog::make_entry(const Context& context, const Event& event) const {
   Entry e;
@@ -271,14 +274,8 @@ Result<void> AuditLog::append_entry(Transaction& tx, Entry e) {
         Value(e.id),       Value(e.chain_id),   Value(e.occurred_at), Value(e.tenant_id),     Value(e.actor_type),
         Value(e.actor_id), Value(e.actor_ip),   Value(e.action),      Value(e.resource_type), Value(e.resource_id),
         Value(e.changes),  Value(e.user_agent), Value(e.request_id),  Value(e.session_id)};
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      auto r = tx.execute(k_append_pg, params);
-      if (!r) return std::unexpected(r.error());
-      if (r->affected_rows == 1) return {};
-      // The chain's first entry: create its head, then append.
-      if (auto h = tx.execute(k_head_create, {Value(e.chain_id)}); !h) return std::unexpected(h.error());
-    }
-    return fail(Errc::internal, "audit chain head missing after creation");
+    if (auto r = tx.execute(k_append_pg, params); !r) return std::unexpected(r.error());
+    return {};
   }
   // SQLite: writers are serialised, so reading the head and writing it back cannot interleave.
   auto head = tx.execute(k_head_sqlite, {Value(e.chain_id)});
@@ -344,6 +341,8 @@ Result<int> AuditLog::relay(tenancy::TenantData& data, const tenancy::Tenant& te
     if (batch.empty()) return moved;
     // Into the chain first (skipping entries a crashed relay already moved), then out of the outbox.
     auto appended = db_.transact([&](Transaction& tx) -> Result<void> {
+      // The tenant's scope: "already in the chain?" below reads the tenant's own entries.
+      if (auto s = tenancy::scope_to_tenant(tx, tenant.id); !s) return s;
       // One relay per tenant at a time, so "already in the chain?" below cannot race another relay (SQLite
       // writers are serialised anyway).
       if (tx.backend() == Backend::postgres) {
@@ -392,53 +391,55 @@ Result<Page> AuditLog::list(const Query& q) {
     if (!is_uuid(*q.cursor)) return fail(Errc::invalid_argument, "cursor is not valid");
     cursor = Value(*q.cursor);
   }
-  return storage::transact_value<Page>(
-      db_,
-      [&](Transaction& tx) -> Result<Page> {
-        auto rows = tx.execute(
-            statement, {opt(q.chain_id), opt(q.actor_id), opt(q.action), opt(q.resource_type), opt(q.resource_id),
-                        opt(q.from), opt(q.to), cursor, Value(static_cast<std::int64_t>(limit) + 1)});
-        if (!rows) return std::unexpected(rows.error());
-        Page page;
-        for (std::size_t i = 0; i < rows->rows.size() && static_cast<int>(i) < limit; ++i) {
-          page.entries.push_back(entry_from_row(*rows, i));
-        }
-        if (static_cast<int>(rows->rows.size()) > limit) {
-          page.next_cursor = q.chain_id ? std::to_string(page.entries.back().seq) : page.entries.back().id;
-        }
-        return page;
-      },
-      {.read_only = true});
+  auto read = [&](Transaction& tx) -> Result<Page> {
+    auto rows = tx.execute(statement,
+                           {opt(q.chain_id), opt(q.actor_id), opt(q.action), opt(q.resource_type), opt(q.resource_id),
+                            opt(q.from), opt(q.to), cursor, Value(static_cast<std::int64_t>(limit) + 1)});
+    if (!rows) return std::unexpected(rows.error());
+    Page page;
+    for (std::size_t i = 0; i < rows->rows.size() && static_cast<int>(i) < limit; ++i) {
+      page.entries.push_back(entry_from_row(*rows, i));
+    }
+    if (static_cast<int>(rows->rows.size()) > limit) {
+      page.next_cursor = q.chain_id ? std::to_string(page.entries.back().seq) : page.entries.back().id;
+    }
+    return page;
+  };
+  // A tenant's chain: the serving role in that tenant's scope (RLS shows it that tenant's entries only). The
+  // platform chain and every chain at once (super admins): the platform scope.
+  if (q.chain_id && is_uuid(*q.chain_id)) {
+    return storage::transact_value<Page>(db_,
+                                         [&](Transaction& tx) -> Result<Page> {
+                                           if (auto s = tenancy::scope_to_tenant(tx, *q.chain_id); !s)
+                                             return std::unexpected(s.error());
+                                           return read(tx);
+                                         },
+                                         {.read_only = true});
+  }
+  return read_platform<Page>(read);
 }
 
 Result<std::vector<Entry>> AuditLog::read_chain(const std::string& chain_id, std::int64_t after_seq, int limit) {
-  return storage::transact_value<std::vector<Entry>>(
-      db_,
-      [&](Transaction& tx) -> Result<std::vector<Entry>> {
-        auto rows =
-            tx.execute(k_chain_after, {Value(chain_id), Value(after_seq), Value(static_cast<std::int64_t>(limit))});
-        if (!rows) return std::unexpected(rows.error());
-        std::vector<Entry> out;
-        for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(entry_from_row(*rows, i));
-        return out;
-      },
-      {.read_only = true});
+  return read_platform<std::vector<Entry>>([&](Transaction& tx) -> Result<std::vector<Entry>> {
+    auto rows = tx.execute(k_chain_after, {Value(chain_id), Value(after_seq), Value(static_cast<std::int64_t>(limit))});
+    if (!rows) return std::unexpected(rows.error());
+    std::vector<Entry> out;
+    for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(entry_from_row(*rows, i));
+    return out;
+  });
 }
 
 Result<std::vector<ChainHead>> AuditLog::heads() {
-  return storage::transact_value<std::vector<ChainHead>>(
-      db_,
-      [&](Transaction& tx) -> Result<std::vector<ChainHead>> {
-        auto rows = tx.execute(k_heads);
-        if (!rows) return std::unexpected(rows.error());
-        std::vector<ChainHead> out;
-        for (std::size_t i = 0; i < rows->rows.size(); ++i) {
-          out.push_back(
-              {rows->text_at(i, 0).value_or(""), rows->int_at(i, 1).value_or(0), rows->text_at(i, 2).value_or("")});
-        }
-        return out;
-      },
-      {.read_only = true});
+  return read_platform<std::vector<ChainHead>>([&](Transaction& tx) -> Result<std::vector<ChainHead>> {
+    auto rows = tx.execute(k_heads);
+    if (!rows) return std::unexpected(rows.error());
+    std::vector<ChainHead> out;
+    for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+      out.push_back(
+          {rows->text_at(i, 0).value_or(""), rows->int_at(i, 1).value_or(0), rows->text_at(i, 2).value_or("")});
+    }
+    return out;
+  });
 }
 
 Result<VerifyReport> AuditLog::verify(const std::optional<std::string>& chain_id) {
@@ -448,13 +449,11 @@ Result<VerifyReport> AuditLog::verify(const std::optional<std::string>& chain_id
   for (auto& h : *all) by_chain[h.chain_id] = h;
   VerifyReport report;
   // A chain whose head row was deleted still has entries: that is a finding, not a chain to skip.
-  auto orphans = storage::transact_value<ResultSet>(
-      db_, [](Transaction& tx) { return tx.execute(k_chains_without_head); }, {.read_only = true});
+  auto orphans = read_platform<ResultSet>([](Transaction& tx) { return tx.execute(k_chains_without_head); });
   if (!orphans) return std::unexpected(orphans.error());
   // Every tenant has a chain from its creation until retention removes a purged tenant's: one that is missing
   // was deleted with its head.
-  auto chainless = storage::transact_value<ResultSet>(
-      db_, [](Transaction& tx) { return tx.execute(k_tenants_without_chain); }, {.read_only = true});
+  auto chainless = read_platform<ResultSet>([](Transaction& tx) { return tx.execute(k_tenants_without_chain); });
   if (!chainless) return std::unexpected(chainless.error());
   for (std::size_t i = 0; i < chainless->rows.size(); ++i) {
     const std::string id = chainless->text_at(i, 0).value_or("");
@@ -516,11 +515,9 @@ Result<VerifyReport> AuditLog::verify_checkpoint(const std::vector<ChainHead>& c
   VerifyReport report;
   for (const auto& cp : checkpoint) {
     ++report.chains;
-    auto row = storage::transact_value<ResultSet>(db_,
-                                                  [&](Transaction& tx) {
-                                                    return tx.execute(k_entry_at, {Value(cp.chain_id), Value(cp.seq)});
-                                                  },
-                                                  {.read_only = true});
+    auto row = read_platform<ResultSet>([&](Transaction& tx) {
+      return tx.execute(k_entry_at, {Value(cp.chain_id), Value(cp.seq)});
+    });
     if (!row) return std::unexpected(row.error());
     if (cp.seq == 0) continue;
     if (row->empty()) {
@@ -536,6 +533,7 @@ Result<VerifyReport> AuditLog::verify_checkpoint(const std::vector<ChainHead>& c
 }
 
 Result<std::int64_t> AuditLog::apply_retention(storage::Database& admin, std::chrono::system_clock::time_point cutoff) {
+  // The owner, in the platform scope: the purged tenants' entries belong to no tenant scope anyone still opens.
   auto purged = storage::transact_value<ResultSet>(
       admin, [&](Transaction& tx) { return tx.execute(k_purged_tenants, {Value(format_rfc3339(cutoff))}); },
       {.read_only = true});
@@ -545,7 +543,7 @@ Result<std::int64_t> AuditLog::apply_retention(storage::Database& admin, std::ch
   for (std::size_t i = 0; i < purged->rows.size(); ++i) {
     const std::string tenant = purged->text_at(i, 0).value_or("");
     std::int64_t chain_deleted = 0;  // counted once the transaction commits (its body may run again)
-    auto r = admin.transact([&](Transaction& tx) -> Result<void> {
+    auto r = tenancy::transact_platform(admin, [&](Transaction& tx) -> Result<void> {
       if (auto o = tx.execute(pg ? k_retention_open_pg : k_retention_open_sqlite); !o)
         return std::unexpected(o.error());
       auto d = tx.execute(k_retention_delete, {Value(tenant)});

@@ -87,9 +87,11 @@ struct ChainHead {
 // chain's head row serialising appends. Thread-safe.
 class AuditLog {
  public:
-  // `db` is the control-plane database (the serving role); it must outlive this object. With `enabled` false
-  // nothing is recorded (for benchmarks; docs/configuration.md warns against it).
-  AuditLog(storage::Database& db, const Clock& clock, bool enabled);
+  // `db` is the control-plane database (the serving role); `owner` the same database as the owner role
+  // (storage.admin_database_url; `db` again with one URL), for the reads across chains, which run in the platform
+  // scope (docs/security.md). Both must outlive this object. With `enabled` false nothing is recorded (for
+  // benchmarks; docs/configuration.md warns against it).
+  AuditLog(storage::Database& db, storage::Database& owner, const Clock& clock, bool enabled);
 
   bool enabled() const { return enabled_; }
   storage::Database& database() { return db_; }
@@ -106,6 +108,8 @@ class AuditLog {
   // how many moved.
   Result<int> relay(tenancy::TenantData& data, const tenancy::Tenant& tenant);
 
+  // One tenant's chain is read in that tenant's scope; the platform chain and every chain at once (super admins)
+  // in the platform scope.
   Result<Page> list(const Query& query);
 
   // Walks the chains (one, or all) and reports the first entry of each that was altered, removed or reordered.
@@ -119,14 +123,18 @@ class AuditLog {
   // went in the platform chain. Returns the number of entries deleted.
   Result<std::int64_t> apply_retention(storage::Database& admin, std::chrono::system_clock::time_point cutoff);
 
-  // Committed entries of `chain_id` after `after_seq`, oldest first (the SIEM exporter).
+  // Committed entries of `chain_id` after `after_seq`, oldest first (the SIEM exporter). Like verify, heads and
+  // verify_checkpoint, in the platform scope.
   Result<std::vector<Entry>> read_chain(const std::string& chain_id, std::int64_t after_seq, int limit);
 
  private:
   Result<void> append_entry(storage::Transaction& tx, Entry entry);
   Entry make_entry(const Context& context, const Event& event) const;
+  template <class T>
+  Result<T> read_platform(const std::function<Result<T>(storage::Transaction&)>& body);
 
   storage::Database& db_;
+  storage::Database& owner_;
   const Clock& clock_;
   bool enabled_;
 };

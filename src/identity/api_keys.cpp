@@ -5,6 +5,7 @@
 #include "core/ids.hpp"
 #include "identity/permissions.hpp"
 #include "identity/secrets.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace atrium::identity {
 
@@ -27,6 +28,12 @@ constexpr Statement k_revoke{"api_keys_revoke",
 constexpr Statement k_by_prefix{"api_keys_by_prefix",
                                 "SELECT id, tenant_id, name, prefix, permissions, created_at, last_used_at, "
                                 "secret_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL"};
+// PostgreSQL: the key's tenant is not known before it is found, and RLS shows the serving role only the rows of the
+// tenant its transaction is scoped to; the owner's SECURITY DEFINER function finds the one live key with the prefix
+// (migration 0010), on the serving hot path without a second pool.
+constexpr Statement k_by_prefix_pg{"api_keys_by_prefix_pg",
+                                   "SELECT id, tenant_id, name, prefix, permissions, created_at, last_used_at, "
+                                   "secret_hash FROM atrium_api_key_by_prefix($1)"};
 constexpr Statement k_touch{"api_keys_touch", "UPDATE api_keys SET last_used_at = $2 WHERE id = $1"};
 constexpr Statement k_touch_first{"api_keys_touch_first",
                                   "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND last_used_at IS NULL"};
@@ -86,6 +93,7 @@ Result<CreatedApiKey> ApiKeyStore::create(const std::string& tenant_id, const st
   created.key.created_at = format_rfc3339(clock_.now());
   created.secret = "atr_" + created.key.prefix + "_" + random_token();
   auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+    if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;
     auto ins = tx.execute(
         k_insert, {Value(created.key.id), Value(tenant_id), Value(name), Value(created.key.prefix),
                    Value(sha256_hex(created.secret)), Value(Json(permissions).dump()), Value(created.key.created_at)});
@@ -103,6 +111,8 @@ Result<CreatedApiKey> ApiKeyStore::create(const std::string& tenant_id, const st
 Result<std::vector<ApiKey>> ApiKeyStore::list(const std::string& tenant_id) {
   return storage::transact_value<std::vector<ApiKey>>(db_,
                                                       [&](Transaction& tx) -> Result<std::vector<ApiKey>> {
+                                                        auto s = tenancy::scope_to_tenant(tx, tenant_id);
+                                                        if (!s) return std::unexpected(s.error());
                                                         auto rs = tx.execute(k_list, {Value(tenant_id)});
                                                         if (!rs) return std::unexpected(rs.error());
                                                         std::vector<ApiKey> out;
@@ -116,6 +126,7 @@ Result<std::vector<ApiKey>> ApiKeyStore::list(const std::string& tenant_id) {
 Result<void> ApiKeyStore::revoke(const std::string& tenant_id, const std::string& id, const audit::Recorder& audit) {
   if (!is_uuid(id)) return fail(Errc::not_found, "no such API key");
   return db_.transact([&](Transaction& tx) -> Result<void> {
+    if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;
     auto r = tx.execute(k_revoke, {Value(tenant_id), Value(id), Value(format_rfc3339(clock_.now()))});
     if (!r) return std::unexpected(r.error());
     if (r->affected_rows == 0) return fail(Errc::not_found, "no such API key");
@@ -131,7 +142,11 @@ Result<Principal> ApiKeyStore::authenticate(const std::string& key_text, const a
   if (key_text.size() != 4 + 10 + 1 + 43 || key_text[14] != '_') return fail(Errc::unauthenticated, "invalid API key");
   const std::string prefix = key_text.substr(4, 10);
   auto found = storage::transact_value<ResultSet>(
-      db_, [&](Transaction& tx) { return tx.execute(k_by_prefix, {Value(prefix)}); }, {.read_only = true});
+      db_,
+      [&](Transaction& tx) {
+        return tx.execute(tx.backend() == storage::Backend::postgres ? k_by_prefix_pg : k_by_prefix, {Value(prefix)});
+      },
+      {.read_only = true});
   if (!found) return std::unexpected(found.error());
   if (found->empty()) return fail(Errc::unauthenticated, "invalid API key");
   const std::string expected = found->text_at(0, 7).value_or("");
@@ -143,6 +158,7 @@ Result<Principal> ApiKeyStore::authenticate(const std::string& key_text, const a
   if (!key.last_used_at) {
     // The first use is an audit event, recorded with the write that ends it.
     auto first = db_.transact([&](Transaction& tx) -> Result<void> {
+      if (auto s = tenancy::scope_to_tenant(tx, key.tenant_id); !s) return s;
       auto r = tx.execute(k_touch_first, {Value(key.id), Value(format_rfc3339(clock_.now()))});
       if (!r) return std::unexpected(r.error());
       if (r->affected_rows == 0) return {};  // another request was first
@@ -169,6 +185,7 @@ Result<Principal> ApiKeyStore::authenticate(const std::string& key_text, const a
   }
   if (touch) {
     (void)db_.transact([&](Transaction& tx) -> Result<void> {
+      if (auto s = tenancy::scope_to_tenant(tx, key.tenant_id); !s) return s;
       auto r = tx.execute(k_touch, {Value(key.id), Value(format_rfc3339(clock_.now()))});
       if (!r) return std::unexpected(r.error());
       return {};

@@ -142,6 +142,26 @@ class SchemaSearchPath final : public Transaction {
   bool control_ = false;
 };
 
+namespace {
+
+// TenantData::platform_database: the owner's pool, each transaction entering the platform scope first.
+class PlatformDatabase final : public Database {
+ public:
+  explicit PlatformDatabase(Database& owner) : owner_(owner) {}
+  Backend backend() const override { return owner_.backend(); }
+  Result<void> transact(const std::function<Result<void>(Transaction&)>& body,
+                        const storage::TransactionOptions& options) override {
+    return transact_platform(owner_, body, options);
+  }
+  Result<void> ping() override { return owner_.ping(); }
+  Result<void> execute_unscoped(std::string_view command) override { return owner_.execute_unscoped(command); }
+
+ private:
+  Database& owner_;
+};
+
+}  // namespace
+
 storage::Transaction* TenantTransaction::control_plane() {
   if (!in_control_plane_) return nullptr;
   if (search_path_ != nullptr) return search_path_;
@@ -251,10 +271,13 @@ struct TenantData::Impl {
   }
 
   std::string role_name;  // guarded by mutex; empty until first asked
+  std::unique_ptr<PlatformDatabase> platform_database;
 };
 
 TenantData::TenantData(Database& app, Database& admin, TenantDataOptions options, const Clock& clock)
-    : impl_(new Impl{app, admin, std::move(options), clock, {}, {}, {}}) {}
+    : impl_(new Impl{app, admin, std::move(options), clock, {}, {}, {}, {}, std::make_unique<PlatformDatabase>(admin)}) {}
+
+storage::Database& TenantData::platform_database() { return *impl_->platform_database; }
 
 TenantData::~TenantData() = default;
 
@@ -304,9 +327,7 @@ Result<void> TenantData::transact_control_plane(const std::string& tenant_id,
   Impl& s = *impl_;
   return s.app.transact(
       [&](Transaction& tx) -> Result<void> {
-        if (s.postgres()) {
-          if (auto r = tx.execute(k_set_tenant, {Value(tenant_id)}); !r) return std::unexpected(r.error());
-        }
+        if (auto r = scope_to_tenant(tx, tenant_id); !r) return r;
         TenantTransaction ttx(tx, tenant_id, true);
         return body(ttx);
       },
@@ -315,14 +336,33 @@ Result<void> TenantData::transact_control_plane(const std::string& tenant_id,
 
 Result<void> TenantData::transact_platform(const std::function<Result<void>(PlatformTransaction&)>& body,
                                            const storage::TransactionOptions& options) {
-  Impl& s = *impl_;
-  return s.admin.transact(
+  return tenancy::transact_platform(
+      impl_->admin,
       [&](Transaction& tx) -> Result<void> {
-        if (s.postgres()) {
-          if (auto r = tx.execute(k_platform_scope); !r) return std::unexpected(r.error());
-        }
         PlatformTransaction ptx(tx);
         return body(ptx);
+      },
+      options);
+}
+
+Result<void> scope_to_tenant(Transaction& tx, const std::string& tenant_id) {
+  if (tx.backend() != Backend::postgres) return {};
+  if (auto r = tx.execute(k_set_tenant, {Value(tenant_id)}); !r) return std::unexpected(r.error());
+  return {};
+}
+
+Result<void> enter_platform_scope(Transaction& tx) {
+  if (tx.backend() != Backend::postgres) return {};
+  if (auto r = tx.execute(k_platform_scope); !r) return std::unexpected(r.error());
+  return {};
+}
+
+Result<void> transact_platform(Database& owner, const std::function<Result<void>(Transaction&)>& body,
+                               const storage::TransactionOptions& options) {
+  return owner.transact(
+      [&](Transaction& tx) -> Result<void> {
+        if (auto r = enter_platform_scope(tx); !r) return r;
+        return body(tx);
       },
       options);
 }

@@ -112,6 +112,9 @@ class TenantData {
   // misleads custom plans of the cross-tenant batches. SQLite (no RLS): a plain transaction on the database.
   Result<void> transact_platform(const std::function<Result<void>(PlatformTransaction&)>& body,
                                  const storage::TransactionOptions& options = {});
+  // The owner's pool as a Database whose every transaction is in the platform scope, for platform infrastructure
+  // written against storage::Database (the SQL job queue and its cleanup). Lives as long as this object.
+  storage::Database& platform_database();
 
   // Creates the tenant's schema, database or file and applies the tenant migrations to it. Idempotent; does
   // nothing for the shared level (its tables come with `atrium migrate`).
@@ -136,6 +139,22 @@ class TenantData {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Scopes an open control-plane transaction to one tenant, for stores that run control-plane statements on one
+// tenant's rows outside a TenantTransaction (API keys, the audit log): on PostgreSQL sets app.tenant_id
+// transaction-locally, so the tables' tenant policies admit that tenant's rows and no other's; nothing on SQLite.
+Result<void> scope_to_tenant(storage::Transaction& tx, const std::string& tenant_id);
+
+// Enters the platform scope in an open transaction on the owner role's connection (PostgreSQL: app.platform_scope
+// and generic plans, transaction-local; nothing on SQLite). The one definition of the scope; see
+// TenantData::transact_platform. On the serving role's connection it opens nothing (no policy of its reads it).
+Result<void> enter_platform_scope(storage::Transaction& tx);
+
+// The platform scope on `owner` (the owner role's pool, storage.admin_database_url): TenantData::transact_platform
+// for work that has no TenantData (the audit log's platform-wide reads).
+Result<void> transact_platform(storage::Database& owner,
+                               const std::function<Result<void>(storage::Transaction&)>& body,
+                               const storage::TransactionOptions& options = {});
 
 // The PostgreSQL schema / database names for a tenant (derived from its UUID, safe as identifiers).
 std::string tenant_schema_name(const std::string& tenant_id);

@@ -115,7 +115,9 @@ class AuditApiTest : public ::testing::TestWithParam<Case> {
   }
 
   std::string raw_sql(const std::string& sql) {
-    if (GetParam().backend == Backend::postgres) return exec_pg(tp_->admin_url(), sql);
+    // PostgreSQL: the owner sees audit entries only in the platform scope (RLS, migration 0010).
+    if (GetParam().backend == Backend::postgres)
+      return exec_pg(tp_->admin_url(), "SET app.platform_scope = 'on'; " + sql);
     return exec_sqlite((std::filesystem::path(tp_->config().storage.data_dir) / "atrium.db").string(), sql);
   }
 
@@ -970,9 +972,9 @@ TEST_P(AuditApiTest, TheServingRoleCannotUpdateOrDeleteEntries) {
                     "BEGIN; SELECT set_config('atrium.audit_retention', 'on', true); "
                     "DELETE FROM audit_logs; COMMIT"),
             "");
-  // The owner is refused by the trigger outside the retention job.
-  EXPECT_NE(exec_pg(tp_->admin_url(), "UPDATE audit_logs SET action = 'x'"), "");
-  EXPECT_NE(exec_pg(tp_->admin_url(), "DELETE FROM audit_logs"), "");
+  // The owner is refused by the trigger outside the retention job (in the platform scope, where it sees the entries).
+  EXPECT_NE(exec_pg(tp_->admin_url(), "SET app.platform_scope = 'on'; UPDATE audit_logs SET action = 'x'"), "");
+  EXPECT_NE(exec_pg(tp_->admin_url(), "SET app.platform_scope = 'on'; DELETE FROM audit_logs"), "");
   EXPECT_EQ(exec_pg(tp_->app_url(), "SELECT count(*) FROM audit_logs"), "");
   auto report = platform().audit->verify(std::nullopt);
   ASSERT_TRUE(report);
