@@ -1630,10 +1630,11 @@ struct Billing::Impl {
       inv->next_payment_attempt.reset();
     } else if (decline == "hard") {
       // Not retried with the same card: the final action waits for the end of the dunning window, unless the
-      // payment method changes before (which retries at once).
+      // payment method changes before (which retries at once). A window that has already ended (a payment asked
+      // for late, or the last retry) ends now, not at the next run.
       const std::int64_t last = policy->retry_hours.empty() ? 0 : policy->retry_hours.back();
       inv->next_payment_attempt = std::max(first + last * k_hour, now);
-      if (last == 0) final = true;
+      if (first + last * k_hour <= now) final = true;
     } else if (retries_done < policy->retry_hours.size()) {
       inv->next_payment_attempt = std::max(first + policy->retry_hours[retries_done] * k_hour, now + 1);
     } else {
@@ -1903,7 +1904,9 @@ struct Billing::Impl {
       auto lines = cycle_lines(*plan, sub.seats, sub.current_period_start, sub.current_period_end);
       if (!lines) return std::unexpected(lines.error());
       std::vector<UsageRecord> usage;
-      auto used = usage_lines(tx, sub, *plan, ended_start, t, !ended_trial, t, usage);
+      // No usage for a trial, nor for the empty period an unpaid subscription restarts with when it is paid
+      // (settle_status): its successor starts at the same instant, and usage is recorded per period start.
+      auto used = usage_lines(tx, sub, *plan, ended_start, t, !ended_trial && ended_start < t, t, usage);
       if (!used) return std::unexpected(used.error());
       lines->insert(lines->end(), used->begin(), used->end());
       IssueOptions o{.reason = "subscription_cycle",
@@ -2828,8 +2831,12 @@ Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription
     const std::string old_label = c.from.name + " x " + std::to_string(sub.seats) + " seats";
     const std::string new_label = c.to.name + " x " + std::to_string(c.seats) + " seats";
     c.interval_change = c.from.price.interval != c.to.price.interval;
+    // The fraction is of the whole period the price is for: a first period cut short by a billing anchor day starts
+    // at `now` but was invoiced as its part of the period from the previous anchor day, so measuring from its own
+    // start would credit the full price for a few days' payment. Every other period starts there anyway.
+    const Instant priced_from = boundary(sub.anchor, c.from.price.interval, sub.cycle - 1);
     if (!c.interval_change) {
-      auto p = prorate(*old_amount, *new_amount, sub.current_period_start, sub.current_period_end, now, acct.proration);
+      auto p = prorate(*old_amount, *new_amount, priced_from, sub.current_period_end, now, acct.proration);
       if (!p) return std::unexpected(p.error());
       c.proration = *p;
       if (p->net < 0 && !s.settings.downgrade_credit) return c;  // a downgrade gives nothing back
@@ -2854,7 +2861,7 @@ Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription
       return c;
     }
     // Another interval: the unused time is credited and a new period starts now (Stripe resets the anchor).
-    auto credit = prorate_remaining(*old_amount, sub.current_period_start, sub.current_period_end, now, acct.proration);
+    auto credit = prorate_remaining(*old_amount, priced_from, sub.current_period_end, now, acct.proration);
     if (!credit) return std::unexpected(credit.error());
     c.new_anchor = now;
     c.new_period_end = boundary(now, c.to.price.interval, 1);
@@ -3913,6 +3920,7 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
   }
 
   // 4. Dunning retries that fell due.
+  const std::int64_t charged_before_retries = stats.charged;
   for (;;) {
     std::vector<PendingCharge> charges;
     std::int64_t in_batch = 0;
@@ -3938,6 +3946,19 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
     if (in_batch < batch) break;
   }
   if (progress) progress(total, total);
+  // A retry that paid the last invoice of an unpaid subscription whose period had ended started its new period now
+  // (settle_status), due at once: it is billed by this run, not the next, so a run leaves nothing due at its moment.
+  // Each further pass needs a retry that paid an invoice, so this ends.
+  if (stats.charged > charged_before_retries) {
+    auto again = run({});
+    if (!again) return again;
+    stats.renewed += again->renewed;
+    stats.invoices += again->invoices;
+    stats.charged += again->charged;
+    stats.failed += again->failed;
+    stats.retried += again->retried;
+    stats.cancelled += again->cancelled;
+  }
   return stats;
 }
 
