@@ -3,6 +3,7 @@
 #include "core/ids.hpp"
 #include "core/log.hpp"
 #include "identity/secrets.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace atrium::identity {
 
@@ -19,6 +20,12 @@ constexpr Statement k_insert_refresh{
 constexpr Statement k_refresh_by_hash{"refresh_by_hash",
                                       "SELECT id, family_id, user_id, tenant_id, expires_at, used_at, revoked_at FROM "
                                       "refresh_tokens WHERE token_hash = $1"};
+// PostgreSQL: the token's tenant is not known before it is found, and RLS shows the serving role only the rows of
+// the tenant its transaction is scoped to; the owner's SECURITY DEFINER function finds it by hash (migration 0011).
+// Using it and revoking its family then run scoped to its tenant (scope_to_token).
+constexpr Statement k_refresh_by_hash_pg{"refresh_by_hash_pg",
+                                         "SELECT id, family_id, user_id, tenant_id, expires_at, used_at, revoked_at "
+                                         "FROM atrium_refresh_token_by_hash($1)"};
 constexpr Statement k_refresh_use{"refresh_use",
                                   "UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND "
                                   "revoked_at IS NULL"};
@@ -30,6 +37,18 @@ constexpr Statement k_record_revoked{"revoked_tokens_insert",
                                      "DO NOTHING"};
 
 constexpr std::string_view k_bad_credentials = "invalid email, password or tenant";
+
+Result<storage::ResultSet> refresh_by_hash(Transaction& tx, const std::string& hash) {
+  return tx.execute(tx.backend() == storage::Backend::postgres ? k_refresh_by_hash_pg : k_refresh_by_hash,
+                    {Value(hash)});
+}
+
+// Scopes the transaction to the tenant of a refresh token found by hash (column 3; NULL for a super admin signed
+// in without a tenant, whose rows only an unscoped transaction sees).
+Result<void> scope_to_token(Transaction& tx, const storage::ResultSet& rs) {
+  if (rs.is_null(0, 3)) return {};
+  return tenancy::scope_to_tenant(tx, rs.text_at(0, 3).value_or(""));
+}
 
 std::int64_t seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -136,6 +155,9 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
   const std::string refresh = "rt_" + random_token();
   const std::string family = family_id.value_or(new_uuid_v7(clock_));
   auto stored = db_.transact([&](Transaction& tx) -> Result<void> {
+    if (tenant) {
+      if (auto s = tenancy::scope_to_tenant(tx, tenant->id); !s) return s;
+    }
     auto r =
         tx.execute(k_insert_refresh, {Value(new_uuid_v7(clock_)), Value(family), Value(user.id),
                                       tenant ? Value(tenant->id) : Value(), Value(sha256_hex(refresh)),
@@ -242,9 +264,10 @@ Result<IssuedTokens> TokenService::refresh_grant(const std::string& refresh_toke
     bool reused = false;
   };
   auto found = storage::transact_value<Found>(db_, [&](Transaction& tx) -> Result<Found> {
-    auto rs = tx.execute(k_refresh_by_hash, {Value(sha256_hex(refresh_token))});
+    auto rs = refresh_by_hash(tx, sha256_hex(refresh_token));
     if (!rs) return std::unexpected(rs.error());
     if (rs->empty()) return fail(Errc::unauthenticated, "invalid refresh token");
+    if (auto s = scope_to_token(tx, *rs); !s) return std::unexpected(s.error());
     Found f;
     const std::string id = rs->text_at(0, 0).value_or("");
     f.family = rs->text_at(0, 1).value_or("");
@@ -291,9 +314,10 @@ Result<void> TokenService::revoke(const std::string& token, const audit::Recorde
   if (token.starts_with("rt_")) {
     const std::string now = format_rfc3339(clock_.now());
     return db_.transact([&](Transaction& tx) -> Result<void> {
-      auto rs = tx.execute(k_refresh_by_hash, {Value(sha256_hex(token))});
+      auto rs = refresh_by_hash(tx, sha256_hex(token));
       if (!rs) return std::unexpected(rs.error());
       if (rs->empty()) return {};
+      if (auto s = scope_to_token(tx, *rs); !s) return s;
       auto r = tx.execute(k_refresh_revoke_family, {Value(rs->text_at(0, 1).value_or("")), Value(now)});
       if (!r) return std::unexpected(r.error());
       if (r->affected_rows == 0) return {};  // already revoked: nothing changed

@@ -316,8 +316,7 @@ TEST_F(RlsIsolationTest, NoSettingOpensBillingUsageAndQuotaRowsToTheServingRole)
 
 // Control-plane tables that carry a tenant and have no row-level security yet (docs/security.md, Control-plane
 // tables): their isolation rests on the statements' own filters. The test checks that they are exactly these.
-const std::set<std::string> k_not_yet_isolated = {"public.invitations", "public.memberships", "public.pending_events",
-                                                  "public.refresh_tokens"};
+const std::set<std::string> k_not_yet_isolated = {"public.invitations", "public.memberships", "public.pending_events"};
 
 // Every table with a tenant_id column — in public, in the tenant schemas and in the tenant databases the test
 // creates at all three levels — has RLS with FORCE, and the serving role, with anything it can set on its own
@@ -412,6 +411,32 @@ TEST_F(RlsIsolationTest, EveryTableWithATenantIdKeepsTheServingRoleToItsTenant) 
   }
   EXPECT_EQ(unprotected_seen, k_not_yet_isolated);
   EXPECT_GE(probed, 40);
+}
+
+// A super admin signed in without a tenant holds refresh tokens of no tenant (tenant_id NULL): found by hash, used
+// and revoked in a transaction scoped to no tenant, never visible in a tenant's.
+TEST_F(RlsIsolationTest, RefreshTokensOfNoTenantRotateAndRevokeOutsideEveryTenantsScope) {
+  auto who = platform().audit->recorder({});
+  ASSERT_TRUE(platform().users->create_user("root@rls.test", "", "root-password", true, who));
+  auto first = platform().tokens->password_grant("root@rls.test", "root-password", std::nullopt, "127.0.0.1", who);
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = platform().tokens->refresh_grant(first->refresh_token, who);
+  ASSERT_TRUE(second) << second.error().message;
+  auto third = platform().tokens->refresh_grant(second->refresh_token, who);
+  ASSERT_TRUE(third) << third.error().message;
+  ASSERT_TRUE(platform().tokens->revoke(third->refresh_token, who));
+  EXPECT_FALSE(platform().tokens->refresh_grant(third->refresh_token, who));
+
+  const auto t = create_test_tenant(platform(), "rls-refresh", tenancy::Isolation::shared);
+  Pg app(tp_->app_url());
+  ASSERT_EQ(app.connect_error(), "");
+  const std::string count = "SELECT count(*) FROM refresh_tokens WHERE tenant_id IS NULL";
+  app.must("BEGIN");
+  app.must("SELECT set_config('app.tenant_id', $1, true)", {t.id});
+  EXPECT_EQ(app.must(count).number(), 0);
+  app.must("ROLLBACK");
+  EXPECT_EQ(app.must(count).number(), 3);
+  EXPECT_EQ(app.must(count + " AND revoked_at IS NULL").number(), 0);
 }
 
 // The schema level's search_path is the tenant's schema alone: a tenant table missing from the schema is an error,
