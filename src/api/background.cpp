@@ -404,9 +404,10 @@ Result<void> Background::start_workers() {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
   const std::string instance = std::string(host) + ":" + std::to_string(::getpid()) + ":" + new_uuid_v7(p.clock());
+  // The relay reads every tenant's pending events: platform work, on the owner's pool in the platform scope.
   relay_ = std::make_unique<events::Relay>(
-      p.db(), [this](const events::Event& e) { return publish(e); }, std::chrono::milliseconds(jc.relay_interval_ms),
-      events::RelayLease{.holder = instance});
+      p.tenant_data->platform_database(), [this](const events::Event& e) { return publish(e); },
+      std::chrono::milliseconds(jc.relay_interval_ms), events::RelayLease{.holder = instance});
   relay_->start();
 
   scheduler_ = std::make_unique<jobs::Scheduler>(p.db(), *queue_, p.clock(), p.registry,

@@ -514,6 +514,8 @@ audit::Recorder Platform::recorder(const audit::Context& who) {
     static constexpr std::string_view lifecycle[] = {"tenant.created", "tenant.suspended", "tenant.reactivated",
                                                      "tenant.deleted"};
     if (std::find(std::begin(lifecycle), std::end(lifecycle), e.action) == std::end(lifecycle)) return {};
+    // The event is the tenant's: its transaction is scoped to it (pending_events' RLS admits only that tenant's).
+    if (auto s = tenancy::scope_to_tenant(tx, e.resource_id); !s) return s;
     auto emitted = events::emit(tx, clock_, e.resource_id, e.action, {{"id", e.resource_id}, {"changes", e.changes}});
     if (!emitted) return std::unexpected(emitted.error());
     return {};

@@ -101,6 +101,7 @@ Result<int> move_to_control_plane(tenancy::TenantData& data, storage::Database& 
     if (batch.empty()) return moved;
     // Copy first (ON CONFLICT DO NOTHING), then delete: a crash in between copies again, harmlessly.
     auto copied = control.transact([&](Transaction& tx) -> Result<void> {
+      if (auto s = tenancy::scope_to_tenant(tx, tenant.id); !s) return s;  // pending_events' RLS: the tenant's rows
       for (const auto& e : batch) {
         if (auto r = insert_pending(tx, e); !r) return r;
       }

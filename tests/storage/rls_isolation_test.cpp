@@ -316,7 +316,7 @@ TEST_F(RlsIsolationTest, NoSettingOpensBillingUsageAndQuotaRowsToTheServingRole)
 
 // Control-plane tables that carry a tenant and have no row-level security yet (docs/security.md, Control-plane
 // tables): their isolation rests on the statements' own filters. The test checks that they are exactly these.
-const std::set<std::string> k_not_yet_isolated = {"public.invitations", "public.memberships", "public.pending_events"};
+const std::set<std::string> k_not_yet_isolated = {"public.invitations", "public.memberships"};
 
 // Every table with a tenant_id column — in public, in the tenant schemas and in the tenant databases the test
 // creates at all three levels — has RLS with FORCE, and the serving role, with anything it can set on its own
