@@ -551,6 +551,19 @@ Result<void> Background::send_dunning_email(const events::Event& event) {
   return send_email(event.tenant_id, *rendered, "event:" + event.id);
 }
 
+Result<void> Background::send_invitation(const tenancy::Tenant& tenant, const identity::IssuedInvitation& issued) {
+  const identity::Invitation& i = issued.invitation;
+  auto rendered = email::render(
+      *email::builtin_template("invitation"),
+      {{"tenant_name", tenant.name},
+       {"role", std::string(identity::role_name(i.role))},
+       {"token", issued.token},
+       {"expires_at", format_rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(i.expires_at)))}},
+      {}, {email::Address{i.email, ""}});
+  if (!rendered) return std::unexpected(rendered.error());
+  return send_email(tenant.id, *rendered, "invitation:" + i.id);
+}
+
 Result<void> Background::enqueue_delivery(const std::string& tenant_id, const std::string& delivery_id,
                                           std::int64_t redeliveries) {
   jobs::NewJob job;

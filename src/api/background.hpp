@@ -7,6 +7,7 @@
 #include "core/json.hpp"
 #include "email/mailer.hpp"
 #include "events/outbox.hpp"
+#include "identity/invitations.hpp"
 #include "jobs/queue.hpp"
 #include "jobs/runner.hpp"
 #include "jobs/scheduler.hpp"
@@ -44,6 +45,8 @@ class Background {
   Result<void> publish(const events::Event& event);
   // Sends mail through the queue ("email.send").
   Result<void> send_email(const std::string& tenant_id, const email::Message& message, const std::string& key);
+  // Mails an invitation's token to the invited address (once per invitation id).
+  Result<void> send_invitation(const tenancy::Tenant& tenant, const identity::IssuedInvitation& issued);
   // Mails the billing account about a failed charge (a payment.failed event).
   Result<void> send_dunning_email(const events::Event& event);
   // Mails a quota.threshold_reached event to the billing account's address, or the tenant's owners.

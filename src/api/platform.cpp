@@ -7,6 +7,7 @@
 
 #include "core/log.hpp"
 #include "events/outbox.hpp"
+#include "identity/tenant_purge.hpp"
 #include "projects/project_store.hpp"
 #include "storage/migrations.hpp"
 
@@ -183,6 +184,15 @@ Result<void> Platform::start_audit_services() {
       const auto cutoff = clock_.now() - std::chrono::days(config_.audit.retention_days);
       auto deleted = audit->apply_retention(admin_db(), cutoff);
       if (!deleted) log::warn("audit retention failed; retrying in a day", {{"error", deleted.error().message}});
+      // Invoices of purged tenants, once the bookkeeping period is over (years: 365.2425 days each).
+      const auto kept = std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::years(config_.billing.retain_invoices_years));
+      auto invoices = billing->apply_retention(clock_.now() - kept);
+      if (!invoices) {
+        log::warn("invoice retention failed; retrying in a day", {{"error", invoices.error().message}});
+      } else if (*invoices > 0) {
+        log::info("invoice retention", {{"invoices_deleted", *invoices}});
+      }
       std::unique_lock lock(job->mutex);
       if (job->cv.wait_for(lock, std::chrono::hours(24), [job] { return job->stopping; })) return;
     }
@@ -290,6 +300,8 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   }
 
   p->users = std::make_unique<identity::UserStore>(*p->db_, clock, password_cost(config));
+  p->invitations = std::make_unique<identity::InvitationStore>(*p->db_, clock, *p->users,
+                                                               std::chrono::seconds(config.identity.invitation_ttl_s));
   identity::TokenSettings settings;
   settings.access_ttl = std::chrono::seconds(config.identity.access_token_ttl_s);
   settings.refresh_ttl = std::chrono::seconds(config.identity.refresh_token_ttl_s);
@@ -477,6 +489,23 @@ Result<tenancy::Tenant> Platform::update_tenant(const std::string& id, const ten
   return updated;
 }
 
+// The tenant's rows in the control plane's tables, in one transaction scoped to it: memberships, API keys, refresh
+// tokens, invitations, billing (but the bookkeeping records, kept billing.retain_invoices_years), usage, quota
+// state and events not relayed yet. Its audit entries stay for audit.retention_days.
+Result<void> Platform::purge_control_plane(const std::string& tenant_id) {
+  std::vector<tenancy::TenantStatement> all(identity::purge_statements().begin(), identity::purge_statements().end());
+  for (const auto& list :
+       {billing::Billing::purge_statements(), metering::Metering::purge_statements(), events::purge_statements()}) {
+    all.insert(all.end(), list.begin(), list.end());
+  }
+  return tenant_data->transact_control_plane(tenant_id, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+    for (const auto& statement : all) {
+      if (auto r = tx.execute(statement); !r) return std::unexpected(r.error());
+    }
+    return {};
+  });
+}
+
 Result<void> Platform::purge_tenant(const std::string& id, const audit::Context& who) {
   auto t = tenants->get(id);
   if (!t) return std::unexpected(t.error());
@@ -492,6 +521,7 @@ Result<void> Platform::purge_tenant(const std::string& id, const audit::Context&
     if (auto r = events::move_to_control_plane(*tenant_data, *db_, *t); !r) return std::unexpected(r.error());
   }
   if (auto r = tenant_data->purge(*t); !r) return r;
+  if (auto r = purge_control_plane(id); !r) return r;
   directory->invalidate(*t);
   return tenants->mark_purged(id, audit->recorder(who));
 }

@@ -15,6 +15,7 @@
 #include "gateway/api_calls.hpp"
 #include "gateway/rate_limits.hpp"
 #include "identity/api_keys.hpp"
+#include "identity/invitations.hpp"
 #include "identity/key_store.hpp"
 #include "identity/revocation.hpp"
 #include "identity/token_service.hpp"
@@ -61,7 +62,8 @@ class Platform {
   // Updates a tenant (status changes: suspend, reactivate, delete) and refreshes the resolution cache.
   Result<tenancy::Tenant> update_tenant(const std::string& id, const tenancy::TenantPatch& patch,
                                         const audit::Context& who);
-  // Irreversibly removes a deleted tenant's data (its audit entries stay for audit.retention_days).
+  // Irreversibly removes a deleted tenant's data: its own storage and its control-plane rows (its audit entries
+  // stay for audit.retention_days, its invoices and credit notes for billing.retain_invoices_years).
   Result<void> purge_tenant(const std::string& id, const audit::Context& who);
 
   // For a tenant whose data lives in its own database or file: moves the audit entries and domain events its
@@ -95,6 +97,7 @@ class Platform {
 
  private:
   Platform(const Config& config, const Clock& clock);
+  Result<void> purge_control_plane(const std::string& tenant_id);
 
   Config config_;
   const Clock& clock_;
@@ -108,6 +111,7 @@ class Platform {
   std::unique_ptr<tenancy::TenantDirectory> directory;
   std::unique_ptr<tenancy::TenantData> tenant_data;
   std::unique_ptr<identity::UserStore> users;
+  std::unique_ptr<identity::InvitationStore> invitations;
   std::unique_ptr<identity::KeyStore> keys;
   std::unique_ptr<identity::RevocationStore> revocations;
   std::unique_ptr<identity::TokenService> tokens;

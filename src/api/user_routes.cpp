@@ -11,12 +11,29 @@ namespace {
 
 using http::Access;
 
-// The caller's own role in the tenant, for "never grant above yourself". A super admin acting in a tenant carries
-// the owner role. An API key has no role: it may manage members up to admin, never make owners, so an admin cannot
-// escalate through a key it created.
-identity::Role caller_role(const identity::Principal& p) {
-  if (p.kind == identity::Principal::Kind::api_key) return identity::Role::admin;
-  return identity::parse_role(p.role).value_or(identity::Role::viewer);
+// Whether the caller may hand out, change or remove `target`. A member never acts above their own role (a super
+// admin acting in a tenant carries the owner role). An API key has no role: it may act on a role only when it
+// holds every permission that role grants, so a key can never make (or reach through an invitation) an account
+// with more rights than the key itself has.
+bool may_act_on(const identity::Principal& p, identity::Role target) {
+  if (p.kind == identity::Principal::Kind::api_key) {
+    for (const auto& perm : identity::permissions_for(target)) {
+      if (!p.has(perm)) return false;
+    }
+    return true;
+  }
+  return identity::may_assign(identity::parse_role(p.role).value_or(identity::Role::viewer), target);
+}
+
+// The last-owner rule, checked before a member's tokens are revoked so that a refused change revokes nothing (the
+// store checks it again inside the change's transaction). `next`: the new role, or nullopt for a removal.
+Result<void> keeps_an_owner(Platform& platform, const std::string& tenant_id, identity::Role current,
+                            std::optional<identity::Role> next) {
+  if (current != identity::Role::owner || next == identity::Role::owner) return {};
+  auto owners = platform.users->count_owners(tenant_id);
+  if (!owners) return std::unexpected(owners.error());
+  if (*owners <= 1) return fail(Errc::conflict, "a tenant keeps at least one owner");
+  return {};
 }
 
 Result<std::optional<identity::Role>> role_member(const Json& body) {
@@ -52,29 +69,37 @@ void register_user_routes(http::Router& router, Platform& platform) {
              },
              {.access = Access::tenant, .permission = perm::users_read});
 
+  // Adding a person is an invitation mailed to the address, whether or not it has an account (elsewhere): the
+  // answer is the same either way, so this route tells nothing about other tenants' users.
   router.add(http::Method::post, "/v1/users",
              [&platform](http::Request& req) -> http::Response {
-               auto body = body_object(req, {"email", "name", "password", "role"});
+               auto body = body_object(req, {"email", "role"});
                if (!body) return error_response(body.error(), req);
                auto email = string_member(**body, "email", true);
                if (!email) return error_response(email.error(), req);
-               auto name = string_member(**body, "name", false);
-               if (!name) return error_response(name.error(), req);
-               auto password = string_member(**body, "password", false);
-               if (!password) return error_response(password.error(), req);
                auto role = role_member(**body);
                if (!role) return error_response(role.error(), req);
                const identity::Role wanted = role->value_or(identity::Role::member);
-               if (!identity::may_assign(caller_role(*req.principal), wanted)) {
+               if (!may_act_on(*req.principal, wanted)) {
                  return error_response({Errc::forbidden, "cannot grant a role above your own"}, req);
                }
-               auto member = platform.users->add_member(req.tenant->id, **email, name->value_or(""), *password, wanted,
-                                                        platform.audit->recorder(audit_context(req)));
-               if (!member) return error_response(member.error(), req);
-               return http::Response::json(201, identity::to_json(*member));
+               if (!platform.background) {
+                 return error_response({Errc::unavailable,
+                                        "invitations are mailed by background jobs, which are not "
+                                        "running in this process"},
+                                       req);
+               }
+               auto issued = platform.invitations->invite(req.tenant->id, **email, wanted, req.principal->subject,
+                                                          platform.audit->recorder(audit_context(req)));
+               if (!issued) return error_response(issued.error(), req);
+               if (auto sent = platform.background->send_invitation(*req.tenant, *issued); !sent) {
+                 return error_response(sent.error(), req);  // the invitation stays pending; inviting again renews it
+               }
+               return http::Response::json(202, identity::to_json(issued->invitation));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::users_manage});
 
+  // A member's role is the tenant's; their name is their own account's, which only they change.
   router.add(http::Method::patch, "/v1/users/{id}",
              [&platform](http::Request& req) -> http::Response {
                auto body = body_object(req, {"name", "role"});
@@ -84,20 +109,76 @@ void register_user_routes(http::Router& router, Platform& platform) {
                auto role = role_member(**body);
                if (!role) return error_response(role.error(), req);
                const std::string id(req.param("id"));
-               if (*role) {
-                 auto current = platform.users->get_member(req.tenant->id, id);
-                 if (!current) return error_response(current.error(), req);
-                 const auto mine = caller_role(*req.principal);
-                 if (!identity::may_assign(mine, **role) || !identity::may_assign(mine, current->role)) {
-                   return error_response({Errc::forbidden, "cannot change a role above your own"}, req);
-                 }
+               auto current = platform.users->get_member(req.tenant->id, id);
+               if (!current) return error_response(current.error(), req);
+               const bool self = req.principal->kind == identity::Principal::Kind::user && req.principal->subject == id;
+               if (*name && !self && *name != current->user.name) {
+                 return error_response({Errc::forbidden,
+                                        "a member's name belongs to their account: only they can "
+                                        "change it"},
+                                       req);
+               }
+               if (*role && (!may_act_on(*req.principal, **role) || !may_act_on(*req.principal, current->role))) {
+                 return error_response({Errc::forbidden, "cannot change a role above your own"}, req);
+               }
+               // The member's tokens carry the old role: refused from before the change (503 and no change when
+               // that fails) and again once it committed (closing the window a sign-in could read the old role in).
+               const bool role_changes = *role && **role != current->role;
+               if (role_changes) {
+                 if (auto r = keeps_an_owner(platform, req.tenant->id, current->role, **role); !r)
+                   return error_response(r.error(), req);
+                 if (auto r = platform.tokens->revoke_member(id, req.tenant->id); !r)
+                   return error_response(r.error(), req);
                }
                auto member = platform.users->update_member(req.tenant->id, id, *role, *name,
                                                            platform.audit->recorder(audit_context(req)));
                if (!member) return error_response(member.error(), req);
+               if (role_changes) (void)platform.tokens->revoke_member(id, req.tenant->id);  // a failure is logged
                return http::Response::json(200, identity::to_json(*member));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::users_manage});
+
+  router.add(http::Method::get, "/v1/invitations",
+             [&platform](http::Request& req) -> http::Response {
+               auto list = platform.invitations->list(req.tenant->id);
+               if (!list) return error_response(list.error(), req);
+               Json data = Json::array();
+               for (const auto& i : *list) data.push_back(identity::to_json(i));
+               return http::Response::json(200, {{"data", data}});
+             },
+             {.access = Access::tenant, .permission = perm::users_read});
+
+  router.add(http::Method::delete_, "/v1/invitations/{id}",
+             [&platform](http::Request& req) -> http::Response {
+               if (auto r = platform.invitations->revoke(req.tenant->id, std::string(req.param("id")),
+                                                         platform.audit->recorder(audit_context(req)));
+                   !r) {
+                 return error_response(r.error(), req);
+               }
+               return no_content();
+             },
+             {.access = Access::tenant, .permission = perm::users_manage});
+
+  // Redeeming needs no credentials: the token is the proof (it was mailed to the address).
+  router.add(http::Method::post, "/v1/invitations/accept",
+             [&platform](http::Request& req) -> http::Response {
+               auto body = body_object(req, {"token", "name", "password"});
+               if (!body) return error_response(body.error(), req);
+               auto token = string_member(**body, "token", true);
+               if (!token) return error_response(token.error(), req);
+               auto name = string_member(**body, "name", false);
+               if (!name) return error_response(name.error(), req);
+               auto password = string_member(**body, "password", false);
+               if (!password) return error_response(password.error(), req);
+               auto accepted = platform.invitations->accept(**token, name->value_or(""), *password,
+                                                            platform.audit->recorder(audit_context(req)));
+               if (!accepted) return error_response(accepted.error(), req);
+               Json out = identity::to_json(accepted->member);
+               out["tenant_id"] = accepted->tenant_id;
+               out["account_created"] = accepted->account_created;
+               return http::Response::json(200, out);
+             },
+             {.json_body = true, .access = Access::open});
 
   router.add(
       http::Method::delete_, "/v1/users/{id}",
@@ -105,12 +186,18 @@ void register_user_routes(http::Router& router, Platform& platform) {
         const std::string id(req.param("id"));
         auto current = platform.users->get_member(req.tenant->id, id);
         if (!current) return error_response(current.error(), req);
-        if (!identity::may_assign(caller_role(*req.principal), current->role)) {
+        if (!may_act_on(*req.principal, current->role)) {
           return error_response({Errc::forbidden, "cannot remove a member above your own role"}, req);
         }
+        // As for a role change (PATCH above): the member's tokens are refused before and after the removal.
+        if (auto r = keeps_an_owner(platform, req.tenant->id, current->role, std::nullopt); !r) {
+          return error_response(r.error(), req);
+        }
+        if (auto r = platform.tokens->revoke_member(id, req.tenant->id); !r) return error_response(r.error(), req);
         if (auto r = platform.users->remove_member(req.tenant->id, id, platform.audit->recorder(audit_context(req)));
             !r)
           return error_response(r.error(), req);
+        (void)platform.tokens->revoke_member(id, req.tenant->id);  // a failure is logged
         return no_content();
       },
       {.access = Access::tenant, .permission = perm::users_manage});

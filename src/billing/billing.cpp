@@ -2019,6 +2019,61 @@ std::vector<tenancy::TenantStatement> Billing::tenant_statements() {
   return {k_tenant_statements.begin(), k_tenant_statements.end()};
 }
 
+namespace {
+
+constexpr std::array k_purge_statements{
+    TenantStatement{"billing_purge_usage_billings", "DELETE FROM usage_billings WHERE tenant_id = $1"},
+    TenantStatement{"billing_purge_quota_notices", "DELETE FROM quota_notices WHERE tenant_id = $1"},
+    TenantStatement{"billing_purge_quota_overrides", "DELETE FROM quota_overrides WHERE tenant_id = $1"},
+    TenantStatement{"billing_purge_subscriptions", "DELETE FROM subscriptions WHERE tenant_id = $1"},
+    TenantStatement{"billing_purge_test_clocks", "DELETE FROM test_clocks WHERE tenant_id = $1"},
+    TenantStatement{"billing_purge_account", "DELETE FROM billing_accounts WHERE tenant_id = $1"},
+};
+// After billing.retain_invoices_years: the bookkeeping records themselves.
+constexpr std::array k_retention_statements{
+    TenantStatement{"billing_retention_credit_notes", "DELETE FROM credit_notes WHERE tenant_id = $1"},
+    TenantStatement{"billing_retention_attempts", "DELETE FROM payment_attempts WHERE tenant_id = $1"},
+    TenantStatement{"billing_retention_lines", "DELETE FROM invoice_lines WHERE tenant_id = $1"},
+    TenantStatement{"billing_retention_invoices", "DELETE FROM invoices WHERE tenant_id = $1"},
+};
+constexpr Statement k_purged_before{
+    "billing_purged_before", "SELECT id FROM tenants WHERE purged_at IS NOT NULL AND purged_at < $1 ORDER BY id"};
+
+}  // namespace
+
+std::vector<tenancy::TenantStatement> Billing::purge_statements() {
+  return {k_purge_statements.begin(), k_purge_statements.end()};
+}
+
+Result<std::int64_t> Billing::apply_retention(std::chrono::system_clock::time_point cutoff) {
+  Impl& s = *impl_;
+  std::vector<std::string> purged;
+  auto listed = s.catalog(
+      [&](Transaction& tx) -> Result<void> {
+        auto rows = tx.execute(k_purged_before, {Value(format_rfc3339(cutoff))});
+        if (!rows) return std::unexpected(rows.error());
+        for (std::size_t i = 0; i < rows->rows.size(); ++i) purged.push_back(rows->text_at(i, 0).value_or(""));
+        return {};
+      },
+      {.read_only = true});
+  if (!listed) return std::unexpected(listed.error());
+  std::int64_t invoices = 0;
+  for (const auto& id : purged) {
+    std::int64_t deleted = 0;  // set by the body's last run (a retried transaction runs it again)
+    auto r = s.tenant(id, [&](TenantTransaction& tx) -> Result<void> {
+      for (const auto& statement : k_retention_statements) {
+        auto d = tx.execute(statement);
+        if (!d) return std::unexpected(d.error());
+        deleted = d->affected_rows;  // the last statement: invoices
+      }
+      return {};
+    });
+    if (!r) return std::unexpected(r.error());
+    invoices += deleted;
+  }
+  return invoices;
+}
+
 // ---- catalog ----------------------------------------------------------------------------------------------------
 
 namespace {
@@ -2685,13 +2740,12 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
         lines = std::move(*l);
       }
     }
-    auto ins =
-        tx.execute(k_sub_insert, {Value(sub.id), Value(sub.plan_id), Value(std::int64_t{sub.plan_version}),
-                                  Value(std::string(status_name(sub.status))), Value(sub.seats), Value(sub.anchor),
-                                  Value(sub.cycle), Value(sub.current_period_start), Value(sub.current_period_end),
-                                  opt(sub.trial_end), Value(false), Value(), Value(), opt(sub.coupon_id),
-                                  opt(sub.coupon_start), Value(std::int64_t{0}), opt(sub.test_clock_id), Value(now),
-                                  Value(false)});
+    auto ins = tx.execute(
+        k_sub_insert, {Value(sub.id), Value(sub.plan_id), Value(std::int64_t{sub.plan_version}),
+                       Value(std::string(status_name(sub.status))), Value(sub.seats), Value(sub.anchor),
+                       Value(sub.cycle), Value(sub.current_period_start), Value(sub.current_period_end),
+                       opt(sub.trial_end), Value(false), Value(), Value(), opt(sub.coupon_id), opt(sub.coupon_start),
+                       Value(std::int64_t{0}), opt(sub.test_clock_id), Value(now), Value(false)});
     if (!ins) {
       if (ins.error().code == Errc::unique_violation) {
         return fail(Errc::conflict, "this tenant already has a live subscription; change it instead");
@@ -2818,8 +2872,7 @@ Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription
     // period from a new one that starts in the same second (an interval change right after subscribing), nor see
     // a once coupon first used at a trial's end. Only rows from before the flag with a repeating or forever coupon
     // lack it (migration 0008 set it for once coupons); their rule depends on the period's start alone.
-    const bool current_discounted =
-        coupon && sub.period_discounted.value_or(applies_from(sub.current_period_start));
+    const bool current_discounted = coupon && sub.period_discounted.value_or(applies_from(sub.current_period_start));
     auto old_gross = period_amount(c.from.price, sub.seats);
     if (!old_gross) return std::unexpected(old_gross.error());
     auto new_gross = period_amount(c.to.price, c.seats);

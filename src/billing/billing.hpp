@@ -331,6 +331,15 @@ class Billing {
   // Every tenant statement, for the test that checks each binds tenant_id as $1.
   static std::vector<tenancy::TenantStatement> tenant_statements();
 
+  // What purging a tenant deletes at once (`tenant_id = $1`, in its control-plane transaction): the billing account
+  // (payment method, address, tax ids), subscriptions, test clocks, quota overrides and notices, and usage billing
+  // records. Invoices, their lines, payment attempts and credit notes are kept (bookkeeping law; each invoice keeps
+  // its own copy of the customer's details) until apply_retention.
+  static std::vector<tenancy::TenantStatement> purge_statements();
+  // Deletes the invoices, invoice lines, payment attempts and credit notes of tenants purged before `cutoff`
+  // (billing.retain_invoices_years). Returns how many invoices went. Safe to repeat.
+  Result<std::int64_t> apply_retention(std::chrono::system_clock::time_point cutoff);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -51,6 +51,7 @@ struct IdentityConfig {
   std::int64_t max_failed_logins_per_account = 5;
   std::int64_t max_failed_logins_per_address = 20;
   std::int64_t failed_login_window_s = 900;
+  std::int64_t invitation_ttl_s = 7 * 86400;  // how long an invitation's token can be accepted
 };
 
 struct TenancyConfig {
@@ -96,7 +97,7 @@ struct JobsConfig {
 
 struct WebhooksConfig {
   std::string retry_schedule = "30s,2m,10m,30m,1h,3h,6h,12h,24h,24h";  // delays after each failed attempt
-  bool allow_private_targets = false;  // loopback and private addresses as endpoint targets (tests, on-premises)
+  bool allow_private_targets = false;  // non-public and host-own addresses as endpoint targets (tests, on-premises)
   std::int64_t timeout_ms = 10'000;
   std::int64_t retain_deliveries_days = 30;  // ended deliveries leave the delivery log after this long
 };
@@ -110,12 +111,13 @@ struct EmailConfig {
 };
 
 struct BillingConfig {
-  std::string gateway = "simulated";      // the payment provider; "simulated" is the only one built in
-  bool downgrade_credit = true;           // a downgrade's proration net goes to the account's credit balance
-  std::string run_cron = "*/10 * * * *";  // the billing run (renewals, invoices, charges, dunning); empty: never
-  std::int64_t run_batch = 500;           // subscriptions per billing-run transaction
-  std::int64_t days_until_due = 0;        // shown as the due date on documents
-  std::string issuer_name = "Atrium";     // the seller on invoices and credit notes
+  std::string gateway = "simulated";        // the payment provider; "simulated" is the only one built in
+  bool downgrade_credit = true;             // a downgrade's proration net goes to the account's credit balance
+  std::string run_cron = "*/10 * * * *";    // the billing run (renewals, invoices, charges, dunning); empty: never
+  std::int64_t run_batch = 500;             // subscriptions per billing-run transaction
+  std::int64_t days_until_due = 0;          // shown as the due date on documents
+  std::int64_t retain_invoices_years = 10;  // a purged tenant's invoices and credit notes are kept this long
+  std::string issuer_name = "Atrium";       // the seller on invoices and credit notes
   std::string issuer_email;
   std::string issuer_address;  // lines separated by "|"
   std::string issuer_country;

@@ -17,7 +17,7 @@ bool is_atext(char c) {
   return is_alpha_digit(c) || std::string_view("!#$%&'*+/=?^_`{|}~-").find(c) != std::string_view::npos;
 }
 
-bool is_dot_atom(std::string_view s) {
+bool dot_atom(std::string_view s) {
   if (s.empty() || s.front() == '.' || s.back() == '.') return false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '.') {
@@ -63,7 +63,9 @@ bool valid_email_address(std::string_view address) {
   const auto at = address.find('@');
   if (at == std::string_view::npos || address.find('@', at + 1) != std::string_view::npos) return false;
   const auto local = address.substr(0, at);
-  return local.size() <= k_max_local && is_dot_atom(local) && is_mail_domain(address.substr(at + 1));
+  return local.size() <= k_max_local && dot_atom(local) && is_mail_domain(address.substr(at + 1));
 }
+
+bool is_dot_atom(std::string_view text) { return dot_atom(text); }
 
 }  // namespace atrium

@@ -20,4 +20,7 @@ namespace atrium {
 // not change the address (callers that compare addresses lower-case them).
 bool valid_email_address(std::string_view address);
 
+// RFC 5322 3.2.3 dot-atom text: atext runs separated by single dots (e.g. a Message-ID's halves).
+bool is_dot_atom(std::string_view text);
+
 }  // namespace atrium

@@ -25,23 +25,6 @@ constexpr std::size_t k_fold_at = 78;  // RFC 5322 2.1.1: lines SHOULD be at mos
 
 bool is_alpha_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
-// RFC 5322 atext.
-bool is_atext(char c) {
-  return is_alpha_digit(c) || std::string_view("!#$%&'*+/=?^_`{|}~-").find(c) != std::string_view::npos;
-}
-
-bool is_dot_atom(std::string_view s) {
-  if (s.empty() || s.front() == '.' || s.back() == '.') return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '.') {
-      if (s[i + 1] == '.') return false;
-    } else if (!is_atext(s[i])) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {

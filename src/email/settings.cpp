@@ -42,6 +42,15 @@ const Template k_quota_threshold{
     "({{threshold}}%), which ends at {{period_end}}.</p><p>{{consequence}}</p><p><code>GET /v1/entitlements</code> "
     "shows usage against every limit.</p>"};
 
+const Template k_invitation{
+    "You are invited to {{tenant_name}}",
+    "You are invited to join {{tenant_name}} as {{role}}.\n\nYour invitation token, valid until {{expires_at}}:\n\n"
+    "{{token}}\n\nAccept it with POST /v1/invitations/accept {\"token\": \"...\"} (add \"name\" and \"password\" "
+    "when you have no account yet). If you did not expect this, ignore this message.\n",
+    "<p>You are invited to join <b>{{tenant_name}}</b> as {{role}}.</p><p>Your invitation token, valid until "
+    "{{expires_at}}:</p><p><code>{{token}}</code></p><p>Accept it with <code>POST /v1/invitations/accept</code> "
+    "(add a name and password when you have no account yet). If you did not expect this, ignore this message.</p>"};
+
 }  // namespace
 
 Json to_json(const TenantSettings& s) {
@@ -59,6 +68,7 @@ const Template* builtin_template(std::string_view name) {
   if (name == "webhook_endpoint_disabled") return &k_endpoint_disabled;
   if (name == "billing_payment_failed") return &k_payment_failed;
   if (name == "quota_threshold") return &k_quota_threshold;
+  if (name == "invitation") return &k_invitation;
   return nullptr;
 }
 

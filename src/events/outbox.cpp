@@ -122,6 +122,10 @@ Result<int> move_to_control_plane(tenancy::TenantData& data, storage::Database& 
 
 std::vector<TenantStatement> tenant_statements() { return {k_local_insert, k_local_page, k_local_delete}; }
 
+std::vector<TenantStatement> purge_statements() {
+  return {{"events_purge_pending", "DELETE FROM pending_events WHERE tenant_id = $1"}};
+}
+
 struct Relay::Impl {
   storage::Database& db;
   Publisher publisher;

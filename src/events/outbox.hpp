@@ -69,5 +69,7 @@ class Relay {
 
 // Every tenant-table statement above, for the test that checks each is bound to the tenant.
 std::vector<tenancy::TenantStatement> tenant_statements();
+// What purging a tenant deletes: its events not relayed yet (control plane, `tenant_id = $1`).
+std::vector<tenancy::TenantStatement> purge_statements();
 
 }  // namespace atrium::events

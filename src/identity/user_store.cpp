@@ -183,25 +183,31 @@ Result<Member> UserStore::add_member(const std::string& tenant_id, const std::st
   } else {
     return std::unexpected(existing.error());
   }
-  const std::string now = format_rfc3339(clock_.now());
   // A new user and their membership are one change, with one audit entry.
   return storage::transact_value<Member>(db_, [&](Transaction& tx) -> Result<Member> {
-    if (new_user) {
-      if (auto r = insert_user(tx, *new_user, false); !r) return std::unexpected(r.error());
-    }
-    auto ins = tx.execute(k_insert_member,
-                          {Value(tenant_id), Value(user_id), Value(std::string(role_name(role))), Value(now)});
-    if (!ins) {
-      if (ins.error().code == Errc::unique_violation) return fail(Errc::conflict, "the user is already a member");
-      return std::unexpected(ins.error());
+    auto member = insert_membership(tx, tenant_id, user_id, new_user ? &*new_user : nullptr, role);
+    if (!member) {
+      if (member.error().code == Errc::unique_violation) return fail(Errc::conflict, "the user is already a member");
+      return member;
     }
     audit::Event event{
         .action = "member.added", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
     event.changes = audit::created_changes(
         {{"email", email}, {"role", std::string(role_name(role))}, {"user_created", new_user.has_value()}});
     if (auto r = audit::record(audit, tx, event); !r) return std::unexpected(r.error());
-    return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+    return member;
   });
+}
+
+Result<Member> UserStore::insert_membership(Transaction& tx, const std::string& tenant_id, const std::string& user_id,
+                                            const NewUserRow* new_user, Role role) {
+  if (new_user) {
+    if (auto r = insert_user(tx, *new_user, false); !r) return std::unexpected(r.error());
+  }
+  auto ins = tx.execute(k_insert_member, {Value(tenant_id), Value(user_id), Value(std::string(role_name(role))),
+                                          Value(format_rfc3339(clock_.now()))});
+  if (!ins) return std::unexpected(ins.error());
+  return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
 }
 
 Result<Member> UserStore::get_member(const std::string& tenant_id, const std::string& user_id) {

@@ -64,7 +64,9 @@ class UserStore {
 
   static bool valid_email(const std::string& email);
 
- private:
+  // For stores that add members inside a transaction of their own (invitations). A new account is prepared (its
+  // password hashed, which is slow) before the transaction; insert_membership inserts it when given, then the
+  // membership (unique_violation when `user_id` is a member already), and returns the member.
   struct NewUserRow {
     std::string id;
     std::string email;
@@ -72,6 +74,10 @@ class UserStore {
     std::string password_hash;
   };
   Result<NewUserRow> prepare_user(const std::string& email, const std::string& name, const std::string& password);
+  Result<Member> insert_membership(storage::Transaction& tx, const std::string& tenant_id, const std::string& user_id,
+                                   const NewUserRow* new_user, Role role);
+
+ private:
   Result<void> insert_user(storage::Transaction& tx, const NewUserRow& row, bool super_admin);
 
   storage::Database& db_;

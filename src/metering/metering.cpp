@@ -599,6 +599,11 @@ std::vector<tenancy::TenantStatement> Metering::tenant_statements() {
   return {k_tenant_statements.begin(), k_tenant_statements.end()};
 }
 
+std::vector<tenancy::TenantStatement> Metering::purge_statements() {
+  return {{"metering_purge_events", "DELETE FROM usage_events WHERE tenant_id = $1"},
+          {"metering_purge_rollups", "DELETE FROM usage_rollups WHERE tenant_id = $1"}};
+}
+
 Result<IngestResult> Metering::ingest(const std::string& tenant_id, const Json& body) {
   Impl& s = *impl_;
   if (!body.is_object()) return fail(Errc::invalid_argument, "the body must be an event or {\"events\": [...]}");

@@ -180,6 +180,9 @@ class Metering {
   // Every tenant statement, for the test that checks each binds tenant_id as
   // $1.
   static std::vector<tenancy::TenantStatement> tenant_statements();
+  // What purging a tenant deletes: its raw usage events and rollups (`tenant_id = $1`, in its control-plane
+  // transaction).
+  static std::vector<tenancy::TenantStatement> purge_statements();
 
  private:
   struct Impl;

@@ -144,10 +144,7 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
     return client_->call(Method::post, "/v1/projects", Json{{"name", "p"}}, owner_a_).body.value("id", "");
   };
   auto member = [&](const std::string& email) {
-    return client_
-        ->call(Method::post, "/v1/users", Json{{"email", email}, {"password", "member-password"}, {"role", "member"}},
-               owner_a_)
-        .body.value("id", "");
+    return add_test_member(platform(), a_.id, email, "member-password", identity::Role::member);
   };
   const std::string missing = "01900000-0000-7000-8000-000000000000";
   std::string p1 = project(), p2 = project(), m1 = member("m1@alpha.test"), m2 = member("m2@alpha.test");
@@ -161,6 +158,12 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
   std::string doomed_tenant =
       client_->call(Method::post, "/v1/admin/tenants", Json{{"slug", "delta"}, {"name", "d"}}, root_)
           .body.value("id", "");
+  // Two invitations: one to revoke, one to accept (its token is in the mail job).
+  const std::string doomed_invitation =
+      client_->call(Method::post, "/v1/users", Json{{"email", "doomed@alpha.test"}}, owner_a_).body.value("id", "");
+  ASSERT_EQ(client_->call(Method::post, "/v1/users", Json{{"email", "invited@alpha.test"}}, owner_a_).status, 202);
+  const std::string invitation_token = take_invitation_token(platform(), "invited@alpha.test").value_or("");
+  ASSERT_FALSE(doomed_invitation.empty() || invitation_token.empty());
   ASSERT_FALSE(p1.empty() || p2.empty() || m1.empty() || m2.empty() || key.empty() || refresh.empty() ||
                extra_tenant.empty() || doomed_tenant.empty());
   auto endpoint = [&](const std::string& type) {
@@ -230,8 +233,7 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
   ASSERT_EQ(open_invoices.status, 200) << open_invoices.body.dump();
   ASSERT_EQ(open_invoices.body["data"].size(), 1u);
   const std::string open_invoice = open_invoices.body["data"][0].value("id", "");
-  const Json one_off_lines =
-      Json::array({Json{{"description", "Onboarding"}, {"quantity", 1}, {"unit_amount", 5000}}});
+  const Json one_off_lines = Json::array({Json{{"description", "Onboarding"}, {"quantity", 1}, {"unit_amount", 5000}}});
   // Set by the cases that create them, for the cases after.
   std::string plan, coupon, subscription, draft, test_clock;
   auto remember = [](std::string& id, ApiResponse r) {
@@ -275,15 +277,27 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
       {"delete /v1/projects/{id}", "project.deleted",
        [&] { return client_->call(Method::delete_, "/v1/projects/" + p2, std::nullopt, owner_a_); },
        [&] { return client_->call(Method::delete_, "/v1/projects/" + missing, std::nullopt, owner_a_); }},
-      {"post /v1/users", "member.added",
+      {"post /v1/users", "invitation.created",
        [&] {
-         return client_->call(Method::post, "/v1/users",
-                              Json{{"email", "m3@alpha.test"}, {"password", "member-password"}}, owner_a_);
+         return client_->call(Method::post, "/v1/users", Json{{"email", "m3@alpha.test"}}, owner_a_);
        },
        [&] {
-         return client_->call(Method::post, "/v1/users",
-                              Json{{"email", "not an address"}, {"password", "member-password"}}, owner_a_);
-       }},
+         return client_->call(Method::post, "/v1/users", Json{{"email", "not an address"}}, owner_a_);
+       },
+       a_.id},
+      {"delete /v1/invitations/{id}", "invitation.revoked",
+       [&] { return client_->call(Method::delete_, "/v1/invitations/" + doomed_invitation, std::nullopt, owner_a_); },
+       [&] { return client_->call(Method::delete_, "/v1/invitations/" + missing, std::nullopt, owner_a_); }, a_.id},
+      {"post /v1/invitations/accept", "invitation.accepted",
+       [&] {
+         return client_->call(Method::post, "/v1/invitations/accept",
+                              Json{{"token", invitation_token}, {"password", "invited-password"}});
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/invitations/accept",
+                              Json{{"token", "inv_" + a_.id + "_" + std::string(43, 'x')}});
+       },
+       a_.id},
       {"patch /v1/users/{id}", "member.updated",
        [&] {
          return client_->call(Method::patch, "/v1/users/" + m1, Json{{"role", "viewer"}}, owner_a_);
@@ -389,13 +403,10 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
                                              root_));
        },
        [&] {
-         return client_->call(Method::post, "/v1/plans",
-                              Json{{"code", "audit-gold"},
-                                   {"name", "Gold"},
-                                   {"tier", "gold"},
-                                   {"currency", "USD"},
-                                   {"base_price", 1}},
-                              root_);
+         return client_->call(
+             Method::post, "/v1/plans",
+             Json{{"code", "audit-gold"}, {"name", "Gold"}, {"tier", "gold"}, {"currency", "USD"}, {"base_price", 1}},
+             root_);
        },
        "platform"},
       {"patch /v1/plans/{id}", "plan.updated",
@@ -403,7 +414,9 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
          return client_->call(Method::patch, "/v1/plans/" + plan, Json{{"name", "Pro 2026"}, {"base_price", 25000}},
                               root_);
        },
-       [&] { return client_->call(Method::patch, "/v1/plans/" + plan, Json{{"code", "renamed"}}, root_); },
+       [&] {
+         return client_->call(Method::patch, "/v1/plans/" + plan, Json{{"code", "renamed"}}, root_);
+       },
        "platform"},
       {"post /v1/coupons", "coupon.created",
        [&] {
@@ -424,7 +437,9 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
          return client_->call(Method::put, "/v1/tax-rates", Json{{"country", "DE"}, {"name", "VAT"}, {"bps", 1900}},
                               root_);
        },
-       [&] { return client_->call(Method::put, "/v1/tax-rates", Json{{"country", "de"}, {"bps", 1900}}, root_); },
+       [&] {
+         return client_->call(Method::put, "/v1/tax-rates", Json{{"country", "de"}, {"bps", 1900}}, root_);
+       },
        "platform"},
       {"post /v1/meters", "meter.created",
        [&] {
@@ -450,14 +465,18 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
          return remember(subscription, client_->call(Method::post, "/v1/subscriptions",
                                                      Json{{"plan", "audit-basic"}, {"seats", 2}}, owner_a_));
        },
-       [&] { return client_->call(Method::post, "/v1/subscriptions", Json{{"plan", "no-such-plan"}}, owner_a_); },
+       [&] {
+         return client_->call(Method::post, "/v1/subscriptions", Json{{"plan", "no-such-plan"}}, owner_a_);
+       },
        a_.id},
       {"patch /v1/subscriptions/{id}", "subscription.updated",
        [&] {
          return client_->call(Method::patch, "/v1/subscriptions/" + subscription, Json{{"plan", "audit-pro"}},
                               owner_a_);
        },
-       [&] { return client_->call(Method::patch, "/v1/subscriptions/" + missing, Json{{"seats", 2}}, owner_a_); },
+       [&] {
+         return client_->call(Method::patch, "/v1/subscriptions/" + missing, Json{{"seats", 2}}, owner_a_);
+       },
        a_.id},
       {"post /v1/subscriptions/{id}/pause", "subscription.paused",
        [&] {
@@ -469,9 +488,7 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
        [&] {
          return client_->call(Method::post, "/v1/subscriptions/" + subscription + "/resume", std::nullopt, owner_a_);
        },
-       [&] {
-         return client_->call(Method::post, "/v1/subscriptions/" + missing + "/resume", std::nullopt, owner_a_);
-       },
+       [&] { return client_->call(Method::post, "/v1/subscriptions/" + missing + "/resume", std::nullopt, owner_a_); },
        a_.id},
       {"post /v1/subscriptions/{id}/cancel", "subscription.cancelled",
        [&] {
@@ -485,9 +502,8 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
        a_.id},
       {"post /v1/invoices", "invoice.created",
        [&] {
-         return remember(
-             draft, client_->call(Method::post, "/v1/invoices", Json{{"lines", one_off_lines}, {"memo", "one-off"}},
-                                  root_, in_b));
+         return remember(draft, client_->call(Method::post, "/v1/invoices",
+                                              Json{{"lines", one_off_lines}, {"memo", "one-off"}}, root_, in_b));
        },
        [&] {
          // One-off invoices are the super admin's.
@@ -502,12 +518,10 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
        b_.id},
       {"post /v1/invoices/{id}/pay", "invoice.payment_requested",
        [&] { return client_->call(Method::post, "/v1/invoices/" + open_invoice + "/pay", std::nullopt, owner_b_); },
-       [&] { return client_->call(Method::post, "/v1/invoices/" + missing + "/pay", std::nullopt, owner_b_); },
-       b_.id},
+       [&] { return client_->call(Method::post, "/v1/invoices/" + missing + "/pay", std::nullopt, owner_b_); }, b_.id},
       {"post /v1/invoices/{id}/void", "invoice.voided",
        [&] { return client_->call(Method::post, "/v1/invoices/" + draft + "/void", std::nullopt, root_, in_b); },
-       [&] { return client_->call(Method::post, "/v1/invoices/" + draft + "/void", std::nullopt, owner_b_); },
-       b_.id},
+       [&] { return client_->call(Method::post, "/v1/invoices/" + draft + "/void", std::nullopt, owner_b_); }, b_.id},
       {"post /v1/credit-notes", "credit_note.created",
        [&] {
          return client_->call(Method::post, "/v1/credit-notes",
@@ -521,8 +535,8 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
        b_.id},
       {"post /v1/invoices/{id}/mark-uncollectible", "invoice.marked_uncollectible",
        [&] {
-         return client_->call(Method::post, "/v1/invoices/" + open_invoice + "/mark-uncollectible", std::nullopt,
-                              root_, in_b);
+         return client_->call(Method::post, "/v1/invoices/" + open_invoice + "/mark-uncollectible", std::nullopt, root_,
+                              in_b);
        },
        [&] {
          return client_->call(Method::post, "/v1/invoices/" + open_invoice + "/mark-uncollectible", std::nullopt,
@@ -551,8 +565,12 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
        },
        a_.id},
       {"put /v1/entitlements/{name}", "entitlement.override_set",
-       [&] { return client_->call(Method::put, "/v1/entitlements/projects", Json{{"limit", 5}}, root_, in_b); },
-       [&] { return client_->call(Method::put, "/v1/entitlements/projects", Json{{"limit", -5}}, root_, in_b); },
+       [&] {
+         return client_->call(Method::put, "/v1/entitlements/projects", Json{{"limit", 5}}, root_, in_b);
+       },
+       [&] {
+         return client_->call(Method::put, "/v1/entitlements/projects", Json{{"limit", -5}}, root_, in_b);
+       },
        b_.id},
       {"delete /v1/entitlements/{name}", "entitlement.override_deleted",
        [&] { return client_->call(Method::delete_, "/v1/entitlements/projects", std::nullopt, root_, in_b); },
@@ -775,12 +793,8 @@ TEST_P(AuditApiTest, TenantsSeeOnlyTheirOwnChainAndFiltersWork) {
   EXPECT_EQ(client_->call(Method::get, "/v1/audit-logs?cursor=nope", std::nullopt, owner_a_).status, 400);
 
   // audit:read is for owners and admins.
-  ASSERT_EQ(
-      client_
-          ->call(Method::post, "/v1/users",
-                 Json{{"email", "viewer@alpha.test"}, {"password", "viewer-password"}, {"role", "member"}}, owner_a_)
-          .status,
-      201);
+  ASSERT_FALSE(
+      add_test_member(platform(), a_.id, "viewer@alpha.test", "viewer-password", identity::Role::member).empty());
   const std::string member = sign_in("viewer@alpha.test", "viewer-password", "alpha");
   EXPECT_EQ(client_->call(Method::get, "/v1/audit-logs", std::nullopt, member).status, 403);
 }

@@ -181,6 +181,22 @@ class BillingClockTest : public ::testing::TestWithParam<IsolationCase> {
     return r.body;
   }
 
+  // A 50% `once` coupon (HALF), the billing account, a test clock at `at`, and a subscription to `plan` with it.
+  void subscribe_with_half_off_once(const std::string& plan, const std::string& at, std::string& sub,
+                                    std::string& clock) {
+    ASSERT_EQ(client_
+                  ->call(Method::post, "/v1/coupons",
+                         Json{{"code", "HALF"}, {"percent_off_bps", 5000}, {"duration", "once"}}, root_)
+                  .status,
+              201);
+    ASSERT_NO_FATAL_FAILURE(open_account("pm_card_visa"));
+    clock = create_clock(at);
+    auto created =
+        owner(Method::post, "/v1/subscriptions", Json{{"plan", plan}, {"coupon", "HALF"}, {"test_clock_id", clock}});
+    ASSERT_EQ(created.status, 201) << created.body.dump();
+    sub = created.body.value("id", "");
+  }
+
   Json subscription(const std::string& id) {
     auto r = owner(Method::get, "/v1/subscriptions/" + id);
     EXPECT_EQ(r.status, 200) << r.body.dump();
@@ -652,17 +668,8 @@ TEST_P(BillingClockTest, AOnceCouponDoesNotDiscountANewPeriodStartingInTheSameSe
   create_plan("annual-a", 120000, 0, "annual");
   create_plan("monthly-m", 10000, 0);
   create_plan("monthly-c", 2000, 0);
-  ASSERT_EQ(client_
-                ->call(Method::post, "/v1/coupons",
-                       Json{{"code", "HALF"}, {"percent_off_bps", 5000}, {"duration", "once"}}, root_)
-                .status,
-            201);
-  ASSERT_NO_FATAL_FAILURE(open_account("pm_card_visa"));
-  const std::string clock = create_clock("2027-01-10T00:00:00Z");
-  auto created = owner(Method::post, "/v1/subscriptions",
-                       Json{{"plan", "annual-a"}, {"coupon", "HALF"}, {"test_clock_id", clock}});
-  ASSERT_EQ(created.status, 201) << created.body.dump();
-  const std::string sub = created.body.value("id", "");
+  std::string sub, clock;
+  ASSERT_NO_FATAL_FAILURE(subscribe_with_half_off_once("annual-a", "2027-01-10T00:00:00Z", sub, clock));
   auto list = invoices();
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["total"], 60000);
@@ -700,17 +707,8 @@ TEST_P(BillingClockTest, AOnceCouponDoesNotDiscountANewPeriodStartingInTheSameSe
 TEST_P(BillingClockTest, AOnceCouponUsedAtTheEndOfATrialDiscountsChangesWithinThatPeriod) {
   create_plan("trial-t", 10000, 14);
   create_plan("upper-u", 20000, 0);
-  ASSERT_EQ(client_
-                ->call(Method::post, "/v1/coupons",
-                       Json{{"code", "HALF"}, {"percent_off_bps", 5000}, {"duration", "once"}}, root_)
-                .status,
-            201);
-  ASSERT_NO_FATAL_FAILURE(open_account("pm_card_visa"));
-  const std::string clock = create_clock("2027-03-01T00:00:00Z");
-  auto created = owner(Method::post, "/v1/subscriptions",
-                       Json{{"plan", "trial-t"}, {"coupon", "HALF"}, {"test_clock_id", clock}});
-  ASSERT_EQ(created.status, 201) << created.body.dump();
-  const std::string sub = created.body.value("id", "");
+  std::string sub, clock;
+  ASSERT_NO_FATAL_FAILURE(subscribe_with_half_off_once("trial-t", "2027-03-01T00:00:00Z", sub, clock));
   ASSERT_NO_FATAL_FAILURE(advance(clock, "2027-03-15T00:00:00Z"));
   auto list = invoices();
   ASSERT_EQ(list.size(), 1u);

@@ -254,12 +254,10 @@ TEST_P(IdentityApiTest, RolesCannotBeGrantedAboveOnesOwn) {
   ASSERT_TRUE(platform().users->add_member(tenant_.id, "admin@acme.test", "", std::string("admin-password"),
                                            identity::Role::admin, platform().audit->recorder({})));
   const std::string admin = token_for("admin@acme.test", "admin-password");
-  auto r = client_->call(Method::post, "/v1/users",
-                         Json{{"email", "new@acme.test"}, {"password", "new-password"}, {"role", "owner"}}, admin);
+  auto r = client_->call(Method::post, "/v1/users", Json{{"email", "new@acme.test"}, {"role", "owner"}}, admin);
   EXPECT_EQ(r.status, 403);
-  auto ok = client_->call(Method::post, "/v1/users",
-                          Json{{"email", "new@acme.test"}, {"password", "new-password"}, {"role", "member"}}, admin);
-  EXPECT_EQ(ok.status, 201) << ok.body.dump();
+  auto ok = client_->call(Method::post, "/v1/users", Json{{"email", "new@acme.test"}, {"role", "member"}}, admin);
+  EXPECT_EQ(ok.status, 202) << ok.body.dump();
   // The last owner cannot be demoted or removed.
   const std::string owner = token_for("owner@acme.test", "owner-password");
   auto members = client_->call(Method::get, "/v1/users?limit=100", std::nullopt, owner);
@@ -268,7 +266,10 @@ TEST_P(IdentityApiTest, RolesCannotBeGrantedAboveOnesOwn) {
     if (m.value("role", "") == "owner") owner_id = m.value("id", "");
   }
   EXPECT_EQ(client_->call(Method::patch, "/v1/users/" + owner_id, Json{{"role", "viewer"}}, owner).status, 409);
+  // A refused change revokes nothing: the owner's token still works.
+  EXPECT_EQ(client_->call(Method::get, "/v1/users", std::nullopt, owner).status, 200);
   EXPECT_EQ(client_->call(Method::delete_, "/v1/users/" + owner_id, std::nullopt, owner).status, 409);
+  EXPECT_EQ(client_->call(Method::get, "/v1/users", std::nullopt, owner).status, 200);
 }
 
 TEST_P(IdentityApiTest, BadBodiesAre400AndChangeNothing) {

@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <array>
+#include <map>
+#include <set>
+
 #include "identity/permissions.hpp"
 #include "support/api_client.hpp"
 #include "support/isolation_cases.hpp"
@@ -205,6 +209,116 @@ TEST_P(TenancyTest, SuspendedAndDeletedTenantsAreRefusedAndPurgeRemovesOnlyTheir
   EXPECT_EQ(project_names(token_a_), std::vector<std::string>{"A's project"});
   auto gone = client_->call(Method::patch, "/v1/admin/tenants/" + b_.id, Json{{"status", "active"}}, root_);
   EXPECT_EQ(gone.status, 409);
+}
+
+// Purging leaves nothing of the tenant in the control plane but its bookkeeping records (kept for
+// billing.retain_invoices_years, then removed by the retention job) and its audit entries; the other tenant keeps
+// everything.
+TEST_P(TenancyTest, PurgeRemovesTheTenantsControlPlaneRowsButItsBookkeeping) {
+  ASSERT_EQ(client_
+                ->call(Method::post, "/v1/plans",
+                       Json{{"code", "basic"},
+                            {"name", "Basic"},
+                            {"tier", "starter"},
+                            {"currency", "USD"},
+                            {"interval", "monthly"},
+                            {"base_price", 1000},
+                            {"trial_days", 0}},
+                       root_)
+                .status,
+            201);
+  for (const auto* t : {&a_, &b_}) {
+    const std::string token = t == &a_ ? token_a_ : token_b_;
+    const std::string slug = t == &a_ ? "alpha" : "beta";
+    ASSERT_EQ(
+        client_->call(Method::post, "/v1/api-keys", Json{{"name", "k"}, {"permissions", {"projects:read"}}}, token)
+            .status,
+        201);
+    ASSERT_EQ(client_->call(Method::post, "/v1/users", Json{{"email", "invitee@" + slug + ".test"}}, token).status,
+              202);
+    ASSERT_EQ(client_
+                  ->call(Method::put, "/v1/billing-account",
+                         Json{{"legal_name", slug},
+                              {"email", "billing@" + slug + ".test"},
+                              {"currency", "USD"},
+                              {"payment_method", "pm_card_visa"}},
+                         token)
+                  .status,
+              200);
+    ASSERT_EQ(client_->call(Method::post, "/v1/subscriptions", Json{{"plan", "basic"}}, token).status, 201);
+    const std::string now = format_rfc3339(std::chrono::system_clock::now());
+    ASSERT_EQ(
+        client_
+            ->call(Method::post, "/v1/usage",
+                   Json{{"metric", "api.calls"}, {"quantity", 3}, {"timestamp", now}, {"idempotency_key", "u1"}}, token)
+            .status,
+        202);
+    ASSERT_EQ(client_
+                  ->call(Method::put, "/v1/entitlements/projects", Json{{"limit", 5}, {"enforcement", "hard"}}, root_,
+                         {{"X-Tenant-ID", t->id}})
+                  .status,
+              200);
+  }
+  // Rows per control-plane table of a tenant, through its scoped transaction.
+  using tenancy::TenantStatement;
+  static constexpr std::array<std::pair<std::string_view, TenantStatement>, 13> k_counts{{
+      {"memberships", {"t_count_memberships", "SELECT COUNT(*) FROM memberships WHERE tenant_id = $1"}},
+      {"api_keys", {"t_count_api_keys", "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1"}},
+      {"refresh_tokens", {"t_count_refresh", "SELECT COUNT(*) FROM refresh_tokens WHERE tenant_id = $1"}},
+      {"invitations", {"t_count_invitations", "SELECT COUNT(*) FROM invitations WHERE tenant_id = $1"}},
+      {"billing_accounts", {"t_count_accounts", "SELECT COUNT(*) FROM billing_accounts WHERE tenant_id = $1"}},
+      {"subscriptions", {"t_count_subs", "SELECT COUNT(*) FROM subscriptions WHERE tenant_id = $1"}},
+      {"usage_events", {"t_count_usage", "SELECT COUNT(*) FROM usage_events WHERE tenant_id = $1"}},
+      {"usage_rollups", {"t_count_rollups", "SELECT COUNT(*) FROM usage_rollups WHERE tenant_id = $1"}},
+      {"quota_overrides", {"t_count_overrides", "SELECT COUNT(*) FROM quota_overrides WHERE tenant_id = $1"}},
+      {"invoices", {"t_count_invoices", "SELECT COUNT(*) FROM invoices WHERE tenant_id = $1"}},
+      {"invoice_lines", {"t_count_lines", "SELECT COUNT(*) FROM invoice_lines WHERE tenant_id = $1"}},
+      {"payment_attempts", {"t_count_attempts", "SELECT COUNT(*) FROM payment_attempts WHERE tenant_id = $1"}},
+      {"audit_logs", {"t_count_audit", "SELECT COUNT(*) FROM audit_logs WHERE tenant_id = $1"}},
+  }};
+  auto counts = [&](const std::string& tenant_id) {
+    std::map<std::string, std::int64_t> out;
+    auto r =
+        platform().tenant_data->transact_control_plane(tenant_id, [&](tenancy::TenantTransaction& tx) -> Result<void> {
+          for (const auto& [table, statement] : k_counts) {
+            auto rows = tx.execute(statement);
+            if (!rows) return std::unexpected(rows.error());
+            out[std::string(table)] = rows->int_at(0, 0).value_or(-1);
+          }
+          return {};
+        });
+    EXPECT_TRUE(r) << r.error().message;
+    return out;
+  };
+  const auto a_before = counts(a_.id);
+  const auto b_before = counts(b_.id);
+  for (const auto& [table, n] : b_before) EXPECT_GT(n, 0) << table << " has no row of B to purge: the test is vacuous";
+
+  ASSERT_EQ(client_->call(Method::delete_, "/v1/admin/tenants/" + b_.id + "?purge=true", std::nullopt, root_).status,
+            204);
+  const std::set<std::string> kept = {"invoices", "invoice_lines", "payment_attempts", "audit_logs"};
+  const auto b_after = counts(b_.id);
+  for (const auto& [table, n] : b_after) {
+    if (table == "audit_logs") {
+      EXPECT_GE(n, b_before.at(table)) << "audit entries stay for audit.retention_days (the purge adds its own)";
+    } else if (kept.contains(table)) {
+      EXPECT_EQ(n, b_before.at(table)) << table << " is bookkeeping and stays";
+    } else {
+      EXPECT_EQ(n, 0) << table << " still holds the purged tenant's rows";
+    }
+  }
+  EXPECT_EQ(counts(a_.id), a_before) << "the other tenant lost rows";
+
+  // After the bookkeeping period, the retention job removes the invoices of tenants purged before it began.
+  auto none = platform().billing->apply_retention(std::chrono::system_clock::now() - std::chrono::hours(1));
+  ASSERT_TRUE(none);
+  EXPECT_EQ(*none, 0);
+  auto deleted = platform().billing->apply_retention(std::chrono::system_clock::now() + std::chrono::hours(1));
+  ASSERT_TRUE(deleted) << deleted.error().message;
+  EXPECT_EQ(*deleted, b_before.at("invoices"));
+  const auto b_final = counts(b_.id);
+  for (const auto& table : {"invoices", "invoice_lines", "payment_attempts"}) EXPECT_EQ(b_final.at(table), 0) << table;
+  EXPECT_EQ(counts(a_.id), a_before);
 }
 
 TEST_P(TenancyTest, IdempotencyKeyCreatesOnceAndRefusesADifferentBody) {

@@ -105,4 +105,30 @@ tenancy::Tenant create_test_tenant(api::Platform& platform, const std::string& s
   return t.value_or(tenancy::Tenant{});
 }
 
+std::string add_test_member(api::Platform& platform, const std::string& tenant_id, const std::string& email,
+                            const std::string& password, identity::Role role) {
+  auto m = platform.users->add_member(tenant_id, email, "", password, role, platform.audit->recorder({}));
+  EXPECT_TRUE(m) << m.error().message;
+  return m ? m->user.id : "";
+}
+
+std::optional<std::string> take_invitation_token(api::Platform& platform, const std::string& email) {
+  if (!platform.background) return std::nullopt;
+  auto consumer = platform.background->queue().consumer("email");
+  if (!consumer) return std::nullopt;
+  while (true) {
+    auto d = (*consumer)->next(std::chrono::seconds(2));
+    if (!d || !*d) return std::nullopt;
+    const Json payload = (**d).job.payload;
+    (void)(*consumer)->complete(**d);
+    const auto& to = payload.value("to", Json::array());
+    if (to.empty() || to[0].value("email", "") != email) continue;
+    const std::string text = payload.value("text", "");
+    const auto at = text.find("inv_");
+    if (at == std::string::npos) continue;
+    const auto end = text.find_first_of(" \r\n", at);
+    return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  }
+}
+
 }  // namespace atrium::test

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "api/platform.hpp"
@@ -40,5 +41,14 @@ class TestPlatform {
 // Creates tenant `slug` (named the same) at `isolation` with its owner owner@<slug>.test, password
 // "password-<slug>". A failure fails the calling test; the result is then an empty Tenant.
 tenancy::Tenant create_test_tenant(api::Platform& platform, const std::string& slug, tenancy::Isolation isolation);
+
+// Adds `email` to the tenant as `role` the way an operator does (the store, not the invitation route), creating the
+// account with `password` when the address has none. Returns the user id; a failure fails the calling test.
+std::string add_test_member(api::Platform& platform, const std::string& tenant_id, const std::string& email,
+                            const std::string& password, identity::Role role);
+
+// The invitation token mailed to `email`: takes queued email.send jobs (acknowledging them) until one to `email`
+// holds a token. nullopt when none arrives within 2 s. The platform's workers must not be running.
+std::optional<std::string> take_invitation_token(api::Platform& platform, const std::string& email);
 
 }  // namespace atrium::test
