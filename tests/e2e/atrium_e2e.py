@@ -22,8 +22,11 @@ import time
 import unittest
 
 # The control-plane schema version this checkout's binary migrates to (one file per version).
+# PostgreSQL has migrations of its own (row-level security), so the two backends' numbers differ.
 SCHEMA_VERSION = len(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "migrations",
                                             "control", "sqlite", "*.sql")))
+SCHEMA_VERSION_POSTGRES = len(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                     "migrations", "control", "postgres", "*.sql")))
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("ATRIUM_BINARY") or os.path.join(REPO_ROOT, "build", "atrium")

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import unittest
 
-from atrium_e2e import SCHEMA_VERSION
+from atrium_e2e import SCHEMA_VERSION_POSTGRES
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -72,23 +72,23 @@ class PostgresServeTest(PostgresTestCase):
         body = r.json()
         self.assertEqual(body["status"], "ready")
         self.assertEqual(body["database"], "postgres")
-        self.assertEqual(body["schema_version"], SCHEMA_VERSION)
+        self.assertEqual(body["schema_version"], SCHEMA_VERSION_POSTGRES)
         listening = [e for e in server.log_entries() if e.get("msg") == "listening"]
         self.assertEqual(listening[0].get("database"), "postgres", server.log_text())
         # The embedded SQLite file is not used.
         self.assertFalse(os.path.exists(os.path.join(server.data_dir, "atrium.db")))
         # migrate_on_start applied the schema into *this* database.
-        self.assertEqual(self.psql("SELECT max(version) FROM schema_migrations", url=self.url).stdout.strip(), str(SCHEMA_VERSION))
+        self.assertEqual(self.psql("SELECT max(version) FROM schema_migrations", url=self.url).stdout.strip(), str(SCHEMA_VERSION_POSTGRES))
         self.assertEqual(server.stop(), 0, server.log_text())
 
     def test_migrate(self):
         first = run_cli(["migrate", "--database-url", self.url, "--data-dir", os.path.join(self.tmp, "data")])
         self.assertEqual(first.returncode, 0, first.stderr)
-        self.assertIn(f"schema version {SCHEMA_VERSION}", first.stdout)
+        self.assertIn(f"schema version {SCHEMA_VERSION_POSTGRES}", first.stdout)
         self.assertRegex(first.stdout, r"applied [1-9]\d* migration\(s\)")
         second = run_cli(["migrate", "--database-url", self.url, "--data-dir", os.path.join(self.tmp, "data")])
         self.assertEqual(second.returncode, 0, second.stderr)
-        self.assertIn(f"applied 0 migration(s); schema version {SCHEMA_VERSION}", second.stdout)
+        self.assertIn(f"applied 0 migration(s); schema version {SCHEMA_VERSION_POSTGRES}", second.stdout)
 
     def test_not_ready_until_migrated(self):
         server = self.serve(env={"ATRIUM_STORAGE_MIGRATE_ON_START": "false"})
@@ -96,7 +96,7 @@ class PostgresServeTest(PostgresTestCase):
         self.assertIn("migrate", body["detail"])
         out = run_cli(["migrate", "--database-url", self.url, "--data-dir", os.path.join(self.tmp, "data")])
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn(f"schema version {SCHEMA_VERSION}", out.stdout)
+        self.assertIn(f"schema version {SCHEMA_VERSION_POSTGRES}", out.stdout)
         r = server.get("/ready")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["database"], "postgres")
