@@ -1683,7 +1683,8 @@ class BillingPropertyTest : public ::testing::TestWithParam<Backend> {
     std::map<std::string, std::int64_t> coverage;
     int failures = 0;
     const auto started = std::chrono::steady_clock::now();
-    for (std::int64_t i = first; i < last && failures < 3; ++i) {
+    std::int64_t ran = 0;
+    for (std::int64_t i = first; i < last && failures < 3; ++i, ++ran) {
       const Scenario s = generate(seed, i, driver.domain());
       ScenarioRun run(driver, platform, s, numbering);
       auto failure = run.run();
@@ -1707,7 +1708,7 @@ class BillingPropertyTest : public ::testing::TestWithParam<Backend> {
                   g_profile.ops, g_profile.checks);
     }
     std::printf("[ billing property ] %s %s: %lld scenarios of seed %llu in %.1f s\n", driver.name().c_str(),
-                std::string(storage::backend_name(GetParam())).c_str(), static_cast<long long>(last - first),
+                std::string(storage::backend_name(GetParam())).c_str(), static_cast<long long>(ran),
                 static_cast<unsigned long long>(seed), seconds);
   }
 
