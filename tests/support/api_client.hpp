@@ -31,7 +31,7 @@ class ApiClient {
   explicit ApiClient(api::Platform& platform) {
     http::Router router;
     api::register_routes(router, platform);
-    std::vector<http::Middleware> middleware{http::request_id_middleware(SystemClock::instance()),
+    std::vector<http::Middleware> middleware{http::request_id_middleware(platform.clock()),
                                              gateway::versioning_middleware(platform.config().gateway.version_docs_url),
                                              api::security_middleware(platform), platform.rate_limits->middleware()};
     if (platform.api_calls) middleware.push_back(platform.api_calls->middleware());
