@@ -534,10 +534,17 @@ Result<VerifyReport> AuditLog::verify_checkpoint(const std::vector<ChainHead>& c
 
 Result<std::int64_t> AuditLog::apply_retention(storage::Database& admin, std::chrono::system_clock::time_point cutoff) {
   // The owner, in the platform scope: the purged tenants' entries belong to no tenant scope anyone still opens.
-  auto purged = storage::transact_value<ResultSet>(
-      admin, [&](Transaction& tx) { return tx.execute(k_purged_tenants, {Value(format_rfc3339(cutoff))}); },
+  std::optional<ResultSet> purged;
+  auto found = tenancy::transact_platform(
+      admin,
+      [&](Transaction& tx) -> Result<void> {
+        auto rows = tx.execute(k_purged_tenants, {Value(format_rfc3339(cutoff))});
+        if (!rows) return std::unexpected(rows.error());
+        purged = std::move(*rows);
+        return {};
+      },
       {.read_only = true});
-  if (!purged) return std::unexpected(purged.error());
+  if (!found) return std::unexpected(found.error());
   const bool pg = admin.backend() == Backend::postgres;
   std::int64_t deleted = 0;
   for (std::size_t i = 0; i < purged->rows.size(); ++i) {

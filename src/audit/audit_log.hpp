@@ -95,6 +95,8 @@ class AuditLog {
 
   bool enabled() const { return enabled_; }
   storage::Database& database() { return db_; }
+  // The owner role's pool: platform work on the log's own tables (the exporter's cursors), in the platform scope.
+  storage::Database& owner_database() { return owner_; }
 
   // Appends inside `tx`, a transaction on the control-plane database.
   Result<void> append(storage::Transaction& tx, const Context& context, const Event& event);

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/log.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace atrium::audit {
 
@@ -45,13 +46,19 @@ struct Exporter::Worker {
   std::thread thread;
 
   Result<void> load_cursors() {
-    auto rows = storage::transact_value<storage::ResultSet>(
-        log.database(), [&](Transaction& tx) { return tx.execute(k_cursors, {Value(std::string(sink->name()))}); },
+    // Every chain's cursor: platform work (on PostgreSQL the table admits only the platform scope, migration 0013).
+    auto loaded = tenancy::transact_platform(
+        log.owner_database(),
+        [&](Transaction& tx) -> Result<void> {
+          auto rows = tx.execute(k_cursors, {Value(std::string(sink->name()))});
+          if (!rows) return std::unexpected(rows.error());
+          for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+            cursors[rows->text_at(i, 0).value_or("")] = rows->int_at(i, 1).value_or(0);
+          }
+          return {};
+        },
         {.read_only = true});
-    if (!rows) return std::unexpected(rows.error());
-    for (std::size_t i = 0; i < rows->rows.size(); ++i) {
-      cursors[rows->text_at(i, 0).value_or("")] = rows->int_at(i, 1).value_or(0);
-    }
+    if (!loaded) return loaded;
     cursors_loaded = true;
     return {};
   }
@@ -82,7 +89,7 @@ struct Exporter::Worker {
           return std::unexpected(w.error());
         }
         const std::int64_t last = entries->back().seq;
-        auto saved = log.database().transact([&](Transaction& tx) -> Result<void> {
+        auto saved = tenancy::transact_platform(log.owner_database(), [&](Transaction& tx) -> Result<void> {
           auto r = tx.execute(tx.backend() == storage::Backend::postgres ? k_cursor_put_pg : k_cursor_put_sqlite,
                               {Value(std::string(sink->name())), Value(h.chain_id), Value(last)});
           if (!r) return std::unexpected(r.error());

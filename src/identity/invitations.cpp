@@ -2,6 +2,7 @@
 
 #include "core/ids.hpp"
 #include "identity/secrets.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace atrium::identity {
 
@@ -97,6 +98,7 @@ Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, c
   i.expires_at = i.created_at + ttl_.count();
   out.token = std::string(k_prefix) + tenant_id + "_" + random_token();
   auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+    if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;  // RLS: migration 0013
     // Membership of this tenant is the inviting tenant's own business; accounts elsewhere are not.
     auto member = tx.execute(k_is_member, {Value(tenant_id), Value(email)});
     if (!member) return std::unexpected(member.error());
@@ -115,22 +117,24 @@ Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, c
 }
 
 Result<std::vector<Invitation>> InvitationStore::list(const std::string& tenant_id) {
-  return storage::transact_value<std::vector<Invitation>>(db_,
-                                                          [&](Transaction& tx) -> Result<std::vector<Invitation>> {
-                                                            auto rs = tx.execute(k_list, {Value(tenant_id)});
-                                                            if (!rs) return std::unexpected(rs.error());
-                                                            std::vector<Invitation> out;
-                                                            for (std::size_t r = 0; r < rs->rows.size(); ++r)
-                                                              out.push_back(from_row(*rs, r));
-                                                            return out;
-                                                          },
-                                                          {.read_only = true});
+  return storage::transact_value<std::vector<Invitation>>(
+      db_,
+      [&](Transaction& tx) -> Result<std::vector<Invitation>> {
+        if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return std::unexpected(s.error());
+        auto rs = tx.execute(k_list, {Value(tenant_id)});
+        if (!rs) return std::unexpected(rs.error());
+        std::vector<Invitation> out;
+        for (std::size_t r = 0; r < rs->rows.size(); ++r) out.push_back(from_row(*rs, r));
+        return out;
+      },
+      {.read_only = true});
 }
 
 Result<void> InvitationStore::revoke(const std::string& tenant_id, const std::string& id,
                                      const audit::Recorder& audit) {
   if (!is_uuid(id)) return fail(Errc::not_found, "no such invitation");
   return db_.transact([&](Transaction& tx) -> Result<void> {
+    if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;
     auto rs = tx.execute(k_delete, {Value(tenant_id), Value(id)});
     if (!rs) return std::unexpected(rs.error());
     if (rs->empty()) return fail(Errc::not_found, "no such invitation");
@@ -151,6 +155,8 @@ Result<Acceptance> InvitationStore::accept(const std::string& token, const std::
   auto found = storage::transact_value<std::optional<Invitation>>(
       db_,
       [&](Transaction& tx) -> Result<std::optional<Invitation>> {
+        // The token carries its tenant: the lookup runs in that tenant's scope.
+        if (auto s = tenancy::scope_to_tenant(tx, *tenant_id); !s) return std::unexpected(s.error());
         auto rs = tx.execute(k_by_token, {Value(*tenant_id), Value(hash)});
         if (!rs) return std::unexpected(rs.error());
         if (rs->empty()) return std::optional<Invitation>();
@@ -181,6 +187,7 @@ Result<Acceptance> InvitationStore::accept(const std::string& token, const std::
   out.tenant_id = inv.tenant_id;
   out.account_created = new_user.has_value();
   auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+    if (auto s = tenancy::scope_to_tenant(tx, inv.tenant_id); !s) return s;
     auto redeemed = tx.execute(k_redeem, {Value(inv.tenant_id), Value(hash), Value(now)});
     if (!redeemed) return std::unexpected(redeemed.error());
     if (redeemed->affected_rows != 1) return fail(Errc::not_found, std::string(k_invalid));  // used meanwhile

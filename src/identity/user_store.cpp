@@ -2,6 +2,7 @@
 
 #include "core/email_address.hpp"
 #include "core/ids.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace atrium::identity {
 
@@ -73,6 +74,20 @@ Result<Member> one_member(Result<ResultSet> rs) {
   if (!rs) return std::unexpected(rs.error());
   if (rs->empty()) return fail(Errc::not_found, "no such user in this tenant");
   return member_from_row(*rs, 0);
+}
+
+// Every statement on memberships runs in a transaction scoped to the tenant it names (on PostgreSQL, the table's RLS
+// shows the serving role that tenant's rows only: migration 0013).
+template <class T, class Body>
+Result<T> in_tenant(storage::Database& db, const std::string& tenant_id, Body&& body,
+                    const storage::TransactionOptions& options = {}) {
+  return storage::transact_value<T>(
+      db,
+      [&](Transaction& tx) -> Result<T> {
+        if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return std::unexpected(s.error());
+        return body(tx);
+      },
+      options);
 }
 
 Result<void> check_password(const std::string& password) {
@@ -153,8 +168,8 @@ Result<User> UserStore::find_by_email(const std::string& email) {
 }
 
 Result<std::optional<Role>> UserStore::role_in(const std::string& tenant_id, const std::string& user_id) {
-  return storage::transact_value<std::optional<Role>>(
-      db_,
+  return in_tenant<std::optional<Role>>(
+      db_, tenant_id,
       [&](Transaction& tx) -> Result<std::optional<Role>> {
         auto rs = tx.execute(k_role, {Value(tenant_id), Value(user_id)});
         if (!rs) return std::unexpected(rs.error());
@@ -184,7 +199,7 @@ Result<Member> UserStore::add_member(const std::string& tenant_id, const std::st
     return std::unexpected(existing.error());
   }
   // A new user and their membership are one change, with one audit entry.
-  return storage::transact_value<Member>(db_, [&](Transaction& tx) -> Result<Member> {
+  return in_tenant<Member>(db_, tenant_id, [&](Transaction& tx) -> Result<Member> {
     auto member = insert_membership(tx, tenant_id, user_id, new_user ? &*new_user : nullptr, role);
     if (!member) {
       if (member.error().code == Errc::unique_violation) return fail(Errc::conflict, "the user is already a member");
@@ -201,6 +216,7 @@ Result<Member> UserStore::add_member(const std::string& tenant_id, const std::st
 
 Result<Member> UserStore::insert_membership(Transaction& tx, const std::string& tenant_id, const std::string& user_id,
                                             const NewUserRow* new_user, Role role) {
+  if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return std::unexpected(s.error());
   if (new_user) {
     if (auto r = insert_user(tx, *new_user, false); !r) return std::unexpected(r.error());
   }
@@ -212,18 +228,16 @@ Result<Member> UserStore::insert_membership(Transaction& tx, const std::string& 
 
 Result<Member> UserStore::get_member(const std::string& tenant_id, const std::string& user_id) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
-  return storage::transact_value<Member>(db_,
-                                         [&](Transaction& tx) {
-                                           return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
-                                         },
-                                         {.read_only = true});
+  return in_tenant<Member>(
+      db_, tenant_id, [&](Transaction& tx) { return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)})); },
+      {.read_only = true});
 }
 
 Result<MemberPage> UserStore::list_members(const std::string& tenant_id, const std::optional<std::string>& after,
                                            int limit) {
   if (after && !is_uuid(*after)) return fail(Errc::invalid_argument, "cursor is not valid");
-  return storage::transact_value<MemberPage>(
-      db_,
+  return in_tenant<MemberPage>(
+      db_, tenant_id,
       [&](Transaction& tx) -> Result<MemberPage> {
         auto rs =
             tx.execute(k_members_page, {Value(tenant_id), Value(after.value_or("00000000-0000-0000-0000-000000000000")),
@@ -244,7 +258,7 @@ Result<MemberPage> UserStore::list_members(const std::string& tenant_id, const s
 }
 
 Result<std::int64_t> UserStore::count_owners(const std::string& tenant_id) {
-  return storage::transact_value<std::int64_t>(db_, [&](Transaction& tx) -> Result<std::int64_t> {
+  return in_tenant<std::int64_t>(db_, tenant_id, [&](Transaction& tx) -> Result<std::int64_t> {
     auto rs = tx.execute(k_count_owners, {Value(tenant_id)});
     if (!rs) return std::unexpected(rs.error());
     return rs->int_at(0, 0).value_or(0);
@@ -256,7 +270,7 @@ Result<Member> UserStore::update_member(const std::string& tenant_id, const std:
                                         const audit::Recorder& audit) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
   if (name && name->size() > 200) return fail(Errc::invalid_argument, "name must be at most 200 characters");
-  return storage::transact_value<Member>(db_, [&](Transaction& tx) -> Result<Member> {
+  return in_tenant<Member>(db_, tenant_id, [&](Transaction& tx) -> Result<Member> {
     auto current = one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
     if (!current) return current;
     if (role && current->role == Role::owner && *role != Role::owner) {
@@ -288,6 +302,7 @@ Result<void> UserStore::remove_member(const std::string& tenant_id, const std::s
                                       const audit::Recorder& audit) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
   return db_.transact([&](Transaction& tx) -> Result<void> {
+    if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;
     auto current = one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
     if (!current) return std::unexpected(current.error());
     if (current->role == Role::owner) {

@@ -42,8 +42,11 @@ constexpr Statement k_mark_purged_pg{"tenants_mark_purged_pg",
 constexpr Statement k_counts{"tenants_counts",
                              "SELECT status, isolation, COUNT(*) FROM tenants GROUP BY status, isolation"};
 constexpr Statement k_members{"tenants_members",
-                              "SELECT COUNT(*), COUNT(DISTINCT tenant_id) FROM memberships m JOIN tenants t ON "
-                              "t.id = m.tenant_id WHERE t.status <> 'deleted'"};
+                              "SELECT COUNT(*) FROM memberships m JOIN tenants t ON t.id = m.tenant_id WHERE "
+                              "t.status <> 'deleted'"};
+// PostgreSQL: memberships' RLS shows the serving role one tenant's rows; the count of all goes through a function
+// owned by the owner (migration 0013).
+constexpr Statement k_members_pg{"tenants_members_pg", "SELECT atrium_membership_count()"};
 constexpr Statement k_live{"tenants_live", "SELECT COUNT(*) FROM tenants WHERE status <> 'deleted'"};
 
 Result<Tenant> from_row(const ResultSet& rs, std::size_t row) {
@@ -212,7 +215,7 @@ Result<Json> TenantStore::statistics() {
           by_status[status] = by_status.value(status, std::int64_t{0}) + n;
           if (status != "deleted") by_isolation[isolation] = by_isolation.value(isolation, std::int64_t{0}) + n;
         }
-        auto members = tx.execute(k_members);
+        auto members = tx.execute(tx.backend() == storage::Backend::postgres ? k_members_pg : k_members);
         if (!members) return std::unexpected(members.error());
         auto live = tx.execute(k_live);
         if (!live) return std::unexpected(live.error());

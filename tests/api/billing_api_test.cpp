@@ -1002,6 +1002,13 @@ TEST_P(BillingApiTest, AdminMetricsReportTheMonthlyRecurringRevenuePerCurrency) 
     return r.body.value("mrr", Json::object());
   };
   EXPECT_TRUE(mrr().empty());
+  // Three tenants, an owner each, and a second member in gamma: 4 memberships of 3 tenants, every tenant's counted
+  // (on PostgreSQL memberships' RLS shows the serving role none of them outside a tenant's scope).
+  member(c, "second@gamma.test", identity::Role::viewer);
+  auto stats = as_root(Method::get, "/v1/admin/metrics");
+  ASSERT_EQ(stats.status, 200) << stats.raw_body;
+  EXPECT_EQ(stats.body.value("tenants", 0), 3) << stats.raw_body;
+  EXPECT_DOUBLE_EQ(stats.body.value("average_users_per_tenant", 0.0), 4.0 / 3.0) << stats.raw_body;
 
   subscribe(owner_a_, {{"plan", "annual"}});                       // 120000 / 12 = 10000 USD
   subscribe(owner_b_, {{"plan", "quarterly-eur"}, {"seats", 3}});  // (30000 + 2 * 1500) / 3 = 11000 EUR

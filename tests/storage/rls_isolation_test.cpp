@@ -105,8 +105,6 @@ struct TenantTable {
   std::string tenant_type;  // uuid or text
   bool rls = false;
   bool force = false;
-  // "schema.table", with the tenant database's name in front for tables outside the platform's database.
-  std::string database_qualified(bool main) const { return (main ? "" : "tenant-db:") + schema + "." + name; }
 };
 
 std::vector<TenantTable> tenant_tables(Pg& db) {
@@ -314,10 +312,6 @@ TEST_F(RlsIsolationTest, NoSettingOpensBillingUsageAndQuotaRowsToTheServingRole)
   EXPECT_FALSE(app.exec("SET SESSION AUTHORIZATION atrium_owner").ok());
 }
 
-// Control-plane tables that carry a tenant and have no row-level security yet (docs/security.md, Control-plane
-// tables): their isolation rests on the statements' own filters. The test checks that they are exactly these.
-const std::set<std::string> k_not_yet_isolated = {"public.invitations", "public.memberships"};
-
 // Every table with a tenant_id column — in public, in the tenant schemas and in the tenant databases the test
 // creates at all three levels — has RLS with FORCE, and the serving role, with anything it can set on its own
 // connection, reads and writes no row of the other tenant.
@@ -348,7 +342,6 @@ TEST_F(RlsIsolationTest, EveryTableWithATenantIdKeepsTheServingRoleToItsTenant) 
       {tenancy::tenant_database_name(database_b.id), "public", "", "", database_b.id, database_a.id},
   };
 
-  std::set<std::string> unprotected_seen;
   int probed = 0;
   for (const auto& at : locations) {
     SCOPED_TRACE(at.database + "/" + at.schema);
@@ -377,12 +370,6 @@ TEST_F(RlsIsolationTest, EveryTableWithATenantIdKeepsTheServingRoleToItsTenant) 
 
     for (const auto& t : tables) {
       SCOPED_TRACE(t.qualified);
-      const std::string name = t.database_qualified(at.database == main_db);
-      if (k_not_yet_isolated.count(name)) {
-        unprotected_seen.insert(name);
-        EXPECT_FALSE(t.rls) << name << " has row-level security now: remove it from k_not_yet_isolated";
-        continue;
-      }
       ++probed;
       EXPECT_TRUE(t.rls) << "no row-level security";
       EXPECT_TRUE(t.force) << "row-level security is not forced on the owner";
@@ -409,8 +396,37 @@ TEST_F(RlsIsolationTest, EveryTableWithATenantIdKeepsTheServingRoleToItsTenant) 
       EXPECT_EQ(none.visible_own, 0) << "without a tenant";
     }
   }
-  EXPECT_EQ(unprotected_seen, k_not_yet_isolated);
-  EXPECT_GE(probed, 40);
+  EXPECT_GE(probed, 42);
+}
+
+// The SECURITY DEFINER functions reach into the platform scope: no role of the cluster but the serving role (and the
+// owner) may call them. Functions are PUBLIC's by default; migration 0013 revokes that.
+TEST_F(RlsIsolationTest, OnlyTheServingRoleMayCallTheDefinerFunctions) {
+  Pg superuser(superuser_url_);
+  ASSERT_EQ(superuser.connect_error(), "");
+  auto open_to_all = superuser.must(
+      "SELECT p.proname FROM pg_proc p CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+      "WHERE p.pronamespace = 'public'::regnamespace AND a.grantee = 0 AND a.privilege_type = 'EXECUTE' ORDER BY 1");
+  std::string names;
+  for (std::size_t i = 0; i < open_to_all.rows.size(); ++i) names += open_to_all.text(i, 0) + " ";
+  EXPECT_EQ(names, "");
+  auto definers = superuser.must(
+      "SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND prosecdef");
+  EXPECT_GE(definers.number(), 4);
+
+  // A role of the same cluster that is not the serving role is refused; the serving role is not.
+  superuser.exec("DROP ROLE IF EXISTS atrium_rls_stranger");
+  superuser.must("CREATE ROLE atrium_rls_stranger");
+  superuser.must("BEGIN");
+  superuser.must("SET LOCAL ROLE atrium_rls_stranger");
+  auto stranger = superuser.exec("SELECT * FROM atrium_api_key_by_prefix('ak_live_x')");
+  superuser.exec("ROLLBACK");
+  superuser.must("DROP ROLE atrium_rls_stranger");
+  EXPECT_NE(stranger.error.find("permission denied"), std::string::npos) << stranger.error;
+  Pg app(tp_->app_url());
+  ASSERT_EQ(app.connect_error(), "");
+  EXPECT_TRUE(app.exec("SELECT * FROM atrium_api_key_by_prefix('ak_live_x')").ok());
+  EXPECT_TRUE(app.exec("SELECT atrium_membership_count()").ok());
 }
 
 // A super admin signed in without a tenant holds refresh tokens of no tenant (tenant_id NULL): found by hash, used
