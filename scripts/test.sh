@@ -26,6 +26,16 @@ bash scripts/services.sh start "$services" >/dev/null
 source "$services/env"
 
 export ATRIUM_FUZZ_DIR="$root/build-fuzz"
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --test-dir build-asan --output-on-failure -j "$jobs" "$@"
+# Every service is there, so a test that finds one missing fails instead of skipping (tests/support/test_support.hpp).
+export ATRIUM_TEST_REQUIRE_SERVICES=1
+# Options from the environment come after these, so they add to them instead of dropping the leak check.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+log="$services/ctest.log"
+set +e
+ctest --test-dir build-asan --output-on-failure -j "$jobs" "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# No test may skip, except the ones tests/allowed_skips.txt names with a reason.
+python3 scripts/check_skips.py "$log" tests/allowed_skips.txt || status=1
+exit "$status"

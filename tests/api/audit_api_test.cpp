@@ -64,10 +64,7 @@ std::string exec_sqlite(const std::string& path, const std::string& sql) {
 class AuditApiTest : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
-    if (GetParam().backend == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam().backend == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     Config config;
     config.tenancy.cache_ttl_ms = 0;
     config.webhooks.allow_private_targets = true;

@@ -36,10 +36,7 @@ std::string shown(const std::string& sent) { return sent.substr(0, sent.size() -
 class BillingApiTest : public ::testing::TestWithParam<IsolationCase> {
  protected:
   void SetUp() override {
-    if (GetParam().backend == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam().backend == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     Config config;
     config.tenancy.cache_ttl_ms = 0;
     tp_ = TestPlatform::create(GetParam().backend, config);

@@ -33,10 +33,7 @@ class GatewayApiTest : public ::testing::Test {
     config.gateway = std::move(gateway);
     if (limiter == Limiter::redis) {
       const auto url = redis_url();
-      if (!url) {
-        if (postgres_required()) FAIL() << "ATRIUM_TEST_REDIS_URL is not set (scripts/test.sh starts Redis)";
-        GTEST_SKIP() << "Redis not configured (set ATRIUM_TEST_REDIS_URL)";
-      }
+      ATRIUM_MISSING_SERVICE(!url, "ATRIUM_TEST_REDIS_URL");
       config.gateway.redis_url = *url;
       config.gateway.redis_timeout_ms = 2000;
     }

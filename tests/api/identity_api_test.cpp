@@ -27,10 +27,7 @@ using storage::Backend;
 class IdentityApiTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam() == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     Config config;
     config.identity.max_failed_logins_per_account = 3;
     tp_ = TestPlatform::create(GetParam(), config);
@@ -306,10 +303,7 @@ TEST(TenantStatements, EveryTenantStatementIsBoundToTheTenant) {
 
 TEST(RevocationAcrossInstances, ARevokedTokenIsRefusedByASecondInstanceOnTheSameRedis) {
   const char* redis = std::getenv("ATRIUM_TEST_REDIS_URL");
-  if (redis == nullptr || *redis == '\0') {
-    if (postgres_required()) FAIL() << "ATRIUM_TEST_REDIS_URL is not set";
-    GTEST_SKIP() << "Redis not configured";
-  }
+  ATRIUM_MISSING_SERVICE(redis == nullptr || *redis == '\0', "ATRIUM_TEST_REDIS_URL");
   Config config;
   config.identity.redis_url = redis;
   auto tp = TestPlatform::create(postgres_url() ? Backend::postgres : Backend::sqlite, config);

@@ -38,11 +38,11 @@ std::string add_member(api::Platform& platform, const std::string& tenant_id, co
 // Skips (or under CI fails) when a service the setup needs is not configured. True when the test may go on.
 bool services_present(const Setup& setup) {
   if (setup.backend == Backend::postgres && !postgres_url()) {
-    if (postgres_required()) ADD_FAILURE() << "ATRIUM_TEST_POSTGRES_URL is not set";
+    if (services_required()) ADD_FAILURE() << "ATRIUM_TEST_POSTGRES_URL is not set";
     return false;
   }
   if (setup.redis && !redis_url()) {
-    if (postgres_required()) ADD_FAILURE() << "ATRIUM_TEST_REDIS_URL is not set";
+    if (services_required()) ADD_FAILURE() << "ATRIUM_TEST_REDIS_URL is not set";
     return false;
   }
   return true;

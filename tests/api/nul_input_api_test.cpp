@@ -24,10 +24,7 @@ std::string with_nul(std::string_view before, std::string_view after) {
 class NulInputApiTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam() == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     Config config;
     config.identity.max_failed_logins_per_account = 3;
     config.identity.max_failed_logins_per_address = 1000;  // only the per-account lock is under test

@@ -35,10 +35,7 @@ std::int64_t utc(const Json& value) {
 class QuotasApiTest : public ::testing::TestWithParam<IsolationCase> {
  protected:
   void SetUp() override {
-    if (GetParam().backend == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam().backend == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     Config config;
     config.tenancy.cache_ttl_ms = 0;
     config.webhooks.allow_private_targets = true;

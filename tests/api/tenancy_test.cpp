@@ -40,10 +40,7 @@ std::int64_t pg_count(const std::string& url, const std::string& sql) {
 class TenancyTest : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
-    if (GetParam().backend == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam().backend == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     Config config;
     config.tenancy.base_domain = "atrium.test";
     config.tenancy.cache_ttl_ms = 0;

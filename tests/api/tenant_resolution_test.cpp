@@ -33,10 +33,7 @@ std::string without_dashes(std::string s) {
 class TenantResolutionTest : public ::testing::TestWithParam<IsolationCase> {
  protected:
   void SetUp() override {
-    if (GetParam().backend == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam().backend == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     Config config;
     config.tenancy.base_domain = "atrium.test";
     config.tenancy.cache_ttl_ms = 60'000;

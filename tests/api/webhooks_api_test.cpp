@@ -30,10 +30,7 @@ using storage::Backend;
 class WebhooksApiTest : public ::testing::TestWithParam<IsolationCase> {
  protected:
   void SetUp() override {
-    if (GetParam().backend == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam().backend == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     Config config;
     config.tenancy.cache_ttl_ms = 0;
     config.webhooks.allow_private_targets = true;
@@ -481,10 +478,7 @@ class RabbitWebhooksTest : public WebhooksApiTest {
  protected:
   void SetUp() override {
     const char* url = std::getenv("ATRIUM_TEST_AMQP_URL");
-    if (url == nullptr || *url == '\0') {
-      if (std::getenv("CI") != nullptr) FAIL() << "ATRIUM_TEST_AMQP_URL is not set";
-      GTEST_SKIP() << "RabbitMQ not configured";
-    }
+    ATRIUM_MISSING_SERVICE(url == nullptr || *url == '\0', "ATRIUM_TEST_AMQP_URL");
     url_ = url;
     WebhooksApiTest::SetUp();
   }

@@ -21,10 +21,7 @@ using storage::Backend;
 class AuditExportTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam() == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
   }
 
   void open(const Config& config) {

@@ -80,10 +80,7 @@ class CrashingGateway final : public billing::PaymentGateway {
 class BillingServiceTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam() == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     tp_ = TestPlatform::create(GetParam());
     sim_ = billing::simulated_gateway(platform().db(), clock_);
     crashing_ = std::make_unique<CrashingGateway>(*sim_);

@@ -28,10 +28,7 @@ Instant at(const char* rfc3339) {
 class BillingMoneyRegressionTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam() == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     tp_ = TestPlatform::create(GetParam());
     gateway_ = billing::simulated_gateway(tp_->platform().db(), clock_);
     billing_ =

@@ -1663,10 +1663,7 @@ class BillingPropertyTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     if (!backend_enabled(GetParam())) GTEST_SKIP() << "ATRIUM_BILLING_PROPERTY_BACKEND leaves this backend out";
-    if (GetParam() == Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam() == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
   }
 
   // Runs `count` scenarios of `seed` (or only ATRIUM_BILLING_PROPERTY_INDEX) through `driver`; stops after a few

@@ -30,10 +30,7 @@ std::string unique_prefix() {
 
 #define REQUIRE_REDIS(url)                                                                                      \
   const auto url = test::redis_url();                                                                           \
-  if (!url) {                                                                                                   \
-    if (test::postgres_required()) FAIL() << "ATRIUM_TEST_REDIS_URL is not set (scripts/test.sh starts Redis)"; \
-    GTEST_SKIP() << "Redis not configured (set ATRIUM_TEST_REDIS_URL)";                                         \
-  }
+  ATRIUM_MISSING_SERVICE(!url, "ATRIUM_TEST_REDIS_URL");
 
 // Every limiter must pass these, exactly: both read a ManualClock (the in-process one its monotonic time, the
 // Redis one its wall time, handed to the script instead of Redis's TIME).

@@ -65,12 +65,6 @@ std::optional<std::string> redis_url() {
   return std::string(url);
 }
 
-// Under CI every service must be there: tests needing one fail instead of skipping.
-bool services_required() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && *ci != '\0' && std::string(ci) != "false";
-}
-
 // Keys of one test never collide with another test or an earlier run on the same server.
 std::string unique_prefix() {
   static std::atomic<int> counter{0};
@@ -108,10 +102,7 @@ class RevocationStoreTest : public ::testing::TestWithParam<Kind> {
       return;
     }
     const auto url = redis_url();
-    if (!url) {
-      if (services_required()) FAIL() << "ATRIUM_TEST_REDIS_URL is not set (scripts/test.sh starts Redis)";
-      GTEST_SKIP() << "Redis not configured (set ATRIUM_TEST_REDIS_URL)";
-    }
+    ATRIUM_MISSING_SERVICE(!url, "ATRIUM_TEST_REDIS_URL");
     auto store = make_redis_revocation_store(*url, SystemClock::instance(), 2s, unique_prefix());
     ASSERT_TRUE(store) << store.error().message;
     store_ = std::move(*store);
@@ -564,10 +555,7 @@ class RedisRevocationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     url_ = redis_url().value_or("");
-    if (url_.empty()) {
-      if (services_required()) FAIL() << "ATRIUM_TEST_REDIS_URL is not set (scripts/test.sh starts Redis)";
-      GTEST_SKIP() << "Redis not configured (set ATRIUM_TEST_REDIS_URL)";
-    }
+    ATRIUM_MISSING_SERVICE(url_.empty(), "ATRIUM_TEST_REDIS_URL");
   }
 
   std::unique_ptr<RevocationStore> open(const std::string& url, const std::string& prefix) {
@@ -743,7 +731,7 @@ TEST(RedisRevocationRestartTest, CallsSucceedAgainOnceRedisIsBack) {
   const std::uint16_t port = closed_port();
   PrivateRedis redis(port, test::temp_dir("redis"));
   if (const int error = redis.start(); error != 0) {
-    if (error == ENOENT && !services_required()) GTEST_SKIP() << "redis-server is not installed";
+    if (error == ENOENT && !test::services_required()) GTEST_SKIP() << "redis-server is not installed";
     FAIL() << "cannot start redis-server: " << (error > 0 ? std::strerror(error) : "no PONG within 10 s");
   }
   auto store = make_redis_revocation_store(loopback_url(port), SystemClock::instance(), 1s, unique_prefix());
@@ -791,7 +779,7 @@ TEST(RedisRevocationRoundTripTest, EachCheckIsOneCommand) {
   const std::uint16_t port = closed_port();
   PrivateRedis redis(port, test::temp_dir("redis"));
   if (const int error = redis.start(); error != 0) {
-    if (error == ENOENT && !services_required()) GTEST_SKIP() << "redis-server is not installed";
+    if (error == ENOENT && !test::services_required()) GTEST_SKIP() << "redis-server is not installed";
     FAIL() << "cannot start redis-server: " << (error > 0 ? std::strerror(error) : "no PONG within 10 s");
   }
   auto store = make_redis_revocation_store(loopback_url(port), SystemClock::instance(), 1s, unique_prefix());

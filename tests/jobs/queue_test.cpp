@@ -36,17 +36,11 @@ class QueueTest : public testing::TestWithParam<Kind> {
     const Kind kind = GetParam();
     const auto backend = kind == Kind::postgres ? storage::Backend::postgres : storage::Backend::sqlite;
     db_ = test::TestDatabase::create(backend);
-    if (!db_) {
-      if (test::postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(!db_, "ATRIUM_TEST_POSTGRES_URL");
     ASSERT_TRUE(storage::migrate(db_->db(), storage::builtin_migrations(backend), clock_));
     if (kind == Kind::rabbitmq) {
       const char* url = std::getenv("ATRIUM_TEST_AMQP_URL");
-      if (url == nullptr) {
-        if (std::getenv("CI") != nullptr) FAIL() << "ATRIUM_TEST_AMQP_URL is not set";
-        GTEST_SKIP() << "RabbitMQ not configured";
-      }
+      ATRIUM_MISSING_SERVICE(url == nullptr, "ATRIUM_TEST_AMQP_URL");
       auto q = open_rabbitmq_queue({.url = url, .prefix = "qt" + new_uuid_v7(clock_).substr(24)}, db_->db(), clock_);
       ASSERT_TRUE(q) << q.error().message;
       queue_ = std::move(*q);
@@ -384,10 +378,7 @@ class SettledCleanupTest : public testing::TestWithParam<storage::Backend> {};
 
 TEST_P(SettledCleanupTest, DoneAndDeadJobsGoAfterTheirRetentionAndTheirKeysWithThem) {
   auto db = test::TestDatabase::create(GetParam());
-  if (!db) {
-    if (test::postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-    GTEST_SKIP() << "PostgreSQL not configured";
-  }
+  ATRIUM_MISSING_SERVICE(!db, "ATRIUM_TEST_POSTGRES_URL");
   ManualClock clock(*parse_rfc3339("2026-11-27T00:00:00Z"));
   ASSERT_TRUE(storage::migrate(db->db(), storage::builtin_migrations(GetParam()), clock));
   auto queue = make_sql_queue(db->db(), clock, {.lease = 400ms, .poll_interval = 20ms});

@@ -37,11 +37,6 @@ std::optional<std::string> amqp_url() {
   return std::string(url);
 }
 
-bool under_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && *ci != '\0' && std::string(ci) != "false";
-}
-
 // A free loopback port with nothing listening on it.
 int closed_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -243,10 +238,7 @@ class RabbitQueueTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto url = amqp_url();
-    if (!url) {
-      if (under_ci()) FAIL() << "ATRIUM_TEST_AMQP_URL is not set (scripts/services.sh starts RabbitMQ)";
-      GTEST_SKIP() << "RabbitMQ not configured (set ATRIUM_TEST_AMQP_URL)";
-    }
+    ATRIUM_MISSING_SERVICE(!url, "ATRIUM_TEST_AMQP_URL");
     url_ = *url;
     static std::atomic<int> counter{0};
     prefix_ = "atrium-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +

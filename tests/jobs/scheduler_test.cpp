@@ -24,10 +24,7 @@ class SchedulerTest : public testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     db_ = test::TestDatabase::create(GetParam());
-    if (!db_) {
-      if (test::postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(!db_, "ATRIUM_TEST_POSTGRES_URL");
     ASSERT_TRUE(storage::migrate(db_->db(), storage::builtin_migrations(GetParam()), clock_));
     other_ = db_->open_again();
   }

@@ -11,10 +11,7 @@ namespace atrium::test {
 class BackendTest : public ::testing::TestWithParam<storage::Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == storage::Backend::postgres && !postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL)";
-      GTEST_SKIP() << "PostgreSQL not configured (set ATRIUM_TEST_POSTGRES_URL)";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam() == storage::Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     database_ = TestDatabase::create(GetParam());
   }
   storage::Database& db() { return database_->db(); }

@@ -236,10 +236,7 @@ std::string joined(const std::vector<std::string>& v) {
 class RlsIsolationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!postgres_url()) {
-      if (postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(!postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     tp_ = TestPlatform::create(storage::Backend::postgres);
     superuser_url_ = with_database(*postgres_url(), database_of(tp_->admin_url()));
   }

@@ -11,7 +11,7 @@ namespace atrium::test {
 // test command started (dropped again in the destructor).
 class TestDatabase {
  public:
-  // nullptr + GTEST_SKIP-worthy when PostgreSQL is asked for but not configured (see postgres_required()).
+  // nullptr + GTEST_SKIP-worthy when PostgreSQL is asked for but not configured (see services_required()).
   static std::unique_ptr<TestDatabase> create(storage::Backend backend, int pool_size = 4);
   ~TestDatabase();
 

@@ -138,9 +138,9 @@ std::uint16_t closed_port() {
   return ntohs(addr.sin_port);
 }
 
-bool postgres_required() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && *ci != '\0' && std::string(ci) != "false";
+bool services_required() {
+  const char* required = std::getenv("ATRIUM_TEST_REQUIRE_SERVICES");
+  return required != nullptr && std::string(required) == "1";
 }
 
 }  // namespace atrium::test

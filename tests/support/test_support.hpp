@@ -45,13 +45,25 @@ std::optional<RawResponse> http_get(std::uint16_t port, const std::string& path)
 // A fresh empty directory under the system temp directory.
 std::string temp_dir(const std::string& name);
 
-// The PostgreSQL server the test command started (ATRIUM_TEST_POSTGRES_URL), or nullopt. Under CI the variable
-// must be set: tests needing it fail instead of skipping.
-std::optional<std::string> postgres_url();
-bool postgres_required();
+// Whether every service must be there: ATRIUM_TEST_REQUIRE_SERVICES=1, which scripts/test.sh (and so CI) sets.
+// Then a test that needs a service that is not configured fails instead of skipping, and the test command fails
+// the run if any test skipped at all (tests/allowed_skips.txt lists the exceptions).
+bool services_required();
 
-// The Redis server the test command started (ATRIUM_TEST_REDIS_URL), or nullopt; under CI (postgres_required())
-// tests needing it fail instead of skipping.
+// In a test body or SetUp: when `missing` holds, the service `variable` names is not configured; the test fails
+// if services are required, else skips.
+#define ATRIUM_MISSING_SERVICE(missing, variable)                                                    \
+  do {                                                                                               \
+    if (missing) {                                                                                   \
+      if (::atrium::test::services_required()) FAIL() << variable " is not set (scripts/test.sh starts it)"; \
+      GTEST_SKIP() << variable " is not set";                                                        \
+    }                                                                                                \
+  } while (0)
+
+// The PostgreSQL server the test command started (ATRIUM_TEST_POSTGRES_URL), or nullopt.
+std::optional<std::string> postgres_url();
+
+// The Redis server the test command started (ATRIUM_TEST_REDIS_URL), or nullopt.
 std::optional<std::string> redis_url();
 
 // A loopback TCP port nothing listens on (bound, then released).

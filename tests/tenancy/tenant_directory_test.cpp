@@ -17,10 +17,7 @@ using storage::Backend;
 class TenantDirectoryTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::postgres && !test::postgres_url()) {
-      if (test::postgres_required()) FAIL() << "ATRIUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PostgreSQL not configured";
-    }
+    ATRIUM_MISSING_SERVICE(GetParam() == Backend::postgres && !test::postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     tp_ = test::TestPlatform::create(GetParam());
     a_ = test::create_test_tenant(tp_->platform(), "alpha", Isolation::shared);
     x_ = test::create_test_tenant(tp_->platform(), "xray", Isolation::shared);
