@@ -120,19 +120,16 @@ class BillingClockTest : public ::testing::TestWithParam<IsolationCase> {
     return client_->call(m, path, body, root_, {{"X-Tenant-ID", a_.id}});
   }
 
-  // A monthly USD plan (super admin), with the default dunning policy spelled out.
+  // A monthly USD plan (super admin) with no dunning policy of its own: the default, which the tests here pin
+  // (TrialToCancellationByDunning takes it through every attempt).
   std::string create_plan(const std::string& code, std::int64_t base_price, int trial_days,
                           const std::string& interval = "monthly") {
-    Json body{{"code", code},
-              {"name", "Plan " + code},
-              {"tier", "starter"},
-              {"currency", "USD"},
-              {"interval", interval},
-              {"base_price", base_price},
-              {"trial_days", trial_days},
-              {"dunning", {{"retry_schedule_hours", k_retry_hours}, {"final_action", "cancel"}}}};
+    Json body{{"code", code},         {"name", "Plan " + code},   {"tier", "starter"},       {"currency", "USD"},
+              {"interval", interval}, {"base_price", base_price}, {"trial_days", trial_days}};
     auto r = client_->call(Method::post, "/v1/plans", body, root_);
     EXPECT_EQ(r.status, 201) << r.body.dump();
+    EXPECT_EQ(r.body["dunning"], (Json{{"retry_schedule_hours", k_retry_hours}, {"final_action", "cancel"}}))
+        << "the documented default (docs/billing.md, Dunning: Stripe's 8 tries in 2 weeks)";
     return r.body.value("id", "");
   }
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+#include <sstream>
 
 #include "support/test_support.hpp"
 
@@ -114,6 +116,50 @@ TEST(Config, RenderListsEveryKeyAndRedactsPasswords) {
   EXPECT_EQ(text.find("s3cret"), std::string::npos) << text;
   EXPECT_EQ(text.find("two"), std::string::npos) << text;
   EXPECT_NE(text.find("postgresql://app:***@db.internal:5432/atrium"), std::string::npos) << text;
+}
+
+// Every key's default as docs/configuration.md states it (the first `...` of the table's default column) is the one
+// `atrium config check` renders for an empty configuration: a default changed in the code or in the docs alone fails.
+// Among them the ones no other test would notice: the webhook retry schedule, the rate-limit defaults, the retention
+// periods.
+TEST(Config, EveryDocumentedDefaultIsTheEffectiveOne) {
+  std::ifstream doc(std::string(ATRIUM_SOURCE_DIR) + "/docs/configuration.md");
+  ASSERT_TRUE(doc) << "docs/configuration.md is missing";
+  auto c = load_config("", {}, {});
+  ASSERT_TRUE(c) << c.error().message;
+  std::map<std::string, std::string> effective;
+  std::istringstream rendered(render_config(*c));
+  for (std::string line; std::getline(rendered, line);) {
+    if (const auto eq = line.find(" = "); eq != std::string::npos) effective[line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  // Rows "| `key` | type | ... `default` ... | meaning |" of the tables.
+  std::map<std::string, std::string> documented;
+  for (std::string line; std::getline(doc, line);) {
+    if (!line.starts_with("| `")) continue;
+    const auto key_end = line.find('`', 3);
+    const auto key_cell_end = line.find(" | ", key_end);
+    const auto type_end = key_cell_end == std::string::npos ? key_cell_end : line.find(" | ", key_cell_end + 3);
+    const auto default_end = type_end == std::string::npos ? type_end : line.find(" | ", type_end + 3);
+    if (key_end == std::string::npos || default_end == std::string::npos) continue;
+    const std::string cell = line.substr(type_end + 3, default_end - type_end - 3);
+    const auto open = cell.find('`');
+    const auto close = open == std::string::npos ? open : cell.find('`', open + 1);
+    if (close == std::string::npos) continue;
+    documented[line.substr(3, key_end - 3)] = cell.substr(open + 1, close - open - 1);
+  }
+  for (const auto& key : config_keys()) {
+    SCOPED_TRACE(key);
+    ASSERT_TRUE(documented.count(key)) << "no default in the docs' table";
+    ASSERT_TRUE(effective.count(key)) << "not rendered";
+    EXPECT_EQ(documented[key], effective[key]);
+  }
+  EXPECT_EQ(documented.size(), config_keys().size()) << "the docs' tables list keys the configuration does not have";
+  EXPECT_EQ(effective.at("webhooks.retry_schedule"), R"("30s,2m,10m,30m,1h,3h,6h,12h,24h,24h")");
+  EXPECT_EQ(effective.at("gateway.default_requests_per_second"), "100");
+  EXPECT_EQ(effective.at("gateway.default_burst"), "200");
+  EXPECT_EQ(effective.at("audit.retention_days"), "365");
+  EXPECT_EQ(effective.at("webhooks.retain_deliveries_days"), "30");
+  EXPECT_EQ(effective.at("billing.retain_invoices_years"), "10");
 }
 
 TEST(Config, DocumentationListsEveryKey) {
