@@ -151,7 +151,12 @@ TEST_P(RevocationStoreTest, RevocationEndsAtExpiry) {
   }
   const auto expires_at = now() + 1s;
   ASSERT_TRUE(store().revoke("jti-1", expires_at));
-  EXPECT_EQ(store().is_revoked("jti-1"), true);
+  const auto first = store().is_revoked("jti-1");
+  // Revoked for as long as the token lives: asserted when the answer came before the expiry (a starved machine may
+  // take longer than the second for the round trip).
+  if (now() < expires_at) {
+    EXPECT_EQ(first, true);
+  }
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   Result<bool> revoked = true;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -470,17 +470,18 @@ TEST(CronZones, ConcurrentCallsAgree) {
   EXPECT_EQ(show(schedule.next_after(utc(2026, 4, 4, 16, 1))), "2026-04-04 17:00:00");
 }
 
-TEST(CronPerformance, JumpsByFieldsInsteadOfMinutes) {
-  // A minute-by-minute scan would visit 2.6 million minutes per call here.
+// Schedules that never or rarely fire answer (a minute-by-minute scan would visit 2.6 million minutes per call
+// here). How fast is for a benchmark, not a test: no wall-clock limit under sanitizers and a loaded machine.
+TEST(CronSchedule, NeverAndRareSchedulesAnswer) {
   const CronSchedule never = must_parse("0 0 30 2 *", "Europe/Berlin");
   const CronSchedule rare = must_parse("59 23 29 2 *", "America/New_York");
-  const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 1000; ++i) {
     EXPECT_EQ(never.next_after(utc(2026, 1, 1) + minutes(i)), std::nullopt);
     EXPECT_EQ(never.last_at_or_before(utc(2026, 1, 1) + minutes(i)), std::nullopt);
     EXPECT_TRUE(rare.next_after(utc(2026, 1, 1) + minutes(i)).has_value());
   }
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  // 2028 is the next leap year: 23:59 on Feb 29 in New York.
+  EXPECT_EQ(show(rare.next_after(utc(2026, 1, 1)).value()), "2028-03-01 04:59:00");
 }
 
 // ---- brute-force cross-check -----------------------------------------------------------------------------------

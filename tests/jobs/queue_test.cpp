@@ -147,7 +147,11 @@ TEST_P(QueueTest, FutureRunAtWaits) {
   auto c = consumer();
   auto early = c->next(500ms);
   ASSERT_TRUE(early);
-  EXPECT_FALSE(early->has_value()) << "a job due in 1.5 s arrived at once";
+  // Arriving within the poll is wrong only if the poll ended before the job was due (a starved machine may return
+  // from a 500 ms poll after 1.5 s; then the job is due and may come).
+  if (early->has_value()) {
+    EXPECT_GE(clock_.now(), *j.run_at) << "a job due in 1.5 s arrived before its time";
+  }
   Delivery d = must_get(*c, 20s);
   EXPECT_EQ(d.job.type, "later");
   EXPECT_GE(clock_.now(), *j.run_at);
