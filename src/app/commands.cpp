@@ -10,15 +10,12 @@
 #include <fmt/format.h>
 
 #include "api/platform.hpp"
-#include "api/routes.hpp"
-#include "api/security.hpp"
 #include "app/app.hpp"
+#include "app/dispatch.hpp"
 #include "core/build_info.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
-#include "gateway/versioning.hpp"
-#include "http/dispatcher.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
 #include "observability/metrics.hpp"
@@ -174,7 +171,6 @@ int serve_command(const CommonOptions& options) {
     }
   }
 
-  const Clock& clock = SystemClock::instance();
   metrics::Registry& registry = platform.registry;
   metrics::register_process_collector(registry);
   const BuildInfo& build = build_info();
@@ -183,21 +179,8 @@ int serve_command(const CommonOptions& options) {
       .set(1);
   http::HttpMetrics http_metrics(registry);
 
-  http::Router router;
-  api::register_routes(router, platform);
-
-  std::vector<http::Middleware> middleware{http::request_id_middleware(clock)};
-  if (config->log.access_log) middleware.push_back(http::access_log_middleware(clock));
-  middleware.push_back(http::metrics_middleware(http_metrics, clock));
-  middleware.push_back(gateway::versioning_middleware(config->gateway.version_docs_url));
-  middleware.push_back(api::security_middleware(platform));
-  middleware.push_back(platform.rate_limits->middleware());
-  if (platform.api_calls) {
-    middleware.push_back(platform.api_calls->middleware());
-    platform.api_calls->start();
-  }
-  auto dispatcher = std::make_shared<const http::Dispatcher>(
-      std::move(router), std::move(middleware), JsonLimits{static_cast<int>(config->server.max_json_depth)});
+  auto dispatcher = make_dispatcher(platform, {.metrics = &http_metrics, .access_log = config->log.access_log});
+  if (platform.api_calls) platform.api_calls->start();
 
   const auto listen = parse_listen(config->server.listen);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -7,12 +7,9 @@
 #include <vector>
 
 #include "api/platform.hpp"
-#include "api/routes.hpp"
-#include "api/security.hpp"
+#include "app/dispatch.hpp"
 #include "core/json.hpp"
-#include "gateway/versioning.hpp"
 #include "http/dispatcher.hpp"
-#include "http/middleware.hpp"
 
 namespace atrium::test {
 
@@ -24,19 +21,11 @@ struct ApiResponse {
   std::string content_type;
 };
 
-// Calls the real router and middleware (request id, API version, security, rate limits) in-process, without
-// sockets: the same dispatch the server runs for every request (src/app/commands.cpp; keep the two in step).
+// Calls the real router and middleware in-process, without sockets: the dispatcher `atrium serve` runs
+// (app::make_dispatcher), without HTTP metrics and the access log.
 class ApiClient {
  public:
-  explicit ApiClient(api::Platform& platform) {
-    http::Router router;
-    api::register_routes(router, platform);
-    std::vector<http::Middleware> middleware{http::request_id_middleware(platform.clock()),
-                                             gateway::versioning_middleware(platform.config().gateway.version_docs_url),
-                                             api::security_middleware(platform), platform.rate_limits->middleware()};
-    if (platform.api_calls) middleware.push_back(platform.api_calls->middleware());
-    dispatcher_ = std::make_shared<http::Dispatcher>(std::move(router), std::move(middleware), JsonLimits{64});
-  }
+  explicit ApiClient(api::Platform& platform) : dispatcher_(app::make_dispatcher(platform)) {}
 
   ApiResponse call(http::Method method, const std::string& target, const std::optional<Json>& body = std::nullopt,
                    const std::string& bearer = "",
@@ -70,7 +59,7 @@ class ApiClient {
   const http::Router& router() const { return dispatcher_->router(); }
 
  private:
-  std::shared_ptr<http::Dispatcher> dispatcher_;
+  std::shared_ptr<const http::Dispatcher> dispatcher_;
 };
 
 }  // namespace atrium::test

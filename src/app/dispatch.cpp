@@ -1,0 +1,30 @@
+#include "app/dispatch.hpp"
+
+#include <vector>
+
+#include "api/platform.hpp"
+#include "api/routes.hpp"
+#include "api/security.hpp"
+#include "gateway/versioning.hpp"
+#include "http/dispatcher.hpp"
+#include "http/middleware.hpp"
+
+namespace atrium::app {
+
+std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Platform& platform, const DispatchOptions& options) {
+  const Config& config = platform.config();
+  const Clock& clock = platform.clock();
+  http::Router router;
+  api::register_routes(router, platform);
+  std::vector<http::Middleware> middleware{http::request_id_middleware(clock)};
+  if (options.access_log) middleware.push_back(http::access_log_middleware(clock));
+  if (options.metrics != nullptr) middleware.push_back(http::metrics_middleware(*options.metrics, clock));
+  middleware.push_back(gateway::versioning_middleware(config.gateway.version_docs_url));
+  middleware.push_back(api::security_middleware(platform));
+  middleware.push_back(platform.rate_limits->middleware());
+  if (platform.api_calls) middleware.push_back(platform.api_calls->middleware());
+  return std::make_shared<const http::Dispatcher>(std::move(router), std::move(middleware),
+                                                  JsonLimits{static_cast<int>(config.server.max_json_depth)});
+}
+
+}  // namespace atrium::app
