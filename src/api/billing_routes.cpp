@@ -43,15 +43,8 @@ void register_billing_routes(http::Router& router, Platform& platform) {
   const Access admin = Access::super_admin;
   const Access tenant = Access::tenant;
   const Access tenant_operator = Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
-  // A subscription created or changed here moves the tenant's quotas and rate limits at once on this instance
-  // (others see it when their caches expire: gateway.plan_cache_ttl_ms).
-  auto plan_changed = [&platform](const http::Request& req, http::Response res) {
-    if (res.status < 300) {
-      platform.entitlements->forget(req.tenant->id);
-      platform.rate_limits->forget(req.tenant->id);
-    }
-    return res;
-  };
+  // A subscription created, changed or cancelled moves the tenant's quotas and rate limits at once on this instance:
+  // Billing tells the caches (Billing::on_plan_changed, wired in Platform::open), whichever path made the change.
 
   // --- catalog ---
   router.add(http::Method::get, "/v1/plans",
@@ -114,9 +107,8 @@ void register_billing_routes(http::Router& router, Platform& platform) {
              [&b](http::Request& req) { return respond_list(b.list_subscriptions(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
   router.add(http::Method::post, "/v1/subscriptions",
-             [&b, plan_changed](http::Request& req) {
-               return plan_changed(
-                   req, respond(b.create_subscription(req.tenant->id, body(req), audit_context(req)), req, 201));
+             [&b](http::Request& req) {
+               return respond(b.create_subscription(req.tenant->id, body(req), audit_context(req)), req, 201);
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
   router.add(http::Method::get, "/v1/subscriptions/{id}",
@@ -125,10 +117,10 @@ void register_billing_routes(http::Router& router, Platform& platform) {
              },
              {.access = tenant, .permission = perm::billing_view});
   router.add(http::Method::patch, "/v1/subscriptions/{id}",
-             [&b, plan_changed](http::Request& req) {
-               return plan_changed(req, respond(b.change_subscription(req.tenant->id, std::string(req.param("id")),
-                                                                      body(req), audit_context(req)),
-                                                req));
+             [&b](http::Request& req) {
+               return respond(
+                   b.change_subscription(req.tenant->id, std::string(req.param("id")), body(req), audit_context(req)),
+                   req);
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
   router.add(http::Method::get, "/v1/subscriptions/{id}/preview",
@@ -159,10 +151,9 @@ void register_billing_routes(http::Router& router, Platform& platform) {
              },
              {.access = tenant, .permission = perm::billing_manage});
   router.add(http::Method::post, "/v1/subscriptions/{id}/cancel",
-             [&b, plan_changed](http::Request& req) {
-               return plan_changed(
-                   req,
-                   respond(b.cancel(req.tenant->id, std::string(req.param("id")), body(req), audit_context(req)), req));
+             [&b](http::Request& req) {
+               return respond(b.cancel(req.tenant->id, std::string(req.param("id")), body(req), audit_context(req)),
+                              req);
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
 

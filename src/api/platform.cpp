@@ -41,7 +41,7 @@ Result<void> step(Result<void> r, std::string_view what) {
 }
 
 // The gateway's rate limits: in Redis when gateway.redis_url is set, else in-process. A tenant's limits come from
-// the plan of its live (not cancelled) subscription, else from the catalog plan whose code is the tenant's `plan`.
+// its plan in force (Billing::plan_in_force: the plan of its live subscription, else its catalog plan).
 Result<std::unique_ptr<gateway::RateLimits>> open_rate_limits(billing::Billing& billing, metrics::Registry& registry,
                                                               const Config& config, const Clock& clock,
                                                               bool redis_time) {
@@ -63,18 +63,9 @@ Result<std::unique_ptr<gateway::RateLimits>> open_rate_limits(billing::Billing& 
                                             .fail_open = g.rate_limit_fail_open,
                                             .plan_cache_ttl = std::chrono::milliseconds(g.plan_cache_ttl_ms)};
   auto plan_limits = [&billing](const tenancy::Tenant& tenant) -> Result<Json> {
-    auto subscriptions = billing.list_subscriptions(tenant.id);
-    if (!subscriptions) return std::unexpected(subscriptions.error());
-    for (const billing::Subscription& s : *subscriptions) {
-      if (s.status == billing::Status::cancelled) continue;
-      auto plan = billing.get_plan(s.plan_id, s.plan_version);
-      if (!plan) return std::unexpected(plan.error());
-      return plan->price.limits;
-    }
-    if (tenant.plan.empty()) return Json();
-    auto plan = billing.get_plan(tenant.plan);
-    if (!plan) return plan.error().code == Errc::not_found ? Result<Json>(Json()) : std::unexpected(plan.error());
-    return plan->price.limits;
+    auto in_force = billing.plan_in_force(tenant);
+    if (!in_force) return std::unexpected(in_force.error());
+    return in_force->plan ? in_force->plan->price.limits : Json();
   };
   return std::make_unique<gateway::RateLimits>(std::move(limiter), settings, std::move(plan_limits), clock, registry);
 }
@@ -400,6 +391,13 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   auto rate_limits = open_rate_limits(*p->billing, p->registry, config, clock, options.rate_limits_use_redis_time);
   if (!rate_limits) return std::unexpected(rate_limits.error());
   p->rate_limits = std::move(*rate_limits);
+  // Whatever changed a tenant's plan in force (the API, the billing run, a test clock, the CLI), what it grants is
+  // looked up afresh at once on this instance; other instances follow within gateway.plan_cache_ttl_ms.
+  p->billing->on_plan_changed([entitlements = p->entitlements.get(), limits = p->rate_limits.get()](
+                                  const std::string& tenant_id) {
+    entitlements->forget(tenant_id);
+    limits->forget(tenant_id);
+  });
   if (options.background) {
     auto background = Background::open(*p);
     if (!background) return std::unexpected(background.error());

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <limits>
 #include <mutex>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -1057,13 +1058,40 @@ struct Billing::Impl {
   std::unordered_map<std::string, Coupon> coupons;      // by id: only active/times_redeemed change, not read here
   UsageMeter usage_meter;                               // null: plans' metered prices are not billed
   Instant usage_grace = 0;                              // seconds late events are accepted after their period
+  std::function<void(const std::string&)> plan_changed;  // see Billing::on_plan_changed
+
+  // Tenants whose plan in force may have changed in this thread's open transaction; told to plan_changed once
+  // the outermost transaction committed (a cache refilled before the commit would hold the old plan again).
+  struct PlanChanges {
+    int depth = 0;
+    std::set<std::string> tenants;
+  };
+  static PlanChanges& plan_changes() {
+    thread_local PlanChanges changes;
+    return changes;
+  }
+  void mark_plan_changed(const std::string& tenant_id) { plan_changes().tenants.insert(tenant_id); }
+
+  // Runs one transaction of `run`, then tells plan_changed what it changed, if it committed and is the outermost.
+  Result<void> tracking_plan_changes(const std::function<Result<void>()>& run) {
+    PlanChanges& changes = plan_changes();
+    ++changes.depth;
+    Result<void> r = run();
+    if (--changes.depth > 0) return r;
+    std::set<std::string> changed;
+    changed.swap(changes.tenants);
+    if (r && plan_changed) {
+      for (const auto& tenant_id : changed) plan_changed(tenant_id);
+    }
+    return r;
+  }
 
   Instant now() const { return seconds(clock.now()); }
 
   // Platform-wide work on every tenant's billing rows (the run, MRR): the platform scope (docs/security.md).
   Result<void> platform(const std::function<Result<void>(tenancy::PlatformTransaction&)>& body,
                         storage::TransactionOptions o = {}) {
-    return data.transact_platform(body, o);
+    return tracking_plan_changes([&] { return data.transact_platform(body, o); });
   }
 
   // The catalog (plans, plan versions, coupons, tax rates) carries no tenant: the serving role's own transaction.
@@ -1073,7 +1101,7 @@ struct Billing::Impl {
 
   Result<void> tenant(const std::string& tenant_id, const std::function<Result<void>(TenantTransaction&)>& body,
                       storage::TransactionOptions o = {}) {
-    return data.transact_control_plane(tenant_id, body, o);
+    return tracking_plan_changes([&] { return data.transact_control_plane(tenant_id, body, o); });
   }
 
   // Every row of one read-only tenant statement, each through `read`.
@@ -1238,6 +1266,7 @@ struct Billing::Impl {
     }
     const Status from = sub.status;
     sub.status = to;
+    mark_plan_changed(tx.tenant_id());  // a subscription that is cancelled (or comes back) moves the plan in force
     return emit(tx, "subscription." + std::string(status_name(to)),
                 {{"subscription", to_json(sub)},
                  {"previous_status", std::string(status_name(from))},
@@ -1982,9 +2011,28 @@ struct Billing::Impl {
 Billing::Billing(storage::Database& control, tenancy::TenantData& data, audit::AuditLog& audit, const Clock& clock,
                  PaymentGateway& gateway, Settings settings, std::function<void()> events_committed)
     : impl_(new Impl{
-          control, data, audit, clock, gateway, std::move(settings), std::move(events_committed), {}, {}, {}}) {}
+          control, data, audit, clock, gateway, std::move(settings), std::move(events_committed), {}, {}, {}, {}, {}}) {}
 
 Billing::~Billing() = default;
+
+void Billing::on_plan_changed(std::function<void(const std::string& tenant_id)> changed) {
+  impl_->plan_changed = std::move(changed);
+}
+
+Result<PlanInForce> Billing::plan_in_force(const tenancy::Tenant& tenant) {
+  std::optional<PlanInForce> out;
+  auto r = impl_->tenant(
+      tenant.id,
+      [&](TenantTransaction& tx) -> Result<void> {
+        auto in_force = plan_in_force(tx, tenant.plan);
+        if (!in_force) return std::unexpected(in_force.error());
+        out = std::move(*in_force);
+        return {};
+      },
+      {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return std::move(*out);
+}
 
 void Billing::set_usage_meter(UsageMeter meter, std::int64_t grace_seconds) {
   impl_->usage_meter = std::move(meter);
@@ -2684,6 +2732,7 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
     }
     sub.tenant_id = tenant_id;
     sub.id = new_uuid_v7(s.clock);
+    s.mark_plan_changed(tenant_id);
     sub.plan_id = plan->id;
     sub.plan_version = plan->price.version;
     sub.seats = seats_in->value_or(std::max<std::int64_t>(1, plan->price.included_seats));
@@ -3010,6 +3059,7 @@ Result<Subscription> Billing::change_subscription(const std::string& tenant_id, 
     if (!c) return std::unexpected(c.error());
     const Json before = to_json(*sub);
     const Instant old_end = sub->current_period_end;
+    s.mark_plan_changed(tenant_id);
     sub->plan_id = c->to.id;
     sub->plan_version = c->to.price.version;
     sub->seats = c->seats;

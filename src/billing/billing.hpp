@@ -325,8 +325,17 @@ class Billing {
   // Without a meter, metered prices are not billed. Call before the first run; not synchronized.
   void set_usage_meter(UsageMeter meter, std::int64_t grace_seconds);
 
-  // The plan in force for the tenant of `tx` (a control-plane tenant transaction); see PlanInForce.
+  // The plan in force for the tenant of `tx` (a control-plane tenant transaction); see PlanInForce. The one
+  // definition: quotas and entitlements, the gateway's rate limits and billing all use it.
   Result<PlanInForce> plan_in_force(tenancy::TenantTransaction& tx, const std::string& fallback_plan);
+  // The same in a transaction of its own, with the tenant's catalog plan (`tenants.plan`) as the fallback.
+  Result<PlanInForce> plan_in_force(const tenancy::Tenant& tenant);
+
+  // Called with a tenant's id after a committed change that may have moved its plan in force (a subscription
+  // created, changed to another plan, or changing status: cancelled, by the tenant, at the period end or by dunning;
+  // paused, resumed), whichever path made it (the API, the billing run, a test clock, the CLI), so the caches of
+  // what the plan grants are dropped at once on this instance. Call before use; not synchronized.
+  void on_plan_changed(std::function<void(const std::string& tenant_id)> changed);
 
   // Every tenant statement, for the test that checks each binds tenant_id as $1.
   static std::vector<tenancy::TenantStatement> tenant_statements();

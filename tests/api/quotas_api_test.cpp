@@ -543,6 +543,37 @@ TEST_P(QuotasApiTest, TheGatewayCountsApiCallsForTheApiCallsQuota) {
   EXPECT_GE(summary.body["data"][0]["value"].get<std::int64_t>(), 3);
 }
 
+// The caches of what a plan grants (quotas, rate limits) are dropped whenever the plan in force changes, whichever
+// path changed it: here the domain call the CLI and the billing run use, no HTTP route. The clock stands still, so
+// no cache expires on its own (gateway.plan_cache_ttl_ms is 30 s).
+TEST_P(QuotasApiTest, APlanChangeOutsideTheRoutesReachesQuotasAndRateLimitsAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(create_plan({{"limits", {{"projects", 2}, {"requestsPerSecond", 7}, {"burst", 9}}}}));
+  ASSERT_NO_FATAL_FAILURE(subscribe(owner_a_));
+  EXPECT_EQ(entitlement(owner_a_, "projects")["limit"], 2);
+  const auto cached = platform().rate_limits->tenant_limit(a_);
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_EQ(cached->rate, 7);
+  EXPECT_EQ(cached->burst, 9);
+
+  auto subs = as(owner_a_, Method::get, "/v1/subscriptions");
+  ASSERT_EQ(subs.status, 200) << subs.body.dump();
+  const std::string sub = subs.body["data"][0].value("id", "");
+  auto cancelled = platform().billing->cancel(a_.id, sub, Json::object(), {});
+  ASSERT_TRUE(cancelled) << cancelled.error().message;
+  ASSERT_EQ(cancelled->status, billing::Status::cancelled);
+
+  // No subscription and no catalog plan: no projects quota, the configured default rate limits.
+  auto list = as(owner_a_, Method::get, "/v1/entitlements");
+  ASSERT_EQ(list.status, 200) << list.body.dump();
+  for (const auto& e : list.body.value("data", Json::array())) EXPECT_NE(e.value("name", ""), "projects") << e.dump();
+  const auto now_limit = platform().rate_limits->tenant_limit(a_);
+  ASSERT_TRUE(now_limit.has_value());
+  EXPECT_EQ(now_limit->rate, tp_->config().gateway.default_requests_per_second);
+  EXPECT_EQ(now_limit->burst, tp_->config().gateway.default_burst);
+  // The other tenant's caches were not touched (nothing to see but that nothing broke).
+  EXPECT_EQ(as(owner_b_, Method::get, "/v1/entitlements").status, 200);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, QuotasApiTest, all_isolation_cases(), isolation_case_name);
 
 }  // namespace
