@@ -35,6 +35,9 @@ BINARY = os.environ.get("ATRIUM_BINARY") or os.path.join(REPO_ROOT, "build", "at
 # for polls, never sleeps.
 STARTUP_TIMEOUT = 30.0
 EXIT_TIMEOUT = 20.0
+REAP_TIMEOUT = 30.0  # a server still running at cleanup: SIGTERM, then this long before SIGKILL
+# Lines that start a sanitizer report in a server's log (scanned when the server is closed).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: AddressSanitizer")
 IO_TIMEOUT = 10.0
 
 # Configuration variables of the binary itself; removed from children's environments so an outer shell cannot
@@ -94,6 +97,22 @@ def child_env(extra=None):
         else:
             env[key] = str(value)
     return env
+
+
+def stop_process(proc):
+    """Stops a process still running: SIGTERM first, so it exits through its own shutdown and the sanitizers' exit
+    checks (LeakSanitizer) run; SIGKILL only if it has not exited after REAP_TIMEOUT."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=REAP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _popen_retrying(cmd, **kwargs):
@@ -302,6 +321,16 @@ class LogFile:
         except FileNotFoundError:
             return ""
 
+    def sanitizer_reports(self):
+        """AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer reports in the process's log."""
+        return [line for line in self.log_text().splitlines() if any(marker in line for marker in SANITIZER_MARKERS)]
+
+    def raise_on_sanitizer_reports(self, what):
+        reports = self.sanitizer_reports()
+        if reports:
+            raise AssertionError(f"{what}: the sanitizers reported:\n" + "\n".join(reports) + "\nlog:\n" +
+                                 self.log_text()[-20000:])
+
     def log_entries(self):
         entries = []
         for line in self.log_text().splitlines():
@@ -391,12 +420,7 @@ class AtriumServer(LogFile):
 
     def _reap(self):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
+            stop_process(self.proc)
             if self.proc in _live_processes:
                 _live_processes.remove(self.proc)
         if self._log is not None:
@@ -405,7 +429,10 @@ class AtriumServer(LogFile):
 
     def close(self):
         self._reap()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            self.raise_on_sanitizer_reports("atrium serve")
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):
         return self.start()

@@ -110,21 +110,19 @@ class AtriumWorker(atrium_e2e.LogFile):
 
     def close(self):
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
+            atrium_e2e.stop_process(self.proc)
             if self.proc in atrium_e2e._live_processes:
                 atrium_e2e._live_processes.remove(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None
         try:
-            os.unlink(self.log_path)
-        except FileNotFoundError:
-            pass
+            self.raise_on_sanitizer_reports(f"atrium worker ({self.name})")
+        finally:
+            try:
+                os.unlink(self.log_path)
+            except FileNotFoundError:
+                pass
 
 
 # --------------------------------------------------------------------------------------------------------------
