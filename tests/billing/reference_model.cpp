@@ -632,10 +632,16 @@ PreviewResult Model::preview(const ChangeRequest& r) const {
 
 Expect Model::change(const ChangeRequest& r) {
   const Instant at = now();
+  // A refused change changes nothing, not even the renewal of an ended period it catches up first (Billing does both
+  // in one transaction, rolled back with the refusal; the next run or advance renews).
+  const Model before = *this;
   std::vector<Charge> charges;
   advance_subscription(at, charges);
   const Change c = compute_change(r, at);
-  if (!c.expect.ok()) return c.expect;
+  if (!c.expect.ok()) {
+    *this = before;
+    return c.expect;
+  }
   const Instant old_end = sub->period_end;
   sub->plan = c.to_plan;
   sub->version = c.to_version;
