@@ -393,11 +393,11 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   p->rate_limits = std::move(*rate_limits);
   // Whatever changed a tenant's plan in force (the API, the billing run, a test clock, the CLI), what it grants is
   // looked up afresh at once on this instance; other instances follow within gateway.plan_cache_ttl_ms.
-  p->billing->on_plan_changed([entitlements = p->entitlements.get(), limits = p->rate_limits.get()](
-                                  const std::string& tenant_id) {
-    entitlements->forget(tenant_id);
-    limits->forget(tenant_id);
-  });
+  p->billing->on_plan_changed(
+      [entitlements = p->entitlements.get(), limits = p->rate_limits.get()](const std::string& tenant_id) {
+        entitlements->forget(tenant_id);
+        limits->forget(tenant_id);
+      });
   if (options.background) {
     auto background = Background::open(*p);
     if (!background) return std::unexpected(background.error());

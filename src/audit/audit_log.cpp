@@ -535,15 +535,14 @@ Result<VerifyReport> AuditLog::verify_checkpoint(const std::vector<ChainHead>& c
 Result<std::int64_t> AuditLog::apply_retention(storage::Database& admin, std::chrono::system_clock::time_point cutoff) {
   // The owner, in the platform scope: the purged tenants' entries belong to no tenant scope anyone still opens.
   std::optional<ResultSet> purged;
-  auto found = tenancy::transact_platform(
-      admin,
-      [&](Transaction& tx) -> Result<void> {
-        auto rows = tx.execute(k_purged_tenants, {Value(format_rfc3339(cutoff))});
-        if (!rows) return std::unexpected(rows.error());
-        purged = std::move(*rows);
-        return {};
-      },
-      {.read_only = true});
+  auto found = tenancy::transact_platform(admin,
+                                          [&](Transaction& tx) -> Result<void> {
+                                            auto rows = tx.execute(k_purged_tenants, {Value(format_rfc3339(cutoff))});
+                                            if (!rows) return std::unexpected(rows.error());
+                                            purged = std::move(*rows);
+                                            return {};
+                                          },
+                                          {.read_only = true});
   if (!found) return std::unexpected(found.error());
   const bool pg = admin.backend() == Backend::postgres;
   std::int64_t deleted = 0;

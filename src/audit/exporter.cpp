@@ -47,17 +47,17 @@ struct Exporter::Worker {
 
   Result<void> load_cursors() {
     // Every chain's cursor: platform work (on PostgreSQL the table admits only the platform scope, migration 0013).
-    auto loaded = tenancy::transact_platform(
-        log.owner_database(),
-        [&](Transaction& tx) -> Result<void> {
-          auto rows = tx.execute(k_cursors, {Value(std::string(sink->name()))});
-          if (!rows) return std::unexpected(rows.error());
-          for (std::size_t i = 0; i < rows->rows.size(); ++i) {
-            cursors[rows->text_at(i, 0).value_or("")] = rows->int_at(i, 1).value_or(0);
-          }
-          return {};
-        },
-        {.read_only = true});
+    auto loaded = tenancy::transact_platform(log.owner_database(),
+                                             [&](Transaction& tx) -> Result<void> {
+                                               auto rows = tx.execute(k_cursors, {Value(std::string(sink->name()))});
+                                               if (!rows) return std::unexpected(rows.error());
+                                               for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+                                                 cursors[rows->text_at(i, 0).value_or("")] =
+                                                     rows->int_at(i, 1).value_or(0);
+                                               }
+                                               return {};
+                                             },
+                                             {.read_only = true});
     if (!loaded) return loaded;
     cursors_loaded = true;
     return {};

@@ -1054,10 +1054,10 @@ struct Billing::Impl {
   std::function<void()> events_committed;
 
   std::mutex plan_mutex;
-  std::unordered_map<std::string, Plan> plan_versions;  // "<plan id>:<version>": prices never change
-  std::unordered_map<std::string, Coupon> coupons;      // by id: only active/times_redeemed change, not read here
-  UsageMeter usage_meter;                               // null: plans' metered prices are not billed
-  Instant usage_grace = 0;                              // seconds late events are accepted after their period
+  std::unordered_map<std::string, Plan> plan_versions;   // "<plan id>:<version>": prices never change
+  std::unordered_map<std::string, Coupon> coupons;       // by id: only active/times_redeemed change, not read here
+  UsageMeter usage_meter;                                // null: plans' metered prices are not billed
+  Instant usage_grace = 0;                               // seconds late events are accepted after their period
   std::function<void(const std::string&)> plan_changed;  // see Billing::on_plan_changed
 
   // Tenants whose plan in force may have changed in this thread's open transaction; told to plan_changed once
@@ -2011,7 +2011,8 @@ struct Billing::Impl {
 Billing::Billing(storage::Database& control, tenancy::TenantData& data, audit::AuditLog& audit, const Clock& clock,
                  PaymentGateway& gateway, Settings settings, std::function<void()> events_committed)
     : impl_(new Impl{
-          control, data, audit, clock, gateway, std::move(settings), std::move(events_committed), {}, {}, {}, {}, {}}) {}
+          control, data, audit, clock, gateway, std::move(settings), std::move(events_committed), {}, {}, {}, {}, {}}) {
+}
 
 Billing::~Billing() = default;
 
@@ -2021,15 +2022,14 @@ void Billing::on_plan_changed(std::function<void(const std::string& tenant_id)> 
 
 Result<PlanInForce> Billing::plan_in_force(const tenancy::Tenant& tenant) {
   std::optional<PlanInForce> out;
-  auto r = impl_->tenant(
-      tenant.id,
-      [&](TenantTransaction& tx) -> Result<void> {
-        auto in_force = plan_in_force(tx, tenant.plan);
-        if (!in_force) return std::unexpected(in_force.error());
-        out = std::move(*in_force);
-        return {};
-      },
-      {.read_only = true});
+  auto r = impl_->tenant(tenant.id,
+                         [&](TenantTransaction& tx) -> Result<void> {
+                           auto in_force = plan_in_force(tx, tenant.plan);
+                           if (!in_force) return std::unexpected(in_force.error());
+                           out = std::move(*in_force);
+                           return {};
+                         },
+                         {.read_only = true});
   if (!r) return std::unexpected(r.error());
   return std::move(*out);
 }

@@ -117,17 +117,18 @@ Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, c
 }
 
 Result<std::vector<Invitation>> InvitationStore::list(const std::string& tenant_id) {
-  return storage::transact_value<std::vector<Invitation>>(
-      db_,
-      [&](Transaction& tx) -> Result<std::vector<Invitation>> {
-        if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return std::unexpected(s.error());
-        auto rs = tx.execute(k_list, {Value(tenant_id)});
-        if (!rs) return std::unexpected(rs.error());
-        std::vector<Invitation> out;
-        for (std::size_t r = 0; r < rs->rows.size(); ++r) out.push_back(from_row(*rs, r));
-        return out;
-      },
-      {.read_only = true});
+  return storage::transact_value<std::vector<Invitation>>(db_,
+                                                          [&](Transaction& tx) -> Result<std::vector<Invitation>> {
+                                                            if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s)
+                                                              return std::unexpected(s.error());
+                                                            auto rs = tx.execute(k_list, {Value(tenant_id)});
+                                                            if (!rs) return std::unexpected(rs.error());
+                                                            std::vector<Invitation> out;
+                                                            for (std::size_t r = 0; r < rs->rows.size(); ++r)
+                                                              out.push_back(from_row(*rs, r));
+                                                            return out;
+                                                          },
+                                                          {.read_only = true});
 }
 
 Result<void> InvitationStore::revoke(const std::string& tenant_id, const std::string& id,

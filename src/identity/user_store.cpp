@@ -168,15 +168,14 @@ Result<User> UserStore::find_by_email(const std::string& email) {
 }
 
 Result<std::optional<Role>> UserStore::role_in(const std::string& tenant_id, const std::string& user_id) {
-  return in_tenant<std::optional<Role>>(
-      db_, tenant_id,
-      [&](Transaction& tx) -> Result<std::optional<Role>> {
-        auto rs = tx.execute(k_role, {Value(tenant_id), Value(user_id)});
-        if (!rs) return std::unexpected(rs.error());
-        if (rs->empty()) return std::optional<Role>();
-        return parse_role(rs->text_at(0, 0).value_or(""));
-      },
-      {.read_only = true});
+  return in_tenant<std::optional<Role>>(db_, tenant_id,
+                                        [&](Transaction& tx) -> Result<std::optional<Role>> {
+                                          auto rs = tx.execute(k_role, {Value(tenant_id), Value(user_id)});
+                                          if (!rs) return std::unexpected(rs.error());
+                                          if (rs->empty()) return std::optional<Role>();
+                                          return parse_role(rs->text_at(0, 0).value_or(""));
+                                        },
+                                        {.read_only = true});
 }
 
 Result<Member> UserStore::add_member(const std::string& tenant_id, const std::string& email_in, const std::string& name,
@@ -228,9 +227,11 @@ Result<Member> UserStore::insert_membership(Transaction& tx, const std::string& 
 
 Result<Member> UserStore::get_member(const std::string& tenant_id, const std::string& user_id) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
-  return in_tenant<Member>(
-      db_, tenant_id, [&](Transaction& tx) { return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)})); },
-      {.read_only = true});
+  return in_tenant<Member>(db_, tenant_id,
+                           [&](Transaction& tx) {
+                             return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+                           },
+                           {.read_only = true});
 }
 
 Result<MemberPage> UserStore::list_members(const std::string& tenant_id, const std::optional<std::string>& after,

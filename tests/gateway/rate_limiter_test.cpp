@@ -28,8 +28,8 @@ std::string unique_prefix() {
          std::to_string(counter++) + ":";
 }
 
-#define REQUIRE_REDIS(url)                                                                                      \
-  const auto url = test::redis_url();                                                                           \
+#define REQUIRE_REDIS(url)            \
+  const auto url = test::redis_url(); \
   ATRIUM_MISSING_SERVICE(!url, "ATRIUM_TEST_REDIS_URL");
 
 // Every limiter must pass these, exactly: both read a ManualClock (the in-process one its monotonic time, the

@@ -402,13 +402,14 @@ TEST_F(RlsIsolationTest, OnlyTheServingRoleMayCallTheDefinerFunctions) {
   Pg superuser(superuser_url_);
   ASSERT_EQ(superuser.connect_error(), "");
   auto open_to_all = superuser.must(
-      "SELECT p.proname FROM pg_proc p CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+      "SELECT p.proname FROM pg_proc p CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) "
+      "a "
       "WHERE p.pronamespace = 'public'::regnamespace AND a.grantee = 0 AND a.privilege_type = 'EXECUTE' ORDER BY 1");
   std::string names;
   for (std::size_t i = 0; i < open_to_all.rows.size(); ++i) names += open_to_all.text(i, 0) + " ";
   EXPECT_EQ(names, "");
-  auto definers = superuser.must(
-      "SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND prosecdef");
+  auto definers =
+      superuser.must("SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND prosecdef");
   EXPECT_GE(definers.number(), 4);
 
   // A role of the same cluster that is not the serving role is refused; the serving role is not.
