@@ -1,0 +1,449 @@
+#include "billing/catalog/sql.hpp"
+#include "billing/detail/state.hpp"
+
+namespace atrium::billing {
+
+Result<Plan> Billing::Impl::plan_version(Transaction& tx, const std::string& plan_id, int version) {
+  const std::string key = plan_id + ":" + std::to_string(version);
+  {
+    std::lock_guard lock(plan_mutex);
+    if (auto it = plan_versions.find(key); it != plan_versions.end()) return it->second;
+  }
+  auto r = tx.execute(k_plan_get, {Value(plan_id), Value(std::int64_t{version})});
+  if (!r) return std::unexpected(r.error());
+  if (r->empty()) return fail(Errc::not_found, "no plan " + plan_id + " version " + std::to_string(version));
+  auto plan = read_plan(*r, 0);
+  if (!plan) return plan;
+  std::lock_guard lock(plan_mutex);
+  plan_versions.emplace(key, *plan);
+  return plan;
+}
+
+Result<Plan> Billing::Impl::plan_current(Transaction& tx, const std::string& id_or_code) {
+  auto r = tx.execute(k_plan_get, {Value(id_or_code), Value()});
+  if (!r) return std::unexpected(r.error());
+  if (r->empty()) return fail(Errc::not_found, "no plan '" + id_or_code + "'");
+  return read_plan(*r, 0);
+}
+
+Result<std::optional<Coupon>> Billing::Impl::coupon(Transaction& tx, const std::string& id) {
+  auto r = tx.execute(k_coupon_get, {Value(id)});
+  if (!r) return std::unexpected(r.error());
+  if (r->empty()) return std::optional<Coupon>();
+  return std::optional<Coupon>(read_coupon(*r, 0));
+}
+
+Result<std::optional<TaxRateRow>> Billing::Impl::tax_for(Transaction& tx, const Account& account) {
+  if (account.country.empty()) return std::optional<TaxRateRow>();
+  if (!account.region.empty()) {
+    auto r = tx.execute(k_tax_get, {Value(account.country), Value(account.region)});
+    if (!r) return std::unexpected(r.error());
+    if (!r->empty()) return std::optional<TaxRateRow>(read_tax(*r, 0));
+  }
+  auto r = tx.execute(k_tax_get, {Value(account.country), Value(std::string())});
+  if (!r) return std::unexpected(r.error());
+  if (r->empty()) return std::optional<TaxRateRow>();
+  return std::optional<TaxRateRow>(read_tax(*r, 0));
+}
+
+// ---- catalog ----------------------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::array<std::string_view, 5> k_tiers{"free", "starter", "professional", "business", "enterprise"};
+
+// Reads the price fields of a plan (all of them for a new plan; the given ones over `base` for an update).
+Result<PlanPrice> parse_price(const Json& input, const PlanPrice& base, bool creating) {
+  PlanPrice p = base;
+  auto currency = text_member(input, "currency", 3);
+  if (!currency) return std::unexpected(currency.error());
+  if (*currency) {
+    if (!valid_currency(**currency))
+      return fail(Errc::invalid_argument, "currency must be an ISO 4217 code such as USD");
+    p.currency = **currency;
+  } else if (creating) {
+    return fail(Errc::invalid_argument, "currency is required");
+  }
+  auto interval = text_member(input, "interval", 20);
+  if (!interval) return std::unexpected(interval.error());
+  if (*interval) {
+    auto i = parse_interval(**interval);
+    if (!i) return fail(Errc::invalid_argument, "interval must be monthly, quarterly or annual");
+    p.interval = *i;
+  }
+  auto base_price = int_member(input, "base_price", 0, k_max_amount);
+  if (!base_price) return std::unexpected(base_price.error());
+  if (*base_price) {
+    p.base_price = **base_price;
+  } else if (creating) {
+    return fail(Errc::invalid_argument, "base_price is required (minor units, e.g. 4900 for 49.00)");
+  }
+  auto seats = int_member(input, "included_seats", 0, 1'000'000);
+  if (!seats) return std::unexpected(seats.error());
+  if (*seats) p.included_seats = **seats;
+  auto seat_price = int_member(input, "seat_price", 0, k_max_amount);
+  if (!seat_price) return std::unexpected(seat_price.error());
+  if (*seat_price) p.seat_price = **seat_price;
+  auto trial = int_member(input, "trial_days", 0, 730);
+  if (!trial) return std::unexpected(trial.error());
+  if (*trial) p.trial_days = static_cast<int>(**trial);
+  if (auto it = input.find("features"); it != input.end()) {
+    if (auto r = check_limit_values(*it, "features", {"apiCalls", "storage", "support", "sla"}); !r) {
+      return std::unexpected(r.error());
+    }
+    p.features = *it;
+  }
+  if (auto it = input.find("limits"); it != input.end()) {
+    if (auto r = check_limit_values(*it, "limits",
+                                    {"projects", "integrations", "customDomains", "requestsPerSecond", "burst"});
+        !r) {
+      return std::unexpected(r.error());
+    }
+    p.limits = *it;
+  }
+  if (auto it = input.find("metered_prices"); it != input.end()) {
+    auto m = parse_metered_list(*it);
+    if (!m) return std::unexpected(m.error());
+    p.metered = std::move(*m);
+  }
+  if (auto it = input.find("quotas"); it != input.end()) {
+    auto q = parse_quotas(*it);
+    if (!q) return std::unexpected(q.error());
+    p.quotas = std::move(*q);
+  }
+  if (auto it = input.find("dunning"); it != input.end()) {
+    auto d = parse_dunning(*it);
+    if (!d) return std::unexpected(d.error());
+    p.dunning = std::move(*d);
+  }
+  return p;
+}
+
+Result<void> plan_members(const Json& input) {
+  return only_members(input, {"code", "name", "tier", "active", "currency", "interval", "base_price", "included_seats",
+                              "seat_price", "trial_days", "features", "limits", "metered_prices", "quotas", "dunning"});
+}
+
+bool same_price(const PlanPrice& a, const PlanPrice& b) {
+  return a.currency == b.currency && a.interval == b.interval && a.base_price == b.base_price &&
+         a.included_seats == b.included_seats && a.seat_price == b.seat_price && a.trial_days == b.trial_days &&
+         a.features == b.features && a.limits == b.limits && metered_json(a.metered) == metered_json(b.metered) &&
+         quotas_json(a.quotas) == quotas_json(b.quotas) && dunning_json(a.dunning) == dunning_json(b.dunning);
+}
+
+Result<void> insert_version(Transaction& tx, const std::string& plan_id, const PlanPrice& p) {
+  auto r = tx.execute(
+      k_plan_version_insert,
+      {Value(plan_id), Value(std::int64_t{p.version}), Value(p.currency), Value(std::string(interval_name(p.interval))),
+       Value(p.base_price), Value(p.included_seats), Value(p.seat_price), Value(std::int64_t{p.trial_days}),
+       Value(p.features.dump()), Value(p.limits.dump()), Value(metered_json(p.metered).dump()),
+       Value(dunning_json(p.dunning).dump()), Value(p.created_at), Value(quotas_json(p.quotas).dump())});
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+bool valid_code(std::string_view code) {
+  if (code.empty() || code.size() > 64) return false;
+  for (char c : code) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<Plan> Billing::create_plan(const Json& input, const audit::Context& who) {
+  if (auto r = plan_members(input); !r) return std::unexpected(r.error());
+  auto code = text_member(input, "code", 64);
+  if (!code) return std::unexpected(code.error());
+  if (!*code || !valid_code(**code)) {
+    return fail(Errc::invalid_argument, "code is required: 1-64 letters, digits, '-' or '_'");
+  }
+  auto name = text_member(input, "name", 200);
+  if (!name) return std::unexpected(name.error());
+  if (!*name || (*name)->empty()) return fail(Errc::invalid_argument, "name is required");
+  auto tier = text_member(input, "tier", 20);
+  if (!tier) return std::unexpected(tier.error());
+  if (!*tier || std::find(k_tiers.begin(), k_tiers.end(), **tier) == k_tiers.end()) {
+    return fail(Errc::invalid_argument, "tier must be free, starter, professional, business or enterprise");
+  }
+  auto active = bool_member(input, "active");
+  if (!active) return std::unexpected(active.error());
+  auto price = parse_price(input, PlanPrice{}, true);
+  if (!price) return std::unexpected(price.error());
+  Plan plan;
+  plan.id = new_uuid_v7(impl_->clock);
+  plan.code = **code;
+  plan.name = **name;
+  plan.tier = **tier;
+  plan.active = active->value_or(true);
+  plan.created_at = plan.updated_at = impl_->now();
+  plan.price = *price;
+  plan.price.version = 1;
+  plan.price.created_at = plan.created_at;
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
+    auto ins = tx.execute(k_plan_insert, {Value(plan.id), Value(plan.code), Value(plan.name), Value(plan.tier),
+                                          Value(plan.active), Value(std::int64_t{1}), Value(plan.created_at)});
+    if (!ins) {
+      if (ins.error().code == Errc::unique_violation) return fail(Errc::conflict, "a plan with this code exists");
+      return std::unexpected(ins.error());
+    }
+    if (auto v = insert_version(tx, plan.id, plan.price); !v) return v;
+    audit::Event e{.action = "plan.created", .resource_type = "plan", .resource_id = plan.id};
+    e.changes = audit::created_changes(to_json(plan));
+    return impl_->audit.append(tx, who, e);
+  });
+  if (!r) return std::unexpected(r.error());
+  return plan;
+}
+
+Result<Plan> Billing::update_plan(const std::string& id, const Json& input, const audit::Context& who) {
+  if (auto r = plan_members(input); !r) return std::unexpected(r.error());
+  if (input.contains("code")) return fail(Errc::invalid_argument, "code cannot change");
+  std::optional<Plan> out;
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
+    // Locked on PostgreSQL: two concurrent price changes make versions n+1 and n+2, not a duplicate n+1.
+    auto locked = tx.backend() == storage::Backend::postgres ? tx.execute(k_plan_get_locked, {Value(id)})
+                                                             : tx.execute(k_plan_get, {Value(id), Value()});
+    if (!locked) return std::unexpected(locked.error());
+    if (locked->empty()) return fail(Errc::not_found, "no plan '" + id + "'");
+    auto before = read_plan(*locked, 0);
+    if (!before) return std::unexpected(before.error());
+    Plan plan = *before;
+    auto name = text_member(input, "name", 200);
+    if (!name) return std::unexpected(name.error());
+    if (*name) {
+      if ((*name)->empty()) return fail(Errc::invalid_argument, "name must not be empty");
+      plan.name = **name;
+    }
+    auto tier = text_member(input, "tier", 20);
+    if (!tier) return std::unexpected(tier.error());
+    if (*tier) {
+      if (std::find(k_tiers.begin(), k_tiers.end(), **tier) == k_tiers.end()) {
+        return fail(Errc::invalid_argument, "tier must be free, starter, professional, business or enterprise");
+      }
+      plan.tier = **tier;
+    }
+    auto active = bool_member(input, "active");
+    if (!active) return std::unexpected(active.error());
+    if (*active) plan.active = **active;
+    auto price = parse_price(input, before->price, false);
+    if (!price) return std::unexpected(price.error());
+    plan.updated_at = impl_->now();
+    if (!same_price(*price, before->price)) {
+      plan.price = *price;
+      plan.price.version = before->price.version + 1;
+      plan.price.created_at = plan.updated_at;
+      if (auto v = insert_version(tx, plan.id, plan.price); !v) return v;
+    }
+    auto up = tx.execute(k_plan_update, {Value(plan.id), Value(plan.name), Value(plan.tier), Value(plan.active),
+                                         Value(std::int64_t{plan.price.version}), Value(plan.updated_at)});
+    if (!up) return std::unexpected(up.error());
+    audit::Event e{.action = "plan.updated", .resource_type = "plan", .resource_id = plan.id};
+    Json a = to_json(*before), b = to_json(plan);
+    for (auto it = b.begin(); it != b.end(); ++it) {
+      if (it.key() != "updated_at") audit::add_change(e.changes, it.key(), a[it.key()], it.value());
+    }
+    if (auto ap = impl_->audit.append(tx, who, e); !ap) return ap;
+    out = std::move(plan);
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  return *out;
+}
+
+Result<std::vector<Plan>> Billing::list_plans(bool include_inactive) {
+  std::vector<Plan> out;
+  auto r = impl_->catalog(
+      [&](Transaction& tx) -> Result<void> {
+        auto rows = tx.execute(k_plan_list, {Value(include_inactive)});
+        if (!rows) return std::unexpected(rows.error());
+        for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+          auto p = read_plan(*rows, i);
+          if (!p) return std::unexpected(p.error());
+          out.push_back(std::move(*p));
+        }
+        return {};
+      },
+      {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<Plan> Billing::get_plan(const std::string& id_or_code, std::optional<int> version) {
+  std::optional<Plan> out;
+  auto r = impl_->catalog(
+      [&](Transaction& tx) -> Result<void> {
+        auto rows = tx.execute(k_plan_get, {Value(id_or_code), version ? Value(std::int64_t{*version}) : Value()});
+        if (!rows) return std::unexpected(rows.error());
+        if (rows->empty()) return fail(Errc::not_found, "no plan '" + id_or_code + "'");
+        auto p = read_plan(*rows, 0);
+        if (!p) return std::unexpected(p.error());
+        out = std::move(*p);
+        return {};
+      },
+      {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return *out;
+}
+
+Result<Coupon> Billing::create_coupon(const Json& input, const audit::Context& who) {
+  if (auto r = only_members(input, {"code", "name", "percent_off_bps", "amount_off", "currency", "duration",
+                                    "duration_months", "max_redemptions", "redeem_by"});
+      !r) {
+    return std::unexpected(r.error());
+  }
+  Coupon c;
+  auto code = text_member(input, "code", 64);
+  if (!code) return std::unexpected(code.error());
+  if (!*code || !valid_code(**code))
+    return fail(Errc::invalid_argument, "code is required: 1-64 letters, digits, '-' or '_'");
+  c.code = **code;
+  auto name = text_member(input, "name", 200);
+  if (!name) return std::unexpected(name.error());
+  c.name = name->value_or(c.code);
+  auto pct = int_member(input, "percent_off_bps", 1, 10000);
+  if (!pct) return std::unexpected(pct.error());
+  auto amount = int_member(input, "amount_off", 1, k_max_amount);
+  if (!amount) return std::unexpected(amount.error());
+  if (pct->has_value() == amount->has_value()) {
+    return fail(Errc::invalid_argument, "give exactly one of percent_off_bps (1-10000) and amount_off");
+  }
+  c.percent_off_bps = pct->value_or(0);
+  c.amount_off = amount->value_or(0);
+  auto currency = text_member(input, "currency", 3);
+  if (!currency) return std::unexpected(currency.error());
+  if (c.amount_off > 0) {
+    if (!*currency || !valid_currency(**currency)) {
+      return fail(Errc::invalid_argument, "currency (ISO 4217) is required with amount_off");
+    }
+    c.currency = **currency;
+  }
+  auto duration = text_member(input, "duration", 20);
+  if (!duration) return std::unexpected(duration.error());
+  c.duration = duration->value_or("once");
+  if (c.duration != "once" && c.duration != "repeating" && c.duration != "forever") {
+    return fail(Errc::invalid_argument, "duration must be once, repeating or forever");
+  }
+  auto months = int_member(input, "duration_months", 1, 120);
+  if (!months) return std::unexpected(months.error());
+  if (c.duration == "repeating" && !*months) {
+    return fail(Errc::invalid_argument, "duration_months (1-120) is required with duration repeating");
+  }
+  c.duration_months = static_cast<int>(months->value_or(0));
+  auto max = int_member(input, "max_redemptions", 1, k_max_amount);
+  if (!max) return std::unexpected(max.error());
+  c.max_redemptions = *max;
+  auto redeem_by = time_member(input, "redeem_by");
+  if (!redeem_by) return std::unexpected(redeem_by.error());
+  c.redeem_by = *redeem_by;
+  c.id = new_uuid_v7(impl_->clock);
+  c.created_at = impl_->now();
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
+    auto ins = tx.execute(k_coupon_insert,
+                          {Value(c.id), Value(c.code), Value(c.name), Value(c.percent_off_bps), Value(c.amount_off),
+                           Value(c.currency), Value(c.duration), Value(std::int64_t{c.duration_months}),
+                           opt(c.max_redemptions), opt(c.redeem_by), Value(true), Value(c.created_at)});
+    if (!ins) {
+      if (ins.error().code == Errc::unique_violation) return fail(Errc::conflict, "a coupon with this code exists");
+      return std::unexpected(ins.error());
+    }
+    audit::Event e{.action = "coupon.created", .resource_type = "coupon", .resource_id = c.id};
+    e.changes = audit::created_changes(to_json(c));
+    return impl_->audit.append(tx, who, e);
+  });
+  if (!r) return std::unexpected(r.error());
+  return c;
+}
+
+Result<std::vector<Coupon>> Billing::list_coupons() {
+  std::vector<Coupon> out;
+  auto r = impl_->catalog(
+      [&](Transaction& tx) -> Result<void> {
+        auto rows = tx.execute(k_coupon_list);
+        if (!rows) return std::unexpected(rows.error());
+        for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(read_coupon(*rows, i));
+        return {};
+      },
+      {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<Coupon> Billing::deactivate_coupon(const std::string& id, const audit::Context& who) {
+  std::optional<Coupon> out;
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
+    auto c = impl_->coupon(tx, id);
+    if (!c) return std::unexpected(c.error());
+    if (!*c) return fail(Errc::not_found, "no coupon " + id);
+    auto up = tx.execute(k_coupon_deactivate, {Value((*c)->id), Value(false)});
+    if (!up) return std::unexpected(up.error());
+    audit::Event e{.action = "coupon.deactivated", .resource_type = "coupon", .resource_id = (*c)->id};
+    audit::add_change(e.changes, "active", (*c)->active, false);
+    if (auto a = impl_->audit.append(tx, who, e); !a) return a;
+    (*c)->active = false;
+    out = **c;
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  return *out;
+}
+
+Result<TaxRateRow> Billing::put_tax_rate(const Json& input, const audit::Context& who) {
+  if (auto r = only_members(input, {"country", "region", "name", "bps", "inclusive"}); !r) {
+    return std::unexpected(r.error());
+  }
+  TaxRateRow t;
+  auto country = text_member(input, "country", 2);
+  if (!country) return std::unexpected(country.error());
+  if (!*country || (*country)->size() != 2 || !std::isupper(static_cast<unsigned char>((**country)[0])) ||
+      !std::isupper(static_cast<unsigned char>((**country)[1]))) {
+    return fail(Errc::invalid_argument, "country must be an ISO 3166-1 alpha-2 code such as DE");
+  }
+  t.country = **country;
+  auto region = text_member(input, "region", 10);
+  if (!region) return std::unexpected(region.error());
+  t.region = region->value_or("");
+  auto name = text_member(input, "name", 100);
+  if (!name) return std::unexpected(name.error());
+  t.name = name->value_or("Tax");
+  auto bps = int_member(input, "bps", 0, 10000);
+  if (!bps) return std::unexpected(bps.error());
+  if (!*bps) return fail(Errc::invalid_argument, "bps is required (basis points: 1900 = 19%)");
+  t.bps = **bps;
+  auto inclusive = bool_member(input, "inclusive");
+  if (!inclusive) return std::unexpected(inclusive.error());
+  t.inclusive = inclusive->value_or(false);
+  t.id = new_uuid_v7(impl_->clock);
+  t.created_at = impl_->now();
+  std::optional<TaxRateRow> out;
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
+    auto ins = tx.execute(k_tax_upsert, {Value(t.id), Value(t.country), Value(t.region), Value(t.name), Value(t.bps),
+                                         Value(t.inclusive), Value(t.created_at)});
+    if (!ins) return std::unexpected(ins.error());
+    auto row = tx.execute(k_tax_get, {Value(t.country), Value(t.region)});
+    if (!row) return std::unexpected(row.error());
+    out = read_tax(*row, 0);
+    audit::Event e{.action = "tax_rate.updated", .resource_type = "tax_rate", .resource_id = out->id};
+    e.changes = audit::created_changes(to_json(*out));
+    return impl_->audit.append(tx, who, e);
+  });
+  if (!r) return std::unexpected(r.error());
+  return *out;
+}
+
+Result<std::vector<TaxRateRow>> Billing::list_tax_rates() {
+  std::vector<TaxRateRow> out;
+  auto r = impl_->catalog(
+      [&](Transaction& tx) -> Result<void> {
+        auto rows = tx.execute(k_tax_list);
+        if (!rows) return std::unexpected(rows.error());
+        for (std::size_t i = 0; i < rows->rows.size(); ++i) out.push_back(read_tax(*rows, i));
+        return {};
+      },
+      {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+}  // namespace atrium::billing

@@ -1,0 +1,421 @@
+#include "billing/detail/state.hpp"
+
+namespace atrium::billing::detail {
+
+std::optional<std::int64_t> opt_int(const storage::ResultSet& r, std::size_t row, std::size_t col) {
+  return r.int_at(row, col);
+}
+std::optional<std::string> opt_text(const storage::ResultSet& r, std::size_t row, std::size_t col) {
+  return r.text_at(row, col);
+}
+bool bool_at(const storage::ResultSet& r, std::size_t row, std::size_t col) {
+  if (auto b = r.bool_at(row, col)) return *b;
+  return r.int_at(row, col).value_or(0) != 0;
+}
+Json parse_stored(const std::string& text, Json fallback) {
+  std::string error;
+  auto parsed = parse_json(text, {}, &error);
+  return parsed ? std::move(*parsed) : std::move(fallback);
+}
+std::vector<std::string> string_list(const Json& j) {
+  std::vector<std::string> out;
+  if (!j.is_array()) return out;
+  for (const auto& e : j) {
+    if (e.is_string()) out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+Json time_json(std::optional<Instant> t) {
+  if (!t) return nullptr;
+  return format_rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(*t)));
+}
+Instant seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+Json metered_json(const std::vector<MeteredPrice>& prices) {
+  Json out = Json::array();
+  for (const auto& p : prices) {
+    Json j{{"metric", p.metric}, {"model", std::string(price_model_name(p.model))}};
+    if (p.model == PriceModel::per_unit || p.model == PriceModel::package) j["unit_amount"] = p.unit_amount;
+    if (p.model == PriceModel::package) j["package_size"] = p.package_size;
+    if (p.model == PriceModel::graduated || p.model == PriceModel::volume) {
+      Json tiers = Json::array();
+      for (const auto& t : p.tiers) {
+        tiers.push_back({{"up_to", t.up_to ? Json(*t.up_to) : Json("inf")},
+                         {"unit_amount", t.unit_amount},
+                         {"flat_amount", t.flat_amount}});
+      }
+      j["tiers"] = tiers;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Json dunning_json(const DunningPolicy& d) {
+  return {{"retry_schedule_hours", d.retry_hours},
+          {"final_action", d.final_action == FinalAction::cancel ? "cancel" : "unpaid"}};
+}
+
+Result<void> only_members(const Json& input, std::initializer_list<std::string_view> allowed) {
+  if (!input.is_object()) return fail(Errc::invalid_argument, "the body must be a JSON object");
+  for (auto it = input.begin(); it != input.end(); ++it) {
+    if (std::find(allowed.begin(), allowed.end(), it.key()) == allowed.end()) {
+      return fail(Errc::invalid_argument, "unknown member '" + it.key() + "'");
+    }
+  }
+  return {};
+}
+
+Result<std::optional<std::string>> text_member(const Json& input, const char* name, std::size_t max) {
+  auto it = input.find(name);
+  if (it == input.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) return fail(Errc::invalid_argument, std::string(name) + " must be a string");
+  auto s = it->get<std::string>();
+  if (s.size() > max) return fail(Errc::invalid_argument, std::string(name) + " is longer than " + std::to_string(max));
+  return s;
+}
+
+Result<std::optional<std::int64_t>> int_member(const Json& input, const char* name, std::int64_t min,
+                                               std::int64_t max) {
+  auto it = input.find(name);
+  if (it == input.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number_integer()) return fail(Errc::invalid_argument, std::string(name) + " must be an integer");
+  std::int64_t v = 0;
+  if (it->is_number_unsigned()) {
+    if (it->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return fail(Errc::invalid_argument, std::string(name) + " is out of range");
+    }
+  }
+  v = it->get<std::int64_t>();
+  if (v < min || v > max) {
+    return fail(Errc::invalid_argument,
+                std::string(name) + " must be between " + std::to_string(min) + " and " + std::to_string(max));
+  }
+  return v;
+}
+
+Result<std::optional<bool>> bool_member(const Json& input, const char* name) {
+  auto it = input.find(name);
+  if (it == input.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) return fail(Errc::invalid_argument, std::string(name) + " must be true or false");
+  return it->get<bool>();
+}
+
+Result<std::optional<Instant>> time_member(const Json& input, const char* name) {
+  auto text = text_member(input, name, 64);
+  if (!text) return std::unexpected(text.error());
+  if (!*text) return std::nullopt;
+  auto t = parse_rfc3339(**text);
+  if (!t) return fail(Errc::invalid_argument, std::string(name) + " must be an RFC 3339 date-time");
+  return seconds(*t);
+}
+
+Result<void> check_limit_values(const Json& obj, const char* what, std::initializer_list<std::string_view> known) {
+  if (!obj.is_object()) return fail(Errc::invalid_argument, std::string(what) + " must be an object");
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    if (std::find(known.begin(), known.end(), it.key()) == known.end()) {
+      return fail(Errc::invalid_argument, std::string(what) + "." + it.key() + " is not a known " + what);
+    }
+    const Json& v = it.value();
+    const bool unlimited = v.is_string() && v.get<std::string>() == "unlimited";
+    const bool count = v.is_number_integer() && v.get<std::int64_t>() >= 0;
+    const bool text_ok =
+        v.is_string() && (it.key() == "support" || it.key() == "sla") && v.get<std::string>().size() <= 64;
+    if (!unlimited && !count && !text_ok) {
+      return fail(Errc::invalid_argument,
+                  std::string(what) + "." + it.key() + " must be a non-negative integer or \"unlimited\"");
+    }
+  }
+  return {};
+}
+
+Result<MeteredPrice> parse_metered(const Json& j) {
+  if (!j.is_object()) return fail(Errc::invalid_argument, "metered_prices entries must be objects");
+  if (auto r = only_members(j, {"metric", "model", "unit_amount", "package_size", "tiers"}); !r) {
+    return std::unexpected(r.error());
+  }
+  MeteredPrice p;
+  auto metric = text_member(j, "metric", 100);
+  if (!metric) return std::unexpected(metric.error());
+  if (!*metric || (*metric)->empty()) return fail(Errc::invalid_argument, "metered_prices[].metric is required");
+  p.metric = **metric;
+  auto model = text_member(j, "model", 20);
+  if (!model) return std::unexpected(model.error());
+  auto parsed = parse_price_model(model->value_or(""));
+  if (!parsed)
+    return fail(Errc::invalid_argument, "metered_prices[].model must be per_unit, graduated, volume or package");
+  p.model = *parsed;
+  auto unit = int_member(j, "unit_amount", 0, k_max_amount);
+  if (!unit) return std::unexpected(unit.error());
+  p.unit_amount = unit->value_or(0);
+  auto size = int_member(j, "package_size", 1, k_max_amount);
+  if (!size) return std::unexpected(size.error());
+  p.package_size = size->value_or(1);
+  if (auto it = j.find("tiers"); it != j.end() && !it->is_null()) {
+    if (!it->is_array() || it->size() > 100) return fail(Errc::invalid_argument, "tiers must be an array of up to 100");
+    for (const auto& t : *it) {
+      if (!t.is_object()) return fail(Errc::invalid_argument, "tiers entries must be objects");
+      if (auto r = only_members(t, {"up_to", "unit_amount", "flat_amount"}); !r) return std::unexpected(r.error());
+      Tier tier;
+      if (auto u = t.find("up_to"); u != t.end() && !(u->is_string() && u->get<std::string>() == "inf")) {
+        auto up = int_member(t, "up_to", 1, k_max_amount);
+        if (!up) return std::unexpected(up.error());
+        tier.up_to = *up;
+      }
+      auto ua = int_member(t, "unit_amount", 0, k_max_amount);
+      if (!ua) return std::unexpected(ua.error());
+      auto fa = int_member(t, "flat_amount", 0, k_max_amount);
+      if (!fa) return std::unexpected(fa.error());
+      tier.unit_amount = ua->value_or(0);
+      tier.flat_amount = fa->value_or(0);
+      p.tiers.push_back(tier);
+    }
+  }
+  if (auto v = validate(p); !v) return std::unexpected(v.error());
+  return p;
+}
+
+Result<std::vector<MeteredPrice>> parse_metered_list(const Json& j) {
+  std::vector<MeteredPrice> out;
+  if (j.is_null()) return out;
+  if (!j.is_array() || j.size() > 50)
+    return fail(Errc::invalid_argument, "metered_prices must be an array of up to 50");
+  for (const auto& e : j) {
+    auto p = parse_metered(e);
+    if (!p) return std::unexpected(p.error());
+    for (const auto& other : out) {
+      if (other.metric == p->metric) {
+        return fail(Errc::invalid_argument, "metered_prices has two prices for metric " + p->metric);
+      }
+    }
+    out.push_back(std::move(*p));
+  }
+  return out;
+}
+
+Result<Plan> read_plan(const storage::ResultSet& r, std::size_t i) {
+  Plan p;
+  p.id = r.text_at(i, 0).value_or("");
+  p.code = r.text_at(i, 1).value_or("");
+  p.name = r.text_at(i, 2).value_or("");
+  p.tier = r.text_at(i, 3).value_or("");
+  p.active = bool_at(r, i, 4);
+  p.created_at = r.int_at(i, 5).value_or(0);
+  p.updated_at = r.int_at(i, 6).value_or(0);
+  p.price.version = static_cast<int>(r.int_at(i, 7).value_or(1));
+  p.price.currency = r.text_at(i, 8).value_or("");
+  p.price.interval = parse_interval(r.text_at(i, 9).value_or("")).value_or(Interval::monthly);
+  p.price.base_price = r.int_at(i, 10).value_or(0);
+  p.price.included_seats = r.int_at(i, 11).value_or(0);
+  p.price.seat_price = r.int_at(i, 12).value_or(0);
+  p.price.trial_days = static_cast<int>(r.int_at(i, 13).value_or(0));
+  p.price.features = parse_stored(r.text_at(i, 14).value_or("{}"), Json::object());
+  p.price.limits = parse_stored(r.text_at(i, 15).value_or("{}"), Json::object());
+  auto metered = parse_metered_list(parse_stored(r.text_at(i, 16).value_or("[]"), Json::array()));
+  if (!metered) return fail(Errc::internal, "stored metered prices: " + metered.error().message);
+  p.price.metered = std::move(*metered);
+  auto dunning = parse_dunning(parse_stored(r.text_at(i, 17).value_or("null"), nullptr));
+  if (!dunning) return fail(Errc::internal, "stored dunning policy: " + dunning.error().message);
+  p.price.dunning = std::move(*dunning);
+  p.price.created_at = r.int_at(i, 18).value_or(0);
+  auto quotas = parse_quotas(parse_stored(r.text_at(i, 19).value_or("{}"), Json::object()));
+  if (!quotas) return fail(Errc::internal, "stored quotas: " + quotas.error().message);
+  p.price.quotas = std::move(*quotas);
+  return p;
+}
+
+Coupon read_coupon(const storage::ResultSet& r, std::size_t i) {
+  Coupon c;
+  c.id = r.text_at(i, 0).value_or("");
+  c.code = r.text_at(i, 1).value_or("");
+  c.name = r.text_at(i, 2).value_or("");
+  c.percent_off_bps = r.int_at(i, 3).value_or(0);
+  c.amount_off = r.int_at(i, 4).value_or(0);
+  c.currency = r.text_at(i, 5).value_or("");
+  c.duration = r.text_at(i, 6).value_or("once");
+  c.duration_months = static_cast<int>(r.int_at(i, 7).value_or(0));
+  c.max_redemptions = opt_int(r, i, 8);
+  c.times_redeemed = r.int_at(i, 9).value_or(0);
+  c.redeem_by = opt_int(r, i, 10);
+  c.active = bool_at(r, i, 11);
+  c.created_at = r.int_at(i, 12).value_or(0);
+  return c;
+}
+
+TaxRateRow read_tax(const storage::ResultSet& r, std::size_t i) {
+  TaxRateRow t;
+  t.id = r.text_at(i, 0).value_or("");
+  t.country = r.text_at(i, 1).value_or("");
+  t.region = r.text_at(i, 2).value_or("");
+  t.name = r.text_at(i, 3).value_or("");
+  t.bps = r.int_at(i, 4).value_or(0);
+  t.inclusive = bool_at(r, i, 5);
+  t.created_at = r.int_at(i, 6).value_or(0);
+  return t;
+}
+
+Account read_account(const storage::ResultSet& r, std::size_t i) {
+  Account a;
+  a.tenant_id = r.text_at(i, 0).value_or("");
+  a.legal_name = r.text_at(i, 1).value_or("");
+  a.email = r.text_at(i, 2).value_or("");
+  a.address = string_list(parse_stored(r.text_at(i, 3).value_or("[]"), Json::array()));
+  a.country = r.text_at(i, 4).value_or("");
+  a.region = r.text_at(i, 5).value_or("");
+  a.currency = r.text_at(i, 6).value_or("");
+  a.tax_ids = string_list(parse_stored(r.text_at(i, 7).value_or("[]"), Json::array()));
+  a.payment_method = r.text_at(i, 8).value_or("");
+  a.credit_balance = r.int_at(i, 9).value_or(0);
+  a.proration = parse_proration_mode(r.text_at(i, 10).value_or("daily")).value_or(ProrationMode::daily);
+  a.test_mode = bool_at(r, i, 11);
+  a.created_at = r.int_at(i, 12).value_or(0);
+  a.updated_at = r.int_at(i, 13).value_or(0);
+  return a;
+}
+
+Subscription read_sub(const storage::ResultSet& r, std::size_t i) {
+  Subscription s;
+  s.tenant_id = r.text_at(i, 0).value_or("");
+  s.id = r.text_at(i, 1).value_or("");
+  s.plan_id = r.text_at(i, 2).value_or("");
+  s.plan_version = static_cast<int>(r.int_at(i, 3).value_or(1));
+  s.status = parse_status(r.text_at(i, 4).value_or("")).value_or(Status::active);
+  s.seats = r.int_at(i, 5).value_or(1);
+  s.anchor = r.int_at(i, 6).value_or(0);
+  s.cycle = r.int_at(i, 7).value_or(0);
+  s.current_period_start = r.int_at(i, 8).value_or(0);
+  s.current_period_end = r.int_at(i, 9).value_or(0);
+  s.trial_end = opt_int(r, i, 10);
+  s.cancel_at_period_end = bool_at(r, i, 11);
+  s.cancelled_at = opt_int(r, i, 12);
+  s.paused_at = opt_int(r, i, 13);
+  s.coupon_id = opt_text(r, i, 14);
+  s.coupon_start = opt_int(r, i, 15);
+  s.coupon_uses = r.int_at(i, 16).value_or(0);
+  s.test_clock_id = opt_text(r, i, 17);
+  s.created_at = r.int_at(i, 18).value_or(0);
+  s.updated_at = r.int_at(i, 19).value_or(0);
+  if (!r.is_null(i, 20)) s.period_discounted = bool_at(r, i, 20);
+  return s;
+}
+
+Invoice read_invoice(const storage::ResultSet& r, std::size_t i) {
+  Invoice v;
+  v.tenant_id = r.text_at(i, 0).value_or("");
+  v.id = r.text_at(i, 1).value_or("");
+  v.number = opt_text(r, i, 2);
+  v.subscription_id = opt_text(r, i, 3);
+  v.status = r.text_at(i, 5).value_or("");
+  v.billing_reason = r.text_at(i, 6).value_or("");
+  v.currency = r.text_at(i, 7).value_or("");
+  v.period_start = r.int_at(i, 8).value_or(0);
+  v.period_end = r.int_at(i, 9).value_or(0);
+  v.totals.subtotal = r.int_at(i, 10).value_or(0);
+  v.totals.discount = r.int_at(i, 11).value_or(0);
+  v.discount_label = r.text_at(i, 12).value_or("");
+  v.totals.tax = r.int_at(i, 13).value_or(0);
+  v.totals.tax_inclusive = bool_at(r, i, 14);
+  v.tax_label = r.text_at(i, 15).value_or("");
+  v.totals.total = r.int_at(i, 16).value_or(0);
+  v.totals.credit_applied = r.int_at(i, 17).value_or(0);
+  v.totals.credit_created = r.int_at(i, 18).value_or(0);
+  v.totals.amount_due = r.int_at(i, 19).value_or(0);
+  v.amount_paid = r.int_at(i, 20).value_or(0);
+  v.amount_remaining = r.int_at(i, 21).value_or(0);
+  v.attempt_count = static_cast<int>(r.int_at(i, 22).value_or(0));
+  v.next_payment_attempt = opt_int(r, i, 23);
+  v.customer = parse_stored(r.text_at(i, 24).value_or("{}"), Json::object());
+  v.memo = r.text_at(i, 25).value_or("");
+  v.test_clock_id = opt_text(r, i, 26);
+  v.created_at = r.int_at(i, 27).value_or(0);
+  v.finalized_at = opt_int(r, i, 28);
+  v.paid_at = opt_int(r, i, 29);
+  v.voided_at = opt_int(r, i, 30);
+  return v;
+}
+
+Line read_line(const storage::ResultSet& r, std::size_t i) {
+  Line l;
+  l.kind = parse_line_kind(r.text_at(i, 2).value_or("")).value_or(LineKind::one_off);
+  l.description = r.text_at(i, 3).value_or("");
+  l.quantity = r.int_at(i, 4).value_or(0);
+  l.unit_amount = r.int_at(i, 5).value_or(0);
+  l.amount = r.int_at(i, 6).value_or(0);
+  l.period_start = r.int_at(i, 7).value_or(0);
+  l.period_end = r.int_at(i, 8).value_or(0);
+  l.proration = bool_at(r, i, 9);
+  return l;
+}
+
+PaymentAttempt read_attempt(const storage::ResultSet& r, std::size_t i) {
+  PaymentAttempt a;
+  a.id = r.text_at(i, 0).value_or("");
+  a.invoice_id = r.text_at(i, 1).value_or("");
+  a.attempt = static_cast<int>(r.int_at(i, 2).value_or(0));
+  a.idempotency_key = r.text_at(i, 3).value_or("");
+  a.amount = r.int_at(i, 4).value_or(0);
+  a.currency = r.text_at(i, 5).value_or("");
+  a.payment_method = r.text_at(i, 6).value_or("");
+  a.status = r.text_at(i, 7).value_or("");
+  a.failure_code = r.text_at(i, 8).value_or("");
+  a.decline = r.text_at(i, 9).value_or("");
+  a.message = r.text_at(i, 10).value_or("");
+  a.reference = r.text_at(i, 11).value_or("");
+  a.created_at = r.int_at(i, 12).value_or(0);
+  a.completed_at = opt_int(r, i, 13);
+  return a;
+}
+
+CreditNote read_credit(const storage::ResultSet& r, std::size_t i) {
+  CreditNote c;
+  c.tenant_id = r.text_at(i, 0).value_or("");
+  c.id = r.text_at(i, 1).value_or("");
+  c.number = r.text_at(i, 2).value_or("");
+  c.invoice_id = r.text_at(i, 3).value_or("");
+  c.amount = r.int_at(i, 4).value_or(0);
+  c.method = r.text_at(i, 5).value_or("");
+  c.reason = r.text_at(i, 6).value_or("");
+  c.memo = r.text_at(i, 7).value_or("");
+  c.reference = r.text_at(i, 8).value_or("");
+  c.created_at = r.int_at(i, 9).value_or(0);
+  return c;
+}
+
+TestClock read_clock(const storage::ResultSet& r, std::size_t i) {
+  return TestClock{r.text_at(i, 0).value_or(""), r.text_at(i, 1).value_or(""), r.int_at(i, 2).value_or(0),
+                   r.int_at(i, 3).value_or(0)};
+}
+
+Result<std::int64_t> period_amount(const PlanPrice& price, std::int64_t seats) {
+  const std::int64_t extra = std::max<std::int64_t>(0, seats - price.included_seats);
+  auto seats_amount = multiply(extra, price.seat_price);
+  if (!seats_amount) return seats_amount;
+  return add(price.base_price, *seats_amount);
+}
+
+std::pair<Instant, std::int64_t> anchor_keeping_day(Instant first_end, int day, Interval interval) {
+  using namespace std::chrono;
+  const sys_seconds tp{std::chrono::seconds{first_end}};
+  const auto date = floor<days>(tp);
+  const auto time_of_day = tp - date;
+  const year_month_day ymd{date};
+  const std::chrono::year_month end_month{ymd.year(), ymd.month()};
+  for (std::int64_t k = 0; k <= 8; ++k) {
+    const std::chrono::year_month ym = end_month - months{k * interval_months(interval)};
+    if (static_cast<unsigned>((ym / last).day()) >= static_cast<unsigned>(day)) {
+      const sys_seconds anchor = sys_days{ym / std::chrono::day{static_cast<unsigned>(day)}} + time_of_day;
+      return {anchor.time_since_epoch().count(), k};
+    }
+  }
+  return {first_end, 0};  // unreachable: every 8 years hold a month of 31 days and a leap February
+}
+
+std::string invoice_number(int year_month_value, std::int64_t n, std::string_view prefix) {
+  std::string digits = std::to_string(n);
+  if (digits.size() < 6) digits.insert(0, 6 - digits.size(), '0');
+  return std::string(prefix) + "-" + std::to_string(year_month_value) + "-" + digits;
+}
+
+}  // namespace atrium::billing::detail

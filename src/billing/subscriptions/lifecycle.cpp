@@ -1,0 +1,118 @@
+#include "billing/detail/state.hpp"
+#include "billing/subscriptions/sql.hpp"
+
+namespace atrium::billing {
+
+Result<Subscription> Billing::Impl::subscription(TenantTransaction& tx, const std::string& id, bool lock) {
+  auto r = tx.execute(lock && postgres(tx) ? k_sub_get_locked : k_sub_get, {Value(id)});
+  if (!r) return std::unexpected(r.error());
+  if (r->empty()) return fail(Errc::not_found, "no subscription " + id);
+  return read_sub(*r, 0);
+}
+
+Result<TestClock> Billing::Impl::test_clock(TenantTransaction& tx, const std::string& id, bool lock) {
+  auto r = tx.execute(lock && postgres(tx) ? k_clock_get_locked : k_clock_get, {Value(id)});
+  if (!r) return std::unexpected(r.error());
+  if (r->empty()) return fail(Errc::not_found, "no test clock " + id);
+  return read_clock(*r, 0);
+}
+
+Result<Instant> Billing::Impl::now_for(TenantTransaction& tx, const std::optional<std::string>& clock_id) {
+  if (!clock_id) return now();
+  auto c = test_clock(tx, *clock_id);
+  if (!c) return std::unexpected(c.error());
+  return c->frozen_time;
+}
+
+bool Billing::Impl::allowed(Status from, Status to) {
+  switch (from) {
+    case Status::trial:
+      return to == Status::active || to == Status::paused || to == Status::cancelled || to == Status::past_due;
+    case Status::active: return to == Status::past_due || to == Status::paused || to == Status::cancelled;
+    case Status::past_due:
+      return to == Status::active || to == Status::paused || to == Status::cancelled || to == Status::unpaid;
+    case Status::paused:
+      return to == Status::trial || to == Status::active || to == Status::past_due || to == Status::cancelled;
+    case Status::unpaid: return to == Status::active || to == Status::cancelled;
+    case Status::cancelled: return false;
+  }
+  return false;
+}
+
+Result<void> Billing::Impl::transition(TenantTransaction& tx, Subscription& sub, Status to, std::string_view reason) {
+  if (!allowed(sub.status, to)) {
+    return fail(Errc::conflict, "a subscription cannot go from " + std::string(status_name(sub.status)) + " to " +
+                                    std::string(status_name(to)));
+  }
+  const Status from = sub.status;
+  sub.status = to;
+  mark_plan_changed(tx.tenant_id());  // a subscription that is cancelled (or comes back) moves the plan in force
+  return emit(tx, "subscription." + std::string(status_name(to)),
+              {{"subscription", to_json(sub)},
+               {"previous_status", std::string(status_name(from))},
+               {"reason", std::string(reason)}});
+}
+
+Result<void> Billing::Impl::save(TenantTransaction& tx, const Subscription& s, Instant now) {
+  auto r = tx.execute(
+      k_sub_update,
+      {Value(s.id), Value(s.plan_id), Value(std::int64_t{s.plan_version}), Value(std::string(status_name(s.status))),
+       Value(s.seats), Value(s.anchor), Value(s.cycle), Value(s.current_period_start), Value(s.current_period_end),
+       opt(s.trial_end), Value(s.cancel_at_period_end), opt(s.cancelled_at), opt(s.paused_at), opt(s.coupon_id),
+       opt(s.coupon_start), Value(s.coupon_uses), Value(now), opt(s.period_discounted)});
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+Result<void> Billing::Impl::advance_subscription(TenantTransaction& tx, Subscription& sub, Account& acct, Instant now,
+                                                 std::vector<PendingCharge>& charges, RunStats* stats) {
+  bool changed = false;
+  for (int guard = 0; guard < 1200; ++guard) {
+    if (sub.status != Status::trial && sub.status != Status::active && sub.status != Status::past_due) break;
+    if (sub.current_period_end > now) break;
+    changed = true;
+    const Instant t = sub.current_period_end;
+    if (sub.cancel_at_period_end) {
+      if (auto r = transition(tx, sub, Status::cancelled, "period_end"); !r) return r;
+      sub.cancelled_at = t;
+      if (stats) stats->cancelled += 1;
+      break;
+    }
+    auto plan = plan_version(raw(tx), sub.plan_id, sub.plan_version);
+    if (!plan) return std::unexpected(plan.error());
+    const bool ended_trial = sub.status == Status::trial;
+    const Instant ended_start = sub.current_period_start;
+    if (sub.status == Status::trial) {
+      if (auto r = transition(tx, sub, Status::active, "trial_ended"); !r) return r;
+      sub.anchor = t;
+      sub.cycle = 0;
+    }
+    sub.cycle += 1;
+    sub.current_period_start = t;
+    sub.current_period_end = boundary(sub.anchor, plan->price.interval, sub.cycle);
+    auto lines = cycle_lines(*plan, sub.seats, sub.current_period_start, sub.current_period_end);
+    if (!lines) return std::unexpected(lines.error());
+    std::vector<UsageRecord> usage;
+    // No usage for a trial, nor for the empty period an unpaid subscription restarts with when it is paid
+    // (settle_status): its successor starts at the same instant, and usage is recorded per period start.
+    auto used = usage_lines(tx, sub, *plan, ended_start, t, !ended_trial && ended_start < t, t, usage);
+    if (!used) return std::unexpected(used.error());
+    lines->insert(lines->end(), used->begin(), used->end());
+    IssueOptions o{.reason = "subscription_cycle",
+                   .period_start = sub.current_period_start,
+                   .period_end = sub.current_period_end,
+                   .cycle_key = sub.id + ":" + std::to_string(sub.current_period_start),
+                   .with_coupon = true};
+    auto inv = issue_invoice(tx, acct, &sub, std::move(*lines), o, t, &charges, true);
+    if (!inv) return std::unexpected(inv.error());
+    if (auto u = save_usage(tx, sub.id, usage, inv->id, t); !u) return u;
+    if (stats) {
+      stats->renewed += 1;
+      stats->invoices += 1;
+    }
+  }
+  if (!changed) return {};
+  return save(tx, sub, now);
+}
+
+}  // namespace atrium::billing

@@ -1,0 +1,331 @@
+#include "billing/catalog/sql.hpp"
+#include "billing/detail/state.hpp"
+#include "billing/invoicing/sql.hpp"
+#include "billing/subscriptions/sql.hpp"
+
+namespace atrium::billing {
+
+// ---- subscriptions ----------------------------------------------------------------------------------------------
+
+Result<Subscription> Billing::create_subscription(const std::string& tenant_id, const Json& input,
+                                                  const audit::Context& who) {
+  if (auto r = only_members(input, {"plan", "seats", "trial_days", "billing_anchor_day", "coupon", "test_clock_id"});
+      !r) {
+    return std::unexpected(r.error());
+  }
+  auto plan_ref = text_member(input, "plan", 64);
+  if (!plan_ref) return std::unexpected(plan_ref.error());
+  if (!*plan_ref) return fail(Errc::invalid_argument, "plan (a plan's code or id) is required");
+  auto seats_in = int_member(input, "seats", 1, 1'000'000);
+  if (!seats_in) return std::unexpected(seats_in.error());
+  auto trial_in = int_member(input, "trial_days", 0, 730);
+  if (!trial_in) return std::unexpected(trial_in.error());
+  auto anchor_day = int_member(input, "billing_anchor_day", 1, 31);
+  if (!anchor_day) return std::unexpected(anchor_day.error());
+  auto coupon_code = text_member(input, "coupon", 64);
+  if (!coupon_code) return std::unexpected(coupon_code.error());
+  auto clock_id = text_member(input, "test_clock_id", 64);
+  if (!clock_id) return std::unexpected(clock_id.error());
+  if (trial_in->value_or(0) > 0 && *anchor_day) {
+    return fail(Errc::invalid_argument, "billing_anchor_day cannot be combined with a trial (the trial's end anchors)");
+  }
+
+  Impl& s = *impl_;
+  Subscription sub;
+  std::vector<PendingCharge> charges;
+  Instant now = 0;
+  auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+    charges.clear();
+    sub = Subscription{};  // the body may run again after a serialization failure
+    auto acct_result = s.account(tx);
+    if (!acct_result) {
+      if (acct_result.error().code == Errc::not_found) return fail(Errc::conflict, acct_result.error().message);
+      return std::unexpected(acct_result.error());
+    }
+    Account acct = std::move(*acct_result);
+    auto plan = s.plan_current(Impl::raw(tx), **plan_ref);
+    if (!plan) {
+      if (plan.error().code == Errc::not_found) return fail(Errc::invalid_argument, plan.error().message);
+      return std::unexpected(plan.error());
+    }
+    if (!plan->active) return fail(Errc::invalid_argument, "plan " + plan->code + " is not available");
+    if (plan->price.currency != acct.currency) {
+      return fail(Errc::invalid_argument, "plan " + plan->code + " is priced in " + plan->price.currency +
+                                              " but the billing account's currency is " + acct.currency);
+    }
+    if (*clock_id) {
+      if (!acct.test_mode) return fail(Errc::conflict, "test clocks need a billing account in test mode");
+      auto c = s.test_clock(tx, **clock_id);
+      if (!c) {
+        if (c.error().code == Errc::not_found) return fail(Errc::invalid_argument, c.error().message);
+        return std::unexpected(c.error());
+      }
+      now = c->frozen_time;
+      sub.test_clock_id = c->id;
+    } else {
+      now = s.now();
+    }
+    sub.tenant_id = tenant_id;
+    sub.id = new_uuid_v7(s.clock);
+    s.mark_plan_changed(tenant_id);
+    sub.plan_id = plan->id;
+    sub.plan_version = plan->price.version;
+    sub.seats = seats_in->value_or(std::max<std::int64_t>(1, plan->price.included_seats));
+    sub.created_at = sub.updated_at = now;
+    if (*coupon_code) {
+      auto c = s.coupon(Impl::raw(tx), **coupon_code);
+      if (!c) return std::unexpected(c.error());
+      if (!*c || !(*c)->active) return fail(Errc::invalid_argument, "no active coupon '" + **coupon_code + "'");
+      if ((*c)->redeem_by && *(*c)->redeem_by < now) return fail(Errc::invalid_argument, "the coupon has expired");
+      if ((*c)->amount_off > 0 && (*c)->currency != acct.currency) {
+        return fail(Errc::invalid_argument, "the coupon's currency is not the account's");
+      }
+      auto redeemed = Impl::raw(tx).execute(k_coupon_redeem, {Value((*c)->id)});
+      if (!redeemed) return std::unexpected(redeemed.error());
+      if (redeemed->affected_rows != 1) return fail(Errc::conflict, "the coupon has reached its redemption limit");
+      sub.coupon_id = (*c)->id;
+      sub.coupon_start = now;
+    }
+    const int trial_days = static_cast<int>(trial_in->value_or(plan->price.trial_days));
+    if (trial_days > 0 && *anchor_day) {
+      return fail(Errc::invalid_argument, "billing_anchor_day cannot be combined with a trial (plan " + plan->code +
+                                              " has one; send trial_days 0 to start without it)");
+    }
+    std::vector<Line> lines;
+    if (trial_days > 0) {
+      sub.status = Status::trial;
+      sub.trial_end = now + std::int64_t{trial_days} * 86400;
+      sub.anchor = *sub.trial_end;
+      sub.cycle = 0;
+      sub.current_period_start = now;
+      sub.current_period_end = *sub.trial_end;
+    } else {
+      sub.status = Status::active;
+      if (*anchor_day) {
+        const Instant first_end = next_anchor_day(now, static_cast<int>(**anchor_day));
+        std::tie(sub.anchor, sub.cycle) =
+            anchor_keeping_day(first_end, static_cast<int>(**anchor_day), plan->price.interval);
+        sub.current_period_start = now;
+        sub.current_period_end = first_end;
+        const Instant full_start = boundary(sub.anchor, plan->price.interval, sub.cycle - 1);
+        auto l = Impl::cycle_lines(*plan, sub.seats, full_start, first_end);
+        if (!l) return std::unexpected(l.error());
+        lines = std::move(*l);
+        if (full_start < now) {
+          if (auto p = Impl::prorate_lines(lines, full_start, first_end, now, acct.proration); !p) return p;
+        }
+      } else {
+        sub.anchor = now;
+        sub.cycle = 1;
+        sub.current_period_start = now;
+        sub.current_period_end = boundary(now, plan->price.interval, 1);
+        auto l = Impl::cycle_lines(*plan, sub.seats, now, sub.current_period_end);
+        if (!l) return std::unexpected(l.error());
+        lines = std::move(*l);
+      }
+    }
+    auto ins = tx.execute(
+        k_sub_insert, {Value(sub.id), Value(sub.plan_id), Value(std::int64_t{sub.plan_version}),
+                       Value(std::string(status_name(sub.status))), Value(sub.seats), Value(sub.anchor),
+                       Value(sub.cycle), Value(sub.current_period_start), Value(sub.current_period_end),
+                       opt(sub.trial_end), Value(false), Value(), Value(), opt(sub.coupon_id), opt(sub.coupon_start),
+                       Value(std::int64_t{0}), opt(sub.test_clock_id), Value(now), Value(false)});
+    if (!ins) {
+      if (ins.error().code == Errc::unique_violation) {
+        return fail(Errc::conflict, "this tenant already has a live subscription; change it instead");
+      }
+      return std::unexpected(ins.error());
+    }
+    if (!lines.empty()) {
+      Impl::IssueOptions o{.reason = "subscription_create",
+                           .period_start = sub.current_period_start,
+                           .period_end = sub.current_period_end,
+                           .cycle_key = sub.id + ":" + std::to_string(sub.current_period_start),
+                           .with_coupon = true};
+      auto inv = s.issue_invoice(tx, acct, &sub, std::move(lines), o, now, &charges, true);
+      if (!inv) return std::unexpected(inv.error());
+      if (auto sv = s.save(tx, sub, now); !sv) return sv;
+    }
+    if (auto e = s.emit(tx, "subscription.created", {{"subscription", to_json(sub)}}); !e) return e;
+    return s.record(tx, &who, "subscription.created", "subscription", sub.id, audit::created_changes(to_json(sub)));
+  });
+  if (!r) return std::unexpected(r.error());
+  s.notify();
+  if (auto st = s.settle(
+          charges, tenant_id, [&](const PendingCharge&) { return now; }, nullptr);
+      !st) {
+    return std::unexpected(st.error());
+  }
+  return get_subscription(tenant_id, sub.id);
+}
+
+Result<std::vector<Subscription>> Billing::list_subscriptions(const std::string& tenant_id) {
+  return impl_->tenant_rows(tenant_id, k_sub_list, {}, &read_sub);
+}
+
+Result<Subscription> Billing::get_subscription(const std::string& tenant_id, const std::string& id) {
+  std::optional<Subscription> out;
+  auto r = impl_->tenant(tenant_id,
+                         [&](TenantTransaction& tx) -> Result<void> {
+                           auto sub = impl_->subscription(tx, id, false);
+                           if (!sub) return std::unexpected(sub.error());
+                           out = std::move(*sub);
+                           return {};
+                         },
+                         {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return *out;
+}
+
+Result<Subscription> Billing::pause(const std::string& tenant_id, const std::string& id, const audit::Context& who) {
+  Impl& s = *impl_;
+  std::optional<Subscription> out;
+  auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+    auto sub = s.subscription(tx, id);
+    if (!sub) return std::unexpected(sub.error());
+    auto now = s.now_for(tx, sub->test_clock_id);
+    if (!now) return std::unexpected(now.error());
+    const std::string before(status_name(sub->status));
+    if (auto t = s.transition(tx, *sub, Status::paused, "requested"); !t) return t;
+    sub->paused_at = *now;
+    if (auto sv = s.save(tx, *sub, *now); !sv) return sv;
+    // Dunning stops while paused.
+    auto open = tx.execute(k_invoice_open_of_sub, {Value(sub->id)});
+    if (!open) return std::unexpected(open.error());
+    for (std::size_t i = 0; i < open->rows.size(); ++i) {
+      Invoice inv = read_invoice(*open, i);
+      auto in_flight = s.payment_in_flight(tx, inv.id);
+      if (!in_flight) return std::unexpected(in_flight.error());
+      if (*in_flight) continue;  // a charge of unknown outcome is still sent again with its key
+      inv.next_payment_attempt.reset();
+      if (auto sv = s.save_payment_state(tx, inv, *now); !sv) return sv;
+    }
+    Json changes = Json::object();
+    audit::add_change(changes, "status", before, "paused");
+    if (auto a = s.record(tx, &who, "subscription.paused", "subscription", sub->id, changes); !a) return a;
+    out = std::move(*sub);
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  s.notify();
+  return *out;
+}
+
+Result<Subscription> Billing::resume(const std::string& tenant_id, const std::string& id, const audit::Context& who) {
+  Impl& s = *impl_;
+  std::vector<PendingCharge> charges;
+  Instant now = 0;
+  auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+    charges.clear();
+    auto sub = s.subscription(tx, id);
+    if (!sub) return std::unexpected(sub.error());
+    if (sub->status != Status::paused) return fail(Errc::conflict, "only a paused subscription can resume");
+    auto acct = s.account(tx);
+    if (!acct) return std::unexpected(acct.error());
+    auto t = s.now_for(tx, sub->test_clock_id);
+    if (!t) return std::unexpected(t.error());
+    now = *t;
+    sub->paused_at.reset();
+    auto open = tx.execute(k_invoice_open_of_sub, {Value(sub->id)});
+    if (!open) return std::unexpected(open.error());
+    bool owes = false;
+    for (std::size_t i = 0; i < open->rows.size(); ++i) {
+      Invoice inv = read_invoice(*open, i);
+      if (inv.amount_remaining <= 0) continue;
+      owes = true;
+      inv.next_payment_attempt = now;  // dunning resumes with a retry now
+      if (auto sv = s.save_payment_state(tx, inv, now); !sv) return sv;
+    }
+    if (sub->cancel_at_period_end && now >= sub->current_period_end) {
+      // It was to end with the period that ran out while paused: it ends now instead of starting a new one.
+      if (auto tr = s.transition(tx, *sub, Status::cancelled, "period_end"); !tr) return tr;
+      sub->cancelled_at = now;
+    } else if (sub->trial_end && *sub->trial_end > now) {
+      if (auto tr = s.transition(tx, *sub, Status::trial, "resumed"); !tr) return tr;
+    } else {
+      if (auto tr = s.transition(tx, *sub, owes ? Status::past_due : Status::active, "resumed"); !tr) return tr;
+      if (now >= sub->current_period_end) {
+        // The paid period ran out while paused: a new one starts now.
+        auto plan = s.plan_version(Impl::raw(tx), sub->plan_id, sub->plan_version);
+        if (!plan) return std::unexpected(plan.error());
+        sub->trial_end.reset();
+        sub->anchor = now;
+        sub->cycle = 1;
+        sub->current_period_start = now;
+        sub->current_period_end = boundary(now, plan->price.interval, 1);
+        auto lines = Impl::cycle_lines(*plan, sub->seats, now, sub->current_period_end);
+        if (!lines) return std::unexpected(lines.error());
+        Impl::IssueOptions o{.reason = "subscription_resume",
+                             .period_start = now,
+                             .period_end = sub->current_period_end,
+                             .cycle_key = sub->id + ":" + std::to_string(now),
+                             .with_coupon = true};
+        auto inv = s.issue_invoice(tx, *acct, &*sub, std::move(*lines), o, now, &charges, true);
+        if (!inv) return std::unexpected(inv.error());
+      }
+    }
+    if (auto sv = s.save(tx, *sub, now); !sv) return sv;
+    Json changes = Json::object();
+    audit::add_change(changes, "status", "paused", std::string(status_name(sub->status)));
+    return s.record(tx, &who, "subscription.resumed", "subscription", sub->id, changes);
+  });
+  if (!r) return std::unexpected(r.error());
+  s.notify();
+  if (auto st = s.settle(
+          charges, tenant_id, [&](const PendingCharge&) { return now; }, nullptr);
+      !st) {
+    return std::unexpected(st.error());
+  }
+  return get_subscription(tenant_id, id);
+}
+
+Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::string& id, const Json& input,
+                                     const audit::Context& who) {
+  if (auto r = only_members(input, {"at_period_end"}); !r) return std::unexpected(r.error());
+  auto at_end = bool_member(input, "at_period_end");
+  if (!at_end) return std::unexpected(at_end.error());
+  Impl& s = *impl_;
+  std::optional<Subscription> out;
+  auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+    auto sub = s.subscription(tx, id);
+    if (!sub) return std::unexpected(sub.error());
+    auto now = s.now_for(tx, sub->test_clock_id);
+    if (!now) return std::unexpected(now.error());
+    const Json before = to_json(*sub);
+    if (at_end->value_or(false)) {
+      if (sub->status != Status::trial && sub->status != Status::active && sub->status != Status::past_due) {
+        return fail(Errc::conflict, "a " + std::string(status_name(sub->status)) +
+                                        " subscription cannot be cancelled at period end; cancel it now");
+      }
+      sub->cancel_at_period_end = true;
+      if (auto e = s.emit(tx, "subscription.updated", {{"subscription", to_json(*sub)}}); !e) return e;
+    } else {
+      if (auto t = s.transition(tx, *sub, Status::cancelled, "requested"); !t) return t;
+      sub->cancelled_at = *now;
+      auto open = tx.execute(k_invoice_open_of_sub, {Value(sub->id)});
+      if (!open) return std::unexpected(open.error());
+      for (std::size_t i = 0; i < open->rows.size(); ++i) {
+        Invoice inv = read_invoice(*open, i);
+        auto in_flight = s.payment_in_flight(tx, inv.id);
+        if (!in_flight) return std::unexpected(in_flight.error());
+        if (*in_flight) continue;  // a charge of unknown outcome is still sent again with its key
+        inv.next_payment_attempt.reset();
+        if (auto sv = s.save_payment_state(tx, inv, *now); !sv) return sv;
+      }
+    }
+    if (auto sv = s.save(tx, *sub, *now); !sv) return sv;
+    Json after = to_json(*sub);
+    Json changes = Json::object();
+    for (auto it = after.begin(); it != after.end(); ++it) {
+      if (it.key() != "updated_at") audit::add_change(changes, it.key(), before[it.key()], it.value());
+    }
+    if (auto a = s.record(tx, &who, "subscription.cancelled", "subscription", sub->id, changes); !a) return a;
+    out = std::move(*sub);
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  s.notify();
+  return *out;
+}
+
+}  // namespace atrium::billing
