@@ -7,7 +7,7 @@
 #include "gateway/versioning.hpp"
 #include "http/problem.hpp"
 #include "identity/permissions.hpp"
-#include "identity/secrets.hpp"
+#include "core/hash.hpp"
 #include "projects/project_store.hpp"
 #include "tenancy/tenant.hpp"
 
@@ -108,7 +108,7 @@ void register_project_routes(http::Router& router, Platform& platform) {
           }
           key = std::string(*header);
         }
-        const std::string request_hash = identity::sha256_hex(req.body);
+        const std::string request_hash = sha256_hex(req.body);
         constexpr std::string_view operation = "POST /v1/projects";
         int status = 201;
         std::string response_body;

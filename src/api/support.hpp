@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "audit/event.hpp"
+#include "core/audit_event.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
 #include "http/message.hpp"

@@ -5,7 +5,7 @@
 
 #include "core/ids.hpp"
 #include "core/log.hpp"
-#include "identity/secrets.hpp"
+#include "core/hash.hpp"
 #include "tenancy/tenant_data.hpp"
 
 namespace atrium::audit {
@@ -174,27 +174,6 @@ std::optional<Entry> entry_from_outbox(const std::string& text) {
 
 std::string safe_dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-std::string_view actor_type_name(ActorType type) {
-  switch (type) {
-    case ActorType::user: return "user";
-    case ActorType::api_key: return "api_key";
-    case ActorType::system: return "system";
-    case ActorType::super_admin: return "super_admin";
-  }
-  return "system";
-}
-
-void add_change(Json& changes, std::string_view field, const Json& before, const Json& after) {
-  if (before == after) return;
-  changes[std::string(field)] = {{"before", before}, {"after", after}};
-}
-
-Json created_changes(const Json& created) {
-  Json changes = Json::object();
-  for (const auto& [k, v] : created.items()) changes[k] = {{"before", nullptr}, {"after", v}};
-  return changes;
-}
-
 Json to_json(const Entry& e) {
   auto changes = Json::parse(e.changes, nullptr, false);
   if (changes.is_discarded()) changes = e.changes;
@@ -228,7 +207,7 @@ std::string entry_hash(const Entry& e) {
         e.changes, e.user_agent, e.request_id, e.session_id, e.prev_hash}) {
     field(v);
   }
-  return identity::sha256_hex(out);
+  return sha256_hex(out);
 }
 
 AuditLog::AuditLog(storage::Database& db, storage::Database& owner, const Clock& clock, bool enabled)

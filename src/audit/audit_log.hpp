@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "audit/event.hpp"
+#include "core/audit_event.hpp"
 #include "core/clock.hpp"
 #include "tenancy/tenant_data.hpp"
 

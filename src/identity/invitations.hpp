@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "audit/event.hpp"
+#include "core/audit_event.hpp"
 #include "core/clock.hpp"
 #include "core/json.hpp"
 #include "identity/permissions.hpp"

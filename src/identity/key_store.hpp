@@ -4,7 +4,7 @@
 #include <mutex>
 #include <string>
 
-#include "audit/event.hpp"
+#include "core/audit_event.hpp"
 #include "core/clock.hpp"
 #include "identity/jwt.hpp"
 #include "storage/database.hpp"

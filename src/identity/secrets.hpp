@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
+#include "core/hash.hpp"  // sha256_hex, for stored tokens and keys
 
 namespace atrium::identity {
 
@@ -20,9 +21,6 @@ bool verify_password(std::string_view password, const std::string& stored_hash);
 
 // 32 random bytes as base64url without padding (43 characters); for refresh tokens, API key secrets.
 std::string random_token();
-
-// Lower-case hex SHA-256, for storing high-entropy secrets (tokens, API keys) where a slow hash buys nothing.
-std::string sha256_hex(std::string_view data);
 
 // Seals / opens small secrets (private keys at rest) with XSalsa20-Poly1305 under a 32-byte key.
 // The sealed form is base64 of nonce || ciphertext. open_secret fails (unauthenticated) on tampering.

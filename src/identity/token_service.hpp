@@ -6,7 +6,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "audit/event.hpp"
+#include "core/audit_event.hpp"
 #include "core/clock.hpp"
 #include "identity/key_store.hpp"
 #include "identity/principal.hpp"

@@ -1,7 +1,8 @@
 #include "storage/migrations.hpp"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
+
+#include "core/hash.hpp"
 
 namespace atrium::storage {
 
@@ -50,15 +51,6 @@ constexpr SeriesSql k_tenant{
 constexpr Statement k_lock{"migrations_lock", "SELECT pg_advisory_xact_lock(7291839201)"};
 
 const SeriesSql& series(MigrationSet set) { return set == MigrationSet::control_plane ? k_control : k_tenant; }
-
-std::string sha256_hex(std::string_view text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) out += fmt::format("{:02x}", digest[i]);
-  return out;
-}
 
 int latest_version(std::span<const Migration> migrations) {
   int latest = 0;
@@ -151,3 +143,4 @@ Result<int> migrate_with(Database& db, std::span<const Migration> migrations, co
 }
 
 }  // namespace atrium::storage
+

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "audit/event.hpp"
+#include "core/audit_event.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "storage/database.hpp"

@@ -6,8 +6,13 @@
 
 #include "core/error.hpp"
 #include "core/json.hpp"
-#include "storage/database.hpp"
 
+namespace atrium::storage {
+class Transaction;  // storage/database.hpp: a Recorder writes inside the caller's transaction
+}  // namespace atrium::storage
+
+// The audit log's vocabulary (who acts, what happened), shared by the stores that record events (tenancy, identity)
+// and the audit log that keeps them (audit/), which sits above them.
 namespace atrium::audit {
 
 enum class ActorType { user, api_key, system, super_admin };
