@@ -393,11 +393,13 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   p->rate_limits = std::move(*rate_limits);
   // Whatever changed a tenant's plan in force (the API, the billing run, a test clock, the CLI), what it grants is
   // looked up afresh at once on this instance; other instances follow within gateway.plan_cache_ttl_ms.
-  p->billing->on_plan_changed(
-      [entitlements = p->entitlements.get(), limits = p->rate_limits.get()](const std::string& tenant_id) {
-        entitlements->forget(tenant_id);
-        limits->forget(tenant_id);
-      });
+  p->billing->on_plan_changed([entitlements = p->entitlements.get(), limits = p->rate_limits.get(),
+                               tenants = p->tenants.get(),
+                               directory = p->directory.get()](const std::string& tenant_id) {
+    entitlements->forget(tenant_id);
+    limits->forget(tenant_id);
+    if (auto t = tenants->get(tenant_id)) directory->invalidate(*t);  // its `plan` follows the subscription
+  });
   if (options.background) {
     auto background = Background::open(*p);
     if (!background) return std::unexpected(background.error());
@@ -479,11 +481,31 @@ Result<tenancy::Tenant> Platform::create_tenant(const NewTenantRequest& request,
 
 Result<tenancy::Tenant> Platform::update_tenant(const std::string& id, const tenancy::TenantPatch& patch,
                                                 const audit::Context& who) {
-  auto updated = tenants->update(id, patch, recorder(who));
-  if (updated) {
-    directory->invalidate(*updated);
-    if (background) background->events_committed();
+  if (patch.plan) {
+    // tenants.plan follows the live subscription (billing writes it); the plan changes through the subscription.
+    auto current = tenants->get(id);
+    if (!current) return std::unexpected(current.error());
+    auto in_force = billing->plan_in_force(*current);
+    if (!in_force) return std::unexpected(in_force.error());
+    if (in_force->subscription && *patch.plan != current->plan) {
+      return fail(Errc::conflict, "the tenant's plan follows its subscription " + in_force->subscription->id +
+                                      "; change the subscription's plan instead");
+    }
   }
+  auto updated = tenants->update(id, patch, recorder(who));
+  if (!updated) return updated;
+  directory->invalidate(*updated);
+  if (updated->status == tenancy::TenantStatus::deleted) {
+    // A deleted tenant is billed no more: its subscriptions end now (again on a retried DELETE, if this failed).
+    auto ended = billing->cancel_all(id, "tenant_deleted", who);
+    if (!ended) return std::unexpected(ended.error());
+    if (*ended > 0) {
+      auto reread = tenants->get(id);  // its plan went back to the default with them
+      if (!reread) return std::unexpected(reread.error());
+      updated = std::move(*reread);
+    }
+  }
+  if (background) background->events_committed();
   return updated;
 }
 

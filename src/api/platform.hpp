@@ -9,7 +9,7 @@
 #include "audit/exporter.hpp"
 #include "billing/billing.hpp"
 #include "billing/entitlements.hpp"
-#include "billing/gateway.hpp"
+#include "billing/payments/gateway.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "gateway/api_calls.hpp"

@@ -71,27 +71,7 @@ void Billing::set_usage_meter(UsageMeter meter, std::int64_t grace_seconds) {
 }
 
 Result<PlanInForce> Billing::plan_in_force(TenantTransaction& tx, const std::string& fallback_plan) {
-  Impl& s = *impl_;
-  PlanInForce out;
-  auto subs = tx.execute(k_sub_list);
-  if (!subs) return std::unexpected(subs.error());
-  for (std::size_t i = subs->rows.size(); i-- > 0;) {
-    Subscription sub = read_sub(*subs, i);
-    if (sub.status == Status::cancelled) continue;
-    auto plan = s.plan_version(Impl::raw(tx), sub.plan_id, sub.plan_version);
-    if (!plan) return std::unexpected(plan.error());
-    auto previous = tx.execute(k_invoice_previous_start, {Value(sub.id), Value(sub.current_period_start)});
-    if (!previous) return std::unexpected(previous.error());
-    if (!previous->empty()) out.previous_period_start = previous->int_at(0, 0);
-    out.subscription = std::move(sub);
-    out.plan = std::move(*plan);
-    return out;
-  }
-  if (fallback_plan.empty()) return out;
-  auto plan = s.plan_current(Impl::raw(tx), fallback_plan);
-  if (!plan && plan.error().code != Errc::not_found) return std::unexpected(plan.error());
-  if (plan) out.plan = std::move(*plan);
-  return out;
+  return impl_->plan_in_force(tx, fallback_plan);
 }
 
 std::vector<tenancy::TenantStatement> Billing::tenant_statements() {

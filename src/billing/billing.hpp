@@ -9,8 +9,8 @@
 
 #include "audit/audit_log.hpp"
 #include "billing/calendar.hpp"
-#include "billing/document.hpp"
-#include "billing/gateway.hpp"
+#include "billing/invoicing/document.hpp"
+#include "billing/payments/gateway.hpp"
 #include "billing/invoice_math.hpp"
 #include "billing/proration.hpp"
 #include "billing/quotas.hpp"
@@ -282,6 +282,9 @@ class Billing {
   // {"at_period_end": bool}
   Result<Subscription> cancel(const std::string& tenant_id, const std::string& id, const Json& input,
                               const audit::Context& who);
+  // Cancels every subscription of the tenant that is not cancelled yet, now (a deleted tenant): each recorded as
+  // subscription.cancelled with `reason` on its event. Returns how many it cancelled.
+  Result<std::int64_t> cancel_all(const std::string& tenant_id, std::string_view reason, const audit::Context& who);
 
   Result<std::vector<Invoice>> list_invoices(const std::string& tenant_id, const std::string& status);
   Result<Invoice> get_invoice(const std::string& tenant_id, const std::string& id);

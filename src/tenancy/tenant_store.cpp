@@ -34,6 +34,12 @@ constexpr Statement k_update_pg{
     "tenants_update_pg",
     "UPDATE tenants SET name = $2, plan = $3, quotas = $4::jsonb, status = $5, updated_at = $6::timestamptz, "
     "deleted_at = CASE WHEN $5 = 'deleted' THEN COALESCE(deleted_at, $6::timestamptz) ELSE NULL END WHERE id = $1"};
+// The plan a tenant's live subscription names (billing keeps it so, in the subscription's transaction).
+constexpr Statement k_follow_plan{"tenants_follow_plan",
+                                  "UPDATE tenants SET plan = $2, updated_at = $3 WHERE id = $1 AND plan <> $2"};
+constexpr Statement k_follow_plan_pg{
+    "tenants_follow_plan_pg",
+    "UPDATE tenants SET plan = $2, updated_at = $3::timestamptz WHERE id = $1 AND plan <> $2"};
 constexpr Statement k_mark_purged{"tenants_mark_purged",
                                   "UPDATE tenants SET purged_at = $2 WHERE id = $1 AND status = 'deleted'"};
 constexpr Statement k_mark_purged_pg{"tenants_mark_purged_pg",
@@ -112,6 +118,14 @@ Result<Tenant> TenantStore::create(const NewTenant& request, const audit::Record
 Result<Tenant> TenantStore::get(Transaction& tx, const std::string& id) {
   if (!is_uuid(id)) return fail(Errc::not_found, "no tenant " + id);
   return one(tx.execute(k_by_id, {Value(id)}), id);
+}
+
+Result<bool> TenantStore::follow_plan(Transaction& tx, const std::string& id, const std::string& plan,
+                                      std::chrono::system_clock::time_point now) {
+  auto r = tx.execute(tx.backend() == storage::Backend::postgres ? k_follow_plan_pg : k_follow_plan,
+                      {Value(id), Value(plan), Value(format_rfc3339(now))});
+  if (!r) return std::unexpected(r.error());
+  return r->affected_rows > 0;
 }
 
 Result<Tenant> TenantStore::get(const std::string& id) {

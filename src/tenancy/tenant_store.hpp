@@ -12,11 +12,14 @@
 
 namespace atrium::tenancy {
 
+// The plan a tenant names when it has no live subscription: new tenants, and those whose last subscription ended.
+inline constexpr std::string_view k_default_plan = "free";
+
 struct NewTenant {
   std::string slug;
   std::string name;
   Isolation isolation = Isolation::shared;
-  std::string plan = "free";
+  std::string plan{k_default_plan};
   Json quotas = Json::object();
 };
 
@@ -52,6 +55,10 @@ class TenantStore {
 
   // Inside a caller's transaction (so a tenant change and its other effects commit together).
   static Result<Tenant> get(storage::Transaction& tx, const std::string& id);
+  // Sets the tenant's `plan` to the code of the plan its live subscription names (k_default_plan when none is
+  // left): billing calls it in the transaction that created, moved or ended the subscription. True when it changed.
+  static Result<bool> follow_plan(storage::Transaction& tx, const std::string& id, const std::string& plan,
+                                  std::chrono::system_clock::time_point now);
 
  private:
   storage::Database& db_;

@@ -673,6 +673,83 @@ TEST_P(BillingApiTest, IllegalTransitionsAre409AndChangeNothing) {
   EXPECT_EQ(get(owner_a_, "/v1/test-clocks/" + clock).value("id", ""), clock);
 }
 
+// ---- the tenant's plan and its subscription ------------------------------------------------------------------------
+
+// The tenant record's plan names the plan of its live subscription, whichever path moves it (a subscription, a plan
+// change, a dunning-free end at the period end reached by a test clock); an operator cannot set another one while the
+// subscription lives (409, nothing changes), and can again once it ended.
+TEST_P(BillingApiTest, TheTenantsPlanFollowsItsSubscription) {
+  make_plan("pro", "USD", "monthly", 5000);
+  make_plan("team", "USD", "monthly", 9000);
+  open_account(owner_a_, a_, account_body("alpha"), true);
+  const std::string clock = make_clock(owner_a_, kJan15);
+  auto plan_of = [&](const tenancy::Tenant& t) { return root_get("/v1/admin/tenants/" + t.id).value("plan", ""); };
+  EXPECT_EQ(plan_of(a_), "free");
+  const std::string sub = subscribe(owner_a_, {{"plan", "pro"}, {"test_clock_id", clock}}).value("id", "");
+  const std::string path = "/v1/subscriptions/" + sub;
+  EXPECT_EQ(plan_of(a_), "pro");
+  EXPECT_EQ(plan_of(b_), "free") << "another tenant's plan moved";
+
+  const Json before = root_get("/v1/admin/tenants/" + a_.id);
+  expect_problem(as_root(Method::patch, "/v1/admin/tenants/" + a_.id, Json{{"plan", "team"}}), 409, "subscription",
+                 "set the plan of a subscribed tenant");
+  EXPECT_EQ(root_get("/v1/admin/tenants/" + a_.id), before);
+  // The same plan, or no plan member at all, is fine.
+  auto renamed = as_root(Method::patch, "/v1/admin/tenants/" + a_.id, Json{{"name", "Alpha Two"}, {"plan", "pro"}});
+  ASSERT_EQ(renamed.status, 200) << renamed.raw_body;
+  EXPECT_EQ(renamed.body.value("name", ""), "Alpha Two");
+
+  auto changed = call(Method::patch, path, Json{{"plan", "team"}}, owner_a_);
+  ASSERT_EQ(changed.status, 200) << changed.raw_body;
+  EXPECT_EQ(plan_of(a_), "team");
+
+  auto at_end = call(Method::post, path + "/cancel", Json{{"at_period_end", true}}, owner_a_);
+  ASSERT_EQ(at_end.status, 200) << at_end.raw_body;
+  EXPECT_EQ(plan_of(a_), "team");
+  advance(owner_a_, clock, kFeb15);
+  EXPECT_EQ(get(owner_a_, path).value("status", ""), "cancelled");
+  EXPECT_EQ(plan_of(a_), "free");
+
+  auto set = as_root(Method::patch, "/v1/admin/tenants/" + a_.id, Json{{"plan", "team"}});
+  ASSERT_EQ(set.status, 200) << set.raw_body;
+  EXPECT_EQ(set.body.value("plan", ""), "team");
+}
+
+// Deleting a tenant ends its subscriptions at once (each recorded and announced like any cancellation); a repeated
+// DELETE cancels nothing more, and the other tenant's subscription lives on.
+TEST_P(BillingApiTest, DeletingATenantCancelsItsSubscriptions) {
+  make_plan("pro", "USD", "monthly", 5000);
+  open_account(owner_a_, a_, account_body("alpha"), false);
+  open_account(owner_b_, b_, account_body("beta"), false);
+  const std::string sub_a = subscribe(owner_a_, {{"plan", "pro"}}).value("id", "");
+  const std::string sub_b = subscribe(owner_b_, {{"plan", "pro"}}).value("id", "");
+  ASSERT_EQ(root_get("/v1/admin/tenants/" + a_.id).value("plan", ""), "pro");
+
+  auto deleted = as_root(Method::delete_, "/v1/admin/tenants/" + a_.id);
+  ASSERT_EQ(deleted.status, 204) << deleted.raw_body;
+  auto subs = platform().billing->list_subscriptions(a_.id);
+  ASSERT_TRUE(subs) << subs.error().message;
+  ASSERT_EQ(subs->size(), 1u);
+  EXPECT_EQ((*subs)[0].status, billing::Status::cancelled);
+  EXPECT_TRUE((*subs)[0].cancelled_at.has_value());
+  const Json tenant = root_get("/v1/admin/tenants/" + a_.id);
+  EXPECT_EQ(tenant.value("status", ""), "deleted");
+  EXPECT_EQ(tenant.value("plan", ""), "free");
+
+  auto entries = platform().audit->list(audit::Query{.chain_id = a_.id, .action = "subscription.cancelled"});
+  ASSERT_TRUE(entries) << entries.error().message;
+  ASSERT_EQ(entries->entries.size(), 1u);
+  EXPECT_EQ(entries->entries[0].resource_id, sub_a);
+
+  auto again = as_root(Method::delete_, "/v1/admin/tenants/" + a_.id);
+  ASSERT_EQ(again.status, 204) << again.raw_body;
+  auto entries_again = platform().audit->list(audit::Query{.chain_id = a_.id, .action = "subscription.cancelled"});
+  ASSERT_TRUE(entries_again) << entries_again.error().message;
+  EXPECT_EQ(entries_again->entries.size(), 1u) << "a repeated DELETE cancelled again";
+
+  EXPECT_EQ(get(owner_b_, "/v1/subscriptions/" + sub_b).value("status", ""), "active");
+}
+
 // ---- 4. catalog versions --------------------------------------------------------------------------------------------
 
 TEST_P(BillingApiTest, APriceChangeIsANewVersionThatExistingSubscriptionsKeepOutOf) {

@@ -574,6 +574,42 @@ TEST_P(QuotasApiTest, APlanChangeOutsideTheRoutesReachesQuotasAndRateLimitsAtOnc
   EXPECT_EQ(as(owner_b_, Method::get, "/v1/entitlements").status, 200);
 }
 
+// tenants.plan follows the subscription on every path, here the billing run (the platform scope): a subscription
+// set to end at its period end ends at the first run past it, and the tenant's plan goes back to the default in that
+// run's transaction; the other tenant's plan is not touched.
+TEST_P(QuotasApiTest, TheTenantsPlanFollowsItsSubscriptionThroughTheBillingRun) {
+  ASSERT_NO_FATAL_FAILURE(create_plan({{"limits", {{"projects", 2}}}}));
+  auto plan_of = [&](const tenancy::Tenant& t) {
+    auto r = platform().tenants->get(t.id);
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? r->plan : std::string();
+  };
+  EXPECT_EQ(plan_of(a_), "free");
+  ASSERT_NO_FATAL_FAILURE(subscribe(owner_a_));
+  EXPECT_EQ(plan_of(a_), "metered");
+  EXPECT_EQ(plan_of(b_), "free");
+
+  auto subs = as(owner_a_, Method::get, "/v1/subscriptions");
+  ASSERT_EQ(subs.status, 200) << subs.body.dump();
+  const std::string sub = subs.body["data"][0].value("id", "");
+  auto at_end = as(owner_a_, Method::post, "/v1/subscriptions/" + sub + "/cancel", Json{{"at_period_end", true}});
+  ASSERT_EQ(at_end.status, 200) << at_end.body.dump();
+  EXPECT_EQ(plan_of(a_), "metered") << "still live until its period ends";
+
+  advance(std::chrono::hours(24 * 32));
+  auto stats = platform().billing->run();
+  ASSERT_TRUE(stats) << stats.error().message;
+  EXPECT_EQ(stats->cancelled, 1);
+  auto ended = as(owner_a_, Method::get, "/v1/subscriptions/" + sub);
+  ASSERT_EQ(ended.status, 200) << ended.body.dump();
+  EXPECT_EQ(ended.body.value("status", ""), "cancelled");
+  EXPECT_EQ(plan_of(a_), "free");
+  EXPECT_EQ(plan_of(b_), "free");
+  auto list = as(owner_a_, Method::get, "/v1/entitlements");
+  ASSERT_EQ(list.status, 200) << list.body.dump();
+  for (const auto& e : list.body.value("data", Json::array())) EXPECT_NE(e.value("name", ""), "projects") << e.dump();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, QuotasApiTest, all_isolation_cases(), isolation_case_name);
 
 }  // namespace

@@ -132,9 +132,22 @@ struct Billing::Impl {
   Instant now() const { return seconds(clock.now()); }
 
   // Platform-wide work on every tenant's billing rows (the run, MRR): the platform scope (docs/security.md).
+  // Tenants whose plan may have changed follow it (tenants.plan) before the transaction commits.
   Result<void> platform(const std::function<Result<void>(tenancy::PlatformTransaction&)>& body,
                         storage::TransactionOptions o = {}) {
-    return tracking_plan_changes([&] { return data.transact_platform(body, o); });
+    return tracking_plan_changes([&] {
+      return data.transact_platform(
+          [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+            if (auto r = body(ptx); !r) return r;
+            const std::set<std::string> changed = plan_changes().tenants;
+            for (const auto& tenant_id : changed) {
+              TenantTransaction tx = ptx.tenant(tenant_id);
+              if (auto f = follow_plan(tx); !f) return f;
+            }
+            return {};
+          },
+          o);
+    });
   }
 
   // The catalog (plans, plan versions, coupons, tax rates) carries no tenant: the serving role's own transaction.
@@ -144,7 +157,17 @@ struct Billing::Impl {
 
   Result<void> tenant(const std::string& tenant_id, const std::function<Result<void>(TenantTransaction&)>& body,
                       storage::TransactionOptions o = {}) {
-    return tracking_plan_changes([&] { return data.transact_control_plane(tenant_id, body, o); });
+    return tracking_plan_changes([&] {
+      return data.transact_control_plane(
+          tenant_id,
+          [&](TenantTransaction& tx) -> Result<void> {
+            if (auto r = body(tx); !r) return r;
+            const auto& changed = plan_changes().tenants;
+            if (changed.contains(tx.tenant_id()) || changed.contains(tenant_id)) return follow_plan(tx);
+            return {};
+          },
+          o);
+    });
   }
 
   // Every row of one read-only tenant statement, each through `read`.
@@ -203,6 +226,17 @@ struct Billing::Impl {
   Result<Subscription> subscription(TenantTransaction& tx, const std::string& id, bool lock = true);
 
   Result<Invoice> invoice(TenantTransaction& tx, const std::string& id, bool with_lines, bool lock = true);
+
+  // Ends `sub` at `now` (status cancelled; its open invoices are no longer retried). The caller saves it.
+  Result<void> cancel_now(TenantTransaction& tx, Subscription& sub, Instant now, std::string_view reason);
+
+  // The plan in force: the plan version of the tenant's latest subscription that is not cancelled, else the current
+  // version of the catalog plan `fallback_plan` names (none when empty or unknown).
+  Result<PlanInForce> plan_in_force(TenantTransaction& tx, const std::string& fallback_plan);
+
+  // tenants.plan follows the subscription: the code of the plan in force of its live subscription, or
+  // tenancy::k_default_plan when none is left. Run in the transaction that marked the tenant's plan changed.
+  Result<void> follow_plan(TenantTransaction& tx);
 
   // `lock`: one advance of a clock at a time (PostgreSQL; SQLite runs one writer).
   Result<TestClock> test_clock(TenantTransaction& tx, const std::string& id, bool lock = false);
@@ -322,6 +356,24 @@ struct Billing::Impl {
   // cancellation at the period's end.
   Result<void> advance_subscription(TenantTransaction& tx, Subscription& sub, Account& acct, Instant now,
                                     std::vector<PendingCharge>& charges, RunStats* stats);
+
+  // ---- the billing run's phases (run/run.cpp) ----
+
+  // Subscriptions due at `now` (for progress).
+  Result<std::int64_t> count_due(Instant now);
+  // Charges of one batch sent, outcomes recorded at `now`.
+  Result<void> settle_at(std::vector<PendingCharge>& charges, Instant now, RunStats& stats);
+  // Refunds of credit notes the provider did not confirm, sent again (a failure waits for the next run).
+  Result<void> retry_refunds();
+  // Charges a crash left without an outcome, sent again with their idempotency keys.
+  Result<void> resend_pending_charges(Instant now, int batch, RunStats& stats);
+  // Renewals, trial ends and cancellations at period end; `progress` hears how many each batch handled.
+  Result<void> renew_due(Instant now, int batch, RunStats& stats,
+                         const std::function<void(std::int64_t renewed_in_batch)>& progress);
+  // Metered periods whose grace ended, measured a last time and settled, one transaction each.
+  Result<void> settle_usage_periods(Instant now, int batch);
+  // Dunning retries that fell due.
+  Result<void> retry_due_invoices(Instant now, int batch, RunStats& stats);
 
   // Sends a credit note's refund to the provider (idempotent per note) and stores its reference. A failure is
   // logged and left for the next billing run.

@@ -1,5 +1,7 @@
 #include "billing/detail/state.hpp"
+#include "billing/invoicing/sql.hpp"
 #include "billing/subscriptions/sql.hpp"
+#include "tenancy/tenant_store.hpp"
 
 namespace atrium::billing {
 
@@ -113,6 +115,39 @@ Result<void> Billing::Impl::advance_subscription(TenantTransaction& tx, Subscrip
   }
   if (!changed) return {};
   return save(tx, sub, now);
+}
+
+Result<PlanInForce> Billing::Impl::plan_in_force(TenantTransaction& tx, const std::string& fallback_plan) {
+  PlanInForce out;
+  auto subs = tx.execute(k_sub_list);
+  if (!subs) return std::unexpected(subs.error());
+  for (std::size_t i = subs->rows.size(); i-- > 0;) {
+    Subscription sub = read_sub(*subs, i);
+    if (sub.status == Status::cancelled) continue;
+    auto plan = plan_version(raw(tx), sub.plan_id, sub.plan_version);
+    if (!plan) return std::unexpected(plan.error());
+    auto previous = tx.execute(k_invoice_previous_start, {Value(sub.id), Value(sub.current_period_start)});
+    if (!previous) return std::unexpected(previous.error());
+    if (!previous->empty()) out.previous_period_start = previous->int_at(0, 0);
+    out.subscription = std::move(sub);
+    out.plan = std::move(*plan);
+    return out;
+  }
+  if (fallback_plan.empty()) return out;
+  auto plan = plan_current(raw(tx), fallback_plan);
+  if (!plan && plan.error().code != Errc::not_found) return std::unexpected(plan.error());
+  if (plan) out.plan = std::move(*plan);
+  return out;
+}
+
+Result<void> Billing::Impl::follow_plan(TenantTransaction& tx) {
+  auto in_force = plan_in_force(tx, "");
+  if (!in_force) return std::unexpected(in_force.error());
+  const std::string code =
+      in_force->subscription && in_force->plan ? in_force->plan->code : std::string(tenancy::k_default_plan);
+  auto followed = tenancy::TenantStore::follow_plan(raw(tx), tx.tenant_id(), code, clock.now());
+  if (!followed) return std::unexpected(followed.error());
+  return {};
 }
 
 }  // namespace atrium::billing

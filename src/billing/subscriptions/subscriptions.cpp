@@ -279,6 +279,37 @@ Result<Subscription> Billing::resume(const std::string& tenant_id, const std::st
   return get_subscription(tenant_id, id);
 }
 
+// Ends a subscription now: no renewal, and its open invoices are not retried (a charge of unknown outcome is still
+// sent again with its key).
+Result<void> Billing::Impl::cancel_now(TenantTransaction& tx, Subscription& sub, Instant now, std::string_view reason) {
+  if (auto t = transition(tx, sub, Status::cancelled, reason); !t) return t;
+  sub.cancelled_at = now;
+  auto open = tx.execute(k_invoice_open_of_sub, {Value(sub.id)});
+  if (!open) return std::unexpected(open.error());
+  for (std::size_t i = 0; i < open->rows.size(); ++i) {
+    Invoice inv = read_invoice(*open, i);
+    auto in_flight = payment_in_flight(tx, inv.id);
+    if (!in_flight) return std::unexpected(in_flight.error());
+    if (*in_flight) continue;
+    inv.next_payment_attempt.reset();
+    if (auto sv = save_payment_state(tx, inv, now); !sv) return sv;
+  }
+  return {};
+}
+
+namespace {
+
+// The audit changes between two encodings of a subscription, but its updated_at.
+Json subscription_changes(const Json& before, const Json& after) {
+  Json changes = Json::object();
+  for (auto it = after.begin(); it != after.end(); ++it) {
+    if (it.key() != "updated_at") audit::add_change(changes, it.key(), before[it.key()], it.value());
+  }
+  return changes;
+}
+
+}  // namespace
+
 Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::string& id, const Json& input,
                                      const audit::Context& who) {
   if (auto r = only_members(input, {"at_period_end"}); !r) return std::unexpected(r.error());
@@ -299,26 +330,11 @@ Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::st
       }
       sub->cancel_at_period_end = true;
       if (auto e = s.emit(tx, "subscription.updated", {{"subscription", to_json(*sub)}}); !e) return e;
-    } else {
-      if (auto t = s.transition(tx, *sub, Status::cancelled, "requested"); !t) return t;
-      sub->cancelled_at = *now;
-      auto open = tx.execute(k_invoice_open_of_sub, {Value(sub->id)});
-      if (!open) return std::unexpected(open.error());
-      for (std::size_t i = 0; i < open->rows.size(); ++i) {
-        Invoice inv = read_invoice(*open, i);
-        auto in_flight = s.payment_in_flight(tx, inv.id);
-        if (!in_flight) return std::unexpected(in_flight.error());
-        if (*in_flight) continue;  // a charge of unknown outcome is still sent again with its key
-        inv.next_payment_attempt.reset();
-        if (auto sv = s.save_payment_state(tx, inv, *now); !sv) return sv;
-      }
+    } else if (auto c = s.cancel_now(tx, *sub, *now, "requested"); !c) {
+      return c;
     }
     if (auto sv = s.save(tx, *sub, *now); !sv) return sv;
-    Json after = to_json(*sub);
-    Json changes = Json::object();
-    for (auto it = after.begin(); it != after.end(); ++it) {
-      if (it.key() != "updated_at") audit::add_change(changes, it.key(), before[it.key()], it.value());
-    }
+    auto changes = subscription_changes(before, to_json(*sub));
     if (auto a = s.record(tx, &who, "subscription.cancelled", "subscription", sub->id, changes); !a) return a;
     out = std::move(*sub);
     return {};
@@ -326,6 +342,35 @@ Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::st
   if (!r) return std::unexpected(r.error());
   s.notify();
   return *out;
+}
+
+Result<std::int64_t> Billing::cancel_all(const std::string& tenant_id, std::string_view reason,
+                                         const audit::Context& who) {
+  Impl& s = *impl_;
+  std::int64_t cancelled = 0;  // set by the body's last run (a retried transaction runs it again)
+  auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+    cancelled = 0;
+    auto subs = tx.execute(k_sub_list);
+    if (!subs) return std::unexpected(subs.error());
+    for (std::size_t i = 0; i < subs->rows.size(); ++i) {
+      if (read_sub(*subs, i).status == Status::cancelled) continue;
+      auto sub = s.subscription(tx, read_sub(*subs, i).id);  // locked
+      if (!sub) return std::unexpected(sub.error());
+      if (sub->status == Status::cancelled) continue;
+      auto now = s.now_for(tx, sub->test_clock_id);
+      if (!now) return std::unexpected(now.error());
+      const Json before = to_json(*sub);
+      if (auto c = s.cancel_now(tx, *sub, *now, reason); !c) return c;
+      if (auto sv = s.save(tx, *sub, *now); !sv) return sv;
+      auto changes = subscription_changes(before, to_json(*sub));
+      if (auto a = s.record(tx, &who, "subscription.cancelled", "subscription", sub->id, changes); !a) return a;
+      ++cancelled;
+    }
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  if (cancelled > 0) s.notify();
+  return cancelled;
 }
 
 }  // namespace atrium::billing

@@ -1,4 +1,4 @@
-#include "billing/gateway.hpp"
+#include "billing/payments/gateway.hpp"
 
 #include <array>
 

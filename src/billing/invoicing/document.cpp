@@ -1,4 +1,4 @@
-#include "billing/document.hpp"
+#include "billing/invoicing/document.hpp"
 
 #include <hpdf.h>
 
