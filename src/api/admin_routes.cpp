@@ -18,9 +18,11 @@ Result<std::optional<Json>> quotas_member(const Json& body) {
 
 }  // namespace
 
-void register_admin_routes(http::Router& router, Platform& platform) {
-  const Access admin = Access::super_admin;
+namespace {
 
+// Admin tenants.
+void register_admin_tenants(http::Router& router, Platform& platform) {
+  [[maybe_unused]] const Access admin = Access::super_admin;
   router.add(http::Method::post, "/v1/admin/tenants",
              [&platform](http::Request& req) -> http::Response {
                auto body = body_object(
@@ -69,7 +71,11 @@ void register_admin_routes(http::Router& router, Platform& platform) {
                    200, {{"data", data}, {"next_cursor", page->next_cursor ? Json(*page->next_cursor) : Json()}});
              },
              {.access = admin});
+}
 
+// One tenant: read, update (suspend, reactivate), delete.
+void register_admin_tenant(http::Router& router, Platform& platform) {
+  [[maybe_unused]] const Access admin = Access::super_admin;
   router.add(http::Method::get, "/v1/admin/tenants/{id}",
              [&platform](http::Request& req) -> http::Response {
                auto t = platform.tenants->get(std::string(req.param("id")));
@@ -121,7 +127,11 @@ void register_admin_routes(http::Router& router, Platform& platform) {
                return r;
              },
              {.access = admin});
+}
 
+// Admin metrics.
+void register_admin_metrics(http::Router& router, Platform& platform) {
+  [[maybe_unused]] const Access admin = Access::super_admin;
   router.add(http::Method::get, "/v1/admin/metrics",
              [&platform](http::Request& req) -> http::Response {
                auto stats = platform.tenants->statistics();
@@ -134,6 +144,14 @@ void register_admin_routes(http::Router& router, Platform& platform) {
                return http::Response::json(200, out);
              },
              {.access = admin});
+}
+
+}  // namespace
+
+void register_admin_routes(http::Router& router, Platform& platform) {
+  register_admin_tenants(router, platform);
+  register_admin_tenant(router, platform);
+  register_admin_metrics(router, platform);
 }
 
 }  // namespace atrium::api

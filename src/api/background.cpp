@@ -12,6 +12,7 @@
 #include "jobs/sql_queue.hpp"
 #include "projects/project_store.hpp"
 #include "reports/reports.hpp"
+#include "tenancy/idempotency.hpp"
 #include "webhooks/endpoints.hpp"
 #include "webhooks/sender.hpp"
 #include "webhooks/signature.hpp"
@@ -131,254 +132,274 @@ Result<std::unique_ptr<Background>> Background::open(Platform& platform) {
   return b;
 }
 
+namespace {
+
+// system.cleanup: settled jobs, then tenant by tenant stored Idempotency-Key answers, old reports, delivery log
+// entries and raw usage events past their retention.
+Result<void> clean_up(Platform& p, const Clock& clock) {
+  const auto now = clock.now();
+  auto n = jobs::delete_settled(p.tenant_data->platform_database(),
+                                now - std::chrono::hours(p.config().jobs.retain_done_hours),
+                                now - std::chrono::hours(24 * p.config().jobs.retain_dead_days));
+  if (!n) return std::unexpected(n.error());
+  // Tenant by tenant: stored Idempotency-Key answers, old reports and delivery log entries.
+  const auto key_cutoff = now - std::chrono::hours(p.config().jobs.idempotency_key_hours);
+  const auto report_cutoff = now - std::chrono::hours(24 * p.config().jobs.retain_reports_days);
+  const auto delivery_cutoff = now - std::chrono::hours(24 * p.config().webhooks.retain_deliveries_days);
+  std::int64_t keys = 0;
+  std::int64_t old_rows = 0;
+  std::int64_t usage_events = 0;
+  std::optional<std::string> cursor;
+  while (true) {
+    auto page = p.tenants->list(cursor, 100);
+    if (!page) return std::unexpected(page.error());
+    for (const auto& t : page->tenants) {
+      if (t.status == tenancy::TenantStatus::deleted) continue;
+      auto r = p.tenant_data->transact(t, [&](TenantTransaction& tx) -> Result<void> {
+        auto expired = tenancy::expire_answers(tx, key_cutoff);
+        if (!expired) return std::unexpected(expired.error());
+        keys += *expired;
+        auto reports = reports::store::expire(tx, report_cutoff);
+        if (!reports) return std::unexpected(reports.error());
+        auto deliveries = webhooks::store::expire_deliveries(tx, delivery_cutoff);
+        if (!deliveries) return std::unexpected(deliveries.error());
+        old_rows += *reports + *deliveries;
+        return {};
+      });
+      if (!r) log::warn("idempotency keys not expired", {{"tenant_id", t.id}, {"error", r.error().message}});
+      // Raw usage events past metering.retain_events_days (their roll-ups stay).
+      auto usage = p.metering->expire(t.id);
+      if (usage) {
+        usage_events += *usage;
+      } else {
+        log::warn("usage events not expired", {{"tenant_id", t.id}, {"error", usage.error().message}});
+      }
+    }
+    if (!page->next_cursor) break;
+    cursor = page->next_cursor;
+  }
+  log::info("cleanup done", {{"job_rows", *n},
+                             {"idempotency_keys", keys},
+                             {"reports_and_deliveries", old_rows},
+                             {"usage_events", usage_events}});
+  return {};
+}
+
+// billing.run: idempotent per subscription and period, so a run that overlaps or repeats bills nothing twice.
+Result<void> run_billing(Platform& p) {
+  auto stats = p.billing->run();
+  if (!stats) return std::unexpected(stats.error());
+  log::info("billing run done", {{"renewed", stats->renewed},
+                                 {"invoices", stats->invoices},
+                                 {"charged", stats->charged},
+                                 {"failed", stats->failed},
+                                 {"retried", stats->retried},
+                                 {"cancelled", stats->cancelled}});
+  return {};
+}
+
+// email.send: the message of the job, with the tenant's display name and Reply-To read when it goes out.
+Result<void> send_mail(Platform& p, email::Transport& mail, jobs::JobContext& ctx) {
+  const Json& m = ctx.job().payload;
+  email::Message message;
+  auto from = parse_address(m.value("from", p.config().email.from));
+  if (!from) return std::unexpected(from.error());
+  message.from = *from;
+  for (const auto& to : m.value("to", Json::array())) {
+    message.to.push_back({to.value("email", ""), to.value("name", "")});
+  }
+  if (m.contains("reply_to") && m["reply_to"].is_string()) message.reply_to = email::Address{m["reply_to"], ""};
+  message.subject = m.value("subject", "");
+  message.text = m.value("text", "");
+  message.html = m.value("html", "");
+  if (!ctx.job().tenant_id.empty()) {
+    message.headers.emplace_back("X-Atrium-Tenant", ctx.job().tenant_id);
+    // The tenant's display name and Reply-To, read when the mail goes out.
+    auto tenant = p.tenants->get(ctx.job().tenant_id);
+    if (!tenant) return std::unexpected(tenant.error());
+    auto r = p.tenant_data->transact(*tenant,
+                                     [&](TenantTransaction& tx) -> Result<void> {
+                                       auto settings = email::settings_store::get(tx);
+                                       if (!settings) return std::unexpected(settings.error());
+                                       email::apply(*settings, message);
+                                       return {};
+                                     },
+                                     {.read_only = true});
+    if (!r) return r;
+  }
+  return mail.send(message);
+}
+
+// report.build: the audit-log CSV into the tenant's report row.
+Result<void> build_report(Platform& p, const Clock& clock, jobs::JobContext& ctx) {
+  const jobs::Job& job = ctx.job();
+  auto tenant = p.tenants->get(job.tenant_id);
+  if (!tenant) return std::unexpected(tenant.error());
+  const std::string id = job.payload.value("report_id", "");
+  std::optional<reports::Report> report;
+  auto read = p.tenant_data->transact(*tenant,
+                                      [&](TenantTransaction& tx) -> Result<void> {
+                                        auto r = reports::store::get(tx, id);
+                                        if (!r) return std::unexpected(r.error());
+                                        report = std::move(*r);
+                                        return {};
+                                      },
+                                      {.read_only = true});
+  if (!read) return read;
+  if (report->status != "pending") return {};
+  auto csv = reports::audit_csv(*p.audit, tenant->id, report->parameters.value("from", ""),
+                                report->parameters.value("to", ""), k_max_report_rows);
+  // Our own trouble (the database briefly away) is retried; only a bad request fails the report for good.
+  if (!csv && csv.error().code != Errc::invalid_argument) return std::unexpected(csv.error());
+  auto write = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
+    // The report and the job's completion commit together where the tenant's data shares the control plane, so
+    // a redelivery after this commit finds the job done (elsewhere the report's status check makes it a no-op).
+    if (storage::Transaction* control = tx.control_plane()) {
+      if (auto done = ctx.mark_done(*control); !done) return done;
+    }
+    if (!csv) return reports::store::fail_report(tx, clock, id, csv.error().message);
+    auto finished = reports::store::finish(tx, clock, id, csv->first, csv->second);
+    if (!finished) return std::unexpected(finished.error());
+    if (!*finished) return {};  // another run finished it first: one report.ready only
+    auto e = events::emit(tx, clock, "report.ready", {{"report_id", id}, {"row_count", csv->second}});
+    if (!e) return std::unexpected(e.error());
+    return {};
+  });
+  if (!write) return write;
+  p.flush_audit_after_commit(*tenant);
+  return {};
+}
+
+// webhook.deliver: one signed POST of a delivery; every failure waits on the webhook schedule.
+Result<void> deliver_webhook(Platform& p, const Clock& clock, webhooks::Sender& sender,
+                             const std::vector<std::chrono::milliseconds>& schedule, jobs::JobContext& ctx) {
+  const jobs::Job& job = ctx.job();
+  // Every failure, the receiver's or ours (a database briefly away), waits on the webhook schedule.
+  const std::size_t step =
+      std::min<std::size_t>(static_cast<std::size_t>(std::max(job.attempts, 1)) - 1, schedule.size() - 1);
+  ctx.retry_after(schedule[step]);
+  auto tenant = p.tenants->get(job.tenant_id);
+  if (!tenant) return std::unexpected(tenant.error());
+  if (tenant->status == tenancy::TenantStatus::deleted) return {};
+  const std::string delivery_id = job.payload.value("delivery_id", "");
+  std::optional<webhooks::Delivery> delivery;
+  std::optional<webhooks::Endpoint> endpoint;
+  auto read = p.tenant_data->transact(*tenant,
+                                      [&](TenantTransaction& tx) -> Result<void> {
+                                        auto d = webhooks::store::get_delivery(tx, delivery_id);
+                                        if (!d) return std::unexpected(d.error());
+                                        auto e = webhooks::store::get(tx, d->endpoint_id, true);
+                                        if (!e) return std::unexpected(e.error());
+                                        delivery = std::move(*d);
+                                        endpoint = std::move(*e);
+                                        return {};
+                                      },
+                                      {.read_only = true});
+  // The endpoint (and its deliveries) was deleted meanwhile: nothing left to deliver.
+  if (!read && read.error().code == Errc::not_found) return {};
+  if (!read) return read;
+  if (endpoint->status != "enabled") return {};
+
+  const std::int64_t t = unix_seconds(clock.now());
+  auto result = sender.post(endpoint->url, delivery->body,
+                            {{"Atrium-Signature", webhooks::sign(endpoint->secret, t, delivery->body)},
+                             {"Atrium-Event-Id", delivery->event_id},
+                             {"Atrium-Event-Type", delivery->event_type},
+                             {"Atrium-Delivery-Id", delivery->id}});
+  const bool ok = result.error.empty() && result.status >= 200 && result.status < 300;
+  const bool final = !ok && job.attempts >= job.max_attempts;
+  std::string error = result.error.empty() && !ok ? "HTTP " + std::to_string(result.status) : result.error;
+  auto rec = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
+    // Where the tenant's data shares the control plane, the job's completion commits with the delivery's
+    // success, so a crash before the queue hears of it does not post the event again.
+    if (storage::Transaction* control = tx.control_plane(); ok && control != nullptr) {
+      if (auto done = ctx.mark_done(*control); !done) return done;
+    }
+    return webhooks::store::record_attempt(tx, clock, delivery->id, ok, final, result.status, error);
+  });
+  if (!rec) {
+    log::warn("webhook attempt not recorded", {{"delivery_id", delivery_id}, {"error", rec.error().message}});
+  }
+  if (ok) return {};
+  return fail(Errc::unavailable, "webhook delivery failed: " + error);
+}
+
+// Every retry of a delivery failed (about three days by default): the endpoint is disabled and its owners told.
+void disable_failing_endpoint(Platform& p, Background& background, const Clock& clock, const jobs::Job& job,
+                              const std::string& error) {
+  auto tenant = p.tenants->get(job.tenant_id);
+  if (!tenant) return;
+  std::string endpoint_id;
+  std::string url;
+  auto r = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
+    auto d = webhooks::store::get_delivery(tx, job.payload.value("delivery_id", ""));
+    if (!d) return std::unexpected(d.error());
+    // Only the receiver's own failures on every attempt disable it (record_attempt marked the delivery
+    // failed); a job that died of our own trouble does not.
+    if (d->status != "failed") return {};
+    auto e = webhooks::store::get(tx, d->endpoint_id);
+    if (!e) return std::unexpected(e.error());
+    if (e->status != "enabled") return {};
+    endpoint_id = e->id;
+    url = e->url;
+    const std::string reason = "every delivery attempt failed (last: " + error.substr(0, 200) + ")";
+    if (auto dis = webhooks::store::disable(tx, clock, e->id, reason); !dis) return dis;
+    auto ev = events::emit(tx, clock, "webhook_endpoint.disabled",
+                           {{"endpoint_id", e->id}, {"url", e->url}, {"reason", reason}});
+    if (!ev) return std::unexpected(ev.error());
+    return {};
+  });
+  if (!r) {
+    log::warn("failing webhook endpoint not disabled", {{"error", r.error().message}});
+    return;
+  }
+  if (endpoint_id.empty()) return;
+  p.flush_audit_after_commit(*tenant);
+  log::warn("webhook endpoint disabled after failing deliveries",
+            {{"tenant_id", tenant->id}, {"endpoint_id", endpoint_id}});
+  auto members = p.users->list_members(tenant->id, std::nullopt, 100);
+  if (!members) return;
+  std::vector<email::Address> owners;
+  for (const auto& member : members->members) {
+    if (member.role == identity::Role::owner) owners.push_back({member.user.email, member.user.name});
+  }
+  if (owners.empty()) return;
+  auto rendered =
+      email::render(*email::builtin_template("webhook_endpoint_disabled"),
+                    {{"tenant_name", tenant->name}, {"url", url}, {"endpoint_id", endpoint_id}, {"error", error}}, {},
+                    std::move(owners));
+  if (!rendered) {
+    log::warn("endpoint-disabled email not rendered", {{"error", rendered.error().message}});
+    return;
+  }
+  const email::Message& m = *rendered;
+  if (auto s = background.send_email(tenant->id, m, "endpoint-disabled:" + endpoint_id); !s) {
+    log::warn("endpoint-disabled email not queued", {{"error", s.error().message}});
+  }
+}
+
+}  // namespace
+
 void Background::register_handlers() {
   Platform& p = platform_;
   const Clock& clock = p.clock();
-
   handlers_.add("system.heartbeat", [](jobs::JobContext&) -> Result<void> { return {}; });
-
   handlers_.add("system.outbox_sweep", [&p](jobs::JobContext&) -> Result<void> {
     auto moved = p.relay_pending_audit();
     if (!moved) return std::unexpected(moved.error());
     return {};
   });
-
-  handlers_.add("system.cleanup", [&p, &clock](jobs::JobContext&) -> Result<void> {
-    const auto now = clock.now();
-    auto n = jobs::delete_settled(p.tenant_data->platform_database(),
-                                  now - std::chrono::hours(p.config().jobs.retain_done_hours),
-                                  now - std::chrono::hours(24 * p.config().jobs.retain_dead_days));
-    if (!n) return std::unexpected(n.error());
-    // Tenant by tenant: stored Idempotency-Key answers, old reports and delivery log entries.
-    const auto key_cutoff = now - std::chrono::hours(p.config().jobs.idempotency_key_hours);
-    const auto report_cutoff = now - std::chrono::hours(24 * p.config().jobs.retain_reports_days);
-    const auto delivery_cutoff = now - std::chrono::hours(24 * p.config().webhooks.retain_deliveries_days);
-    std::int64_t keys = 0;
-    std::int64_t old_rows = 0;
-    std::int64_t usage_events = 0;
-    std::optional<std::string> cursor;
-    while (true) {
-      auto page = p.tenants->list(cursor, 100);
-      if (!page) return std::unexpected(page.error());
-      for (const auto& t : page->tenants) {
-        if (t.status == tenancy::TenantStatus::deleted) continue;
-        auto r = p.tenant_data->transact(t, [&](TenantTransaction& tx) -> Result<void> {
-          auto expired = projects::project_store::expire_idempotency_keys(tx, key_cutoff);
-          if (!expired) return std::unexpected(expired.error());
-          keys += *expired;
-          auto reports = reports::store::expire(tx, report_cutoff);
-          if (!reports) return std::unexpected(reports.error());
-          auto deliveries = webhooks::store::expire_deliveries(tx, delivery_cutoff);
-          if (!deliveries) return std::unexpected(deliveries.error());
-          old_rows += *reports + *deliveries;
-          return {};
-        });
-        if (!r) log::warn("idempotency keys not expired", {{"tenant_id", t.id}, {"error", r.error().message}});
-        // Raw usage events past metering.retain_events_days (their roll-ups stay).
-        auto usage = p.metering->expire(t.id);
-        if (usage) {
-          usage_events += *usage;
-        } else {
-          log::warn("usage events not expired", {{"tenant_id", t.id}, {"error", usage.error().message}});
-        }
-      }
-      if (!page->next_cursor) break;
-      cursor = page->next_cursor;
-    }
-    log::info("cleanup done", {{"job_rows", *n},
-                               {"idempotency_keys", keys},
-                               {"reports_and_deliveries", old_rows},
-                               {"usage_events", usage_events}});
-    return {};
-  });
-
-  // The billing run: idempotent per subscription and period, so a run that overlaps or repeats bills nothing twice.
-  handlers_.add("billing.run", [this](jobs::JobContext&) -> Result<void> {
-    auto stats = platform_.billing->run();
-    if (!stats) return std::unexpected(stats.error());
-    log::info("billing run done", {{"renewed", stats->renewed},
-                                   {"invoices", stats->invoices},
-                                   {"charged", stats->charged},
-                                   {"failed", stats->failed},
-                                   {"retried", stats->retried},
-                                   {"cancelled", stats->cancelled}});
-    return {};
-  });
-
-  handlers_.add("email.send", [this](jobs::JobContext& ctx) -> Result<void> {
-    const Json& m = ctx.job().payload;
-    email::Message message;
-    auto from = parse_address(m.value("from", platform_.config().email.from));
-    if (!from) return std::unexpected(from.error());
-    message.from = *from;
-    for (const auto& to : m.value("to", Json::array())) {
-      message.to.push_back({to.value("email", ""), to.value("name", "")});
-    }
-    if (m.contains("reply_to") && m["reply_to"].is_string()) message.reply_to = email::Address{m["reply_to"], ""};
-    message.subject = m.value("subject", "");
-    message.text = m.value("text", "");
-    message.html = m.value("html", "");
-    if (!ctx.job().tenant_id.empty()) {
-      message.headers.emplace_back("X-Atrium-Tenant", ctx.job().tenant_id);
-      // The tenant's display name and Reply-To, read when the mail goes out.
-      auto tenant = platform_.tenants->get(ctx.job().tenant_id);
-      if (!tenant) return std::unexpected(tenant.error());
-      auto r = platform_.tenant_data->transact(*tenant,
-                                               [&](TenantTransaction& tx) -> Result<void> {
-                                                 auto settings = email::settings_store::get(tx);
-                                                 if (!settings) return std::unexpected(settings.error());
-                                                 email::apply(*settings, message);
-                                                 return {};
-                                               },
-                                               {.read_only = true});
-      if (!r) return r;
-    }
-    return mail_->send(message);
-  });
-
-  handlers_.add("report.build", [&p, &clock](jobs::JobContext& ctx) -> Result<void> {
-    const jobs::Job& job = ctx.job();
-    auto tenant = p.tenants->get(job.tenant_id);
-    if (!tenant) return std::unexpected(tenant.error());
-    const std::string id = job.payload.value("report_id", "");
-    std::optional<reports::Report> report;
-    auto read = p.tenant_data->transact(*tenant,
-                                        [&](TenantTransaction& tx) -> Result<void> {
-                                          auto r = reports::store::get(tx, id);
-                                          if (!r) return std::unexpected(r.error());
-                                          report = std::move(*r);
-                                          return {};
-                                        },
-                                        {.read_only = true});
-    if (!read) return read;
-    if (report->status != "pending") return {};
-    auto csv = reports::audit_csv(*p.audit, tenant->id, report->parameters.value("from", ""),
-                                  report->parameters.value("to", ""), k_max_report_rows);
-    // Our own trouble (the database briefly away) is retried; only a bad request fails the report for good.
-    if (!csv && csv.error().code != Errc::invalid_argument) return std::unexpected(csv.error());
-    auto write = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
-      // The report and the job's completion commit together where the tenant's data shares the control plane, so
-      // a redelivery after this commit finds the job done (elsewhere the report's status check makes it a no-op).
-      if (storage::Transaction* control = tx.control_plane()) {
-        if (auto done = ctx.mark_done(*control); !done) return done;
-      }
-      if (!csv) return reports::store::fail_report(tx, clock, id, csv.error().message);
-      auto finished = reports::store::finish(tx, clock, id, csv->first, csv->second);
-      if (!finished) return std::unexpected(finished.error());
-      if (!*finished) return {};  // another run finished it first: one report.ready only
-      auto e = events::emit(tx, clock, "report.ready", {{"report_id", id}, {"row_count", csv->second}});
-      if (!e) return std::unexpected(e.error());
-      return {};
-    });
-    if (!write) return write;
-    p.flush_audit_after_commit(*tenant);
-    return {};
-  });
-
+  handlers_.add("system.cleanup", [&p, &clock](jobs::JobContext&) { return clean_up(p, clock); });
+  handlers_.add("billing.run", [&p](jobs::JobContext&) { return run_billing(p); });
+  handlers_.add("email.send", [this, &p](jobs::JobContext& ctx) { return send_mail(p, *mail_, ctx); });
+  handlers_.add("report.build", [&p, &clock](jobs::JobContext& ctx) { return build_report(p, clock, ctx); });
   handlers_.add(
       "webhook.deliver",
-      [this, &p, &clock](jobs::JobContext& ctx) -> Result<void> {
-        const jobs::Job& job = ctx.job();
-        // Every failure, the receiver's or ours (a database briefly away), waits on the webhook schedule.
-        const std::size_t step = std::min<std::size_t>(static_cast<std::size_t>(std::max(job.attempts, 1)) - 1,
-                                                       webhook_schedule_.size() - 1);
-        ctx.retry_after(webhook_schedule_[step]);
-        auto tenant = p.tenants->get(job.tenant_id);
-        if (!tenant) return std::unexpected(tenant.error());
-        if (tenant->status == tenancy::TenantStatus::deleted) return {};
-        const std::string delivery_id = job.payload.value("delivery_id", "");
-        std::optional<webhooks::Delivery> delivery;
-        std::optional<webhooks::Endpoint> endpoint;
-        auto read = p.tenant_data->transact(*tenant,
-                                            [&](TenantTransaction& tx) -> Result<void> {
-                                              auto d = webhooks::store::get_delivery(tx, delivery_id);
-                                              if (!d) return std::unexpected(d.error());
-                                              auto e = webhooks::store::get(tx, d->endpoint_id, true);
-                                              if (!e) return std::unexpected(e.error());
-                                              delivery = std::move(*d);
-                                              endpoint = std::move(*e);
-                                              return {};
-                                            },
-                                            {.read_only = true});
-        // The endpoint (and its deliveries) was deleted meanwhile: nothing left to deliver.
-        if (!read && read.error().code == Errc::not_found) return {};
-        if (!read) return read;
-        if (endpoint->status != "enabled") return {};
-
-        const std::int64_t t = unix_seconds(clock.now());
-        auto result = senders_->webhook.post(endpoint->url, delivery->body,
-                                             {{"Atrium-Signature", webhooks::sign(endpoint->secret, t, delivery->body)},
-                                              {"Atrium-Event-Id", delivery->event_id},
-                                              {"Atrium-Event-Type", delivery->event_type},
-                                              {"Atrium-Delivery-Id", delivery->id}});
-        const bool ok = result.error.empty() && result.status >= 200 && result.status < 300;
-        const bool final = !ok && job.attempts >= job.max_attempts;
-        std::string error = result.error.empty() && !ok ? "HTTP " + std::to_string(result.status) : result.error;
-        auto rec = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
-          // Where the tenant's data shares the control plane, the job's completion commits with the delivery's
-          // success, so a crash before the queue hears of it does not post the event again.
-          if (storage::Transaction* control = tx.control_plane(); ok && control != nullptr) {
-            if (auto done = ctx.mark_done(*control); !done) return done;
-          }
-          return webhooks::store::record_attempt(tx, clock, delivery->id, ok, final, result.status, error);
-        });
-        if (!rec) {
-          log::warn("webhook attempt not recorded", {{"delivery_id", delivery_id}, {"error", rec.error().message}});
-        }
-        if (ok) return {};
-        return fail(Errc::unavailable, "webhook delivery failed: " + error);
+      [this, &p, &clock](jobs::JobContext& ctx) {
+        return deliver_webhook(p, clock, senders_->webhook, webhook_schedule_, ctx);
       },
-      // Every retry failed (about three days by default): the endpoint is disabled and its tenant told.
       [this, &p, &clock](const jobs::Job& job, const std::string& error) {
-        auto tenant = p.tenants->get(job.tenant_id);
-        if (!tenant) return;
-        std::string endpoint_id;
-        std::string url;
-        auto r = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
-          auto d = webhooks::store::get_delivery(tx, job.payload.value("delivery_id", ""));
-          if (!d) return std::unexpected(d.error());
-          // Only the receiver's own failures on every attempt disable it (record_attempt marked the delivery
-          // failed); a job that died of our own trouble does not.
-          if (d->status != "failed") return {};
-          auto e = webhooks::store::get(tx, d->endpoint_id);
-          if (!e) return std::unexpected(e.error());
-          if (e->status != "enabled") return {};
-          endpoint_id = e->id;
-          url = e->url;
-          const std::string reason = "every delivery attempt failed (last: " + error.substr(0, 200) + ")";
-          if (auto dis = webhooks::store::disable(tx, clock, e->id, reason); !dis) return dis;
-          auto ev = events::emit(tx, clock, "webhook_endpoint.disabled",
-                                 {{"endpoint_id", e->id}, {"url", e->url}, {"reason", reason}});
-          if (!ev) return std::unexpected(ev.error());
-          return {};
-        });
-        if (!r) {
-          log::warn("failing webhook endpoint not disabled", {{"error", r.error().message}});
-          return;
-        }
-        if (endpoint_id.empty()) return;
-        p.flush_audit_after_commit(*tenant);
-        log::warn("webhook endpoint disabled after failing deliveries",
-                  {{"tenant_id", tenant->id}, {"endpoint_id", endpoint_id}});
-        auto members = p.users->list_members(tenant->id, std::nullopt, 100);
-        if (!members) return;
-        std::vector<email::Address> owners;
-        for (const auto& member : members->members) {
-          if (member.role == identity::Role::owner) owners.push_back({member.user.email, member.user.name});
-        }
-        if (owners.empty()) return;
-        auto rendered =
-            email::render(*email::builtin_template("webhook_endpoint_disabled"),
-                          {{"tenant_name", tenant->name}, {"url", url}, {"endpoint_id", endpoint_id}, {"error", error}},
-                          {}, std::move(owners));
-        if (!rendered) {
-          log::warn("endpoint-disabled email not rendered", {{"error", rendered.error().message}});
-          return;
-        }
-        const email::Message& m = *rendered;
-        if (auto s = send_email(tenant->id, m, "endpoint-disabled:" + endpoint_id); !s) {
-          log::warn("endpoint-disabled email not queued", {{"error", s.error().message}});
-        }
+        disable_failing_endpoint(p, *this, clock, job, error);
       });
 }
 

@@ -37,16 +37,16 @@ bool super_admin(const http::Request& req) { return req.principal && req.princip
 
 }  // namespace
 
-void register_billing_routes(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  billing::Billing& b = *platform.billing;
-  const Access admin = Access::super_admin;
-  const Access tenant = Access::tenant;
-  const Access tenant_operator = Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
-  // A subscription created, changed or cancelled moves the tenant's quotas and rate limits at once on this instance:
-  // Billing tells the caches (Billing::on_plan_changed, wired in Platform::open), whichever path made the change.
+namespace {
 
-  // --- catalog ---
+// Catalog.
+void register_catalog(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] billing::Billing& b = *platform.billing;
+  [[maybe_unused]] const Access admin = Access::super_admin;
+  [[maybe_unused]] const Access tenant = Access::tenant;
+  [[maybe_unused]] const Access tenant_operator =
+      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
   router.add(http::Method::get, "/v1/plans",
              [&b](http::Request& req) -> http::Response {
                const bool all = req.query_param("include_inactive").value_or("") == "true" && super_admin(req);
@@ -91,8 +91,16 @@ void register_billing_routes(http::Router& router, Platform& platform) {
   router.add(http::Method::put, "/v1/tax-rates",
              [&b](http::Request& req) { return respond(b.put_tax_rate(body(req), audit_context(req)), req); },
              {.json_body = true, .access = admin});
+}
 
-  // --- the tenant's account ---
+// The tenant's billing account.
+void register_account(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] billing::Billing& b = *platform.billing;
+  [[maybe_unused]] const Access admin = Access::super_admin;
+  [[maybe_unused]] const Access tenant = Access::tenant;
+  [[maybe_unused]] const Access tenant_operator =
+      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
   router.add(http::Method::get, "/v1/billing-account",
              [&b](http::Request& req) { return respond(b.get_account(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -101,8 +109,16 @@ void register_billing_routes(http::Router& router, Platform& platform) {
                return respond(b.put_account(req.tenant->id, body(req), super_admin(req), audit_context(req)), req);
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
+}
 
-  // --- subscriptions ---
+// Subscriptions.
+void register_subscriptions(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] billing::Billing& b = *platform.billing;
+  [[maybe_unused]] const Access admin = Access::super_admin;
+  [[maybe_unused]] const Access tenant = Access::tenant;
+  [[maybe_unused]] const Access tenant_operator =
+      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
   router.add(http::Method::get, "/v1/subscriptions",
              [&b](http::Request& req) { return respond_list(b.list_subscriptions(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -156,8 +172,16 @@ void register_billing_routes(http::Router& router, Platform& platform) {
                               req);
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
+}
 
-  // --- invoices ---
+// Invoices.
+void register_invoices(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] billing::Billing& b = *platform.billing;
+  [[maybe_unused]] const Access admin = Access::super_admin;
+  [[maybe_unused]] const Access tenant = Access::tenant;
+  [[maybe_unused]] const Access tenant_operator =
+      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
   router.add(http::Method::get, "/v1/invoices",
              [&b](http::Request& req) {
                return respond_list(b.list_invoices(req.tenant->id, req.query_param("status").value_or("")), req);
@@ -223,8 +247,16 @@ void register_billing_routes(http::Router& router, Platform& platform) {
                return res;
              },
              {.access = tenant, .permission = perm::billing_view});
+}
 
-  // --- credit notes ---
+// Credit notes.
+void register_credit_notes(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] billing::Billing& b = *platform.billing;
+  [[maybe_unused]] const Access admin = Access::super_admin;
+  [[maybe_unused]] const Access tenant = Access::tenant;
+  [[maybe_unused]] const Access tenant_operator =
+      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
   router.add(http::Method::get, "/v1/credit-notes",
              [&b](http::Request& req) { return respond_list(b.list_credit_notes(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -233,8 +265,16 @@ void register_billing_routes(http::Router& router, Platform& platform) {
                return respond(b.create_credit_note(req.tenant->id, body(req), audit_context(req)), req, 201);
              },
              {.json_body = true, .access = tenant_operator, .permission = perm::billing_manage});
+}
 
-  // --- test clocks ---
+// Test clocks.
+void register_test_clocks(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] billing::Billing& b = *platform.billing;
+  [[maybe_unused]] const Access admin = Access::super_admin;
+  [[maybe_unused]] const Access tenant = Access::tenant;
+  [[maybe_unused]] const Access tenant_operator =
+      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
   router.add(http::Method::get, "/v1/test-clocks",
              [&b](http::Request& req) { return respond_list(b.list_test_clocks(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -270,6 +310,19 @@ void register_billing_routes(http::Router& router, Platform& platform) {
                return res;
              },
              {.access = tenant, .permission = perm::billing_manage});
+}
+
+}  // namespace
+
+void register_billing_routes(http::Router& router, Platform& platform) {
+  // A subscription created, changed or cancelled moves the tenant's quotas and rate limits at once on this instance:
+  // Billing tells the caches (Billing::on_plan_changed, wired in Platform::open), whichever path made the change.
+  register_catalog(router, platform);
+  register_account(router, platform);
+  register_subscriptions(router, platform);
+  register_invoices(router, platform);
+  register_credit_notes(router, platform);
+  register_test_clocks(router, platform);
 }
 
 }  // namespace atrium::api

@@ -1,4 +1,5 @@
-// /v1/webhook-endpoints, /v1/reports and /v1/admin/jobs: what tenants and operators see of the background work.
+// /v1/webhook-endpoints, /v1/reports, /v1/email-settings and /v1/admin/jobs: what tenants and operators see of the
+// background work.
 #include "api/routes.hpp"
 #include "api/support.hpp"
 #include "core/ids.hpp"
@@ -48,11 +49,12 @@ Result<void> audit_platform(Platform& platform, const http::Request& req, audit:
 
 }  // namespace
 
-void register_job_routes(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  const Clock& clock = platform.clock();
+namespace {
 
-  // --- webhook endpoints ---
+// Webhook endpoints.
+void register_webhook_endpoints(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] const Clock& clock = platform.clock();
   router.add(http::Method::post, "/v1/webhook-endpoints",
              [&platform, &clock](http::Request& req) -> http::Response {
                auto body = body_object(req, {"url", "description", "event_types"});
@@ -105,7 +107,12 @@ void register_job_routes(http::Router& router, Platform& platform) {
                return http::Response::json(200, {{"data", data}});
              },
              {.access = Access::tenant, .permission = perm::webhooks_read});
+}
 
+// One webhook endpoint: read, delete, enable again.
+void register_webhook_endpoint(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] const Clock& clock = platform.clock();
   router.add(http::Method::get, "/v1/webhook-endpoints/{id}",
              [&platform](http::Request& req) -> http::Response {
                std::optional<webhooks::Endpoint> endpoint;
@@ -141,6 +148,33 @@ void register_job_routes(http::Router& router, Platform& platform) {
              },
              {.access = Access::tenant, .permission = perm::webhooks_manage});
 
+  router.add(http::Method::post, "/v1/webhook-endpoints/{id}/enable",
+             [&platform, &clock](http::Request& req) -> http::Response {
+               const std::string id(req.param("id"));
+               std::optional<webhooks::Endpoint> endpoint;
+               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+                 auto before = webhooks::store::get(tx, id);
+                 if (!before) return std::unexpected(before.error());
+                 auto e = webhooks::store::enable(tx, clock, id);
+                 if (!e) return std::unexpected(e.error());
+                 audit::Event event{
+                     .action = "webhook_endpoint.enabled", .resource_type = "webhook_endpoint", .resource_id = id};
+                 audit::add_change(event.changes, "status", before->status, e->status);
+                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 endpoint = std::move(*e);
+                 return {};
+               });
+               if (!r) return error_response(r.error(), req);
+               platform.flush_audit_after_commit(*req.tenant);
+               return http::Response::json(200, webhooks::to_json(*endpoint));
+             },
+             {.access = Access::tenant, .permission = perm::webhooks_manage});
+}
+
+// An endpoint's delivery log, and redelivering one.
+void register_webhook_deliveries(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] const Clock& clock = platform.clock();
   router.add(
       http::Method::get, "/v1/webhook-endpoints/{id}/deliveries",
       [&platform](http::Request& req) -> http::Response {
@@ -197,30 +231,12 @@ void register_job_routes(http::Router& router, Platform& platform) {
         return http::Response::json(202, webhooks::to_json(*delivery));
       },
       {.access = Access::tenant, .permission = perm::webhooks_manage});
+}
 
-  router.add(http::Method::post, "/v1/webhook-endpoints/{id}/enable",
-             [&platform, &clock](http::Request& req) -> http::Response {
-               const std::string id(req.param("id"));
-               std::optional<webhooks::Endpoint> endpoint;
-               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
-                 auto before = webhooks::store::get(tx, id);
-                 if (!before) return std::unexpected(before.error());
-                 auto e = webhooks::store::enable(tx, clock, id);
-                 if (!e) return std::unexpected(e.error());
-                 audit::Event event{
-                     .action = "webhook_endpoint.enabled", .resource_type = "webhook_endpoint", .resource_id = id};
-                 audit::add_change(event.changes, "status", before->status, e->status);
-                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
-                 endpoint = std::move(*e);
-                 return {};
-               });
-               if (!r) return error_response(r.error(), req);
-               platform.flush_audit_after_commit(*req.tenant);
-               return http::Response::json(200, webhooks::to_json(*endpoint));
-             },
-             {.access = Access::tenant, .permission = perm::webhooks_manage});
-
-  // --- reports ---
+// Reports.
+void register_reports(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] const Clock& clock = platform.clock();
   router.add(http::Method::post, "/v1/reports",
              [&platform, &clock](http::Request& req) -> http::Response {
                if (!platform.background) return unavailable_without_queue(req);
@@ -291,8 +307,12 @@ void register_job_routes(http::Router& router, Platform& platform) {
              },
              // An audit-log report is the audit log: the same permission reads it.
              {.access = Access::tenant, .permission = perm::audit_read});
+}
 
-  // --- email settings ---
+// Email settings.
+void register_email_settings(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] const Clock& clock = platform.clock();
   router.add(http::Method::get, "/v1/email-settings",
              [&platform](http::Request& req) -> http::Response {
                std::optional<email::TenantSettings> settings;
@@ -341,8 +361,12 @@ void register_job_routes(http::Router& router, Platform& platform) {
                return http::Response::json(200, email::to_json(*stored));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::tenant_manage});
+}
 
-  // --- operations ---
+// The job queue, for operators (/v1/admin/jobs).
+void register_admin_jobs(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
+  [[maybe_unused]] const Clock& clock = platform.clock();
   router.add(http::Method::get, "/v1/admin/jobs",
              [&platform](http::Request& req) -> http::Response {
                if (!platform.background) return unavailable_without_queue(req);
@@ -403,6 +427,17 @@ void register_job_routes(http::Router& router, Platform& platform) {
                return no_content();
              },
              {.access = Access::super_admin});
+}
+
+}  // namespace
+
+void register_job_routes(http::Router& router, Platform& platform) {
+  register_webhook_endpoints(router, platform);
+  register_webhook_endpoint(router, platform);
+  register_webhook_deliveries(router, platform);
+  register_reports(router, platform);
+  register_email_settings(router, platform);
+  register_admin_jobs(router, platform);
 }
 
 }  // namespace atrium::api

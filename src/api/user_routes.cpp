@@ -53,9 +53,11 @@ http::Response no_content() {
 
 }  // namespace
 
-void register_user_routes(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
+namespace {
 
+// Users.
+void register_users(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
   router.add(http::Method::get, "/v1/users",
              [&platform](http::Request& req) -> http::Response {
                auto params = page_params(req);
@@ -137,7 +139,11 @@ void register_user_routes(http::Router& router, Platform& platform) {
                return http::Response::json(200, identity::to_json(*member));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::users_manage});
+}
 
+// Invitations.
+void register_invitations(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
   router.add(http::Method::get, "/v1/invitations",
              [&platform](http::Request& req) -> http::Response {
                auto list = platform.invitations->list(req.tenant->id);
@@ -179,7 +185,11 @@ void register_user_routes(http::Router& router, Platform& platform) {
                return http::Response::json(200, out);
              },
              {.json_body = true, .access = Access::open});
+}
 
+// Removing a member.
+void register_member_removal(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
   router.add(
       http::Method::delete_, "/v1/users/{id}",
       [&platform](http::Request& req) -> http::Response {
@@ -201,7 +211,11 @@ void register_user_routes(http::Router& router, Platform& platform) {
         return no_content();
       },
       {.access = Access::tenant, .permission = perm::users_manage});
+}
 
+// API keys.
+void register_api_keys(http::Router& router, Platform& platform) {
+  namespace perm = identity::perm;
   router.add(http::Method::get, "/v1/api-keys",
              [&platform](http::Request& req) -> http::Response {
                auto keys = platform.api_keys->list(req.tenant->id);
@@ -249,6 +263,15 @@ void register_user_routes(http::Router& router, Platform& platform) {
                return no_content();
              },
              {.access = Access::tenant, .permission = perm::api_keys_manage});
+}
+
+}  // namespace
+
+void register_user_routes(http::Router& router, Platform& platform) {
+  register_users(router, platform);
+  register_invitations(router, platform);
+  register_member_removal(router, platform);
+  register_api_keys(router, platform);
 }
 
 }  // namespace atrium::api

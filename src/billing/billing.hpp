@@ -352,8 +352,11 @@ class Billing {
   // (billing.retain_invoices_years). Returns how many invoices went. Safe to repeat.
   Result<std::int64_t> apply_retention(std::chrono::system_clock::time_point cutoff);
 
- private:
+  // Billing's internals (src/billing/detail/state.hpp), named here so billing's own files can pass it to their
+  // helpers; no header outside src/billing/ defines it.
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

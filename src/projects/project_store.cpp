@@ -24,12 +24,9 @@ constexpr TenantStatement k_update{"projects_update",
                                    "= $1 AND id = $2"};
 constexpr TenantStatement k_delete{"projects_delete", "DELETE FROM projects WHERE tenant_id = $1 AND id = $2"};
 
-constexpr TenantStatement k_expire_keys{"idempotency_keys_expire",
-                                        "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_at < $2"};
-
 constexpr TenantStatement k_count{"projects_count", "SELECT COUNT(*) FROM projects WHERE tenant_id = $1"};
 
-constexpr TenantStatement k_all[] = {k_insert, k_get, k_page, k_update, k_delete, k_expire_keys, k_count};
+constexpr TenantStatement k_all[] = {k_insert, k_get, k_page, k_update, k_delete, k_count};
 
 constexpr std::string_view k_min_id = "00000000-0000-0000-0000-000000000000";
 
@@ -112,13 +109,6 @@ Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id) {
   if (!r) return std::unexpected(r.error());
   if (r->affected_rows == 0) return fail(Errc::not_found, "no such project");
   return {};
-}
-
-Result<std::int64_t> expire_idempotency_keys(tenancy::TenantTransaction& tx,
-                                             std::chrono::system_clock::time_point before) {
-  auto r = tx.execute(k_expire_keys, {Value(format_rfc3339(before))});
-  if (!r) return std::unexpected(r.error());
-  return r->affected_rows;
 }
 
 }  // namespace project_store

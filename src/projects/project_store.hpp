@@ -47,10 +47,6 @@ Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id);
 // How many projects the tenant has (the projects quota).
 Result<std::int64_t> count(tenancy::TenantTransaction& tx);
 
-// Deletes stored Idempotency-Key answers older than `before` (the cleanup job); returns how many.
-Result<std::int64_t> expire_idempotency_keys(tenancy::TenantTransaction& tx,
-                                             std::chrono::system_clock::time_point before);
-
 // Every statement above, for the test that checks each is bound to the tenant.
 std::span<const tenancy::TenantStatement> statements();
 

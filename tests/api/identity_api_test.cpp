@@ -13,6 +13,7 @@
 #include "metering/metering.hpp"
 #include "projects/project_store.hpp"
 #include "reports/reports.hpp"
+#include "tenancy/idempotency.hpp"
 #include "support/api_client.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
@@ -291,6 +292,7 @@ TEST(TenantStatements, EveryTenantStatementIsBoundToTheTenant) {
                            metering::Metering::tenant_statements(), billing::Entitlements::tenant_statements()}) {
     all.insert(all.end(), list.begin(), list.end());
   }
+  all.insert(all.end(), tenancy::idempotency_statements().begin(), tenancy::idempotency_statements().end());
   EXPECT_GE(all.size(), 30u);
   for (const auto& s : all) {
     const std::string sql(s.sql);

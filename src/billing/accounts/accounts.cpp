@@ -28,6 +28,142 @@ Result<Account> Billing::get_account(const std::string& tenant_id) {
   return *out;
 }
 
+namespace {
+
+// Who the account is: legal name, email, country, region (the ones `input` carries).
+Result<void> apply_contact(Account& a, const Json& input) {
+  for (auto [field, target, max] : {std::tuple{"legal_name", &a.legal_name, 200}, std::tuple{"email", &a.email, 254},
+                                    std::tuple{"region", &a.region, 10}}) {
+    auto v = text_member(input, field, max);
+    if (!v) return std::unexpected(v.error());
+    if (*v) *target = **v;
+  }
+  if (a.legal_name.empty()) return fail(Errc::invalid_argument, "legal_name is required");
+  if (!valid_email_address(a.email)) return fail(Errc::invalid_argument, "email must be an email address");
+  auto country = text_member(input, "country", 2);
+  if (!country) return std::unexpected(country.error());
+  if (*country) {
+    if ((*country)->size() != 2 || !std::isupper(static_cast<unsigned char>((**country)[0])) ||
+        !std::isupper(static_cast<unsigned char>((**country)[1]))) {
+      return fail(Errc::invalid_argument, "country must be an ISO 3166-1 alpha-2 code such as DE");
+    }
+    a.country = **country;
+  }
+  return {};
+}
+
+// The address lines and tax ids `input` carries.
+Result<void> apply_lists(Account& a, const Json& input) {
+  for (auto [field, target] : {std::pair{"address", &a.address}, std::pair{"tax_ids", &a.tax_ids}}) {
+    auto it = input.find(field);
+    if (it == input.end()) continue;
+    if (!it->is_array() || it->size() > 10) {
+      return fail(Errc::invalid_argument, std::string(field) + " must be an array of up to 10 strings");
+    }
+    target->clear();
+    for (const auto& e : *it) {
+      if (!e.is_string() || e.get<std::string>().size() > 200) {
+        return fail(Errc::invalid_argument, std::string(field) + " entries must be strings of up to 200 bytes");
+      }
+      target->push_back(e.get<std::string>());
+    }
+  }
+  return {};
+}
+
+// The account's currency: set when it is created; changed later only while nothing is priced in it (no live
+// subscription, no credit balance, no open invoice: amounts are minor units of the account's currency).
+Result<void> apply_currency(TenantTransaction& tx, Account& a, const Json& input, bool creating) {
+  auto currency = text_member(input, "currency", 3);
+  if (!currency) return std::unexpected(currency.error());
+  if (*currency) {
+    if (!valid_currency(**currency)) return fail(Errc::invalid_argument, "currency must be an ISO 4217 code");
+    if (!creating && **currency != a.currency) {
+      auto subs = tx.execute(k_sub_list);
+      if (!subs) return std::unexpected(subs.error());
+      for (std::size_t i = 0; i < subs->rows.size(); ++i) {
+        if (read_sub(*subs, i).status != Status::cancelled) {
+          return fail(Errc::conflict, "the currency cannot change while a subscription is live");
+        }
+      }
+      if (a.credit_balance != 0) {
+        return fail(Errc::conflict, "the currency cannot change while the account has a credit balance");
+      }
+      auto open = tx.execute(k_invoice_list, {Value(std::string("open"))});
+      if (!open) return std::unexpected(open.error());
+      if (!open->empty()) return fail(Errc::conflict, "the currency cannot change while an invoice is open");
+    }
+    a.currency = **currency;
+  }
+  if (a.currency.empty()) return fail(Errc::invalid_argument, "currency is required");
+  return {};
+}
+
+// How the account pays and is billed: payment method (one the gateway accepts), proration, test mode (super admins).
+Result<void> apply_payment(const PaymentGateway& gateway, Account& a, const Json& input, bool super_admin) {
+  auto method = text_member(input, "payment_method", 200);
+  if (!method) return std::unexpected(method.error());
+  if (*method) {
+    if (!(*method)->empty() && !gateway.accepts(**method)) {
+      return fail(Errc::invalid_argument,
+                  "payment_method is not accepted by the " + std::string(gateway.name()) + " gateway");
+    }
+    a.payment_method = **method;
+  }
+  auto proration = text_member(input, "proration", 20);
+  if (!proration) return std::unexpected(proration.error());
+  if (*proration) {
+    auto m = parse_proration_mode(**proration);
+    if (!m) return fail(Errc::invalid_argument, "proration must be daily or per_second");
+    a.proration = *m;
+  }
+  auto test_mode = bool_member(input, "test_mode");
+  if (!test_mode) return std::unexpected(test_mode.error());
+  if (*test_mode && **test_mode != a.test_mode) {
+    if (!super_admin) return fail(Errc::forbidden, "only a super admin may change test_mode");
+    a.test_mode = **test_mode;
+  }
+  return {};
+}
+
+// Writes the account; a new payment method has the open invoices retried at once (also after a hard decline).
+Result<void> store_account(TenantTransaction& tx, const Account& a, const Account& before, bool creating, Instant now) {
+  if (creating) {
+    auto ins = tx.execute(
+        k_account_insert,
+        {Value(a.legal_name), Value(a.email), Value(Json(a.address).dump()), Value(a.country), Value(a.region),
+         Value(a.currency), Value(Json(a.tax_ids).dump()), Value(a.payment_method), Value(std::int64_t{0}),
+         Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), Value(now)});
+    if (!ins) return std::unexpected(ins.error());
+    return {};
+  }
+  auto up = tx.execute(k_account_update,
+                       {Value(a.legal_name), Value(a.email), Value(Json(a.address).dump()), Value(a.country),
+                        Value(a.region), Value(a.currency), Value(Json(a.tax_ids).dump()), Value(a.payment_method),
+                        Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), Value(now)});
+  if (!up) return std::unexpected(up.error());
+  if (a.payment_method != before.payment_method && !a.payment_method.empty()) {
+    if (auto rn = tx.execute(k_invoice_retry_now, {Value(std::int64_t{0})}); !rn) return std::unexpected(rn.error());
+  }
+  return {};
+}
+
+// The audit event of a put: every field that changed (none before, when it was created).
+audit::Event account_event(const std::string& tenant_id, const Account& a, const Account& before, bool creating) {
+  Json b = creating ? Json::object() : to_json(before);
+  Json after = to_json(a);
+  audit::Event e{.action = creating ? "billing_account.created" : "billing_account.updated",
+                 .resource_type = "billing_account",
+                 .resource_id = tenant_id};
+  for (auto it = after.begin(); it != after.end(); ++it) {
+    if (it.key() == "updated_at" || it.key() == "created_at") continue;
+    audit::add_change(e.changes, it.key(), creating ? Json(nullptr) : b[it.key()], it.value());
+  }
+  return e;
+}
+
+}  // namespace
+
 Result<Account> Billing::put_account(const std::string& tenant_id, const Json& input, bool super_admin,
                                      const audit::Context& who) {
   if (auto r = only_members(input, {"legal_name", "email", "address", "country", "region", "currency", "tax_ids",
@@ -43,116 +179,15 @@ Result<Account> Billing::put_account(const std::string& tenant_id, const Json& i
     Account a = creating ? Account{} : read_account(*existing, 0);
     const Account before = a;
     a.tenant_id = tenant_id;
-    for (auto [field, target, max] : {std::tuple{"legal_name", &a.legal_name, 200}, std::tuple{"email", &a.email, 254},
-                                      std::tuple{"region", &a.region, 10}}) {
-      auto v = text_member(input, field, max);
-      if (!v) return std::unexpected(v.error());
-      if (*v) *target = **v;
-    }
-    if (a.legal_name.empty()) return fail(Errc::invalid_argument, "legal_name is required");
-    if (!valid_email_address(a.email)) {
-      return fail(Errc::invalid_argument, "email must be an email address");
-    }
-    auto country = text_member(input, "country", 2);
-    if (!country) return std::unexpected(country.error());
-    if (*country) {
-      if ((*country)->size() != 2 || !std::isupper(static_cast<unsigned char>((**country)[0])) ||
-          !std::isupper(static_cast<unsigned char>((**country)[1]))) {
-        return fail(Errc::invalid_argument, "country must be an ISO 3166-1 alpha-2 code such as DE");
-      }
-      a.country = **country;
-    }
-    auto currency = text_member(input, "currency", 3);
-    if (!currency) return std::unexpected(currency.error());
-    if (*currency) {
-      if (!valid_currency(**currency)) return fail(Errc::invalid_argument, "currency must be an ISO 4217 code");
-      if (!creating && **currency != a.currency) {
-        auto subs = tx.execute(k_sub_list);
-        if (!subs) return std::unexpected(subs.error());
-        for (std::size_t i = 0; i < subs->rows.size(); ++i) {
-          if (read_sub(*subs, i).status != Status::cancelled) {
-            return fail(Errc::conflict, "the currency cannot change while a subscription is live");
-          }
-        }
-        // Amounts are minor units of the account's currency: a balance or an open invoice would change value.
-        if (a.credit_balance != 0) {
-          return fail(Errc::conflict, "the currency cannot change while the account has a credit balance");
-        }
-        auto open = tx.execute(k_invoice_list, {Value(std::string("open"))});
-        if (!open) return std::unexpected(open.error());
-        if (!open->empty()) return fail(Errc::conflict, "the currency cannot change while an invoice is open");
-      }
-      a.currency = **currency;
-    }
-    if (a.currency.empty()) return fail(Errc::invalid_argument, "currency is required");
-    for (auto [field, target] : {std::pair{"address", &a.address}, std::pair{"tax_ids", &a.tax_ids}}) {
-      if (auto it = input.find(field); it != input.end()) {
-        if (!it->is_array() || it->size() > 10) {
-          return fail(Errc::invalid_argument, std::string(field) + " must be an array of up to 10 strings");
-        }
-        target->clear();
-        for (const auto& e : *it) {
-          if (!e.is_string() || e.get<std::string>().size() > 200) {
-            return fail(Errc::invalid_argument, std::string(field) + " entries must be strings of up to 200 bytes");
-          }
-          target->push_back(e.get<std::string>());
-        }
-      }
-    }
-    auto method = text_member(input, "payment_method", 200);
-    if (!method) return std::unexpected(method.error());
-    if (*method) {
-      if (!(*method)->empty() && !impl_->gateway.accepts(**method)) {
-        return fail(Errc::invalid_argument,
-                    "payment_method is not accepted by the " + std::string(impl_->gateway.name()) + " gateway");
-      }
-      a.payment_method = **method;
-    }
-    auto proration = text_member(input, "proration", 20);
-    if (!proration) return std::unexpected(proration.error());
-    if (*proration) {
-      auto m = parse_proration_mode(**proration);
-      if (!m) return fail(Errc::invalid_argument, "proration must be daily or per_second");
-      a.proration = *m;
-    }
-    auto test_mode = bool_member(input, "test_mode");
-    if (!test_mode) return std::unexpected(test_mode.error());
-    if (*test_mode && **test_mode != a.test_mode) {
-      if (!super_admin) return fail(Errc::forbidden, "only a super admin may change test_mode");
-      a.test_mode = **test_mode;
-    }
+    if (auto c = apply_contact(a, input); !c) return c;
+    if (auto c = apply_currency(tx, a, input, creating); !c) return c;
+    if (auto l = apply_lists(a, input); !l) return l;
+    if (auto p = apply_payment(impl_->gateway, a, input, super_admin); !p) return p;
     const Instant now = impl_->now();
     a.updated_at = now;
-    if (creating) {
-      a.created_at = now;
-      auto ins = tx.execute(
-          k_account_insert,
-          {Value(a.legal_name), Value(a.email), Value(Json(a.address).dump()), Value(a.country), Value(a.region),
-           Value(a.currency), Value(Json(a.tax_ids).dump()), Value(a.payment_method), Value(std::int64_t{0}),
-           Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), Value(now)});
-      if (!ins) return std::unexpected(ins.error());
-    } else {
-      auto up = tx.execute(k_account_update,
-                           {Value(a.legal_name), Value(a.email), Value(Json(a.address).dump()), Value(a.country),
-                            Value(a.region), Value(a.currency), Value(Json(a.tax_ids).dump()), Value(a.payment_method),
-                            Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), Value(now)});
-      if (!up) return std::unexpected(up.error());
-      // A new payment method: open invoices are retried at once (also after a hard decline).
-      if (a.payment_method != before.payment_method && !a.payment_method.empty()) {
-        if (auto rn = tx.execute(k_invoice_retry_now, {Value(std::int64_t{0})}); !rn)
-          return std::unexpected(rn.error());
-      }
-    }
-    Json b = creating ? Json::object() : to_json(before);
-    Json after = to_json(a);
-    audit::Event e{.action = creating ? "billing_account.created" : "billing_account.updated",
-                   .resource_type = "billing_account",
-                   .resource_id = tenant_id};
-    for (auto it = after.begin(); it != after.end(); ++it) {
-      if (it.key() == "updated_at" || it.key() == "created_at") continue;
-      audit::add_change(e.changes, it.key(), creating ? Json(nullptr) : b[it.key()], it.value());
-    }
-    if (auto ap = impl_->audit.append(tx, who, std::move(e)); !ap) return ap;
+    if (creating) a.created_at = now;
+    if (auto st = store_account(tx, a, before, creating, now); !st) return st;
+    if (auto ap = impl_->audit.append(tx, who, account_event(tenant_id, a, before, creating)); !ap) return ap;
     out = std::move(a);
     return {};
   });

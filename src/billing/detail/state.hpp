@@ -278,6 +278,10 @@ struct Billing::Impl {
 
   static Json customer_json(const Account& a);
 
+  // An invoice's lines priced: discount (the coupon, consumed when `persist`), tax, the credit balance applied.
+  Result<Invoice> price_invoice(TenantTransaction& tx, const Account& account, Subscription* sub,
+                                std::vector<Line> lines, const IssueOptions& o, Instant now, bool persist);
+
   // Computes an invoice's totals; with `persist`, finalizes it: a number from the gap-free monthly sequence, the
   // account's credit balance used or increased, status paid (nothing due) or open with a first payment attempt.
   Result<Invoice> issue_invoice(TenantTransaction& tx, Account& account, Subscription* sub, std::vector<Line> lines,
@@ -302,6 +306,14 @@ struct Billing::Impl {
   // Records a charge's outcome on its attempt, invoice and subscription (once: an attempt no longer pending is
   // left alone, so a repeated settle changes nothing).
   Result<void> record_outcome(TenantTransaction& tx, const PendingCharge& c, const Result<ChargeResult>& result,
+                              Instant now, RunStats* stats);
+
+  // The parts of record_outcome: no answer from the provider (sent again later), a payment, a failure (dunning).
+  Result<void> outcome_unknown(TenantTransaction& tx, const PaymentAttempt& attempt, const std::string& message,
+                               Instant now, RunStats* stats);
+  Result<void> payment_succeeded(TenantTransaction& tx, const PaymentAttempt& attempt, const ChargeResult& result,
+                                 Instant now, RunStats* stats);
+  Result<void> payment_failed(TenantTransaction& tx, const PaymentAttempt& attempt, const ChargeResult& result,
                               Instant now, RunStats* stats);
 
   // Whether the invoice's last payment attempt has no known outcome yet (sent, or about to be sent again).

@@ -7,29 +7,102 @@ namespace atrium::billing {
 
 // ---- credit notes -----------------------------------------------------------------------------------------------
 
-Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, const Json& input,
-                                               const audit::Context& who) {
+namespace {
+
+// POST /v1/credit-notes, decoded.
+struct NewCreditNote {
+  std::string invoice_id;
+  std::int64_t amount = 0;
+  std::optional<std::string> method;  // refund | credit_balance | invoice; by default from the invoice's status
+  std::string reason;
+  std::string memo;
+};
+
+Result<NewCreditNote> read_credit_note(const Json& input) {
   if (auto r = only_members(input, {"invoice_id", "amount", "method", "reason", "memo"}); !r) {
     return std::unexpected(r.error());
   }
+  NewCreditNote n;
   auto invoice_id = text_member(input, "invoice_id", 64);
   if (!invoice_id) return std::unexpected(invoice_id.error());
   if (!*invoice_id) return fail(Errc::invalid_argument, "invoice_id is required");
+  n.invoice_id = **invoice_id;
   auto amount = int_member(input, "amount", 1, k_max_amount);
   if (!amount) return std::unexpected(amount.error());
   if (!*amount) return fail(Errc::invalid_argument, "amount (minor units, > 0) is required");
+  n.amount = **amount;
   auto method = text_member(input, "method", 20);
   if (!method) return std::unexpected(method.error());
+  n.method = *method;
   auto reason = text_member(input, "reason", 40);
   if (!reason) return std::unexpected(reason.error());
-  const std::string why = reason->value_or("other");
-  if (why != "duplicate" && why != "fraudulent" && why != "order_change" && why != "product_unsatisfactory" &&
-      why != "other") {
+  n.reason = reason->value_or("other");
+  if (n.reason != "duplicate" && n.reason != "fraudulent" && n.reason != "order_change" &&
+      n.reason != "product_unsatisfactory" && n.reason != "other") {
     return fail(Errc::invalid_argument,
                 "reason must be duplicate, fraudulent, order_change, product_unsatisfactory or other");
   }
   auto memo = text_member(input, "memo", 2000);
   if (!memo) return std::unexpected(memo.error());
+  n.memo = memo->value_or("");
+  return n;
+}
+
+// Method invoice: the open invoice asks `amount` less; paid when nothing is left (its subscription settles).
+Result<void> reduce_open_invoice(Billing::Impl& s, TenantTransaction& tx, Invoice& inv, std::int64_t amount,
+                                 Instant now) {
+  if (inv.status != "open") return fail(Errc::invalid_argument, "method invoice is for open invoices");
+  auto in_flight = s.payment_in_flight(tx, inv.id);
+  if (!in_flight) return std::unexpected(in_flight.error());
+  if (*in_flight) {
+    return fail(Errc::conflict, "a payment of this invoice is in flight (its outcome is not known yet); try later");
+  }
+  if (amount > inv.amount_remaining) return fail(Errc::invalid_argument, "amount exceeds what the invoice still asks");
+  inv.amount_remaining -= amount;
+  if (inv.amount_remaining == 0) {
+    inv.status = "paid";
+    inv.paid_at = now;
+    inv.next_payment_attempt.reset();
+    if (auto e = s.emit(tx, "invoice.paid",
+                        {{"invoice_id", inv.id}, {"number", inv.number.value_or("")}, {"by", "credit_note"}});
+        !e) {
+      return e;
+    }
+  }
+  if (auto sv = s.save_payment_state(tx, inv, now); !sv) return sv;
+  if (inv.status == "paid" && inv.subscription_id) {
+    if (auto st = s.settle_status(tx, *inv.subscription_id, now, "credit_note"); !st) return st;
+  }
+  return {};
+}
+
+// Method refund: the reference of the charge that paid the invoice, after checking `amount` is within what was
+// charged and not refunded yet.
+Result<std::string> refundable_charge(TenantTransaction& tx, const Invoice& inv, std::int64_t amount) {
+  auto attempts = tx.execute(k_attempt_list, {Value(inv.id)});
+  if (!attempts) return std::unexpected(attempts.error());
+  std::string charge_reference;
+  for (std::size_t i = 0; i < attempts->rows.size(); ++i) {
+    auto a = read_attempt(*attempts, i);
+    if (a.status == "succeeded") charge_reference = a.reference;
+  }
+  if (charge_reference.empty()) return fail(Errc::invalid_argument, "the invoice was not paid by a charge");
+  auto refunded = tx.execute(k_refund_sum, {Value(inv.id)});
+  if (!refunded) return std::unexpected(refunded.error());
+  const std::int64_t refundable = inv.amount_paid - refunded->int_at(0, 0).value_or(0);
+  if (amount > refundable) {
+    return fail(Errc::invalid_argument,
+                "amount exceeds what was charged and not yet refunded (" + std::to_string(refundable) + ")");
+  }
+  return charge_reference;
+}
+
+}  // namespace
+
+Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, const Json& input,
+                                               const audit::Context& who) {
+  auto n = read_credit_note(input);
+  if (!n) return std::unexpected(n.error());
   Impl& s = *impl_;
   CreditNote note;
   std::string charge_reference;
@@ -37,7 +110,7 @@ Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, con
   // First the note (with its number) and its effect on the invoice or balance; a refund goes to the provider
   // after that commits, keyed by the note, and its reference is added then.
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
-    auto inv = s.invoice(tx, **invoice_id, false);
+    auto inv = s.invoice(tx, n->invoice_id, false);
     if (!inv) {
       if (inv.error().code == Errc::not_found) return fail(Errc::invalid_argument, inv.error().message);
       return std::unexpected(inv.error());
@@ -48,76 +121,40 @@ Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, con
     auto credited = tx.execute(k_credit_sum, {Value(inv->id)});
     if (!credited) return std::unexpected(credited.error());
     const std::int64_t left = inv->totals.total - credited->int_at(0, 0).value_or(0);
-    if (**amount > left) {
+    if (n->amount > left) {
       return fail(Errc::invalid_argument,
                   "amount exceeds what is left to credit on the invoice (" + std::to_string(left) + ")");
     }
-    note.method = method->value_or(inv->status == "open" ? "invoice" : "credit_balance");
+    note.method = n->method.value_or(inv->status == "open" ? "invoice" : "credit_balance");
     auto clock_now = s.now_for(tx, inv->test_clock_id);  // a test clock's invoice lives in the clock's time
     if (!clock_now) return std::unexpected(clock_now.error());
     const Instant now = *clock_now;
     if (note.method == "invoice") {
-      if (inv->status != "open") return fail(Errc::invalid_argument, "method invoice is for open invoices");
-      auto in_flight = s.payment_in_flight(tx, inv->id);
-      if (!in_flight) return std::unexpected(in_flight.error());
-      if (*in_flight) {
-        return fail(Errc::conflict, "a payment of this invoice is in flight (its outcome is not known yet); try later");
-      }
-      if (**amount > inv->amount_remaining) {
-        return fail(Errc::invalid_argument, "amount exceeds what the invoice still asks");
-      }
-      inv->amount_remaining -= **amount;
-      if (inv->amount_remaining == 0) {
-        inv->status = "paid";
-        inv->paid_at = now;
-        inv->next_payment_attempt.reset();
-        if (auto e = s.emit(tx, "invoice.paid",
-                            {{"invoice_id", inv->id}, {"number", inv->number.value_or("")}, {"by", "credit_note"}});
-            !e) {
-          return e;
-        }
-      }
-      if (auto sv = s.save_payment_state(tx, *inv, now); !sv) return sv;
-      if (inv->status == "paid" && inv->subscription_id) {
-        if (auto st = s.settle_status(tx, *inv->subscription_id, now, "credit_note"); !st) return st;
-      }
+      if (auto red = reduce_open_invoice(s, tx, *inv, n->amount, now); !red) return red;
     } else if (note.method == "credit_balance" || note.method == "refund") {
       if (inv->status != "paid") return fail(Errc::invalid_argument, "refunds and credits are for paid invoices");
       if (note.method == "credit_balance") {
-        if (auto b = tx.execute(k_account_balance, {Value(**amount)}); !b) {
-          return std::unexpected(b.error());
-        }
+        if (auto b = tx.execute(k_account_balance, {Value(n->amount)}); !b) return std::unexpected(b.error());
       } else {
-        auto attempts = tx.execute(k_attempt_list, {Value(inv->id)});
-        if (!attempts) return std::unexpected(attempts.error());
-        for (std::size_t i = 0; i < attempts->rows.size(); ++i) {
-          auto a = read_attempt(*attempts, i);
-          if (a.status == "succeeded") charge_reference = a.reference;
-        }
-        if (charge_reference.empty()) return fail(Errc::invalid_argument, "the invoice was not paid by a charge");
-        auto refunded = tx.execute(k_refund_sum, {Value(inv->id)});
-        if (!refunded) return std::unexpected(refunded.error());
-        const std::int64_t refundable = inv->amount_paid - refunded->int_at(0, 0).value_or(0);
-        if (**amount > refundable) {
-          return fail(Errc::invalid_argument,
-                      "amount exceeds what was charged and not yet refunded (" + std::to_string(refundable) + ")");
-        }
+        auto charge = refundable_charge(tx, *inv, n->amount);
+        if (!charge) return std::unexpected(charge.error());
+        charge_reference = *charge;
         currency = inv->currency;
       }
     } else {
       return fail(Errc::invalid_argument, "method must be refund, credit_balance or invoice");
     }
     const bool simulated = inv->test_clock_id.has_value();
-    auto n = s.next_number(Impl::raw(tx),
-                           (simulated ? "test-credit_note:" : "credit_note:") + std::to_string(year_month(now)));
-    if (!n) return std::unexpected(n.error());
+    auto number = s.next_number(Impl::raw(tx),
+                                (simulated ? "test-credit_note:" : "credit_note:") + std::to_string(year_month(now)));
+    if (!number) return std::unexpected(number.error());
     note.tenant_id = tenant_id;
     note.id = new_uuid_v7(s.clock);
-    note.number = invoice_number(year_month(now), *n, simulated ? "TEST-CN" : "CN");
+    note.number = invoice_number(year_month(now), *number, simulated ? "TEST-CN" : "CN");
     note.invoice_id = inv->id;
-    note.amount = **amount;
-    note.reason = why;
-    note.memo = memo->value_or("");
+    note.amount = n->amount;
+    note.reason = n->reason;
+    note.memo = n->memo;
     note.created_at = now;
     auto ins = tx.execute(k_credit_insert,
                           {Value(note.id), Value(note.number), Value(note.invoice_id), Value(note.amount),

@@ -495,12 +495,11 @@ Error hpdf_failure(const HpdfErrors& errors, std::string_view what) {
   return Error{Errc::internal, std::string("rendering the PDF failed: ") + std::string(what) + ": " + buffer};
 }
 
-void draw_pdf(Layout& layout, const InvoiceDocument& doc, const Font& regular, const Font& bold) {
-  const Style body{&regular, 9, kInk};
-  const Style label{&bold, 7.5f, kMuted};
-  const float width = kRight - kLeft;
-
-  // Title and status, number, dates.
+// Title and status, number, dates.
+void draw_heading(Layout& layout, const InvoiceDocument& doc, const Font& regular, const Font& bold) {
+  [[maybe_unused]] const Style body{&regular, 9, kInk};
+  [[maybe_unused]] const Style label{&bold, 7.5f, kMuted};
+  [[maybe_unused]] const float width = kRight - kLeft;
   layout.new_page();
   Cell title{kLeft, width * 0.7f};
   title.add({&bold, 22, kInk}, title_of(doc));
@@ -522,8 +521,13 @@ void draw_pdf(Layout& layout, const InvoiceDocument& doc, const Font& regular, c
     layout.row({key, value}, 13, 0, 0);
   }
   layout.move_down(18);
+}
 
-  // Issuer and customer.
+// Issuer and customer.
+void draw_parties(Layout& layout, const InvoiceDocument& doc, const Font& regular, const Font& bold) {
+  [[maybe_unused]] const Style body{&regular, 9, kInk};
+  [[maybe_unused]] const Style label{&bold, 7.5f, kMuted};
+  [[maybe_unused]] const float width = kRight - kLeft;
   const auto party_cell = [&](float x, std::string_view heading, const Party& party) {
     Cell cell{x, width / 2 - 15};
     cell.add(label, heading);
@@ -533,8 +537,13 @@ void draw_pdf(Layout& layout, const InvoiceDocument& doc, const Font& regular, c
   };
   layout.row({party_cell(kLeft, "FROM", doc.issuer), party_cell(kLeft + width / 2 + 15, "BILL TO", doc.customer)}, 13,
              0, 18);
+}
 
-  // Lines, the header row repeated on each page.
+// Lines, the header row repeated on each page.
+void draw_lines(Layout& layout, const InvoiceDocument& doc, const Font& regular, const Font& bold) {
+  [[maybe_unused]] const Style body{&regular, 9, kInk};
+  [[maybe_unused]] const Style label{&bold, 7.5f, kMuted};
+  [[maybe_unused]] const float width = kRight - kLeft;
   struct Column {
     float x, width;
     Align align;
@@ -583,8 +592,13 @@ void draw_pdf(Layout& layout, const InvoiceDocument& doc, const Font& regular, c
   }
   layout.set_page_header(nullptr, 0);
   layout.move_down(12);
+}
 
-  // Totals, right-aligned under the table.
+// Totals, right-aligned under the table.
+void draw_totals(Layout& layout, const InvoiceDocument& doc, const Font& regular, const Font& bold) {
+  [[maybe_unused]] const Style body{&regular, 9, kInk};
+  [[maybe_unused]] const Style label{&bold, 7.5f, kMuted};
+  [[maybe_unused]] const float width = kRight - kLeft;
   for (const TotalRow& row : total_rows(doc)) {
     const bool strong = row.style != TotalStyle::plain;
     const Style style = row.style == TotalStyle::due     ? Style{&bold, 11, kInk}
@@ -603,8 +617,13 @@ void draw_pdf(Layout& layout, const InvoiceDocument& doc, const Font& regular, c
     }
     layout.row({name, value}, row.style == TotalStyle::due ? 16 : 14, 0, 0);
   }
+}
 
-  // Memo, its line breaks kept.
+// Memo, its line breaks kept.
+void draw_memo(Layout& layout, const InvoiceDocument& doc, const Font& regular, const Font& bold) {
+  [[maybe_unused]] const Style body{&regular, 9, kInk};
+  [[maybe_unused]] const Style label{&bold, 7.5f, kMuted};
+  [[maybe_unused]] const float width = kRight - kLeft;
   if (!doc.memo.empty()) {
     layout.move_down(20);
     Cell memo{kLeft, width};
@@ -620,8 +639,13 @@ void draw_pdf(Layout& layout, const InvoiceDocument& doc, const Font& regular, c
     }
     layout.row({memo}, 13, 0, 0);
   }
+}
 
-  // Footers, now that the page count is known.
+// Footers, now that the page count is known.
+void draw_footers(Layout& layout, const InvoiceDocument& doc, const Font& regular, const Font& bold) {
+  [[maybe_unused]] const Style body{&regular, 9, kInk};
+  [[maybe_unused]] const Style label{&bold, 7.5f, kMuted};
+  [[maybe_unused]] const float width = kRight - kLeft;
   std::string footer = to_win_ansi(title_of(doc) + " " + doc.number);
   footer = wrap(regular, 8, footer, width * 0.7f).front();
   const std::size_t page_count = layout.pages().size();
@@ -630,6 +654,13 @@ void draw_pdf(Layout& layout, const InvoiceDocument& doc, const Font& regular, c
     layout.text(page, {&regular, 8, kMuted}, kLeft, kFooterBaseline, footer);
     layout.text(page, {&regular, 8, kMuted}, kRight, kFooterBaseline,
                 "Page " + std::to_string(i + 1) + " of " + std::to_string(page_count), Align::right);
+  }
+}
+
+void draw_pdf(Layout& layout, const InvoiceDocument& doc, const Font& regular, const Font& bold) {
+  for (auto draw : {&draw_heading, &draw_parties, &draw_lines, &draw_totals, &draw_memo, &draw_footers}) {
+    if (layout.failed()) return;
+    draw(layout, doc, regular, bold);
   }
 }
 

@@ -42,7 +42,10 @@ Result<std::vector<PaymentAttempt>> Billing::list_attempts(const std::string& te
   return out;
 }
 
-Result<Invoice> Billing::create_invoice(const std::string& tenant_id, const Json& input, const audit::Context& who) {
+namespace {
+
+// POST /v1/invoices, decoded: one-off lines (quantity x unit amount) and a memo.
+Result<std::pair<std::vector<Line>, std::string>> read_manual_invoice(const Json& input) {
   if (auto r = only_members(input, {"lines", "memo"}); !r) return std::unexpected(r.error());
   auto memo = text_member(input, "memo", 2000);
   if (!memo) return std::unexpected(memo.error());
@@ -65,14 +68,66 @@ Result<Invoice> Billing::create_invoice(const std::string& tenant_id, const Json
     if (!amount) return std::unexpected(amount.error());
     lines.push_back(Line{LineKind::one_off, **d, q->value_or(1), **u, *amount, 0, 0, false});
   }
+  return std::pair{std::move(lines), memo->value_or("")};
+}
+
+// A draft: no number, nothing due or credited yet (finalization settles those), its lines dated `now`.
+Result<void> insert_draft(TenantTransaction& tx, const Invoice& inv, Instant now) {
+  auto ins = tx.execute(k_invoice_insert, {Value(inv.id),
+                                           Value(),
+                                           Value(),
+                                           Value(),
+                                           Value(std::string("draft")),
+                                           Value(inv.billing_reason),
+                                           Value(inv.currency),
+                                           Value(now),
+                                           Value(now),
+                                           Value(inv.totals.subtotal),
+                                           Value(inv.totals.discount),
+                                           Value(std::string()),
+                                           Value(inv.totals.tax),
+                                           Value(inv.totals.tax_inclusive),
+                                           Value(inv.tax_label),
+                                           Value(inv.totals.total),
+                                           Value(std::int64_t{0}),
+                                           Value(std::int64_t{0}),
+                                           Value(std::int64_t{0}),
+                                           Value(std::int64_t{0}),
+                                           Value(std::int64_t{0}),
+                                           Value(std::int64_t{0}),
+                                           Value(),
+                                           Value(inv.customer.dump()),
+                                           Value(inv.memo),
+                                           Value(),
+                                           Value(now),
+                                           Value(),
+                                           Value(),
+                                           Value()});
+  if (!ins) return std::unexpected(ins.error());
+  for (std::size_t i = 0; i < inv.lines.size(); ++i) {
+    const Line& l = inv.lines[i];
+    auto lr =
+        tx.execute(k_line_insert, {Value(inv.id), Value(static_cast<std::int64_t>(i + 1)),
+                                   Value(std::string(line_kind_name(l.kind))), Value(l.description), Value(l.quantity),
+                                   Value(l.unit_amount), Value(l.amount), Value(now), Value(now), Value(false)});
+    if (!lr) return std::unexpected(lr.error());
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Invoice> Billing::create_invoice(const std::string& tenant_id, const Json& input, const audit::Context& who) {
+  auto manual = read_manual_invoice(input);
+  if (!manual) return std::unexpected(manual.error());
+  auto& [lines, memo] = *manual;
   Impl& s = *impl_;
   std::optional<Invoice> out;
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     auto acct = s.account(tx);
     if (!acct) return std::unexpected(acct.error());
     const Instant now = s.now();
-    auto inv = s.issue_invoice(tx, *acct, nullptr, lines, {.reason = "manual", .memo = memo->value_or("")}, now,
-                               nullptr, false);
+    auto inv = s.issue_invoice(tx, *acct, nullptr, lines, {.reason = "manual", .memo = memo}, now, nullptr, false);
     if (!inv) return std::unexpected(inv.error());
     inv->status = "draft";
     inv->finalized_at.reset();
@@ -82,45 +137,7 @@ Result<Invoice> Billing::create_invoice(const std::string& tenant_id, const Json
     inv->totals.credit_applied = 0;
     inv->totals.credit_created = 0;
     inv->totals.amount_due = 0;
-    auto ins = tx.execute(k_invoice_insert, {Value(inv->id),
-                                             Value(),
-                                             Value(),
-                                             Value(),
-                                             Value(std::string("draft")),
-                                             Value(inv->billing_reason),
-                                             Value(inv->currency),
-                                             Value(now),
-                                             Value(now),
-                                             Value(inv->totals.subtotal),
-                                             Value(inv->totals.discount),
-                                             Value(std::string()),
-                                             Value(inv->totals.tax),
-                                             Value(inv->totals.tax_inclusive),
-                                             Value(inv->tax_label),
-                                             Value(inv->totals.total),
-                                             Value(std::int64_t{0}),
-                                             Value(std::int64_t{0}),
-                                             Value(std::int64_t{0}),
-                                             Value(std::int64_t{0}),
-                                             Value(std::int64_t{0}),
-                                             Value(std::int64_t{0}),
-                                             Value(),
-                                             Value(inv->customer.dump()),
-                                             Value(inv->memo),
-                                             Value(),
-                                             Value(now),
-                                             Value(),
-                                             Value(),
-                                             Value()});
-    if (!ins) return std::unexpected(ins.error());
-    for (std::size_t i = 0; i < inv->lines.size(); ++i) {
-      const Line& l = inv->lines[i];
-      auto lr = tx.execute(k_line_insert,
-                           {Value(inv->id), Value(static_cast<std::int64_t>(i + 1)),
-                            Value(std::string(line_kind_name(l.kind))), Value(l.description), Value(l.quantity),
-                            Value(l.unit_amount), Value(l.amount), Value(now), Value(now), Value(false)});
-      if (!lr) return std::unexpected(lr.error());
-    }
+    if (auto d = insert_draft(tx, *inv, now); !d) return d;
     inv->period_start = inv->period_end = now;
     if (auto a = s.record(tx, &who, "invoice.created", "invoice", inv->id,
                           audit::created_changes({{"total", inv->totals.total}, {"memo", inv->memo}}));

@@ -106,9 +106,9 @@ Json Billing::Impl::customer_json(const Account& a) {
           {"country", a.country},       {"region", a.region}, {"tax_ids", a.tax_ids}};
 }
 
-Result<Invoice> Billing::Impl::issue_invoice(TenantTransaction& tx, Account& account, Subscription* sub,
+Result<Invoice> Billing::Impl::price_invoice(TenantTransaction& tx, const Account& account, Subscription* sub,
                                              std::vector<Line> lines, const IssueOptions& o, Instant now,
-                                             std::vector<PendingCharge>* charges, bool persist) {
+                                             bool persist) {
   Invoice inv;
   inv.tenant_id = tx.tenant_id();
   inv.id = new_uuid_v7(clock);
@@ -145,19 +145,18 @@ Result<Invoice> Billing::Impl::issue_invoice(TenantTransaction& tx, Account& acc
   inv.status = inv.totals.amount_due > 0 ? "open" : "paid";
   inv.finalized_at = now;
   if (inv.status == "paid") inv.paid_at = now;
-  if (!persist) return inv;
+  return inv;
+}
 
-  // Invoices on a test clock have a sequence (and prefix) of their own, so simulated months never use up the
-  // real months' numbers.
-  const bool simulated = inv.test_clock_id.has_value();
-  auto n = next_number(raw(tx), (simulated ? "test-invoice:" : "invoice:") + std::to_string(year_month(now)));
-  if (!n) return std::unexpected(n.error());
-  inv.number = invoice_number(year_month(now), *n, simulated ? "TEST-INV" : "INV");
-  if (inv.totals.amount_due > 0) inv.attempt_count = 1;
+namespace {
+
+// The invoice row and its lines.
+Result<void> insert_invoice(TenantTransaction& tx, const Invoice& inv, const std::optional<std::string>& cycle_key,
+                            Instant now) {
   auto ins = tx.execute(k_invoice_insert, {Value(inv.id),
                                            opt(inv.number),
                                            opt(inv.subscription_id),
-                                           opt(o.cycle_key),
+                                           opt(cycle_key),
                                            Value(inv.status),
                                            Value(inv.billing_reason),
                                            Value(inv.currency),
@@ -193,6 +192,25 @@ Result<Invoice> Billing::Impl::issue_invoice(TenantTransaction& tx, Account& acc
                                         Value(l.period_end), Value(l.proration)});
     if (!r) return std::unexpected(r.error());
   }
+  return {};
+}
+
+}  // namespace
+
+Result<Invoice> Billing::Impl::issue_invoice(TenantTransaction& tx, Account& account, Subscription* sub,
+                                             std::vector<Line> lines, const IssueOptions& o, Instant now,
+                                             std::vector<PendingCharge>* charges, bool persist) {
+  auto priced = price_invoice(tx, account, sub, std::move(lines), o, now, persist);
+  if (!priced || !persist) return priced;
+  Invoice& inv = *priced;
+  // Invoices on a test clock have a sequence (and prefix) of their own, so simulated months never use up the
+  // real months' numbers.
+  const bool simulated = inv.test_clock_id.has_value();
+  auto n = next_number(raw(tx), (simulated ? "test-invoice:" : "invoice:") + std::to_string(year_month(now)));
+  if (!n) return std::unexpected(n.error());
+  inv.number = invoice_number(year_month(now), *n, simulated ? "TEST-INV" : "INV");
+  if (inv.totals.amount_due > 0) inv.attempt_count = 1;
+  if (auto w = insert_invoice(tx, inv, o.cycle_key, now); !w) return std::unexpected(w.error());
   if (inv.totals.credit_applied != 0 || inv.totals.credit_created != 0) {
     account.credit_balance = account.credit_balance - inv.totals.credit_applied + inv.totals.credit_created;
     if (auto r = tx.execute(k_account_balance, {Value(inv.totals.credit_created - inv.totals.credit_applied)}); !r)
@@ -213,7 +231,7 @@ Result<Invoice> Billing::Impl::issue_invoice(TenantTransaction& tx, Account& acc
     if (!a) return std::unexpected(a.error());
     charges->push_back(std::move(*a));
   }
-  return inv;
+  return priced;
 }
 
 }  // namespace atrium::billing

@@ -96,85 +96,99 @@ Result<void> Billing::Impl::record_outcome(TenantTransaction& tx, const PendingC
   if (ar->empty()) return fail(Errc::internal, "payment attempt " + c.attempt_id + " vanished");
   PaymentAttempt attempt = read_attempt(*ar, 0);
   if (attempt.status != "pending") return {};
-  const bool ok = result && result->succeeded;
-  std::string code, decline, message, reference;
-  if (result) {
-    code = result->failure_code;
-    decline = std::string(decline_name(result->decline));
-    message = result->message;
-    reference = result->reference;
-    auto done =
-        tx.execute(k_attempt_complete, {Value(attempt.id), Value(std::string(ok ? "succeeded" : "failed")), Value(code),
-                                        Value(decline), Value(message), Value(reference), Value(now)});
-    if (!done) return std::unexpected(done.error());
-    if (done->affected_rows != 1) return {};  // a concurrent settle recorded it first
-  } else {
-    // The outcome is unknown (network, provider down): the attempt stays pending, to be sent again with the
-    // same idempotency key at the next dunning time, so a charge that did go through is never made twice.
-    code = "network_error";
-    decline = "unknown";
-    message = result.error().message;
-    auto noted = tx.execute(k_attempt_unknown, {Value(attempt.id), Value(message)});
-    if (!noted) return std::unexpected(noted.error());
-    if (noted->affected_rows != 1) return {};
-    // Nothing is known to have failed: no status change and no payment.failed; the same attempt is sent again
-    // in an hour (whatever the invoice's state, so money the provider may hold is always accounted for).
-    auto inv = invoice(tx, attempt.invoice_id, false);
-    if (!inv) return std::unexpected(inv.error());
-    inv->next_payment_attempt = now + k_hour;
-    if (stats) stats->failed += 1;
-    return save_payment_state(tx, *inv, now);
-  }
+  if (!result) return outcome_unknown(tx, attempt, result.error().message, now, stats);
+  const bool ok = result->succeeded;
+  const std::string decline(decline_name(result->decline));
+  auto done = tx.execute(k_attempt_complete, {Value(attempt.id), Value(std::string(ok ? "succeeded" : "failed")),
+                                              Value(result->failure_code), Value(decline), Value(result->message),
+                                              Value(result->reference), Value(now)});
+  if (!done) return std::unexpected(done.error());
+  if (done->affected_rows != 1) return {};  // a concurrent settle recorded it first
+  if (ok) return payment_succeeded(tx, attempt, *result, now, stats);
+  return payment_failed(tx, attempt, *result, now, stats);
+}
+
+Result<void> Billing::Impl::outcome_unknown(TenantTransaction& tx, const PaymentAttempt& attempt,
+                                            const std::string& message, Instant now, RunStats* stats) {
+  // The attempt stays pending, to be sent again with the same idempotency key at the next dunning time, so a
+  // charge that did go through is never made twice.
+  auto noted = tx.execute(k_attempt_unknown, {Value(attempt.id), Value(message)});
+  if (!noted) return std::unexpected(noted.error());
+  if (noted->affected_rows != 1) return {};
+  // Nothing is known to have failed: no status change and no payment.failed; the same attempt is sent again in an
+  // hour (whatever the invoice's state, so money the provider may hold is always accounted for).
   auto inv = invoice(tx, attempt.invoice_id, false);
   if (!inv) return std::unexpected(inv.error());
-  Json payment{{"invoice_id", inv->id},      {"number", inv->number.value_or("")},
-               {"amount", attempt.amount},   {"currency", attempt.currency},
-               {"attempt", attempt.attempt}, {"payment_method", attempt.payment_method},
-               {"reference", reference}};
-  if (ok) {
-    if (stats) stats->charged += 1;
-    // What the invoice still asks is paid; anything above it (a credit note reduced the invoice, or it was
-    // closed, while the charge was in flight) goes to the account's credit balance: collected money is never
-    // lost.
-    const std::int64_t applied =
-        inv->status == "open" ? std::min(attempt.amount, std::max<std::int64_t>(inv->amount_remaining, 0)) : 0;
-    const std::int64_t excess = attempt.amount - applied;
-    if (inv->status == "open") {
-      inv->amount_paid += applied;
-      inv->amount_remaining -= applied;
-      inv->next_payment_attempt.reset();
-      if (inv->amount_remaining == 0) {
-        inv->status = "paid";
-        inv->paid_at = now;
-      }
-      if (auto s = save_payment_state(tx, *inv, now); !s) return s;
-      if (inv->status == "paid") {
-        if (auto e = emit(tx, "invoice.paid", {{"invoice_id", inv->id}, {"number", inv->number.value_or("")}}); !e) {
-          return e;
-        }
-      }
-    }
-    if (excess > 0) {
-      if (auto b = tx.execute(k_account_balance, {Value(excess)}); !b) return std::unexpected(b.error());
-      payment["credited_to_balance"] = excess;
-    }
-    if (auto e = emit(tx, "payment.succeeded", payment); !e) return e;
-    if (inv->subscription_id) return settle_status(tx, *inv->subscription_id, now, "payment_succeeded");
-    return {};
-  }
+  inv->next_payment_attempt = now + k_hour;
+  if (stats) stats->failed += 1;
+  return save_payment_state(tx, *inv, now);
+}
 
+namespace {
+
+Json payment_json(const Invoice& inv, const PaymentAttempt& attempt, const std::string& reference) {
+  return {{"invoice_id", inv.id},       {"number", inv.number.value_or("")},
+          {"amount", attempt.amount},   {"currency", attempt.currency},
+          {"attempt", attempt.attempt}, {"payment_method", attempt.payment_method},
+          {"reference", reference}};
+}
+
+}  // namespace
+
+Result<void> Billing::Impl::payment_succeeded(TenantTransaction& tx, const PaymentAttempt& attempt,
+                                              const ChargeResult& result, Instant now, RunStats* stats) {
+  auto inv = invoice(tx, attempt.invoice_id, false);
+  if (!inv) return std::unexpected(inv.error());
+  Json payment = payment_json(*inv, attempt, result.reference);
+  if (stats) stats->charged += 1;
+  // What the invoice still asks is paid; anything above it (a credit note reduced the invoice, or it was closed,
+  // while the charge was in flight) goes to the account's credit balance: collected money is never lost.
+  const std::int64_t applied =
+      inv->status == "open" ? std::min(attempt.amount, std::max<std::int64_t>(inv->amount_remaining, 0)) : 0;
+  const std::int64_t excess = attempt.amount - applied;
+  if (inv->status == "open") {
+    inv->amount_paid += applied;
+    inv->amount_remaining -= applied;
+    inv->next_payment_attempt.reset();
+    if (inv->amount_remaining == 0) {
+      inv->status = "paid";
+      inv->paid_at = now;
+    }
+    if (auto s = save_payment_state(tx, *inv, now); !s) return s;
+    if (inv->status == "paid") {
+      if (auto e = emit(tx, "invoice.paid", {{"invoice_id", inv->id}, {"number", inv->number.value_or("")}}); !e) {
+        return e;
+      }
+    }
+  }
+  if (excess > 0) {
+    if (auto b = tx.execute(k_account_balance, {Value(excess)}); !b) return std::unexpected(b.error());
+    payment["credited_to_balance"] = excess;
+  }
+  if (auto e = emit(tx, "payment.succeeded", payment); !e) return e;
+  if (inv->subscription_id) return settle_status(tx, *inv->subscription_id, now, "payment_succeeded");
+  return {};
+}
+
+Result<void> Billing::Impl::payment_failed(TenantTransaction& tx, const PaymentAttempt& attempt,
+                                           const ChargeResult& result, Instant now, RunStats* stats) {
+  auto inv = invoice(tx, attempt.invoice_id, false);
+  if (!inv) return std::unexpected(inv.error());
+  Json payment = payment_json(*inv, attempt, result.reference);
+  const std::string decline(decline_name(result.decline));
   if (stats) stats->failed += 1;
   auto policy = policy_for(tx, *inv);
   if (!policy) return std::unexpected(policy.error());
   const Instant first = inv->finalized_at.value_or(now);
   const std::size_t retries_done = inv->attempt_count > 0 ? static_cast<std::size_t>(inv->attempt_count - 1) : 0;
+  const bool hard = decline == "hard";
   bool final = false;
   if (inv->status != "open") {
     inv->next_payment_attempt.reset();
-  } else if (decline == "hard") {
-    // Not retried with the same card: the final action waits for the end of the dunning window, unless the
-    // payment method changes before (which retries at once). A window that has already ended (a payment asked
-    // for late, or the last retry) ends now, not at the next run.
+  } else if (hard) {
+    // Not retried with the same card: the final action waits for the end of the dunning window, unless the payment
+    // method changes before (which retries at once). A window that has already ended (a payment asked for late, or
+    // the last retry) ends now, not at the next run.
     const std::int64_t last = policy->retry_hours.empty() ? 0 : policy->retry_hours.back();
     inv->next_payment_attempt = std::max(first + last * k_hour, now);
     if (first + last * k_hour <= now) final = true;
@@ -183,10 +197,9 @@ Result<void> Billing::Impl::record_outcome(TenantTransaction& tx, const PendingC
   } else {
     final = true;
   }
-  payment["failure_code"] = code;
+  payment["failure_code"] = result.failure_code;
   payment["decline"] = decline;
-  payment["message"] = message;
-  const bool hard = decline == "hard";
+  payment["message"] = result.message;
   payment["next_payment_attempt"] = final || hard ? Json(nullptr) : time_json(inv->next_payment_attempt);
   // After a hard decline nothing is retried with this payment method; the final action waits until then.
   payment["deadline"] = hard && !final ? time_json(inv->next_payment_attempt) : Json(nullptr);

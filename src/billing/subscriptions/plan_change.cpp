@@ -17,138 +17,153 @@ struct Change {
   bool new_period_discounted = false;  // the coupon discounts the new period
 };
 
-}  // namespace
-
-// A template so it can take Billing's private Impl.
-template <class Impl>
-Result<Change> compute_change(Impl& s, TenantTransaction& tx, const Subscription& sub, const Account& acct,
-                              const Json& input, Instant now) {
-  {
-    if (auto r = only_members(input, {"plan", "seats"}); !r) return std::unexpected(r.error());
-    auto plan_ref = text_member(input, "plan", 64);
-    if (!plan_ref) return std::unexpected(plan_ref.error());
-    auto seats = int_member(input, "seats", 1, 1'000'000);
-    if (!seats) return std::unexpected(seats.error());
-    if (!*plan_ref && !*seats) return fail(Errc::invalid_argument, "give plan, seats or both");
-    if (sub.status != Status::trial && sub.status != Status::active && sub.status != Status::past_due) {
-      return fail(Errc::conflict, "a " + std::string(status_name(sub.status)) + " subscription cannot change");
-    }
-    Change c;
-    auto from = s.plan_version(s.raw(tx), sub.plan_id, sub.plan_version);
-    if (!from) return std::unexpected(from.error());
-    c.from = *from;
-    if (*plan_ref) {
-      auto to = s.plan_current(s.raw(tx), **plan_ref);
-      if (!to) {
-        if (to.error().code == Errc::not_found) return fail(Errc::invalid_argument, to.error().message);
-        return std::unexpected(to.error());
-      }
-      if (!to->active) return fail(Errc::invalid_argument, "plan " + to->code + " is not available");
-      if (to->price.currency != acct.currency) {
-        return fail(Errc::invalid_argument, "plan " + to->code + " is priced in " + to->price.currency);
-      }
-      c.to = *to;
-    } else {
-      c.to = *from;
-    }
-    c.seats = seats->value_or(sub.seats);
-    if (sub.status == Status::trial) return c;  // nothing is billed during a trial
-    // Prorate what the customer pays: with a coupon that applies to this period, the discounted price.
-    std::optional<Coupon> coupon;
-    if (sub.coupon_id) {
-      auto found = s.coupon(s.raw(tx), *sub.coupon_id);
-      if (!found) return std::unexpected(found.error());
-      coupon = *found;
-    }
-    // Whether the coupon discounts a period starting at `period_start` (not the current one: see below).
-    auto applies_from = [&](Instant period_start) {
-      if (!coupon) return false;
-      if (coupon->duration == "forever") return true;
-      if (coupon->duration == "once") return false;  // used by the first invoice, never by a later period
-      return period_start < add_months(sub.coupon_start.value_or(period_start), coupon->duration_months);
-    };
-    auto discounted = [&](std::int64_t amount, bool applies) -> Result<std::int64_t> {
-      if (!applies || !coupon) return amount;
-      if (coupon->percent_off_bps > 0) {
-        auto off = apply_bps(amount, coupon->percent_off_bps);
-        if (!off) return off;
-        return amount - *off;
-      }
-      return std::max<std::int64_t>(0, amount - coupon->amount_off);
-    };
-    // The current period is prorated at what its invoice charged: whether that invoice carried the coupon is
-    // recorded when the period starts. Comparing the coupon's start with the period's start cannot tell the first
-    // period from a new one that starts in the same second (an interval change right after subscribing), nor see
-    // a once coupon first used at a trial's end. Only rows from before the flag with a repeating or forever coupon
-    // lack it (migration 0008 set it for once coupons); their rule depends on the period's start alone.
-    const bool current_discounted = coupon && sub.period_discounted.value_or(applies_from(sub.current_period_start));
-    auto old_gross = period_amount(c.from.price, sub.seats);
-    if (!old_gross) return std::unexpected(old_gross.error());
-    auto new_gross = period_amount(c.to.price, c.seats);
-    if (!new_gross) return std::unexpected(new_gross.error());
-    auto old_amount = discounted(*old_gross, current_discounted);
-    if (!old_amount) return std::unexpected(old_amount.error());
-    auto new_amount = discounted(*new_gross, current_discounted);
-    if (!new_amount) return std::unexpected(new_amount.error());
-    const std::string old_label = c.from.name + " x " + std::to_string(sub.seats) + " seats";
-    const std::string new_label = c.to.name + " x " + std::to_string(c.seats) + " seats";
-    c.interval_change = c.from.price.interval != c.to.price.interval;
-    // The fraction is of the whole period the price is for: a first period cut short by a billing anchor day starts
-    // at `now` but was invoiced as its part of the period from the previous anchor day, so measuring from its own
-    // start would credit the full price for a few days' payment. Every other period starts there anyway.
-    const Instant priced_from = boundary(sub.anchor, c.from.price.interval, sub.cycle - 1);
-    if (!c.interval_change) {
-      auto p = prorate(*old_amount, *new_amount, priced_from, sub.current_period_end, now, acct.proration);
-      if (!p) return std::unexpected(p.error());
-      c.proration = *p;
-      if (p->net < 0 && !s.settings.downgrade_credit) return c;  // a downgrade gives nothing back
-      if (p->credit == 0 && p->charge == 0) return c;
-      Line credit{LineKind::proration,
-                  "Unused time on " + old_label,
-                  1,
-                  -p->credit,
-                  -p->credit,
-                  now,
-                  sub.current_period_end,
-                  true};
-      Line charge{LineKind::proration,
-                  "Remaining time on " + new_label,
-                  1,
-                  p->charge,
-                  p->charge,
-                  now,
-                  sub.current_period_end,
-                  true};
-      c.lines = {credit, charge};
-      return c;
-    }
-    // Another interval: the unused time is credited and a new period starts now (Stripe resets the anchor).
-    auto credit = prorate_remaining(*old_amount, priced_from, sub.current_period_end, now, acct.proration);
-    if (!credit) return std::unexpected(credit.error());
-    c.new_anchor = now;
-    c.new_period_end = boundary(now, c.to.price.interval, 1);
-    auto lines = s.cycle_lines(c.to, c.seats, now, c.new_period_end);
-    if (!lines) return std::unexpected(lines.error());
-    std::int64_t charge = 0;
-    for (const auto& l : *lines) charge += l.amount;
-    // The new period is discounted as its renewal would be.
-    c.new_period_discounted = applies_from(now);
-    auto new_period = discounted(charge, c.new_period_discounted);
-    if (!new_period) return std::unexpected(new_period.error());
-    if (*new_period != charge) {
-      lines->push_back(Line{LineKind::one_off, "Discount " + coupon->code, 1, *new_period - charge,
-                            *new_period - charge, now, c.new_period_end, false});
-      charge = *new_period;
-    }
-    std::int64_t credited = *credit;
-    if (charge - credited < 0 && !s.settings.downgrade_credit) credited = charge;
-    c.proration = Proration{credited, charge, charge - credited, 0, 0};
-    c.lines.push_back(Line{LineKind::proration, "Unused time on " + old_label, 1, -credited, -credited, now,
-                           sub.current_period_end, true});
-    for (auto& l : *lines) c.lines.push_back(std::move(l));
-    return c;
+// The change asked for: the plan it moves from (the subscription's version) and to (the current version of the plan
+// named, or the same), and the seats. Nothing is priced yet.
+Result<Change> change_target(Billing::Impl& s, TenantTransaction& tx, const Subscription& sub, const Account& acct,
+                             const Json& input) {
+  if (auto r = only_members(input, {"plan", "seats"}); !r) return std::unexpected(r.error());
+  auto plan_ref = text_member(input, "plan", 64);
+  if (!plan_ref) return std::unexpected(plan_ref.error());
+  auto seats = int_member(input, "seats", 1, 1'000'000);
+  if (!seats) return std::unexpected(seats.error());
+  if (!*plan_ref && !*seats) return fail(Errc::invalid_argument, "give plan, seats or both");
+  if (sub.status != Status::trial && sub.status != Status::active && sub.status != Status::past_due) {
+    return fail(Errc::conflict, "a " + std::string(status_name(sub.status)) + " subscription cannot change");
   }
+  Change c;
+  auto from = s.plan_version(Billing::Impl::raw(tx), sub.plan_id, sub.plan_version);
+  if (!from) return std::unexpected(from.error());
+  c.from = *from;
+  c.to = *from;
+  if (*plan_ref) {
+    auto to = s.plan_current(Billing::Impl::raw(tx), **plan_ref);
+    if (!to) {
+      if (to.error().code == Errc::not_found) return fail(Errc::invalid_argument, to.error().message);
+      return std::unexpected(to.error());
+    }
+    if (!to->active) return fail(Errc::invalid_argument, "plan " + to->code + " is not available");
+    if (to->price.currency != acct.currency) {
+      return fail(Errc::invalid_argument, "plan " + to->code + " is priced in " + to->price.currency);
+    }
+    c.to = *to;
+  }
+  c.seats = seats->value_or(sub.seats);
+  return c;
 }
+
+// The subscription's coupon as a change prorates with it: what the customer pays is the discounted price.
+struct CouponTerms {
+  std::optional<Coupon> coupon;
+  const Subscription& sub;
+
+  // Whether the coupon discounts a period starting at `period_start` (not the current one: see compute_change).
+  bool applies_from(Instant period_start) const {
+    if (!coupon) return false;
+    if (coupon->duration == "forever") return true;
+    if (coupon->duration == "once") return false;  // used by the first invoice, never by a later period
+    return period_start < add_months(sub.coupon_start.value_or(period_start), coupon->duration_months);
+  }
+
+  Result<std::int64_t> discounted(std::int64_t amount, bool applies) const {
+    if (!applies || !coupon) return amount;
+    if (coupon->percent_off_bps > 0) {
+      auto off = apply_bps(amount, coupon->percent_off_bps);
+      if (!off) return off;
+      return amount - *off;
+    }
+    return std::max<std::int64_t>(0, amount - coupon->amount_off);
+  }
+};
+
+// The same interval: the rest of the current period is credited at the old price and charged at the new one.
+void prorate_in_period(Change& c, const Proration& p, const std::string& old_label, const std::string& new_label,
+                       Instant now, Instant period_end) {
+  c.proration = p;
+  Line credit{LineKind::proration, "Unused time on " + old_label, 1, -p.credit, -p.credit, now, period_end, true};
+  Line charge{LineKind::proration, "Remaining time on " + new_label, 1, p.charge, p.charge, now, period_end, true};
+  c.lines = {credit, charge};
+}
+
+// Another interval: the unused time is credited and a new period starts now (Stripe resets the anchor), invoiced in
+// full and discounted as its renewal would be.
+Result<void> restart_period(Billing::Impl& s, Change& c, const CouponTerms& terms, std::int64_t old_amount,
+                            Instant priced_from, const Account& acct, const std::string& old_label, Instant now) {
+  const Subscription& sub = terms.sub;
+  auto credit = prorate_remaining(old_amount, priced_from, sub.current_period_end, now, acct.proration);
+  if (!credit) return std::unexpected(credit.error());
+  c.new_anchor = now;
+  c.new_period_end = boundary(now, c.to.price.interval, 1);
+  auto lines = Billing::Impl::cycle_lines(c.to, c.seats, now, c.new_period_end);
+  if (!lines) return std::unexpected(lines.error());
+  std::int64_t charge = 0;
+  for (const auto& l : *lines) charge += l.amount;
+  c.new_period_discounted = terms.applies_from(now);
+  auto new_period = terms.discounted(charge, c.new_period_discounted);
+  if (!new_period) return std::unexpected(new_period.error());
+  if (*new_period != charge) {
+    lines->push_back(Line{LineKind::one_off, "Discount " + terms.coupon->code, 1, *new_period - charge,
+                          *new_period - charge, now, c.new_period_end, false});
+    charge = *new_period;
+  }
+  std::int64_t credited = *credit;
+  if (charge - credited < 0 && !s.settings.downgrade_credit) credited = charge;
+  c.proration = Proration{credited, charge, charge - credited, 0, 0};
+  c.lines.push_back(Line{LineKind::proration, "Unused time on " + old_label, 1, -credited, -credited, now,
+                         sub.current_period_end, true});
+  for (auto& l : *lines) c.lines.push_back(std::move(l));
+  return {};
+}
+
+Result<Change> compute_change(Billing::Impl& s, TenantTransaction& tx, const Subscription& sub, const Account& acct,
+                              const Json& input, Instant now) {
+  auto target = change_target(s, tx, sub, acct, input);
+  if (!target) return target;
+  Change& c = *target;
+  if (sub.status == Status::trial) return target;  // nothing is billed during a trial
+  CouponTerms terms{std::nullopt, sub};
+  if (sub.coupon_id) {
+    auto found = s.coupon(Billing::Impl::raw(tx), *sub.coupon_id);
+    if (!found) return std::unexpected(found.error());
+    terms.coupon = *found;
+  }
+  // The current period is prorated at what its invoice charged: whether that invoice carried the coupon is recorded
+  // when the period starts. Comparing the coupon's start with the period's start cannot tell the first period from
+  // a new one that starts in the same second (an interval change right after subscribing), nor see a once coupon
+  // first used at a trial's end. Only rows from before the flag with a repeating or forever coupon lack it
+  // (migration 0008 set it for once coupons); their rule depends on the period's start alone.
+  const bool current_discounted =
+      terms.coupon && sub.period_discounted.value_or(terms.applies_from(sub.current_period_start));
+  auto old_gross = period_amount(c.from.price, sub.seats);
+  if (!old_gross) return std::unexpected(old_gross.error());
+  auto new_gross = period_amount(c.to.price, c.seats);
+  if (!new_gross) return std::unexpected(new_gross.error());
+  auto old_amount = terms.discounted(*old_gross, current_discounted);
+  if (!old_amount) return std::unexpected(old_amount.error());
+  auto new_amount = terms.discounted(*new_gross, current_discounted);
+  if (!new_amount) return std::unexpected(new_amount.error());
+  const std::string old_label = c.from.name + " x " + std::to_string(sub.seats) + " seats";
+  const std::string new_label = c.to.name + " x " + std::to_string(c.seats) + " seats";
+  c.interval_change = c.from.price.interval != c.to.price.interval;
+  // The fraction is of the whole period the price is for: a first period cut short by a billing anchor day starts at
+  // `now` but was invoiced as its part of the period from the previous anchor day, so measuring from its own start
+  // would credit the full price for a few days' payment. Every other period starts there anyway.
+  const Instant priced_from = boundary(sub.anchor, c.from.price.interval, sub.cycle - 1);
+  if (c.interval_change) {
+    if (auto r = restart_period(s, c, terms, *old_amount, priced_from, acct, old_label, now); !r) {
+      return std::unexpected(r.error());
+    }
+    return target;
+  }
+  auto p = prorate(*old_amount, *new_amount, priced_from, sub.current_period_end, now, acct.proration);
+  if (!p) return std::unexpected(p.error());
+  c.proration = *p;
+  if (p->net < 0 && !s.settings.downgrade_credit) return target;  // a downgrade gives nothing back
+  if (p->credit == 0 && p->charge == 0) return target;
+  prorate_in_period(c, *p, old_label, new_label, now, sub.current_period_end);
+  return target;
+}
+
+}  // namespace
 
 Result<Json> Billing::preview_change(const std::string& tenant_id, const std::string& id, const Json& input) {
   Impl& s = *impl_;

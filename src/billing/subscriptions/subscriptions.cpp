@@ -7,29 +7,149 @@ namespace atrium::billing {
 
 // ---- subscriptions ----------------------------------------------------------------------------------------------
 
-Result<Subscription> Billing::create_subscription(const std::string& tenant_id, const Json& input,
-                                                  const audit::Context& who) {
+namespace {
+
+// POST /v1/subscriptions, decoded.
+struct NewSubscription {
+  std::string plan;  // code or id
+  std::optional<std::int64_t> seats;
+  std::optional<std::int64_t> trial_days;
+  std::optional<std::int64_t> billing_anchor_day;
+  std::optional<std::string> coupon;
+  std::optional<std::string> test_clock_id;
+};
+
+Result<NewSubscription> read_new_subscription(const Json& input) {
   if (auto r = only_members(input, {"plan", "seats", "trial_days", "billing_anchor_day", "coupon", "test_clock_id"});
       !r) {
     return std::unexpected(r.error());
   }
+  NewSubscription n;
   auto plan_ref = text_member(input, "plan", 64);
   if (!plan_ref) return std::unexpected(plan_ref.error());
   if (!*plan_ref) return fail(Errc::invalid_argument, "plan (a plan's code or id) is required");
-  auto seats_in = int_member(input, "seats", 1, 1'000'000);
-  if (!seats_in) return std::unexpected(seats_in.error());
-  auto trial_in = int_member(input, "trial_days", 0, 730);
-  if (!trial_in) return std::unexpected(trial_in.error());
-  auto anchor_day = int_member(input, "billing_anchor_day", 1, 31);
-  if (!anchor_day) return std::unexpected(anchor_day.error());
-  auto coupon_code = text_member(input, "coupon", 64);
-  if (!coupon_code) return std::unexpected(coupon_code.error());
-  auto clock_id = text_member(input, "test_clock_id", 64);
-  if (!clock_id) return std::unexpected(clock_id.error());
-  if (trial_in->value_or(0) > 0 && *anchor_day) {
+  n.plan = **plan_ref;
+  for (auto [field, target, min, max] :
+       {std::tuple{"seats", &n.seats, 1, 1'000'000}, std::tuple{"trial_days", &n.trial_days, 0, 730},
+        std::tuple{"billing_anchor_day", &n.billing_anchor_day, 1, 31}}) {
+    auto v = int_member(input, field, min, max);
+    if (!v) return std::unexpected(v.error());
+    *target = *v;
+  }
+  for (auto [field, target] : {std::pair{"coupon", &n.coupon}, std::pair{"test_clock_id", &n.test_clock_id}}) {
+    auto v = text_member(input, field, 64);
+    if (!v) return std::unexpected(v.error());
+    *target = *v;
+  }
+  if (n.trial_days.value_or(0) > 0 && n.billing_anchor_day) {
     return fail(Errc::invalid_argument, "billing_anchor_day cannot be combined with a trial (the trial's end anchors)");
   }
+  return n;
+}
 
+// The plan to subscribe to: active, and priced in the account's currency (an unknown plan is bad input).
+Result<Plan> subscribable_plan(Billing::Impl& s, TenantTransaction& tx, const std::string& ref, const Account& acct) {
+  auto plan = s.plan_current(Billing::Impl::raw(tx), ref);
+  if (!plan) {
+    if (plan.error().code == Errc::not_found) return fail(Errc::invalid_argument, plan.error().message);
+    return std::unexpected(plan.error());
+  }
+  if (!plan->active) return fail(Errc::invalid_argument, "plan " + plan->code + " is not available");
+  if (plan->price.currency != acct.currency) {
+    return fail(Errc::invalid_argument, "plan " + plan->code + " is priced in " + plan->price.currency +
+                                            " but the billing account's currency is " + acct.currency);
+  }
+  return plan;
+}
+
+// The moment the subscription starts: its test clock's time (test-mode accounts only), else now.
+Result<Instant> start_time(Billing::Impl& s, TenantTransaction& tx, const Account& acct, const NewSubscription& n,
+                           Subscription& sub) {
+  if (!n.test_clock_id) return s.now();
+  if (!acct.test_mode) return fail(Errc::conflict, "test clocks need a billing account in test mode");
+  auto c = s.test_clock(tx, *n.test_clock_id);
+  if (!c) {
+    if (c.error().code == Errc::not_found) return fail(Errc::invalid_argument, c.error().message);
+    return std::unexpected(c.error());
+  }
+  sub.test_clock_id = c->id;
+  return c->frozen_time;
+}
+
+// Redeems the coupon `code` for `sub` (one redemption counted, within the coupon's limit).
+Result<void> redeem_coupon(Billing::Impl& s, TenantTransaction& tx, const Account& acct, const std::string& code,
+                           Instant now, Subscription& sub) {
+  auto c = s.coupon(Billing::Impl::raw(tx), code);
+  if (!c) return std::unexpected(c.error());
+  if (!*c || !(*c)->active) return fail(Errc::invalid_argument, "no active coupon '" + code + "'");
+  if ((*c)->redeem_by && *(*c)->redeem_by < now) return fail(Errc::invalid_argument, "the coupon has expired");
+  if ((*c)->amount_off > 0 && (*c)->currency != acct.currency) {
+    return fail(Errc::invalid_argument, "the coupon's currency is not the account's");
+  }
+  auto redeemed = Billing::Impl::raw(tx).execute(k_coupon_redeem, {Value((*c)->id)});
+  if (!redeemed) return std::unexpected(redeemed.error());
+  if (redeemed->affected_rows != 1) return fail(Errc::conflict, "the coupon has reached its redemption limit");
+  sub.coupon_id = (*c)->id;
+  sub.coupon_start = now;
+  return {};
+}
+
+// The first period: a trial, a period to the requested anchor day (prorated when it is short), or a full period
+// from now. Returns the lines to invoice now (none for a trial).
+Result<std::vector<Line>> first_period(Subscription& sub, const Plan& plan, const Account& acct, int trial_days,
+                                       std::optional<std::int64_t> anchor_day, Instant now) {
+  sub.current_period_start = now;
+  if (trial_days > 0) {
+    sub.status = Status::trial;
+    sub.trial_end = now + std::int64_t{trial_days} * 86400;
+    sub.anchor = *sub.trial_end;
+    sub.cycle = 0;
+    sub.current_period_end = *sub.trial_end;
+    return std::vector<Line>{};
+  }
+  sub.status = Status::active;
+  if (!anchor_day) {
+    sub.anchor = now;
+    sub.cycle = 1;
+    sub.current_period_end = boundary(now, plan.price.interval, 1);
+    return Billing::Impl::cycle_lines(plan, sub.seats, now, sub.current_period_end);
+  }
+  const Instant first_end = next_anchor_day(now, static_cast<int>(*anchor_day));
+  std::tie(sub.anchor, sub.cycle) = anchor_keeping_day(first_end, static_cast<int>(*anchor_day), plan.price.interval);
+  sub.current_period_end = first_end;
+  const Instant full_start = boundary(sub.anchor, plan.price.interval, sub.cycle - 1);
+  auto lines = Billing::Impl::cycle_lines(plan, sub.seats, full_start, first_end);
+  if (!lines) return lines;
+  if (full_start < now) {
+    if (auto p = Billing::Impl::prorate_lines(*lines, full_start, first_end, now, acct.proration); !p) {
+      return std::unexpected(p.error());
+    }
+  }
+  return lines;
+}
+
+Result<void> insert_subscription(TenantTransaction& tx, const Subscription& sub, Instant now) {
+  auto ins = tx.execute(
+      k_sub_insert, {Value(sub.id), Value(sub.plan_id), Value(std::int64_t{sub.plan_version}),
+                     Value(std::string(status_name(sub.status))), Value(sub.seats), Value(sub.anchor), Value(sub.cycle),
+                     Value(sub.current_period_start), Value(sub.current_period_end), opt(sub.trial_end), Value(false),
+                     Value(), Value(), opt(sub.coupon_id), opt(sub.coupon_start), Value(std::int64_t{0}),
+                     opt(sub.test_clock_id), Value(now), Value(false)});
+  if (!ins) {
+    if (ins.error().code == Errc::unique_violation) {
+      return fail(Errc::conflict, "this tenant already has a live subscription; change it instead");
+    }
+    return std::unexpected(ins.error());
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Subscription> Billing::create_subscription(const std::string& tenant_id, const Json& input,
+                                                  const audit::Context& who) {
+  auto n = read_new_subscription(input);
+  if (!n) return std::unexpected(n.error());
   Impl& s = *impl_;
   Subscription sub;
   std::vector<PendingCharge> charges;
@@ -37,112 +157,41 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     charges.clear();
     sub = Subscription{};  // the body may run again after a serialization failure
-    auto acct_result = s.account(tx);
-    if (!acct_result) {
-      if (acct_result.error().code == Errc::not_found) return fail(Errc::conflict, acct_result.error().message);
-      return std::unexpected(acct_result.error());
+    auto acct = s.account(tx);
+    if (!acct) {
+      if (acct.error().code == Errc::not_found) return fail(Errc::conflict, acct.error().message);
+      return std::unexpected(acct.error());
     }
-    Account acct = std::move(*acct_result);
-    auto plan = s.plan_current(Impl::raw(tx), **plan_ref);
-    if (!plan) {
-      if (plan.error().code == Errc::not_found) return fail(Errc::invalid_argument, plan.error().message);
-      return std::unexpected(plan.error());
-    }
-    if (!plan->active) return fail(Errc::invalid_argument, "plan " + plan->code + " is not available");
-    if (plan->price.currency != acct.currency) {
-      return fail(Errc::invalid_argument, "plan " + plan->code + " is priced in " + plan->price.currency +
-                                              " but the billing account's currency is " + acct.currency);
-    }
-    if (*clock_id) {
-      if (!acct.test_mode) return fail(Errc::conflict, "test clocks need a billing account in test mode");
-      auto c = s.test_clock(tx, **clock_id);
-      if (!c) {
-        if (c.error().code == Errc::not_found) return fail(Errc::invalid_argument, c.error().message);
-        return std::unexpected(c.error());
-      }
-      now = c->frozen_time;
-      sub.test_clock_id = c->id;
-    } else {
-      now = s.now();
-    }
+    auto plan = subscribable_plan(s, tx, n->plan, *acct);
+    if (!plan) return std::unexpected(plan.error());
+    auto start = start_time(s, tx, *acct, *n, sub);
+    if (!start) return std::unexpected(start.error());
+    now = *start;
     sub.tenant_id = tenant_id;
     sub.id = new_uuid_v7(s.clock);
     s.mark_plan_changed(tenant_id);
     sub.plan_id = plan->id;
     sub.plan_version = plan->price.version;
-    sub.seats = seats_in->value_or(std::max<std::int64_t>(1, plan->price.included_seats));
+    sub.seats = n->seats.value_or(std::max<std::int64_t>(1, plan->price.included_seats));
     sub.created_at = sub.updated_at = now;
-    if (*coupon_code) {
-      auto c = s.coupon(Impl::raw(tx), **coupon_code);
-      if (!c) return std::unexpected(c.error());
-      if (!*c || !(*c)->active) return fail(Errc::invalid_argument, "no active coupon '" + **coupon_code + "'");
-      if ((*c)->redeem_by && *(*c)->redeem_by < now) return fail(Errc::invalid_argument, "the coupon has expired");
-      if ((*c)->amount_off > 0 && (*c)->currency != acct.currency) {
-        return fail(Errc::invalid_argument, "the coupon's currency is not the account's");
-      }
-      auto redeemed = Impl::raw(tx).execute(k_coupon_redeem, {Value((*c)->id)});
-      if (!redeemed) return std::unexpected(redeemed.error());
-      if (redeemed->affected_rows != 1) return fail(Errc::conflict, "the coupon has reached its redemption limit");
-      sub.coupon_id = (*c)->id;
-      sub.coupon_start = now;
+    if (n->coupon) {
+      if (auto c = redeem_coupon(s, tx, *acct, *n->coupon, now, sub); !c) return c;
     }
-    const int trial_days = static_cast<int>(trial_in->value_or(plan->price.trial_days));
-    if (trial_days > 0 && *anchor_day) {
+    const int trial_days = static_cast<int>(n->trial_days.value_or(plan->price.trial_days));
+    if (trial_days > 0 && n->billing_anchor_day) {
       return fail(Errc::invalid_argument, "billing_anchor_day cannot be combined with a trial (plan " + plan->code +
                                               " has one; send trial_days 0 to start without it)");
     }
-    std::vector<Line> lines;
-    if (trial_days > 0) {
-      sub.status = Status::trial;
-      sub.trial_end = now + std::int64_t{trial_days} * 86400;
-      sub.anchor = *sub.trial_end;
-      sub.cycle = 0;
-      sub.current_period_start = now;
-      sub.current_period_end = *sub.trial_end;
-    } else {
-      sub.status = Status::active;
-      if (*anchor_day) {
-        const Instant first_end = next_anchor_day(now, static_cast<int>(**anchor_day));
-        std::tie(sub.anchor, sub.cycle) =
-            anchor_keeping_day(first_end, static_cast<int>(**anchor_day), plan->price.interval);
-        sub.current_period_start = now;
-        sub.current_period_end = first_end;
-        const Instant full_start = boundary(sub.anchor, plan->price.interval, sub.cycle - 1);
-        auto l = Impl::cycle_lines(*plan, sub.seats, full_start, first_end);
-        if (!l) return std::unexpected(l.error());
-        lines = std::move(*l);
-        if (full_start < now) {
-          if (auto p = Impl::prorate_lines(lines, full_start, first_end, now, acct.proration); !p) return p;
-        }
-      } else {
-        sub.anchor = now;
-        sub.cycle = 1;
-        sub.current_period_start = now;
-        sub.current_period_end = boundary(now, plan->price.interval, 1);
-        auto l = Impl::cycle_lines(*plan, sub.seats, now, sub.current_period_end);
-        if (!l) return std::unexpected(l.error());
-        lines = std::move(*l);
-      }
-    }
-    auto ins = tx.execute(
-        k_sub_insert, {Value(sub.id), Value(sub.plan_id), Value(std::int64_t{sub.plan_version}),
-                       Value(std::string(status_name(sub.status))), Value(sub.seats), Value(sub.anchor),
-                       Value(sub.cycle), Value(sub.current_period_start), Value(sub.current_period_end),
-                       opt(sub.trial_end), Value(false), Value(), Value(), opt(sub.coupon_id), opt(sub.coupon_start),
-                       Value(std::int64_t{0}), opt(sub.test_clock_id), Value(now), Value(false)});
-    if (!ins) {
-      if (ins.error().code == Errc::unique_violation) {
-        return fail(Errc::conflict, "this tenant already has a live subscription; change it instead");
-      }
-      return std::unexpected(ins.error());
-    }
-    if (!lines.empty()) {
+    auto lines = first_period(sub, *plan, *acct, trial_days, n->billing_anchor_day, now);
+    if (!lines) return std::unexpected(lines.error());
+    if (auto ins = insert_subscription(tx, sub, now); !ins) return ins;
+    if (!lines->empty()) {
       Impl::IssueOptions o{.reason = "subscription_create",
                            .period_start = sub.current_period_start,
                            .period_end = sub.current_period_end,
                            .cycle_key = sub.id + ":" + std::to_string(sub.current_period_start),
                            .with_coupon = true};
-      auto inv = s.issue_invoice(tx, acct, &sub, std::move(lines), o, now, &charges, true);
+      auto inv = s.issue_invoice(tx, *acct, &sub, std::move(*lines), o, now, &charges, true);
       if (!inv) return std::unexpected(inv.error());
       if (auto sv = s.save(tx, sub, now); !sv) return sv;
     }

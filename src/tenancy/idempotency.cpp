@@ -1,0 +1,59 @@
+#include "tenancy/idempotency.hpp"
+
+#include "core/clock.hpp"
+
+namespace atrium::tenancy {
+
+namespace {
+
+using storage::Value;
+
+constexpr TenantStatement k_get{
+    "idempotency_get",
+    "SELECT operation, request_hash, status, response_body FROM idempotency_keys WHERE tenant_id = $1 AND "
+    "idempotency_key = $2"};
+constexpr TenantStatement k_put{
+    "idempotency_put",
+    "INSERT INTO idempotency_keys (tenant_id, idempotency_key, operation, request_hash, status, response_body, "
+    "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"};
+constexpr TenantStatement k_expire{"idempotency_keys_expire",
+                                   "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_at < $2"};
+constexpr TenantStatement k_all[] = {k_get, k_put, k_expire};
+
+}  // namespace
+
+bool valid_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > 255) return false;
+  for (char c : key) {
+    if (c < 0x21 || c > 0x7E) return false;
+  }
+  return true;
+}
+
+Result<std::optional<IdempotentAnswer>> find_answer(TenantTransaction& tx, const std::string& key) {
+  auto prior = tx.execute(k_get, {Value(key)});
+  if (!prior) return std::unexpected(prior.error());
+  if (prior->empty()) return std::nullopt;
+  return IdempotentAnswer{.operation = prior->text_at(0, 0).value_or(""),
+                          .request_hash = prior->text_at(0, 1).value_or(""),
+                          .status = static_cast<int>(prior->int_at(0, 2).value_or(0)),
+                          .body = prior->text_at(0, 3).value_or("")};
+}
+
+Result<void> store_answer(TenantTransaction& tx, const std::string& key, const IdempotentAnswer& answer,
+                          std::chrono::system_clock::time_point now) {
+  auto stored = tx.execute(k_put, {Value(key), Value(answer.operation), Value(answer.request_hash),
+                                   Value(std::int64_t{answer.status}), Value(answer.body), Value(format_rfc3339(now))});
+  if (!stored) return std::unexpected(stored.error());
+  return {};
+}
+
+Result<std::int64_t> expire_answers(TenantTransaction& tx, std::chrono::system_clock::time_point before) {
+  auto r = tx.execute(k_expire, {Value(format_rfc3339(before))});
+  if (!r) return std::unexpected(r.error());
+  return r->affected_rows;
+}
+
+std::span<const TenantStatement> idempotency_statements() { return k_all; }
+
+}  // namespace atrium::tenancy

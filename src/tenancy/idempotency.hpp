@@ -1,0 +1,39 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+#include "tenancy/tenant_data.hpp"
+
+namespace atrium::tenancy {
+
+// Idempotency-Key for a tenant's POST requests: the first answer is kept with the key (in the tenant's
+// `idempotency_keys`, written in the transaction of the change), and a repeat with the same key is answered from it.
+// A key is used once per tenant, for one operation and one request body.
+struct IdempotentAnswer {
+  std::string operation;     // e.g. "POST /v1/projects"
+  std::string request_hash;  // SHA-256 of the request body
+  int status = 0;
+  std::string body;
+};
+
+// 1-255 visible ASCII characters.
+bool valid_idempotency_key(std::string_view key);
+
+// The answer stored under `key`, if any. Inside the caller's tenant transaction.
+Result<std::optional<IdempotentAnswer>> find_answer(TenantTransaction& tx, const std::string& key);
+// Stores the answer under `key` (unique_violation when a concurrent request stored one first).
+Result<void> store_answer(TenantTransaction& tx, const std::string& key, const IdempotentAnswer& answer,
+                          std::chrono::system_clock::time_point now);
+
+// Deletes answers stored before `before` (the cleanup job); returns how many.
+Result<std::int64_t> expire_answers(TenantTransaction& tx, std::chrono::system_clock::time_point before);
+
+// Every statement above, for the test that checks each is bound to the tenant.
+std::span<const TenantStatement> idempotency_statements();
+
+}  // namespace atrium::tenancy
