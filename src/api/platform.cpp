@@ -195,8 +195,35 @@ void Platform::audit_committed() {
   if (exporter_) exporter_->wake();
 }
 
-Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clock& clock, const Options& options) {
-  std::unique_ptr<Platform> p(new Platform(config, clock));
+namespace {
+
+// What billing needs of its configuration: the rules it applies and the seller shown on documents.
+billing::Settings settings_of(const BillingConfig& config) {
+  billing::Settings settings;
+  settings.downgrade_credit = config.downgrade_credit;
+  settings.days_until_due = config.days_until_due;
+  settings.run_batch = static_cast<int>(config.run_batch);
+  Json address = Json::array();
+  std::string_view rest = config.issuer_address;
+  while (!rest.empty()) {
+    const auto bar = rest.find('|');
+    address.push_back(std::string(rest.substr(0, bar)));
+    rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
+  }
+  settings.issuer = {{"name", config.issuer_name},
+                     {"email", config.issuer_email},
+                     {"address", address},
+                     {"country", config.issuer_country},
+                     {"tax_ids", config.issuer_tax_id.empty() ? Json::array() : Json::array({config.issuer_tax_id})}};
+  return settings;
+}
+
+}  // namespace
+
+// The databases, the audit log, tenants and their data (migrated when asked).
+Result<void> Platform::open_storage(const Options& options) {
+  const Config& config = config_;
+  const Clock& clock = clock_;
   const bool sqlite = config.storage.database_url.empty() || config.storage.database_url.rfind("sqlite:", 0) == 0;
   if (sqlite) {
     std::error_code ec;
@@ -208,18 +235,18 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
                               : config.storage.database_url;
   auto db = storage::open_database(database_options(config, url));
   if (!db) return fail(db.error().code, "cannot open the database: " + db.error().message);
-  p->db_ = std::move(*db);
+  db_ = std::move(*db);
   const std::string admin_url = config.storage.admin_database_url.empty() ? url : config.storage.admin_database_url;
   if (admin_url != url) {
     auto admin = storage::open_database(database_options(config, admin_url));
     if (!admin) return fail(admin.error().code, "cannot open the admin database: " + admin.error().message);
-    p->admin_db_ = std::move(*admin);
+    admin_db_ = std::move(*admin);
   }
 
-  p->audit = std::make_unique<audit::AuditLog>(*p->db_, p->admin_db(), clock, config.audit.enabled);
-  p->tenants = std::make_unique<tenancy::TenantStore>(*p->db_, clock);
-  p->directory = std::make_unique<tenancy::TenantDirectory>(*p->tenants, clock,
-                                                            std::chrono::milliseconds(config.tenancy.cache_ttl_ms));
+  audit = std::make_unique<audit::AuditLog>(*db_, admin_db(), clock, config.audit.enabled);
+  tenants = std::make_unique<tenancy::TenantStore>(*db_, clock);
+  directory = std::make_unique<tenancy::TenantDirectory>(*tenants, clock,
+                                                         std::chrono::milliseconds(config.tenancy.cache_ttl_ms));
   tenancy::TenantDataOptions data_options;
   data_options.data_dir = config.storage.data_dir;
   data_options.app_url = url;
@@ -227,23 +254,29 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   data_options.tenant_pool_size = static_cast<int>(config.tenancy.tenant_pool_size);
   data_options.max_open_tenant_pools = static_cast<int>(config.tenancy.max_open_tenant_pools);
   data_options.pool_template = database_options(config, url);
-  p->tenant_data = std::make_unique<tenancy::TenantData>(*p->db_, p->admin_db(), data_options, clock);
+  tenant_data = std::make_unique<tenancy::TenantData>(*db_, admin_db(), data_options, clock);
 
   if (options.migrate) {
-    auto migrated = p->migrate_all(options.on_tenant_migrated);
+    auto migrated = migrate_all(options.on_tenant_migrated);
     if (!migrated) return std::unexpected(migrated.error());
   }
 
-  if (p->db_->backend() == storage::Backend::postgres) {
+  if (db_->backend() == storage::Backend::postgres) {
     auto flags = storage::transact_value<storage::ResultSet>(
-        *p->db_, [](Transaction& tx) { return tx.execute(k_role_flags); }, {.read_only = true});
+        *db_, [](Transaction& tx) { return tx.execute(k_role_flags); }, {.read_only = true});
     if (flags && !flags->empty() && (flags->bool_at(0, 0).value_or(false) || flags->bool_at(0, 1).value_or(false))) {
       log::warn(
           "the serving database role is a superuser or has BYPASSRLS: row-level security does not protect "
           "tenants; serve as a role without them (docs/security.md)");
     }
   }
+  return {};
+}
 
+// Signing keys, revocations, users, invitations, tokens and API keys.
+Result<void> Platform::open_identity() {
+  const Config& config = config_;
+  const Clock& clock = clock_;
   auto kek = identity::load_key_encryption_key(config.identity.key_encryption_key, config.storage.data_dir);
   if (!kek) return std::unexpected(kek.error());
   identity::VerifyOptions verify;
@@ -251,14 +284,14 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   verify.audience = config.identity.audience;
   verify.leeway = std::chrono::seconds(config.identity.leeway_s);
   const audit::Context system{.actor_type = audit::ActorType::system, .actor_id = "startup"};
-  p->keys = std::make_unique<identity::KeyStore>(*p->db_, clock, std::move(*kek), verify,
-                                                 std::chrono::seconds(config.identity.access_token_ttl_s),
-                                                 p->audit->recorder(system));
-  auto schema = storage::migration_status(*p->db_, storage::builtin_migrations(p->db_->backend()));
+  keys = std::make_unique<identity::KeyStore>(*db_, clock, std::move(*kek), verify,
+                                              std::chrono::seconds(config.identity.access_token_ttl_s),
+                                              audit->recorder(system));
+  auto schema = storage::migration_status(*db_, storage::builtin_migrations(db_->backend()));
   const bool schema_current = schema && schema->up_to_date();
-  p->schema_current_at_open_ = schema_current;
+  schema_current_at_open_ = schema_current;
   if (schema_current) {
-    if (auto r = step(p->keys->load_or_create(jwt_algorithm(config), p->audit->recorder(system)), "signing keys"); !r) {
+    if (auto r = step(keys->load_or_create(jwt_algorithm(config), audit->recorder(system)), "signing keys"); !r) {
       return std::unexpected(r.error());
     }
   } else {
@@ -268,31 +301,31 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   }
 
   if (config.identity.redis_url.empty()) {
-    p->revocations = identity::make_memory_revocation_store(clock);
+    revocations = identity::make_memory_revocation_store(clock);
   }
   if (config.identity.redis_url.empty() && schema_current) {
     // Revocations outlive restarts: reload the ones still in force.
     auto live = storage::transact_value<storage::ResultSet>(
-        *p->db_, [&](Transaction& tx) { return tx.execute(k_revoked_live, {Value(format_rfc3339(clock.now()))}); },
+        *db_, [&](Transaction& tx) { return tx.execute(k_revoked_live, {Value(format_rfc3339(clock.now()))}); },
         {.read_only = true});
     if (!live) return std::unexpected(live.error());
     for (std::size_t i = 0; i < live->rows.size(); ++i) {
       std::tm tm{};
       const std::string expires = live->text_at(i, 1).value_or("");
       if (!strptime(expires.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) continue;
-      (void)identity::restore_revocation(*p->revocations, live->text_at(i, 0).value_or(""),
+      (void)identity::restore_revocation(*revocations, live->text_at(i, 0).value_or(""),
                                          std::chrono::system_clock::from_time_t(timegm(&tm)));
     }
   }
   if (!config.identity.redis_url.empty()) {
     auto redis = identity::make_redis_revocation_store(config.identity.redis_url, clock);
     if (!redis) return fail(redis.error().code, "identity.redis_url: " + redis.error().message);
-    p->revocations = std::move(*redis);
+    revocations = std::move(*redis);
   }
 
-  p->users = std::make_unique<identity::UserStore>(*p->db_, clock, password_cost(config));
-  p->invitations = std::make_unique<identity::InvitationStore>(*p->db_, clock, *p->users,
-                                                               std::chrono::seconds(config.identity.invitation_ttl_s));
+  users = std::make_unique<identity::UserStore>(*db_, clock, password_cost(config));
+  invitations = std::make_unique<identity::InvitationStore>(*db_, clock, *users,
+                                                            std::chrono::seconds(config.identity.invitation_ttl_s));
   identity::TokenSettings settings;
   settings.access_ttl = std::chrono::seconds(config.identity.access_token_ttl_s);
   settings.refresh_ttl = std::chrono::seconds(config.identity.refresh_token_ttl_s);
@@ -300,75 +333,67 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   settings.max_failures_per_address = static_cast<int>(config.identity.max_failed_logins_per_address);
   settings.failure_window = std::chrono::seconds(config.identity.failed_login_window_s);
   settings.leeway = std::chrono::seconds(config.identity.leeway_s);
-  p->tokens = std::make_unique<identity::TokenService>(
-      *p->db_, *p->users, *p->tenants, *p->keys, *p->revocations, clock, settings, config.identity.issuer,
-      config.identity.audience, password_cost(config), jwt_algorithm(config));
-  p->api_keys = std::make_unique<identity::ApiKeyStore>(*p->db_, clock);
+  tokens = std::make_unique<identity::TokenService>(*db_, *users, *tenants, *keys, *revocations, clock, settings,
+                                                    config.identity.issuer, config.identity.audience,
+                                                    password_cost(config), jwt_algorithm(config));
+  api_keys = std::make_unique<identity::ApiKeyStore>(*db_, clock);
+  return {};
+}
+
+// The payment gateway, billing, metering and what plans grant (entitlements).
+Result<void> Platform::open_billing() {
+  const Config& config = config_;
+  const Clock& clock = clock_;
   if (config.billing.gateway != "simulated") {
     return fail(Errc::invalid_argument, "billing.gateway: only \"simulated\" is built in");
   }
-  p->payment_gateway = billing::simulated_gateway(*p->db_, clock);
-  billing::Settings billing_settings;
-  billing_settings.downgrade_credit = config.billing.downgrade_credit;
-  billing_settings.days_until_due = config.billing.days_until_due;
-  billing_settings.run_batch = static_cast<int>(config.billing.run_batch);
-  {
-    Json address = Json::array();
-    std::string_view rest = config.billing.issuer_address;
-    while (!rest.empty()) {
-      const auto bar = rest.find('|');
-      address.push_back(std::string(rest.substr(0, bar)));
-      rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
-    }
-    billing_settings.issuer = {
-        {"name", config.billing.issuer_name},
-        {"email", config.billing.issuer_email},
-        {"address", address},
-        {"country", config.billing.issuer_country},
-        {"tax_ids",
-         config.billing.issuer_tax_id.empty() ? Json::array() : Json::array({config.billing.issuer_tax_id})}};
-  }
-  Platform* self = p.get();
-  p->billing = std::make_unique<billing::Billing>(*p->db_, *p->tenant_data, *p->audit, clock, *p->payment_gateway,
-                                                  std::move(billing_settings), [self] {
-                                                    if (self->background) self->background->events_committed();
-                                                  });
+  payment_gateway = billing::simulated_gateway(*db_, clock);
+  billing = std::make_unique<billing::Billing>(*db_, *tenant_data, *audit, clock, *payment_gateway,
+                                               settings_of(config.billing), [this] {
+                                                 if (background) background->events_committed();
+                                               });
   metering::Settings metering_settings;
   metering_settings.max_event_age_ms = config.metering.max_event_age_hours * 3'600'000;
   metering_settings.max_future_ms = config.metering.max_future_seconds * 1000;
   metering_settings.retain_events_ms = config.metering.retain_events_days * 86'400'000;
-  p->metering =
-      std::make_unique<metering::Metering>(*p->db_, *p->tenant_data, *p->audit, clock, p->registry, metering_settings);
+  metering = std::make_unique<metering::Metering>(*db_, *tenant_data, *audit, clock, registry, metering_settings);
   // Renewals price metered usage; late events are billed while ingestion still accepts them for the period.
-  p->billing->set_usage_meter(
-      [m = p->metering.get()](tenancy::TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
-                              std::int64_t to_ms) { return m->measure(tx, metric, from_ms, to_ms); },
+  billing->set_usage_meter(
+      [m = metering.get()](tenancy::TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
+                           std::int64_t to_ms) { return m->measure(tx, metric, from_ms, to_ms); },
       metering_settings.max_event_age_ms / 1000);
-  auto count_projects = [self](const std::string& tenant_id) -> Result<std::int64_t> {
-    auto tenant = self->directory->resolve_id(tenant_id);
+  auto count_projects = [this](const std::string& tenant_id) -> Result<std::int64_t> {
+    auto tenant = directory->resolve_id(tenant_id);
     if (!tenant) return std::unexpected(tenant.error());
     std::int64_t n = 0;
-    auto r = self->tenant_data->transact(**tenant,
-                                         [&](tenancy::TenantTransaction& tx) -> Result<void> {
-                                           auto c = projects::project_store::count(tx);
-                                           if (!c) return std::unexpected(c.error());
-                                           n = *c;
-                                           return {};
-                                         },
-                                         {.read_only = true});
+    auto r = tenant_data->transact(**tenant,
+                                   [&](tenancy::TenantTransaction& tx) -> Result<void> {
+                                     auto c = projects::project_store::count(tx);
+                                     if (!c) return std::unexpected(c.error());
+                                     n = *c;
+                                     return {};
+                                   },
+                                   {.read_only = true});
     if (!r) return std::unexpected(r.error());
     return n;
   };
-  p->entitlements = std::make_unique<billing::Entitlements>(
-      *p->tenant_data, *p->billing, *p->metering, *p->audit, clock,
-      std::chrono::milliseconds(config.gateway.plan_cache_ttl_ms), std::move(count_projects), [self] {
-        if (self->background) self->background->events_committed();
-      });
-  p->metering->set_quota_hooks(p->entitlements->metering_hooks());
+  entitlements = std::make_unique<billing::Entitlements>(*tenant_data, *billing, *metering, *audit, clock,
+                                                         std::chrono::milliseconds(config.gateway.plan_cache_ttl_ms),
+                                                         std::move(count_projects), [this] {
+                                                           if (background) background->events_committed();
+                                                         });
+  metering->set_quota_hooks(entitlements->metering_hooks());
+  return {};
+}
+
+// API call counting and rate limits; and what changed a plan reaches every cache of what it grants.
+Result<void> Platform::open_gateway(const Options& options) {
+  const Config& config = config_;
+  const Clock& clock = clock_;
   if (config.gateway.count_api_calls) {
-    p->api_calls = std::make_unique<gateway::ApiCallCounter>(
-        [m = p->metering.get()](const std::string& tenant_id, std::int64_t calls, std::int64_t at_ms,
-                                const std::string& key) -> Result<void> {
+    api_calls = std::make_unique<gateway::ApiCallCounter>(
+        [m = metering.get()](const std::string& tenant_id, std::int64_t calls, std::int64_t at_ms,
+                             const std::string& key) -> Result<void> {
           const Json event = {
               {"metric", "api_calls"},
               {"quantity", calls},
@@ -388,18 +413,26 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
         },
         clock, std::chrono::milliseconds(config.gateway.api_calls_report_ms));
   }
-  auto rate_limits = open_rate_limits(*p->billing, p->registry, config, clock, options.rate_limits_use_redis_time);
-  if (!rate_limits) return std::unexpected(rate_limits.error());
-  p->rate_limits = std::move(*rate_limits);
+  auto limits = open_rate_limits(*billing, registry, config, clock, options.rate_limits_use_redis_time);
+  if (!limits) return std::unexpected(limits.error());
+  rate_limits = std::move(*limits);
   // Whatever changed a tenant's plan in force (the API, the billing run, a test clock, the CLI), what it grants is
   // looked up afresh at once on this instance; other instances follow within gateway.plan_cache_ttl_ms.
-  p->billing->on_plan_changed([entitlements = p->entitlements.get(), limits = p->rate_limits.get(),
-                               tenants = p->tenants.get(),
-                               directory = p->directory.get()](const std::string& tenant_id) {
+  billing->on_plan_changed([entitlements = entitlements.get(), limits = rate_limits.get(), tenants = tenants.get(),
+                            directory = directory.get()](const std::string& tenant_id) {
     entitlements->forget(tenant_id);
     limits->forget(tenant_id);
     if (auto t = tenants->get(tenant_id)) directory->invalidate(*t);  // its `plan` follows the subscription
   });
+  return {};
+}
+
+Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clock& clock, const Options& options) {
+  std::unique_ptr<Platform> p(new Platform(config, clock));
+  if (auto r = p->open_storage(options); !r) return std::unexpected(r.error());
+  if (auto r = p->open_identity(); !r) return std::unexpected(r.error());
+  if (auto r = p->open_billing(); !r) return std::unexpected(r.error());
+  if (auto r = p->open_gateway(options); !r) return std::unexpected(r.error());
   if (options.background) {
     auto background = Background::open(*p);
     if (!background) return std::unexpected(background.error());

@@ -97,6 +97,11 @@ class Platform {
 
  private:
   Platform(const Config& config, const Clock& clock);
+  // The steps of open(), in order.
+  Result<void> open_storage(const Options& options);
+  Result<void> open_identity();
+  Result<void> open_billing();
+  Result<void> open_gateway(const Options& options);
   Result<void> purge_control_plane(const std::string& tenant_id);
 
   Config config_;
