@@ -1,6 +1,7 @@
 // Every tenant route with an id in its path, taken from the router itself (not from a list written by hand), called
-// by another tenant's owner, and by the super admin acting in that other tenant, with the ids of real objects of
-// tenant A: 404 problem+json (403 for the owner on the operator's routes), and A's objects are the same afterwards.
+// by another tenant's owner, its API key and the super admin acting in that other tenant, with the ids of real
+// objects of tenant A: 404 problem+json (403 for the owner on the operator's routes; the key: 404, or 403 where keys
+// do not reach), and A's objects are the same afterwards.
 // A route with an id under a resource this test cannot name fails the test until the resource is added to `ids`
 // below, so a new route is never left without a cross-tenant check. On every isolation level and both backends.
 #include <gtest/gtest.h>
@@ -127,6 +128,19 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
     ASSERT_FALSE(id->empty());
   }
 
+  // Tenant B's API key, with every permission a key may hold.
+  auto b_key = client_->call(
+      Method::post, "/v1/api-keys",
+      Json{{"name", "everything"},
+           {"permissions",
+            {"projects:read", "projects:write", "projects:delete", "users:read", "users:manage", "api_keys:read",
+             "api_keys:manage", "tenant:read", "tenant:manage", "billing:view", "billing:manage", "audit:read",
+             "webhooks:read", "webhooks:manage", "usage:read", "usage:write"}}},
+      owner_b_);
+  ASSERT_EQ(b_key.status, 201) << b_key.raw_body;
+  const std::string b_secret = b_key.body.value("secret", "");
+  ASSERT_FALSE(b_secret.empty());
+
   auto snapshot = [&] {
     Json s = Json::object();
     for (const std::string& path : std::vector<std::string>{
@@ -162,6 +176,7 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
   };
 
   std::set<std::string> covered;
+  int key_not_found = 0;
   for (const auto& route : client_->router().routes()) {
     const auto& o = route->options;
     if (o.access != http::Access::tenant && o.access != http::Access::tenant_super_admin) continue;
@@ -189,6 +204,10 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
       EXPECT_EQ(by_b.status, 404) << name << " " << by_b.raw_body;
       EXPECT_EQ(by_b.content_type, "application/problem+json") << name;
     }
+    // B's API key: not found, or refused where keys do not reach (never A's object).
+    auto by_key = client_->call(route->method, path, body, b_secret);
+    EXPECT_TRUE(by_key.status == 404 || by_key.status == 403) << "B's API key: " << name << " " << by_key.raw_body;
+    if (by_key.status == 404) ++key_not_found;
     auto by_root_in_b = client_->call(route->method, path, body, root_, {{"X-Tenant-ID", b_.id}});
     EXPECT_EQ(by_root_in_b.status, 404) << "super admin in B: " << name << " " << by_root_in_b.raw_body;
     covered.insert(name);
@@ -204,6 +223,9 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
         "POST /v1/invoices/{id}/void", "POST /v1/test-clocks/{id}/advance", "DELETE /v1/test-clocks/{id}"}) {
     EXPECT_TRUE(covered.contains(expected)) << expected << " was not among the routes tried";
   }
+
+  // Keys reach most of these routes (the projects, webhooks, reports and billing ones at least).
+  EXPECT_GE(key_not_found, 12);
 
   const Json after = snapshot();
   for (auto it = before.begin(); it != before.end(); ++it) {
