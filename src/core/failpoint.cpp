@@ -1,11 +1,13 @@
 #include "core/failpoint.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace atrium {
 
@@ -29,7 +31,24 @@ std::map<std::string, long, std::less<>> parse(const char* text) {
   return out;
 }
 
+std::vector<std::string>& armed() {
+  thread_local std::vector<std::string> names;
+  return names;
+}
+
 }  // namespace
+
+bool failing(std::string_view name) {
+  const auto& names = armed();
+  return !names.empty() && std::find(names.begin(), names.end(), name) != names.end();
+}
+
+ScopedFailure::ScopedFailure(std::string_view name) : name_(name) { armed().push_back(name_); }
+
+ScopedFailure::~ScopedFailure() {
+  auto& names = armed();
+  if (auto it = std::find(names.begin(), names.end(), name_); it != names.end()) names.erase(it);
+}
 
 void failpoint(std::string_view name) {
   static const auto points = parse(std::getenv("ATRIUM_FAILPOINTS"));

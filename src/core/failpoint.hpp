@@ -1,5 +1,6 @@
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace atrium {
@@ -8,5 +9,22 @@ namespace atrium {
 // sleep MS milliseconds, so a test can kill -9 the process at that point. Unset (production): a no-op after one
 // environment read. Names in use: jobs.before_run, jobs.before_ack, billing.after_charge.
 void failpoint(std::string_view name);
+
+// In-process fault injection for tests: while a ScopedFailure for `name` lives, failing(name) is true on the thread
+// that made it (and only there, so background threads go on unharmed). Names in use: storage.commit (a write
+// transaction's body ran, and the transaction fails instead of committing: nothing it wrote stays). Without a
+// ScopedFailure, failing() is one thread-local check.
+bool failing(std::string_view name);
+
+class ScopedFailure {
+ public:
+  explicit ScopedFailure(std::string_view name);
+  ~ScopedFailure();
+  ScopedFailure(const ScopedFailure&) = delete;
+  ScopedFailure& operator=(const ScopedFailure&) = delete;
+
+ private:
+  std::string name_;
+};
 
 }  // namespace atrium

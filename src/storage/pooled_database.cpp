@@ -1,5 +1,7 @@
 #include "storage/pooled_database.hpp"
 
+#include "core/failpoint.hpp"
+
 #include <thread>
 
 #include <fmt/format.h>
@@ -92,6 +94,9 @@ Result<void> PooledDatabase::transact(const std::function<Result<void>(Transacti
       // The connection goes back to the pool rolled back instead of leaking with an open transaction.
       outcome = fail(Errc::internal, std::string("transaction body threw: ") + e.what());
     } catch (...) {
+    }
+    if (outcome && !options.read_only && failing("storage.commit")) {
+      outcome = fail(Errc::unavailable, "failpoint storage.commit: the transaction was not committed");
     }
     if (outcome) outcome = conn->commit();
     if (!outcome) conn->rollback();

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "core/failpoint.hpp"
 #include "storage/pooled_database.hpp"
 
 namespace atrium::storage {
@@ -242,6 +243,7 @@ class SqliteDatabase final : public detail::PooledDatabase {
       return fail(Errc::internal, "a write transaction was opened inside another on the same SQLite database");
     }
     Writer me{&body};
+    me.fail_before_commit = failing("storage.commit");  // the caller's thread: the leader may run this body
     std::unique_lock lock(group_mutex_);
     queue_.push_back(&me);
     if (leading_) {
@@ -295,8 +297,9 @@ class SqliteDatabase final : public detail::PooledDatabase {
   struct Writer {
     const std::function<Result<void>(Transaction&)>* body;
     Result<void> result{};
-    bool done = false;  // guarded by group_mutex_
-    bool lead = false;  // guarded by group_mutex_: this waiting writer is to lead the next group
+    bool done = false;                // guarded by group_mutex_
+    bool lead = false;                // guarded by group_mutex_: this waiting writer is to lead the next group
+    bool fail_before_commit = false;  // the failpoint storage.commit was armed on the writer's thread
     std::condition_variable wake;
   };
   static constexpr std::size_t k_max_group = 64;
@@ -343,6 +346,9 @@ class SqliteDatabase final : public detail::PooledDatabase {
           continue;
         }
         w->result = run_body(*w, *sqlite);
+        if (w->result && w->fail_before_commit) {
+          w->result = fail(Errc::unavailable, "failpoint storage.commit: the transaction was not committed");
+        }
         if (w->result) w->result = sqlite->release_savepoint();
         if (!sqlite->in_transaction()) {
           if (w->result) w->result = fail(Errc::unavailable, "SQLite rolled the transaction back");
