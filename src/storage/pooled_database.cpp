@@ -1,10 +1,10 @@
 #include "storage/pooled_database.hpp"
 
-#include "core/failpoint.hpp"
-
 #include <thread>
 
 #include <fmt/format.h>
+
+#include "core/failpoint.hpp"
 
 namespace atrium::storage::detail {
 
