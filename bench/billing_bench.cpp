@@ -68,6 +68,7 @@
 #include "core/log.hpp"
 #include "scratch.hpp"
 #include "storage/database.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace {
 

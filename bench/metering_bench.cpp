@@ -17,7 +17,9 @@
 
 #include "api/platform.hpp"
 #include "core/ids.hpp"
+#include "metering/metering.hpp"
 #include "scratch.hpp"
+#include "storage/database.hpp"
 #include "tenancy/tenant_data.hpp"
 
 namespace {

@@ -14,6 +14,7 @@
 #include "core/clock.hpp"
 #include "core/json.hpp"
 #include "gateway/rate_limiter.hpp"
+#include "gateway/rate_limits.hpp"
 #include "http/router.hpp"
 #include "observability/metrics.hpp"
 

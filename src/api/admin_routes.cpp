@@ -1,6 +1,7 @@
 // /v1/admin: cross-tenant operations for super admins.
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "billing/billing.hpp"
 #include "tenancy/tenant.hpp"
 
 namespace atrium::api {

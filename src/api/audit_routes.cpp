@@ -1,6 +1,7 @@
 // /v1/audit-logs (a tenant's own chain) and /v1/admin/audit-logs (every chain, for super admins).
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "audit/audit_log.hpp"
 #include "core/ids.hpp"
 #include "identity/permissions.hpp"
 #include "tenancy/tenant.hpp"

@@ -1,6 +1,9 @@
 // Sign-in, token refresh and revocation, and the published verification keys.
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "audit/audit_log.hpp"
+#include "identity/key_store.hpp"
+#include "identity/token_service.hpp"
 
 namespace atrium::api {
 

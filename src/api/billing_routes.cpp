@@ -7,6 +7,7 @@
 #include "api/support.hpp"
 #include "billing/billing.hpp"
 #include "identity/permissions.hpp"
+#include "identity/principal.hpp"
 
 namespace atrium::api {
 

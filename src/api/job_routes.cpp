@@ -1,13 +1,17 @@
 // /v1/webhook-endpoints, /v1/reports, /v1/email-settings and /v1/admin/jobs: what tenants and operators see of the
 // background work.
+#include "api/background.hpp"
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "audit/audit_log.hpp"
 #include "core/ids.hpp"
 #include "email/settings.hpp"
 #include "events/outbox.hpp"
 #include "identity/permissions.hpp"
 #include "jobs/sql_queue.hpp"
 #include "reports/reports.hpp"
+#include "storage/database.hpp"
+#include "tenancy/tenant_data.hpp"
 #include "webhooks/endpoints.hpp"
 
 namespace atrium::api {

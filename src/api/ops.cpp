@@ -2,6 +2,7 @@
 #include "api/openapi.hpp"
 #include "api/routes.hpp"
 #include "http/problem.hpp"
+#include "storage/database.hpp"
 #include "storage/migrations.hpp"
 
 namespace atrium::api {

@@ -5,11 +5,31 @@
 #include <mutex>
 #include <thread>
 
+#include "api/background.hpp"
+#include "audit/audit_log.hpp"
+#include "audit/exporter.hpp"
+#include "billing/billing.hpp"
+#include "billing/entitlements.hpp"
+#include "billing/payments/gateway.hpp"
 #include "core/log.hpp"
 #include "events/outbox.hpp"
+#include "gateway/api_calls.hpp"
+#include "gateway/rate_limits.hpp"
+#include "identity/api_keys.hpp"
+#include "identity/invitations.hpp"
+#include "identity/jwt.hpp"
+#include "identity/key_store.hpp"
+#include "identity/revocation.hpp"
+#include "identity/secrets.hpp"
 #include "identity/tenant_purge.hpp"
+#include "identity/token_service.hpp"
+#include "identity/user_store.hpp"
+#include "metering/metering.hpp"
 #include "projects/project_store.hpp"
+#include "storage/database.hpp"
 #include "storage/migrations.hpp"
+#include "tenancy/tenant_data.hpp"
+#include "tenancy/tenant_directory.hpp"
 
 namespace atrium::api {
 

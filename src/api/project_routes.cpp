@@ -1,6 +1,9 @@
 // /v1/projects: the first tenant resource. Every handler runs in a tenant-scoped transaction.
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "audit/audit_log.hpp"
+#include "billing/billing.hpp"
+#include "billing/entitlements.hpp"
 #include "core/hash.hpp"
 #include "core/ids.hpp"
 #include "core/json_writer.hpp"
@@ -12,6 +15,7 @@
 #include "projects/project_store.hpp"
 #include "tenancy/idempotency.hpp"
 #include "tenancy/tenant.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace atrium::api {
 

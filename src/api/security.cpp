@@ -1,11 +1,17 @@
 #include "api/security.hpp"
 
 #include "api/support.hpp"
+#include "audit/audit_log.hpp"
 #include "core/ids.hpp"
 #include "http/problem.hpp"
+#include "identity/api_keys.hpp"
 #include "identity/permissions.hpp"
 #include "identity/principal.hpp"
+#include "identity/token_service.hpp"
+#include "identity/user_store.hpp"
+#include "storage/database.hpp"
 #include "tenancy/tenant.hpp"
+#include "tenancy/tenant_directory.hpp"
 #include "tenancy/tenant_ref.hpp"
 
 namespace atrium::api {

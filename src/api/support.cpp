@@ -6,6 +6,7 @@
 #include "core/log.hpp"
 #include "http/problem.hpp"
 #include "identity/principal.hpp"
+#include "identity/token_service.hpp"
 
 namespace atrium::api {
 

@@ -5,6 +5,7 @@
 
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "billing/billing.hpp"
 #include "billing/entitlements.hpp"
 #include "gateway/rate_limits.hpp"
 #include "http/problem.hpp"

@@ -1,8 +1,14 @@
 // /v1/users (members of the caller's tenant) and /v1/api-keys.
+#include "api/background.hpp"
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "audit/audit_log.hpp"
+#include "identity/api_keys.hpp"
+#include "identity/invitations.hpp"
 #include "identity/permissions.hpp"
 #include "identity/principal.hpp"
+#include "identity/token_service.hpp"
+#include "identity/user_store.hpp"
 #include "tenancy/tenant.hpp"
 
 namespace atrium::api {

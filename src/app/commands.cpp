@@ -9,15 +9,22 @@
 
 #include <fmt/format.h>
 
+#include "api/background.hpp"
 #include "api/platform.hpp"
 #include "app/app.hpp"
 #include "app/dispatch.hpp"
+#include "audit/audit_log.hpp"
+#include "billing/billing.hpp"
 #include "core/build_info.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
+#include "gateway/api_calls.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
+#include "identity/jwt.hpp"
+#include "identity/key_store.hpp"
+#include "identity/user_store.hpp"
 #include "observability/metrics.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"

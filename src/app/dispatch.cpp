@@ -5,6 +5,8 @@
 #include "api/platform.hpp"
 #include "api/routes.hpp"
 #include "api/security.hpp"
+#include "gateway/api_calls.hpp"
+#include "gateway/rate_limits.hpp"
 #include "gateway/versioning.hpp"
 #include "http/dispatcher.hpp"
 #include "http/middleware.hpp"

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "api/platform.hpp"
+#include "support/test_platform.hpp"
 #include "app/dispatch.hpp"
 #include "core/json.hpp"
 #include "http/dispatcher.hpp"

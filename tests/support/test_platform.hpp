@@ -4,7 +4,25 @@
 #include <optional>
 #include <string>
 
+#include "api/background.hpp"
 #include "api/platform.hpp"
+// Every module the platform owns (api/platform.hpp only declares them): tests reach any of them through it.
+#include "audit/audit_log.hpp"
+#include "audit/exporter.hpp"
+#include "billing/billing.hpp"
+#include "billing/entitlements.hpp"
+#include "billing/payments/gateway.hpp"
+#include "gateway/api_calls.hpp"
+#include "gateway/rate_limits.hpp"
+#include "identity/api_keys.hpp"
+#include "identity/invitations.hpp"
+#include "identity/key_store.hpp"
+#include "identity/revocation.hpp"
+#include "identity/token_service.hpp"
+#include "identity/user_store.hpp"
+#include "metering/metering.hpp"
+#include "tenancy/tenant_data.hpp"
+#include "tenancy/tenant_directory.hpp"
 #include "storage/database.hpp"
 
 namespace atrium::test {
