@@ -3,9 +3,9 @@
 #include <charconv>
 #include <map>
 
+#include "core/hash.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
-#include "core/hash.hpp"
 #include "tenancy/tenant_data.hpp"
 
 namespace atrium::audit {

@@ -9,9 +9,9 @@
 
 #include "audit/audit_log.hpp"
 #include "billing/calendar.hpp"
+#include "billing/invoice_math.hpp"
 #include "billing/invoicing/document.hpp"
 #include "billing/payments/gateway.hpp"
-#include "billing/invoice_math.hpp"
 #include "billing/proration.hpp"
 #include "billing/quotas.hpp"
 #include "core/clock.hpp"

@@ -143,4 +143,3 @@ Result<int> migrate_with(Database& db, std::span<const Migration> migrations, co
 }
 
 }  // namespace atrium::storage
-

@@ -13,10 +13,10 @@
 #include "metering/metering.hpp"
 #include "projects/project_store.hpp"
 #include "reports/reports.hpp"
-#include "tenancy/idempotency.hpp"
 #include "support/api_client.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
+#include "tenancy/idempotency.hpp"
 #include "webhooks/endpoints.hpp"
 
 namespace atrium::test {

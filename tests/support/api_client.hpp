@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "api/platform.hpp"
-#include "support/test_platform.hpp"
 #include "app/dispatch.hpp"
 #include "core/json.hpp"
 #include "http/dispatcher.hpp"
+#include "support/test_platform.hpp"
 
 namespace atrium::test {
 

@@ -21,9 +21,9 @@
 #include "identity/token_service.hpp"
 #include "identity/user_store.hpp"
 #include "metering/metering.hpp"
+#include "storage/database.hpp"
 #include "tenancy/tenant_data.hpp"
 #include "tenancy/tenant_directory.hpp"
-#include "storage/database.hpp"
 
 namespace atrium::test {
 
