@@ -17,13 +17,10 @@ Result<std::optional<Json>> quotas_member(const Json& body) {
   return std::optional<Json>(*it);
 }
 
-}  // namespace
-
-namespace {
+constexpr Access admin = Access::super_admin;
 
 // Admin tenants.
 void register_admin_tenants(http::Router& router, Platform& platform) {
-  [[maybe_unused]] const Access admin = Access::super_admin;
   router.add(http::Method::post, "/v1/admin/tenants",
              [&platform](http::Request& req) -> http::Response {
                auto body = body_object(
@@ -76,7 +73,6 @@ void register_admin_tenants(http::Router& router, Platform& platform) {
 
 // One tenant: read, update (suspend, reactivate), delete.
 void register_admin_tenant(http::Router& router, Platform& platform) {
-  [[maybe_unused]] const Access admin = Access::super_admin;
   router.add(http::Method::get, "/v1/admin/tenants/{id}",
              [&platform](http::Request& req) -> http::Response {
                auto t = platform.tenants->get(std::string(req.param("id")));
@@ -132,7 +128,6 @@ void register_admin_tenant(http::Router& router, Platform& platform) {
 
 // Admin metrics.
 void register_admin_metrics(http::Router& router, Platform& platform) {
-  [[maybe_unused]] const Access admin = Access::super_admin;
   router.add(http::Method::get, "/v1/admin/metrics",
              [&platform](http::Request& req) -> http::Response {
                auto stats = platform.tenants->statistics();

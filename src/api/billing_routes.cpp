@@ -13,6 +13,8 @@ namespace atrium::api {
 
 namespace {
 
+namespace perm = identity::perm;
+
 using http::Access;
 
 template <class T>
@@ -36,18 +38,13 @@ const Json& body(const http::Request& req) {
 
 bool super_admin(const http::Request& req) { return req.principal && req.principal->super_admin; }
 
-}  // namespace
-
-namespace {
+constexpr Access admin = Access::super_admin;
+constexpr Access tenant = Access::tenant;
+constexpr Access tenant_operator = Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
 
 // Catalog.
 void register_catalog(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] billing::Billing& b = *platform.billing;
-  [[maybe_unused]] const Access admin = Access::super_admin;
-  [[maybe_unused]] const Access tenant = Access::tenant;
-  [[maybe_unused]] const Access tenant_operator =
-      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
+  billing::Billing& b = *platform.billing;
   router.add(http::Method::get, "/v1/plans",
              [&b](http::Request& req) -> http::Response {
                const bool all = req.query_param("include_inactive").value_or("") == "true" && super_admin(req);
@@ -96,12 +93,7 @@ void register_catalog(http::Router& router, Platform& platform) {
 
 // The tenant's billing account.
 void register_account(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] billing::Billing& b = *platform.billing;
-  [[maybe_unused]] const Access admin = Access::super_admin;
-  [[maybe_unused]] const Access tenant = Access::tenant;
-  [[maybe_unused]] const Access tenant_operator =
-      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
+  billing::Billing& b = *platform.billing;
   router.add(http::Method::get, "/v1/billing-account",
              [&b](http::Request& req) { return respond(b.get_account(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -114,12 +106,7 @@ void register_account(http::Router& router, Platform& platform) {
 
 // Subscriptions.
 void register_subscriptions(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] billing::Billing& b = *platform.billing;
-  [[maybe_unused]] const Access admin = Access::super_admin;
-  [[maybe_unused]] const Access tenant = Access::tenant;
-  [[maybe_unused]] const Access tenant_operator =
-      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
+  billing::Billing& b = *platform.billing;
   router.add(http::Method::get, "/v1/subscriptions",
              [&b](http::Request& req) { return respond_list(b.list_subscriptions(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -177,12 +164,7 @@ void register_subscriptions(http::Router& router, Platform& platform) {
 
 // Invoices.
 void register_invoices(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] billing::Billing& b = *platform.billing;
-  [[maybe_unused]] const Access admin = Access::super_admin;
-  [[maybe_unused]] const Access tenant = Access::tenant;
-  [[maybe_unused]] const Access tenant_operator =
-      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
+  billing::Billing& b = *platform.billing;
   router.add(http::Method::get, "/v1/invoices",
              [&b](http::Request& req) {
                return respond_list(b.list_invoices(req.tenant->id, req.query_param("status").value_or("")), req);
@@ -252,12 +234,7 @@ void register_invoices(http::Router& router, Platform& platform) {
 
 // Credit notes.
 void register_credit_notes(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] billing::Billing& b = *platform.billing;
-  [[maybe_unused]] const Access admin = Access::super_admin;
-  [[maybe_unused]] const Access tenant = Access::tenant;
-  [[maybe_unused]] const Access tenant_operator =
-      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
+  billing::Billing& b = *platform.billing;
   router.add(http::Method::get, "/v1/credit-notes",
              [&b](http::Request& req) { return respond_list(b.list_credit_notes(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -270,12 +247,7 @@ void register_credit_notes(http::Router& router, Platform& platform) {
 
 // Test clocks.
 void register_test_clocks(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] billing::Billing& b = *platform.billing;
-  [[maybe_unused]] const Access admin = Access::super_admin;
-  [[maybe_unused]] const Access tenant = Access::tenant;
-  [[maybe_unused]] const Access tenant_operator =
-      Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
+  billing::Billing& b = *platform.billing;
   router.add(http::Method::get, "/v1/test-clocks",
              [&b](http::Request& req) { return respond_list(b.list_test_clocks(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});

@@ -18,6 +18,8 @@ namespace atrium::api {
 
 namespace {
 
+namespace perm = identity::perm;
+
 using http::Access;
 using tenancy::TenantTransaction;
 
@@ -51,14 +53,9 @@ Result<void> audit_platform(Platform& platform, const http::Request& req, audit:
       [&](storage::Transaction& tx) { return platform.audit->append(tx, audit_context(req), event); });
 }
 
-}  // namespace
-
-namespace {
-
 // Webhook endpoints.
 void register_webhook_endpoints(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] const Clock& clock = platform.clock();
+  const Clock& clock = platform.clock();
   router.add(http::Method::post, "/v1/webhook-endpoints",
              [&platform, &clock](http::Request& req) -> http::Response {
                auto body = body_object(req, {"url", "description", "event_types"});
@@ -115,8 +112,7 @@ void register_webhook_endpoints(http::Router& router, Platform& platform) {
 
 // One webhook endpoint: read, delete, enable again.
 void register_webhook_endpoint(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] const Clock& clock = platform.clock();
+  const Clock& clock = platform.clock();
   router.add(http::Method::get, "/v1/webhook-endpoints/{id}",
              [&platform](http::Request& req) -> http::Response {
                std::optional<webhooks::Endpoint> endpoint;
@@ -177,8 +173,7 @@ void register_webhook_endpoint(http::Router& router, Platform& platform) {
 
 // An endpoint's delivery log, and redelivering one.
 void register_webhook_deliveries(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] const Clock& clock = platform.clock();
+  const Clock& clock = platform.clock();
   router.add(
       http::Method::get, "/v1/webhook-endpoints/{id}/deliveries",
       [&platform](http::Request& req) -> http::Response {
@@ -239,8 +234,7 @@ void register_webhook_deliveries(http::Router& router, Platform& platform) {
 
 // Reports.
 void register_reports(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] const Clock& clock = platform.clock();
+  const Clock& clock = platform.clock();
   router.add(http::Method::post, "/v1/reports",
              [&platform, &clock](http::Request& req) -> http::Response {
                if (!platform.background) return unavailable_without_queue(req);
@@ -315,8 +309,7 @@ void register_reports(http::Router& router, Platform& platform) {
 
 // Email settings.
 void register_email_settings(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] const Clock& clock = platform.clock();
+  const Clock& clock = platform.clock();
   router.add(http::Method::get, "/v1/email-settings",
              [&platform](http::Request& req) -> http::Response {
                std::optional<email::TenantSettings> settings;
@@ -369,8 +362,6 @@ void register_email_settings(http::Router& router, Platform& platform) {
 
 // The job queue, for operators (/v1/admin/jobs).
 void register_admin_jobs(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] const Clock& clock = platform.clock();
   router.add(http::Method::get, "/v1/admin/jobs",
              [&platform](http::Request& req) -> http::Response {
                if (!platform.background) return unavailable_without_queue(req);

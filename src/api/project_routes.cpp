@@ -21,6 +21,8 @@ namespace atrium::api {
 
 namespace {
 
+namespace perm = identity::perm;
+
 using http::Access;
 using tenancy::TenantTransaction;
 
@@ -47,14 +49,9 @@ http::Response list_response(const projects::ProjectPage& page, std::string_view
   return http::Response::text(200, w.end_object().take(), "application/json");
 }
 
-}  // namespace
-
-namespace {
-
 // The collection: list, create.
 void register_projects(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  [[maybe_unused]] const Clock& clock = platform.clock();
+  const Clock& clock = platform.clock();
   router.add(http::Method::get, "/v1/projects",
              [&platform](http::Request& req) -> http::Response {
                auto page_params = api::page_params(req);
@@ -118,7 +115,6 @@ void register_projects(http::Router& router, Platform& platform) {
 
 // One project: read, change, delete.
 void register_project(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
   const Clock& clock = platform.clock();
   router.add(http::Method::get, "/v1/projects/{id}",
              [&platform](http::Request& req) -> http::Response {

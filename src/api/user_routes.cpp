@@ -15,6 +15,8 @@ namespace atrium::api {
 
 namespace {
 
+namespace perm = identity::perm;
+
 using http::Access;
 
 // Whether the caller may hand out, change or remove `target`. A member never acts above their own role (a super
@@ -57,13 +59,8 @@ http::Response no_content() {
   return r;
 }
 
-}  // namespace
-
-namespace {
-
 // Users.
 void register_users(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
   router.add(http::Method::get, "/v1/users",
              [&platform](http::Request& req) -> http::Response {
                auto params = page_params(req);
@@ -149,7 +146,6 @@ void register_users(http::Router& router, Platform& platform) {
 
 // Invitations.
 void register_invitations(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
   router.add(http::Method::get, "/v1/invitations",
              [&platform](http::Request& req) -> http::Response {
                auto list = platform.invitations->list(req.tenant->id);
@@ -195,7 +191,6 @@ void register_invitations(http::Router& router, Platform& platform) {
 
 // Removing a member.
 void register_member_removal(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
   router.add(
       http::Method::delete_, "/v1/users/{id}",
       [&platform](http::Request& req) -> http::Response {
@@ -221,7 +216,6 @@ void register_member_removal(http::Router& router, Platform& platform) {
 
 // API keys.
 void register_api_keys(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
   router.add(http::Method::get, "/v1/api-keys",
              [&platform](http::Request& req) -> http::Response {
                auto keys = platform.api_keys->list(req.tenant->id);

@@ -240,10 +240,7 @@ Result<Plan> Billing::update_plan(const std::string& id, const Json& input, cons
                                          Value(std::int64_t{plan.price.version}), Value(plan.updated_at)});
     if (!up) return std::unexpected(up.error());
     audit::Event e{.action = "plan.updated", .resource_type = "plan", .resource_id = plan.id};
-    Json a = to_json(*before), b = to_json(plan);
-    for (auto it = b.begin(); it != b.end(); ++it) {
-      if (it.key() != "updated_at") audit::add_change(e.changes, it.key(), a[it.key()], it.value());
-    }
+    e.changes = changed_fields(to_json(*before), to_json(plan));
     if (auto ap = impl_->audit.append(tx, who, e); !ap) return ap;
     out = std::move(plan);
     return {};

@@ -45,6 +45,8 @@ Json time_json(std::optional<Instant> t);
 Instant seconds(std::chrono::system_clock::time_point t);
 Json metered_json(const std::vector<MeteredPrice>& prices);
 Json dunning_json(const DunningPolicy& d);
+// The audit changes from one encoding of a resource to the next: every member that differs but updated_at.
+Json changed_fields(const Json& before, const Json& after);
 Result<void> only_members(const Json& input, std::initializer_list<std::string_view> allowed);
 Result<std::optional<std::string>> text_member(const Json& input, const char* name, std::size_t max = 200);
 Result<std::optional<std::int64_t>> int_member(const Json& input, const char* name, std::int64_t min, std::int64_t max);
@@ -373,8 +375,9 @@ struct Billing::Impl {
 
   // Subscriptions due at `now` (for progress).
   Result<std::int64_t> count_due(Instant now);
-  // Charges of one batch sent, outcomes recorded at `now`.
-  Result<void> settle_at(std::vector<PendingCharge>& charges, Instant now, RunStats& stats);
+  // settle with every outcome recorded at `now` (the request's or the run's time).
+  Result<void> settle_at(std::vector<PendingCharge>& charges, const std::optional<std::string>& tenant_id, Instant now,
+                         RunStats* stats);
   // Refunds of credit notes the provider did not confirm, sent again (a failure waits for the next run).
   Result<void> retry_refunds();
   // Charges a crash left without an outcome, sent again with their idempotency keys.

@@ -418,4 +418,12 @@ std::string invoice_number(int year_month_value, std::int64_t n, std::string_vie
   return std::string(prefix) + "-" + std::to_string(year_month_value) + "-" + digits;
 }
 
+Json changed_fields(const Json& before, const Json& after) {
+  Json changes = Json::object();
+  for (auto it = after.begin(); it != after.end(); ++it) {
+    if (it.key() != "updated_at") audit::add_change(changes, it.key(), before.value(it.key(), Json()), it.value());
+  }
+  return changes;
+}
+
 }  // namespace atrium::billing::detail

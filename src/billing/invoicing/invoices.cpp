@@ -209,11 +209,7 @@ Result<Invoice> Billing::finalize_invoice(const std::string& tenant_id, const st
   });
   if (!r) return std::unexpected(r.error());
   s.notify();
-  if (auto st = s.settle(
-          charges, tenant_id, [&](const PendingCharge&) { return now; }, nullptr);
-      !st) {
-    return std::unexpected(st.error());
-  }
+  if (auto st = s.settle_at(charges, tenant_id, now, nullptr); !st) return std::unexpected(st.error());
   return get_invoice(tenant_id, id);
 }
 
@@ -247,11 +243,7 @@ Result<Invoice> Billing::pay_invoice(const std::string& tenant_id, const std::st
     return s.record(tx, &who, "invoice.payment_requested", "invoice", id, Json::object());
   });
   if (!r) return std::unexpected(r.error());
-  if (auto st = s.settle(
-          charges, tenant_id, [&](const PendingCharge&) { return now; }, nullptr);
-      !st) {
-    return std::unexpected(st.error());
-  }
+  if (auto st = s.settle_at(charges, tenant_id, now, nullptr); !st) return std::unexpected(st.error());
   return get_invoice(tenant_id, id);
 }
 

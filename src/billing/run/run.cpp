@@ -36,9 +36,10 @@ Result<std::int64_t> Billing::Impl::count_due(Instant now) {
   return total;
 }
 
-Result<void> Billing::Impl::settle_at(std::vector<PendingCharge>& charges, Instant now, RunStats& stats) {
+Result<void> Billing::Impl::settle_at(std::vector<PendingCharge>& charges, const std::optional<std::string>& tenant_id,
+                                      Instant now, RunStats* stats) {
   return settle(
-      charges, std::nullopt, [now](const PendingCharge&) { return now; }, &stats);
+      charges, tenant_id, [now](const PendingCharge&) { return now; }, stats);
 }
 
 Result<void> Billing::Impl::retry_refunds() {
@@ -87,7 +88,7 @@ Result<void> Billing::Impl::resend_pending_charges(Instant now, int batch, RunSt
     });
     if (!r) return r;
     if (charges.empty()) return {};
-    if (auto st = settle_at(charges, now, stats); !st) return st;
+    if (auto st = settle_at(charges, std::nullopt, now, &stats); !st) return st;
     if (static_cast<int>(charges.size()) < batch) return {};
   }
 }
@@ -122,7 +123,7 @@ Result<void> Billing::Impl::renew_due(Instant now, int batch, RunStats& stats,
     if (!r) return r;
     if (in_batch == 0) return {};
     notify();
-    if (auto st = settle_at(charges, now, stats); !st) return st;
+    if (auto st = settle_at(charges, std::nullopt, now, &stats); !st) return st;
     progress(in_batch);
   }
 }
@@ -189,7 +190,7 @@ Result<void> Billing::Impl::retry_due_invoices(Instant now, int batch, RunStats&
     if (!r) return r;
     if (in_batch == 0) return {};
     notify();
-    if (auto st = settle_at(charges, now, stats); !st) return st;
+    if (auto st = settle_at(charges, std::nullopt, now, &stats); !st) return st;
     if (in_batch < batch) return {};
   }
 }

@@ -255,10 +255,7 @@ Result<Subscription> Billing::change_subscription(const std::string& tenant_id, 
     }
     if (auto sv = s.save(tx, *sub, now); !sv) return sv;
     Json after = to_json(*sub);
-    Json changes = Json::object();
-    for (auto it = after.begin(); it != after.end(); ++it) {
-      if (it.key() != "updated_at") audit::add_change(changes, it.key(), before[it.key()], it.value());
-    }
+    const Json changes = changed_fields(before, after);
     if (auto e =
             s.emit(tx, "subscription.updated",
                    {{"subscription", after},
@@ -273,11 +270,7 @@ Result<Subscription> Billing::change_subscription(const std::string& tenant_id, 
   });
   if (!r) return std::unexpected(r.error());
   s.notify();
-  if (auto st = s.settle(
-          charges, tenant_id, [&](const PendingCharge&) { return now; }, nullptr);
-      !st) {
-    return std::unexpected(st.error());
-  }
+  if (auto st = s.settle_at(charges, tenant_id, now, nullptr); !st) return std::unexpected(st.error());
   return get_subscription(tenant_id, id);
 }
 

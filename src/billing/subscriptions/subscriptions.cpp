@@ -200,11 +200,7 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
   });
   if (!r) return std::unexpected(r.error());
   s.notify();
-  if (auto st = s.settle(
-          charges, tenant_id, [&](const PendingCharge&) { return now; }, nullptr);
-      !st) {
-    return std::unexpected(st.error());
-  }
+  if (auto st = s.settle_at(charges, tenant_id, now, nullptr); !st) return std::unexpected(st.error());
   return get_subscription(tenant_id, sub.id);
 }
 
@@ -320,11 +316,7 @@ Result<Subscription> Billing::resume(const std::string& tenant_id, const std::st
   });
   if (!r) return std::unexpected(r.error());
   s.notify();
-  if (auto st = s.settle(
-          charges, tenant_id, [&](const PendingCharge&) { return now; }, nullptr);
-      !st) {
-    return std::unexpected(st.error());
-  }
+  if (auto st = s.settle_at(charges, tenant_id, now, nullptr); !st) return std::unexpected(st.error());
   return get_subscription(tenant_id, id);
 }
 
@@ -345,19 +337,6 @@ Result<void> Billing::Impl::cancel_now(TenantTransaction& tx, Subscription& sub,
   }
   return {};
 }
-
-namespace {
-
-// The audit changes between two encodings of a subscription, but its updated_at.
-Json subscription_changes(const Json& before, const Json& after) {
-  Json changes = Json::object();
-  for (auto it = after.begin(); it != after.end(); ++it) {
-    if (it.key() != "updated_at") audit::add_change(changes, it.key(), before[it.key()], it.value());
-  }
-  return changes;
-}
-
-}  // namespace
 
 Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::string& id, const Json& input,
                                      const audit::Context& who) {
@@ -383,7 +362,7 @@ Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::st
       return c;
     }
     if (auto sv = s.save(tx, *sub, *now); !sv) return sv;
-    auto changes = subscription_changes(before, to_json(*sub));
+    auto changes = changed_fields(before, to_json(*sub));
     if (auto a = s.record(tx, &who, "subscription.cancelled", "subscription", sub->id, changes); !a) return a;
     out = std::move(*sub);
     return {};
@@ -411,7 +390,7 @@ Result<std::int64_t> Billing::cancel_all(const std::string& tenant_id, std::stri
       const Json before = to_json(*sub);
       if (auto c = s.cancel_now(tx, *sub, *now, reason); !c) return c;
       if (auto sv = s.save(tx, *sub, *now); !sv) return sv;
-      auto changes = subscription_changes(before, to_json(*sub));
+      auto changes = changed_fields(before, to_json(*sub));
       if (auto a = s.record(tx, &who, "subscription.cancelled", "subscription", sub->id, changes); !a) return a;
       ++cancelled;
     }
