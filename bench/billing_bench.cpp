@@ -209,13 +209,12 @@ struct Seeded {
 
 Result<Seeded> seed(atrium::api::Platform& platform, const atrium::Clock& clock, const Options& o) {
   Seeded out;
-  auto plan = platform.billing->create_plan(Json{{"code", "bench-monthly"},
-                                                 {"name", "Bench monthly"},
-                                                 {"tier", "starter"},
-                                                 {"currency", k_currency},
-                                                 {"interval", "monthly"},
-                                                 {"base_price", k_price}},
-                                            {});
+  auto plan = platform.billing->create_plan(
+      {.code = "bench-monthly",
+       .name = "Bench monthly",
+       .tier = "starter",
+       .price = {.currency = k_currency, .interval = atrium::billing::Interval::monthly, .base_price = k_price}},
+      {});
   if (!plan) return fail(plan.error().code, "create_plan: " + plan.error().message);
   out.plan_id = plan->id;
   const Instant period_end = atrium::billing::boundary(k_t0, atrium::billing::Interval::monthly, 1);

@@ -3,6 +3,7 @@
 // only; the rules live in billing::Billing.
 #include <charconv>
 
+#include "api/billing_input.hpp"
 #include "api/routes.hpp"
 #include "api/support.hpp"
 #include "billing/billing.hpp"
@@ -36,6 +37,15 @@ const Json& body(const http::Request& req) {
   return req.json ? *req.json : empty;
 }
 
+// Decodes the body with `decode` (api/billing_input.hpp) and answers what `call` makes of the command: 400 when
+// the body does not decode.
+template <class Decode, class Call>
+http::Response decoded(const http::Request& req, Decode decode, Call call, int status = 200) {
+  auto input = decode(body(req));
+  if (!input) return error_response(input.error(), req);
+  return respond(call(*input), req, status);
+}
+
 bool super_admin(const http::Request& req) { return req.principal && req.principal->super_admin; }
 
 constexpr Access admin = Access::super_admin;
@@ -52,7 +62,11 @@ void register_catalog(http::Router& router, Platform& platform) {
              },
              {.access = Access::authenticated});
   router.add(http::Method::post, "/v1/plans",
-             [&b](http::Request& req) { return respond(b.create_plan(body(req), audit_context(req)), req, 201); },
+             [&b](http::Request& req) {
+               return decoded(
+                   req, billing_input::new_plan, [&](const auto& in) { return b.create_plan(in, audit_context(req)); },
+                   201);
+             },
              {.json_body = true, .access = admin});
   router.add(http::Method::get, "/v1/plans/{id}",
              [&b](http::Request& req) -> http::Response {
@@ -70,13 +84,19 @@ void register_catalog(http::Router& router, Platform& platform) {
              {.access = Access::authenticated});
   router.add(http::Method::patch, "/v1/plans/{id}",
              [&b](http::Request& req) {
-               return respond(b.update_plan(std::string(req.param("id")), body(req), audit_context(req)), req);
+               return decoded(req, billing_input::plan_update, [&](const auto& in) {
+                 return b.update_plan(std::string(req.param("id")), in, audit_context(req));
+               });
              },
              {.json_body = true, .access = admin});
   router.add(http::Method::get, "/v1/coupons", [&b](http::Request& req) { return respond_list(b.list_coupons(), req); },
              {.access = admin});
   router.add(http::Method::post, "/v1/coupons",
-             [&b](http::Request& req) { return respond(b.create_coupon(body(req), audit_context(req)), req, 201); },
+             [&b](http::Request& req) {
+               return decoded(
+                   req, billing_input::new_coupon,
+                   [&](const auto& in) { return b.create_coupon(in, audit_context(req)); }, 201);
+             },
              {.json_body = true, .access = admin});
   router.add(http::Method::delete_, "/v1/coupons/{id}",
              [&b](http::Request& req) {
@@ -87,7 +107,10 @@ void register_catalog(http::Router& router, Platform& platform) {
              [&b](http::Request& req) { return respond_list(b.list_tax_rates(), req); },
              {.access = Access::authenticated});
   router.add(http::Method::put, "/v1/tax-rates",
-             [&b](http::Request& req) { return respond(b.put_tax_rate(body(req), audit_context(req)), req); },
+             [&b](http::Request& req) {
+               return decoded(req, billing_input::tax_rate,
+                              [&](const auto& in) { return b.put_tax_rate(in, audit_context(req)); });
+             },
              {.json_body = true, .access = admin});
 }
 
@@ -99,7 +122,9 @@ void register_account(http::Router& router, Platform& platform) {
              {.access = tenant, .permission = perm::billing_view});
   router.add(http::Method::put, "/v1/billing-account",
              [&b](http::Request& req) {
-               return respond(b.put_account(req.tenant->id, body(req), super_admin(req), audit_context(req)), req);
+               return decoded(req, billing_input::account_update, [&](const auto& in) {
+                 return b.put_account(req.tenant->id, in, super_admin(req), audit_context(req));
+               });
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
 }
@@ -112,7 +137,9 @@ void register_subscriptions(http::Router& router, Platform& platform) {
              {.access = tenant, .permission = perm::billing_view});
   router.add(http::Method::post, "/v1/subscriptions",
              [&b](http::Request& req) {
-               return respond(b.create_subscription(req.tenant->id, body(req), audit_context(req)), req, 201);
+               return decoded(
+                   req, billing_input::new_subscription,
+                   [&](const auto& in) { return b.create_subscription(req.tenant->id, in, audit_context(req)); }, 201);
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
   router.add(http::Method::get, "/v1/subscriptions/{id}",
@@ -122,22 +149,22 @@ void register_subscriptions(http::Router& router, Platform& platform) {
              {.access = tenant, .permission = perm::billing_view});
   router.add(http::Method::patch, "/v1/subscriptions/{id}",
              [&b](http::Request& req) {
-               return respond(
-                   b.change_subscription(req.tenant->id, std::string(req.param("id")), body(req), audit_context(req)),
-                   req);
+               return decoded(req, billing_input::plan_change, [&](const auto& in) {
+                 return b.change_subscription(req.tenant->id, std::string(req.param("id")), in, audit_context(req));
+               });
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
   router.add(http::Method::get, "/v1/subscriptions/{id}/preview",
              [&b](http::Request& req) -> http::Response {
-               Json change = Json::object();
-               if (auto plan = req.query_param("plan")) change["plan"] = *plan;
+               billing::PlanChange change;
+               if (auto plan = req.query_param("plan")) change.plan = *plan;
                if (auto seats = req.query_param("seats")) {
                  std::int64_t n = 0;
                  auto [p, ec] = std::from_chars(seats->data(), seats->data() + seats->size(), n);
                  if (ec != std::errc() || p != seats->data() + seats->size()) {
                    return error_response({Errc::invalid_argument, "seats must be an integer"}, req);
                  }
-                 change["seats"] = n;
+                 change.seats = n;
                }
                auto r = b.preview_change(req.tenant->id, std::string(req.param("id")), change);
                if (!r) return error_response(r.error(), req);
@@ -156,8 +183,9 @@ void register_subscriptions(http::Router& router, Platform& platform) {
              {.access = tenant, .permission = perm::billing_manage});
   router.add(http::Method::post, "/v1/subscriptions/{id}/cancel",
              [&b](http::Request& req) {
-               return respond(b.cancel(req.tenant->id, std::string(req.param("id")), body(req), audit_context(req)),
-                              req);
+               return decoded(req, billing_input::cancellation, [&](const auto& in) {
+                 return b.cancel(req.tenant->id, std::string(req.param("id")), in, audit_context(req));
+               });
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
 }
@@ -172,7 +200,9 @@ void register_invoices(http::Router& router, Platform& platform) {
              {.access = tenant, .permission = perm::billing_view});
   router.add(http::Method::post, "/v1/invoices",
              [&b](http::Request& req) -> http::Response {
-               return respond(b.create_invoice(req.tenant->id, body(req), audit_context(req)), req, 201);
+               return decoded(
+                   req, billing_input::manual_invoice,
+                   [&](const auto& in) { return b.create_invoice(req.tenant->id, in, audit_context(req)); }, 201);
              },
              {.json_body = true, .access = tenant_operator, .permission = perm::billing_manage});
   router.add(http::Method::get, "/v1/invoices/{id}",
@@ -240,7 +270,9 @@ void register_credit_notes(http::Router& router, Platform& platform) {
              {.access = tenant, .permission = perm::billing_view});
   router.add(http::Method::post, "/v1/credit-notes",
              [&b](http::Request& req) -> http::Response {
-               return respond(b.create_credit_note(req.tenant->id, body(req), audit_context(req)), req, 201);
+               return decoded(
+                   req, billing_input::new_credit_note,
+                   [&](const auto& in) { return b.create_credit_note(req.tenant->id, in, audit_context(req)); }, 201);
              },
              {.json_body = true, .access = tenant_operator, .permission = perm::billing_manage});
 }
@@ -253,7 +285,9 @@ void register_test_clocks(http::Router& router, Platform& platform) {
              {.access = tenant, .permission = perm::billing_view});
   router.add(http::Method::post, "/v1/test-clocks",
              [&b](http::Request& req) {
-               return respond(b.create_test_clock(req.tenant->id, body(req), audit_context(req)), req, 201);
+               return decoded(
+                   req, billing_input::new_test_clock,
+                   [&](const auto& in) { return b.create_test_clock(req.tenant->id, in, audit_context(req)); }, 201);
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
   router.add(

@@ -414,19 +414,15 @@ Result<void> Platform::open_gateway(const Options& options) {
     api_calls = std::make_unique<gateway::ApiCallCounter>(
         [m = metering.get()](const std::string& tenant_id, std::int64_t calls, std::int64_t at_ms,
                              const std::string& key) -> Result<void> {
-          const Json event = {
-              {"metric", "api_calls"},
-              {"quantity", calls},
-              {"timestamp", format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(at_ms)))},
-              {"idempotency_key", key}};
-          auto r = m->ingest(tenant_id, event);
+          metering::UsageEvent event{
+              .idempotency_key = key, .metric = "api_calls", .quantity = calls, .timestamp_ms = at_ms};
+          auto r = m->ingest(tenant_id, {metering::UsageEntry{.event = event, .unreadable = {}}});
           if (!r) return std::unexpected(r.error());
           // A hard quota refused the whole count: what still fits is recorded, so usage reaches the limit.
           if (r->accepted == 0 && !r->rejected.empty() && r->rejected.front().room.value_or(0) > 0) {
-            Json rest = event;
-            rest["quantity"] = std::min(calls, *r->rejected.front().room);
-            rest["idempotency_key"] = key + ":within-limit";
-            auto filled = m->ingest(tenant_id, rest);
+            event.quantity = std::min(calls, *r->rejected.front().room);
+            event.idempotency_key = key + ":within-limit";
+            auto filled = m->ingest(tenant_id, {metering::UsageEntry{.event = event, .unreadable = {}}});
             if (!filled) return std::unexpected(filled.error());
           }
           return {};  // the rest is beyond a hard quota: not recorded

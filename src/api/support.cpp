@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
+#include "core/json_input.hpp"
 #include "core/log.hpp"
 #include "http/problem.hpp"
 #include "identity/principal.hpp"
@@ -44,24 +46,15 @@ http::Response error_response(const Error& error, const http::Request& req) {
 }
 
 Result<const Json*> body_object(const http::Request& request, std::initializer_list<std::string_view> allowed) {
-  if (!request.json || !request.json->is_object())
-    return fail(Errc::invalid_argument, "the body must be a JSON object");
-  for (const auto& [key, _] : request.json->items()) {
-    bool known = false;
-    for (auto a : allowed) known = known || a == key;
-    if (!known) return fail(Errc::invalid_argument, "unknown member \"" + key + "\"");
-  }
+  if (!request.json) return fail(Errc::invalid_argument, "the body must be a JSON object");
+  if (auto r = json_input::only_members(*request.json, allowed); !r) return std::unexpected(r.error());
   return &*request.json;
 }
 
 Result<std::optional<std::string>> string_member(const Json& object, std::string_view name, bool required) {
-  auto it = object.find(std::string(name));
-  if (it == object.end() || it->is_null()) {
-    if (required) return fail(Errc::invalid_argument, std::string(name) + " is required");
-    return std::optional<std::string>();
-  }
-  if (!it->is_string()) return fail(Errc::invalid_argument, std::string(name) + " must be a string");
-  return std::optional<std::string>(it->get<std::string>());
+  auto v = json_input::text(object, name, std::numeric_limits<std::size_t>::max());
+  if (v && !*v && required) return fail(Errc::invalid_argument, std::string(name) + " is required");
+  return v;
 }
 
 std::string printable_text(std::string_view raw, std::size_t max_bytes) {

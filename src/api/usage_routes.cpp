@@ -3,8 +3,10 @@
 // metering::Metering.
 #include <chrono>
 
+#include "api/billing_input.hpp"
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "api/usage_input.hpp"
 #include "billing/billing.hpp"
 #include "billing/entitlements.hpp"
 #include "gateway/rate_limits.hpp"
@@ -99,7 +101,9 @@ void register_usage_routes(http::Router& router, Platform& platform) {
   // and atrium_usage_events_total counts every outcome.
   router.add(http::Method::post, "/v1/usage",
              [&m](http::Request& req) -> http::Response {
-               auto r = m.ingest(req.tenant->id, *req.json);
+               auto batch = usage_input::usage_batch(*req.json, m.settings().max_batch);
+               if (!batch) return error_response(batch.error(), req);
+               auto r = m.ingest(req.tenant->id, *batch);
                if (!r) return error_response(r.error(), req);
                Json body = metering::to_json(*r);
                // Nothing stored and every refusal a hard quota's: the request as a whole is refused.
@@ -139,7 +143,10 @@ void register_usage_routes(http::Router& router, Platform& platform) {
              {.access = Access::tenant, .permission = perm::usage_read});
   router.add(http::Method::put, "/v1/entitlements/{name}",
              [&e](http::Request& req) -> http::Response {
-               auto r = e.put_override(req.tenant->id, std::string(req.param("name")), *req.json, audit_context(req));
+               const std::string name(req.param("name"));
+               auto input = billing_input::quota_override(name, *req.json);
+               if (!input) return error_response(input.error(), req);
+               auto r = e.put_override(req.tenant->id, name, *input, audit_context(req));
                if (!r) return error_response(r.error(), req);
                return http::Response::json(200, billing::to_json(*r));
              },
@@ -165,7 +172,9 @@ void register_usage_routes(http::Router& router, Platform& platform) {
              {.access = Access::authenticated});
   router.add(http::Method::post, "/v1/meters",
              [&m](http::Request& req) -> http::Response {
-               auto r = m.create_meter(*req.json, audit_context(req));
+               auto input = usage_input::new_meter(*req.json);
+               if (!input) return error_response(input.error(), req);
+               auto r = m.create_meter(*input, audit_context(req));
                if (!r) return error_response(r.error(), req);
                return http::Response::json(201, metering::to_json(*r));
              },

@@ -9,6 +9,7 @@
 
 #include "audit/audit_log.hpp"
 #include "billing/calendar.hpp"
+#include "billing/commands.hpp"
 #include "billing/invoice_math.hpp"
 #include "billing/invoicing/document.hpp"
 #include "billing/payments/gateway.hpp"
@@ -31,15 +32,6 @@ namespace atrium::billing {
 enum class Status { trial, active, past_due, paused, cancelled, unpaid };
 std::string_view status_name(Status s);
 std::optional<Status> parse_status(std::string_view text);
-
-enum class FinalAction { cancel, unpaid };
-
-// Payment retries after a failed charge: offsets in hours from the first failure, then the final action.
-// Default: Stripe's recommendation of 8 tries within 2 weeks (the first charge and 7 retries).
-struct DunningPolicy {
-  std::vector<std::int64_t> retry_hours{24, 72, 120, 168, 216, 264, 336};
-  FinalAction final_action = FinalAction::cancel;
-};
 
 struct PlanPrice {
   int version = 1;
@@ -251,36 +243,35 @@ class Billing {
           PaymentGateway& gateway, Settings settings, std::function<void()> events_committed);
   ~Billing();
 
-  // Catalog (platform). Plan input is the JSON the API takes (see docs/openapi.yaml); errors are invalid_argument
-  // naming the field, conflict for a duplicate code.
-  Result<Plan> create_plan(const Json& input, const audit::Context& who);
+  // Catalog (platform). Errors are invalid_argument naming the field, conflict for a duplicate code.
+  Result<Plan> create_plan(const NewPlan& input, const audit::Context& who);
   // Changing price fields creates a new version (existing subscriptions keep theirs); name/active do not.
-  Result<Plan> update_plan(const std::string& id, const Json& input, const audit::Context& who);
+  Result<Plan> update_plan(const std::string& id, const PlanUpdate& input, const audit::Context& who);
   Result<std::vector<Plan>> list_plans(bool include_inactive);
   Result<Plan> get_plan(const std::string& id_or_code, std::optional<int> version = std::nullopt);
-  Result<Coupon> create_coupon(const Json& input, const audit::Context& who);
+  Result<Coupon> create_coupon(const NewCoupon& input, const audit::Context& who);
   Result<std::vector<Coupon>> list_coupons();
   Result<Coupon> deactivate_coupon(const std::string& id, const audit::Context& who);
-  Result<TaxRateRow> put_tax_rate(const Json& input, const audit::Context& who);
+  Result<TaxRateRow> put_tax_rate(const TaxRateInput& input, const audit::Context& who);
   Result<std::vector<TaxRateRow>> list_tax_rates();
 
   // The tenant's side. `who` is recorded in the audit log; `super_admin` allows what only the operator may do
   // (test_mode, one-off invoices, voiding, credit notes).
   Result<Account> get_account(const std::string& tenant_id);
-  Result<Account> put_account(const std::string& tenant_id, const Json& input, bool super_admin,
+  Result<Account> put_account(const std::string& tenant_id, const AccountUpdate& input, bool super_admin,
                               const audit::Context& who);
 
-  Result<Subscription> create_subscription(const std::string& tenant_id, const Json& input, const audit::Context& who);
+  Result<Subscription> create_subscription(const std::string& tenant_id, const NewSubscription& input,
+                                           const audit::Context& who);
   Result<std::vector<Subscription>> list_subscriptions(const std::string& tenant_id);
   Result<Subscription> get_subscription(const std::string& tenant_id, const std::string& id);
-  // {"plan": code or id, "seats": n}: the lines a change would add now, without changing anything.
-  Result<Json> preview_change(const std::string& tenant_id, const std::string& id, const Json& input);
-  Result<Subscription> change_subscription(const std::string& tenant_id, const std::string& id, const Json& input,
+  // The lines a change would add now, without changing anything.
+  Result<Json> preview_change(const std::string& tenant_id, const std::string& id, const PlanChange& input);
+  Result<Subscription> change_subscription(const std::string& tenant_id, const std::string& id, const PlanChange& input,
                                            const audit::Context& who);
   Result<Subscription> pause(const std::string& tenant_id, const std::string& id, const audit::Context& who);
   Result<Subscription> resume(const std::string& tenant_id, const std::string& id, const audit::Context& who);
-  // {"at_period_end": bool}
-  Result<Subscription> cancel(const std::string& tenant_id, const std::string& id, const Json& input,
+  Result<Subscription> cancel(const std::string& tenant_id, const std::string& id, const Cancellation& input,
                               const audit::Context& who);
   // Cancels every subscription of the tenant that is not cancelled yet, now (a deleted tenant): each recorded as
   // subscription.cancelled with `reason` on its event. Returns how many it cancelled.
@@ -289,8 +280,8 @@ class Billing {
   Result<std::vector<Invoice>> list_invoices(const std::string& tenant_id, const std::string& status);
   Result<Invoice> get_invoice(const std::string& tenant_id, const std::string& id);
   Result<std::vector<PaymentAttempt>> list_attempts(const std::string& tenant_id, const std::string& invoice_id);
-  // A one-off draft invoice (super admin): {"lines":[{"description","quantity","unit_amount"}],"memo"}.
-  Result<Invoice> create_invoice(const std::string& tenant_id, const Json& input, const audit::Context& who);
+  // A one-off draft invoice (super admin).
+  Result<Invoice> create_invoice(const std::string& tenant_id, const ManualInvoice& input, const audit::Context& who);
   Result<Invoice> finalize_invoice(const std::string& tenant_id, const std::string& id, const audit::Context& who);
   // Charges an open invoice now with the account's payment method (also after a hard decline, once the method
   // changed). conflict unless open.
@@ -299,11 +290,12 @@ class Billing {
   Result<Invoice> mark_uncollectible(const std::string& tenant_id, const std::string& id, const audit::Context& who);
   Result<InvoiceDocument> document(const std::string& tenant_id, const std::string& id);
 
-  // {"invoice_id","amount","method": refund|credit_balance|invoice,"reason","memo"}.
-  Result<CreditNote> create_credit_note(const std::string& tenant_id, const Json& input, const audit::Context& who);
+  Result<CreditNote> create_credit_note(const std::string& tenant_id, const NewCreditNote& input,
+                                        const audit::Context& who);
   Result<std::vector<CreditNote>> list_credit_notes(const std::string& tenant_id);
 
-  Result<TestClock> create_test_clock(const std::string& tenant_id, const Json& input, const audit::Context& who);
+  Result<TestClock> create_test_clock(const std::string& tenant_id, const NewTestClock& input,
+                                      const audit::Context& who);
   Result<std::vector<TestClock>> list_test_clocks(const std::string& tenant_id);
   Result<TestClock> get_test_clock(const std::string& tenant_id, const std::string& id);
   // Moves the clock forward to `to` and runs, in time order, everything that falls due on its subscriptions:
@@ -359,8 +351,5 @@ class Billing {
  private:
   std::unique_ptr<Impl> impl_;
 };
-
-// Reads [billing] from config-like values; for tests and the platform.
-Result<DunningPolicy> parse_dunning(const Json& value);
 
 }  // namespace atrium::billing

@@ -402,19 +402,17 @@ Result<Entitlement> Entitlements::get(const std::string& tenant_id, const std::s
   return v->items.front();
 }
 
-Result<Entitlement> Entitlements::put_override(const std::string& tenant_id, const std::string& name, const Json& body,
-                                               const audit::Context& who) {
+Result<Entitlement> Entitlements::put_override(const std::string& tenant_id, const std::string& name,
+                                               const QuotaOverride& input, const audit::Context& who) {
   Impl& s = *impl_;
-  if (!body.is_object()) return fail(Errc::invalid_argument, "the body must be an object");
   auto r = s.data.transact_control_plane(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     auto c = s.load(tx);
     if (!c) return std::unexpected(c.error());
     const Quota* before = find_quota(*c, name);
-    // What the body leaves out keeps the quota's current metric and enforcement.
-    Json full = body;
-    if (before && !full.contains("metric") && !before->metric.empty()) full["metric"] = before->metric;
-    if (before && !full.contains("enforcement")) full["enforcement"] = enforcement_name(before->enforcement);
-    auto q = parse_quota(name, full, "quota " + name);
+    // What the input leaves out keeps the quota's current metric and enforcement.
+    const std::string metric = input.metric.value_or(before ? before->metric : "");
+    const Enforcement enforcement = input.enforcement.value_or(before ? before->enforcement : Enforcement::soft);
+    auto q = make_quota(name, metric, input.limit, enforcement, "quota " + name);
     if (!q) return std::unexpected(q.error());
     q->source = "override";
     if (auto saved = save_override(tx, *q, s.now_ms()); !saved) return saved;

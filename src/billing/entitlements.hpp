@@ -59,9 +59,9 @@ class Entitlements {
   Result<EntitlementView> list(const std::string& tenant_id);
   Result<Entitlement> get(const std::string& tenant_id, const std::string& name);
 
-  // An operator's override: {"limit", "enforcement", "metric"}. It replaces the plan's quota of that name (the
-  // metric defaults to the plan's) or adds one. invalid_argument naming the member. Audited.
-  Result<Entitlement> put_override(const std::string& tenant_id, const std::string& name, const Json& body,
+  // An operator's override: it replaces the plan's quota of that name (metric and enforcement default to that
+  // quota's) or adds one. invalid_argument naming the member. Audited.
+  Result<Entitlement> put_override(const std::string& tenant_id, const std::string& name, const QuotaOverride& input,
                                    const audit::Context& who);
   // not_found when the tenant has no override of that name. Audited.
   Result<void> delete_override(const std::string& tenant_id, const std::string& name, const audit::Context& who);

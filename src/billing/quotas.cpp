@@ -27,13 +27,32 @@ constexpr std::array<TenantStatement, 3> k_statements{k_overrides, k_override_pu
 
 constexpr std::int64_t k_max_limit = 1'000'000'000'000'000;
 
+}  // namespace
+
 std::optional<Enforcement> parse_enforcement(std::string_view text) {
   if (text == "soft") return Enforcement::soft;
   if (text == "hard") return Enforcement::hard;
   return std::nullopt;
 }
 
-}  // namespace
+Result<Quota> make_quota(const std::string& name, const std::string& metric, std::optional<std::int64_t> limit,
+                         Enforcement enforcement, const std::string& where) {
+  if (!valid_quota_name(name)) {
+    return fail(Errc::invalid_argument,
+                where + " name must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit");
+  }
+  if (!metric.empty() && !metering::valid_metric_name(metric)) {
+    return fail(Errc::invalid_argument, where + ".metric must be a metric name");
+  }
+  if (metric.empty() && name != k_projects_quota) {
+    return fail(Errc::invalid_argument, where + ".metric is required: only \"projects\" is counted by Atrium itself");
+  }
+  if (limit && *limit < 0) {
+    return fail(Errc::invalid_argument, where + ".limit must be a non-negative integer or \"unlimited\"");
+  }
+  if (limit && *limit > k_max_limit) return fail(Errc::invalid_argument, where + ".limit is too large");
+  return Quota{.name = name, .metric = metric, .limit = limit, .enforcement = enforcement};
+}
 
 std::string_view enforcement_name(Enforcement e) { return e == Enforcement::hard ? "hard" : "soft"; }
 
@@ -45,44 +64,38 @@ bool valid_quota_name(std::string_view name) {
 }
 
 Result<Quota> parse_quota(const std::string& name, const Json& body, const std::string& where) {
-  if (!valid_quota_name(name)) {
-    return fail(Errc::invalid_argument,
-                where + " name must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit");
-  }
+  if (!valid_quota_name(name)) return make_quota(name, "", std::nullopt, Enforcement::soft, where);
   if (!body.is_object()) return fail(Errc::invalid_argument, where + " must be an object");
   for (const auto& [key, _] : body.items()) {
     if (key != "metric" && key != "limit" && key != "enforcement") {
       return fail(Errc::invalid_argument, where + "." + key + " is not a quota member");
     }
   }
-  Quota q;
-  q.name = name;
+  std::string metric;
   if (auto m = body.find("metric"); m != body.end() && !m->is_null()) {
-    if (!m->is_string() || !metering::valid_metric_name(m->get_ref<const std::string&>())) {
+    if (!m->is_string() || m->get_ref<const std::string&>().empty()) {
       return fail(Errc::invalid_argument, where + ".metric must be a metric name");
     }
-    q.metric = m->get<std::string>();
-  } else if (name != k_projects_quota) {
-    return fail(Errc::invalid_argument, where + ".metric is required: only \"projects\" is counted by Atrium itself");
+    metric = m->get<std::string>();
   }
   auto limit = body.find("limit");
   if (limit == body.end()) return fail(Errc::invalid_argument, where + ".limit is required");
-  if (limit->is_string() && limit->get_ref<const std::string&>() == "unlimited") {
-    q.limit.reset();
-  } else if (limit->is_number_unsigned() || (limit->is_number_integer() && limit->get<std::int64_t>() >= 0)) {
-    if (limit->get<std::uint64_t>() > static_cast<std::uint64_t>(k_max_limit)) {
-      return fail(Errc::invalid_argument, where + ".limit is too large");
-    }
-    q.limit = limit->get<std::int64_t>();
-  } else {
+  std::optional<std::int64_t> value;
+  if (limit->is_number_unsigned() && limit->get<std::uint64_t>() > static_cast<std::uint64_t>(k_max_limit)) {
+    return fail(Errc::invalid_argument, where + ".limit is too large");
+  }
+  if (limit->is_number_integer()) {
+    value = limit->get<std::int64_t>();
+  } else if (!limit->is_string() || limit->get_ref<const std::string&>() != "unlimited") {
     return fail(Errc::invalid_argument, where + ".limit must be a non-negative integer or \"unlimited\"");
   }
+  Enforcement enforcement = Enforcement::soft;
   if (auto e = body.find("enforcement"); e != body.end()) {
     auto parsed = e->is_string() ? parse_enforcement(e->get_ref<const std::string&>()) : std::nullopt;
     if (!parsed) return fail(Errc::invalid_argument, where + ".enforcement must be soft or hard");
-    q.enforcement = *parsed;
+    enforcement = *parsed;
   }
-  return q;
+  return make_quota(name, metric, value, enforcement, where);
 }
 
 Result<std::vector<Quota>> parse_quotas(const Json& j) {

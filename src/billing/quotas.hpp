@@ -31,6 +31,21 @@ struct Quota {
 // The resources Atrium counts itself (quotas without a metric).
 inline constexpr std::string_view k_projects_quota = "projects";
 
+std::optional<Enforcement> parse_enforcement(std::string_view text);
+
+// An operator's override of one quota (PUT /v1/entitlements/{name}, decoded by the API). Unset members keep the
+// current quota's (enforcement soft when there is none).
+struct QuotaOverride {
+  std::optional<std::string> metric;
+  std::optional<std::int64_t> limit;  // nullopt: unlimited
+  std::optional<Enforcement> enforcement;
+};
+
+// A quota from its parts, checked: a valid name; a metric name, or none for a counted resource (projects); a limit
+// within range. invalid_argument naming the member (prefixed with `where`).
+Result<Quota> make_quota(const std::string& name, const std::string& metric, std::optional<std::int64_t> limit,
+                         Enforcement enforcement, const std::string& where);
+
 // One quota's body, {"metric", "limit", "enforcement"}: a plan's entry or an override's PUT body. `limit` is a
 // non-negative integer or "unlimited"; enforcement defaults to soft; without a metric the name must be a counted
 // resource. invalid_argument naming the member (prefixed with `where`).

@@ -24,7 +24,6 @@ using tenancy::TenantTransaction;
 constexpr std::int64_t k_hour_ms = 3'600'000;
 constexpr std::int64_t k_day_ms = 24 * k_hour_ms;
 constexpr std::int64_t k_max_quantity = 1'000'000'000'000;  // 10^12 units per event
-constexpr std::size_t k_max_key_bytes = 255;
 constexpr std::size_t k_max_properties_bytes = 4096;
 
 // ---- statements
@@ -102,7 +101,7 @@ bool valid_metric(std::string_view m) {
 }
 
 bool valid_key(std::string_view k) {
-  if (k.empty() || k.size() > k_max_key_bytes) return false;
+  if (k.empty() || k.size() > k_max_idempotency_key_bytes) return false;
   return std::all_of(k.begin(), k.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
@@ -178,19 +177,6 @@ bool matches(const Json& props, const Filters& filters) {
   return true;
 }
 
-Result<Filters> parse_filters(const Json& j) {
-  if (!j.is_object()) return fail(Errc::invalid_argument, "filters must be an object of property -> value");
-  Filters out;
-  for (const auto& [name, value] : j.items()) {
-    if (!valid_property_name(name)) return fail(Errc::invalid_argument, "filters: property names are 1-128 bytes");
-    if (!value.is_primitive() || value.is_null()) {
-      return fail(Errc::invalid_argument, "filters: values must be strings, numbers or booleans");
-    }
-    out.emplace(name, value);
-  }
-  return out;
-}
-
 Json filters_json(const Filters& f) {
   Json j = Json::object();
   for (const auto& [k, v] : f) j[k] = v;
@@ -217,6 +203,19 @@ Result<Meter> meter_from_row(const storage::ResultSet& rs, std::size_t i) {
 }  // namespace
 
 bool valid_metric_name(std::string_view metric) { return valid_metric(metric); }
+
+Result<Filters> parse_filters(const Json& j) {
+  if (!j.is_object()) return fail(Errc::invalid_argument, "filters must be an object of property -> value");
+  Filters out;
+  for (const auto& [name, value] : j.items()) {
+    if (!valid_property_name(name)) return fail(Errc::invalid_argument, "filters: property names are 1-128 bytes");
+    if (!value.is_primitive() || value.is_null()) {
+      return fail(Errc::invalid_argument, "filters: values must be strings, numbers or booleans");
+    }
+    out.emplace(name, value);
+  }
+  return out;
+}
 
 std::string_view aggregation_name(Aggregation a) {
   switch (a) {
@@ -348,95 +347,55 @@ struct Metering::Impl {
     return std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch()).count();
   }
 
-  void reject(IngestResult& out, std::size_t index, const Json& event, std::string reason, std::string detail) {
-    Rejection r{.index = index, .reason = std::move(reason), .detail = std::move(detail)};
-    if (event.is_object()) {
-      if (auto k = event.find("idempotency_key"); k != event.end() && k->is_string()) {
-        r.idempotency_key = k->get<std::string>().substr(0, k_max_key_bytes);
-      }
-    }
+  void reject(IngestResult& out, Rejection r) {
     events.with({"rejected", r.reason}).inc();
     out.rejected.push_back(std::move(r));
   }
+  void reject(IngestResult& out, std::size_t index, const UsageEvent& e, std::string reason, std::string detail) {
+    reject(out, Rejection{.index = index,
+                          .idempotency_key = e.idempotency_key.substr(0, k_max_idempotency_key_bytes),
+                          .reason = std::move(reason),
+                          .detail = std::move(detail)});
+  }
 
   // Checks one event; nullopt (and a rejection in `out`) when it is refused.
-  std::optional<Parsed> check(IngestResult& out, std::size_t index, const Json& e, std::int64_t now) {
-    if (!e.is_object()) {
-      reject(out, index, e, "invalid_event", "an event must be a JSON object");
-      return std::nullopt;
-    }
-    for (const auto& [name, _] : e.items()) {
-      if (name != "metric" && name != "quantity" && name != "timestamp" && name != "idempotency_key" &&
-          name != "properties") {
-        reject(out, index, e, "invalid_event", "unknown member " + name);
-        return std::nullopt;
-      }
-    }
-    Parsed p;
-    p.index = index;
-    auto key = e.find("idempotency_key");
-    if (key == e.end() || !key->is_string() || !valid_key(key->get_ref<const std::string&>())) {
+  std::optional<Parsed> check(IngestResult& out, std::size_t index, const UsageEvent& e, std::int64_t now) {
+    if (!valid_key(e.idempotency_key)) {
       reject(out, index, e, "invalid_idempotency_key", "idempotency_key is required: 1-255 printable ASCII characters");
       return std::nullopt;
     }
-    p.key = key->get<std::string>();
-    auto metric = e.find("metric");
-    if (metric == e.end() || !metric->is_string() || !valid_metric(metric->get_ref<const std::string&>())) {
+    if (!valid_metric(e.metric)) {
       reject(out, index, e, "invalid_metric",
              "metric is required: 1-64 letters, digits, '_', '-', '.', ':' or "
              "'/', starting with a letter or digit");
       return std::nullopt;
     }
-    p.metric = metric->get<std::string>();
-    auto quantity = e.find("quantity");
-    if (quantity == e.end() || !quantity->is_number_integer()) {
-      reject(out, index, e, "invalid_quantity", "quantity is required: an integer");
-      return std::nullopt;
-    }
-    if (quantity->is_number_unsigned()) {
-      const auto q = quantity->get<std::uint64_t>();
-      p.quantity = q > static_cast<std::uint64_t>(k_max_quantity) ? -1 : static_cast<std::int64_t>(q);
-    } else {
-      p.quantity = quantity->get<std::int64_t>();
-    }
-    if (p.quantity < 0 || p.quantity > k_max_quantity) {
+    if (e.quantity < 0 || e.quantity > k_max_quantity) {
       reject(out, index, e, "invalid_quantity", "quantity must be between 0 and 1000000000000");
       return std::nullopt;
     }
-    auto ts = e.find("timestamp");
-    std::optional<std::chrono::system_clock::time_point> when;
-    if (ts != e.end() && ts->is_string()) when = parse_rfc3339(ts->get_ref<const std::string&>());
-    if (!when) {
-      reject(out, index, e, "invalid_timestamp", "timestamp is required: an RFC 3339 date-time");
-      return std::nullopt;
-    }
-    p.ts = std::chrono::duration_cast<std::chrono::milliseconds>(when->time_since_epoch()).count();
-    if (p.ts < now - settings.max_event_age_ms) {
+    if (e.timestamp_ms < now - settings.max_event_age_ms) {
       reject(out, index, e, "too_old",
              fmt::format("timestamp is more than {} hours old: too old for any "
                          "open period",
                          settings.max_event_age_ms / k_hour_ms));
       return std::nullopt;
     }
-    if (p.ts > now + settings.max_future_ms) {
+    if (e.timestamp_ms > now + settings.max_future_ms) {
       reject(out, index, e, "too_far_in_future",
              fmt::format("timestamp is more than {} seconds in the future", settings.max_future_ms / 1000));
       return std::nullopt;
     }
-    auto props = e.find("properties");
-    if (props == e.end() || props->is_null()) {
-      p.properties = "{}";
-    } else if (!props->is_object()) {
-      reject(out, index, e, "invalid_properties", "properties must be an object");
+    if (e.properties.size() > k_max_properties_bytes) {
+      reject(out, index, e, "invalid_properties", "properties exceed 4096 bytes");
       return std::nullopt;
-    } else {
-      p.properties = props->dump();
-      if (p.properties.size() > k_max_properties_bytes) {
-        reject(out, index, e, "invalid_properties", "properties exceed 4096 bytes");
-        return std::nullopt;
-      }
     }
-    return p;
+    return Parsed{.index = index,
+                  .key = e.idempotency_key,
+                  .metric = e.metric,
+                  .quantity = e.quantity,
+                  .ts = e.timestamp_ms,
+                  .properties = e.properties.empty() ? std::string("{}") : e.properties};
   }
 
   // The query that measures `metric` over [from, to) with its meter (sum when it has none), read in `tx`.
@@ -604,30 +563,24 @@ std::vector<tenancy::TenantStatement> Metering::purge_statements() {
           {"metering_purge_rollups", "DELETE FROM usage_rollups WHERE tenant_id = $1"}};
 }
 
-Result<IngestResult> Metering::ingest(const std::string& tenant_id, const Json& body) {
+Result<IngestResult> Metering::ingest(const std::string& tenant_id, const UsageBatch& batch) {
   Impl& s = *impl_;
-  if (!body.is_object()) return fail(Errc::invalid_argument, "the body must be an event or {\"events\": [...]}");
-  const Json* list = nullptr;
-  Json single;
-  if (auto it = body.find("events"); it != body.end()) {
-    if (body.size() != 1) return fail(Errc::invalid_argument, "a batch has only the member events");
-    if (!it->is_array()) return fail(Errc::invalid_argument, "events must be an array");
-    if (it->empty()) return fail(Errc::invalid_argument, "events must not be empty");
-    if (it->size() > s.settings.max_batch) {
-      return fail(Errc::invalid_argument, fmt::format("a batch holds at most {} events", s.settings.max_batch));
-    }
-    list = &*it;
-  } else {
-    single = Json::array({body});
-    list = &single;
+  if (batch.empty()) return fail(Errc::invalid_argument, "events must not be empty");
+  if (batch.size() > s.settings.max_batch) {
+    return fail(Errc::invalid_argument, fmt::format("a batch holds at most {} events", s.settings.max_batch));
   }
-
   IngestResult out;
   const std::int64_t now = s.now_ms();
   std::vector<Parsed> valid;
-  valid.reserve(list->size());
-  for (std::size_t i = 0; i < list->size(); ++i) {
-    if (auto p = s.check(out, i, (*list)[i], now)) valid.push_back(std::move(*p));
+  valid.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!batch[i].event) {
+      Rejection r = batch[i].unreadable;
+      r.index = i;
+      s.reject(out, std::move(r));
+    } else if (auto p = s.check(out, i, *batch[i].event, now)) {
+      valid.push_back(std::move(*p));
+    }
   }
   // Inserted in key order, so two batches that share keys lock them in the same
   // order (no deadlock on PostgreSQL). A key repeated within the batch is a
@@ -808,38 +761,16 @@ Result<std::int64_t> Metering::aggregate(const std::string& tenant_id, const std
   return rows->empty() ? 0 : rows->front().value.value_or(0);
 }
 
-Result<Meter> Metering::create_meter(const Json& input, const audit::Context& who) {
+Result<Meter> Metering::create_meter(const Meter& input, const audit::Context& who) {
   Impl& s = *impl_;
-  if (!input.is_object()) return fail(Errc::invalid_argument, "the body must be an object");
-  for (const auto& [name, _] : input.items()) {
-    if (name != "metric" && name != "name" && name != "aggregation" && name != "property" && name != "filters") {
-      return fail(Errc::invalid_argument, "unknown member " + name);
-    }
-  }
-  Meter m;
-  auto metric = input.find("metric");
-  if (metric == input.end() || !metric->is_string() || !valid_metric(metric->get_ref<const std::string&>())) {
+  Meter m = input;
+  if (!valid_metric(m.metric)) {
     return fail(Errc::invalid_argument, "metric is required: 1-64 letters, digits, '_', '-', '.', ':' or '/'");
   }
-  m.metric = metric->get<std::string>();
-  m.name = m.metric;
-  if (auto name = input.find("name"); name != input.end()) {
-    if (!name->is_string() || name->get_ref<const std::string&>().empty() ||
-        name->get_ref<const std::string&>().size() > 200) {
-      return fail(Errc::invalid_argument, "name must be a string of 1-200 bytes");
-    }
-    m.name = name->get<std::string>();
-  }
-  auto agg = input.find("aggregation");
-  std::optional<Aggregation> a;
-  if (agg != input.end() && agg->is_string()) a = parse_aggregation(agg->get_ref<const std::string&>());
-  if (!a) return fail(Errc::invalid_argument, "aggregation is required: sum, count, max, unique_count or latest");
-  m.aggregation = *a;
-  if (auto p = input.find("property"); p != input.end() && !p->is_null()) {
-    if (!p->is_string() || !valid_property_name(p->get_ref<const std::string&>())) {
-      return fail(Errc::invalid_argument, "property must be a property name of 1-128 bytes");
-    }
-    m.property = p->get<std::string>();
+  if (m.name.empty()) m.name = m.metric;
+  if (m.name.size() > 200) return fail(Errc::invalid_argument, "name must be a string of 1-200 bytes");
+  if (!m.property.empty() && !valid_property_name(m.property)) {
+    return fail(Errc::invalid_argument, "property must be a property name of 1-128 bytes");
   }
   if (m.aggregation == Aggregation::unique_count && m.property.empty()) {
     return fail(Errc::invalid_argument, "property is required for unique_count");
@@ -847,11 +778,7 @@ Result<Meter> Metering::create_meter(const Json& input, const audit::Context& wh
   if (m.aggregation != Aggregation::unique_count && !m.property.empty()) {
     return fail(Errc::invalid_argument, "property is only for unique_count");
   }
-  if (auto f = input.find("filters"); f != input.end() && !f->is_null()) {
-    auto filters = parse_filters(*f);
-    if (!filters) return std::unexpected(filters.error());
-    m.filters = std::move(*filters);
-  }
+  if (auto f = parse_filters(filters_json(m.filters)); !f) return std::unexpected(f.error());
   m.id = new_uuid_v7(s.clock);
   m.created_at = s.now_ms();
   auto r = s.control.transact([&](Transaction& tx) -> Result<void> {

@@ -41,6 +41,8 @@ bool valid_metric_name(std::string_view metric);
 // property -> value: an event counts only when each named property equals the
 // value (JSON equality).
 using Filters = std::map<std::string, Json, std::less<>>;
+// {"property": value, ...}: names of 1-128 bytes, values strings, numbers or booleans (invalid_argument otherwise).
+Result<Filters> parse_filters(const Json& value);
 
 struct Settings {
   std::int64_t max_event_age_ms = 35LL * 24 * 3'600'000;   // older events are rejected (too_old)
@@ -63,6 +65,26 @@ struct Rejection {
   // quota_exceeded on a sum meter: how much quantity still fits in the period (internal; not in the JSON).
   std::optional<std::int64_t> room;
 };
+
+// One usage event as reported: POST /v1/usage decoded by the API, or counted by Atrium itself (api_calls).
+struct UsageEvent {
+  std::string idempotency_key;  // 1-255 printable ASCII characters
+  std::string metric;
+  std::int64_t quantity = 0;  // 0 to 10^12
+  std::int64_t timestamp_ms = 0;
+  std::string properties = "{}";  // a JSON object's text, at most 4096 bytes
+};
+
+// One entry of a batch: an event, or why it could not be read (reason and detail; ingest rejects it at its index
+// like an event that breaks a rule).
+struct UsageEntry {
+  std::optional<UsageEvent> event;
+  Rejection unreadable;
+};
+using UsageBatch = std::vector<UsageEntry>;  // 1 to Settings::max_batch entries
+
+// The longest idempotency key a rejection echoes back.
+inline constexpr std::size_t k_max_idempotency_key_bytes = 255;
 
 struct IngestResult {
   std::int64_t accepted = 0;    // stored now, counted from now on
@@ -133,13 +155,11 @@ class Metering {
            metrics::Registry& registry, Settings settings);
   ~Metering();
 
-  // POST /v1/usage: `body` is one event or {"events": [...]} (1 to max_batch).
-  // An envelope that is neither is invalid_argument and nothing is stored. Each
-  // event is then accepted, a duplicate, or rejected on its own. Accepted
-  // events and their roll-ups are committed in one transaction before this
-  // returns (all or none: an error means nothing of the batch was stored, and
-  // the client retries it with the same keys).
-  Result<IngestResult> ingest(const std::string& tenant_id, const Json& body);
+  // A batch of 1 to max_batch entries (invalid_argument otherwise, nothing stored). Each event is accepted, a
+  // duplicate, or rejected on its own. Accepted events and their roll-ups are committed in one transaction before
+  // this returns (all or none: an error means nothing of the batch was stored, and the client retries it with the
+  // same keys).
+  Result<IngestResult> ingest(const std::string& tenant_id, const UsageBatch& batch);
 
   // The summary: rows in window order (then group order, by the group value's
   // JSON text). invalid_argument for an empty or reversed range, more than
@@ -161,10 +181,9 @@ class Metering {
   // Installs the quota hooks (billing::Entitlements). Call before ingesting; not synchronized with ingest.
   void set_quota_hooks(QuotaHooks hooks);
 
-  // Meter catalog (platform). Input:
-  // {"metric","name","aggregation","property","filters"}; invalid_argument
-  // naming the field, conflict when the metric already has a meter.
-  Result<Meter> create_meter(const Json& input, const audit::Context& who);
+  // Meter catalog (platform). `input.id` and `created_at` are set here; `name` defaults to the metric.
+  // invalid_argument naming the field, conflict when the metric already has a meter.
+  Result<Meter> create_meter(const Meter& input, const audit::Context& who);
   Result<std::vector<Meter>> list_meters();
   // The metric's meter; nullopt when it has none.
   Result<std::optional<Meter>> find_meter(const std::string& metric);

@@ -199,14 +199,12 @@ TEST_F(GatewayApiTest, ThePlanOfTheLiveSubscriptionSetsTheLimit) {
   billing::Billing& b = *platform().billing;
   for (const auto& [code, limits] : {std::pair<std::string, Json>{"free", {{"requestsPerSecond", 1}, {"burst", 3}}},
                                      std::pair<std::string, Json>{"pro", {{"requestsPerSecond", 5}, {"burst", 7}}}}) {
-    auto plan = b.create_plan({{"code", code},
-                               {"name", code},
-                               {"tier", "starter"},
-                               {"currency", "USD"},
-                               {"interval", "monthly"},
-                               {"base_price", 1000},
-                               {"limits", limits}},
-                              k_test);
+    auto plan = b.create_plan(
+        {.code = code,
+         .name = code,
+         .tier = "starter",
+         .price = {.currency = "USD", .interval = billing::Interval::monthly, .base_price = 1000, .limits = limits}},
+        k_test);
     ASSERT_TRUE(plan) << plan.error().message;
   }
   // The tenant's `plan` names "free" (its limit is read at the first request, then cached).
@@ -215,13 +213,13 @@ TEST_F(GatewayApiTest, ThePlanOfTheLiveSubscriptionSetsTheLimit) {
   EXPECT_EQ(free.at(200).front().headers.get("RateLimit-Policy").value_or(""), "\"tenant\";q=3;w=3");
   // A subscription to "pro" takes over from the next cache refresh.
   ASSERT_TRUE(b.put_account(tenant_.id,
-                            {{"legal_name", "Acme GmbH"},
-                             {"email", "billing@acme.test"},
-                             {"currency", "USD"},
-                             {"country", "DE"},
-                             {"payment_method", "pm_card_visa"}},
+                            {.legal_name = "Acme GmbH",
+                             .email = "billing@acme.test",
+                             .country = "DE",
+                             .currency = "USD",
+                             .payment_method = "pm_card_visa"},
                             false, k_test));
-  auto subscription = b.create_subscription(tenant_.id, {{"plan", "pro"}}, k_test);
+  auto subscription = b.create_subscription(tenant_.id, {.plan = "pro"}, k_test);
   ASSERT_TRUE(subscription) << subscription.error().message;
   clock_.advance(std::chrono::milliseconds(platform().config().gateway.plan_cache_ttl_ms));
   const auto pro = burst(*client_, owner_, 20);
@@ -231,14 +229,12 @@ TEST_F(GatewayApiTest, ThePlanOfTheLiveSubscriptionSetsTheLimit) {
 
 TEST_F(GatewayApiTest, PlansRefuseMalformedRateLimits) {
   start(Limiter::memory);
-  auto plan = platform().billing->create_plan({{"code", "odd"},
-                                               {"name", "odd"},
-                                               {"tier", "starter"},
-                                               {"currency", "USD"},
-                                               {"interval", "monthly"},
-                                               {"base_price", 1000},
-                                               {"limits", {{"requestsPerSecond", -1}}}},
-                                              k_test);
+  auto plan = platform().billing->create_plan(
+      {.code = "odd",
+       .name = "odd",
+       .tier = "starter",
+       .price = {.currency = "USD", .base_price = 1000, .limits = Json{{"requestsPerSecond", -1}}}},
+      k_test);
   ASSERT_FALSE(plan);
   EXPECT_EQ(plan.error().code, Errc::invalid_argument);
 }

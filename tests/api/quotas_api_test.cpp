@@ -558,7 +558,7 @@ TEST_P(QuotasApiTest, APlanChangeOutsideTheRoutesReachesQuotasAndRateLimitsAtOnc
   auto subs = as(owner_a_, Method::get, "/v1/subscriptions");
   ASSERT_EQ(subs.status, 200) << subs.body.dump();
   const std::string sub = subs.body["data"][0].value("id", "");
-  auto cancelled = platform().billing->cancel(a_.id, sub, Json::object(), {});
+  auto cancelled = platform().billing->cancel(a_.id, sub, billing::Cancellation{}, {});
   ASSERT_TRUE(cancelled) << cancelled.error().message;
   ASSERT_EQ(cancelled->status, billing::Status::cancelled);
 

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/usage_input.hpp"
 #include "metering/metering.hpp"
 #include "support/api_client.hpp"
 #include "support/isolation_cases.hpp"
@@ -137,7 +138,9 @@ TEST_P(UsageApiTest, ABatchRetriedAfterItsResponseWasLostCountsOnce) {
   std::vector<Json> events;
   for (int i = 0; i < 20; ++i) events.push_back(event("r-" + std::to_string(i), "api.calls", 10, now - i * 60'000));
   // The first attempt committed but its answer never reached the client.
-  ASSERT_TRUE(platform().metering->ingest(a_.id, batch_of(events)));
+  auto batch = api::usage_input::usage_batch(batch_of(events), 10'000);
+  ASSERT_TRUE(batch);
+  ASSERT_TRUE(platform().metering->ingest(a_.id, *batch));
   // The client retries the same keys (re-serialized, with a new event
   // appended).
   std::vector<Json> retry = events;

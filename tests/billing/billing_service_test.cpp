@@ -109,14 +109,14 @@ class BillingServiceTest : public ::testing::TestWithParam<Backend> {
 
   billing::Plan plan(const std::string& code, std::int64_t price, const std::string& interval = "monthly",
                      std::int64_t included_seats = 1, std::int64_t seat_price = 0) {
-    auto p = b().create_plan({{"code", code},
-                              {"name", "Plan " + code},
-                              {"tier", "starter"},
-                              {"currency", "USD"},
-                              {"interval", interval},
-                              {"base_price", price},
-                              {"included_seats", included_seats},
-                              {"seat_price", seat_price}},
+    auto p = b().create_plan({.code = code,
+                              .name = "Plan " + code,
+                              .tier = "starter",
+                              .price = {.currency = "USD",
+                                        .interval = billing::parse_interval(interval),
+                                        .base_price = price,
+                                        .included_seats = included_seats,
+                                        .seat_price = seat_price}},
                              who_);
     EXPECT_TRUE(p) << p.error().message;
     return p.value_or(billing::Plan{});
@@ -126,12 +126,12 @@ class BillingServiceTest : public ::testing::TestWithParam<Backend> {
                                   const std::string& method = "pm_card_visa") {
     auto t = create_test_tenant(platform(), slug, tenancy::Isolation::shared);
     auto a = b().put_account(t.id,
-                             {{"legal_name", slug + " GmbH"},
-                              {"email", "billing@" + slug + ".test"},
-                              {"currency", "USD"},
-                              {"country", "DE"},
-                              {"payment_method", method},
-                              {"proration", proration}},
+                             {.legal_name = slug + " GmbH",
+                              .email = "billing@" + slug + ".test",
+                              .country = "DE",
+                              .currency = "USD",
+                              .payment_method = method,
+                              .proration = proration},
                              false, who_);
     EXPECT_TRUE(a) << a.error().message;
     return t.id;
@@ -188,7 +188,7 @@ class BillingServiceTest : public ::testing::TestWithParam<Backend> {
 TEST_P(BillingServiceTest, TheRunRenewsEachPeriodOnceWithGapFreeNumbers) {
   plan("pro", 4900);
   const std::string t = tenant_with_account("renew");
-  auto sub = b().create_subscription(t, {{"plan", "pro"}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "pro"}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
   EXPECT_EQ(sub->status, billing::Status::active);
   EXPECT_EQ(sub->current_period_end, at("2026-02-15T09:00:00Z"));
@@ -238,7 +238,7 @@ TEST_P(BillingServiceTest, ARunThatCrashedAfterChargingIsResumedWithoutChargingT
   std::vector<std::string> ids;
   for (int i = 0; i < tenants; ++i) {
     ids.push_back(tenant_with_account("crash" + std::to_string(i)));
-    ASSERT_TRUE(b().create_subscription(ids.back(), {{"plan", "team"}}, who_));
+    ASSERT_TRUE(b().create_subscription(ids.back(), {.plan = "team"}, who_));
   }
   ASSERT_EQ(count("SELECT COUNT(*) FROM simulated_charges"), tenants);
   make_billing(5);  // three batches of renewals
@@ -275,15 +275,15 @@ TEST_P(BillingServiceTest, StripesPerSecondExampleThroughTheService) {
   plan("ten", 1000);
   plan("twenty", 2000);
   const std::string t = tenant_with_account("stripe", "per_second");
-  auto sub = b().create_subscription(t, {{"plan", "ten"}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "ten"}, who_);
   ASSERT_TRUE(sub);
   set_time(at("2026-04-16T00:00:00Z"));  // 15 of 30 days: exactly half the seconds
-  auto preview = b().preview_change(t, sub->id, {{"plan", "twenty"}});
+  auto preview = b().preview_change(t, sub->id, {.plan = "twenty"});
   ASSERT_TRUE(preview) << preview.error().message;
   EXPECT_EQ((*preview)["credit"], 500);
   EXPECT_EQ((*preview)["charge"], 1000);
   EXPECT_EQ((*preview)["net"], 500);
-  ASSERT_TRUE(b().change_subscription(t, sub->id, {{"plan", "twenty"}}, who_));
+  ASSERT_TRUE(b().change_subscription(t, sub->id, {.plan = "twenty"}, who_));
   auto all = invoices(t);
   ASSERT_EQ(all.size(), 2u);
   ASSERT_EQ(all[1].lines.size(), 2u);
@@ -321,7 +321,7 @@ TEST_P(BillingServiceTest, RandomChangeSequencesKeepTheMoneyBalanced) {
     };
     std::int64_t seats = uniform(1, 6);
     std::size_t current = 0;
-    auto sub = b().create_subscription(t, {{"plan", plans[0].code}, {"seats", seats}}, who_);
+    auto sub = b().create_subscription(t, {.plan = plans[0].code, .seats = seats}, who_);
     ASSERT_TRUE(sub) << sub.error().message;
     const Instant start = sub->current_period_start;
     const Instant end = sub->current_period_end;
@@ -346,13 +346,12 @@ TEST_P(BillingServiceTest, RandomChangeSequencesKeepTheMoneyBalanced) {
       }
       const std::int64_t credit = reference_round(static_cast<__int128>(before) * remaining, total);
       const std::int64_t charge = reference_round(static_cast<__int128>(after) * remaining, total);
-      auto preview = b().preview_change(t, sub->id, {{"plan", plans[next_plan].code}, {"seats", next_seats}});
+      auto preview = b().preview_change(t, sub->id, {.plan = plans[next_plan].code, .seats = next_seats});
       ASSERT_TRUE(preview) << preview.error().message;
       EXPECT_EQ((*preview)["credit"], credit);
       EXPECT_EQ((*preview)["charge"], charge);
       EXPECT_EQ((*preview)["net"].get<std::int64_t>(), charge - credit);
-      auto changed =
-          b().change_subscription(t, sub->id, {{"plan", plans[next_plan].code}, {"seats", next_seats}}, who_);
+      auto changed = b().change_subscription(t, sub->id, {.plan = plans[next_plan].code, .seats = next_seats}, who_);
       ASSERT_TRUE(changed) << changed.error().message;
       EXPECT_EQ(changed->current_period_end, end) << "a change in the same interval keeps the period";
       expected_subtotals += charge - credit;
@@ -385,7 +384,7 @@ TEST_P(BillingServiceTest, RandomChangeSequencesKeepTheMoneyBalanced) {
     ASSERT_TRUE(account);
     EXPECT_EQ(account->credit_balance, created - applied);
     EXPECT_GE(account->credit_balance, 0);
-    ASSERT_TRUE(b().cancel(t, sub->id, Json::object(), who_));
+    ASSERT_TRUE(b().cancel(t, sub->id, {}, who_));
   }
 }
 
@@ -393,7 +392,7 @@ TEST_P(BillingServiceTest, ABillingAnchorDayStartsWithAProratedShortPeriodAndNev
   plan("anchored", 4900);
   const std::string t = tenant_with_account("anchor");
   // Subscribed on January 15th, billed on the 31st of each month (clamped to the month's last day).
-  auto sub = b().create_subscription(t, {{"plan", "anchored"}, {"billing_anchor_day", 31}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "anchored", .billing_anchor_day = 31}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
   EXPECT_EQ(sub->current_period_start, at("2026-01-15T09:00:00Z"));
   EXPECT_EQ(sub->current_period_end, at("2026-01-31T09:00:00Z"));
@@ -420,7 +419,7 @@ TEST_P(BillingServiceTest, ABillingAnchorDayStartsWithAProratedShortPeriodAndNev
 TEST_P(BillingServiceTest, IllegalTransitionsAreRefusedAndLegalOnesRecorded) {
   plan("basic", 2500);
   const std::string t = tenant_with_account("life");
-  auto sub = b().create_subscription(t, {{"plan", "basic"}, {"trial_days", 7}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "basic", .trial_days = 7}, who_);
   ASSERT_TRUE(sub);
   EXPECT_EQ(sub->status, billing::Status::trial);
   EXPECT_TRUE(invoices(t).empty()) << "nothing is billed during a trial";
@@ -442,7 +441,7 @@ TEST_P(BillingServiceTest, IllegalTransitionsAreRefusedAndLegalOnesRecorded) {
   EXPECT_EQ(back->current_period_start, at("2026-03-01T00:00:00Z"));
   EXPECT_EQ(back->current_period_end, at("2026-04-01T00:00:00Z"));
   ASSERT_EQ(invoices(t).size(), 1u);
-  auto cancelled = b().cancel(t, sub->id, {{"at_period_end", true}}, who_);
+  auto cancelled = b().cancel(t, sub->id, {.at_period_end = true}, who_);
   ASSERT_TRUE(cancelled);
   EXPECT_EQ(cancelled->status, billing::Status::active);
   set_time(at("2026-04-01T00:00:01Z"));
@@ -463,7 +462,7 @@ TEST_P(BillingServiceTest, IllegalTransitionsAreRefusedAndLegalOnesRecorded) {
 TEST_P(BillingServiceTest, AnUnknownOutcomeIsSentAgainWithTheSameKeyAndNeverChargedTwice) {
   plan("unknown", 3000);
   const std::string t = tenant_with_account("unknown");
-  auto sub = b().create_subscription(t, {{"plan", "unknown"}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "unknown"}, who_);
   ASSERT_TRUE(sub);
   TimingOutGateway timing_out(*sim_);
   billing::Billing flaky(platform().db(), *platform().tenant_data, *platform().audit, clock_, timing_out, {}, nullptr);
@@ -497,7 +496,7 @@ TEST_P(BillingServiceTest, AnUnknownOutcomeIsSentAgainWithTheSameKeyAndNeverChar
 TEST_P(BillingServiceTest, ConcurrentCreditsToOneAccountAllCount) {
   plan("credits", 5000);
   const std::string t = tenant_with_account("credits");
-  auto sub = b().create_subscription(t, {{"plan", "credits"}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "credits"}, who_);
   ASSERT_TRUE(sub);
   set_time(at("2026-02-15T09:00:01Z"));
   ASSERT_TRUE(b().run());
@@ -507,7 +506,7 @@ TEST_P(BillingServiceTest, ConcurrentCreditsToOneAccountAllCount) {
     std::vector<std::thread> threads;
     for (const auto& inv : all) {
       threads.emplace_back([&, id = inv.id] {
-        auto n = b().create_credit_note(t, {{"invoice_id", id}, {"amount", 100}, {"method", "credit_balance"}}, who_);
+        auto n = b().create_credit_note(t, {.invoice_id = id, .amount = 100, .method = "credit_balance"}, who_);
         EXPECT_TRUE(n) << n.error().message;
       });
     }
@@ -522,16 +521,16 @@ TEST_P(BillingServiceTest, ProrationIsOnWhatTheCouponLetsTheCustomerPay) {
   set_time(at("2026-04-01T00:00:00Z"));
   plan("full", 10000);
   plan("none", 0);
-  ASSERT_TRUE(b().create_coupon({{"code", "HALF"}, {"percent_off_bps", 5000}, {"duration", "forever"}}, who_));
+  ASSERT_TRUE(b().create_coupon({.code = "HALF", .percent_off_bps = 5000, .duration = "forever"}, who_));
   const std::string t = tenant_with_account("coupon");
-  auto sub = b().create_subscription(t, {{"plan", "full"}, {"coupon", "HALF"}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "full", .coupon = "HALF"}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
   ASSERT_EQ(invoices(t)[0].totals.total, 5000);
   set_time(at("2026-04-16T00:00:00Z"));  // 15 of 30 days left
-  auto preview = b().preview_change(t, sub->id, {{"plan", "none"}});
+  auto preview = b().preview_change(t, sub->id, {.plan = "none"});
   ASSERT_TRUE(preview) << preview.error().message;
   EXPECT_EQ((*preview)["credit"], 2500) << "half of what was paid, not half of the list price";
-  ASSERT_TRUE(b().change_subscription(t, sub->id, {{"plan", "none"}}, who_));
+  ASSERT_TRUE(b().change_subscription(t, sub->id, {.plan = "none"}, who_));
   auto account = b().get_account(t);
   ASSERT_TRUE(account);
   EXPECT_EQ(account->credit_balance, 2500);
@@ -540,13 +539,12 @@ TEST_P(BillingServiceTest, ProrationIsOnWhatTheCouponLetsTheCustomerPay) {
 TEST_P(BillingServiceTest, TheCurrencyCannotChangeUnderACreditBalance) {
   plan("cur", 5000);
   const std::string t = tenant_with_account("currency");
-  auto sub = b().create_subscription(t, {{"plan", "cur"}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "cur"}, who_);
   ASSERT_TRUE(sub);
   auto inv = invoices(t)[0];
-  ASSERT_TRUE(
-      b().create_credit_note(t, {{"invoice_id", inv.id}, {"amount", 1000}, {"method", "credit_balance"}}, who_));
-  ASSERT_TRUE(b().cancel(t, sub->id, Json::object(), who_));
-  auto changed = b().put_account(t, {{"currency", "JPY"}}, false, who_);
+  ASSERT_TRUE(b().create_credit_note(t, {.invoice_id = inv.id, .amount = 1000, .method = "credit_balance"}, who_));
+  ASSERT_TRUE(b().cancel(t, sub->id, {}, who_));
+  auto changed = b().put_account(t, {.currency = "JPY"}, false, who_);
   ASSERT_FALSE(changed);
   EXPECT_EQ(changed.error().code, Errc::conflict);
   EXPECT_EQ(b().get_account(t)->currency, "USD");
@@ -557,15 +555,15 @@ TEST_P(BillingServiceTest, AnIntervalChangeAtTheStartAndAChangeAfterThePeriodEnd
   plan("monthly", 1000);
   plan("annual", 10000, "annual");
   const std::string t = tenant_with_account("interval");
-  auto sub = b().create_subscription(t, {{"plan", "monthly"}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "monthly"}, who_);
   ASSERT_TRUE(sub);
   // The same second as the creation (a frozen test clock does this all the time).
-  auto annual = b().change_subscription(t, sub->id, {{"plan", "annual"}}, who_);
+  auto annual = b().change_subscription(t, sub->id, {.plan = "annual"}, who_);
   ASSERT_TRUE(annual) << annual.error().message;
   EXPECT_EQ(annual->current_period_end, at("2027-03-01T00:00:00Z"));
   // The period ended and no run has renewed it yet: the change renews first, then prorates the new period.
   set_time(at("2027-03-01T00:00:05Z"));
-  auto back = b().change_subscription(t, sub->id, {{"plan", "monthly"}}, who_);
+  auto back = b().change_subscription(t, sub->id, {.plan = "monthly"}, who_);
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->current_period_start, at("2027-03-01T00:00:05Z"));
   bool renewed = false;
@@ -577,7 +575,7 @@ TEST_P(BillingServiceTest, AnAnchorDayClampedInFebruaryKeepsItsDayAfterwards) {
   set_time(at("2026-02-10T12:00:00Z"));
   plan("day31", 3100);
   const std::string t = tenant_with_account("day31");
-  auto sub = b().create_subscription(t, {{"plan", "day31"}, {"billing_anchor_day", 31}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "day31", .billing_anchor_day = 31}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
   EXPECT_EQ(sub->current_period_end, at("2026-02-28T12:00:00Z"));
   set_time(at("2026-02-28T12:00:01Z"));
@@ -587,6 +585,52 @@ TEST_P(BillingServiceTest, AnAnchorDayClampedInFebruaryKeepsItsDayAfterwards) {
   EXPECT_EQ(renewed->current_period_end, at("2026-03-31T12:00:00Z"));
   // The short first period was a part of Jan 31 - Feb 28 (28 days): 18 days of it, per day.
   EXPECT_EQ(invoices(t)[0].totals.total, reference_round(3100 * 18, 28));
+}
+
+// Billing checks its rules whoever builds the command (the API decodes bodies; the CLI, tests and benchmarks build
+// commands directly): out of range or unknown values are refused, and nothing is written.
+TEST_P(BillingServiceTest, TypedCommandsOutsideTheRulesAreRefusedWithNothingWritten) {
+  plan("pro", 1000);
+  const std::string t = tenant_with_account("typed");
+  const auto refused = [](const auto& r) { return !r && r.error().code == Errc::invalid_argument; };
+  for (const billing::NewSubscription& bad :
+       {billing::NewSubscription{.plan = "pro", .seats = 0}, billing::NewSubscription{.plan = "pro", .trial_days = 731},
+        billing::NewSubscription{.plan = "pro", .billing_anchor_day = 32}, billing::NewSubscription{.plan = ""},
+        billing::NewSubscription{.plan = "pro", .trial_days = 3, .billing_anchor_day = 1}}) {
+    EXPECT_TRUE(refused(b().create_subscription(t, bad, who_)));
+  }
+  EXPECT_TRUE(b().list_subscriptions(t)->empty());
+  const billing::PriceFields usd{.currency = "USD", .base_price = 100};
+  EXPECT_TRUE(refused(b().create_plan({.code = "has space", .name = "x", .tier = "starter", .price = usd}, who_)));
+  EXPECT_TRUE(refused(b().create_plan({.code = "gold", .name = "x", .tier = "gold", .price = usd}, who_)));
+  EXPECT_TRUE(refused(b().create_plan(
+      {.code = "neg", .name = "x", .tier = "starter", .price = {.currency = "USD", .base_price = -1}}, who_)));
+  EXPECT_TRUE(refused(b().create_plan(
+      {.code = "cur", .name = "x", .tier = "starter", .price = {.currency = "usd", .base_price = 1}}, who_)));
+  EXPECT_TRUE(refused(b().create_plan({.code = "lim",
+                                       .name = "x",
+                                       .tier = "starter",
+                                       .price = {.currency = "USD", .base_price = 1, .limits = Json{{"x", 1}}}},
+                                      who_)));
+  EXPECT_EQ(b().list_plans(true)->size(), 1u);
+  EXPECT_TRUE(refused(b().create_coupon({.code = "ZERO", .percent_off_bps = 0}, who_)));
+  EXPECT_TRUE(refused(b().create_coupon({.code = "MORE", .percent_off_bps = 10001}, who_)));
+  EXPECT_TRUE(
+      refused(b().create_coupon({.code = "BOTH", .percent_off_bps = 10, .amount_off = 10, .currency = "USD"}, who_)));
+  EXPECT_TRUE(refused(b().create_coupon({.code = "REP", .percent_off_bps = 10, .duration = "repeating"}, who_)));
+  EXPECT_TRUE(b().list_coupons()->empty());
+  EXPECT_TRUE(refused(b().put_tax_rate({.country = "de", .bps = 1900}, who_)));
+  EXPECT_TRUE(refused(b().put_tax_rate({.country = "DE", .bps = 10001}, who_)));
+  EXPECT_TRUE(b().list_tax_rates()->empty());
+  EXPECT_TRUE(refused(b().put_account(t, {.country = "Germany"}, false, who_)));
+  EXPECT_TRUE(refused(b().put_account(t, {.proration = "hourly"}, false, who_)));
+  EXPECT_EQ(b().get_account(t)->country, "DE");
+  EXPECT_TRUE(refused(b().create_invoice(t, {.lines = {{.description = "x", .quantity = 0, .unit_amount = 1}}}, who_)));
+  EXPECT_TRUE(refused(b().create_invoice(t, {}, who_)));
+  EXPECT_TRUE(refused(b().create_credit_note(t, {.invoice_id = "x", .amount = 0}, who_)));
+  EXPECT_TRUE(refused(b().create_credit_note(t, {.invoice_id = "x", .amount = 1, .reason = "bored"}, who_)));
+  EXPECT_TRUE(b().list_invoices(t, "")->empty());
+  EXPECT_TRUE(refused(b().create_test_clock(t, {.name = "c", .frozen_time = -1}, who_)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BillingServiceTest, ::testing::Values(Backend::sqlite, Backend::postgres),

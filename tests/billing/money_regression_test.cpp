@@ -9,6 +9,7 @@
 //   later renewal failed on usage_billings' unique key.
 #include <gtest/gtest.h>
 
+#include "api/billing_input.hpp"
 #include "billing/billing.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
@@ -63,18 +64,20 @@ class BillingMoneyRegressionTest : public ::testing::TestWithParam<Backend> {
     p["name"] = "Plan " + body["code"].get<std::string>();
     p["tier"] = "starter";
     p["currency"] = "USD";
-    auto r = b().create_plan(p, who_);
+    auto input = api::billing_input::new_plan(p);
+    ASSERT_TRUE(input) << input.error().message;
+    auto r = b().create_plan(*input, who_);
     ASSERT_TRUE(r) << r.error().message;
   }
 
   std::string tenant(const std::string& slug, const std::string& method, const std::string& proration = "daily") {
     auto t = create_test_tenant(tp_->platform(), slug, tenancy::Isolation::shared);
     auto a = b().put_account(t.id,
-                             {{"legal_name", slug},
-                              {"email", "billing@" + slug + ".test"},
-                              {"currency", "USD"},
-                              {"payment_method", method},
-                              {"proration", proration}},
+                             {.legal_name = slug,
+                              .email = "billing@" + slug + ".test",
+                              .currency = "USD",
+                              .payment_method = method,
+                              .proration = proration},
                              false, who_);
     EXPECT_TRUE(a) << a.error().message;
     return t.id;
@@ -118,7 +121,7 @@ TEST_P(BillingMoneyRegressionTest, AChangeInAShortFirstPeriodIsProratedOverTheFu
     plan({{"code", "y-" + mode}, {"interval", "annual"}, {"base_price", 50000}});
     const std::string t = tenant(mode == "daily" ? "anchor-daily" : "anchor-seconds", "pm_card_visa", mode);
     const Instant start = now_s();
-    auto sub = b().create_subscription(t, {{"plan", "a-" + mode}, {"billing_anchor_day", 15}}, who_);
+    auto sub = b().create_subscription(t, {.plan = "a-" + mode, .billing_anchor_day = 15}, who_);
     ASSERT_TRUE(sub) << sub.error().message;
     EXPECT_EQ(sub->current_period_end, start + 5 * k_day);
     auto first = invoices(t);
@@ -126,25 +129,25 @@ TEST_P(BillingMoneyRegressionTest, AChangeInAShortFirstPeriodIsProratedOverTheFu
     ASSERT_EQ(first[0].totals.total, 1613) << "10000 x 5 / 31";
 
     set_time(start + 2 * k_day);
-    auto preview = b().preview_change(t, sub->id, {{"plan", "c-" + mode}});
+    auto preview = b().preview_change(t, sub->id, {.plan = "c-" + mode});
     ASSERT_TRUE(preview) << preview.error().message;
     EXPECT_EQ((*preview)["credit"], 968) << "10000 x 3 / 31, not 10000 x 3 / 5";
     EXPECT_EQ((*preview)["charge"], 194) << "2000 x 3 / 31";
     EXPECT_EQ((*preview)["net"], -774);
     EXPECT_LE((*preview)["credit"].get<std::int64_t>(), first[0].totals.total) << "never more back than was paid";
     // Another interval: the same unused part is credited, and a new annual period starts now.
-    auto yearly = b().preview_change(t, sub->id, {{"plan", "y-" + mode}});
+    auto yearly = b().preview_change(t, sub->id, {.plan = "y-" + mode});
     ASSERT_TRUE(yearly) << yearly.error().message;
     EXPECT_EQ((*yearly)["credit"], 968);
     EXPECT_EQ((*yearly)["charge"], 50000);
-    ASSERT_TRUE(b().change_subscription(t, sub->id, {{"plan", "c-" + mode}}, who_));
+    ASSERT_TRUE(b().change_subscription(t, sub->id, {.plan = "c-" + mode}, who_));
     auto all = invoices(t);
     ASSERT_EQ(all.size(), 2u);
     EXPECT_EQ(all[1].totals.total, -774);
     auto account = b().get_account(t);
     ASSERT_TRUE(account);
     EXPECT_EQ(account->credit_balance, 774);
-    ASSERT_TRUE(b().cancel(t, sub->id, Json::object(), who_));
+    ASSERT_TRUE(b().cancel(t, sub->id, {}, who_));
   }
 }
 
@@ -157,14 +160,14 @@ TEST_P(BillingMoneyRegressionTest, AHardDeclineAfterTheDunningWindowEndsItInTheS
         {"base_price", 4900},
         {"dunning", {{"retry_schedule_hours", {24}}, {"final_action", "cancel"}}}});
   const std::string t = tenant("hard", "pm_card_chargeDeclined");
-  auto sub = b().create_subscription(t, {{"plan", "d"}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "d"}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
   auto first = invoices(t);
   ASSERT_EQ(first.size(), 1u);
   ASSERT_EQ(first[0].status, "open");
   ASSERT_EQ(first[0].next_payment_attempt, now_s() + 24 * 3600);
   set_time(now_s() + 2 * k_day);
-  ASSERT_TRUE(b().put_account(t, {{"payment_method", "pm_card_chargeDeclinedLostCard"}}, false, who_));
+  ASSERT_TRUE(b().put_account(t, {.payment_method = "pm_card_chargeDeclinedLostCard"}, false, who_));
 
   auto run = b().run();
   ASSERT_TRUE(run) << run.error().message;
@@ -195,7 +198,7 @@ TEST_P(BillingMoneyRegressionTest, AnUnpaidSubscriptionPaidByTheRunIsRenewedInTh
         {"metered_prices", {{{"metric", "calls"}, {"model", "per_unit"}, {"unit_amount", 2}}}},
         {"dunning", {{"retry_schedule_hours", {24}}, {"final_action", "unpaid"}}}});
   const std::string t = tenant("unpaid", "pm_card_chargeDeclined");
-  auto sub = b().create_subscription(t, {{"plan", "m"}}, who_);
+  auto sub = b().create_subscription(t, {.plan = "m"}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
   set_time(now_s() + 25 * 3600);
   ASSERT_TRUE(b().run());
@@ -208,7 +211,7 @@ TEST_P(BillingMoneyRegressionTest, AnUnpaidSubscriptionPaidByTheRunIsRenewedInTh
   auto idle = b().run();
   ASSERT_TRUE(idle);
   expect_nothing_done(*idle);
-  ASSERT_TRUE(b().put_account(t, {{"payment_method", "pm_card_visa"}}, false, who_));
+  ASSERT_TRUE(b().put_account(t, {.payment_method = "pm_card_visa"}, false, who_));
   auto paid = b().run();
   ASSERT_TRUE(paid) << paid.error().message;
   EXPECT_EQ(paid->retried, 1);

@@ -29,6 +29,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "api/billing_input.hpp"
 #include "billing/billing.hpp"
 #include "billing/reference_model.hpp"
 #include "core/clock.hpp"
@@ -40,6 +41,7 @@ namespace atrium::test {
 namespace {
 
 namespace bm = billing_model;
+namespace input = api::billing_input;
 using bm::Instant;
 using http::Method;
 using storage::Backend;
@@ -220,31 +222,62 @@ class DomainDriver final : public Driver {
     return {200, Json{{"data", data}}};
   }
 
-  Reply create_plan(const Json& b) override { return reply(billing_->create_plan(b, who_), 201); }
-  Reply update_plan(const std::string& id, const Json& b) override { return reply(billing_->update_plan(id, b, who_)); }
-  Reply create_coupon(const Json& b) override { return reply(billing_->create_coupon(b, who_), 201); }
-  Reply put_tax_rate(const Json& b) override { return reply(billing_->put_tax_rate(b, who_)); }
+  // The body decoded as the API decodes it (api/billing_input.hpp), then `call` on the command.
+  template <class Decode, class Call>
+  static Reply decoded(const Json& body, Decode decode, Call call, int status = 200) {
+    auto in = decode(body);
+    if (!in) return {http_status(in.error().code), Json{{"detail", in.error().message}}};
+    return reply(call(*in), status);
+  }
+
+  Reply create_plan(const Json& b) override {
+    return decoded(
+        b, input::new_plan, [&](const auto& in) { return billing_->create_plan(in, who_); }, 201);
+  }
+  Reply update_plan(const std::string& id, const Json& b) override {
+    return decoded(b, input::plan_update, [&](const auto& in) { return billing_->update_plan(id, in, who_); });
+  }
+  Reply create_coupon(const Json& b) override {
+    return decoded(
+        b, input::new_coupon, [&](const auto& in) { return billing_->create_coupon(in, who_); }, 201);
+  }
+  Reply put_tax_rate(const Json& b) override {
+    return decoded(b, input::tax_rate, [&](const auto& in) { return billing_->put_tax_rate(in, who_); });
+  }
   Reply put_account(const Json& b, bool super_admin) override {
-    return reply(billing_->put_account(tenant_, b, super_admin, who_));
+    return decoded(b, input::account_update,
+                   [&](const auto& in) { return billing_->put_account(tenant_, in, super_admin, who_); });
   }
   Reply get_account() override { return reply(billing_->get_account(tenant_)); }
-  Reply create_clock(const Json& b) override { return reply(billing_->create_test_clock(tenant_, b, who_), 201); }
+  Reply create_clock(const Json& b) override {
+    return decoded(
+        b, input::new_test_clock, [&](const auto& in) { return billing_->create_test_clock(tenant_, in, who_); }, 201);
+  }
   Reply advance(const std::string& clock, Instant to) override {
     return reply(billing_->advance_test_clock(tenant_, clock, to, who_));
   }
-  Reply subscribe(const Json& b) override { return reply(billing_->create_subscription(tenant_, b, who_), 201); }
+  Reply subscribe(const Json& b) override {
+    return decoded(
+        b, input::new_subscription, [&](const auto& in) { return billing_->create_subscription(tenant_, in, who_); },
+        201);
+  }
   Reply subscription(const std::string& id) override { return reply(billing_->get_subscription(tenant_, id)); }
   Reply preview(const std::string& id, const Json& c) override {
-    auto r = billing_->preview_change(tenant_, id, c);
+    auto in = input::plan_change(c);
+    if (!in) return {http_status(in.error().code), Json{{"detail", in.error().message}}};
+    auto r = billing_->preview_change(tenant_, id, *in);
     if (!r) return {http_status(r.error().code), Json{{"detail", r.error().message}}};
     return {200, *r};
   }
   Reply change(const std::string& id, const Json& c) override {
-    return reply(billing_->change_subscription(tenant_, id, c, who_));
+    return decoded(c, input::plan_change,
+                   [&](const auto& in) { return billing_->change_subscription(tenant_, id, in, who_); });
   }
   Reply pause(const std::string& id) override { return reply(billing_->pause(tenant_, id, who_)); }
   Reply resume(const std::string& id) override { return reply(billing_->resume(tenant_, id, who_)); }
-  Reply cancel(const std::string& id, const Json& b) override { return reply(billing_->cancel(tenant_, id, b, who_)); }
+  Reply cancel(const std::string& id, const Json& b) override {
+    return decoded(b, input::cancellation, [&](const auto& in) { return billing_->cancel(tenant_, id, in, who_); });
+  }
   Reply invoices() override { return list(billing_->list_invoices(tenant_, "")); }
   Reply invoice(const std::string& id) override {
     auto inv = billing_->get_invoice(tenant_, id);
@@ -256,14 +289,21 @@ class DomainDriver final : public Driver {
     for (const auto& a : *attempts) j["payment_attempts"].push_back(billing::to_json(a));
     return {200, j};
   }
-  Reply create_invoice(const Json& b) override { return reply(billing_->create_invoice(tenant_, b, who_), 201); }
+  Reply create_invoice(const Json& b) override {
+    return decoded(
+        b, input::manual_invoice, [&](const auto& in) { return billing_->create_invoice(tenant_, in, who_); }, 201);
+  }
   Reply finalize(const std::string& id) override { return reply(billing_->finalize_invoice(tenant_, id, who_)); }
   Reply pay(const std::string& id) override { return reply(billing_->pay_invoice(tenant_, id, who_)); }
   Reply void_invoice(const std::string& id) override { return reply(billing_->void_invoice(tenant_, id, who_)); }
   Reply mark_uncollectible(const std::string& id) override {
     return reply(billing_->mark_uncollectible(tenant_, id, who_));
   }
-  Reply credit_note(const Json& b) override { return reply(billing_->create_credit_note(tenant_, b, who_), 201); }
+  Reply credit_note(const Json& b) override {
+    return decoded(
+        b, input::new_credit_note, [&](const auto& in) { return billing_->create_credit_note(tenant_, in, who_); },
+        201);
+  }
   Reply credit_notes() override { return list(billing_->list_credit_notes(tenant_)); }
   void set_real_time(Instant to) override { clock_.set(to); }
   Reply run() override {

@@ -30,55 +30,31 @@ Result<Account> Billing::get_account(const std::string& tenant_id) {
 
 namespace {
 
-// Who the account is: legal name, email, country, region (the ones `input` carries).
-Result<void> apply_contact(Account& a, const Json& input) {
-  for (auto [field, target, max] : {std::tuple{"legal_name", &a.legal_name, 200}, std::tuple{"email", &a.email, 254},
-                                    std::tuple{"region", &a.region, 10}}) {
-    auto v = text_member(input, field, max);
-    if (!v) return std::unexpected(v.error());
-    if (*v) *target = **v;
-  }
+// Who the account is: legal name, email, country, region, address lines and tax ids (the ones `input` gives).
+Result<void> apply_contact(Account& a, const AccountUpdate& input) {
+  if (input.legal_name) a.legal_name = *input.legal_name;
+  if (input.email) a.email = *input.email;
+  if (input.region) a.region = *input.region;
   if (a.legal_name.empty()) return fail(Errc::invalid_argument, "legal_name is required");
   if (!valid_email_address(a.email)) return fail(Errc::invalid_argument, "email must be an email address");
-  auto country = text_member(input, "country", 2);
-  if (!country) return std::unexpected(country.error());
-  if (*country) {
-    if ((*country)->size() != 2 || !std::isupper(static_cast<unsigned char>((**country)[0])) ||
-        !std::isupper(static_cast<unsigned char>((**country)[1]))) {
+  if (input.country) {
+    if (!valid_country(*input.country)) {
       return fail(Errc::invalid_argument, "country must be an ISO 3166-1 alpha-2 code such as DE");
     }
-    a.country = **country;
+    a.country = *input.country;
   }
-  return {};
-}
-
-// The address lines and tax ids `input` carries.
-Result<void> apply_lists(Account& a, const Json& input) {
-  for (auto [field, target] : {std::pair{"address", &a.address}, std::pair{"tax_ids", &a.tax_ids}}) {
-    auto it = input.find(field);
-    if (it == input.end()) continue;
-    if (!it->is_array() || it->size() > 10) {
-      return fail(Errc::invalid_argument, std::string(field) + " must be an array of up to 10 strings");
-    }
-    target->clear();
-    for (const auto& e : *it) {
-      if (!e.is_string() || e.get<std::string>().size() > 200) {
-        return fail(Errc::invalid_argument, std::string(field) + " entries must be strings of up to 200 bytes");
-      }
-      target->push_back(e.get<std::string>());
-    }
-  }
+  if (input.address) a.address = *input.address;
+  if (input.tax_ids) a.tax_ids = *input.tax_ids;
   return {};
 }
 
 // The account's currency: set when it is created; changed later only while nothing is priced in it (no live
 // subscription, no credit balance, no open invoice: amounts are minor units of the account's currency).
-Result<void> apply_currency(TenantTransaction& tx, Account& a, const Json& input, bool creating) {
-  auto currency = text_member(input, "currency", 3);
-  if (!currency) return std::unexpected(currency.error());
-  if (*currency) {
-    if (!valid_currency(**currency)) return fail(Errc::invalid_argument, "currency must be an ISO 4217 code");
-    if (!creating && **currency != a.currency) {
+Result<void> apply_currency(TenantTransaction& tx, Account& a, const std::optional<std::string>& currency,
+                            bool creating) {
+  if (currency) {
+    if (!valid_currency(*currency)) return fail(Errc::invalid_argument, "currency must be an ISO 4217 code");
+    if (!creating && *currency != a.currency) {
       auto subs = tx.execute(k_sub_list);
       if (!subs) return std::unexpected(subs.error());
       for (std::size_t i = 0; i < subs->rows.size(); ++i) {
@@ -93,35 +69,29 @@ Result<void> apply_currency(TenantTransaction& tx, Account& a, const Json& input
       if (!open) return std::unexpected(open.error());
       if (!open->empty()) return fail(Errc::conflict, "the currency cannot change while an invoice is open");
     }
-    a.currency = **currency;
+    a.currency = *currency;
   }
   if (a.currency.empty()) return fail(Errc::invalid_argument, "currency is required");
   return {};
 }
 
 // How the account pays and is billed: payment method (one the gateway accepts), proration, test mode (super admins).
-Result<void> apply_payment(const PaymentGateway& gateway, Account& a, const Json& input, bool super_admin) {
-  auto method = text_member(input, "payment_method", 200);
-  if (!method) return std::unexpected(method.error());
-  if (*method) {
-    if (!(*method)->empty() && !gateway.accepts(**method)) {
+Result<void> apply_payment(const PaymentGateway& gateway, Account& a, const AccountUpdate& input, bool super_admin) {
+  if (input.payment_method) {
+    if (!input.payment_method->empty() && !gateway.accepts(*input.payment_method)) {
       return fail(Errc::invalid_argument,
                   "payment_method is not accepted by the " + std::string(gateway.name()) + " gateway");
     }
-    a.payment_method = **method;
+    a.payment_method = *input.payment_method;
   }
-  auto proration = text_member(input, "proration", 20);
-  if (!proration) return std::unexpected(proration.error());
-  if (*proration) {
-    auto m = parse_proration_mode(**proration);
+  if (input.proration) {
+    auto m = parse_proration_mode(*input.proration);
     if (!m) return fail(Errc::invalid_argument, "proration must be daily or per_second");
     a.proration = *m;
   }
-  auto test_mode = bool_member(input, "test_mode");
-  if (!test_mode) return std::unexpected(test_mode.error());
-  if (*test_mode && **test_mode != a.test_mode) {
+  if (input.test_mode && *input.test_mode != a.test_mode) {
     if (!super_admin) return fail(Errc::forbidden, "only a super admin may change test_mode");
-    a.test_mode = **test_mode;
+    a.test_mode = *input.test_mode;
   }
   return {};
 }
@@ -164,13 +134,8 @@ audit::Event account_event(const std::string& tenant_id, const Account& a, const
 
 }  // namespace
 
-Result<Account> Billing::put_account(const std::string& tenant_id, const Json& input, bool super_admin,
+Result<Account> Billing::put_account(const std::string& tenant_id, const AccountUpdate& input, bool super_admin,
                                      const audit::Context& who) {
-  if (auto r = only_members(input, {"legal_name", "email", "address", "country", "region", "currency", "tax_ids",
-                                    "payment_method", "proration", "test_mode"});
-      !r) {
-    return std::unexpected(r.error());
-  }
   std::optional<Account> out;
   auto r = impl_->tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     auto existing = tx.execute(Impl::postgres(tx) ? k_account_get_locked : k_account_get);
@@ -180,8 +145,7 @@ Result<Account> Billing::put_account(const std::string& tenant_id, const Json& i
     const Account before = a;
     a.tenant_id = tenant_id;
     if (auto c = apply_contact(a, input); !c) return c;
-    if (auto c = apply_currency(tx, a, input, creating); !c) return c;
-    if (auto l = apply_lists(a, input); !l) return l;
+    if (auto c = apply_currency(tx, a, input.currency, creating); !c) return c;
     if (auto p = apply_payment(impl_->gateway, a, input, super_admin); !p) return p;
     const Instant now = impl_->now();
     a.updated_at = now;

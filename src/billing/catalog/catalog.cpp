@@ -52,76 +52,68 @@ namespace {
 
 constexpr std::array<std::string_view, 5> k_tiers{"free", "starter", "professional", "business", "enterprise"};
 
-// Reads the price fields of a plan (all of them for a new plan; the given ones over `base` for an update).
-Result<PlanPrice> parse_price(const Json& input, const PlanPrice& base, bool creating) {
+// The price fields of a plan: all the required ones for a new plan; the given ones over `base` for an update.
+Result<PlanPrice> apply_price(const PriceFields& in, const PlanPrice& base, bool creating) {
   PlanPrice p = base;
-  auto currency = text_member(input, "currency", 3);
-  if (!currency) return std::unexpected(currency.error());
-  if (*currency) {
-    if (!valid_currency(**currency))
+  if (in.currency) {
+    if (!valid_currency(*in.currency))
       return fail(Errc::invalid_argument, "currency must be an ISO 4217 code such as USD");
-    p.currency = **currency;
+    p.currency = *in.currency;
   } else if (creating) {
     return fail(Errc::invalid_argument, "currency is required");
   }
-  auto interval = text_member(input, "interval", 20);
-  if (!interval) return std::unexpected(interval.error());
-  if (*interval) {
-    auto i = parse_interval(**interval);
-    if (!i) return fail(Errc::invalid_argument, "interval must be monthly, quarterly or annual");
-    p.interval = *i;
-  }
-  auto base_price = int_member(input, "base_price", 0, k_max_amount);
-  if (!base_price) return std::unexpected(base_price.error());
-  if (*base_price) {
-    p.base_price = **base_price;
+  if (in.interval) p.interval = *in.interval;
+  if (in.base_price) {
+    if (*in.base_price < 0 || *in.base_price > k_max_amount) {
+      return fail(Errc::invalid_argument, "base_price must be between 0 and " + std::to_string(k_max_amount));
+    }
+    p.base_price = *in.base_price;
   } else if (creating) {
     return fail(Errc::invalid_argument, "base_price is required (minor units, e.g. 4900 for 49.00)");
   }
-  auto seats = int_member(input, "included_seats", 0, 1'000'000);
-  if (!seats) return std::unexpected(seats.error());
-  if (*seats) p.included_seats = **seats;
-  auto seat_price = int_member(input, "seat_price", 0, k_max_amount);
-  if (!seat_price) return std::unexpected(seat_price.error());
-  if (*seat_price) p.seat_price = **seat_price;
-  auto trial = int_member(input, "trial_days", 0, 730);
-  if (!trial) return std::unexpected(trial.error());
-  if (*trial) p.trial_days = static_cast<int>(**trial);
-  if (auto it = input.find("features"); it != input.end()) {
-    if (auto r = check_limit_values(*it, "features", {"apiCalls", "storage", "support", "sla"}); !r) {
-      return std::unexpected(r.error());
+  if (in.included_seats) {
+    if (*in.included_seats < 0 || *in.included_seats > 1'000'000) {
+      return fail(Errc::invalid_argument, "included_seats must be between 0 and 1000000");
     }
-    p.features = *it;
+    p.included_seats = *in.included_seats;
   }
-  if (auto it = input.find("limits"); it != input.end()) {
-    if (auto r = check_limit_values(*it, "limits",
+  if (in.seat_price) {
+    if (*in.seat_price < 0 || *in.seat_price > k_max_amount) {
+      return fail(Errc::invalid_argument, "seat_price must be between 0 and " + std::to_string(k_max_amount));
+    }
+    p.seat_price = *in.seat_price;
+  }
+  if (in.trial_days) {
+    if (*in.trial_days < 0 || *in.trial_days > 730)
+      return fail(Errc::invalid_argument, "trial_days must be between 0 and 730");
+    p.trial_days = static_cast<int>(*in.trial_days);
+  }
+  if (in.features) {
+    if (auto r = check_limit_values(*in.features, "features", {"apiCalls", "storage", "support", "sla"}); !r)
+      return std::unexpected(r.error());
+    p.features = *in.features;
+  }
+  if (in.limits) {
+    if (auto r = check_limit_values(*in.limits, "limits",
                                     {"projects", "integrations", "customDomains", "requestsPerSecond", "burst"});
-        !r) {
+        !r)
       return std::unexpected(r.error());
-    }
-    p.limits = *it;
+    p.limits = *in.limits;
   }
-  if (auto it = input.find("metered_prices"); it != input.end()) {
-    auto m = parse_metered_list(*it);
-    if (!m) return std::unexpected(m.error());
-    p.metered = std::move(*m);
+  if (in.metered) {
+    if (auto r = check_metered_list(*in.metered); !r) return std::unexpected(r.error());
+    p.metered = *in.metered;
   }
-  if (auto it = input.find("quotas"); it != input.end()) {
-    auto q = parse_quotas(*it);
-    if (!q) return std::unexpected(q.error());
-    p.quotas = std::move(*q);
-  }
-  if (auto it = input.find("dunning"); it != input.end()) {
-    auto d = parse_dunning(*it);
-    if (!d) return std::unexpected(d.error());
-    p.dunning = std::move(*d);
-  }
+  if (in.quotas) p.quotas = *in.quotas;
+  if (in.dunning) p.dunning = *in.dunning;
   return p;
 }
 
-Result<void> plan_members(const Json& input) {
-  return only_members(input, {"code", "name", "tier", "active", "currency", "interval", "base_price", "included_seats",
-                              "seat_price", "trial_days", "features", "limits", "metered_prices", "quotas", "dunning"});
+Result<void> check_tier(const std::string& tier) {
+  if (std::find(k_tiers.begin(), k_tiers.end(), tier) == k_tiers.end()) {
+    return fail(Errc::invalid_argument, "tier must be free, starter, professional, business or enterprise");
+  }
+  return {};
 }
 
 bool same_price(const PlanPrice& a, const PlanPrice& b) {
@@ -152,31 +144,21 @@ bool valid_code(std::string_view code) {
 
 }  // namespace
 
-Result<Plan> Billing::create_plan(const Json& input, const audit::Context& who) {
-  if (auto r = plan_members(input); !r) return std::unexpected(r.error());
-  auto code = text_member(input, "code", 64);
-  if (!code) return std::unexpected(code.error());
-  if (!*code || !valid_code(**code)) {
+Result<Plan> Billing::create_plan(const NewPlan& input, const audit::Context& who) {
+  if (!valid_code(input.code)) {
     return fail(Errc::invalid_argument, "code is required: 1-64 letters, digits, '-' or '_'");
   }
-  auto name = text_member(input, "name", 200);
-  if (!name) return std::unexpected(name.error());
-  if (!*name || (*name)->empty()) return fail(Errc::invalid_argument, "name is required");
-  auto tier = text_member(input, "tier", 20);
-  if (!tier) return std::unexpected(tier.error());
-  if (!*tier || std::find(k_tiers.begin(), k_tiers.end(), **tier) == k_tiers.end()) {
-    return fail(Errc::invalid_argument, "tier must be free, starter, professional, business or enterprise");
-  }
-  auto active = bool_member(input, "active");
-  if (!active) return std::unexpected(active.error());
-  auto price = parse_price(input, PlanPrice{}, true);
+  if (input.name.empty() || input.name.size() > 200)
+    return fail(Errc::invalid_argument, "name is required (up to 200 bytes)");
+  if (auto t = check_tier(input.tier); !t) return std::unexpected(t.error());
+  auto price = apply_price(input.price, PlanPrice{}, true);
   if (!price) return std::unexpected(price.error());
   Plan plan;
   plan.id = new_uuid_v7(impl_->clock);
-  plan.code = **code;
-  plan.name = **name;
-  plan.tier = **tier;
-  plan.active = active->value_or(true);
+  plan.code = input.code;
+  plan.name = input.name;
+  plan.tier = input.tier;
+  plan.active = input.active.value_or(true);
   plan.created_at = plan.updated_at = impl_->now();
   plan.price = *price;
   plan.price.version = 1;
@@ -197,9 +179,7 @@ Result<Plan> Billing::create_plan(const Json& input, const audit::Context& who) 
   return plan;
 }
 
-Result<Plan> Billing::update_plan(const std::string& id, const Json& input, const audit::Context& who) {
-  if (auto r = plan_members(input); !r) return std::unexpected(r.error());
-  if (input.contains("code")) return fail(Errc::invalid_argument, "code cannot change");
+Result<Plan> Billing::update_plan(const std::string& id, const PlanUpdate& input, const audit::Context& who) {
   std::optional<Plan> out;
   auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
     // Locked on PostgreSQL: two concurrent price changes make versions n+1 and n+2, not a duplicate n+1.
@@ -210,24 +190,18 @@ Result<Plan> Billing::update_plan(const std::string& id, const Json& input, cons
     auto before = read_plan(*locked, 0);
     if (!before) return std::unexpected(before.error());
     Plan plan = *before;
-    auto name = text_member(input, "name", 200);
-    if (!name) return std::unexpected(name.error());
-    if (*name) {
-      if ((*name)->empty()) return fail(Errc::invalid_argument, "name must not be empty");
-      plan.name = **name;
-    }
-    auto tier = text_member(input, "tier", 20);
-    if (!tier) return std::unexpected(tier.error());
-    if (*tier) {
-      if (std::find(k_tiers.begin(), k_tiers.end(), **tier) == k_tiers.end()) {
-        return fail(Errc::invalid_argument, "tier must be free, starter, professional, business or enterprise");
+    if (input.name) {
+      if (input.name->empty() || input.name->size() > 200) {
+        return fail(Errc::invalid_argument, "name must not be empty (up to 200 bytes)");
       }
-      plan.tier = **tier;
+      plan.name = *input.name;
     }
-    auto active = bool_member(input, "active");
-    if (!active) return std::unexpected(active.error());
-    if (*active) plan.active = **active;
-    auto price = parse_price(input, before->price, false);
+    if (input.tier) {
+      if (auto t = check_tier(*input.tier); !t) return t;
+      plan.tier = *input.tier;
+    }
+    if (input.active) plan.active = *input.active;
+    auto price = apply_price(input.price, before->price, false);
     if (!price) return std::unexpected(price.error());
     plan.updated_at = impl_->now();
     if (!same_price(*price, before->price)) {
@@ -284,56 +258,45 @@ Result<Plan> Billing::get_plan(const std::string& id_or_code, std::optional<int>
   return *out;
 }
 
-Result<Coupon> Billing::create_coupon(const Json& input, const audit::Context& who) {
-  if (auto r = only_members(input, {"code", "name", "percent_off_bps", "amount_off", "currency", "duration",
-                                    "duration_months", "max_redemptions", "redeem_by"});
-      !r) {
-    return std::unexpected(r.error());
-  }
+Result<Coupon> Billing::create_coupon(const NewCoupon& input, const audit::Context& who) {
   Coupon c;
-  auto code = text_member(input, "code", 64);
-  if (!code) return std::unexpected(code.error());
-  if (!*code || !valid_code(**code))
+  if (!valid_code(input.code))
     return fail(Errc::invalid_argument, "code is required: 1-64 letters, digits, '-' or '_'");
-  c.code = **code;
-  auto name = text_member(input, "name", 200);
-  if (!name) return std::unexpected(name.error());
-  c.name = name->value_or(c.code);
-  auto pct = int_member(input, "percent_off_bps", 1, 10000);
-  if (!pct) return std::unexpected(pct.error());
-  auto amount = int_member(input, "amount_off", 1, k_max_amount);
-  if (!amount) return std::unexpected(amount.error());
-  if (pct->has_value() == amount->has_value()) {
+  c.code = input.code;
+  c.name = input.name.value_or(c.code);
+  if (input.percent_off_bps.has_value() == input.amount_off.has_value()) {
     return fail(Errc::invalid_argument, "give exactly one of percent_off_bps (1-10000) and amount_off");
   }
-  c.percent_off_bps = pct->value_or(0);
-  c.amount_off = amount->value_or(0);
-  auto currency = text_member(input, "currency", 3);
-  if (!currency) return std::unexpected(currency.error());
+  c.percent_off_bps = input.percent_off_bps.value_or(0);
+  c.amount_off = input.amount_off.value_or(0);
+  if (input.percent_off_bps && (c.percent_off_bps < 1 || c.percent_off_bps > 10000)) {
+    return fail(Errc::invalid_argument, "percent_off_bps must be between 1 and 10000");
+  }
+  if (input.amount_off && (c.amount_off < 1 || c.amount_off > k_max_amount)) {
+    return fail(Errc::invalid_argument, "amount_off must be between 1 and " + std::to_string(k_max_amount));
+  }
   if (c.amount_off > 0) {
-    if (!*currency || !valid_currency(**currency)) {
+    if (!input.currency || !valid_currency(*input.currency)) {
       return fail(Errc::invalid_argument, "currency (ISO 4217) is required with amount_off");
     }
-    c.currency = **currency;
+    c.currency = *input.currency;
   }
-  auto duration = text_member(input, "duration", 20);
-  if (!duration) return std::unexpected(duration.error());
-  c.duration = duration->value_or("once");
+  c.duration = input.duration.value_or("once");
   if (c.duration != "once" && c.duration != "repeating" && c.duration != "forever") {
     return fail(Errc::invalid_argument, "duration must be once, repeating or forever");
   }
-  auto months = int_member(input, "duration_months", 1, 120);
-  if (!months) return std::unexpected(months.error());
-  if (c.duration == "repeating" && !*months) {
+  if (input.duration_months && (*input.duration_months < 1 || *input.duration_months > 120)) {
+    return fail(Errc::invalid_argument, "duration_months must be between 1 and 120");
+  }
+  if (c.duration == "repeating" && !input.duration_months) {
     return fail(Errc::invalid_argument, "duration_months (1-120) is required with duration repeating");
   }
-  c.duration_months = static_cast<int>(months->value_or(0));
-  auto max = int_member(input, "max_redemptions", 1, k_max_amount);
-  if (!max) return std::unexpected(max.error());
-  c.max_redemptions = *max;
-  auto redeem_by = time_member(input, "redeem_by");
-  if (!redeem_by) return std::unexpected(redeem_by.error());
-  c.redeem_by = *redeem_by;
+  c.duration_months = static_cast<int>(input.duration_months.value_or(0));
+  if (input.max_redemptions && *input.max_redemptions < 1) {
+    return fail(Errc::invalid_argument, "max_redemptions must be at least 1");
+  }
+  c.max_redemptions = input.max_redemptions;
+  c.redeem_by = input.redeem_by;
   c.id = new_uuid_v7(impl_->clock);
   c.created_at = impl_->now();
   auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
@@ -386,31 +349,18 @@ Result<Coupon> Billing::deactivate_coupon(const std::string& id, const audit::Co
   return *out;
 }
 
-Result<TaxRateRow> Billing::put_tax_rate(const Json& input, const audit::Context& who) {
-  if (auto r = only_members(input, {"country", "region", "name", "bps", "inclusive"}); !r) {
-    return std::unexpected(r.error());
-  }
+Result<TaxRateRow> Billing::put_tax_rate(const TaxRateInput& input, const audit::Context& who) {
   TaxRateRow t;
-  auto country = text_member(input, "country", 2);
-  if (!country) return std::unexpected(country.error());
-  if (!*country || (*country)->size() != 2 || !std::isupper(static_cast<unsigned char>((**country)[0])) ||
-      !std::isupper(static_cast<unsigned char>((**country)[1]))) {
+  if (!valid_country(input.country)) {
     return fail(Errc::invalid_argument, "country must be an ISO 3166-1 alpha-2 code such as DE");
   }
-  t.country = **country;
-  auto region = text_member(input, "region", 10);
-  if (!region) return std::unexpected(region.error());
-  t.region = region->value_or("");
-  auto name = text_member(input, "name", 100);
-  if (!name) return std::unexpected(name.error());
-  t.name = name->value_or("Tax");
-  auto bps = int_member(input, "bps", 0, 10000);
-  if (!bps) return std::unexpected(bps.error());
-  if (!*bps) return fail(Errc::invalid_argument, "bps is required (basis points: 1900 = 19%)");
-  t.bps = **bps;
-  auto inclusive = bool_member(input, "inclusive");
-  if (!inclusive) return std::unexpected(inclusive.error());
-  t.inclusive = inclusive->value_or(false);
+  t.country = input.country;
+  t.region = input.region.value_or("");
+  t.name = input.name.value_or("Tax");
+  if (!input.bps) return fail(Errc::invalid_argument, "bps is required (basis points: 1900 = 19%)");
+  if (*input.bps < 0 || *input.bps > 10000) return fail(Errc::invalid_argument, "bps must be between 0 and 10000");
+  t.bps = *input.bps;
+  t.inclusive = input.inclusive.value_or(false);
   t.id = new_uuid_v7(impl_->clock);
   t.created_at = impl_->now();
   std::optional<TaxRateRow> out;

@@ -18,6 +18,7 @@
 #include "core/email_address.hpp"
 #include "core/failpoint.hpp"
 #include "core/ids.hpp"
+#include "core/json_input.hpp"
 #include "core/log.hpp"
 #include "events/outbox.hpp"
 
@@ -47,19 +48,28 @@ Json metered_json(const std::vector<MeteredPrice>& prices);
 Json dunning_json(const DunningPolicy& d);
 // The audit changes from one encoding of a resource to the next: every member that differs but updated_at.
 Json changed_fields(const Json& before, const Json& after);
-Result<void> only_members(const Json& input, std::initializer_list<std::string_view> allowed);
-Result<std::optional<std::string>> text_member(const Json& input, const char* name, std::size_t max = 200);
-Result<std::optional<std::int64_t>> int_member(const Json& input, const char* name, std::int64_t min, std::int64_t max);
-Result<std::optional<bool>> bool_member(const Json& input, const char* name);
-Result<std::optional<Instant>> time_member(const Json& input, const char* name);
+// The JSON member checks (core/json_input.hpp), for billing's stored JSON forms.
+inline Result<void> only_members(const Json& input, std::initializer_list<std::string_view> allowed) {
+  return json_input::only_members(input, allowed);
+}
+inline Result<std::optional<std::string>> text_member(const Json& input, const char* name, std::size_t max = 200) {
+  return json_input::text(input, name, max);
+}
+inline Result<std::optional<std::int64_t>> int_member(const Json& input, const char* name, std::int64_t min,
+                                                      std::int64_t max) {
+  return json_input::integer(input, name, min, max);
+}
 inline constexpr std::int64_t k_max_amount = 1'000'000'000'000'000;  // 10^15 minor units: far above any real price
 // Seconds past a period's grace before the run measures it a last time: an event accepted at the end of the grace
 // has committed by then.
 inline constexpr std::int64_t k_usage_settle_margin = 300;
 // A quota value: a non-negative integer or "unlimited".
 Result<void> check_limit_values(const Json& obj, const char* what, std::initializer_list<std::string_view> known);
+// One metered price in billing's JSON form (commands.hpp's parse_metered_list reads a list of them).
 Result<MeteredPrice> parse_metered(const Json& j);
-Result<std::vector<MeteredPrice>> parse_metered_list(const Json& j);
+// Each metered price valid, and at most one per metric.
+Result<void> check_metered_list(const std::vector<MeteredPrice>& prices);
+bool valid_country(std::string_view code);  // ISO 3166-1 alpha-2 form: two capital letters
 Result<Plan> read_plan(const storage::ResultSet& r, std::size_t i);
 Coupon read_coupon(const storage::ResultSet& r, std::size_t i);
 TaxRateRow read_tax(const storage::ResultSet& r, std::size_t i);

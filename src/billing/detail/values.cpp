@@ -58,58 +58,9 @@ Json dunning_json(const DunningPolicy& d) {
           {"final_action", d.final_action == FinalAction::cancel ? "cancel" : "unpaid"}};
 }
 
-Result<void> only_members(const Json& input, std::initializer_list<std::string_view> allowed) {
-  if (!input.is_object()) return fail(Errc::invalid_argument, "the body must be a JSON object");
-  for (auto it = input.begin(); it != input.end(); ++it) {
-    if (std::find(allowed.begin(), allowed.end(), it.key()) == allowed.end()) {
-      return fail(Errc::invalid_argument, "unknown member '" + it.key() + "'");
-    }
-  }
-  return {};
-}
-
-Result<std::optional<std::string>> text_member(const Json& input, const char* name, std::size_t max) {
-  auto it = input.find(name);
-  if (it == input.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) return fail(Errc::invalid_argument, std::string(name) + " must be a string");
-  auto s = it->get<std::string>();
-  if (s.size() > max) return fail(Errc::invalid_argument, std::string(name) + " is longer than " + std::to_string(max));
-  return s;
-}
-
-Result<std::optional<std::int64_t>> int_member(const Json& input, const char* name, std::int64_t min,
-                                               std::int64_t max) {
-  auto it = input.find(name);
-  if (it == input.end() || it->is_null()) return std::nullopt;
-  if (!it->is_number_integer()) return fail(Errc::invalid_argument, std::string(name) + " must be an integer");
-  std::int64_t v = 0;
-  if (it->is_number_unsigned()) {
-    if (it->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      return fail(Errc::invalid_argument, std::string(name) + " is out of range");
-    }
-  }
-  v = it->get<std::int64_t>();
-  if (v < min || v > max) {
-    return fail(Errc::invalid_argument,
-                std::string(name) + " must be between " + std::to_string(min) + " and " + std::to_string(max));
-  }
-  return v;
-}
-
-Result<std::optional<bool>> bool_member(const Json& input, const char* name) {
-  auto it = input.find(name);
-  if (it == input.end() || it->is_null()) return std::nullopt;
-  if (!it->is_boolean()) return fail(Errc::invalid_argument, std::string(name) + " must be true or false");
-  return it->get<bool>();
-}
-
-Result<std::optional<Instant>> time_member(const Json& input, const char* name) {
-  auto text = text_member(input, name, 64);
-  if (!text) return std::unexpected(text.error());
-  if (!*text) return std::nullopt;
-  auto t = parse_rfc3339(**text);
-  if (!t) return fail(Errc::invalid_argument, std::string(name) + " must be an RFC 3339 date-time");
-  return seconds(*t);
+bool valid_country(std::string_view code) {
+  return code.size() == 2 && std::isupper(static_cast<unsigned char>(code[0])) &&
+         std::isupper(static_cast<unsigned char>(code[1]));
 }
 
 Result<void> check_limit_values(const Json& obj, const char* what, std::initializer_list<std::string_view> known) {
@@ -177,22 +128,16 @@ Result<MeteredPrice> parse_metered(const Json& j) {
   return p;
 }
 
-Result<std::vector<MeteredPrice>> parse_metered_list(const Json& j) {
-  std::vector<MeteredPrice> out;
-  if (j.is_null()) return out;
-  if (!j.is_array() || j.size() > 50)
-    return fail(Errc::invalid_argument, "metered_prices must be an array of up to 50");
-  for (const auto& e : j) {
-    auto p = parse_metered(e);
-    if (!p) return std::unexpected(p.error());
-    for (const auto& other : out) {
-      if (other.metric == p->metric) {
-        return fail(Errc::invalid_argument, "metered_prices has two prices for metric " + p->metric);
+Result<void> check_metered_list(const std::vector<MeteredPrice>& prices) {
+  for (std::size_t i = 0; i < prices.size(); ++i) {
+    if (auto v = validate(prices[i]); !v) return std::unexpected(v.error());
+    for (std::size_t j = 0; j < i; ++j) {
+      if (prices[j].metric == prices[i].metric) {
+        return fail(Errc::invalid_argument, "metered_prices has two prices for metric " + prices[i].metric);
       }
     }
-    out.push_back(std::move(*p));
   }
-  return out;
+  return {};
 }
 
 Result<Plan> read_plan(const storage::ResultSet& r, std::size_t i) {
@@ -427,3 +372,21 @@ Json changed_fields(const Json& before, const Json& after) {
 }
 
 }  // namespace atrium::billing::detail
+
+namespace atrium::billing {
+
+Result<std::vector<MeteredPrice>> parse_metered_list(const Json& j) {
+  std::vector<MeteredPrice> out;
+  if (j.is_null()) return out;
+  if (!j.is_array() || j.size() > 50)
+    return fail(Errc::invalid_argument, "metered_prices must be an array of up to 50");
+  for (const auto& e : j) {
+    auto p = parse_metered(e);
+    if (!p) return std::unexpected(p.error());
+    out.push_back(std::move(*p));
+  }
+  if (auto c = check_metered_list(out); !c) return std::unexpected(c.error());
+  return out;
+}
+
+}  // namespace atrium::billing

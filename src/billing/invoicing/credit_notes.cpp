@@ -9,43 +9,17 @@ namespace atrium::billing {
 
 namespace {
 
-// POST /v1/credit-notes, decoded.
-struct NewCreditNote {
-  std::string invoice_id;
-  std::int64_t amount = 0;
-  std::optional<std::string> method;  // refund | credit_balance | invoice; by default from the invoice's status
-  std::string reason;
-  std::string memo;
-};
-
-Result<NewCreditNote> read_credit_note(const Json& input) {
-  if (auto r = only_members(input, {"invoice_id", "amount", "method", "reason", "memo"}); !r) {
-    return std::unexpected(r.error());
-  }
-  NewCreditNote n;
-  auto invoice_id = text_member(input, "invoice_id", 64);
-  if (!invoice_id) return std::unexpected(invoice_id.error());
-  if (!*invoice_id) return fail(Errc::invalid_argument, "invoice_id is required");
-  n.invoice_id = **invoice_id;
-  auto amount = int_member(input, "amount", 1, k_max_amount);
-  if (!amount) return std::unexpected(amount.error());
-  if (!*amount) return fail(Errc::invalid_argument, "amount (minor units, > 0) is required");
-  n.amount = **amount;
-  auto method = text_member(input, "method", 20);
-  if (!method) return std::unexpected(method.error());
-  n.method = *method;
-  auto reason = text_member(input, "reason", 40);
-  if (!reason) return std::unexpected(reason.error());
-  n.reason = reason->value_or("other");
-  if (n.reason != "duplicate" && n.reason != "fraudulent" && n.reason != "order_change" &&
-      n.reason != "product_unsatisfactory" && n.reason != "other") {
+Result<void> check_credit_note(const NewCreditNote& n) {
+  if (n.invoice_id.empty()) return fail(Errc::invalid_argument, "invoice_id is required");
+  if (n.amount < 1 || n.amount > k_max_amount)
+    return fail(Errc::invalid_argument, "amount (minor units, > 0) is required");
+  const std::string reason = n.reason.value_or("other");
+  if (reason != "duplicate" && reason != "fraudulent" && reason != "order_change" &&
+      reason != "product_unsatisfactory" && reason != "other") {
     return fail(Errc::invalid_argument,
                 "reason must be duplicate, fraudulent, order_change, product_unsatisfactory or other");
   }
-  auto memo = text_member(input, "memo", 2000);
-  if (!memo) return std::unexpected(memo.error());
-  n.memo = memo->value_or("");
-  return n;
+  return {};
 }
 
 // Method invoice: the open invoice asks `amount` less; paid when nothing is left (its subscription settles).
@@ -99,10 +73,10 @@ Result<std::string> refundable_charge(TenantTransaction& tx, const Invoice& inv,
 
 }  // namespace
 
-Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, const Json& input,
+Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, const NewCreditNote& input,
                                                const audit::Context& who) {
-  auto n = read_credit_note(input);
-  if (!n) return std::unexpected(n.error());
+  if (auto c = check_credit_note(input); !c) return std::unexpected(c.error());
+  const NewCreditNote* n = &input;
   Impl& s = *impl_;
   CreditNote note;
   std::string charge_reference;
@@ -153,7 +127,7 @@ Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, con
     note.number = invoice_number(year_month(now), *number, simulated ? "TEST-CN" : "CN");
     note.invoice_id = inv->id;
     note.amount = n->amount;
-    note.reason = n->reason;
+    note.reason = n->reason.value_or("other");
     note.memo = n->memo;
     note.created_at = now;
     auto ins = tx.execute(k_credit_insert,

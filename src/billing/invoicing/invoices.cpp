@@ -44,31 +44,25 @@ Result<std::vector<PaymentAttempt>> Billing::list_attempts(const std::string& te
 
 namespace {
 
-// POST /v1/invoices, decoded: one-off lines (quantity x unit amount) and a memo.
-Result<std::pair<std::vector<Line>, std::string>> read_manual_invoice(const Json& input) {
-  if (auto r = only_members(input, {"lines", "memo"}); !r) return std::unexpected(r.error());
-  auto memo = text_member(input, "memo", 2000);
-  if (!memo) return std::unexpected(memo.error());
-  auto it = input.find("lines");
-  if (it == input.end() || !it->is_array() || it->empty() || it->size() > 500) {
+// A one-off invoice's lines (quantity x unit amount).
+Result<std::vector<Line>> manual_lines(const ManualInvoice& input) {
+  if (input.lines.empty() || input.lines.size() > 500) {
     return fail(Errc::invalid_argument, "lines must be an array of 1-500 lines");
   }
   std::vector<Line> lines;
-  for (const auto& l : *it) {
-    if (auto r = only_members(l, {"description", "quantity", "unit_amount"}); !r) return std::unexpected(r.error());
-    auto d = text_member(l, "description", 500);
-    if (!d) return std::unexpected(d.error());
-    if (!*d || (*d)->empty()) return fail(Errc::invalid_argument, "lines[].description is required");
-    auto q = int_member(l, "quantity", 1, 1'000'000);
-    if (!q) return std::unexpected(q.error());
-    auto u = int_member(l, "unit_amount", -k_max_amount, k_max_amount);
-    if (!u) return std::unexpected(u.error());
-    if (!*u) return fail(Errc::invalid_argument, "lines[].unit_amount is required (minor units)");
-    auto amount = multiply(q->value_or(1), **u);
+  for (const auto& l : input.lines) {
+    if (l.description.empty()) return fail(Errc::invalid_argument, "lines[].description is required");
+    if (l.quantity < 1 || l.quantity > 1'000'000) {
+      return fail(Errc::invalid_argument, "lines[].quantity must be between 1 and 1000000");
+    }
+    if (l.unit_amount < -k_max_amount || l.unit_amount > k_max_amount) {
+      return fail(Errc::invalid_argument, "lines[].unit_amount is out of range");
+    }
+    auto amount = multiply(l.quantity, l.unit_amount);
     if (!amount) return std::unexpected(amount.error());
-    lines.push_back(Line{LineKind::one_off, **d, q->value_or(1), **u, *amount, 0, 0, false});
+    lines.push_back(Line{LineKind::one_off, l.description, l.quantity, l.unit_amount, *amount, 0, 0, false});
   }
-  return std::pair{std::move(lines), memo->value_or("")};
+  return lines;
 }
 
 // A draft: no number, nothing due or credited yet (finalization settles those), its lines dated `now`.
@@ -117,10 +111,12 @@ Result<void> insert_draft(TenantTransaction& tx, const Invoice& inv, Instant now
 
 }  // namespace
 
-Result<Invoice> Billing::create_invoice(const std::string& tenant_id, const Json& input, const audit::Context& who) {
-  auto manual = read_manual_invoice(input);
+Result<Invoice> Billing::create_invoice(const std::string& tenant_id, const ManualInvoice& input,
+                                        const audit::Context& who) {
+  auto manual = manual_lines(input);
   if (!manual) return std::unexpected(manual.error());
-  auto& [lines, memo] = *manual;
+  auto& lines = *manual;
+  const std::string& memo = input.memo;
   Impl& s = *impl_;
   std::optional<Invoice> out;
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {

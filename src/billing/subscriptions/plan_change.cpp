@@ -20,13 +20,13 @@ struct Change {
 // The change asked for: the plan it moves from (the subscription's version) and to (the current version of the plan
 // named, or the same), and the seats. Nothing is priced yet.
 Result<Change> change_target(Billing::Impl& s, TenantTransaction& tx, const Subscription& sub, const Account& acct,
-                             const Json& input) {
-  if (auto r = only_members(input, {"plan", "seats"}); !r) return std::unexpected(r.error());
-  auto plan_ref = text_member(input, "plan", 64);
-  if (!plan_ref) return std::unexpected(plan_ref.error());
-  auto seats = int_member(input, "seats", 1, 1'000'000);
-  if (!seats) return std::unexpected(seats.error());
-  if (!*plan_ref && !*seats) return fail(Errc::invalid_argument, "give plan, seats or both");
+                             const PlanChange& input) {
+  const auto& plan_ref = input.plan;
+  const auto& seats = input.seats;
+  if (!plan_ref && !seats) return fail(Errc::invalid_argument, "give plan, seats or both");
+  if (seats && (*seats < 1 || *seats > 1'000'000)) {
+    return fail(Errc::invalid_argument, "seats must be between 1 and 1000000");
+  }
   if (sub.status != Status::trial && sub.status != Status::active && sub.status != Status::past_due) {
     return fail(Errc::conflict, "a " + std::string(status_name(sub.status)) + " subscription cannot change");
   }
@@ -35,8 +35,8 @@ Result<Change> change_target(Billing::Impl& s, TenantTransaction& tx, const Subs
   if (!from) return std::unexpected(from.error());
   c.from = *from;
   c.to = *from;
-  if (*plan_ref) {
-    auto to = s.plan_current(Billing::Impl::raw(tx), **plan_ref);
+  if (plan_ref) {
+    auto to = s.plan_current(Billing::Impl::raw(tx), *plan_ref);
     if (!to) {
       if (to.error().code == Errc::not_found) return fail(Errc::invalid_argument, to.error().message);
       return std::unexpected(to.error());
@@ -47,7 +47,7 @@ Result<Change> change_target(Billing::Impl& s, TenantTransaction& tx, const Subs
     }
     c.to = *to;
   }
-  c.seats = seats->value_or(sub.seats);
+  c.seats = seats.value_or(sub.seats);
   return c;
 }
 
@@ -115,7 +115,7 @@ Result<void> restart_period(Billing::Impl& s, Change& c, const CouponTerms& term
 }
 
 Result<Change> compute_change(Billing::Impl& s, TenantTransaction& tx, const Subscription& sub, const Account& acct,
-                              const Json& input, Instant now) {
+                              const PlanChange& input, Instant now) {
   auto target = change_target(s, tx, sub, acct, input);
   if (!target) return target;
   Change& c = *target;
@@ -165,7 +165,7 @@ Result<Change> compute_change(Billing::Impl& s, TenantTransaction& tx, const Sub
 
 }  // namespace
 
-Result<Json> Billing::preview_change(const std::string& tenant_id, const std::string& id, const Json& input) {
+Result<Json> Billing::preview_change(const std::string& tenant_id, const std::string& id, const PlanChange& input) {
   Impl& s = *impl_;
   Json out;
   auto r = s.tenant(
@@ -215,7 +215,7 @@ Result<Json> Billing::preview_change(const std::string& tenant_id, const std::st
 }
 
 Result<Subscription> Billing::change_subscription(const std::string& tenant_id, const std::string& id,
-                                                  const Json& input, const audit::Context& who) {
+                                                  const PlanChange& input, const audit::Context& who) {
   Impl& s = *impl_;
   std::vector<PendingCharge> charges;
   Instant now = 0;

@@ -9,42 +9,21 @@ namespace atrium::billing {
 
 namespace {
 
-// POST /v1/subscriptions, decoded.
-struct NewSubscription {
-  std::string plan;  // code or id
-  std::optional<std::int64_t> seats;
-  std::optional<std::int64_t> trial_days;
-  std::optional<std::int64_t> billing_anchor_day;
-  std::optional<std::string> coupon;
-  std::optional<std::string> test_clock_id;
-};
-
-Result<NewSubscription> read_new_subscription(const Json& input) {
-  if (auto r = only_members(input, {"plan", "seats", "trial_days", "billing_anchor_day", "coupon", "test_clock_id"});
-      !r) {
-    return std::unexpected(r.error());
-  }
-  NewSubscription n;
-  auto plan_ref = text_member(input, "plan", 64);
-  if (!plan_ref) return std::unexpected(plan_ref.error());
-  if (!*plan_ref) return fail(Errc::invalid_argument, "plan (a plan's code or id) is required");
-  n.plan = **plan_ref;
-  for (auto [field, target, min, max] :
-       {std::tuple{"seats", &n.seats, 1, 1'000'000}, std::tuple{"trial_days", &n.trial_days, 0, 730},
-        std::tuple{"billing_anchor_day", &n.billing_anchor_day, 1, 31}}) {
-    auto v = int_member(input, field, min, max);
-    if (!v) return std::unexpected(v.error());
-    *target = *v;
-  }
-  for (auto [field, target] : {std::pair{"coupon", &n.coupon}, std::pair{"test_clock_id", &n.test_clock_id}}) {
-    auto v = text_member(input, field, 64);
-    if (!v) return std::unexpected(v.error());
-    *target = *v;
+// The numbers of a new subscription within their ranges.
+Result<void> check_new_subscription(const NewSubscription& n) {
+  if (n.plan.empty()) return fail(Errc::invalid_argument, "plan (a plan's code or id) is required");
+  for (auto [field, value, min, max] :
+       {std::tuple{"seats", n.seats, 1, 1'000'000}, std::tuple{"trial_days", n.trial_days, 0, 730},
+        std::tuple{"billing_anchor_day", n.billing_anchor_day, 1, 31}}) {
+    if (value && (*value < min || *value > max)) {
+      return fail(Errc::invalid_argument,
+                  std::string(field) + " must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
   }
   if (n.trial_days.value_or(0) > 0 && n.billing_anchor_day) {
     return fail(Errc::invalid_argument, "billing_anchor_day cannot be combined with a trial (the trial's end anchors)");
   }
-  return n;
+  return {};
 }
 
 // The plan to subscribe to: active, and priced in the account's currency (an unknown plan is bad input).
@@ -146,10 +125,10 @@ Result<void> insert_subscription(TenantTransaction& tx, const Subscription& sub,
 
 }  // namespace
 
-Result<Subscription> Billing::create_subscription(const std::string& tenant_id, const Json& input,
+Result<Subscription> Billing::create_subscription(const std::string& tenant_id, const NewSubscription& input,
                                                   const audit::Context& who) {
-  auto n = read_new_subscription(input);
-  if (!n) return std::unexpected(n.error());
+  if (auto c = check_new_subscription(input); !c) return std::unexpected(c.error());
+  const NewSubscription* n = &input;
   Impl& s = *impl_;
   Subscription sub;
   std::vector<PendingCharge> charges;
@@ -338,11 +317,8 @@ Result<void> Billing::Impl::cancel_now(TenantTransaction& tx, Subscription& sub,
   return {};
 }
 
-Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::string& id, const Json& input,
+Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::string& id, const Cancellation& input,
                                      const audit::Context& who) {
-  if (auto r = only_members(input, {"at_period_end"}); !r) return std::unexpected(r.error());
-  auto at_end = bool_member(input, "at_period_end");
-  if (!at_end) return std::unexpected(at_end.error());
   Impl& s = *impl_;
   std::optional<Subscription> out;
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
@@ -351,7 +327,7 @@ Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::st
     auto now = s.now_for(tx, sub->test_clock_id);
     if (!now) return std::unexpected(now.error());
     const Json before = to_json(*sub);
-    if (at_end->value_or(false)) {
+    if (input.at_period_end) {
       if (sub->status != Status::trial && sub->status != Status::active && sub->status != Status::past_due) {
         return fail(Errc::conflict, "a " + std::string(status_name(sub->status)) +
                                         " subscription cannot be cancelled at period end; cancel it now");

@@ -14,18 +14,13 @@ constexpr std::int64_t k_latest_clock_time = 7'258'118'400;  // 2200-01-01: peri
 
 // ---- test clocks ------------------------------------------------------------------------------------------------
 
-Result<TestClock> Billing::create_test_clock(const std::string& tenant_id, const Json& input,
+Result<TestClock> Billing::create_test_clock(const std::string& tenant_id, const NewTestClock& input,
                                              const audit::Context& who) {
-  if (auto r = only_members(input, {"name", "frozen_time"}); !r) return std::unexpected(r.error());
-  auto name = text_member(input, "name", 200);
-  if (!name) return std::unexpected(name.error());
-  auto frozen = time_member(input, "frozen_time");
-  if (!frozen) return std::unexpected(frozen.error());
-  if (*frozen && (**frozen < 0 || **frozen > k_latest_clock_time)) {
+  if (input.frozen_time && (*input.frozen_time < 0 || *input.frozen_time > k_latest_clock_time)) {
     return fail(Errc::invalid_argument, "frozen_time must be between 1970 and 2200");
   }
   Impl& s = *impl_;
-  TestClock c{new_uuid_v7(s.clock), name->value_or(""), frozen->value_or(s.now()), s.now()};
+  TestClock c{new_uuid_v7(s.clock), input.name, input.frozen_time.value_or(s.now()), s.now()};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     auto acct = s.account(tx);
     if (!acct) {

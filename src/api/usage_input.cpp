@@ -1,0 +1,127 @@
+#include "api/usage_input.hpp"
+
+#include <chrono>
+#include <limits>
+
+#include "core/clock.hpp"
+#include "core/json_input.hpp"
+
+namespace atrium::api::usage_input {
+
+namespace {
+
+metering::UsageEntry unreadable(const Json& e, std::string reason, std::string detail) {
+  metering::UsageEntry entry;
+  entry.unreadable.reason = std::move(reason);
+  entry.unreadable.detail = std::move(detail);
+  if (e.is_object()) {
+    if (auto k = e.find("idempotency_key"); k != e.end() && k->is_string()) {
+      entry.unreadable.idempotency_key =
+          k->get_ref<const std::string&>().substr(0, metering::k_max_idempotency_key_bytes);
+    }
+  }
+  return entry;
+}
+
+// One event's members, typed; metering checks their values.
+metering::UsageEntry entry(const Json& e) {
+  if (!e.is_object()) return unreadable(e, "invalid_event", "an event must be a JSON object");
+  for (const auto& [name, _] : e.items()) {
+    if (name != "metric" && name != "quantity" && name != "timestamp" && name != "idempotency_key" &&
+        name != "properties") {
+      return unreadable(e, "invalid_event", "unknown member " + name);
+    }
+  }
+  metering::UsageEvent ev;
+  auto key = e.find("idempotency_key");
+  if (key == e.end() || !key->is_string()) {
+    return unreadable(e, "invalid_idempotency_key", "idempotency_key is required: 1-255 printable ASCII characters");
+  }
+  ev.idempotency_key = key->get<std::string>();
+  auto metric = e.find("metric");
+  if (metric == e.end() || !metric->is_string()) {
+    return unreadable(e, "invalid_metric",
+                      "metric is required: 1-64 letters, digits, '_', '-', '.', ':' or '/', starting with a letter or "
+                      "digit");
+  }
+  ev.metric = metric->get<std::string>();
+  auto quantity = e.find("quantity");
+  if (quantity == e.end() || !quantity->is_number_integer()) {
+    return unreadable(e, "invalid_quantity", "quantity is required: an integer");
+  }
+  // Beyond int64: saturated, so metering refuses it as out of range.
+  ev.quantity =
+      quantity->is_number_unsigned() &&
+              quantity->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+          ? std::numeric_limits<std::int64_t>::max()
+          : quantity->get<std::int64_t>();
+  auto ts = e.find("timestamp");
+  std::optional<std::chrono::system_clock::time_point> when;
+  if (ts != e.end() && ts->is_string()) when = parse_rfc3339(ts->get_ref<const std::string&>());
+  if (!when) return unreadable(e, "invalid_timestamp", "timestamp is required: an RFC 3339 date-time");
+  ev.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(when->time_since_epoch()).count();
+  if (auto props = e.find("properties"); props != e.end() && !props->is_null()) {
+    if (!props->is_object()) return unreadable(e, "invalid_properties", "properties must be an object");
+    ev.properties = props->dump();
+  }
+  return metering::UsageEntry{.event = std::move(ev), .unreadable = {}};
+}
+
+}  // namespace
+
+Result<metering::UsageBatch> usage_batch(const Json& body, std::size_t max_events) {
+  if (!body.is_object()) return fail(Errc::invalid_argument, "the body must be an event or {\"events\": [...]}");
+  metering::UsageBatch batch;
+  auto it = body.find("events");
+  if (it == body.end()) {
+    batch.push_back(entry(body));
+    return batch;
+  }
+  if (body.size() != 1) return fail(Errc::invalid_argument, "a batch has only the member events");
+  if (!it->is_array()) return fail(Errc::invalid_argument, "events must be an array");
+  if (it->empty()) return fail(Errc::invalid_argument, "events must not be empty");
+  if (it->size() > max_events) {
+    return fail(Errc::invalid_argument, "a batch holds at most " + std::to_string(max_events) + " events");
+  }
+  batch.reserve(it->size());
+  for (const auto& e : *it) batch.push_back(entry(e));
+  return batch;
+}
+
+Result<metering::Meter> new_meter(const Json& body) {
+  if (!body.is_object()) return fail(Errc::invalid_argument, "the body must be an object");
+  for (const auto& [name, _] : body.items()) {
+    if (name != "metric" && name != "name" && name != "aggregation" && name != "property" && name != "filters") {
+      return fail(Errc::invalid_argument, "unknown member " + name);
+    }
+  }
+  metering::Meter m;
+  auto metric = body.find("metric");
+  if (metric == body.end() || !metric->is_string()) {
+    return fail(Errc::invalid_argument, "metric is required: 1-64 letters, digits, '_', '-', '.', ':' or '/'");
+  }
+  m.metric = metric->get<std::string>();
+  if (auto name = body.find("name"); name != body.end()) {
+    if (!name->is_string() || name->get_ref<const std::string&>().empty()) {
+      return fail(Errc::invalid_argument, "name must be a string of 1-200 bytes");
+    }
+    m.name = name->get<std::string>();
+  }
+  auto agg = body.find("aggregation");
+  std::optional<metering::Aggregation> a;
+  if (agg != body.end() && agg->is_string()) a = metering::parse_aggregation(agg->get_ref<const std::string&>());
+  if (!a) return fail(Errc::invalid_argument, "aggregation is required: sum, count, max, unique_count or latest");
+  m.aggregation = *a;
+  if (auto p = body.find("property"); p != body.end() && !p->is_null()) {
+    if (!p->is_string()) return fail(Errc::invalid_argument, "property must be a property name of 1-128 bytes");
+    m.property = p->get<std::string>();
+  }
+  if (auto f = body.find("filters"); f != body.end() && !f->is_null()) {
+    auto filters = metering::parse_filters(*f);
+    if (!filters) return std::unexpected(filters.error());
+    m.filters = std::move(*filters);
+  }
+  return m;
+}
+
+}  // namespace atrium::api::usage_input
