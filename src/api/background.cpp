@@ -5,9 +5,11 @@
 
 #include "api/platform.hpp"
 #include "billing/billing.hpp"
+#include "billing/jobs.hpp"
 #include "billing/money.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "email/jobs.hpp"
 #include "email/settings.hpp"
 #include "identity/invitations.hpp"
 #include "identity/user_store.hpp"
@@ -15,32 +17,17 @@
 #include "jobs/sql_queue.hpp"
 #include "metering/metering.hpp"
 #include "projects/project_store.hpp"
+#include "reports/jobs.hpp"
 #include "reports/reports.hpp"
 #include "storage/database.hpp"
 #include "tenancy/idempotency.hpp"
 #include "tenancy/tenant_data.hpp"
 #include "webhooks/endpoints.hpp"
-#include "webhooks/sender.hpp"
-#include "webhooks/signature.hpp"
+#include "webhooks/jobs.hpp"
 
 namespace atrium::api {
 
-namespace {
-
 using tenancy::TenantTransaction;
-
-constexpr int k_max_report_rows = 1'000'000;
-
-std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
-}  // namespace
-
-struct Background::Senders {
-  webhooks::Sender webhook;
-  explicit Senders(webhooks::SendOptions o) : webhook(std::move(o)) {}
-};
 
 Result<std::map<std::string, int>> parse_concurrency(std::string_view text) {
   std::map<std::string, int> out;
@@ -65,21 +52,6 @@ Result<std::map<std::string, int>> parse_concurrency(std::string_view text) {
   return out;
 }
 
-Result<email::Address> parse_address(std::string_view text) {
-  email::Address a;
-  const auto lt = text.find('<');
-  if (lt != std::string_view::npos && text.back() == '>') {
-    std::string_view name = text.substr(0, lt);
-    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-    a.name = std::string(name);
-    a.email = std::string(text.substr(lt + 1, text.size() - lt - 2));
-  } else {
-    a.email = std::string(text);
-  }
-  if (!email::valid_address(a.email)) return fail(Errc::invalid_argument, "email.from: not a valid address");
-  return a;
-}
-
 Background::Background(Platform& platform) : platform_(platform) {}
 
 Background::~Background() { stop_workers(); }
@@ -93,7 +65,7 @@ Result<std::unique_ptr<Background>> Background::open(Platform& platform) {
   auto schedule = webhooks::parse_schedule(config.webhooks.retry_schedule);
   if (!schedule) return fail(Errc::invalid_argument, "webhooks.retry_schedule: " + schedule.error().message);
   b->webhook_schedule_ = std::move(*schedule);
-  if (auto from = parse_address(config.email.from); !from) return std::unexpected(from.error());
+  if (auto from = email::parse_address(config.email.from); !from) return std::unexpected(from.error());
 
   if (config.jobs.queue_url.empty()) {
     // The queue is platform work across tenants: the owner's pool in the platform scope (docs/security.md).
@@ -115,10 +87,6 @@ Result<std::unique_ptr<Background>> Background::open(Platform& platform) {
                                       .starttls = config.email.smtp_starttls},
                                      platform.clock());
   }
-  b->senders_ = std::make_unique<Senders>(webhooks::SendOptions{
-      .connect_timeout = std::chrono::milliseconds(std::min<std::int64_t>(config.webhooks.timeout_ms, 5000)),
-      .total_timeout = std::chrono::milliseconds(config.webhooks.timeout_ms),
-      .allow_private_addresses = config.webhooks.allow_private_targets});
   b->register_handlers();
   // Queue depth by state, read from the queue at each scrape.
   platform.registry.add_collector([q = b->queue_.get()](std::string& out) {
@@ -191,179 +159,10 @@ Result<void> clean_up(Platform& p, const Clock& clock) {
   return {};
 }
 
-// billing.run: idempotent per subscription and period, so a run that overlaps or repeats bills nothing twice.
-Result<void> run_billing(Platform& p) {
-  auto stats = p.billing->run();
-  if (!stats) return std::unexpected(stats.error());
-  log::info("billing run done", {{"renewed", stats->renewed},
-                                 {"invoices", stats->invoices},
-                                 {"charged", stats->charged},
-                                 {"failed", stats->failed},
-                                 {"retried", stats->retried},
-                                 {"cancelled", stats->cancelled}});
-  return {};
-}
-
-// email.send: the message of the job, with the tenant's display name and Reply-To read when it goes out.
-Result<void> send_mail(Platform& p, email::Transport& mail, jobs::JobContext& ctx) {
-  const Json& m = ctx.job().payload;
-  email::Message message;
-  auto from = parse_address(m.value("from", p.config().email.from));
-  if (!from) return std::unexpected(from.error());
-  message.from = *from;
-  for (const auto& to : m.value("to", Json::array())) {
-    message.to.push_back({to.value("email", ""), to.value("name", "")});
-  }
-  if (m.contains("reply_to") && m["reply_to"].is_string()) message.reply_to = email::Address{m["reply_to"], ""};
-  message.subject = m.value("subject", "");
-  message.text = m.value("text", "");
-  message.html = m.value("html", "");
-  if (!ctx.job().tenant_id.empty()) {
-    message.headers.emplace_back("X-Atrium-Tenant", ctx.job().tenant_id);
-    // The tenant's display name and Reply-To, read when the mail goes out.
-    auto tenant = p.tenants->get(ctx.job().tenant_id);
-    if (!tenant) return std::unexpected(tenant.error());
-    auto r = p.tenant_data->transact(*tenant,
-                                     [&](TenantTransaction& tx) -> Result<void> {
-                                       auto settings = email::settings_store::get(tx);
-                                       if (!settings) return std::unexpected(settings.error());
-                                       email::apply(*settings, message);
-                                       return {};
-                                     },
-                                     {.read_only = true});
-    if (!r) return r;
-  }
-  return mail.send(message);
-}
-
-// report.build: the audit-log CSV into the tenant's report row.
-Result<void> build_report(Platform& p, const Clock& clock, jobs::JobContext& ctx) {
-  const jobs::Job& job = ctx.job();
-  auto tenant = p.tenants->get(job.tenant_id);
-  if (!tenant) return std::unexpected(tenant.error());
-  const std::string id = job.payload.value("report_id", "");
-  std::optional<reports::Report> report;
-  auto read = p.tenant_data->transact(*tenant,
-                                      [&](TenantTransaction& tx) -> Result<void> {
-                                        auto r = reports::store::get(tx, id);
-                                        if (!r) return std::unexpected(r.error());
-                                        report = std::move(*r);
-                                        return {};
-                                      },
-                                      {.read_only = true});
-  if (!read) return read;
-  if (report->status != "pending") return {};
-  auto csv = reports::audit_csv(*p.audit, tenant->id, report->parameters.value("from", ""),
-                                report->parameters.value("to", ""), k_max_report_rows);
-  // Our own trouble (the database briefly away) is retried; only a bad request fails the report for good.
-  if (!csv && csv.error().code != Errc::invalid_argument) return std::unexpected(csv.error());
-  auto write = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
-    // The report and the job's completion commit together where the tenant's data shares the control plane, so
-    // a redelivery after this commit finds the job done (elsewhere the report's status check makes it a no-op).
-    if (storage::Transaction* control = tx.control_plane()) {
-      if (auto done = ctx.mark_done(*control); !done) return done;
-    }
-    if (!csv) return reports::store::fail_report(tx, clock, id, csv.error().message);
-    auto finished = reports::store::finish(tx, clock, id, csv->first, csv->second);
-    if (!finished) return std::unexpected(finished.error());
-    if (!*finished) return {};  // another run finished it first: one report.ready only
-    auto e = events::emit(tx, clock, "report.ready", {{"report_id", id}, {"row_count", csv->second}});
-    if (!e) return std::unexpected(e.error());
-    return {};
-  });
-  if (!write) return write;
-  p.flush_audit_after_commit(*tenant);
-  return {};
-}
-
-// webhook.deliver: one signed POST of a delivery; every failure waits on the webhook schedule.
-Result<void> deliver_webhook(Platform& p, const Clock& clock, webhooks::Sender& sender,
-                             const std::vector<std::chrono::milliseconds>& schedule, jobs::JobContext& ctx) {
-  const jobs::Job& job = ctx.job();
-  // Every failure, the receiver's or ours (a database briefly away), waits on the webhook schedule.
-  const std::size_t step =
-      std::min<std::size_t>(static_cast<std::size_t>(std::max(job.attempts, 1)) - 1, schedule.size() - 1);
-  ctx.retry_after(schedule[step]);
-  auto tenant = p.tenants->get(job.tenant_id);
-  if (!tenant) return std::unexpected(tenant.error());
-  if (tenant->status == tenancy::TenantStatus::deleted) return {};
-  const std::string delivery_id = job.payload.value("delivery_id", "");
-  std::optional<webhooks::Delivery> delivery;
-  std::optional<webhooks::Endpoint> endpoint;
-  auto read = p.tenant_data->transact(*tenant,
-                                      [&](TenantTransaction& tx) -> Result<void> {
-                                        auto d = webhooks::store::get_delivery(tx, delivery_id);
-                                        if (!d) return std::unexpected(d.error());
-                                        auto e = webhooks::store::get(tx, d->endpoint_id, true);
-                                        if (!e) return std::unexpected(e.error());
-                                        delivery = std::move(*d);
-                                        endpoint = std::move(*e);
-                                        return {};
-                                      },
-                                      {.read_only = true});
-  // The endpoint (and its deliveries) was deleted meanwhile: nothing left to deliver.
-  if (!read && read.error().code == Errc::not_found) return {};
-  if (!read) return read;
-  if (endpoint->status != "enabled") return {};
-
-  const std::int64_t t = unix_seconds(clock.now());
-  auto result = sender.post(endpoint->url, delivery->body,
-                            {{"Atrium-Signature", webhooks::sign(endpoint->secret, t, delivery->body)},
-                             {"Atrium-Event-Id", delivery->event_id},
-                             {"Atrium-Event-Type", delivery->event_type},
-                             {"Atrium-Delivery-Id", delivery->id}});
-  const bool ok = result.error.empty() && result.status >= 200 && result.status < 300;
-  const bool final = !ok && job.attempts >= job.max_attempts;
-  std::string error = result.error.empty() && !ok ? "HTTP " + std::to_string(result.status) : result.error;
-  auto rec = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
-    // Where the tenant's data shares the control plane, the job's completion commits with the delivery's
-    // success, so a crash before the queue hears of it does not post the event again.
-    if (storage::Transaction* control = tx.control_plane(); ok && control != nullptr) {
-      if (auto done = ctx.mark_done(*control); !done) return done;
-    }
-    return webhooks::store::record_attempt(tx, clock, delivery->id, ok, final, result.status, error);
-  });
-  if (!rec) {
-    log::warn("webhook attempt not recorded", {{"delivery_id", delivery_id}, {"error", rec.error().message}});
-  }
-  if (ok) return {};
-  return fail(Errc::unavailable, "webhook delivery failed: " + error);
-}
-
-// Every retry of a delivery failed (about three days by default): the endpoint is disabled and its owners told.
-void disable_failing_endpoint(Platform& p, Background& background, const Clock& clock, const jobs::Job& job,
-                              const std::string& error) {
-  auto tenant = p.tenants->get(job.tenant_id);
-  if (!tenant) return;
-  std::string endpoint_id;
-  std::string url;
-  auto r = p.tenant_data->transact(*tenant, [&](TenantTransaction& tx) -> Result<void> {
-    auto d = webhooks::store::get_delivery(tx, job.payload.value("delivery_id", ""));
-    if (!d) return std::unexpected(d.error());
-    // Only the receiver's own failures on every attempt disable it (record_attempt marked the delivery
-    // failed); a job that died of our own trouble does not.
-    if (d->status != "failed") return {};
-    auto e = webhooks::store::get(tx, d->endpoint_id);
-    if (!e) return std::unexpected(e.error());
-    if (e->status != "enabled") return {};
-    endpoint_id = e->id;
-    url = e->url;
-    const std::string reason = "every delivery attempt failed (last: " + error.substr(0, 200) + ")";
-    if (auto dis = webhooks::store::disable(tx, clock, e->id, reason); !dis) return dis;
-    auto ev = events::emit(tx, clock, "webhook_endpoint.disabled",
-                           {{"endpoint_id", e->id}, {"url", e->url}, {"reason", reason}});
-    if (!ev) return std::unexpected(ev.error());
-    return {};
-  });
-  if (!r) {
-    log::warn("failing webhook endpoint not disabled", {{"error", r.error().message}});
-    return;
-  }
-  if (endpoint_id.empty()) return;
-  p.flush_audit_after_commit(*tenant);
-  log::warn("webhook endpoint disabled after failing deliveries",
-            {{"tenant_id", tenant->id}, {"endpoint_id", endpoint_id}});
-  auto members = p.users->list_members(tenant->id, std::nullopt, 100);
+// An endpoint was disabled after every attempt of a delivery failed: its owners are mailed.
+void tell_owners_endpoint_disabled(Platform& p, Background& background, const tenancy::Tenant& tenant,
+                                   const std::string& endpoint_id, const std::string& url, const std::string& error) {
+  auto members = p.users->list_members(tenant.id, std::nullopt, 100);
   if (!members) return;
   std::vector<email::Address> owners;
   for (const auto& member : members->members) {
@@ -372,23 +171,24 @@ void disable_failing_endpoint(Platform& p, Background& background, const Clock& 
   if (owners.empty()) return;
   auto rendered =
       email::render(*email::builtin_template("webhook_endpoint_disabled"),
-                    {{"tenant_name", tenant->name}, {"url", url}, {"endpoint_id", endpoint_id}, {"error", error}}, {},
+                    {{"tenant_name", tenant.name}, {"url", url}, {"endpoint_id", endpoint_id}, {"error", error}}, {},
                     std::move(owners));
   if (!rendered) {
     log::warn("endpoint-disabled email not rendered", {{"error", rendered.error().message}});
     return;
   }
-  const email::Message& m = *rendered;
-  if (auto s = background.send_email(tenant->id, m, "endpoint-disabled:" + endpoint_id); !s) {
+  if (auto s = background.send_email(tenant.id, *rendered, "endpoint-disabled:" + endpoint_id); !s) {
     log::warn("endpoint-disabled email not queued", {{"error", s.error().message}});
   }
 }
 
 }  // namespace
 
+// Each module registers its own job types; the platform's own (heartbeat, outbox sweep, cleanup) are here.
 void Background::register_handlers() {
   Platform& p = platform_;
   const Clock& clock = p.clock();
+  const Config& config = p.config();
   handlers_.add("system.heartbeat", [](jobs::JobContext&) -> Result<void> { return {}; });
   handlers_.add("system.outbox_sweep", [&p](jobs::JobContext&) -> Result<void> {
     auto moved = p.relay_pending_audit();
@@ -396,17 +196,28 @@ void Background::register_handlers() {
     return {};
   });
   handlers_.add("system.cleanup", [&p, &clock](jobs::JobContext&) { return clean_up(p, clock); });
-  handlers_.add("billing.run", [&p](jobs::JobContext&) { return run_billing(p); });
-  handlers_.add("email.send", [this, &p](jobs::JobContext& ctx) { return send_mail(p, *mail_, ctx); });
-  handlers_.add("report.build", [&p, &clock](jobs::JobContext& ctx) { return build_report(p, clock, ctx); });
-  handlers_.add(
-      "webhook.deliver",
-      [this, &p, &clock](jobs::JobContext& ctx) {
-        return deliver_webhook(p, clock, senders_->webhook, webhook_schedule_, ctx);
-      },
-      [this, &p, &clock](const jobs::Job& job, const std::string& error) {
-        disable_failing_endpoint(p, *this, clock, job, error);
-      });
+  const auto committed = [&p](const tenancy::Tenant& tenant) { p.flush_audit_after_commit(tenant); };
+  billing::register_jobs(handlers_, *p.billing);
+  email::register_jobs(
+      handlers_,
+      {.tenants = *p.tenants, .data = *p.tenant_data, .transport = *mail_, .default_from = config.email.from});
+  reports::register_jobs(
+      handlers_,
+      {.tenants = *p.tenants, .data = *p.tenant_data, .audit = *p.audit, .clock = clock, .committed = committed});
+  webhooks::register_jobs(
+      handlers_,
+      {.tenants = *p.tenants,
+       .data = *p.tenant_data,
+       .clock = clock,
+       .send = {.connect_timeout = std::chrono::milliseconds(std::min<std::int64_t>(config.webhooks.timeout_ms, 5000)),
+                .total_timeout = std::chrono::milliseconds(config.webhooks.timeout_ms),
+                .allow_private_addresses = config.webhooks.allow_private_targets},
+       .schedule = webhook_schedule_,
+       .committed = committed,
+       .disabled = [this, &p](const tenancy::Tenant& tenant, const std::string& endpoint_id, const std::string& url,
+                              const std::string& error) {
+         tell_owners_endpoint_disabled(p, *this, tenant, endpoint_id, url, error);
+       }});
 }
 
 Result<void> Background::start_workers() {
@@ -593,37 +404,12 @@ Result<void> Background::send_invitation(const tenancy::Tenant& tenant, const id
 
 Result<void> Background::enqueue_delivery(const std::string& tenant_id, const std::string& delivery_id,
                                           std::int64_t redeliveries) {
-  jobs::NewJob job;
-  job.queue = "webhooks";
-  job.type = "webhook.deliver";
-  job.tenant_id = tenant_id;
-  job.payload = {{"delivery_id", delivery_id}};
-  job.idempotency_key = "webhook:" + delivery_id + ":" + std::to_string(redeliveries);
-  job.max_attempts = static_cast<int>(webhook_schedule_.size()) + 1;
-  auto r = queue_->enqueue(job);
-  if (!r) return std::unexpected(r.error());
-  return {};
+  return webhooks::enqueue_delivery(*queue_, webhook_schedule_.size(), tenant_id, delivery_id, redeliveries);
 }
 
 Result<void> Background::send_email(const std::string& tenant_id, const email::Message& message,
                                     const std::string& key) {
-  jobs::NewJob job;
-  job.queue = "email";
-  job.type = "email.send";
-  job.tenant_id = tenant_id;
-  Json to = Json::array();
-  for (const auto& a : message.to) to.push_back({{"email", a.email}, {"name", a.name}});
-  job.payload = {{"to", to}, {"subject", message.subject}, {"text", message.text}, {"html", message.html}};
-  if (!message.from.email.empty()) {
-    job.payload["from"] =
-        message.from.name.empty() ? message.from.email : message.from.name + " <" + message.from.email + ">";
-  }
-  if (message.reply_to) job.payload["reply_to"] = message.reply_to->email;
-  job.idempotency_key = key.empty() ? "" : "email:" + key;
-  job.max_attempts = 20;  // with the default backoff (1 s doubling, capped at 1 h): about 14 hours of SMTP outage
-  auto r = queue_->enqueue(job);
-  if (!r) return std::unexpected(r.error());
-  return {};
+  return email::enqueue(*queue_, tenant_id, message, key);
 }
 
 }  // namespace atrium::api

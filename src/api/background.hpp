@@ -71,13 +71,9 @@ class Background {
   std::unique_ptr<jobs::Runner> runner_;
   std::unique_ptr<events::Relay> relay_;
   std::unique_ptr<jobs::Scheduler> scheduler_;
-  struct Senders;
-  std::unique_ptr<Senders> senders_;
 };
 
 // Parses "default=4,webhooks=2" (queue names as jobs::validate allows, 0-256 threads each).
 Result<std::map<std::string, int>> parse_concurrency(std::string_view text);
-// Parses "Name <addr@host>" or "addr@host".
-Result<email::Address> parse_address(std::string_view text);
 
 }  // namespace atrium::api
