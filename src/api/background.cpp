@@ -204,20 +204,21 @@ void Background::register_handlers() {
   reports::register_jobs(
       handlers_,
       {.tenants = *p.tenants, .data = *p.tenant_data, .audit = *p.audit, .clock = clock, .committed = committed});
-  webhooks::register_jobs(
-      handlers_,
-      {.tenants = *p.tenants,
-       .data = *p.tenant_data,
-       .clock = clock,
-       .send = {.connect_timeout = std::chrono::milliseconds(std::min<std::int64_t>(config.webhooks.timeout_ms, 5000)),
-                .total_timeout = std::chrono::milliseconds(config.webhooks.timeout_ms),
-                .allow_private_addresses = config.webhooks.allow_private_targets},
-       .schedule = webhook_schedule_,
-       .committed = committed,
-       .disabled = [this, &p](const tenancy::Tenant& tenant, const std::string& endpoint_id, const std::string& url,
-                              const std::string& error) {
-         tell_owners_endpoint_disabled(p, *this, tenant, endpoint_id, url, error);
-       }});
+  webhooks::SendOptions send;
+  send.connect_timeout = std::chrono::milliseconds(std::min<std::int64_t>(config.webhooks.timeout_ms, 5000));
+  send.total_timeout = std::chrono::milliseconds(config.webhooks.timeout_ms);
+  send.allow_private_addresses = config.webhooks.allow_private_targets;
+  webhooks::register_jobs(handlers_,
+                          {.tenants = *p.tenants,
+                           .data = *p.tenant_data,
+                           .clock = clock,
+                           .send = std::move(send),
+                           .schedule = webhook_schedule_,
+                           .committed = committed,
+                           .disabled = [this, &p](const tenancy::Tenant& tenant, const std::string& endpoint_id,
+                                                  const std::string& url, const std::string& error) {
+                             tell_owners_endpoint_disabled(p, *this, tenant, endpoint_id, url, error);
+                           }});
 }
 
 Result<void> Background::start_workers() {

@@ -49,11 +49,9 @@ http::Response audited_read(Platform& platform, const http::Request& req, http::
   return response;
 }
 
-// Authentication, tenant resolution and authorization (see security.hpp), then the handler.
-http::Response secured(Platform& platform, http::Request& req, const http::Next& next) {
-  if (req.options == nullptr || req.options->access == Access::open) return next(req);
-
-  // 1. Authenticate.
+// 1. The principal the bearer token or API key names into `who`; the answer instead when it names none.
+std::optional<http::Response> authenticate(Platform& platform, const http::Request& req,
+                                           std::shared_ptr<const identity::Principal>& who) {
   auto token = bearer_token(req);
   if (!token || token->empty()) {
     return error_response({Errc::unauthenticated, "a bearer token or API key is required"}, req);
@@ -75,51 +73,69 @@ http::Response secured(Platform& platform, http::Request& req, const http::Next&
     }
     return error_response(principal.error(), req);
   }
-  std::shared_ptr<const identity::Principal> who = std::move(*principal);
+  who = std::move(*principal);
+  return std::nullopt;
+}
 
-  if (req.options->access == Access::super_admin) {
-    if (!who->super_admin || who->kind != identity::Principal::Kind::user) {
+// 2. The tenant, from every source present (all must agree), into `tenant`; the answer instead when there is none,
+// or they disagree. Each source says which kind of name it carries (tenancy/tenant_ref.hpp): the credential's tenant
+// is an id, X-Tenant-ID an id or a slug by its form, the host a slug. Each is looked up as that kind only.
+std::optional<http::Response> resolve_tenant(Platform& platform, const http::Request& req,
+                                             const identity::Principal& who,
+                                             std::shared_ptr<const tenancy::Tenant>& tenant) {
+  auto consider = [&](const tenancy::TenantRef& ref) -> std::optional<http::Response> {
+    auto resolved = platform.directory->resolve(ref);
+    if (!resolved) {
+      if (resolved.error().code == Errc::not_found) return invalid_tenant(req);
+      return error_response(resolved.error(), req);
+    }
+    if (tenant && tenant->id != (*resolved)->id) {
+      return http::problem(403, "tenant-mismatch", "Forbidden", "The request names more than one tenant.", req);
+    }
+    tenant = *resolved;
+    return std::nullopt;
+  };
+  if (!who.tenant_id.empty()) {
+    if (auto refused = consider(tenancy::id_ref(who.tenant_id))) return refused;
+  }
+  if (auto header = req.headers.get("X-Tenant-ID"); header && !header->empty()) {
+    if (auto refused = consider(tenancy::parse_tenant_ref(*header))) return refused;
+  }
+  if (auto host = req.headers.get("Host")) {
+    if (auto ref = tenancy::host_ref(*host, platform.config().tenancy.base_domain)) {
+      if (auto refused = consider(*ref)) return refused;
+    }
+  }
+  if (!tenant) return http::problem(403, "no-tenant", "Forbidden", "No tenant selected.", req);
+  if (tenant->status != tenancy::TenantStatus::active) return invalid_tenant(req);
+  return std::nullopt;
+}
+
+bool super_admin_user(const identity::Principal& who) {
+  return who.super_admin && who.kind == identity::Principal::Kind::user;
+}
+
+// Authentication, tenant resolution and authorization (see security.hpp), then the handler.
+http::Response secured(Platform& platform, http::Request& req, const http::Next& next) {
+  if (req.options == nullptr || req.options->access == Access::open) return next(req);
+  std::shared_ptr<const identity::Principal> who;
+  if (auto refused = authenticate(platform, req, who)) return *refused;
+
+  const Access access = req.options->access;
+  if (access == Access::super_admin) {
+    if (!super_admin_user(*who)) {
       return http::problem(403, "forbidden", "Forbidden", "This operation is for super admins.", req);
     }
     req.principal = std::move(who);
     return audited_read(platform, req, next(req));
   }
-
-  if (req.options->access == Access::tenant_super_admin &&
-      (!who->super_admin || who->kind != identity::Principal::Kind::user)) {
+  if (access == Access::tenant_super_admin && !super_admin_user(*who)) {
     return http::problem(403, "forbidden", "Forbidden",
                          "This operation is for super admins (X-Tenant-ID names the tenant).", req);
   }
-  if (req.options->access == Access::tenant || req.options->access == Access::tenant_super_admin) {
-    // 2. Resolve the tenant from every source present; all must agree.
+  if (access == Access::tenant || access == Access::tenant_super_admin) {
     std::shared_ptr<const tenancy::Tenant> tenant;
-    // Each source says which kind of name it carries (tenancy/tenant_ref.hpp): the credential's tenant is an id,
-    // X-Tenant-ID an id or a slug by its form, the host a slug. Each is looked up as that kind only.
-    auto consider = [&](const tenancy::TenantRef& ref) -> std::optional<http::Response> {
-      auto resolved = platform.directory->resolve(ref);
-      if (!resolved) {
-        if (resolved.error().code == Errc::not_found) return invalid_tenant(req);
-        return error_response(resolved.error(), req);
-      }
-      if (tenant && tenant->id != (*resolved)->id) {
-        return http::problem(403, "tenant-mismatch", "Forbidden", "The request names more than one tenant.", req);
-      }
-      tenant = *resolved;
-      return std::nullopt;
-    };
-    if (!who->tenant_id.empty()) {
-      if (auto refused = consider(tenancy::id_ref(who->tenant_id))) return *refused;
-    }
-    if (auto header = req.headers.get("X-Tenant-ID"); header && !header->empty()) {
-      if (auto refused = consider(tenancy::parse_tenant_ref(*header))) return *refused;
-    }
-    if (auto host = req.headers.get("Host")) {
-      if (auto ref = tenancy::host_ref(*host, platform.config().tenancy.base_domain)) {
-        if (auto refused = consider(*ref)) return *refused;
-      }
-    }
-    if (!tenant) return http::problem(403, "no-tenant", "Forbidden", "No tenant selected.", req);
-    if (tenant->status != tenancy::TenantStatus::active) return invalid_tenant(req);
+    if (auto refused = resolve_tenant(platform, req, *who, tenant)) return *refused;
     // A super admin without a tenant of its own acts as an owner in the tenant it names.
     if (who->super_admin && who->tenant_id.empty()) {
       auto acting = std::make_shared<identity::Principal>(*who);

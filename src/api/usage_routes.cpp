@@ -90,12 +90,10 @@ http::Response summary(metering::Metering& m, http::Request& req) {
             {"data", std::move(data)}});
 }
 
-}  // namespace
+namespace perm = identity::perm;
 
-void register_usage_routes(http::Router& router, Platform& platform) {
-  namespace perm = identity::perm;
-  metering::Metering& m = *platform.metering;
-
+// POST /v1/usage and GET /v1/usage/summary.
+void register_usage(http::Router& router, metering::Metering& m) {
   // Not audited per request: usage events arrive by the million; each accepted
   // one is its own durable record (usage_events: idempotency key, received_at)
   // and atrium_usage_events_total counts every outcome.
@@ -125,8 +123,10 @@ void register_usage_routes(http::Router& router, Platform& platform) {
               .weight = gateway::weight_by_body_size(10 * 1024)});
   router.add(http::Method::get, "/v1/usage/summary", [&m](http::Request& req) { return summary(m, req); },
              {.access = Access::tenant, .permission = perm::usage_read});
+}
 
-  billing::Entitlements& e = *platform.entitlements;
+// The tenant's quotas and an operator's overrides.
+void register_entitlements(http::Router& router, billing::Entitlements& e) {
   router.add(http::Method::get, "/v1/entitlements",
              [&e](http::Request& req) -> http::Response {
                auto r = e.list(req.tenant->id);
@@ -160,7 +160,10 @@ void register_usage_routes(http::Router& router, Platform& platform) {
                return res;
              },
              {.access = Access::tenant_super_admin});
+}
 
+// The platform's meter catalog.
+void register_meters(http::Router& router, metering::Metering& m) {
   router.add(http::Method::get, "/v1/meters",
              [&m](http::Request& req) -> http::Response {
                auto r = m.list_meters();
@@ -179,6 +182,14 @@ void register_usage_routes(http::Router& router, Platform& platform) {
                return http::Response::json(201, metering::to_json(*r));
              },
              {.json_body = true, .access = Access::super_admin});
+}
+
+}  // namespace
+
+void register_usage_routes(http::Router& router, Platform& platform) {
+  register_usage(router, *platform.metering);
+  register_entitlements(router, *platform.entitlements);
+  register_meters(router, *platform.metering);
 }
 
 }  // namespace atrium::api

@@ -59,6 +59,70 @@ http::Response no_content() {
   return r;
 }
 
+// Adding a person is an invitation mailed to the address, whether or not it has an account (elsewhere): the
+// answer is the same either way, so this route tells nothing about other tenants' users.
+http::Response invite(Platform& platform, http::Request& req) {
+  auto body = body_object(req, {"email", "role"});
+  if (!body) return error_response(body.error(), req);
+  auto email = string_member(**body, "email", true);
+  if (!email) return error_response(email.error(), req);
+  auto role = role_member(**body);
+  if (!role) return error_response(role.error(), req);
+  const identity::Role wanted = role->value_or(identity::Role::member);
+  if (!may_act_on(*req.principal, wanted)) {
+    return error_response({Errc::forbidden, "cannot grant a role above your own"}, req);
+  }
+  if (!platform.background) {
+    return error_response({Errc::unavailable,
+                           "invitations are mailed by background jobs, which are not "
+                           "running in this process"},
+                          req);
+  }
+  auto issued = platform.invitations->invite(req.tenant->id, **email, wanted, req.principal->subject,
+                                             platform.audit->recorder(audit_context(req)));
+  if (!issued) return error_response(issued.error(), req);
+  if (auto sent = platform.background->send_invitation(*req.tenant, *issued); !sent) {
+    return error_response(sent.error(), req);  // the invitation stays pending; inviting again renews it
+  }
+  return http::Response::json(202, identity::to_json(issued->invitation));
+}
+
+// A member's role is the tenant's; their name is their own account's, which only they change.
+http::Response update_member(Platform& platform, http::Request& req) {
+  auto body = body_object(req, {"name", "role"});
+  if (!body) return error_response(body.error(), req);
+  auto name = string_member(**body, "name", false);
+  if (!name) return error_response(name.error(), req);
+  auto role = role_member(**body);
+  if (!role) return error_response(role.error(), req);
+  const std::string id(req.param("id"));
+  auto current = platform.users->get_member(req.tenant->id, id);
+  if (!current) return error_response(current.error(), req);
+  const bool self = req.principal->kind == identity::Principal::Kind::user && req.principal->subject == id;
+  if (*name && !self && *name != current->user.name) {
+    return error_response({Errc::forbidden,
+                           "a member's name belongs to their account: only they can "
+                           "change it"},
+                          req);
+  }
+  if (*role && (!may_act_on(*req.principal, **role) || !may_act_on(*req.principal, current->role))) {
+    return error_response({Errc::forbidden, "cannot change a role above your own"}, req);
+  }
+  // The member's tokens carry the old role: refused from before the change (503 and no change when
+  // that fails) and again once it committed (closing the window a sign-in could read the old role in).
+  const bool role_changes = *role && **role != current->role;
+  if (role_changes) {
+    if (auto r = keeps_an_owner(platform, req.tenant->id, current->role, **role); !r)
+      return error_response(r.error(), req);
+    if (auto r = platform.tokens->revoke_member(id, req.tenant->id); !r) return error_response(r.error(), req);
+  }
+  auto member =
+      platform.users->update_member(req.tenant->id, id, *role, *name, platform.audit->recorder(audit_context(req)));
+  if (!member) return error_response(member.error(), req);
+  if (role_changes) (void)platform.tokens->revoke_member(id, req.tenant->id);  // a failure is logged
+  return http::Response::json(200, identity::to_json(*member));
+}
+
 // Users.
 void register_users(http::Router& router, Platform& platform) {
   router.add(http::Method::get, "/v1/users",
@@ -74,73 +138,11 @@ void register_users(http::Router& router, Platform& platform) {
              },
              {.access = Access::tenant, .permission = perm::users_read});
 
-  // Adding a person is an invitation mailed to the address, whether or not it has an account (elsewhere): the
-  // answer is the same either way, so this route tells nothing about other tenants' users.
-  router.add(http::Method::post, "/v1/users",
-             [&platform](http::Request& req) -> http::Response {
-               auto body = body_object(req, {"email", "role"});
-               if (!body) return error_response(body.error(), req);
-               auto email = string_member(**body, "email", true);
-               if (!email) return error_response(email.error(), req);
-               auto role = role_member(**body);
-               if (!role) return error_response(role.error(), req);
-               const identity::Role wanted = role->value_or(identity::Role::member);
-               if (!may_act_on(*req.principal, wanted)) {
-                 return error_response({Errc::forbidden, "cannot grant a role above your own"}, req);
-               }
-               if (!platform.background) {
-                 return error_response({Errc::unavailable,
-                                        "invitations are mailed by background jobs, which are not "
-                                        "running in this process"},
-                                       req);
-               }
-               auto issued = platform.invitations->invite(req.tenant->id, **email, wanted, req.principal->subject,
-                                                          platform.audit->recorder(audit_context(req)));
-               if (!issued) return error_response(issued.error(), req);
-               if (auto sent = platform.background->send_invitation(*req.tenant, *issued); !sent) {
-                 return error_response(sent.error(), req);  // the invitation stays pending; inviting again renews it
-               }
-               return http::Response::json(202, identity::to_json(issued->invitation));
-             },
+  router.add(http::Method::post, "/v1/users", [&platform](http::Request& req) { return invite(platform, req); },
              {.json_body = true, .access = Access::tenant, .permission = perm::users_manage});
 
-  // A member's role is the tenant's; their name is their own account's, which only they change.
   router.add(http::Method::patch, "/v1/users/{id}",
-             [&platform](http::Request& req) -> http::Response {
-               auto body = body_object(req, {"name", "role"});
-               if (!body) return error_response(body.error(), req);
-               auto name = string_member(**body, "name", false);
-               if (!name) return error_response(name.error(), req);
-               auto role = role_member(**body);
-               if (!role) return error_response(role.error(), req);
-               const std::string id(req.param("id"));
-               auto current = platform.users->get_member(req.tenant->id, id);
-               if (!current) return error_response(current.error(), req);
-               const bool self = req.principal->kind == identity::Principal::Kind::user && req.principal->subject == id;
-               if (*name && !self && *name != current->user.name) {
-                 return error_response({Errc::forbidden,
-                                        "a member's name belongs to their account: only they can "
-                                        "change it"},
-                                       req);
-               }
-               if (*role && (!may_act_on(*req.principal, **role) || !may_act_on(*req.principal, current->role))) {
-                 return error_response({Errc::forbidden, "cannot change a role above your own"}, req);
-               }
-               // The member's tokens carry the old role: refused from before the change (503 and no change when
-               // that fails) and again once it committed (closing the window a sign-in could read the old role in).
-               const bool role_changes = *role && **role != current->role;
-               if (role_changes) {
-                 if (auto r = keeps_an_owner(platform, req.tenant->id, current->role, **role); !r)
-                   return error_response(r.error(), req);
-                 if (auto r = platform.tokens->revoke_member(id, req.tenant->id); !r)
-                   return error_response(r.error(), req);
-               }
-               auto member = platform.users->update_member(req.tenant->id, id, *role, *name,
-                                                           platform.audit->recorder(audit_context(req)));
-               if (!member) return error_response(member.error(), req);
-               if (role_changes) (void)platform.tokens->revoke_member(id, req.tenant->id);  // a failure is logged
-               return http::Response::json(200, identity::to_json(*member));
-             },
+             [&platform](http::Request& req) { return update_member(platform, req); },
              {.json_body = true, .access = Access::tenant, .permission = perm::users_manage});
 }
 

@@ -666,9 +666,10 @@ void draw_pdf(Layout& layout, const InvoiceDocument& doc, const Font& regular, c
 
 }  // namespace
 
-std::string render_html(const InvoiceDocument& doc) {
-  std::string out;
-  out.reserve(8192 + doc.lines.size() * 400);
+namespace {
+
+// <head> and the top of the page: title, number, status.
+void append_html_head(std::string& out, const InvoiceDocument& doc) {
   const std::string title = title_of(doc);
   out +=
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -694,7 +695,10 @@ std::string render_html(const InvoiceDocument& doc) {
     out += "</span>\n";
   }
   out += "</header>\n";
+}
 
+// The dates and references, then seller and customer.
+void append_html_meta(std::string& out, const InvoiceDocument& doc) {
   const std::vector<Field> meta = meta_fields(doc);
   if (!meta.empty()) {
     out += "<dl class=\"meta\">\n";
@@ -707,12 +711,14 @@ std::string render_html(const InvoiceDocument& doc) {
     }
     out += "</dl>\n";
   }
-
   out += "<section class=\"parties\">\n";
   append_party_html(out, "From", doc.issuer);
   append_party_html(out, "Bill to", doc.customer);
   out += "</section>\n";
+}
 
+// The lines, the totals and the memo.
+void append_html_body(std::string& out, const InvoiceDocument& doc) {
   out +=
       "<table class=\"lines\">\n<thead><tr><th>Description</th><th>Period</th><th class=\"num\">Qty</th>"
       "<th class=\"num\">Unit price</th><th class=\"num\">Amount</th></tr></thead>\n<tbody>\n";
@@ -748,6 +754,16 @@ std::string render_html(const InvoiceDocument& doc) {
     append_html(out, doc.memo);
     out += "</p></section>\n";
   }
+}
+
+}  // namespace
+
+std::string render_html(const InvoiceDocument& doc) {
+  std::string out;
+  out.reserve(8192 + doc.lines.size() * 400);
+  append_html_head(out, doc);
+  append_html_meta(out, doc);
+  append_html_body(out, doc);
   out += "</main>\n</body>\n</html>\n";
   return out;
 }
