@@ -120,7 +120,7 @@ int run(int argc, char** argv) {
       // Decoded as POST /v1/usage decodes it, so the measure covers what the route does short of HTTP.
       auto batch = atrium::api::usage_input::usage_batch(b, p.metering->settings().max_batch);
       if (!batch) return bench::note(batch.error().message), 1;
-      auto r = p.metering->ingest(tenant_id, *batch);
+      auto r = p.metering->ingest(tenant_id, std::move(*batch));
       if (!r) return bench::note(r.error().message), 1;
       if (r->accepted != static_cast<std::int64_t>(k_batch)) return bench::note("a batch was not fully accepted"), 1;
     }

@@ -101,7 +101,7 @@ void register_usage(http::Router& router, metering::Metering& m) {
              [&m](http::Request& req) -> http::Response {
                auto batch = usage_input::usage_batch(*req.json, m.settings().max_batch);
                if (!batch) return error_response(batch.error(), req);
-               auto r = m.ingest(req.tenant->id, *batch);
+               auto r = m.ingest(req.tenant->id, std::move(*batch));
                if (!r) return error_response(r.error(), req);
                Json body = metering::to_json(*r);
                // Nothing stored and every refusal a hard quota's: the request as a whole is refused.

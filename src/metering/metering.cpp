@@ -359,7 +359,8 @@ struct Metering::Impl {
   }
 
   // Checks one event; nullopt (and a rejection in `out`) when it is refused.
-  std::optional<Parsed> check(IngestResult& out, std::size_t index, const UsageEvent& e, std::int64_t now) {
+  // Moves the event's texts into the result.
+  std::optional<Parsed> check(IngestResult& out, std::size_t index, UsageEvent& e, std::int64_t now) {
     if (!valid_key(e.idempotency_key)) {
       reject(out, index, e, "invalid_idempotency_key", "idempotency_key is required: 1-255 printable ASCII characters");
       return std::nullopt;
@@ -391,11 +392,11 @@ struct Metering::Impl {
       return std::nullopt;
     }
     return Parsed{.index = index,
-                  .key = e.idempotency_key,
-                  .metric = e.metric,
+                  .key = std::move(e.idempotency_key),
+                  .metric = std::move(e.metric),
                   .quantity = e.quantity,
                   .ts = e.timestamp_ms,
-                  .properties = e.properties.empty() ? std::string("{}") : e.properties};
+                  .properties = e.properties.empty() ? std::string("{}") : std::move(e.properties)};
   }
 
   // The query that measures `metric` over [from, to) with its meter (sum when it has none), read in `tx`.
@@ -563,7 +564,7 @@ std::vector<tenancy::TenantStatement> Metering::purge_statements() {
           {"metering_purge_rollups", "DELETE FROM usage_rollups WHERE tenant_id = $1"}};
 }
 
-Result<IngestResult> Metering::ingest(const std::string& tenant_id, const UsageBatch& batch) {
+Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch batch) {
   Impl& s = *impl_;
   if (batch.empty()) return fail(Errc::invalid_argument, "events must not be empty");
   if (batch.size() > s.settings.max_batch) {
@@ -575,7 +576,7 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, const UsageB
   valid.reserve(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (!batch[i].event) {
-      Rejection r = batch[i].unreadable;
+      Rejection r = std::move(batch[i].unreadable);
       r.index = i;
       s.reject(out, std::move(r));
     } else if (auto p = s.check(out, i, *batch[i].event, now)) {

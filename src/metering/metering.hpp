@@ -159,7 +159,7 @@ class Metering {
   // duplicate, or rejected on its own. Accepted events and their roll-ups are committed in one transaction before
   // this returns (all or none: an error means nothing of the batch was stored, and the client retries it with the
   // same keys).
-  Result<IngestResult> ingest(const std::string& tenant_id, const UsageBatch& batch);
+  Result<IngestResult> ingest(const std::string& tenant_id, UsageBatch batch);
 
   // The summary: rows in window order (then group order, by the group value's
   // JSON text). invalid_argument for an empty or reversed range, more than
