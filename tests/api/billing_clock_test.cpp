@@ -258,16 +258,8 @@ class BillingClockTest : public ::testing::TestWithParam<IsolationCase> {
   // The dunning mails written so far (decoded).
   std::vector<std::string> dunning_mails() {
     std::vector<std::string> out;
-    const auto dir = std::filesystem::path(tp_->config().storage.data_dir) / "mail";
-    std::error_code ec;
-    if (!std::filesystem::exists(dir, ec)) return out;
-    for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
-      const std::string name = f.path().filename().string();
-      if (name.starts_with(".") || !name.ends_with(".eml")) continue;
-      std::ifstream in(f.path(), std::ios::binary);
-      std::string raw(std::istreambuf_iterator<char>(in), {});
-      if (raw.find("Payment failed for invoice") == std::string::npos) continue;
-      out.push_back(decode_quoted_printable(raw));
+    for (const auto& raw : delivered_mails(tp_->config().storage.data_dir)) {
+      if (raw.find("Payment failed for invoice") != std::string::npos) out.push_back(decode_quoted_printable(raw));
     }
     return out;
   }

@@ -159,14 +159,8 @@ class QuotasApiTest : public ::testing::TestWithParam<IsolationCase> {
   // Mails about quota thresholds written so far (their raw text).
   std::vector<std::string> quota_mails() {
     std::vector<std::string> out;
-    const auto dir = std::filesystem::path(tp_->config().storage.data_dir) / "mail";
-    std::error_code ec;
-    if (!std::filesystem::exists(dir, ec)) return out;
-    for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
-      if (!f.path().filename().string().ends_with(".eml")) continue;
-      std::ifstream in(f.path(), std::ios::binary);
-      std::string raw(std::istreambuf_iterator<char>(in), {});
-      if (raw.find("of the limit used") != std::string::npos) out.push_back(raw);
+    for (auto& raw : delivered_mails(tp_->config().storage.data_dir)) {
+      if (raw.find("of the limit used") != std::string::npos) out.push_back(std::move(raw));
     }
     return out;
   }

@@ -229,16 +229,9 @@ TEST_P(WebhooksApiTest, AnEndpointThatKeepsFailingIsDisabledAndItsOwnersAreEmail
       60s));
   EXPECT_EQ(receiver.requests().size(), 9u);
   EXPECT_EQ(deliveries(owner_a_, id)[0]["status"], "failed");
-  const auto mail_dir = std::filesystem::path(tp_->config().storage.data_dir) / "mail";
-  ASSERT_TRUE(eventually([&] {
-    if (!std::filesystem::exists(mail_dir)) return false;
-    return std::filesystem::directory_iterator(mail_dir) != std::filesystem::directory_iterator();
-  }));
-  std::string mail;
-  for (const auto& f : std::filesystem::directory_iterator(mail_dir)) {
-    std::ifstream in(f.path());
-    mail.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string data_dir = tp_->config().storage.data_dir;
+  ASSERT_TRUE(eventually([&] { return !delivered_mails(data_dir).empty(); }));
+  const std::string mail = delivered_mails(data_dir).back();
   EXPECT_NE(mail.find("owner@alpha.test"), std::string::npos) << mail;
   EXPECT_NE(mail.find("Webhook endpoint disabled"), std::string::npos) << mail;
   EXPECT_NE(mail.find("From: \"Alpha Support\" <no-reply@atrium.localhost>"), std::string::npos) << mail;

@@ -6,9 +6,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 namespace atrium::test {
 
@@ -103,6 +105,22 @@ std::optional<RawResponse> http_get(std::uint16_t port, const std::string& path)
   if (!c.connected()) return std::nullopt;
   if (!c.send("GET " + path + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")) return std::nullopt;
   return c.read_response();
+}
+
+std::vector<std::string> delivered_mails(const std::string& data_dir) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(std::filesystem::path(data_dir) / "mail", ec)) {
+    const std::string name = f.path().filename().string();
+    if (!name.starts_with(".") && name.ends_with(".eml")) files.push_back(f.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<std::string> out;
+  for (const auto& path : files) {
+    std::ifstream in(path, std::ios::binary);
+    out.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
 }
 
 std::string temp_dir(const std::string& name) {

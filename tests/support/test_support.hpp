@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace atrium::test {
 
@@ -45,6 +46,10 @@ std::optional<RawResponse> http_get(std::uint16_t port, const std::string& path)
 // A fresh empty directory under the system temp directory.
 std::string temp_dir(const std::string& name);
 
+// The raw text of every mail the embedded transport delivered to `<data_dir>/mail` (whole .eml files only: a
+// message being written is a hidden temporary file until it is renamed), in file-name (time) order.
+std::vector<std::string> delivered_mails(const std::string& data_dir);
+
 // Whether every service must be there: ATRIUM_TEST_REQUIRE_SERVICES=1, which scripts/test.sh (and so CI) sets.
 // Then a test that needs a service that is not configured fails instead of skipping, and the test command fails
 // the run if any test skipped at all (tests/allowed_skips.txt lists the exceptions).
@@ -52,12 +57,12 @@ bool services_required();
 
 // In a test body or SetUp: when `missing` holds, the service `variable` names is not configured; the test fails
 // if services are required, else skips.
-#define ATRIUM_MISSING_SERVICE(missing, variable)                                                    \
-  do {                                                                                               \
-    if (missing) {                                                                                   \
+#define ATRIUM_MISSING_SERVICE(missing, variable)                                                            \
+  do {                                                                                                       \
+    if (missing) {                                                                                           \
       if (::atrium::test::services_required()) FAIL() << variable " is not set (scripts/test.sh starts it)"; \
-      GTEST_SKIP() << variable " is not set";                                                        \
-    }                                                                                                \
+      GTEST_SKIP() << variable " is not set";                                                                \
+    }                                                                                                        \
   } while (0)
 
 // The PostgreSQL server the test command started (ATRIUM_TEST_POSTGRES_URL), or nullopt.
