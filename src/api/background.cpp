@@ -245,7 +245,7 @@ Result<void> Background::start_workers() {
   const std::string instance = std::string(host) + ":" + std::to_string(::getpid()) + ":" + new_uuid_v7(p.clock());
   // The relay reads every tenant's pending events: platform work, on the owner's pool in the platform scope.
   relay_ = std::make_unique<events::Relay>(
-      p.tenant_data->platform_database(), [this](const events::Event& e) { return publish(e); },
+      p.tenant_data->platform_database(), p.clock(), [this](const events::Event& e) { return publish(e); },
       std::chrono::milliseconds(jc.relay_interval_ms), events::RelayLease{.holder = instance});
   relay_->start();
 

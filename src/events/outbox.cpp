@@ -128,10 +128,10 @@ std::vector<TenantStatement> purge_statements() {
 
 struct Relay::Impl {
   storage::Database& db;
+  const Clock& clock;
   Publisher publisher;
   std::chrono::milliseconds interval;
   RelayLease lease;
-  const Clock& clock = SystemClock::instance();
   std::mutex mutex;
   std::condition_variable cv;
   bool woken = false;
@@ -207,8 +207,9 @@ struct Relay::Impl {
   }
 };
 
-Relay::Relay(storage::Database& control, Publisher publisher, std::chrono::milliseconds interval, RelayLease lease)
-    : impl_(std::make_unique<Impl>(control, std::move(publisher), interval, std::move(lease))) {}
+Relay::Relay(storage::Database& control, const Clock& clock, Publisher publisher, std::chrono::milliseconds interval,
+             RelayLease lease)
+    : impl_(std::make_unique<Impl>(control, clock, std::move(publisher), interval, std::move(lease))) {}
 
 Relay::~Relay() { stop(); }
 

@@ -52,7 +52,9 @@ struct RelayLease {
 
 class Relay {
  public:
-  Relay(storage::Database& control, Publisher publisher, std::chrono::milliseconds interval, RelayLease lease = {});
+  // `clock` times the lease.
+  Relay(storage::Database& control, const Clock& clock, Publisher publisher, std::chrono::milliseconds interval,
+        RelayLease lease = {});
   ~Relay();
   void start();
   void stop();

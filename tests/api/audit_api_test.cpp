@@ -172,7 +172,7 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
   const std::string hook = endpoint("project.created"), doomed_hook = endpoint("*");
   ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "fires a webhook"}}, owner_a_).status, 201);
   events::Relay relay(
-      platform().tenant_data->platform_database(),
+      platform().tenant_data->platform_database(), platform().clock(),
       [&](const events::Event& e) { return platform().background->publish(e); }, std::chrono::seconds(1));
   ASSERT_TRUE(relay.run_once());
   auto deliveries = client_->call(Method::get, "/v1/webhook-endpoints/" + hook + "/deliveries", std::nullopt, owner_a_);

@@ -63,7 +63,7 @@ class CommitFailureTest : public ::testing::TestWithParam<IsolationCase> {
   // The deliveries of events of `type` after relaying everything pending.
   std::size_t events(const std::string& type) {
     events::Relay relay(
-        platform().tenant_data->platform_database(),
+        platform().tenant_data->platform_database(), platform().clock(),
         [&](const events::Event& e) { return platform().background->publish(e); }, std::chrono::seconds(1));
     EXPECT_TRUE(relay.run_once());
     auto r = client_->call(Method::get, "/v1/webhook-endpoints/" + endpoint_ + "/deliveries", std::nullopt, owner_);

@@ -90,7 +90,7 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
               Json{{"url", "http://127.0.0.1:9/hook"}, {"event_types", {"project.created"}}}, owner_a_);
   ASSERT_FALSE(created(Method::post, "/v1/projects", Json{{"name", "fires a webhook"}}, owner_a_).empty());
   events::Relay relay(
-      platform().tenant_data->platform_database(),
+      platform().tenant_data->platform_database(), platform().clock(),
       [&](const events::Event& e) { return platform().background->publish(e); }, std::chrono::seconds(1));
   ASSERT_TRUE(relay.run_once());
   const Json deliveries = get("/v1/webhook-endpoints/" + endpoint + "/deliveries").value("data", Json::array());

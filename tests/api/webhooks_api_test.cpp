@@ -188,7 +188,8 @@ TEST_P(WebhooksApiTest, EachEventReachesEachEndpointOnceEvenWhenPublishedTwice) 
   // A relay that crashed after publishing but before removing the events publishes them again.
   std::vector<events::Event> pending;
   events::Relay spy(
-      platform().tenant_data->platform_database(),  // the relay is platform work (RLS on pending_events)
+      platform().tenant_data->platform_database(),
+      platform().clock(),  // the relay is platform work (RLS on pending_events)
       [&](const events::Event& e) {
         if (e.type == "project.created") pending.push_back(e);
         return platform().background->publish(e);

@@ -153,13 +153,13 @@ TEST_P(SchedulerTest, BadSchedulesAreRefused) {
 
 TEST_P(SchedulerTest, OneEventRelayAtATimeHoldsTheRelayLease) {
   std::atomic<int> by_a{0}, by_b{0};
-  events::Relay a(db_->db(),
+  events::Relay a(db_->db(), clock_,
                   [&](const events::Event&) -> Result<void> {
                     ++by_a;
                     return {};
                   },
                   20ms, {.holder = "a"});
-  events::Relay b(*other_,
+  events::Relay b(*other_, clock_,
                   [&](const events::Event&) -> Result<void> {
                     ++by_b;
                     return {};
@@ -186,6 +186,38 @@ TEST_P(SchedulerTest, OneEventRelayAtATimeHoldsTheRelayLease) {
   auto m = b.run_once();
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(by_a.load() + by_b.load(), 2) << "each event published once";
+}
+
+// The relay lease is timed by the injected clock: an instance that stopped renewing (a crash: no stop(), no
+// release) is taken over once the lease's duration has passed on that clock, not on the wall clock.
+TEST_P(SchedulerTest, TheRelayLeaseExpiresOnTheInjectedClock) {
+  std::atomic<int> by_a{0}, by_b{0};
+  events::Relay a(db_->db(), clock_, [&](const events::Event&) -> Result<void> { return ++by_a, Result<void>{}; }, 1h,
+                  {.holder = "a", .duration = 30s});
+  events::Relay b(*other_, clock_, [&](const events::Event&) -> Result<void> { return ++by_b, Result<void>{}; }, 1h,
+                  {.holder = "b", .duration = 30s});
+  auto emit = [&] {
+    ASSERT_TRUE(db_->db().transact([&](storage::Transaction& tx) -> Result<void> {
+      auto e = events::emit(tx, clock_, "", "test.happened", Json::object());
+      if (!e) return std::unexpected(e.error());
+      return {};
+    }));
+  };
+  emit();
+  auto first = a.run_once();
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(*first, 1);
+  emit();
+  clock_.advance(29s);
+  auto refused = b.run_once();
+  ASSERT_TRUE(refused) << refused.error().message;
+  EXPECT_EQ(*refused, 0) << "the lease a took 29 s ago on the clock still holds";
+  clock_.advance(2s);
+  auto taken = b.run_once();
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(*taken, 1) << "31 s on the clock: a's lease has expired and b relays";
+  EXPECT_EQ(by_a.load(), 1);
+  EXPECT_EQ(by_b.load(), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SchedulerTest, testing::Values(Backend::sqlite, Backend::postgres),
