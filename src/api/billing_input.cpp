@@ -292,31 +292,7 @@ Result<billing::NewTestClock> new_test_clock(const Json& body) {
 }
 
 Result<billing::QuotaOverride> quota_override(const std::string& name, const Json& body) {
-  const std::string where = "quota " + name;
-  if (!body.is_object()) return fail(Errc::invalid_argument, "the body must be a JSON object");
-  for (const auto& [key, _] : body.items()) {
-    if (key != "metric" && key != "limit" && key != "enforcement") {
-      return fail(Errc::invalid_argument, where + "." + key + " is not a quota member");
-    }
-  }
-  billing::QuotaOverride o;
-  if (auto r = Reader(body).text("metric", 1024, o.metric).done(0); !r) return std::unexpected(r.error());
-  auto limit = body.find("limit");
-  if (limit == body.end()) return fail(Errc::invalid_argument, where + ".limit is required");
-  if (limit->is_number_unsigned() &&
-      limit->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-    return fail(Errc::invalid_argument, where + ".limit is too large");
-  }
-  if (limit->is_number_integer()) {
-    o.limit = limit->get<std::int64_t>();
-  } else if (!limit->is_string() || limit->get_ref<const std::string&>() != "unlimited") {
-    return fail(Errc::invalid_argument, where + ".limit must be a non-negative integer or \"unlimited\"");
-  }
-  if (auto e = body.find("enforcement"); e != body.end() && !e->is_null()) {
-    o.enforcement = e->is_string() ? billing::parse_enforcement(e->get_ref<const std::string&>()) : std::nullopt;
-    if (!o.enforcement) return fail(Errc::invalid_argument, where + ".enforcement must be soft or hard");
-  }
-  return o;
+  return billing::parse_quota_members(body, "quota " + name);
 }
 
 }  // namespace atrium::api::billing_input

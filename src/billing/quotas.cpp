@@ -63,39 +63,42 @@ bool valid_quota_name(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [&](char c) { return alnum(c) || c == '_' || c == '-' || c == '.'; });
 }
 
-Result<Quota> parse_quota(const std::string& name, const Json& body, const std::string& where) {
-  if (!valid_quota_name(name)) return make_quota(name, "", std::nullopt, Enforcement::soft, where);
+Result<QuotaOverride> parse_quota_members(const Json& body, const std::string& where) {
   if (!body.is_object()) return fail(Errc::invalid_argument, where + " must be an object");
   for (const auto& [key, _] : body.items()) {
     if (key != "metric" && key != "limit" && key != "enforcement") {
       return fail(Errc::invalid_argument, where + "." + key + " is not a quota member");
     }
   }
-  std::string metric;
+  QuotaOverride q;
   if (auto m = body.find("metric"); m != body.end() && !m->is_null()) {
     if (!m->is_string() || m->get_ref<const std::string&>().empty()) {
       return fail(Errc::invalid_argument, where + ".metric must be a metric name");
     }
-    metric = m->get<std::string>();
+    q.metric = m->get<std::string>();
   }
   auto limit = body.find("limit");
   if (limit == body.end()) return fail(Errc::invalid_argument, where + ".limit is required");
-  std::optional<std::int64_t> value;
   if (limit->is_number_unsigned() && limit->get<std::uint64_t>() > static_cast<std::uint64_t>(k_max_limit)) {
     return fail(Errc::invalid_argument, where + ".limit is too large");
   }
   if (limit->is_number_integer()) {
-    value = limit->get<std::int64_t>();
+    q.limit = limit->get<std::int64_t>();
   } else if (!limit->is_string() || limit->get_ref<const std::string&>() != "unlimited") {
     return fail(Errc::invalid_argument, where + ".limit must be a non-negative integer or \"unlimited\"");
   }
-  Enforcement enforcement = Enforcement::soft;
   if (auto e = body.find("enforcement"); e != body.end()) {
-    auto parsed = e->is_string() ? parse_enforcement(e->get_ref<const std::string&>()) : std::nullopt;
-    if (!parsed) return fail(Errc::invalid_argument, where + ".enforcement must be soft or hard");
-    enforcement = *parsed;
+    q.enforcement = e->is_string() ? parse_enforcement(e->get_ref<const std::string&>()) : std::nullopt;
+    if (!q.enforcement) return fail(Errc::invalid_argument, where + ".enforcement must be soft or hard");
   }
-  return make_quota(name, metric, value, enforcement, where);
+  return q;
+}
+
+Result<Quota> parse_quota(const std::string& name, const Json& body, const std::string& where) {
+  if (!valid_quota_name(name)) return make_quota(name, "", std::nullopt, Enforcement::soft, where);
+  auto q = parse_quota_members(body, where);
+  if (!q) return std::unexpected(q.error());
+  return make_quota(name, q->metric.value_or(""), q->limit, q->enforcement.value_or(Enforcement::soft), where);
 }
 
 Result<std::vector<Quota>> parse_quotas(const Json& j) {

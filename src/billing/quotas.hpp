@@ -46,6 +46,10 @@ struct QuotaOverride {
 Result<Quota> make_quota(const std::string& name, const std::string& metric, std::optional<std::int64_t> limit,
                          Enforcement enforcement, const std::string& where);
 
+// A quota body's members, {"metric", "limit" (required), "enforcement"}, read as given: the JSON form plans and
+// overrides share. invalid_argument naming the member (prefixed with `where`); make_quota checks the values.
+Result<QuotaOverride> parse_quota_members(const Json& body, const std::string& where);
+
 // One quota's body, {"metric", "limit", "enforcement"}: a plan's entry or an override's PUT body. `limit` is a
 // non-negative integer or "unlimited"; enforcement defaults to soft; without a metric the name must be a counted
 // resource. invalid_argument naming the member (prefixed with `where`).

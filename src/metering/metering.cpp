@@ -204,16 +204,26 @@ Result<Meter> meter_from_row(const storage::ResultSet& rs, std::size_t i) {
 
 bool valid_metric_name(std::string_view metric) { return valid_metric(metric); }
 
-Result<Filters> parse_filters(const Json& j) {
-  if (!j.is_object()) return fail(Errc::invalid_argument, "filters must be an object of property -> value");
-  Filters out;
-  for (const auto& [name, value] : j.items()) {
+namespace {
+
+// Property names of 1-128 bytes, values strings, numbers or booleans.
+Result<void> check_filters(const Filters& filters) {
+  for (const auto& [name, value] : filters) {
     if (!valid_property_name(name)) return fail(Errc::invalid_argument, "filters: property names are 1-128 bytes");
     if (!value.is_primitive() || value.is_null()) {
       return fail(Errc::invalid_argument, "filters: values must be strings, numbers or booleans");
     }
-    out.emplace(name, value);
   }
+  return {};
+}
+
+}  // namespace
+
+Result<Filters> parse_filters(const Json& j) {
+  if (!j.is_object()) return fail(Errc::invalid_argument, "filters must be an object of property -> value");
+  Filters out;
+  for (const auto& [name, value] : j.items()) out.emplace(name, value);
+  if (auto c = check_filters(out); !c) return std::unexpected(c.error());
   return out;
 }
 
@@ -779,7 +789,7 @@ Result<Meter> Metering::create_meter(const Meter& input, const audit::Context& w
   if (m.aggregation != Aggregation::unique_count && !m.property.empty()) {
     return fail(Errc::invalid_argument, "property is only for unique_count");
   }
-  if (auto f = parse_filters(filters_json(m.filters)); !f) return std::unexpected(f.error());
+  if (auto f = check_filters(m.filters); !f) return std::unexpected(f.error());
   m.id = new_uuid_v7(s.clock);
   m.created_at = s.now_ms();
   auto r = s.control.transact([&](Transaction& tx) -> Result<void> {
