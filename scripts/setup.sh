@@ -17,6 +17,19 @@ PACKAGES=(
   curl openssl procps iproute2 python3 python3-yaml
 )
 
+# The OpenAPI linter (tests: openapi_lint) comes from the npm registry, pinned by tools/openapi-lint's lockfile; it
+# needs Node.js 20 or later with npm. Installed again only when the lockfile changed since.
+install_npm_tools() {
+  local dir=tools/openapi-lint
+  local stamp=$dir/node_modules/.installed-from-lock
+  if [[ -f $stamp ]] && cmp -s "$dir/package-lock.json" "$stamp"; then return 0; fi
+  echo "setup: npm ci in $dir" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$dir/package-lock.json" "$stamp"
+}
+cd "$(dirname "$0")/.."
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -25,6 +38,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
+  install_npm_tools
   exit 0
 fi
 
@@ -42,4 +56,5 @@ if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_npm_tools
 echo "setup: done" >&2

@@ -4,6 +4,7 @@
 #include "api/routes.hpp"
 #include "api/support.hpp"
 #include "audit/audit_log.hpp"
+#include "billing/entitlements.hpp"
 #include "core/ids.hpp"
 #include "email/settings.hpp"
 #include "events/outbox.hpp"
@@ -11,6 +12,7 @@
 #include "jobs/sql_queue.hpp"
 #include "reports/reports.hpp"
 #include "storage/database.hpp"
+#include "tenancy/idempotency.hpp"
 #include "tenancy/tenant_data.hpp"
 #include "webhooks/endpoints.hpp"
 
@@ -74,6 +76,13 @@ void register_webhook_endpoints(http::Router& router, Platform& platform) {
                    return error_response({Errc::invalid_argument, "event_types must hold strings"}, req);
                  types.push_back(t.get<std::string>());
                }
+               // An endpoint is one of the tenant's integrations (limits.integrations).
+               auto turn = platform.entitlements->serialize(req.tenant->id, billing::k_integrations_quota);
+               auto refused = platform.entitlements->admit(req.tenant->id, billing::k_integrations_quota);
+               if (!refused) return error_response(refused.error(), req);
+               if (*refused) {
+                 return quota_exceeded(billing::k_integrations_quota, (*refused)->limit, (*refused)->used, req);
+               }
                std::optional<webhooks::Endpoint> created;
                auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
                  auto e = webhooks::store::create(tx, clock, **url, description->value_or(""), types);
@@ -86,7 +95,9 @@ void register_webhook_endpoints(http::Router& router, Platform& platform) {
                  return {};
                });
                if (!r) return error_response(r.error(), req);
+               turn.unlock();
                platform.flush_audit_after_commit(*req.tenant);
+               platform.entitlements->resources_changed(req.tenant->id, billing::k_integrations_quota);
                return http::Response::json(201, webhooks::to_json(*created, true));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::webhooks_manage});
@@ -388,6 +399,38 @@ void register_admin_jobs(http::Router& router, Platform& platform) {
                                                  {"counts", counts},
                                                  {"dead_total", stats->dead},
                                                  {"dead", dead_json}});
+             },
+             {.access = Access::super_admin});
+
+  // The billing run on demand (what `atrium billing run` does on the server, and billing.run_cron on schedule), as a
+  // job: renewals, invoices, charges and dunning retries due now. Running it twice bills nothing twice.
+  router.add(http::Method::post, "/v1/admin/billing/run",
+             [&platform](http::Request& req) -> http::Response {
+               if (!platform.background) return unavailable_without_queue(req);
+               jobs::NewJob job;
+               job.type = "billing.run";
+               job.max_attempts = 3;
+               if (auto header = req.headers.get("Idempotency-Key")) {
+                 auto key = tenancy::parse_idempotency_key_header(*header);
+                 if (!key) {
+                   return error_response({Errc::invalid_argument, "Idempotency-Key must be 1-255 visible ASCII "
+                                                                  "characters, bare or as a quoted string"},
+                                         req);
+                 }
+                 job.idempotency_key = "admin-billing-run:" + *key;
+               }
+               auto queued = platform.background->queue().enqueue(job);
+               if (!queued) return error_response(queued.error(), req);
+               if (queued->created) {
+                 if (auto a = audit_platform(platform, req,
+                                             {.action = "billing.run_requested",
+                                              .resource_type = "job",
+                                              .resource_id = queued->id});
+                     !a) {
+                   return error_response(a.error(), req);
+                 }
+               }
+               return http::Response::json(202, {{"job_id", queued->id}, {"created", queued->created}});
              },
              {.access = Access::super_admin});
 

@@ -1,4 +1,8 @@
 // Operations endpoints: liveness, readiness, metrics, the API description.
+#include <map>
+#include <string>
+#include <vector>
+
 #include "api/openapi.hpp"
 #include "api/routes.hpp"
 #include "http/problem.hpp"
@@ -13,6 +17,50 @@ http::Response not_ready(const http::Request& req, const std::string& reason) {
   http::Response r = http::problem(503, "not-ready", "Service Unavailable", reason, req);
   r.headers.set("Cache-Control", "no-store");
   return r;
+}
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// The problem types of the API description's table ("| status | /problems/<slug> | when |"), by slug: each row's
+// status and explanation. Read once from the embedded document, so the pages and the document cannot disagree.
+const std::map<std::string, std::vector<std::pair<std::string, std::string>>>& problem_types() {
+  static const auto types = [] {
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>> out;
+    const Json doc = Json::parse(openapi_json(), nullptr, false);
+    const std::string description = doc.is_object() ? doc["info"].value("description", "") : "";
+    std::string_view rest = description;
+    while (!rest.empty()) {
+      const auto nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      // | 404 | /problems/not-found | no route matches ... |
+      if (!line.starts_with("| ")) continue;
+      const auto a = line.find(" | /problems/");
+      if (a == std::string_view::npos) continue;
+      const auto b = line.find(" | ", a + 3);
+      if (b == std::string_view::npos) continue;
+      const std::string status(line.substr(2, a - 2));
+      const std::string slug(line.substr(a + 13, b - (a + 13)));
+      std::string_view when = line.substr(b + 3);
+      if (when.ends_with(" |")) when.remove_suffix(2);
+      out[slug].emplace_back(status, std::string(when));
+    }
+    return out;
+  }();
+  return types;
 }
 
 }  // namespace
@@ -49,6 +97,30 @@ void register_ops_routes(http::Router& router, Platform& platform) {
   router.add(http::Method::get, "/metrics",
              [&platform](http::Request&) {
                return http::Response::text(200, platform.registry.render(), "text/plain; version=0.0.4; charset=utf-8");
+             },
+             {.execution = http::Execution::io});
+
+  // The page a problem's `type` URI names (RFC 9457 section 3.1.1: when dereferenced, documentation for humans).
+  router.add(http::Method::get, "/problems/{slug}",
+             [](http::Request& req) {
+               const auto& types = problem_types();
+               const auto it = types.find(std::string(req.param("slug")));
+               if (it == types.end()) {
+                 return http::problem(404, "not-found", "Not Found", "No problem type is named " + req.path + ".", req);
+               }
+               const std::string name = html_escape("/problems/" + it->first);
+               std::string page = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + name +
+                                  "</title></head>\n<body>\n<h1>" + name + "</h1>\n<dl>\n";
+               for (const auto& [status, when] : it->second) {
+                 page += "<dt>HTTP " + html_escape(status) + "</dt><dd>" + html_escape(when) + "</dd>\n";
+               }
+               page +=
+                   "</dl>\n<p>Answers of this type are <code>application/problem+json</code> (RFC 9457); the full API "
+                   "description is <a href=\"/openapi.json\">/openapi.json</a>.</p>\n</body></html>\n";
+               http::Response r = http::Response::text(200, std::move(page), "text/html; charset=utf-8");
+               r.headers.set("Content-Security-Policy", "default-src 'none'");
+               r.headers.set("Cache-Control", "public, max-age=86400");
+               return r;
              },
              {.execution = http::Execution::io});
 

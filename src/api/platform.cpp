@@ -30,6 +30,7 @@
 #include "storage/migrations.hpp"
 #include "tenancy/tenant_data.hpp"
 #include "tenancy/tenant_directory.hpp"
+#include "webhooks/endpoints.hpp"
 
 namespace atrium::api {
 
@@ -382,24 +383,32 @@ Result<void> Platform::open_billing() {
       [m = metering.get()](tenancy::TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
                            std::int64_t to_ms) { return m->measure(tx, metric, from_ms, to_ms); },
       metering_settings.max_event_age_ms / 1000);
-  auto count_projects = [this](const std::string& tenant_id) -> Result<std::int64_t> {
+  // Counted quotas: projects and webhook endpoints in the tenant's own data, API keys in the control plane.
+  auto count_resource = [this](const std::string& tenant_id, std::string_view quota) -> Result<std::int64_t> {
     auto tenant = directory->resolve_id(tenant_id);
     if (!tenant) return std::unexpected(tenant.error());
+    const bool integrations = quota == billing::k_integrations_quota;
     std::int64_t n = 0;
     auto r = tenant_data->transact(**tenant,
                                    [&](tenancy::TenantTransaction& tx) -> Result<void> {
-                                     auto c = projects::project_store::count(tx);
+                                     auto c =
+                                         integrations ? webhooks::store::count(tx) : projects::project_store::count(tx);
                                      if (!c) return std::unexpected(c.error());
                                      n = *c;
                                      return {};
                                    },
                                    {.read_only = true});
     if (!r) return std::unexpected(r.error());
+    if (integrations) {
+      auto keys = api_keys->count(tenant_id);
+      if (!keys) return std::unexpected(keys.error());
+      n += *keys;
+    }
     return n;
   };
   entitlements = std::make_unique<billing::Entitlements>(*tenant_data, *billing, *metering, *audit, clock,
                                                          std::chrono::milliseconds(config.gateway.plan_cache_ttl_ms),
-                                                         std::move(count_projects), [this] {
+                                                         std::move(count_resource), [this] {
                                                            if (background) background->events_committed();
                                                          });
   metering->set_quota_hooks(entitlements->metering_hooks());

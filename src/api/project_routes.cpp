@@ -81,11 +81,13 @@ void register_projects(http::Router& router, Platform& platform) {
                if (!description) return error_response(description.error(), req);
                projects::CreateOptions options{.request_hash = sha256_hex(req.body)};
                if (auto header = req.headers.get("Idempotency-Key")) {
-                 if (!tenancy::valid_idempotency_key(*header)) {
-                   return error_response(
-                       {Errc::invalid_argument, "Idempotency-Key must be 1-255 visible ASCII characters"}, req);
+                 options.idempotency_key = tenancy::parse_idempotency_key_header(*header);
+                 if (!options.idempotency_key) {
+                   return error_response({Errc::invalid_argument,
+                                          "Idempotency-Key must be 1-255 visible ASCII characters, bare or as a "
+                                          "quoted string"},
+                                         req);
                  }
-                 options.idempotency_key = std::string(*header);
                }
                // A hard projects quota refuses a project beyond it (counted in the create's transaction).
                auto quota = platform.entitlements->quota(req.tenant->id, std::string(billing::k_projects_quota));
@@ -97,15 +99,17 @@ void register_projects(http::Router& router, Platform& platform) {
                    projects::create_project(*platform.tenant_data, *req.tenant, *platform.audit, audit_context(req),
                                             clock, {.name = **name, .description = description->value_or("")}, options);
                if (!created) return error_response(created.error(), req);
+               if (created->key_reused) {
+                 // draft-ietf-httpapi-idempotency-key-header section 2.7: the key reused for another payload.
+                 return http::problem(422, "idempotency-key-reused", "Idempotency-Key Reused",
+                                      "This Idempotency-Key was used with a different request.", req);
+               }
                if (created->over_quota) {
-                 const std::int64_t limit = *options.hard_limit;
-                 return http::problem(403, "quota-exceeded", "Quota exceeded",
-                                      "The hard quota projects allows " + std::to_string(limit) +
-                                          " projects; the tenant has " + std::to_string(*created->over_quota) + ".",
-                                      req, {{"quota", "projects"}, {"limit", limit}, {"used", *created->over_quota}});
+                 return quota_exceeded(billing::k_projects_quota, *options.hard_limit, *created->over_quota, req);
                }
                platform.flush_audit_after_commit(*req.tenant);
-               if (!created->replayed && counted) platform.entitlements->projects_changed(req.tenant->id);
+               if (!created->replayed && counted)
+                 platform.entitlements->resources_changed(req.tenant->id, billing::k_projects_quota);
                http::Response res = http::Response::text(created->status, created->body, "application/json");
                if (created->replayed) res.headers.set("Idempotent-Replayed", "true");
                return res;

@@ -69,7 +69,12 @@ std::optional<http::Response> authenticate(Platform& platform, const http::Reque
   }
   if (!principal) {
     if (principal.error().code == Errc::unauthenticated || principal.error().code == Errc::invalid_argument) {
-      return error_response({Errc::unauthenticated, "invalid or expired credentials"}, req);
+      // RFC 6750 section 3.1: credentials were presented and are not good.
+      http::Response r = error_response({Errc::unauthenticated, "invalid or expired credentials"}, req);
+      r.headers.set("WWW-Authenticate",
+                    "Bearer realm=\"atrium\", error=\"invalid_token\", error_description=\"invalid or expired "
+                    "credentials\"");
+      return r;
     }
     return error_response(principal.error(), req);
   }

@@ -12,6 +12,13 @@
 
 namespace atrium::api {
 
+http::Response quota_exceeded(std::string_view quota, std::int64_t limit, std::int64_t used, const http::Request& req) {
+  return http::problem(403, "quota-exceeded", "Quota exceeded",
+                       "The hard quota " + std::string(quota) + " allows " + std::to_string(limit) + " " +
+                           std::string(quota) + "; the tenant has " + std::to_string(used) + ".",
+                       req, {{"quota", quota}, {"limit", limit}, {"used", used}});
+}
+
 http::Response error_response(const Error& error, const http::Request& req) {
   switch (error.code) {
     case Errc::invalid_argument: return http::problem(400, "validation", "Invalid Request", error.message, req);

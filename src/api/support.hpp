@@ -2,6 +2,7 @@
 
 // Shared by the HTTP handlers: error mapping, body field checks, pagination parameters.
 
+#include <cstdint>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -18,6 +19,10 @@ namespace atrium::api {
 // WWW-Authenticate), forbidden 403, not_found 404, conflict and unique_violation 409, rate_limited 429,
 // unavailable / timeout / serialization_failure / connection_lost 503, internal 500 (details logged, not sent).
 http::Response error_response(const Error& error, const http::Request& request);
+// A creation a hard quota on a counted resource refused: 403 /problems/quota-exceeded with `quota`, `limit` and
+// `used` (the count found).
+http::Response quota_exceeded(std::string_view quota, std::int64_t limit, std::int64_t used,
+                              const http::Request& request);
 
 // The JSON body of a json_body route as an object, refusing members not in `allowed` (400 names the first).
 Result<const Json*> body_object(const http::Request& request, std::initializer_list<std::string_view> allowed);

@@ -3,6 +3,7 @@
 #include "api/routes.hpp"
 #include "api/support.hpp"
 #include "audit/audit_log.hpp"
+#include "billing/entitlements.hpp"
 #include "identity/api_keys.hpp"
 #include "identity/invitations.hpp"
 #include "identity/permissions.hpp"
@@ -244,9 +245,16 @@ void register_api_keys(http::Router& router, Platform& platform) {
           if (!p.is_string()) return error_response({Errc::invalid_argument, "permissions must be strings"}, req);
           permissions.push_back(p.get<std::string>());
         }
+        // A key is one of the tenant's integrations (limits.integrations).
+        auto turn = platform.entitlements->serialize(req.tenant->id, billing::k_integrations_quota);
+        auto refused = platform.entitlements->admit(req.tenant->id, billing::k_integrations_quota);
+        if (!refused) return error_response(refused.error(), req);
+        if (*refused) return quota_exceeded(billing::k_integrations_quota, (*refused)->limit, (*refused)->used, req);
         auto created = platform.api_keys->create(req.tenant->id, **name, permissions, *req.principal,
                                                  platform.audit->recorder(audit_context(req)));
         if (!created) return error_response(created.error(), req);
+        turn.unlock();
+        platform.entitlements->resources_changed(req.tenant->id, billing::k_integrations_quota);
         Json out = identity::to_json(created->key);
         out["secret"] = created->secret;
         http::Response r = http::Response::json(201, out);

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
+
 namespace atrium::app {
 
 // The `atrium` command line. Returns the process exit code: 0 success, 1 runtime failure, 2 bad usage or
@@ -26,6 +28,11 @@ int worker_command(const CommonOptions& options);
 int migrate_command(const CommonOptions& options);
 int config_check_command(const CommonOptions& options);
 int version_command();
+// "atrium <version> (revision <rev>, <compiler>, <build type>)": what `atrium version` and `atrium --version` print.
+std::string version_text();
+// A password from the first line of a file ('-': standard input), without its line ending; invalid_argument when
+// the file cannot be read or the line is empty.
+Result<std::string> read_password(const std::string& path);
 int create_superuser_command(const CommonOptions& options, const std::string& email, const std::string& password);
 int rotate_keys_command(const CommonOptions& options, const std::string& algorithm);
 // Exit 0: every chain intact; 3: tampering found (each finding printed); 2: no such chain or a bad checkpoint

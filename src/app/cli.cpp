@@ -1,4 +1,5 @@
 #include <CLI/CLI.hpp>
+#include <iostream>
 
 #include "app/app.hpp"
 
@@ -23,6 +24,7 @@ struct Commands {
   CLI::App* billing_run = nullptr;
   std::string email;
   std::string password;
+  std::string password_file;
   std::string algorithm;
   std::string tenant;
   std::string checkpoint_file;
@@ -61,7 +63,11 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
   c.superuser = admin->add_subcommand("create-superuser", "Create a super admin (cross-tenant operator)");
   add_common(c.superuser, common);
   c.superuser->add_option("--email", c.email, "E-mail address")->required();
-  c.superuser->add_option("--password", c.password, "Password (8-1024 characters)")->required();
+  auto* password = c.superuser->add_option(
+      "--password", c.password, "Password (8-1024 characters); visible to other users in `ps`: prefer --password-file");
+  auto* password_file = c.superuser->add_option("--password-file", c.password_file,
+                                                "Read the password from this file's first line ('-': standard input)");
+  password->excludes(password_file);
   CLI::App* keys = app.add_subcommand("keys", "Token signing keys");
   keys->require_subcommand(1);
   c.rotate = keys->add_subcommand("rotate", "Create a new signing key; older keys keep verifying");
@@ -92,7 +98,18 @@ int dispatch(const Commands& c, const CommonOptions& common) {
   if (c.migrate->parsed()) return migrate_command(common);
   if (c.version->parsed()) return version_command();
   if (c.check->parsed()) return config_check_command(common);
-  if (c.superuser->parsed()) return create_superuser_command(common, c.email, c.password);
+  if (c.superuser->parsed()) {
+    if (c.password.empty() && c.password_file.empty()) {
+      std::cerr << "atrium: --password-file (or --password) is required\n";
+      return 2;
+    }
+    auto password = c.password_file.empty() ? Result<std::string>(c.password) : read_password(c.password_file);
+    if (!password) {
+      std::cerr << "atrium: " << password.error().message << "\n";
+      return 2;
+    }
+    return create_superuser_command(common, c.email, *password);
+  }
   if (c.rotate->parsed()) return rotate_keys_command(common, c.algorithm);
   if (c.verify->parsed()) return audit_verify_command(common, c.tenant, c.checkpoint_file);
   if (c.checkpoint->parsed()) return audit_checkpoint_command(common);
@@ -106,6 +123,7 @@ int dispatch(const Commands& c, const CommonOptions& common) {
 int run(int argc, char** argv) {
   CLI::App app{"Atrium: a multi-tenant SaaS platform server", "atrium"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", version_text());
   app.set_help_all_flag("--help-all", "Show help for every command");
   CommonOptions common;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) common.environment.emplace_back(*e);

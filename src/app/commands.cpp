@@ -1,4 +1,5 @@
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -49,14 +50,20 @@ void init_logging(const Config& config) {
   log::init(level, config.log.format == "json");
 }
 
-// A progress bar on stderr for long per-tenant runs (schema and database isolation).
-void tenant_progress(int done, int total) {
+// A progress bar on stderr, drawn only when stderr is a terminal (never into a log file or pipe, where the lines
+// would mix with JSON logs).
+void draw_progress(std::string_view label, std::int64_t done, std::int64_t total, std::string_view unit) {
+  static const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  if (!terminal) return;
   const int width = 40;
-  const int filled = total == 0 ? width : done * width / total;
-  std::cerr << "\rmigrating tenants [" << std::string(static_cast<std::size_t>(filled), '#')
-            << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << done << "/" << total
+  const auto filled = total == 0 ? width : static_cast<int>(done * width / total);
+  std::cerr << "\r" << label << " [" << std::string(static_cast<std::size_t>(filled), '#')
+            << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << done << "/" << total << unit
             << (done == total ? "\n" : "") << std::flush;
 }
+
+// Progress of long per-tenant runs (schema and database isolation).
+void tenant_progress(int done, int total) { draw_progress("migrating tenants", done, total, ""); }
 
 Result<std::unique_ptr<api::Platform>> open_platform(const Config& config, bool migrate, bool background = false) {
   api::Platform::Options options;
@@ -73,10 +80,28 @@ int config_error(const Error& e) {
 
 }  // namespace
 
-int version_command() {
+std::string version_text() {
   const BuildInfo& b = build_info();
-  std::cout << fmt::format("atrium {} (revision {}, {}, {})\n", b.version, b.revision, b.compiler, b.build_type);
+  return fmt::format("atrium {} (revision {}, {}, {})", b.version, b.revision, b.compiler, b.build_type);
+}
+
+int version_command() {
+  std::cout << version_text() << "\n";
   return 0;
+}
+
+Result<std::string> read_password(const std::string& path) {
+  std::string line;
+  if (path == "-") {
+    std::getline(std::cin, line);
+  } else {
+    std::ifstream in(path);
+    if (!in) return fail(Errc::invalid_argument, "cannot read the password file " + path);
+    std::getline(in, line);
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty()) return fail(Errc::invalid_argument, "the password file's first line is empty");
+  return line;
 }
 
 int config_check_command(const CommonOptions& options) {
@@ -137,13 +162,15 @@ int create_superuser_command(const CommonOptions& options, const std::string& em
 }
 
 int rotate_keys_command(const CommonOptions& options, const std::string& algorithm) {
+  // Refused before anything is opened: a bad flag creates no data directory, no database and no key.
+  if (!algorithm.empty() && !identity::parse_jwt_alg(algorithm)) {
+    std::cerr << "atrium: --algorithm must be RS256, ES256 or EdDSA\n";
+    return 2;
+  }
   return with_platform(options, [&](api::Platform& platform, const Config& config) {
     auto alg = algorithm.empty() ? Result<identity::JwtAlgorithm>(api::jwt_algorithm(config))
                                  : identity::parse_jwt_alg(algorithm);
-    if (!alg) {
-      std::cerr << "atrium: --algorithm must be RS256, ES256 or EdDSA\n";
-      return 2;
-    }
+    if (!alg) return 2;
     auto kid = platform.keys->rotate(*alg, platform.audit->recorder(k_cli));
     if (!kid) {
       log::error("key rotation failed", {{"error", kid.error().message}});
@@ -352,12 +379,7 @@ int audit_retention_command(const CommonOptions& options) {
 int billing_run_command(const CommonOptions& options, bool quiet) {
   return with_platform(options, [&](api::Platform& platform, const Config&) {
     auto progress = [quiet](std::int64_t done, std::int64_t total) {
-      if (quiet) return;
-      const int width = 40;
-      const auto filled = total == 0 ? width : static_cast<int>(done * width / total);
-      std::cerr << "\rbilling run [" << std::string(static_cast<std::size_t>(filled), '#')
-                << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << done << "/" << total
-                << " subscriptions" << (done == total ? "\n" : "") << std::flush;
+      if (!quiet) draw_progress("billing run", done, total, " subscriptions");
     };
     auto stats = platform.billing->run(progress);
     if (!stats) {

@@ -5,6 +5,7 @@
 #include "api/platform.hpp"
 #include "api/routes.hpp"
 #include "api/security.hpp"
+#include "core/config.hpp"
 #include "gateway/api_calls.hpp"
 #include "gateway/rate_limits.hpp"
 #include "gateway/versioning.hpp"
@@ -18,7 +19,10 @@ std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Platform& platform,
   const Clock& clock = platform.clock();
   http::Router router;
   api::register_routes(router, platform);
-  std::vector<http::Middleware> middleware{http::request_id_middleware(clock)};
+  const bool tls = !config.server.tls_cert.empty();
+  std::vector<http::Middleware> middleware{
+      http::request_id_middleware(clock), http::security_headers_middleware(tls ? 31'536'000 : 0),
+      http::cors_middleware(parse_cors_origins(config.server.cors_origins).value_or(std::vector<std::string>{}))};
   if (options.access_log) middleware.push_back(http::access_log_middleware(clock));
   if (options.metrics != nullptr) middleware.push_back(http::metrics_middleware(*options.metrics, clock));
   middleware.push_back(gateway::versioning_middleware(config.gateway.version_docs_url));

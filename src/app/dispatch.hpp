@@ -21,9 +21,9 @@ struct DispatchOptions {
 };
 
 // The one request pipeline: the routes, then the middleware chain in the order every request meets it (request
-// id, access log, HTTP metrics, API version, authentication and tenant resolution, rate limits, API call counting)
-// and the JSON limits from the configuration. `atrium serve` runs it behind the HTTP server; tests and benchmarks
-// call it in-process. Time is the platform's clock.
+// id, security headers, CORS, access log, HTTP metrics, API version, authentication and tenant resolution, rate
+// limits, API call counting) and the JSON limits from the configuration. `atrium serve` runs it behind the HTTP
+// server; tests and benchmarks call it in-process. Time is the platform's clock.
 std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Platform& platform, const DispatchOptions& options = {});
 
 }  // namespace app

@@ -21,7 +21,7 @@ constexpr std::array k_tenant_statements{
     k_invoice_open_of_sub,  k_invoice_retry_of_clock,
     k_invoice_due_of_clock, k_invoice_finalize,
     k_invoice_payment,      k_invoice_retry_now,
-    k_line_insert,          k_line_list,
+    k_line_insert,          k_line_list,            k_line_list_of_page,
     k_attempt_insert,       k_attempt_get,
     k_attempt_list,         k_attempt_last,
     k_attempt_complete,     k_attempt_pending_of_clock,

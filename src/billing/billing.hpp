@@ -152,6 +152,7 @@ struct Invoice {
   std::optional<std::string> test_clock_id;
   Instant created_at = 0;
   std::optional<Instant> finalized_at;
+  std::optional<Instant> due_at;  // finalized_at + billing.days_until_due, fixed at finalization
   std::optional<Instant> paid_at;
   std::optional<Instant> voided_at;
   std::vector<Line> lines;
@@ -277,6 +278,7 @@ class Billing {
   // subscription.cancelled with `reason` on its event. Returns how many it cancelled.
   Result<std::int64_t> cancel_all(const std::string& tenant_id, std::string_view reason, const audit::Context& who);
 
+  // The tenant's invoices with their lines, newest first, at most 500; `status` filters when not empty.
   Result<std::vector<Invoice>> list_invoices(const std::string& tenant_id, const std::string& status);
   Result<Invoice> get_invoice(const std::string& tenant_id, const std::string& id);
   Result<std::vector<PaymentAttempt>> list_attempts(const std::string& tenant_id, const std::string& invoice_id);

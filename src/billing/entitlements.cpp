@@ -109,8 +109,9 @@ struct Entitlements::Impl {
   audit::AuditLog& audit;
   const Clock& clock;
   std::chrono::milliseconds ttl;
-  CountProjects count_projects;
+  CountResource count_resource;
   std::function<void()> events_committed;
+  std::array<std::mutex, 64> creation_locks;  // serialize(): by hash of tenant and quota
 
   std::mutex mutex;
   std::unordered_map<std::string, Context> cache;  // tenant id -> its quotas and period
@@ -225,13 +226,26 @@ struct Entitlements::Impl {
                        [&](int t) { return announced.contains(notice_key(tenant_id, q, period, t)); });
   }
 
-  // Usage of the quotas in `c`, read in `tx`; counted resources take `projects`.
+  // The counts of the counted resources among `quotas` (quotas without a metric), by quota name.
+  Result<std::map<std::string, std::int64_t>> counts(const std::string& tenant_id, const std::vector<Quota>& quotas) {
+    std::map<std::string, std::int64_t> out;
+    for (const Quota& q : quotas) {
+      if (!q.metric.empty() || out.contains(q.name)) continue;
+      auto n = count_resource(tenant_id, q.name);
+      if (!n) return std::unexpected(n.error());
+      out[q.name] = *n;
+    }
+    return out;
+  }
+
+  // Usage of the quotas in `c`, read in `tx`; counted resources take theirs from `counted`.
   Result<std::vector<std::int64_t>> usage(TenantTransaction& tx, const Context& c, const std::vector<Quota>& quotas,
-                                          std::int64_t projects) {
+                                          const std::map<std::string, std::int64_t>& counted) {
     std::vector<std::int64_t> out;
     for (const Quota& q : quotas) {
       if (q.metric.empty()) {
-        out.push_back(projects);
+        const auto it = counted.find(q.name);
+        out.push_back(it == counted.end() ? 0 : it->second);
         continue;
       }
       auto used = metering.measure(tx, q.metric, c.from_ms, c.to_ms);
@@ -254,20 +268,16 @@ struct Entitlements::Impl {
       if (q.limit && which(q) && !all_announced(tenant_id, q, c->from_ms)) selected.push_back(q);
     }
     if (selected.empty()) return;
-    std::int64_t projects = 0;
-    if (std::any_of(selected.begin(), selected.end(), [](const Quota& q) { return q.metric.empty(); })) {
-      auto n = count_projects(tenant_id);
-      if (!n) {
-        log::warn("quota thresholds not checked", {{"tenant_id", tenant_id}, {"error", n.error().message}});
-        return;
-      }
-      projects = *n;
+    auto counted = counts(tenant_id, selected);
+    if (!counted) {
+      log::warn("quota thresholds not checked", {{"tenant_id", tenant_id}, {"error", counted.error().message}});
+      return;
     }
     // Measured in a read-only transaction first: most changes reach no new threshold and need no write.
     std::vector<std::int64_t> used;
     auto measured = data.transact_control_plane(tenant_id,
                                                 [&](TenantTransaction& tx) -> Result<void> {
-                                                  auto u = usage(tx, *c, selected, projects);
+                                                  auto u = usage(tx, *c, selected, *counted);
                                                   if (!u) return std::unexpected(u.error());
                                                   used = std::move(*u);
                                                   return {};
@@ -341,12 +351,8 @@ struct Entitlements::Impl {
       if (!only || q.name == *only) quotas.push_back(q);
     }
     if (only && quotas.empty()) return fail(Errc::not_found, "no quota " + *only + " applies to this tenant");
-    std::int64_t projects = 0;
-    if (std::any_of(quotas.begin(), quotas.end(), [](const Quota& q) { return q.metric.empty(); })) {
-      auto n = count_projects(tenant_id);
-      if (!n) return std::unexpected(n.error());
-      projects = *n;
-    }
+    auto counted = counts(tenant_id, quotas);
+    if (!counted) return std::unexpected(counted.error());
     EntitlementView v{.period_start_ms = c->from_ms,
                       .period_end_ms = c->period_end_ms,
                       .period_source = c->source,
@@ -356,7 +362,7 @@ struct Entitlements::Impl {
         data.transact_control_plane(tenant_id,
                                     [&](TenantTransaction& tx) -> Result<void> {
                                       v.items.clear();
-                                      auto used = usage(tx, *c, quotas, projects);
+                                      auto used = usage(tx, *c, quotas, *counted);
                                       if (!used) return std::unexpected(used.error());
                                       auto notices = tx.execute(k_notices, {Value(c->from_ms)});
                                       if (!notices) return std::unexpected(notices.error());
@@ -379,15 +385,16 @@ struct Entitlements::Impl {
 
 Entitlements::Entitlements(tenancy::TenantData& data, Billing& billing, metering::Metering& metering,
                            audit::AuditLog& audit, const Clock& clock, std::chrono::milliseconds cache_ttl,
-                           CountProjects count_projects, std::function<void()> events_committed)
+                           CountResource count_resource, std::function<void()> events_committed)
     : impl_(new Impl{data,
                      billing,
                      metering,
                      audit,
                      clock,
                      cache_ttl,
-                     std::move(count_projects),
+                     std::move(count_resource),
                      std::move(events_committed),
+                     {},
                      {},
                      {},
                      {}}) {}
@@ -453,8 +460,24 @@ Result<std::optional<Quota>> Entitlements::quota(const std::string& tenant_id, c
 
 void Entitlements::forget(const std::string& tenant_id) { impl_->forget(tenant_id); }
 
-void Entitlements::projects_changed(const std::string& tenant_id) {
-  impl_->thresholds(tenant_id, [](const Quota& q) { return q.metric.empty() && q.name == k_projects_quota; });
+Result<std::optional<Entitlements::Refusal>> Entitlements::admit(const std::string& tenant_id, std::string_view quota) {
+  auto q = this->quota(tenant_id, std::string(quota));
+  if (!q) return std::unexpected(q.error());
+  if (!*q || !(*q)->metric.empty() || (*q)->enforcement != Enforcement::hard || !(*q)->limit) return std::nullopt;
+  auto used = impl_->count_resource(tenant_id, quota);
+  if (!used) return std::unexpected(used.error());
+  if (*used < *(*q)->limit) return std::nullopt;
+  return Refusal{.limit = *(*q)->limit, .used = *used};
+}
+
+std::unique_lock<std::mutex> Entitlements::serialize(const std::string& tenant_id, std::string_view quota) {
+  const std::size_t slot =
+      std::hash<std::string>{}(tenant_id + '/' + std::string(quota)) % impl_->creation_locks.size();
+  return std::unique_lock<std::mutex>(impl_->creation_locks[slot]);
+}
+
+void Entitlements::resources_changed(const std::string& tenant_id, std::string_view quota) {
+  impl_->thresholds(tenant_id, [&](const Quota& q) { return q.metric.empty() && q.name == quota; });
 }
 
 metering::QuotaHooks Entitlements::metering_hooks() {

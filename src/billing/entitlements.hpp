@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,14 +43,15 @@ Json to_json(const EntitlementView& v);
 // address) once per tenant, quota, period and threshold: quota_notices' key. Thread-safe.
 class Entitlements {
  public:
-  // How many projects a tenant has (the projects quota); the platform reads it in the tenant's own data.
-  using CountProjects = std::function<Result<std::int64_t>(const std::string& tenant_id)>;
+  // How many of a counted resource (a quota without a metric: projects, integrations) a tenant has; the platform
+  // reads it where the resource lives.
+  using CountResource = std::function<Result<std::int64_t>(const std::string& tenant_id, std::string_view quota)>;
 
   // A tenant's quotas and period are cached for `cache_ttl` (0: read every time) and never past the period's end;
   // an override changed here is seen at once. `events_committed` wakes the event relay. All references must
   // outlive this object.
   Entitlements(tenancy::TenantData& data, Billing& billing, metering::Metering& metering, audit::AuditLog& audit,
-               const Clock& clock, std::chrono::milliseconds cache_ttl, CountProjects count_projects,
+               const Clock& clock, std::chrono::milliseconds cache_ttl, CountResource count_resource,
                std::function<void()> events_committed);
   ~Entitlements();
   Entitlements(const Entitlements&) = delete;
@@ -70,8 +72,20 @@ class Entitlements {
   Result<std::optional<Quota>> quota(const std::string& tenant_id, const std::string& name);
   // Drops the tenant's cached quotas and period (its subscription changed).
   void forget(const std::string& tenant_id);
-  // After projects changed: announces the projects quota's thresholds. Errors are logged.
-  void projects_changed(const std::string& tenant_id);
+  // After a counted resource changed (projects, integrations): announces that quota's thresholds. Errors are
+  // logged.
+  void resources_changed(const std::string& tenant_id, std::string_view quota);
+
+  // Creating one more of a counted resource under a hard quota. `admit` answers nullopt when the tenant's quota of
+  // that name (if any, and hard) leaves room for one, else the limit and the count found. The count is read before
+  // the creation, so callers hold `serialize(tenant, quota)` across admit and create: creations of one tenant's
+  // resource take turns in this process (two processes creating at the same instant may each pass the last place).
+  struct Refusal {
+    std::int64_t limit = 0;
+    std::int64_t used = 0;
+  };
+  Result<std::optional<Refusal>> admit(const std::string& tenant_id, std::string_view quota);
+  std::unique_lock<std::mutex> serialize(const std::string& tenant_id, std::string_view quota);
 
   // Ingestion's hard limits (read in the ingest transaction) and threshold checks after it.
   metering::QuotaHooks metering_hooks();

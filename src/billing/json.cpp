@@ -181,6 +181,7 @@ Json to_json(const Invoice& i) {
           {"test_clock_id", i.test_clock_id ? Json(*i.test_clock_id) : Json(nullptr)},
           {"created_at", time_json(i.created_at)},
           {"finalized_at", time_json(i.finalized_at)},
+          {"due_at", time_json(i.due_at)},
           {"paid_at", time_json(i.paid_at)},
           {"voided_at", time_json(i.voided_at)}};
 }

@@ -22,7 +22,7 @@ Result<Fraction> remaining_fraction(Instant start, Instant end, Instant at, Pror
     case ProrationMode::daily: {
       const std::int64_t days = whole_days(start, end);
       if (days == 0) return fail(Errc::invalid_argument, "daily proration needs a period of at least one whole day");
-      return Fraction{days - whole_days(start, at), days};
+      return Fraction{whole_days(at, end), days};
     }
   }
   return fail(Errc::invalid_argument, "unknown proration mode");

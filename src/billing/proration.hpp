@@ -10,8 +10,9 @@
 namespace atrium::billing {
 
 // How time is measured when a subscription changes mid-period (a per-tenant setting).
-//   daily       the seed's calculateProration: whole days. The period has D = whole_days(start, end) days; the
-//               change day counts as remaining, so R = D - whole_days(start, at). Change on the first day: R = D.
+//   daily       the seed's calculateProration: whole days, truncated. D = whole_days(start, end) and
+//               R = whole_days(at, end) (differenceInDays(periodEnd, changeDate)): a partly used day is not
+//               remaining. Change at the period's start: R = D; within the last 24 hours: R = 0.
 //   per_second  Stripe's rule: remaining = end - at seconds of (end - start).
 enum class ProrationMode { daily, per_second };
 std::string_view proration_mode_name(ProrationMode m);

@@ -44,8 +44,9 @@ Result<Quota> make_quota(const std::string& name, const std::string& metric, std
   if (!metric.empty() && !metering::valid_metric_name(metric)) {
     return fail(Errc::invalid_argument, where + ".metric must be a metric name");
   }
-  if (metric.empty() && name != k_projects_quota) {
-    return fail(Errc::invalid_argument, where + ".metric is required: only \"projects\" is counted by Atrium itself");
+  if (metric.empty() && !is_counted_quota(name)) {
+    return fail(Errc::invalid_argument,
+                where + ".metric is required: only \"projects\" and \"integrations\" are counted by Atrium itself");
   }
   if (limit && *limit < 0) {
     return fail(Errc::invalid_argument, where + ".limit must be a non-negative integer or \"unlimited\"");
@@ -53,6 +54,8 @@ Result<Quota> make_quota(const std::string& name, const std::string& metric, std
   if (limit && *limit > k_max_limit) return fail(Errc::invalid_argument, where + ".limit is too large");
   return Quota{.name = name, .metric = metric, .limit = limit, .enforcement = enforcement};
 }
+
+bool is_counted_quota(std::string_view name) { return name == k_projects_quota || name == k_integrations_quota; }
 
 std::string_view enforcement_name(Enforcement e) { return e == Enforcement::hard ? "hard" : "soft"; }
 
@@ -143,6 +146,7 @@ std::vector<Quota> plan_quotas(const std::vector<Quota>& explicit_quotas, const 
   derive(features, "apiCalls", "api_calls", Enforcement::soft);
   derive(features, "storage", "storage_gb", Enforcement::soft);
   derive(limits, "projects", "", Enforcement::hard);
+  derive(limits, "integrations", "", Enforcement::hard);
   std::sort(out.begin(), out.end(), [](const Quota& a, const Quota& b) { return a.name < b.name; });
   return out;
 }

@@ -22,14 +22,17 @@ std::string_view enforcement_name(Enforcement e);
 
 struct Quota {
   std::string name;
-  std::string metric;                 // "" = a counted resource, named by `name` (projects)
+  std::string metric;                 // "" = a counted resource, named by `name` (projects, integrations)
   std::optional<std::int64_t> limit;  // nullopt = unlimited
   Enforcement enforcement = Enforcement::soft;
   std::string source = "plan";  // plan | override
 };
 
-// The resources Atrium counts itself (quotas without a metric).
+// The resources Atrium counts itself (quotas without a metric): the tenant's projects, and its integrations (webhook
+// endpoints and API keys together; the seed's limits.integrations).
 inline constexpr std::string_view k_projects_quota = "projects";
+inline constexpr std::string_view k_integrations_quota = "integrations";
+bool is_counted_quota(std::string_view name);
 
 std::optional<Enforcement> parse_enforcement(std::string_view text);
 

@@ -43,6 +43,7 @@ const std::vector<Key>& keys() {
       {"server", "body_timeout_ms", member(&Config::server, &ServerConfig::body_timeout_ms), 1, 3'600'000},
       {"server", "idle_timeout_ms", member(&Config::server, &ServerConfig::idle_timeout_ms), 1, 3'600'000},
       {"server", "drain_timeout_ms", member(&Config::server, &ServerConfig::drain_timeout_ms), 0, 3'600'000},
+      {"server", "cors_origins", member(&Config::server, &ServerConfig::cors_origins)},
       {"storage", "data_dir", member(&Config::storage, &StorageConfig::data_dir)},
       {"storage", "database_url", member(&Config::storage, &StorageConfig::database_url), 0, 0, true},
       {"storage", "admin_database_url", member(&Config::storage, &StorageConfig::admin_database_url), 0, 0, true},
@@ -330,6 +331,34 @@ Result<Config> load_config(const std::string& toml_path, const std::vector<std::
   return config;
 }
 
+Result<std::vector<std::string>> parse_cors_origins(const std::string& text) {
+  std::vector<std::string> origins;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) continue;
+    const auto scheme_end = item.find("://");
+    const std::string_view scheme = item.substr(0, scheme_end);
+    const std::string_view host = scheme_end == std::string_view::npos ? "" : item.substr(scheme_end + 3);
+    const bool any = item == "*";
+    const bool origin = (scheme == "http" || scheme == "https") && !host.empty() &&
+                        host.find_first_of("/?#@ ") == std::string_view::npos;
+    if (!any && !origin) {
+      return fail(Errc::invalid_argument,
+                  fmt::format("server.cors_origins: \"{}\" is not an origin (scheme://host[:port]) or *", item));
+    }
+    origins.emplace_back(item);
+  }
+  if (origins.size() > 1 && std::find(origins.begin(), origins.end(), "*") != origins.end()) {
+    return fail(Errc::invalid_argument, "server.cors_origins: \"*\" stands alone");
+  }
+  return origins;
+}
+
 Result<void> validate_config(const Config& c) {
   if (auto r = parse_listen(c.server.listen); !r) return std::unexpected(r.error());
   if (c.server.tls_cert.empty() != c.server.tls_key.empty()) {
@@ -341,6 +370,7 @@ Result<void> validate_config(const Config& c) {
       return fail(Errc::invalid_argument, fmt::format("{}: {} cannot be read", name, path));
     }
   }
+  if (auto r = parse_cors_origins(c.server.cors_origins); !r) return std::unexpected(r.error());
   if (c.storage.data_dir.empty()) return fail(Errc::invalid_argument, "storage.data_dir: must not be empty");
   // A retry of an event whose row retention deleted must be too old to be accepted, or it would count twice.
   if (c.metering.max_event_age_hours > c.metering.retain_events_days * 24) {

@@ -25,7 +25,14 @@ struct ServerConfig {
   std::int64_t body_timeout_ms = 30'000;    // to receive the whole body once headers are in
   std::int64_t idle_timeout_ms = 60'000;    // keep-alive connection with no request in progress
   std::int64_t drain_timeout_ms = 30'000;   // how long shutdown waits for in-flight requests
+  // Origins browsers may call the API from (CORS), comma-separated: "https://app.example.com,http://localhost:5173",
+  // or "*" for any. Empty: no CORS answers (a cross-origin browser call is refused by the browser).
+  std::string cors_origins;
 };
+
+// The origins of server.cors_origins, each "scheme://host[:port]" (or the one entry "*"); invalid_argument naming the
+// first one that is not.
+Result<std::vector<std::string>> parse_cors_origins(const std::string& text);
 
 struct StorageConfig {
   std::string data_dir = "./data";

@@ -4,19 +4,25 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <random>
+#include <cstdio>
+#include <cstdlib>
+
+#include <openssl/rand.h>
 
 namespace atrium {
 
 namespace {
 
-std::mt19937_64& thread_rng() {
-  thread_local std::mt19937_64 rng = [] {
-    std::random_device device;
-    std::seed_seq seq{device(), device(), device(), device()};
-    return std::mt19937_64(seq);
-  }();
-  return rng;
+// RFC 9562 section 6.9: the random bits of a UUID come from a CSPRNG (OpenSSL's DRBG, per thread, fork-safe).
+template <std::size_t N>
+std::array<std::uint8_t, N> random_bytes() {
+  std::array<std::uint8_t, N> out{};
+  if (RAND_bytes(out.data(), static_cast<int>(N)) != 1) {
+    // The system's entropy source failed: no id may be made from anything weaker.
+    std::fputs("atrium: the CSPRNG failed (RAND_bytes); stopping\n", stderr);
+    std::abort();
+  }
+  return out;
 }
 
 }  // namespace
@@ -28,7 +34,8 @@ std::string new_uuid_v7(const Clock& clock) {
   static std::atomic<std::uint64_t> last{0};  // ms << 12 | counter
   const auto now_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch()).count());
-  const std::uint64_t fresh = (now_ms << 12) | (thread_rng()() & 0x7FF);
+  const auto random = random_bytes<10>();
+  const std::uint64_t fresh = (now_ms << 12) | ((std::uint64_t{random[0]} << 8 | random[1]) & 0x7FF);
   std::uint64_t prev = last.load(std::memory_order_relaxed);
   std::uint64_t next = 0;
   do {
@@ -38,10 +45,9 @@ std::string new_uuid_v7(const Clock& clock) {
   const std::uint64_t counter = next & 0xFFF;
   std::array<std::uint8_t, 16> b{};
   for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
-  std::uint64_t r2 = thread_rng()();
   b[6] = static_cast<std::uint8_t>(counter >> 8);
   b[7] = static_cast<std::uint8_t>(counter & 0xFF);
-  for (int i = 8; i < 16; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(r2 >> (8 * (i - 8)));
+  std::copy(random.begin() + 2, random.end(), b.begin() + 8);
   b[6] = static_cast<std::uint8_t>(0x70 | (b[6] & 0x0F));  // version 7
   b[8] = static_cast<std::uint8_t>(0x80 | (b[8] & 0x3F));  // variant 10
   static constexpr char hex[] = "0123456789abcdef";

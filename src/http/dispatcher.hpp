@@ -41,6 +41,13 @@ class Dispatcher {
 
  private:
   Response run(Request& request, const Next& terminal) const;
+  // Conditional requests (RFC 9110 section 13) on the entity tag of the target's GET answer: a 200 GET gets ETag
+  // and becomes 304 when If-None-Match lists it; a change (POST, PUT, PATCH, DELETE) with If-Match or
+  // If-None-Match is refused 412 before its handler runs when the precondition does not hold.
+  void conditional_get(const Request& request, Response& response) const;
+  std::optional<Response> check_preconditions(const Request& request) const;
+  // Decodes the body of a json_body route into request.json; the refusal when it cannot.
+  std::optional<Response> decode_body(Request& request, const RouteOptions& options) const;
 
   Router router_;
   std::vector<Middleware> middleware_;

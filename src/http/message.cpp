@@ -73,6 +73,10 @@ void Headers::set(std::string_view name, std::string value) {
   fields_.emplace_back(std::string(name), std::move(value));
 }
 
+void Headers::erase(std::string_view name) {
+  std::erase_if(fields_, [&](const auto& f) { return iequals(f.first, name); });
+}
+
 std::string_view Request::param(std::string_view name) const {
   for (const auto& [n, v] : params) {
     if (n == name) return v;
@@ -80,33 +84,29 @@ std::string_view Request::param(std::string_view name) const {
   return {};
 }
 
-std::optional<std::string> Request::query_param(std::string_view name) const {
-  std::string_view rest = query;
-  while (!rest.empty()) {
-    const auto amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    const auto eq = pair.find('=');
-    if (percent_decode(pair.substr(0, eq)) == name) {
-      return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
-    }
-  }
-  return std::nullopt;
-}
-
-std::vector<std::pair<std::string, std::string>> Request::query_params() const {
+std::vector<std::pair<std::string, std::string>> parse_form(std::string_view text) {
   std::vector<std::pair<std::string, std::string>> out;
-  std::string_view rest = query;
+  std::string_view rest = text;
   while (!rest.empty()) {
     const auto amp = rest.find('&');
     std::string_view pair = rest.substr(0, amp);
     rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty()) continue;
     const auto eq = pair.find('=');
     out.emplace_back(percent_decode(pair.substr(0, eq)),
                      eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1)));
   }
   return out;
 }
+
+std::optional<std::string> Request::query_param(std::string_view name) const {
+  for (auto& [n, v] : parse_form(query)) {
+    if (n == name) return std::move(v);
+  }
+  return std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::string>> Request::query_params() const { return parse_form(query); }
 
 Response Response::json(int status, const Json& body) {
   Response r;

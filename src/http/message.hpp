@@ -31,6 +31,7 @@ class Headers {
   std::optional<std::string_view> get(std::string_view name) const;
   // Replaces every field of that name.
   void set(std::string_view name, std::string value);
+  void erase(std::string_view name);
   void add(std::string name, std::string value) { fields_.emplace_back(std::move(name), std::move(value)); }
   const std::vector<std::pair<std::string, std::string>>& fields() const { return fields_; }
 
@@ -72,6 +73,10 @@ struct Request {
   // Every query parameter, names and values decoded, in order (a name may repeat).
   std::vector<std::pair<std::string, std::string>> query_params() const;
 };
+
+// Decodes application/x-www-form-urlencoded text (a query string or a form body): "+" is a space, "%XX" a byte;
+// pairs in order, a name may repeat.
+std::vector<std::pair<std::string, std::string>> parse_form(std::string_view text);
 
 struct Response {
   int status = 200;

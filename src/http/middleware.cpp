@@ -1,5 +1,6 @@
 #include "http/middleware.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/ids.hpp"
@@ -36,6 +37,49 @@ Middleware request_id_middleware(const Clock& clock) {
     req.request_id = inbound && acceptable_request_id(*inbound) ? std::string(*inbound) : new_uuid_v7(clock);
     Response res = next(req);
     res.headers.set("X-Request-Id", req.request_id);
+    return res;
+  };
+}
+
+Middleware security_headers_middleware(std::int64_t hsts_max_age_s) {
+  std::string hsts = hsts_max_age_s > 0 ? "max-age=" + std::to_string(hsts_max_age_s) : std::string();
+  return [hsts = std::move(hsts)](Request& req, const Next& next) {
+    Response res = next(req);
+    res.headers.set("X-Content-Type-Options", "nosniff");
+    if (!hsts.empty()) res.headers.set("Strict-Transport-Security", hsts);
+    if (req.headers.get("Authorization") && !res.headers.get("Cache-Control")) {
+      res.headers.set("Cache-Control", "no-store");
+    }
+    return res;
+  };
+}
+
+Middleware cors_middleware(std::vector<std::string> origins) {
+  const bool any = origins.size() == 1 && origins.front() == "*";
+  return [origins = std::move(origins), any](Request& req, const Next& next) {
+    if (origins.empty()) return next(req);
+    const auto origin = req.headers.get("Origin");
+    const bool allowed = origin && (any || std::find(origins.begin(), origins.end(), *origin) != origins.end());
+    if (allowed && req.method == Method::options && req.headers.get("Access-Control-Request-Method")) {
+      Response res;
+      res.status = 204;
+      res.headers.set("Access-Control-Allow-Origin", any ? "*" : std::string(*origin));
+      res.headers.set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE");
+      res.headers.set("Access-Control-Allow-Headers",
+                      "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, Atrium-Version, "
+                      "X-Tenant-ID, X-Request-Id");
+      res.headers.set("Access-Control-Max-Age", "600");
+      res.headers.set("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
+      return res;
+    }
+    Response res = next(req);
+    if (allowed) {
+      res.headers.set("Access-Control-Allow-Origin", any ? "*" : std::string(*origin));
+      res.headers.set("Access-Control-Expose-Headers",
+                      "ETag, Location, Retry-After, RateLimit, RateLimit-Policy, X-Request-Id, Idempotent-Replayed, "
+                      "Atrium-Version, Deprecation, Sunset, Link, WWW-Authenticate");
+    }
+    res.headers.set("Vary", "Origin");
     return res;
   };
 }

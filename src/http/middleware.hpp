@@ -1,5 +1,9 @@
 #pragma once
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "core/clock.hpp"
 #include "http/dispatcher.hpp"
 #include "observability/metrics.hpp"
@@ -13,6 +17,18 @@ Middleware request_id_middleware(const Clock& clock);
 // One structured log line per request: request id, method, route template, path, status, duration, remote
 // address. `clock` must outlive the middleware.
 Middleware access_log_middleware(const Clock& clock);
+
+// Headers every answer carries: `X-Content-Type-Options: nosniff`; `Strict-Transport-Security: max-age=<hsts>`
+// when the server speaks TLS (`hsts_max_age_s` > 0); `Cache-Control: no-store` on the answer to any request that
+// carried credentials (an Authorization header), unless the handler set its own Cache-Control.
+Middleware security_headers_middleware(std::int64_t hsts_max_age_s);
+
+// CORS (the Fetch standard) for `origins` ("*": any). A preflight (OPTIONS with Origin and
+// Access-Control-Request-Method) from an allowed origin is answered 204 here, with the methods and request headers
+// the API takes; any other request from an allowed origin gets Access-Control-Allow-Origin and the response headers
+// a client may read. Requests from other origins pass through untouched (the browser keeps their answers from the
+// page). Every answer varies by Origin. No-op when `origins` is empty.
+Middleware cors_middleware(std::vector<std::string> origins);
 
 // The HTTP metrics every request feeds. Created once from a registry.
 struct HttpMetrics {

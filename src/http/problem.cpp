@@ -1,5 +1,7 @@
 #include "http/problem.hpp"
 
+#include "core/ids.hpp"
+
 namespace atrium::http {
 
 std::string_view reason_phrase(int status) {
@@ -43,7 +45,13 @@ Response problem(int status, std::string_view type_slug, std::string_view title,
       {"detail", detail},
       {"request_id", request.request_id},
   };
-  if (!request.path.empty()) body["instance"] = request.path;
+  // The occurrence: the request's path, or, for a message refused before its request line was read, the request id
+  // as a URN (RFC 9457 section 3.1.5: a URI reference; the server's ids are UUIDs).
+  if (!request.path.empty()) {
+    body["instance"] = request.path;
+  } else if (is_uuid(request.request_id)) {
+    body["instance"] = "urn:uuid:" + request.request_id;
+  }
   for (const auto& [name, value] : extensions.items()) body[name] = value;
   Response r = Response::json(status, body);
   r.headers.set("Content-Type", "application/problem+json");

@@ -29,6 +29,10 @@ enum class Access {
 struct RouteOptions {
   Execution execution = Execution::worker;
   bool json_body = false;  // decode the body as JSON before the handler runs (400 on bad JSON)
+  // With json_body, an OAuth 2.0 endpoint (RFC 6749 section 3.2, RFC 7009): application/x-www-form-urlencoded is
+  // accepted too and decoded into request.json as an object of strings (a repeated name is 400), and the
+  // problems for a body that cannot be read carry `"error": "invalid_request"` (RFC 6749 section 5.2).
+  bool oauth_body = false;
   Access access = Access::open;
   std::string_view permission;  // with Access::tenant: the permission the caller must hold
   // Rate-limit units a request spends (gateway::RateLimits): 0 exempts the route; more than the caller's burst

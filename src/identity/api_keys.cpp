@@ -22,6 +22,8 @@ constexpr Statement k_insert{"api_keys_insert",
 constexpr Statement k_list{"api_keys_list",
                            "SELECT id, tenant_id, name, prefix, permissions, created_at, last_used_at FROM api_keys "
                            "WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY id"};
+constexpr Statement k_count{"api_keys_count",
+                            "SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL"};
 constexpr Statement k_revoke{"api_keys_revoke",
                              "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS "
                              "NULL"};
@@ -106,6 +108,18 @@ Result<CreatedApiKey> ApiKeyStore::create(const std::string& tenant_id, const st
   });
   if (!r) return std::unexpected(r.error());
   return created;
+}
+
+Result<std::int64_t> ApiKeyStore::count(const std::string& tenant_id) {
+  return storage::transact_value<std::int64_t>(db_,
+                                               [&](Transaction& tx) -> Result<std::int64_t> {
+                                                 auto s = tenancy::scope_to_tenant(tx, tenant_id);
+                                                 if (!s) return std::unexpected(s.error());
+                                                 auto rs = tx.execute(k_count, {Value(tenant_id)});
+                                                 if (!rs) return std::unexpected(rs.error());
+                                                 return rs->int_at(0, 0).value_or(0);
+                                               },
+                                               {.read_only = true});
 }
 
 Result<std::vector<ApiKey>> ApiKeyStore::list(const std::string& tenant_id) {
@@ -195,7 +209,7 @@ Result<Principal> ApiKeyStore::authenticate(const std::string& key_text, const a
   p.kind = Principal::Kind::api_key;
   p.subject = key.id;
   p.tenant_id = key.tenant_id;
-  p.permissions = key.permissions;
+  p.permissions = with_refinements(key.permissions);
   return p;
 }
 

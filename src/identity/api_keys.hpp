@@ -40,6 +40,8 @@ class ApiKeyStore {
                                const std::vector<std::string>& permissions, const Principal& creator,
                                const audit::Recorder& audit);
   Result<std::vector<ApiKey>> list(const std::string& tenant_id);
+  // How many live (unrevoked) keys the tenant has.
+  Result<std::int64_t> count(const std::string& tenant_id);
   // Revokes the key; not_found when it is not this tenant's.
   Result<void> revoke(const std::string& tenant_id, const std::string& id, const audit::Recorder& audit);
 

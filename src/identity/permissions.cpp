@@ -7,23 +7,49 @@ namespace atrium::identity {
 
 namespace {
 
-constexpr std::array<std::string_view, 16> k_all = {
-    perm::projects_read, perm::projects_write,  perm::projects_delete, perm::users_read,
-    perm::users_manage,  perm::api_keys_read,   perm::api_keys_manage, perm::tenant_read,
-    perm::tenant_manage, perm::billing_view,    perm::billing_manage,  perm::audit_read,
-    perm::webhooks_read, perm::webhooks_manage, perm::usage_read,      perm::usage_write,
+// Each permission with the seed permission that governs it (itself for the seed's eight).
+struct Governed {
+  std::string_view permission;
+  std::string_view by;
+};
+constexpr std::array<Governed, 18> k_all = {{
+    {perm::projects_read, perm::projects_read},
+    {perm::projects_write, perm::projects_write},
+    {perm::projects_delete, perm::projects_delete},
+    {perm::billing_view, perm::billing_view},
+    {perm::billing_manage, perm::billing_manage},
+    {perm::users_manage, perm::users_manage},
+    {perm::analytics_view, perm::analytics_view},
+    {perm::integrations_manage, perm::integrations_manage},
+    {perm::users_read, perm::users_manage},
+    {perm::tenant_read, perm::users_manage},
+    {perm::tenant_manage, perm::users_manage},
+    {perm::audit_read, perm::users_manage},
+    {perm::usage_read, perm::billing_view},
+    {perm::api_keys_read, perm::integrations_manage},
+    {perm::api_keys_manage, perm::integrations_manage},
+    {perm::webhooks_read, perm::integrations_manage},
+    {perm::webhooks_manage, perm::integrations_manage},
+    {perm::usage_write, perm::integrations_manage},
+}};
+
+constexpr std::array<std::string_view, 8> k_seed = {
+    perm::projects_read,  perm::projects_write, perm::projects_delete, perm::billing_view,
+    perm::billing_manage, perm::users_manage,   perm::analytics_view,  perm::integrations_manage,
 };
 
-constexpr std::array<std::string_view, 15> k_admin = {
-    perm::projects_read, perm::projects_write,  perm::projects_delete, perm::users_read,    perm::users_manage,
-    perm::api_keys_read, perm::api_keys_manage, perm::tenant_read,     perm::tenant_manage, perm::billing_view,
-    perm::audit_read,    perm::webhooks_read,   perm::webhooks_manage, perm::usage_read,    perm::usage_write,
-};
+// The seed's rolePermissions.
+constexpr std::array<std::string_view, 6> k_admin = {perm::projects_read, perm::projects_write, perm::projects_delete,
+                                                     perm::billing_view,  perm::users_manage,   perm::analytics_view};
+constexpr std::array<std::string_view, 3> k_member = {perm::projects_read, perm::projects_write, perm::analytics_view};
+constexpr std::array<std::string_view, 1> k_viewer = {perm::projects_read};
 
-constexpr std::array<std::string_view, 4> k_member = {perm::projects_read, perm::projects_write, perm::projects_delete,
-                                                      perm::users_read};
-
-constexpr std::array<std::string_view, 2> k_viewer = {perm::projects_read, perm::users_read};
+constexpr std::array<std::string_view, 18> names() {
+  std::array<std::string_view, 18> out{};
+  for (std::size_t i = 0; i < k_all.size(); ++i) out[i] = k_all[i].permission;
+  return out;
+}
+constexpr std::array<std::string_view, 18> k_names = names();
 
 }  // namespace
 
@@ -44,20 +70,39 @@ std::optional<Role> parse_role(std::string_view text) {
   return std::nullopt;
 }
 
-std::span<const std::string_view> all_permissions() { return k_all; }
+std::span<const std::string_view> all_permissions() { return k_names; }
+
+std::span<const std::string_view> seed_permissions() { return k_seed; }
+
+std::optional<std::string_view> governing_permission(std::string_view p) {
+  for (const Governed& g : k_all) {
+    if (g.permission == p) return g.by;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> with_refinements(std::vector<std::string> granted) {
+  const auto holds = [&](std::string_view p) { return std::find(granted.begin(), granted.end(), p) != granted.end(); };
+  std::vector<std::string> added;
+  for (const Governed& g : k_all) {
+    if (g.permission != g.by && holds(g.by) && !holds(g.permission)) added.emplace_back(g.permission);
+  }
+  granted.insert(granted.end(), added.begin(), added.end());
+  return granted;
+}
 
 std::vector<std::string> permissions_for(Role role) {
   std::span<const std::string_view> list;
   switch (role) {
-    case Role::owner: list = k_all; break;
+    case Role::owner: list = k_seed; break;
     case Role::admin: list = k_admin; break;
     case Role::member: list = k_member; break;
     case Role::viewer: list = k_viewer; break;
   }
-  return {list.begin(), list.end()};
+  return with_refinements({list.begin(), list.end()});
 }
 
-bool is_known_permission(std::string_view p) { return std::find(k_all.begin(), k_all.end(), p) != k_all.end(); }
+bool is_known_permission(std::string_view p) { return governing_permission(p).has_value(); }
 
 bool may_assign(Role role, Role target) { return static_cast<int>(role) <= static_cast<int>(target); }
 

@@ -17,14 +17,15 @@ constexpr std::string_view k_operation = "POST /v1/projects";
 constexpr TenantStatement k_quota_lock{"projects_quota_lock",
                                        "SELECT pg_advisory_xact_lock(hashtextextended('projects:' || $1, 0))"};
 
-// The answer stored with the key, when there is one; conflict when the key answered another request.
+// True when the key answered a request before: out holds that answer, or key_reused when it was another request.
 Result<bool> replay(TenantTransaction& tx, const CreateOptions& options, CreateOutcome& out) {
   if (!options.idempotency_key) return false;
   auto prior = tenancy::find_answer(tx, *options.idempotency_key);
   if (!prior) return std::unexpected(prior.error());
   if (!*prior) return false;
   if ((*prior)->operation != k_operation || (*prior)->request_hash != options.request_hash) {
-    return fail(Errc::conflict, "Idempotency-Key was already used with a different request");
+    out.key_reused = true;
+    return true;
   }
   out.status = (*prior)->status;
   out.body = (*prior)->body;

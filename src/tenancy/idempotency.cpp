@@ -30,6 +30,28 @@ bool valid_idempotency_key(std::string_view key) {
   return true;
 }
 
+std::optional<std::string> parse_idempotency_key_header(std::string_view header) {
+  std::string key;
+  if (!header.empty() && header.front() == '"') {
+    if (header.size() < 2 || header.back() != '"') return std::nullopt;  // a quoted key is a whole string
+    // RFC 8941 section 3.3.3: a backslash escapes only " and \; other characters are printable ASCII.
+    for (std::size_t i = 1; i + 1 < header.size(); ++i) {
+      char c = header[i];
+      if (c == '"') return std::nullopt;
+      if (c == '\\') {
+        if (i + 2 >= header.size()) return std::nullopt;
+        c = header[++i];
+        if (c != '"' && c != '\\') return std::nullopt;
+      }
+      key.push_back(c);
+    }
+  } else {
+    key = std::string(header);
+  }
+  if (!valid_idempotency_key(key)) return std::nullopt;
+  return key;
+}
+
 Result<std::optional<IdempotentAnswer>> find_answer(TenantTransaction& tx, const std::string& key) {
   auto prior = tx.execute(k_get, {Value(key)});
   if (!prior) return std::unexpected(prior.error());

@@ -23,6 +23,10 @@ struct IdempotentAnswer {
 
 // 1-255 visible ASCII characters.
 bool valid_idempotency_key(std::string_view key);
+// The key an Idempotency-Key header names: the IETF draft's form, a structured-field string ("abc"; a backslash
+// escapes a quote or a backslash), or Stripe's bare token (abc); both name the same key. nullopt when it is
+// neither or the key is not valid_idempotency_key.
+std::optional<std::string> parse_idempotency_key_header(std::string_view header);
 
 // The answer stored under `key`, if any. Inside the caller's tenant transaction.
 Result<std::optional<IdempotentAnswer>> find_answer(TenantTransaction& tx, const std::string& key);

@@ -212,6 +212,12 @@ std::vector<TenantStatement> statements() {
           k_delivery_expire};
 }
 
+Result<std::int64_t> count(TenantTransaction& tx) {
+  auto rs = tx.execute(k_count);
+  if (!rs) return std::unexpected(rs.error());
+  return rs->int_at(0, 0).value_or(0);
+}
+
 Result<Endpoint> create(TenantTransaction& tx, const Clock& clock, const std::string& url,
                         const std::string& description, const std::vector<std::string>& event_types) {
   if (auto ok = validate_target_url(url); !ok) return std::unexpected(ok.error());

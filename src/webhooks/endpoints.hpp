@@ -53,6 +53,8 @@ namespace store {
 Result<Endpoint> create(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& url,
                         const std::string& description, const std::vector<std::string>& event_types);
 Result<std::vector<Endpoint>> list(tenancy::TenantTransaction& tx);
+// How many endpoints the tenant has (one of its integrations).
+Result<std::int64_t> count(tenancy::TenantTransaction& tx);
 Result<Endpoint> get(tenancy::TenantTransaction& tx, const std::string& id, bool with_secret = false);
 Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id);
 Result<void> disable(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id,

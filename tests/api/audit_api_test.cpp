@@ -382,6 +382,12 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
       {"delete /v1/admin/jobs/{id}", "job.discarded",
        [&] { return client_->call(Method::delete_, "/v1/admin/jobs/" + dead[1], std::nullopt, root_); },
        [&] { return client_->call(Method::delete_, "/v1/admin/jobs/" + missing, std::nullopt, root_); }},
+      {"post /v1/admin/billing/run", "billing.run_requested",
+       [&] { return client_->call(Method::post, "/v1/admin/billing/run", std::nullopt, root_); },
+       [&] {
+         return client_->call(Method::post, "/v1/admin/billing/run", std::nullopt, root_,
+                              {{"Idempotency-Key", "not a key"}});
+       }},
       {"delete /v1/admin/tenants/{id}", "tenant.deleted",
        [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + doomed_tenant, std::nullopt, root_); },
        [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + missing, std::nullopt, root_); }},
@@ -672,11 +678,11 @@ TEST_P(AuditApiTest, AFailedSignInOfANonMemberIsNotShownToTheTenant) {
                                     {"email", "owner@beta.test"},
                                     {"password", "password-beta"},
                                     {"tenant", "alpha"}});
-  EXPECT_EQ(refused.status, 401);
+  EXPECT_EQ(refused.status, 400);
   auto unknown = client_->call(
       Method::post, "/v1/auth/token",
       Json{{"grant_type", "password"}, {"email", "nobody@else.test"}, {"password", "whatever-1"}, {"tenant", "alpha"}});
-  EXPECT_EQ(unknown.status, 401);
+  EXPECT_EQ(unknown.status, 400);
   auto alpha = client_->call(Method::get, "/v1/audit-logs?action=auth.login_failed", std::nullopt, owner_a_);
   ASSERT_EQ(alpha.status, 200);
   EXPECT_TRUE(alpha.body["data"].empty()) << alpha.body.dump();
@@ -703,7 +709,7 @@ TEST_P(AuditApiTest, AuthEventsAreRecorded) {
   auto bad = client_->call(
       Method::post, "/v1/auth/token",
       Json{{"grant_type", "password"}, {"email", "owner@alpha.test"}, {"password", "wrong-one"}, {"tenant", "alpha"}});
-  EXPECT_EQ(bad.status, 401);
+  EXPECT_EQ(bad.status, 400);
   auto tokens = grant("owner@alpha.test", "password-alpha", "alpha");
   const std::string refresh = tokens.value("refresh_token", "");
   auto refreshed =
@@ -711,7 +717,7 @@ TEST_P(AuditApiTest, AuthEventsAreRecorded) {
   ASSERT_EQ(refreshed.status, 200);
   auto reused =
       client_->call(Method::post, "/v1/auth/token", Json{{"grant_type", "refresh_token"}, {"refresh_token", refresh}});
-  EXPECT_EQ(reused.status, 401);
+  EXPECT_EQ(reused.status, 400);
   auto created_key = client_->call(Method::post, "/v1/api-keys",
                                    Json{{"name", "ci"}, {"permissions", {"projects:read", "audit:read"}}}, owner_a_);
   ASSERT_EQ(created_key.status, 201);

@@ -616,6 +616,26 @@ TEST_P(BillingApiTest, BadInputIs400NamingTheFieldAndChangesNothing) {
   EXPECT_EQ(get(owner_a_, "/v1/billing-account").value("credit_balance", -1), 0);
 }
 
+TEST_P(BillingApiTest, ASuperAdminStartsTheBillingRunOverTheApi) {
+  EXPECT_EQ(client_->call(Method::post, "/v1/admin/billing/run", std::nullopt, owner_a_).status, 403);
+  const std::vector<std::pair<std::string, std::string>> key = {{"Idempotency-Key", "nightly-2026-12-05"}};
+  auto first = client_->call(Method::post, "/v1/admin/billing/run", std::nullopt, root_, key);
+  ASSERT_EQ(first.status, 202) << first.body.dump();
+  EXPECT_TRUE(first.body["created"].get<bool>());
+  auto again = client_->call(Method::post, "/v1/admin/billing/run", std::nullopt, root_, key);
+  ASSERT_EQ(again.status, 202);
+  EXPECT_EQ(again.body["job_id"], first.body["job_id"]);
+  EXPECT_FALSE(again.body["created"].get<bool>());
+  // The run waits in the queue as a billing.run job.
+  auto jobs = client_->call(Method::get, "/v1/admin/jobs", std::nullopt, root_);
+  ASSERT_EQ(jobs.status, 200);
+  std::int64_t queued = 0;
+  for (const auto& row : jobs.body["counts"]) {
+    if (row.value("type", "") == "billing.run") queued += row.value("queued", std::int64_t{0});
+  }
+  EXPECT_EQ(queued, 1) << jobs.body.dump();
+}
+
 TEST_P(BillingApiTest, IllegalTransitionsAre409AndChangeNothing) {
   make_plan("pro", "USD", "monthly", 5000);
   auto coupon = as_root(Method::post, "/v1/coupons",

@@ -577,16 +577,16 @@ TEST_P(BillingClockTest, MidPeriodUpgradeAndDowngradeAreProratedByTheDay) {
   const std::string sub = subscribe("plan-a", clock).value("id", "");
   ASSERT_EQ(invoices().size(), 1u);
 
-  // Day 16 of a 30-day period: 15 of 30 days remain.
+  // April 16 at 10:00 of a 30-day period: 14 days and 14 hours remain, 14 whole days (the seed's differenceInDays).
   ASSERT_NO_FATAL_FAILURE(advance(clock, "2026-04-16T10:00:00Z"));
   auto preview = owner(Method::get, "/v1/subscriptions/" + sub + "/preview?plan=plan-b");
   ASSERT_EQ(preview.status, 200) << preview.body.dump();
-  EXPECT_EQ(preview.body["credit"], 5000);
-  EXPECT_EQ(preview.body["charge"], 10000);
-  EXPECT_EQ(preview.body["net"], 5000);
+  EXPECT_EQ(preview.body["credit"], 4667);  // 10000 * 14 / 30
+  EXPECT_EQ(preview.body["charge"], 9333);  // 20000 * 14 / 30
+  EXPECT_EQ(preview.body["net"], 4666);
   EXPECT_EQ(preview.body["proration_mode"], "daily");
   ASSERT_TRUE(preview.body["invoice"].is_object()) << preview.body.dump();
-  EXPECT_EQ(preview.body["invoice"]["total"], 5000);
+  EXPECT_EQ(preview.body["invoice"]["total"], 4666);
   EXPECT_EQ(invoices().size(), 1u) << "a preview changes nothing";
 
   auto changed = owner(Method::patch, "/v1/subscriptions/" + sub, Json{{"plan", "plan-b"}});
@@ -598,13 +598,16 @@ TEST_P(BillingClockTest, MidPeriodUpgradeAndDowngradeAreProratedByTheDay) {
   const Json upgrade = invoice(list[1].value("id", ""));
   EXPECT_EQ(upgrade["billing_reason"], "subscription_update");
   ASSERT_EQ(upgrade["lines"].size(), 2u) << upgrade.dump();
-  EXPECT_EQ(upgrade["lines"][0]["amount"], -5000);
-  EXPECT_EQ(upgrade["lines"][1]["amount"], 10000);
+  EXPECT_EQ(list[1]["lines"], upgrade["lines"]) << "the list carries every invoice's lines";
+  EXPECT_EQ(list[0]["lines"].size(), 1u);
+  EXPECT_EQ(seconds_of(upgrade["due_at"]), utc("2026-04-16T10:00:00Z")) << "billing.days_until_due is 0";
+  EXPECT_EQ(upgrade["lines"][0]["amount"], -4667);
+  EXPECT_EQ(upgrade["lines"][1]["amount"], 9333);
   EXPECT_TRUE(upgrade["lines"][0]["proration"].get<bool>());
   EXPECT_TRUE(upgrade["lines"][1]["proration"].get<bool>());
-  EXPECT_EQ(upgrade["total"], 5000);
+  EXPECT_EQ(upgrade["total"], 4666);
   EXPECT_EQ(upgrade["status"], "paid");
-  EXPECT_EQ(upgrade["amount_paid"], 5000);
+  EXPECT_EQ(upgrade["amount_paid"], 4666);
   EXPECT_EQ(seconds_of(upgrade["finalized_at"]), utc("2026-04-16T10:00:00Z"));
   EXPECT_EQ(account()["credit_balance"], 0);
 
@@ -711,10 +714,12 @@ TEST_P(BillingClockTest, AOnceCouponUsedAtTheEndOfATrialDiscountsChangesWithinTh
   list = invoices();
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list[1]["total"], 10000);
+  // A second into the 30-day period, 29 whole days remain: credit and charge at full price (half price would
+  // credit 4833).
   preview = owner(Method::get, "/v1/subscriptions/" + sub + "/preview?plan=upper-u");
   ASSERT_EQ(preview.status, 200) << preview.body.dump();
-  EXPECT_EQ(preview.body["credit"], 10000);
-  EXPECT_EQ(preview.body["charge"], 20000);
+  EXPECT_EQ(preview.body["credit"], 9667);   // 10000 * 29 / 30
+  EXPECT_EQ(preview.body["charge"], 19333);  // 20000 * 29 / 30
 }
 
 TEST_P(BillingClockTest, TheRealClockBillingRunLeavesTestClocksAlone) {

@@ -81,7 +81,7 @@ TEST_P(NulInputApiTest, NulSuffixedEmailNeverSignsInNorDodgesTheAccountLock) {
     expect_problem(password_grant(email, password), 400, "\"/email\" contains a NUL character", "before the lock");
   }
   // The malformed attempts were not failures of the account: three wrong passwords still lock it, no fewer.
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(password_grant(owner, "wrong-password").status, 401) << i;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(password_grant(owner, "wrong-password").status, 400) << i;
   expect_problem(password_grant(owner, password), 429, "too many failed sign-ins", "the locked account");
   // Another spelling of the same account is the same lock (the key is what is looked up).
   expect_problem(password_grant("Owner@ALPHA.test", password), 429, "too many failed sign-ins", "upper case");
@@ -108,7 +108,7 @@ TEST_P(NulInputApiTest, TokenServiceRefusesANulEmailBeforeLookingItUp) {
     EXPECT_EQ(r.error().code, Errc::invalid_argument) << r.error().message;
   }
   // None of them counted against the owner: three real failures are still needed to lock the account.
-  for (int i = 0; i < 2; ++i) EXPECT_EQ(password_grant(owner, "wrong-password").status, 401);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(password_grant(owner, "wrong-password").status, 400);
   EXPECT_EQ(password_grant(owner, "password-alpha").status, 200);
 }
 

@@ -320,6 +320,47 @@ TEST_P(QuotasApiTest, HardQuotasRefuseWithTheQuotaNamed) {
   EXPECT_EQ(entitlement(owner_a_, "emails")["used"], 100);
 }
 
+// limits.integrations: webhook endpoints and API keys together, refused one over the limit, room made by removing.
+TEST_P(QuotasApiTest, TheIntegrationsLimitCountsEndpointsAndKeysTogether) {
+  ASSERT_NO_FATAL_FAILURE(create_plan({{"limits", {{"integrations", 3}}}}));
+  ASSERT_NO_FATAL_FAILURE(subscribe(owner_a_));
+  const auto endpoint = [&](const std::string& token) {
+    return as(token, Method::post, "/v1/webhook-endpoints",
+              Json{{"url", "http://127.0.0.1:9/hook"}, {"event_types", {"*"}}});
+  };
+  const auto key = [&](const std::string& token, const std::string& name) {
+    return as(token, Method::post, "/v1/api-keys", Json{{"name", name}, {"permissions", {"projects:read"}}});
+  };
+  ASSERT_EQ(endpoint(owner_a_).status, 201);
+  auto k1 = key(owner_a_, "k1");
+  ASSERT_EQ(k1.status, 201) << k1.body.dump();
+  ASSERT_EQ(key(owner_a_, "k2").status, 201);
+  EXPECT_EQ(entitlement(owner_a_, "integrations")["used"], 3);
+  // The fourth, of either kind, is refused; nothing is made.
+  for (const ApiResponse& over : {endpoint(owner_a_), key(owner_a_, "k3")}) {
+    ASSERT_EQ(over.status, 403) << over.body.dump();
+    EXPECT_EQ(over.body["type"], "/problems/quota-exceeded");
+    EXPECT_EQ(over.body["quota"], "integrations");
+    EXPECT_EQ(over.body["limit"], 3);
+    EXPECT_EQ(over.body["used"], 3);
+  }
+  EXPECT_EQ(as(owner_a_, Method::get, "/v1/webhook-endpoints").body["data"].size(), 1u);
+  EXPECT_EQ(as(owner_a_, Method::get, "/v1/api-keys").body["data"].size(), 2u);
+  // Another tenant (no plan) is not limited, and its integrations do not count here.
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(key(owner_b_, "b" + std::to_string(i)).status, 201);
+  EXPECT_EQ(entitlement(owner_a_, "integrations")["used"], 3);
+  // A revoked key makes room.
+  ASSERT_EQ(as(owner_a_, Method::delete_, "/v1/api-keys/" + k1.body.value("id", "")).status, 204);
+  EXPECT_EQ(endpoint(owner_a_).status, 201);
+  EXPECT_EQ(key(owner_a_, "k4").status, 403);
+  // An operator's override raises it.
+  ASSERT_EQ(
+      operator_in(a_, Method::put, "/v1/entitlements/integrations", Json{{"limit", 4}, {"enforcement", "hard"}}).status,
+      200);
+  EXPECT_EQ(key(owner_a_, "k5").status, 201);
+  EXPECT_EQ(key(owner_a_, "k6").status, 403);
+}
+
 TEST_P(QuotasApiTest, ThresholdsFireOncePerPeriod) {
   // features.apiCalls gives a soft quota on api_calls.
   ASSERT_NO_FATAL_FAILURE(create_plan({{"features", {{"apiCalls", 100}}}}));

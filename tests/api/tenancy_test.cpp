@@ -196,7 +196,8 @@ TEST_P(TenancyTest, SuspendedAndDeletedTenantsAreRefusedAndPurgeRemovesOnlyTheir
       Method::post, "/v1/auth/token",
       Json{
           {"grant_type", "password"}, {"email", "owner@beta.test"}, {"password", "password-beta"}, {"tenant", "beta"}});
-  EXPECT_EQ(sign_in.status, 401);
+  EXPECT_EQ(sign_in.status, 400);
+  EXPECT_EQ(sign_in.body.value("error", ""), "invalid_grant");
   ASSERT_EQ(client_->call(Method::patch, "/v1/admin/tenants/" + b_.id, Json{{"status", "active"}}, root_).status, 200);
   EXPECT_EQ(project_names(token_b_), std::vector<std::string>{"B's project"});
 
@@ -326,10 +327,61 @@ TEST_P(TenancyTest, IdempotencyKeyCreatesOnceAndRefusesADifferentBody) {
   ASSERT_EQ(again.status, 201);
   EXPECT_EQ(first.body.value("id", ""), again.body.value("id", ""));
   EXPECT_EQ(again.headers.get("Idempotent-Replayed").value_or(""), "true");
-  EXPECT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "other"}}, token_a_, key).status, 409);
+  // Another body with the key: 422 (draft-ietf-httpapi-idempotency-key-header), nothing made.
+  auto reused = client_->call(Method::post, "/v1/projects", Json{{"name", "other"}}, token_a_, key);
+  EXPECT_EQ(reused.status, 422);
+  EXPECT_EQ(reused.body.value("type", ""), "/problems/idempotency-key-reused");
+  // The draft's form, a structured-field string, names the same key as the bare token.
+  auto quoted = client_->call(Method::post, "/v1/projects", Json{{"name", "once"}}, token_a_,
+                              {{"Idempotency-Key", "\"create-1\""}});
+  EXPECT_EQ(quoted.status, 201);
+  EXPECT_EQ(quoted.body.value("id", ""), first.body.value("id", ""));
+  EXPECT_EQ(quoted.headers.get("Idempotent-Replayed").value_or(""), "true");
+  for (const char* bad : {"\"unterminated", "\"a\"b\"", "\"\"", "two words", "\"bad\\escape\""}) {
+    EXPECT_EQ(
+        client_->call(Method::post, "/v1/projects", Json{{"name", "x"}}, token_a_, {{"Idempotency-Key", bad}}).status,
+        400)
+        << bad;
+  }
   // The same key in another tenant is another key.
   EXPECT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "once"}}, token_b_, key).status, 201);
   EXPECT_EQ(project_names(token_a_).size(), 2u);
+}
+
+TEST_P(TenancyTest, ETagsMakeReadsConditionalAndStaleChangesFail) {
+  const std::string path = "/v1/projects/" + project_a_;
+  auto read = client_->call(Method::get, path, std::nullopt, token_a_);
+  ASSERT_EQ(read.status, 200);
+  const std::string tag = std::string(read.headers.get("ETag").value_or(""));
+  ASSERT_EQ(tag.size(), 34u) << tag;  // "<32 hex digits>"
+  // If-None-Match with the current tag (strong or weak, or in a list): 304 without a body.
+  for (const std::string& listed : {tag, "W/" + tag, "\"other\", " + tag, std::string("*")}) {
+    auto again = client_->call(Method::get, path, std::nullopt, token_a_, {{"If-None-Match", listed}});
+    EXPECT_EQ(again.status, 304) << listed;
+    EXPECT_TRUE(again.raw_body.empty());
+    EXPECT_EQ(again.headers.get("ETag").value_or(""), tag);
+  }
+  EXPECT_EQ(client_->call(Method::get, path, std::nullopt, token_a_, {{"If-None-Match", "\"stale\""}}).status, 200);
+  // If-Match with the current tag: the change applies and the tag moves on.
+  auto renamed = client_->call(Method::patch, path, Json{{"name", "renamed"}}, token_a_, {{"If-Match", tag}});
+  ASSERT_EQ(renamed.status, 200) << renamed.body.dump();
+  auto now = client_->call(Method::get, path, std::nullopt, token_a_);
+  EXPECT_NE(now.headers.get("ETag").value_or(""), tag);
+  // The old tag is stale now: 412, nothing changed; a weak tag never matches If-Match.
+  for (const std::string& stale : {tag, "W/" + std::string(now.headers.get("ETag").value_or(""))}) {
+    auto refused = client_->call(Method::patch, path, Json{{"name", "lost update"}}, token_a_, {{"If-Match", stale}});
+    EXPECT_EQ(refused.status, 412) << stale;
+    EXPECT_EQ(refused.body.value("type", ""), "/problems/precondition-failed");
+    EXPECT_EQ(client_->call(Method::delete_, path, std::nullopt, token_a_, {{"If-Match", stale}}).status, 412);
+  }
+  EXPECT_EQ(client_->call(Method::get, path, std::nullopt, token_a_).body.value("name", ""), "renamed");
+  // Another tenant's project has no current representation for this caller: If-Match: * fails, nothing changes.
+  EXPECT_EQ(
+      client_->call(Method::delete_, "/v1/projects/" + project_b_, std::nullopt, token_a_, {{"If-Match", "*"}}).status,
+      412);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects/" + project_b_, std::nullopt, token_b_).status, 200);
+  // If-Match: * on an existing resource holds.
+  EXPECT_EQ(client_->call(Method::delete_, path, std::nullopt, token_a_, {{"If-Match", "*"}}).status, 204);
 }
 
 TEST_P(TenancyTest, CursorPaginationVisitsEveryProjectOnce) {

@@ -158,7 +158,7 @@ TEST_P(TenantResolutionTest, AnOldSlugEqualToAnotherTenantsIdTakesNothingOver) {
                             {"password", "password-xray"},
                             {"tenant", a_.id}})
                 .status,
-            401);
+            400);  // invalid_grant
 }
 
 // Suspending a tenant drops it from the cache under its id and its slug at once.

@@ -339,7 +339,7 @@ TEST_P(BillingServiceTest, RandomChangeSequencesKeepTheMoneyBalanced) {
       std::int64_t remaining = 0, total = 0;
       if (mode == "daily") {
         total = (end - start) / 86400;
-        remaining = total - (now - start) / 86400;
+        remaining = (end - now) / 86400;  // the seed: differenceInDays(periodEnd, changeDate)
       } else {
         total = end - start;
         remaining = end - now;

@@ -55,7 +55,7 @@ TEST(BillingDocsExamples, AShortFirstPeriodRoundsEachLine) {
 
 TEST(BillingDocsExamples, CreditAndChargeAreEachRoundedOnce) {
   const Proration p =
-      change(1000, 2000, at("2026-04-01T00:00:00Z"), at("2026-05-01T00:00:00Z"), at("2026-04-30T08:00:00Z"));
+      change(1000, 2000, at("2026-04-01T00:00:00Z"), at("2026-05-01T00:00:00Z"), at("2026-04-30T00:00:00Z"));
   EXPECT_EQ(p.remaining, 1);
   EXPECT_EQ(p.total, 30);
   EXPECT_EQ(p.credit, 33);
@@ -72,7 +72,7 @@ TEST(BillingDocsExamples, NetOfTheCouponRoundsTheDiscountFirst) {
   EXPECT_EQ(14999 - apply_bps(14999, 3333).value(), 10000);
   // 15 of 31 days left.
   const Proration p =
-      change(6666, 10000, at("2027-01-01T00:00:00Z"), at("2027-02-01T00:00:00Z"), at("2027-01-17T12:00:00Z"));
+      change(6666, 10000, at("2027-01-01T00:00:00Z"), at("2027-02-01T00:00:00Z"), at("2027-01-17T00:00:00Z"));
   EXPECT_EQ(p.remaining, 15);
   EXPECT_EQ(p.credit, 3225);
   EXPECT_EQ(p.charge, 4839);

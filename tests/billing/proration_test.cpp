@@ -42,8 +42,7 @@ struct ReferenceFraction {
 };
 ReferenceFraction reference_fraction(Instant start, Instant end, Instant at, ProrationMode mode) {
   if (mode == ProrationMode::per_second) return {end - at, end - start};
-  const std::int64_t days = (end - start) / 86400;
-  return {days - (at - start) / 86400, days};
+  return {(end - at) / 86400, (end - start) / 86400};
 }
 
 // ---- The seed's daily rule ------------------------------------------------------------------------------------
@@ -51,57 +50,64 @@ ReferenceFraction reference_fraction(Instant start, Instant end, Instant at, Pro
 const Instant kApril = utc(2026, 4, 1);
 const Instant kMay = utc(2026, 5, 1);
 
-TEST(DailyProration, SeedExampleUpgradeOnDaySixteenOfThirty) {
-  // $100 -> $200 monthly, period 2026-04-01..2026-05-01, change 2026-04-16T10:00Z: 15 whole days used, the change day
-  // counts as remaining, so R = 15 of D = 30.
-  const Proration p = must_prorate(10000, 20000, kApril, kMay, utc(2026, 4, 16, 10), ProrationMode::daily);
+TEST(DailyProration, SeedExampleUpgradeOnAprilSixteenthAtNoon) {
+  // $100 -> $200 monthly, period 2026-04-01..2026-05-01, change 2026-04-16T12:00Z. The seed's calculateProration:
+  // remainingDays = differenceInDays(periodEnd, changeDate) = 14 (14.5 days, truncated) of totalDays = 30. The half
+  // day left of April 16 is not a remaining day.
+  const Proration p = must_prorate(10000, 20000, kApril, kMay, utc(2026, 4, 16, 12), ProrationMode::daily);
   EXPECT_EQ(p.total, 30);
-  EXPECT_EQ(p.remaining, 15);
-  EXPECT_EQ(p.credit, 5000);
-  EXPECT_EQ(p.charge, 10000);
-  EXPECT_EQ(p.net, 5000);
+  EXPECT_EQ(p.remaining, 14);
+  EXPECT_EQ(p.credit, 4667);  // 4666.67
+  EXPECT_EQ(p.charge, 9333);  // 9333.33
+  EXPECT_EQ(p.net, 4666);
 }
 
-TEST(DailyProration, ChangeOnTheFirstDayIsTheWholePeriod) {
-  for (const Instant at : {kApril, utc(2026, 4, 1, 23, 59, 59)}) {
-    const Proration p = must_prorate(10000, 20000, kApril, kMay, at, ProrationMode::daily);
-    EXPECT_EQ(p.remaining, 30);
-    EXPECT_EQ(p.credit, 10000);
-    EXPECT_EQ(p.charge, 20000);
-    EXPECT_EQ(p.net, 10000);
-  }
+TEST(DailyProration, ChangeAtThePeriodStartIsTheWholePeriod) {
+  const Proration p = must_prorate(10000, 20000, kApril, kMay, kApril, ProrationMode::daily);
+  EXPECT_EQ(p.remaining, 30);
+  EXPECT_EQ(p.credit, 10000);
+  EXPECT_EQ(p.charge, 20000);
+  EXPECT_EQ(p.net, 10000);
+  // A second into the period, 29 whole days and 86,399 seconds remain: 29 days.
+  EXPECT_EQ(must_prorate(10000, 20000, kApril, kMay, kApril + 1, ProrationMode::daily).remaining, 29);
+  EXPECT_EQ(must_prorate(10000, 20000, kApril, kMay, utc(2026, 4, 1, 23, 59, 59), ProrationMode::daily).remaining, 29);
 }
 
-TEST(DailyProration, ChangeOnTheLastDayIsOneDay) {
-  for (const Instant at : {utc(2026, 4, 30), utc(2026, 4, 30, 12), kMay - 1}) {
+TEST(DailyProration, TheLastDayCountsOnlyWhenWhole) {
+  const Proration whole = must_prorate(10000, 20000, kApril, kMay, utc(2026, 4, 30), ProrationMode::daily);
+  EXPECT_EQ(whole.remaining, 1);
+  EXPECT_EQ(whole.credit, 333);  // 333.33
+  EXPECT_EQ(whole.charge, 667);  // 666.67
+  EXPECT_EQ(whole.net, 334);
+  for (const Instant at : {utc(2026, 4, 30, 0, 0, 1), utc(2026, 4, 30, 12), kMay - 1}) {
     const Proration p = must_prorate(10000, 20000, kApril, kMay, at, ProrationMode::daily);
-    EXPECT_EQ(p.remaining, 1);
-    EXPECT_EQ(p.credit, 333);  // 333.33
-    EXPECT_EQ(p.charge, 667);  // 666.67
-    EXPECT_EQ(p.net, 334);
+    EXPECT_EQ(p.remaining, 0);
+    EXPECT_EQ(p.credit, 0);
+    EXPECT_EQ(p.charge, 0);
+    EXPECT_EQ(p.net, 0);
   }
 }
 
 TEST(DailyProration, TwentyEightDayFebruary) {
-  // 2027-02-01..2027-03-01, change 2027-02-20: 19 days used, R = 9 of 28.
+  // 2027-02-01..2027-03-01, change 2027-02-20T15:00: 8 days 9 hours left, R = 8 of 28.
   const Proration p =
       must_prorate(10000, 20000, utc(2027, 2, 1), utc(2027, 3, 1), utc(2027, 2, 20, 15), ProrationMode::daily);
   EXPECT_EQ(p.total, 28);
-  EXPECT_EQ(p.remaining, 9);
-  EXPECT_EQ(p.credit, 3214);  // 3214.29
-  EXPECT_EQ(p.charge, 6429);  // 6428.57
-  EXPECT_EQ(p.net, 3215);
+  EXPECT_EQ(p.remaining, 8);
+  EXPECT_EQ(p.credit, 2857);  // 2857.14
+  EXPECT_EQ(p.charge, 5714);  // 5714.29
+  EXPECT_EQ(p.net, 2857);
 }
 
 TEST(DailyProration, TwentyNineDayLeapFebruary) {
-  // 2028-02-01..2028-03-01, change 2028-02-10T08:00: 9 days used, R = 20 of 29.
+  // 2028-02-01..2028-03-01, change 2028-02-10T08:00: 19 days 16 hours left, R = 19 of 29.
   const Proration p =
       must_prorate(10000, 20000, utc(2028, 2, 1), utc(2028, 3, 1), utc(2028, 2, 10, 8), ProrationMode::daily);
   EXPECT_EQ(p.total, 29);
-  EXPECT_EQ(p.remaining, 20);
-  EXPECT_EQ(p.credit, 6897);   // 6896.55
-  EXPECT_EQ(p.charge, 13793);  // 13793.10
-  EXPECT_EQ(p.net, 6896);
+  EXPECT_EQ(p.remaining, 19);
+  EXPECT_EQ(p.credit, 6552);   // 6551.72
+  EXPECT_EQ(p.charge, 13103);  // 13103.45
+  EXPECT_EQ(p.net, 6551);
 }
 
 TEST(DailyProration, ThirtyDayApril) {
@@ -114,14 +120,14 @@ TEST(DailyProration, ThirtyDayApril) {
 }
 
 TEST(DailyProration, ThirtyOneDayJanuary) {
-  // 2026-01-01..2026-02-01, change 2026-01-11: 10 days used, R = 21 of 31.
+  // 2026-01-01..2026-02-01, change 2026-01-11T06:00: 20 days 18 hours left, R = 20 of 31.
   const Proration p =
       must_prorate(10000, 20000, utc(2026, 1, 1), utc(2026, 2, 1), utc(2026, 1, 11, 6), ProrationMode::daily);
   EXPECT_EQ(p.total, 31);
-  EXPECT_EQ(p.remaining, 21);
-  EXPECT_EQ(p.credit, 6774);   // 6774.19
-  EXPECT_EQ(p.charge, 13548);  // 13548.39
-  EXPECT_EQ(p.net, 6774);
+  EXPECT_EQ(p.remaining, 20);
+  EXPECT_EQ(p.credit, 6452);   // 6451.61
+  EXPECT_EQ(p.charge, 12903);  // 12903.23
+  EXPECT_EQ(p.net, 6451);
 }
 
 TEST(DailyProration, AnnualPeriodInALeapYear) {
@@ -138,17 +144,17 @@ TEST(DailyProration, AnnualPeriodInALeapYear) {
 TEST(DailyProration, AnnualToMonthlyCreditsTheUnusedYear) {
   // $1,200/year (2026-01-01..2027-01-01, 365 days) switched on 2026-03-15 to $120/month. The interval changes, so
   // the monthly price starts a period of its own at the change ([Mar 15, Apr 15), billed in full); the annual
-  // price is credited for R = 365 - 73 = 292 days.
+  // price is credited for R = 291 days (291 days 15 hours are left).
   const Instant at = utc(2026, 3, 15, 9);
   const auto credit = prorate_remaining(120000, utc(2026, 1, 1), utc(2027, 1, 1), at, ProrationMode::daily);
   ASSERT_TRUE(credit.has_value());
-  EXPECT_EQ(*credit, 96000);  // 120000 * 292 / 365, exact
+  EXPECT_EQ(*credit, 95671);  // 120000 * 291 / 365 = 95671.23
   const Proration p = must_prorate(120000, 0, utc(2026, 1, 1), utc(2027, 1, 1), at, ProrationMode::daily);
-  EXPECT_EQ(p.credit, 96000);
+  EXPECT_EQ(p.credit, 95671);
   EXPECT_EQ(p.charge, 0);
-  EXPECT_EQ(p.net, -96000);
+  EXPECT_EQ(p.net, -95671);
   const std::int64_t first_monthly_invoice = 12000 - *credit;
-  EXPECT_EQ(first_monthly_invoice, -84000);  // the customer keeps $840 of credit
+  EXPECT_EQ(first_monthly_invoice, -83671);  // the customer keeps $836.71 of credit
   EXPECT_EQ(add_months(at, 1), utc(2026, 4, 15, 9));
 }
 
@@ -163,10 +169,11 @@ TEST(DailyProration, SeatChange) {
 }
 
 TEST(DailyProration, DowngradeCreditsTheDifference) {
+  // R = 14 of 30 (14 days 14 hours left).
   const Proration p = must_prorate(20000, 10000, kApril, kMay, utc(2026, 4, 16, 10), ProrationMode::daily);
-  EXPECT_EQ(p.credit, 10000);
-  EXPECT_EQ(p.charge, 5000);
-  EXPECT_EQ(p.net, -5000);
+  EXPECT_EQ(p.credit, 9333);  // 9333.33
+  EXPECT_EQ(p.charge, 4667);  // 4666.67
+  EXPECT_EQ(p.net, -4666);
 }
 
 TEST(DailyProration, ChainOfChangesInOnePeriod) {
@@ -324,7 +331,7 @@ TEST(ProrationProperty, NetIsChargeMinusCreditAndMatchesTheDocumentedFormula) {
     const ReferenceFraction f = reference_fraction(period.start, period.end, at, mode);
     ASSERT_EQ(p.remaining, f.remaining);
     ASSERT_EQ(p.total, f.total);
-    ASSERT_GE(p.remaining, 1);
+    ASSERT_GE(p.remaining, 0);  // daily: 0 within the last 24 hours
     ASSERT_LE(p.remaining, p.total);
     ASSERT_EQ(p.credit, reference_round(static_cast<__int128>(old_amount) * f.remaining, f.total));
     ASSERT_EQ(p.charge, reference_round(static_cast<__int128>(new_amount) * f.remaining, f.total));

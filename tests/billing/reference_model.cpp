@@ -98,7 +98,7 @@ std::string rfc3339(Instant t) {
 Fraction remaining_fraction(Instant start, Instant end, Instant at, Proration mode) {
   if (mode == Proration::per_second) return {end - at, end - start};
   const std::int64_t days = (end - start) / k_day;
-  return {days - (at - start) / k_day, days};
+  return {(end - at) / k_day, days};  // the seed: differenceInDays(periodEnd, changeDate)
 }
 
 std::int64_t price_usage(const MeteredPrice& price, std::int64_t quantity) {

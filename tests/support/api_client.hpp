@@ -31,6 +31,16 @@ class ApiClient {
   ApiResponse call(http::Method method, const std::string& target, const std::optional<Json>& body = std::nullopt,
                    const std::string& bearer = "",
                    const std::vector<std::pair<std::string, std::string>>& headers = {}) const {
+    std::vector<std::pair<std::string, std::string>> all;
+    if (!bearer.empty()) all.emplace_back("Authorization", "Bearer " + bearer);
+    all.insert(all.end(), headers.begin(), headers.end());
+    return send(method, target, body ? body->dump() : "", body ? "application/json" : "", all);
+  }
+
+  // A request whose body is any text of any media type (`content_type` "": no Content-Type).
+  ApiResponse send(http::Method method, const std::string& target, const std::string& body,
+                   const std::string& content_type,
+                   const std::vector<std::pair<std::string, std::string>>& headers = {}) const {
     http::Request req;
     req.method = method;
     req.method_text = std::string(http::method_name(method));
@@ -39,11 +49,8 @@ class ApiClient {
     req.path = target.substr(0, q);
     if (q != std::string::npos) req.query = target.substr(q + 1);
     req.remote_address = "127.0.0.1";
-    if (body) {
-      req.body = body->dump();
-      req.headers.add("Content-Type", "application/json");
-    }
-    if (!bearer.empty()) req.headers.add("Authorization", "Bearer " + bearer);
+    req.body = body;
+    if (!content_type.empty()) req.headers.add("Content-Type", content_type);
     for (const auto& [n, v] : headers) req.headers.add(n, v);
     auto prepared = dispatcher_->prepare(req);
     http::Response res = dispatcher_->dispatch(req, prepared);

@@ -70,11 +70,22 @@ Result<void> check_limit_values(const Json& obj, const char* what, std::initiali
       return fail(Errc::invalid_argument, std::string(what) + "." + it.key() + " is not a known " + what);
     }
     const Json& v = it.value();
+    // The seed's plan: support is 'email' | 'priority' | '24/7'; sla a number, the uptime percentage.
+    if (it.key() == "support") {
+      if (!v.is_string() || (v != "email" && v != "priority" && v != "24/7")) {
+        return fail(Errc::invalid_argument, std::string(what) + ".support must be \"email\", \"priority\" or \"24/7\"");
+      }
+      continue;
+    }
+    if (it.key() == "sla") {
+      if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 100) {
+        return fail(Errc::invalid_argument, std::string(what) + ".sla must be a number from 0 to 100 (uptime %)");
+      }
+      continue;
+    }
     const bool unlimited = v.is_string() && v.get<std::string>() == "unlimited";
     const bool count = v.is_number_integer() && v.get<std::int64_t>() >= 0;
-    const bool text_ok =
-        v.is_string() && (it.key() == "support" || it.key() == "sla") && v.get<std::string>().size() <= 64;
-    if (!unlimited && !count && !text_ok) {
+    if (!unlimited && !count) {
       return fail(Errc::invalid_argument,
                   std::string(what) + "." + it.key() + " must be a non-negative integer or \"unlimited\"");
     }
@@ -278,6 +289,7 @@ Invoice read_invoice(const storage::ResultSet& r, std::size_t i) {
   v.finalized_at = opt_int(r, i, 28);
   v.paid_at = opt_int(r, i, 29);
   v.voided_at = opt_int(r, i, 30);
+  v.due_at = opt_int(r, i, 32);
   return v;
 }
 

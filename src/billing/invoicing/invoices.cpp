@@ -1,3 +1,5 @@
+#include <map>
+
 #include "billing/accounts/sql.hpp"
 #include "billing/detail/state.hpp"
 #include "billing/invoicing/sql.hpp"
@@ -8,7 +10,28 @@ namespace atrium::billing {
 // ---- invoices ---------------------------------------------------------------------------------------------------
 
 Result<std::vector<Invoice>> Billing::list_invoices(const std::string& tenant_id, const std::string& status) {
-  return impl_->tenant_rows(tenant_id, k_invoice_list, {Value(status)}, &read_invoice);
+  std::vector<Invoice> out;
+  auto r = impl_->tenant(tenant_id,
+                         [&](TenantTransaction& tx) -> Result<void> {
+                           out.clear();
+                           auto rows = tx.execute(k_invoice_list, {Value(status)});
+                           if (!rows) return std::unexpected(rows.error());
+                           std::map<std::string, std::size_t> index;
+                           for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+                             out.push_back(read_invoice(*rows, i));
+                             index[out.back().id] = i;
+                           }
+                           auto lines = tx.execute(k_line_list_of_page, {Value(status)});
+                           if (!lines) return std::unexpected(lines.error());
+                           for (std::size_t i = 0; i < lines->rows.size(); ++i) {
+                             const auto it = index.find(lines->text_at(i, 0).value_or(""));
+                             if (it != index.end()) out[it->second].lines.push_back(read_line(*lines, i));
+                           }
+                           return {};
+                         },
+                         {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return out;
 }
 
 Result<Invoice> Billing::get_invoice(const std::string& tenant_id, const std::string& id) {
@@ -96,6 +119,7 @@ Result<void> insert_draft(TenantTransaction& tx, const Invoice& inv, Instant now
                                            Value(now),
                                            Value(),
                                            Value(),
+                                           Value(),
                                            Value()});
   if (!ins) return std::unexpected(ins.error());
   for (std::size_t i = 0; i < inv.lines.size(); ++i) {
@@ -173,7 +197,7 @@ Result<Invoice> Billing::finalize_invoice(const std::string& tenant_id, const st
          Value(inv->discount_label), Value(inv->totals.tax), Value(inv->totals.tax_inclusive), Value(inv->tax_label),
          Value(inv->totals.total), Value(inv->totals.credit_applied), Value(inv->totals.credit_created),
          Value(inv->totals.amount_due), Value(std::int64_t{0}), Value(inv->amount_remaining),
-         Value(inv->customer.dump()), Value(now), opt(inv->paid_at)});
+         Value(inv->customer.dump()), Value(now), opt(inv->paid_at), opt(inv->due_at)});
     if (!up) return std::unexpected(up.error());
     if (up->affected_rows != 1) return fail(Errc::conflict, "only a draft invoice can be finalized");
     if (inv->totals.credit_applied != 0 || inv->totals.credit_created != 0) {
@@ -319,7 +343,8 @@ Result<InvoiceDocument> Billing::document(const std::string& tenant_id, const st
   d.status = inv->status;
   d.currency = inv->currency;
   d.issued_at = inv->finalized_at.value_or(inv->created_at);
-  d.due_at = d.issued_at + impl_->settings.days_until_due * 86400;
+  // Invoices finalized before due dates were stored: computed as they were then.
+  d.due_at = inv->due_at.value_or(d.issued_at + impl_->settings.days_until_due * 86400);
   d.period_start = inv->period_start;
   d.period_end = inv->period_end;
   const Json& issuer = impl_->settings.issuer;

@@ -144,6 +144,7 @@ Result<Invoice> Billing::Impl::price_invoice(TenantTransaction& tx, const Accoun
   inv.amount_remaining = inv.totals.amount_due;
   inv.status = inv.totals.amount_due > 0 ? "open" : "paid";
   inv.finalized_at = now;
+  inv.due_at = now + settings.days_until_due * 86400;
   if (inv.status == "paid") inv.paid_at = now;
   return inv;
 }
@@ -182,7 +183,8 @@ Result<void> insert_invoice(TenantTransaction& tx, const Invoice& inv, const std
                                            Value(now),
                                            Value(now),
                                            inv.paid_at ? Value(*inv.paid_at) : Value(),
-                                           Value()});
+                                           Value(),
+                                           opt(inv.due_at)});
   if (!ins) return std::unexpected(ins.error());
   for (std::size_t i = 0; i < inv.lines.size(); ++i) {
     const Line& l = inv.lines[i];

@@ -20,12 +20,12 @@ constexpr Statement k_next_number{"billing_next_number",
   "tenant_id, id, number, subscription_id, cycle_key, status, billing_reason, currency, period_start, period_end, " \
   "subtotal, discount, discount_label, tax, tax_inclusive, tax_label, total, credit_applied, credit_created, "      \
   "amount_due, amount_paid, amount_remaining, attempt_count, next_payment_attempt, customer, memo, test_clock_id, " \
-  "created_at, finalized_at, paid_at, voided_at, updated_at"
+  "created_at, finalized_at, paid_at, voided_at, updated_at, due_at"
 constexpr TenantStatement k_invoice_insert{
     "billing_invoice_insert",
     "INSERT INTO invoices (" INVOICE_COLS
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
-    "$23, $24, $25, $26, $27, $28, $29, $30, $31, $28)"};
+    "$23, $24, $25, $26, $27, $28, $29, $30, $31, $28, $32)"};
 constexpr TenantStatement k_invoice_get{"billing_invoice_get",
                                         "SELECT " INVOICE_COLS " FROM invoices WHERE tenant_id = $1 AND id = $2"};
 constexpr TenantStatement k_invoice_get_locked{
@@ -60,7 +60,8 @@ constexpr TenantStatement k_invoice_finalize{
     "billing_invoice_finalize",
     "UPDATE invoices SET number = $3, status = $4, subtotal = $5, discount = $6, discount_label = $7, tax = $8, "
     "tax_inclusive = $9, tax_label = $10, total = $11, credit_applied = $12, credit_created = $13, amount_due = $14, "
-    "amount_paid = $15, amount_remaining = $16, customer = $17, finalized_at = $18, paid_at = $19, updated_at = $18 "
+    "amount_paid = $15, amount_remaining = $16, customer = $17, finalized_at = $18, paid_at = $19, updated_at = $18, "
+    "due_at = $20 "
     "WHERE tenant_id = $1 AND id = $2 AND status = 'draft'"};
 constexpr TenantStatement k_invoice_payment{
     "billing_invoice_payment",
@@ -79,6 +80,13 @@ constexpr TenantStatement k_line_insert{"billing_line_insert",
 constexpr TenantStatement k_line_list{"billing_line_list",
                                       "SELECT " LINE_COLS
                                       " FROM invoice_lines WHERE tenant_id = $1 AND invoice_id = $2 ORDER BY line_no"};
+// The lines of the invoices k_invoice_list answers (same filter and limit), in one statement.
+constexpr TenantStatement k_line_list_of_page{
+    "billing_line_list_of_page",
+    "SELECT " LINE_COLS
+    " FROM invoice_lines JOIN (SELECT id FROM invoices WHERE tenant_id = $1 AND ($2 = '' OR status = $2) ORDER BY "
+    "created_at DESC, id DESC LIMIT 500) page ON page.id = invoice_lines.invoice_id WHERE invoice_lines.tenant_id = "
+    "$1 ORDER BY invoice_id, line_no"};
 
 #define CREDIT_COLS "tenant_id, id, number, invoice_id, amount, method, reason, memo, reference, created_at"
 constexpr TenantStatement k_credit_insert{"billing_credit_insert",
