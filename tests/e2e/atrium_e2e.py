@@ -502,6 +502,18 @@ def sample_value(samples, name, **labels):
     return total
 
 
+def api_call(server, method, path, token=None, body=None, headers=None):
+    """One API request: `token` as a bearer credential, `body` (when given) as JSON."""
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None:
+        h["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    return server.request(method, path, headers=h, body=data)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Assertions
 

@@ -10,7 +10,7 @@ import sqlite3
 import tempfile
 import unittest
 
-from atrium_e2e import AtriumServer, E2ETestCase, run_cli
+from atrium_e2e import AtriumServer, E2ETestCase, api_call, run_cli
 
 ENV = {"ATRIUM_IDENTITY_PASSWORD_COST": "minimum"}
 
@@ -18,15 +18,7 @@ _FINDING = re.compile(r"^TAMPERED chain (\S+) seq (\d+)(?: entry (\S+))?: (.+)$"
 _SUMMARY = re.compile(r"^(\d+) chain\(s\), (\d+) entries checked: (intact|TAMPERING FOUND)$")
 
 
-def _call(server, method, path, token=None, body=None, headers=None):
-    h = dict(headers or {})
-    if token:
-        h["Authorization"] = f"Bearer {token}"
-    data = None
-    if body is not None:
-        h["Content-Type"] = "application/json"
-        data = json.dumps(body).encode()
-    return server.request(method, path, headers=h, body=data)
+_call = api_call
 
 
 def _expect(resp, status):

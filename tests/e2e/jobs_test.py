@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import atrium_e2e  # noqa: E402
 from atrium_e2e import (  # noqa: E402
-    BINARY, E2ETestCase, EXIT_TIMEOUT, STARTUP_TIMEOUT, child_env, free_port, in_ci, poll_until, run_cli,
+    BINARY, E2ETestCase, EXIT_TIMEOUT, STARTUP_TIMEOUT, api_call, child_env, free_port, in_ci, poll_until, run_cli,
     skip_or_fail, wait_for_binary)
 
 # Upper bounds for polls (the binary may be an ASan build on a loaded 2-core machine); never sleeps.
@@ -222,14 +222,7 @@ class JobsTest(E2ETestCase):
     # -- the API --
 
     def call(self, server, method, path, token=None, body=None, headers=None):
-        h = dict(headers or {})
-        if token:
-            h["Authorization"] = f"Bearer {token}"
-        data = None
-        if body is not None:
-            h["Content-Type"] = "application/json"
-            data = json.dumps(body).encode()
-        return server.request(method, path, headers=h, body=data)
+        return api_call(server, method, path, token, body, headers)
 
     def expect(self, resp, status):
         self.assertEqual(resp.status, status, resp)

@@ -1,24 +1,16 @@
 """The tenant and identity flow through the real binary: CLI super admin, sign-in, tenant creation, projects,
 key rotation. (The exhaustive isolation and role matrices run in-process: tests/api/.)"""
 
-import json
 import os
 import unittest
 
-from atrium_e2e import E2ETestCase, run_cli
+from atrium_e2e import E2ETestCase, api_call, run_cli
 
 
 class TenantFlowTest(E2ETestCase):
 
     def call(self, server, method, path, token=None, body=None, headers=None):
-        h = dict(headers or {})
-        if token:
-            h["Authorization"] = f"Bearer {token}"
-        data = None
-        if body is not None:
-            h["Content-Type"] = "application/json"
-            data = json.dumps(body).encode()
-        return server.request(method, path, headers=h, body=data)
+        return api_call(server, method, path, token, body, headers)
 
     def sign_in(self, server, email, password, tenant=None):
         body = {"grant_type": "password", "email": email, "password": password}

@@ -57,6 +57,9 @@ class TlsTest(E2ETestCase):
         r = http_request(self.server.port, "GET", "/health", tls_context=insecure_tls_context())
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json(), {"status": "ok"})
+        # Served over TLS: browsers are told to keep to HTTPS; every answer is nosniff.
+        self.assertEqual(r.header("Strict-Transport-Security"), "max-age=31536000")
+        self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
         r = http_request(self.server.port, "GET", "/ready", tls_context=insecure_tls_context())
         self.assertEqual(r.status, 200, r)
 
