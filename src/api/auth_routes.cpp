@@ -35,7 +35,9 @@ http::Response oauth_error(const Error& e, const http::Request& req) {
   http::Response r = error_response(e, req);
   auto body = Json::parse(r.body, nullptr, false);
   if (body.is_object()) {
-    body["error"] = r.status >= 500 && r.status != 503 ? "server_error" : "temporarily_unavailable";
+    body["error"] = r.status == 429 || r.status == 503 ? "temporarily_unavailable"
+                    : r.status >= 500                  ? "server_error"
+                                                       : "invalid_request";
     body["error_description"] = body.value("detail", "");
     r.body = body.dump();
   }
@@ -136,6 +138,8 @@ void register_auth_routes(http::Router& router, Platform& platform) {
                                                              {"token_endpoint_auth_methods_supported", none},
                                                              {"revocation_endpoint_auth_methods_supported", none}});
                r.headers.set("Cache-Control", "public, max-age=300");
+               // Built from Host when the issuer is no URL: a cache must not hand one host's answer to another.
+               if (!base.starts_with(issuer)) r.headers.set("Vary", "Host");
                return r;
              },
              {.execution = http::Execution::io});

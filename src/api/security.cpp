@@ -120,6 +120,23 @@ bool super_admin_user(const identity::Principal& who) {
   return who.super_admin && who.kind == identity::Principal::Kind::user;
 }
 
+// What `who`, acting in a tenant or not, may call: the rule this middleware applies, for the dispatcher's reads on
+// the caller's behalf (conditional requests read the target's GET answer). `who` is the request's principal, which
+// outlives every use; a pointer and a flag keep the function free of allocation.
+std::function<bool(const http::RouteOptions&)> route_rule(const identity::Principal* who, bool in_tenant) {
+  return [who, in_tenant](const http::RouteOptions& o) {
+    switch (o.access) {
+      case Access::open:
+      case Access::authenticated: return true;
+      case Access::super_admin: return super_admin_user(*who);
+      case Access::tenant_super_admin:
+        return in_tenant && super_admin_user(*who) && (o.permission.empty() || who->has(o.permission));
+      case Access::tenant: return in_tenant && (o.permission.empty() || who->has(o.permission));
+    }
+    return false;
+  };
+}
+
 // Authentication, tenant resolution and authorization (see security.hpp), then the handler.
 http::Response secured(Platform& platform, http::Request& req, const http::Next& next) {
   if (req.options == nullptr || req.options->access == Access::open) return next(req);
@@ -131,6 +148,7 @@ http::Response secured(Platform& platform, http::Request& req, const http::Next&
     if (!super_admin_user(*who)) {
       return http::problem(403, "forbidden", "Forbidden", "This operation is for super admins.", req);
     }
+    req.may_call = route_rule(who.get(), false);
     req.principal = std::move(who);
     return audited_read(platform, req, next(req));
   }
@@ -155,6 +173,7 @@ http::Response secured(Platform& platform, http::Request& req, const http::Next&
     }
     req.tenant = std::move(tenant);
   }
+  req.may_call = route_rule(who.get(), req.tenant != nullptr);
   req.principal = std::move(who);
   if (req.principal->super_admin && req.tenant) return audited_read(platform, req, next(req));
   return next(req);

@@ -162,7 +162,7 @@ Response Dispatcher::dispatch(Request& request, const Prepared& prepared) const 
 void Dispatcher::conditional_get(const Request& req, Response& res) const {
   const std::string tag = entity_tag(res.body);
   res.headers.set("ETag", tag);
-  const auto none_match = req.headers.get("If-None-Match");
+  const auto none_match = req.headers.list("If-None-Match");
   if (none_match && lists_tag(*none_match, tag, true)) {
     // 304: no body; the validator and caching fields stay (RFC 9110 section 15.4.5).
     res.status = 304;
@@ -175,7 +175,11 @@ std::optional<Response> Dispatcher::check_preconditions(const Request& req) cons
   // The target's current representation: what its GET route answers now, to this caller.
   std::optional<std::string> current;
   const Router::Match get = router_.match(Method::get, req.path);
-  if (get.outcome == Router::Outcome::found) {
+  // A caller who may not read the target (another permission, another kind of route) learns nothing about it: for
+  // them it has no current representation.
+  const bool readable = get.outcome == Router::Outcome::found && (get.route->options.access == Access::open ||
+                                                                  (req.may_call && req.may_call(get.route->options)));
+  if (readable) {
     Request read = req;
     read.method = Method::get;
     read.method_text = "GET";
@@ -187,7 +191,7 @@ std::optional<Response> Dispatcher::check_preconditions(const Request& req) cons
     if (answer.status == 200) current = entity_tag(answer.body);
   }
   // RFC 9110 section 13.2.2: If-Match first, then If-None-Match.
-  if (const auto match = req.headers.get("If-Match")) {
+  if (const auto match = req.headers.list("If-Match")) {
     const bool holds = current && lists_tag(*match, *current, false);
     if (!holds) {
       return problem(412, "precondition-failed", "Precondition Failed",
@@ -196,7 +200,7 @@ std::optional<Response> Dispatcher::check_preconditions(const Request& req) cons
                      req);
     }
   }
-  if (const auto none_match = req.headers.get("If-None-Match")) {
+  if (const auto none_match = req.headers.list("If-None-Match")) {
     if (current && lists_tag(*none_match, *current, true)) {
       return problem(412, "precondition-failed", "Precondition Failed",
                      "If-None-Match lists the resource's current entity tag (or *, and the resource exists).", req);

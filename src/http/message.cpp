@@ -68,6 +68,20 @@ std::optional<std::string_view> Headers::get(std::string_view name) const {
   return std::nullopt;
 }
 
+std::optional<std::string> Headers::list(std::string_view name) const {
+  std::optional<std::string> out;
+  for (const auto& [n, v] : fields_) {
+    if (!iequals(n, name)) continue;
+    if (out) {
+      *out += ", ";
+      *out += v;
+    } else {
+      out = v;
+    }
+  }
+  return out;
+}
+
 void Headers::set(std::string_view name, std::string value) {
   std::erase_if(fields_, [&](const auto& f) { return iequals(f.first, name); });
   fields_.emplace_back(std::string(name), std::move(value));

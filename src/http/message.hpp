@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,8 @@ Method parse_method(std::string_view text);
 class Headers {
  public:
   std::optional<std::string_view> get(std::string_view name) const;
+  // Every field line of that name joined with ", " (RFC 9110 section 5.3: one list); nullopt when there is none.
+  std::optional<std::string> list(std::string_view name) const;
   // Replaces every field of that name.
   void set(std::string_view name, std::string value);
   void erase(std::string_view name);
@@ -66,6 +69,9 @@ struct Request {
   // Set by the security middleware on routes that require them.
   std::shared_ptr<const identity::Principal> principal;
   std::shared_ptr<const tenancy::Tenant> tenant;
+  // Set by the security middleware with the principal: whether that caller, in this tenant, may call a route with
+  // these options. Unset: nobody was authenticated, only open routes may be called.
+  std::function<bool(const RouteOptions&)> may_call;
 
   std::string_view param(std::string_view name) const;
   // The decoded value of a query parameter, or nullopt when absent.

@@ -380,6 +380,24 @@ TEST_P(TenancyTest, ETagsMakeReadsConditionalAndStaleChangesFail) {
       client_->call(Method::delete_, "/v1/projects/" + project_b_, std::nullopt, token_a_, {{"If-Match", "*"}}).status,
       412);
   EXPECT_EQ(client_->call(Method::get, "/v1/projects/" + project_b_, std::nullopt, token_b_).status, 200);
+  // A caller who may change but not read the project learns nothing from a precondition: for it the project has
+  // no current representation, whatever tag it sends.
+  auto key = client_->call(Method::post, "/v1/api-keys", Json{{"name", "writer"}, {"permissions", {"projects:write"}}},
+                           token_a_);
+  ASSERT_EQ(key.status, 201) << key.body.dump();
+  const std::string writer = key.body.value("secret", "");
+  const std::string current =
+      std::string(client_->call(Method::get, path, std::nullopt, token_a_).headers.get("ETag").value_or(""));
+  for (const std::string& listed : {current, std::string("*")}) {
+    EXPECT_EQ(client_->call(Method::patch, path, Json{{"name", "x"}}, writer, {{"If-Match", listed}}).status, 412);
+  }
+  EXPECT_EQ(client_->call(Method::patch, path, Json{{"name", "x"}}, writer, {{"If-None-Match", current}}).status, 200);
+  // Repeated field lines are one list (RFC 9110 section 5.3): the second line's * counts.
+  EXPECT_EQ(client_
+                ->call(Method::patch, path, Json{{"name", "y"}}, token_a_,
+                       {{"If-None-Match", "\"nothing\""}, {"If-None-Match", "*"}})
+                .status,
+            412);
   // If-Match: * on an existing resource holds.
   EXPECT_EQ(client_->call(Method::delete_, path, std::nullopt, token_a_, {{"If-Match", "*"}}).status, 204);
 }
