@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Lints docs/openapi.yaml with Redocly CLI (its recommended rules, .redocly.yaml); exit 0 only with no error and
-# no warning. scripts/setup.sh installs the linter (tools/openapi-lint, from its lockfile).
+# no warning. scripts/setup.sh --test-tools installs the linter (tools/openapi-lint, from its lockfile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lint=tools/openapi-lint/node_modules/.bin/redocly
 if [[ ! -x $lint ]]; then
-  echo "lint_openapi: $lint is missing; run scripts/setup.sh" >&2
+  echo "lint_openapi: $lint is missing; run scripts/setup.sh --test-tools" >&2
   exit 1
 fi
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_UPDATE_NOTIFIER=1

@@ -17,9 +17,13 @@ PACKAGES=(
   curl openssl procps iproute2 python3 python3-yaml
 )
 
-# The OpenAPI linter (tests: openapi_lint) comes from the npm registry, pinned by tools/openapi-lint's lockfile; it
-# needs Node.js 20 or later with npm. Installed again only when the lockfile changed since.
+# With --test-tools (scripts/test.sh): the OpenAPI linter (tests: openapi_lint) from the npm registry, pinned by
+# tools/openapi-lint's lockfile; it needs Node.js 20 or later with npm. Installed again only when the lockfile
+# changed since. `atrium serve` needs none of it.
+TEST_TOOLS=0
+if [[ ${1:-} == --test-tools ]]; then TEST_TOOLS=1; fi
 install_npm_tools() {
+  ((TEST_TOOLS)) || return 0
   local dir=tools/openapi-lint
   local stamp=$dir/node_modules/.installed-from-lock
   if [[ -f $stamp ]] && cmp -s "$dir/package-lock.json" "$stamp"; then return 0; fi
@@ -28,7 +32,7 @@ install_npm_tools() {
   cp "$dir/package-lock.json" "$stamp"
 }
 cd "$(dirname "$0")/.."
-if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
+if ((TEST_TOOLS)) && ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
