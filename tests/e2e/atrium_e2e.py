@@ -533,7 +533,8 @@ class E2ETestCase(unittest.TestCase):
         content_type = resp.header("Content-Type", "")
         self.assertTrue(content_type.startswith("application/problem+json"), resp)
         body = resp.json()
-        for member in ("type", "title", "status", "detail", "request_id"):
+        # `instance` too: the path, or urn:uuid:<request id> for a message refused before its request line was read.
+        for member in ("type", "title", "status", "detail", "request_id", "instance"):
             self.assertIn(member, body, resp)
         self.assertEqual(body["status"], status, resp)
         self.assertIsInstance(body["title"], str)
