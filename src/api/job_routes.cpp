@@ -12,7 +12,6 @@
 #include "jobs/sql_queue.hpp"
 #include "reports/reports.hpp"
 #include "storage/database.hpp"
-#include "tenancy/idempotency.hpp"
 #include "tenancy/tenant_data.hpp"
 #include "webhooks/endpoints.hpp"
 
@@ -410,22 +409,15 @@ void register_admin_jobs(http::Router& router, Platform& platform) {
                jobs::NewJob job;
                job.type = "billing.run";
                job.max_attempts = 3;
-               if (auto header = req.headers.get("Idempotency-Key")) {
-                 auto key = tenancy::parse_idempotency_key_header(*header);
-                 if (!key) {
-                   return error_response({Errc::invalid_argument, "Idempotency-Key must be 1-255 visible ASCII "
-                                                                  "characters, bare or as a quoted string"},
-                                         req);
-                 }
-                 job.idempotency_key = "admin-billing-run:" + *key;
-               }
+               auto key = idempotency_key(req);
+               if (!key) return error_response(key.error(), req);
+               if (*key) job.idempotency_key = "admin-billing-run:" + **key;
                auto queued = platform.background->queue().enqueue(job);
                if (!queued) return error_response(queued.error(), req);
                if (queued->created) {
-                 if (auto a = audit_platform(platform, req,
-                                             {.action = "billing.run_requested",
-                                              .resource_type = "job",
-                                              .resource_id = queued->id});
+                 if (auto a = audit_platform(
+                         platform, req,
+                         {.action = "billing.run_requested", .resource_type = "job", .resource_id = queued->id});
                      !a) {
                    return error_response(a.error(), req);
                  }

@@ -13,7 +13,6 @@
 #include "identity/permissions.hpp"
 #include "projects/project_service.hpp"
 #include "projects/project_store.hpp"
-#include "tenancy/idempotency.hpp"
 #include "tenancy/tenant.hpp"
 #include "tenancy/tenant_data.hpp"
 
@@ -80,15 +79,9 @@ void register_projects(http::Router& router, Platform& platform) {
                auto description = string_member(**body, "description", false);
                if (!description) return error_response(description.error(), req);
                projects::CreateOptions options{.request_hash = sha256_hex(req.body)};
-               if (auto header = req.headers.get("Idempotency-Key")) {
-                 options.idempotency_key = tenancy::parse_idempotency_key_header(*header);
-                 if (!options.idempotency_key) {
-                   return error_response({Errc::invalid_argument,
-                                          "Idempotency-Key must be 1-255 visible ASCII characters, bare or as a "
-                                          "quoted string"},
-                                         req);
-                 }
-               }
+               auto key = idempotency_key(req);
+               if (!key) return error_response(key.error(), req);
+               options.idempotency_key = std::move(*key);
                // A hard projects quota refuses a project beyond it (counted in the create's transaction).
                auto quota = platform.entitlements->quota(req.tenant->id, std::string(billing::k_projects_quota));
                if (!quota) return error_response(quota.error(), req);

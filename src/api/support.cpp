@@ -9,8 +9,20 @@
 #include "http/problem.hpp"
 #include "identity/principal.hpp"
 #include "identity/token_service.hpp"
+#include "tenancy/idempotency.hpp"
 
 namespace atrium::api {
+
+Result<std::optional<std::string>> idempotency_key(const http::Request& req) {
+  const auto header = req.headers.get("Idempotency-Key");
+  if (!header) return std::nullopt;
+  auto key = tenancy::parse_idempotency_key_header(*header);
+  if (!key) {
+    return fail(Errc::invalid_argument,
+                "Idempotency-Key must be 1-255 visible ASCII characters, bare or as a quoted string");
+  }
+  return key;
+}
 
 http::Response quota_exceeded(std::string_view quota, std::int64_t limit, std::int64_t used, const http::Request& req) {
   return http::problem(403, "quota-exceeded", "Quota exceeded",

@@ -30,6 +30,10 @@ Result<const Json*> body_object(const http::Request& request, std::initializer_l
 // A member that must be a string when present (`required`: must be present).
 Result<std::optional<std::string>> string_member(const Json& object, std::string_view name, bool required);
 
+// The request's Idempotency-Key (tenancy::parse_idempotency_key_header: bare or quoted), nullopt without one;
+// invalid_argument when it is malformed.
+Result<std::optional<std::string>> idempotency_key(const http::Request& request);
+
 // Who is acting, for the audit log: the request's principal (user, API key or super admin), address, user agent,
 // request id and access token id. Before authentication (sign-in) the actor is a user yet to be named.
 audit::Context audit_context(const http::Request& request);

@@ -29,6 +29,20 @@ std::string percent_decode(std::string_view in) {
   return out;
 }
 
+// Calls fn(name, value) with the raw (still encoded) parts of each non-empty "name=value" pair of `text` until fn
+// returns false.
+template <class Fn>
+void for_each_pair(std::string_view text, Fn&& fn) {
+  while (!text.empty()) {
+    const auto amp = text.find('&');
+    const std::string_view pair = text.substr(0, amp);
+    text = amp == std::string_view::npos ? std::string_view() : text.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    if (!fn(pair.substr(0, eq), eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1))) return;
+  }
+}
+
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -100,24 +114,22 @@ std::string_view Request::param(std::string_view name) const {
 
 std::vector<std::pair<std::string, std::string>> parse_form(std::string_view text) {
   std::vector<std::pair<std::string, std::string>> out;
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const auto amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    if (pair.empty()) continue;
-    const auto eq = pair.find('=');
-    out.emplace_back(percent_decode(pair.substr(0, eq)),
-                     eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1)));
-  }
+  for_each_pair(text, [&](std::string_view name, std::string_view value) {
+    out.emplace_back(percent_decode(name), percent_decode(value));
+    return true;
+  });
   return out;
 }
 
 std::optional<std::string> Request::query_param(std::string_view name) const {
-  for (auto& [n, v] : parse_form(query)) {
-    if (n == name) return std::move(v);
-  }
-  return std::nullopt;
+  // Decodes names until one matches, and only that value: list routes ask for two or three on every request.
+  std::optional<std::string> found;
+  for_each_pair(query, [&](std::string_view n, std::string_view v) {
+    if (percent_decode(n) != name) return true;
+    found = percent_decode(v);
+    return false;
+  });
+  return found;
 }
 
 std::vector<std::pair<std::string, std::string>> Request::query_params() const { return parse_form(query); }
