@@ -12,7 +12,7 @@
 //   --batch   subscriptions per billing-run transaction (billing.run_batch) and baseline sets per transaction;
 //             default 500 (the configuration's default)
 //
-// Setup (not measured): api::Platform::open (migrations, no background services) on a ManualClock standing at
+// Setup (not measured): app::Platform::open (migrations, no background services) on a ManualClock standing at
 // T0 = 2026-01-01T00:00:00Z, so the platform's Billing and its simulated payment gateway read that clock; one
 // monthly USD plan (29.00, one included seat) through Billing::create_plan; then N tenants (shared isolation), N
 // billing accounts (pm_card_visa, USD, no country: no tax rate lookup hit) and N active subscriptions (anchor T0,
@@ -57,7 +57,7 @@
 #include <utility>
 #include <vector>
 
-#include "api/platform.hpp"
+#include "app/platform.hpp"
 #include "billing/billing.hpp"
 #include "billing/calendar.hpp"
 #include "core/clock.hpp"
@@ -167,7 +167,7 @@ constexpr Statement k_base_subscription{"bench_billing_base_subscription",
 
 // A transaction in the platform scope (PostgreSQL: the owner role's connection, whose policies let it see every
 // tenant's billing rows).
-Result<void> platform_tx(atrium::api::Platform& platform, const std::function<Result<void>(Transaction&)>& body,
+Result<void> platform_tx(atrium::app::Platform& platform, const std::function<Result<void>(Transaction&)>& body,
                          atrium::storage::TransactionOptions options = {}) {
   return platform.tenant_data->transact_platform(
       [&](atrium::tenancy::PlatformTransaction& tx) -> Result<void> { return body(tx.control()); }, options);
@@ -179,7 +179,7 @@ Result<void> exec(Transaction& tx, const Statement& s, std::initializer_list<Val
   return {};
 }
 
-Result<std::int64_t> count(atrium::api::Platform& platform, const Statement& s) {
+Result<std::int64_t> count(atrium::app::Platform& platform, const Statement& s) {
   std::int64_t n = -1;
   auto r = platform_tx(platform,
                        [&](Transaction& tx) -> Result<void> {
@@ -207,7 +207,7 @@ struct Seeded {
   std::vector<std::string> subscription_ids;
 };
 
-Result<Seeded> seed(atrium::api::Platform& platform, const atrium::Clock& clock, const Options& o) {
+Result<Seeded> seed(atrium::app::Platform& platform, const atrium::Clock& clock, const Options& o) {
   Seeded out;
   auto plan = platform.billing->create_plan(
       {.code = "bench-monthly",
@@ -260,7 +260,7 @@ Result<Seeded> seed(atrium::api::Platform& platform, const atrium::Clock& clock,
 
 // ---- measurements ----------------------------------------------------------------------------------------------
 
-Result<double> measure_run(atrium::api::Platform& platform, const Options& o) {
+Result<double> measure_run(atrium::app::Platform& platform, const Options& o) {
   const auto begin = Steady::now();
   auto stats = platform.billing->run();
   const auto end = Steady::now();
@@ -289,7 +289,7 @@ Result<double> measure_run(atrium::api::Platform& platform, const Options& o) {
   return seconds_between(begin, end);
 }
 
-Result<double> measure_baseline(atrium::api::Platform& platform, const atrium::Clock& clock, const Seeded& seeded,
+Result<double> measure_baseline(atrium::app::Platform& platform, const atrium::Clock& clock, const Seeded& seeded,
                                 const Options& o) {
   // The run's period: [2026-02-01, 2026-03-01); the baseline moves each subscription on to the next one.
   const Instant start = atrium::billing::boundary(k_t0, atrium::billing::Interval::monthly, 2);
@@ -419,12 +419,12 @@ int run(const Options& o, atrium::Config config) {
   config.billing.run_cron = "";
   config.identity.password_cost = "minimum";
   config.log.access_log = false;
-  auto opened = atrium::api::Platform::open(config, clock, {.migrate = true, .background = false});
+  auto opened = atrium::app::Platform::open(config, clock, {.migrate = true, .background = false});
   if (!opened) {
     note("Platform::open: " + opened.error().message);
     return 1;
   }
-  atrium::api::Platform& platform = **opened;
+  atrium::app::Platform& platform = **opened;
 
   note(o.backend + ": seeding " + std::to_string(o.subscriptions) + " tenants, billing accounts and subscriptions");
   const auto seed_begin = Steady::now();

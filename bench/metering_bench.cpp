@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "api/platform.hpp"
+#include "app/platform.hpp"
 #include "api/usage_input.hpp"
 #include "core/ids.hpp"
 #include "metering/metering.hpp"
@@ -56,9 +56,9 @@ int run(int argc, char** argv) {
     config.storage.database_url = pg->url();
   }
   const Clock& clock = SystemClock::instance();
-  auto opened = api::Platform::open(config, clock, {.migrate = true, .background = false});
+  auto opened = app::Platform::open(config, clock, {.migrate = true, .background = false});
   if (!opened) return bench::note(opened.error().message), 1;
-  api::Platform& p = **opened;
+  app::Platform& p = **opened;
   auto tenant = p.create_tenant({.tenant = {.slug = "bench", .name = "Bench"}}, {});
   if (!tenant) return bench::note(tenant.error().message), 1;
   const std::string tenant_id = tenant->id;

@@ -20,13 +20,13 @@ Result<std::optional<Json>> quotas_member(const Json& body) {
 constexpr Access admin = Access::super_admin;
 
 // Admin tenants.
-void register_admin_tenants(http::Router& router, Platform& platform) {
+void register_admin_tenants(http::Router& router, Services& services) {
   router.add(http::Method::post, "/v1/admin/tenants",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                auto body = body_object(
                    req, {"slug", "name", "isolation", "plan", "quotas", "owner_email", "owner_name", "owner_password"});
                if (!body) return error_response(body.error(), req);
-               Platform::NewTenantRequest request;
+               NewTenantRequest request;
                auto slug = string_member(**body, "slug", true);
                auto name = string_member(**body, "name", true);
                auto isolation = string_member(**body, "isolation", false);
@@ -41,7 +41,7 @@ void register_admin_tenants(http::Router& router, Platform& platform) {
                if (!quotas) return error_response(quotas.error(), req);
                request.tenant.slug = **slug;
                request.tenant.name = **name;
-               const std::string isolation_text = isolation->value_or(platform.config().tenancy.default_isolation);
+               const std::string isolation_text = isolation->value_or(services.config().tenancy.default_isolation);
                auto parsed = tenancy::parse_isolation(isolation_text);
                if (!parsed)
                  return error_response({Errc::invalid_argument, "isolation must be shared, schema or database"}, req);
@@ -51,17 +51,17 @@ void register_admin_tenants(http::Router& router, Platform& platform) {
                request.owner_email = *owner_email;
                request.owner_name = *owner_name;
                request.owner_password = *owner_password;
-               auto created = platform.create_tenant(request, audit_context(req));
+               auto created = services.create_tenant(request, audit_context(req));
                if (!created) return error_response(created.error(), req);
                return http::Response::json(201, tenancy::to_json(*created));
              },
              {.json_body = true, .access = admin});
 
   router.add(http::Method::get, "/v1/admin/tenants",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                auto params = page_params(req);
                if (!params) return error_response(params.error(), req);
-               auto page = platform.tenants->list(params->cursor, params->limit);
+               auto page = services.tenants->list(params->cursor, params->limit);
                if (!page) return error_response(page.error(), req);
                Json data = Json::array();
                for (const auto& t : page->tenants) data.push_back(tenancy::to_json(t));
@@ -72,17 +72,17 @@ void register_admin_tenants(http::Router& router, Platform& platform) {
 }
 
 // One tenant: read, update (suspend, reactivate), delete.
-void register_admin_tenant(http::Router& router, Platform& platform) {
+void register_admin_tenant(http::Router& router, Services& services) {
   router.add(http::Method::get, "/v1/admin/tenants/{id}",
-             [&platform](http::Request& req) -> http::Response {
-               auto t = platform.tenants->get(std::string(req.param("id")));
+             [&services](http::Request& req) -> http::Response {
+               auto t = services.tenants->get(std::string(req.param("id")));
                if (!t) return error_response(t.error(), req);
                return http::Response::json(200, tenancy::to_json(*t));
              },
              {.access = admin});
 
   router.add(http::Method::patch, "/v1/admin/tenants/{id}",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                auto body = body_object(req, {"name", "plan", "quotas", "status"});
                if (!body) return error_response(body.error(), req);
                tenancy::TenantPatch patch;
@@ -103,20 +103,20 @@ void register_admin_tenant(http::Router& router, Platform& platform) {
                    return error_response({Errc::invalid_argument, "status must be active, suspended or deleted"}, req);
                  patch.status = *parsed;
                }
-               auto updated = platform.update_tenant(std::string(req.param("id")), patch, audit_context(req));
+               auto updated = services.update_tenant(std::string(req.param("id")), patch, audit_context(req));
                if (!updated) return error_response(updated.error(), req);
                return http::Response::json(200, tenancy::to_json(*updated));
              },
              {.json_body = true, .access = admin});
 
   router.add(http::Method::delete_, "/v1/admin/tenants/{id}",
-             [&platform](http::Request& req) -> http::Response {
-               auto updated = platform.update_tenant(std::string(req.param("id")),
+             [&services](http::Request& req) -> http::Response {
+               auto updated = services.update_tenant(std::string(req.param("id")),
                                                      tenancy::TenantPatch{.status = tenancy::TenantStatus::deleted},
                                                      audit_context(req));
                if (!updated) return error_response(updated.error(), req);
                if (req.query_param("purge").value_or("") == "true") {
-                 if (auto r = platform.purge_tenant(updated->id, audit_context(req)); !r)
+                 if (auto r = services.purge_tenant(updated->id, audit_context(req)); !r)
                    return error_response(r.error(), req);
                }
                http::Response r;
@@ -127,12 +127,12 @@ void register_admin_tenant(http::Router& router, Platform& platform) {
 }
 
 // Admin metrics.
-void register_admin_metrics(http::Router& router, Platform& platform) {
+void register_admin_metrics(http::Router& router, Services& services) {
   router.add(http::Method::get, "/v1/admin/metrics",
-             [&platform](http::Request& req) -> http::Response {
-               auto stats = platform.tenants->statistics();
+             [&services](http::Request& req) -> http::Response {
+               auto stats = services.tenants->statistics();
                if (!stats) return error_response(stats.error(), req);
-               auto mrr = platform.billing->mrr();
+               auto mrr = services.billing->mrr();
                if (!mrr) return error_response(mrr.error(), req);
                Json out = *stats;
                out["mrr"] = Json::object();
@@ -144,10 +144,10 @@ void register_admin_metrics(http::Router& router, Platform& platform) {
 
 }  // namespace
 
-void register_admin_routes(http::Router& router, Platform& platform) {
-  register_admin_tenants(router, platform);
-  register_admin_tenant(router, platform);
-  register_admin_metrics(router, platform);
+void register_admin_routes(http::Router& router, Services& services) {
+  register_admin_tenants(router, services);
+  register_admin_tenant(router, services);
+  register_admin_metrics(router, services);
 }
 
 }  // namespace atrium::api

@@ -43,20 +43,20 @@ http::Response page_response(const audit::Page& page) {
 
 }  // namespace
 
-void register_audit_routes(http::Router& router, Platform& platform) {
+void register_audit_routes(http::Router& router, Services& services) {
   router.add(http::Method::get, "/v1/audit-logs",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                auto q = audit_query(req);
                if (!q) return error_response(q.error(), req);
                q->chain_id = req.tenant->id;
-               auto page = platform.audit->list(*q);
+               auto page = services.audit->list(*q);
                if (!page) return error_response(page.error(), req);
                return page_response(*page);
              },
              {.access = Access::tenant, .permission = identity::perm::audit_read});
 
   router.add(http::Method::get, "/v1/admin/audit-logs",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                auto q = audit_query(req);
                if (!q) return error_response(q.error(), req);
                if (auto tenant = req.query_param("tenant_id")) {
@@ -65,7 +65,7 @@ void register_audit_routes(http::Router& router, Platform& platform) {
                  }
                  q->chain_id = *tenant;
                }
-               auto page = platform.audit->list(*q);
+               auto page = services.audit->list(*q);
                if (!page) return error_response(page.error(), req);
                return page_response(*page);
              },

@@ -57,11 +57,11 @@ Result<std::string> grant_user_name(const Json& body) {
 
 }  // namespace
 
-void register_auth_routes(http::Router& router, Platform& platform) {
+void register_auth_routes(http::Router& router, Services& services) {
   // Members a client library may send that Atrium does not use: `scope` (no scopes yet) and `client_id` (public
   // clients; Atrium has no client registry).
   router.add(http::Method::post, "/v1/auth/token",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                auto body = body_object(req, {"grant_type", "email", "username", "password", "tenant", "refresh_token",
                                              "scope", "client_id"});
                if (!body) return oauth_error(body.error(), req);
@@ -78,15 +78,15 @@ void register_auth_routes(http::Router& router, Platform& platform) {
                  for (const auto* r : {&password, &tenant}) {
                    if (!*r) return oauth_error(r->error(), req);
                  }
-                 auto issued = platform.tokens->password_grant(*user, **password, *tenant, req.remote_address,
-                                                               platform.audit->recorder(audit_context(req)));
+                 auto issued = services.tokens->password_grant(*user, **password, *tenant, req.remote_address,
+                                                               services.audit->recorder(audit_context(req)));
                  if (!issued) return oauth_error(issued.error(), req);
                  return token_response(*issued);
                }
                if (**grant == "refresh_token") {
                  auto refresh = string_member(**body, "refresh_token", true);
                  if (!refresh) return oauth_error(refresh.error(), req);
-                 auto issued = platform.tokens->refresh_grant(**refresh, platform.audit->recorder(audit_context(req)));
+                 auto issued = services.tokens->refresh_grant(**refresh, services.audit->recorder(audit_context(req)));
                  if (!issued) return oauth_error(issued.error(), req);
                  return token_response(*issued);
                }
@@ -98,7 +98,7 @@ void register_auth_routes(http::Router& router, Platform& platform) {
 
   // RFC 7009: 200 whether or not the token was known (an unknown one is as good as revoked).
   router.add(http::Method::post, "/v1/auth/revoke",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                auto body = body_object(req, {"token", "token_type_hint", "client_id"});
                if (!body) return oauth_error(body.error(), req);
                auto token = string_member(**body, "token", true);
@@ -106,7 +106,7 @@ void register_auth_routes(http::Router& router, Platform& platform) {
                for (const char* ignored : {"token_type_hint", "client_id"}) {
                  if (auto r = string_member(**body, ignored, false); !r) return oauth_error(r.error(), req);
                }
-               if (auto r = platform.tokens->revoke(**token, platform.audit->recorder(audit_context(req))); !r)
+               if (auto r = services.tokens->revoke(**token, services.audit->recorder(audit_context(req))); !r)
                  return oauth_error(r.error(), req);
                http::Response res;
                res.status = 200;
@@ -117,14 +117,14 @@ void register_auth_routes(http::Router& router, Platform& platform) {
 
   // RFC 8414. Endpoint URLs are absolute: under the issuer when it is a URL, else under the request's own origin.
   router.add(http::Method::get, "/.well-known/oauth-authorization-server",
-             [&platform](http::Request& req) -> http::Response {
-               const std::string& issuer = platform.config().identity.issuer;
+             [&services](http::Request& req) -> http::Response {
+               const std::string& issuer = services.config().identity.issuer;
                std::string base;
                if (issuer.starts_with("https://") || issuer.starts_with("http://")) {
                  base = issuer;
                  while (base.ends_with('/')) base.pop_back();
                } else {
-                 const bool tls = !platform.config().server.tls_cert.empty();
+                 const bool tls = !services.config().server.tls_cert.empty();
                  base = std::string(tls ? "https://" : "http://") +
                         std::string(req.headers.get("Host").value_or("localhost"));
                }
@@ -145,8 +145,9 @@ void register_auth_routes(http::Router& router, Platform& platform) {
              {.execution = http::Execution::io});
 
   router.add(http::Method::get, "/.well-known/jwks.json",
-             [&platform](http::Request& req) -> http::Response {
-               auto keys = platform.keys->ensure(jwt_algorithm(platform.config()));
+             [&services](http::Request& req) -> http::Response {
+               auto keys =
+                   services.keys->ensure(identity::configured_jwt_alg(services.config().identity.jwt_algorithm));
                if (!keys) return error_response({Errc::unavailable, "no signing keys loaded"}, req);
                http::Response r = http::Response::json(200, keys->jwks);
                r.headers.set("Content-Type", "application/jwk-set+json");  // RFC 7517 section 8.5

@@ -53,8 +53,8 @@ constexpr Access tenant = Access::tenant;
 constexpr Access tenant_operator = Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
 
 // Catalog.
-void register_catalog(http::Router& router, Platform& platform) {
-  billing::Billing& b = *platform.billing;
+void register_catalog(http::Router& router, Services& services) {
+  billing::Billing& b = *services.billing;
   router.add(http::Method::get, "/v1/plans",
              [&b](http::Request& req) -> http::Response {
                const bool all = req.query_param("include_inactive").value_or("") == "true" && super_admin(req);
@@ -115,8 +115,8 @@ void register_catalog(http::Router& router, Platform& platform) {
 }
 
 // The tenant's billing account.
-void register_account(http::Router& router, Platform& platform) {
-  billing::Billing& b = *platform.billing;
+void register_account(http::Router& router, Services& services) {
+  billing::Billing& b = *services.billing;
   router.add(http::Method::get, "/v1/billing-account",
              [&b](http::Request& req) { return respond(b.get_account(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -130,8 +130,8 @@ void register_account(http::Router& router, Platform& platform) {
 }
 
 // Subscriptions.
-void register_subscriptions(http::Router& router, Platform& platform) {
-  billing::Billing& b = *platform.billing;
+void register_subscriptions(http::Router& router, Services& services) {
+  billing::Billing& b = *services.billing;
   router.add(http::Method::get, "/v1/subscriptions",
              [&b](http::Request& req) { return respond_list(b.list_subscriptions(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -191,8 +191,8 @@ void register_subscriptions(http::Router& router, Platform& platform) {
 }
 
 // Invoices.
-void register_invoices(http::Router& router, Platform& platform) {
-  billing::Billing& b = *platform.billing;
+void register_invoices(http::Router& router, Services& services) {
+  billing::Billing& b = *services.billing;
   router.add(http::Method::get, "/v1/invoices",
              [&b](http::Request& req) {
                return respond_list(b.list_invoices(req.tenant->id, req.query_param("status").value_or("")), req);
@@ -263,8 +263,8 @@ void register_invoices(http::Router& router, Platform& platform) {
 }
 
 // Credit notes.
-void register_credit_notes(http::Router& router, Platform& platform) {
-  billing::Billing& b = *platform.billing;
+void register_credit_notes(http::Router& router, Services& services) {
+  billing::Billing& b = *services.billing;
   router.add(http::Method::get, "/v1/credit-notes",
              [&b](http::Request& req) { return respond_list(b.list_credit_notes(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -278,8 +278,8 @@ void register_credit_notes(http::Router& router, Platform& platform) {
 }
 
 // Test clocks.
-void register_test_clocks(http::Router& router, Platform& platform) {
-  billing::Billing& b = *platform.billing;
+void register_test_clocks(http::Router& router, Services& services) {
+  billing::Billing& b = *services.billing;
   router.add(http::Method::get, "/v1/test-clocks",
              [&b](http::Request& req) { return respond_list(b.list_test_clocks(req.tenant->id), req); },
              {.access = tenant, .permission = perm::billing_view});
@@ -321,15 +321,15 @@ void register_test_clocks(http::Router& router, Platform& platform) {
 
 }  // namespace
 
-void register_billing_routes(http::Router& router, Platform& platform) {
+void register_billing_routes(http::Router& router, Services& services) {
   // A subscription created, changed or cancelled moves the tenant's quotas and rate limits at once on this instance:
-  // Billing tells the caches (Billing::on_plan_changed, wired in Platform::open), whichever path made the change.
-  register_catalog(router, platform);
-  register_account(router, platform);
-  register_subscriptions(router, platform);
-  register_invoices(router, platform);
-  register_credit_notes(router, platform);
-  register_test_clocks(router, platform);
+  // Billing tells the caches (Billing::on_plan_changed, wired in app::Platform::open), whichever path made the change.
+  register_catalog(router, services);
+  register_account(router, services);
+  register_subscriptions(router, services);
+  register_invoices(router, services);
+  register_credit_notes(router, services);
+  register_test_clocks(router, services);
 }
 
 }  // namespace atrium::api

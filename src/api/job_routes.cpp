@@ -1,6 +1,5 @@
 // /v1/webhook-endpoints, /v1/reports, /v1/email-settings and /v1/admin/jobs: what tenants and operators see of the
 // background work.
-#include "api/background.hpp"
 #include "api/routes.hpp"
 #include "api/support.hpp"
 #include "audit/audit_log.hpp"
@@ -9,6 +8,7 @@
 #include "email/settings.hpp"
 #include "events/outbox.hpp"
 #include "identity/permissions.hpp"
+#include "jobs/queue.hpp"
 #include "jobs/sql_queue.hpp"
 #include "reports/reports.hpp"
 #include "storage/database.hpp"
@@ -49,16 +49,16 @@ Json job_json(const jobs::Job& j) {
 }
 
 // Records an operator's action on the queue in the platform chain (after it happened: the queue may not be SQL).
-Result<void> audit_platform(Platform& platform, const http::Request& req, audit::Event event) {
-  return platform.db().transact(
-      [&](storage::Transaction& tx) { return platform.audit->append(tx, audit_context(req), event); });
+Result<void> audit_platform(Services& services, const http::Request& req, audit::Event event) {
+  return services.db().transact(
+      [&](storage::Transaction& tx) { return services.audit->append(tx, audit_context(req), event); });
 }
 
 // Webhook endpoints.
-void register_webhook_endpoints(http::Router& router, Platform& platform) {
-  const Clock& clock = platform.clock();
+void register_webhook_endpoints(http::Router& router, Services& services) {
+  const Clock& clock = services.clock();
   router.add(http::Method::post, "/v1/webhook-endpoints",
-             [&platform, &clock](http::Request& req) -> http::Response {
+             [&services, &clock](http::Request& req) -> http::Response {
                auto body = body_object(req, {"url", "description", "event_types"});
                if (!body) return error_response(body.error(), req);
                auto url = string_member(**body, "url", true);
@@ -76,35 +76,35 @@ void register_webhook_endpoints(http::Router& router, Platform& platform) {
                  types.push_back(t.get<std::string>());
                }
                // An endpoint is one of the tenant's integrations (limits.integrations).
-               auto turn = platform.entitlements->serialize(req.tenant->id, billing::k_integrations_quota);
-               auto refused = platform.entitlements->admit(req.tenant->id, billing::k_integrations_quota);
+               auto turn = services.entitlements->serialize(req.tenant->id, billing::k_integrations_quota);
+               auto refused = services.entitlements->admit(req.tenant->id, billing::k_integrations_quota);
                if (!refused) return error_response(refused.error(), req);
                if (*refused) {
                  return quota_exceeded(billing::k_integrations_quota, (*refused)->limit, (*refused)->used, req);
                }
                std::optional<webhooks::Endpoint> created;
-               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+               auto r = services.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
                  auto e = webhooks::store::create(tx, clock, **url, description->value_or(""), types);
                  if (!e) return std::unexpected(e.error());
                  audit::Event event{
                      .action = "webhook_endpoint.created", .resource_type = "webhook_endpoint", .resource_id = e->id};
                  event.changes = audit::created_changes(webhooks::to_json(*e, false));
-                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 if (auto a = services.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
                  created = std::move(*e);
                  return {};
                });
                if (!r) return error_response(r.error(), req);
                turn.unlock();
-               platform.flush_audit_after_commit(*req.tenant);
-               platform.entitlements->resources_changed(req.tenant->id, billing::k_integrations_quota);
+               services.flush_audit_after_commit(*req.tenant);
+               services.entitlements->resources_changed(req.tenant->id, billing::k_integrations_quota);
                return http::Response::json(201, webhooks::to_json(*created, true));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::webhooks_manage});
 
   router.add(http::Method::get, "/v1/webhook-endpoints",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                std::vector<webhooks::Endpoint> list;
-               auto r = platform.tenant_data->transact(*req.tenant,
+               auto r = services.tenant_data->transact(*req.tenant,
                                                        [&](TenantTransaction& tx) -> Result<void> {
                                                          auto l = webhooks::store::list(tx);
                                                          if (!l) return std::unexpected(l.error());
@@ -121,12 +121,12 @@ void register_webhook_endpoints(http::Router& router, Platform& platform) {
 }
 
 // One webhook endpoint: read, delete, enable again.
-void register_webhook_endpoint(http::Router& router, Platform& platform) {
-  const Clock& clock = platform.clock();
+void register_webhook_endpoint(http::Router& router, Services& services) {
+  const Clock& clock = services.clock();
   router.add(http::Method::get, "/v1/webhook-endpoints/{id}",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                std::optional<webhooks::Endpoint> endpoint;
-               auto r = platform.tenant_data->transact(*req.tenant,
+               auto r = services.tenant_data->transact(*req.tenant,
                                                        [&](TenantTransaction& tx) -> Result<void> {
                                                          auto e =
                                                              webhooks::store::get(tx, std::string(req.param("id")));
@@ -141,28 +141,28 @@ void register_webhook_endpoint(http::Router& router, Platform& platform) {
              {.access = Access::tenant, .permission = perm::webhooks_read});
 
   router.add(http::Method::delete_, "/v1/webhook-endpoints/{id}",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                const std::string id(req.param("id"));
-               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+               auto r = services.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
                  auto before = webhooks::store::get(tx, id);
                  if (!before) return std::unexpected(before.error());
                  if (auto d = webhooks::store::remove(tx, id); !d) return d;
                  audit::Event event{
                      .action = "webhook_endpoint.deleted", .resource_type = "webhook_endpoint", .resource_id = id};
                  audit::add_change(event.changes, "url", before->url, nullptr);
-                 return platform.audit->append(tx, audit_context(req), std::move(event));
+                 return services.audit->append(tx, audit_context(req), std::move(event));
                });
                if (!r) return error_response(r.error(), req);
-               platform.flush_audit_after_commit(*req.tenant);
+               services.flush_audit_after_commit(*req.tenant);
                return no_content();
              },
              {.access = Access::tenant, .permission = perm::webhooks_manage});
 
   router.add(http::Method::post, "/v1/webhook-endpoints/{id}/enable",
-             [&platform, &clock](http::Request& req) -> http::Response {
+             [&services, &clock](http::Request& req) -> http::Response {
                const std::string id(req.param("id"));
                std::optional<webhooks::Endpoint> endpoint;
-               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+               auto r = services.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
                  auto before = webhooks::store::get(tx, id);
                  if (!before) return std::unexpected(before.error());
                  auto e = webhooks::store::enable(tx, clock, id);
@@ -170,27 +170,27 @@ void register_webhook_endpoint(http::Router& router, Platform& platform) {
                  audit::Event event{
                      .action = "webhook_endpoint.enabled", .resource_type = "webhook_endpoint", .resource_id = id};
                  audit::add_change(event.changes, "status", before->status, e->status);
-                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 if (auto a = services.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
                  endpoint = std::move(*e);
                  return {};
                });
                if (!r) return error_response(r.error(), req);
-               platform.flush_audit_after_commit(*req.tenant);
+               services.flush_audit_after_commit(*req.tenant);
                return http::Response::json(200, webhooks::to_json(*endpoint));
              },
              {.access = Access::tenant, .permission = perm::webhooks_manage});
 }
 
 // An endpoint's delivery log, and redelivering one.
-void register_webhook_deliveries(http::Router& router, Platform& platform) {
-  const Clock& clock = platform.clock();
+void register_webhook_deliveries(http::Router& router, Services& services) {
+  const Clock& clock = services.clock();
   router.add(
       http::Method::get, "/v1/webhook-endpoints/{id}/deliveries",
-      [&platform](http::Request& req) -> http::Response {
+      [&services](http::Request& req) -> http::Response {
         auto params = page_params(req);
         if (!params) return error_response(params.error(), req);
         std::optional<webhooks::DeliveryPage> page;
-        auto r = platform.tenant_data->transact(*req.tenant,
+        auto r = services.tenant_data->transact(*req.tenant,
                                                 [&](TenantTransaction& tx) -> Result<void> {
                                                   auto p = webhooks::store::deliveries(tx, std::string(req.param("id")),
                                                                                        params->cursor, params->limit);
@@ -209,11 +209,11 @@ void register_webhook_deliveries(http::Router& router, Platform& platform) {
 
   router.add(
       http::Method::post, "/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/redeliver",
-      [&platform, &clock](http::Request& req) -> http::Response {
-        if (!platform.background) return unavailable_without_queue(req);
+      [&services, &clock](http::Request& req) -> http::Response {
+        if (!services.background) return unavailable_without_queue(req);
         const std::string endpoint_id(req.param("id"));
         std::optional<webhooks::Delivery> delivery;
-        auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+        auto r = services.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
           auto d = webhooks::store::get_delivery(tx, std::string(req.param("delivery_id")));
           if (!d) return std::unexpected(d.error());
           if (d->endpoint_id != endpoint_id) return fail(Errc::not_found, "no such webhook delivery");
@@ -228,13 +228,13 @@ void register_webhook_deliveries(http::Router& router, Platform& platform) {
           audit::Event event{
               .action = "webhook_delivery.redelivered", .resource_type = "webhook_delivery", .resource_id = d->id};
           audit::add_change(event.changes, "redeliveries", d->redeliveries, again->redeliveries);
-          if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+          if (auto a = services.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
           delivery = std::move(*again);
           return {};
         });
         if (!r) return error_response(r.error(), req);
-        platform.flush_audit_after_commit(*req.tenant);
-        if (auto e = platform.background->enqueue_delivery(req.tenant->id, delivery->id, delivery->redeliveries); !e) {
+        services.flush_audit_after_commit(*req.tenant);
+        if (auto e = services.background->enqueue_delivery(req.tenant->id, delivery->id, delivery->redeliveries); !e) {
           return error_response(e.error(), req);
         }
         return http::Response::json(202, webhooks::to_json(*delivery));
@@ -243,28 +243,28 @@ void register_webhook_deliveries(http::Router& router, Platform& platform) {
 }
 
 // Reports.
-void register_reports(http::Router& router, Platform& platform) {
-  const Clock& clock = platform.clock();
+void register_reports(http::Router& router, Services& services) {
+  const Clock& clock = services.clock();
   router.add(http::Method::post, "/v1/reports",
-             [&platform, &clock](http::Request& req) -> http::Response {
-               if (!platform.background) return unavailable_without_queue(req);
+             [&services, &clock](http::Request& req) -> http::Response {
+               if (!services.background) return unavailable_without_queue(req);
                auto body = body_object(req, {"type", "from", "to"});
                if (!body) return error_response(body.error(), req);
                auto parameters = reports::validate_request(**body);
                if (!parameters) return error_response(parameters.error(), req);
                std::optional<reports::Report> report;
-               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+               auto r = services.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
                  auto created = reports::store::create(tx, clock, "audit_log", *parameters);
                  if (!created) return std::unexpected(created.error());
                  audit::Event event{
                      .action = "report.requested", .resource_type = "report", .resource_id = created->id};
                  event.changes = audit::created_changes({{"type", "audit_log"}, {"parameters", *parameters}});
-                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 if (auto a = services.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
                  report = std::move(*created);
                  return {};
                });
                if (!r) return error_response(r.error(), req);
-               platform.flush_audit_after_commit(*req.tenant);
+               services.flush_audit_after_commit(*req.tenant);
                jobs::NewJob job;
                job.queue = "reports";
                job.type = "report.build";
@@ -272,7 +272,7 @@ void register_reports(http::Router& router, Platform& platform) {
                job.payload = {{"report_id", report->id}};
                job.idempotency_key = "report:" + report->id;
                job.max_attempts = 5;
-               if (auto e = platform.background->queue().enqueue(job); !e) {
+               if (auto e = services.background->queue().enqueue(job); !e) {
                  // The report row stays pending; a retry of the request makes a new one.
                  return error_response(e.error(), req);
                }
@@ -283,12 +283,12 @@ void register_reports(http::Router& router, Platform& platform) {
              {.json_body = true, .access = Access::tenant, .permission = perm::audit_read});
 
   router.add(http::Method::get, "/v1/reports/{id}",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                const std::string id(req.param("id"));
                const bool csv = req.query_param("format").value_or("") == "csv";
                std::optional<reports::Report> report;
                std::string content;
-               auto r = platform.tenant_data->transact(*req.tenant,
+               auto r = services.tenant_data->transact(*req.tenant,
                                                        [&](TenantTransaction& tx) -> Result<void> {
                                                          if (csv) {
                                                            auto c = reports::store::content(tx, id);
@@ -318,12 +318,12 @@ void register_reports(http::Router& router, Platform& platform) {
 }
 
 // Email settings.
-void register_email_settings(http::Router& router, Platform& platform) {
-  const Clock& clock = platform.clock();
+void register_email_settings(http::Router& router, Services& services) {
+  const Clock& clock = services.clock();
   router.add(http::Method::get, "/v1/email-settings",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                std::optional<email::TenantSettings> settings;
-               auto r = platform.tenant_data->transact(*req.tenant,
+               auto r = services.tenant_data->transact(*req.tenant,
                                                        [&](TenantTransaction& tx) -> Result<void> {
                                                          auto s = email::settings_store::get(tx);
                                                          if (!s) return std::unexpected(s.error());
@@ -337,7 +337,7 @@ void register_email_settings(http::Router& router, Platform& platform) {
              {.access = Access::tenant, .permission = perm::tenant_read});
 
   router.add(http::Method::put, "/v1/email-settings",
-             [&platform, &clock](http::Request& req) -> http::Response {
+             [&services, &clock](http::Request& req) -> http::Response {
                auto body = body_object(req, {"from_name", "reply_to"});
                if (!body) return error_response(body.error(), req);
                auto from_name = string_member(**body, "from_name", false);
@@ -349,7 +349,7 @@ void register_email_settings(http::Router& router, Platform& platform) {
                  reply_to = *r;
                }
                std::optional<email::TenantSettings> stored;
-               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+               auto r = services.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
                  auto before = email::settings_store::get(tx);
                  if (!before) return std::unexpected(before.error());
                  auto s = email::settings_store::put(tx, clock, {from_name->value_or(""), reply_to.value_or(""), ""});
@@ -359,23 +359,23 @@ void register_email_settings(http::Router& router, Platform& platform) {
                                     .resource_id = req.tenant->id};
                  audit::add_change(event.changes, "from_name", before->from_name, s->from_name);
                  audit::add_change(event.changes, "reply_to", before->reply_to, s->reply_to);
-                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 if (auto a = services.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
                  stored = std::move(*s);
                  return {};
                });
                if (!r) return error_response(r.error(), req);
-               platform.flush_audit_after_commit(*req.tenant);
+               services.flush_audit_after_commit(*req.tenant);
                return http::Response::json(200, email::to_json(*stored));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::tenant_manage});
 }
 
 // The job queue, for operators (/v1/admin/jobs).
-void register_admin_jobs(http::Router& router, Platform& platform) {
+void register_admin_jobs(http::Router& router, Services& services) {
   router.add(http::Method::get, "/v1/admin/jobs",
-             [&platform](http::Request& req) -> http::Response {
-               if (!platform.background) return unavailable_without_queue(req);
-               auto& queue = platform.background->queue();
+             [&services](http::Request& req) -> http::Response {
+               if (!services.background) return unavailable_without_queue(req);
+               auto& queue = services.background->queue();
                auto stats = queue.stats();
                if (!stats) return error_response(stats.error(), req);
                auto dead = queue.dead_jobs(50);
@@ -404,19 +404,19 @@ void register_admin_jobs(http::Router& router, Platform& platform) {
   // The billing run on demand (what `atrium billing run` does on the server, and billing.run_cron on schedule), as a
   // job: renewals, invoices, charges and dunning retries due now. Running it twice bills nothing twice.
   router.add(http::Method::post, "/v1/admin/billing/run",
-             [&platform](http::Request& req) -> http::Response {
-               if (!platform.background) return unavailable_without_queue(req);
+             [&services](http::Request& req) -> http::Response {
+               if (!services.background) return unavailable_without_queue(req);
                jobs::NewJob job;
                job.type = "billing.run";
                job.max_attempts = 3;
                auto key = idempotency_key(req);
                if (!key) return error_response(key.error(), req);
                if (*key) job.idempotency_key = "admin-billing-run:" + **key;
-               auto queued = platform.background->queue().enqueue(job);
+               auto queued = services.background->queue().enqueue(job);
                if (!queued) return error_response(queued.error(), req);
                if (queued->created) {
                  if (auto a = audit_platform(
-                         platform, req,
+                         services, req,
                          {.action = "billing.run_requested", .resource_type = "job", .resource_id = queued->id});
                      !a) {
                    return error_response(a.error(), req);
@@ -427,13 +427,13 @@ void register_admin_jobs(http::Router& router, Platform& platform) {
              {.access = Access::super_admin});
 
   router.add(http::Method::post, "/v1/admin/jobs/{id}/retry",
-             [&platform](http::Request& req) -> http::Response {
-               if (!platform.background) return unavailable_without_queue(req);
+             [&services](http::Request& req) -> http::Response {
+               if (!services.background) return unavailable_without_queue(req);
                const std::string id(req.param("id"));
-               auto retried = platform.background->queue().retry_dead(id);
+               auto retried = services.background->queue().retry_dead(id);
                if (!retried) return error_response(retried.error(), req);
                if (!*retried) return error_response({Errc::not_found, "no dead job has this id"}, req);
-               if (auto a = audit_platform(platform, req,
+               if (auto a = audit_platform(services, req,
                                            {.action = "job.retried", .resource_type = "job", .resource_id = id});
                    !a) {
                  return error_response(a.error(), req);
@@ -443,13 +443,13 @@ void register_admin_jobs(http::Router& router, Platform& platform) {
              {.access = Access::super_admin});
 
   router.add(http::Method::delete_, "/v1/admin/jobs/{id}",
-             [&platform](http::Request& req) -> http::Response {
-               if (!platform.background) return unavailable_without_queue(req);
+             [&services](http::Request& req) -> http::Response {
+               if (!services.background) return unavailable_without_queue(req);
                const std::string id(req.param("id"));
-               auto discarded = platform.background->queue().discard_dead(id);
+               auto discarded = services.background->queue().discard_dead(id);
                if (!discarded) return error_response(discarded.error(), req);
                if (!*discarded) return error_response({Errc::not_found, "no dead job has this id"}, req);
-               if (auto a = audit_platform(platform, req,
+               if (auto a = audit_platform(services, req,
                                            {.action = "job.discarded", .resource_type = "job", .resource_id = id});
                    !a) {
                  return error_response(a.error(), req);
@@ -461,13 +461,13 @@ void register_admin_jobs(http::Router& router, Platform& platform) {
 
 }  // namespace
 
-void register_job_routes(http::Router& router, Platform& platform) {
-  register_webhook_endpoints(router, platform);
-  register_webhook_endpoint(router, platform);
-  register_webhook_deliveries(router, platform);
-  register_reports(router, platform);
-  register_email_settings(router, platform);
-  register_admin_jobs(router, platform);
+void register_job_routes(http::Router& router, Services& services) {
+  register_webhook_endpoints(router, services);
+  register_webhook_endpoint(router, services);
+  register_webhook_deliveries(router, services);
+  register_reports(router, services);
+  register_email_settings(router, services);
+  register_admin_jobs(router, services);
 }
 
 }  // namespace atrium::api

@@ -65,7 +65,7 @@ const std::map<std::string, std::vector<std::pair<std::string, std::string>>>& p
 
 }  // namespace
 
-void register_ops_routes(http::Router& router, Platform& platform) {
+void register_ops_routes(http::Router& router, Services& services) {
   router.add(http::Method::get, "/health",
              [](http::Request&) {
                http::Response r = http::Response::json(200, {{"status", "ok"}});
@@ -74,9 +74,9 @@ void register_ops_routes(http::Router& router, Platform& platform) {
              },
              {.execution = http::Execution::io});
 
-  router.add(http::Method::get, "/ready", [&platform](http::Request& req) {
-    if (platform.draining.load()) return not_ready(req, "The server is shutting down.");
-    storage::Database& db = platform.db();
+  router.add(http::Method::get, "/ready", [&services](http::Request& req) {
+    if (services.draining.load()) return not_ready(req, "The server is shutting down.");
+    storage::Database& db = services.db();
     if (auto ping = db.ping(); !ping) return not_ready(req, "The database does not answer: " + ping.error().message);
     int version = 0;
     for (auto set : {storage::MigrationSet::control_plane, storage::MigrationSet::tenant}) {
@@ -95,8 +95,8 @@ void register_ops_routes(http::Router& router, Platform& platform) {
   });
 
   router.add(http::Method::get, "/metrics",
-             [&platform](http::Request&) {
-               return http::Response::text(200, platform.registry.render(), "text/plain; version=0.0.4; charset=utf-8");
+             [&services](http::Request&) {
+               return http::Response::text(200, services.registry.render(), "text/plain; version=0.0.4; charset=utf-8");
              },
              {.execution = http::Execution::io});
 
@@ -129,16 +129,16 @@ void register_ops_routes(http::Router& router, Platform& platform) {
              {.execution = http::Execution::io});
 }
 
-void register_routes(http::Router& router, Platform& platform) {
-  register_ops_routes(router, platform);
-  register_auth_routes(router, platform);
-  register_project_routes(router, platform);
-  register_user_routes(router, platform);
-  register_admin_routes(router, platform);
-  register_audit_routes(router, platform);
-  register_job_routes(router, platform);
-  register_billing_routes(router, platform);
-  register_usage_routes(router, platform);
+void register_routes(http::Router& router, Services& services) {
+  register_ops_routes(router, services);
+  register_auth_routes(router, services);
+  register_project_routes(router, services);
+  register_user_routes(router, services);
+  register_admin_routes(router, services);
+  register_audit_routes(router, services);
+  register_job_routes(router, services);
+  register_billing_routes(router, services);
+  register_usage_routes(router, services);
 }
 
 }  // namespace atrium::api

@@ -49,14 +49,14 @@ http::Response list_response(const projects::ProjectPage& page, std::string_view
 }
 
 // The collection: list, create.
-void register_projects(http::Router& router, Platform& platform) {
-  const Clock& clock = platform.clock();
+void register_projects(http::Router& router, Services& services) {
+  const Clock& clock = services.clock();
   router.add(http::Method::get, "/v1/projects",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                auto page_params = api::page_params(req);
                if (!page_params) return error_response(page_params.error(), req);
                std::optional<projects::ProjectPage> page;
-               auto r = platform.tenant_data->transact(*req.tenant,
+               auto r = services.tenant_data->transact(*req.tenant,
                                                        [&](TenantTransaction& tx) -> Result<void> {
                                                          auto p = projects::project_store::list(tx, page_params->cursor,
                                                                                                 page_params->limit);
@@ -71,7 +71,7 @@ void register_projects(http::Router& router, Platform& platform) {
              {.access = Access::tenant, .permission = perm::projects_read});
 
   router.add(http::Method::post, "/v1/projects",
-             [&platform, &clock](http::Request& req) -> http::Response {
+             [&services, &clock](http::Request& req) -> http::Response {
                auto body = body_object(req, {"name", "description"});
                if (!body) return error_response(body.error(), req);
                auto name = string_member(**body, "name", true);
@@ -83,13 +83,13 @@ void register_projects(http::Router& router, Platform& platform) {
                if (!key) return error_response(key.error(), req);
                options.idempotency_key = std::move(*key);
                // A hard projects quota refuses a project beyond it (counted in the create's transaction).
-               auto quota = platform.entitlements->quota(req.tenant->id, std::string(billing::k_projects_quota));
+               auto quota = services.entitlements->quota(req.tenant->id, std::string(billing::k_projects_quota));
                if (!quota) return error_response(quota.error(), req);
                const bool counted = *quota && (*quota)->metric.empty() && (*quota)->limit;
                if (counted && (*quota)->enforcement == billing::Enforcement::hard) options.hard_limit = (*quota)->limit;
 
                auto created =
-                   projects::create_project(*platform.tenant_data, *req.tenant, *platform.audit, audit_context(req),
+                   projects::create_project(*services.tenant_data, *req.tenant, *services.audit, audit_context(req),
                                             clock, {.name = **name, .description = description->value_or("")}, options);
                if (!created) return error_response(created.error(), req);
                if (created->key_reused) {
@@ -100,9 +100,9 @@ void register_projects(http::Router& router, Platform& platform) {
                if (created->over_quota) {
                  return quota_exceeded(billing::k_projects_quota, *options.hard_limit, *created->over_quota, req);
                }
-               platform.flush_audit_after_commit(*req.tenant);
+               services.flush_audit_after_commit(*req.tenant);
                if (!created->replayed && counted)
-                 platform.entitlements->resources_changed(req.tenant->id, billing::k_projects_quota);
+                 services.entitlements->resources_changed(req.tenant->id, billing::k_projects_quota);
                http::Response res = http::Response::text(created->status, created->body, "application/json");
                if (created->replayed) res.headers.set("Idempotent-Replayed", "true");
                return res;
@@ -111,12 +111,12 @@ void register_projects(http::Router& router, Platform& platform) {
 }
 
 // One project: read, change, delete.
-void register_project(http::Router& router, Platform& platform) {
-  const Clock& clock = platform.clock();
+void register_project(http::Router& router, Services& services) {
+  const Clock& clock = services.clock();
   router.add(http::Method::get, "/v1/projects/{id}",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                std::optional<projects::Project> project;
-               auto r = platform.tenant_data->transact(*req.tenant,
+               auto r = services.tenant_data->transact(*req.tenant,
                                                        [&](TenantTransaction& tx) -> Result<void> {
                                                          auto p = projects::project_store::get(
                                                              tx, std::string(req.param("id")));
@@ -131,7 +131,7 @@ void register_project(http::Router& router, Platform& platform) {
              {.access = Access::tenant, .permission = perm::projects_read});
 
   router.add(http::Method::patch, "/v1/projects/{id}",
-             [&platform, &clock](http::Request& req) -> http::Response {
+             [&services, &clock](http::Request& req) -> http::Response {
                auto body = body_object(req, {"name", "description"});
                if (!body) return error_response(body.error(), req);
                auto name = string_member(**body, "name", false);
@@ -140,7 +140,7 @@ void register_project(http::Router& router, Platform& platform) {
                if (!description) return error_response(description.error(), req);
                std::optional<projects::Project> project;
                const std::string id(req.param("id"));
-               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+               auto r = services.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
                  auto before = projects::project_store::get(tx, id);
                  if (!before) return std::unexpected(before.error());
                  auto p = projects::project_store::update(tx, clock, id, {*name, *description});
@@ -148,7 +148,7 @@ void register_project(http::Router& router, Platform& platform) {
                  audit::Event event{.action = "project.updated", .resource_type = "project", .resource_id = id};
                  audit::add_change(event.changes, "name", before->name, p->name);
                  audit::add_change(event.changes, "description", before->description, p->description);
-                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 if (auto a = services.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
                  if (auto e = events::emit(tx, clock, "project.updated", projects::to_json(*p)); !e) {
                    return std::unexpected(e.error());
                  }
@@ -156,28 +156,28 @@ void register_project(http::Router& router, Platform& platform) {
                  return {};
                });
                if (!r) return error_response(r.error(), req);
-               platform.flush_audit_after_commit(*req.tenant);
+               services.flush_audit_after_commit(*req.tenant);
                return http::Response::json(200, projects::to_json(*project));
              },
              {.json_body = true, .access = Access::tenant, .permission = perm::projects_write});
 
   router.add(http::Method::delete_, "/v1/projects/{id}",
-             [&platform](http::Request& req) -> http::Response {
+             [&services](http::Request& req) -> http::Response {
                const std::string id(req.param("id"));
-               auto r = platform.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+               auto r = services.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
                  auto before = projects::project_store::get(tx, id);
                  if (!before) return std::unexpected(before.error());
                  if (auto d = projects::project_store::remove(tx, id); !d) return d;
                  audit::Event event{.action = "project.deleted", .resource_type = "project", .resource_id = id};
                  audit::add_change(event.changes, "name", before->name, nullptr);
                  audit::add_change(event.changes, "description", before->description, nullptr);
-                 if (auto a = platform.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
-                 auto e = events::emit(tx, platform.clock(), "project.deleted", {{"id", id}});
+                 if (auto a = services.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
+                 auto e = events::emit(tx, services.clock(), "project.deleted", {{"id", id}});
                  if (!e) return std::unexpected(e.error());
                  return {};
                });
                if (!r) return error_response(r.error(), req);
-               platform.flush_audit_after_commit(*req.tenant);
+               services.flush_audit_after_commit(*req.tenant);
                http::Response res;
                res.status = 204;
                return res;
@@ -187,9 +187,9 @@ void register_project(http::Router& router, Platform& platform) {
 
 }  // namespace
 
-void register_project_routes(http::Router& router, Platform& platform) {
-  register_projects(router, platform);
-  register_project(router, platform);
+void register_project_routes(http::Router& router, Services& services) {
+  register_projects(router, services);
+  register_project(router, services);
 }
 
 }  // namespace atrium::api

@@ -1,22 +1,22 @@
 #pragma once
 
-#include "api/platform.hpp"
+#include "api/services.hpp"
 #include "http/router.hpp"
 
 namespace atrium::api {
 
 // Registers every route Atrium serves. The OpenAPI document lists exactly these (tests/api/openapi_test.cpp).
-void register_routes(http::Router& router, Platform& platform);
+void register_routes(http::Router& router, Services& services);
 
 // Per-module registration, called by register_routes.
-void register_ops_routes(http::Router& router, Platform& platform);
-void register_auth_routes(http::Router& router, Platform& platform);
-void register_project_routes(http::Router& router, Platform& platform);
-void register_user_routes(http::Router& router, Platform& platform);
-void register_admin_routes(http::Router& router, Platform& platform);
-void register_audit_routes(http::Router& router, Platform& platform);
-void register_job_routes(http::Router& router, Platform& platform);
-void register_billing_routes(http::Router& router, Platform& platform);
-void register_usage_routes(http::Router& router, Platform& platform);
+void register_ops_routes(http::Router& router, Services& services);
+void register_auth_routes(http::Router& router, Services& services);
+void register_project_routes(http::Router& router, Services& services);
+void register_user_routes(http::Router& router, Services& services);
+void register_admin_routes(http::Router& router, Services& services);
+void register_audit_routes(http::Router& router, Services& services);
+void register_job_routes(http::Router& router, Services& services);
+void register_billing_routes(http::Router& router, Services& services);
+void register_usage_routes(http::Router& router, Services& services);
 
 }  // namespace atrium::api

@@ -36,21 +36,21 @@ http::Response invalid_tenant(const http::Request& req) {
 
 // Super admins' reads are audited too (their changes are recorded by the change itself): admin routes in the
 // platform chain, reads of a tenant's data in that tenant's chain. A read that cannot be recorded is not answered.
-http::Response audited_read(Platform& platform, const http::Request& req, http::Response response) {
+http::Response audited_read(Services& services, const http::Request& req, http::Response response) {
   if (req.method != http::Method::get || response.status >= 400) return response;
   audit::Event event{.action = req.tenant ? "admin.tenant_read" : "admin.read",
                      .resource_type = "route",
                      .resource_id = req.route,
                      .tenant_id = req.tenant ? req.tenant->id : ""};
   event.changes = {{"target", printable_text(req.target, 2048)}};
-  auto recorded = platform.db().transact(
-      [&](storage::Transaction& tx) { return platform.audit->append(tx, audit_context(req), event); });
+  auto recorded = services.db().transact(
+      [&](storage::Transaction& tx) { return services.audit->append(tx, audit_context(req), event); });
   if (!recorded) return error_response(recorded.error(), req);
   return response;
 }
 
 // 1. The principal the bearer token or API key names into `who`; the answer instead when it names none.
-std::optional<http::Response> authenticate(Platform& platform, const http::Request& req,
+std::optional<http::Response> authenticate(Services& services, const http::Request& req,
                                            std::shared_ptr<const identity::Principal>& who) {
   auto token = bearer_token(req);
   if (!token || token->empty()) {
@@ -60,12 +60,12 @@ std::optional<http::Response> authenticate(Platform& platform, const http::Reque
   if (identity::ApiKeyStore::looks_like_api_key(*token)) {
     audit::Context context = audit_context(req);
     context.actor_type = audit::ActorType::api_key;
-    auto key = platform.api_keys->authenticate(*token, platform.audit->recorder(context));
+    auto key = services.api_keys->authenticate(*token, services.audit->recorder(context));
     principal = key ? Result<std::shared_ptr<const identity::Principal>>(
                           std::make_shared<const identity::Principal>(std::move(*key)))
                     : std::unexpected(key.error());
   } else {
-    principal = platform.tokens->authenticate(*token);
+    principal = services.tokens->authenticate(*token);
   }
   if (!principal) {
     if (principal.error().code == Errc::unauthenticated || principal.error().code == Errc::invalid_argument) {
@@ -85,11 +85,11 @@ std::optional<http::Response> authenticate(Platform& platform, const http::Reque
 // 2. The tenant, from every source present (all must agree), into `tenant`; the answer instead when there is none,
 // or they disagree. Each source says which kind of name it carries (tenancy/tenant_ref.hpp): the credential's tenant
 // is an id, X-Tenant-ID an id or a slug by its form, the host a slug. Each is looked up as that kind only.
-std::optional<http::Response> resolve_tenant(Platform& platform, const http::Request& req,
+std::optional<http::Response> resolve_tenant(Services& services, const http::Request& req,
                                              const identity::Principal& who,
                                              std::shared_ptr<const tenancy::Tenant>& tenant) {
   auto consider = [&](const tenancy::TenantRef& ref) -> std::optional<http::Response> {
-    auto resolved = platform.directory->resolve(ref);
+    auto resolved = services.directory->resolve(ref);
     if (!resolved) {
       if (resolved.error().code == Errc::not_found) return invalid_tenant(req);
       return error_response(resolved.error(), req);
@@ -107,7 +107,7 @@ std::optional<http::Response> resolve_tenant(Platform& platform, const http::Req
     if (auto refused = consider(tenancy::parse_tenant_ref(*header))) return refused;
   }
   if (auto host = req.headers.get("Host")) {
-    if (auto ref = tenancy::host_ref(*host, platform.config().tenancy.base_domain)) {
+    if (auto ref = tenancy::host_ref(*host, services.config().tenancy.base_domain)) {
       if (auto refused = consider(*ref)) return refused;
     }
   }
@@ -138,10 +138,10 @@ std::function<bool(const http::RouteOptions&)> route_rule(const identity::Princi
 }
 
 // Authentication, tenant resolution and authorization (see security.hpp), then the handler.
-http::Response secured(Platform& platform, http::Request& req, const http::Next& next) {
+http::Response secured(Services& services, http::Request& req, const http::Next& next) {
   if (req.options == nullptr || req.options->access == Access::open) return next(req);
   std::shared_ptr<const identity::Principal> who;
-  if (auto refused = authenticate(platform, req, who)) return *refused;
+  if (auto refused = authenticate(services, req, who)) return *refused;
 
   const Access access = req.options->access;
   if (access == Access::super_admin) {
@@ -150,7 +150,7 @@ http::Response secured(Platform& platform, http::Request& req, const http::Next&
     }
     req.may_call = route_rule(who.get(), false);
     req.principal = std::move(who);
-    return audited_read(platform, req, next(req));
+    return audited_read(services, req, next(req));
   }
   if (access == Access::tenant_super_admin && !super_admin_user(*who)) {
     return http::problem(403, "forbidden", "Forbidden",
@@ -158,7 +158,7 @@ http::Response secured(Platform& platform, http::Request& req, const http::Next&
   }
   if (access == Access::tenant || access == Access::tenant_super_admin) {
     std::shared_ptr<const tenancy::Tenant> tenant;
-    if (auto refused = resolve_tenant(platform, req, *who, tenant)) return *refused;
+    if (auto refused = resolve_tenant(services, req, *who, tenant)) return *refused;
     // A super admin without a tenant of its own acts as an owner in the tenant it names.
     if (who->super_admin && who->tenant_id.empty()) {
       auto acting = std::make_shared<identity::Principal>(*who);
@@ -175,16 +175,16 @@ http::Response secured(Platform& platform, http::Request& req, const http::Next&
   }
   req.may_call = route_rule(who.get(), req.tenant != nullptr);
   req.principal = std::move(who);
-  if (req.principal->super_admin && req.tenant) return audited_read(platform, req, next(req));
+  if (req.principal->super_admin && req.tenant) return audited_read(services, req, next(req));
   return next(req);
 }
 
 }  // namespace
 
-http::Middleware security_middleware(Platform& platform) {
-  return [&platform](http::Request& req, const http::Next& next) -> http::Response {
-    http::Response response = secured(platform, req, next);
-    if (req.method != http::Method::get) platform.audit_committed();  // new entries for the SIEM exporter
+http::Middleware security_middleware(Services& services) {
+  return [&services](http::Request& req, const http::Next& next) -> http::Response {
+    http::Response response = secured(services, req, next);
+    if (req.method != http::Method::get) services.audit_committed();  // new entries for the SIEM exporter
     return response;
   };
 }

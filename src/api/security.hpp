@@ -1,6 +1,6 @@
 #pragma once
 
-#include "api/platform.hpp"
+#include "api/services.hpp"
 #include "http/dispatcher.hpp"
 
 namespace atrium::api {
@@ -17,6 +17,6 @@ namespace atrium::api {
 //    actions on one tenant's data.
 //  - permission: the route's permission must be among the caller's -> else 403.
 // Sets request.principal and request.tenant for the handler.
-http::Middleware security_middleware(Platform& platform);
+http::Middleware security_middleware(Services& services);
 
 }  // namespace atrium::api

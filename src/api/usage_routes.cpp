@@ -186,10 +186,10 @@ void register_meters(http::Router& router, metering::Metering& m) {
 
 }  // namespace
 
-void register_usage_routes(http::Router& router, Platform& platform) {
-  register_usage(router, *platform.metering);
-  register_entitlements(router, *platform.entitlements);
-  register_meters(router, *platform.metering);
+void register_usage_routes(http::Router& router, Services& services) {
+  register_usage(router, *services.metering);
+  register_entitlements(router, *services.entitlements);
+  register_meters(router, *services.metering);
 }
 
 }  // namespace atrium::api

@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "api/background.hpp"
-#include "api/platform.hpp"
+#include "app/background.hpp"
+#include "app/platform.hpp"
 #include "app/app.hpp"
 #include "app/dispatch.hpp"
 #include "audit/audit_log.hpp"
@@ -65,12 +65,12 @@ void draw_progress(std::string_view label, std::int64_t done, std::int64_t total
 // Progress of long per-tenant runs (schema and database isolation).
 void tenant_progress(int done, int total) { draw_progress("migrating tenants", done, total, ""); }
 
-Result<std::unique_ptr<api::Platform>> open_platform(const Config& config, bool migrate, bool background = false) {
-  api::Platform::Options options;
+Result<std::unique_ptr<app::Platform>> open_platform(const Config& config, bool migrate, bool background = false) {
+  app::Platform::Options options;
   options.migrate = migrate;
   options.background = background;
   options.on_tenant_migrated = tenant_progress;
-  return api::Platform::open(config, SystemClock::instance(), options);
+  return app::Platform::open(config, SystemClock::instance(), options);
 }
 
 int config_error(const Error& e) {
@@ -133,7 +133,7 @@ int migrate_command(const CommonOptions& options) {
 
 // Loads the configuration, opens the platform (migrating when storage.migrate_on_start) and runs `command`.
 static int with_platform(const CommonOptions& options,
-                         const std::function<int(api::Platform&, const Config&)>& command) {
+                         const std::function<int(app::Platform&, const Config&)>& command) {
   auto config = load(options);
   if (!config) return config_error(config.error());
   init_logging(*config);
@@ -150,7 +150,7 @@ const audit::Context k_cli{.actor_type = audit::ActorType::system, .actor_id = "
 }  // namespace
 
 int create_superuser_command(const CommonOptions& options, const std::string& email, const std::string& password) {
-  return with_platform(options, [&](api::Platform& platform, const Config&) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
     auto user = platform.users->create_user(email, "", password, /*super_admin=*/true, platform.audit->recorder(k_cli));
     if (!user) {
       std::cerr << "atrium: " << user.error().message << "\n";
@@ -167,8 +167,8 @@ int rotate_keys_command(const CommonOptions& options, const std::string& algorit
     std::cerr << "atrium: --algorithm must be RS256, ES256 or EdDSA\n";
     return 2;
   }
-  return with_platform(options, [&](api::Platform& platform, const Config& config) {
-    auto alg = algorithm.empty() ? Result<identity::JwtAlgorithm>(api::jwt_algorithm(config))
+  return with_platform(options, [&](app::Platform& platform, const Config& config) {
+    auto alg = algorithm.empty() ? Result<identity::JwtAlgorithm>(identity::configured_jwt_alg(config.identity.jwt_algorithm))
                                  : identity::parse_jwt_alg(algorithm);
     if (!alg) return 2;
     auto kid = platform.keys->rotate(*alg, platform.audit->recorder(k_cli));
@@ -193,13 +193,13 @@ int serve_command(const CommonOptions& options) {
     log::error("cannot start", {{"error", opened.error().message}});
     return 1;
   }
-  api::Platform& platform = **opened;
+  app::Platform& platform = **opened;
   if (auto started = platform.start_audit_services(); !started) {
     log::error("cannot start", {{"error", started.error().message}});
     return 1;
   }
   if (config->jobs.embedded) {
-    if (auto started = platform.background->start_workers(); !started) {
+    if (auto started = platform.workers()->start_workers(); !started) {
       log::error("cannot start the background workers", {{"error", started.error().message}});
       return 1;
     }
@@ -243,7 +243,7 @@ int serve_command(const CommonOptions& options) {
   server->on_drain([&platform] {
     platform.draining = true;
     // In-process workers take no new jobs while requests drain; running ones finish after (shutdown_grace_ms).
-    platform.background->stop_taking_jobs();
+    platform.workers()->stop_taking_jobs();
   });
   log::info("listening", {{"address", server_options.host},
                           {"port", server->port()},
@@ -254,7 +254,7 @@ int serve_command(const CommonOptions& options) {
   server->run();
   server.reset();
   if (platform.api_calls) platform.api_calls->stop();  // the last counts, before anything can end the process
-  if (!platform.background->stop_workers()) {
+  if (!platform.workers()->stop_workers()) {
     log::warn("jobs still running after jobs.shutdown_grace_ms; they run again after their lease");
     std::_Exit(0);
   }
@@ -280,12 +280,12 @@ int worker_command(const CommonOptions& options) {
     log::error("cannot start", {{"error", opened.error().message}});
     return 1;
   }
-  api::Platform& platform = **opened;
+  app::Platform& platform = **opened;
   if (auto started = platform.start_audit_services(); !started) {
     log::error("cannot start", {{"error", started.error().message}});
     return 1;
   }
-  if (auto started = platform.background->start_workers(); !started) {
+  if (auto started = platform.workers()->start_workers(); !started) {
     log::error("cannot start the background workers", {{"error", started.error().message}});
     return 1;
   }
@@ -294,7 +294,7 @@ int worker_command(const CommonOptions& options) {
   int received = 0;
   sigwait(&stop_signals, &received);
   log::info("stopping", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  if (!platform.background->stop_workers()) {
+  if (!platform.workers()->stop_workers()) {
     log::warn("jobs still running after jobs.shutdown_grace_ms; they run again after their lease");
     std::_Exit(0);
   }
@@ -304,7 +304,7 @@ int worker_command(const CommonOptions& options) {
 }
 
 int audit_verify_command(const CommonOptions& options, const std::string& tenant, const std::string& checkpoint_path) {
-  return with_platform(options, [&](api::Platform& platform, const Config&) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
     std::optional<std::string> chain;
     if (!tenant.empty()) chain = tenant;
     auto report = platform.audit->verify(chain);
@@ -350,7 +350,7 @@ int audit_verify_command(const CommonOptions& options, const std::string& tenant
 }
 
 int audit_checkpoint_command(const CommonOptions& options) {
-  return with_platform(options, [&](api::Platform& platform, const Config&) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
     auto heads = platform.audit->heads();
     if (!heads) {
       std::cerr << "atrium: audit checkpoint: " << heads.error().message << "\n";
@@ -364,7 +364,7 @@ int audit_checkpoint_command(const CommonOptions& options) {
 }
 
 int audit_retention_command(const CommonOptions& options) {
-  return with_platform(options, [&](api::Platform& platform, const Config& config) {
+  return with_platform(options, [&](app::Platform& platform, const Config& config) {
     const auto cutoff = platform.clock().now() - std::chrono::days(config.audit.retention_days);
     auto deleted = platform.audit->apply_retention(platform.admin_db(), cutoff);
     if (!deleted) {
@@ -377,7 +377,7 @@ int audit_retention_command(const CommonOptions& options) {
 }
 
 int billing_run_command(const CommonOptions& options, bool quiet) {
-  return with_platform(options, [&](api::Platform& platform, const Config&) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
     auto progress = [quiet](std::int64_t done, std::int64_t total) {
       if (!quiet) draw_progress("billing run", done, total, " subscriptions");
     };

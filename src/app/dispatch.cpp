@@ -2,7 +2,6 @@
 
 #include <vector>
 
-#include "api/platform.hpp"
 #include "api/routes.hpp"
 #include "api/security.hpp"
 #include "core/config.hpp"
@@ -14,11 +13,11 @@
 
 namespace atrium::app {
 
-std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Platform& platform, const DispatchOptions& options) {
-  const Config& config = platform.config();
-  const Clock& clock = platform.clock();
+std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Services& services, const DispatchOptions& options) {
+  const Config& config = services.config();
+  const Clock& clock = services.clock();
   http::Router router;
-  api::register_routes(router, platform);
+  api::register_routes(router, services);
   const bool tls = !config.server.tls_cert.empty();
   std::vector<http::Middleware> middleware{
       http::request_id_middleware(clock), http::security_headers_middleware(tls ? 31'536'000 : 0),
@@ -26,9 +25,9 @@ std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Platform& platform,
   if (options.access_log) middleware.push_back(http::access_log_middleware(clock));
   if (options.metrics != nullptr) middleware.push_back(http::metrics_middleware(*options.metrics, clock));
   middleware.push_back(gateway::versioning_middleware(config.gateway.version_docs_url));
-  middleware.push_back(api::security_middleware(platform));
-  middleware.push_back(platform.rate_limits->middleware());
-  if (platform.api_calls) middleware.push_back(platform.api_calls->middleware());
+  middleware.push_back(api::security_middleware(services));
+  middleware.push_back(services.rate_limits->middleware());
+  if (services.api_calls) middleware.push_back(services.api_calls->middleware());
   return std::make_shared<const http::Dispatcher>(std::move(router), std::move(middleware),
                                                   JsonLimits{static_cast<int>(config.server.max_json_depth)});
 }

@@ -4,7 +4,7 @@
 
 namespace atrium {
 namespace api {
-class Platform;
+class Services;
 }
 namespace http {
 class Dispatcher;
@@ -24,7 +24,7 @@ struct DispatchOptions {
 // id, security headers, CORS, access log, HTTP metrics, API version, authentication and tenant resolution, rate
 // limits, API call counting) and the JSON limits from the configuration. `atrium serve` runs it behind the HTTP
 // server; tests and benchmarks call it in-process. Time is the platform's clock.
-std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Platform& platform, const DispatchOptions& options = {});
+std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Services& services, const DispatchOptions& options = {});
 
 }  // namespace app
 }  // namespace atrium

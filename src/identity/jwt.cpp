@@ -432,6 +432,8 @@ Result<JwtAlgorithm> parse_jwt_alg(std::string_view name) {
   return fail(Errc::invalid_argument, "unsupported JWT algorithm (use RS256, ES256 or EdDSA)");
 }
 
+JwtAlgorithm configured_jwt_alg(std::string_view name) { return parse_jwt_alg(name).value_or(JwtAlgorithm::rs256); }
+
 Result<SigningKey> generate_signing_key(JwtAlgorithm algorithm, std::string kid) {
   if (auto ok = check_kid(kid); !ok) return std::unexpected(std::move(ok.error()));
   ErrorQueueGuard guard;

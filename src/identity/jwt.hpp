@@ -24,6 +24,8 @@ enum class JwtAlgorithm { rs256, es256, eddsa };
 std::string_view jwt_alg_name(JwtAlgorithm algorithm);
 // Exact, case-sensitive inverse of jwt_alg_name. Anything else ("none", "HS256", "rs256") is invalid_argument.
 Result<JwtAlgorithm> parse_jwt_alg(std::string_view name);
+// identity.jwt_algorithm as configured (the configuration check refuses other names): RS256 when not one.
+JwtAlgorithm configured_jwt_alg(std::string_view name);
 
 // The public half of a signing key: what a verifier trusts and a JWKS publishes.
 struct PublicKey {

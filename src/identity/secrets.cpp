@@ -83,4 +83,10 @@ Result<std::string> open_secret(std::string_view sealed, std::string_view key32)
   return out;
 }
 
+PasswordCost configured_password_cost(std::string_view name) {
+  if (name == "minimum") return PasswordCost::minimum;
+  if (name == "moderate") return PasswordCost::moderate;
+  return PasswordCost::interactive;
+}
+
 }  // namespace atrium::identity

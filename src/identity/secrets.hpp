@@ -11,6 +11,8 @@ namespace atrium::identity {
 // Password hashing cost (libsodium Argon2id). `interactive` is the production default; `minimum` exists for
 // test suites only and is refused nowhere, so never configure it in production.
 enum class PasswordCost { minimum, interactive, moderate };
+// identity.password_cost as configured: "minimum", "moderate", else interactive.
+PasswordCost configured_password_cost(std::string_view name);
 
 // Argon2id hash in the PHC string format ($argon2id$v=19$m=...,t=...,p=1$salt$hash). internal on failure
 // (out of memory).

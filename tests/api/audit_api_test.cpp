@@ -79,7 +79,7 @@ class AuditApiTest : public ::testing::TestWithParam<Case> {
     root_ = sign_in("root@atrium.test", "root-password", "");
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   tenancy::Tenant make_tenant(const std::string& slug) {
     return create_test_tenant(platform(), slug, GetParam().isolation);
@@ -173,7 +173,7 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
   ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "fires a webhook"}}, owner_a_).status, 201);
   events::Relay relay(
       platform().tenant_data->platform_database(), platform().clock(),
-      [&](const events::Event& e) { return platform().background->publish(e); }, std::chrono::seconds(1));
+      [&](const events::Event& e) { return platform().workers()->publish(e); }, std::chrono::seconds(1));
   ASSERT_TRUE(relay.run_once());
   auto deliveries = client_->call(Method::get, "/v1/webhook-endpoints/" + hook + "/deliveries", std::nullopt, owner_a_);
   ASSERT_EQ(deliveries.status, 200) << deliveries.body.dump();

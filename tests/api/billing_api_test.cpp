@@ -54,10 +54,10 @@ class BillingApiTest : public ::testing::TestWithParam<IsolationCase> {
     root_ = root.body.value("access_token", "");
   }
   void TearDown() override {
-    if (tp_ && platform().background) platform().background->stop_workers();
+    if (tp_ && platform().background) platform().workers()->stop_workers();
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   tenancy::Tenant make_tenant(const std::string& slug) {
     return create_test_tenant(platform(), slug, GetParam().isolation);

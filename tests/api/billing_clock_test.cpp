@@ -108,10 +108,10 @@ class BillingClockTest : public ::testing::TestWithParam<IsolationCase> {
     owner_ = owner.body.value("access_token", "");
   }
   void TearDown() override {
-    if (tp_ && platform().background) platform().background->stop_workers();
+    if (tp_ && platform().background) platform().workers()->stop_workers();
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   ApiResponse owner(Method m, const std::string& path, const std::optional<Json>& body = std::nullopt) {
     return client_->call(m, path, body, owner_);
@@ -286,7 +286,7 @@ TEST_P(BillingClockTest, TrialToCancellationByDunning) {
   auto endpoint = owner(Method::post, "/v1/webhook-endpoints",
                         Json{{"url", receiver.url("/billing")}, {"event_types", k_billing_events}});
   ASSERT_EQ(endpoint.status, 201) << endpoint.body.dump();
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
 
   // The trial: no invoice.
   const Json created = subscribe("monthly", clock);

@@ -40,10 +40,10 @@ class CommitFailureTest : public ::testing::TestWithParam<IsolationCase> {
     endpoint_ = hook.body.value("id", "");
   }
   void TearDown() override {
-    if (tp_ && platform().background) platform().background->stop_workers();
+    if (tp_ && platform().background) platform().workers()->stop_workers();
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant) {
     Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
@@ -64,7 +64,7 @@ class CommitFailureTest : public ::testing::TestWithParam<IsolationCase> {
   std::size_t events(const std::string& type) {
     events::Relay relay(
         platform().tenant_data->platform_database(), platform().clock(),
-        [&](const events::Event& e) { return platform().background->publish(e); }, std::chrono::seconds(1));
+        [&](const events::Event& e) { return platform().workers()->publish(e); }, std::chrono::seconds(1));
     EXPECT_TRUE(relay.run_once());
     auto r = client_->call(Method::get, "/v1/webhook-endpoints/" + endpoint_ + "/deliveries", std::nullopt, owner_);
     EXPECT_EQ(r.status, 200) << r.raw_body;

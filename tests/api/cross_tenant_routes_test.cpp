@@ -39,10 +39,10 @@ class CrossTenantRoutesTest : public ::testing::TestWithParam<IsolationCase> {
     root_ = sign_in("root@atrium.test", "root-password", "");
   }
   void TearDown() override {
-    if (tp_ && platform().background) platform().background->stop_workers();
+    if (tp_ && platform().background) platform().workers()->stop_workers();
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant) {
     Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
@@ -91,7 +91,7 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
   ASSERT_FALSE(created(Method::post, "/v1/projects", Json{{"name", "fires a webhook"}}, owner_a_).empty());
   events::Relay relay(
       platform().tenant_data->platform_database(), platform().clock(),
-      [&](const events::Event& e) { return platform().background->publish(e); }, std::chrono::seconds(1));
+      [&](const events::Event& e) { return platform().workers()->publish(e); }, std::chrono::seconds(1));
   ASSERT_TRUE(relay.run_once());
   const Json deliveries = get("/v1/webhook-endpoints/" + endpoint + "/deliveries").value("data", Json::array());
   ASSERT_FALSE(deliveries.empty());

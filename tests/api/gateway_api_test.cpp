@@ -41,7 +41,7 @@ class GatewayApiTest : public ::testing::Test {
     client_ = std::make_unique<ApiClient>(platform());
     ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true,
                                               platform().audit->recorder({})));
-    api::Platform::NewTenantRequest r;
+    app::Platform::NewTenantRequest r;
     r.tenant.slug = "acme";
     r.tenant.name = "Acme";
     r.tenant.plan = tenant_plan;
@@ -53,7 +53,7 @@ class GatewayApiTest : public ::testing::Test {
     owner_ = token("owner@acme.test", "owner-password", "acme");
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   std::string token(const std::string& email, const std::string& password, const std::string& tenant) {
     Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
@@ -146,10 +146,10 @@ TEST_F(GatewayApiTest, TwoInstancesOnOneRedisShareTheLimit) {
   start(Limiter::redis, k_ten_per_second);
   if (IsSkipped() || HasFatalFailure()) return;
   // A second Atrium instance: another platform on the same database and Redis, with its own middleware chain.
-  api::Platform::Options options;
+  app::Platform::Options options;
   options.background = false;
   options.rate_limits_use_redis_time = false;
-  auto second = api::Platform::open(tp_->config(), clock_, options);
+  auto second = app::Platform::open(tp_->config(), clock_, options);
   ASSERT_TRUE(second) << second.error().message;
   ApiClient other(**second);
   int passed = 0;
@@ -163,9 +163,9 @@ TEST_F(GatewayApiTest, TwoInstancesOnOneRedisShareTheLimit) {
 
 TEST_F(GatewayApiTest, TheSameTwoInstancesWithoutRedisLimitEachOnTheirOwn) {
   start(Limiter::memory, k_ten_per_second);
-  api::Platform::Options options;
+  app::Platform::Options options;
   options.background = false;
-  auto second = api::Platform::open(tp_->config(), clock_, options);
+  auto second = app::Platform::open(tp_->config(), clock_, options);
   ASSERT_TRUE(second) << second.error().message;
   ApiClient other(**second);
   int passed = 0;

@@ -35,7 +35,7 @@ class IdentityApiTest : public ::testing::TestWithParam<Backend> {
     client_ = std::make_unique<ApiClient>(platform());
     ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true,
                                               platform().audit->recorder({})));
-    api::Platform::NewTenantRequest r;
+    app::Platform::NewTenantRequest r;
     r.tenant.slug = "acme";
     r.tenant.name = "Acme";
     r.owner_email = "owner@acme.test";
@@ -45,7 +45,7 @@ class IdentityApiTest : public ::testing::TestWithParam<Backend> {
     tenant_ = *t;
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   ApiResponse password_grant(const std::string& email, const std::string& password, const std::string& tenant) {
     Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
@@ -76,7 +76,7 @@ TEST_P(IdentityApiTest, PasswordGrantAnswersTheTokenShape) {
 }
 
 TEST_P(IdentityApiTest, WrongPasswordUnknownUserAndForeignTenantAllGetTheSameInvalidGrant) {
-  api::Platform::NewTenantRequest other;
+  app::Platform::NewTenantRequest other;
   other.tenant.slug = "other";
   other.tenant.name = "Other";
   ASSERT_TRUE(platform().create_tenant(other, {}));
@@ -134,7 +134,7 @@ TEST_P(IdentityApiTest, RevocationSurvivesARestart) {
   const std::string token = token_for("owner@acme.test", "owner-password");
   ASSERT_EQ(client_->call(Method::post, "/v1/auth/revoke", Json{{"token", token}}).status, 200);
   // A second instance on the same database (an in-process store loads revocations at start).
-  auto again = api::Platform::open(tp_->config(), SystemClock::instance(), {});
+  auto again = app::Platform::open(tp_->config(), SystemClock::instance(), {});
   ASSERT_TRUE(again) << again.error().message;
   ApiClient second(**again);
   EXPECT_EQ(second.call(Method::get, "/v1/projects", std::nullopt, token).status, 401);
@@ -501,14 +501,14 @@ TEST(RevocationAcrossInstances, ARevokedTokenIsRefusedByASecondInstanceOnTheSame
   config.identity.redis_url = redis;
   auto tp = TestPlatform::create(postgres_url() ? Backend::postgres : Backend::sqlite, config);
   ASSERT_TRUE(tp);
-  api::Platform& first = tp->platform();
-  api::Platform::NewTenantRequest r;
+  app::Platform& first = tp->platform();
+  app::Platform::NewTenantRequest r;
   r.tenant.slug = "acme";
   r.tenant.name = "Acme";
   r.owner_email = "owner@acme.test";
   r.owner_password = "owner-password";
   ASSERT_TRUE(first.create_tenant(r, {}));
-  auto second_platform = api::Platform::open(tp->config(), SystemClock::instance(), {});
+  auto second_platform = app::Platform::open(tp->config(), SystemClock::instance(), {});
   ASSERT_TRUE(second_platform) << second_platform.error().message;
   ApiClient one(first);
   ApiClient two(**second_platform);

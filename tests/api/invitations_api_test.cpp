@@ -39,7 +39,7 @@ class InvitationsApiTest : public ::testing::TestWithParam<IsolationCase> {
     owner_b_ = token("owner@beta.test", "password-beta", "beta");
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   std::string token(const std::string& email, const std::string& password, const std::string& tenant) {
     Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};

@@ -28,7 +28,7 @@ std::string setup_name(const ::testing::TestParamInfo<Setup>& info) {
 }
 
 // Adds `email` (its account created with `password` when it has none) to the tenant as `role`; the user's id.
-std::string add_member(api::Platform& platform, const std::string& tenant_id, const std::string& email,
+std::string add_member(app::Platform& platform, const std::string& tenant_id, const std::string& email,
                        const std::string& password, identity::Role role) {
   auto m = platform.users->add_member(tenant_id, email, "", password, role, platform.audit->recorder({}));
   EXPECT_TRUE(m) << m.error().message;
@@ -65,10 +65,10 @@ class MemberRevocationTest : public ::testing::TestWithParam<Setup> {
     owner_ = access_token("owner@acme.test", "owner-password", "acme");
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   tenancy::Tenant create_tenant(const std::string& slug) {
-    api::Platform::NewTenantRequest r;
+    app::Platform::NewTenantRequest r;
     r.tenant.slug = slug;
     r.tenant.name = slug;
     r.owner_email = "owner@" + slug + ".test";
@@ -182,7 +182,7 @@ TEST_P(MemberRevocationTest, AnotherInstanceRefusesTheOldTokenToo) {
   ASSERT_EQ(client_->call(Method::patch, "/v1/users/" + ada_, Json{{"role", "viewer"}}, owner_).status, 200);
   const std::string fresh = access_token("ada@example.test", "ada-password", "acme");
 
-  auto again = api::Platform::open(tp_->config(), clock_, {});
+  auto again = app::Platform::open(tp_->config(), clock_, {});
   ASSERT_TRUE(again) << again.error().message;
   ApiClient second(**again);
   EXPECT_EQ(second.call(Method::get, "/v1/projects", std::nullopt, old).status, 401);
@@ -206,9 +206,9 @@ TEST_P(MemberRevocationUnavailableTest, ChangesAreRefusedAndTokensFailClosed) {
   config.identity.redis_url = "redis://127.0.0.1:" + std::to_string(closed_port());
   auto tp = TestPlatform::create(GetParam(), config);
   ASSERT_TRUE(tp);
-  api::Platform& platform = tp->platform();
+  app::Platform& platform = tp->platform();
   ApiClient client(platform);
-  api::Platform::NewTenantRequest r;
+  app::Platform::NewTenantRequest r;
   r.tenant.slug = "acme";
   r.tenant.name = "Acme";
   r.owner_email = "owner@acme.test";

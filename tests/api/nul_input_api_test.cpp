@@ -37,10 +37,10 @@ class NulInputApiTest : public ::testing::TestWithParam<Backend> {
     ASSERT_FALSE(tenant_.id.empty());
   }
   void TearDown() override {
-    if (tp_ && platform().background) platform().background->stop_workers();
+    if (tp_ && platform().background) platform().workers()->stop_workers();
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   ApiResponse password_grant(const std::string& email, const std::string& password) {
     return client_->call(
@@ -190,7 +190,7 @@ TEST_P(NulInputApiTest, MalformedEmailsAreRefusedEverywhere) {
     EXPECT_EQ(member.error().code, Errc::invalid_argument);
     EXPECT_EQ(member.error().message, "email is not a valid address");
     EXPECT_FALSE(platform().users->create_user(email, "X", "some-password", false, platform().audit->recorder({})));
-    api::Platform::NewTenantRequest t;
+    app::Platform::NewTenantRequest t;
     t.tenant.slug = "beta";
     t.tenant.name = "Beta";
     t.owner_email = email;

@@ -53,10 +53,10 @@ class QuotasApiTest : public ::testing::TestWithParam<IsolationCase> {
     root_ = token("root@atrium.test", "root-password", "");
   }
   void TearDown() override {
-    if (tp_ && platform().background) platform().background->stop_workers();
+    if (tp_ && platform().background) platform().workers()->stop_workers();
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   std::string token(const std::string& email, const std::string& password, const std::string& tenant) {
     Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
@@ -371,7 +371,7 @@ TEST_P(QuotasApiTest, ThresholdsFireOncePerPeriod) {
   ASSERT_EQ(endpoint.status, 201) << endpoint.body.dump();
   // An endpoint gets the events after it (time-ordered ids): on the frozen clock, events come a second later.
   clock_.advance(1s);
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
 
   const auto notified = [&] { return entitlement(owner_a_, "apiCalls")["notified"]; };
   ASSERT_EQ(ingest(owner_a_, event("k1", "api_calls", 79)).status, 202);

@@ -57,7 +57,7 @@ class TenancyTest : public ::testing::TestWithParam<Case> {
     project_b_ = create_project(token_b_, "B's project");
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   tenancy::Tenant make_tenant(const std::string& slug) {
     return create_test_tenant(platform(), slug, GetParam().isolation);

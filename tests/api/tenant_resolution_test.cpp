@@ -48,7 +48,7 @@ class TenantResolutionTest : public ::testing::TestWithParam<IsolationCase> {
     ASSERT_EQ(create_project(token_a_, "A's project"), 201);
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant) {
     Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};

@@ -65,10 +65,10 @@ class UsageApiTest : public ::testing::TestWithParam<IsolationCase> {
     root_ = root.body.value("access_token", "");
   }
   void TearDown() override {
-    if (tp_ && platform().background) platform().background->stop_workers();
+    if (tp_ && platform().background) platform().workers()->stop_workers();
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant) {
     Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}, {"tenant", tenant}};

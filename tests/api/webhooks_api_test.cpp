@@ -49,11 +49,11 @@ class WebhooksApiTest : public ::testing::TestWithParam<IsolationCase> {
     owner_b_ = sign_in("owner@beta.test", "password-beta", "beta");
   }
   void TearDown() override {
-    if (tp_ && platform().background) platform().background->stop_workers();
+    if (tp_ && platform().background) platform().workers()->stop_workers();
   }
   virtual void customize(Config&) {}
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   tenancy::Tenant make_tenant(const std::string& slug) {
     return create_test_tenant(platform(), slug, GetParam().isolation);
@@ -114,7 +114,7 @@ TEST_P(WebhooksApiTest, CommittedWhileTheRelayIsDownIsDeliveredSignedWhenItRuns)
   std::this_thread::sleep_for(300ms);
   EXPECT_TRUE(receiver.requests().empty()) << "nothing runs before the workers start";
 
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   ASSERT_TRUE(receiver.wait_for(1, 30s));
   std::this_thread::sleep_for(500ms);
   auto requests = receiver.requests();
@@ -149,7 +149,7 @@ TEST_P(WebhooksApiTest, ARolledBackChangePublishesNothing) {
   });
   ASSERT_FALSE(r);
   ASSERT_TRUE(platform().flush_audit(a_));
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "after");  // a committed one, to know when the relay has passed
   ASSERT_TRUE(receiver.wait_for(1, 30s));
   std::this_thread::sleep_for(500ms);
@@ -163,7 +163,7 @@ TEST_P(WebhooksApiTest, AReceiverThatWasDownGetsTheEventOnceFromTheRetries) {
   const std::uint16_t port = receiver.port();
   receiver.stop();
   auto [id, secret] = endpoint(owner_a_, "http://127.0.0.1:" + std::to_string(port) + "/in", {"project.created"});
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "while down");
   ASSERT_TRUE(eventually([&] {
     auto d = deliveries(owner_a_, id);
@@ -192,13 +192,13 @@ TEST_P(WebhooksApiTest, EachEventReachesEachEndpointOnceEvenWhenPublishedTwice) 
       platform().clock(),  // the relay is platform work (RLS on pending_events)
       [&](const events::Event& e) {
         if (e.type == "project.created") pending.push_back(e);
-        return platform().background->publish(e);
+        return platform().workers()->publish(e);
       },
       1s);
   ASSERT_TRUE(spy.run_once());
   ASSERT_EQ(pending.size(), 5u);
-  for (const auto& e : pending) ASSERT_TRUE(platform().background->publish(e));
-  ASSERT_TRUE(platform().background->start_workers());
+  for (const auto& e : pending) ASSERT_TRUE(platform().workers()->publish(e));
+  ASSERT_TRUE(platform().workers()->start_workers());
   ASSERT_TRUE(one.wait_for(5, 30s));
   ASSERT_TRUE(two.wait_for(5, 30s));
   std::this_thread::sleep_for(1s);
@@ -219,7 +219,7 @@ TEST_P(WebhooksApiTest, AnEndpointThatKeepsFailingIsDisabledAndItsOwnersAreEmail
   ASSERT_EQ(settings.status, 200) << settings.body.dump();
   EXPECT_EQ(client_->call(Method::get, "/v1/email-settings", std::nullopt, owner_b_).body["reply_to"], nullptr)
       << "another tenant's settings are its own";
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "never accepted");
   // 8 retries of 1 s after the first attempt: 9 attempts.
   ASSERT_TRUE(eventually(
@@ -259,7 +259,7 @@ TEST_P(WebhooksApiTest, AnEndpointThatKeepsFailingIsDisabledAndItsOwnersAreEmail
 TEST_P(WebhooksApiTest, ManualRedeliverySendsTheSameEventAgain) {
   HttpReceiver receiver;
   auto [id, secret] = endpoint(owner_a_, receiver.url(), {"project.created"});
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "p");
   ASSERT_TRUE(receiver.wait_for(1, 30s));
   ASSERT_TRUE(eventually([&] { return deliveries(owner_a_, id)[0]["status"] == "succeeded"; }));
@@ -274,7 +274,7 @@ TEST_P(WebhooksApiTest, ManualRedeliverySendsTheSameEventAgain) {
 }
 
 TEST_P(WebhooksApiTest, TheAuditLogReportIsACsvOfTheTenantsOwnEntries) {
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "=cmd|' /C calc'!A0");
   project(owner_b_, "beta's project");
   auto created = client_->call(
@@ -307,7 +307,7 @@ TEST_P(WebhooksApiTest, TheAuditLogReportIsACsvOfTheTenantsOwnEntries) {
 TEST_P(WebhooksApiTest, AnotherTenantCannotSeeOrTouchTheEndpointsOrDeliveries) {
   HttpReceiver receiver;
   auto [id, secret] = endpoint(owner_a_, receiver.url(), {"project.created"});
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "p");
   ASSERT_TRUE(eventually([&] { return deliveries(owner_a_, id).size() == 1; }));
   const std::string delivery = deliveries(owner_a_, id)[0].value("id", "");
@@ -363,7 +363,7 @@ class PrivateTargetsTest : public WebhooksApiTest {
 TEST_P(PrivateTargetsTest, LoopbackTargetsAreNotContacted) {
   HttpReceiver receiver;
   auto [id, secret] = endpoint(owner_a_, receiver.url(), {"project.created"});
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "p");
   ASSERT_TRUE(eventually([&] {
     auto d = deliveries(owner_a_, id);
@@ -424,7 +424,7 @@ TEST_P(CleanupTest, TheCleanupJobExpiresOldIdempotencyKeysOfEveryTenant) {
     }
     return {};
   }));
-  const jobs::Handler* cleanup = platform().background->handlers().find("system.cleanup");
+  const jobs::Handler* cleanup = platform().workers()->handlers().find("system.cleanup");
   ASSERT_NE(cleanup, nullptr);
   jobs::Job job;
   job.id = "01900000-0000-7000-8000-0000000000c1";
@@ -488,7 +488,7 @@ TEST_P(RabbitWebhooksTest, DeliveriesAreRetriedThroughRabbitMqUntilTheReceiverIs
   const std::uint16_t port = receiver.port();
   receiver.stop();
   auto [id, secret] = endpoint(owner_a_, "http://127.0.0.1:" + std::to_string(port) + "/in", {"project.created"});
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "while down");
   ASSERT_TRUE(eventually([&] {
     auto d = deliveries(owner_a_, id);
@@ -506,7 +506,7 @@ TEST_P(RabbitWebhooksTest, DeliveriesAreRetriedThroughRabbitMqUntilTheReceiverIs
 }
 
 TEST_P(RabbitWebhooksTest, ReportsAndTheJobsOverviewWorkOnRabbitMq) {
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   auto created = client_->call(
       Method::post, "/v1/reports",
       Json{{"type", "audit_log"}, {"from", "2000-01-01T00:00:00Z"}, {"to", "2100-01-01T00:00:00Z"}}, owner_a_);
@@ -558,7 +558,7 @@ TEST_P(SmtpMailTest, TheDisabledEndpointMailReachesTheOwnersOverSmtpOnceTheServe
                 .status,
             200);
   smtp_.set_mode(smtp::Mode::transient);  // 421 at first: the mail job retries
-  ASSERT_TRUE(platform().background->start_workers());
+  ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "p");
   ASSERT_TRUE(eventually([&] {
     return client_->call(Method::get, "/v1/webhook-endpoints/" + id, std::nullopt, owner_a_).body.value("status", "") ==

@@ -51,7 +51,7 @@ class AuditExportTest : public ::testing::TestWithParam<Backend> {
     token_ = owner.body.value("access_token", "");
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   void create_projects(int n) {
     for (int i = 0; i < n; ++i) {

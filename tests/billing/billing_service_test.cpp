@@ -94,7 +94,7 @@ class BillingServiceTest : public ::testing::TestWithParam<Backend> {
                                                   *crashing_, settings, nullptr);
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
   billing::Billing& b() { return *billing_; }
 
   Instant now_s() const {

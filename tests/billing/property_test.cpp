@@ -176,7 +176,7 @@ class SettableClock final : public Clock {
 
 class DomainDriver final : public Driver {
  public:
-  DomainDriver(api::Platform& platform, SettableClock& clock)
+  DomainDriver(app::Platform& platform, SettableClock& clock)
       : platform_(platform), clock_(clock), gateway_(billing::simulated_gateway(platform.db(), clock)) {}
 
   std::string name() const override { return "domain"; }
@@ -201,7 +201,7 @@ class DomainDriver final : public Driver {
           return q;
         },
         k_grace);
-    api::Platform::NewTenantRequest r;
+    app::Platform::NewTenantRequest r;
     r.tenant.slug = slug;
     r.tenant.name = slug;
     auto t = platform_.create_tenant(r, who_);
@@ -313,7 +313,7 @@ class DomainDriver final : public Driver {
   }
 
  private:
-  api::Platform& platform_;
+  app::Platform& platform_;
   SettableClock& clock_;
   std::unique_ptr<billing::PaymentGateway> gateway_;
   std::unique_ptr<billing::Billing> billing_;
@@ -324,14 +324,14 @@ class DomainDriver final : public Driver {
 
 class ApiDriver final : public Driver {
  public:
-  ApiDriver(api::Platform& platform, ApiClient& client, std::string root_token)
+  ApiDriver(app::Platform& platform, ApiClient& client, std::string root_token)
       : platform_(platform), client_(client), root_(std::move(root_token)) {}
 
   std::string name() const override { return "api"; }
   bool domain() const override { return false; }
 
   void begin(const std::string& slug, bool, Instant, const std::vector<bm::UsageEvent>*) override {
-    api::Platform::NewTenantRequest r;
+    app::Platform::NewTenantRequest r;
     r.tenant.slug = slug;
     r.tenant.name = slug;
     auto t = platform_.create_tenant(r, {});
@@ -393,7 +393,7 @@ class ApiDriver final : public Driver {
   }
 
  private:
-  api::Platform& platform_;
+  app::Platform& platform_;
   ApiClient& client_;
   std::string root_;
   std::string tenant_;
@@ -715,7 +715,7 @@ struct Stopwatch {
 
 class ScenarioRun {
  public:
-  ScenarioRun(Driver& driver, api::Platform& platform, const Scenario& s, Numbering& numbering)
+  ScenarioRun(Driver& driver, app::Platform& platform, const Scenario& s, Numbering& numbering)
       : d_(driver), platform_(platform), s_(s), numbering_(numbering) {}
 
   // The first mismatch, or nothing.
@@ -1681,7 +1681,7 @@ class ScenarioRun {
   };
 
   Driver& d_;
-  api::Platform& platform_;
+  app::Platform& platform_;
   const Scenario& s_;
   Numbering& numbering_;
   bm::Model m_;
@@ -1708,7 +1708,7 @@ class BillingPropertyTest : public ::testing::TestWithParam<Backend> {
 
   // Runs `count` scenarios of `seed` (or only ATRIUM_BILLING_PROPERTY_INDEX) through `driver`; stops after a few
   // failures.
-  void run_scenarios(Driver& driver, api::Platform& platform, std::int64_t count) {
+  void run_scenarios(Driver& driver, app::Platform& platform, std::int64_t count) {
     const std::uint64_t seed = seed_setting();
     std::int64_t first = 0, last = count;
     if (auto only = env("ATRIUM_BILLING_PROPERTY_INDEX")) {

@@ -241,7 +241,7 @@ class RlsIsolationTest : public ::testing::Test {
     superuser_url_ = with_database(*postgres_url(), database_of(tp_->admin_url()));
   }
 
-  api::Platform& platform() { return tp_->platform(); }
+  app::Platform& platform() { return tp_->platform(); }
 
   std::unique_ptr<TestPlatform> tp_;
   std::string superuser_url_;

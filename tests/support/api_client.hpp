@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "api/platform.hpp"
+#include "app/platform.hpp"
 #include "app/dispatch.hpp"
 #include "core/json.hpp"
 #include "http/dispatcher.hpp"
@@ -26,7 +26,7 @@ struct ApiResponse {
 // (app::make_dispatcher), without HTTP metrics and the access log.
 class ApiClient {
  public:
-  explicit ApiClient(api::Platform& platform) : dispatcher_(app::make_dispatcher(platform)) {}
+  explicit ApiClient(app::Platform& platform) : dispatcher_(app::make_dispatcher(platform)) {}
 
   ApiResponse call(http::Method method, const std::string& target, const std::optional<Json>& body = std::nullopt,
                    const std::string& bearer = "",

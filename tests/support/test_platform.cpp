@@ -62,9 +62,9 @@ std::unique_ptr<TestPlatform> TestPlatform::create(storage::Backend backend, con
     t->config_.storage.admin_database_url = t->admin_url_;
     t->config_.storage.database_url = t->app_url_;
   }
-  api::Platform::Options options;
+  app::Platform::Options options;
   options.rate_limits_use_redis_time = clock == nullptr;
-  auto p = api::Platform::open(t->config_, clock != nullptr ? *clock : SystemClock::instance(), options);
+  auto p = app::Platform::open(t->config_, clock != nullptr ? *clock : SystemClock::instance(), options);
   if (!p) throw std::runtime_error("platform: " + p.error().message);
   t->platform_ = std::move(*p);
   return t;
@@ -93,8 +93,8 @@ TestPlatform::~TestPlatform() {
   }
 }
 
-tenancy::Tenant create_test_tenant(api::Platform& platform, const std::string& slug, tenancy::Isolation isolation) {
-  api::Platform::NewTenantRequest r;
+tenancy::Tenant create_test_tenant(app::Platform& platform, const std::string& slug, tenancy::Isolation isolation) {
+  app::Platform::NewTenantRequest r;
   r.tenant.slug = slug;
   r.tenant.name = slug;
   r.tenant.isolation = isolation;
@@ -105,14 +105,14 @@ tenancy::Tenant create_test_tenant(api::Platform& platform, const std::string& s
   return t.value_or(tenancy::Tenant{});
 }
 
-std::string add_test_member(api::Platform& platform, const std::string& tenant_id, const std::string& email,
+std::string add_test_member(app::Platform& platform, const std::string& tenant_id, const std::string& email,
                             const std::string& password, identity::Role role) {
   auto m = platform.users->add_member(tenant_id, email, "", password, role, platform.audit->recorder({}));
   EXPECT_TRUE(m) << m.error().message;
   return m ? m->user.id : "";
 }
 
-std::optional<std::string> take_invitation_token(api::Platform& platform, const std::string& email) {
+std::optional<std::string> take_invitation_token(app::Platform& platform, const std::string& email) {
   if (!platform.background) return std::nullopt;
   auto consumer = platform.background->queue().consumer("email");
   if (!consumer) return std::nullopt;

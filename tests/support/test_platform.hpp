@@ -4,9 +4,9 @@
 #include <optional>
 #include <string>
 
-#include "api/background.hpp"
-#include "api/platform.hpp"
-// Every module the platform owns (api/platform.hpp only declares them): tests reach any of them through it.
+#include "app/background.hpp"
+#include "app/platform.hpp"
+// Every module the platform owns (app/platform.hpp only declares them): tests reach any of them through it.
 #include "audit/audit_log.hpp"
 #include "audit/exporter.hpp"
 #include "billing/billing.hpp"
@@ -39,7 +39,7 @@ class TestPlatform {
                                               const Clock* clock = nullptr);
   ~TestPlatform();
 
-  api::Platform& platform() { return *platform_; }
+  app::Platform& platform() { return *platform_; }
   const Config& config() const { return config_; }
   // The owner-role URL (PostgreSQL), for tests that inspect the database directly.
   const std::string& admin_url() const { return admin_url_; }
@@ -53,20 +53,20 @@ class TestPlatform {
   std::string database_;
   std::string admin_url_;
   std::string app_url_;
-  std::unique_ptr<api::Platform> platform_;
+  std::unique_ptr<app::Platform> platform_;
 };
 
 // Creates tenant `slug` (named the same) at `isolation` with its owner owner@<slug>.test, password
 // "password-<slug>". A failure fails the calling test; the result is then an empty Tenant.
-tenancy::Tenant create_test_tenant(api::Platform& platform, const std::string& slug, tenancy::Isolation isolation);
+tenancy::Tenant create_test_tenant(app::Platform& platform, const std::string& slug, tenancy::Isolation isolation);
 
 // Adds `email` to the tenant as `role` the way an operator does (the store, not the invitation route), creating the
 // account with `password` when the address has none. Returns the user id; a failure fails the calling test.
-std::string add_test_member(api::Platform& platform, const std::string& tenant_id, const std::string& email,
+std::string add_test_member(app::Platform& platform, const std::string& tenant_id, const std::string& email,
                             const std::string& password, identity::Role role);
 
 // The invitation token mailed to `email`: takes queued email.send jobs (acknowledging them) until one to `email`
 // holds a token. nullopt when none arrives within 2 s. The platform's workers must not be running.
-std::optional<std::string> take_invitation_token(api::Platform& platform, const std::string& email);
+std::optional<std::string> take_invitation_token(app::Platform& platform, const std::string& email);
 
 }  // namespace atrium::test

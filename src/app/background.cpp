@@ -1,9 +1,9 @@
-#include "api/background.hpp"
+#include "app/background.hpp"
 
 #include <unistd.h>
 #include <charconv>
 
-#include "api/platform.hpp"
+#include "app/platform.hpp"
 #include "billing/billing.hpp"
 #include "billing/jobs.hpp"
 #include "billing/money.hpp"
@@ -25,7 +25,7 @@
 #include "webhooks/endpoints.hpp"
 #include "webhooks/jobs.hpp"
 
-namespace atrium::api {
+namespace atrium::app {
 
 using tenancy::TenantTransaction;
 
@@ -413,4 +413,4 @@ Result<void> Background::send_email(const std::string& tenant_id, const email::M
   return email::enqueue(*queue_, tenant_id, message, key);
 }
 
-}  // namespace atrium::api
+}  // namespace atrium::app

@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "api/services.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
 #include "email/mailer.hpp"
@@ -13,7 +14,7 @@
 #include "jobs/scheduler.hpp"
 #include "tenancy/tenant.hpp"
 
-namespace atrium::api {
+namespace atrium::app {
 
 class Platform;
 
@@ -21,14 +22,14 @@ class Platform;
 // (webhook.deliver, email.send, report.build, system.cleanup, system.heartbeat), the event relay that turns
 // domain events into webhook deliveries, and the scheduler. `serve` starts the workers in-process when
 // jobs.embedded is on; `atrium worker` starts them alone. Thread-safe.
-class Background {
+class Background final : public api::BackgroundWork {
  public:
   // Opens the queue (connecting to RabbitMQ when jobs.queue_url is set) and checks the jobs/webhooks/email
   // settings; errors name the key.
   static Result<std::unique_ptr<Background>> open(Platform& platform);
-  ~Background();
+  ~Background() override;
 
-  jobs::JobQueue& queue() { return *queue_; }
+  jobs::JobQueue& queue() override { return *queue_; }
   jobs::HandlerRegistry& handlers() { return handlers_; }
 
   // Starts the runner, the event relay and the scheduler.
@@ -46,14 +47,14 @@ class Background {
   // Sends mail through the queue ("email.send").
   Result<void> send_email(const std::string& tenant_id, const email::Message& message, const std::string& key);
   // Mails an invitation's token to the invited address (once per invitation id).
-  Result<void> send_invitation(const tenancy::Tenant& tenant, const identity::IssuedInvitation& issued);
+  Result<void> send_invitation(const tenancy::Tenant& tenant, const identity::IssuedInvitation& issued) override;
   // Mails the billing account about a failed charge (a payment.failed event).
   Result<void> send_dunning_email(const events::Event& event);
   // Mails a quota.threshold_reached event to the billing account's address, or the tenant's owners.
   Result<void> send_quota_email(const events::Event& event, const tenancy::Tenant& tenant);
   // Enqueues a manual redelivery of a webhook delivery.
   Result<void> enqueue_delivery(const std::string& tenant_id, const std::string& delivery_id,
-                                std::int64_t redeliveries);
+                                std::int64_t redeliveries) override;
 
   jobs::Scheduler* scheduler() { return scheduler_.get(); }
   events::Relay* relay() { return relay_.get(); }
@@ -76,4 +77,4 @@ class Background {
 // Parses "default=4,webhooks=2" (queue names as jobs::validate allows, 0-256 threads each).
 Result<std::map<std::string, int>> parse_concurrency(std::string_view text);
 
-}  // namespace atrium::api
+}  // namespace atrium::app

@@ -1,11 +1,11 @@
-#include "api/platform.hpp"
+#include "app/platform.hpp"
 
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <thread>
 
-#include "api/background.hpp"
+#include "app/background.hpp"
 #include "audit/audit_log.hpp"
 #include "audit/exporter.hpp"
 #include "billing/billing.hpp"
@@ -32,7 +32,7 @@
 #include "tenancy/tenant_directory.hpp"
 #include "webhooks/endpoints.hpp"
 
-namespace atrium::api {
+namespace atrium::app {
 
 namespace {
 
@@ -93,16 +93,6 @@ Result<std::unique_ptr<gateway::RateLimits>> open_rate_limits(billing::Billing& 
 
 }  // namespace
 
-identity::PasswordCost password_cost(const Config& config) {
-  if (config.identity.password_cost == "minimum") return identity::PasswordCost::minimum;
-  if (config.identity.password_cost == "moderate") return identity::PasswordCost::moderate;
-  return identity::PasswordCost::interactive;
-}
-
-identity::JwtAlgorithm jwt_algorithm(const Config& config) {
-  return identity::parse_jwt_alg(config.identity.jwt_algorithm).value_or(identity::JwtAlgorithm::rs256);
-}
-
 // Applies audit retention at start and then once a day, as the owner role, recording each run in the audit log.
 struct Platform::RetentionJob {
   std::mutex mutex;
@@ -120,13 +110,15 @@ struct Platform::RetentionJob {
   }
 };
 
-Platform::Platform(const Config& config, const Clock& clock) : config_(config), clock_(clock) {}
+Platform::Platform(const Config& config, const Clock& clock) : api::Services(config, clock) {}
 
 Platform::~Platform() {
   if (api_calls) api_calls->stop();  // its last report needs metering and the quotas
-  background.reset();
+  background = nullptr;
+  workers_.reset();
   exporter_.reset();
   retention_.reset();
+  while (!modules_.empty()) modules_.pop_back();  // each before what it was built from
 }
 
 void Platform::flush_audit_after_commit(const tenancy::Tenant& tenant) {
@@ -256,7 +248,8 @@ Result<void> Platform::open_storage(const Options& options) {
                               : config.storage.database_url;
   auto db = storage::open_database(database_options(config, url));
   if (!db) return fail(db.error().code, "cannot open the database: " + db.error().message);
-  db_ = std::move(*db);
+  database_ = std::move(*db);
+  db_ = database_.get();
   const std::string admin_url = config.storage.admin_database_url.empty() ? url : config.storage.admin_database_url;
   if (admin_url != url) {
     auto admin = storage::open_database(database_options(config, admin_url));
@@ -264,10 +257,10 @@ Result<void> Platform::open_storage(const Options& options) {
     admin_db_ = std::move(*admin);
   }
 
-  audit = std::make_unique<audit::AuditLog>(*db_, admin_db(), clock, config.audit.enabled);
-  tenants = std::make_unique<tenancy::TenantStore>(*db_, clock);
-  directory = std::make_unique<tenancy::TenantDirectory>(*tenants, clock,
-                                                         std::chrono::milliseconds(config.tenancy.cache_ttl_ms));
+  audit = adopt(std::make_unique<audit::AuditLog>(*db_, admin_db(), clock, config.audit.enabled));
+  tenants = adopt(std::make_unique<tenancy::TenantStore>(*db_, clock));
+  directory = adopt(std::make_unique<tenancy::TenantDirectory>(*tenants, clock,
+                                                               std::chrono::milliseconds(config.tenancy.cache_ttl_ms)));
   tenancy::TenantDataOptions data_options;
   data_options.data_dir = config.storage.data_dir;
   data_options.app_url = url;
@@ -275,7 +268,7 @@ Result<void> Platform::open_storage(const Options& options) {
   data_options.tenant_pool_size = static_cast<int>(config.tenancy.tenant_pool_size);
   data_options.max_open_tenant_pools = static_cast<int>(config.tenancy.max_open_tenant_pools);
   data_options.pool_template = database_options(config, url);
-  tenant_data = std::make_unique<tenancy::TenantData>(*db_, admin_db(), data_options, clock);
+  tenant_data = adopt(std::make_unique<tenancy::TenantData>(*db_, admin_db(), data_options, clock));
 
   if (options.migrate) {
     auto migrated = migrate_all(options.on_tenant_migrated);
@@ -305,14 +298,17 @@ Result<void> Platform::open_identity() {
   verify.audience = config.identity.audience;
   verify.leeway = std::chrono::seconds(config.identity.leeway_s);
   const audit::Context system{.actor_type = audit::ActorType::system, .actor_id = "startup"};
-  keys = std::make_unique<identity::KeyStore>(*db_, clock, std::move(*kek), verify,
-                                              std::chrono::seconds(config.identity.access_token_ttl_s),
-                                              audit->recorder(system));
+  keys = adopt(std::make_unique<identity::KeyStore>(*db_, clock, std::move(*kek), verify,
+                                                    std::chrono::seconds(config.identity.access_token_ttl_s),
+                                                    audit->recorder(system)));
   auto schema = storage::migration_status(*db_, storage::builtin_migrations(db_->backend()));
   const bool schema_current = schema && schema->up_to_date();
   schema_current_at_open_ = schema_current;
   if (schema_current) {
-    if (auto r = step(keys->load_or_create(jwt_algorithm(config), audit->recorder(system)), "signing keys"); !r) {
+    if (auto r = step(
+            keys->load_or_create(identity::configured_jwt_alg(config.identity.jwt_algorithm), audit->recorder(system)),
+            "signing keys");
+        !r) {
       return std::unexpected(r.error());
     }
   } else {
@@ -322,7 +318,7 @@ Result<void> Platform::open_identity() {
   }
 
   if (config.identity.redis_url.empty()) {
-    revocations = identity::make_memory_revocation_store(clock);
+    revocations = adopt(identity::make_memory_revocation_store(clock));
   }
   if (config.identity.redis_url.empty() && schema_current) {
     // Revocations outlive restarts: reload the ones still in force.
@@ -341,12 +337,13 @@ Result<void> Platform::open_identity() {
   if (!config.identity.redis_url.empty()) {
     auto redis = identity::make_redis_revocation_store(config.identity.redis_url, clock);
     if (!redis) return fail(redis.error().code, "identity.redis_url: " + redis.error().message);
-    revocations = std::move(*redis);
+    revocations = adopt(std::move(*redis));
   }
 
-  users = std::make_unique<identity::UserStore>(*db_, clock, password_cost(config));
-  invitations = std::make_unique<identity::InvitationStore>(*db_, clock, *users,
-                                                            std::chrono::seconds(config.identity.invitation_ttl_s));
+  users = adopt(std::make_unique<identity::UserStore>(
+      *db_, clock, identity::configured_password_cost(config.identity.password_cost)));
+  invitations = adopt(std::make_unique<identity::InvitationStore>(
+      *db_, clock, *users, std::chrono::seconds(config.identity.invitation_ttl_s)));
   identity::TokenSettings settings;
   settings.access_ttl = std::chrono::seconds(config.identity.access_token_ttl_s);
   settings.refresh_ttl = std::chrono::seconds(config.identity.refresh_token_ttl_s);
@@ -354,10 +351,11 @@ Result<void> Platform::open_identity() {
   settings.max_failures_per_address = static_cast<int>(config.identity.max_failed_logins_per_address);
   settings.failure_window = std::chrono::seconds(config.identity.failed_login_window_s);
   settings.leeway = std::chrono::seconds(config.identity.leeway_s);
-  tokens = std::make_unique<identity::TokenService>(*db_, *users, *tenants, *keys, *revocations, clock, settings,
-                                                    config.identity.issuer, config.identity.audience,
-                                                    password_cost(config), jwt_algorithm(config));
-  api_keys = std::make_unique<identity::ApiKeyStore>(*db_, clock);
+  tokens = adopt(std::make_unique<identity::TokenService>(
+      *db_, *users, *tenants, *keys, *revocations, clock, settings, config.identity.issuer, config.identity.audience,
+      identity::configured_password_cost(config.identity.password_cost),
+      identity::configured_jwt_alg(config.identity.jwt_algorithm)));
+  api_keys = adopt(std::make_unique<identity::ApiKeyStore>(*db_, clock));
   return {};
 }
 
@@ -368,20 +366,21 @@ Result<void> Platform::open_billing() {
   if (config.billing.gateway != "simulated") {
     return fail(Errc::invalid_argument, "billing.gateway: only \"simulated\" is built in");
   }
-  payment_gateway = billing::simulated_gateway(*db_, clock);
-  billing = std::make_unique<billing::Billing>(*db_, *tenant_data, *audit, clock, *payment_gateway,
-                                               settings_of(config.billing), [this] {
-                                                 if (background) background->events_committed();
-                                               });
+  payment_gateway = adopt(billing::simulated_gateway(*db_, clock));
+  billing = adopt(std::make_unique<billing::Billing>(*db_, *tenant_data, *audit, clock, *payment_gateway,
+                                                     settings_of(config.billing), [this] {
+                                                       if (workers_) workers_->events_committed();
+                                                     }));
   metering::Settings metering_settings;
   metering_settings.max_event_age_ms = config.metering.max_event_age_hours * 3'600'000;
   metering_settings.max_future_ms = config.metering.max_future_seconds * 1000;
   metering_settings.retain_events_ms = config.metering.retain_events_days * 86'400'000;
-  metering = std::make_unique<metering::Metering>(*db_, *tenant_data, *audit, clock, registry, metering_settings);
+  metering =
+      adopt(std::make_unique<metering::Metering>(*db_, *tenant_data, *audit, clock, registry, metering_settings));
   // Renewals price metered usage; late events are billed while ingestion still accepts them for the period.
   billing->set_usage_meter(
-      [m = metering.get()](tenancy::TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
-                           std::int64_t to_ms) { return m->measure(tx, metric, from_ms, to_ms); },
+      [m = metering](tenancy::TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
+                     std::int64_t to_ms) { return m->measure(tx, metric, from_ms, to_ms); },
       metering_settings.max_event_age_ms / 1000);
   // Counted quotas: projects and webhook endpoints in the tenant's own data, API keys in the control plane.
   auto count_resource = [this](const std::string& tenant_id, std::string_view quota) -> Result<std::int64_t> {
@@ -406,11 +405,11 @@ Result<void> Platform::open_billing() {
     }
     return n;
   };
-  entitlements = std::make_unique<billing::Entitlements>(*tenant_data, *billing, *metering, *audit, clock,
-                                                         std::chrono::milliseconds(config.gateway.plan_cache_ttl_ms),
-                                                         std::move(count_resource), [this] {
-                                                           if (background) background->events_committed();
-                                                         });
+  entitlements = adopt(std::make_unique<billing::Entitlements>(
+      *tenant_data, *billing, *metering, *audit, clock, std::chrono::milliseconds(config.gateway.plan_cache_ttl_ms),
+      std::move(count_resource), [this] {
+        if (workers_) workers_->events_committed();
+      }));
   metering->set_quota_hooks(entitlements->metering_hooks());
   return {};
 }
@@ -420,9 +419,9 @@ Result<void> Platform::open_gateway(const Options& options) {
   const Config& config = config_;
   const Clock& clock = clock_;
   if (config.gateway.count_api_calls) {
-    api_calls = std::make_unique<gateway::ApiCallCounter>(
-        [m = metering.get()](const std::string& tenant_id, std::int64_t calls, std::int64_t at_ms,
-                             const std::string& key) -> Result<void> {
+    api_calls = adopt(std::make_unique<gateway::ApiCallCounter>(
+        [m = metering](const std::string& tenant_id, std::int64_t calls, std::int64_t at_ms,
+                       const std::string& key) -> Result<void> {
           metering::UsageEvent event{
               .idempotency_key = key, .metric = "api_calls", .quantity = calls, .timestamp_ms = at_ms};
           auto r = m->ingest(tenant_id, {metering::UsageEntry{.event = event, .unreadable = {}}});
@@ -436,15 +435,15 @@ Result<void> Platform::open_gateway(const Options& options) {
           }
           return {};  // the rest is beyond a hard quota: not recorded
         },
-        clock, std::chrono::milliseconds(config.gateway.api_calls_report_ms));
+        clock, std::chrono::milliseconds(config.gateway.api_calls_report_ms)));
   }
   auto limits = open_rate_limits(*billing, registry, config, clock, options.rate_limits_use_redis_time);
   if (!limits) return std::unexpected(limits.error());
-  rate_limits = std::move(*limits);
+  rate_limits = adopt(std::move(*limits));
   // Whatever changed a tenant's plan in force (the API, the billing run, a test clock, the CLI), what it grants is
   // looked up afresh at once on this instance; other instances follow within gateway.plan_cache_ttl_ms.
-  billing->on_plan_changed([entitlements = entitlements.get(), limits = rate_limits.get(), tenants = tenants.get(),
-                            directory = directory.get()](const std::string& tenant_id) {
+  billing->on_plan_changed([entitlements = entitlements, limits = rate_limits, tenants = tenants,
+                            directory = directory](const std::string& tenant_id) {
     entitlements->forget(tenant_id);
     limits->forget(tenant_id);
     if (auto t = tenants->get(tenant_id)) directory->invalidate(*t);  // its `plan` follows the subscription
@@ -459,9 +458,10 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
   if (auto r = p->open_billing(); !r) return std::unexpected(r.error());
   if (auto r = p->open_gateway(options); !r) return std::unexpected(r.error());
   if (options.background) {
-    auto background = Background::open(*p);
-    if (!background) return std::unexpected(background.error());
-    p->background = std::move(*background);
+    auto workers = Background::open(*p);
+    if (!workers) return std::unexpected(workers.error());
+    p->workers_ = std::move(*workers);
+    p->background = p->workers_.get();
   }
   return p;
 }
@@ -563,7 +563,7 @@ Result<tenancy::Tenant> Platform::update_tenant(const std::string& id, const ten
       updated = std::move(*reread);
     }
   }
-  if (background) background->events_committed();
+  if (workers_) workers_->events_committed();
   return updated;
 }
 
@@ -612,7 +612,7 @@ Result<void> Platform::flush_audit(const tenancy::Tenant& tenant) {
     if (!moved) return std::unexpected(moved.error());
     if (!events) return std::unexpected(events.error());
   }
-  if (background) background->events_committed();
+  if (workers_) workers_->events_committed();
   return {};
 }
 
@@ -630,4 +630,4 @@ audit::Recorder Platform::recorder(const audit::Context& who) {
   };
 }
 
-}  // namespace atrium::api
+}  // namespace atrium::app

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "api/services.hpp"
+
+namespace atrium::audit {
+class Exporter;
+}
+namespace atrium::billing {
+class PaymentGateway;
+}
+namespace atrium::identity {
+class RevocationStore;
+}
+
+namespace atrium::app {
+
+class Background;
+
+// The object graph: builds every module from one configuration, owns them (and the databases) and hands them to
+// the HTTP side as api::Services, implementing the platform's own operations (the tenant lifecycle, moving audit
+// entries out of tenant outboxes). `serve`, `worker`, the admin commands, tests and benchmarks all open it.
+// Thread-safe as its members are.
+class Platform final : public api::Services {
+ public:
+  using NewTenantRequest = api::NewTenantRequest;
+  struct Options {
+    bool migrate = true;  // apply pending migrations (control plane, shared tenant tables, each tenant schema/db)
+    std::function<void(int done, int total)> on_tenant_migrated;  // progress of per-tenant migrations
+    bool background = true;  // open the job queue (RabbitMQ when configured) and register the job handlers
+    // false (tests): Redis rate limits read the platform's clock instead of Redis's TIME, so they are exact under
+    // a ManualClock.
+    bool rate_limits_use_redis_time = true;
+  };
+
+  // Opens the databases, migrates when asked, and loads (or creates) the signing keys. Errors name the step.
+  static Result<std::unique_ptr<Platform>> open(const Config& config, const Clock& clock, const Options& options);
+  ~Platform() override;
+
+  // Applies every pending migration: control plane, the shared tenant tables, then each tenant with its own
+  // schema, database or file (resumable: each records its own progress). Returns how many were applied.
+  Result<int> migrate_all(const std::function<void(int done, int total)>& progress);
+
+  Result<tenancy::Tenant> create_tenant(const NewTenantRequest& request, const audit::Context& who) override;
+  Result<tenancy::Tenant> update_tenant(const std::string& id, const tenancy::TenantPatch& patch,
+                                        const audit::Context& who) override;
+  Result<void> purge_tenant(const std::string& id, const audit::Context& who) override;
+
+  // For a tenant whose data lives in its own database or file: moves the audit entries and domain events its
+  // transactions left in its outboxes into the control plane (the audit chain, pending_events). Call after such a
+  // transaction committed; then wakes the event relay. For the other tenants only the wake.
+  Result<void> flush_audit(const tenancy::Tenant& tenant);
+  void flush_audit_after_commit(const tenancy::Tenant& tenant) override;
+  // flush_audit for every tenant with its own database or file: entries a crash left in an outbox. Returns how
+  // many moved. start_audit_services runs it.
+  Result<int> relay_pending_audit();
+
+  // Moves audit entries a crash left in tenant outboxes (when the schema is current), then starts the SIEM
+  // exporter (when a sink is configured) and the daily audit retention job; `serve` calls it.
+  Result<void> start_audit_services();
+  void audit_committed() override;
+  audit::Recorder recorder(const audit::Context& who) override;
+
+  storage::Database& admin_db() { return admin_db_ ? *admin_db_ : *db_; }
+  // The job queue, its handlers, the event relay and the scheduler; null when opened without Options::background.
+  Background* workers() { return workers_.get(); }
+
+  identity::RevocationStore* revocations = nullptr;
+  billing::PaymentGateway* payment_gateway = nullptr;
+
+ private:
+  Platform(const Config& config, const Clock& clock);
+  // The steps of open(), in order.
+  Result<void> open_storage(const Options& options);
+  Result<void> open_identity();
+  Result<void> open_billing();
+  Result<void> open_gateway(const Options& options);
+  Result<void> purge_control_plane(const std::string& tenant_id);
+
+  // Takes ownership of a module; they are destroyed in the reverse order of their adoption.
+  template <class T>
+  T* adopt(std::unique_ptr<T> module) {
+    T* raw = module.get();
+    modules_.push_back(std::shared_ptr<void>(std::move(module)));
+    return raw;
+  }
+
+  std::unique_ptr<storage::Database> database_;
+  std::unique_ptr<storage::Database> admin_db_;  // null when the same URL serves both
+  bool schema_current_at_open_ = false;
+  std::vector<std::shared_ptr<void>> modules_;
+  // Declared after the modules: stopped before everything they read.
+  std::unique_ptr<Background> workers_;
+  std::unique_ptr<audit::Exporter> exporter_;
+  struct RetentionJob;
+  std::unique_ptr<RetentionJob> retention_;
+};
+
+}  // namespace atrium::app
