@@ -37,7 +37,7 @@ class Reader {
     if (!t) {
       error_ = t.error();
     } else if (*t) {
-      target = std::chrono::duration_cast<std::chrono::seconds>((*t)->time_since_epoch()).count();
+      target = std::chrono::floor<std::chrono::seconds>(**t);  // billing counts whole seconds
     }
     return *this;
   }

@@ -59,7 +59,7 @@ metering::UsageEntry entry(const Json& e) {
   std::optional<std::chrono::system_clock::time_point> when;
   if (ts != e.end() && ts->is_string()) when = parse_rfc3339(ts->get_ref<const std::string&>());
   if (!when) return unreadable(e, "invalid_timestamp", "timestamp is required: an RFC 3339 date-time");
-  ev.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(when->time_since_epoch()).count();
+  ev.timestamp = *when;
   if (auto props = e.find("properties"); props != e.end() && !props->is_null()) {
     if (!props->is_object()) return unreadable(e, "invalid_properties", "properties must be an object");
     ev.properties = props->dump();

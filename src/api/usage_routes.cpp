@@ -20,16 +20,12 @@ namespace {
 
 using http::Access;
 
-std::string rfc3339(std::int64_t ms) {
-  return format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
-}
-
-Result<std::int64_t> time_param(const http::Request& req, std::string_view name) {
+Result<Instant> time_param(const http::Request& req, std::string_view name) {
   auto text = req.query_param(name);
   if (!text) return fail(Errc::invalid_argument, std::string(name) + " is required (RFC 3339)");
   auto t = parse_rfc3339(*text);
   if (!t) return fail(Errc::invalid_argument, std::string(name) + " must be an RFC 3339 date-time");
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+  return *t;
 }
 
 // GET /v1/usage/summary: the query from the parameters, with the metric's meter
@@ -43,8 +39,8 @@ http::Response summary(metering::Metering& m, http::Request& req) {
   if (!from) return error_response(from.error(), req);
   auto to = time_param(req, "to");
   if (!to) return error_response(to.error(), req);
-  q.from_ms = *from;
-  q.to_ms = *to;
+  q.from = *from;
+  q.to = *to;
   if (auto w = req.query_param("window")) {
     auto window = metering::parse_window(*w);
     if (!window) return error_response({Errc::invalid_argument, "window must be hour, day or month"}, req);
@@ -71,7 +67,7 @@ http::Response summary(metering::Metering& m, http::Request& req) {
   if (!rows) return error_response(rows.error(), req);
   Json data = Json::array();
   for (const auto& r : *rows) {
-    Json row = {{"start", rfc3339(r.start_ms)}, {"end", rfc3339(r.end_ms)}};
+    Json row = {{"start", format_rfc3339(r.start)}, {"end", format_rfc3339(r.end)}};
     if (r.group) row["group"] = *r.group;
     row["value"] = r.value ? Json(*r.value) : Json(nullptr);
     data.push_back(std::move(row));
@@ -85,8 +81,8 @@ http::Response summary(metering::Metering& m, http::Request& req) {
             {"filters", std::move(filters)},
             {"window", q.window == metering::Window::none ? Json(nullptr) : Json(*req.query_param("window"))},
             {"group_by", q.group_by.empty() ? Json(nullptr) : Json(q.group_by)},
-            {"from", rfc3339(q.from_ms)},
-            {"to", rfc3339(q.to_ms)},
+            {"from", format_rfc3339(q.from)},
+            {"to", format_rfc3339(q.to)},
             {"data", std::move(data)}});
 }
 

@@ -392,13 +392,12 @@ Result<void> Background::send_dunning_email(const events::Event& event) {
 
 Result<void> Background::send_invitation(const tenancy::Tenant& tenant, const identity::IssuedInvitation& issued) {
   const identity::Invitation& i = issued.invitation;
-  auto rendered = email::render(
-      *email::builtin_template("invitation"),
-      {{"tenant_name", tenant.name},
-       {"role", std::string(identity::role_name(i.role))},
-       {"token", issued.token},
-       {"expires_at", format_rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(i.expires_at)))}},
-      {}, {email::Address{i.email, ""}});
+  auto rendered = email::render(*email::builtin_template("invitation"),
+                                {{"tenant_name", tenant.name},
+                                 {"role", std::string(identity::role_name(i.role))},
+                                 {"token", issued.token},
+                                 {"expires_at", format_rfc3339(i.expires_at)}},
+                                {}, {email::Address{i.email, ""}});
   if (!rendered) return std::unexpected(rendered.error());
   return send_email(tenant.id, *rendered, "invitation:" + i.id);
 }

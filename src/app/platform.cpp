@@ -372,16 +372,15 @@ Result<void> Platform::open_billing() {
                                                        if (workers_) workers_->events_committed();
                                                      }));
   metering::Settings metering_settings;
-  metering_settings.max_event_age_ms = config.metering.max_event_age_hours * 3'600'000;
-  metering_settings.max_future_ms = config.metering.max_future_seconds * 1000;
-  metering_settings.retain_events_ms = config.metering.retain_events_days * 86'400'000;
+  metering_settings.max_event_age = std::chrono::hours(config.metering.max_event_age_hours);
+  metering_settings.max_future = std::chrono::seconds(config.metering.max_future_seconds);
+  metering_settings.retain_events = std::chrono::days(config.metering.retain_events_days);
   metering =
       adopt(std::make_unique<metering::Metering>(*db_, *tenant_data, *audit, clock, registry, metering_settings));
   // Renewals price metered usage; late events are billed while ingestion still accepts them for the period.
-  billing->set_usage_meter(
-      [m = metering](tenancy::TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
-                     std::int64_t to_ms) { return m->measure(tx, metric, from_ms, to_ms); },
-      metering_settings.max_event_age_ms / 1000);
+  billing->set_usage_meter([m = metering](tenancy::TenantTransaction& tx, const std::string& metric, Instant from,
+                                          Instant to) { return m->measure(tx, metric, from, to); },
+                           std::chrono::floor<std::chrono::seconds>(metering_settings.max_event_age));
   // Counted quotas: projects and webhook endpoints in the tenant's own data, API keys in the control plane.
   auto count_resource = [this](const std::string& tenant_id, std::string_view quota) -> Result<std::int64_t> {
     auto tenant = directory->resolve_id(tenant_id);
@@ -420,10 +419,9 @@ Result<void> Platform::open_gateway(const Options& options) {
   const Clock& clock = clock_;
   if (config.gateway.count_api_calls) {
     api_calls = adopt(std::make_unique<gateway::ApiCallCounter>(
-        [m = metering](const std::string& tenant_id, std::int64_t calls, std::int64_t at_ms,
+        [m = metering](const std::string& tenant_id, std::int64_t calls, Instant at,
                        const std::string& key) -> Result<void> {
-          metering::UsageEvent event{
-              .idempotency_key = key, .metric = "api_calls", .quantity = calls, .timestamp_ms = at_ms};
+          metering::UsageEvent event{.idempotency_key = key, .metric = "api_calls", .quantity = calls, .timestamp = at};
           auto r = m->ingest(tenant_id, {metering::UsageEntry{.event = event, .unreadable = {}}});
           if (!r) return std::unexpected(r.error());
           // A hard quota refused the whole count: what still fits is recorded, so usage reaches the limit.

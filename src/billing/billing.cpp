@@ -92,9 +92,9 @@ Result<PlanInForce> Billing::plan_in_force(const tenancy::Tenant& tenant) {
   return std::move(*out);
 }
 
-void Billing::set_usage_meter(UsageMeter meter, std::int64_t grace_seconds) {
+void Billing::set_usage_meter(UsageMeter meter, std::chrono::seconds grace) {
   impl_->usage_meter = std::move(meter);
-  impl_->usage_grace = grace_seconds;
+  impl_->usage_grace = grace;
 }
 
 Result<PlanInForce> Billing::plan_in_force(TenantTransaction& tx, const std::string& fallback_plan) {

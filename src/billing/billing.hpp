@@ -46,7 +46,7 @@ struct PlanPrice {
   std::vector<MeteredPrice> metered;
   std::vector<Quota> quotas;  // the explicit ones; plan_quotas() adds those features and limits imply
   DunningPolicy dunning;
-  Instant created_at = 0;
+  Instant created_at{};
 };
 
 struct Plan {
@@ -56,8 +56,8 @@ struct Plan {
   std::string tier;  // free | starter | professional | business | enterprise
   bool active = true;
   PlanPrice price;  // the version asked for (the current one unless stated)
-  Instant created_at = 0;
-  Instant updated_at = 0;
+  Instant created_at{};
+  Instant updated_at{};
 };
 
 struct Coupon {
@@ -73,7 +73,7 @@ struct Coupon {
   std::int64_t times_redeemed = 0;
   std::optional<Instant> redeem_by;
   bool active = true;
-  Instant created_at = 0;
+  Instant created_at{};
 };
 
 struct TaxRateRow {
@@ -83,7 +83,7 @@ struct TaxRateRow {
   std::string name;
   std::int64_t bps = 0;
   bool inclusive = false;
-  Instant created_at = 0;
+  Instant created_at{};
 };
 
 struct Account {
@@ -99,8 +99,8 @@ struct Account {
   std::int64_t credit_balance = 0;
   ProrationMode proration = ProrationMode::daily;
   bool test_mode = false;
-  Instant created_at = 0;
-  Instant updated_at = 0;
+  Instant created_at{};
+  Instant updated_at{};
 };
 
 struct Subscription {
@@ -110,10 +110,10 @@ struct Subscription {
   int plan_version = 1;
   Status status = Status::active;
   std::int64_t seats = 1;
-  Instant anchor = 0;
+  Instant anchor{};
   std::int64_t cycle = 0;  // current_period_end == boundary(anchor, interval, cycle)
-  Instant current_period_start = 0;
-  Instant current_period_end = 0;
+  Instant current_period_start{};
+  Instant current_period_end{};
   std::optional<Instant> trial_end;
   bool cancel_at_period_end = false;
   std::optional<Instant> cancelled_at;
@@ -126,8 +126,8 @@ struct Subscription {
   // (then derived from the coupon's rules).
   std::optional<bool> period_discounted;
   std::optional<std::string> test_clock_id;
-  Instant created_at = 0;
-  Instant updated_at = 0;
+  Instant created_at{};
+  Instant updated_at{};
 };
 
 struct Invoice {
@@ -138,8 +138,8 @@ struct Invoice {
   std::string status;  // draft | open | paid | void | uncollectible
   std::string billing_reason;
   std::string currency;
-  Instant period_start = 0;
-  Instant period_end = 0;
+  Instant period_start{};
+  Instant period_end{};
   Totals totals;
   std::string discount_label;
   std::string tax_label;
@@ -150,7 +150,7 @@ struct Invoice {
   Json customer = Json::object();
   std::string memo;
   std::optional<std::string> test_clock_id;
-  Instant created_at = 0;
+  Instant created_at{};
   std::optional<Instant> finalized_at;
   std::optional<Instant> due_at;  // finalized_at + billing.days_until_due, fixed at finalization
   std::optional<Instant> paid_at;
@@ -171,7 +171,7 @@ struct PaymentAttempt {
   std::string decline;
   std::string message;
   std::string reference;
-  Instant created_at = 0;
+  Instant created_at{};
   std::optional<Instant> completed_at;
 };
 
@@ -185,14 +185,14 @@ struct CreditNote {
   std::string reason;
   std::string memo;
   std::string reference;
-  Instant created_at = 0;
+  Instant created_at{};
 };
 
 struct TestClock {
   std::string id;
   std::string name;
-  Instant frozen_time = 0;
-  Instant created_at = 0;
+  Instant frozen_time{};
+  Instant created_at{};
 };
 
 Json to_json(const Plan& p);
@@ -222,10 +222,10 @@ struct RunStats {
   std::int64_t cancelled = 0;  // subscriptions ended (at period end or by dunning)
 };
 
-// The metric's value over [from_ms, to_ms) for the tenant of `tx` (a control-plane tenant transaction): what a
-// renewal prices. metering::Metering::measure, installed by the platform.
+// The metric's value over [from, to) for the tenant of `tx` (a control-plane tenant transaction): what a renewal
+// prices. metering::Metering::measure, installed by the platform.
 using UsageMeter = std::function<Result<std::int64_t>(tenancy::TenantTransaction& tx, const std::string& metric,
-                                                      std::int64_t from_ms, std::int64_t to_ms)>;
+                                                      Instant from, Instant to)>;
 
 // The plan a tenant's quotas come from: its latest subscription that is not cancelled and that plan version, or,
 // without one, the current version of the plan its tenant record names (none when it names none).
@@ -320,7 +320,7 @@ class Billing {
   // Renewal invoices price the ended period's usage with the plan version's metered prices (`meter` measures it),
   // and bill what events arriving up to `grace_seconds` after a period's end changed on the following renewals.
   // Without a meter, metered prices are not billed. Call before the first run; not synchronized.
-  void set_usage_meter(UsageMeter meter, std::int64_t grace_seconds);
+  void set_usage_meter(UsageMeter meter, std::chrono::seconds grace);
 
   // The plan in force for the tenant of `tx` (a control-plane tenant transaction); see PlanInForce. The one
   // definition: quotas and entitlements, the gateway's rate limits and billing all use it.

@@ -62,12 +62,13 @@ struct Split {
 };
 
 Split split(Instant t) {
-  const std::int64_t days = floor_div(t, kSecondsPerDay);
-  return {civil_from_days(days), t - days * kSecondsPerDay};
+  const std::int64_t seconds = unix_seconds(t);
+  const std::int64_t days = floor_div(seconds, kSecondsPerDay);
+  return {civil_from_days(days), seconds - days * kSecondsPerDay};
 }
 
 Instant join(CivilDate date, std::int64_t second_of_day) {
-  return days_from_civil(date) * kSecondsPerDay + second_of_day;
+  return from_unix_seconds(days_from_civil(date) * kSecondsPerDay + second_of_day);
 }
 
 // The month `months` after (year, month), with `day` clamped to that month's length.
@@ -124,7 +125,7 @@ Instant next_anchor_day(Instant t, int anchor_day) {
   return join(shift_months(s.date, 1, anchor_day), s.second_of_day);
 }
 
-std::int64_t whole_days(Instant a, Instant b) { return (b - a) / kSecondsPerDay; }
+std::int64_t whole_days(Instant a, Instant b) { return std::chrono::duration_cast<std::chrono::days>(b - a).count(); }
 
 int year_month(Instant t) {
   const CivilDate date = split(t).date;

@@ -4,10 +4,13 @@
 #include <optional>
 #include <string_view>
 
+#include "core/time.hpp"
+
 namespace atrium::billing {
 
-// Billing time is Unix seconds, UTC. Periods run [start, end).
-using Instant = std::int64_t;
+// Billing time is core's Instant at whole seconds (the billing clock reads are floored to the second; stored as
+// Unix seconds). Periods run [start, end).
+using atrium::Instant;
 
 enum class Interval { monthly, quarterly, annual };
 std::string_view interval_name(Interval i);

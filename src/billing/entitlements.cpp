@@ -32,14 +32,7 @@ constexpr std::array<TenantStatement, 2> k_statements{k_notice_insert, k_notices
 
 constexpr std::array<int, 2> k_thresholds{80, 100};
 constexpr std::size_t k_max_cached = 100'000;
-constexpr std::int64_t k_open_end_ms = std::numeric_limits<std::int64_t>::max() / 4;
-
-std::int64_t to_ms(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-std::string rfc3339_ms(std::int64_t ms) {
-  return format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
-}
+constexpr Instant k_open_end = Instant::max();  // usage of an overdue period counts without an end
 
 // Whether `used` reaches `threshold` percent of `limit` (exact: 128-bit products). Nothing used reaches nothing.
 bool reaches(std::int64_t used, std::int64_t limit, int threshold) {
@@ -50,11 +43,11 @@ bool reaches(std::int64_t used, std::int64_t limit, int threshold) {
 // What applies to one tenant now.
 struct Context {
   std::vector<Quota> quotas;
-  std::int64_t from_ms = 0;
-  std::int64_t to_ms = 0;          // what usage counts until: the period's end, or open while it is overdue
-  std::int64_t period_end_ms = 0;  // as the subscription says
-  std::optional<std::int64_t> previous_from_ms;  // the previous period [previous_from_ms, from_ms), when known
-  std::int64_t cache_until_ms = 0;
+  Instant from{};
+  Instant to{};                          // what usage counts until: the period's end, or open while it is overdue
+  Instant period_end{};                  // as the subscription says
+  std::optional<Instant> previous_from;  // the previous period [previous_from, from), when known
+  Instant cache_until{};
   std::string source;
   std::optional<std::string> subscription_id;
   std::optional<std::string> plan;
@@ -96,7 +89,7 @@ Json to_json(const EntitlementView& v) {
   for (const auto& e : v.items) data.push_back(to_json(e));
   return {
       {"period",
-       {{"start", rfc3339_ms(v.period_start_ms)}, {"end", rfc3339_ms(v.period_end_ms)}, {"source", v.period_source}}},
+       {{"start", format_rfc3339(v.period_start)}, {"end", format_rfc3339(v.period_end)}, {"source", v.period_source}}},
       {"subscription_id", v.subscription_id ? Json(*v.subscription_id) : Json(nullptr)},
       {"plan", v.plan ? Json(*v.plan) : Json(nullptr)},
       {"data", std::move(data)}};
@@ -120,7 +113,7 @@ struct Entitlements::Impl {
   // "<tenant>|<quota>|<period start>|<threshold>" known to be announced: saves measuring once a period's are done.
   std::unordered_set<std::string> announced;
 
-  std::int64_t now_ms() const { return to_ms(clock.now()); }
+  std::int64_t now_ms() const { return unix_ms(clock.now()); }
 
   // Reads the tenant's quotas and period in `tx`.
   Result<Context> load(TenantTransaction& tx) {
@@ -139,25 +132,25 @@ struct Entitlements::Impl {
     auto overrides = load_overrides(tx);
     if (!overrides) return std::unexpected(overrides.error());
     c.quotas = apply_overrides(std::move(quotas), *overrides);
-    const std::int64_t now = now_ms();
+    const Instant now = clock.now();
     if (in_force->subscription) {
-      c.from_ms = in_force->subscription->current_period_start * 1000;
-      c.period_end_ms = in_force->subscription->current_period_end * 1000;
+      c.from = in_force->subscription->current_period_start;
+      c.period_end = in_force->subscription->current_period_end;
       c.source = "subscription";
       c.subscription_id = in_force->subscription->id;
-      if (in_force->previous_period_start) c.previous_from_ms = *in_force->previous_period_start * 1000;
+      c.previous_from = in_force->previous_period_start;
     } else {
-      c.from_ms = metering::window_start(now, metering::Window::month);
-      c.period_end_ms = metering::next_window_start(c.from_ms, metering::Window::month);
+      c.from = metering::window_start(now, metering::Window::month);
+      c.period_end = metering::next_window_start(c.from, metering::Window::month);
       c.source = "calendar_month";
-      c.previous_from_ms = metering::window_start(c.from_ms - 1, metering::Window::month);
+      c.previous_from = metering::window_start(c.from - std::chrono::milliseconds(1), metering::Window::month);
     }
     // A period that ended without a renewal (the run has not come yet; a paused or unpaid subscription) stays the
     // period until one: usage after its end still counts, so hard limits keep holding.
-    const bool overdue = c.period_end_ms <= now;
-    c.to_ms = overdue ? k_open_end_ms : c.period_end_ms;
+    const bool overdue = c.period_end <= now;
+    c.to = overdue ? k_open_end : c.period_end;
     // An overdue context is reused for a second at most: the renewal that ends it does not tell this cache.
-    c.cache_until_ms = overdue ? now + 1000 : c.period_end_ms;
+    c.cache_until = overdue ? now + std::chrono::seconds(1) : c.period_end;
     c.loaded = clock.monotonic();
     return c;
   }
@@ -166,7 +159,7 @@ struct Entitlements::Impl {
     if (ttl.count() <= 0) return std::nullopt;
     std::lock_guard lock(mutex);
     auto it = cache.find(tenant_id);
-    if (it == cache.end() || clock.monotonic() - it->second.loaded >= ttl || now_ms() >= it->second.cache_until_ms) {
+    if (it == cache.end() || clock.monotonic() - it->second.loaded >= ttl || clock.now() >= it->second.cache_until) {
       return std::nullopt;
     }
     return it->second;
@@ -248,7 +241,7 @@ struct Entitlements::Impl {
         out.push_back(it == counted.end() ? 0 : it->second);
         continue;
       }
-      auto used = metering.measure(tx, q.metric, c.from_ms, c.to_ms);
+      auto used = metering.measure(tx, q.metric, c.from, c.to);
       if (!used) return std::unexpected(used.error());
       out.push_back(*used);
     }
@@ -265,7 +258,7 @@ struct Entitlements::Impl {
     }
     std::vector<Quota> selected;
     for (const Quota& q : c->quotas) {
-      if (q.limit && which(q) && !all_announced(tenant_id, q, c->from_ms)) selected.push_back(q);
+      if (q.limit && which(q) && !all_announced(tenant_id, q, unix_ms(c->from))) selected.push_back(q);
     }
     if (selected.empty()) return;
     auto counted = counts(tenant_id, selected);
@@ -293,7 +286,7 @@ struct Entitlements::Impl {
       for (std::size_t i = 0; i < selected.size(); ++i) {
         for (int t : k_thresholds) {
           if (reaches(used[i], *selected[i].limit, t) &&
-              !announced.contains(notice_key(tenant_id, selected[i], c->from_ms, t))) {
+              !announced.contains(notice_key(tenant_id, selected[i], unix_ms(c->from), t))) {
             reached_new = true;
           }
         }
@@ -307,7 +300,7 @@ struct Entitlements::Impl {
         const Quota& q = selected[i];
         for (int t : k_thresholds) {
           if (!reaches(used[i], *q.limit, t)) continue;
-          auto ins = tx.execute(k_notice_insert, {Value(q.name), Value(c->from_ms), Value(std::int64_t{t}),
+          auto ins = tx.execute(k_notice_insert, {Value(q.name), Value(unix_ms(c->from)), Value(std::int64_t{t}),
                                                   Value(used[i]), Value(*q.limit), Value(now_ms())});
           if (!ins) return std::unexpected(ins.error());
           if (ins->affected_rows == 0) continue;
@@ -317,8 +310,8 @@ struct Entitlements::Impl {
                           {"used", used[i]},
                           {"limit", *q.limit},
                           {"enforcement", enforcement_name(q.enforcement)},
-                          {"period_start", rfc3339_ms(c->from_ms)},
-                          {"period_end", rfc3339_ms(c->period_end_ms)}};
+                          {"period_start", format_rfc3339(c->from)},
+                          {"period_end", format_rfc3339(c->period_end)}};
           auto e = events::emit(*tx.control_plane(), clock, tenant_id, "quota.threshold_reached", std::move(payload));
           if (!e) return std::unexpected(e.error());
           emitted = true;
@@ -336,7 +329,7 @@ struct Entitlements::Impl {
       for (std::size_t i = 0; i < selected.size(); ++i) {
         for (int t : k_thresholds) {
           if (reaches(used[i], *selected[i].limit, t))
-            announced.insert(notice_key(tenant_id, selected[i], c->from_ms, t));
+            announced.insert(notice_key(tenant_id, selected[i], unix_ms(c->from), t));
         }
       }
     }
@@ -353,8 +346,8 @@ struct Entitlements::Impl {
     if (only && quotas.empty()) return fail(Errc::not_found, "no quota " + *only + " applies to this tenant");
     auto counted = counts(tenant_id, quotas);
     if (!counted) return std::unexpected(counted.error());
-    EntitlementView v{.period_start_ms = c->from_ms,
-                      .period_end_ms = c->period_end_ms,
+    EntitlementView v{.period_start = c->from,
+                      .period_end = c->period_end,
                       .period_source = c->source,
                       .subscription_id = c->subscription_id,
                       .plan = c->plan};
@@ -364,7 +357,7 @@ struct Entitlements::Impl {
                                       v.items.clear();
                                       auto used = usage(tx, *c, quotas, *counted);
                                       if (!used) return std::unexpected(used.error());
-                                      auto notices = tx.execute(k_notices, {Value(c->from_ms)});
+                                      auto notices = tx.execute(k_notices, {Value(unix_ms(c->from))});
                                       if (!notices) return std::unexpected(notices.error());
                                       for (std::size_t i = 0; i < quotas.size(); ++i) {
                                         Entitlement e{.quota = quotas[i], .used = (*used)[i]};
@@ -495,13 +488,11 @@ metering::QuotaHooks Entitlements::metering_hooks() {
     }
     metering::HardLimits out;
     for (const auto& [metric, q] : tightest) {
-      out.emplace(metric,
-                  metering::HardLimit{.quota = q->name, .limit = *q->limit, .from_ms = c->from_ms, .to_ms = c->to_ms});
+      out.emplace(metric, metering::HardLimit{.quota = q->name, .limit = *q->limit, .from = c->from, .to = c->to});
       // Late events stamped in the previous period count against its limit (taken as today's).
-      if (c->previous_from_ms) {
-        out.emplace(metric,
-                    metering::HardLimit{
-                        .quota = q->name, .limit = *q->limit, .from_ms = *c->previous_from_ms, .to_ms = c->from_ms});
+      if (c->previous_from) {
+        out.emplace(metric, metering::HardLimit{
+                                .quota = q->name, .limit = *q->limit, .from = *c->previous_from, .to = c->from});
       }
     }
     return out;

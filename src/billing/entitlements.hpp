@@ -27,8 +27,8 @@ struct Entitlement {
 };
 
 struct EntitlementView {
-  std::int64_t period_start_ms = 0;
-  std::int64_t period_end_ms = 0;
+  Instant period_start{};
+  Instant period_end{};
   std::string period_source;  // subscription | calendar_month (no subscription: the UTC month)
   std::optional<std::string> subscription_id;
   std::optional<std::string> plan;  // the plan's code

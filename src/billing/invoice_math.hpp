@@ -23,8 +23,8 @@ struct Line {
   std::int64_t quantity = 1;
   std::int64_t unit_amount = 0;
   std::int64_t amount = 0;
-  Instant period_start = 0;
-  Instant period_end = 0;
+  Instant period_start{};
+  Instant period_end{};
   bool proration = false;
 };
 

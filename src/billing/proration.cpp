@@ -16,9 +16,11 @@ Result<Fraction> remaining_fraction(Instant start, Instant end, Instant at, Pror
   if (start >= end) return fail(Errc::invalid_argument, "proration period must have start < end");
   if (at < start || at >= end) return fail(Errc::invalid_argument, "proration instant outside the period [start, end)");
   std::int64_t length = 0;
-  if (__builtin_sub_overflow(end, start, &length)) return fail(Errc::invalid_argument, "proration period too long");
+  if (__builtin_sub_overflow(unix_seconds(end), unix_seconds(start), &length)) {
+    return fail(Errc::invalid_argument, "proration period too long");
+  }
   switch (mode) {
-    case ProrationMode::per_second: return Fraction{end - at, length};
+    case ProrationMode::per_second: return Fraction{unix_seconds(end) - unix_seconds(at), length};
     case ProrationMode::daily: {
       const std::int64_t days = whole_days(start, end);
       if (days == 0) return fail(Errc::invalid_argument, "daily proration needs a period of at least one whole day");

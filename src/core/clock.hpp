@@ -5,6 +5,8 @@
 #include <optional>
 #include <string_view>
 
+#include "core/time.hpp"
+
 namespace atrium {
 
 // Source of time. Everything that reads time takes a Clock so tests (and, later, billing test clocks) can
@@ -12,8 +14,8 @@ namespace atrium {
 class Clock {
  public:
   virtual ~Clock() = default;
-  // Wall-clock time (UTC), for timestamps that are stored or shown.
-  virtual std::chrono::system_clock::time_point now() const = 0;
+  // Wall-clock time (UTC), for timestamps that are stored or shown: the one instant type (core/time.hpp).
+  virtual Instant now() const = 0;
   // Monotonic time, for measuring durations and deadlines.
   virtual std::chrono::steady_clock::time_point monotonic() const = 0;
 };
@@ -47,9 +49,9 @@ class ManualClock final : public Clock {
 };
 
 // RFC 3339 UTC with millisecond precision, e.g. 2026-11-27T10:15:30.123Z.
-std::string format_rfc3339(std::chrono::system_clock::time_point t);
+std::string format_rfc3339(Instant t);
 // Parses an RFC 3339 date-time ("2026-11-27T10:15:30Z", fractions and numeric offsets allowed; sub-millisecond
 // digits are truncated). nullopt when malformed or outside the years 1678-2261.
-std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
+std::optional<Instant> parse_rfc3339(std::string_view text);
 
 }  // namespace atrium

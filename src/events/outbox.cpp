@@ -38,13 +38,13 @@ constexpr TenantStatement k_local_delete{"event_outbox_delete",
 
 Event make_event(const Clock& clock, std::string tenant_id, std::string type, Json data) {
   const auto now = clock.now();
-  return {new_uuid_v7(clock), std::move(type), std::move(tenant_id),
-          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count(), std::move(data)};
+  return {new_uuid_v7(clock), std::move(type), std::move(tenant_id), std::chrono::floor<std::chrono::seconds>(now),
+          std::move(data)};
 }
 
 Result<void> insert_pending(Transaction& tx, const Event& e) {
-  auto r = tx.execute(k_pending_insert,
-                      {Value(e.id), Value(e.tenant_id), Value(e.type), Value(e.data.dump()), Value(e.created)});
+  auto r = tx.execute(k_pending_insert, {Value(e.id), Value(e.tenant_id), Value(e.type), Value(e.data.dump()),
+                                         Value(unix_seconds(e.created))});
   if (!r) return std::unexpected(r.error());
   return {};
 }
@@ -57,7 +57,11 @@ Json parse_object(const std::string& text) {
 }  // namespace
 
 Json to_json(const Event& e) {
-  return {{"id", e.id}, {"type", e.type}, {"created", e.created}, {"tenant_id", e.tenant_id}, {"data", e.data}};
+  return {{"id", e.id},
+          {"type", e.type},
+          {"created", unix_seconds(e.created)},
+          {"tenant_id", e.tenant_id},
+          {"data", e.data}};
 }
 
 Result<Event> emit(tenancy::TenantTransaction& tx, const Clock& clock, std::string type, Json data) {
@@ -66,7 +70,8 @@ Result<Event> emit(tenancy::TenantTransaction& tx, const Clock& clock, std::stri
     if (auto r = insert_pending(*control, e); !r) return std::unexpected(r.error());
     return e;
   }
-  auto r = tx.execute(k_local_insert, {Value(e.id), Value(e.type), Value(e.data.dump()), Value(e.created)});
+  auto r =
+      tx.execute(k_local_insert, {Value(e.id), Value(e.type), Value(e.data.dump()), Value(unix_seconds(e.created))});
   if (!r) return std::unexpected(r.error());
   return e;
 }
@@ -92,7 +97,8 @@ Result<int> move_to_control_plane(tenancy::TenantData& data, storage::Database& 
           if (!rs) return std::unexpected(rs.error());
           for (std::size_t i = 0; i < rs->rows.size(); ++i) {
             batch.push_back({rs->text_at(i, 0).value_or(""), rs->text_at(i, 1).value_or(""), tenant.id,
-                             rs->int_at(i, 3).value_or(0), parse_object(rs->text_at(i, 2).value_or("{}"))});
+                             from_unix_seconds(rs->int_at(i, 3).value_or(0)),
+                             parse_object(rs->text_at(i, 2).value_or("{}"))});
           }
           return {};
         },
@@ -161,7 +167,7 @@ struct Relay::Impl {
       if (!rs) return std::unexpected(rs.error());
       for (std::size_t i = 0; i < rs->rows.size(); ++i) {
         Event e{rs->text_at(i, 0).value_or(""), rs->text_at(i, 2).value_or(""), rs->text_at(i, 1).value_or(""),
-                rs->int_at(i, 4).value_or(0), parse_object(rs->text_at(i, 3).value_or("{}"))};
+                from_unix_seconds(rs->int_at(i, 4).value_or(0)), parse_object(rs->text_at(i, 3).value_or("{}"))};
         after = e.id;
         // In order per tenant: an event that cannot be published yet holds back that tenant's later ones, not
         // other tenants' (one tenant's unreachable database must not stop everyone's webhooks).

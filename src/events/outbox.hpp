@@ -8,6 +8,7 @@
 
 #include "core/clock.hpp"
 #include "core/json.hpp"
+#include "core/time.hpp"
 #include "storage/database.hpp"
 #include "tenancy/tenant_data.hpp"
 
@@ -18,7 +19,7 @@ struct Event {
   std::string id;  // UUIDv7, the same on every delivery of this event
   std::string type;
   std::string tenant_id;
-  std::int64_t created = 0;  // Unix seconds
+  Instant created{};  // whole seconds (stored and sent as Unix seconds, as Stripe's `created`)
   Json data = Json::object();
 };
 

@@ -39,7 +39,7 @@ struct ApiCallCounter::Impl {
   struct Pending {
     std::string tenant_id;
     std::int64_t calls = 0;
-    std::int64_t at_ms = 0;
+    Instant at{};
     std::string key;
   };
   std::mutex pending_mutex;
@@ -61,7 +61,7 @@ struct ApiCallCounter::Impl {
   // One report; an exception (the report reaches storage) counts as a failure.
   Result<void> send(const Pending& p) {
     try {
-      return report(p.tenant_id, p.calls, p.at_ms, p.key);
+      return report(p.tenant_id, p.calls, p.at, p.key);
     } catch (const std::exception& e) {
       return fail(Errc::internal, std::string("API call report: ") + e.what());
     }
@@ -74,8 +74,7 @@ struct ApiCallCounter::Impl {
       std::lock_guard lock(pending_mutex);
       retry.swap(pending);
     }
-    const std::int64_t at_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch()).count();
+    const Instant at = clock.now();
     for (Shard& s : shards) {
       std::unordered_map<std::string, std::int64_t> taken;
       {
@@ -84,7 +83,7 @@ struct ApiCallCounter::Impl {
       }
       for (const auto& [tenant_id, calls] : taken) {
         retry.push_back(
-            {tenant_id, calls, at_ms, "atrium.api_calls:" + instance + ":" + std::to_string(sequence.fetch_add(1))});
+            {tenant_id, calls, at, "atrium.api_calls:" + instance + ":" + std::to_string(sequence.fetch_add(1))});
       }
     }
     std::vector<Pending> failed;

@@ -8,6 +8,7 @@
 
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "core/time.hpp"
 #include "http/dispatcher.hpp"
 
 namespace atrium::gateway {
@@ -19,9 +20,9 @@ namespace atrium::gateway {
 // the same key and count (so one stored despite the error is not counted twice). Thread-safe.
 class ApiCallCounter {
  public:
-  // Reports `calls` for a tenant as of `at_ms` under `key` (metering::Metering::ingest, installed by the platform).
-  using Report = std::function<Result<void>(const std::string& tenant_id, std::int64_t calls, std::int64_t at_ms,
-                                            const std::string& key)>;
+  // Reports `calls` for a tenant as of `at` under `key` (metering::Metering::ingest, installed by the platform).
+  using Report =
+      std::function<Result<void>(const std::string& tenant_id, std::int64_t calls, Instant at, const std::string& key)>;
 
   // `clock` stamps the reports; `interval` paces the reporting thread (started by start()).
   ApiCallCounter(Report report, const Clock& clock, std::chrono::milliseconds interval);

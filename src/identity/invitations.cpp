@@ -38,10 +38,6 @@ constexpr std::string_view k_prefix = "inv_";
 constexpr std::size_t k_uuid_size = 36;
 constexpr std::string_view k_invalid = "the invitation is invalid, used, revoked or expired";
 
-std::int64_t seconds(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 Invitation from_row(const ResultSet& rs, std::size_t row) {
   Invitation i;
   i.tenant_id = rs.text_at(row, 0).value_or("");
@@ -49,8 +45,8 @@ Invitation from_row(const ResultSet& rs, std::size_t row) {
   i.email = rs.text_at(row, 2).value_or("");
   i.role = parse_role(rs.text_at(row, 3).value_or("")).value_or(Role::viewer);
   i.invited_by = rs.text_at(row, 4).value_or("");
-  i.created_at = rs.int_at(row, 5).value_or(0);
-  i.expires_at = rs.int_at(row, 6).value_or(0);
+  i.created_at = from_unix_seconds(rs.int_at(row, 5).value_or(0));
+  i.expires_at = from_unix_seconds(rs.int_at(row, 6).value_or(0));
   return i;
 }
 
@@ -70,17 +66,14 @@ std::optional<std::string> token_tenant(std::string_view token) {
 }  // namespace
 
 Json to_json(const Invitation& i) {
-  auto at = [](std::int64_t s) {
-    return format_rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(s)));
-  };
   return {{"id", i.id},
           {"object", "invitation"},
           {"email", i.email},
           {"role", role_name(i.role)},
           {"status", "pending"},
           {"invited_by", i.invited_by},
-          {"created_at", at(i.created_at)},
-          {"expires_at", at(i.expires_at)}};
+          {"created_at", format_rfc3339(i.created_at)},
+          {"expires_at", format_rfc3339(i.expires_at)}};
 }
 
 Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, const std::string& email_in, Role role,
@@ -94,8 +87,8 @@ Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, c
   i.email = email;
   i.role = role;
   i.invited_by = invited_by;
-  i.created_at = seconds(clock_.now());
-  i.expires_at = i.created_at + ttl_.count();
+  i.created_at = std::chrono::floor<std::chrono::seconds>(clock_.now());
+  i.expires_at = i.created_at + ttl_;
   out.token = std::string(k_prefix) + tenant_id + "_" + random_token();
   auto r = db_.transact([&](Transaction& tx) -> Result<void> {
     if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;  // RLS: migration 0013
@@ -105,7 +98,7 @@ Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, c
     if (!member->empty()) return fail(Errc::conflict, "this address is already a member of the tenant");
     auto ins = tx.execute(
         k_upsert, {Value(tenant_id), Value(i.id), Value(email), Value(std::string(role_name(role))), Value(invited_by),
-                   Value(i.created_at), Value(i.expires_at), Value(sha256_hex(out.token))});
+                   Value(unix_seconds(i.created_at)), Value(unix_seconds(i.expires_at)), Value(sha256_hex(out.token))});
     if (!ins) return std::unexpected(ins.error());
     audit::Event event{
         .action = "invitation.created", .resource_type = "invitation", .resource_id = i.id, .tenant_id = tenant_id};
@@ -165,7 +158,7 @@ Result<Acceptance> InvitationStore::accept(const std::string& token, const std::
       },
       {.read_only = true});
   if (!found) return std::unexpected(found.error());
-  const std::int64_t now = seconds(clock_.now());
+  const Instant now = std::chrono::floor<std::chrono::seconds>(clock_.now());
   if (!*found || (*found)->expires_at <= now) return fail(Errc::not_found, std::string(k_invalid));
   const Invitation inv = **found;
   // The token proves the invitee reads mail at the address: that is what joins an existing account. A new account
@@ -189,7 +182,7 @@ Result<Acceptance> InvitationStore::accept(const std::string& token, const std::
   out.account_created = new_user.has_value();
   auto r = db_.transact([&](Transaction& tx) -> Result<void> {
     if (auto s = tenancy::scope_to_tenant(tx, inv.tenant_id); !s) return s;
-    auto redeemed = tx.execute(k_redeem, {Value(inv.tenant_id), Value(hash), Value(now)});
+    auto redeemed = tx.execute(k_redeem, {Value(inv.tenant_id), Value(hash), Value(unix_seconds(now))});
     if (!redeemed) return std::unexpected(redeemed.error());
     if (redeemed->affected_rows != 1) return fail(Errc::not_found, std::string(k_invalid));  // used meanwhile
     auto member = users_.insert_membership(tx, inv.tenant_id, user_id, new_user ? &*new_user : nullptr, inv.role);

@@ -8,6 +8,7 @@
 #include "core/audit_event.hpp"
 #include "core/clock.hpp"
 #include "core/json.hpp"
+#include "core/time.hpp"
 #include "identity/permissions.hpp"
 #include "identity/user_store.hpp"
 #include "storage/database.hpp"
@@ -20,8 +21,8 @@ struct Invitation {
   std::string email;  // lower-case addr-spec
   Role role = Role::member;
   std::string invited_by;  // user or API key id
-  std::int64_t created_at = 0;
-  std::int64_t expires_at = 0;  // Unix seconds
+  Instant created_at{};    // stored as Unix seconds
+  Instant expires_at{};
 };
 
 Json to_json(const Invitation& i);

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/time.hpp"
+
 namespace atrium::identity {
 
 // Who is calling, established by authentication and completed by tenant resolution. Immutable once the
@@ -18,8 +20,8 @@ struct Principal {
   std::vector<std::string> permissions;
   bool super_admin = false;
   std::string jti;                // access tokens only
-  std::int64_t expires_at = 0;    // access tokens only (NumericDate)
-  std::int64_t issued_at_ms = 0;  // access tokens only: iat_ms, or iat * 1000 when the token has none
+  Instant expires_at{};           // access tokens only (exp)
+  Instant issued_at{};            // access tokens only: iat_ms, or iat when the token has none
 
   bool has(std::string_view permission) const {
     return std::find(permissions.begin(), permissions.end(), permission) != permissions.end();

@@ -63,8 +63,8 @@ Principal principal_from(const AccessClaims& c) {
   p.permissions = c.permissions;
   p.super_admin = c.super_admin;
   p.jti = c.jti;
-  p.expires_at = c.exp;
-  p.issued_at_ms = c.iat_ms.value_or(c.iat * 1000);  // iat <= now + leeway: no overflow
+  p.expires_at = from_unix_seconds(c.exp);
+  p.issued_at = c.iat_ms ? from_unix_ms(*c.iat_ms) : from_unix_seconds(c.iat);
   return p;
 }
 
@@ -333,7 +333,7 @@ Result<void> TokenService::revoke(const std::string& token, const audit::Recorde
   if (!keyset) return fail(Errc::unavailable, "no signing key loaded");
   auto claims = keyset->verifier->verify(token, clock_.now());
   if (!claims) return {};  // not a valid token of ours: nothing to revoke
-  const auto expires = std::chrono::system_clock::time_point(std::chrono::seconds(claims->exp));
+  const Instant expires = from_unix_seconds(claims->exp);
   // Durable record first (in-process stores reload it at start), then the store every request consults.
   auto recorded = db_.transact([&](Transaction& tx) -> Result<void> {
     auto r = tx.execute(k_record_revoked, {Value(claims->jti), Value(format_rfc3339(expires))});
@@ -375,7 +375,7 @@ Result<void> TokenService::revoke_member(const std::string& user_id, const std::
 
 Result<std::shared_ptr<const Principal>> TokenService::authenticate(const std::string& token) {
   const std::string key = sha256_hex(token);
-  const std::int64_t now = seconds(clock_.now());
+  const Instant now = clock_.now();
   std::shared_ptr<const Principal> principal;
   {
     std::shared_lock lock(cache_mutex_);
@@ -400,9 +400,7 @@ Result<std::shared_ptr<const Principal>> TokenService::authenticate(const std::s
     verified_.emplace(key, principal);
   }
   // Cached or not: the jti and the member's epoch, in one call to the store.
-  auto revoked =
-      revocations_.check(principal->jti, principal->subject, principal->tenant_id,
-                         std::chrono::system_clock::time_point(std::chrono::milliseconds(principal->issued_at_ms)));
+  auto revoked = revocations_.check(principal->jti, principal->subject, principal->tenant_id, principal->issued_at);
   if (!revoked) return std::unexpected(revoked.error());
   if (*revoked == TokenRevocation::token) return fail(Errc::unauthenticated, "token revoked");
   if (*revoked == TokenRevocation::member) return fail(Errc::unauthenticated, "membership changed since the token");

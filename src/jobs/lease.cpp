@@ -20,7 +20,7 @@ constexpr Statement k_release{"leases_release", "DELETE FROM leases WHERE name =
 
 Result<bool> take_lease(storage::Database& db, std::string_view name, const std::string& holder,
                         std::chrono::system_clock::time_point now, std::chrono::milliseconds duration) {
-  const std::int64_t at = to_unix_ms(now);
+  const std::int64_t at = unix_ms(now);
   auto rs = storage::transact_value<storage::ResultSet>(db, [&](Transaction& tx) {
     return tx.execute(k_take, {Value(std::string(name)), Value(holder),
                                Value(at + static_cast<std::int64_t>(duration.count())), Value(at)});

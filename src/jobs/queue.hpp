@@ -11,10 +11,11 @@
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/time.hpp"
 
 namespace atrium::jobs {
 
-using TimePoint = std::chrono::system_clock::time_point;
+using TimePoint = Instant;  // core/time.hpp; stored as Unix milliseconds
 
 // A job to run later. `type` names the handler; `payload` is its input.
 struct NewJob {

@@ -62,7 +62,7 @@ struct Scheduler::Impl {
   Result<int> fire(const Entry& e, TimePoint now) {
     auto latest = e.cron.last_at_or_before(now);
     if (!latest) return 0;
-    const std::int64_t slot = to_unix_ms(*latest);
+    const std::int64_t slot = unix_ms(*latest);
     auto rs = storage::transact_value<storage::ResultSet>(db, [&](Transaction& tx) -> Result<storage::ResultSet> {
       auto init = tx.execute(k_slot_init, {Value(e.spec.name), Value(slot)});
       if (!init) return init;
@@ -94,7 +94,7 @@ struct Scheduler::Impl {
     int created = 0;
     for (const auto& t : slots) {
       NewJob job = e.spec.job;
-      const std::int64_t at = to_unix_ms(t);
+      const std::int64_t at = unix_ms(t);
       job.idempotency_key = "schedule:" + e.spec.name + ":" + std::to_string(at);
       job.run_at = t;
       if (!job.payload.is_object()) job.payload = Json::object();
@@ -136,7 +136,7 @@ struct Scheduler::Impl {
       {
         // Wake just after the next whole tick of the clock, so ticks do not drift by their own run time.
         const auto tick_ms = std::max<std::int64_t>(options.tick.count(), 1);
-        const std::int64_t now_ms = to_unix_ms(clock.now());
+        const std::int64_t now_ms = unix_ms(clock.now());
         const auto wait = std::chrono::milliseconds(tick_ms - now_ms % tick_ms + 5);
         std::unique_lock lock(mutex);
         if (cv.wait_for(lock, wait, [&] { return stopping; })) break;

@@ -160,7 +160,7 @@ class SqlConsumer final : public Consumer {
 
   Result<void> complete(const Delivery& d) override {
     if (d.receipt.empty()) return fail(Errc::invalid_argument, "delivery has no receipt");
-    const std::int64_t now = to_unix_ms(clock_.now());
+    const std::int64_t now = unix_ms(clock_.now());
     bool lost = false;
     // The completion record commits even when the lease was lost meanwhile: the effect happened, and the copy
     // another worker now holds must find it.
@@ -180,28 +180,26 @@ class SqlConsumer final : public Consumer {
   bool first_attempt_is_first_run() const override { return true; }
   Result<void> retry(const Delivery& d, std::chrono::milliseconds delay, const std::string& error) override {
     const auto now = clock_.now();
-    return settle(
-        k_retry, d,
-        {Value(d.job.id), Value(d.receipt), Value(run_at_ms(now + delay)), Value(error), Value(to_unix_ms(now))},
-        "retry");
+    return settle(k_retry, d,
+                  {Value(d.job.id), Value(d.receipt), Value(run_at_ms(now + delay)), Value(error), Value(unix_ms(now))},
+                  "retry");
   }
   Result<void> bury(const Delivery& d, const std::string& error) override {
-    return settle(k_bury, d, {Value(d.job.id), Value(d.receipt), Value(error), Value(to_unix_ms(clock_.now()))},
-                  "bury");
+    return settle(k_bury, d, {Value(d.job.id), Value(d.receipt), Value(error), Value(unix_ms(clock_.now()))}, "bury");
   }
   Result<void> release(const Delivery& d) override {
-    auto r = settle(k_release, d, {Value(d.job.id), Value(d.receipt), Value(to_unix_ms(clock_.now()))}, "release");
+    auto r = settle(k_release, d, {Value(d.job.id), Value(d.receipt), Value(unix_ms(clock_.now()))}, "release");
     if (r) signal_->notify();
     return r;
   }
   Result<void> extend(const Delivery& d) override {
-    return settle(k_extend, d, {Value(d.job.id), Value(d.receipt), Value(to_unix_ms(clock_.now() + options_.lease))},
+    return settle(k_extend, d, {Value(d.job.id), Value(d.receipt), Value(unix_ms(clock_.now() + options_.lease))},
                   "extend");
   }
 
  private:
   Result<std::optional<Delivery>> claim() {
-    const std::int64_t now = to_unix_ms(clock_.now());
+    const std::int64_t now = unix_ms(clock_.now());
     const auto monotonic = clock_.monotonic();
     std::optional<Delivery> out;
     auto r = db_.transact([&](Transaction& tx) -> Result<void> {
@@ -259,8 +257,8 @@ class SqlQueue final : public JobQueue {
       auto rs = tx.execute(
           k_insert, {Value(result.id), Value(job.queue), Value(job.type), Value(job.tenant_id),
                      Value(job.payload.dump()), job.idempotency_key.empty() ? Value() : Value(job.idempotency_key),
-                     Value(std::int64_t{job.priority}), Value(job.run_at ? run_at_ms(*job.run_at) : to_unix_ms(now)),
-                     Value(std::int64_t{job.max_attempts}), Value(to_unix_ms(now))});
+                     Value(std::int64_t{job.priority}), Value(job.run_at ? run_at_ms(*job.run_at) : unix_ms(now)),
+                     Value(std::int64_t{job.max_attempts}), Value(unix_ms(now))});
       if (!rs) return std::unexpected(rs.error());
       result.created = rs->affected_rows == 1;
       if (result.created) return {};
@@ -284,8 +282,7 @@ class SqlQueue final : public JobQueue {
 
   Result<QueueStats> stats() override {
     auto rs = storage::transact_value<ResultSet>(
-        db_, [&](Transaction& tx) { return tx.execute(k_stats, {Value(to_unix_ms(clock_.now()))}); },
-        {.read_only = true});
+        db_, [&](Transaction& tx) { return tx.execute(k_stats, {Value(unix_ms(clock_.now()))}); }, {.read_only = true});
     if (!rs) return std::unexpected(rs.error());
     QueueStats stats;
     for (std::size_t i = 0; i < rs->rows.size(); ++i) {
@@ -310,7 +307,7 @@ class SqlQueue final : public JobQueue {
 
   Result<bool> retry_dead(const std::string& id) override {
     auto rs = storage::transact_value<ResultSet>(db_, [&](Transaction& tx) {
-      return tx.execute(k_retry_dead, {Value(id), Value(to_unix_ms(clock_.now()))});
+      return tx.execute(k_retry_dead, {Value(id), Value(unix_ms(clock_.now()))});
     });
     if (!rs) return std::unexpected(rs.error());
     if (rs->affected_rows > 0) signal_->notify();
@@ -333,16 +330,8 @@ class SqlQueue final : public JobQueue {
 
 }  // namespace
 
-std::int64_t to_unix_ms(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-TimePoint from_unix_ms(std::int64_t ms) {
-  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(ms)));
-}
-
 Result<bool> record_completion(Transaction& tx, const std::string& job_id, TimePoint at) {
-  auto r = tx.execute(k_record_completion, {Value(job_id), Value(to_unix_ms(at))});
+  auto r = tx.execute(k_record_completion, {Value(job_id), Value(unix_ms(at))});
   if (!r) return std::unexpected(r.error());
   return r->affected_rows > 0;
 }
@@ -355,11 +344,11 @@ Result<std::int64_t> delete_settled(storage::Database& db, TimePoint before, Tim
   return storage::transact_value<std::int64_t>(db, [&](Transaction& tx) -> Result<std::int64_t> {
     std::int64_t n = 0;
     for (const auto* s : {&k_delete_done, &k_delete_completions, &k_delete_keys}) {
-      auto rs = tx.execute(*s, {Value(to_unix_ms(before))});
+      auto rs = tx.execute(*s, {Value(unix_ms(before))});
       if (!rs) return std::unexpected(rs.error());
       n += rs->affected_rows;
     }
-    auto rs = tx.execute(k_delete_dead, {Value(to_unix_ms(dead_before))});
+    auto rs = tx.execute(k_delete_dead, {Value(unix_ms(dead_before))});
     if (!rs) return std::unexpected(rs.error());
     return n + rs->affected_rows;
   });

@@ -30,7 +30,4 @@ Result<std::int64_t> delete_settled(storage::Database& db, TimePoint before, Tim
 // complete() and handlers' JobContext::mark_done all write through this).
 Result<bool> record_completion(storage::Transaction& tx, const std::string& job_id, TimePoint at);
 
-std::int64_t to_unix_ms(TimePoint t);
-TimePoint from_unix_ms(std::int64_t ms);
-
 }  // namespace atrium::jobs

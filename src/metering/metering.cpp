@@ -196,7 +196,7 @@ Result<Meter> meter_from_row(const storage::ResultSet& rs, std::size_t i) {
   auto f = parse_filters(*filters);
   if (!f) return std::unexpected(f.error());
   m.filters = std::move(*f);
-  m.created_at = rs.int_at(i, 6).value_or(0);
+  m.created_at = from_unix_ms(rs.int_at(i, 6).value_or(0));
   return m;
 }
 
@@ -253,7 +253,9 @@ std::optional<Window> parse_window(std::string_view text) {
   return std::nullopt;
 }
 
-std::int64_t window_start(std::int64_t ms, Window w) {
+namespace {
+
+std::int64_t window_start_ms(std::int64_t ms, Window w) {
   using namespace std::chrono;
   switch (w) {
     case Window::none: return ms;
@@ -268,7 +270,7 @@ std::int64_t window_start(std::int64_t ms, Window w) {
   return ms;
 }
 
-std::int64_t next_window_start(std::int64_t start_ms, Window w) {
+std::int64_t next_window_start_ms(std::int64_t start_ms, Window w) {
   using namespace std::chrono;
   switch (w) {
     case Window::none: return std::numeric_limits<std::int64_t>::max();
@@ -282,6 +284,15 @@ std::int64_t next_window_start(std::int64_t start_ms, Window w) {
     }
   }
   return start_ms;
+}
+
+}  // namespace
+
+Instant window_start(Instant t, Window w) { return from_unix_ms(window_start_ms(unix_ms(t), w)); }
+
+Instant next_window_start(Instant start, Window w) {
+  if (w == Window::none) return Instant::max();
+  return from_unix_ms(next_window_start_ms(unix_ms(start), w));
 }
 
 Json to_json(const IngestResult& r) {
@@ -298,14 +309,13 @@ Json to_json(const IngestResult& r) {
 }
 
 Json to_json(const Meter& m) {
-  return {
-      {"id", m.id},
-      {"metric", m.metric},
-      {"name", m.name},
-      {"aggregation", aggregation_name(m.aggregation)},
-      {"property", m.property.empty() ? Json(nullptr) : Json(m.property)},
-      {"filters", filters_json(m.filters)},
-      {"created_at", format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(m.created_at)))}};
+  return {{"id", m.id},
+          {"metric", m.metric},
+          {"name", m.name},
+          {"aggregation", aggregation_name(m.aggregation)},
+          {"property", m.property.empty() ? Json(nullptr) : Json(m.property)},
+          {"filters", filters_json(m.filters)},
+          {"created_at", format_rfc3339(m.created_at)}};
 }
 
 namespace {
@@ -318,7 +328,8 @@ struct Guard {
   std::int64_t used = 0;
 
   bool covers(const Parsed& p) const {
-    if (p.ts < limit.from_ms || p.ts >= limit.to_ms || aggregation == Aggregation::unique_count) return false;
+    if (p.ts < unix_ms(limit.from) || p.ts >= unix_ms(limit.to) || aggregation == Aggregation::unique_count)
+      return false;
     if (filters.empty()) return true;
     auto props = parse_json(p.properties, JsonLimits{}, nullptr);
     return props && props->is_object() && matches(*props, filters);
@@ -385,16 +396,18 @@ struct Metering::Impl {
       reject(out, index, e, "invalid_quantity", "quantity must be between 0 and 1000000000000");
       return std::nullopt;
     }
-    if (e.timestamp_ms < now - settings.max_event_age_ms) {
+    const std::int64_t ts = unix_ms(e.timestamp);
+    if (ts < now - settings.max_event_age.count()) {
       reject(out, index, e, "too_old",
              fmt::format("timestamp is more than {} hours old: too old for any "
                          "open period",
-                         settings.max_event_age_ms / k_hour_ms));
+                         std::chrono::floor<std::chrono::hours>(settings.max_event_age).count()));
       return std::nullopt;
     }
-    if (e.timestamp_ms > now + settings.max_future_ms) {
+    if (ts > now + settings.max_future.count()) {
       reject(out, index, e, "too_far_in_future",
-             fmt::format("timestamp is more than {} seconds in the future", settings.max_future_ms / 1000));
+             fmt::format("timestamp is more than {} seconds in the future",
+                         std::chrono::floor<std::chrono::seconds>(settings.max_future).count()));
       return std::nullopt;
     }
     if (e.properties.size() > k_max_properties_bytes) {
@@ -405,14 +418,14 @@ struct Metering::Impl {
                   .key = std::move(e.idempotency_key),
                   .metric = std::move(e.metric),
                   .quantity = e.quantity,
-                  .ts = e.timestamp_ms,
+                  .ts = ts,
                   .properties = e.properties.empty() ? std::string("{}") : std::move(e.properties)};
   }
 
   // The query that measures `metric` over [from, to) with its meter (sum when it has none), read in `tx`.
   Result<SummaryQuery> meter_query(TenantTransaction& tx, const std::string& metric, std::int64_t from,
                                    std::int64_t to) {
-    SummaryQuery q{.metric = metric, .from_ms = from, .to_ms = to};
+    SummaryQuery q{.metric = metric, .from = from_unix_ms(from), .to = from_unix_ms(to)};
     storage::Transaction* control = tx.control_plane();
     if (!control) return fail(Errc::internal, "metering needs a control-plane transaction");
     auto rs = control->execute(k_meter_find, {Value(metric)});
@@ -429,7 +442,7 @@ struct Metering::Impl {
 
   // One value for the whole of q's range (0 over no events).
   Result<std::int64_t> value(TenantTransaction& tx, const SummaryQuery& q) {
-    const std::vector<std::int64_t> starts{q.from_ms};
+    const std::vector<std::int64_t> starts{unix_ms(q.from)};
     std::vector<std::map<std::string, Acc, std::less<>>> acc(1);
     std::map<std::string, Json, std::less<>> group_values;
     if (auto r = accumulate(tx, q, starts, acc, group_values); !r) return std::unexpected(r.error());
@@ -461,10 +474,10 @@ struct Metering::Impl {
       for (auto l = first; l != last; ++l) {
         // A period none of the batch's events falls in (usually the previous one) is not measured.
         const bool needed = std::any_of(batch.begin(), batch.end(), [&](const Parsed& p) {
-          return p.metric == metric && p.ts >= l->second.from_ms && p.ts < l->second.to_ms;
+          return p.metric == metric && p.ts >= unix_ms(l->second.from) && p.ts < unix_ms(l->second.to);
         });
         if (!needed) continue;
-        auto q = meter_query(tx, metric, l->second.from_ms, l->second.to_ms);
+        auto q = meter_query(tx, metric, unix_ms(l->second.from), unix_ms(l->second.to));
         if (!q) return std::unexpected(q.error());
         Guard g{.limit = l->second, .aggregation = q->aggregation, .filters = q->filters};
         if (g.aggregation != Aggregation::unique_count) {
@@ -487,13 +500,15 @@ struct Metering::Impl {
     group_values.clear();
     // Whole hours come from the roll-ups; the partial hours at either end
     // from the raw events.
-    const std::int64_t first_hour = floor_div(q.from_ms + k_hour_ms - 1, k_hour_ms) * k_hour_ms;
-    const std::int64_t last_hour = floor_div(q.to_ms, k_hour_ms) * k_hour_ms;
+    const std::int64_t from = unix_ms(q.from);
+    const std::int64_t to = unix_ms(q.to);
+    const std::int64_t first_hour = floor_div(from + k_hour_ms - 1, k_hour_ms) * k_hour_ms;
+    const std::int64_t last_hour = floor_div(to, k_hour_ms) * k_hour_ms;
     if (!rollups || first_hour >= last_hour) {
-      return scan_raw(tx, q, q.from_ms, q.to_ms, starts, acc, group_values);
+      return scan_raw(tx, q, from, to, starts, acc, group_values);
     }
-    if (auto e = scan_raw(tx, q, q.from_ms, first_hour, starts, acc, group_values); !e) return e;
-    if (auto e = scan_raw(tx, q, last_hour, q.to_ms, starts, acc, group_values); !e) return e;
+    if (auto e = scan_raw(tx, q, from, first_hour, starts, acc, group_values); !e) return e;
+    if (auto e = scan_raw(tx, q, last_hour, to, starts, acc, group_values); !e) return e;
     auto rs = tx.execute(k_rollups_range, {Value(q.metric), Value(first_hour), Value(last_hour)});
     if (!rs) return std::unexpected(rs.error());
     for (std::size_t i = 0; i < rs->rows.size(); ++i) {
@@ -634,19 +649,16 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
           auto known = tx.execute(k_event_exists, {Value(p.key)});
           if (!known) return std::unexpected(known.error());
           if (!known->empty()) continue;
-          over_quota.push_back(Rejection{
-              .index = p.index,
-              .idempotency_key = p.key,
-              .reason = "quota_exceeded",
-              .detail = fmt::format(
-                  "the hard quota {} allows {} in the period that starts at {}; {} is used", g->limit.quota,
-                  g->limit.limit,
-                  format_rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(g->limit.from_ms))),
-                  g->used),
-              .quota = g->limit.quota,
-              .room = g->aggregation == Aggregation::sum
-                          ? std::optional<std::int64_t>(std::max<std::int64_t>(0, g->limit.limit - g->used))
-                          : std::nullopt});
+          over_quota.push_back(
+              Rejection{.index = p.index,
+                        .idempotency_key = p.key,
+                        .reason = "quota_exceeded",
+                        .detail = fmt::format("the hard quota {} allows {} in the period that starts at {}; {} is used",
+                                              g->limit.quota, g->limit.limit, format_rfc3339(g->limit.from), g->used),
+                        .quota = g->limit.quota,
+                        .room = g->aggregation == Aggregation::sum
+                                    ? std::optional<std::int64_t>(std::max<std::int64_t>(0, g->limit.limit - g->used))
+                                    : std::nullopt});
           continue;
         }
         auto ins = tx.execute(k_event_insert, {Value(p.key), Value(p.metric), Value(p.quantity), Value(p.ts),
@@ -695,11 +707,10 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
   return out;
 }
 
-Result<std::int64_t> Metering::measure(TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
-                                       std::int64_t to_ms) {
+Result<std::int64_t> Metering::measure(TenantTransaction& tx, const std::string& metric, Instant from, Instant to) {
   Impl& s = *impl_;
-  if (from_ms >= to_ms) return 0;
-  auto q = s.meter_query(tx, metric, from_ms, to_ms);
+  if (from >= to) return 0;
+  auto q = s.meter_query(tx, metric, unix_ms(from), unix_ms(to));
   if (!q) return std::unexpected(q.error());
   return s.value(tx, *q);
 }
@@ -709,7 +720,7 @@ void Metering::set_quota_hooks(QuotaHooks hooks) { impl_->hooks = std::move(hook
 Result<std::vector<SummaryRow>> Metering::summarize(const std::string& tenant_id, const SummaryQuery& q) {
   Impl& s = *impl_;
   if (!valid_metric(q.metric)) return fail(Errc::invalid_argument, "metric is required and must be a metric name");
-  if (q.from_ms >= q.to_ms) return fail(Errc::invalid_argument, "from must be before to");
+  if (q.from >= q.to) return fail(Errc::invalid_argument, "from must be before to");
   if (q.aggregation == Aggregation::unique_count && !valid_property_name(q.property)) {
     return fail(Errc::invalid_argument, "unique_count needs the property whose distinct values it counts");
   }
@@ -718,10 +729,10 @@ Result<std::vector<SummaryRow>> Metering::summarize(const std::string& tenant_id
   }
   // Window starts: the first is `from` itself; the others are the UTC
   // boundaries after it.
-  std::vector<std::int64_t> starts{q.from_ms};
+  std::vector<std::int64_t> starts{unix_ms(q.from)};
   if (q.window != Window::none) {
-    for (std::int64_t b = next_window_start(window_start(q.from_ms, q.window), q.window); b < q.to_ms;
-         b = next_window_start(b, q.window)) {
+    for (std::int64_t b = next_window_start_ms(window_start_ms(unix_ms(q.from), q.window), q.window); b < unix_ms(q.to);
+         b = next_window_start_ms(b, q.window)) {
       if (starts.size() >= s.settings.max_rows) {
         return fail(Errc::invalid_argument,
                     fmt::format("the range holds more than {} windows; use a larger window", s.settings.max_rows));
@@ -739,11 +750,12 @@ Result<std::vector<SummaryRow>> Metering::summarize(const std::string& tenant_id
 
   std::vector<SummaryRow> rows;
   for (std::size_t w = 0; w < starts.size(); ++w) {
-    const std::int64_t end = w + 1 < starts.size() ? starts[w + 1] : q.to_ms;
+    const std::int64_t end = w + 1 < starts.size() ? starts[w + 1] : unix_ms(q.to);
     if (q.group_by.empty()) {
       static const Acc empty;
       auto it = acc[w].find("");
-      rows.push_back({starts[w], end, std::nullopt, value_of(it == acc[w].end() ? empty : it->second, q.aggregation)});
+      rows.push_back({from_unix_ms(starts[w]), from_unix_ms(end), std::nullopt,
+                      value_of(it == acc[w].end() ? empty : it->second, q.aggregation)});
       continue;
     }
     for (const auto& [group, a] : acc[w]) {
@@ -752,21 +764,17 @@ Result<std::vector<SummaryRow>> Metering::summarize(const std::string& tenant_id
                                                         "range or use a larger window",
                                                         s.settings.max_rows));
       }
-      rows.push_back({starts[w], end, group_values.at(group), value_of(a, q.aggregation)});
+      rows.push_back({from_unix_ms(starts[w]), from_unix_ms(end), group_values.at(group), value_of(a, q.aggregation)});
     }
   }
   return rows;
 }
 
 Result<std::int64_t> Metering::aggregate(const std::string& tenant_id, const std::string& metric,
-                                         Aggregation aggregation, std::int64_t from_ms, std::int64_t to_ms,
-                                         const Filters& filters, const std::string& property) {
-  SummaryQuery q{.metric = metric,
-                 .aggregation = aggregation,
-                 .property = property,
-                 .filters = filters,
-                 .from_ms = from_ms,
-                 .to_ms = to_ms};
+                                         Aggregation aggregation, Instant from, Instant to, const Filters& filters,
+                                         const std::string& property) {
+  SummaryQuery q{
+      .metric = metric, .aggregation = aggregation, .property = property, .filters = filters, .from = from, .to = to};
   auto rows = summarize(tenant_id, q);
   if (!rows) return std::unexpected(rows.error());
   return rows->empty() ? 0 : rows->front().value.value_or(0);
@@ -791,11 +799,11 @@ Result<Meter> Metering::create_meter(const Meter& input, const audit::Context& w
   }
   if (auto f = check_filters(m.filters); !f) return std::unexpected(f.error());
   m.id = new_uuid_v7(s.clock);
-  m.created_at = s.now_ms();
+  m.created_at = from_unix_ms(s.now_ms());
   auto r = s.control.transact([&](Transaction& tx) -> Result<void> {
     auto ins = tx.execute(k_meter_insert, {Value(m.id), Value(m.metric), Value(m.name),
                                            Value(std::string(aggregation_name(m.aggregation))), Value(m.property),
-                                           Value(filters_json(m.filters).dump()), Value(m.created_at)});
+                                           Value(filters_json(m.filters).dump()), Value(unix_ms(m.created_at))});
     if (!ins) {
       if (ins.error().code == Errc::unique_violation) return fail(Errc::conflict, "the metric already has a meter");
       return std::unexpected(ins.error());
@@ -839,7 +847,7 @@ Result<std::optional<Meter>> Metering::find_meter(const std::string& metric) {
 
 Result<std::int64_t> Metering::expire(const std::string& tenant_id) {
   Impl& s = *impl_;
-  const std::int64_t cutoff = s.now_ms() - s.settings.retain_events_ms;
+  const std::int64_t cutoff = s.now_ms() - s.settings.retain_events.count();
   std::int64_t deleted = 0;
   auto r = s.data.transact_control_plane(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     auto rs = tx.execute(k_events_expire, {Value(cutoff)});

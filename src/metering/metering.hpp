@@ -12,6 +12,7 @@
 #include "audit/audit_log.hpp"
 #include "core/clock.hpp"
 #include "core/json.hpp"
+#include "core/time.hpp"
 #include "observability/metrics.hpp"
 #include "storage/database.hpp"
 #include "tenancy/tenant_data.hpp"
@@ -23,8 +24,8 @@ namespace atrium::metering {
 // roll-ups in the same transaction, and aggregates them per window for the
 // summary API and for billing. Events and roll-ups live in the control plane
 // (like billing, whatever the tenant's isolation level) and are read and
-// written through the tenant-scoped transaction. Times are Unix milliseconds,
-// UTC. Thread-safe.
+// written through the tenant-scoped transaction. Times are core's Instant,
+// stored as Unix milliseconds (finer digits are dropped). Thread-safe.
 
 enum class Aggregation { sum, count, max, unique_count, latest };
 std::string_view aggregation_name(Aggregation a);
@@ -45,9 +46,10 @@ using Filters = std::map<std::string, Json, std::less<>>;
 Result<Filters> parse_filters(const Json& value);
 
 struct Settings {
-  std::int64_t max_event_age_ms = 35LL * 24 * 3'600'000;   // older events are rejected (too_old)
-  std::int64_t max_future_ms = 300'000;                    // events further ahead are rejected (too_far_in_future)
-  std::int64_t retain_events_ms = 430LL * 24 * 3'600'000;  // raw events (and so their keys) are kept this long
+  std::chrono::milliseconds max_event_age = std::chrono::days(35);  // older events are rejected (too_old)
+  std::chrono::milliseconds max_future = std::chrono::minutes(5);   // further ahead: rejected (too_far_in_future)
+  std::chrono::milliseconds retain_events =
+      std::chrono::days(430);                              // raw events (and so their keys) are kept this long
   std::size_t max_batch = 10'000;                          // events per request
   std::size_t max_rows = 10'000;                           // windows x groups in one summary
 };
@@ -71,7 +73,7 @@ struct UsageEvent {
   std::string idempotency_key;  // 1-255 printable ASCII characters
   std::string metric;
   std::int64_t quantity = 0;  // 0 to 10^12
-  std::int64_t timestamp_ms = 0;
+  Instant timestamp{};
   std::string properties = "{}";  // a JSON object's text, at most 4096 bytes
 };
 
@@ -101,7 +103,7 @@ struct Meter {
   Aggregation aggregation = Aggregation::sum;
   std::string property;  // unique_count: the property whose distinct values are counted
   Filters filters;
-  std::int64_t created_at = 0;  // ms
+  Instant created_at{};
 };
 Json to_json(const Meter& m);
 
@@ -110,8 +112,8 @@ struct SummaryQuery {
   Aggregation aggregation = Aggregation::sum;
   std::string property;  // for unique_count
   Filters filters;
-  std::int64_t from_ms = 0;  // inclusive
-  std::int64_t to_ms = 0;    // exclusive
+  Instant from{};  // inclusive
+  Instant to{};    // exclusive
   Window window = Window::none;
   std::string group_by;  // a property name; "" = no grouping
 };
@@ -119,23 +121,23 @@ struct SummaryQuery {
 // One window (and group). Without group_by every window is listed; with it,
 // only the groups seen in the window.
 struct SummaryRow {
-  std::int64_t start_ms = 0;
-  std::int64_t end_ms = 0;
+  Instant start{};
+  Instant end{};
   std::optional<Json> group;  // the group_by property's value (null when an event lacks it)
   // sum, count and unique_count are 0 over no events; max and latest are
   // nullopt.
   std::optional<std::int64_t> value;
 };
 
-// A hard quota on a metric over one period, as ingestion enforces it: an event stamped in [from_ms, to_ms) is
+// A hard quota on a metric over one period, as ingestion enforces it: an event stamped in [from, to) is
 // refused (quota_exceeded) when counting it would take the metric's aggregate over that range beyond `limit`. sum
 // and count add the event; max and latest refuse an event whose quantity exceeds the limit; unique_count is not
 // enforced here. A metric may have a limit for the current period and one for the previous (late events).
 struct HardLimit {
   std::string quota;
   std::int64_t limit = 0;
-  std::int64_t from_ms = 0;
-  std::int64_t to_ms = 0;
+  Instant from{};
+  Instant to{};
 };
 using HardLimits = std::multimap<std::string, HardLimit, std::less<>>;  // metric -> limits (disjoint ranges)
 
@@ -166,17 +168,16 @@ class Metering {
   // max_rows windows or rows, unique_count without a property.
   Result<std::vector<SummaryRow>> summarize(const std::string& tenant_id, const SummaryQuery& query);
 
-  // One number for [from_ms, to_ms): what billing prices. `property` names what
+  // One number for [from, to): what billing prices. `property` names what
   // unique_count counts. Max and latest over no events are 0.
   Result<std::int64_t> aggregate(const std::string& tenant_id, const std::string& metric, Aggregation aggregation,
-                                 std::int64_t from_ms, std::int64_t to_ms, const Filters& filters = {},
+                                 Instant from, Instant to, const Filters& filters = {},
                                  const std::string& property = {});
 
-  // The metric's value over [from_ms, to_ms) with its meter's aggregation, property and filters (sum when it has
+  // The metric's value over [from, to) with its meter's aggregation, property and filters (sum when it has
   // no meter), read in `tx`, a control-plane transaction scoped to the tenant (billing prices it at renewal).
   // Max and latest over no events are 0.
-  Result<std::int64_t> measure(tenancy::TenantTransaction& tx, const std::string& metric, std::int64_t from_ms,
-                               std::int64_t to_ms);
+  Result<std::int64_t> measure(tenancy::TenantTransaction& tx, const std::string& metric, Instant from, Instant to);
 
   // Installs the quota hooks (billing::Entitlements). Call before ingesting; not synchronized with ingest.
   void set_quota_hooks(QuotaHooks hooks);
@@ -188,9 +189,9 @@ class Metering {
   // The metric's meter; nullopt when it has none.
   Result<std::optional<Meter>> find_meter(const std::string& metric);
 
-  // Deletes the tenant's raw events older than retain_events_ms (their roll-ups
-  // stay). Safe for deduplication as long as max_event_age_ms <=
-  // retain_events_ms: a retry of a deleted event is too old to be accepted
+  // Deletes the tenant's raw events older than retain_events (their roll-ups
+  // stay). Safe for deduplication as long as max_event_age <=
+  // retain_events: a retry of a deleted event is too old to be accepted
   // anyway. Returns the number deleted.
   Result<std::int64_t> expire(const std::string& tenant_id);
 
@@ -208,9 +209,9 @@ class Metering {
   std::unique_ptr<Impl> impl_;
 };
 
-// Start of the UTC window holding `ms` and the start of the next one
+// Start of the UTC window holding `t` and the start of the next one
 // (Window::none: not meaningful).
-std::int64_t window_start(std::int64_t ms, Window w);
-std::int64_t next_window_start(std::int64_t start_ms, Window w);
+Instant window_start(Instant t, Window w);
+Instant next_window_start(Instant start, Window w);
 
 }  // namespace atrium::metering

@@ -279,8 +279,8 @@ TEST_P(UsageApiTest, AnotherTenantNeverSeesOrCountsYourEvents) {
   auto b_groups = summary(owner_b_, "metric=api.calls&aggregation=count&group_by=region&from=" + rfc(now - 10 * kDay) +
                                         "&to=" + rfc(now + kHour));
   EXPECT_EQ(b_groups["data"].size(), 1u);
-  auto agg =
-      platform().metering->aggregate(b_.id, "api.calls", metering::Aggregation::sum, now - 10 * kDay, now + kHour);
+  auto agg = platform().metering->aggregate(b_.id, "api.calls", metering::Aggregation::sum,
+                                            from_unix_ms(now - 10 * kDay), from_unix_ms(now + kHour));
   ASSERT_TRUE(agg);
   EXPECT_EQ(*agg, 100);
 }
@@ -510,8 +510,8 @@ TEST_P(UsageApiTest, SummariesEqualAReferenceForEveryAggregationAndWindow) {
           auto agg = metering::parse_aggregation(aggregation);
           ASSERT_TRUE(agg);
           const Json filters = {{"region", "eu"}};
-          auto got = platform().metering->aggregate(a_.id, metric, *agg, range.from, range.to, {{"region", Json("eu")}},
-                                                    "user");
+          auto got = platform().metering->aggregate(a_.id, metric, *agg, from_unix_ms(range.from),
+                                                    from_unix_ms(range.to), {{"region", Json("eu")}}, "user");
           ASSERT_TRUE(got) << got.error().message;
           const Json want = reference(events, metric, aggregation, "user", filters, range.from, range.to, "", "");
           EXPECT_EQ(Json(*got), want[0]["value"].is_null() ? Json(0) : want[0]["value"]) << aggregation;

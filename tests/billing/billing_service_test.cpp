@@ -20,13 +20,9 @@ namespace {
 using billing::Instant;
 using storage::Backend;
 
-Instant at(const char* rfc3339) {
-  return std::chrono::duration_cast<std::chrono::seconds>(parse_rfc3339(rfc3339)->time_since_epoch()).count();
-}
+Instant at(const char* rfc3339) { return std::chrono::floor<std::chrono::seconds>(*parse_rfc3339(rfc3339)); }
 
-std::chrono::system_clock::time_point tp(Instant t) {
-  return std::chrono::system_clock::time_point(std::chrono::seconds(t));
-}
+std::chrono::system_clock::time_point tp(Instant t) { return t; }
 
 // Rounds a / b half away from zero — written here again, independently of billing::round_div.
 std::int64_t reference_round(__int128 a, __int128 b) {
@@ -97,9 +93,7 @@ class BillingServiceTest : public ::testing::TestWithParam<Backend> {
   app::Platform& platform() { return tp_->platform(); }
   billing::Billing& b() { return *billing_; }
 
-  Instant now_s() const {
-    return std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
-  }
+  Instant now_s() const { return std::chrono::floor<std::chrono::seconds>(clock_.now()); }
 
   void set_time(Instant t) {
     const auto now = clock_.now();
@@ -314,7 +308,7 @@ TEST_P(BillingServiceTest, RandomChangeSequencesKeepTheMoneyBalanced) {
       plans.push_back(plan("s" + std::to_string(s) + "p" + std::to_string(p), uniform(0, 250'000), interval,
                            uniform(1, 3), uniform(0, 9'000)));
     }
-    set_time(now_s() + uniform(1, 40 * 86400));
+    set_time(now_s() + std::chrono::seconds(uniform(1, 40 * 86400)));
     const std::string t = tenant_with_account("rnd" + std::to_string(s), mode);
     auto period_amount = [&](const billing::Plan& p, std::int64_t seats) {
       return p.price.base_price + std::max<std::int64_t>(0, seats - p.price.included_seats) * p.price.seat_price;
@@ -330,7 +324,8 @@ TEST_P(BillingServiceTest, RandomChangeSequencesKeepTheMoneyBalanced) {
     Instant now = start;
     const int changes = static_cast<int>(uniform(1, 4));
     for (int c = 0; c < changes; ++c) {
-      now = std::min(end - 1, now + uniform(1, (end - start) / (changes + 1)));
+      const std::int64_t length = unix_seconds(end) - unix_seconds(start);
+      now = std::min(end - std::chrono::seconds(1), now + std::chrono::seconds(uniform(1, length / (changes + 1))));
       set_time(now);
       const std::size_t next_plan = static_cast<std::size_t>(uniform(0, 2));
       const std::int64_t next_seats = uniform(1, 6);
@@ -338,11 +333,12 @@ TEST_P(BillingServiceTest, RandomChangeSequencesKeepTheMoneyBalanced) {
       const std::int64_t after = period_amount(plans[next_plan], next_seats);
       std::int64_t remaining = 0, total = 0;
       if (mode == "daily") {
-        total = (end - start) / 86400;
-        remaining = (end - now) / 86400;  // the seed: differenceInDays(periodEnd, changeDate)
+        total = length / 86400;
+        remaining =
+            (unix_seconds(end) - unix_seconds(now)) / 86400;  // the seed: differenceInDays(periodEnd, changeDate)
       } else {
-        total = end - start;
-        remaining = end - now;
+        total = length;
+        remaining = unix_seconds(end) - unix_seconds(now);
       }
       const std::int64_t credit = reference_round(static_cast<__int128>(before) * remaining, total);
       const std::int64_t charge = reference_round(static_cast<__int128>(after) * remaining, total);
@@ -358,7 +354,7 @@ TEST_P(BillingServiceTest, RandomChangeSequencesKeepTheMoneyBalanced) {
       current = next_plan;
       seats = next_seats;
     }
-    set_time(end + 1);
+    set_time(end + std::chrono::seconds(1));
     auto run = b().run();
     ASSERT_TRUE(run) << run.error().message;
     EXPECT_EQ(run->renewed, 1);
@@ -630,7 +626,7 @@ TEST_P(BillingServiceTest, TypedCommandsOutsideTheRulesAreRefusedWithNothingWrit
   EXPECT_TRUE(refused(b().create_credit_note(t, {.invoice_id = "x", .amount = 0}, who_)));
   EXPECT_TRUE(refused(b().create_credit_note(t, {.invoice_id = "x", .amount = 1, .reason = "bored"}, who_)));
   EXPECT_TRUE(b().list_invoices(t, "")->empty());
-  EXPECT_TRUE(refused(b().create_test_clock(t, {.name = "c", .frozen_time = -1}, who_)));
+  EXPECT_TRUE(refused(b().create_test_clock(t, {.name = "c", .frozen_time = from_unix_seconds(-1)}, who_)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BillingServiceTest, ::testing::Values(Backend::sqlite, Backend::postgres),

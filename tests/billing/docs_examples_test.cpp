@@ -16,9 +16,7 @@
 namespace atrium::billing {
 namespace {
 
-Instant at(const char* rfc3339) {
-  return std::chrono::duration_cast<std::chrono::seconds>(parse_rfc3339(rfc3339)->time_since_epoch()).count();
-}
+Instant at(const char* rfc3339) { return std::chrono::floor<std::chrono::seconds>(*parse_rfc3339(rfc3339)); }
 
 std::int64_t part(std::int64_t amount, Instant start, Instant end, Instant when) {
   auto r = prorate_remaining(amount, start, end, when, ProrationMode::daily);

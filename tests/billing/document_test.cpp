@@ -8,9 +8,9 @@
 namespace atrium::billing {
 namespace {
 
-constexpr Instant kNov1 = 1793491200;   // 2026-11-01T00:00:00Z
-constexpr Instant kNov15 = 1794700800;  // 2026-11-15T00:00:00Z
-constexpr Instant kDec1 = 1796083200;   // 2026-12-01T00:00:00Z
+constexpr Instant kNov1{std::chrono::seconds(1793491200)};   // 2026-11-01T00:00:00Z
+constexpr Instant kNov15{std::chrono::seconds(1794700800)};  // 2026-11-15T00:00:00Z
+constexpr Instant kDec1{std::chrono::seconds(1796083200)};   // 2026-12-01T00:00:00Z
 
 InvoiceDocument sample() {
   InvoiceDocument doc;
@@ -127,7 +127,7 @@ TEST(DocumentHtml, ShowsNumberPartiesLinesAndTotals) {
 TEST(DocumentHtml, InclusiveTaxIsMarkedAndUnsetFieldsAreLeftOut) {
   InvoiceDocument doc = sample();
   doc.totals.tax_inclusive = true;
-  doc.due_at = 0;
+  doc.due_at = Instant{};
   doc.discount_label.clear();
   doc.totals.discount = 0;
   doc.memo.clear();
@@ -151,8 +151,8 @@ TEST(DocumentHtml, ReplacesMalformedUtf8AndKeepsValidText) {
 TEST(DocumentHtml, EmptyLinesAndDatesBefore1970) {
   InvoiceDocument doc = sample();
   doc.lines.clear();
-  doc.period_start = -86400;
-  doc.period_end = -1;
+  doc.period_start = from_unix_seconds(-86400);
+  doc.period_end = from_unix_seconds(-1);
   const std::string html = render_html(doc);
   EXPECT_TRUE(contains(html, "No lines"));
   EXPECT_TRUE(contains(html, "1969-12-31 \u2013 1969-12-31"));

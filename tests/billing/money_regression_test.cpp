@@ -20,11 +20,9 @@ namespace {
 using billing::Instant;
 using storage::Backend;
 
-constexpr std::int64_t k_day = 86400;
+constexpr std::chrono::seconds k_day{86400};
 
-Instant at(const char* rfc3339) {
-  return std::chrono::duration_cast<std::chrono::seconds>(parse_rfc3339(rfc3339)->time_since_epoch()).count();
-}
+Instant at(const char* rfc3339) { return std::chrono::floor<std::chrono::seconds>(*parse_rfc3339(rfc3339)); }
 
 class BillingMoneyRegressionTest : public ::testing::TestWithParam<Backend> {
  protected:
@@ -36,11 +34,11 @@ class BillingMoneyRegressionTest : public ::testing::TestWithParam<Backend> {
         std::make_unique<billing::Billing>(tp_->platform().db(), *tp_->platform().tenant_data, *tp_->platform().audit,
                                            clock_, *gateway_, billing::Settings{}, nullptr);
     billing_->set_usage_meter(
-        [this](tenancy::TenantTransaction&, const std::string& metric, std::int64_t from_ms,
-               std::int64_t to_ms) -> Result<std::int64_t> {
+        [this](tenancy::TenantTransaction&, const std::string& metric, Instant from,
+               Instant to) -> Result<std::int64_t> {
           std::int64_t q = 0;
           for (const auto& [when, quantity] : usage_) {
-            if (metric == "calls" && when * 1000 >= from_ms && when * 1000 < to_ms) q += quantity;
+            if (metric == "calls" && when >= from && when < to) q += quantity;
           }
           return q;
         },
@@ -51,13 +49,11 @@ class BillingMoneyRegressionTest : public ::testing::TestWithParam<Backend> {
 
   void set_time(Instant t) {
     const auto now = clock_.now();
-    const auto target = std::chrono::system_clock::time_point(std::chrono::seconds(t));
+    const Instant target = t;
     ASSERT_GE(target, now);
     clock_.advance(target - now);
   }
-  Instant now_s() const {
-    return std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch()).count();
-  }
+  Instant now_s() const { return std::chrono::floor<std::chrono::seconds>(clock_.now()); }
 
   void plan(const Json& body) {
     Json p = body;
@@ -165,7 +161,7 @@ TEST_P(BillingMoneyRegressionTest, AHardDeclineAfterTheDunningWindowEndsItInTheS
   auto first = invoices(t);
   ASSERT_EQ(first.size(), 1u);
   ASSERT_EQ(first[0].status, "open");
-  ASSERT_EQ(first[0].next_payment_attempt, now_s() + 24 * 3600);
+  ASSERT_EQ(first[0].next_payment_attempt, now_s() + std::chrono::hours(24));
   set_time(now_s() + 2 * k_day);
   ASSERT_TRUE(b().put_account(t, {.payment_method = "pm_card_chargeDeclinedLostCard"}, false, who_));
 
@@ -200,7 +196,7 @@ TEST_P(BillingMoneyRegressionTest, AnUnpaidSubscriptionPaidByTheRunIsRenewedInTh
   const std::string t = tenant("unpaid", "pm_card_chargeDeclined");
   auto sub = b().create_subscription(t, {.plan = "m"}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
-  set_time(now_s() + 25 * 3600);
+  set_time(now_s() + std::chrono::hours(25));
   ASSERT_TRUE(b().run());
   auto s = b().get_subscription(t, sub->id);
   ASSERT_TRUE(s);

@@ -192,15 +192,15 @@ class DomainDriver final : public Driver {
                                                   *gateway_, settings, nullptr);
     events_ = events;
     billing_->set_usage_meter(
-        [this](tenancy::TenantTransaction&, const std::string& metric, std::int64_t from_ms,
-               std::int64_t to_ms) -> Result<std::int64_t> {
+        [this](tenancy::TenantTransaction&, const std::string& metric, atrium::Instant from,
+               atrium::Instant to) -> Result<std::int64_t> {
           std::int64_t q = 0;
           for (const auto& e : *events_) {
-            if (e.metric == metric && e.at * 1000 >= from_ms && e.at * 1000 < to_ms) q += e.quantity;
+            if (e.metric == metric && from_unix_seconds(e.at) >= from && from_unix_seconds(e.at) < to) q += e.quantity;
           }
           return q;
         },
-        k_grace);
+        std::chrono::seconds(k_grace));
     app::Platform::NewTenantRequest r;
     r.tenant.slug = slug;
     r.tenant.name = slug;
@@ -254,7 +254,7 @@ class DomainDriver final : public Driver {
         b, input::new_test_clock, [&](const auto& in) { return billing_->create_test_clock(tenant_, in, who_); }, 201);
   }
   Reply advance(const std::string& clock, Instant to) override {
-    return reply(billing_->advance_test_clock(tenant_, clock, to, who_));
+    return reply(billing_->advance_test_clock(tenant_, clock, from_unix_seconds(to), who_));
   }
   Reply subscribe(const Json& b) override {
     return decoded(

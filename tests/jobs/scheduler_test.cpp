@@ -124,7 +124,7 @@ TEST_P(SchedulerTest, SlotsMissedWhileDownFireOnlyTheLatestAndAreCounted) {
   auto fired = slots();
   EXPECT_LE(fired.size(), 2u + 1u);
   EXPECT_GE(fired.size(), 2u);
-  const std::string latest = "schedule:daily:" + std::to_string(to_unix_ms(*parse_rfc3339("2026-11-27T12:01:00Z")));
+  const std::string latest = "schedule:daily:" + std::to_string(unix_ms(*parse_rfc3339("2026-11-27T12:01:00Z")));
   EXPECT_EQ(fired.count(latest), 1u) << "the latest missed slot must fire";
   EXPECT_NE(registry_.render().find("atrium_scheduler_missed_slots_total{schedule=\"daily\"} 119"), std::string::npos)
       << registry_.render();

@@ -103,14 +103,14 @@ Result<void> store_account(TenantTransaction& tx, const Account& a, const Accoun
         k_account_insert,
         {Value(a.legal_name), Value(a.email), Value(Json(a.address).dump()), Value(a.country), Value(a.region),
          Value(a.currency), Value(Json(a.tax_ids).dump()), Value(a.payment_method), Value(std::int64_t{0}),
-         Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), Value(now)});
+         Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), time_value(now)});
     if (!ins) return std::unexpected(ins.error());
     return {};
   }
   auto up = tx.execute(k_account_update,
                        {Value(a.legal_name), Value(a.email), Value(Json(a.address).dump()), Value(a.country),
                         Value(a.region), Value(a.currency), Value(Json(a.tax_ids).dump()), Value(a.payment_method),
-                        Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), Value(now)});
+                        Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), time_value(now)});
   if (!up) return std::unexpected(up.error());
   if (a.payment_method != before.payment_method && !a.payment_method.empty()) {
     if (auto rn = tx.execute(k_invoice_retry_now, {Value(std::int64_t{0})}); !rn) return std::unexpected(rn.error());

@@ -129,7 +129,7 @@ Result<void> insert_version(Transaction& tx, const std::string& plan_id, const P
       {Value(plan_id), Value(std::int64_t{p.version}), Value(p.currency), Value(std::string(interval_name(p.interval))),
        Value(p.base_price), Value(p.included_seats), Value(p.seat_price), Value(std::int64_t{p.trial_days}),
        Value(p.features.dump()), Value(p.limits.dump()), Value(metered_json(p.metered).dump()),
-       Value(dunning_json(p.dunning).dump()), Value(p.created_at), Value(quotas_json(p.quotas).dump())});
+       Value(dunning_json(p.dunning).dump()), time_value(p.created_at), Value(quotas_json(p.quotas).dump())});
   if (!r) return std::unexpected(r.error());
   return {};
 }
@@ -165,7 +165,7 @@ Result<Plan> Billing::create_plan(const NewPlan& input, const audit::Context& wh
   plan.price.created_at = plan.created_at;
   auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
     auto ins = tx.execute(k_plan_insert, {Value(plan.id), Value(plan.code), Value(plan.name), Value(plan.tier),
-                                          Value(plan.active), Value(std::int64_t{1}), Value(plan.created_at)});
+                                          Value(plan.active), Value(std::int64_t{1}), time_value(plan.created_at)});
     if (!ins) {
       if (ins.error().code == Errc::unique_violation) return fail(Errc::conflict, "a plan with this code exists");
       return std::unexpected(ins.error());
@@ -211,7 +211,7 @@ Result<Plan> Billing::update_plan(const std::string& id, const PlanUpdate& input
       if (auto v = insert_version(tx, plan.id, plan.price); !v) return v;
     }
     auto up = tx.execute(k_plan_update, {Value(plan.id), Value(plan.name), Value(plan.tier), Value(plan.active),
-                                         Value(std::int64_t{plan.price.version}), Value(plan.updated_at)});
+                                         Value(std::int64_t{plan.price.version}), time_value(plan.updated_at)});
     if (!up) return std::unexpected(up.error());
     audit::Event e{.action = "plan.updated", .resource_type = "plan", .resource_id = plan.id};
     e.changes = changed_fields(to_json(*before), to_json(plan));
@@ -296,14 +296,14 @@ Result<Coupon> Billing::create_coupon(const NewCoupon& input, const audit::Conte
     return fail(Errc::invalid_argument, "max_redemptions must be at least 1");
   }
   c.max_redemptions = input.max_redemptions;
-  c.redeem_by = input.redeem_by;
+  if (input.redeem_by) c.redeem_by = seconds(*input.redeem_by);
   c.id = new_uuid_v7(impl_->clock);
   c.created_at = impl_->now();
   auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
     auto ins = tx.execute(k_coupon_insert,
                           {Value(c.id), Value(c.code), Value(c.name), Value(c.percent_off_bps), Value(c.amount_off),
                            Value(c.currency), Value(c.duration), Value(std::int64_t{c.duration_months}),
-                           opt(c.max_redemptions), opt(c.redeem_by), Value(true), Value(c.created_at)});
+                           opt(c.max_redemptions), opt(c.redeem_by), Value(true), time_value(c.created_at)});
     if (!ins) {
       if (ins.error().code == Errc::unique_violation) return fail(Errc::conflict, "a coupon with this code exists");
       return std::unexpected(ins.error());
@@ -366,7 +366,7 @@ Result<TaxRateRow> Billing::put_tax_rate(const TaxRateInput& input, const audit:
   std::optional<TaxRateRow> out;
   auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
     auto ins = tx.execute(k_tax_upsert, {Value(t.id), Value(t.country), Value(t.region), Value(t.name), Value(t.bps),
-                                         Value(t.inclusive), Value(t.created_at)});
+                                         Value(t.inclusive), time_value(t.created_at)});
     if (!ins) return std::unexpected(ins.error());
     auto row = tx.execute(k_tax_get, {Value(t.country), Value(t.region)});
     if (!row) return std::unexpected(row.error());

@@ -30,13 +30,18 @@ using storage::Value;
 using tenancy::TenantStatement;
 using tenancy::TenantTransaction;
 
-inline constexpr std::int64_t k_hour = 3600;
+inline constexpr std::chrono::hours k_hour{1};
 
 namespace detail {
 
 inline Value opt(const std::optional<std::int64_t>& v) { return v ? Value(*v) : Value(); }
 inline Value opt(const std::optional<std::string>& v) { return v ? Value(*v) : Value(); }
 inline Value opt(const std::optional<bool>& v) { return v ? Value(*v) : Value(); }
+// Billing's instants are stored as Unix seconds (whole seconds: its clock readings are floored to the second).
+inline Value time_value(Instant t) { return Value(unix_seconds(t)); }
+inline Value opt(const std::optional<Instant>& v) { return v ? time_value(*v) : Value(); }
+Instant time_at(const storage::ResultSet& r, std::size_t row, std::size_t col);  // NULL: the epoch
+std::optional<Instant> opt_time(const storage::ResultSet& r, std::size_t row, std::size_t col);
 std::optional<std::int64_t> opt_int(const storage::ResultSet& r, std::size_t row, std::size_t col);
 std::optional<std::string> opt_text(const storage::ResultSet& r, std::size_t row, std::size_t col);
 bool bool_at(const storage::ResultSet& r, std::size_t row, std::size_t col);
@@ -62,7 +67,7 @@ inline Result<std::optional<std::int64_t>> int_member(const Json& input, const c
 inline constexpr std::int64_t k_max_amount = 1'000'000'000'000'000;  // 10^15 minor units: far above any real price
 // Seconds past a period's grace before the run measures it a last time: an event accepted at the end of the grace
 // has committed by then.
-inline constexpr std::int64_t k_usage_settle_margin = 300;
+inline constexpr std::chrono::seconds k_usage_settle_margin{300};
 // A quota value: a non-negative integer or "unlimited".
 Result<void> check_limit_values(const Json& obj, const char* what, std::initializer_list<std::string_view> known);
 // One metered price in billing's JSON form (commands.hpp's parse_metered_list reads a list of them).
@@ -112,7 +117,7 @@ struct Billing::Impl {
   std::unordered_map<std::string, Plan> plan_versions;   // "<plan id>:<version>": prices never change
   std::unordered_map<std::string, Coupon> coupons;       // by id: only active/times_redeemed change, not read here
   UsageMeter usage_meter;                                // null: plans' metered prices are not billed
-  Instant usage_grace = 0;                               // seconds late events are accepted after their period
+  std::chrono::seconds usage_grace{0};                   // seconds late events are accepted after their period
   std::function<void(const std::string&)> plan_changed;  // see Billing::on_plan_changed
 
   // Tenants whose plan in force may have changed in this thread's open transaction; told to plan_changed once
@@ -276,8 +281,8 @@ struct Billing::Impl {
 
   struct IssueOptions {
     std::string reason;
-    Instant period_start = 0;
-    Instant period_end = 0;
+    Instant period_start{};
+    Instant period_end{};
     std::optional<std::string> cycle_key;
     bool with_coupon = false;
     std::string memo;
@@ -341,15 +346,15 @@ struct Billing::Impl {
     bool insert = false;  // not stored yet
     bool billed_now = false;
     std::string metric;
-    Instant period_start = 0;
-    Instant period_end = 0;
+    Instant period_start{};
+    Instant period_end{};
     std::int64_t quantity = 0;  // as last measured
     std::int64_t included = 0;  // the soft quota's allowance when the period was first billed
     std::string price;          // the metered price (JSON) it is billed at
     std::int64_t amount = 0;    // the price of the measured quantity
     std::int64_t billed_quantity = 0;
     std::int64_t billed_amount = 0;  // on invoices so far
-    Instant open_until = 0;
+    Instant open_until{};
     bool settled = false;
     std::string invoice_id;  // the last invoice that billed it
 

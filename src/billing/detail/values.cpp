@@ -5,6 +5,13 @@ namespace atrium::billing::detail {
 std::optional<std::int64_t> opt_int(const storage::ResultSet& r, std::size_t row, std::size_t col) {
   return r.int_at(row, col);
 }
+Instant time_at(const storage::ResultSet& r, std::size_t row, std::size_t col) {
+  return from_unix_seconds(r.int_at(row, col).value_or(0));
+}
+std::optional<Instant> opt_time(const storage::ResultSet& r, std::size_t row, std::size_t col) {
+  if (auto v = r.int_at(row, col)) return from_unix_seconds(*v);
+  return std::nullopt;
+}
 std::optional<std::string> opt_text(const storage::ResultSet& r, std::size_t row, std::size_t col) {
   return r.text_at(row, col);
 }
@@ -27,11 +34,9 @@ std::vector<std::string> string_list(const Json& j) {
 }
 Json time_json(std::optional<Instant> t) {
   if (!t) return nullptr;
-  return format_rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(*t)));
+  return format_rfc3339(*t);
 }
-Instant seconds(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
+Instant seconds(std::chrono::system_clock::time_point t) { return std::chrono::floor<std::chrono::seconds>(t); }
 
 Json metered_json(const std::vector<MeteredPrice>& prices) {
   Json out = Json::array();
@@ -158,8 +163,8 @@ Result<Plan> read_plan(const storage::ResultSet& r, std::size_t i) {
   p.name = r.text_at(i, 2).value_or("");
   p.tier = r.text_at(i, 3).value_or("");
   p.active = bool_at(r, i, 4);
-  p.created_at = r.int_at(i, 5).value_or(0);
-  p.updated_at = r.int_at(i, 6).value_or(0);
+  p.created_at = time_at(r, i, 5);
+  p.updated_at = time_at(r, i, 6);
   p.price.version = static_cast<int>(r.int_at(i, 7).value_or(1));
   p.price.currency = r.text_at(i, 8).value_or("");
   p.price.interval = parse_interval(r.text_at(i, 9).value_or("")).value_or(Interval::monthly);
@@ -175,7 +180,7 @@ Result<Plan> read_plan(const storage::ResultSet& r, std::size_t i) {
   auto dunning = parse_dunning(parse_stored(r.text_at(i, 17).value_or("null"), nullptr));
   if (!dunning) return fail(Errc::internal, "stored dunning policy: " + dunning.error().message);
   p.price.dunning = std::move(*dunning);
-  p.price.created_at = r.int_at(i, 18).value_or(0);
+  p.price.created_at = time_at(r, i, 18);
   auto quotas = parse_quotas(parse_stored(r.text_at(i, 19).value_or("{}"), Json::object()));
   if (!quotas) return fail(Errc::internal, "stored quotas: " + quotas.error().message);
   p.price.quotas = std::move(*quotas);
@@ -194,9 +199,9 @@ Coupon read_coupon(const storage::ResultSet& r, std::size_t i) {
   c.duration_months = static_cast<int>(r.int_at(i, 7).value_or(0));
   c.max_redemptions = opt_int(r, i, 8);
   c.times_redeemed = r.int_at(i, 9).value_or(0);
-  c.redeem_by = opt_int(r, i, 10);
+  c.redeem_by = opt_time(r, i, 10);
   c.active = bool_at(r, i, 11);
-  c.created_at = r.int_at(i, 12).value_or(0);
+  c.created_at = time_at(r, i, 12);
   return c;
 }
 
@@ -208,7 +213,7 @@ TaxRateRow read_tax(const storage::ResultSet& r, std::size_t i) {
   t.name = r.text_at(i, 3).value_or("");
   t.bps = r.int_at(i, 4).value_or(0);
   t.inclusive = bool_at(r, i, 5);
-  t.created_at = r.int_at(i, 6).value_or(0);
+  t.created_at = time_at(r, i, 6);
   return t;
 }
 
@@ -226,8 +231,8 @@ Account read_account(const storage::ResultSet& r, std::size_t i) {
   a.credit_balance = r.int_at(i, 9).value_or(0);
   a.proration = parse_proration_mode(r.text_at(i, 10).value_or("daily")).value_or(ProrationMode::daily);
   a.test_mode = bool_at(r, i, 11);
-  a.created_at = r.int_at(i, 12).value_or(0);
-  a.updated_at = r.int_at(i, 13).value_or(0);
+  a.created_at = time_at(r, i, 12);
+  a.updated_at = time_at(r, i, 13);
   return a;
 }
 
@@ -239,20 +244,20 @@ Subscription read_sub(const storage::ResultSet& r, std::size_t i) {
   s.plan_version = static_cast<int>(r.int_at(i, 3).value_or(1));
   s.status = parse_status(r.text_at(i, 4).value_or("")).value_or(Status::active);
   s.seats = r.int_at(i, 5).value_or(1);
-  s.anchor = r.int_at(i, 6).value_or(0);
+  s.anchor = time_at(r, i, 6);
   s.cycle = r.int_at(i, 7).value_or(0);
-  s.current_period_start = r.int_at(i, 8).value_or(0);
-  s.current_period_end = r.int_at(i, 9).value_or(0);
-  s.trial_end = opt_int(r, i, 10);
+  s.current_period_start = time_at(r, i, 8);
+  s.current_period_end = time_at(r, i, 9);
+  s.trial_end = opt_time(r, i, 10);
   s.cancel_at_period_end = bool_at(r, i, 11);
-  s.cancelled_at = opt_int(r, i, 12);
-  s.paused_at = opt_int(r, i, 13);
+  s.cancelled_at = opt_time(r, i, 12);
+  s.paused_at = opt_time(r, i, 13);
   s.coupon_id = opt_text(r, i, 14);
-  s.coupon_start = opt_int(r, i, 15);
+  s.coupon_start = opt_time(r, i, 15);
   s.coupon_uses = r.int_at(i, 16).value_or(0);
   s.test_clock_id = opt_text(r, i, 17);
-  s.created_at = r.int_at(i, 18).value_or(0);
-  s.updated_at = r.int_at(i, 19).value_or(0);
+  s.created_at = time_at(r, i, 18);
+  s.updated_at = time_at(r, i, 19);
   if (!r.is_null(i, 20)) s.period_discounted = bool_at(r, i, 20);
   return s;
 }
@@ -266,8 +271,8 @@ Invoice read_invoice(const storage::ResultSet& r, std::size_t i) {
   v.status = r.text_at(i, 5).value_or("");
   v.billing_reason = r.text_at(i, 6).value_or("");
   v.currency = r.text_at(i, 7).value_or("");
-  v.period_start = r.int_at(i, 8).value_or(0);
-  v.period_end = r.int_at(i, 9).value_or(0);
+  v.period_start = time_at(r, i, 8);
+  v.period_end = time_at(r, i, 9);
   v.totals.subtotal = r.int_at(i, 10).value_or(0);
   v.totals.discount = r.int_at(i, 11).value_or(0);
   v.discount_label = r.text_at(i, 12).value_or("");
@@ -281,15 +286,15 @@ Invoice read_invoice(const storage::ResultSet& r, std::size_t i) {
   v.amount_paid = r.int_at(i, 20).value_or(0);
   v.amount_remaining = r.int_at(i, 21).value_or(0);
   v.attempt_count = static_cast<int>(r.int_at(i, 22).value_or(0));
-  v.next_payment_attempt = opt_int(r, i, 23);
+  v.next_payment_attempt = opt_time(r, i, 23);
   v.customer = parse_stored(r.text_at(i, 24).value_or("{}"), Json::object());
   v.memo = r.text_at(i, 25).value_or("");
   v.test_clock_id = opt_text(r, i, 26);
-  v.created_at = r.int_at(i, 27).value_or(0);
-  v.finalized_at = opt_int(r, i, 28);
-  v.paid_at = opt_int(r, i, 29);
-  v.voided_at = opt_int(r, i, 30);
-  v.due_at = opt_int(r, i, 32);
+  v.created_at = time_at(r, i, 27);
+  v.finalized_at = opt_time(r, i, 28);
+  v.paid_at = opt_time(r, i, 29);
+  v.voided_at = opt_time(r, i, 30);
+  v.due_at = opt_time(r, i, 32);
   return v;
 }
 
@@ -300,8 +305,8 @@ Line read_line(const storage::ResultSet& r, std::size_t i) {
   l.quantity = r.int_at(i, 4).value_or(0);
   l.unit_amount = r.int_at(i, 5).value_or(0);
   l.amount = r.int_at(i, 6).value_or(0);
-  l.period_start = r.int_at(i, 7).value_or(0);
-  l.period_end = r.int_at(i, 8).value_or(0);
+  l.period_start = time_at(r, i, 7);
+  l.period_end = time_at(r, i, 8);
   l.proration = bool_at(r, i, 9);
   return l;
 }
@@ -320,8 +325,8 @@ PaymentAttempt read_attempt(const storage::ResultSet& r, std::size_t i) {
   a.decline = r.text_at(i, 9).value_or("");
   a.message = r.text_at(i, 10).value_or("");
   a.reference = r.text_at(i, 11).value_or("");
-  a.created_at = r.int_at(i, 12).value_or(0);
-  a.completed_at = opt_int(r, i, 13);
+  a.created_at = time_at(r, i, 12);
+  a.completed_at = opt_time(r, i, 13);
   return a;
 }
 
@@ -336,13 +341,12 @@ CreditNote read_credit(const storage::ResultSet& r, std::size_t i) {
   c.reason = r.text_at(i, 6).value_or("");
   c.memo = r.text_at(i, 7).value_or("");
   c.reference = r.text_at(i, 8).value_or("");
-  c.created_at = r.int_at(i, 9).value_or(0);
+  c.created_at = time_at(r, i, 9);
   return c;
 }
 
 TestClock read_clock(const storage::ResultSet& r, std::size_t i) {
-  return TestClock{r.text_at(i, 0).value_or(""), r.text_at(i, 1).value_or(""), r.int_at(i, 2).value_or(0),
-                   r.int_at(i, 3).value_or(0)};
+  return TestClock{r.text_at(i, 0).value_or(""), r.text_at(i, 1).value_or(""), time_at(r, i, 2), time_at(r, i, 3)};
 }
 
 Result<std::int64_t> period_amount(const PlanPrice& price, std::int64_t seats) {
@@ -354,16 +358,15 @@ Result<std::int64_t> period_amount(const PlanPrice& price, std::int64_t seats) {
 
 std::pair<Instant, std::int64_t> anchor_keeping_day(Instant first_end, int day, Interval interval) {
   using namespace std::chrono;
-  const sys_seconds tp{std::chrono::seconds{first_end}};
-  const auto date = floor<days>(tp);
-  const auto time_of_day = tp - date;
+  const auto date = floor<days>(first_end);
+  const auto time_of_day = first_end - date;
   const year_month_day ymd{date};
   const std::chrono::year_month end_month{ymd.year(), ymd.month()};
   for (std::int64_t k = 0; k <= 8; ++k) {
     const std::chrono::year_month ym = end_month - months{k * interval_months(interval)};
     if (static_cast<unsigned>((ym / last).day()) >= static_cast<unsigned>(day)) {
-      const sys_seconds anchor = sys_days{ym / std::chrono::day{static_cast<unsigned>(day)}} + time_of_day;
-      return {anchor.time_since_epoch().count(), k};
+      const Instant anchor = sys_days{ym / std::chrono::day{static_cast<unsigned>(day)}} + time_of_day;
+      return {anchor, k};
     }
   }
   return {first_end, 0};  // unreachable: every 8 years hold a month of 31 days and a leap February

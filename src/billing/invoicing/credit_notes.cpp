@@ -130,9 +130,9 @@ Result<CreditNote> Billing::create_credit_note(const std::string& tenant_id, con
     note.reason = n->reason.value_or("other");
     note.memo = n->memo;
     note.created_at = now;
-    auto ins = tx.execute(k_credit_insert,
-                          {Value(note.id), Value(note.number), Value(note.invoice_id), Value(note.amount),
-                           Value(note.method), Value(note.reason), Value(note.memo), Value(std::string()), Value(now)});
+    auto ins = tx.execute(k_credit_insert, {Value(note.id), Value(note.number), Value(note.invoice_id),
+                                            Value(note.amount), Value(note.method), Value(note.reason),
+                                            Value(note.memo), Value(std::string()), time_value(now)});
     if (!ins) return std::unexpected(ins.error());
     if (auto e = s.emit(tx, "credit_note.created", to_json(note)); !e) return e;
     return s.record(tx, &who, "credit_note.created", "credit_note", note.id, audit::created_changes(to_json(note)));

@@ -113,28 +113,18 @@ std::string to_win_ansi(std::string_view s) {
   return out;
 }
 
-// YYYY-MM-DD of the UTC day containing `t` (proleptic Gregorian; Howard Hinnant's civil_from_days).
+// YYYY-MM-DD of the UTC day containing `t` (proleptic Gregorian).
 std::string format_date(Instant t) {
-  std::int64_t days = t / 86400;
-  if (t % 86400 < 0) --days;
-  days += 719468;
-  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-  const std::int64_t doe = days - era * 146097;
-  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const std::int64_t mp = (5 * doy + 2) / 153;
-  const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
-  const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const std::chrono::year_month_day date{std::chrono::floor<std::chrono::days>(t)};
   char buffer[48];
-  std::snprintf(buffer, sizeof buffer, "%04lld-%02lld-%02lld", static_cast<long long>(year),
-                static_cast<long long>(month), static_cast<long long>(day));
+  std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02u", static_cast<int>(date.year()),
+                static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()));
   return buffer;
 }
 
 // "2026-11-01 – 2026-12-01" (periods run [start, end)), "" when neither end is set.
 std::string format_period(Instant start, Instant end) {
-  if (start == 0 && end == 0) return "";
+  if (start == Instant{} && end == Instant{}) return "";
   return format_date(start) + " \u2013 " + format_date(end);
 }
 
@@ -151,8 +141,8 @@ struct Field {
 // Issued, due and period, each when set.
 std::vector<Field> meta_fields(const InvoiceDocument& doc) {
   std::vector<Field> fields;
-  if (doc.issued_at != 0) fields.push_back({"Issued", format_date(doc.issued_at)});
-  if (doc.due_at != 0) fields.push_back({"Due", format_date(doc.due_at)});
+  if (doc.issued_at != Instant{}) fields.push_back({"Issued", format_date(doc.issued_at)});
+  if (doc.due_at != Instant{}) fields.push_back({"Due", format_date(doc.due_at)});
   const std::string period = format_period(doc.period_start, doc.period_end);
   if (!period.empty()) fields.push_back({"Period", period});
   return fields;

@@ -23,10 +23,10 @@ struct InvoiceDocument {
   std::string number;             // INV-202611-000042; "DRAFT" before finalization
   std::string status;             // draft, open, paid, void, uncollectible
   std::string currency;           // ISO 4217
-  Instant issued_at = 0;          // finalization time
-  Instant due_at = 0;             // 0 = none
-  Instant period_start = 0;
-  Instant period_end = 0;
+  Instant issued_at{};            // finalization time
+  Instant due_at{};               // the epoch: none
+  Instant period_start{};
+  Instant period_end{};
   Party issuer;
   Party customer;
   std::vector<Line> lines;

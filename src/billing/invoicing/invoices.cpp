@@ -83,7 +83,8 @@ Result<std::vector<Line>> manual_lines(const ManualInvoice& input) {
     }
     auto amount = multiply(l.quantity, l.unit_amount);
     if (!amount) return std::unexpected(amount.error());
-    lines.push_back(Line{LineKind::one_off, l.description, l.quantity, l.unit_amount, *amount, 0, 0, false});
+    lines.push_back(
+        Line{LineKind::one_off, l.description, l.quantity, l.unit_amount, *amount, Instant{}, Instant{}, false});
   }
   return lines;
 }
@@ -97,8 +98,8 @@ Result<void> insert_draft(TenantTransaction& tx, const Invoice& inv, Instant now
                                            Value(std::string("draft")),
                                            Value(inv.billing_reason),
                                            Value(inv.currency),
-                                           Value(now),
-                                           Value(now),
+                                           time_value(now),
+                                           time_value(now),
                                            Value(inv.totals.subtotal),
                                            Value(inv.totals.discount),
                                            Value(std::string()),
@@ -116,7 +117,7 @@ Result<void> insert_draft(TenantTransaction& tx, const Invoice& inv, Instant now
                                            Value(inv.customer.dump()),
                                            Value(inv.memo),
                                            Value(),
-                                           Value(now),
+                                           time_value(now),
                                            Value(),
                                            Value(),
                                            Value(),
@@ -124,10 +125,10 @@ Result<void> insert_draft(TenantTransaction& tx, const Invoice& inv, Instant now
   if (!ins) return std::unexpected(ins.error());
   for (std::size_t i = 0; i < inv.lines.size(); ++i) {
     const Line& l = inv.lines[i];
-    auto lr =
-        tx.execute(k_line_insert, {Value(inv.id), Value(static_cast<std::int64_t>(i + 1)),
-                                   Value(std::string(line_kind_name(l.kind))), Value(l.description), Value(l.quantity),
-                                   Value(l.unit_amount), Value(l.amount), Value(now), Value(now), Value(false)});
+    auto lr = tx.execute(k_line_insert,
+                         {Value(inv.id), Value(static_cast<std::int64_t>(i + 1)),
+                          Value(std::string(line_kind_name(l.kind))), Value(l.description), Value(l.quantity),
+                          Value(l.unit_amount), Value(l.amount), time_value(now), time_value(now), Value(false)});
     if (!lr) return std::unexpected(lr.error());
   }
   return {};
@@ -175,7 +176,7 @@ Result<Invoice> Billing::finalize_invoice(const std::string& tenant_id, const st
                                           const audit::Context& who) {
   Impl& s = *impl_;
   std::vector<PendingCharge> charges;
-  Instant now = 0;
+  Instant now{};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     charges.clear();
     auto draft = s.invoice(tx, id, true);
@@ -197,7 +198,7 @@ Result<Invoice> Billing::finalize_invoice(const std::string& tenant_id, const st
          Value(inv->discount_label), Value(inv->totals.tax), Value(inv->totals.tax_inclusive), Value(inv->tax_label),
          Value(inv->totals.total), Value(inv->totals.credit_applied), Value(inv->totals.credit_created),
          Value(inv->totals.amount_due), Value(std::int64_t{0}), Value(inv->amount_remaining),
-         Value(inv->customer.dump()), Value(now), opt(inv->paid_at), opt(inv->due_at)});
+         Value(inv->customer.dump()), time_value(now), opt(inv->paid_at), opt(inv->due_at)});
     if (!up) return std::unexpected(up.error());
     if (up->affected_rows != 1) return fail(Errc::conflict, "only a draft invoice can be finalized");
     if (inv->totals.credit_applied != 0 || inv->totals.credit_created != 0) {
@@ -236,7 +237,7 @@ Result<Invoice> Billing::finalize_invoice(const std::string& tenant_id, const st
 Result<Invoice> Billing::pay_invoice(const std::string& tenant_id, const std::string& id, const audit::Context& who) {
   Impl& s = *impl_;
   std::vector<PendingCharge> charges;
-  Instant now = 0;
+  Instant now{};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     charges.clear();
     auto inv = s.invoice(tx, id, false);
@@ -344,7 +345,7 @@ Result<InvoiceDocument> Billing::document(const std::string& tenant_id, const st
   d.currency = inv->currency;
   d.issued_at = inv->finalized_at.value_or(inv->created_at);
   // Invoices finalized before due dates were stored: computed as they were then.
-  d.due_at = inv->due_at.value_or(d.issued_at + impl_->settings.days_until_due * 86400);
+  d.due_at = inv->due_at.value_or(d.issued_at + std::chrono::days(impl_->settings.days_until_due));
   d.period_start = inv->period_start;
   d.period_end = inv->period_end;
   const Json& issuer = impl_->settings.issuer;

@@ -144,7 +144,7 @@ Result<Invoice> Billing::Impl::price_invoice(TenantTransaction& tx, const Accoun
   inv.amount_remaining = inv.totals.amount_due;
   inv.status = inv.totals.amount_due > 0 ? "open" : "paid";
   inv.finalized_at = now;
-  inv.due_at = now + settings.days_until_due * 86400;
+  inv.due_at = now + std::chrono::days(settings.days_until_due);
   if (inv.status == "paid") inv.paid_at = now;
   return inv;
 }
@@ -161,8 +161,8 @@ Result<void> insert_invoice(TenantTransaction& tx, const Invoice& inv, const std
                                            Value(inv.status),
                                            Value(inv.billing_reason),
                                            Value(inv.currency),
-                                           Value(inv.period_start),
-                                           Value(inv.period_end),
+                                           time_value(inv.period_start),
+                                           time_value(inv.period_end),
                                            Value(inv.totals.subtotal),
                                            Value(inv.totals.discount),
                                            Value(inv.discount_label),
@@ -180,9 +180,9 @@ Result<void> insert_invoice(TenantTransaction& tx, const Invoice& inv, const std
                                            Value(inv.customer.dump()),
                                            Value(inv.memo),
                                            opt(inv.test_clock_id),
-                                           Value(now),
-                                           Value(now),
-                                           inv.paid_at ? Value(*inv.paid_at) : Value(),
+                                           time_value(now),
+                                           time_value(now),
+                                           inv.paid_at ? time_value(*inv.paid_at) : Value(),
                                            Value(),
                                            opt(inv.due_at)});
   if (!ins) return std::unexpected(ins.error());
@@ -190,8 +190,8 @@ Result<void> insert_invoice(TenantTransaction& tx, const Invoice& inv, const std
     const Line& l = inv.lines[i];
     auto r = tx.execute(k_line_insert, {Value(inv.id), Value(static_cast<std::int64_t>(i + 1)),
                                         Value(std::string(line_kind_name(l.kind))), Value(l.description),
-                                        Value(l.quantity), Value(l.unit_amount), Value(l.amount), Value(l.period_start),
-                                        Value(l.period_end), Value(l.proration)});
+                                        Value(l.quantity), Value(l.unit_amount), Value(l.amount),
+                                        time_value(l.period_start), time_value(l.period_end), Value(l.proration)});
     if (!r) return std::unexpected(r.error());
   }
   return {};

@@ -6,15 +6,15 @@ namespace atrium::billing {
 Billing::Impl::UsageRecord Billing::Impl::read_usage(const storage::ResultSet& r, std::size_t i, std::size_t first) {
   UsageRecord u;
   u.metric = r.text_at(i, first).value_or("");
-  u.period_start = r.int_at(i, first + 1).value_or(0);
-  u.period_end = r.int_at(i, first + 2).value_or(0);
+  u.period_start = time_at(r, i, first + 1);
+  u.period_end = time_at(r, i, first + 2);
   u.quantity = r.int_at(i, first + 3).value_or(0);
   u.included = r.int_at(i, first + 4).value_or(0);
   u.price = r.text_at(i, first + 5).value_or("{}");
   u.amount = r.int_at(i, first + 6).value_or(0);
   u.billed_quantity = r.int_at(i, first + 7).value_or(0);
   u.billed_amount = r.int_at(i, first + 8).value_or(0);
-  u.open_until = r.int_at(i, first + 9).value_or(0);
+  u.open_until = time_at(r, i, first + 9);
   u.invoice_id = r.text_at(i, first + 10).value_or("");
   u.settled = bool_at(r, i, first + 11);
   return u;
@@ -23,7 +23,7 @@ Billing::Impl::UsageRecord Billing::Impl::read_usage(const storage::ResultSet& r
 Result<void> Billing::Impl::remeasure(TenantTransaction& tx, UsageRecord& u, Instant at) {
   auto price = parse_metered(parse_stored(u.price, Json::object()));
   if (!price) return fail(Errc::internal, "stored usage price: " + price.error().message);
-  auto q = usage_meter(tx, u.metric, u.period_start * 1000, u.period_end * 1000);
+  auto q = usage_meter(tx, u.metric, u.period_start, u.period_end);
   if (!q) return std::unexpected(q.error());
   u.quantity = *q;
   auto amount = price_usage(*price, u.billable(u.quantity));
@@ -115,13 +115,14 @@ Result<void> Billing::Impl::save_usage(TenantTransaction& tx, const std::string&
     const std::string& invoice = u.billed_now || u.invoice_id.empty() ? invoice_id : u.invoice_id;
     auto r =
         u.insert
-            ? tx.execute(k_usage_insert, {Value(subscription_id), Value(u.metric), Value(u.period_start),
-                                          Value(u.period_end), Value(u.quantity), Value(u.included), Value(u.price),
-                                          Value(u.amount), Value(u.billed_quantity), Value(u.billed_amount),
-                                          Value(u.open_until), Value(invoice), Value(u.settled), Value(now)})
-            : tx.execute(k_usage_update, {Value(subscription_id), Value(u.metric), Value(u.period_start),
+            ? tx.execute(
+                  k_usage_insert,
+                  {Value(subscription_id), Value(u.metric), time_value(u.period_start), time_value(u.period_end),
+                   Value(u.quantity), Value(u.included), Value(u.price), Value(u.amount), Value(u.billed_quantity),
+                   Value(u.billed_amount), time_value(u.open_until), Value(invoice), Value(u.settled), time_value(now)})
+            : tx.execute(k_usage_update, {Value(subscription_id), Value(u.metric), time_value(u.period_start),
                                           Value(u.quantity), Value(u.amount), Value(u.billed_quantity),
-                                          Value(u.billed_amount), Value(u.settled), Value(invoice), Value(now)});
+                                          Value(u.billed_amount), Value(u.settled), Value(invoice), time_value(now)});
     if (!r) return std::unexpected(r.error());
   }
   return {};

@@ -17,7 +17,7 @@ Result<PendingCharge> Billing::Impl::new_attempt(TenantTransaction& tx, const In
   c.request.description = inv.number.value_or(inv.id);
   auto r = tx.execute(k_attempt_insert, {Value(c.attempt_id), Value(inv.id), Value(std::int64_t{number}),
                                          Value(c.request.idempotency_key), Value(c.request.amount),
-                                         Value(c.request.currency), Value(c.request.payment_method), Value(now)});
+                                         Value(c.request.currency), Value(c.request.payment_method), time_value(now)});
   if (!r) return std::unexpected(r.error());
   return c;
 }
@@ -59,10 +59,10 @@ Result<void> Billing::Impl::final_action(TenantTransaction& tx, Invoice& inv, co
 }
 
 Result<void> Billing::Impl::save_payment_state(TenantTransaction& tx, const Invoice& inv, Instant now) {
-  auto r =
-      tx.execute(k_invoice_payment, {Value(inv.id), Value(inv.status), Value(inv.amount_paid),
-                                     Value(inv.amount_remaining), Value(std::int64_t{inv.attempt_count}),
-                                     opt(inv.next_payment_attempt), opt(inv.paid_at), opt(inv.voided_at), Value(now)});
+  auto r = tx.execute(k_invoice_payment,
+                      {Value(inv.id), Value(inv.status), Value(inv.amount_paid), Value(inv.amount_remaining),
+                       Value(std::int64_t{inv.attempt_count}), opt(inv.next_payment_attempt), opt(inv.paid_at),
+                       opt(inv.voided_at), time_value(now)});
   if (!r) return std::unexpected(r.error());
   return {};
 }
@@ -101,7 +101,7 @@ Result<void> Billing::Impl::record_outcome(TenantTransaction& tx, const PendingC
   const std::string decline(decline_name(result->decline));
   auto done = tx.execute(k_attempt_complete, {Value(attempt.id), Value(std::string(ok ? "succeeded" : "failed")),
                                               Value(result->failure_code), Value(decline), Value(result->message),
-                                              Value(result->reference), Value(now)});
+                                              Value(result->reference), time_value(now)});
   if (!done) return std::unexpected(done.error());
   if (done->affected_rows != 1) return {};  // a concurrent settle recorded it first
   if (ok) return payment_succeeded(tx, attempt, *result, now, stats);
@@ -193,7 +193,8 @@ Result<void> Billing::Impl::payment_failed(TenantTransaction& tx, const PaymentA
     inv->next_payment_attempt = std::max(first + last * k_hour, now);
     if (first + last * k_hour <= now) final = true;
   } else if (retries_done < policy->retry_hours.size()) {
-    inv->next_payment_attempt = std::max(first + policy->retry_hours[retries_done] * k_hour, now + 1);
+    inv->next_payment_attempt =
+        std::max(first + policy->retry_hours[retries_done] * k_hour, now + std::chrono::seconds(1));
   } else {
     final = true;
   }

@@ -26,7 +26,7 @@ Result<std::int64_t> Billing::Impl::count_due(Instant now) {
   std::int64_t total = 0;
   auto counted = platform(
       [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
-        auto c = ptx.control().execute(k_sub_count_due, {Value(now)});
+        auto c = ptx.control().execute(k_sub_count_due, {time_value(now)});
         if (!c) return std::unexpected(c.error());
         total = c->int_at(0, 0).value_or(0);
         return {};
@@ -102,7 +102,7 @@ Result<void> Billing::Impl::renew_due(Instant now, int batch, RunStats& stats,
       charges.clear();
       in_batch = 0;
       auto rows = ptx.control().execute(ptx.backend() == storage::Backend::postgres ? k_sub_due_locked : k_sub_due,
-                                        {Value(now), Value(std::int64_t{batch})});
+                                        {time_value(now), Value(std::int64_t{batch})});
       if (!rows) return std::unexpected(rows.error());
       in_batch = static_cast<std::int64_t>(rows->rows.size());
       std::string account_tenant;
@@ -131,18 +131,18 @@ Result<void> Billing::Impl::renew_due(Instant now, int batch, RunStats& stats,
 Result<void> Billing::Impl::settle_usage_periods(Instant now, int batch) {
   struct Due {
     std::string tenant_id, subscription_id, metric;
-    Instant period_start = 0;
+    Instant period_start{};
   };
   std::vector<Due> due;
   auto listed = platform(
       [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
         due.clear();
-        auto rows =
-            ptx.control().execute(k_usage_due, {Value(now - k_usage_settle_margin), Value(std::int64_t{batch} * 10)});
+        auto rows = ptx.control().execute(k_usage_due,
+                                          {time_value(now - k_usage_settle_margin), Value(std::int64_t{batch} * 10)});
         if (!rows) return std::unexpected(rows.error());
         for (std::size_t i = 0; i < rows->rows.size(); ++i) {
           due.push_back({rows->text_at(i, 0).value_or(""), rows->text_at(i, 1).value_or(""),
-                         rows->text_at(i, 2).value_or(""), rows->int_at(i, 3).value_or(0)});
+                         rows->text_at(i, 2).value_or(""), time_at(*rows, i, 3)});
         }
         return {};
       },
@@ -151,13 +151,13 @@ Result<void> Billing::Impl::settle_usage_periods(Instant now, int batch) {
   for (const auto& d : due) {
     auto settled = tenant(d.tenant_id, [&](TenantTransaction& tx) -> Result<void> {
       auto row = tx.execute(postgres(tx) ? k_usage_get_locked : k_usage_get,
-                            {Value(d.subscription_id), Value(d.metric), Value(d.period_start)});
+                            {Value(d.subscription_id), Value(d.metric), time_value(d.period_start)});
       if (!row) return std::unexpected(row.error());
       if (row->empty()) return {};  // settled meanwhile, or a renewal holds it: the next run
       UsageRecord u = read_usage(*row, 0, 0);
       if (auto m = remeasure(tx, u, now); !m) return m;
-      auto w = tx.execute(k_usage_settle, {Value(d.subscription_id), Value(d.metric), Value(u.period_start),
-                                           Value(u.quantity), Value(u.amount), Value(now)});
+      auto w = tx.execute(k_usage_settle, {Value(d.subscription_id), Value(d.metric), time_value(u.period_start),
+                                           Value(u.quantity), Value(u.amount), time_value(now)});
       if (!w) return std::unexpected(w.error());
       return {};
     });
@@ -178,7 +178,7 @@ Result<void> Billing::Impl::retry_due_invoices(Instant now, int batch, RunStats&
     std::int64_t in_batch = 0;
     auto r = platform([&](tenancy::PlatformTransaction& ptx) -> Result<void> {
       charges.clear();
-      auto rows = ptx.control().execute(k_invoice_due, {Value(now), Value(std::int64_t{batch})});
+      auto rows = ptx.control().execute(k_invoice_due, {time_value(now), Value(std::int64_t{batch})});
       if (!rows) return std::unexpected(rows.error());
       in_batch = static_cast<std::int64_t>(rows->rows.size());
       for (std::size_t i = 0; i < rows->rows.size(); ++i) {

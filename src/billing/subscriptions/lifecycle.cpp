@@ -56,12 +56,12 @@ Result<void> Billing::Impl::transition(TenantTransaction& tx, Subscription& sub,
 }
 
 Result<void> Billing::Impl::save(TenantTransaction& tx, const Subscription& s, Instant now) {
-  auto r = tx.execute(
-      k_sub_update,
-      {Value(s.id), Value(s.plan_id), Value(std::int64_t{s.plan_version}), Value(std::string(status_name(s.status))),
-       Value(s.seats), Value(s.anchor), Value(s.cycle), Value(s.current_period_start), Value(s.current_period_end),
-       opt(s.trial_end), Value(s.cancel_at_period_end), opt(s.cancelled_at), opt(s.paused_at), opt(s.coupon_id),
-       opt(s.coupon_start), Value(s.coupon_uses), Value(now), opt(s.period_discounted)});
+  auto r = tx.execute(k_sub_update,
+                      {Value(s.id), Value(s.plan_id), Value(std::int64_t{s.plan_version}),
+                       Value(std::string(status_name(s.status))), Value(s.seats), time_value(s.anchor), Value(s.cycle),
+                       time_value(s.current_period_start), time_value(s.current_period_end), opt(s.trial_end),
+                       Value(s.cancel_at_period_end), opt(s.cancelled_at), opt(s.paused_at), opt(s.coupon_id),
+                       opt(s.coupon_start), Value(s.coupon_uses), time_value(now), opt(s.period_discounted)});
   if (!r) return std::unexpected(r.error());
   return {};
 }
@@ -103,7 +103,7 @@ Result<void> Billing::Impl::advance_subscription(TenantTransaction& tx, Subscrip
     IssueOptions o{.reason = "subscription_cycle",
                    .period_start = sub.current_period_start,
                    .period_end = sub.current_period_end,
-                   .cycle_key = sub.id + ":" + std::to_string(sub.current_period_start),
+                   .cycle_key = sub.id + ":" + std::to_string(unix_seconds(sub.current_period_start)),
                    .with_coupon = true};
     auto inv = issue_invoice(tx, acct, &sub, std::move(*lines), o, t, &charges, true);
     if (!inv) return std::unexpected(inv.error());
@@ -126,9 +126,9 @@ Result<PlanInForce> Billing::Impl::plan_in_force(TenantTransaction& tx, const st
     if (sub.status == Status::cancelled) continue;
     auto plan = plan_version(raw(tx), sub.plan_id, sub.plan_version);
     if (!plan) return std::unexpected(plan.error());
-    auto previous = tx.execute(k_invoice_previous_start, {Value(sub.id), Value(sub.current_period_start)});
+    auto previous = tx.execute(k_invoice_previous_start, {Value(sub.id), time_value(sub.current_period_start)});
     if (!previous) return std::unexpected(previous.error());
-    if (!previous->empty()) out.previous_period_start = previous->int_at(0, 0);
+    if (!previous->empty()) out.previous_period_start = opt_time(*previous, 0, 0);
     out.subscription = std::move(sub);
     out.plan = std::move(*plan);
     return out;

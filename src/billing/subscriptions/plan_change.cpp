@@ -12,8 +12,8 @@ struct Change {
   bool interval_change = false;
   Proration proration;      // credit / charge / net of the change
   std::vector<Line> lines;  // what is invoiced now (empty: nothing)
-  Instant new_anchor = 0;   // for an interval change: the new period
-  Instant new_period_end = 0;
+  Instant new_anchor{};     // for an interval change: the new period
+  Instant new_period_end{};
   bool new_period_discounted = false;  // the coupon discounts the new period
 };
 
@@ -218,7 +218,7 @@ Result<Subscription> Billing::change_subscription(const std::string& tenant_id, 
                                                   const PlanChange& input, const audit::Context& who) {
   Impl& s = *impl_;
   std::vector<PendingCharge> charges;
-  Instant now = 0;
+  Instant now{};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     charges.clear();
     auto sub = s.subscription(tx, id);

@@ -80,7 +80,7 @@ Result<std::vector<Line>> first_period(Subscription& sub, const Plan& plan, cons
   sub.current_period_start = now;
   if (trial_days > 0) {
     sub.status = Status::trial;
-    sub.trial_end = now + std::int64_t{trial_days} * 86400;
+    sub.trial_end = now + std::chrono::days(trial_days);
     sub.anchor = *sub.trial_end;
     sub.cycle = 0;
     sub.current_period_end = *sub.trial_end;
@@ -108,12 +108,12 @@ Result<std::vector<Line>> first_period(Subscription& sub, const Plan& plan, cons
 }
 
 Result<void> insert_subscription(TenantTransaction& tx, const Subscription& sub, Instant now) {
-  auto ins = tx.execute(
-      k_sub_insert, {Value(sub.id), Value(sub.plan_id), Value(std::int64_t{sub.plan_version}),
-                     Value(std::string(status_name(sub.status))), Value(sub.seats), Value(sub.anchor), Value(sub.cycle),
-                     Value(sub.current_period_start), Value(sub.current_period_end), opt(sub.trial_end), Value(false),
-                     Value(), Value(), opt(sub.coupon_id), opt(sub.coupon_start), Value(std::int64_t{0}),
-                     opt(sub.test_clock_id), Value(now), Value(false)});
+  auto ins = tx.execute(k_sub_insert,
+                        {Value(sub.id), Value(sub.plan_id), Value(std::int64_t{sub.plan_version}),
+                         Value(std::string(status_name(sub.status))), Value(sub.seats), time_value(sub.anchor),
+                         Value(sub.cycle), time_value(sub.current_period_start), time_value(sub.current_period_end),
+                         opt(sub.trial_end), Value(false), Value(), Value(), opt(sub.coupon_id), opt(sub.coupon_start),
+                         Value(std::int64_t{0}), opt(sub.test_clock_id), time_value(now), Value(false)});
   if (!ins) {
     if (ins.error().code == Errc::unique_violation) {
       return fail(Errc::conflict, "this tenant already has a live subscription; change it instead");
@@ -132,7 +132,7 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
   Impl& s = *impl_;
   Subscription sub;
   std::vector<PendingCharge> charges;
-  Instant now = 0;
+  Instant now{};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     charges.clear();
     sub = Subscription{};  // the body may run again after a serialization failure
@@ -168,7 +168,7 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
       Impl::IssueOptions o{.reason = "subscription_create",
                            .period_start = sub.current_period_start,
                            .period_end = sub.current_period_end,
-                           .cycle_key = sub.id + ":" + std::to_string(sub.current_period_start),
+                           .cycle_key = sub.id + ":" + std::to_string(unix_seconds(sub.current_period_start)),
                            .with_coupon = true};
       auto inv = s.issue_invoice(tx, *acct, &sub, std::move(*lines), o, now, &charges, true);
       if (!inv) return std::unexpected(inv.error());
@@ -238,7 +238,7 @@ Result<Subscription> Billing::pause(const std::string& tenant_id, const std::str
 Result<Subscription> Billing::resume(const std::string& tenant_id, const std::string& id, const audit::Context& who) {
   Impl& s = *impl_;
   std::vector<PendingCharge> charges;
-  Instant now = 0;
+  Instant now{};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     charges.clear();
     auto sub = s.subscription(tx, id);
@@ -282,7 +282,7 @@ Result<Subscription> Billing::resume(const std::string& tenant_id, const std::st
         Impl::IssueOptions o{.reason = "subscription_resume",
                              .period_start = now,
                              .period_end = sub->current_period_end,
-                             .cycle_key = sub->id + ":" + std::to_string(now),
+                             .cycle_key = sub->id + ":" + std::to_string(unix_seconds(now)),
                              .with_coupon = true};
         auto inv = s.issue_invoice(tx, *acct, &*sub, std::move(*lines), o, now, &charges, true);
         if (!inv) return std::unexpected(inv.error());

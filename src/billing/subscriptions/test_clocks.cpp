@@ -8,7 +8,7 @@ namespace atrium::billing {
 namespace {
 
 constexpr int k_max_advance_steps = 20'000;
-constexpr std::int64_t k_latest_clock_time = 7'258'118'400;  // 2200-01-01: periods stay far from time_point limits
+constexpr Instant k_latest_clock_time{std::chrono::seconds(7'258'118'400)};  // 2200-01-01: far from time_point limits
 
 }  // namespace
 
@@ -16,11 +16,11 @@ constexpr std::int64_t k_latest_clock_time = 7'258'118'400;  // 2200-01-01: peri
 
 Result<TestClock> Billing::create_test_clock(const std::string& tenant_id, const NewTestClock& input,
                                              const audit::Context& who) {
-  if (input.frozen_time && (*input.frozen_time < 0 || *input.frozen_time > k_latest_clock_time)) {
+  if (input.frozen_time && (*input.frozen_time < Instant{} || *input.frozen_time > k_latest_clock_time)) {
     return fail(Errc::invalid_argument, "frozen_time must be between 1970 and 2200");
   }
   Impl& s = *impl_;
-  TestClock c{new_uuid_v7(s.clock), input.name, input.frozen_time.value_or(s.now()), s.now()};
+  TestClock c{new_uuid_v7(s.clock), input.name, input.frozen_time ? seconds(*input.frozen_time) : s.now(), s.now()};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     auto acct = s.account(tx);
     if (!acct) {
@@ -28,7 +28,8 @@ Result<TestClock> Billing::create_test_clock(const std::string& tenant_id, const
       return std::unexpected(acct.error());
     }
     if (!acct->test_mode) return fail(Errc::conflict, "test clocks need a billing account in test mode");
-    auto ins = tx.execute(k_clock_insert, {Value(c.id), Value(c.name), Value(c.frozen_time), Value(c.created_at)});
+    auto ins =
+        tx.execute(k_clock_insert, {Value(c.id), Value(c.name), time_value(c.frozen_time), time_value(c.created_at)});
     if (!ins) return std::unexpected(ins.error());
     return s.record(tx, &who, "test_clock.created", "test_clock", c.id, audit::created_changes(to_json(c)));
   });
@@ -57,11 +58,12 @@ Result<TestClock> Billing::get_test_clock(const std::string& tenant_id, const st
 Result<TestClock> Billing::advance_test_clock(const std::string& tenant_id, const std::string& id, Instant to,
                                               const audit::Context& who) {
   Impl& s = *impl_;
+  to = seconds(to);  // billing counts whole seconds
   auto start = get_test_clock(tenant_id, id);
   if (!start) return start;
   if (to <= start->frozen_time) return fail(Errc::invalid_argument, "frozen_time must be later than the clock's");
   if (to > k_latest_clock_time) return fail(Errc::invalid_argument, "frozen_time must be before 2200");
-  if (to - start->frozen_time > std::int64_t{5} * 366 * 86400) {
+  if (to - start->frozen_time > std::chrono::days(5 * 366)) {
     return fail(Errc::invalid_argument, "a test clock advances at most 5 years at a time");
   }
   // Step from one due moment to the next, so renewals, retries and dunning happen in the order they would.
@@ -94,9 +96,9 @@ Result<TestClock> Billing::advance_test_clock(const std::string& tenant_id, cons
       }
       auto retry = tx.execute(k_invoice_retry_of_clock, {Value(id)});
       if (!retry) return std::unexpected(retry.error());
-      if (auto t = retry->int_at(0, 0)) next = std::min(next, *t);
+      if (auto t = opt_time(*retry, 0, 0)) next = std::min(next, *t);
       at = std::max(next, clock->frozen_time);
-      if (auto u = tx.execute(k_clock_set, {Value(id), Value(at)}); !u) return std::unexpected(u.error());
+      if (auto u = tx.execute(k_clock_set, {Value(id), time_value(at)}); !u) return std::unexpected(u.error());
       auto acct_result = s.account(tx);
       if (!acct_result) return std::unexpected(acct_result.error());
       Account acct = std::move(*acct_result);
@@ -104,7 +106,7 @@ Result<TestClock> Billing::advance_test_clock(const std::string& tenant_id, cons
         Subscription sub = read_sub(*subs, i);
         if (auto a = s.advance_subscription(tx, sub, acct, at, charges, nullptr); !a) return a;
       }
-      auto due = tx.execute(k_invoice_due_of_clock, {Value(id), Value(at)});
+      auto due = tx.execute(k_invoice_due_of_clock, {Value(id), time_value(at)});
       if (!due) return std::unexpected(due.error());
       for (std::size_t i = 0; i < due->rows.size(); ++i) {
         if (auto rt = s.retry_invoice(tx, due->text_at(i, 0).value_or(""), at, charges, nullptr); !rt) return rt;
