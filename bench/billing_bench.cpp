@@ -88,8 +88,8 @@ using atrium::storage::Transaction;
 using atrium::storage::Value;
 using Steady = std::chrono::steady_clock;
 
-constexpr Instant k_t0 = 1'767'225'600;           // 2026-01-01T00:00:00Z
-constexpr Instant k_run_at = k_t0 + 32 * 86'400;  // 2026-02-02T00:00:00Z: past the first period's end
+constexpr Instant k_t0{std::chrono::seconds(1'767'225'600)};  // 2026-01-01T00:00:00Z
+constexpr Instant k_run_at = k_t0 + std::chrono::days(32);      // 2026-02-02T00:00:00Z: past the first period's end
 constexpr std::int64_t k_price = 2900;            // the plan's base price, minor units
 constexpr std::int64_t k_seed_per_transaction = 2000;
 const std::string k_payment_method = "pm_card_visa";
@@ -240,13 +240,13 @@ Result<Seeded> seed(atrium::app::Platform& platform, const atrium::Clock& clock,
         if (auto r =
                 exec(tx, k_seed_account,
                      {Value(tenant), Value("Bench Tenant " + num + " Ltd"), Value("billing@bench-" + num + ".example"),
-                      Value(k_currency), Value(k_payment_method), Value(false), Value(k_t0)});
+                      Value(k_currency), Value(k_payment_method), Value(false), Value(atrium::unix_seconds(k_t0))});
             !r) {
           return r;
         }
         if (auto r = exec(tx, k_seed_subscription,
-                          {Value(tenant), Value(out.subscription_ids[i]), Value(out.plan_id), Value(k_t0),
-                           Value(period_end), Value(false)});
+                          {Value(tenant), Value(out.subscription_ids[i]), Value(out.plan_id), Value(atrium::unix_seconds(k_t0)),
+                           Value(atrium::unix_seconds(period_end)), Value(false)});
             !r) {
           return r;
         }
@@ -340,12 +340,12 @@ Result<double> measure_baseline(atrium::app::Platform& platform, const atrium::C
                            Value(invoice),
                            Value("BL-202602-" + zero_padded(static_cast<std::int64_t>(i + 1), 6)),
                            Value(sub),
-                           Value(sub + ":" + std::to_string(start) + ":baseline"),
+                           Value(sub + ":" + std::to_string(atrium::unix_seconds(start)) + ":baseline"),
                            Value(std::string("paid")),
                            Value(std::string("subscription_cycle")),
                            Value(k_currency),
-                           Value(start),
-                           Value(end),
+                           Value(atrium::unix_seconds(start)),
+                           Value(atrium::unix_seconds(end)),
                            Value(k_price),
                            Value(std::int64_t{0}),
                            Value(std::string()),
@@ -363,17 +363,17 @@ Result<double> measure_baseline(atrium::app::Platform& platform, const atrium::C
                            Value(customer),
                            Value(std::string()),
                            Value(),
-                           Value(now),
-                           Value(now),
-                           Value(now),
+                           Value(atrium::unix_seconds(now)),
+                           Value(atrium::unix_seconds(now)),
+                           Value(atrium::unix_seconds(now)),
                            Value()});
             !r) {
           return r;
         }
         if (auto r = exec(tx, k_base_line,
                           {Value(tenant), Value(invoice), Value(std::int64_t{1}), Value(std::string("subscription")),
-                           Value(description), Value(std::int64_t{1}), Value(k_price), Value(k_price), Value(start),
-                           Value(end), Value(false)});
+                           Value(description), Value(std::int64_t{1}), Value(k_price), Value(k_price), Value(atrium::unix_seconds(start)),
+                           Value(atrium::unix_seconds(end)), Value(false)});
             !r) {
           return r;
         }
@@ -381,25 +381,25 @@ Result<double> measure_baseline(atrium::app::Platform& platform, const atrium::C
                           {Value(tenant), Value(atrium::new_uuid_v7(clock)), Value(invoice), Value(std::int64_t{1}),
                            Value(key), Value(k_price), Value(k_currency), Value(k_payment_method),
                            Value(std::string("succeeded")), Value(std::string()), Value(std::string()),
-                           Value(std::string()), Value(reference), Value(now), Value(now)});
+                           Value(std::string()), Value(reference), Value(atrium::unix_seconds(now)), Value(atrium::unix_seconds(now))});
             !r) {
           return r;
         }
         if (auto r = exec(tx, k_base_charge,
                           {Value(key), Value(reference), Value(std::string("charge")), Value(k_payment_method),
-                           Value(k_price), Value(k_currency), Value(std::string("succeeded")), Value(now)});
+                           Value(k_price), Value(k_currency), Value(std::string("succeeded")), Value(atrium::unix_seconds(now))});
             !r) {
           return r;
         }
         for (const auto& [type, data] : events) {
           if (auto r = exec(tx, k_base_event,
-                            {Value(atrium::new_uuid_v7(clock)), Value(tenant), Value(type), Value(*data), Value(now)});
+                            {Value(atrium::new_uuid_v7(clock)), Value(tenant), Value(type), Value(*data), Value(atrium::unix_seconds(now))});
               !r) {
             return r;
           }
         }
         if (auto r = exec(tx, k_base_subscription,
-                          {Value(tenant), Value(sub), Value(std::int64_t{3}), Value(start), Value(end), Value(now)});
+                          {Value(tenant), Value(sub), Value(std::int64_t{3}), Value(atrium::unix_seconds(start)), Value(atrium::unix_seconds(end)), Value(atrium::unix_seconds(now))});
             !r) {
           return r;
         }
@@ -414,7 +414,7 @@ Result<double> measure_baseline(atrium::app::Platform& platform, const atrium::C
 // ---- per backend -----------------------------------------------------------------------------------------------
 
 int run(const Options& o, atrium::Config config) {
-  atrium::ManualClock clock{std::chrono::system_clock::time_point(std::chrono::seconds(k_t0))};
+  atrium::ManualClock clock{k_t0};
   config.billing.run_batch = o.batch;
   config.billing.run_cron = "";
   config.identity.password_cost = "minimum";
@@ -435,7 +435,7 @@ int run(const Options& o, atrium::Config config) {
   }
   note(o.backend + ": seeded in " + std::to_string(seconds_between(seed_begin, Steady::now())) + " s");
 
-  clock.advance(std::chrono::seconds(k_run_at - k_t0));
+  clock.advance(k_run_at - k_t0);
   note(o.backend + ": billing run (batch " + std::to_string(o.batch) + ")");
   int status = 0;
   std::optional<double> run_seconds;

@@ -55,45 +55,75 @@ Result<std::string> grant_user_name(const Json& body) {
   return std::string(*email ? **email : **username);
 }
 
+// POST /v1/auth/token: the password and refresh_token grants (RFC 6749 sections 4.3 and 6).
+http::Response token_endpoint(Services& services, http::Request& req) {
+  auto body = body_object(
+      req, {"grant_type", "email", "username", "password", "tenant", "refresh_token", "scope", "client_id"});
+  if (!body) return oauth_error(body.error(), req);
+  auto grant = string_member(**body, "grant_type", true);
+  if (!grant) return oauth_error(grant.error(), req);
+  for (const char* ignored : {"scope", "client_id"}) {
+    if (auto r = string_member(**body, ignored, false); !r) return oauth_error(r.error(), req);
+  }
+  if (**grant == "password") {
+    auto user = grant_user_name(**body);
+    auto password = string_member(**body, "password", true);
+    auto tenant = string_member(**body, "tenant", false);
+    if (!user) return oauth_error(user.error(), req);
+    for (const auto* r : {&password, &tenant}) {
+      if (!*r) return oauth_error(r->error(), req);
+    }
+    auto issued = services.tokens->password_grant(*user, **password, *tenant, req.remote_address,
+                                                  services.audit->recorder(audit_context(req)));
+    if (!issued) return oauth_error(issued.error(), req);
+    return token_response(*issued);
+  }
+  if (**grant == "refresh_token") {
+    auto refresh = string_member(**body, "refresh_token", true);
+    if (!refresh) return oauth_error(refresh.error(), req);
+    auto issued = services.tokens->refresh_grant(**refresh, services.audit->recorder(audit_context(req)));
+    if (!issued) return oauth_error(issued.error(), req);
+    return token_response(*issued);
+  }
+  const std::string detail = "grant_type must be password or refresh_token";
+  return http::problem(400, "unsupported-grant-type", "Unsupported Grant Type", detail, req,
+                       Json{{"error", "unsupported_grant_type"}, {"error_description", detail}});
+}
+
+// GET /.well-known/oauth-authorization-server (RFC 8414). Endpoint URLs are absolute: under the issuer when it
+// is a URL, else under the request's own origin.
+http::Response authorization_server_metadata(const Services& services, const http::Request& req) {
+  const std::string& issuer = services.config().identity.issuer;
+  std::string base;
+  if (issuer.starts_with("https://") || issuer.starts_with("http://")) {
+    base = issuer;
+    while (base.ends_with('/')) base.pop_back();
+  } else {
+    const bool tls = !services.config().server.tls_cert.empty();
+    base = std::string(tls ? "https://" : "http://") + std::string(req.headers.get("Host").value_or("localhost"));
+  }
+  const Json none = Json::array({"none"});
+  http::Response r = http::Response::json(200, {{"issuer", issuer},
+                                                {"token_endpoint", base + "/v1/auth/token"},
+                                                {"revocation_endpoint", base + "/v1/auth/revoke"},
+                                                {"jwks_uri", base + "/.well-known/jwks.json"},
+                                                {"grant_types_supported", {"password", "refresh_token"}},
+                                                {"response_types_supported", Json::array()},
+                                                {"token_endpoint_auth_methods_supported", none},
+                                                {"revocation_endpoint_auth_methods_supported", none}});
+  r.headers.set("Cache-Control", "public, max-age=300");
+  // Built from Host when the issuer is no URL: a cache must not hand one host's answer to another.
+  if (!base.starts_with(issuer)) r.headers.set("Vary", "Host");
+  return r;
+}
+
 }  // namespace
 
 void register_auth_routes(http::Router& router, Services& services) {
   // Members a client library may send that Atrium does not use: `scope` (no scopes yet) and `client_id` (public
   // clients; Atrium has no client registry).
   router.add(http::Method::post, "/v1/auth/token",
-             [&services](http::Request& req) -> http::Response {
-               auto body = body_object(req, {"grant_type", "email", "username", "password", "tenant", "refresh_token",
-                                             "scope", "client_id"});
-               if (!body) return oauth_error(body.error(), req);
-               auto grant = string_member(**body, "grant_type", true);
-               if (!grant) return oauth_error(grant.error(), req);
-               for (const char* ignored : {"scope", "client_id"}) {
-                 if (auto r = string_member(**body, ignored, false); !r) return oauth_error(r.error(), req);
-               }
-               if (**grant == "password") {
-                 auto user = grant_user_name(**body);
-                 auto password = string_member(**body, "password", true);
-                 auto tenant = string_member(**body, "tenant", false);
-                 if (!user) return oauth_error(user.error(), req);
-                 for (const auto* r : {&password, &tenant}) {
-                   if (!*r) return oauth_error(r->error(), req);
-                 }
-                 auto issued = services.tokens->password_grant(*user, **password, *tenant, req.remote_address,
-                                                               services.audit->recorder(audit_context(req)));
-                 if (!issued) return oauth_error(issued.error(), req);
-                 return token_response(*issued);
-               }
-               if (**grant == "refresh_token") {
-                 auto refresh = string_member(**body, "refresh_token", true);
-                 if (!refresh) return oauth_error(refresh.error(), req);
-                 auto issued = services.tokens->refresh_grant(**refresh, services.audit->recorder(audit_context(req)));
-                 if (!issued) return oauth_error(issued.error(), req);
-                 return token_response(*issued);
-               }
-               const std::string detail = "grant_type must be password or refresh_token";
-               return http::problem(400, "unsupported-grant-type", "Unsupported Grant Type", detail, req,
-                                    Json{{"error", "unsupported_grant_type"}, {"error_description", detail}});
-             },
+             [&services](http::Request& req) { return token_endpoint(services, req); },
              {.json_body = true, .oauth_body = true});
 
   // RFC 7009: 200 whether or not the token was known (an unknown one is as good as revoked).
@@ -115,33 +145,9 @@ void register_auth_routes(http::Router& router, Services& services) {
              },
              {.json_body = true, .oauth_body = true});
 
-  // RFC 8414. Endpoint URLs are absolute: under the issuer when it is a URL, else under the request's own origin.
+  // RFC 8414.
   router.add(http::Method::get, "/.well-known/oauth-authorization-server",
-             [&services](http::Request& req) -> http::Response {
-               const std::string& issuer = services.config().identity.issuer;
-               std::string base;
-               if (issuer.starts_with("https://") || issuer.starts_with("http://")) {
-                 base = issuer;
-                 while (base.ends_with('/')) base.pop_back();
-               } else {
-                 const bool tls = !services.config().server.tls_cert.empty();
-                 base = std::string(tls ? "https://" : "http://") +
-                        std::string(req.headers.get("Host").value_or("localhost"));
-               }
-               const Json none = Json::array({"none"});
-               http::Response r = http::Response::json(200, {{"issuer", issuer},
-                                                             {"token_endpoint", base + "/v1/auth/token"},
-                                                             {"revocation_endpoint", base + "/v1/auth/revoke"},
-                                                             {"jwks_uri", base + "/.well-known/jwks.json"},
-                                                             {"grant_types_supported", {"password", "refresh_token"}},
-                                                             {"response_types_supported", Json::array()},
-                                                             {"token_endpoint_auth_methods_supported", none},
-                                                             {"revocation_endpoint_auth_methods_supported", none}});
-               r.headers.set("Cache-Control", "public, max-age=300");
-               // Built from Host when the issuer is no URL: a cache must not hand one host's answer to another.
-               if (!base.starts_with(issuer)) r.headers.set("Vary", "Host");
-               return r;
-             },
+             [&services](http::Request& req) { return authorization_server_metadata(services, req); },
              {.execution = http::Execution::io});
 
   router.add(http::Method::get, "/.well-known/jwks.json",

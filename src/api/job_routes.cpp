@@ -370,34 +370,38 @@ void register_email_settings(http::Router& router, Services& services) {
              {.json_body = true, .access = Access::tenant, .permission = perm::tenant_manage});
 }
 
+// GET /v1/admin/jobs: counts per queue, type and state, and the latest dead jobs.
+http::Response queue_overview(jobs::JobQueue& queue, const http::Request& req) {
+  auto stats = queue.stats();
+  if (!stats) return error_response(stats.error(), req);
+  auto dead = queue.dead_jobs(50);
+  if (!dead) return error_response(dead.error(), req);
+  Json counts = Json::array();
+  for (const auto& [q, types] : stats->counts) {
+    for (const auto& [type, states] : types) {
+      Json row = {{"queue", q}, {"type", type}};
+      for (const auto& [state, n] : states) row[state] = n;
+      counts.push_back(row);
+    }
+  }
+  Json dead_json = Json::array();
+  for (const auto& d : *dead) {
+    Json j = job_json(d.job);
+    j["died_at"] = format_rfc3339(d.died_at);
+    dead_json.push_back(j);
+  }
+  return http::Response::json(200, {{"backend", std::string(queue.backend_name())},
+                                    {"counts", counts},
+                                    {"dead_total", stats->dead},
+                                    {"dead", dead_json}});
+}
+
 // The job queue, for operators (/v1/admin/jobs).
 void register_admin_jobs(http::Router& router, Services& services) {
   router.add(http::Method::get, "/v1/admin/jobs",
              [&services](http::Request& req) -> http::Response {
                if (!services.background) return unavailable_without_queue(req);
-               auto& queue = services.background->queue();
-               auto stats = queue.stats();
-               if (!stats) return error_response(stats.error(), req);
-               auto dead = queue.dead_jobs(50);
-               if (!dead) return error_response(dead.error(), req);
-               Json counts = Json::array();
-               for (const auto& [q, types] : stats->counts) {
-                 for (const auto& [type, states] : types) {
-                   Json row = {{"queue", q}, {"type", type}};
-                   for (const auto& [state, n] : states) row[state] = n;
-                   counts.push_back(row);
-                 }
-               }
-               Json dead_json = Json::array();
-               for (const auto& d : *dead) {
-                 Json j = job_json(d.job);
-                 j["died_at"] = format_rfc3339(d.died_at);
-                 dead_json.push_back(j);
-               }
-               return http::Response::json(200, {{"backend", std::string(queue.backend_name())},
-                                                 {"counts", counts},
-                                                 {"dead_total", stats->dead},
-                                                 {"dead", dead_json}});
+               return queue_overview(services.background->queue(), req);
              },
              {.access = Access::super_admin});
 
