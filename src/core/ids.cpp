@@ -7,21 +7,48 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <pthread.h>
+
 #include <openssl/rand.h>
 
 namespace atrium {
 
 namespace {
 
-// RFC 9562 section 6.9: the random bits of a UUID come from a CSPRNG (OpenSSL's DRBG, per thread, fork-safe).
+// RFC 9562 section 6.9: the random bits of a UUID come from a CSPRNG (OpenSSL's DRBG). Drawn 4 KiB at a time into a
+// per-thread pool: one RAND_bytes call per id cost more than the rest of making it (the DRBG's parameter handling
+// and locking; the billing run makes several ids per invoice). A forked child discards what its parent drew, so the
+// two never hand out the same bytes.
+std::atomic<std::uint64_t> g_fork_generation{0};
+
+void bump_fork_generation() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+struct RandomPool {
+  std::array<std::uint8_t, 4096> bytes{};
+  std::size_t used = bytes.size();
+  std::uint64_t generation = 0;
+};
+
 template <std::size_t N>
 std::array<std::uint8_t, N> random_bytes() {
-  std::array<std::uint8_t, N> out{};
-  if (RAND_bytes(out.data(), static_cast<int>(N)) != 1) {
-    // The system's entropy source failed: no id may be made from anything weaker.
-    std::fputs("atrium: the CSPRNG failed (RAND_bytes); stopping\n", stderr);
-    std::abort();
+  static_assert(N <= 4096);
+  static const bool registered = [] { return pthread_atfork(nullptr, nullptr, bump_fork_generation) == 0; }();
+  (void)registered;
+  thread_local RandomPool pool;
+  const std::uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
+  if (pool.used + N > pool.bytes.size() || pool.generation != generation) {
+    if (RAND_bytes(pool.bytes.data(), static_cast<int>(pool.bytes.size())) != 1) {
+      // The system's entropy source failed: no id may be made from anything weaker.
+      std::fputs("atrium: the CSPRNG failed (RAND_bytes); stopping\n", stderr);
+      std::abort();
+    }
+    pool.used = 0;
+    pool.generation = generation;
   }
+  std::array<std::uint8_t, N> out{};
+  std::copy_n(pool.bytes.begin() + static_cast<std::ptrdiff_t>(pool.used), N, out.begin());
+  std::fill_n(pool.bytes.begin() + static_cast<std::ptrdiff_t>(pool.used), N, std::uint8_t{0});  // used once only
+  pool.used += N;
   return out;
 }
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <set>
 #include <thread>
@@ -49,6 +53,44 @@ TEST(UuidV7, IdsIncreaseWithinOneMillisecondAcrossThreads) {
     all.insert(out.begin(), out.end());
   }
   EXPECT_EQ(all.size(), 12'000u);
+}
+
+// The random bits are drawn from a per-thread pool: a forked child must not hand out what its parent will (same
+// clock, same counter state and the same pool would make the same id in both).
+TEST(UuidV7, AForkedChildMakesDifferentIdsThanItsParent) {
+  ManualClock clock(std::chrono::system_clock::time_point(std::chrono::milliseconds(1'900'000'000'000)));
+  (void)new_uuid_v7(clock);  // the pool of this thread is filled before the fork
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    const std::string id = new_uuid_v7(clock);
+    const bool written = write(fds[1], id.data(), id.size()) == static_cast<ssize_t>(id.size());
+    _exit(written ? 0 : 1);
+  }
+  close(fds[1]);
+  const std::string parent_id = new_uuid_v7(clock);
+  std::string child_id(36, '\0');
+  pollfd p{fds[0], POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 10'000), 1) << "the child wrote nothing within 10 s";
+  EXPECT_EQ(read(fds[0], child_id.data(), child_id.size()), 36);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_TRUE(is_uuid(child_id)) << child_id;
+  // Same clock and same counter state in both: only the random bits keep them apart.
+  EXPECT_NE(child_id, parent_id);
+  EXPECT_NE(child_id.substr(19), parent_id.substr(19));
+}
+
+// Many ids from one thread use the pool past its refill: still unique.
+TEST(UuidV7, IdsStayUniqueAcrossPoolRefills) {
+  ManualClock clock(std::chrono::system_clock::time_point(std::chrono::milliseconds(1'950'000'000'000)));
+  std::set<std::string> seen;
+  for (int i = 0; i < 5000; ++i) EXPECT_TRUE(seen.insert(new_uuid_v7(clock)).second);  // 50 KB of random bytes
 }
 
 TEST(Rfc3339, ParsesOffsetsFractionsAndRefusesNonsense) {
