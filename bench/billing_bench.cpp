@@ -89,8 +89,8 @@ using atrium::storage::Value;
 using Steady = std::chrono::steady_clock;
 
 constexpr Instant k_t0{std::chrono::seconds(1'767'225'600)};  // 2026-01-01T00:00:00Z
-constexpr Instant k_run_at = k_t0 + std::chrono::days(32);      // 2026-02-02T00:00:00Z: past the first period's end
-constexpr std::int64_t k_price = 2900;            // the plan's base price, minor units
+constexpr Instant k_run_at = k_t0 + std::chrono::days(32);    // 2026-02-02T00:00:00Z: past the first period's end
+constexpr std::int64_t k_price = 2900;                        // the plan's base price, minor units
 constexpr std::int64_t k_seed_per_transaction = 2000;
 const std::string k_payment_method = "pm_card_visa";
 const std::string k_currency = "USD";
@@ -245,8 +245,8 @@ Result<Seeded> seed(atrium::app::Platform& platform, const atrium::Clock& clock,
           return r;
         }
         if (auto r = exec(tx, k_seed_subscription,
-                          {Value(tenant), Value(out.subscription_ids[i]), Value(out.plan_id), Value(atrium::unix_seconds(k_t0)),
-                           Value(atrium::unix_seconds(period_end)), Value(false)});
+                          {Value(tenant), Value(out.subscription_ids[i]), Value(out.plan_id),
+                           Value(atrium::unix_seconds(k_t0)), Value(atrium::unix_seconds(period_end)), Value(false)});
             !r) {
           return r;
         }
@@ -372,34 +372,38 @@ Result<double> measure_baseline(atrium::app::Platform& platform, const atrium::C
         }
         if (auto r = exec(tx, k_base_line,
                           {Value(tenant), Value(invoice), Value(std::int64_t{1}), Value(std::string("subscription")),
-                           Value(description), Value(std::int64_t{1}), Value(k_price), Value(k_price), Value(atrium::unix_seconds(start)),
-                           Value(atrium::unix_seconds(end)), Value(false)});
+                           Value(description), Value(std::int64_t{1}), Value(k_price), Value(k_price),
+                           Value(atrium::unix_seconds(start)), Value(atrium::unix_seconds(end)), Value(false)});
             !r) {
           return r;
         }
-        if (auto r = exec(tx, k_base_attempt,
-                          {Value(tenant), Value(atrium::new_uuid_v7(clock)), Value(invoice), Value(std::int64_t{1}),
-                           Value(key), Value(k_price), Value(k_currency), Value(k_payment_method),
-                           Value(std::string("succeeded")), Value(std::string()), Value(std::string()),
-                           Value(std::string()), Value(reference), Value(atrium::unix_seconds(now)), Value(atrium::unix_seconds(now))});
+        if (auto r =
+                exec(tx, k_base_attempt,
+                     {Value(tenant), Value(atrium::new_uuid_v7(clock)), Value(invoice), Value(std::int64_t{1}),
+                      Value(key), Value(k_price), Value(k_currency), Value(k_payment_method),
+                      Value(std::string("succeeded")), Value(std::string()), Value(std::string()), Value(std::string()),
+                      Value(reference), Value(atrium::unix_seconds(now)), Value(atrium::unix_seconds(now))});
             !r) {
           return r;
         }
-        if (auto r = exec(tx, k_base_charge,
-                          {Value(key), Value(reference), Value(std::string("charge")), Value(k_payment_method),
-                           Value(k_price), Value(k_currency), Value(std::string("succeeded")), Value(atrium::unix_seconds(now))});
+        if (auto r = exec(
+                tx, k_base_charge,
+                {Value(key), Value(reference), Value(std::string("charge")), Value(k_payment_method), Value(k_price),
+                 Value(k_currency), Value(std::string("succeeded")), Value(atrium::unix_seconds(now))});
             !r) {
           return r;
         }
         for (const auto& [type, data] : events) {
           if (auto r = exec(tx, k_base_event,
-                            {Value(atrium::new_uuid_v7(clock)), Value(tenant), Value(type), Value(*data), Value(atrium::unix_seconds(now))});
+                            {Value(atrium::new_uuid_v7(clock)), Value(tenant), Value(type), Value(*data),
+                             Value(atrium::unix_seconds(now))});
               !r) {
             return r;
           }
         }
         if (auto r = exec(tx, k_base_subscription,
-                          {Value(tenant), Value(sub), Value(std::int64_t{3}), Value(atrium::unix_seconds(start)), Value(atrium::unix_seconds(end)), Value(atrium::unix_seconds(now))});
+                          {Value(tenant), Value(sub), Value(std::int64_t{3}), Value(atrium::unix_seconds(start)),
+                           Value(atrium::unix_seconds(end)), Value(atrium::unix_seconds(now))});
             !r) {
           return r;
         }

@@ -15,8 +15,8 @@
 
 #include <fmt/format.h>
 
-#include "app/platform.hpp"
 #include "api/usage_input.hpp"
+#include "app/platform.hpp"
 #include "core/ids.hpp"
 #include "metering/metering.hpp"
 #include "scratch.hpp"

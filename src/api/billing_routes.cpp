@@ -302,9 +302,8 @@ void register_test_clocks(http::Router& router, Services& services) {
                }
                auto to = parse_rfc3339(in["frozen_time"].get<std::string>());
                if (!to) return error_response({Errc::invalid_argument, "frozen_time must be RFC 3339"}, req);
-               const Instant at = std::chrono::floor<std::chrono::seconds>(*to);  // billing counts whole seconds
                return respond(
-                   b.advance_test_clock(req.tenant->id, std::string(req.param("id")), at, audit_context(req)), req);
+                   b.advance_test_clock(req.tenant->id, std::string(req.param("id")), *to, audit_context(req)), req);
              },
              {.json_body = true, .access = tenant, .permission = perm::billing_manage});
   router.add(http::Method::delete_, "/v1/test-clocks/{id}",

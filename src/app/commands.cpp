@@ -10,10 +10,10 @@
 
 #include <fmt/format.h>
 
-#include "app/background.hpp"
-#include "app/platform.hpp"
 #include "app/app.hpp"
+#include "app/background.hpp"
 #include "app/dispatch.hpp"
+#include "app/platform.hpp"
 #include "audit/audit_log.hpp"
 #include "billing/billing.hpp"
 #include "core/build_info.hpp"
@@ -168,8 +168,9 @@ int rotate_keys_command(const CommonOptions& options, const std::string& algorit
     return 2;
   }
   return with_platform(options, [&](app::Platform& platform, const Config& config) {
-    auto alg = algorithm.empty() ? Result<identity::JwtAlgorithm>(identity::configured_jwt_alg(config.identity.jwt_algorithm))
-                                 : identity::parse_jwt_alg(algorithm);
+    auto alg = algorithm.empty()
+                   ? Result<identity::JwtAlgorithm>(identity::configured_jwt_alg(config.identity.jwt_algorithm))
+                   : identity::parse_jwt_alg(algorithm);
     if (!alg) return 2;
     auto kid = platform.keys->rotate(*alg, platform.audit->recorder(k_cli));
     if (!kid) {

@@ -317,6 +317,7 @@ Result<void> Platform::open_identity() {
         "migrate` has run");
   }
 
+  identity::RevocationStore* revocations = nullptr;
   if (config.identity.redis_url.empty()) {
     revocations = adopt(identity::make_memory_revocation_store(clock));
   }
@@ -366,7 +367,7 @@ Result<void> Platform::open_billing() {
   if (config.billing.gateway != "simulated") {
     return fail(Errc::invalid_argument, "billing.gateway: only \"simulated\" is built in");
   }
-  payment_gateway = adopt(billing::simulated_gateway(*db_, clock));
+  billing::PaymentGateway* payment_gateway = adopt(billing::simulated_gateway(*db_, clock));
   billing = adopt(std::make_unique<billing::Billing>(*db_, *tenant_data, *audit, clock, *payment_gateway,
                                                      settings_of(config.billing), [this] {
                                                        if (workers_) workers_->events_committed();

@@ -9,12 +9,6 @@
 namespace atrium::audit {
 class Exporter;
 }
-namespace atrium::billing {
-class PaymentGateway;
-}
-namespace atrium::identity {
-class RevocationStore;
-}
 
 namespace atrium::app {
 
@@ -67,9 +61,6 @@ class Platform final : public api::Services {
   storage::Database& admin_db() { return admin_db_ ? *admin_db_ : *db_; }
   // The job queue, its handlers, the event relay and the scheduler; null when opened without Options::background.
   Background* workers() { return workers_.get(); }
-
-  identity::RevocationStore* revocations = nullptr;
-  billing::PaymentGateway* payment_gateway = nullptr;
 
  private:
   Platform(const Config& config, const Clock& clock);

@@ -89,20 +89,19 @@ Result<int> move_to_control_plane(tenancy::TenantData& data, storage::Database& 
   int moved = 0;
   while (true) {
     std::vector<Event> batch;
-    auto read = data.transact(
-        tenant,
-        [&](tenancy::TenantTransaction& tx) -> Result<void> {
-          batch.clear();
-          auto rs = tx.execute(k_local_page);
-          if (!rs) return std::unexpected(rs.error());
-          for (std::size_t i = 0; i < rs->rows.size(); ++i) {
-            batch.push_back({rs->text_at(i, 0).value_or(""), rs->text_at(i, 1).value_or(""), tenant.id,
-                             from_unix_seconds(rs->int_at(i, 3).value_or(0)),
-                             parse_object(rs->text_at(i, 2).value_or("{}"))});
-          }
-          return {};
-        },
-        {.read_only = true});
+    auto read = data.transact(tenant,
+                              [&](tenancy::TenantTransaction& tx) -> Result<void> {
+                                batch.clear();
+                                auto rs = tx.execute(k_local_page);
+                                if (!rs) return std::unexpected(rs.error());
+                                for (std::size_t i = 0; i < rs->rows.size(); ++i) {
+                                  batch.push_back({rs->text_at(i, 0).value_or(""), rs->text_at(i, 1).value_or(""),
+                                                   tenant.id, from_unix_seconds(rs->int_at(i, 3).value_or(0)),
+                                                   parse_object(rs->text_at(i, 2).value_or("{}"))});
+                                }
+                                return {};
+                              },
+                              {.read_only = true});
     if (!read) return std::unexpected(read.error());
     if (batch.empty()) return moved;
     // Copy first (ON CONFLICT DO NOTHING), then delete: a crash in between copies again, harmlessly.

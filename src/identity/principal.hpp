@@ -19,9 +19,9 @@ struct Principal {
   std::string role;       // the member's role in that tenant ("" for API keys and tenant-less super admins)
   std::vector<std::string> permissions;
   bool super_admin = false;
-  std::string jti;                // access tokens only
-  Instant expires_at{};           // access tokens only (exp)
-  Instant issued_at{};            // access tokens only: iat_ms, or iat when the token has none
+  std::string jti;       // access tokens only
+  Instant expires_at{};  // access tokens only (exp)
+  Instant issued_at{};   // access tokens only: iat_ms, or iat when the token has none
 
   bool has(std::string_view permission) const {
     return std::find(permissions.begin(), permissions.end(), permission) != permissions.end();

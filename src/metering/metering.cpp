@@ -364,9 +364,7 @@ struct Metering::Impl {
   metrics::Family<metrics::Counter>& events;
   QuotaHooks hooks{};
 
-  std::int64_t now_ms() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch()).count();
-  }
+  std::int64_t now_ms() const { return unix_ms(clock.now()); }
 
   void reject(IngestResult& out, Rejection r) {
     events.with({"rejected", r.reason}).inc();
@@ -799,7 +797,7 @@ Result<Meter> Metering::create_meter(const Meter& input, const audit::Context& w
   }
   if (auto f = check_filters(m.filters); !f) return std::unexpected(f.error());
   m.id = new_uuid_v7(s.clock);
-  m.created_at = from_unix_ms(s.now_ms());
+  m.created_at = std::chrono::floor<std::chrono::milliseconds>(s.clock.now());  // as stored
   auto r = s.control.transact([&](Transaction& tx) -> Result<void> {
     auto ins = tx.execute(k_meter_insert, {Value(m.id), Value(m.metric), Value(m.name),
                                            Value(std::string(aggregation_name(m.aggregation))), Value(m.property),

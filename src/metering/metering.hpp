@@ -49,9 +49,9 @@ struct Settings {
   std::chrono::milliseconds max_event_age = std::chrono::days(35);  // older events are rejected (too_old)
   std::chrono::milliseconds max_future = std::chrono::minutes(5);   // further ahead: rejected (too_far_in_future)
   std::chrono::milliseconds retain_events =
-      std::chrono::days(430);                              // raw events (and so their keys) are kept this long
-  std::size_t max_batch = 10'000;                          // events per request
-  std::size_t max_rows = 10'000;                           // windows x groups in one summary
+      std::chrono::days(430);      // raw events (and so their keys) are kept this long
+  std::size_t max_batch = 10'000;  // events per request
+  std::size_t max_rows = 10'000;   // windows x groups in one summary
 };
 
 // Why one event of a batch was refused. The code is stable (clients branch on

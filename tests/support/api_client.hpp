@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
-#include "app/platform.hpp"
 #include "app/dispatch.hpp"
+#include "app/platform.hpp"
 #include "core/json.hpp"
 #include "http/dispatcher.hpp"
 #include "support/test_platform.hpp"
