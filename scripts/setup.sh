@@ -11,10 +11,14 @@ PACKAGES=(
   libboost-dev libboost-system-dev libssl-dev libpq-dev libsqlite3-dev libhiredis-dev librabbitmq-dev
   libsodium-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libcurl4-openssl-dev libjemalloc-dev libhowardhinnant-date-dev libhpdf-dev
+  # runtime data: the tz database (tenant time zones, cron schedules)
+  tzdata
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql postgresql-contrib redis-server rabbitmq-server nginx-light wrk prometheus
   curl openssl procps iproute2 python3 python3-yaml
+  # custom-domain tests: a private DNS server answering the TXT records that prove a domain
+  dnsmasq-base
 )
 
 # With --test-tools (scripts/test.sh): the OpenAPI linter (tests: openapi_lint) from the npm registry, pinned by

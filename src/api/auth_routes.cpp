@@ -1,5 +1,6 @@
 // Sign-in, token refresh and revocation, and the published verification keys.
 #include "api/routes.hpp"
+#include "api/security.hpp"
 #include "api/support.hpp"
 #include "audit/audit_log.hpp"
 #include "http/problem.hpp"
@@ -72,6 +73,10 @@ http::Response token_endpoint(Services& services, http::Request& req) {
     if (!user) return oauth_error(user.error(), req);
     for (const auto* r : {&password, &tenant}) {
       if (!*r) return oauth_error(r->error(), req);
+    }
+    // Without `tenant`, the tenant the host names (its subdomain or a custom domain) is the one signed in to.
+    if (!*tenant) {
+      if (auto ref = host_tenant(services, req)) *tenant = ref->value;
     }
     auto issued = services.tokens->password_grant(*user, **password, *tenant, req.remote_address,
                                                   services.audit->recorder(audit_context(req)));

@@ -65,15 +65,19 @@ void register_webhook_endpoints(http::Router& router, Services& services) {
                if (!url) return error_response(url.error(), req);
                auto description = string_member(**body, "description", false);
                if (!description) return error_response(description.error(), req);
-               std::vector<std::string> types;
+               // Without event_types: the tenant's default (webhooks.default_event_types, GET /v1/settings).
+               std::vector<std::string> types = req.tenant->settings.webhook_event_types;
                const Json& b = **body;
-               if (!b.contains("event_types") || !b["event_types"].is_array()) {
-                 return error_response({Errc::invalid_argument, "event_types must be an array of event types"}, req);
-               }
-               for (const auto& t : b["event_types"]) {
-                 if (!t.is_string())
-                   return error_response({Errc::invalid_argument, "event_types must hold strings"}, req);
-                 types.push_back(t.get<std::string>());
+               if (b.contains("event_types") && !b["event_types"].is_null()) {
+                 if (!b["event_types"].is_array()) {
+                   return error_response({Errc::invalid_argument, "event_types must be an array of event types"}, req);
+                 }
+                 types.clear();
+                 for (const auto& t : b["event_types"]) {
+                   if (!t.is_string())
+                     return error_response({Errc::invalid_argument, "event_types must hold strings"}, req);
+                   types.push_back(t.get<std::string>());
+                 }
                }
                // An endpoint is one of the tenant's integrations (limits.integrations).
                auto turn = services.entitlements->serialize(req.tenant->id, billing::k_integrations_quota);

@@ -3,6 +3,9 @@
 #include "api/support.hpp"
 #include "audit/audit_log.hpp"
 #include "core/ids.hpp"
+#include "domains/domain.hpp"
+#include "domains/domains.hpp"
+#include "gateway/versioning.hpp"
 #include "http/problem.hpp"
 #include "identity/api_keys.hpp"
 #include "identity/permissions.hpp"
@@ -106,10 +109,8 @@ std::optional<http::Response> resolve_tenant(Services& services, const http::Req
   if (auto header = req.headers.get("X-Tenant-ID"); header && !header->empty()) {
     if (auto refused = consider(tenancy::parse_tenant_ref(*header))) return refused;
   }
-  if (auto host = req.headers.get("Host")) {
-    if (auto ref = tenancy::host_ref(*host, services.config().tenancy.base_domain)) {
-      if (auto refused = consider(*ref)) return refused;
-    }
+  if (auto ref = host_tenant(services, req)) {
+    if (auto refused = consider(*ref)) return refused;
   }
   if (!tenant) return http::problem(403, "no-tenant", "Forbidden", "No tenant selected.", req);
   if (tenant->status != tenancy::TenantStatus::active) return invalid_tenant(req);
@@ -171,6 +172,12 @@ http::Response secured(Services& services, http::Request& req, const http::Next&
       return http::problem(403, "forbidden", "Forbidden",
                            "Missing permission " + std::string(req.options->permission) + ".", req);
     }
+    // A tenant's pinned API version answers the requests that name none (docs/api-versioning.md).
+    if (!req.api_version_named && !tenant->settings.api_version.empty()) {
+      if (const gateway::ApiVersion* pinned = gateway::find_api_version(tenant->settings.api_version)) {
+        req.api_version = pinned->name;
+      }
+    }
     req.tenant = std::move(tenant);
   }
   req.may_call = route_rule(who.get(), req.tenant != nullptr);
@@ -180,6 +187,14 @@ http::Response secured(Services& services, http::Request& req, const http::Next&
 }
 
 }  // namespace
+
+std::optional<tenancy::TenantRef> host_tenant(Services& services, const http::Request& req) {
+  auto host = req.headers.get("Host");
+  if (!host) return std::nullopt;
+  if (auto ref = tenancy::host_ref(*host, services.config().tenancy.base_domain)) return ref;
+  if (auto owner = services.domains->tenant_for_host(domains::host_of(*host))) return tenancy::id_ref(*owner);
+  return std::nullopt;
+}
 
 http::Middleware security_middleware(Services& services) {
   return [&services](http::Request& req, const http::Next& next) -> http::Response {

@@ -23,6 +23,9 @@ namespace atrium::billing {
 class Billing;
 class Entitlements;
 }  // namespace atrium::billing
+namespace atrium::domains {
+class Domains;
+}
 namespace atrium::gateway {
 class ApiCallCounter;
 class RateLimits;
@@ -116,6 +119,7 @@ class Services {
   billing::Billing* billing = nullptr;
   metering::Metering* metering = nullptr;
   billing::Entitlements* entitlements = nullptr;
+  domains::Domains* domains = nullptr;
   gateway::ApiCallCounter* api_calls = nullptr;  // null when gateway.count_api_calls is off
   gateway::RateLimits* rate_limits = nullptr;
   BackgroundWork* background = nullptr;  // null when this process runs no background work

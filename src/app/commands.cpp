@@ -20,6 +20,7 @@
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
+#include "domains/domains.hpp"
 #include "gateway/api_calls.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
@@ -233,6 +234,12 @@ int serve_command(const CommonOptions& options) {
   server_options.drain_timeout = std::chrono::milliseconds(config->server.drain_timeout_ms);
   server_options.tls_cert_file = config->server.tls_cert;
   server_options.tls_key_file = config->server.tls_key;
+  // Custom domains present their own certificate when one was uploaded (docs/domains.md).
+  server_options.certificate_for = [&platform](std::string_view host) -> std::optional<http::SniCertificate> {
+    auto certificate = platform.domains->certificate_for(host);
+    if (!certificate) return std::nullopt;
+    return http::SniCertificate{certificate, certificate->chain_pem, certificate->key_pem};
+  };
 
   std::unique_ptr<http::Server> server;
   try {

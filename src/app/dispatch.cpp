@@ -1,5 +1,6 @@
 #include "app/dispatch.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "api/routes.hpp"
@@ -10,6 +11,7 @@
 #include "gateway/versioning.hpp"
 #include "http/dispatcher.hpp"
 #include "http/middleware.hpp"
+#include "tenancy/tenant_directory.hpp"
 
 namespace atrium::app {
 
@@ -19,9 +21,20 @@ std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Services& services,
   http::Router router;
   api::register_routes(router, services);
   const bool tls = !config.server.tls_cert.empty();
+  // Per-tenant CORS origins apply on the tenant's own hosts: its subdomain of tenancy.base_domain and its verified
+  // custom domains.
+  auto tenant_allows = [&services](const http::Request& req, std::string_view origin) {
+    auto ref = api::host_tenant(services, req);
+    if (!ref) return false;
+    auto tenant = services.directory->resolve(*ref);
+    if (!tenant || (*tenant)->status != tenancy::TenantStatus::active) return false;
+    const auto& listed = (*tenant)->settings.cors_origins;
+    return std::find(listed.begin(), listed.end(), origin) != listed.end();
+  };
   std::vector<http::Middleware> middleware{
       http::request_id_middleware(clock), http::security_headers_middleware(tls ? 31'536'000 : 0),
-      http::cors_middleware(parse_cors_origins(config.server.cors_origins).value_or(std::vector<std::string>{}))};
+      http::cors_middleware(parse_cors_origins(config.server.cors_origins).value_or(std::vector<std::string>{}),
+                            std::move(tenant_allows))};
   if (options.access_log) middleware.push_back(http::access_log_middleware(clock));
   if (options.metrics != nullptr) middleware.push_back(http::metrics_middleware(*options.metrics, clock));
   middleware.push_back(gateway::versioning_middleware(config.gateway.version_docs_url));

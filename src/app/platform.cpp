@@ -12,6 +12,9 @@
 #include "billing/entitlements.hpp"
 #include "billing/payments/gateway.hpp"
 #include "core/log.hpp"
+#include "domains/dns.hpp"
+#include "domains/domain_store.hpp"
+#include "domains/domains.hpp"
 #include "events/outbox.hpp"
 #include "gateway/api_calls.hpp"
 #include "gateway/rate_limits.hpp"
@@ -298,6 +301,13 @@ Result<void> Platform::open_identity() {
   verify.audience = config.identity.audience;
   verify.leeway = std::chrono::seconds(config.identity.leeway_s);
   const audit::Context system{.actor_type = audit::ActorType::system, .actor_id = "startup"};
+  // Custom domains: certificate keys are sealed under the same key-encryption key as the signing keys.
+  auto resolver = domains::system_resolver(config.tenancy.dns_server);
+  if (!resolver) return std::unexpected(resolver.error());
+  domains = adopt(std::make_unique<domains::Domains>(
+      *tenant_data, clock, std::move(*resolver), *kek,
+      domains::DomainsOptions{.base_domain = config.tenancy.base_domain,
+                              .cache_ttl = std::chrono::milliseconds(config.tenancy.domain_cache_ttl_ms)}));
   keys = adopt(std::make_unique<identity::KeyStore>(*db_, clock, std::move(*kek), verify,
                                                     std::chrono::seconds(config.identity.access_token_ttl_s),
                                                     audit->recorder(system)));
@@ -386,6 +396,7 @@ Result<void> Platform::open_billing() {
   auto count_resource = [this](const std::string& tenant_id, std::string_view quota) -> Result<std::int64_t> {
     auto tenant = directory->resolve_id(tenant_id);
     if (!tenant) return std::unexpected(tenant.error());
+    if (quota == billing::k_custom_domains_quota) return domains->count(tenant_id);
     const bool integrations = quota == billing::k_integrations_quota;
     std::int64_t n = 0;
     auto r = tenant_data->transact(**tenant,
@@ -571,8 +582,8 @@ Result<tenancy::Tenant> Platform::update_tenant(const std::string& id, const ten
 // state and events not relayed yet. Its audit entries stay for audit.retention_days.
 Result<void> Platform::purge_control_plane(const std::string& tenant_id) {
   std::vector<tenancy::TenantStatement> all(identity::purge_statements().begin(), identity::purge_statements().end());
-  for (const auto& list :
-       {billing::Billing::purge_statements(), metering::Metering::purge_statements(), events::purge_statements()}) {
+  for (const auto& list : {billing::Billing::purge_statements(), metering::Metering::purge_statements(),
+                           events::purge_statements(), domains::store::purge_statements()}) {
     all.insert(all.end(), list.begin(), list.end());
   }
   return tenant_data->transact_control_plane(tenant_id, [&](tenancy::TenantTransaction& tx) -> Result<void> {

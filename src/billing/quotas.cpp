@@ -46,7 +46,9 @@ Result<Quota> make_quota(const std::string& name, const std::string& metric, std
   }
   if (metric.empty() && !is_counted_quota(name)) {
     return fail(Errc::invalid_argument,
-                where + ".metric is required: only \"projects\" and \"integrations\" are counted by Atrium itself");
+                where +
+                    ".metric is required: only \"projects\", \"integrations\" and \"customDomains\" are "
+                    "counted by Atrium itself");
   }
   if (limit && *limit < 0) {
     return fail(Errc::invalid_argument, where + ".limit must be a non-negative integer or \"unlimited\"");
@@ -55,7 +57,9 @@ Result<Quota> make_quota(const std::string& name, const std::string& metric, std
   return Quota{.name = name, .metric = metric, .limit = limit, .enforcement = enforcement};
 }
 
-bool is_counted_quota(std::string_view name) { return name == k_projects_quota || name == k_integrations_quota; }
+bool is_counted_quota(std::string_view name) {
+  return name == k_projects_quota || name == k_integrations_quota || name == k_custom_domains_quota;
+}
 
 std::string_view enforcement_name(Enforcement e) { return e == Enforcement::hard ? "hard" : "soft"; }
 
@@ -147,6 +151,7 @@ std::vector<Quota> plan_quotas(const std::vector<Quota>& explicit_quotas, const 
   derive(features, "storage", "storage_gb", Enforcement::soft);
   derive(limits, "projects", "", Enforcement::hard);
   derive(limits, "integrations", "", Enforcement::hard);
+  derive(limits, "customDomains", "", Enforcement::hard);
   std::sort(out.begin(), out.end(), [](const Quota& a, const Quota& b) { return a.name < b.name; });
   return out;
 }

@@ -28,10 +28,12 @@ struct Quota {
   std::string source = "plan";  // plan | override
 };
 
-// The resources Atrium counts itself (quotas without a metric): the tenant's projects, and its integrations (webhook
-// endpoints and API keys together; the seed's limits.integrations).
+// The resources Atrium counts itself (quotas without a metric): the tenant's projects, its integrations (webhook
+// endpoints and API keys together; the seed's limits.integrations) and its custom domains, pending or verified (the
+// seed's limits.customDomains).
 inline constexpr std::string_view k_projects_quota = "projects";
 inline constexpr std::string_view k_integrations_quota = "integrations";
+inline constexpr std::string_view k_custom_domains_quota = "customDomains";
 bool is_counted_quota(std::string_view name);
 
 std::optional<Enforcement> parse_enforcement(std::string_view text);
@@ -66,7 +68,8 @@ Json limit_json(const std::optional<std::int64_t>& limit);
 
 // A plan version's quotas: the explicit ones, then those the seed's fields give when not named explicitly:
 // features.apiCalls (metric api_calls, soft), features.storage (metric storage_gb, soft), limits.projects
-// (projects, hard). Values other than integers and "unlimited" (support, sla) give none.
+// (projects, hard), limits.integrations (hard), limits.customDomains (hard). Values other than integers and "unlimited"
+// (support, sla) give none.
 std::vector<Quota> plan_quotas(const std::vector<Quota>& explicit_quotas, const Json& features, const Json& limits);
 // `quotas` with a tenant's overrides: an override replaces the quota of its name or adds one. Sorted by name.
 std::vector<Quota> apply_overrides(std::vector<Quota> quotas, const std::vector<Quota>& overrides);

@@ -76,6 +76,8 @@ const std::vector<Key>& keys() {
       {"tenancy", "cache_ttl_ms", member(&Config::tenancy, &TenancyConfig::cache_ttl_ms), 0, 3'600'000},
       {"tenancy", "tenant_pool_size", member(&Config::tenancy, &TenancyConfig::tenant_pool_size), 1, 256},
       {"tenancy", "max_open_tenant_pools", member(&Config::tenancy, &TenancyConfig::max_open_tenant_pools), 1, 100'000},
+      {"tenancy", "dns_server", member(&Config::tenancy, &TenancyConfig::dns_server)},
+      {"tenancy", "domain_cache_ttl_ms", member(&Config::tenancy, &TenancyConfig::domain_cache_ttl_ms), 0, 3'600'000},
       {"audit", "enabled", member(&Config::audit, &AuditConfig::enabled)},
       {"audit", "retention_days", member(&Config::audit, &AuditConfig::retention_days), 1, 36'500},
       {"audit", "export_batch", member(&Config::audit, &AuditConfig::export_batch), 1, 100'000},
@@ -331,6 +333,15 @@ Result<Config> load_config(const std::string& toml_path, const std::vector<std::
   return config;
 }
 
+bool is_origin(std::string_view text) {
+  const auto scheme_end = text.find("://");
+  if (scheme_end == std::string_view::npos) return false;
+  const std::string_view scheme = text.substr(0, scheme_end);
+  const std::string_view host = text.substr(scheme_end + 3);
+  return (scheme == "http" || scheme == "https") && !host.empty() && text.size() <= 253 + 14 &&
+         host.find_first_of("/?#@ \t\r\n") == std::string_view::npos;
+}
+
 Result<std::vector<std::string>> parse_cors_origins(const std::string& text) {
   std::vector<std::string> origins;
   std::string_view rest = text;
@@ -341,13 +352,7 @@ Result<std::vector<std::string>> parse_cors_origins(const std::string& text) {
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
     if (item.empty()) continue;
-    const auto scheme_end = item.find("://");
-    const std::string_view scheme = item.substr(0, scheme_end);
-    const std::string_view host = scheme_end == std::string_view::npos ? "" : item.substr(scheme_end + 3);
-    const bool any = item == "*";
-    const bool origin = (scheme == "http" || scheme == "https") && !host.empty() &&
-                        host.find_first_of("/?#@ ") == std::string_view::npos;
-    if (!any && !origin) {
+    if (item != "*" && !is_origin(item)) {
       return fail(Errc::invalid_argument,
                   fmt::format("server.cors_origins: \"{}\" is not an origin (scheme://host[:port]) or *", item));
     }

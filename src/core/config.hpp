@@ -33,6 +33,9 @@ struct ServerConfig {
 // The origins of server.cors_origins, each "scheme://host[:port]" (or the one entry "*"); invalid_argument naming the
 // first one that is not.
 Result<std::vector<std::string>> parse_cors_origins(const std::string& text);
+// An origin as a browser sends it in `Origin`: http or https, "://", a host (and port) without path, query, user info
+// or spaces. Not "*".
+bool is_origin(std::string_view text);
 
 struct StorageConfig {
   std::string data_dir = "./data";
@@ -67,6 +70,10 @@ struct TenancyConfig {
   std::int64_t cache_ttl_ms = 5000;
   std::int64_t tenant_pool_size = 4;
   std::int64_t max_open_tenant_pools = 64;
+  // Custom domains: the DNS server that answers their verification TXT lookups ("ip[:port]"; empty: the system's,
+  // /etc/resolv.conf), and how long another instance's verification may take to be seen here.
+  std::string dns_server;
+  std::int64_t domain_cache_ttl_ms = 10'000;
 };
 
 struct AuditConfig {

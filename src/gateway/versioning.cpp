@@ -70,6 +70,7 @@ http::Middleware versioning_middleware(std::string docs_url) {
     const ApiVersion* version = &current_api_version();
     if (auto asked = req.headers.get("Atrium-Version")) {
       version = find_api_version(*asked);
+      req.api_version_named = true;
       if (version == nullptr) {
         Json known = Json::array();
         for (const ApiVersion& v : api_versions()) known.push_back(v.name);
@@ -80,6 +81,8 @@ http::Middleware versioning_middleware(std::string docs_url) {
     }
     req.api_version = version->name;
     http::Response res = next(req);
+    // A tenant's pinned version (security middleware) may have replaced the default.
+    if (const ApiVersion* chosen = find_api_version(req.api_version)) version = chosen;
     res.headers.set("Atrium-Version", std::string(version->name));
     if (version->deprecated) {
       res.headers.set("Deprecation",

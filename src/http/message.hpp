@@ -62,9 +62,11 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> params;
   std::optional<Json> json;               // the decoded body, for routes that accept JSON
   const RouteOptions* options = nullptr;  // the matched route's options
-  // The Atrium-Version the request asked for (or the current one), set by the versioning middleware on /v1
-  // paths; "" elsewhere. Dates order as strings. See gateway/versioning.hpp.
+  // The Atrium-Version the request asked for (or, when it named none, the tenant's pinned one, else the current
+  // one), set by the versioning middleware on /v1 paths and by the security middleware for a pinned tenant; ""
+  // elsewhere. Dates order as strings. See gateway/versioning.hpp.
   std::string_view api_version;
+  bool api_version_named = false;  // the request named its version (Atrium-Version): no pin applies
 
   // Set by the security middleware on routes that require them.
   std::shared_ptr<const identity::Principal> principal;

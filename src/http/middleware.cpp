@@ -54,16 +54,20 @@ Middleware security_headers_middleware(std::int64_t hsts_max_age_s) {
   };
 }
 
-Middleware cors_middleware(std::vector<std::string> origins) {
+Middleware cors_middleware(std::vector<std::string> origins,
+                           std::function<bool(const Request&, std::string_view origin)> tenant_allows) {
   const bool any = origins.size() == 1 && origins.front() == "*";
-  return [origins = std::move(origins), any](Request& req, const Next& next) {
-    if (origins.empty()) return next(req);
+  return [origins = std::move(origins), any, tenant_allows = std::move(tenant_allows)](Request& req, const Next& next) {
     const auto origin = req.headers.get("Origin");
-    const bool allowed = origin && (any || std::find(origins.begin(), origins.end(), *origin) != origins.end());
+    const bool global = origin && (any || std::find(origins.begin(), origins.end(), *origin) != origins.end());
+    const bool by_tenant = origin && !global && tenant_allows && tenant_allows(req, *origin);
+    if (origins.empty() && !by_tenant) return next(req);
+    const bool allowed = global || by_tenant;
+    const std::string allow_origin = allowed ? (any && !by_tenant ? std::string("*") : std::string(*origin)) : "";
     if (allowed && req.method == Method::options && req.headers.get("Access-Control-Request-Method")) {
       Response res;
       res.status = 204;
-      res.headers.set("Access-Control-Allow-Origin", any ? "*" : std::string(*origin));
+      res.headers.set("Access-Control-Allow-Origin", allow_origin);
       res.headers.set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE");
       res.headers.set("Access-Control-Allow-Headers",
                       "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, Atrium-Version, "
@@ -74,7 +78,7 @@ Middleware cors_middleware(std::vector<std::string> origins) {
     }
     Response res = next(req);
     if (allowed) {
-      res.headers.set("Access-Control-Allow-Origin", any ? "*" : std::string(*origin));
+      res.headers.set("Access-Control-Allow-Origin", allow_origin);
       res.headers.set("Access-Control-Expose-Headers",
                       "ETag, Location, Retry-After, RateLimit, RateLimit-Policy, X-Request-Id, Idempotent-Replayed, "
                       "Atrium-Version, Deprecation, Sunset, Link, WWW-Authenticate");

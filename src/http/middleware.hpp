@@ -28,7 +28,10 @@ Middleware security_headers_middleware(std::int64_t hsts_max_age_s);
 // the API takes; any other request from an allowed origin gets Access-Control-Allow-Origin and the response headers
 // a client may read. Requests from other origins pass through untouched (the browser keeps their answers from the
 // page). Every answer varies by Origin. No-op when `origins` is empty.
-Middleware cors_middleware(std::vector<std::string> origins);
+// `tenant_allows`, when set, is asked about an origin `origins` does not allow: whether the tenant the request's
+// host names lists it (per-tenant CORS origins); its answers carry the origin itself, and vary by Origin too.
+Middleware cors_middleware(std::vector<std::string> origins,
+                           std::function<bool(const Request&, std::string_view origin)> tenant_allows = {});
 
 // The HTTP metrics every request feeds. Created once from a registry.
 struct HttpMetrics {

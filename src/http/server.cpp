@@ -4,6 +4,7 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -14,6 +15,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cctype>
 #include <ctime>
 #include <mutex>
 #include <optional>
@@ -74,6 +76,14 @@ struct Server::Impl {
   ServerOptions options;
   std::shared_ptr<const Dispatcher> dispatcher;
   std::optional<ssl::context> tls;
+  // Contexts built for SNI host names (options.certificate_for), by lower-case host name.
+  struct SniContext {
+    std::shared_ptr<const void> owner;
+    std::shared_ptr<ssl::context> context;
+  };
+  std::mutex sni_mutex;
+  std::unordered_map<std::string, SniContext> sni_contexts;  // guarded by sni_mutex
+  SSL_CTX* sni_context(std::string host);
   std::atomic<bool> draining{false};
   std::atomic<int> active_requests{0};
   std::function<void()> drain_callback;
@@ -441,18 +451,74 @@ void Server::Impl::watch_drain() {
   drain_timer.async_wait([this](beast::error_code) { watch_drain(); });
 }
 
+namespace {
+
+// TLS 1.3 only, with the three suites docs/configuration.md lists.
+void restrict_to_tls13(ssl::context& context) {
+  context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::no_tlsv1_2);
+  SSL_CTX* ctx = context.native_handle();
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+      SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256") !=
+          1) {
+    throw std::runtime_error("TLS: cannot restrict the context to TLS 1.3");
+  }
+}
+
+// OpenSSL's server-name callback: switches the handshake to the named host's context when there is one.
+int on_server_name(SSL* ssl, int* /*alert*/, void* arg) {
+  auto* impl = static_cast<Server::Impl*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_OK;
+  std::string host(name);
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (SSL_CTX* ctx = impl->sni_context(std::move(host))) SSL_set_SSL_CTX(ssl, ctx);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+SSL_CTX* Server::Impl::sni_context(std::string host) {
+  auto certificate = options.certificate_for(host);
+  std::lock_guard lock(sni_mutex);
+  if (!certificate) {
+    sni_contexts.erase(host);
+    return nullptr;
+  }
+  auto it = sni_contexts.find(host);
+  if (it != sni_contexts.end() && it->second.owner == certificate->owner) return it->second.context->native_handle();
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+  try {
+    restrict_to_tls13(*context);
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+  beast::error_code ec;
+  context->use_certificate_chain(net::buffer(certificate->chain_pem.data(), certificate->chain_pem.size()), ec);
+  if (!ec) {
+    context->use_private_key(net::buffer(certificate->key_pem.data(), certificate->key_pem.size()), ssl::context::pem,
+                             ec);
+  }
+  if (ec) {
+    log::warn("TLS: the certificate for an SNI host name cannot be loaded; presenting the default",
+              {{"host", host}, {"error", ec.message()}});
+    return nullptr;
+  }
+  if (sni_contexts.size() >= 10'000) sni_contexts.clear();  // host names come and go; bound the cache
+  SSL_CTX* raw = context->native_handle();
+  sni_contexts[std::move(host)] = SniContext{certificate->owner, std::move(context)};
+  return raw;
+}
+
 Server::Server(ServerOptions options, std::shared_ptr<const Dispatcher> dispatcher)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(dispatcher))) {
   Impl& s = *impl_;
   if (!s.options.tls_cert_file.empty()) {
     s.tls.emplace(ssl::context::tls_server);
-    s.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::no_tlsv1_2);
-    SSL_CTX* ctx = s.tls->native_handle();
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256") !=
-            1) {
-      throw std::runtime_error("TLS: cannot restrict the context to TLS 1.3");
+    restrict_to_tls13(*s.tls);
+    if (s.options.certificate_for) {
+      SSL_CTX_set_tlsext_servername_callback(s.tls->native_handle(), on_server_name);
+      SSL_CTX_set_tlsext_servername_arg(s.tls->native_handle(), &s);
     }
     beast::error_code ec;
     s.tls->use_certificate_chain_file(s.options.tls_cert_file, ec);

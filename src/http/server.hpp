@@ -4,11 +4,21 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "http/dispatcher.hpp"
 
 namespace atrium::http {
+
+// A certificate chain and key (PEM) to present for one SNI host name. `owner` keeps the text alive and identifies
+// it: while the same owner is returned for a host, the server reuses the TLS context it built from it.
+struct SniCertificate {
+  std::shared_ptr<const void> owner;
+  std::string_view chain_pem;
+  std::string_view key_pem;
+};
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -23,6 +33,9 @@ struct ServerOptions {
   std::chrono::milliseconds drain_timeout{30'000};
   std::string tls_cert_file;  // both set: TLS 1.3 only
   std::string tls_key_file;
+  // With TLS: the certificate for a host name a client names by SNI (custom domains), called during the handshake
+  // on an I/O thread; nullopt (or unset) presents the default certificate above.
+  std::function<std::optional<SniCertificate>(std::string_view host)> certificate_for;
   bool handle_signals = true;  // SIGTERM and SIGINT start the drain
 };
 

@@ -42,6 +42,7 @@ Json to_json(const Tenant& t) {
           {"isolation", isolation_name(t.isolation)},
           {"plan", t.plan},
           {"quotas", t.quotas},
+          {"settings", to_json(t.settings)},
           {"created_at", t.created_at},
           {"updated_at", t.updated_at}};
 }

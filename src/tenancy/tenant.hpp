@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "core/json.hpp"
+#include "tenancy/settings.hpp"
 #include "tenancy/tenant_ref.hpp"  // valid_slug
 
 namespace atrium::tenancy {
@@ -26,6 +27,7 @@ struct Tenant {
   Isolation isolation = Isolation::shared;
   std::string plan;
   Json quotas = Json::object();
+  TenantSettings settings;
   std::string created_at;
   std::string updated_at;
 };

@@ -11,28 +11,28 @@ using storage::Statement;
 using storage::Transaction;
 using storage::Value;
 
-constexpr std::string_view k_columns = "id, slug, name, status, isolation, plan, quotas, created_at, updated_at";
-
 constexpr Statement k_insert{
     "tenants_insert",
     "INSERT INTO tenants (id, slug, name, status, isolation, plan, quotas, created_at, updated_at) "
     "VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $7)"};
 constexpr Statement k_by_id{"tenants_by_id",
-                            "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at "
+                            "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings "
                             "FROM tenants WHERE id = $1"};
-constexpr Statement k_by_slug{"tenants_by_slug",
-                              "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at "
-                              "FROM tenants WHERE slug = $1"};
+constexpr Statement k_by_slug{
+    "tenants_by_slug",
+    "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings "
+    "FROM tenants WHERE slug = $1"};
 constexpr Statement k_page{"tenants_page",
-                           "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at "
+                           "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings "
                            "FROM tenants WHERE id > $1 ORDER BY id LIMIT $2"};
 constexpr Statement k_update{
     "tenants_update",
-    "UPDATE tenants SET name = $2, plan = $3, quotas = $4, status = $5, updated_at = $6, "
+    "UPDATE tenants SET name = $2, plan = $3, quotas = $4, status = $5, updated_at = $6, settings = $7, "
     "deleted_at = CASE WHEN $5 = 'deleted' THEN COALESCE(deleted_at, $6) ELSE NULL END WHERE id = $1"};
 constexpr Statement k_update_pg{
     "tenants_update_pg",
     "UPDATE tenants SET name = $2, plan = $3, quotas = $4::jsonb, status = $5, updated_at = $6::timestamptz, "
+    "settings = $7::jsonb, "
     "deleted_at = CASE WHEN $5 = 'deleted' THEN COALESCE(deleted_at, $6::timestamptz) ELSE NULL END WHERE id = $1"};
 // The plan a tenant's live subscription names (billing keeps it so, in the subscription's transaction).
 constexpr Statement k_follow_plan{"tenants_follow_plan",
@@ -70,6 +70,7 @@ Result<Tenant> from_row(const ResultSet& rs, std::size_t row) {
   t.quotas = parse_json(rs.text_at(row, 6).value_or("{}"), {}, &error).value_or(Json::object());
   t.created_at = rs.text_at(row, 7).value_or("");
   t.updated_at = rs.text_at(row, 8).value_or("");
+  t.settings = settings_from_json(parse_json(rs.text_at(row, 9).value_or("{}"), {}, &error).value_or(Json::object()));
   return t;
 }
 
@@ -179,10 +180,12 @@ Result<Tenant> TenantStore::update(const std::string& id, const TenantPatch& pat
     if (patch.plan) t.plan = *patch.plan;
     if (patch.quotas) t.quotas = *patch.quotas;
     if (patch.status) t.status = *patch.status;
+    if (patch.settings) t.settings = *patch.settings;
     const std::string now = format_rfc3339(clock_.now());
     const Statement& sql = tx.backend() == storage::Backend::postgres ? k_update_pg : k_update;
-    auto r = tx.execute(sql, {Value(id), Value(t.name), Value(t.plan), Value(t.quotas.dump()),
-                              Value(std::string(status_name(t.status))), Value(now)});
+    auto r =
+        tx.execute(sql, {Value(id), Value(t.name), Value(t.plan), Value(t.quotas.dump()),
+                         Value(std::string(status_name(t.status))), Value(now), Value(to_json(t.settings).dump())});
     if (!r) return std::unexpected(r.error());
     // The stored id, not the caller's spelling of it (PostgreSQL matches UUIDs in any case).
     audit::Event event{
@@ -195,6 +198,7 @@ Result<Tenant> TenantStore::update(const std::string& id, const TenantPatch& pat
     audit::add_change(event.changes, "name", before.name, t.name);
     audit::add_change(event.changes, "plan", before.plan, t.plan);
     audit::add_change(event.changes, "quotas", before.quotas, t.quotas);
+    audit::add_change(event.changes, "settings", to_json(before.settings), to_json(t.settings));
     audit::add_change(event.changes, "status", std::string(status_name(before.status)),
                       std::string(status_name(t.status)));
     if (auto a = audit::record(audit, tx, event); !a) return std::unexpected(a.error());

@@ -28,6 +28,7 @@ struct TenantPatch {
   std::optional<std::string> plan;
   std::optional<Json> quotas;
   std::optional<TenantStatus> status;
+  std::optional<TenantSettings> settings;  // validated by patch_settings
 };
 
 struct TenantPage {

@@ -12,7 +12,9 @@
 #include "audit/audit_log.hpp"
 #include "events/outbox.hpp"
 #include "support/api_client.hpp"
+#include "support/dns_server.hpp"
 #include "support/isolation_cases.hpp"
+#include "support/test_certificates.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 #include "tenancy/tenant.hpp"
@@ -65,8 +67,12 @@ class AuditApiTest : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     ATRIUM_MISSING_SERVICE(GetParam().backend == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
+    // Custom domains are verified through DNS: a private server the test publishes the challenge on.
+    dns_ = DnsServer::start("audit.test", {});
+    ATRIUM_MISSING_SERVICE(dns_ == nullptr, "dnsmasq (/usr/sbin/dnsmasq, package dnsmasq-base)");
     Config config;
     config.tenancy.cache_ttl_ms = 0;
+    config.tenancy.dns_server = dns_->address();
     config.webhooks.allow_private_targets = true;
     tp_ = TestPlatform::create(GetParam().backend, config);
     client_ = std::make_unique<ApiClient>(platform());
@@ -118,6 +124,7 @@ class AuditApiTest : public ::testing::TestWithParam<Case> {
     return exec_sqlite((std::filesystem::path(tp_->config().storage.data_dir) / "atrium.db").string(), sql);
   }
 
+  std::unique_ptr<DnsServer> dns_;
   std::unique_ptr<TestPlatform> tp_;
   std::unique_ptr<ApiClient> client_;
   tenancy::Tenant a_;
@@ -170,6 +177,21 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
         .body.value("id", "");
   };
   const std::string hook = endpoint("project.created"), doomed_hook = endpoint("*");
+  // A custom domain whose challenge is published, and one to remove.
+  auto claim = [&](const std::string& host) {
+    return client_->call(Method::post, "/v1/domains", Json{{"hostname", host}}, owner_a_).body;
+  };
+  const Json domain = claim("app.audit.test");
+  const std::string doomed_domain = claim("old.audit.test").value("id", "");
+  ASSERT_TRUE(domain.contains("verification") && !doomed_domain.empty()) << domain.dump();
+  {
+    const std::uint16_t port = dns_->port();
+    dns_.reset();
+    dns_ = DnsServer::start("audit.test", {{domain["verification"]["name"], domain["verification"]["value"]}}, port);
+    ASSERT_NE(dns_, nullptr);
+  }
+  const auto certificate = make_test_certificate("app.audit.test");
+  const auto other_key = make_test_certificate("app.audit.test").private_key_pem;
   ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "fires a webhook"}}, owner_a_).status, 201);
   events::Relay relay(
       platform().tenant_data->platform_database(), platform().clock(),
@@ -376,6 +398,35 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
        [&] {
          return client_->call(Method::put, "/v1/email-settings", Json{{"reply_to", "not an address"}}, owner_a_);
        }},
+      {"patch /v1/settings", "tenant.updated",
+       [&] { return client_->call(Method::patch, "/v1/settings", Json{{"timezone", "Europe/Paris"}}, owner_a_); },
+       [&] { return client_->call(Method::patch, "/v1/settings", Json{{"timezone", "Nowhere/City"}}, owner_a_); },
+       a_.id},
+      {"post /v1/domains", "custom_domain.created",
+       [&] { return client_->call(Method::post, "/v1/domains", Json{{"hostname", "new.audit.test"}}, owner_a_); },
+       [&] { return client_->call(Method::post, "/v1/domains", Json{{"hostname", "localhost"}}, owner_a_); }, a_.id},
+      {"post /v1/domains/{id}/verify", "custom_domain.verified",
+       [&] {
+         return client_->call(Method::post, "/v1/domains/" + domain.value("id", "") + "/verify", std::nullopt,
+                              owner_a_);
+       },
+       [&] { return client_->call(Method::post, "/v1/domains/" + missing + "/verify", std::nullopt, owner_a_); },
+       a_.id},
+      {"put /v1/domains/{id}/certificate", "custom_domain.certificate_set",
+       [&] {
+         return client_->call(
+             Method::put, "/v1/domains/" + domain.value("id", "") + "/certificate",
+             Json{{"certificate", certificate.certificate_pem}, {"private_key", certificate.private_key_pem}},
+             owner_a_);
+       },
+       [&] {
+         return client_->call(Method::put, "/v1/domains/" + domain.value("id", "") + "/certificate",
+                              Json{{"certificate", certificate.certificate_pem}, {"private_key", other_key}}, owner_a_);
+       },
+       a_.id},
+      {"delete /v1/domains/{id}", "custom_domain.deleted",
+       [&] { return client_->call(Method::delete_, "/v1/domains/" + doomed_domain, std::nullopt, owner_a_); },
+       [&] { return client_->call(Method::delete_, "/v1/domains/" + missing, std::nullopt, owner_a_); }, a_.id},
       {"post /v1/admin/jobs/{id}/retry", "job.retried",
        [&] { return client_->call(Method::post, "/v1/admin/jobs/" + dead[0] + "/retry", std::nullopt, root_); },
        [&] { return client_->call(Method::post, "/v1/admin/jobs/" + missing + "/retry", std::nullopt, root_); }},

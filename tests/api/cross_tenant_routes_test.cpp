@@ -120,11 +120,14 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
       created(Method::post, "/v1/test-clocks", Json{{"name", "c"}, {"frozen_time", "2026-01-15T00:00:00Z"}}, owner_a_);
   const std::string subscription =
       created(Method::post, "/v1/subscriptions", Json{{"plan", "pro"}, {"test_clock_id", clock}}, owner_a_);
+  const std::string domain =
+      created(Method::post, "/v1/domains", Json{{"hostname", "app.alpha-customer.test"}}, owner_a_);
+  ASSERT_EQ(client_->call(Method::patch, "/v1/settings", Json{{"timezone", "Europe/Paris"}}, owner_a_).status, 200);
   const Json invoices = get("/v1/invoices").value("data", Json::array());
   ASSERT_EQ(invoices.size(), 1u);
   const std::string invoice = invoices[0].value("id", "");
-  for (const auto* id :
-       {&project, &member, &invitation, &key, &endpoint, &delivery, &report, &clock, &subscription, &invoice}) {
+  for (const auto* id : {&project, &member, &invitation, &key, &endpoint, &delivery, &report, &clock, &subscription,
+                         &invoice, &domain}) {
     ASSERT_FALSE(id->empty());
   }
 
@@ -143,12 +146,13 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
 
   auto snapshot = [&] {
     Json s = Json::object();
-    for (const std::string& path : std::vector<std::string>{
-             "/v1/projects", "/v1/projects/" + project, "/v1/users", "/v1/invitations", "/v1/api-keys",
-             "/v1/webhook-endpoints", "/v1/webhook-endpoints/" + endpoint,
-             "/v1/webhook-endpoints/" + endpoint + "/deliveries", "/v1/reports/" + report, "/v1/subscriptions",
-             "/v1/subscriptions/" + subscription, "/v1/invoices", "/v1/invoices/" + invoice, "/v1/test-clocks",
-             "/v1/test-clocks/" + clock, "/v1/billing-account"}) {
+    for (const std::string& path :
+         std::vector<std::string>{"/v1/projects", "/v1/projects/" + project, "/v1/users", "/v1/invitations",
+                                  "/v1/api-keys", "/v1/webhook-endpoints", "/v1/webhook-endpoints/" + endpoint,
+                                  "/v1/webhook-endpoints/" + endpoint + "/deliveries", "/v1/reports/" + report,
+                                  "/v1/subscriptions", "/v1/subscriptions/" + subscription, "/v1/invoices",
+                                  "/v1/invoices/" + invoice, "/v1/test-clocks", "/v1/test-clocks/" + clock,
+                                  "/v1/billing-account", "/v1/domains", "/v1/domains/" + domain, "/v1/settings"}) {
       s[path] = get(path);
     }
     return s;
@@ -161,7 +165,7 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
       {"/v1/invitations/", invitation},     {"/v1/api-keys/", key},
       {"/v1/webhook-endpoints/", endpoint}, {"/v1/reports/", report},
       {"/v1/subscriptions/", subscription}, {"/v1/invoices/", invoice},
-      {"/v1/test-clocks/", clock},
+      {"/v1/test-clocks/", clock},          {"/v1/domains/", domain},
   };
   // Tenant routes whose path parameter is not an object's id: the same names exist in every tenant (B's call
   // reaches B's override of the quota of that name).
@@ -173,6 +177,7 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
       {"PATCH /v1/subscriptions/{id}", {{"seats", 3}}},
       {"POST /v1/subscriptions/{id}/cancel", {{"at_period_end", false}}},
       {"POST /v1/test-clocks/{id}/advance", {{"frozen_time", "2026-03-15T00:00:00Z"}}},
+      {"PUT /v1/domains/{id}/certificate", {{"certificate", "-"}, {"private_key", "-"}}},
   };
 
   std::set<std::string> covered;
@@ -213,14 +218,29 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
     covered.insert(name);
   }
   // The router has them (a wrong filter above would make this test pass on nothing).
-  for (const char* expected :
-       {"GET /v1/projects/{id}", "PATCH /v1/projects/{id}", "DELETE /v1/projects/{id}", "PATCH /v1/users/{id}",
-        "DELETE /v1/users/{id}", "DELETE /v1/invitations/{id}", "DELETE /v1/api-keys/{id}",
-        "GET /v1/webhook-endpoints/{id}", "DELETE /v1/webhook-endpoints/{id}", "POST /v1/webhook-endpoints/{id}/enable",
-        "GET /v1/webhook-endpoints/{id}/deliveries",
-        "POST /v1/webhook-endpoints/{id}/deliveries/{delivery_id}/redeliver", "GET /v1/reports/{id}",
-        "PATCH /v1/subscriptions/{id}", "POST /v1/subscriptions/{id}/cancel", "GET /v1/invoices/{id}/download",
-        "POST /v1/invoices/{id}/void", "POST /v1/test-clocks/{id}/advance", "DELETE /v1/test-clocks/{id}"}) {
+  for (const char* expected : {"GET /v1/projects/{id}",
+                               "PATCH /v1/projects/{id}",
+                               "DELETE /v1/projects/{id}",
+                               "PATCH /v1/users/{id}",
+                               "DELETE /v1/users/{id}",
+                               "DELETE /v1/invitations/{id}",
+                               "DELETE /v1/api-keys/{id}",
+                               "GET /v1/webhook-endpoints/{id}",
+                               "DELETE /v1/webhook-endpoints/{id}",
+                               "POST /v1/webhook-endpoints/{id}/enable",
+                               "GET /v1/webhook-endpoints/{id}/deliveries",
+                               "POST /v1/webhook-endpoints/{id}/deliveries/{delivery_id}/redeliver",
+                               "GET /v1/reports/{id}",
+                               "PATCH /v1/subscriptions/{id}",
+                               "POST /v1/subscriptions/{id}/cancel",
+                               "GET /v1/invoices/{id}/download",
+                               "POST /v1/invoices/{id}/void",
+                               "POST /v1/test-clocks/{id}/advance",
+                               "DELETE /v1/test-clocks/{id}",
+                               "GET /v1/domains/{id}",
+                               "POST /v1/domains/{id}/verify",
+                               "PUT /v1/domains/{id}/certificate",
+                               "DELETE /v1/domains/{id}"}) {
     EXPECT_TRUE(covered.contains(expected)) << expected << " was not among the routes tried";
   }
 

@@ -336,7 +336,7 @@ TEST_P(WebhooksApiTest, BadEndpointsAreRefusedWithAProblem) {
       Json{{"url", "https://user:pw@example.com/"}, {"event_types", {"*"}}},
       Json{{"url", "https://example.com/"}, {"event_types", Json::array()}},
       Json{{"url", "https://example.com/"}, {"event_types", {"Not A Type"}}},
-      Json{{"url", "https://example.com/"}},
+      Json{{"url", "https://example.com/"}, {"event_types", "*"}},
       Json{{"url", 5}, {"event_types", {"*"}}},
       Json{{"url", "https://example.com/"}, {"event_types", {"*"}}, {"extra", 1}},
   };
