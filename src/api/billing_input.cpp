@@ -218,12 +218,35 @@ Result<billing::NewSubscription> new_subscription(const Json& body) {
   return read.done(std::move(n));
 }
 
+Result<billing::ProrationBehavior> proration_behavior(std::string_view text) {
+  if (text == "always_invoice") return billing::ProrationBehavior::always_invoice;
+  if (text == "none") return billing::ProrationBehavior::none;
+  if (text == "create_prorations") {
+    return fail(Errc::invalid_argument,
+                "proration_behavior create_prorations is not supported: prorations are invoiced at once "
+                "(always_invoice) or not at all (none)");
+  }
+  return fail(Errc::invalid_argument, "proration_behavior must be always_invoice or none");
+}
+
 Result<billing::PlanChange> plan_change(const Json& body) {
-  if (auto r = ji::only_members(body, {"plan", "seats"}); !r) return std::unexpected(r.error());
+  if (auto r = ji::only_members(body, {"plan", "seats", "proration_behavior", "proration_date"}); !r) {
+    return std::unexpected(r.error());
+  }
   billing::PlanChange c;
+  std::optional<std::string> behavior;
   Reader read(body);
-  read.text("plan", 64, c.plan).integer("seats", c.seats);
-  return read.done(std::move(c));
+  read.text("plan", 64, c.plan)
+      .integer("seats", c.seats)
+      .text("proration_behavior", 32, behavior)
+      .time("proration_date", c.proration_date);
+  auto out = read.done(std::move(c));
+  if (out && behavior) {
+    auto b = proration_behavior(*behavior);
+    if (!b) return std::unexpected(b.error());
+    out->proration_behavior = *b;
+  }
+  return out;
 }
 
 Result<billing::Cancellation> cancellation(const Json& body) {

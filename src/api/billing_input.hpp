@@ -16,6 +16,8 @@ Result<billing::TaxRateInput> tax_rate(const Json& body);
 Result<billing::AccountUpdate> account_update(const Json& body);
 Result<billing::NewSubscription> new_subscription(const Json& body);
 Result<billing::PlanChange> plan_change(const Json& body);
+// "always_invoice" | "none" (create_prorations is refused, saying why).
+Result<billing::ProrationBehavior> proration_behavior(std::string_view text);
 Result<billing::Cancellation> cancellation(const Json& body);
 Result<billing::ManualInvoice> manual_invoice(const Json& body);
 Result<billing::NewCreditNote> new_credit_note(const Json& body);

@@ -7,6 +7,7 @@
 #include "api/routes.hpp"
 #include "api/support.hpp"
 #include "billing/billing.hpp"
+#include "core/clock.hpp"
 #include "identity/permissions.hpp"
 #include "identity/principal.hpp"
 
@@ -165,6 +166,17 @@ void register_subscriptions(http::Router& router, Services& services) {
                    return error_response({Errc::invalid_argument, "seats must be an integer"}, req);
                  }
                  change.seats = n;
+               }
+               if (auto behavior = req.query_param("proration_behavior")) {
+                 auto parsed = billing_input::proration_behavior(*behavior);
+                 if (!parsed) return error_response(parsed.error(), req);
+                 change.proration_behavior = *parsed;
+               }
+               if (auto date = req.query_param("proration_date")) {
+                 auto t = parse_rfc3339(*date);
+                 if (!t)
+                   return error_response({Errc::invalid_argument, "proration_date must be an RFC 3339 time"}, req);
+                 change.proration_date = std::chrono::floor<std::chrono::seconds>(*t);
                }
                auto r = b.preview_change(req.tenant->id, std::string(req.param("id")), change);
                if (!r) return error_response(r.error(), req);

@@ -101,9 +101,15 @@ struct NewSubscription {
 };
 
 // A plan change: another plan (code or id), other seats, or both.
+// How a change prorates (Stripe's proration_behavior; its create_prorations is not offered, docs/billing.md).
+enum class ProrationBehavior { always_invoice, none };
+
 struct PlanChange {
   std::optional<std::string> plan;
   std::optional<std::int64_t> seats;
+  ProrationBehavior proration_behavior = ProrationBehavior::always_invoice;
+  // Prorate as of this instant instead of now (what a preview answered), within the current period and not after now.
+  std::optional<Instant> proration_date;
 };
 
 struct Cancellation {

@@ -650,6 +650,78 @@ TEST_P(BillingClockTest, MidPeriodUpgradeAndDowngradeAreProratedByTheDay) {
   expect_gap_free_numbers();
 }
 
+// Stripe's per-change habits: a preview's proration_date sent back with the change gives the previewed amounts
+// however much later the change is made; proration_behavior none changes the plan without invoicing a proration, and
+// on an interval change bills the new period without crediting the unused time; create_prorations is refused.
+TEST_P(BillingClockTest, ProrationDateAndBehaviorAreChosenPerChange) {
+  create_plan("plan-a", 10000, 0);
+  const std::string plan_b = create_plan("plan-b", 20000, 0);
+  ASSERT_NO_FATAL_FAILURE(open_account("pm_card_visa"));
+  const std::string clock = create_clock("2026-04-01T00:00:00Z");
+  const std::string sub = subscribe("plan-a", clock).value("id", "");
+
+  // Previewed on April 16 at 00:00 (15 of 30 days left): credit 5000, charge 10000.
+  ASSERT_NO_FATAL_FAILURE(advance(clock, "2026-04-16T00:00:00Z"));
+  auto preview = owner(Method::get, "/v1/subscriptions/" + sub + "/preview?plan=plan-b");
+  ASSERT_EQ(preview.status, 200) << preview.body.dump();
+  EXPECT_EQ(preview.body["net"], 5000);
+  const std::string date = preview.body["proration_date"];
+  EXPECT_EQ(utc(date), utc("2026-04-16T00:00:00Z"));
+  // Made three days later with that date: the previewed amounts, not 12 days' worth (4000 net).
+  ASSERT_NO_FATAL_FAILURE(advance(clock, "2026-04-19T00:00:00Z"));
+  EXPECT_EQ(owner(Method::get, "/v1/subscriptions/" + sub + "/preview?plan=plan-b").body["net"], 4000);
+  auto again = owner(Method::get, "/v1/subscriptions/" + sub + "/preview?plan=plan-b&proration_date=" + date);
+  EXPECT_EQ(again.body["net"], 5000) << again.body.dump();
+  EXPECT_EQ(again.body["invoice"]["total"], preview.body["invoice"]["total"]);
+  // Outside the period, or in the future: 400, nothing changes.
+  for (const char* bad : {"2026-03-31T23:59:59Z", "2026-04-20T00:00:00Z"}) {
+    auto r = owner(Method::patch, "/v1/subscriptions/" + sub, Json{{"plan", "plan-b"}, {"proration_date", bad}});
+    EXPECT_EQ(r.status, 400) << bad << " " << r.body.dump();
+  }
+  auto refused = owner(Method::patch, "/v1/subscriptions/" + sub,
+                       Json{{"plan", "plan-b"}, {"proration_behavior", "create_prorations"}});
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body.value("detail", "").find("create_prorations"), std::string::npos) << refused.body.dump();
+  ASSERT_EQ(invoices().size(), 1u);
+
+  auto changed = owner(Method::patch, "/v1/subscriptions/" + sub, Json{{"plan", "plan-b"}, {"proration_date", date}});
+  ASSERT_EQ(changed.status, 200) << changed.body.dump();
+  auto list = invoices();
+  ASSERT_EQ(list.size(), 2u);
+  const Json upgrade = invoice(list[1].value("id", ""));
+  EXPECT_EQ(upgrade["total"], preview.body["invoice"]["total"]);
+  EXPECT_EQ(upgrade["lines"][0]["amount"], -5000);
+  EXPECT_EQ(upgrade["lines"][1]["amount"], 10000);
+  EXPECT_EQ(seconds_of(upgrade["lines"][0]["period_start"]), utc("2026-04-16T00:00:00Z"));
+
+  // Back to plan-a with proration_behavior none: the plan changes, no invoice, no credit.
+  auto plain =
+      owner(Method::patch, "/v1/subscriptions/" + sub, Json{{"plan", "plan-a"}, {"proration_behavior", "none"}});
+  ASSERT_EQ(plain.status, 200) << plain.body.dump();
+  EXPECT_NE(plain.body["plan_id"], plan_b);
+  EXPECT_EQ(invoices().size(), 2u);
+  EXPECT_EQ(account()["credit_balance"], 0);
+
+  // An interval change with none: the new annual period in full, no "Unused time" line.
+  create_plan("plan-y", 100000, 0, "annual");
+  auto yearly = owner(Method::get, "/v1/subscriptions/" + sub + "/preview?plan=plan-y&proration_behavior=none");
+  ASSERT_EQ(yearly.status, 200) << yearly.body.dump();
+  EXPECT_EQ(yearly.body["credit"], 0);
+  EXPECT_EQ(yearly.body["invoice"]["total"], 100000);
+  auto to_yearly =
+      owner(Method::patch, "/v1/subscriptions/" + sub, Json{{"plan", "plan-y"}, {"proration_behavior", "none"}});
+  ASSERT_EQ(to_yearly.status, 200) << to_yearly.body.dump();
+  list = invoices();
+  ASSERT_EQ(list.size(), 3u);
+  const Json annual = invoice(list[2].value("id", ""));
+  ASSERT_EQ(annual["lines"].size(), 1u) << annual.dump();
+  EXPECT_EQ(annual["lines"][0]["kind"], "subscription");
+  EXPECT_EQ(annual["total"], 100000);
+  EXPECT_EQ(seconds_of(to_yearly.body["current_period_start"]), utc("2026-04-19T00:00:00Z"));
+
+  expect_gap_free_numbers();
+}
+
 // Issue 25: a once coupon, and an interval change at the very second of subscribing. The new period is invoiced at
 // full price, so changes within it are prorated at full price too: whether the current period's invoice carried
 // the coupon is recorded when the period starts, not guessed by comparing the coupon's start with the period's.

@@ -547,6 +547,103 @@ TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
   EXPECT_EQ(too_old.body["rejected"][0]["reason"], "too_old");
 }
 
+TEST_P(QuotasApiTest, NoPeriodEndsWithItsMeteredUsageUnbilled) {
+  // 100 api_calls included (soft), then 2 cents each.
+  ASSERT_NO_FATAL_FAILURE(
+      create_plan({{"features", {{"apiCalls", 100}}},
+                   {"metered_prices", {{{"metric", "api_calls"}, {"model", "per_unit"}, {"unit_amount", 2}}}}}));
+  ASSERT_NO_FATAL_FAILURE(
+      create_plan({{"code", "metered-annual"},
+                   {"interval", "annual"},
+                   {"base_price", 10000},
+                   {"features", {{"apiCalls", 100}}},
+                   {"metered_prices", {{{"metric", "api_calls"}, {"model", "per_unit"}, {"unit_amount", 3}}}}}));
+  ASSERT_NO_FATAL_FAILURE(subscribe(owner_a_));
+  ASSERT_NO_FATAL_FAILURE(subscribe(owner_b_));
+  const std::string sub_a = as(owner_a_, Method::get, "/v1/subscriptions").body["data"][0]["id"];
+  const std::string sub_b = as(owner_b_, Method::get, "/v1/subscriptions").body["data"][0]["id"];
+  const std::int64_t start = now_s();
+
+  // Alpha: cancelled at the period's end with 150 calls in the period: 50 beyond the allowance, 1.00.
+  advance(2h);
+  ASSERT_EQ(ingest(owner_a_, event("a1", "api_calls", 150)).status, 202);
+  ASSERT_EQ(as(owner_a_, Method::post, "/v1/subscriptions/" + sub_a + "/cancel", Json{{"at_period_end", true}}).status,
+            200);
+  // Beta: 130 calls, then an interval change 10 days in: the change's invoice bills them (30 beyond, 0.60, at the
+  // old version's price), and the new annual period starts counting from zero.
+  ASSERT_EQ(ingest(owner_b_, event("b1", "api_calls", 130)).status, 202);
+  advance(std::chrono::hours(24 * 10));
+  const std::int64_t changed_at = now_s();
+  auto change = as(owner_b_, Method::patch, "/v1/subscriptions/" + sub_b, Json{{"plan", "metered-annual"}});
+  ASSERT_EQ(change.status, 200) << change.raw_body;
+  auto b_list = invoices(owner_b_);
+  ASSERT_EQ(b_list.size(), 2u);
+  EXPECT_EQ(b_list[1]["billing_reason"], "subscription_update");
+  auto lines = usage_lines(b_list[1]);
+  ASSERT_EQ(lines.size(), 1u) << b_list[1].dump();
+  EXPECT_EQ(lines[0]["description"], "api_calls usage beyond the 100 included");
+  EXPECT_EQ(lines[0]["quantity"], 30);
+  EXPECT_EQ(lines[0]["amount"], 60);
+  EXPECT_EQ(utc(lines[0]["period_start"]), start);
+  EXPECT_EQ(utc(lines[0]["period_end"]), changed_at);
+  // Then beta cancels now, 5 days into the annual period, with 250 calls in it: 150 beyond, at 3 cents: 4.50.
+  ASSERT_EQ(ingest(owner_b_, event("b2", "api_calls", 250)).status, 202);
+  advance(std::chrono::hours(24 * 5));
+  ASSERT_EQ(as(owner_b_, Method::post, "/v1/subscriptions/" + sub_b + "/cancel", Json{{"at_period_end", false}}).status,
+            200);
+  b_list = invoices(owner_b_);
+  ASSERT_EQ(b_list.size(), 3u);
+  EXPECT_EQ(b_list[2]["billing_reason"], "subscription_final");
+  lines = usage_lines(b_list[2]);
+  ASSERT_EQ(lines.size(), 1u) << b_list[2].dump();
+  EXPECT_EQ(lines[0]["quantity"], 150);
+  EXPECT_EQ(lines[0]["amount"], 450);
+  EXPECT_EQ(utc(lines[0]["period_start"]), changed_at);
+  EXPECT_EQ(utc(lines[0]["period_end"]), now_s());
+  EXPECT_EQ(b_list[2]["total"], 450);
+  EXPECT_EQ(b_list[2]["status"], "paid");
+
+  // Alpha's period ends: no renewal, a final invoice for its usage.
+  advance(std::chrono::hours(24 * 16));
+  ASSERT_NO_FATAL_FAILURE(run_billing());
+  EXPECT_EQ(as(owner_a_, Method::get, "/v1/subscriptions/" + sub_a).body["status"], "cancelled");
+  auto a_list = invoices(owner_a_);
+  ASSERT_EQ(a_list.size(), 2u);
+  EXPECT_EQ(a_list[1]["billing_reason"], "subscription_final");
+  const std::int64_t period_end = utc(a_list[1]["period_end"]);
+  EXPECT_EQ(utc(a_list[1]["period_start"]), start);
+  lines = usage_lines(a_list[1]);
+  ASSERT_EQ(lines.size(), 1u) << a_list[1].dump();
+  EXPECT_EQ(lines[0]["quantity"], 50);
+  EXPECT_EQ(lines[0]["amount"], 100);
+  EXPECT_EQ(a_list[1]["subtotal"], 100);
+  EXPECT_EQ(a_list[1]["status"], "paid");
+
+  // A late event for alpha's last period, within the grace: when the period settles (its end plus 35 days, plus the
+  // run's margin), the difference is invoiced at once, there being no renewal to carry it.
+  const auto ended = std::chrono::system_clock::time_point(std::chrono::seconds(period_end));
+  ASSERT_EQ(ingest(owner_a_, event("late", "api_calls", 20, ended - 1h)).body["accepted"], 1);
+  ASSERT_NO_FATAL_FAILURE(run_billing());
+  EXPECT_EQ(invoices(owner_a_).size(), 2u) << "billed when the period settles, not before";
+  advance(std::chrono::hours(24 * 36));
+  ASSERT_NO_FATAL_FAILURE(run_billing());
+  a_list = invoices(owner_a_);
+  ASSERT_EQ(a_list.size(), 3u);
+  EXPECT_EQ(a_list[2]["billing_reason"], "subscription_final");
+  lines = usage_lines(a_list[2]);
+  ASSERT_EQ(lines.size(), 1u) << a_list[2].dump();
+  EXPECT_EQ(lines[0]["description"], "api_calls: usage reported late");
+  EXPECT_EQ(lines[0]["quantity"], 20);
+  EXPECT_EQ(lines[0]["amount"], 40);
+  EXPECT_EQ(utc(lines[0]["period_start"]), start);
+  EXPECT_EQ(utc(lines[0]["period_end"]), period_end);
+  // Settled: later runs bill nothing more.
+  advance(std::chrono::hours(24));
+  ASSERT_NO_FATAL_FAILURE(run_billing());
+  EXPECT_EQ(invoices(owner_a_).size(), 3u);
+  EXPECT_EQ(invoices(owner_b_).size(), 3u);
+}
+
 TEST_P(QuotasApiTest, TheGatewayCountsApiCallsForTheApiCallsQuota) {
   ASSERT_NO_FATAL_FAILURE(create_plan({{"features", {{"apiCalls", 1000}}}}));
   ASSERT_NO_FATAL_FAILURE(subscribe(owner_a_));

@@ -124,6 +124,8 @@ class Driver {
   // clock for the scenario; the API driver's is fixed), `events` the usage its meter reports (domain driver).
   virtual void begin(const std::string& slug, bool downgrade_credit, Instant real_now,
                      const std::vector<bm::UsageEvent>* events) = 0;
+  // The scenario is over: `events` (from begin) is about to go away.
+  virtual void end() {}
   virtual Reply create_plan(const Json& body) = 0;
   virtual Reply update_plan(const std::string& id, const Json& body) = 0;
   virtual Reply create_coupon(const Json& body) = 0;
@@ -192,10 +194,16 @@ class DomainDriver final : public Driver {
                                                   *gateway_, settings, nullptr);
     events_ = events;
     billing_->set_usage_meter(
-        [this](tenancy::TenantTransaction&, const std::string& metric, atrium::Instant from,
+        [this](tenancy::TenantTransaction& tx, const std::string& metric, atrium::Instant from,
                atrium::Instant to) -> Result<std::int64_t> {
+          const std::vector<bm::UsageEvent>* events = events_;
+          if (tx.tenant_id() != tenant_) {
+            auto it = finished_events_.find(tx.tenant_id());
+            if (it == finished_events_.end()) return 0;
+            events = &it->second;
+          }
           std::int64_t q = 0;
-          for (const auto& e : *events_) {
+          for (const auto& e : *events) {
             if (e.metric == metric && from_unix_seconds(e.at) >= from && from_unix_seconds(e.at) < to) q += e.quantity;
           }
           return q;
@@ -207,6 +215,14 @@ class DomainDriver final : public Driver {
     auto t = platform_.create_tenant(r, who_);
     if (!t) throw std::runtime_error("tenant: " + t.error().message);
     tenant_ = t->id;
+  }
+
+  // The run is platform-wide: it settles the final periods earlier scenarios' cancellations left open. Each
+  // tenant's usage is measured from its own scenario's events, kept when the scenario ends.
+  void end() override {
+    if (tenant_.empty() || events_ == nullptr) return;
+    finished_events_[tenant_] = *events_;
+    events_ = &finished_events_[tenant_];
   }
 
   template <class T>
@@ -318,6 +334,7 @@ class DomainDriver final : public Driver {
   std::unique_ptr<billing::PaymentGateway> gateway_;
   std::unique_ptr<billing::Billing> billing_;
   const std::vector<bm::UsageEvent>* events_ = nullptr;
+  std::map<std::string, std::vector<bm::UsageEvent>> finished_events_;  // earlier scenarios' tenants
   std::string tenant_;
   audit::Context who_{.actor_type = audit::ActorType::system, .actor_id = "property-test"};
 };
@@ -807,13 +824,15 @@ class ScenarioRun {
     try {
       if (!sub_id_.empty()) (void)d_.cancel(sub_id_, Json{{"at_period_end", false}});
       auto listed = d_.invoices();
-      if (!listed.ok()) return;
-      for (const auto& i : listed.body["data"]) {
-        const std::string status = i.value("status", "");
-        if (status == "open" || status == "draft") (void)d_.void_invoice(i.value("id", ""));
+      if (listed.ok()) {
+        for (const auto& i : listed.body["data"]) {
+          const std::string status = i.value("status", "");
+          if (status == "open" || status == "draft") (void)d_.void_invoice(i.value("id", ""));
+        }
       }
     } catch (const std::exception&) {
     }
+    d_.end();
   }
 
   [[noreturn]] void fail(const std::string& what) { throw Mismatch{what}; }

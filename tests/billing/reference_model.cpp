@@ -448,14 +448,22 @@ std::vector<Line> Model::usage_lines(Instant from, Instant to, bool bill_period,
   return lines;
 }
 
+void Model::final_usage(Instant from, Instant to, Instant at, std::vector<Charge>& charges) {
+  std::vector<Line> lines = usage_lines(from, to, from < to, at);
+  if (lines.empty()) return;
+  issue(std::move(lines), "subscription_final", from < to ? from : to, to, false, at, &charges, true);
+}
+
 void Model::advance_subscription(Instant at, std::vector<Charge>& charges) {
   if (!sub) return;
   for (int guard = 0; guard < 1200; ++guard) {
     if (!live(sub->status) || sub->period_end > at) break;
     const Instant t = sub->period_end;
     if (sub->cancel_at_period_end) {
+      const bool trial = sub->status == Status::trial;
       sub->status = Status::cancelled;
       sub->cancelled_at = t;
+      if (!trial) final_usage(sub->period_start, t, t, charges);
       break;
     }
     const bool ended_trial = sub->status == Status::trial;
@@ -623,9 +631,15 @@ PreviewResult Model::preview(const ChangeRequest& r) const {
   out.credit = c.credit;
   out.charge = c.charge;
   out.net = c.net;
-  if (!c.lines.empty()) {
-    out.invoice = price(c.lines, "subscription_update", at, c.interval_change ? c.new_period_end : sub->period_end,
-                        false, at, true, nullptr, false);
+  std::vector<Line> lines = c.lines;
+  if (c.interval_change && sub->status != Status::trial) {
+    Model measured = *this;  // measuring writes nothing here either
+    std::vector<Line> used = measured.usage_lines(sub->period_start, at, sub->period_start < at, at);
+    lines.insert(lines.end(), used.begin(), used.end());
+  }
+  if (!lines.empty()) {
+    out.invoice = price(lines, "subscription_update", at, c.interval_change ? c.new_period_end : sub->period_end, false,
+                        at, true, nullptr, false);
   }
   return out;
 }
@@ -643,6 +657,12 @@ Expect Model::change(const ChangeRequest& r) {
     return c.expect;
   }
   const Instant old_end = sub->period_end;
+  std::vector<Line> lines = c.lines;
+  if (c.interval_change && sub->status != Status::trial) {
+    // The period the change cuts short: its usage so far, at the old plan version's prices.
+    std::vector<Line> used = usage_lines(sub->period_start, at, sub->period_start < at, at);
+    lines.insert(lines.end(), used.begin(), used.end());
+  }
   sub->plan = c.to_plan;
   sub->version = c.to_version;
   sub->seats = c.seats;
@@ -653,9 +673,8 @@ Expect Model::change(const ChangeRequest& r) {
     sub->period_end = c.new_period_end;
     sub->period_discounted = c.new_period_discounted;
   }
-  if (!c.lines.empty()) {
-    issue(c.lines, "subscription_update", at, c.interval_change ? c.new_period_end : old_end, false, at, &charges,
-          true);
+  if (!lines.empty()) {
+    issue(lines, "subscription_update", at, c.interval_change ? c.new_period_end : old_end, false, at, &charges, true);
   }
   settle(charges, at);
   return {200};
@@ -682,9 +701,14 @@ Expect Model::resume() {
     inv.next_payment_attempt = at;
   }
   std::vector<Charge> charges;
-  if (sub->cancel_at_period_end && at >= sub->period_end) {
+  const bool ran_out = at >= sub->period_end;
+  const bool trial_period = sub->trial_end && *sub->trial_end >= sub->period_end;
+  const Instant old_start = sub->period_start;
+  const Instant old_end = sub->period_end;
+  if (sub->cancel_at_period_end && ran_out) {
     sub->status = Status::cancelled;
     sub->cancelled_at = at;
+    if (!trial_period) final_usage(old_start, old_end, at, charges);
   } else if (sub->trial_end && *sub->trial_end > at) {
     sub->status = Status::trial;
   } else {
@@ -696,8 +720,10 @@ Expect Model::resume() {
       sub->cycle = 1;
       sub->period_start = at;
       sub->period_end = add_months(at, v.months);
-      issue(cycle_lines(v, sub->seats, at, sub->period_end), "subscription_resume", at, sub->period_end, true, at,
-            &charges, true);
+      std::vector<Line> lines = cycle_lines(v, sub->seats, at, sub->period_end);
+      std::vector<Line> used = usage_lines(old_start, old_end, !trial_period && old_start < old_end, at);
+      lines.insert(lines.end(), used.begin(), used.end());
+      issue(std::move(lines), "subscription_resume", at, sub->period_end, true, at, &charges, true);
     }
   }
   settle(charges, at);
@@ -711,11 +737,17 @@ Expect Model::cancel(bool at_period_end) {
     return {200};
   }
   if (sub->status == Status::cancelled) return {409};
+  const bool billing_period =
+      sub->status == Status::active || sub->status == Status::past_due || sub->status == Status::paused;
+  const Instant at = now();
   sub->status = Status::cancelled;
-  sub->cancelled_at = now();
+  sub->cancelled_at = at;
   for (Invoice& inv : invoices) {
     if (inv.subscription && inv.status == "open") inv.next_payment_attempt.reset();
   }
+  std::vector<Charge> charges;
+  if (billing_period) final_usage(sub->period_start, std::min(at, sub->period_end), at, charges);
+  settle(charges, at);
   return {200};
 }
 
@@ -899,7 +931,16 @@ void Model::run_billing(Instant to) {
     for (std::size_t i = 0; i < usage.size(); ++i) {
       if (!usage[i].settled && usage[i].open_until <= at - 300) due.push_back(i);
     }
-    for (const std::size_t i : due) remeasure(usage[i], at);
+    for (const std::size_t i : due) {
+      if (usage[i].settled) continue;  // a final invoice of this run measured it a last time already
+      remeasure(usage[i], at);
+      // A cancelled subscription has no next renewal to bill what the last measure changed: it is invoiced now.
+      if (sub && sub->status == Status::cancelled && usage[i].amount != usage[i].billed_amount) {
+        std::vector<Charge> charges;
+        final_usage(at, at, at, charges);
+        settle(charges, at);
+      }
+    }
   }
   std::vector<std::size_t> due;
   for (std::size_t k = 0; k < invoices.size(); ++k) {

@@ -309,6 +309,9 @@ class Model {
   void advance_subscription(Instant at, std::vector<Charge>& charges);
   void retry(std::size_t invoice, Instant at, std::vector<Charge>& charges);
   std::vector<Line> usage_lines(Instant from, Instant to, bool bill_period, Instant at);
+  // A period that ends without a renewal: late differences and, when from < to, the usage of [from, to), on one
+  // `subscription_final` invoice (none when there is nothing to bill).
+  void final_usage(Instant from, Instant to, Instant at, std::vector<Charge>& charges);
   void remeasure(UsageRecord& u, Instant at) const;
   bool owes() const;  // an open invoice of the subscription still asks for money
   struct Change {

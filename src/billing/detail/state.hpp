@@ -244,8 +244,11 @@ struct Billing::Impl {
 
   Result<Invoice> invoice(TenantTransaction& tx, const std::string& id, bool with_lines, bool lock = true);
 
-  // Ends `sub` at `now` (status cancelled; its open invoices are no longer retried). The caller saves it.
-  Result<void> cancel_now(TenantTransaction& tx, Subscription& sub, Instant now, std::string_view reason);
+  // Ends `sub` at `now` (status cancelled; its open invoices are no longer retried) and invoices the metered usage
+  // of its period so far (final_usage) when it was billing one (active, past_due or paused); a charge of that
+  // invoice joins `charges`. The caller saves it and settles the charges after the commit.
+  Result<void> cancel_now(TenantTransaction& tx, Subscription& sub, Instant now, std::string_view reason,
+                          std::vector<PendingCharge>& charges);
 
   // The plan in force: the plan version of the tenant's latest subscription that is not cancelled, else the current
   // version of the catalog plan `fallback_plan` names (none when empty or unknown).
@@ -374,8 +377,18 @@ struct Billing::Impl {
   // while open; measured a last time by the run when their grace ended), then, with `bill_period`, the plan's metered
   // prices over the period [from, to) that just ended. A soft quota on a metric includes its limit: only the units
   // beyond it are priced.
+  // `lock` false: a read-only transaction (a preview), which writes nothing of what it measured.
   Result<std::vector<Line>> usage_lines(TenantTransaction& tx, const Subscription& sub, const Plan& plan, Instant from,
-                                        Instant to, bool bill_period, Instant at, std::vector<UsageRecord>& records);
+                                        Instant to, bool bill_period, Instant at, std::vector<UsageRecord>& records,
+                                        bool lock = true);
+
+  // A period that ends without a renewal (cancelled at its end or now, ended while paused and cancelled): on one
+  // invoice (billing reason `subscription_final`), what late events changed in earlier periods and, when `from` <
+  // `to`, the metered usage of [from, to) at the subscription's plan version. No invoice when nothing is to be billed
+  // (the periods are still recorded, so late events within the grace are billed when they settle). `at` is the
+  // invoice's time.
+  Result<void> final_usage(TenantTransaction& tx, Subscription& sub, Instant from, Instant to, Instant at,
+                           std::vector<PendingCharge>& charges);
 
   // Writes `records`; those billed now name `invoice_id`.
   Result<void> save_usage(TenantTransaction& tx, const std::string& subscription_id,

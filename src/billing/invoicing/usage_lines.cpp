@@ -58,10 +58,10 @@ Line Billing::Impl::usage_line(std::string description, std::int64_t quantity, s
 
 Result<std::vector<Line>> Billing::Impl::usage_lines(TenantTransaction& tx, const Subscription& sub, const Plan& plan,
                                                      Instant from, Instant to, bool bill_period, Instant at,
-                                                     std::vector<UsageRecord>& records) {
+                                                     std::vector<UsageRecord>& records, bool lock) {
   std::vector<Line> lines;
   if (!usage_meter) return lines;
-  auto open = tx.execute(postgres(tx) ? k_usage_open_locked : k_usage_open, {Value(sub.id)});
+  auto open = tx.execute(lock && postgres(tx) ? k_usage_open_locked : k_usage_open, {Value(sub.id)});
   if (!open) return std::unexpected(open.error());
   for (std::size_t i = 0; i < open->rows.size(); ++i) records.push_back(read_usage(*open, i, 0));
   for (UsageRecord& u : records) {
@@ -106,6 +106,31 @@ Result<std::vector<Line>> Billing::Impl::usage_lines(TenantTransaction& tx, cons
     records.push_back(std::move(u));
   }
   return lines;
+}
+
+Result<void> Billing::Impl::final_usage(TenantTransaction& tx, Subscription& sub, Instant from, Instant to, Instant at,
+                                        std::vector<PendingCharge>& charges) {
+  if (!usage_meter) return {};
+  auto plan = plan_version(raw(tx), sub.plan_id, sub.plan_version);
+  if (!plan) return std::unexpected(plan.error());
+  std::vector<UsageRecord> usage;
+  auto lines = usage_lines(tx, sub, *plan, from, to, from < to, at, usage);
+  if (!lines) return std::unexpected(lines.error());
+  std::string invoice_id;
+  if (!lines->empty()) {
+    auto acct = account(tx);
+    if (!acct) return std::unexpected(acct.error());
+    IssueOptions o{
+        .reason = "subscription_final",
+        .period_start = from < to ? from : to,
+        .period_end = to,
+        .cycle_key = sub.id + ":final:" + std::to_string(unix_seconds(to)) + ":" + std::to_string(unix_seconds(at)),
+        .with_coupon = false};
+    auto inv = issue_invoice(tx, *acct, &sub, std::move(*lines), o, at, &charges, true);
+    if (!inv) return std::unexpected(inv.error());
+    invoice_id = inv->id;
+  }
+  return save_usage(tx, sub.id, usage, invoice_id, at);
 }
 
 Result<void> Billing::Impl::save_usage(TenantTransaction& tx, const std::string& subscription_id,

@@ -149,7 +149,9 @@ Result<void> Billing::Impl::settle_usage_periods(Instant now, int batch) {
       {.read_only = true});
   if (!listed) return listed;
   for (const auto& d : due) {
+    std::vector<PendingCharge> charges;
     auto settled = tenant(d.tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+      charges.clear();
       auto row = tx.execute(postgres(tx) ? k_usage_get_locked : k_usage_get,
                             {Value(d.subscription_id), Value(d.metric), time_value(d.period_start)});
       if (!row) return std::unexpected(row.error());
@@ -159,8 +161,13 @@ Result<void> Billing::Impl::settle_usage_periods(Instant now, int batch) {
       auto w = tx.execute(k_usage_settle, {Value(d.subscription_id), Value(d.metric), time_value(u.period_start),
                                            Value(u.quantity), Value(u.amount), time_value(now)});
       if (!w) return std::unexpected(w.error());
-      return {};
+      // A cancelled subscription has no next renewal to bill what the last measure changed: it is invoiced now.
+      auto sub = subscription(tx, d.subscription_id);
+      if (!sub) return std::unexpected(sub.error());
+      if (sub->status != Status::cancelled || u.amount == u.billed_amount) return {};
+      return final_usage(tx, *sub, now, now, now, charges);
     });
+    if (settled && !charges.empty()) settled = settle_at(charges, d.tenant_id, now, nullptr);
     if (!settled) {
       log::error("metered period not settled; the next billing run tries again",
                  {{"tenant_id", d.tenant_id},

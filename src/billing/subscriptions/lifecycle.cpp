@@ -75,9 +75,15 @@ Result<void> Billing::Impl::advance_subscription(TenantTransaction& tx, Subscrip
     changed = true;
     const Instant t = sub.current_period_end;
     if (sub.cancel_at_period_end) {
+      const bool trial = sub.status == Status::trial;  // a trial bills no usage
       if (auto r = transition(tx, sub, Status::cancelled, "period_end"); !r) return r;
       sub.cancelled_at = t;
       if (stats) stats->cancelled += 1;
+      if (!trial) {
+        const std::size_t before = charges.size();
+        if (auto f = final_usage(tx, sub, sub.current_period_start, t, t, charges); !f) return f;
+        if (stats && charges.size() > before) stats->invoices += 1;
+      }
       break;
     }
     auto plan = plan_version(raw(tx), sub.plan_id, sub.plan_version);

@@ -87,9 +87,11 @@ void prorate_in_period(Change& c, const Proration& p, const std::string& old_lab
 // Another interval: the unused time is credited and a new period starts now (Stripe resets the anchor), invoiced in
 // full and discounted as its renewal would be.
 Result<void> restart_period(Billing::Impl& s, Change& c, const CouponTerms& terms, std::int64_t old_amount,
-                            Instant priced_from, const Account& acct, const std::string& old_label, Instant now) {
+                            Instant priced_from, const Account& acct, const std::string& old_label, Instant now,
+                            bool prorate) {
   const Subscription& sub = terms.sub;
-  auto credit = prorate_remaining(old_amount, priced_from, sub.current_period_end, now, acct.proration);
+  auto credit = prorate ? prorate_remaining(old_amount, priced_from, sub.current_period_end, now, acct.proration)
+                        : Result<std::int64_t>(0);
   if (!credit) return std::unexpected(credit.error());
   c.new_anchor = now;
   c.new_period_end = boundary(now, c.to.price.interval, 1);
@@ -108,12 +110,29 @@ Result<void> restart_period(Billing::Impl& s, Change& c, const CouponTerms& term
   std::int64_t credited = *credit;
   if (charge - credited < 0 && !s.settings.downgrade_credit) credited = charge;
   c.proration = Proration{credited, charge, charge - credited, 0, 0};
-  c.lines.push_back(Line{LineKind::proration, "Unused time on " + old_label, 1, -credited, -credited, now,
-                         sub.current_period_end, true});
+  if (prorate) {
+    c.lines.push_back(Line{LineKind::proration, "Unused time on " + old_label, 1, -credited, -credited, now,
+                           sub.current_period_end, true});
+  }
   for (auto& l : *lines) c.lines.push_back(std::move(l));
   return {};
 }
 
+// When the change is prorated as of: its proration_date, else now. The date lies within the current period and not
+// after now.
+Result<Instant> proration_instant(const Subscription& sub, const PlanChange& input, Instant now) {
+  if (!input.proration_date) return now;
+  const Instant at = *input.proration_date;
+  if (at > now) return fail(Errc::invalid_argument, "proration_date must not be in the future");
+  if (at < sub.current_period_start || at >= sub.current_period_end) {
+    return fail(Errc::invalid_argument, "proration_date must lie within the current period (" +
+                                            format_rfc3339(sub.current_period_start) + " to " +
+                                            format_rfc3339(sub.current_period_end) + ")");
+  }
+  return at;
+}
+
+// The change prorated as of `now` (proration_instant's answer).
 Result<Change> compute_change(Billing::Impl& s, TenantTransaction& tx, const Subscription& sub, const Account& acct,
                               const PlanChange& input, Instant now) {
   auto target = change_target(s, tx, sub, acct, input);
@@ -148,12 +167,14 @@ Result<Change> compute_change(Billing::Impl& s, TenantTransaction& tx, const Sub
   // `now` but was invoiced as its part of the period from the previous anchor day, so measuring from its own start
   // would credit the full price for a few days' payment. Every other period starts there anyway.
   const Instant priced_from = boundary(sub.anchor, c.from.price.interval, sub.cycle - 1);
+  const bool prorating = input.proration_behavior == ProrationBehavior::always_invoice;
   if (c.interval_change) {
-    if (auto r = restart_period(s, c, terms, *old_amount, priced_from, acct, old_label, now); !r) {
+    if (auto r = restart_period(s, c, terms, *old_amount, priced_from, acct, old_label, now, prorating); !r) {
       return std::unexpected(r.error());
     }
     return target;
   }
+  if (!prorating) return target;  // proration_behavior none: nothing is invoiced, the change applies
   auto p = prorate(*old_amount, *new_amount, priced_from, sub.current_period_end, now, acct.proration);
   if (!p) return std::unexpected(p.error());
   c.proration = *p;
@@ -181,6 +202,9 @@ Result<Json> Billing::preview_change(const std::string& tenant_id, const std::st
             sub->status != Status::unpaid) {
           return fail(Errc::conflict, "the current period ended and is being renewed; preview again in a moment");
         }
+        auto at = proration_instant(*sub, input, *now);
+        if (!at) return std::unexpected(at.error());
+        *now = *at;  // the preview is of the change as of that instant
         auto c = compute_change(s, tx, *sub, *acct, input, *now);
         if (!c) return std::unexpected(c.error());
         out = {{"subscription_id", sub->id},
@@ -193,6 +217,14 @@ Result<Json> Billing::preview_change(const std::string& tenant_id, const std::st
                {"credit", c->proration.credit},
                {"charge", c->proration.charge},
                {"net", c->proration.net}};
+        if (c->interval_change && sub->status != Status::trial) {
+          // As the change will: the usage of the period it cuts short (measured, nothing written).
+          std::vector<Impl::UsageRecord> usage;
+          auto used = s.usage_lines(tx, *sub, c->from, sub->current_period_start, *now,
+                                    sub->current_period_start < *now, *now, usage, false);
+          if (!used) return std::unexpected(used.error());
+          c->lines.insert(c->lines.end(), used->begin(), used->end());
+        }
         if (c->lines.empty()) {
           out["invoice"] = nullptr;
           return {};
@@ -230,10 +262,22 @@ Result<Subscription> Billing::change_subscription(const std::string& tenant_id, 
     now = *t;
     // A period that ended before the billing run got to it is renewed first, so the change prorates the current one.
     if (auto a = s.advance_subscription(tx, *sub, *acct, now, charges, nullptr); !a) return a;
-    auto c = compute_change(s, tx, *sub, *acct, input, now);
+    auto prorated = proration_instant(*sub, input, now);
+    if (!prorated) return std::unexpected(prorated.error());
+    const Instant at = *prorated;  // the change takes effect as of it (now unless proration_date says otherwise)
+    auto c = compute_change(s, tx, *sub, *acct, input, at);
     if (!c) return std::unexpected(c.error());
     const Json before = to_json(*sub);
     const Instant old_end = sub->current_period_end;
+    // An interval change cuts the period short: its metered usage so far is invoiced with the change, at the old
+    // plan version's prices (a trial bills none).
+    std::vector<Impl::UsageRecord> usage;
+    if (c->interval_change && sub->status != Status::trial) {
+      auto used =
+          s.usage_lines(tx, *sub, c->from, sub->current_period_start, at, sub->current_period_start < at, now, usage);
+      if (!used) return std::unexpected(used.error());
+      c->lines.insert(c->lines.end(), used->begin(), used->end());
+    }
     s.mark_plan_changed(tenant_id);
     sub->plan_id = c->to.id;
     sub->plan_version = c->to.price.version;
@@ -241,17 +285,18 @@ Result<Subscription> Billing::change_subscription(const std::string& tenant_id, 
     if (c->interval_change) {
       sub->anchor = c->new_anchor;
       sub->cycle = 1;
-      sub->current_period_start = now;
+      sub->current_period_start = at;
       sub->current_period_end = c->new_period_end;
       sub->period_discounted = c->new_period_discounted;
     }
     if (!c->lines.empty()) {
       Impl::IssueOptions o{.reason = "subscription_update",
-                           .period_start = now,
+                           .period_start = at,
                            .period_end = c->interval_change ? c->new_period_end : old_end,
                            .cycle_key = std::nullopt};  // a change's invoice is not a period's
       auto inv = s.issue_invoice(tx, *acct, &*sub, c->lines, o, now, &charges, true);
       if (!inv) return std::unexpected(inv.error());
+      if (auto u = s.save_usage(tx, sub->id, usage, inv->id, now); !u) return u;
     }
     if (auto sv = s.save(tx, *sub, now); !sv) return sv;
     Json after = to_json(*sub);

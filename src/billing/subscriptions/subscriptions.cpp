@@ -260,10 +260,18 @@ Result<Subscription> Billing::resume(const std::string& tenant_id, const std::st
       inv.next_payment_attempt = now;  // dunning resumes with a retry now
       if (auto sv = s.save_payment_state(tx, inv, now); !sv) return sv;
     }
-    if (sub->cancel_at_period_end && now >= sub->current_period_end) {
+    // The period that ran out while paused is not renewed: its metered usage is invoiced now (unless it was a trial).
+    const bool ran_out = now >= sub->current_period_end;
+    const bool trial_period = sub->trial_end && *sub->trial_end >= sub->current_period_end;
+    const Instant old_start = sub->current_period_start;
+    const Instant old_end = sub->current_period_end;
+    if (sub->cancel_at_period_end && ran_out) {
       // It was to end with the period that ran out while paused: it ends now instead of starting a new one.
       if (auto tr = s.transition(tx, *sub, Status::cancelled, "period_end"); !tr) return tr;
       sub->cancelled_at = now;
+      if (!trial_period) {
+        if (auto f = s.final_usage(tx, *sub, old_start, old_end, now, charges); !f) return f;
+      }
     } else if (sub->trial_end && *sub->trial_end > now) {
       if (auto tr = s.transition(tx, *sub, Status::trial, "resumed"); !tr) return tr;
     } else {
@@ -279,6 +287,11 @@ Result<Subscription> Billing::resume(const std::string& tenant_id, const std::st
         sub->current_period_end = boundary(now, plan->price.interval, 1);
         auto lines = Impl::cycle_lines(*plan, sub->seats, now, sub->current_period_end);
         if (!lines) return std::unexpected(lines.error());
+        std::vector<Impl::UsageRecord> usage;
+        auto used =
+            s.usage_lines(tx, *sub, *plan, old_start, old_end, !trial_period && old_start < old_end, now, usage);
+        if (!used) return std::unexpected(used.error());
+        lines->insert(lines->end(), used->begin(), used->end());
         Impl::IssueOptions o{.reason = "subscription_resume",
                              .period_start = now,
                              .period_end = sub->current_period_end,
@@ -286,6 +299,7 @@ Result<Subscription> Billing::resume(const std::string& tenant_id, const std::st
                              .with_coupon = true};
         auto inv = s.issue_invoice(tx, *acct, &*sub, std::move(*lines), o, now, &charges, true);
         if (!inv) return std::unexpected(inv.error());
+        if (auto u = s.save_usage(tx, sub->id, usage, inv->id, now); !u) return u;
       }
     }
     if (auto sv = s.save(tx, *sub, now); !sv) return sv;
@@ -301,7 +315,11 @@ Result<Subscription> Billing::resume(const std::string& tenant_id, const std::st
 
 // Ends a subscription now: no renewal, and its open invoices are not retried (a charge of unknown outcome is still
 // sent again with its key).
-Result<void> Billing::Impl::cancel_now(TenantTransaction& tx, Subscription& sub, Instant now, std::string_view reason) {
+Result<void> Billing::Impl::cancel_now(TenantTransaction& tx, Subscription& sub, Instant now, std::string_view reason,
+                                       std::vector<PendingCharge>& charges) {
+  // A trial bills no usage, and an unpaid subscription's periods that passed unpaid are not billed.
+  const bool billing_period =
+      sub.status == Status::active || sub.status == Status::past_due || sub.status == Status::paused;
   if (auto t = transition(tx, sub, Status::cancelled, reason); !t) return t;
   sub.cancelled_at = now;
   auto open = tx.execute(k_invoice_open_of_sub, {Value(sub.id)});
@@ -314,18 +332,23 @@ Result<void> Billing::Impl::cancel_now(TenantTransaction& tx, Subscription& sub,
     inv.next_payment_attempt.reset();
     if (auto sv = save_payment_state(tx, inv, now); !sv) return sv;
   }
-  return {};
+  if (!billing_period) return {};
+  return final_usage(tx, sub, sub.current_period_start, std::min(now, sub.current_period_end), now, charges);
 }
 
 Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::string& id, const Cancellation& input,
                                      const audit::Context& who) {
   Impl& s = *impl_;
   std::optional<Subscription> out;
+  std::vector<PendingCharge> charges;
+  Instant at{};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+    charges.clear();
     auto sub = s.subscription(tx, id);
     if (!sub) return std::unexpected(sub.error());
     auto now = s.now_for(tx, sub->test_clock_id);
     if (!now) return std::unexpected(now.error());
+    at = *now;
     const Json before = to_json(*sub);
     if (input.at_period_end) {
       if (sub->status != Status::trial && sub->status != Status::active && sub->status != Status::past_due) {
@@ -334,7 +357,7 @@ Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::st
       }
       sub->cancel_at_period_end = true;
       if (auto e = s.emit(tx, "subscription.updated", {{"subscription", to_json(*sub)}}); !e) return e;
-    } else if (auto c = s.cancel_now(tx, *sub, *now, "requested"); !c) {
+    } else if (auto c = s.cancel_now(tx, *sub, *now, "requested", charges); !c) {
       return c;
     }
     if (auto sv = s.save(tx, *sub, *now); !sv) return sv;
@@ -345,6 +368,7 @@ Result<Subscription> Billing::cancel(const std::string& tenant_id, const std::st
   });
   if (!r) return std::unexpected(r.error());
   s.notify();
+  if (auto st = s.settle_at(charges, tenant_id, at, nullptr); !st) return std::unexpected(st.error());
   return *out;
 }
 
@@ -352,8 +376,11 @@ Result<std::int64_t> Billing::cancel_all(const std::string& tenant_id, std::stri
                                          const audit::Context& who) {
   Impl& s = *impl_;
   std::int64_t cancelled = 0;  // set by the body's last run (a retried transaction runs it again)
+  std::vector<PendingCharge> charges;
+  Instant at{};
   auto r = s.tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
     cancelled = 0;
+    charges.clear();
     auto subs = tx.execute(k_sub_list);
     if (!subs) return std::unexpected(subs.error());
     for (std::size_t i = 0; i < subs->rows.size(); ++i) {
@@ -364,7 +391,8 @@ Result<std::int64_t> Billing::cancel_all(const std::string& tenant_id, std::stri
       auto now = s.now_for(tx, sub->test_clock_id);
       if (!now) return std::unexpected(now.error());
       const Json before = to_json(*sub);
-      if (auto c = s.cancel_now(tx, *sub, *now, reason); !c) return c;
+      at = std::max(at, *now);
+      if (auto c = s.cancel_now(tx, *sub, *now, reason, charges); !c) return c;
       if (auto sv = s.save(tx, *sub, *now); !sv) return sv;
       auto changes = changed_fields(before, to_json(*sub));
       if (auto a = s.record(tx, &who, "subscription.cancelled", "subscription", sub->id, changes); !a) return a;
@@ -374,6 +402,7 @@ Result<std::int64_t> Billing::cancel_all(const std::string& tenant_id, std::stri
   });
   if (!r) return std::unexpected(r.error());
   if (cancelled > 0) s.notify();
+  if (auto st = s.settle_at(charges, tenant_id, at, nullptr); !st) return std::unexpected(st.error());
   return cancelled;
 }
 
