@@ -1,11 +1,14 @@
 #include "domains/dns.hpp"
 
+#include "domains/txt_answer.hpp"
+
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>  // HOST_NOT_FOUND, NO_DATA, TRY_AGAIN
 #include <netinet/in.h>
 #include <resolv.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -33,31 +36,15 @@ class SystemResolver final : public TxtResolver {
     const int length = res_nquery(&state, qname.c_str(), ns_c_in, ns_t_txt, answer, sizeof answer);
     const int herr = state.res_h_errno;
     res_nclose(&state);
-    std::vector<std::string> records;
     if (length < 0) {
       // No such name, or a name without TXT records: nothing published. Anything else: no usable answer.
-      if (herr == HOST_NOT_FOUND || herr == NO_DATA) return records;
+      if (herr == HOST_NOT_FOUND || herr == NO_DATA) return std::vector<std::string>{};
       return fail(Errc::unavailable, "DNS: no answer for " + qname + (herr == TRY_AGAIN ? " (timed out)" : ""));
     }
-    ns_msg message;
-    if (ns_initparse(answer, length, &message) != 0) return fail(Errc::unavailable, "DNS: malformed answer");
-    const int count = ns_msg_count(message, ns_s_an);
-    for (int i = 0; i < count; ++i) {
-      ns_rr rr;
-      if (ns_parserr(&message, ns_s_an, i, &rr) != 0) return fail(Errc::unavailable, "DNS: malformed record");
-      if (ns_rr_type(rr) != ns_t_txt) continue;  // CNAMEs on the way
-      const unsigned char* p = ns_rr_rdata(rr);
-      const unsigned char* end = p + ns_rr_rdlen(rr);
-      std::string joined;
-      while (p < end) {
-        const std::size_t n = *p++;
-        if (static_cast<std::size_t>(end - p) < n) return fail(Errc::unavailable, "DNS: malformed TXT record");
-        joined.append(reinterpret_cast<const char*>(p), n);
-        p += n;
-      }
-      records.push_back(std::move(joined));
-    }
-    return records;
+    // A response larger than the buffer is reported by its full length: read only what the buffer holds.
+    auto records = txt_records(answer, std::min(length, static_cast<int>(sizeof answer)));
+    if (!records) return fail(Errc::unavailable, "DNS: a malformed answer for " + qname);
+    return std::move(*records);
   }
 
  private:

@@ -64,8 +64,11 @@ std::string host_of(std::string_view header) {
   std::string host(header.substr(0, colon));
   if (!host.empty() && host.back() == '.') host.pop_back();
   std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (!host.empty() &&
-      std::all_of(host.begin(), host.end(), [](unsigned char c) { return std::isdigit(c) || c == '.'; })) {
+  const bool host_chars = std::all_of(host.begin(), host.end(), [](unsigned char c) {
+    return std::islower(c) || std::isdigit(c) || c == '-' || c == '.';
+  });
+  if (host.empty() || !host_chars || host.back() == '.') return {};  // no host name any domain could have
+  if (std::all_of(host.begin(), host.end(), [](unsigned char c) { return std::isdigit(c) || c == '.'; })) {
     return {};  // IPv4 literal
   }
   return host;

@@ -50,7 +50,7 @@ Json to_json(const Domain& d);
 std::optional<std::string> normalize_hostname(std::string_view text);
 
 // A request's Host header as a host name to look up: port dropped, lower-case, one trailing dot dropped. "" when
-// the header is an IP literal or empty.
+// the header is an IP literal, empty, or holds characters no host name has.
 std::string host_of(std::string_view host_header);
 
 }  // namespace atrium::domains

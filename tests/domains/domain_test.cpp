@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/clock.hpp"
 #include "domains/certificates.hpp"
 #include "domains/dns.hpp"
+#include "domains/txt_answer.hpp"
 #include "support/dns_server.hpp"
 #include "support/test_certificates.hpp"
 #include "support/test_support.hpp"
@@ -32,6 +34,9 @@ TEST(CustomDomainNames, TheHostHeaderLosesItsPortCaseAndTrailingDot) {
   EXPECT_EQ(host_of("app.customer.test."), "app.customer.test");
   EXPECT_EQ(host_of("app.customer.test"), "app.customer.test");
   EXPECT_EQ(host_of("127.0.0.1:8080"), "");
+  EXPECT_EQ(host_of("app customer.test"), "") << "characters no host name has";
+  EXPECT_EQ(host_of("app.customer.test.."), "");
+  EXPECT_EQ(host_of("app_x.customer.test"), "");
   EXPECT_EQ(host_of("[::1]:8080"), "");
   EXPECT_EQ(host_of(""), "");
 }
@@ -102,6 +107,39 @@ TEST(DnsTxtLookup, TheSystemResolverAsksTheConfiguredServer) {
   auto refused = (*resolver)->txt("_atrium-challenge.app.elsewhere.example");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Errc::unavailable);
+}
+
+// A DNS answer message for `_atrium-challenge.x.test`: header, the question, then each record as given.
+std::vector<unsigned char> dns_message(const std::vector<std::pair<int, std::string>>& answers) {
+  std::vector<unsigned char> m = {0x12, 0x34, 0x81, 0x80, 0, 1, 0, static_cast<unsigned char>(answers.size()),
+                                  0,    0,    0,    0};
+  for (const char* label : {"_atrium-challenge", "x", "test"}) {
+    m.push_back(static_cast<unsigned char>(std::strlen(label)));
+    m.insert(m.end(), label, label + std::strlen(label));
+  }
+  m.insert(m.end(), {0, 0, 16, 0, 1});
+  for (const auto& [type, rdata] : answers) {
+    m.insert(m.end(), {0xc0, 0x0c, 0, static_cast<unsigned char>(type), 0, 1, 0, 0, 0, 60, 0,
+                       static_cast<unsigned char>(rdata.size())});
+    m.insert(m.end(), rdata.begin(), rdata.end());
+  }
+  return m;
+}
+
+TEST(DnsTxtLookup, AnswersAreReadRecordByRecordAndMalformedOnesRefused) {
+  const auto ok = dns_message(
+      {{16, std::string("\x03one\x03two", 8)}, {5, std::string("\x01y\x00", 3)}, {16, std::string("\x04last", 5)}});
+  auto records = txt_records(ok.data(), static_cast<int>(ok.size()));
+  ASSERT_TRUE(records);
+  EXPECT_EQ(*records, (std::vector<std::string>{"onetwo", "last"})) << "strings joined, the CNAME skipped";
+  // A character-string longer than its record, a record longer than the message, a cut header: no answer.
+  const auto overlong = dns_message({{16, std::string("\x09short", 6)}});
+  EXPECT_FALSE(txt_records(overlong.data(), static_cast<int>(overlong.size())));
+  auto cut = ok;
+  cut.resize(cut.size() - 3);
+  EXPECT_FALSE(txt_records(cut.data(), static_cast<int>(cut.size())));
+  EXPECT_FALSE(txt_records(ok.data(), 5));
+  EXPECT_FALSE(txt_records(nullptr, 0));
 }
 
 TEST(DnsTxtLookup, AServerThatIsNotAnAddressIsRefused) {
