@@ -31,12 +31,34 @@ constexpr Statement k_refresh_use{"refresh_use",
                                   "revoked_at IS NULL"};
 constexpr Statement k_refresh_revoke_family{
     "refresh_revoke_family", "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL"};
+// A family's rotation and its revocation take turns (PostgreSQL; SQLite runs one writer): each locks the family's
+// rows first, so the statement after the lock sees what the other committed — a new token inserted after a
+// revocation began, or a revocation that began before the insert, is never missed.
+constexpr Statement k_refresh_lock_family{"refresh_lock_family",
+                                          "SELECT id FROM refresh_tokens WHERE family_id = $1 FOR UPDATE"};
+constexpr Statement k_refresh_family_revoked{
+    "refresh_family_revoked", "SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL LIMIT 1"};
 
 constexpr Statement k_record_revoked{"revoked_tokens_insert",
                                      "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) "
                                      "DO NOTHING"};
 
 constexpr std::string_view k_bad_credentials = "invalid email, password or tenant";
+
+Result<void> lock_family(Transaction& tx, const std::string& family) {
+  if (tx.backend() != storage::Backend::postgres) return {};
+  auto r = tx.execute(k_refresh_lock_family, {Value(family)});
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+// Revokes every token of the family (reuse detected), after its lock.
+Result<void> revoke_family(Transaction& tx, const std::string& family, const std::string& now) {
+  if (auto l = lock_family(tx, family); !l) return l;
+  auto r = tx.execute(k_refresh_revoke_family, {Value(family), Value(now)});
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
 
 Result<storage::ResultSet> refresh_by_hash(Transaction& tx, const std::string& hash) {
   return tx.execute(tx.backend() == storage::Backend::postgres ? k_refresh_by_hash_pg : k_refresh_by_hash,
@@ -158,6 +180,13 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
     if (tenant) {
       if (auto s = tenancy::scope_to_tenant(tx, tenant->id); !s) return s;
     }
+    if (family_id) {
+      // A rotation: none if a racing presentation of the same token revoked the family meanwhile.
+      if (auto l = lock_family(tx, family); !l) return l;
+      auto revoked = tx.execute(k_refresh_family_revoked, {Value(family)});
+      if (!revoked) return std::unexpected(revoked.error());
+      if (!revoked->empty()) return fail(Errc::unauthenticated, "refresh token reuse detected");
+    }
     auto r =
         tx.execute(k_insert_refresh, {Value(new_uuid_v7(clock_)), Value(family), Value(user.id),
                                       tenant ? Value(tenant->id) : Value(), Value(sha256_hex(refresh)),
@@ -274,10 +303,10 @@ Result<IssuedTokens> TokenService::refresh_grant(const std::string& refresh_toke
     f.user_id = rs->text_at(0, 2).value_or("");
     f.tenant_id = rs->text_at(0, 3);
     const std::string expires_at = rs->text_at(0, 4).value_or("");
-    if (!rs->is_null(0, 5) || !rs->is_null(0, 6)) {
-      // Presented again after rotation (or after revocation): someone holds a copy. Revoke the family.
-      auto r = tx.execute(k_refresh_revoke_family, {Value(f.family), Value(now)});
-      if (!r) return std::unexpected(r.error());
+    // Presented again after rotation (or after revocation), or at the same time as another presentation that
+    // won: someone holds a copy. The family is revoked, the token just issued to the other presenter included.
+    auto reuse = [&]() -> Result<Found> {
+      if (auto r = revoke_family(tx, f.family, now); !r) return std::unexpected(r.error());
       f.reused = true;
       audit::Event event{.action = "auth.refresh_reuse_detected",
                          .resource_type = "session",
@@ -287,11 +316,12 @@ Result<IssuedTokens> TokenService::refresh_grant(const std::string& refresh_toke
       event.changes = {{"family_revoked", true}};
       if (auto a = audit::record(audit, tx, event); !a) return std::unexpected(a.error());
       return f;
-    }
+    };
+    if (!rs->is_null(0, 5) || !rs->is_null(0, 6)) return reuse();
     if (expires_at <= now) return fail(Errc::unauthenticated, "refresh token expired");
     auto used = tx.execute(k_refresh_use, {Value(id), Value(now)});
     if (!used) return std::unexpected(used.error());
-    if (used->affected_rows != 1) return fail(Errc::unauthenticated, "invalid refresh token");  // a racing use won
+    if (used->affected_rows != 1) return reuse();  // a racing presentation used it first
     return f;
   });
   if (!found) return std::unexpected(found.error());
@@ -318,6 +348,7 @@ Result<void> TokenService::revoke(const std::string& token, const audit::Recorde
       if (!rs) return std::unexpected(rs.error());
       if (rs->empty()) return {};
       if (auto s = scope_to_token(tx, *rs); !s) return s;
+      if (auto l = lock_family(tx, rs->text_at(0, 1).value_or("")); !l) return l;  // not past a racing rotation
       auto r = tx.execute(k_refresh_revoke_family, {Value(rs->text_at(0, 1).value_or("")), Value(now)});
       if (!r) return std::unexpected(r.error());
       if (r->affected_rows == 0) return {};  // already revoked: nothing changed
