@@ -14,6 +14,7 @@
 #include "projects/project_store.hpp"
 #include "reports/reports.hpp"
 #include "support/api_client.hpp"
+#include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 #include "tenancy/idempotency.hpp"
@@ -25,19 +26,20 @@ namespace {
 using http::Method;
 using storage::Backend;
 
-class IdentityApiTest : public ::testing::TestWithParam<Backend> {
+class IdentityApiTest : public ::testing::TestWithParam<IsolationCase> {
  protected:
   void SetUp() override {
-    ATRIUM_MISSING_SERVICE(GetParam() == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
+    ATRIUM_MISSING_SERVICE(GetParam().backend == Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
     Config config;
     config.identity.max_failed_logins_per_account = 3;
-    tp_ = TestPlatform::create(GetParam(), config);
+    tp_ = TestPlatform::create(GetParam().backend, config);
     client_ = std::make_unique<ApiClient>(platform());
     ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true,
                                               platform().audit->recorder({})));
     app::Platform::NewTenantRequest r;
     r.tenant.slug = "acme";
     r.tenant.name = "Acme";
+    r.tenant.isolation = GetParam().isolation;
     r.owner_email = "owner@acme.test";
     r.owner_password = "owner-password";
     auto t = platform().create_tenant(r, {});
@@ -427,8 +429,9 @@ TEST_P(IdentityApiTest, ProblemTypesHavePagesAndEveryProblemNamesItsInstance) {
   EXPECT_EQ(unknown.body.value("instance", ""), "/problems/no-such-problem");
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, IdentityApiTest, ::testing::Values(Backend::sqlite, Backend::postgres),
-                         [](const auto& info) { return std::string(storage::backend_name(info.param)); });
+// Every isolation level on both backends: memberships and tokens live in the control plane, but sign-in, roles and
+// revocation must hold wherever the tenant's data lives.
+INSTANTIATE_TEST_SUITE_P(Backends, IdentityApiTest, all_isolation_cases(), isolation_case_name);
 
 TEST(Cors, PreflightsFromListedOriginsAreAnsweredAndOthersGetNoCorsHeaders) {
   Config config;
