@@ -83,7 +83,9 @@ struct Server::Impl {
   };
   std::mutex sni_mutex;
   std::unordered_map<std::string, SniContext> sni_contexts;  // guarded by sni_mutex
-  SSL_CTX* sni_context(std::string host);
+  // The context for an SNI host name (null: the default). Shared: a context replaced meanwhile by another
+  // handshake stays alive until this one has switched to it (SSL_set_SSL_CTX takes its own reference).
+  std::shared_ptr<ssl::context> sni_context(std::string host);
   std::atomic<bool> draining{false};
   std::atomic<int> active_requests{0};
   std::function<void()> drain_callback;
@@ -472,13 +474,13 @@ int on_server_name(SSL* ssl, int* /*alert*/, void* arg) {
   if (name == nullptr) return SSL_TLSEXT_ERR_OK;
   std::string host(name);
   std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (SSL_CTX* ctx = impl->sni_context(std::move(host))) SSL_set_SSL_CTX(ssl, ctx);
+  if (auto context = impl->sni_context(std::move(host))) SSL_set_SSL_CTX(ssl, context->native_handle());
   return SSL_TLSEXT_ERR_OK;
 }
 
 }  // namespace
 
-SSL_CTX* Server::Impl::sni_context(std::string host) {
+std::shared_ptr<ssl::context> Server::Impl::sni_context(std::string host) {
   auto certificate = options.certificate_for(host);
   std::lock_guard lock(sni_mutex);
   if (!certificate) {
@@ -486,7 +488,7 @@ SSL_CTX* Server::Impl::sni_context(std::string host) {
     return nullptr;
   }
   auto it = sni_contexts.find(host);
-  if (it != sni_contexts.end() && it->second.owner == certificate->owner) return it->second.context->native_handle();
+  if (it != sni_contexts.end() && it->second.owner == certificate->owner) return it->second.context;
   auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
   try {
     restrict_to_tls13(*context);
@@ -505,9 +507,8 @@ SSL_CTX* Server::Impl::sni_context(std::string host) {
     return nullptr;
   }
   if (sni_contexts.size() >= 10'000) sni_contexts.clear();  // host names come and go; bound the cache
-  SSL_CTX* raw = context->native_handle();
-  sni_contexts[std::move(host)] = SniContext{certificate->owner, std::move(context)};
-  return raw;
+  sni_contexts[std::move(host)] = SniContext{certificate->owner, context};
+  return context;
 }
 
 Server::Server(ServerOptions options, std::shared_ptr<const Dispatcher> dispatcher)
