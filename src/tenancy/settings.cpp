@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <set>
+#include <unordered_set>
 
 #include "core/config.hpp"  // is_origin
 
@@ -215,6 +218,14 @@ Result<TenantSettings> patch_settings(const TenantSettings& current, const Json&
 
 bool known_time_zone(const std::string& name) {
   if (name == "UTC") return true;
+  // Every tenant read checks its stored zone (settings_from_json): a zone found once is remembered, so the tz
+  // database is read once per zone and process, not per read. Zones are not removed while a process runs.
+  static std::mutex mutex;
+  static std::unordered_set<std::string> found;
+  {
+    std::lock_guard lock(mutex);
+    if (found.contains(name)) return true;
+  }
   // Names are Area/Location[/More] of letters, digits, '_', '-', '+'; never ".." or an absolute path.
   if (name.empty() || name.size() > 64 || name.front() == '/' || name.find("..") != std::string::npos) return false;
   if (!all_of(name, [](unsigned char c) { return std::isalnum(c) || c == '/' || c == '_' || c == '-' || c == '+'; })) {
@@ -229,6 +240,10 @@ bool known_time_zone(const std::string& name) {
   char magic[4] = {};
   const bool tzif = std::fread(magic, 1, 4, f) == 4 && std::string_view(magic, 4) == "TZif";
   std::fclose(f);
+  if (tzif) {
+    std::lock_guard lock(mutex);
+    found.insert(name);
+  }
   return tzif;
 }
 

@@ -399,12 +399,21 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
          return client_->call(Method::put, "/v1/email-settings", Json{{"reply_to", "not an address"}}, owner_a_);
        }},
       {"patch /v1/settings", "tenant.updated",
-       [&] { return client_->call(Method::patch, "/v1/settings", Json{{"timezone", "Europe/Paris"}}, owner_a_); },
-       [&] { return client_->call(Method::patch, "/v1/settings", Json{{"timezone", "Nowhere/City"}}, owner_a_); },
+       [&] {
+         return client_->call(Method::patch, "/v1/settings", Json{{"timezone", "Europe/Paris"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::patch, "/v1/settings", Json{{"timezone", "Nowhere/City"}}, owner_a_);
+       },
        a_.id},
       {"post /v1/domains", "custom_domain.created",
-       [&] { return client_->call(Method::post, "/v1/domains", Json{{"hostname", "new.audit.test"}}, owner_a_); },
-       [&] { return client_->call(Method::post, "/v1/domains", Json{{"hostname", "localhost"}}, owner_a_); }, a_.id},
+       [&] {
+         return client_->call(Method::post, "/v1/domains", Json{{"hostname", "new.audit.test"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/domains", Json{{"hostname", "localhost"}}, owner_a_);
+       },
+       a_.id},
       {"post /v1/domains/{id}/verify", "custom_domain.verified",
        [&] {
          return client_->call(Method::post, "/v1/domains/" + domain.value("id", "") + "/verify", std::nullopt,

@@ -46,9 +46,7 @@ class ConcurrencyTest : public ::testing::TestWithParam<IsolationCase> {
   app::Platform& platform() { return tp_->platform(); }
 
   Json grant(const std::string& email, const std::string& password, const std::string& tenant) {
-    Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
-    if (!tenant.empty()) body["tenant"] = tenant;
-    auto r = client_->call(Method::post, "/v1/auth/token", body);
+    auto r = client_->password_grant(email, password, tenant);
     EXPECT_EQ(r.status, 200) << r.raw_body;
     return r.body;
   }

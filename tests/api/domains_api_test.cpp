@@ -53,9 +53,7 @@ class DomainsApiTest : public ::testing::TestWithParam<IsolationCase> {
 
   std::string token(const std::string& email, const std::string& password, const std::string& tenant,
                     const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-    Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
-    if (!tenant.empty()) body["tenant"] = tenant;
-    auto r = client_->call(Method::post, "/v1/auth/token", body, "", headers);
+    auto r = client_->password_grant(email, password, tenant, headers);
     EXPECT_EQ(r.status, 200) << r.raw_body;
     return r.body.value("access_token", "");
   }

@@ -222,9 +222,9 @@ TEST_P(IdentityApiTest, RoleMatrixGrantsExactlyTheRolesPermissions) {
     for (const auto& [role, token] : tokens) {
       const auto it = granted_to.find(role);
       // A route that names no permission is for every member of the tenant (GET /v1/settings).
-      const bool allowed = it == granted_to.end() || route->options.permission.empty() ||
-                           std::find(it->second.begin(), it->second.end(), route->options.permission) !=
-                               it->second.end();
+      const bool allowed =
+          it == granted_to.end() || route->options.permission.empty() ||
+          std::find(it->second.begin(), it->second.end(), route->options.permission) != it->second.end();
       auto r = client_->call(route->method, path,
                              route->options.json_body ? std::optional<Json>(Json::object()) : std::nullopt, token);
       if (allowed) {

@@ -40,9 +40,7 @@ class TenantSettingsApiTest : public ::testing::TestWithParam<IsolationCase> {
   app::Platform& platform() { return tp_->platform(); }
 
   std::string token(const std::string& email, const std::string& password, const std::string& tenant) {
-    auto r =
-        client_->call(Method::post, "/v1/auth/token",
-                      Json{{"grant_type", "password"}, {"email", email}, {"password", password}, {"tenant", tenant}});
+    auto r = client_->password_grant(email, password, tenant);
     EXPECT_EQ(r.status, 200) << r.raw_body;
     return r.body.value("access_token", "");
   }

@@ -162,9 +162,10 @@ Result<void> Billing::Impl::settle_usage_periods(Instant now, int batch) {
                                            Value(u.quantity), Value(u.amount), time_value(now)});
       if (!w) return std::unexpected(w.error());
       // A cancelled subscription has no next renewal to bill what the last measure changed: it is invoiced now.
+      if (u.amount == u.billed_amount) return {};
       auto sub = subscription(tx, d.subscription_id);
       if (!sub) return std::unexpected(sub.error());
-      if (sub->status != Status::cancelled || u.amount == u.billed_amount) return {};
+      if (sub->status != Status::cancelled) return {};
       return final_usage(tx, *sub, now, now, now, charges);
     });
     if (settled && !charges.empty()) settled = settle_at(charges, d.tenant_id, now, nullptr);
