@@ -5,7 +5,9 @@
 # storage::Database in 1,000-row transactions, and Metering::ingest without HTTP.
 #
 # Events/s over HTTP is counted from the 202 answers that accepted the whole batch (any other answer stops the
-# benchmark) and checked against the rows in usage_events afterwards.
+# benchmark) and checked against the rows in usage_events afterwards. Then, on the same server, POST /v1/events
+# (product events: the same ingestion plus the type rules, real-time counters and activity marks; bench/post_usage.lua with
+# KIND=events, 100 users, an API key holding analytics:write) is measured the same way, with /v1/usage as its baseline.
 #
 # Usage: bench/metering.sh
 # Environment: BACKEND sqlite|postgres|both [sqlite]; BATCH [1000]; DURATION [10s]; THREADS [2]; CONNECTIONS [4];
@@ -88,8 +90,11 @@ run_backend() {
     '{"grant_type":"password","email":"owner@bench.test","password":"owner-password-1","tenant":"bench"}'
   call POST /v1/api-keys 201 "$dir/key.json" "$(json_get "$dir/owner.json" access_token)" \
     '{"name":"ingest","permissions":["usage:write"]}'
-  local key
+  call POST /v1/api-keys 201 "$dir/events_key.json" "$(json_get "$dir/owner.json" access_token)" \
+    '{"name":"events","permissions":["analytics:write"]}'
+  local key events_key
   key=$(json_get "$dir/key.json" secret)
+  events_key=$(json_get "$dir/events_key.json" secret)
   log "warm-up (2s)"
   RUN_ID=warm BATCH=$BATCH wrk -t "$THREADS" -c "$CONNECTIONS" -d 2s -s "$SCRIPT_DIR/post_usage.lua" \
     -H "Authorization: Bearer $key" "$BASE/v1/usage" >"$dir/warm.txt"
@@ -101,6 +106,16 @@ run_backend() {
   http_events=$(awk '$1 == "events" { print $2 }' "$dir/wrk.txt")
   [[ $bad == 0 ]] || die "$bad answers were not 202 with every event accepted"
   secs=$(awk '/requests in/ { for (i = 1; i <= NF; i++) if ($i ~ /s,$/) { sub(/s,/, "", $i); print $i } }' "$dir/wrk.txt")
+  log "product events: warm-up (2s), then measuring ($DURATION)"
+  KIND=events RUN_ID=warm BATCH=$BATCH wrk -t "$THREADS" -c "$CONNECTIONS" -d 2s -s "$SCRIPT_DIR/post_usage.lua" \
+    -H "Authorization: Bearer $events_key" "$BASE/v1/events" >"$dir/events_warm.txt"
+  KIND=events RUN_ID=run BATCH=$BATCH wrk -t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency \
+    -s "$SCRIPT_DIR/post_usage.lua" -H "Authorization: Bearer $events_key" "$BASE/v1/events" >"$dir/events.txt"
+  cat "$dir/events.txt" >&2
+  [[ $(awk '$1 == "bad" { print $2 }' "$dir/events.txt") == 0 ]] || die "POST /v1/events: answers other than 202"
+  local events_n events_secs
+  events_n=$(awk '$1 == "events" { print $2 }' "$dir/events.txt")
+  events_secs=$(awk '/requests in/ { for (i = 1; i <= NF; i++) if ($i ~ /s,$/) { sub(/s,/, "", $i); print $i } }' "$dir/events.txt")
   kill -TERM "$ATRIUM_PID"
   wait "$ATRIUM_PID" || true
   ATRIUM_PID=""
@@ -116,6 +131,9 @@ run_backend() {
     "($(grep 'Requests/sec' "$dir/wrk.txt" | awk '{print $2}') requests/s of $BATCH); rows in usage_events after the run" \
     "(warm-up included): $rows"
   echo "- latency: $(grep -E '^ +(50|99)%' "$dir/wrk.txt" | awk '{sub(/%/, "", $1); printf "p%s %s; ", $1, $2}')"
+  echo "- POST /v1/events, same server, after it: $events_n product events in ${events_secs}s:" \
+    "**$(awk -v e="$events_n" -v s="$events_secs" 'BEGIN { printf "%.0f", e / s }') events/s**;" \
+    "latency $(grep -E '^ +(50|99)%' "$dir/events.txt" | awk '{sub(/%/, "", $1); printf "p%s %s; ", $1, $2}')"
   echo "- floor, same run:"
   echo '```'
   echo "$floor"

@@ -1,6 +1,7 @@
 -- wrk script: POST /v1/usage with batches of BATCH events (default 1000), every idempotency key unique across
--- threads and runs (RUN_ID), the API key from wrk's -H. Any answer other than 202 with every event accepted counts
--- as bad; done() prints "bad <n>" and "events <n>" for bench/metering.sh.
+-- threads and runs (RUN_ID), the API key from wrk's -H; with KIND=events, the batches are product events for
+-- POST /v1/events (feature.used by 100 users). Any answer other than 202 with every event accepted counts as bad;
+-- done() prints "bad <n>" and "events <n>" for bench/metering.sh.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
@@ -20,16 +21,24 @@ function init(args)
   bad = 0
   accepted = 0
   ts = os.date("!%Y-%m-%dT%H:%M:%SZ")
-  prefix = '{"metric":"api.calls","quantity":'
-  middle = ',"timestamp":"' .. ts .. '","idempotency_key":"' .. run .. '-' .. tid .. '-'
-  suffix = '","properties":{"region":"eu"}}'
+  if os.getenv("KIND") == "events" then
+    prefix = '{"type":"feature.used","user_id":"user-'
+    middle = '","timestamp":"' .. ts .. '","idempotency_key":"' .. run .. '-' .. tid .. '-'
+    suffix = '","properties":{"feature":"export"}}'
+    modulo = 100
+  else
+    prefix = '{"metric":"api.calls","quantity":'
+    middle = ',"timestamp":"' .. ts .. '","idempotency_key":"' .. run .. '-' .. tid .. '-'
+    suffix = '","properties":{"region":"eu"}}'
+    modulo = 10
+  end
 end
 
 request = function()
   n = n + 1
   local parts = {}
   for j = 1, batch do
-    parts[j] = prefix .. (j % 10 + 1) .. middle .. n .. '-' .. j .. suffix
+    parts[j] = prefix .. (j % modulo + 1) .. middle .. n .. '-' .. j .. suffix
   end
   return wrk.format(nil, nil, nil, '{"events":[' .. table.concat(parts, ",") .. ']}')
 end

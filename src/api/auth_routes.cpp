@@ -1,4 +1,5 @@
 // Sign-in, token refresh and revocation, and the published verification keys.
+#include "analytics/analytics.hpp"
 #include "api/routes.hpp"
 #include "api/security.hpp"
 #include "api/support.hpp"
@@ -81,6 +82,9 @@ http::Response token_endpoint(Services& services, http::Request& req) {
     auto issued = services.tokens->password_grant(*user, **password, *tenant, req.remote_address,
                                                   services.audit->recorder(audit_context(req)));
     if (!issued) return oauth_error(issued.error(), req);
+    if (services.analytics && issued->member) {
+      services.analytics->activity().signed_in(issued->tenant_id, issued->user_id, issued->jti);
+    }
     return token_response(*issued);
   }
   if (**grant == "refresh_token") {

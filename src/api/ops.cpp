@@ -139,6 +139,7 @@ void register_routes(http::Router& router, Services& services) {
   register_job_routes(router, services);
   register_billing_routes(router, services);
   register_usage_routes(router, services);
+  register_analytics_routes(router, services);
   register_tenant_routes(router, services);
 }
 

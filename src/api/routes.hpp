@@ -18,6 +18,7 @@ void register_audit_routes(http::Router& router, Services& services);
 void register_job_routes(http::Router& router, Services& services);
 void register_billing_routes(http::Router& router, Services& services);
 void register_usage_routes(http::Router& router, Services& services);
+void register_analytics_routes(http::Router& router, Services& services);
 void register_tenant_routes(http::Router& router, Services& services);
 
 }  // namespace atrium::api

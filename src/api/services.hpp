@@ -16,6 +16,9 @@
 namespace atrium::storage {
 class Database;
 }
+namespace atrium::analytics {
+class Analytics;
+}
 namespace atrium::audit {
 class AuditLog;
 }
@@ -118,6 +121,7 @@ class Services {
   identity::ApiKeyStore* api_keys = nullptr;
   billing::Billing* billing = nullptr;
   metering::Metering* metering = nullptr;
+  analytics::Analytics* analytics = nullptr;
   billing::Entitlements* entitlements = nullptr;
   domains::Domains* domains = nullptr;
   gateway::ApiCallCounter* api_calls = nullptr;  // null when gateway.count_api_calls is off

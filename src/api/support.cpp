@@ -114,16 +114,24 @@ audit::Context audit_context(const http::Request& request) {
   return c;
 }
 
+Result<std::optional<std::int64_t>> int_param(const http::Request& request, std::string_view name, std::int64_t min,
+                                              std::int64_t max) {
+  auto text = request.query_param(name);
+  if (!text) return std::nullopt;
+  std::int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+  if (ec != std::errc() || ptr != text->data() + text->size() || v < min || v > max) {
+    return fail(Errc::invalid_argument,
+                std::string(name) + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+  }
+  return v;
+}
+
 Result<PageParams> page_params(const http::Request& request) {
   PageParams p;
-  if (auto limit = request.query_param("limit")) {
-    int v = 0;
-    auto [ptr, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), v);
-    if (ec != std::errc() || ptr != limit->data() + limit->size() || v < 1 || v > 100) {
-      return fail(Errc::invalid_argument, "limit must be an integer from 1 to 100");
-    }
-    p.limit = v;
-  }
+  auto limit = int_param(request, "limit", 1, 100);
+  if (!limit) return std::unexpected(limit.error());
+  if (*limit) p.limit = static_cast<int>(**limit);
   if (auto cursor = request.query_param("cursor"); cursor && !cursor->empty()) p.cursor = *cursor;
   return p;
 }

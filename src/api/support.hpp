@@ -42,6 +42,10 @@ audit::Context audit_context(const http::Request& request);
 // replaced by '?'.
 std::string printable_text(std::string_view raw, std::size_t max_bytes);
 
+// An integer query parameter in [min, max]: nullopt when absent, invalid_argument naming it otherwise.
+Result<std::optional<std::int64_t>> int_param(const http::Request& request, std::string_view name, std::int64_t min,
+                                              std::int64_t max);
+
 struct PageParams {
   int limit = 20;
   std::optional<std::string> cursor;

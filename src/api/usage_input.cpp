@@ -3,12 +3,11 @@
 #include <chrono>
 #include <limits>
 
+#include "analytics/product_events.hpp"
 #include "core/clock.hpp"
 #include "core/json_input.hpp"
 
 namespace atrium::api::usage_input {
-
-namespace {
 
 metering::UsageEntry unreadable(const Json& e, std::string reason, std::string detail) {
   metering::UsageEntry entry;
@@ -23,21 +22,35 @@ metering::UsageEntry unreadable(const Json& e, std::string reason, std::string d
   return entry;
 }
 
+std::optional<metering::UsageEntry> refuse_shape(const Json& element, std::initializer_list<std::string_view> allowed) {
+  if (!element.is_object()) return unreadable(element, "invalid_event", "an event must be a JSON object");
+  if (auto only = json_input::only_members(element, allowed); !only) {
+    return unreadable(element, "invalid_event", only.error().message);
+  }
+  auto key = element.find("idempotency_key");
+  if (key == element.end() || !key->is_string()) {
+    return unreadable(element, "invalid_idempotency_key",
+                      "idempotency_key is required: 1-255 printable ASCII characters");
+  }
+  return std::nullopt;
+}
+
+std::int64_t saturated(const Json& integer) {
+  return integer.is_number_unsigned() &&
+                 integer.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+             ? std::numeric_limits<std::int64_t>::max()
+             : integer.get<std::int64_t>();
+}
+
+namespace {
+
 // One event's members, typed; metering checks their values.
 metering::UsageEntry entry(const Json& e) {
-  if (!e.is_object()) return unreadable(e, "invalid_event", "an event must be a JSON object");
-  for (const auto& [name, _] : e.items()) {
-    if (name != "metric" && name != "quantity" && name != "timestamp" && name != "idempotency_key" &&
-        name != "properties") {
-      return unreadable(e, "invalid_event", "unknown member " + name);
-    }
+  if (auto refused = refuse_shape(e, {"metric", "quantity", "timestamp", "idempotency_key", "properties"})) {
+    return std::move(*refused);
   }
   metering::UsageEvent ev;
-  auto key = e.find("idempotency_key");
-  if (key == e.end() || !key->is_string()) {
-    return unreadable(e, "invalid_idempotency_key", "idempotency_key is required: 1-255 printable ASCII characters");
-  }
-  ev.idempotency_key = key->get<std::string>();
+  ev.idempotency_key = e["idempotency_key"].get<std::string>();
   auto metric = e.find("metric");
   if (metric == e.end() || !metric->is_string()) {
     return unreadable(e, "invalid_metric",
@@ -45,16 +58,14 @@ metering::UsageEntry entry(const Json& e) {
                       "digit");
   }
   ev.metric = metric->get<std::string>();
+  if (ev.metric.starts_with(analytics::k_event_metric_prefix)) {
+    return unreadable(e, "invalid_metric", "metrics starting with event: are product events (POST /v1/events)");
+  }
   auto quantity = e.find("quantity");
   if (quantity == e.end() || !quantity->is_number_integer()) {
     return unreadable(e, "invalid_quantity", "quantity is required: an integer");
   }
-  // Beyond int64: saturated, so metering refuses it as out of range.
-  ev.quantity =
-      quantity->is_number_unsigned() &&
-              quantity->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
-          ? std::numeric_limits<std::int64_t>::max()
-          : quantity->get<std::int64_t>();
+  ev.quantity = saturated(*quantity);  // beyond int64: metering refuses it as out of range
   auto ts = e.find("timestamp");
   std::optional<std::chrono::system_clock::time_point> when;
   if (ts != e.end() && ts->is_string()) when = parse_rfc3339(ts->get_ref<const std::string&>());
@@ -69,7 +80,8 @@ metering::UsageEntry entry(const Json& e) {
 
 }  // namespace
 
-Result<metering::UsageBatch> usage_batch(const Json& body, std::size_t max_events) {
+Result<metering::UsageBatch> batch_of(const Json& body, std::size_t max_events,
+                                      const std::function<metering::UsageEntry(const Json&)>& entry) {
   if (!body.is_object()) return fail(Errc::invalid_argument, "the body must be an event or {\"events\": [...]}");
   metering::UsageBatch batch;
   auto it = body.find("events");
@@ -86,6 +98,10 @@ Result<metering::UsageBatch> usage_batch(const Json& body, std::size_t max_event
   batch.reserve(it->size());
   for (const auto& e : *it) batch.push_back(entry(e));
   return batch;
+}
+
+Result<metering::UsageBatch> usage_batch(const Json& body, std::size_t max_events) {
+  return batch_of(body, max_events, entry);
 }
 
 Result<metering::Meter> new_meter(const Json& body) {

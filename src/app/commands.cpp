@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "analytics/analytics.hpp"
 #include "app/app.hpp"
 #include "app/background.hpp"
 #include "app/dispatch.hpp"
@@ -217,6 +218,7 @@ int serve_command(const CommonOptions& options) {
 
   auto dispatcher = make_dispatcher(platform, {.metrics = &http_metrics, .access_log = config->log.access_log});
   if (platform.api_calls) platform.api_calls->start();
+  platform.analytics->start();
 
   const auto listen = parse_listen(config->server.listen);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -262,6 +264,7 @@ int serve_command(const CommonOptions& options) {
   server->run();
   server.reset();
   if (platform.api_calls) platform.api_calls->stop();  // the last counts, before anything can end the process
+  platform.analytics->stop();                          // and the last activity marks
   if (!platform.workers()->stop_workers()) {
     log::warn("jobs still running after jobs.shutdown_grace_ms; they run again after their lease");
     std::_Exit(0);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "analytics/analytics.hpp"
 #include "api/routes.hpp"
 #include "api/security.hpp"
 #include "core/config.hpp"
@@ -41,6 +42,7 @@ std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Services& services,
   middleware.push_back(api::security_middleware(services));
   middleware.push_back(services.rate_limits->middleware());
   if (services.api_calls) middleware.push_back(services.api_calls->middleware());
+  if (services.analytics) middleware.push_back(services.analytics->activity().middleware());
   return std::make_shared<const http::Dispatcher>(std::move(router), std::move(middleware),
                                                   JsonLimits{static_cast<int>(config.server.max_json_depth)});
 }

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "analytics/analytics.hpp"
 #include "app/background.hpp"
 #include "audit/audit_log.hpp"
 #include "audit/exporter.hpp"
@@ -117,6 +118,7 @@ Platform::Platform(const Config& config, const Clock& clock) : api::Services(con
 
 Platform::~Platform() {
   if (api_calls) api_calls->stop();  // its last report needs metering and the quotas
+  if (analytics) analytics->stop();  // its last activity marks too
   background = nullptr;
   workers_.reset();
   exporter_.reset();
@@ -447,6 +449,10 @@ Result<void> Platform::open_gateway(const Options& options) {
         },
         clock, std::chrono::milliseconds(config.gateway.api_calls_report_ms)));
   }
+  analytics = adopt(std::make_unique<analytics::Analytics>(
+      *metering, *tenant_data, clock,
+      analytics::Settings{.activity_flush = std::chrono::milliseconds(config.analytics.activity_flush_ms),
+                          .realtime_window = std::chrono::minutes(config.analytics.realtime_minutes)}));
   auto limits = open_rate_limits(*billing, registry, config, clock, options.rate_limits_use_redis_time);
   if (!limits) return std::unexpected(limits.error());
   rate_limits = adopt(std::move(*limits));

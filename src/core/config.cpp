@@ -4,6 +4,7 @@
 
 #include <toml++/toml.h>
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -144,6 +145,8 @@ const std::vector<Key>& keys() {
       {"gateway", "version_docs_url", member(&Config::gateway, &GatewayConfig::version_docs_url)},
       {"gateway", "count_api_calls", member(&Config::gateway, &GatewayConfig::count_api_calls)},
       {"gateway", "api_calls_report_ms", member(&Config::gateway, &GatewayConfig::api_calls_report_ms), 100, 3'600'000},
+      {"analytics", "activity_flush_ms", member(&Config::analytics, &AnalyticsConfig::activity_flush_ms), 100, 600'000},
+      {"analytics", "realtime_minutes", member(&Config::analytics, &AnalyticsConfig::realtime_minutes), 1, 1'440},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
       {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
@@ -305,6 +308,15 @@ Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& li
     }
     host = listen.substr(0, colon);
     port = listen.substr(colon + 1);
+  }
+  // A host name or IPv4 address; an IPv6 address only in brackets (so the last ':' is the port's).
+  const bool bracketed = listen.front() == '[';
+  const bool host_ok = !host.empty() && std::all_of(host.begin(), host.end(), [&](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || (bracketed && (c == ':' || c == '%'));
+  });
+  if (!host_ok) {
+    return fail(Errc::invalid_argument,
+                fmt::format("server.listen: \"{}\" has no valid host (a name, an IPv4 address or [IPv6])", listen));
   }
   unsigned value = 0;
   auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);

@@ -159,6 +159,11 @@ struct GatewayConfig {
   std::int64_t api_calls_report_ms = 60'000;       // how often those counts are reported
 };
 
+struct AnalyticsConfig {
+  std::int64_t activity_flush_ms = 5'000;  // how often users' activity marks and sign-ins are stored
+  std::int64_t realtime_minutes = 180;     // how far back the real-time counters reach
+};
+
 struct LogConfig {
   std::string level = "info";
   std::string format = "json";  // json | text
@@ -177,6 +182,7 @@ struct Config {
   BillingConfig billing;
   MeteringConfig metering;
   GatewayConfig gateway;
+  AnalyticsConfig analytics;
   LogConfig log;
 };
 

@@ -1,8 +1,8 @@
 #pragma once
 
-#include <expected>
 #include <string>
 #include <utility>
+#include "core/expected_compat.hpp"
 
 namespace atrium {
 

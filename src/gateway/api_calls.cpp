@@ -2,15 +2,14 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <exception>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "core/periodic.hpp"
 #include "identity/principal.hpp"
 #include "tenancy/tenant.hpp"
 
@@ -44,11 +43,6 @@ struct ApiCallCounter::Impl {
   };
   std::mutex pending_mutex;
   std::vector<Pending> pending;
-
-  std::mutex thread_mutex;
-  std::condition_variable wake;
-  bool stopping = false;
-  std::thread thread;
 
   Shard& shard_of(const std::string& tenant_id) { return shards[std::hash<std::string>{}(tenant_id) % k_shards]; }
 
@@ -102,17 +96,12 @@ struct ApiCallCounter::Impl {
   }
 
   void run() {
-    std::unique_lock lock(thread_mutex);
-    while (!stopping) {
-      wake.wait_for(lock, interval, [&] { return stopping; });
-      if (stopping) break;
-      lock.unlock();
-      if (auto r = report_all(); !r) {
-        log::warn("API call counts not reported; kept for the next report", {{"error", r.error().message}});
-      }
-      lock.lock();
+    if (auto r = report_all(); !r) {
+      log::warn("API call counts not reported; kept for the next report", {{"error", r.error().message}});
     }
   }
+
+  Periodic reporter{[this] { run(); }, interval};
 };
 
 ApiCallCounter::ApiCallCounter(Report report, const Clock& clock, std::chrono::milliseconds interval)
@@ -120,19 +109,10 @@ ApiCallCounter::ApiCallCounter(Report report, const Clock& clock, std::chrono::m
 
 ApiCallCounter::~ApiCallCounter() { stop(); }
 
-void ApiCallCounter::start() {
-  std::lock_guard lock(impl_->thread_mutex);
-  if (impl_->thread.joinable() || impl_->stopping) return;
-  impl_->thread = std::thread([this] { impl_->run(); });
-}
+void ApiCallCounter::start() { impl_->reporter.start(); }
 
 void ApiCallCounter::stop() {
-  {
-    std::lock_guard lock(impl_->thread_mutex);
-    impl_->stopping = true;
-  }
-  impl_->wake.notify_all();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->reporter.stop();
   if (auto r = impl_->report_all(); !r) {
     log::warn("API call counts lost at stop", {{"error", r.error().message}});
   }

@@ -12,7 +12,7 @@ struct Governed {
   std::string_view permission;
   std::string_view by;
 };
-constexpr std::array<Governed, 18> k_all = {{
+constexpr std::array<Governed, 19> k_all = {{
     {perm::projects_read, perm::projects_read},
     {perm::projects_write, perm::projects_write},
     {perm::projects_delete, perm::projects_delete},
@@ -31,6 +31,7 @@ constexpr std::array<Governed, 18> k_all = {{
     {perm::webhooks_read, perm::integrations_manage},
     {perm::webhooks_manage, perm::integrations_manage},
     {perm::usage_write, perm::integrations_manage},
+    {perm::analytics_write, perm::analytics_view},
 }};
 
 constexpr std::array<std::string_view, 8> k_seed = {
@@ -44,12 +45,12 @@ constexpr std::array<std::string_view, 6> k_admin = {perm::projects_read, perm::
 constexpr std::array<std::string_view, 3> k_member = {perm::projects_read, perm::projects_write, perm::analytics_view};
 constexpr std::array<std::string_view, 1> k_viewer = {perm::projects_read};
 
-constexpr std::array<std::string_view, 18> names() {
-  std::array<std::string_view, 18> out{};
+constexpr std::array<std::string_view, k_all.size()> names() {
+  std::array<std::string_view, k_all.size()> out{};
   for (std::size_t i = 0; i < k_all.size(); ++i) out[i] = k_all[i].permission;
   return out;
 }
-constexpr std::array<std::string_view, 18> k_names = names();
+constexpr std::array<std::string_view, k_all.size()> k_names = names();
 
 }  // namespace
 

@@ -41,6 +41,7 @@ inline constexpr std::string_view api_keys_manage = "api_keys:manage";  // [inte
 inline constexpr std::string_view webhooks_read = "webhooks:read";      // [integrations:manage]
 inline constexpr std::string_view webhooks_manage = "webhooks:manage";  // [integrations:manage]
 inline constexpr std::string_view usage_write = "usage:write";          // [integrations:manage]
+inline constexpr std::string_view analytics_write = "analytics:write";  // [analytics:view]
 }  // namespace perm
 
 std::span<const std::string_view> all_permissions();

@@ -146,6 +146,7 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
   // then carries an issue time before the epoch set after the commit, and is refused (revoke_member).
   const auto now = clock_.now();
   AccessClaims claims;
+  bool member = false;
   claims.sub = user.id;
   claims.super_admin = user.super_admin;
   if (tenant) {
@@ -153,6 +154,7 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
     auto role = users_.role_in(tenant->id, user.id);
     if (!role) return std::unexpected(role.error());
     if (*role) {
+      member = true;
       claims.role = std::string(role_name(**role));
       claims.permissions = permissions_for(**role);
     } else if (user.super_admin) {
@@ -201,7 +203,13 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
     return audit::record(audit, tx, event);
   });
   if (!stored) return std::unexpected(stored.error());
-  return IssuedTokens{std::move(*token), settings_.access_ttl.count(), refresh};
+  return IssuedTokens{.access_token = std::move(*token),
+                      .expires_in = settings_.access_ttl.count(),
+                      .refresh_token = refresh,
+                      .user_id = user.id,
+                      .tenant_id = claims.tenant_id,
+                      .member = member,
+                      .jti = claims.jti};
 }
 
 Result<IssuedTokens> TokenService::password_grant(const std::string& email_in, const std::string& password,

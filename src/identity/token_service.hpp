@@ -30,6 +30,12 @@ struct IssuedTokens {
   std::string access_token;
   std::int64_t expires_in = 0;
   std::string refresh_token;
+  // Whom the tokens are for: the user, the tenant ("" for a super admin without one), whether the user is a member
+  // of it (a super admin acting in a tenant is not), and the access token's jti.
+  std::string user_id;
+  std::string tenant_id;
+  bool member = false;
+  std::string jti;
 };
 
 // Sign-in, refresh-token rotation, revocation, and bearer-token authentication. Thread-safe.

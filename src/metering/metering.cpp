@@ -31,8 +31,8 @@ constexpr std::size_t k_max_properties_bytes = 4096;
 
 constexpr TenantStatement k_event_insert{"metering_event_insert",
                                          "INSERT INTO usage_events (tenant_id, idempotency_key, metric, quantity, "
-                                         "ts, properties, received_at) VALUES ($1, "
-                                         "$2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, idempotency_key) DO "
+                                         "ts, properties, received_at, user_id) VALUES ($1, "
+                                         "$2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, idempotency_key) DO "
                                          "NOTHING"};
 // The roll-up of one (metric, hour) grows by a batch's delta. In SET every
 // right-hand side reads the old row.
@@ -89,24 +89,6 @@ constexpr Statement k_meter_insert{"metering_meter_insert",
 constexpr Statement k_meter_list{"metering_meter_list", "SELECT " METER_COLS " FROM meters ORDER BY metric"};
 constexpr Statement k_meter_find{"metering_meter_find", "SELECT " METER_COLS " FROM meters WHERE metric = $1"};
 
-// ---- validation
-// -------------------------------------------------------------------------------------------------
-
-bool valid_metric(std::string_view m) {
-  if (m.empty() || m.size() > 64) return false;
-  const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
-  if (!alnum(m.front())) return false;
-  return std::all_of(m.begin(), m.end(),
-                     [&](char c) { return alnum(c) || c == '_' || c == '-' || c == '.' || c == ':' || c == '/'; });
-}
-
-bool valid_key(std::string_view k) {
-  if (k.empty() || k.size() > k_max_idempotency_key_bytes) return false;
-  return std::all_of(k.begin(), k.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
-}
-
-bool valid_property_name(std::string_view p) { return !p.empty() && p.size() <= 128; }
-
 struct Parsed {
   std::size_t index = 0;
   std::string key;
@@ -114,6 +96,7 @@ struct Parsed {
   std::int64_t quantity = 0;
   std::int64_t ts = 0;
   std::string properties;  // JSON text, "{}" when none
+  std::string user_id;     // "" when none
 };
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
@@ -201,57 +184,6 @@ Result<Meter> meter_from_row(const storage::ResultSet& rs, std::size_t i) {
 }
 
 }  // namespace
-
-bool valid_metric_name(std::string_view metric) { return valid_metric(metric); }
-
-namespace {
-
-// Property names of 1-128 bytes, values strings, numbers or booleans.
-Result<void> check_filters(const Filters& filters) {
-  for (const auto& [name, value] : filters) {
-    if (!valid_property_name(name)) return fail(Errc::invalid_argument, "filters: property names are 1-128 bytes");
-    if (!value.is_primitive() || value.is_null()) {
-      return fail(Errc::invalid_argument, "filters: values must be strings, numbers or booleans");
-    }
-  }
-  return {};
-}
-
-}  // namespace
-
-Result<Filters> parse_filters(const Json& j) {
-  if (!j.is_object()) return fail(Errc::invalid_argument, "filters must be an object of property -> value");
-  Filters out;
-  for (const auto& [name, value] : j.items()) out.emplace(name, value);
-  if (auto c = check_filters(out); !c) return std::unexpected(c.error());
-  return out;
-}
-
-std::string_view aggregation_name(Aggregation a) {
-  switch (a) {
-    case Aggregation::sum: return "sum";
-    case Aggregation::count: return "count";
-    case Aggregation::max: return "max";
-    case Aggregation::unique_count: return "unique_count";
-    case Aggregation::latest: return "latest";
-  }
-  return "sum";
-}
-
-std::optional<Aggregation> parse_aggregation(std::string_view text) {
-  for (Aggregation a :
-       {Aggregation::sum, Aggregation::count, Aggregation::max, Aggregation::unique_count, Aggregation::latest}) {
-    if (aggregation_name(a) == text) return a;
-  }
-  return std::nullopt;
-}
-
-std::optional<Window> parse_window(std::string_view text) {
-  if (text == "hour") return Window::hour;
-  if (text == "day") return Window::day;
-  if (text == "month") return Window::month;
-  return std::nullopt;
-}
 
 namespace {
 
@@ -380,11 +312,11 @@ struct Metering::Impl {
   // Checks one event; nullopt (and a rejection in `out`) when it is refused.
   // Moves the event's texts into the result.
   std::optional<Parsed> check(IngestResult& out, std::size_t index, UsageEvent& e, std::int64_t now) {
-    if (!valid_key(e.idempotency_key)) {
+    if (!valid_idempotency_key(e.idempotency_key)) {
       reject(out, index, e, "invalid_idempotency_key", "idempotency_key is required: 1-255 printable ASCII characters");
       return std::nullopt;
     }
-    if (!valid_metric(e.metric)) {
+    if (!valid_metric_name(e.metric)) {
       reject(out, index, e, "invalid_metric",
              "metric is required: 1-64 letters, digits, '_', '-', '.', ':' or "
              "'/', starting with a letter or digit");
@@ -412,12 +344,17 @@ struct Metering::Impl {
       reject(out, index, e, "invalid_properties", "properties exceed 4096 bytes");
       return std::nullopt;
     }
+    if (!e.user_id.empty() && !valid_idempotency_key(e.user_id)) {
+      reject(out, index, e, "invalid_user_id", "user_id must be 1-255 printable ASCII characters");
+      return std::nullopt;
+    }
     return Parsed{.index = index,
                   .key = std::move(e.idempotency_key),
                   .metric = std::move(e.metric),
                   .quantity = e.quantity,
                   .ts = ts,
-                  .properties = e.properties.empty() ? std::string("{}") : std::move(e.properties)};
+                  .properties = e.properties.empty() ? std::string("{}") : std::move(e.properties),
+                  .user_id = std::move(e.user_id)};
   }
 
   // The query that measures `metric` over [from, to) with its meter (sum when it has none), read in `tx`.
@@ -626,11 +563,13 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
 
   std::int64_t in_batch_duplicates = static_cast<std::int64_t>(repeats.size());
   std::int64_t inserted = 0;
+  std::vector<std::size_t> accepted_indices;
   std::vector<Rejection> over_quota;
   std::vector<std::string> touched;
   if (!valid.empty()) {
     auto r = s.data.transact_control_plane(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
       inserted = 0;  // the body runs again after a serialization failure
+      accepted_indices.clear();
       over_quota.clear();
       auto guards = s.guards(tx, valid);
       if (!guards) return std::unexpected(guards.error());
@@ -659,11 +598,13 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
                                     : std::nullopt});
           continue;
         }
-        auto ins = tx.execute(k_event_insert, {Value(p.key), Value(p.metric), Value(p.quantity), Value(p.ts),
-                                               Value(p.properties), Value(now)});
+        auto ins = tx.execute(k_event_insert,
+                              {Value(p.key), Value(p.metric), Value(p.quantity), Value(p.ts), Value(p.properties),
+                               Value(now), p.user_id.empty() ? Value() : Value(p.user_id)});
         if (!ins) return std::unexpected(ins.error());
         if (ins->affected_rows == 0) continue;
         ++inserted;
+        accepted_indices.push_back(p.index);
         if (g) g->add(p);
         deltas[{p.metric, floor_div(p.ts, k_hour_ms) * k_hour_ms}].add(p.ts, p.quantity);
       }
@@ -698,6 +639,8 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
   std::sort(out.rejected.begin(), out.rejected.end(),
             [](const Rejection& a, const Rejection& b) { return a.index < b.index; });
   out.accepted = inserted;
+  std::sort(accepted_indices.begin(), accepted_indices.end());
+  out.accepted_indices = std::move(accepted_indices);
   out.duplicates = in_batch_duplicates + static_cast<std::int64_t>(valid.size()) - inserted - refused;
   if (out.accepted > 0) s.accepted.inc(static_cast<double>(out.accepted));
   if (out.duplicates > 0) s.duplicates.inc(static_cast<double>(out.duplicates));
@@ -717,7 +660,7 @@ void Metering::set_quota_hooks(QuotaHooks hooks) { impl_->hooks = std::move(hook
 
 Result<std::vector<SummaryRow>> Metering::summarize(const std::string& tenant_id, const SummaryQuery& q) {
   Impl& s = *impl_;
-  if (!valid_metric(q.metric)) return fail(Errc::invalid_argument, "metric is required and must be a metric name");
+  if (!valid_metric_name(q.metric)) return fail(Errc::invalid_argument, "metric is required and must be a metric name");
   if (q.from >= q.to) return fail(Errc::invalid_argument, "from must be before to");
   if (q.aggregation == Aggregation::unique_count && !valid_property_name(q.property)) {
     return fail(Errc::invalid_argument, "unique_count needs the property whose distinct values it counts");
@@ -781,7 +724,7 @@ Result<std::int64_t> Metering::aggregate(const std::string& tenant_id, const std
 Result<Meter> Metering::create_meter(const Meter& input, const audit::Context& who) {
   Impl& s = *impl_;
   Meter m = input;
-  if (!valid_metric(m.metric)) {
+  if (!valid_metric_name(m.metric)) {
     return fail(Errc::invalid_argument, "metric is required: 1-64 letters, digits, '_', '-', '.', ':' or '/'");
   }
   if (m.name.empty()) m.name = m.metric;
@@ -795,7 +738,7 @@ Result<Meter> Metering::create_meter(const Meter& input, const audit::Context& w
   if (m.aggregation != Aggregation::unique_count && !m.property.empty()) {
     return fail(Errc::invalid_argument, "property is only for unique_count");
   }
-  if (auto f = check_filters(m.filters); !f) return std::unexpected(f.error());
+  if (auto f = parse_filters(filters_json(m.filters)); !f) return std::unexpected(f.error());
   m.id = new_uuid_v7(s.clock);
   m.created_at = std::chrono::floor<std::chrono::milliseconds>(s.clock.now());  // as stored
   auto r = s.control.transact([&](Transaction& tx) -> Result<void> {

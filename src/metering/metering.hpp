@@ -38,6 +38,10 @@ std::optional<Window> parse_window(std::string_view text);
 
 // Metric names: 1-64 letters, digits, '_', '-', '.', ':' or '/', starting with a letter or digit.
 bool valid_metric_name(std::string_view metric);
+// Idempotency keys: 1-255 printable ASCII characters (k_max_idempotency_key_bytes, below).
+bool valid_idempotency_key(std::string_view key);
+// Property names (meters, filters): 1-128 bytes.
+bool valid_property_name(std::string_view name);
 
 // property -> value: an event counts only when each named property equals the
 // value (JSON equality).
@@ -61,7 +65,8 @@ struct Rejection {
   std::string idempotency_key;  // as sent, when it was a string
   std::string reason;           // invalid_event | invalid_metric | invalid_quantity |
                                 // invalid_timestamp | invalid_idempotency_key |
-                                // invalid_properties | too_old | too_far_in_future | quota_exceeded
+                                // invalid_properties | invalid_user_id | too_old | too_far_in_future |
+                                // quota_exceeded
   std::string detail;
   std::string quota;  // quota_exceeded: the quota's name
   // quota_exceeded on a sum meter: how much quantity still fits in the period (internal; not in the JSON).
@@ -75,6 +80,7 @@ struct UsageEvent {
   std::int64_t quantity = 0;  // 0 to 10^12
   Instant timestamp{};
   std::string properties = "{}";  // a JSON object's text, at most 4096 bytes
+  std::string user_id;            // whom a product event is about (docs/analytics.md): "" or 1-255 printable ASCII
 };
 
 // One entry of a batch: an event, or why it could not be read (reason and detail; ingest rejects it at its index
@@ -93,6 +99,7 @@ struct IngestResult {
   std::int64_t duplicates = 0;  // the tenant already sent this idempotency key
                                 // (earlier, or earlier in the batch)
   std::vector<Rejection> rejected;
+  std::vector<std::size_t> accepted_indices;  // the batch positions of the accepted events, ascending (not in JSON)
 };
 Json to_json(const IngestResult& r);
 

@@ -63,7 +63,10 @@ Result<void> deliver(const DeliveryJobs& deps, Sender& sender, jobs::JobContext&
     return store::record_attempt(tx, deps.clock, delivery->id, ok, final, result.status, error);
   });
   if (!rec) {
+    // Not recorded, not done: the job fails and runs again, so the delivery is sent once more (same
+    // Atrium-Delivery-Id, which receivers deduplicate on) rather than left pending with nobody to finish it.
     log::warn("webhook attempt not recorded", {{"delivery_id", delivery_id}, {"error", rec.error().message}});
+    return fail(Errc::unavailable, "webhook attempt not recorded: " + rec.error().message);
   }
   if (ok) return {};
   return fail(Errc::unavailable, "webhook delivery failed: " + error);

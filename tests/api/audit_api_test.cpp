@@ -648,7 +648,8 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
   //   post /v1/usage: usage events arrive by the million; each accepted event is its own durable record
   //   (usage_events, with its idempotency key and received_at) and atrium_usage_events_total counts every outcome,
   //   so an audit entry per ingestion would double the writes without telling anyone anything new.
-  const std::set<std::string> exempt = {"post /v1/usage"};
+  //   post /v1/events: product events are usage events (the same ingestion and the same reasons).
+  const std::set<std::string> exempt = {"post /v1/usage", "post /v1/events"};
   std::set<std::string> covered = exempt;
   for (const auto& m : mutations) covered.insert(m.operation);
   {
@@ -660,6 +661,12 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
         owner_a_);
     EXPECT_EQ(usage.status, 202) << usage.body.dump();
     EXPECT_EQ(usage.body.value("accepted", 0), 1);
+    auto events = client_->call(
+        Method::post, "/v1/events",
+        Json{{"type", "feature.used"}, {"properties", {{"feature", "audit"}}}, {"idempotency_key", "audit-exempt"}},
+        owner_a_);
+    EXPECT_EQ(events.status, 202) << events.body.dump();
+    EXPECT_EQ(events.body.value("accepted", 0), 1);
     EXPECT_EQ(all_entries().size(), before.size()) << "ingestion is exempt from the audit log";
   }
   for (const auto& route : client_->router().routes()) {

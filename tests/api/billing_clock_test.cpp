@@ -245,16 +245,6 @@ class BillingClockTest : public ::testing::TestWithParam<IsolationCase> {
     }
   }
 
-  template <class Pred>
-  static bool eventually(Pred pred, std::chrono::milliseconds timeout = 60s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return pred();
-  }
-
   // The dunning mails written so far (decoded).
   std::vector<std::string> dunning_mails() {
     std::vector<std::string> out;
@@ -434,12 +424,14 @@ TEST_P(BillingClockTest, TrialToCancellationByDunning) {
 
   // Dunning mail: one per failed attempt, to the billing account's address; the last says it was the last.
   std::vector<std::string> mails;
-  ASSERT_TRUE(eventually([&] {
-    mails = dunning_mails();
-    return mails.size() >= 8;
-  })) << mails.size()
-      << " dunning mails";
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(eventually(
+      [&] {
+        mails = dunning_mails();
+        return mails.size() >= 8;
+      },
+      60s))
+      << mails.size() << " dunning mails";
+  ASSERT_TRUE(settled(platform(), {"email"}, 60s)) << "mail jobs still queued or running";
   mails = dunning_mails();
   EXPECT_EQ(mails.size(), 8u);
   const std::string number = renewal.value("number", "");

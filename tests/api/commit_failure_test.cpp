@@ -2,12 +2,14 @@
 // (core/failpoint.hpp) lets a write transaction's body run and then fails it instead of committing. A project
 // created, usage ingested and an invoice finalised under it leave nothing (not the change, not its audit entry, not
 // its event, not a used invoice number), the request answers 503 problem+json, and the same request once the failure
-// is gone applies once, with its entry and event. Every isolation level, both backends.
+// is gone applies once, with its entry and event. A webhook attempt whose record fails to commit leaves the delivery
+// pending and its job failed, so it is sent again and then recorded. Every isolation level, both backends.
 #include <gtest/gtest.h>
 
 #include "core/failpoint.hpp"
 #include "events/outbox.hpp"
 #include "support/api_client.hpp"
+#include "support/http_receiver.hpp"
 #include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
@@ -46,11 +48,7 @@ class CommitFailureTest : public ::testing::TestWithParam<IsolationCase> {
   app::Platform& platform() { return tp_->platform(); }
 
   std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant) {
-    Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
-    if (!tenant.empty()) body["tenant"] = tenant;
-    auto r = client_->call(Method::post, "/v1/auth/token", body);
-    EXPECT_EQ(r.status, 200) << r.raw_body;
-    return r.body.value("access_token", "");
+    return client_->sign_in(email, password, tenant);
   }
 
   // Audit entries of the tenant with `action`.
@@ -175,6 +173,71 @@ TEST_P(CommitFailureTest, AnInvoiceIsFinalisedWithItsNumberAndEventOrNotAtAll) {
   EXPECT_TRUE(number.ends_with("-000001")) << number << ": the failed finalisation used up a number";
   EXPECT_EQ(entries("invoice.finalized"), 1u);
   EXPECT_EQ(events("invoice.finalized"), 1u);
+}
+
+TEST_P(CommitFailureTest, AWebhookAttemptIsRecordedOrTheDeliveryIsSentAgain) {
+  HttpReceiver receiver;
+  auto hook = client_->call(Method::post, "/v1/webhook-endpoints",
+                            Json{{"url", "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hook"},
+                                 {"event_types", {"project.created"}}},
+                            owner_);
+  ASSERT_EQ(hook.status, 201) << hook.raw_body;
+  const std::string hooked = hook.body.value("id", "");
+  ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "p"}}, owner_).status, 201);
+  ASSERT_EQ(events("project.created"), 1u);  // relayed: one delivery to each endpoint, two jobs
+
+  auto delivery = [&] {
+    auto r = client_->call(Method::get, "/v1/webhook-endpoints/" + hooked + "/deliveries", std::nullopt, owner_);
+    EXPECT_EQ(r.status, 200) << r.raw_body;
+    return r.body.value("data", Json::array()).empty() ? Json::object() : r.body["data"][0];
+  };
+  auto consumer = platform().workers()->queue().consumer("webhooks");
+  ASSERT_TRUE(consumer) << consumer.error().message;
+  const jobs::Handler* deliver = platform().workers()->handlers().find("webhook.deliver");
+  ASSERT_NE(deliver, nullptr);
+  // Claims this endpoint's job (the other endpoint's goes back) and runs it on this thread, with the failure armed
+  // around the handler alone when `failing` (claiming and settling the job are transactions too).
+  auto run_hooked_job = [&](bool failing) -> Result<void> {
+    std::vector<jobs::Delivery> others;  // held until ours is found, so the queue cannot hand them out again
+    Result<void> ran = fail(Errc::not_found, "the endpoint's job was not among the first three");
+    for (int i = 0; i < 3; ++i) {
+      auto next = (*consumer)->next(std::chrono::seconds(5));
+      if (!next || !*next) {
+        ran = fail(Errc::not_found, "no webhook job");
+        break;
+      }
+      if ((*next)->job.payload.value("delivery_id", "") != delivery().value("id", "")) {
+        others.push_back(std::move(**next));
+        continue;
+      }
+      jobs::JobContext ctx((*next)->job, platform().db(), platform().clock());
+      std::optional<ScopedFailure> failure;
+      if (failing) failure.emplace("storage.commit");
+      ran = (*deliver)(ctx);
+      failure.reset();
+      EXPECT_TRUE(ran ? (*consumer)->complete(**next)
+                      : (*consumer)->retry(**next, std::chrono::milliseconds(0), ran.error().message));
+      break;
+    }
+    for (const auto& other : others) EXPECT_TRUE((*consumer)->release(other));
+    return ran;
+  };
+
+  auto ran = run_hooked_job(/*failing=*/true);
+  ASSERT_FALSE(ran);
+  EXPECT_EQ(ran.error().code, Errc::unavailable) << ran.error().message;
+  ASSERT_EQ(receiver.requests().size(), 1u);  // the receiver has it; Atrium has no record of the attempt
+  EXPECT_EQ(delivery().value("status", ""), "pending");
+  EXPECT_EQ(delivery().value("attempts", -1), 0);
+
+  auto again = run_hooked_job(/*failing=*/false);
+  ASSERT_TRUE(again) << again.error().message;
+  const auto requests = receiver.requests();
+  ASSERT_EQ(requests.size(), 2u);  // sent again, as the same delivery
+  EXPECT_EQ(requests[1].header("Atrium-Delivery-Id"), requests[0].header("Atrium-Delivery-Id"));
+  EXPECT_EQ(requests[1].header("Atrium-Delivery-Id"), delivery().value("id", ""));
+  EXPECT_EQ(delivery().value("status", ""), "succeeded");
+  EXPECT_EQ(delivery().value("attempts", -1), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isolation, CommitFailureTest, all_isolation_cases(), isolation_case_name);

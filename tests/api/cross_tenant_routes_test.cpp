@@ -45,11 +45,7 @@ class CrossTenantRoutesTest : public ::testing::TestWithParam<IsolationCase> {
   app::Platform& platform() { return tp_->platform(); }
 
   std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant) {
-    Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
-    if (!tenant.empty()) body["tenant"] = tenant;
-    auto r = client_->call(Method::post, "/v1/auth/token", body);
-    EXPECT_EQ(r.status, 200) << r.raw_body;
-    return r.body.value("access_token", "");
+    return client_->sign_in(email, password, tenant);
   }
 
   // The id of what a call as `token` (in `tenant_id` for the super admin) created.

@@ -1,6 +1,6 @@
 // The gateway through the real router and middleware chain (tests/support/api_client.hpp): rate limits per tenant
-// and per API key, in-process and in Redis, and dated API versions. Platforms run on a ManualClock, so every
-// count is exact; the Redis limiter then takes its time from that clock instead of Redis's TIME.
+// and per API key, in-process and in Redis, and dated API versions, on both backends. Platforms run on a ManualClock,
+// so every count is exact; the Redis limiter then takes its time from that clock instead of Redis's TIME.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,6 +12,7 @@
 #include "billing/billing.hpp"
 #include "gateway/versioning.hpp"
 #include "support/api_client.hpp"
+#include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 
@@ -25,8 +26,12 @@ enum class Limiter { memory, redis };
 
 const audit::Context k_test{.actor_type = audit::ActorType::system, .actor_id = "test"};
 
-class GatewayApiTest : public ::testing::Test {
+class GatewayApiTest : public ::testing::TestWithParam<storage::Backend> {
  protected:
+  void SetUp() override {
+    ATRIUM_MISSING_SERVICE(GetParam() == storage::Backend::postgres && !postgres_url(), "ATRIUM_TEST_POSTGRES_URL");
+  }
+
   // A platform with the given gateway settings on the ManualClock, tenant "acme" and its owner's token.
   void start(Limiter limiter, GatewayConfig gateway = {}, const std::string& tenant_plan = "free") {
     Config config;
@@ -37,7 +42,7 @@ class GatewayApiTest : public ::testing::Test {
       config.gateway.redis_url = *url;
       config.gateway.redis_timeout_ms = 2000;
     }
-    tp_ = TestPlatform::create(storage::Backend::sqlite, config, &clock_);
+    tp_ = TestPlatform::create(GetParam(), config, &clock_);
     client_ = std::make_unique<ApiClient>(platform());
     ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true,
                                               platform().audit->recorder({})));
@@ -131,18 +136,18 @@ const GatewayConfig k_ten_per_second = [] {
   return g;
 }();
 
-TEST_F(GatewayApiTest, HundredRequestsAtOnceGetTwentyThroughAndEightyTooManyRequests) {
+TEST_P(GatewayApiTest, HundredRequestsAtOnceGetTwentyThroughAndEightyTooManyRequests) {
   start(Limiter::memory, k_ten_per_second);
   expect_hundred_at_once_gives_twenty();
 }
 
-TEST_F(GatewayApiTest, HundredRequestsAtOnceGetTwentyThroughInRedisToo) {
+TEST_P(GatewayApiTest, HundredRequestsAtOnceGetTwentyThroughInRedisToo) {
   start(Limiter::redis, k_ten_per_second);
   if (IsSkipped() || HasFatalFailure()) return;
   expect_hundred_at_once_gives_twenty();
 }
 
-TEST_F(GatewayApiTest, TwoInstancesOnOneRedisShareTheLimit) {
+TEST_P(GatewayApiTest, TwoInstancesOnOneRedisShareTheLimit) {
   start(Limiter::redis, k_ten_per_second);
   if (IsSkipped() || HasFatalFailure()) return;
   // A second Atrium instance: another platform on the same database and Redis, with its own middleware chain.
@@ -161,7 +166,7 @@ TEST_F(GatewayApiTest, TwoInstancesOnOneRedisShareTheLimit) {
   EXPECT_EQ(passed, 20);
 }
 
-TEST_F(GatewayApiTest, TheSameTwoInstancesWithoutRedisLimitEachOnTheirOwn) {
+TEST_P(GatewayApiTest, TheSameTwoInstancesWithoutRedisLimitEachOnTheirOwn) {
   start(Limiter::memory, k_ten_per_second);
   app::Platform::Options options;
   options.background = false;
@@ -175,7 +180,7 @@ TEST_F(GatewayApiTest, TheSameTwoInstancesWithoutRedisLimitEachOnTheirOwn) {
   EXPECT_EQ(passed, 40);
 }
 
-TEST_F(GatewayApiTest, EachApiKeyHasItsOwnLimitWithinTheTenants) {
+TEST_P(GatewayApiTest, EachApiKeyHasItsOwnLimitWithinTheTenants) {
   GatewayConfig g = k_ten_per_second;
   g.api_key_requests_per_second = 2;
   g.api_key_burst = 5;
@@ -194,7 +199,7 @@ TEST_F(GatewayApiTest, EachApiKeyHasItsOwnLimitWithinTheTenants) {
   EXPECT_EQ(burst(*client_, owner_, 30).at(200).size(), 10u);
 }
 
-TEST_F(GatewayApiTest, ThePlanOfTheLiveSubscriptionSetsTheLimit) {
+TEST_P(GatewayApiTest, ThePlanOfTheLiveSubscriptionSetsTheLimit) {
   start(Limiter::memory, k_ten_per_second);
   billing::Billing& b = *platform().billing;
   for (const auto& [code, limits] : {std::pair<std::string, Json>{"free", {{"requestsPerSecond", 1}, {"burst", 3}}},
@@ -227,7 +232,7 @@ TEST_F(GatewayApiTest, ThePlanOfTheLiveSubscriptionSetsTheLimit) {
   EXPECT_EQ(pro.at(200).front().headers.get("RateLimit-Policy").value_or(""), "\"tenant\";q=7;w=2");
 }
 
-TEST_F(GatewayApiTest, PlansRefuseMalformedRateLimits) {
+TEST_P(GatewayApiTest, PlansRefuseMalformedRateLimits) {
   start(Limiter::memory);
   auto plan = platform().billing->create_plan(
       {.code = "odd",
@@ -239,7 +244,7 @@ TEST_F(GatewayApiTest, PlansRefuseMalformedRateLimits) {
   EXPECT_EQ(plan.error().code, Errc::invalid_argument);
 }
 
-TEST_F(GatewayApiTest, RoutesWithoutATenantAndSuperAdminsAreNotLimited) {
+TEST_P(GatewayApiTest, RoutesWithoutATenantAndSuperAdminsAreNotLimited) {
   GatewayConfig g;
   g.default_requests_per_second = 1;
   g.default_burst = 1;
@@ -258,7 +263,7 @@ TEST_F(GatewayApiTest, RoutesWithoutATenantAndSuperAdminsAreNotLimited) {
   EXPECT_EQ(burst(*client_, owner_, 5).at(200).size(), 1u);
 }
 
-TEST_F(GatewayApiTest, AnUnreachableRedisFailsOpenByDefault) {
+TEST_P(GatewayApiTest, AnUnreachableRedisFailsOpenByDefault) {
   GatewayConfig g = k_ten_per_second;
   g.redis_url = "redis://127.0.0.1:" + std::to_string(closed_port());
   g.redis_timeout_ms = 200;
@@ -274,7 +279,7 @@ TEST_F(GatewayApiTest, AnUnreachableRedisFailsOpenByDefault) {
             std::string::npos);
 }
 
-TEST_F(GatewayApiTest, AnUnreachableRedisFailsClosedWhenConfigured) {
+TEST_P(GatewayApiTest, AnUnreachableRedisFailsClosedWhenConfigured) {
   GatewayConfig g = k_ten_per_second;
   g.redis_url = "redis://127.0.0.1:" + std::to_string(closed_port());
   g.redis_timeout_ms = 200;
@@ -289,7 +294,7 @@ TEST_F(GatewayApiTest, AnUnreachableRedisFailsClosedWhenConfigured) {
             std::string::npos);
 }
 
-TEST_F(GatewayApiTest, RequestsWithoutAVersionGetTheCurrentOne) {
+TEST_P(GatewayApiTest, RequestsWithoutAVersionGetTheCurrentOne) {
   start(Limiter::memory);
   auto r = client_->call(Method::get, "/v1/projects", std::nullopt, owner_);
   EXPECT_EQ(r.status, 200);
@@ -305,7 +310,7 @@ TEST_F(GatewayApiTest, RequestsWithoutAVersionGetTheCurrentOne) {
   EXPECT_EQ(unauthenticated.headers.get("Atrium-Version").value_or(""), "2026-11-01");
 }
 
-TEST_F(GatewayApiTest, TheRetiredVersionKeepsItsShapeAndIsToldItsSunset) {
+TEST_P(GatewayApiTest, TheRetiredVersionKeepsItsShapeAndIsToldItsSunset) {
   start(Limiter::memory);
   ASSERT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "one"}}, owner_).status, 201);
   auto r = client_->call(Method::get, "/v1/projects", std::nullopt, owner_, {{"Atrium-Version", "2026-06-01"}});
@@ -327,7 +332,7 @@ TEST_F(GatewayApiTest, TheRetiredVersionKeepsItsShapeAndIsToldItsSunset) {
   EXPECT_EQ(one_old.body, one_new.body);
 }
 
-TEST_F(GatewayApiTest, AnUnknownVersionIsRefusedWithTheKnownOnes) {
+TEST_P(GatewayApiTest, AnUnknownVersionIsRefusedWithTheKnownOnes) {
   start(Limiter::memory);
   for (const char* version : {"2025-01-01", "latest", "", "2026-11-01 "}) {
     auto r = client_->call(Method::get, "/v1/projects", std::nullopt, owner_, {{"Atrium-Version", version}});
@@ -339,7 +344,7 @@ TEST_F(GatewayApiTest, AnUnknownVersionIsRefusedWithTheKnownOnes) {
   }
 }
 
-TEST_F(GatewayApiTest, PathsOutsideV1AreNotVersioned) {
+TEST_P(GatewayApiTest, PathsOutsideV1AreNotVersioned) {
   start(Limiter::memory);
   auto r = client_->call(Method::get, "/.well-known/jwks.json", std::nullopt, "", {{"Atrium-Version", "1999-01-01"}});
   EXPECT_EQ(r.status, 200);
@@ -359,6 +364,8 @@ TEST(ApiVersions, TheTableIsOrderedAndTheCurrentVersionIsNotDeprecated) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, GatewayApiTest, all_backends(), backend_name);
 
 }  // namespace
 }  // namespace atrium::test

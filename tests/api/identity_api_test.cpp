@@ -199,10 +199,10 @@ TEST_P(IdentityApiTest, JwksPublishesTheVerifyingKeysAndRotationKeepsOldTokensVa
 TEST_P(IdentityApiTest, RoleMatrixGrantsExactlyTheRolesPermissions) {
   const std::vector<std::string> admin = {"projects:read", "projects:write", "projects:delete", "billing:view",
                                           "users:manage",  "analytics:view", "users:read",      "tenant:read",
-                                          "tenant:manage", "audit:read",     "usage:read"};
+                                          "tenant:manage", "audit:read",     "usage:read",      "analytics:write"};
   const std::map<identity::Role, std::vector<std::string>> granted_to = {
       {identity::Role::admin, admin},
-      {identity::Role::member, {"projects:read", "projects:write", "analytics:view"}},
+      {identity::Role::member, {"projects:read", "projects:write", "analytics:view", "analytics:write"}},
       {identity::Role::viewer, {"projects:read"}},
   };
   std::map<identity::Role, std::string> tokens;
@@ -489,6 +489,7 @@ TEST(TenantStatements, EveryTenantStatementIsBoundToTheTenant) {
     all.insert(all.end(), list.begin(), list.end());
   }
   all.insert(all.end(), tenancy::idempotency_statements().begin(), tenancy::idempotency_statements().end());
+  all.insert(all.end(), analytics::tenant_statements().begin(), analytics::tenant_statements().end());
   EXPECT_GE(all.size(), 30u);
   for (const auto& s : all) {
     const std::string sql(s.sql);
@@ -502,9 +503,10 @@ TEST(TenantStatements, EveryTenantStatementIsBoundToTheTenant) {
 TEST(RevocationAcrossInstances, ARevokedTokenIsRefusedByASecondInstanceOnTheSameRedis) {
   const char* redis = std::getenv("ATRIUM_TEST_REDIS_URL");
   ATRIUM_MISSING_SERVICE(redis == nullptr || *redis == '\0', "ATRIUM_TEST_REDIS_URL");
+  ATRIUM_MISSING_SERVICE(!postgres_url(), "ATRIUM_TEST_POSTGRES_URL");  // two instances share one database
   Config config;
   config.identity.redis_url = redis;
-  auto tp = TestPlatform::create(postgres_url() ? Backend::postgres : Backend::sqlite, config);
+  auto tp = TestPlatform::create(Backend::postgres, config);
   ASSERT_TRUE(tp);
   app::Platform& first = tp->platform();
   app::Platform::NewTenantRequest r;

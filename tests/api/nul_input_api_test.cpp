@@ -5,6 +5,7 @@
 
 #include "billing/billing.hpp"
 #include "support/api_client.hpp"
+#include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 
@@ -49,11 +50,7 @@ class NulInputApiTest : public ::testing::TestWithParam<Backend> {
   }
 
   std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant = "alpha") {
-    Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
-    if (!tenant.empty()) body["tenant"] = tenant;
-    auto r = client_->call(Method::post, "/v1/auth/token", body);
-    EXPECT_EQ(r.status, 200) << r.raw_body;
-    return r.body.value("access_token", "");
+    return client_->sign_in(email, password, tenant);
   }
 
   // A problem+json answer with `status` whose detail mentions `needle`.
@@ -220,8 +217,7 @@ TEST_P(NulInputApiTest, MalformedEmailsAreRefusedEverywhere) {
   EXPECT_EQ(client_->call(Method::get, "/v1/billing-account", std::nullopt, owner).status, 404);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, NulInputApiTest, ::testing::Values(Backend::sqlite, Backend::postgres),
-                         [](const auto& info) { return std::string(storage::backend_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Backends, NulInputApiTest, all_backends(), backend_name);
 
 }  // namespace
 }  // namespace atrium::test

@@ -165,16 +165,6 @@ class QuotasApiTest : public ::testing::TestWithParam<IsolationCase> {
     return out;
   }
 
-  template <class Pred>
-  static bool eventually(Pred pred, std::chrono::milliseconds timeout = 30s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return pred();
-  }
-
   ManualClock clock_{parse_rfc3339("2026-11-27T00:00:00Z").value()};
   std::unique_ptr<TestPlatform> tp_;
   std::unique_ptr<ApiClient> client_;

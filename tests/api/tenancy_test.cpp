@@ -64,12 +64,7 @@ class TenancyTest : public ::testing::TestWithParam<Case> {
   }
 
   std::string sign_in(const std::string& email, const std::string& tenant) {
-    Json body = {{"grant_type", "password"}, {"email", email}};
-    body["password"] = email == "root@atrium.test" ? "root-password" : "password-" + tenant;
-    if (!tenant.empty()) body["tenant"] = tenant;
-    auto r = client_->call(Method::post, "/v1/auth/token", body);
-    EXPECT_EQ(r.status, 200) << r.body.dump();
-    return r.body.value("access_token", "");
+    return client_->sign_in(email, email == "root@atrium.test" ? "root-password" : "password-" + tenant, tenant);
   }
 
   std::string create_project(const std::string& token, const std::string& name) {

@@ -71,10 +71,7 @@ class UsageApiTest : public ::testing::TestWithParam<IsolationCase> {
   app::Platform& platform() { return tp_->platform(); }
 
   std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant) {
-    Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}, {"tenant", tenant}};
-    auto r = client_->call(Method::post, "/v1/auth/token", body);
-    EXPECT_EQ(r.status, 200) << r.body.dump();
-    return r.body.value("access_token", "");
+    return client_->sign_in(email, password, tenant);
   }
 
   ApiResponse post(const Json& body, const std::string& token) {

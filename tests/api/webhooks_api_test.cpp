@@ -60,10 +60,7 @@ class WebhooksApiTest : public ::testing::TestWithParam<IsolationCase> {
   }
 
   std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant) {
-    Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}, {"tenant", tenant}};
-    auto r = client_->call(Method::post, "/v1/auth/token", body);
-    EXPECT_EQ(r.status, 200) << r.body.dump();
-    return r.body.value("access_token", "");
+    return client_->sign_in(email, password, tenant);
   }
 
   // Creates an endpoint; returns {id, secret}.
@@ -86,17 +83,6 @@ class WebhooksApiTest : public ::testing::TestWithParam<IsolationCase> {
     return r.body.value("data", Json::array());
   }
 
-  // Waits until `pred` holds (polling), up to `timeout`.
-  template <class Pred>
-  static bool eventually(Pred pred, std::chrono::milliseconds timeout = 30s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return pred();
-  }
-
   std::unique_ptr<TestPlatform> tp_;
   std::unique_ptr<ApiClient> client_;
   tenancy::Tenant a_;
@@ -116,7 +102,7 @@ TEST_P(WebhooksApiTest, CommittedWhileTheRelayIsDownIsDeliveredSignedWhenItRuns)
 
   ASSERT_TRUE(platform().workers()->start_workers());
   ASSERT_TRUE(receiver.wait_for(1, 30s));
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(settled(platform()));
   auto requests = receiver.requests();
   ASSERT_EQ(requests.size(), 1u);
   const auto& req = requests[0];
@@ -152,7 +138,7 @@ TEST_P(WebhooksApiTest, ARolledBackChangePublishesNothing) {
   ASSERT_TRUE(platform().workers()->start_workers());
   project(owner_a_, "after");  // a committed one, to know when the relay has passed
   ASSERT_TRUE(receiver.wait_for(1, 30s));
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(settled(platform()));
   auto requests = receiver.requests();
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(Json::parse(requests[0].body)["data"]["name"], "after");
@@ -173,7 +159,7 @@ TEST_P(WebhooksApiTest, AReceiverThatWasDownGetsTheEventOnceFromTheRetries) {
   ASSERT_TRUE(receiver.start());
   ASSERT_TRUE(receiver.wait_for(1, 30s));
   ASSERT_TRUE(eventually([&] { return deliveries(owner_a_, id)[0]["status"] == "succeeded"; }));
-  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(settled(platform()));
   ASSERT_EQ(receiver.requests().size(), 1u);
   const Json d = deliveries(owner_a_, id)[0];
   EXPECT_GE(d["attempts"].get<int>(), 2);
@@ -201,7 +187,7 @@ TEST_P(WebhooksApiTest, EachEventReachesEachEndpointOnceEvenWhenPublishedTwice) 
   ASSERT_TRUE(platform().workers()->start_workers());
   ASSERT_TRUE(one.wait_for(5, 30s));
   ASSERT_TRUE(two.wait_for(5, 30s));
-  std::this_thread::sleep_for(1s);
+  ASSERT_TRUE(settled(platform()));
   for (const auto* r : {&one, &two}) {
     std::set<std::string> ids;
     for (const auto& req : r->requests()) ids.insert(Json::parse(req.body)["id"].get<std::string>());
@@ -497,7 +483,7 @@ TEST_P(RabbitWebhooksTest, DeliveriesAreRetriedThroughRabbitMqUntilTheReceiverIs
   ASSERT_TRUE(receiver.start());
   ASSERT_TRUE(receiver.wait_for(1, 30s));
   ASSERT_TRUE(eventually([&] { return deliveries(owner_a_, id)[0]["status"] == "succeeded"; }));
-  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(settled(platform()));
   ASSERT_EQ(receiver.requests().size(), 1u);
   const auto now =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -574,14 +560,11 @@ TEST_P(SmtpMailTest, TheDisabledEndpointMailReachesTheOwnersOverSmtpOnceTheServe
   EXPECT_NE(mails[0].data.find("\"Alpha Billing\" <no-reply@atrium.localhost>"), std::string::npos) << mails[0].data;
   EXPECT_NE(mails[0].data.find("Reply-To: billing@alpha.test"), std::string::npos) << mails[0].data;
   EXPECT_NE(mails[0].data.find("multipart/alternative"), std::string::npos) << "text and HTML parts";
-  std::this_thread::sleep_for(1s);
+  ASSERT_TRUE(settled(platform()));
   EXPECT_EQ(smtp_.received().size(), 1u) << "the mail is sent once";
 }
 
-INSTANTIATE_TEST_SUITE_P(Sqlite, SmtpMailTest,
-                         ::testing::Values(IsolationCase{Backend::sqlite, tenancy::Isolation::shared},
-                                           IsolationCase{Backend::sqlite, tenancy::Isolation::database}),
-                         isolation_case_name);
+INSTANTIATE_TEST_SUITE_P(Isolation, SmtpMailTest, all_isolation_cases(), isolation_case_name);
 
 }  // namespace
 }  // namespace atrium::test

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "support/api_client.hpp"
+#include "support/isolation_cases.hpp"
 #include "support/syslog_receiver.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
@@ -167,8 +168,7 @@ TEST_P(AuditExportTest, TheFileSinkGetsEachEntryAsAJsonLineInChainOrder) {
   EXPECT_EQ(ids, all);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, AuditExportTest, ::testing::Values(Backend::sqlite, Backend::postgres),
-                         [](const auto& info) { return std::string(storage::backend_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Backends, AuditExportTest, all_backends(), backend_name);
 
 }  // namespace
 }  // namespace atrium::test

@@ -105,6 +105,14 @@ TEST(Config, CrossKeyRulesAreChecked) {
   EXPECT_FALSE(load_config("", {}, {{"log.level", "loud"}}));
   EXPECT_FALSE(load_config("", {}, {{"storage.database_url", "mysql://x"}}));
   EXPECT_TRUE(load_config("", {}, {{"server.listen", "[::1]:8080"}}));
+  EXPECT_TRUE(load_config("", {}, {{"server.listen", "api.example.com:443"}}));
+  // An IPv6 address needs brackets (found by fuzz_config: "::1:8080" read as host "::1"), and a host is a name or
+  // an address, nothing else.
+  for (const char* bad : {"::1:8080", "[::1]]:8080", "a b:80", ":80", "host\t:80", "[]:80", "h[x]:80"}) {
+    auto c = load_config("", {}, {{"server.listen", bad}});
+    ASSERT_FALSE(c) << bad;
+    EXPECT_NE(c.error().message.find("server.listen"), std::string::npos) << c.error().message;
+  }
 }
 
 TEST(Config, RenderListsEveryKeyAndRedactsPasswords) {

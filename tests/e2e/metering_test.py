@@ -1,23 +1,30 @@
-"""Usage ingestion through the real binary on the embedded SQLite database: `atrium serve` killed with SIGKILL while
-two clients send batches to POST /v1/usage, then restarted. Every event whose batch was acknowledged (202) must be
-stored and counted exactly once; batches whose answer was lost are retried with the same keys and then count once
-too (never twice). The control database (<data_dir>/atrium.db) is read directly, read-only, after the kill.
+"""Usage ingestion through the real binary, on the embedded SQLite database and on PostgreSQL: `atrium serve` killed
+with SIGKILL while two clients send batches to POST /v1/usage, then restarted. Every event whose batch was
+acknowledged (202) must be stored and counted exactly once; batches whose answer was lost are retried with the same
+keys and then count once too (never twice). The database is read directly after the kill (SQLite read-only through
+<data_dir>/atrium.db; PostgreSQL through psql, in a database of the test's own, dropped afterwards).
 """
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import sys
 import threading
 import time
 import unittest
+import uuid
 from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import atrium_e2e  # noqa: E402
-from atrium_e2e import BINARY, E2ETestCase, in_ci, poll_until, run_cli, skip_or_fail, wait_for_binary  # noqa: E402
+from atrium_e2e import (BINARY, E2ETestCase, in_ci, poll_until, run_cli, run_tool, skip_or_fail,  # noqa: E402
+                        wait_for_binary)
+
+PG_URL = os.environ.get("ATRIUM_TEST_POSTGRES_URL", "")
 
 BATCH = 200
 CLIENTS = 2
@@ -58,19 +65,60 @@ class UsageIngestionCrashTest(E2ETestCase):
         self.assertEqual(resp.status, status, resp)
         return resp.json()
 
-    def query(self, data_dir, sql, params=()):
-        db = sqlite3.connect(os.path.join(data_dir, "atrium.db"), timeout=10, isolation_level=None)
-        try:
-            db.execute("PRAGMA query_only = ON")
-            return db.execute(sql, params).fetchall()
-        finally:
-            db.close()
+    def rows(self, sql, tenant):
+        """Rows of `sql`, where ? is the tenant id, read directly from the server's database."""
+        if self.database_url is None:
+            db = sqlite3.connect(os.path.join(self.server.data_dir, "atrium.db"), timeout=10, isolation_level=None)
+            try:
+                db.execute("PRAGMA query_only = ON")
+                return db.execute(sql, (tenant,)).fetchall()
+            finally:
+                db.close()
+        out = self.psql(sql.replace("?", ":'tenant'"), "-v", f"tenant={tenant}")
+        return [tuple(line.split("|")) for line in out.splitlines() if line]
 
-    def test_kill_9_during_ingestion_loses_no_acknowledged_event_and_counts_none_twice(self):
+    def query(self, sql, tenant):
+        return [tuple(int(v) for v in row) for row in self.rows(sql, tenant)]
+
+    def psql(self, sql, *args, url=None):
+        out = run_tool(["psql", url or self.database_url, "-v", "ON_ERROR_STOP=1", "-qAt", *args],
+                       input_text=sql + ";\n", timeout=60)
+        if out.returncode != 0:
+            raise AssertionError(f"psql {sql!r} failed:\n{out.stderr}")
+        return out.stdout
+
+    def use_postgres(self):
+        """A database of this test's own on the test PostgreSQL server."""
+        if not PG_URL:
+            skip_or_fail(self, "ATRIUM_TEST_POSTGRES_URL is not set")
+        if shutil.which("psql") is None:
+            skip_or_fail(self, "psql is not installed")
+        name = "e2e_" + uuid.uuid4().hex[:12]
+        self.psql(f"CREATE DATABASE {name}", url=PG_URL)
+        self.addCleanup(lambda: poll_until(
+            lambda: run_tool(["psql", PG_URL, "-qAtc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                             timeout=60).returncode == 0, timeout=30, interval=0.2, message=f"dropping {name}"))
+        parts = urlsplit(PG_URL)
+        self.database_url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+    def keys(self, tenant):
+        return [row[0] for row in self.rows(
+            "SELECT idempotency_key FROM usage_events WHERE tenant_id = ? AND metric = 'api.calls'", tenant)]
+
+    def test_kill_9_during_ingestion_on_sqlite(self):
+        self.database_url = None
+        self.kill_9_during_ingestion_loses_no_acknowledged_event_and_counts_none_twice()
+
+    def test_kill_9_during_ingestion_on_postgres(self):
+        self.use_postgres()
+        self.kill_9_during_ingestion_loses_no_acknowledged_event_and_counts_none_twice()
+
+    def kill_9_during_ingestion_loses_no_acknowledged_event_and_counts_none_twice(self):
         env = atrium_env(JOBS_EMBEDDED=False)
-        server = self.start_server(env=env)
+        where = ["--database-url", self.database_url] if self.database_url else []
+        server = self.server = self.start_server(args=where, env=env)
         created = run_cli(["admin", "create-superuser", "--email", "root@e2e.test", "--password", "root-password",
-                           "--data-dir", server.data_dir], env=env)
+                           "--data-dir", server.data_dir, *where], env=env)
         self.assertEqual(created.returncode, 0, created.stderr)
         root = self.expect(server.request("POST", "/v1/auth/token", headers={"Content-Type": "application/json"},
                                           body=json.dumps({"grant_type": "password", "email": "root@e2e.test",
@@ -126,22 +174,19 @@ class UsageIngestionCrashTest(E2ETestCase):
                 t.join(timeout=90)
         self.assertGreaterEqual(len(acked), ACKED_BEFORE_KILL)
 
-        # Every acknowledged event is stored, once; the roll-ups agree with the events. (api_calls is the gateway's
-        # own count of these requests, reported every gateway.api_calls_report_ms: not the test's events.)
-        data_dir = server.data_dir
-        stored = {row[0] for row in self.query(
-            data_dir, "SELECT idempotency_key FROM usage_events WHERE tenant_id = ? AND metric <> 'api_calls'",
-            (tenant,))}
+        # Every acknowledged event is stored, once; the roll-ups agree with the events. Only the test's metric counts:
+        # api_calls is the gateway's own count of these requests, event:user.* Atrium's own product events.
+        stored = set(self.keys(tenant))
         acked_keys = {e["idempotency_key"] for batch in acked for e in batch}
         self.assertEqual(len(acked_keys), len(acked) * BATCH)
         missing = acked_keys - stored
         self.assertFalse(missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:3]}")
         (events_count, events_sum), = self.query(
-            data_dir, "SELECT COUNT(*), COALESCE(SUM(quantity), 0) FROM usage_events WHERE tenant_id = ? "
-                      "AND metric <> 'api_calls'", (tenant,))
+            "SELECT COUNT(*), COALESCE(SUM(quantity), 0) FROM usage_events WHERE tenant_id = ? "
+            "AND metric = 'api.calls'", tenant)
         (rollup_count, rollup_sum), = self.query(
-            data_dir, "SELECT COALESCE(SUM(event_count), 0), COALESCE(SUM(quantity_sum), 0) FROM usage_rollups "
-                      "WHERE tenant_id = ? AND metric <> 'api_calls'", (tenant,))
+            "SELECT COALESCE(SUM(event_count), 0), COALESCE(SUM(quantity_sum), 0) FROM usage_rollups "
+            "WHERE tenant_id = ? AND metric = 'api.calls'", tenant)
         self.assertEqual((rollup_count, rollup_sum), (events_count, events_sum))
 
         # Restarted, the clients retry what they never heard back about, with the same keys.
@@ -154,8 +199,7 @@ class UsageIngestionCrashTest(E2ETestCase):
         everything = acked + unknown
         total_count = len(everything) * BATCH
         total_sum = sum(e["quantity"] for batch in everything for e in batch)
-        (n,), = self.query(
-            data_dir, "SELECT COUNT(*) FROM usage_events WHERE tenant_id = ? AND metric <> 'api_calls'", (tenant,))
+        (n,), = self.query("SELECT COUNT(*) FROM usage_events WHERE tenant_id = ? AND metric = 'api.calls'", tenant)
         self.assertEqual(n, total_count)
         self.assertEqual(retried_accepted, total_count - events_count)
         # The summary counts each event once.

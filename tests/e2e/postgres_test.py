@@ -1,7 +1,8 @@
 """`atrium serve` and `atrium migrate` on PostgreSQL, including riding out a database restart.
 
 Needs ATRIUM_TEST_POSTGRES_URL (and, for the restart test, ATRIUM_TEST_PG_BIN, ATRIUM_TEST_PG_DATA,
-ATRIUM_TEST_PG_PORT, ATRIUM_TEST_PG_SOCKET_DIR). Skipped without them, unless CI is set: then it fails.
+ATRIUM_TEST_PG_PORT, ATRIUM_TEST_PG_SOCKET_DIR). Skipped without them, unless ATRIUM_TEST_REQUIRE_SERVICES=1 (the test
+command sets it): then it fails.
 Every test works in a database of its own, created here and dropped afterwards.
 """
 

@@ -38,9 +38,9 @@ TEST(Permissions, RefinementsFollowTheSeedPermissionTheyRefine) {
   EXPECT_EQ(as_set(permissions_for(Role::admin)),
             (std::set<std::string>{"projects:read", "projects:write", "projects:delete", "billing:view", "users:manage",
                                    "analytics:view", "users:read", "tenant:read", "tenant:manage", "audit:read",
-                                   "usage:read"}));
+                                   "usage:read", "analytics:write"}));
   EXPECT_EQ(as_set(permissions_for(Role::member)),
-            (std::set<std::string>{"projects:read", "projects:write", "analytics:view"}));
+            (std::set<std::string>{"projects:read", "projects:write", "analytics:view", "analytics:write"}));
   EXPECT_EQ(as_set(permissions_for(Role::viewer)), (std::set<std::string>{"projects:read"}));
   const auto owner = as_set(permissions_for(Role::owner));
   EXPECT_EQ(owner.size(), all_permissions().size());
@@ -58,6 +58,7 @@ TEST(Permissions, RefinementsFollowTheSeedPermissionTheyRefine) {
   }
   EXPECT_EQ(governing_permission("webhooks:manage"), "integrations:manage");
   EXPECT_EQ(governing_permission("usage:read"), "billing:view");
+  EXPECT_EQ(governing_permission("analytics:write"), "analytics:view");
   EXPECT_FALSE(governing_permission("projects:admin").has_value());
 }
 

@@ -73,19 +73,6 @@ std::string unique_prefix() {
          std::to_string(counter++) + ":";
 }
 
-// A loopback port nothing listens on (bound, then released).
-std::uint16_t closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string loopback_url(std::uint16_t port) { return "redis://127.0.0.1:" + std::to_string(port); }
 
 enum class Kind { memory, redis };
@@ -509,7 +496,7 @@ TEST(RedisRevocationConfigTest, NonPositiveTimeoutIsRefused) {
 }
 
 TEST(RedisRevocationFailureTest, ClosedPortIsUnavailableNotFalse) {
-  auto store = make_redis_revocation_store(loopback_url(closed_port()), SystemClock::instance(), 500ms);
+  auto store = make_redis_revocation_store(loopback_url(test::closed_port()), SystemClock::instance(), 500ms);
   ASSERT_TRUE(store) << store.error().message;
   for (int i = 0; i < 3; ++i) {  // stays unavailable (a hang would hit the test's own timeout)
     const auto revoked = (*store)->is_revoked("jti-1");
@@ -733,7 +720,7 @@ class PrivateRedis {
 };
 
 TEST(RedisRevocationRestartTest, CallsSucceedAgainOnceRedisIsBack) {
-  const std::uint16_t port = closed_port();
+  const std::uint16_t port = test::closed_port();
   PrivateRedis redis(port, test::temp_dir("redis"));
   if (const int error = redis.start(); error != 0) {
     if (error == ENOENT && !test::services_required()) GTEST_SKIP() << "redis-server is not installed";
@@ -781,7 +768,7 @@ std::map<std::string, long> command_calls(storage::RedisClient& redis) {
 }
 
 TEST(RedisRevocationRoundTripTest, EachCheckIsOneCommand) {
-  const std::uint16_t port = closed_port();
+  const std::uint16_t port = test::closed_port();
   PrivateRedis redis(port, test::temp_dir("redis"));
   if (const int error = redis.start(); error != 0) {
     if (error == ENOENT && !test::services_required()) GTEST_SKIP() << "redis-server is not installed";

@@ -11,6 +11,7 @@
 #include "jobs/runner.hpp"
 #include "jobs/sql_queue.hpp"
 #include "storage/migrations.hpp"
+#include "support/isolation_cases.hpp"
 #include "support/test_database.hpp"
 #include "support/test_support.hpp"
 
@@ -419,9 +420,7 @@ TEST_P(SettledCleanupTest, DoneAndDeadJobsGoAfterTheirRetentionAndTheirKeysWithT
   EXPECT_TRUE(queue->dead_jobs(10)->empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, SettledCleanupTest,
-                         testing::Values(storage::Backend::sqlite, storage::Backend::postgres),
-                         [](const auto& info) { return std::string(storage::backend_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Backends, SettledCleanupTest, test::all_backends(), test::backend_name);
 
 }  // namespace
 }  // namespace atrium::jobs

@@ -37,19 +37,6 @@ std::optional<std::string> amqp_url() {
   return std::string(url);
 }
 
-// A free loopback port with nothing listening on it.
-int closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // A plain AMQP connection to look at the broker behind the queue's back.
 class Raw {
  public:
@@ -194,8 +181,8 @@ TEST(RabbitUnreachable, RefusedPortIsUnavailableAtOnce) {
   auto db = storage::open_database({.url = "sqlite:" + test::temp_dir("rabbit-refused") + "/keys.db"});
   ASSERT_TRUE(db) << db.error().message;
   const auto t0 = Steady::now();
-  auto q = open_rabbitmq_queue({.url = "amqp://guest:guest@127.0.0.1:" + std::to_string(closed_port()) + "/%2f"}, **db,
-                               SystemClock::instance());
+  auto q = open_rabbitmq_queue({.url = "amqp://guest:guest@127.0.0.1:" + std::to_string(test::closed_port()) + "/%2f"},
+                               **db, SystemClock::instance());
   ASSERT_FALSE(q);
   EXPECT_EQ(q.error().code, Errc::unavailable) << q.error().message;
   EXPECT_LT(Steady::now() - t0, 2s);

@@ -11,6 +11,7 @@
 #include "jobs/scheduler.hpp"
 #include "jobs/sql_queue.hpp"
 #include "storage/migrations.hpp"
+#include "support/isolation_cases.hpp"
 #include "support/test_database.hpp"
 #include "support/test_support.hpp"
 
@@ -220,8 +221,7 @@ TEST_P(SchedulerTest, TheRelayLeaseExpiresOnTheInjectedClock) {
   EXPECT_EQ(by_b.load(), 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, SchedulerTest, testing::Values(Backend::sqlite, Backend::postgres),
-                         [](const auto& info) { return std::string(storage::backend_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Backends, SchedulerTest, test::all_backends(), test::backend_name);
 
 }  // namespace
 }  // namespace atrium::jobs

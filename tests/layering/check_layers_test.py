@@ -63,11 +63,11 @@ class LayeringTest(unittest.TestCase):
         self.assertIn("form a cycle", r.stderr)
 
     def test_an_undeclared_folder_fails(self):
-        os.mkdir(os.path.join(self.src, "analytics"))
-        self.append("analytics/warehouse.cpp", '#include "core/clock.hpp"\n')
+        os.mkdir(os.path.join(self.src, "forecasting"))
+        self.append("forecasting/ets.cpp", '#include "core/clock.hpp"\n')
         r = run_check(self.src)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("src/analytics is not a declared module", r.stderr)
+        self.assertIn("src/forecasting is not a declared module", r.stderr)
 
 
 if __name__ == "__main__":

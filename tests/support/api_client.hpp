@@ -1,5 +1,7 @@
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +75,13 @@ class ApiClient {
     Json body = {{"grant_type", "password"}, {"email", email}, {"password", password}};
     if (!tenant.empty()) body["tenant"] = tenant;
     return call(http::Method::post, "/v1/auth/token", body, "", headers);
+  }
+
+  // The access token of a password grant that must succeed; a failure fails the calling test (the token is then "").
+  std::string sign_in(const std::string& email, const std::string& password, const std::string& tenant = "") const {
+    auto r = password_grant(email, password, tenant);
+    EXPECT_EQ(r.status, 200) << r.raw_body;
+    return r.body.value("access_token", "");
   }
 
  private:

@@ -1,6 +1,6 @@
 #pragma once
 
-// Parameters for tests that run on every backend and isolation level.
+// Parameters for tests that run on every backend, or every backend and isolation level.
 
 #include <gtest/gtest.h>
 
@@ -30,6 +30,14 @@ inline auto all_isolation_cases() {
       IsolationCase{Backend::sqlite, Isolation::shared}, IsolationCase{Backend::sqlite, Isolation::schema},
       IsolationCase{Backend::sqlite, Isolation::database}, IsolationCase{Backend::postgres, Isolation::shared},
       IsolationCase{Backend::postgres, Isolation::schema}, IsolationCase{Backend::postgres, Isolation::database});
+}
+
+// Both backends: INSTANTIATE_TEST_SUITE_P(Backends, Suite, all_backends(), backend_name).
+inline auto all_backends() { return ::testing::Values(storage::Backend::sqlite, storage::Backend::postgres); }
+
+// "sqlite", "postgres".
+inline std::string backend_name(const ::testing::TestParamInfo<storage::Backend>& info) {
+  return std::string(storage::backend_name(info.param));
 }
 
 }  // namespace atrium::test

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "core/clock.hpp"
+#include "events/outbox.hpp"
 #include "support/test_database.hpp"
 #include "support/test_support.hpp"
 #include "tenancy/tenant_data.hpp"
@@ -129,6 +130,47 @@ std::optional<std::string> take_invitation_token(app::Platform& platform, const 
     const auto end = text.find_first_of(" \r\n", at);
     return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
   }
+}
+
+bool settled(app::Platform& platform, const std::vector<std::string>& queues, std::chrono::milliseconds timeout) {
+  if (!platform.workers()) return true;
+  events::Relay relay(
+      platform.tenant_data->platform_database(), platform.clock(),
+      [&](const events::Event& e) { return platform.workers()->publish(e); }, std::chrono::seconds(1));
+  auto quiet = [&] {
+    auto relayed = relay.run_once();
+    if (!relayed || *relayed > 0) return false;
+    auto stats = platform.workers()->queue().stats();
+    if (!stats) return false;
+    for (const auto& queue : queues) {
+      auto q = stats->counts.find(queue);
+      if (q == stats->counts.end()) continue;
+      for (const auto& [type, states] : q->second) {
+        for (const char* state : {"queued", "scheduled", "running"}) {
+          if (auto n = states.find(state); n != states.end() && n->second > 0) return false;
+        }
+      }
+    }
+    return true;
+  };
+  return eventually(
+      [&] {
+        if (!quiet()) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        return quiet();
+      },
+      timeout);
+}
+
+void TwoTenantTest::SetUp() {
+  ATRIUM_MISSING_SERVICE(GetParam().backend == storage::Backend::postgres && !postgres_url(),
+                         "ATRIUM_TEST_POSTGRES_URL");
+  tp_ = TestPlatform::create(GetParam().backend, Config{}, &clock_);
+  ASSERT_TRUE(tp_);
+  a_ = create_test_tenant(platform(), "alpha", GetParam().isolation);
+  b_ = create_test_tenant(platform(), "bravo", GetParam().isolation);
+  ASSERT_FALSE(a_.id.empty());
+  ASSERT_FALSE(b_.id.empty());
 }
 
 }  // namespace atrium::test

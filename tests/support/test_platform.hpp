@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "analytics/analytics.hpp"
 #include "app/background.hpp"
 #include "app/platform.hpp"
 // Every module the platform owns (app/platform.hpp only declares them): tests reach any of them through it.
@@ -22,6 +23,7 @@
 #include "identity/user_store.hpp"
 #include "metering/metering.hpp"
 #include "storage/database.hpp"
+#include "support/isolation_cases.hpp"
 #include "tenancy/tenant_data.hpp"
 #include "tenancy/tenant_directory.hpp"
 
@@ -68,5 +70,25 @@ std::string add_test_member(app::Platform& platform, const std::string& tenant_i
 // The invitation token mailed to `email`: takes queued email.send jobs (acknowledging them) until one to `email`
 // holds a token. nullopt when none arrives within 2 s. The platform's workers must not be running.
 std::optional<std::string> take_invitation_token(app::Platform& platform, const std::string& email);
+
+// The quiescence barrier for "nothing more arrives": true once every committed event is relayed and the
+// `queues` hold no job queued, scheduled or running (so no delivery, mail or retry of one is still to come), seen
+// twice 50 ms apart; false if that does not happen within `timeout`. Works with the workers running or not.
+bool settled(app::Platform& platform, const std::vector<std::string>& queues = {"webhooks", "email"},
+             std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Store tests below the API: a platform on the parameter's backend and a ManualClock (2026-12-01T09:00:00Z), with
+// tenants "alpha" (a_) and "bravo" (b_) at the parameter's isolation level. Skips or fails (as the test command
+// asks) when PostgreSQL is asked for and not configured.
+class TwoTenantTest : public ::testing::TestWithParam<IsolationCase> {
+ protected:
+  void SetUp() override;
+  app::Platform& platform() { return tp_->platform(); }
+
+  ManualClock clock_{parse_rfc3339("2026-12-01T09:00:00Z").value()};
+  std::unique_ptr<TestPlatform> tp_;
+  tenancy::Tenant a_;
+  tenancy::Tenant b_;
+};
 
 }  // namespace atrium::test

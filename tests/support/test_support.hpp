@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace atrium::test {
@@ -73,5 +74,17 @@ std::optional<std::string> redis_url();
 
 // A loopback TCP port nothing listens on (bound, then released).
 std::uint16_t closed_port();
+
+// A positive outcome within a deadline: polls `pred` every 20 ms until it holds or `timeout` passes, and returns its
+// last answer. For "nothing more arrives", wait for the product to settle instead (test_platform.hpp's settled()).
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
 
 }  // namespace atrium::test

@@ -6,6 +6,7 @@
 
 #include <cctype>
 
+#include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 
@@ -113,8 +114,7 @@ TEST_P(TenantDirectoryTest, InvalidateDropsBothKeys) {
   EXPECT_EQ(name_of(directory.resolve(slug_ref("x-new"))), "renamed-x");
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, TenantDirectoryTest, ::testing::Values(Backend::sqlite, Backend::postgres),
-                         [](const auto& info) { return std::string(storage::backend_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Backends, TenantDirectoryTest, test::all_backends(), test::backend_name);
 
 }  // namespace
 }  // namespace atrium::tenancy

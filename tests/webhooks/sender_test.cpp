@@ -2,6 +2,7 @@
 
 #include "support/http_receiver.hpp"
 #include "support/syslog_receiver.hpp"
+#include "support/test_support.hpp"
 #include "webhooks/signature.hpp"
 
 #include <arpa/inet.h>
@@ -35,14 +36,6 @@ SendOptions loopback_options() {
   options.connect_timeout = 2s;
   options.total_timeout = 5s;
   return options;
-}
-
-// A port with no listener: bound by a receiver that was then stopped.
-std::uint16_t closed_port() {
-  HttpReceiver receiver;
-  const auto port = receiver.port();
-  receiver.stop();
-  return port;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -549,7 +542,7 @@ TEST(WebhookSenderTest, RedirectIsReturnedNotFollowed) {
 
 TEST(WebhookSenderTest, ConnectionRefusedGivesStatusZeroAndAnError) {
   const Sender sender(loopback_options());
-  const auto result = sender.post("http://127.0.0.1:" + std::to_string(closed_port()) + "/", kBody, {});
+  const auto result = sender.post("http://127.0.0.1:" + std::to_string(test::closed_port()) + "/", kBody, {});
   EXPECT_EQ(result.status, 0);
   EXPECT_EQ(result.error.rfind("connect: ", 0), 0u) << result.error;
   EXPECT_TRUE(result.response_body.empty());

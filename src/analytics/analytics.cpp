@@ -1,0 +1,82 @@
+#include "analytics/analytics.hpp"
+
+#include <map>
+#include <set>
+
+#include "analytics/product_events.hpp"
+
+namespace atrium::analytics {
+
+struct Analytics::Impl {
+  metering::Metering& metering;
+  tenancy::TenantData& data;
+  const Clock& clock;
+  Realtime realtime;
+  Activity activity;
+};
+
+Analytics::Analytics(metering::Metering& metering, tenancy::TenantData& data, const Clock& clock, Settings settings)
+    : impl_(new Impl{metering, data, clock, Realtime(clock, settings.realtime_window),
+                     Activity(
+                         [this](const std::string& tenant_id, metering::UsageBatch events) -> Result<void> {
+                           auto r = ingest(tenant_id, std::move(events));
+                           if (!r) return std::unexpected(r.error());
+                           return {};
+                         },
+                         clock, settings.activity_flush)}) {}
+
+Analytics::~Analytics() { stop(); }
+
+Result<metering::IngestResult> Analytics::ingest(const std::string& tenant_id, metering::UsageBatch batch) {
+  // What the real-time counters and the activity marks need of each entry, before the batch is handed over.
+  struct Seen {
+    std::string type;
+    Instant at{};
+    std::string user_id;
+  };
+  std::vector<Seen> seen;
+  seen.reserve(batch.size());
+  for (auto& entry : batch) {
+    if (!entry.event) {
+      seen.push_back({});
+      continue;
+    }
+    entry.event->idempotency_key.insert(0, k_event_key_prefix);
+    seen.push_back({std::string(event_type_of(entry.event->metric)), entry.event->timestamp, entry.event->user_id});
+  }
+  auto r = impl_->metering.ingest(tenant_id, std::move(batch));
+  if (!r) return r;
+  for (auto& rejection : r->rejected) {  // echoed as the client sent it
+    if (rejection.idempotency_key.starts_with(k_event_key_prefix)) {
+      rejection.idempotency_key.erase(0, k_event_key_prefix.size());
+    }
+  }
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> per_minute;
+  for (std::size_t i : r->accepted_indices) {
+    if (i >= seen.size() || seen[i].type.empty()) continue;
+    const auto minute = std::chrono::floor<std::chrono::minutes>(seen[i].at).time_since_epoch().count();
+    ++per_minute[{seen[i].type, minute}];
+  }
+  for (const auto& [key, n] : per_minute) {
+    impl_->realtime.record(tenant_id, key.first, Instant(std::chrono::minutes(key.second)), n);
+  }
+  std::set<std::size_t> refused;
+  for (const auto& rejection : r->rejected) refused.insert(rejection.index);
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    if (refused.contains(i) || seen[i].user_id.empty() || seen[i].type == k_user_active) continue;
+    impl_->activity.active_at(tenant_id, seen[i].user_id, seen[i].at);
+  }
+  return r;
+}
+
+Result<ProductMetrics> Analytics::product_metrics(const std::string& tenant_id, const ProductQuery& query) {
+  return analytics::product_metrics(impl_->data, tenant_id, query);
+}
+
+Realtime& Analytics::realtime() { return impl_->realtime; }
+Activity& Analytics::activity() { return impl_->activity; }
+
+void Analytics::start() { impl_->activity.start(); }
+void Analytics::stop() { impl_->activity.stop(); }
+
+}  // namespace atrium::analytics
