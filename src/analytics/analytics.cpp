@@ -10,13 +10,12 @@ namespace atrium::analytics {
 struct Analytics::Impl {
   metering::Metering& metering;
   tenancy::TenantData& data;
-  const Clock& clock;
   Realtime realtime;
   Activity activity;
 };
 
 Analytics::Analytics(metering::Metering& metering, tenancy::TenantData& data, const Clock& clock, Settings settings)
-    : impl_(new Impl{metering, data, clock, Realtime(clock, settings.realtime_window),
+    : impl_(new Impl{metering, data, Realtime(clock, settings.realtime_window),
                      Activity(
                          [this](const std::string& tenant_id, metering::UsageBatch events) -> Result<void> {
                            auto r = ingest(tenant_id, std::move(events));
@@ -62,10 +61,15 @@ Result<metering::IngestResult> Analytics::ingest(const std::string& tenant_id, m
   }
   std::set<std::size_t> refused;
   for (const auto& rejection : r->rejected) refused.insert(rejection.index);
+  // One mark per user and day of the batch (its earliest event), not one per event.
+  std::map<std::pair<std::string_view, std::int64_t>, Instant> first_of_day;
   for (std::size_t i = 0; i < seen.size(); ++i) {
     if (refused.contains(i) || seen[i].user_id.empty() || seen[i].type == k_user_active) continue;
-    impl_->activity.active_at(tenant_id, seen[i].user_id, seen[i].at);
+    const auto day = std::chrono::floor<std::chrono::days>(seen[i].at).time_since_epoch().count();
+    auto [it, added] = first_of_day.try_emplace({seen[i].user_id, day}, seen[i].at);
+    if (!added && seen[i].at < it->second) it->second = seen[i].at;
   }
+  for (const auto& [key, at] : first_of_day) impl_->activity.active_at(tenant_id, std::string(key.first), at);
   return r;
 }
 
