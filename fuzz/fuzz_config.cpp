@@ -15,16 +15,12 @@
 #include <string_view>
 #include <vector>
 
+#include "check.hpp"
 #include "core/config.hpp"
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-  }
-}
+using atrium::fuzz::check;
 
 // The TOML text lives in a memory file: load_config reads a path, and the fuzzer should not wear out a disk.
 const std::string& toml_path(std::string_view text) {

@@ -13,16 +13,12 @@
 #include <cstring>
 #include <string_view>
 
+#include "check.hpp"
 #include "jobs/cron.hpp"
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-  }
-}
+using atrium::fuzz::check;
 
 constexpr std::array<std::string_view, 4> k_zones = {"UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"};
 

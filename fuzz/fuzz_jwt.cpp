@@ -10,18 +10,14 @@
 #include <string>
 #include <string_view>
 
+#include "check.hpp"
 #include "identity/jwt.hpp"
 
 namespace {
 
 using namespace atrium::identity;
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-  }
-}
+using atrium::fuzz::check;
 
 struct Keys {
   JwtSigner signer;

@@ -13,18 +13,14 @@
 #include <string>
 #include <string_view>
 
+#include "check.hpp"
 #include "http/router.hpp"
 
 namespace {
 
 using namespace atrium::http;
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-  }
-}
+using atrium::fuzz::check;
 
 constexpr std::string_view k_patterns[] = {
     "/health",

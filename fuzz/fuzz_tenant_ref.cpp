@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "check.hpp"
 #include "tenancy/tenant_ref.hpp"
 
 namespace {
@@ -15,12 +16,7 @@ namespace {
 using atrium::tenancy::RefKind;
 using atrium::tenancy::TenantRef;
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-  }
-}
+using atrium::fuzz::check;
 
 bool lower_uuid(std::string_view v) {
   if (v.size() != 36) return false;

@@ -12,18 +12,14 @@
 #include <string_view>
 
 #include "api/usage_input.hpp"
+#include "check.hpp"
 #include "core/json.hpp"
 
 namespace {
 
 using namespace atrium;
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-  }
-}
+using atrium::fuzz::check;
 
 constexpr std::size_t k_max = 100;
 

@@ -10,16 +10,12 @@
 #include <string>
 #include <string_view>
 
+#include "check.hpp"
 #include "webhooks/signature.hpp"
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "invariant violated: %s\n", what);
-    std::abort();
-  }
-}
+using atrium::fuzz::check;
 
 constexpr std::string_view k_secret = "whsec_fuzz-secret-000000000000000000000000000000";
 
