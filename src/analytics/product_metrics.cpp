@@ -135,48 +135,49 @@ Result<void> check(const ProductQuery& q) {
   return {};
 }
 
+// Every metric of `q` into `out`, in one transaction.
+Result<void> collect(TenantTransaction& tx, const ProductQuery& q, ProductMetrics& out) {
+  const std::int64_t from = unix_ms(q.from);
+  const std::int64_t to = unix_ms(q.to);
+  // One daily series serves the range, the last day's DAU and the 30 days stickiness averages over.
+  auto daily = daily_active(tx, std::min(from, to - 30 * k_day_ms), to);
+  if (!daily) return std::unexpected(daily.error());
+  out.daily_active.assign(daily->end() - (to - from) / k_day_ms, daily->end());
+  out.dau = daily->back().users;
+  auto active = active_users(tx, from, to);
+  if (!active) return std::unexpected(active.error());
+  out.active_users = *active;
+  for (auto [days, into] : {std::pair{7, &out.wau}, std::pair{30, &out.mau}}) {
+    auto n = active_users(tx, to - days * k_day_ms, to);
+    if (!n) return std::unexpected(n.error());
+    *into = *n;
+  }
+  if (out.mau > 0) {
+    std::int64_t sum = 0;
+    for (auto d = daily->end() - 30; d != daily->end(); ++d) sum += d->users;
+    out.stickiness = static_cast<double>(sum) / 30.0 / static_cast<double>(out.mau);
+  }
+  auto features = adoption(tx, q, out.active_users);
+  if (!features) return std::unexpected(features.error());
+  out.feature_adoption = std::move(*features);
+  auto scores = nps(tx, q);
+  if (!scores) return std::unexpected(scores.error());
+  out.nps = *scores;
+  if (!q.value_event.empty()) {
+    auto ttfv = time_to_first_value(tx, q);
+    if (!ttfv) return std::unexpected(ttfv.error());
+    out.time_to_first_value = std::move(*ttfv);
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<ProductMetrics> product_metrics(tenancy::TenantData& data, const std::string& tenant_id, const ProductQuery& q) {
   if (auto c = check(q); !c) return std::unexpected(c.error());
   ProductMetrics out{.from = q.from, .to = q.to};
-  const std::int64_t from = unix_ms(q.from);
-  const std::int64_t to = unix_ms(q.to);
-  auto r = data.transact_control_plane(
-      tenant_id,
-      [&](TenantTransaction& tx) -> Result<void> {
-        auto daily = daily_active(tx, from, to);
-        if (!daily) return std::unexpected(daily.error());
-        out.daily_active = std::move(*daily);
-        auto active = active_users(tx, from, to);
-        if (!active) return std::unexpected(active.error());
-        out.active_users = *active;
-        for (auto [days, into] : {std::pair{1, &out.dau}, std::pair{7, &out.wau}, std::pair{30, &out.mau}}) {
-          auto n = active_users(tx, to - days * k_day_ms, to);
-          if (!n) return std::unexpected(n.error());
-          *into = *n;
-        }
-        if (out.mau > 0) {
-          auto month = daily_active(tx, to - 30 * k_day_ms, to);
-          if (!month) return std::unexpected(month.error());
-          std::int64_t sum = 0;
-          for (const auto& d : *month) sum += d.users;
-          out.stickiness = static_cast<double>(sum) / 30.0 / static_cast<double>(out.mau);
-        }
-        auto features = adoption(tx, q, out.active_users);
-        if (!features) return std::unexpected(features.error());
-        out.feature_adoption = std::move(*features);
-        auto scores = nps(tx, q);
-        if (!scores) return std::unexpected(scores.error());
-        out.nps = *scores;
-        if (!q.value_event.empty()) {
-          auto ttfv = time_to_first_value(tx, q);
-          if (!ttfv) return std::unexpected(ttfv.error());
-          out.time_to_first_value = std::move(*ttfv);
-        }
-        return {};
-      },
-      {.read_only = true});
+  auto r = data.transact_control_plane(tenant_id, [&](TenantTransaction& tx) { return collect(tx, q, out); },
+                                       {.read_only = true});
   if (!r) return std::unexpected(r.error());
   return out;
 }
