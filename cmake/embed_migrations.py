@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns migrations/{control,tenant}/<backend>/NNNN_name.sql into C++ tables compiled into the binary."""
+"""Turns migrations/{control,tenant,warehouse}/<backend>/NNNN_name.sql into C++ tables compiled into the binary."""
 import pathlib
 import re
 import sys
@@ -8,7 +8,7 @@ root = pathlib.Path(sys.argv[1])
 out = pathlib.Path(sys.argv[2])
 pattern = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 lines = ['#include "storage/migrations.hpp"', "", "namespace atrium::storage {", ""]
-for group in ("control", "tenant"):
+for group in ("control", "tenant", "warehouse"):
     for backend in ("sqlite", "postgres"):
         folder = root / group / backend
         entries = []
@@ -32,6 +32,10 @@ lines.append("std::span<const Migration> builtin_migrations(Backend backend, Mig
 lines.append("  if (set == MigrationSet::control_plane) {")
 lines.append("    return backend == Backend::sqlite ? std::span<const Migration>(k_control_sqlite)")
 lines.append("                                      : std::span<const Migration>(k_control_postgres);")
+lines.append("  }")
+lines.append("  if (set == MigrationSet::warehouse) {")
+lines.append("    return backend == Backend::sqlite ? std::span<const Migration>(k_warehouse_sqlite)")
+lines.append("                                      : std::span<const Migration>(k_warehouse_postgres);")
 lines.append("  }")
 lines.append("  return backend == Backend::sqlite ? std::span<const Migration>(k_tenant_sqlite)")
 lines.append("                                    : std::span<const Migration>(k_tenant_postgres);")

@@ -10,12 +10,15 @@ namespace atrium::analytics {
 struct Analytics::Impl {
   metering::Metering& metering;
   tenancy::TenantData& data;
+  storage::Database& control;
+  const Clock& clock;
   Realtime realtime;
   Activity activity;
 };
 
-Analytics::Analytics(metering::Metering& metering, tenancy::TenantData& data, const Clock& clock, Settings settings)
-    : impl_(new Impl{metering, data, Realtime(clock, settings.realtime_window),
+Analytics::Analytics(metering::Metering& metering, tenancy::TenantData& data, storage::Database& control,
+                     const Clock& clock, Settings settings)
+    : impl_(new Impl{metering, data, control, clock, Realtime(clock, settings.realtime_window),
                      Activity(
                          [this](const std::string& tenant_id, metering::UsageBatch events) -> Result<void> {
                            auto r = ingest(tenant_id, std::move(events));
@@ -75,6 +78,25 @@ Result<metering::IngestResult> Analytics::ingest(const std::string& tenant_id, m
 
 Result<ProductMetrics> Analytics::product_metrics(const std::string& tenant_id, const ProductQuery& query) {
   return analytics::product_metrics(impl_->data, tenant_id, query);
+}
+
+Result<SaasMetrics> Analytics::saas_metrics(const SaasQuery& query) {
+  if (auto c = check(query); !c) return std::unexpected(c.error());
+  auto ledger = load_mrr_ledger(impl_->data, query.to);
+  if (!ledger) return std::unexpected(ledger.error());
+  const auto [first, last] = spend_months(query);
+  auto spend = list_spend(impl_->control, first, last);
+  if (!spend) return std::unexpected(spend.error());
+  return analytics::saas_metrics(*ledger, *spend, query);
+}
+
+Result<Spend> Analytics::record_spend(const Spend& spend, const audit::Recorder& audit) {
+  return analytics::record_spend(impl_->control, impl_->clock, spend, audit);
+}
+
+Result<std::vector<Spend>> Analytics::spend(const std::string& from, const std::string& to) {
+  if (!valid_month(from) || !valid_month(to)) return fail(Errc::invalid_argument, "from and to must be YYYY-MM");
+  return list_spend(impl_->control, from, to);
 }
 
 Realtime& Analytics::realtime() { return impl_->realtime; }

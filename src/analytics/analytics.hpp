@@ -7,6 +7,7 @@
 #include "analytics/activity.hpp"
 #include "analytics/product_metrics.hpp"
 #include "analytics/realtime.hpp"
+#include "analytics/saas_metrics.hpp"
 #include "core/clock.hpp"
 #include "metering/metering.hpp"
 #include "tenancy/tenant_data.hpp"
@@ -23,7 +24,9 @@ struct Settings {
 class Analytics {
  public:
   // All must outlive this object.
-  Analytics(metering::Metering& metering, tenancy::TenantData& data, const Clock& clock, Settings settings);
+  // `control`: the control-plane database (the serving role's), for the platform's marketing spend.
+  Analytics(metering::Metering& metering, tenancy::TenantData& data, storage::Database& control, const Clock& clock,
+            Settings settings);
   ~Analytics();  // stop()
   Analytics(const Analytics&) = delete;
   Analytics& operator=(const Analytics&) = delete;
@@ -35,6 +38,13 @@ class Analytics {
   Result<metering::IngestResult> ingest(const std::string& tenant_id, metering::UsageBatch batch);
 
   Result<ProductMetrics> product_metrics(const std::string& tenant_id, const ProductQuery& query);
+
+  // The platform's SaaS metrics from the MRR ledger (platform scope: for super admins only), with CAC from the
+  // recorded spend.
+  Result<SaasMetrics> saas_metrics(const SaasQuery& query);
+  // Sales and marketing spend (spend.hpp): set one month's, channel's and currency's; list the months [from, to].
+  Result<Spend> record_spend(const Spend& spend, const audit::Recorder& audit);
+  Result<std::vector<Spend>> spend(const std::string& from, const std::string& to);
 
   Realtime& realtime();
   Activity& activity();

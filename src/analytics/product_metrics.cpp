@@ -21,15 +21,17 @@ constexpr std::int64_t k_day_ms = 86'400'000;
 std::string date_of(Instant t) { return format_rfc3339(t).substr(0, 10); }
 
 // Distinct users with a product event in [from_ms, to_ms).
-Result<std::int64_t> active_users(TenantTransaction& tx, std::int64_t from_ms, std::int64_t to_ms) {
-  auto rs = tx.execute(sql::k_active_users, {Value(from_ms), Value(to_ms)});
+Result<std::int64_t> active_users(TenantTransaction& tx, std::int64_t from_ms, std::int64_t to_ms,
+                                  const std::string& user) {
+  auto rs = tx.execute(sql::k_active_users, {Value(from_ms), Value(to_ms), Value(user)});
   if (!rs) return std::unexpected(rs.error());
   return rs->empty() ? 0 : rs->int_at(0, 0).value_or(0);
 }
 
 // Active users per day of [from_ms, to_ms), every day present.
-Result<std::vector<DailyActive>> daily_active(TenantTransaction& tx, std::int64_t from_ms, std::int64_t to_ms) {
-  auto rs = tx.execute(sql::k_daily_active, {Value(from_ms), Value(to_ms)});
+Result<std::vector<DailyActive>> daily_active(TenantTransaction& tx, std::int64_t from_ms, std::int64_t to_ms,
+                                              const std::string& user) {
+  auto rs = tx.execute(sql::k_daily_active, {Value(from_ms), Value(to_ms), Value(user)});
   if (!rs) return std::unexpected(rs.error());
   std::map<std::int64_t, std::int64_t> by_day;
   for (std::size_t i = 0; i < rs->rows.size(); ++i) by_day[rs->int_at(i, 0).value_or(0)] = rs->int_at(i, 1).value_or(0);
@@ -42,8 +44,8 @@ Result<std::vector<DailyActive>> daily_active(TenantTransaction& tx, std::int64_
 }
 
 Result<std::vector<FeatureAdoption>> adoption(TenantTransaction& tx, const ProductQuery& q, std::int64_t active) {
-  auto rs = tx.execute(sql::k_user_properties,
-                       {Value(event_metric(k_feature_used)), Value(unix_ms(q.from)), Value(unix_ms(q.to))});
+  auto rs = tx.execute(sql::k_user_properties, {Value(event_metric(k_feature_used)), Value(unix_ms(q.from)),
+                                                Value(unix_ms(q.to)), Value(q.user)});
   if (!rs) return std::unexpected(rs.error());
   std::map<std::string, std::set<std::string>> users;
   for (const std::string& f : q.features) users[f];
@@ -67,8 +69,8 @@ Result<std::vector<FeatureAdoption>> adoption(TenantTransaction& tx, const Produ
 }
 
 Result<Nps> nps(TenantTransaction& tx, const ProductQuery& q) {
-  auto rs = tx.execute(sql::k_value_counts,
-                       {Value(event_metric(k_nps_response)), Value(unix_ms(q.from)), Value(unix_ms(q.to))});
+  auto rs = tx.execute(sql::k_value_counts, {Value(event_metric(k_nps_response)), Value(unix_ms(q.from)),
+                                             Value(unix_ms(q.to)), Value(q.user)});
   if (!rs) return std::unexpected(rs.error());
   Nps out;
   for (std::size_t i = 0; i < rs->rows.size(); ++i) {
@@ -93,9 +95,9 @@ std::int64_t nearest_rank(const std::vector<std::int64_t>& sorted, double p) {
 }
 
 Result<TimeToFirstValue> time_to_first_value(TenantTransaction& tx, const ProductQuery& q) {
-  auto seen = tx.execute(sql::k_first_seen, {Value(unix_ms(q.from)), Value(unix_ms(q.to))});
+  auto seen = tx.execute(sql::k_first_seen, {Value(unix_ms(q.from)), Value(unix_ms(q.to)), Value(q.user)});
   if (!seen) return std::unexpected(seen.error());
-  auto reached = tx.execute(sql::k_first_of, {Value(event_metric(q.value_event))});
+  auto reached = tx.execute(sql::k_first_of, {Value(event_metric(q.value_event)), Value(q.user)});
   if (!reached) return std::unexpected(reached.error());
   std::map<std::string, std::int64_t> value_at;
   for (std::size_t i = 0; i < reached->rows.size(); ++i) {
@@ -140,15 +142,15 @@ Result<void> collect(TenantTransaction& tx, const ProductQuery& q, ProductMetric
   const std::int64_t from = unix_ms(q.from);
   const std::int64_t to = unix_ms(q.to);
   // One daily series serves the range, the last day's DAU and the 30 days stickiness averages over.
-  auto daily = daily_active(tx, std::min(from, to - 30 * k_day_ms), to);
+  auto daily = daily_active(tx, std::min(from, to - 30 * k_day_ms), to, q.user);
   if (!daily) return std::unexpected(daily.error());
   out.daily_active.assign(daily->end() - (to - from) / k_day_ms, daily->end());
   out.dau = daily->back().users;
-  auto active = active_users(tx, from, to);
+  auto active = active_users(tx, from, to, q.user);
   if (!active) return std::unexpected(active.error());
   out.active_users = *active;
   for (auto [days, into] : {std::pair{7, &out.wau}, std::pair{30, &out.mau}}) {
-    auto n = active_users(tx, to - days * k_day_ms, to);
+    auto n = active_users(tx, to - days * k_day_ms, to, q.user);
     if (!n) return std::unexpected(n.error());
     *into = *n;
   }

@@ -20,6 +20,7 @@ struct ProductQuery {
   Instant to{};                       // midnight UTC, after from, at most 366 days later
   std::vector<std::string> features;  // key features for adoption; empty: every feature used in the range
   std::string value_event;            // the event type that is "first value"; empty: no time to first value
+  std::string user;                   // "": every user; else only this user's events (an embed token's customer)
 };
 
 struct DailyActive {

@@ -10,33 +10,76 @@ namespace atrium::analytics::sql {
 
 using tenancy::TenantStatement;
 
+// Every statement of the product metrics takes, as its last parameter, one user to keep ('' for every user): an
+// embed token limited to one of the tenant's customers reads that customer's events only.
+#define ONLY_USER(n) " AND ($" #n " = '' OR user_id = $" #n ")"
+
 // Active users per UTC day of [$2, $3): rows (day, users).
 constexpr TenantStatement k_daily_active{
     "analytics_daily_active",
     "SELECT ts / 86400000, COUNT(DISTINCT user_id) FROM usage_events WHERE tenant_id = $1 AND user_id IS NOT NULL "
-    "AND ts >= $2 AND ts < $3 GROUP BY ts / 86400000 ORDER BY 1"};
+    "AND ts >= $2 AND ts < $3" ONLY_USER(4) " GROUP BY ts / 86400000 ORDER BY 1"};
 // Distinct users with any product event in [$2, $3).
 constexpr TenantStatement k_active_users{"analytics_active_users",
                                          "SELECT COUNT(DISTINCT user_id) FROM usage_events WHERE tenant_id = $1 AND "
-                                         "user_id IS NOT NULL AND ts >= $2 AND ts < $3"};
+                                         "user_id IS NOT NULL AND ts >= $2 AND ts < $3" ONLY_USER(4)};
 // The users and properties of one type's events in [$3, $4) ($2: the metric).
-constexpr TenantStatement k_user_properties{"analytics_user_properties",
-                                            "SELECT user_id, properties FROM usage_events WHERE tenant_id = $1 AND "
-                                            "metric = $2 AND user_id IS NOT NULL AND ts >= $3 AND ts < $4"};
+constexpr TenantStatement k_user_properties{
+    "analytics_user_properties",
+    "SELECT user_id, properties FROM usage_events WHERE tenant_id = $1 AND "
+    "metric = $2 AND user_id IS NOT NULL AND ts >= $3 AND ts < $4" ONLY_USER(5)};
 // How many events of one type carried each value in [$3, $4): rows (value, events).
 constexpr TenantStatement k_value_counts{"analytics_value_counts",
                                          "SELECT quantity, COUNT(*) FROM usage_events WHERE tenant_id = $1 AND "
-                                         "metric = $2 AND ts >= $3 AND ts < $4 GROUP BY quantity"};
+                                         "metric = $2 AND ts >= $3 AND ts < $4" ONLY_USER(5) " GROUP BY quantity"};
 // Users first seen (their earliest product event still kept) in [$2, $3): rows (user, first ts).
-constexpr TenantStatement k_first_seen{"analytics_first_seen",
-                                       "SELECT user_id, MIN(ts) FROM usage_events WHERE tenant_id = $1 AND user_id IS "
-                                       "NOT NULL GROUP BY user_id HAVING MIN(ts) >= $2 AND MIN(ts) < $3"};
+constexpr TenantStatement k_first_seen{
+    "analytics_first_seen",
+    "SELECT user_id, MIN(ts) FROM usage_events WHERE tenant_id = $1 AND user_id IS "
+    "NOT NULL" ONLY_USER(4) " GROUP BY user_id HAVING MIN(ts) >= $2 AND MIN(ts) < $3"};
 // Each user's first event of one type ($2: the metric): rows (user, first ts).
 constexpr TenantStatement k_first_of{"analytics_first_of",
                                      "SELECT user_id, MIN(ts) FROM usage_events WHERE tenant_id = $1 AND metric = $2 "
-                                     "AND user_id IS NOT NULL GROUP BY user_id"};
+                                     "AND user_id IS NOT NULL" ONLY_USER(3) " GROUP BY user_id"};
+
+#undef ONLY_USER
 
 inline constexpr TenantStatement k_all[] = {k_daily_active, k_active_users, k_user_properties,
                                             k_value_counts, k_first_seen,   k_first_of};
+
+// The MRR ledger (billing's subscription_mrr, platform scope: every tenant's rows) with each row's plan tier, changes
+// effective before $1 (Unix seconds), in time order and, within a subscription, in its own order.
+constexpr storage::Statement k_mrr_ledger{
+    "analytics_mrr_ledger",
+    "SELECT m.tenant_id, m.subscription_id, m.effective_at, m.currency, m.mrr, p.tier FROM subscription_mrr m "
+    "JOIN plans p ON p.id = m.plan_id WHERE m.effective_at < $1 ORDER BY m.effective_at, m.tenant_id, "
+    "m.subscription_id, m.seq"};
+
+// Sales and marketing spend (spend.cpp): one (month, channel, currency), set, and the months [$1, $2].
+constexpr storage::Statement k_spend_get{"analytics_spend_get",
+                                         "SELECT month, channel, currency, amount, created_at, updated_at FROM "
+                                         "marketing_spend WHERE month = $1 AND channel = $2 AND currency = $3"};
+constexpr storage::Statement k_spend_upsert{
+    "analytics_spend_upsert",
+    "INSERT INTO marketing_spend (month, channel, currency, amount, created_at, updated_at) VALUES ($1, $2, $3, $4, "
+    "$5, $5) ON CONFLICT (month, channel, currency) DO UPDATE SET amount = excluded.amount, updated_at = "
+    "excluded.updated_at"};
+constexpr storage::Statement k_spend_range{
+    "analytics_spend_range",
+    "SELECT month, channel, currency, amount, created_at, updated_at FROM marketing_spend WHERE month >= $1 AND "
+    "month <= $2 ORDER BY month, channel, currency"};
+
+// The business metrics of /metrics (business_metrics.cpp), platform scope: paying subscriptions per plan tier, and
+// succeeded payments per tier (NULL: an invoice of no subscription, or of a purged tenant's) and currency.
+constexpr storage::Statement k_active_subscriptions{
+    "analytics_active_subscriptions",
+    "SELECT p.tier, COUNT(*) FROM subscriptions s JOIN plans p ON p.id = s.plan_id WHERE s.status IN ('active', "
+    "'past_due') AND s.test_clock_id IS NULL GROUP BY p.tier"};
+constexpr storage::Statement k_revenue_collected{
+    "analytics_revenue_collected",
+    "SELECT p.tier, a.currency, CAST(SUM(a.amount) AS BIGINT) FROM payment_attempts a JOIN invoices i ON "
+    "i.tenant_id = a.tenant_id AND i.id = a.invoice_id LEFT JOIN subscriptions s ON s.tenant_id = i.tenant_id AND "
+    "s.id = i.subscription_id LEFT JOIN plans p ON p.id = s.plan_id WHERE a.status = 'succeeded' AND "
+    "i.test_clock_id IS NULL GROUP BY p.tier, a.currency"};
 
 }  // namespace atrium::analytics::sql

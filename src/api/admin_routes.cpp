@@ -126,18 +126,38 @@ void register_admin_tenant(http::Router& router, Services& services) {
              {.access = admin});
 }
 
-// Admin metrics.
+// Tenant statistics with MRR per currency (both /v1/admin/metrics and the seed's getGlobalMetrics read these).
+Result<Json> platform_metrics(Services& services) {
+  auto stats = services.tenants->statistics();
+  if (!stats) return std::unexpected(stats.error());
+  auto mrr = services.billing->mrr();
+  if (!mrr) return std::unexpected(mrr.error());
+  Json out = *stats;
+  out["mrr"] = Json::object();
+  for (const auto& [currency, amount] : *mrr) out["mrr"][currency] = amount;
+  return out;
+}
+
+// Admin metrics, and the seed's getGlobalMetrics under its own names.
 void register_admin_metrics(http::Router& router, Services& services) {
   router.add(http::Method::get, "/v1/admin/metrics",
              [&services](http::Request& req) -> http::Response {
-               auto stats = services.tenants->statistics();
-               if (!stats) return error_response(stats.error(), req);
-               auto mrr = services.billing->mrr();
-               if (!mrr) return error_response(mrr.error(), req);
-               Json out = *stats;
-               out["mrr"] = Json::object();
-               for (const auto& [currency, amount] : *mrr) out["mrr"][currency] = amount;
-               return http::Response::json(200, out);
+               auto m = platform_metrics(services);
+               if (!m) return error_response(m.error(), req);
+               return http::Response::json(200, *m);
+             },
+             {.access = admin});
+  router.add(http::Method::get, "/v1/admin/analytics/overview",
+             [&services](http::Request& req) -> http::Response {
+               auto m = platform_metrics(services);
+               if (!m) return error_response(m.error(), req);
+               Json arr = Json::object();
+               for (const auto& [currency, amount] : (*m)["mrr"].items())
+                 arr[currency] = amount.get<std::int64_t>() * 12;
+               return http::Response::json(200, {{"total_tenants", (*m)["tenants"]},
+                                                 {"total_mrr", (*m)["mrr"]},
+                                                 {"total_arr", std::move(arr)},
+                                                 {"avg_users_per_tenant", (*m)["average_users_per_tenant"]}});
              },
              {.access = admin});
 }

@@ -1,5 +1,8 @@
 #include "api/analytics_input.hpp"
 
+#include <algorithm>
+#include <tuple>
+
 #include "analytics/product_events.hpp"
 #include "api/usage_input.hpp"
 
@@ -73,6 +76,16 @@ Result<Instant> day_param(const std::optional<std::string>& text, const char* na
   return *t;
 }
 
+// The `from` and `to` query parameters, both required.
+Result<std::pair<Instant, Instant>> day_range(const std::optional<std::string>& from,
+                                              const std::optional<std::string>& to) {
+  auto f = day_param(from, "from");
+  if (!f) return std::unexpected(f.error());
+  auto t = day_param(to, "to");
+  if (!t) return std::unexpected(t.error());
+  return std::pair{*f, *t};
+}
+
 }  // namespace
 
 Result<metering::UsageBatch> event_batch(const Json& body, std::size_t max_events, const std::string& caller_user,
@@ -82,12 +95,9 @@ Result<metering::UsageBatch> event_batch(const Json& body, std::size_t max_event
 
 Result<analytics::ProductQuery> product_query(const ProductParams& params) {
   analytics::ProductQuery q;
-  auto from = day_param(params.from, "from");
-  if (!from) return std::unexpected(from.error());
-  auto to = day_param(params.to, "to");
-  if (!to) return std::unexpected(to.error());
-  q.from = *from;
-  q.to = *to;
+  auto range = day_range(params.from, params.to);
+  if (!range) return std::unexpected(range.error());
+  std::tie(q.from, q.to) = *range;
   if (params.features) {
     std::string_view rest = *params.features;
     while (!rest.empty()) {
@@ -97,6 +107,27 @@ Result<analytics::ProductQuery> product_query(const ProductParams& params) {
     }
   }
   q.value_event = params.value_event.value_or("");
+  return q;
+}
+
+Result<analytics::SaasQuery> saas_query(const SaasParams& params) {
+  analytics::SaasQuery q;
+  auto range = day_range(params.from, params.to);
+  if (!range) return std::unexpected(range.error());
+  std::tie(q.from, q.to) = *range;
+  if (params.granularity) {
+    auto g = analytics::parse_granularity(*params.granularity);
+    if (!g) return fail(Errc::invalid_argument, "granularity must be day, week or month");
+    q.granularity = *g;
+  }
+  if (params.currency) {
+    const std::string& c = *params.currency;
+    if (c.size() != 3 || !std::all_of(c.begin(), c.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
+      return fail(Errc::invalid_argument, "currency must be an ISO 4217 code (three capital letters)");
+    }
+    q.currency = c;
+  }
+  if (auto c = analytics::check(q); !c) return std::unexpected(c.error());
   return q;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "analytics/product_metrics.hpp"
+#include "analytics/saas_metrics.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
@@ -32,5 +33,15 @@ struct ProductParams {
   std::optional<std::string> value_event;
 };
 Result<analytics::ProductQuery> product_query(const ProductParams& params);
+
+// GET /v1/admin/analytics/saas: from and to as above, granularity (day, week or month; default month), currency
+// (an ISO 4217 code: three capital letters).
+struct SaasParams {
+  std::optional<std::string> from;
+  std::optional<std::string> to;
+  std::optional<std::string> granularity;
+  std::optional<std::string> currency;
+};
+Result<analytics::SaasQuery> saas_query(const SaasParams& params);
 
 }  // namespace atrium::api::analytics_input

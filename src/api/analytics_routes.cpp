@@ -7,10 +7,13 @@
 #include "api/analytics_input.hpp"
 #include "api/routes.hpp"
 #include "api/support.hpp"
+#include "audit/audit_log.hpp"
+#include "core/json_input.hpp"
 #include "gateway/rate_limits.hpp"
 #include "http/problem.hpp"
 #include "identity/permissions.hpp"
 #include "identity/principal.hpp"
+#include "identity/token_service.hpp"
 #include "metering/metering.hpp"
 #include "reports/reports.hpp"
 #include "tenancy/tenant.hpp"
@@ -24,6 +27,9 @@ namespace perm = identity::perm;
 
 constexpr std::int64_t k_dashboard_minutes = 60;
 constexpr std::int64_t k_dashboard_days = 30;
+constexpr std::int64_t k_min_embed_seconds = 60;
+constexpr std::int64_t k_max_embed_seconds = 3600;
+constexpr std::int64_t k_default_embed_seconds = 600;
 
 Json realtime_json(const analytics::Realtime::Series& series, std::chrono::minutes window) {
   Json types = Json::object();
@@ -52,6 +58,7 @@ http::Response product(analytics::Analytics& a, http::Request& req) {
   if (format != "json" && format != "csv") {
     return error_response({Errc::invalid_argument, "format must be json or csv"}, req);
   }
+  q->user = req.principal->customer;  // an embed token for one customer reads that customer's events only
   auto m = a.product_metrics(req.tenant->id, *q);
   if (!m) return error_response(m.error(), req);
   if (format == "json") return http::Response::json(200, analytics::to_json(*m));
@@ -68,10 +75,13 @@ http::Response dashboard(analytics::Analytics& a, const Clock& clock, http::Requ
   analytics::ProductQuery q{.from = today - std::chrono::days(k_dashboard_days - 1),
                             .to = today + std::chrono::days(1),
                             .features = {},
-                            .value_event = ""};
+                            .value_event = "",
+                            .user = req.principal->customer};
   auto m = a.product_metrics(req.tenant->id, q);
   if (!m) return error_response(m.error(), req);
-  const auto series = a.realtime().last(req.tenant->id, k_dashboard_minutes);
+  // The real-time counters are kept per tenant and type, not per user: none for one customer's embed token.
+  const auto series = req.principal->customer.empty() ? a.realtime().last(req.tenant->id, k_dashboard_minutes)
+                                                      : analytics::Realtime::Series{};
   std::int64_t last_hour = 0;
   for (const auto& [type, counts] : series.counts) {
     for (auto n : counts) last_hour += n;
@@ -86,6 +96,66 @@ http::Response dashboard(analytics::Analytics& a, const Clock& clock, http::Requ
                                       {"stickiness", historical["stickiness"]},
                                       {"nps", historical["nps"]["score"]},
                                       {"events_last_hour", last_hour}}}});
+}
+
+// POST /v1/analytics/embed-tokens: {"ttl_seconds": 60-3600 (600), "customer": one user of the tenant's product}.
+http::Response embed_token(Services& services, http::Request& req) {
+  auto body = body_object(req, {"ttl_seconds", "customer"});
+  if (!body) return error_response(body.error(), req);
+  auto ttl = json_input::integer(**body, "ttl_seconds", k_min_embed_seconds, k_max_embed_seconds);
+  if (!ttl) return error_response(ttl.error(), req);
+  auto customer = string_member(**body, "customer", false);
+  if (!customer) return error_response(customer.error(), req);
+  const std::string who = customer->value_or("");
+  if (customer->has_value() && !metering::valid_idempotency_key(who)) {
+    return error_response({Errc::invalid_argument, "customer must be 1-255 printable ASCII characters"}, req);
+  }
+  const std::int64_t seconds = ttl->value_or(k_default_embed_seconds);
+  auto minted = services.tokens->issue_embed(*req.principal, req.tenant->id, who, std::chrono::seconds(seconds),
+                                             services.audit->recorder(audit_context(req)));
+  if (!minted) return error_response(minted.error(), req);
+  return http::Response::json(201, {{"token", minted->token},
+                                    {"token_type", "Bearer"},
+                                    {"expires_at", format_rfc3339(minted->expires_at)},
+                                    {"expires_in", seconds},
+                                    {"customer", customer->has_value() ? Json(who) : Json(nullptr)}});
+}
+
+// GET /v1/admin/analytics/saas, as JSON or (format=csv) the periods' MRR movements as CSV.
+http::Response saas(analytics::Analytics& a, http::Request& req) {
+  auto q = analytics_input::saas_query({.from = req.query_param("from"),
+                                        .to = req.query_param("to"),
+                                        .granularity = req.query_param("granularity"),
+                                        .currency = req.query_param("currency")});
+  if (!q) return error_response(q.error(), req);
+  const auto format = req.query_param("format").value_or("json");
+  if (format != "json" && format != "csv") {
+    return error_response({Errc::invalid_argument, "format must be json or csv"}, req);
+  }
+  auto m = a.saas_metrics(*q);
+  if (!m) return error_response(m.error(), req);
+  if (format == "json") return http::Response::json(200, analytics::to_json(*m));
+  return http::Response::text(200, analytics::movements_csv(*m), "text/csv; charset=utf-8");
+}
+
+// PUT /v1/admin/analytics/spend: {"month", "channel", "currency", "amount"}.
+http::Response put_spend(Services& services, http::Request& req) {
+  auto body = body_object(req, {"month", "channel", "currency", "amount"});
+  if (!body) return error_response(body.error(), req);
+  auto month = string_member(**body, "month", true);
+  auto channel = string_member(**body, "channel", true);
+  auto currency = string_member(**body, "currency", true);
+  for (const auto* r : {&month, &channel, &currency}) {
+    if (!*r) return error_response(r->error(), req);
+  }
+  auto amount = json_input::integer(**body, "amount", 0, 1'000'000'000'000'000);
+  if (!amount) return error_response(amount.error(), req);
+  if (!*amount) return error_response({Errc::invalid_argument, "amount is required"}, req);
+  auto saved = services.analytics->record_spend(
+      {.month = **month, .channel = **channel, .currency = **currency, .amount = **amount},
+      services.audit->recorder(audit_context(req)));
+  if (!saved) return error_response(saved.error(), req);
+  return http::Response::json(200, analytics::to_json(*saved));
 }
 
 }  // namespace
@@ -111,8 +181,15 @@ void register_analytics_routes(http::Router& router, Services& services) {
               .weight = gateway::weight_by_body_size(10 * 1024)});
   router.add(http::Method::get, "/v1/analytics/product", [&a](http::Request& req) { return product(a, req); },
              {.access = Access::tenant, .permission = perm::analytics_view});
+  router.add(http::Method::post, "/v1/analytics/embed-tokens",
+             [&services](http::Request& req) { return embed_token(services, req); },
+             {.json_body = true, .access = Access::tenant, .permission = perm::analytics_view});
   router.add(http::Method::get, "/v1/analytics/realtime",
              [&a](http::Request& req) -> http::Response {
+               if (!req.principal->customer.empty()) {
+                 return http::problem(403, "forbidden", "Forbidden",
+                                      "The real-time counters are not kept per customer.", req);
+               }
                auto minutes = int_param(req, "minutes", 1, a.realtime().window().count());
                if (!minutes) return error_response(minutes.error(), req);
                return http::Response::json(
@@ -123,6 +200,20 @@ void register_analytics_routes(http::Router& router, Services& services) {
   router.add(http::Method::get, "/v1/analytics/dashboard",
              [&a, &clock](http::Request& req) { return dashboard(a, clock, req); },
              {.access = Access::tenant, .permission = perm::analytics_view});
+  router.add(http::Method::get, "/v1/admin/analytics/saas", [&a](http::Request& req) { return saas(a, req); },
+             {.access = Access::super_admin});
+  router.add(http::Method::put, "/v1/admin/analytics/spend",
+             [&services](http::Request& req) { return put_spend(services, req); },
+             {.json_body = true, .access = Access::super_admin});
+  router.add(http::Method::get, "/v1/admin/analytics/spend",
+             [&a](http::Request& req) -> http::Response {
+               auto listed = a.spend(req.query_param("from").value_or(""), req.query_param("to").value_or(""));
+               if (!listed) return error_response(listed.error(), req);
+               Json data = Json::array();
+               for (const auto& s : *listed) data.push_back(analytics::to_json(s));
+               return http::Response::json(200, {{"data", std::move(data)}});
+             },
+             {.access = Access::super_admin});
 }
 
 }  // namespace atrium::api

@@ -121,11 +121,18 @@ bool super_admin_user(const identity::Principal& who) {
   return who.super_admin && who.kind == identity::Principal::Kind::user;
 }
 
+// An embed token reads its tenant's analytics and nothing else: GET routes that ask for analytics:view.
+bool embed_allows(const identity::Principal& who, http::Method method, const http::RouteOptions& o) {
+  return who.kind != identity::Principal::Kind::embed ||
+         (method == http::Method::get && o.access == Access::tenant && o.permission == identity::perm::analytics_view);
+}
+
 // What `who`, acting in a tenant or not, may call: the rule this middleware applies, for the dispatcher's reads on
 // the caller's behalf (conditional requests read the target's GET answer). `who` is the request's principal, which
 // outlives every use; a pointer and a flag keep the function free of allocation.
 std::function<bool(const http::RouteOptions&)> route_rule(const identity::Principal* who, bool in_tenant) {
   return [who, in_tenant](const http::RouteOptions& o) {
+    if (!embed_allows(*who, http::Method::get, o)) return false;
     switch (o.access) {
       case Access::open:
       case Access::authenticated: return true;
@@ -143,6 +150,9 @@ http::Response secured(Services& services, http::Request& req, const http::Next&
   if (req.options == nullptr || req.options->access == Access::open) return next(req);
   std::shared_ptr<const identity::Principal> who;
   if (auto refused = authenticate(services, req, who)) return *refused;
+  if (!embed_allows(*who, req.method, *req.options)) {
+    return http::problem(403, "forbidden", "Forbidden", "An embed token reads the tenant's analytics only.", req);
+  }
 
   const Access access = req.options->access;
   if (access == Access::super_admin) {

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "app/demo.hpp"
 #include "core/error.hpp"
 
 namespace atrium::app {
@@ -43,5 +44,10 @@ int audit_retention_command(const CommonOptions& options);
 // The billing run on demand (renewals, invoices, charges, dunning retries) with a progress bar on stderr; exit 1
 // when it stopped on an error (what committed stays; running it again continues without billing twice).
 int billing_run_command(const CommonOptions& options, bool quiet);
+// `atrium demo seed [--tenants N] [--months M] [--seed S]`: the demo platform (app/demo.hpp) in the configured
+// database.
+int demo_seed_command(const CommonOptions& options, const DemoOptions& demo, bool quiet);
+// `atrium analytics etl [--full] [--from YYYY-MM-DD]`: one warehouse ETL run, with a progress bar on a terminal.
+int analytics_etl_command(const CommonOptions& options, bool full, const std::string& from, bool quiet);
 
 }  // namespace atrium::app

@@ -22,6 +22,7 @@
 #include "storage/database.hpp"
 #include "tenancy/idempotency.hpp"
 #include "tenancy/tenant_data.hpp"
+#include "warehouse/warehouse.hpp"
 #include "webhooks/endpoints.hpp"
 #include "webhooks/jobs.hpp"
 
@@ -196,6 +197,17 @@ void Background::register_handlers() {
     return {};
   });
   handlers_.add("system.cleanup", [&p, &clock](jobs::JobContext&) { return clean_up(p, clock); });
+  handlers_.add("analytics.etl", [&p](jobs::JobContext&) -> Result<void> {
+    auto wh = p.warehouse();
+    if (!wh) return std::unexpected(wh.error());
+    auto stats = (*wh)->run_etl();
+    if (!stats) return std::unexpected(stats.error());
+    log::info("warehouse ETL run", {{"from_day", stats->from_day},
+                                    {"to_day", stats->to_day},
+                                    {"source_rows", stats->source_rows},
+                                    {"duration_ms", stats->duration.count()}});
+    return {};
+  });
   const auto committed = [&p](const tenancy::Tenant& tenant) { p.flush_audit_after_commit(tenant); };
   billing::register_jobs(handlers_, *p.billing);
   email::register_jobs(
@@ -267,6 +279,9 @@ Result<void> Background::start_workers() {
   }
   if (auto r = add("billing.run", p.config().billing.run_cron, "billing.run"); !r) {
     return fail(r.error().code, "billing.run_cron: " + r.error().message);
+  }
+  if (auto r = add("analytics.etl", p.config().analytics.etl_cron, "analytics.etl"); !r) {
+    return fail(r.error().code, "analytics.etl_cron: " + r.error().message);
   }
   if (auto r = add("system.heartbeat", jc.heartbeat_cron, "system.heartbeat"); !r) {
     return fail(r.error().code, "jobs.heartbeat_cron: " + r.error().message);

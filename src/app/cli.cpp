@@ -22,6 +22,11 @@ struct Commands {
   CLI::App* checkpoint = nullptr;
   CLI::App* retention = nullptr;
   CLI::App* billing_run = nullptr;
+  CLI::App* analytics_etl = nullptr;
+  CLI::App* demo_seed = nullptr;
+  DemoOptions demo;
+  bool full = false;
+  std::string from_date;
   std::string email;
   std::string password;
   std::string password_file;
@@ -90,6 +95,24 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
   c.billing_run = billing->add_subcommand("run", "Renew, invoice and charge what is due now, and run dunning");
   add_common(c.billing_run, common);
   c.billing_run->add_flag("--quiet", c.quiet, "No progress bar");
+
+  CLI::App* analytics = app.add_subcommand("analytics", "Analytics");
+  analytics->require_subcommand(1);
+  c.analytics_etl = analytics->add_subcommand("etl", "Load the analytics warehouse from where the last run stopped");
+  add_common(c.analytics_etl, common);
+  c.analytics_etl->add_flag("--full", c.full, "Reload every day any source row has");
+  c.analytics_etl->add_option("--from", c.from_date, "Reload from this date (YYYY-MM-DD) on");
+  c.analytics_etl->add_flag("--quiet", c.quiet, "No progress bar");
+
+  CLI::App* demo = app.add_subcommand("demo", "The demo platform");
+  demo->require_subcommand(1);
+  c.demo_seed = demo->add_subcommand("seed", "Build a believable SaaS business, day by day, in the database");
+  add_common(c.demo_seed, common);
+  c.demo_seed->add_option("--tenants", c.demo.tenants, "Customers (tenants) to sign up, 1-10000")
+      ->capture_default_str();
+  c.demo_seed->add_option("--months", c.demo.months, "Months of history up to today, 1-36")->capture_default_str();
+  c.demo_seed->add_option("--seed", c.demo.seed, "The random generator's seed")->capture_default_str();
+  c.demo_seed->add_flag("--quiet", c.quiet, "No progress bar");
 }
 
 int dispatch(const Commands& c, const CommonOptions& common) {
@@ -115,6 +138,8 @@ int dispatch(const Commands& c, const CommonOptions& common) {
   if (c.checkpoint->parsed()) return audit_checkpoint_command(common);
   if (c.retention->parsed()) return audit_retention_command(common);
   if (c.billing_run->parsed()) return billing_run_command(common, c.quiet);
+  if (c.demo_seed->parsed()) return demo_seed_command(common, c.demo, c.quiet);
+  if (c.analytics_etl->parsed()) return analytics_etl_command(common, c.full, c.from_date, c.quiet);
   return 2;
 }
 

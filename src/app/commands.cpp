@@ -11,8 +11,10 @@
 #include <fmt/format.h>
 
 #include "analytics/analytics.hpp"
+#include "analytics/business_metrics.hpp"
 #include "app/app.hpp"
 #include "app/background.hpp"
+#include "app/demo.hpp"
 #include "app/dispatch.hpp"
 #include "app/platform.hpp"
 #include "audit/audit_log.hpp"
@@ -31,6 +33,7 @@
 #include "observability/metrics.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
+#include "warehouse/warehouse.hpp"
 
 namespace atrium::app {
 
@@ -219,6 +222,9 @@ int serve_command(const CommonOptions& options) {
   auto dispatcher = make_dispatcher(platform, {.metrics = &http_metrics, .access_log = config->log.access_log});
   if (platform.api_calls) platform.api_calls->start();
   platform.analytics->start();
+  analytics::BusinessMetrics business_metrics(*platform.tenant_data, registry,
+                                              std::chrono::milliseconds(config->analytics.business_metrics_ms));
+  business_metrics.start();
 
   const auto listen = parse_listen(config->server.listen);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -265,6 +271,7 @@ int serve_command(const CommonOptions& options) {
   server.reset();
   if (platform.api_calls) platform.api_calls->stop();  // the last counts, before anything can end the process
   platform.analytics->stop();                          // and the last activity marks
+  business_metrics.stop();
   if (!platform.workers()->stop_workers()) {
     log::warn("jobs still running after jobs.shutdown_grace_ms; they run again after their lease");
     std::_Exit(0);
@@ -403,6 +410,71 @@ int billing_run_command(const CommonOptions& options, bool quiet) {
         stats->renewed, stats->invoices, stats->charged, stats->failed, stats->retried, stats->cancelled);
     return 0;
   });
+}
+
+int analytics_etl_command(const CommonOptions& options, bool full, const std::string& from, bool quiet) {
+  std::optional<Instant> from_day;
+  if (!from.empty()) {
+    auto t = parse_rfc3339(from.size() == 10 ? from + "T00:00:00Z" : from);
+    if (!t) {
+      std::cerr << "atrium: --from must be a date (YYYY-MM-DD)\n";
+      return 2;
+    }
+    from_day = *t;
+  }
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
+    auto wh = platform.warehouse();
+    if (!wh) {
+      std::cerr << "atrium: analytics etl: " << wh.error().message << "\n";
+      return 1;
+    }
+    auto stats =
+        (*wh)->run_etl({.full = full, .from = from_day, .progress = [quiet](std::int64_t done, std::int64_t total) {
+                          if (!quiet) draw_progress("analytics etl", done, total, " days");
+                        }});
+    if (!stats) {
+      std::cerr << "\natrium: analytics etl: " << stats.error().message << "\n";
+      return 1;
+    }
+    std::cout << fmt::format("loaded {} day(s) from {}: {} source row(s), {} fact row(s) in {} ms\n",
+                             stats->to_day - stats->from_day,
+                             format_rfc3339(from_unix_seconds(stats->from_day * 86'400)).substr(0, 10),
+                             stats->source_rows, stats->warehouse_rows, stats->duration.count());
+    return 0;
+  });
+}
+
+int demo_seed_command(const CommonOptions& options, const app::DemoOptions& demo, bool quiet) {
+  auto config = load(options);
+  if (!config) return config_error(config.error());
+  init_logging(*config);
+  // The platform lives on a manual clock walking from the demo's first day to now, so every row carries the day
+  // it happened on.
+  const Instant until = SystemClock::instance().now();
+  ManualClock clock(app::demo_start(until, demo.months));
+  app::Platform::Options platform_options;
+  platform_options.migrate = config->storage.migrate_on_start;
+  platform_options.background = false;
+  platform_options.on_tenant_migrated = tenant_progress;
+  auto platform = app::Platform::open(*config, clock, platform_options);
+  if (!platform) {
+    log::error("cannot open the platform", {{"error", platform.error().message}});
+    return 1;
+  }
+  app::DemoOptions o = demo;
+  o.progress = [quiet](std::int64_t done, std::int64_t total) {
+    if (!quiet) draw_progress("demo seed", done, total, " days");
+  };
+  auto stats = app::seed_demo(**platform, clock, until, o);
+  if (!stats) {
+    std::cerr << "\natrium: demo seed: " << stats.error().message << "\n";
+    return stats.error().code == Errc::invalid_argument || stats.error().code == Errc::conflict ? 2 : 1;
+  }
+  std::cout << fmt::format(
+      "seeded {} tenant(s) over {} month(s): {} subscription(s), {} event(s), {} billing run(s); owners sign in as "
+      "owner@demo-N.demo with password demo-password\n",
+      stats->tenants, demo.months, stats->subscriptions, stats->events, stats->billing_runs);
+  return 0;
 }
 
 }  // namespace atrium::app

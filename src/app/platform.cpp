@@ -34,6 +34,7 @@
 #include "storage/migrations.hpp"
 #include "tenancy/tenant_data.hpp"
 #include "tenancy/tenant_directory.hpp"
+#include "warehouse/warehouse.hpp"
 #include "webhooks/endpoints.hpp"
 
 namespace atrium::app {
@@ -115,6 +116,22 @@ struct Platform::RetentionJob {
 };
 
 Platform::Platform(const Config& config, const Clock& clock) : api::Services(config, clock) {}
+
+Result<warehouse::Warehouse*> Platform::warehouse() {
+  std::lock_guard lock(warehouse_mutex_);
+  if (!warehouse_) {
+    const Config& c = config_;
+    auto opened = warehouse::Warehouse::open({.url = c.analytics.warehouse_url,
+                                              .data_dir = c.storage.data_dir,
+                                              .lookback_days = static_cast<int>(c.analytics.etl_lookback_days),
+                                              .reader_role = c.analytics.warehouse_reader_role,
+                                              .chunk_days = 31},
+                                             *tenant_data, clock_, &registry);
+    if (!opened) return std::unexpected(opened.error());
+    warehouse_ = std::move(*opened);
+  }
+  return warehouse_.get();
+}
 
 Platform::~Platform() {
   if (api_calls) api_calls->stop();  // its last report needs metering and the quotas
@@ -450,7 +467,7 @@ Result<void> Platform::open_gateway(const Options& options) {
         clock, std::chrono::milliseconds(config.gateway.api_calls_report_ms)));
   }
   analytics = adopt(std::make_unique<analytics::Analytics>(
-      *metering, *tenant_data, clock,
+      *metering, *tenant_data, *db_, clock,
       analytics::Settings{.activity_flush = std::chrono::milliseconds(config.analytics.activity_flush_ms),
                           .realtime_window = std::chrono::minutes(config.analytics.realtime_minutes)}));
   auto limits = open_rate_limits(*billing, registry, config, clock, options.rate_limits_use_redis_time);

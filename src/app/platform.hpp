@@ -2,12 +2,16 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "api/services.hpp"
 
 namespace atrium::audit {
 class Exporter;
+}
+namespace atrium::warehouse {
+class Warehouse;
 }
 
 namespace atrium::app {
@@ -59,6 +63,9 @@ class Platform final : public api::Services {
   audit::Recorder recorder(const audit::Context& who) override;
 
   storage::Database& admin_db() { return admin_db_ ? *admin_db_ : *db_; }
+  // The analytics warehouse (analytics.warehouse_url), opened and migrated on first use; its ETL metrics go to
+  // this platform's registry.
+  Result<warehouse::Warehouse*> warehouse();
   // The job queue, its handlers, the event relay and the scheduler; null when opened without Options::background.
   Background* workers() { return workers_.get(); }
 
@@ -88,6 +95,8 @@ class Platform final : public api::Services {
   std::unique_ptr<audit::Exporter> exporter_;
   struct RetentionJob;
   std::unique_ptr<RetentionJob> retention_;
+  std::mutex warehouse_mutex_;
+  std::unique_ptr<warehouse::Warehouse> warehouse_;
 };
 
 }  // namespace atrium::app

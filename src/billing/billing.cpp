@@ -62,6 +62,8 @@ constexpr std::array k_tenant_statements{
     k_usage_get,
     k_usage_get_locked,
     k_usage_settle,
+    k_mrr_last,
+    k_mrr_insert,
 };
 
 }  // namespace
@@ -115,8 +117,10 @@ constexpr std::array k_purge_statements{
     TenantStatement{"billing_purge_test_clocks", "DELETE FROM test_clocks WHERE tenant_id = $1"},
     TenantStatement{"billing_purge_account", "DELETE FROM billing_accounts WHERE tenant_id = $1"},
 };
-// After billing.retain_invoices_years: the bookkeeping records themselves.
+// After billing.retain_invoices_years: the bookkeeping records themselves (the MRR ledger among them: a purged
+// tenant's past revenue stays in the SaaS metrics until then).
 constexpr std::array k_retention_statements{
+    TenantStatement{"billing_retention_mrr", "DELETE FROM subscription_mrr WHERE tenant_id = $1"},
     TenantStatement{"billing_retention_credit_notes", "DELETE FROM credit_notes WHERE tenant_id = $1"},
     TenantStatement{"billing_retention_attempts", "DELETE FROM payment_attempts WHERE tenant_id = $1"},
     TenantStatement{"billing_retention_lines", "DELETE FROM invoice_lines WHERE tenant_id = $1"},

@@ -312,9 +312,9 @@ class Billing {
   // the transaction that moves the period on); a charge repeats its idempotency key. `progress(done, total)`.
   Result<RunStats> run(const std::function<void(std::int64_t done, std::int64_t total)>& progress = {});
 
-  // Monthly recurring revenue per currency: active and past-due subscriptions' period price (base plus extra
-  // seats, before discounts and tax; test clocks excluded) normalised to a month (quarterly / 3, annual / 12,
-  // rounded).
+  // Monthly recurring revenue per currency now: the sum of active and past-due subscriptions' MRR (base plus extra
+  // seats, net of a recurring coupon in force, without tax; test clocks excluded), each normalised to a month
+  // (quarterly / 3, annual / 12) and rounded as the MRR ledger records it (docs/analytics.md, MRR).
   Result<std::map<std::string, std::int64_t>> mrr();
 
   // Renewal invoices price the ended period's usage with the plan version's metered prices (`meter` measures it),

@@ -147,6 +147,12 @@ const std::vector<Key>& keys() {
       {"gateway", "api_calls_report_ms", member(&Config::gateway, &GatewayConfig::api_calls_report_ms), 100, 3'600'000},
       {"analytics", "activity_flush_ms", member(&Config::analytics, &AnalyticsConfig::activity_flush_ms), 100, 600'000},
       {"analytics", "realtime_minutes", member(&Config::analytics, &AnalyticsConfig::realtime_minutes), 1, 1'440},
+      {"analytics", "business_metrics_ms", member(&Config::analytics, &AnalyticsConfig::business_metrics_ms), 1'000,
+       3'600'000},
+      {"analytics", "etl_lookback_days", member(&Config::analytics, &AnalyticsConfig::etl_lookback_days), 0, 90},
+      {"analytics", "etl_cron", member(&Config::analytics, &AnalyticsConfig::etl_cron)},
+      {"analytics", "warehouse_url", member(&Config::analytics, &AnalyticsConfig::warehouse_url), 0, 0, true},
+      {"analytics", "warehouse_reader_role", member(&Config::analytics, &AnalyticsConfig::warehouse_reader_role)},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
       {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
@@ -413,6 +419,15 @@ Result<void> validate_config(const Config& c) {
   }
   if (c.identity.issuer.empty() || c.identity.audience.empty()) {
     return fail(Errc::invalid_argument, "identity.issuer and identity.audience must not be empty");
+  }
+  const std::string& wh = c.analytics.warehouse_url;
+  if (!wh.empty() && wh.rfind("postgresql://", 0) != 0 && wh.rfind("postgres://", 0) != 0 &&
+      wh.rfind("sqlite:", 0) != 0) {
+    return fail(Errc::invalid_argument,
+                "analytics.warehouse_url: expected postgresql://..., postgres://... or sqlite:PATH");
+  }
+  if (!c.analytics.warehouse_reader_role.empty() && wh.rfind("postgres", 0) != 0) {
+    return fail(Errc::invalid_argument, "analytics.warehouse_reader_role: needs a PostgreSQL analytics.warehouse_url");
   }
   if (!c.identity.redis_url.empty() && c.identity.redis_url.rfind("redis://", 0) != 0) {
     return fail(Errc::invalid_argument, "identity.redis_url: expected redis://host:port[/db]");

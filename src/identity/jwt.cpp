@@ -324,6 +324,8 @@ Json claims_json(const AccessClaims& c) {
   if (c.iat_ms) j["iat_ms"] = *c.iat_ms;
   j["nbf"] = c.nbf;
   j["exp"] = c.exp;
+  if (!c.scope.empty()) j["scope"] = c.scope;
+  if (!c.customer.empty()) j["customer"] = c.customer;
   return j;
 }
 
@@ -380,6 +382,8 @@ Result<AccessClaims> read_claims(const Json& payload, const VerifyOptions& optio
   }
   if (!read_numeric_date(payload, "nbf", c.nbf, false)) return bad_claim("nbf");
   if (!read_numeric_date(payload, "exp", c.exp, true)) return bad_claim("exp");
+  if (!read_string(payload, "scope", c.scope, false)) return bad_claim("scope");
+  if (!read_string(payload, "customer", c.customer, false)) return bad_claim("customer");
   if (const Json* admin = member(payload, "super_admin")) {
     if (!admin->is_boolean()) return bad_claim("super_admin");
     c.super_admin = admin->get<bool>();

@@ -73,6 +73,8 @@ struct AccessClaims {
   std::optional<std::int64_t> iat_ms;  // nullopt: absent
   std::int64_t nbf = 0;                // 0 after verify() when the token carried none
   std::int64_t exp = 0;
+  std::string scope;     // "" for an access token; "embed" for an embed token (analytics:view reads only)
+  std::string customer;  // an embed token's one customer (a user of the tenant's product); "" for all
 
   bool operator==(const AccessClaims&) const = default;
 };

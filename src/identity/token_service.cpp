@@ -78,7 +78,8 @@ std::int64_t seconds(std::chrono::system_clock::time_point t) {
 
 Principal principal_from(const AccessClaims& c) {
   Principal p;
-  p.kind = Principal::Kind::user;
+  p.kind = c.scope == k_embed_scope ? Principal::Kind::embed : Principal::Kind::user;
+  p.customer = c.customer;
   p.subject = c.sub;
   p.tenant_id = c.tenant_id;
   p.role = c.role;
@@ -166,13 +167,7 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
   } else if (!user.super_admin) {
     return fail(Errc::invalid_argument, "tenant is required");
   }
-  claims.iss = issuer_;
-  claims.aud = audience_;
-  claims.jti = new_uuid_v7(clock_);
-  claims.iat = seconds(now);
-  claims.iat_ms = detail::epoch_ms(now);
-  claims.nbf = claims.iat;
-  claims.exp = claims.iat + settings_.access_ttl.count();
+  stamp(claims, now, settings_.access_ttl);
   auto token = keyset->signer->sign(claims);
   if (!token) return std::unexpected(token.error());
 
@@ -210,6 +205,49 @@ Result<IssuedTokens> TokenService::issue(const User& user, const std::optional<t
                       .tenant_id = claims.tenant_id,
                       .member = member,
                       .jti = claims.jti};
+}
+
+void TokenService::stamp(AccessClaims& claims, Instant now, std::chrono::seconds ttl) {
+  claims.iss = issuer_;
+  claims.aud = audience_;
+  claims.jti = new_uuid_v7(clock_);
+  claims.iat = seconds(now);
+  claims.iat_ms = detail::epoch_ms(now);
+  claims.nbf = claims.iat;
+  claims.exp = claims.iat + ttl.count();
+}
+
+Result<EmbedToken> TokenService::issue_embed(const Principal& minter, const std::string& tenant_id,
+                                             const std::string& customer, std::chrono::seconds ttl,
+                                             const audit::Recorder& audit) {
+  if (minter.kind == Principal::Kind::embed) return fail(Errc::invalid_argument, "an embed token cannot mint another");
+  if (tenant_id.empty()) return fail(Errc::invalid_argument, "an embed token is for one tenant");
+  (void)keys_.reload_if_stale(std::chrono::seconds(60));
+  const auto keyset = keys_.ensure(algorithm_);
+  if (!keyset) return fail(Errc::unavailable, "no signing key loaded");
+  const auto now = clock_.now();
+  AccessClaims claims;
+  claims.sub = minter.subject;
+  claims.tenant_id = tenant_id;
+  claims.role = std::string(k_embed_scope);
+  claims.permissions = {std::string(perm::analytics_view)};
+  stamp(claims, now, ttl);
+  claims.scope = std::string(k_embed_scope);
+  claims.customer = customer;
+  auto token = keyset->signer->sign(claims);
+  if (!token) return std::unexpected(token.error());
+  auto recorded = db_.transact([&](Transaction& tx) -> Result<void> {
+    if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;
+    audit::Event event{.action = "analytics.embed_token_created",
+                       .resource_type = "embed_token",
+                       .resource_id = claims.jti,
+                       .tenant_id = tenant_id};
+    event.changes =
+        audit::created_changes({{"customer", customer}, {"expires_at", format_rfc3339(from_unix_seconds(claims.exp))}});
+    return audit::record(audit, tx, event);
+  });
+  if (!recorded) return std::unexpected(recorded.error());
+  return EmbedToken{.token = std::move(*token), .jti = claims.jti, .expires_at = from_unix_seconds(claims.exp)};
 }
 
 Result<IssuedTokens> TokenService::password_grant(const std::string& email_in, const std::string& password,

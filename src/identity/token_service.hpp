@@ -43,6 +43,15 @@ struct IssuedTokens {
 // Refresh tokens are opaque ("rt_" + 256 random bits), stored as SHA-256, and rotated on every use; presenting a
 // rotated (or revoked) one again revokes its whole family. Access tokens are verified once and then served from
 // a bounded cache keyed by the token's SHA-256, which still honours exp and revocation on every request.
+struct EmbedToken {
+  std::string token;
+  std::string jti;
+  Instant expires_at{};
+};
+
+// The `scope` claim of embed tokens.
+inline constexpr std::string_view k_embed_scope = "embed";
+
 class TokenService {
  public:
   TokenService(storage::Database& db, UserStore& users, tenancy::TenantStore& tenants, KeyStore& keys,
@@ -74,6 +83,14 @@ class TokenService {
   // The returned principal is shared with the cache: never modify it.
   Result<std::shared_ptr<const Principal>> authenticate(const std::string& token);
 
+  // Signs an embed token (docs/analytics.md, Embedded analytics) for `minter`, a member or API key acting in
+  // `tenant_id`: the tenant's analytics reads only (permission analytics:view), of one `customer` when not "", for
+  // `ttl`. It is refused like the minter's own tokens when the minter's membership changes. Recorded as
+  // analytics.embed_token_created through `audit`. Errors: invalid_argument (an embed token minting another),
+  // unavailable (no signing key).
+  Result<EmbedToken> issue_embed(const Principal& minter, const std::string& tenant_id, const std::string& customer,
+                                 std::chrono::seconds ttl, const audit::Recorder& audit);
+
   // Signs an access token for a user in a tenant (or without one, for a super admin) and a fresh refresh token.
   // Records `action` (sign-in, refresh) through `audit` with the new refresh token.
   Result<IssuedTokens> issue(const User& user, const std::optional<tenancy::Tenant>& tenant,
@@ -81,6 +98,8 @@ class TokenService {
                              const audit::Recorder& audit);
 
  private:
+  // Issuer, audience, a new jti, issue and not-before times of `now`, expiry `ttl` later.
+  void stamp(AccessClaims& claims, Instant now, std::chrono::seconds ttl);
   bool throttled(const std::string& key);
   void record_failure(const std::string& key);
   void clear_failures(const std::string& key);

@@ -48,9 +48,31 @@ constexpr SeriesSql k_tenant{
      "INSERT INTO tenant_schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"},
 };
 
+constexpr SeriesSql k_warehouse{
+    {"",
+     "CREATE TABLE IF NOT EXISTS warehouse_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+     "checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"},
+    {"warehouse_migrations_applied", "SELECT version, checksum FROM warehouse_schema_migrations ORDER BY version"},
+    {"warehouse_migrations_max", "SELECT COALESCE(MAX(version), 0) FROM warehouse_schema_migrations"},
+    {"warehouse_migrations_exists_sqlite",
+     "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'warehouse_schema_migrations'"},
+    {"warehouse_migrations_exists_pg",
+     "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = 'warehouse_schema_migrations' AND schemaname = "
+     "current_schema()"},
+    {"warehouse_migrations_record",
+     "INSERT INTO warehouse_schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)"},
+};
+
 constexpr Statement k_lock{"migrations_lock", "SELECT pg_advisory_xact_lock(7291839201)"};
 
-const SeriesSql& series(MigrationSet set) { return set == MigrationSet::control_plane ? k_control : k_tenant; }
+const SeriesSql& series(MigrationSet set) {
+  switch (set) {
+    case MigrationSet::control_plane: return k_control;
+    case MigrationSet::tenant: return k_tenant;
+    case MigrationSet::warehouse: return k_warehouse;
+  }
+  return k_control;
+}
 
 int latest_version(std::span<const Migration> migrations) {
   int latest = 0;

@@ -17,12 +17,13 @@ struct Migration {
   std::string_view sql;
 };
 
-// Two independent series: the control plane (platform tables, once per installation, tracked in
-// schema_migrations) and the tenant tables (applied to the shared database, each tenant schema and each tenant
-// database alike, tracked in tenant_schema_migrations where they are applied).
-enum class MigrationSet { control_plane, tenant };
+// Three independent series: the control plane (platform tables, once per installation, tracked in
+// schema_migrations), the tenant tables (applied to the shared database, each tenant schema and each tenant
+// database alike, tracked in tenant_schema_migrations where they are applied) and the analytics warehouse (its own
+// database, tracked in warehouse_schema_migrations).
+enum class MigrationSet { control_plane, tenant, warehouse };
 
-// The migrations compiled into this binary (migrations/{control,tenant}/<backend>/).
+// The migrations compiled into this binary (migrations/{control,tenant,warehouse}/<backend>/).
 std::span<const Migration> builtin_migrations(Backend backend, MigrationSet set = MigrationSet::control_plane);
 
 struct MigrationStatus {

@@ -273,6 +273,68 @@ TEST_P(AnalyticsApiTest, ProductMetricsOfAHandBuiltMonth) {
   EXPECT_EQ(b["time_to_first_value"].value("reached", -1), 0);
 }
 
+// Embedded analytics (docs/analytics.md): a member mints a short-lived embed token that reads the tenant's analytics
+// and nothing else, optionally for one customer only; it expires, and other tenants' data stays out of reach.
+TEST_P(AnalyticsApiTest, EmbedTokensReadOnlyTheirTenantsAnalytics) {
+  send_fixture();
+  ASSERT_TRUE(platform().analytics->activity().flush());
+  auto minted = client_->call(Method::post, "/v1/analytics/embed-tokens", Json{{"ttl_seconds", 300}}, owner_a_);
+  ASSERT_EQ(minted.status, 201) << minted.raw_body;
+  EXPECT_EQ(minted.body.value("expires_in", 0), 300);
+  EXPECT_EQ(minted.body.value("expires_at", ""), "2026-11-30T12:05:00.000Z");
+  EXPECT_TRUE(minted.body["customer"].is_null());
+  const std::string embed = minted.body.value("token", "");
+  const std::string range = "from=2026-11-01&to=2026-12-01";
+  // The same metrics as the owner reads.
+  EXPECT_EQ(product(range, embed), product(range, owner_a_));
+  EXPECT_EQ(client_->call(Method::get, "/v1/analytics/dashboard", std::nullopt, embed).status, 200);
+  EXPECT_EQ(client_->call(Method::get, "/v1/analytics/realtime", std::nullopt, embed).status, 200);
+  // Nothing else: not the tenant's other reads, not writes, not another token.
+  for (const auto& [method, path] : std::vector<std::pair<Method, std::string>>{
+           {Method::get, "/v1/projects"},
+           {Method::get, "/v1/users"},
+           {Method::get, "/v1/usage/summary?metric=api_calls"},
+           {Method::post, "/v1/events"},
+           {Method::post, "/v1/analytics/embed-tokens"},
+           {Method::get, "/v1/admin/analytics/saas?from=2026-11-01&to=2026-12-01"}}) {
+    const auto body = method == Method::post ? std::optional<Json>(Json::object()) : std::nullopt;
+    auto r = client_->call(method, path, body, embed);
+    EXPECT_EQ(r.status, 403) << path << " " << r.raw_body;
+  }
+  // Another tenant named beside it is refused.
+  auto other =
+      client_->call(Method::get, "/v1/analytics/product?" + range, std::nullopt, embed, {{"X-Tenant-ID", b_.id}});
+  EXPECT_EQ(other.status, 403) << other.raw_body;
+
+  // One customer's token: u1's events alone (active on Nov 1 and Nov 30, a promoter, an exporter).
+  auto one = client_->call(Method::post, "/v1/analytics/embed-tokens", Json{{"customer", "u1"}}, owner_a_);
+  ASSERT_EQ(one.status, 201) << one.raw_body;
+  EXPECT_EQ(one.body.value("expires_in", 0), 600);
+  EXPECT_EQ(one.body.value("customer", ""), "u1");
+  const Json u1 = product(range, one.body.value("token", ""));
+  EXPECT_EQ(u1.value("active_users", 0), 1) << u1.dump();
+  EXPECT_EQ(u1["nps"],
+            (Json{{"responses", 1}, {"promoters", 1}, {"passives", 0}, {"detractors", 0}, {"score", 100.0}}));
+  ASSERT_EQ(u1["feature_adoption"].size(), 1u);
+  EXPECT_EQ(u1["feature_adoption"][0], (Json{{"feature", "export"}, {"users", 1}, {"adoption", 1.0}}));
+  EXPECT_EQ(client_->call(Method::get, "/v1/analytics/realtime", std::nullopt, one.body.value("token", "")).status,
+            403);
+
+  // Bad requests change nothing; viewers (no analytics:view) mint nothing.
+  for (const Json& bad : {Json{{"ttl_seconds", 59}}, Json{{"ttl_seconds", 3601}}, Json{{"customer", ""}},
+                          Json{{"customer", 7}}, Json{{"scope", "all"}}}) {
+    auto r = client_->call(Method::post, "/v1/analytics/embed-tokens", bad, owner_a_);
+    EXPECT_EQ(r.status, 400) << bad.dump() << " " << r.raw_body;
+  }
+  add_test_member(platform(), a_.id, "viewer@alpha.test", "pw-viewer", identity::Role::viewer);
+  const std::string viewer = client_->sign_in("viewer@alpha.test", "pw-viewer", "alpha");
+  EXPECT_EQ(client_->call(Method::post, "/v1/analytics/embed-tokens", Json::object(), viewer).status, 403);
+
+  // Short-lived: five minutes on (and the verifier's 30 s of clock-skew leeway), the first token is refused.
+  clock_.advance(std::chrono::seconds(300 + 31));
+  EXPECT_EQ(client_->call(Method::get, "/v1/analytics/product?" + range, std::nullopt, embed).status, 401);
+}
+
 TEST_P(AnalyticsApiTest, RealtimeCountsTheLastMinutesAndTheDashboardSumsUp) {
   send_fixture();
   // The last 60 minutes are 11:01 to 12:00: u4's three events at 11:10 and the anonymous page view at 11:30.

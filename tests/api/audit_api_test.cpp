@@ -353,6 +353,25 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
        [&] {
          return client_->call(Method::patch, "/v1/admin/tenants/" + missing, Json{{"status", "suspended"}}, root_);
        }},
+      {"post /v1/analytics/embed-tokens", "analytics.embed_token_created",
+       [&] {
+         return client_->call(Method::post, "/v1/analytics/embed-tokens", Json{{"customer", "c1"}}, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/analytics/embed-tokens", Json{{"ttl_seconds", 5}}, owner_a_);
+       },
+       a_.id},
+      {"put /v1/admin/analytics/spend", "analytics.spend_recorded",
+       [&] {
+         return client_->call(Method::put, "/v1/admin/analytics/spend",
+                              Json{{"month", "2026-01"}, {"channel", "ads"}, {"currency", "USD"}, {"amount", 100}},
+                              root_);
+       },
+       [&] {
+         return client_->call(Method::put, "/v1/admin/analytics/spend",
+                              Json{{"month", "2026-00"}, {"channel", "ads"}, {"currency", "USD"}, {"amount", 100}},
+                              root_);
+       }},
       {"post /v1/webhook-endpoints", "webhook_endpoint.created",
        [&] {
          return client_->call(Method::post, "/v1/webhook-endpoints",

@@ -6,6 +6,7 @@ the real-time counters; and what is pending when the server stops with SIGTERM i
 
 import json
 import os
+import sqlite3
 import sys
 import unittest
 from datetime import datetime, timedelta, timezone
@@ -90,6 +91,32 @@ class AnalyticsTest(E2ETestCase):
             server, "GET", f"/v1/usage/summary?metric=event:user.signed_in&aggregation=count"
                            f"&from={today}T00:00:00Z&to={tomorrow}T00:00:00Z", owner), 200)
         self.assertGreaterEqual(summary["data"][0]["value"], 2, summary)
+
+        # The warehouse, loaded by hand once the server stopped (so nothing arrives between the runs): the product
+        # events of today per user, the seed's tenant_metrics, and a second run changing nothing.
+        self.assertEqual(server.stop(), 0, server.log_text())
+        etl = run_cli(["analytics", "etl", "--quiet", "--data-dir", server.data_dir], env=env)
+        self.assertEqual(etl.returncode, 0, etl.stderr)
+        self.assertIn("loaded", etl.stdout)
+        warehouse = os.path.join(server.data_dir, "warehouse.db")
+        self.assertTrue(os.path.isfile(warehouse), "the warehouse is not at DATA_DIR/warehouse.db")
+
+        def tables():
+            with sqlite3.connect(warehouse) as db:
+                return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                        for t in ("fact_product_events_daily", "tenant_metrics", "dim_user", "dim_tenant")}
+        first = tables()
+        key = int(today.replace("-", ""))
+        nps = [r for r in first["fact_product_events_daily"] if r[0] == key and r[2] == "nps.response"]
+        self.assertEqual(sorted((r[3], r[4], r[5]) for r in nps), [("u1", 1, 9), ("u2", 1, 4)], nps)
+        acme = [r for r in first["tenant_metrics"] if r[0] == key]
+        self.assertEqual(len(acme), 1, first["tenant_metrics"])
+        self.assertGreaterEqual(acme[0][5], 3, acme)  # active users: u1, u2 and the owner
+        again = run_cli(["analytics", "etl", "--quiet", "--data-dir", server.data_dir], env=env)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(tables(), first)
+        bad = run_cli(["analytics", "etl", "--from", "yesterday", "--data-dir", server.data_dir], env=env)
+        self.assertEqual(bad.returncode, 2, bad.stderr)
 
 
 if __name__ == "__main__":

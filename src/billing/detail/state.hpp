@@ -87,6 +87,11 @@ CreditNote read_credit(const storage::ResultSet& r, std::size_t i);
 TestClock read_clock(const storage::ResultSet& r, std::size_t i);
 // The price of one configuration for a whole period.
 Result<std::int64_t> period_amount(const PlanPrice& price, std::int64_t seats);
+// A subscription's monthly recurring revenue (docs/analytics.md, MRR): 0 unless active or past_due; else the period
+// amount net of a forever coupon, or a repeating one still in force for the current period (a once coupon is a
+// one-off, left out), divided by the interval's months and rounded half away from zero.
+Result<std::int64_t> recurring_mrr(const PlanPrice& price, const Subscription& sub,
+                                   const std::optional<Coupon>& coupon);
 // A charge to make after the transaction that created its attempt commits.
 struct PendingCharge {
   std::string tenant_id;
@@ -273,7 +278,13 @@ struct Billing::Impl {
   // Every status change goes through here: validated, and recorded as a subscription.<status> event.
   Result<void> transition(TenantTransaction& tx, Subscription& sub, Status to, std::string_view reason);
 
-  Result<void> save(TenantTransaction& tx, const Subscription& s, Instant now);
+  // Writes the row; `effective` (default: now) is when its MRR changed for the ledger (record_mrr).
+  Result<void> save(TenantTransaction& tx, const Subscription& s, Instant now,
+                    std::optional<Instant> effective = std::nullopt);
+
+  // Appends `sub`'s state to the MRR ledger when its MRR, status, plan or seats differ from the last row recorded
+  // (subscriptions on a test clock are left out). `at` never moves a subscription's ledger back in time.
+  Result<void> record_mrr(TenantTransaction& tx, const Subscription& sub, Instant at);
 
   // The lines of one full period of `plan` with `seats`.
   static Result<std::vector<Line>> cycle_lines(const Plan& plan, std::int64_t seats, Instant start, Instant end);

@@ -247,9 +247,9 @@ Result<RunStats> Billing::run(const std::function<void(std::int64_t done, std::i
 Result<std::map<std::string, std::int64_t>> Billing::mrr() {
   Impl& s = *impl_;
   std::map<std::string, std::int64_t> out;
-  std::map<std::pair<std::string, int>, std::int64_t> per_interval;  // summed per interval, rounded once
   auto r = s.platform(
       [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+        out.clear();
         auto rows = ptx.control().execute(k_sub_live);
         if (!rows) return std::unexpected(rows.error());
         for (std::size_t i = 0; i < rows->rows.size(); ++i) {
@@ -257,17 +257,22 @@ Result<std::map<std::string, std::int64_t>> Billing::mrr() {
           if (sub.test_clock_id) continue;
           auto plan = s.plan_version(ptx.control(), sub.plan_id, sub.plan_version);
           if (!plan) return std::unexpected(plan.error());
-          auto amount = period_amount(plan->price, sub.seats);
+          std::optional<Coupon> applied;
+          if (sub.coupon_id) {
+            auto c = s.coupon(ptx.control(), *sub.coupon_id);
+            if (!c) return std::unexpected(c.error());
+            applied = *c;
+          }
+          auto amount = recurring_mrr(plan->price, sub, applied);
           if (!amount) return std::unexpected(amount.error());
-          auto sum = add(per_interval[{plan->price.currency, interval_months(plan->price.interval)}], *amount);
+          auto sum = add(out[plan->price.currency], *amount);
           if (!sum) return std::unexpected(sum.error());
-          per_interval[{plan->price.currency, interval_months(plan->price.interval)}] = *sum;
+          out[plan->price.currency] = *sum;
         }
         return {};
       },
       {.read_only = true});
   if (!r) return std::unexpected(r.error());
-  for (const auto& [key, total] : per_interval) out[key.first] += round_div(total, key.second);
   return out;
 }
 

@@ -55,7 +55,8 @@ Result<void> Billing::Impl::transition(TenantTransaction& tx, Subscription& sub,
                {"reason", std::string(reason)}});
 }
 
-Result<void> Billing::Impl::save(TenantTransaction& tx, const Subscription& s, Instant now) {
+Result<void> Billing::Impl::save(TenantTransaction& tx, const Subscription& s, Instant now,
+                                 std::optional<Instant> effective) {
   auto r = tx.execute(k_sub_update,
                       {Value(s.id), Value(s.plan_id), Value(std::int64_t{s.plan_version}),
                        Value(std::string(status_name(s.status))), Value(s.seats), time_value(s.anchor), Value(s.cycle),
@@ -63,17 +64,19 @@ Result<void> Billing::Impl::save(TenantTransaction& tx, const Subscription& s, I
                        Value(s.cancel_at_period_end), opt(s.cancelled_at), opt(s.paused_at), opt(s.coupon_id),
                        opt(s.coupon_start), Value(s.coupon_uses), time_value(now), opt(s.period_discounted)});
   if (!r) return std::unexpected(r.error());
-  return {};
+  return record_mrr(tx, s, effective.value_or(now));
 }
 
 Result<void> Billing::Impl::advance_subscription(TenantTransaction& tx, Subscription& sub, Account& acct, Instant now,
                                                  std::vector<PendingCharge>& charges, RunStats* stats) {
   bool changed = false;
+  Instant last_boundary = now;  // when the periods moved on: the MRR ledger's time of the change
   for (int guard = 0; guard < 1200; ++guard) {
     if (sub.status != Status::trial && sub.status != Status::active && sub.status != Status::past_due) break;
     if (sub.current_period_end > now) break;
     changed = true;
     const Instant t = sub.current_period_end;
+    last_boundary = t;
     if (sub.cancel_at_period_end) {
       const bool trial = sub.status == Status::trial;  // a trial bills no usage
       if (auto r = transition(tx, sub, Status::cancelled, "period_end"); !r) return r;
@@ -120,7 +123,7 @@ Result<void> Billing::Impl::advance_subscription(TenantTransaction& tx, Subscrip
     }
   }
   if (!changed) return {};
-  return save(tx, sub, now);
+  return save(tx, sub, now, last_boundary);
 }
 
 Result<PlanInForce> Billing::Impl::plan_in_force(TenantTransaction& tx, const std::string& fallback_plan) {

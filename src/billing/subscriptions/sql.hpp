@@ -36,6 +36,16 @@ constexpr TenantStatement k_sub_list{
 constexpr TenantStatement k_sub_of_clock{"billing_sub_of_clock",
                                          "SELECT " SUB_COLS
                                          " FROM subscriptions WHERE tenant_id = $1 AND test_clock_id = $2 ORDER BY id"};
+// The MRR ledger (subscriptions/mrr.cpp): a subscription's last row, and a new one ($3 seq, $4 effective_at).
+constexpr TenantStatement k_mrr_last{
+    "billing_mrr_last",
+    "SELECT seq, effective_at, status, plan_id, plan_version, seats, currency, mrr FROM "
+    "subscription_mrr WHERE tenant_id = $1 AND subscription_id = $2 ORDER BY seq DESC "
+    "LIMIT 1"};
+constexpr TenantStatement k_mrr_insert{
+    "billing_mrr_insert",
+    "INSERT INTO subscription_mrr (tenant_id, subscription_id, seq, effective_at, status, plan_id, plan_version, "
+    "seats, currency, mrr, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"};
 // The billing run's batch, across tenants (platform scope).
 constexpr TenantStatement k_sub_of_clock_locked{"billing_sub_of_clock_locked",
                                                 "SELECT " SUB_COLS

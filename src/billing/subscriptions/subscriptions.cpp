@@ -164,6 +164,7 @@ Result<Subscription> Billing::create_subscription(const std::string& tenant_id, 
     auto lines = first_period(sub, *plan, *acct, trial_days, n->billing_anchor_day, now);
     if (!lines) return std::unexpected(lines.error());
     if (auto ins = insert_subscription(tx, sub, now); !ins) return ins;
+    if (auto m = s.record_mrr(tx, sub, now); !m) return m;
     if (!lines->empty()) {
       Impl::IssueOptions o{.reason = "subscription_create",
                            .period_start = sub.current_period_start,
