@@ -171,7 +171,7 @@ class Demo {
   // A day of one customer: its users' activity, its API usage, and now and then a change of its subscription.
   Result<void> act(Customer& c, Instant day) {
     if (c.phase == Phase::cancelled) {
-      if (chance(0.004)) {  // about one in eight comes back within a month's worth of days... of those who left
+      if (chance(0.004)) {  // a customer who left comes back after some 250 days on average
         c.plan = "demo-starter";
         c.seats = 1;
         return subscribe(c, std::int64_t{0});
