@@ -40,28 +40,35 @@ constexpr storage::Statement k_copy_tables{
     "BIGINT, at BIGINT); CREATE TABLE bench_payments (tenant_id TEXT, id TEXT, currency TEXT, amount BIGINT, at "
     "BIGINT)"};
 constexpr storage::Statement k_copies[] = {
-    {"", "INSERT INTO bench_usage SELECT tenant_id, metric, hour / 86400000, CAST(SUM(quantity_sum) AS BIGINT), "
-         "CAST(SUM(event_count) AS BIGINT) FROM usage_rollups WHERE metric NOT LIKE 'event:%' GROUP BY tenant_id, "
-         "metric, hour / 86400000"},
-    {"", "INSERT INTO bench_events SELECT tenant_id, metric, COALESCE(user_id, ''), ts / 86400000, COUNT(*), "
-         "CAST(SUM(quantity) AS BIGINT) FROM usage_events WHERE metric LIKE 'event:%' GROUP BY tenant_id, metric, "
-         "COALESCE(user_id, ''), ts / 86400000"},
-    {"", "INSERT INTO bench_lines SELECT i.tenant_id, i.id, l.line_no, l.kind, i.currency, l.amount, i.finalized_at "
-         "FROM invoices i JOIN invoice_lines l ON l.tenant_id = i.tenant_id AND l.invoice_id = i.id WHERE "
-         "i.finalized_at IS NOT NULL AND i.status <> 'void' AND i.status <> 'draft' AND i.test_clock_id IS NULL"},
-    {"", "INSERT INTO bench_payments SELECT a.tenant_id, a.id, a.currency, a.amount, a.completed_at FROM "
-         "payment_attempts a JOIN invoices i ON i.tenant_id = a.tenant_id AND i.id = a.invoice_id WHERE a.status = "
-         "'succeeded' AND i.test_clock_id IS NULL"},
+    {"",
+     "INSERT INTO bench_usage SELECT tenant_id, metric, hour / 86400000, CAST(SUM(quantity_sum) AS BIGINT), "
+     "CAST(SUM(event_count) AS BIGINT) FROM usage_rollups WHERE metric NOT LIKE 'event:%' GROUP BY tenant_id, "
+     "metric, hour / 86400000"},
+    {"",
+     "INSERT INTO bench_events SELECT tenant_id, metric, COALESCE(user_id, ''), ts / 86400000, COUNT(*), "
+     "CAST(SUM(quantity) AS BIGINT) FROM usage_events WHERE metric LIKE 'event:%' GROUP BY tenant_id, metric, "
+     "COALESCE(user_id, ''), ts / 86400000"},
+    {"",
+     "INSERT INTO bench_lines SELECT i.tenant_id, i.id, l.line_no, l.kind, i.currency, l.amount, i.finalized_at "
+     "FROM invoices i JOIN invoice_lines l ON l.tenant_id = i.tenant_id AND l.invoice_id = i.id WHERE "
+     "i.finalized_at IS NOT NULL AND i.status <> 'void' AND i.status <> 'draft' AND i.test_clock_id IS NULL"},
+    {"",
+     "INSERT INTO bench_payments SELECT a.tenant_id, a.id, a.currency, a.amount, a.completed_at FROM "
+     "payment_attempts a JOIN invoices i ON i.tenant_id = a.tenant_id AND i.id = a.invoice_id WHERE a.status = "
+     "'succeeded' AND i.test_clock_id IS NULL"},
 };
 constexpr storage::Statement k_busiest{
-    "", "SELECT tenant_id, COUNT(*) FROM usage_events WHERE metric LIKE 'event:%' GROUP BY tenant_id ORDER BY 2 DESC "
-        "LIMIT 1"};
+    "",
+    "SELECT tenant_id, COUNT(*) FROM usage_events WHERE metric LIKE 'event:%' GROUP BY tenant_id ORDER BY 2 DESC "
+    "LIMIT 1"};
 
 double seconds_since(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
 
 std::pair<double, double> p50_p99(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  auto at = [&](double p) { return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))]; };
+  auto at = [&](double p) {
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+  };
   return {at(0.50), at(0.99)};
 }
 

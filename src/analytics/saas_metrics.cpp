@@ -203,6 +203,17 @@ std::vector<Cohort> cohorts(const std::vector<Customer>& customers, const Span& 
   return out;
 }
 
+// One measure per bucket of the granularity, clipped to the range.
+std::vector<SaasPeriod> periods(const std::vector<Customer>& customers, const SpendByDay& spend, const Span& span,
+                                Granularity g) {
+  std::vector<SaasPeriod> out;
+  for (std::int64_t b = bucket_start(span.from_day, g); b < span.to_day; b = next_bucket(b, g)) {
+    out.push_back(
+        measure(customers, spend, span, std::max(b, span.from_day), std::min(next_bucket(b, g), span.to_day)));
+  }
+  return out;
+}
+
 CurrencyMetrics currency_metrics(const std::string& currency, const std::vector<const MrrChange*>& changes,
                                  const SpendByDay& spend, const SaasQuery& q, const Span& span) {
   CurrencyMetrics out;
@@ -213,19 +224,17 @@ CurrencyMetrics currency_metrics(const std::string& currency, const std::vector<
   customers.reserve(by_tenant.size());
   for (const auto& [tenant, own] : by_tenant) customers.push_back(follow(own, span));
 
-  for (std::int64_t b = bucket_start(span.from_day, q.granularity); b < span.to_day;
-       b = next_bucket(b, q.granularity)) {
-    out.periods.push_back(measure(customers, spend, span, std::max(b, span.from_day),
-                                  std::min(next_bucket(b, q.granularity), span.to_day)));
-  }
+  out.periods = periods(customers, spend, span, q.granularity);
   out.range = measure(customers, spend, span, span.from_day, span.to_day);
 
+  // The monthly churn rate reads calendar months: the periods themselves when they are months.
+  const std::vector<SaasPeriod> by_month = q.granularity == Granularity::month
+                                               ? std::vector<SaasPeriod>{}
+                                               : periods(customers, {}, span, Granularity::month);
+  const std::vector<SaasPeriod>& months = q.granularity == Granularity::month ? out.periods : by_month;
   std::int64_t lost = 0;
   std::int64_t at_risk = 0;
-  for (std::int64_t b = bucket_start(span.from_day, Granularity::month); b < span.to_day;
-       b = next_bucket(b, Granularity::month)) {
-    const SaasPeriod month = measure(customers, spend, span, std::max(b, span.from_day),
-                                     std::min(next_bucket(b, Granularity::month), span.to_day));
+  for (const SaasPeriod& month : months) {
     lost += month.movements.churned_customers;
     at_risk += month.customers_start;
   }

@@ -86,9 +86,9 @@ constexpr Statement k_tenant_upsert{
     "INSERT INTO dim_tenant (tenant_id, slug, name, isolation, status, plan, created_at) VALUES ($1, $2, $3, $4, $5, "
     "$6, $7) ON CONFLICT (tenant_id) DO UPDATE SET slug = excluded.slug, name = excluded.name, isolation = "
     "excluded.isolation, status = excluded.status, plan = excluded.plan"};
+// Every tenant's current state (one read per run, not one per tenant).
 constexpr Statement k_history_current{
-    "wh_history_current",
-    "SELECT valid_from, plan, status FROM dim_tenant_history WHERE tenant_id = $1 AND valid_to IS NULL"};
+    "wh_history_current", "SELECT tenant_id, valid_from, plan, status FROM dim_tenant_history WHERE valid_to IS NULL"};
 constexpr Statement k_history_close{
     "wh_history_close",
     "UPDATE dim_tenant_history SET valid_to = $3 WHERE tenant_id = $1 AND valid_from = $2 AND valid_to IS NULL"};

@@ -195,6 +195,19 @@ Result<void> Warehouse::Impl::load_dimensions(std::int64_t from_day, std::int64_
     for (std::int64_t d = from_day; d < to_day; ++d) {
       if (auto r = add_date(tx, d); !r) return r;
     }
+    struct State {
+      std::int64_t valid_from = 0;
+      std::string plan;
+      std::string status;
+    };
+    std::map<std::string, State> current;
+    auto states = tx.execute(sql::k_history_current);
+    if (!states) return std::unexpected(states.error());
+    for (std::size_t i = 0; i < states->rows.size(); ++i) {
+      current[states->text_at(i, 0).value_or("")] = {.valid_from = states->int_at(i, 1).value_or(0),
+                                                     .plan = states->text_at(i, 2).value_or(""),
+                                                     .status = states->text_at(i, 3).value_or("")};
+    }
     for (std::size_t i = 0; i < tenants.rows.size(); ++i) {
       const std::string id = tenants.text_at(i, 0).value_or("");
       const std::string status = tenants.text_at(i, 4).value_or("");
@@ -206,16 +219,15 @@ Result<void> Warehouse::Impl::load_dimensions(std::int64_t from_day, std::int64_
                      {Value(id), Value(tenants.text_at(i, 1).value_or("")), Value(tenants.text_at(i, 2).value_or("")),
                       Value(tenants.text_at(i, 3).value_or("")), Value(status), Value(plan), Value(created_s)});
       if (!up) return std::unexpected(up.error());
-      auto current = tx.execute(sql::k_history_current, {Value(id)});
-      if (!current) return std::unexpected(current.error());
-      if (current->empty()) {
+      auto now_state = current.find(id);
+      if (now_state == current.end()) {
         auto o = tx.execute(sql::k_history_open,
                             {Value(id), Value(date_key(day_of_seconds(created_s))), Value(plan), Value(status)});
         if (!o) return std::unexpected(o.error());
         continue;
       }
-      if (current->text_at(0, 1) == plan && current->text_at(0, 2) == status) continue;
-      const std::int64_t valid_from = current->int_at(0, 0).value_or(0);
+      if (now_state->second.plan == plan && now_state->second.status == status) continue;
+      const std::int64_t valid_from = now_state->second.valid_from;
       if (valid_from == today) {  // changed again the same day: the day's last state
         auto u = tx.execute(sql::k_history_replace, {Value(id), Value(valid_from), Value(plan), Value(status)});
         if (!u) return std::unexpected(u.error());
