@@ -18,7 +18,7 @@ struct Analytics::Impl {
 
 Analytics::Analytics(metering::Metering& metering, tenancy::TenantData& data, storage::Database& control,
                      const Clock& clock, Settings settings)
-    : impl_(new Impl{metering, data, control, clock, Realtime(clock, settings.realtime_window),
+    : impl_(new Impl{metering, data, control, clock, Realtime(clock, settings.realtime_window, settings.realtime),
                      Activity(
                          [this](const std::string& tenant_id, metering::UsageBatch events) -> Result<void> {
                            auto r = ingest(tenant_id, std::move(events));
@@ -87,7 +87,9 @@ Result<SaasMetrics> Analytics::saas_metrics(const SaasQuery& query) {
   const auto [first, last] = spend_months(query);
   auto spend = list_spend(impl_->control, first, last);
   if (!spend) return std::unexpected(spend.error());
-  return analytics::saas_metrics(*ledger, *spend, query);
+  auto metered = load_metered_revenue(impl_->data, query.from, query.to);
+  if (!metered) return std::unexpected(metered.error());
+  return analytics::saas_metrics(*ledger, *spend, *metered, query);
 }
 
 Result<Spend> Analytics::record_spend(const Spend& spend, const audit::Recorder& audit) {
@@ -99,10 +101,20 @@ Result<std::vector<Spend>> Analytics::spend(const std::string& from, const std::
   return list_spend(impl_->control, from, to);
 }
 
+Result<reports::Csv> Analytics::export_csv(const ExportRequest& request) {
+  return build_export(*this, impl_->data, request);
+}
+
 Realtime& Analytics::realtime() { return impl_->realtime; }
 Activity& Analytics::activity() { return impl_->activity; }
 
-void Analytics::start() { impl_->activity.start(); }
-void Analytics::stop() { impl_->activity.stop(); }
+void Analytics::start() {
+  impl_->activity.start();
+  impl_->realtime.start();
+}
+void Analytics::stop() {
+  impl_->activity.stop();
+  impl_->realtime.stop();
+}
 
 }  // namespace atrium::analytics

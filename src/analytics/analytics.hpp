@@ -5,6 +5,7 @@
 #include <string>
 
 #include "analytics/activity.hpp"
+#include "analytics/exports.hpp"
 #include "analytics/product_metrics.hpp"
 #include "analytics/realtime.hpp"
 #include "analytics/saas_metrics.hpp"
@@ -17,6 +18,7 @@ namespace atrium::analytics {
 struct Settings {
   std::chrono::milliseconds activity_flush{5000};  // analytics.activity_flush_ms
   std::chrono::minutes realtime_window{180};       // analytics.realtime_minutes
+  RealtimeOptions realtime;                        // analytics.redis_url: the counts shared in Redis
 };
 
 // Product analytics (docs/analytics.md): product events in through metering's ingestion, the real-time counters,
@@ -45,11 +47,13 @@ class Analytics {
   // Sales and marketing spend (spend.hpp): set one month's, channel's and currency's; list the months [from, to].
   Result<Spend> record_spend(const Spend& spend, const audit::Recorder& audit);
   Result<std::vector<Spend>> spend(const std::string& from, const std::string& to);
+  // One of the platform's analytics exports as CSV (exports.hpp), for a platform report.
+  Result<reports::Csv> export_csv(const ExportRequest& request);
 
   Realtime& realtime();
   Activity& activity();
 
-  // Starts and stops the activity flushes (stop flushes what is left).
+  // Starts and stops the activity flushes and the real-time counts' flushes to Redis (stop flushes what is left).
   void start();
   void stop();
 

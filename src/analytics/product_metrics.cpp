@@ -94,9 +94,54 @@ std::int64_t nearest_rank(const std::vector<std::int64_t>& sorted, double p) {
   return sorted[std::max<std::size_t>(rank, 1) - 1];
 }
 
-Result<TimeToFirstValue> time_to_first_value(TenantTransaction& tx, const ProductQuery& q) {
-  auto seen = tx.execute(sql::k_first_seen, {Value(unix_ms(q.from)), Value(unix_ms(q.to)), Value(q.user)});
-  if (!seen) return std::unexpected(seen.error());
+// Users first seen in the range: user -> first event's ts.
+using FirstSeen = std::map<std::string, std::int64_t>;
+Result<FirstSeen> first_seen(TenantTransaction& tx, const ProductQuery& q) {
+  auto rs = tx.execute(sql::k_first_seen, {Value(unix_ms(q.from)), Value(unix_ms(q.to)), Value(q.user)});
+  if (!rs) return std::unexpected(rs.error());
+  FirstSeen out;
+  for (std::size_t i = 0; i < rs->rows.size(); ++i) out[rs->text_at(i, 0).value_or("")] = rs->int_at(i, 1).value_or(0);
+  return out;
+}
+
+Result<void> retention(TenantTransaction& tx, const ProductQuery& q, const FirstSeen& seen, ProductMetrics& out) {
+  const std::int64_t from_day = unix_ms(q.from) / k_day_ms;
+  const std::int64_t last_day = unix_ms(q.to) / k_day_ms - 1;
+  auto rs = tx.execute(sql::k_user_days, {Value(unix_ms(q.from)), Value(unix_ms(q.to)), Value(q.user)});
+  if (!rs) return std::unexpected(rs.error());
+  std::map<std::int64_t, RetentionCohort> cohorts;  // by first day
+  for (const auto& [user, ts] : seen) {
+    const std::int64_t day = ts / k_day_ms;
+    RetentionCohort& c = cohorts[day];
+    if (c.users == 0) {
+      c.day = from_unix_ms(day * k_day_ms);
+      c.retained.assign(static_cast<std::size_t>(std::min<std::int64_t>(k_max_retention_day, last_day - day) + 1), 0);
+    }
+    ++c.users;
+  }
+  for (std::size_t i = 0; i < rs->rows.size(); ++i) {
+    auto who = seen.find(rs->text_at(i, 0).value_or(""));
+    if (who == seen.end()) continue;
+    const std::int64_t first = who->second / k_day_ms;
+    const std::int64_t n = rs->int_at(i, 1).value_or(from_day) - first;
+    RetentionCohort& c = cohorts[first];
+    if (n >= 0 && n < static_cast<std::int64_t>(c.retained.size())) ++c.retained[static_cast<std::size_t>(n)];
+  }
+  for (int n : {1, 7, 14, 30}) {
+    NDayRetention r{.day = n};
+    for (const auto& [day, c] : cohorts) {
+      if (n >= static_cast<int>(c.retained.size())) continue;
+      r.users += c.users;
+      r.retained += c.retained[static_cast<std::size_t>(n)];
+    }
+    if (r.users > 0) r.rate = static_cast<double>(r.retained) / static_cast<double>(r.users);
+    out.retention.push_back(r);
+  }
+  for (auto& [day, c] : cohorts) out.retention_cohorts.push_back(std::move(c));
+  return {};
+}
+
+Result<TimeToFirstValue> time_to_first_value(TenantTransaction& tx, const ProductQuery& q, const FirstSeen& seen) {
   auto reached = tx.execute(sql::k_first_of, {Value(event_metric(q.value_event)), Value(q.user)});
   if (!reached) return std::unexpected(reached.error());
   std::map<std::string, std::int64_t> value_at;
@@ -105,11 +150,11 @@ Result<TimeToFirstValue> time_to_first_value(TenantTransaction& tx, const Produc
   }
   TimeToFirstValue out{.event = q.value_event};
   std::vector<std::int64_t> seconds;
-  for (std::size_t i = 0; i < seen->rows.size(); ++i) {
+  for (const auto& [user, first] : seen) {
     ++out.users;
-    auto it = value_at.find(seen->text_at(i, 0).value_or(""));
+    auto it = value_at.find(user);
     if (it == value_at.end()) continue;
-    seconds.push_back((it->second - seen->int_at(i, 1).value_or(0)) / 1000);
+    seconds.push_back((it->second - first) / 1000);
   }
   out.reached = static_cast<std::int64_t>(seconds.size());
   if (!seconds.empty()) {
@@ -165,8 +210,11 @@ Result<void> collect(TenantTransaction& tx, const ProductQuery& q, ProductMetric
   auto scores = nps(tx, q);
   if (!scores) return std::unexpected(scores.error());
   out.nps = *scores;
+  auto seen = first_seen(tx, q);
+  if (!seen) return std::unexpected(seen.error());
+  if (auto r = retention(tx, q, *seen, out); !r) return r;
   if (!q.value_event.empty()) {
-    auto ttfv = time_to_first_value(tx, q);
+    auto ttfv = time_to_first_value(tx, q, *seen);
     if (!ttfv) return std::unexpected(ttfv.error());
     out.time_to_first_value = std::move(*ttfv);
   }
@@ -196,6 +244,17 @@ Json to_json(const ProductMetrics& m) {
               {"passives", m.nps.passives},
               {"detractors", m.nps.detractors},
               {"score", m.nps.score ? Json(*m.nps.score) : Json(nullptr)}};
+  Json retention = Json::array();
+  for (const auto& r : m.retention) {
+    retention.push_back({{"day", r.day},
+                         {"users", r.users},
+                         {"retained", r.retained},
+                         {"rate", r.rate ? Json(*r.rate) : Json(nullptr)}});
+  }
+  Json cohorts = Json::array();
+  for (const auto& c : m.retention_cohorts) {
+    cohorts.push_back({{"date", date_of(c.day)}, {"users", c.users}, {"retained", c.retained}});
+  }
   Json out = {{"from", format_rfc3339(m.from)},
               {"to", format_rfc3339(m.to)},
               {"active_users", m.active_users},
@@ -206,7 +265,9 @@ Json to_json(const ProductMetrics& m) {
               {"stickiness", m.stickiness ? Json(*m.stickiness) : Json(nullptr)},
               {"feature_adoption", std::move(features)},
               {"nps", std::move(nps)},
-              {"time_to_first_value", nullptr}};
+              {"time_to_first_value", nullptr},
+              {"retention", std::move(retention)},
+              {"retention_cohorts", std::move(cohorts)}};
   if (const auto& t = m.time_to_first_value) {
     out["time_to_first_value"] = {{"event", t->event},
                                   {"users", t->users},

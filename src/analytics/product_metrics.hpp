@@ -50,6 +50,21 @@ struct TimeToFirstValue {
   std::optional<std::int64_t> p90_seconds;
 };
 
+// N-day retention (docs/analytics.md): users grouped by the UTC day of their first product event (first seen in
+// the range); a user is retained on day N when active on the day first seen + N.
+inline constexpr int k_max_retention_day = 30;
+struct RetentionCohort {
+  Instant day{};
+  std::int64_t users = 0;
+  std::vector<std::int64_t> retained;  // [n]: of them, active on day + n; n = 0 .. min(30, days to the range's end)
+};
+struct NDayRetention {
+  int day = 0;                 // N: 1, 7, 14 or 30
+  std::int64_t users = 0;      // first seen at least N days before the range's last day
+  std::int64_t retained = 0;   // of them, active on their day N
+  std::optional<double> rate;  // retained / users; none without users
+};
+
 struct ProductMetrics {
   Instant from{};
   Instant to{};
@@ -63,6 +78,8 @@ struct ProductMetrics {
   std::vector<FeatureAdoption> feature_adoption;
   Nps nps;
   std::optional<TimeToFirstValue> time_to_first_value;
+  std::vector<RetentionCohort> retention_cohorts;  // by first-seen day, days without new users left out
+  std::vector<NDayRetention> retention;            // days 1, 7, 14 and 30 over every cohort
 };
 
 Json to_json(const ProductMetrics& m);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "analytics/exports.hpp"
 #include "analytics/sql.hpp"
 #include "core/clock.hpp"
 
@@ -106,13 +107,23 @@ Customer follow(const std::vector<const MrrChange*>& changes, const Span& span) 
   return c;
 }
 
-// Spend per day it is dated on (the first day of its month).
-using SpendByDay = std::map<std::int64_t, std::int64_t>;
+// Amounts by the day they are dated on: spend (the first day of its month) and metered revenue.
+using ByDay = std::map<std::int64_t, std::int64_t>;
+struct Dated {
+  ByDay spend;
+  ByDay metered;
+};
+std::int64_t sum_of(const ByDay& amounts, std::int64_t start, std::int64_t end) {
+  std::int64_t sum = 0;
+  for (auto it = amounts.lower_bound(start); it != amounts.end() && it->first < end; ++it) sum += it->second;
+  return sum;
+}
 
-SaasPeriod measure(const std::vector<Customer>& customers, const SpendByDay& spend, const Span& span,
-                   std::int64_t start, std::int64_t end) {
+SaasPeriod measure(const std::vector<Customer>& customers, const Dated& dated, const Span& span, std::int64_t start,
+                   std::int64_t end) {
   SaasPeriod p;
-  for (auto it = spend.lower_bound(start); it != spend.end() && it->first < end; ++it) p.spend += it->second;
+  p.spend = sum_of(dated.spend, start, end);
+  p.metered_revenue = sum_of(dated.metered, start, end);
   p.start = day_start(start);
   p.end = day_start(end);
   std::int64_t kept = 0;
@@ -204,18 +215,18 @@ std::vector<Cohort> cohorts(const std::vector<Customer>& customers, const Span& 
 }
 
 // One measure per bucket of the granularity, clipped to the range.
-std::vector<SaasPeriod> periods(const std::vector<Customer>& customers, const SpendByDay& spend, const Span& span,
+std::vector<SaasPeriod> periods(const std::vector<Customer>& customers, const Dated& dated, const Span& span,
                                 Granularity g) {
   std::vector<SaasPeriod> out;
   for (std::int64_t b = bucket_start(span.from_day, g); b < span.to_day; b = next_bucket(b, g)) {
     out.push_back(
-        measure(customers, spend, span, std::max(b, span.from_day), std::min(next_bucket(b, g), span.to_day)));
+        measure(customers, dated, span, std::max(b, span.from_day), std::min(next_bucket(b, g), span.to_day)));
   }
   return out;
 }
 
 CurrencyMetrics currency_metrics(const std::string& currency, const std::vector<const MrrChange*>& changes,
-                                 const SpendByDay& spend, const SaasQuery& q, const Span& span) {
+                                 const Dated& dated, const SaasQuery& q, const Span& span) {
   CurrencyMetrics out;
   out.currency = currency;
   std::map<std::string, std::vector<const MrrChange*>> by_tenant;
@@ -224,8 +235,8 @@ CurrencyMetrics currency_metrics(const std::string& currency, const std::vector<
   customers.reserve(by_tenant.size());
   for (const auto& [tenant, own] : by_tenant) customers.push_back(follow(own, span));
 
-  out.periods = periods(customers, spend, span, q.granularity);
-  out.range = measure(customers, spend, span, span.from_day, span.to_day);
+  out.periods = periods(customers, dated, span, q.granularity);
+  out.range = measure(customers, dated, span, span.from_day, span.to_day);
 
   // The monthly churn rate reads calendar months: the periods themselves when they are months.
   const std::vector<SaasPeriod> by_month = q.granularity == Granularity::month
@@ -297,10 +308,13 @@ Json period_json(const SaasPeriod& p) {
           {"gross_revenue_retention", optional_json(p.gross_revenue_retention)},
           {"spend", p.spend},
           {"cac", optional_json(p.cac)},
-          {"cac_payback_months", optional_json(p.cac_payback_months)}};
+          {"cac_payback_months", optional_json(p.cac_payback_months)},
+          {"metered_revenue", p.metered_revenue}};
 }
 
 }  // namespace
+
+Instant period_start(Instant day, Granularity g) { return day_start(bucket_start(day_of(day), g)); }
 
 std::optional<Granularity> parse_granularity(std::string_view text) {
   if (text == "day") return Granularity::day;
@@ -326,7 +340,8 @@ std::pair<std::string, std::string> spend_months(const SaasQuery& q) {
   return {month_text(day_of(q.from)), month_text(day_of(q.to) - 1)};
 }
 
-Result<SaasMetrics> saas_metrics(std::span<const MrrChange> ledger, std::span<const Spend> spend, const SaasQuery& q) {
+Result<SaasMetrics> saas_metrics(std::span<const MrrChange> ledger, std::span<const Spend> spend,
+                                 std::span<const DailyAmount> metered, const SaasQuery& q) {
   if (auto c = check(q); !c) return std::unexpected(c.error());
   const std::int64_t from_s = unix_seconds(q.from);
   const std::int64_t to_s = unix_seconds(q.to);
@@ -336,20 +351,25 @@ Result<SaasMetrics> saas_metrics(std::span<const MrrChange> ledger, std::span<co
     if (q.currency && c.currency != *q.currency) continue;
     by_currency[c.currency].push_back(&c);
   }
-  std::map<std::string, SpendByDay> spend_of;
+  std::map<std::string, Dated> dated;
   for (const Spend& s : spend) {
     if (q.currency && s.currency != *q.currency) continue;
     if (!valid_month(s.month) || s.amount == 0) continue;
     const int year = std::stoi(s.month.substr(0, 4));
     const unsigned month = static_cast<unsigned>(std::stoi(s.month.substr(5)));
-    spend_of[s.currency][day_number(sys_days{std::chrono::year{year} / std::chrono::month{month} / 1})] += s.amount;
+    dated[s.currency].spend[day_number(sys_days{std::chrono::year{year} / std::chrono::month{month} / 1})] += s.amount;
     by_currency[s.currency];
+  }
+  for (const DailyAmount& a : metered) {
+    if ((q.currency && a.currency != *q.currency) || a.amount == 0) continue;
+    dated[a.currency].metered[day_of(a.day)] += a.amount;
+    by_currency[a.currency];
   }
   SaasMetrics out{.from = q.from, .to = q.to, .granularity = q.granularity, .currencies = {}};
   for (auto& [currency, changes] : by_currency) {
     std::stable_sort(changes.begin(), changes.end(),
                      [](const MrrChange* a, const MrrChange* b) { return a->at < b->at; });
-    out.currencies.push_back(currency_metrics(currency, changes, spend_of[currency], q, span));
+    out.currencies.push_back(currency_metrics(currency, changes, dated[currency], q, span));
   }
   return out;
 }
@@ -369,6 +389,26 @@ Result<std::vector<MrrChange>> load_mrr_ledger(tenancy::TenantData& data, Instan
                          .currency = rows->text_at(i, 3).value_or(""),
                          .mrr = rows->int_at(i, 4).value_or(0),
                          .plan_tier = rows->text_at(i, 5).value_or("")});
+        }
+        return {};
+      },
+      {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<std::vector<DailyAmount>> load_metered_revenue(tenancy::TenantData& data, Instant from, Instant to) {
+  std::vector<DailyAmount> out;
+  auto r = data.transact_platform(
+      [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+        out.clear();
+        auto rows = ptx.control().execute(sql::k_metered_revenue,
+                                          {storage::Value(unix_seconds(from)), storage::Value(unix_seconds(to))});
+        if (!rows) return std::unexpected(rows.error());
+        for (std::size_t i = 0; i < rows->rows.size(); ++i) {
+          out.push_back({.day = day_start(rows->int_at(i, 1).value_or(0)),
+                         .currency = rows->text_at(i, 0).value_or(""),
+                         .amount = rows->int_at(i, 2).value_or(0)});
         }
         return {};
       },

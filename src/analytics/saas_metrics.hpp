@@ -75,6 +75,9 @@ struct SaasPeriod {
   std::int64_t spend = 0;
   std::optional<std::int64_t> cac;
   std::optional<double> cac_payback_months;
+  // Metered revenue, reported apart from MRR: the usage lines of the invoices finalized in the period (not void;
+  // before discount and tax, like MRR's list prices net of coupons are not: see docs/analytics.md).
+  std::int64_t metered_revenue = 0;
 };
 
 struct CohortMonth {
@@ -92,6 +95,13 @@ struct Cohort {
   std::int64_t customers = 0;
   std::int64_t mrr = 0;  // at the end of month 0
   std::vector<CohortMonth> months;
+};
+
+// An amount on one UTC day in one currency (metered revenue by finalization day).
+struct DailyAmount {
+  Instant day{};  // midnight UTC
+  std::string currency;
+  std::int64_t amount = 0;
 };
 
 struct TierSnapshot {
@@ -121,15 +131,17 @@ struct SaasMetrics {
 
 // invalid_argument for a range that is not whole days, is reversed or too long.
 Result<void> check(const SaasQuery& query);
-// check(query)'s errors; the ledger and the spend in any order.
+// check(query)'s errors; the ledger, the spend and the metered revenue in any order.
 Result<SaasMetrics> saas_metrics(std::span<const MrrChange> ledger, std::span<const Spend> spend,
-                                 const SaasQuery& query);
+                                 std::span<const DailyAmount> metered, const SaasQuery& query);
 
 // The calendar months [from, to) touches, as YYYY-MM: the spend to read for a query.
 std::pair<std::string, std::string> spend_months(const SaasQuery& query);
 
 // The MRR ledger's changes effective before `before`, every tenant's (the platform scope), in time order.
 Result<std::vector<MrrChange>> load_mrr_ledger(tenancy::TenantData& data, Instant before);
+// The metered revenue of [from, to) by day and currency, every tenant's, test clocks left out.
+Result<std::vector<DailyAmount>> load_metered_revenue(tenancy::TenantData& data, Instant from, Instant to);
 
 Json to_json(const SaasMetrics& m);
 // The periods' movements as CSV (one row per currency and period).

@@ -22,10 +22,6 @@ bool valid_channel(std::string_view c) {
   });
 }
 
-bool valid_currency(std::string_view c) {
-  return c.size() == 3 && std::all_of(c.begin(), c.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; });
-}
-
 Spend read(const storage::ResultSet& r, std::size_t i) {
   return {.month = r.text_at(i, 0).value_or(""),
           .channel = r.text_at(i, 1).value_or(""),
@@ -36,6 +32,10 @@ Spend read(const storage::ResultSet& r, std::size_t i) {
 }
 
 }  // namespace
+
+bool valid_currency(std::string_view c) {
+  return c.size() == 3 && std::all_of(c.begin(), c.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; });
+}
 
 bool valid_month(std::string_view t) {
   if (t.size() != 7 || t[4] != '-' || !digits(t.substr(0, 4)) || !digits(t.substr(5))) return false;

@@ -25,7 +25,8 @@ struct Spend {
   Instant updated_at{};
 };
 
-bool valid_month(std::string_view text);  // YYYY-MM, 2000-01 to 2999-12
+bool valid_month(std::string_view text);     // YYYY-MM, 2000-01 to 2999-12
+bool valid_currency(std::string_view text);  // three capital letters (ISO 4217's form)
 
 // Sets the spend of (month, channel, currency) to `amount` (0 clears it), recorded as analytics.spend_recorded in
 // the platform's audit chain with the amount before and after. invalid_argument for a bad field.

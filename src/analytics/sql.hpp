@@ -37,6 +37,11 @@ constexpr TenantStatement k_first_seen{
     "analytics_first_seen",
     "SELECT user_id, MIN(ts) FROM usage_events WHERE tenant_id = $1 AND user_id IS "
     "NOT NULL" ONLY_USER(4) " GROUP BY user_id HAVING MIN(ts) >= $2 AND MIN(ts) < $3"};
+// The days each user was active in [$2, $3): rows (user, day), for retention.
+constexpr TenantStatement k_user_days{"analytics_user_days",
+                                      "SELECT user_id, ts / 86400000 FROM usage_events WHERE tenant_id = $1 AND "
+                                      "user_id IS NOT NULL AND ts >= $2 AND ts < $3" ONLY_USER(4) " GROUP BY user_id, "
+                                      "ts / 86400000"};
 // Each user's first event of one type ($2: the metric): rows (user, first ts).
 constexpr TenantStatement k_first_of{"analytics_first_of",
                                      "SELECT user_id, MIN(ts) FROM usage_events WHERE tenant_id = $1 AND metric = $2 "
@@ -44,8 +49,8 @@ constexpr TenantStatement k_first_of{"analytics_first_of",
 
 #undef ONLY_USER
 
-inline constexpr TenantStatement k_all[] = {k_daily_active, k_active_users, k_user_properties,
-                                            k_value_counts, k_first_seen,   k_first_of};
+inline constexpr TenantStatement k_all[] = {k_daily_active, k_active_users, k_user_properties, k_value_counts,
+                                            k_first_seen,   k_first_of,     k_user_days};
 
 // The MRR ledger (billing's subscription_mrr, platform scope: every tenant's rows) with each row's plan tier, changes
 // effective before $1 (Unix seconds), in time order and, within a subscription, in its own order.
@@ -54,6 +59,15 @@ constexpr storage::Statement k_mrr_ledger{
     "SELECT m.tenant_id, m.subscription_id, m.effective_at, m.currency, m.mrr, p.tier FROM subscription_mrr m "
     "JOIN plans p ON p.id = m.plan_id WHERE m.effective_at < $1 ORDER BY m.effective_at, m.tenant_id, "
     "m.subscription_id, m.seq"};
+
+// Metered revenue (platform scope): the usage lines of invoices finalized in [$1, $2) (Unix seconds), not void,
+// test clocks left out, by currency and UTC day (finalized_at / 86400).
+constexpr storage::Statement k_metered_revenue{
+    "analytics_metered_revenue",
+    "SELECT i.currency, i.finalized_at / 86400, CAST(SUM(l.amount) AS BIGINT) FROM invoices i JOIN invoice_lines l "
+    "ON l.tenant_id = i.tenant_id AND l.invoice_id = i.id WHERE l.kind = 'usage' AND i.finalized_at >= $1 AND "
+    "i.finalized_at < $2 AND i.status <> 'void' AND i.status <> 'draft' AND i.test_clock_id IS NULL GROUP BY "
+    "i.currency, i.finalized_at / 86400"};
 
 // Sales and marketing spend (spend.cpp): one (month, channel, currency), set, and the months [$1, $2].
 constexpr storage::Statement k_spend_get{"analytics_spend_get",
@@ -81,5 +95,37 @@ constexpr storage::Statement k_revenue_collected{
     "i.tenant_id = a.tenant_id AND i.id = a.invoice_id LEFT JOIN subscriptions s ON s.tenant_id = i.tenant_id AND "
     "s.id = i.subscription_id LEFT JOIN plans p ON p.id = s.plan_id WHERE a.status = 'succeeded' AND "
     "i.test_clock_id IS NULL GROUP BY p.tier, a.currency"};
+
+// The analytics exports (exports.cpp), platform scope, amounts per tenant, currency and UTC day of [$1, $2) (Unix
+// seconds; usage: milliseconds), test clocks left out. Invoiced: invoice totals by finalization; metered: their
+// usage lines; collected: payments that succeeded; credit notes by method (refund | credit_balance | invoice).
+constexpr storage::Statement k_export_invoiced{
+    "analytics_export_invoiced",
+    "SELECT tenant_id, currency, finalized_at / 86400, CAST(SUM(total) AS BIGINT) FROM invoices WHERE finalized_at >= "
+    "$1 AND finalized_at < $2 AND status <> 'void' AND status <> 'draft' AND test_clock_id IS NULL GROUP BY "
+    "tenant_id, currency, finalized_at / 86400"};
+constexpr storage::Statement k_export_metered{
+    "analytics_export_metered",
+    "SELECT i.tenant_id, i.currency, i.finalized_at / 86400, CAST(SUM(l.amount) AS BIGINT) FROM invoices i JOIN "
+    "invoice_lines l ON l.tenant_id = i.tenant_id AND l.invoice_id = i.id WHERE l.kind = 'usage' AND i.finalized_at "
+    ">= $1 AND i.finalized_at < $2 AND i.status <> 'void' AND i.status <> 'draft' AND i.test_clock_id IS NULL GROUP "
+    "BY i.tenant_id, i.currency, i.finalized_at / 86400"};
+constexpr storage::Statement k_export_collected{
+    "analytics_export_collected",
+    "SELECT a.tenant_id, a.currency, a.completed_at / 86400, CAST(SUM(a.amount) AS BIGINT) FROM payment_attempts a "
+    "JOIN invoices i ON i.tenant_id = a.tenant_id AND i.id = a.invoice_id WHERE a.status = 'succeeded' AND "
+    "a.completed_at >= $1 AND a.completed_at < $2 AND i.test_clock_id IS NULL GROUP BY a.tenant_id, a.currency, "
+    "a.completed_at / 86400"};
+constexpr storage::Statement k_export_credit_notes{
+    "analytics_export_credit_notes",
+    "SELECT c.tenant_id, i.currency, c.created_at / 86400, c.method, CAST(SUM(c.amount) AS BIGINT) FROM credit_notes "
+    "c JOIN invoices i ON i.tenant_id = c.tenant_id AND i.id = c.invoice_id WHERE c.created_at >= $1 AND "
+    "c.created_at < $2 AND i.test_clock_id IS NULL GROUP BY c.tenant_id, i.currency, c.created_at / 86400, c.method"};
+constexpr storage::Statement k_export_usage{
+    "analytics_export_usage",
+    "SELECT tenant_id, metric, hour / 86400000, CAST(SUM(quantity_sum) AS BIGINT), CAST(SUM(event_count) AS BIGINT) "
+    "FROM usage_rollups WHERE hour >= $1 AND hour < $2 AND metric NOT LIKE 'event:%' GROUP BY tenant_id, metric, "
+    "hour / 86400000"};
+constexpr storage::Statement k_export_tenant_slugs{"analytics_export_tenant_slugs", "SELECT id, slug FROM tenants"};
 
 }  // namespace atrium::analytics::sql

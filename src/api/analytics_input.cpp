@@ -122,7 +122,7 @@ Result<analytics::SaasQuery> saas_query(const SaasParams& params) {
   }
   if (params.currency) {
     const std::string& c = *params.currency;
-    if (c.size() != 3 || !std::all_of(c.begin(), c.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
+    if (!analytics::valid_currency(c)) {
       return fail(Errc::invalid_argument, "currency must be an ISO 4217 code (three capital letters)");
     }
     q.currency = c;

@@ -80,14 +80,15 @@ http::Response dashboard(analytics::Analytics& a, const Clock& clock, http::Requ
   auto m = a.product_metrics(req.tenant->id, q);
   if (!m) return error_response(m.error(), req);
   // The real-time counters are kept per tenant and type, not per user: none for one customer's embed token.
-  const auto series = req.principal->customer.empty() ? a.realtime().last(req.tenant->id, k_dashboard_minutes)
-                                                      : analytics::Realtime::Series{};
+  auto series = req.principal->customer.empty() ? a.realtime().last(req.tenant->id, k_dashboard_minutes)
+                                                : analytics::Realtime::Series{};
+  if (!series) return error_response(series.error(), req);
   std::int64_t last_hour = 0;
-  for (const auto& [type, counts] : series.counts) {
+  for (const auto& [type, counts] : series->counts) {
     for (auto n : counts) last_hour += n;
   }
   Json historical = analytics::to_json(*m);
-  return http::Response::json(200, {{"realtime", realtime_json(series, a.realtime().window())},
+  return http::Response::json(200, {{"realtime", realtime_json(*series, a.realtime().window())},
                                     {"historical", historical},
                                     {"summary",
                                      {{"dau", m->dau},
@@ -192,9 +193,9 @@ void register_analytics_routes(http::Router& router, Services& services) {
                }
                auto minutes = int_param(req, "minutes", 1, a.realtime().window().count());
                if (!minutes) return error_response(minutes.error(), req);
-               return http::Response::json(
-                   200, realtime_json(a.realtime().last(req.tenant->id, minutes->value_or(k_dashboard_minutes)),
-                                      a.realtime().window()));
+               auto series = a.realtime().last(req.tenant->id, minutes->value_or(k_dashboard_minutes));
+               if (!series) return error_response(series.error(), req);
+               return http::Response::json(200, realtime_json(*series, a.realtime().window()));
              },
              {.access = Access::tenant, .permission = perm::analytics_view});
   router.add(http::Method::get, "/v1/analytics/dashboard",

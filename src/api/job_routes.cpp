@@ -1,5 +1,7 @@
-// /v1/webhook-endpoints, /v1/reports, /v1/email-settings and /v1/admin/jobs: what tenants and operators see of the
-// background work.
+// /v1/webhook-endpoints, /v1/reports, /v1/admin/reports, /v1/email-settings and /v1/admin/jobs: what tenants and
+// operators see of the background work.
+#include "analytics/exports.hpp"
+#include "api/analytics_input.hpp"
 #include "api/routes.hpp"
 #include "api/support.hpp"
 #include "audit/audit_log.hpp"
@@ -8,6 +10,7 @@
 #include "email/settings.hpp"
 #include "events/outbox.hpp"
 #include "identity/permissions.hpp"
+#include "identity/principal.hpp"
 #include "jobs/queue.hpp"
 #include "jobs/sql_queue.hpp"
 #include "reports/reports.hpp"
@@ -321,6 +324,76 @@ void register_reports(http::Router& router, Services& services) {
              {.access = Access::tenant, .permission = perm::audit_read});
 }
 
+// The platform's reports: analytics exports for super admins (docs/analytics.md#reports).
+http::Response request_platform_report(Services& services, http::Request& req) {
+  if (!services.background) return unavailable_without_queue(req);
+  auto body = body_object(req, {"type", "from", "to", "granularity", "currency"});
+  if (!body) return error_response(body.error(), req);
+  std::optional<std::string> fields[5];
+  const char* names[] = {"type", "from", "to", "granularity", "currency"};
+  for (std::size_t i = 0; i < 5; ++i) {
+    auto f = string_member(**body, names[i], i < 3);
+    if (!f) return error_response(f.error(), req);
+    fields[i] = std::move(*f);
+  }
+  auto type = analytics::parse_export_type(*fields[0]);
+  if (!type) {
+    return error_response({Errc::invalid_argument, "type must be mrr_movements, revenue, usage or cohorts"}, req);
+  }
+  auto query = analytics_input::saas_query(
+      {.from = fields[1], .to = fields[2], .granularity = fields[3], .currency = fields[4]});
+  if (!query) return error_response(query.error(), req);
+  const Json parameters = analytics::export_parameters({.type = *type, .query = *query});
+  const std::string type_name(analytics::export_type_name(*type));
+  const Clock& clock = services.clock();
+  std::optional<reports::Report> report;
+  auto r = services.db().transact([&](storage::Transaction& tx) -> Result<void> {
+    auto created = reports::platform_store::create(tx, clock, type_name, parameters, req.principal->subject);
+    if (!created) return std::unexpected(created.error());
+    audit::Event event{.action = "report.requested", .resource_type = "platform_report", .resource_id = created->id};
+    event.changes = audit::created_changes({{"type", type_name}, {"parameters", parameters}});
+    if (auto a = audit::record(services.audit->recorder(audit_context(req)), tx, event); !a) return a;
+    report = std::move(*created);
+    return {};
+  });
+  if (!r) return error_response(r.error(), req);
+  jobs::NewJob job;
+  job.queue = "reports";
+  job.type = "platform_report.build";
+  job.payload = {{"report_id", report->id}};
+  job.idempotency_key = "platform_report:" + report->id;
+  job.max_attempts = 5;
+  if (auto e = services.background->queue().enqueue(job); !e) return error_response(e.error(), req);
+  http::Response res = http::Response::json(202, reports::to_json(*report));
+  res.headers.set("Location", "/v1/admin/reports/" + report->id);
+  return res;
+}
+
+http::Response get_platform_report(Services& services, http::Request& req) {
+  const std::string id(req.param("id"));
+  if (req.query_param("format").value_or("") == "csv") {
+    auto content = reports::platform_store::content(services.db(), id);
+    if (!content) return error_response(content.error(), req);
+    http::Response res = http::Response::text(200, std::move(*content), "text/csv; charset=utf-8");
+    res.headers.set("Content-Disposition", "attachment; filename=\"report-" + id + ".csv\"");
+    return res;
+  }
+  auto report = reports::platform_store::get(services.db(), id);
+  if (!report) return error_response(report.error(), req);
+  Json j = reports::to_json(*report);
+  j["download_url"] = report->status == "ready" ? Json("/v1/admin/reports/" + id + "?format=csv") : Json(nullptr);
+  return http::Response::json(200, j);
+}
+
+void register_platform_reports(http::Router& router, Services& services) {
+  router.add(http::Method::post, "/v1/admin/reports",
+             [&services](http::Request& req) { return request_platform_report(services, req); },
+             {.json_body = true, .access = Access::super_admin});
+  router.add(http::Method::get, "/v1/admin/reports/{id}",
+             [&services](http::Request& req) { return get_platform_report(services, req); },
+             {.access = Access::super_admin});
+}
+
 // Email settings.
 void register_email_settings(http::Router& router, Services& services) {
   const Clock& clock = services.clock();
@@ -474,6 +547,7 @@ void register_job_routes(http::Router& router, Services& services) {
   register_webhook_endpoint(router, services);
   register_webhook_deliveries(router, services);
   register_reports(router, services);
+  register_platform_reports(router, services);
   register_email_settings(router, services);
   register_admin_jobs(router, services);
 }

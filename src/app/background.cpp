@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <charconv>
 
+#include "analytics/analytics.hpp"
 #include "app/platform.hpp"
 #include "billing/billing.hpp"
 #include "billing/jobs.hpp"
@@ -153,6 +154,12 @@ Result<void> clean_up(Platform& p, const Clock& clock) {
     if (!page->next_cursor) break;
     cursor = page->next_cursor;
   }
+  auto platform_reports = reports::platform_store::expire(p.db(), report_cutoff);
+  if (platform_reports) {
+    old_rows += *platform_reports;
+  } else {
+    log::warn("platform reports not expired", {{"error", platform_reports.error().message}});
+  }
   log::info("cleanup done", {{"job_rows", *n},
                              {"idempotency_keys", keys},
                              {"reports_and_deliveries", old_rows},
@@ -213,9 +220,17 @@ void Background::register_handlers() {
   email::register_jobs(
       handlers_,
       {.tenants = *p.tenants, .data = *p.tenant_data, .transport = *mail_, .default_from = config.email.from});
-  reports::register_jobs(
-      handlers_,
-      {.tenants = *p.tenants, .data = *p.tenant_data, .audit = *p.audit, .clock = clock, .committed = committed});
+  reports::register_jobs(handlers_, {.tenants = *p.tenants,
+                                     .data = *p.tenant_data,
+                                     .audit = *p.audit,
+                                     .clock = clock,
+                                     .committed = committed,
+                                     .control = &p.db(),
+                                     .build_platform = [&p](const reports::Report& report) -> Result<reports::Csv> {
+                                       auto request = analytics::export_request(report.type, report.parameters);
+                                       if (!request) return std::unexpected(request.error());
+                                       return p.analytics->export_csv(*request);
+                                     }});
   webhooks::SendOptions send;
   send.connect_timeout = std::chrono::milliseconds(std::min<std::int64_t>(config.webhooks.timeout_ms, 5000));
   send.total_timeout = std::chrono::milliseconds(config.webhooks.timeout_ms);

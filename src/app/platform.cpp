@@ -466,10 +466,17 @@ Result<void> Platform::open_gateway(const Options& options) {
         },
         clock, std::chrono::milliseconds(config.gateway.api_calls_report_ms)));
   }
-  analytics = adopt(std::make_unique<analytics::Analytics>(
-      *metering, *tenant_data, *db_, clock,
-      analytics::Settings{.activity_flush = std::chrono::milliseconds(config.analytics.activity_flush_ms),
-                          .realtime_window = std::chrono::minutes(config.analytics.realtime_minutes)}));
+  analytics::Settings analytics_settings{
+      .activity_flush = std::chrono::milliseconds(config.analytics.activity_flush_ms),
+      .realtime_window = std::chrono::minutes(config.analytics.realtime_minutes),
+      .realtime = {.flush_interval = std::chrono::milliseconds(config.analytics.realtime_flush_ms)}};
+  if (!config.analytics.redis_url.empty()) {
+    auto endpoint = storage::parse_redis_url(config.analytics.redis_url);
+    if (!endpoint) return fail(Errc::invalid_argument, "analytics.redis_url: " + endpoint.error().message);
+    analytics_settings.realtime.redis = std::move(*endpoint);
+  }
+  analytics = adopt(
+      std::make_unique<analytics::Analytics>(*metering, *tenant_data, *db_, clock, std::move(analytics_settings)));
   auto limits = open_rate_limits(*billing, registry, config, clock, options.rate_limits_use_redis_time);
   if (!limits) return std::unexpected(limits.error());
   rate_limits = adopt(std::move(*limits));

@@ -147,6 +147,8 @@ const std::vector<Key>& keys() {
       {"gateway", "api_calls_report_ms", member(&Config::gateway, &GatewayConfig::api_calls_report_ms), 100, 3'600'000},
       {"analytics", "activity_flush_ms", member(&Config::analytics, &AnalyticsConfig::activity_flush_ms), 100, 600'000},
       {"analytics", "realtime_minutes", member(&Config::analytics, &AnalyticsConfig::realtime_minutes), 1, 1'440},
+      {"analytics", "redis_url", member(&Config::analytics, &AnalyticsConfig::redis_url), 0, 0, true},
+      {"analytics", "realtime_flush_ms", member(&Config::analytics, &AnalyticsConfig::realtime_flush_ms), 100, 60'000},
       {"analytics", "business_metrics_ms", member(&Config::analytics, &AnalyticsConfig::business_metrics_ms), 1'000,
        3'600'000},
       {"analytics", "etl_lookback_days", member(&Config::analytics, &AnalyticsConfig::etl_lookback_days), 0, 90},
@@ -434,6 +436,9 @@ Result<void> validate_config(const Config& c) {
   }
   if (!c.gateway.redis_url.empty() && c.gateway.redis_url.rfind("redis://", 0) != 0) {
     return fail(Errc::invalid_argument, "gateway.redis_url: expected redis://host:port[/db]");
+  }
+  if (!c.analytics.redis_url.empty() && c.analytics.redis_url.rfind("redis://", 0) != 0) {
+    return fail(Errc::invalid_argument, "analytics.redis_url: expected redis://host:port[/db]");
   }
   if (c.gateway.version_docs_url.empty() ||
       std::any_of(c.gateway.version_docs_url.begin(), c.gateway.version_docs_url.end(), [](char ch) {

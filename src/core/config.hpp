@@ -162,6 +162,8 @@ struct GatewayConfig {
 struct AnalyticsConfig {
   std::int64_t activity_flush_ms = 5'000;     // how often users' activity marks and sign-ins are stored
   std::int64_t realtime_minutes = 180;        // how far back the real-time counters reach
+  std::string redis_url;                      // empty: real-time counters in-process; else redis://... (shared)
+  std::int64_t realtime_flush_ms = 1'000;     // Redis: how often buffered real-time counts are written
   std::int64_t business_metrics_ms = 60'000;  // how often /metrics' subscription and revenue figures are read
   std::string warehouse_url;                  // empty: SQLite at <data_dir>/warehouse.db; else postgresql://...
   std::string warehouse_reader_role;          // PostgreSQL role granted SELECT on the warehouse (BI tools)

@@ -53,9 +53,33 @@ Result<void> build(const ReportJobs& deps, jobs::JobContext& ctx) {
   return {};
 }
 
+// platform_report.build: an analytics export into the platform report's row.
+Result<void> build_platform(const ReportJobs& deps, jobs::JobContext& ctx) {
+  const std::string id = ctx.job().payload.value("report_id", "");
+  auto report = platform_store::get(*deps.control, id);
+  if (!report) {
+    if (report.error().code == Errc::not_found) return {};  // expired before it ran: nothing left to build
+    return std::unexpected(report.error());
+  }
+  if (report->status != "pending") return {};
+  auto csv = deps.build_platform(*report);
+  if (!csv && csv.error().code != Errc::invalid_argument) return std::unexpected(csv.error());
+  return deps.control->transact([&](storage::Transaction& tx) -> Result<void> {
+    // The report and the job's completion commit together: a redelivery after this finds the job done.
+    if (auto done = ctx.mark_done(tx); !done) return done;
+    if (!csv) return platform_store::fail_report(tx, deps.clock, id, csv.error().message);
+    auto finished = platform_store::finish(tx, deps.clock, id, csv->text, csv->rows);
+    if (!finished) return std::unexpected(finished.error());
+    return {};
+  });
+}
+
 }  // namespace
 
 void register_jobs(jobs::HandlerRegistry& handlers, ReportJobs deps) {
+  if (deps.control && deps.build_platform) {
+    handlers.add("platform_report.build", [deps](jobs::JobContext& ctx) { return build_platform(deps, ctx); });
+  }
   handlers.add("report.build", [deps = std::move(deps)](jobs::JobContext& ctx) { return build(deps, ctx); });
 }
 

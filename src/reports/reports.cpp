@@ -30,6 +30,48 @@ constexpr TenantStatement k_fail{"reports_fail",
                                  "UPDATE reports SET status = 'failed', error = $3, completed_at = $4 WHERE tenant_id "
                                  "= $1 AND id = $2 AND status = 'pending'"};
 
+constexpr storage::Statement k_platform_insert{
+    "platform_reports_insert",
+    "INSERT INTO platform_reports (id, type, parameters, status, error, content, row_count, requested_by, created_at) "
+    "VALUES ($1, $2, $3, 'pending', '', '', 0, $4, $5)"};
+constexpr storage::Statement k_platform_get{"platform_reports_get",
+                                            "SELECT id, type, parameters, status, error, row_count, created_at, "
+                                            "completed_at FROM platform_reports WHERE id = $1"};
+constexpr storage::Statement k_platform_content{"platform_reports_content",
+                                                "SELECT status, content FROM platform_reports WHERE id = $1"};
+constexpr storage::Statement k_platform_finish{
+    "platform_reports_finish",
+    "UPDATE platform_reports SET status = 'ready', content = $2, row_count = $3, completed_at = $4 WHERE id = $1 AND "
+    "status = 'pending'"};
+constexpr storage::Statement k_platform_fail{
+    "platform_reports_fail",
+    "UPDATE platform_reports SET status = 'failed', error = $2, completed_at = "
+    "$3 WHERE id = $1 AND status = 'pending'"};
+constexpr storage::Statement k_platform_expire{"platform_reports_expire",
+                                               "DELETE FROM platform_reports WHERE created_at < $1"};
+
+// A report from the columns id, type, parameters, status, error, row_count, created_at, completed_at.
+Report read_report(const ResultSet& rs) {
+  Report r;
+  r.id = rs.text_at(0, 0).value_or("");
+  r.type = rs.text_at(0, 1).value_or("");
+  r.parameters = Json::parse(rs.text_at(0, 2).value_or("{}"), nullptr, false);
+  if (r.parameters.is_discarded()) r.parameters = Json::object();
+  r.status = rs.text_at(0, 3).value_or("");
+  r.error = rs.text_at(0, 4).value_or("");
+  r.row_count = rs.int_at(0, 5).value_or(0);
+  r.created_at = rs.text_at(0, 6).value_or("");
+  r.completed_at = rs.text_at(0, 7);
+  return r;
+}
+
+// The CSV of a ready report from the columns status, content.
+Result<std::string> ready_content(const ResultSet& rs) {
+  if (rs.empty()) return fail(Errc::not_found, "no such report");
+  if (rs.text_at(0, 0).value_or("") != "ready") return fail(Errc::conflict, "the report is not ready");
+  return rs.text_at(0, 1).value_or("");
+}
+
 }  // namespace
 
 Json to_json(const Report& r) {
@@ -147,26 +189,14 @@ Result<Report> get(TenantTransaction& tx, const std::string& id) {
   auto rs = tx.execute(k_get, {Value(id)});
   if (!rs) return std::unexpected(rs.error());
   if (rs->empty()) return fail(Errc::not_found, "no such report");
-  Report r;
-  r.id = rs->text_at(0, 0).value_or("");
-  r.type = rs->text_at(0, 1).value_or("");
-  r.parameters = Json::parse(rs->text_at(0, 2).value_or("{}"), nullptr, false);
-  if (r.parameters.is_discarded()) r.parameters = Json::object();
-  r.status = rs->text_at(0, 3).value_or("");
-  r.error = rs->text_at(0, 4).value_or("");
-  r.row_count = rs->int_at(0, 5).value_or(0);
-  r.created_at = rs->text_at(0, 6).value_or("");
-  r.completed_at = rs->text_at(0, 7);
-  return r;
+  return read_report(*rs);
 }
 
 Result<std::string> content(TenantTransaction& tx, const std::string& id) {
   if (!is_uuid(id)) return fail(Errc::not_found, "no such report");
   auto rs = tx.execute(k_content, {Value(id)});
   if (!rs) return std::unexpected(rs.error());
-  if (rs->empty()) return fail(Errc::not_found, "no such report");
-  if (rs->text_at(0, 0).value_or("") != "ready") return fail(Errc::conflict, "the report is not ready");
-  return rs->text_at(0, 1).value_or("");
+  return ready_content(*rs);
 }
 
 Result<bool> finish(TenantTransaction& tx, const Clock& clock, const std::string& id, const std::string& csv,
@@ -183,5 +213,63 @@ Result<void> fail_report(TenantTransaction& tx, const Clock& clock, const std::s
 }
 
 }  // namespace store
+
+namespace platform_store {
+
+Result<Report> create(storage::Transaction& tx, const Clock& clock, const std::string& type, const Json& parameters,
+                      const std::string& requested_by) {
+  Report r{new_uuid_v7(clock), type, parameters, "pending", "", 0, format_rfc3339(clock.now()), std::nullopt};
+  auto rs = tx.execute(k_platform_insert, {Value(r.id), Value(r.type), Value(parameters.dump()), Value(requested_by),
+                                           Value(r.created_at)});
+  if (!rs) return std::unexpected(rs.error());
+  return r;
+}
+
+Result<Report> get(storage::Database& control, const std::string& id) {
+  if (!is_uuid(id)) return fail(Errc::not_found, "no such report");
+  return storage::transact_value<Report>(control,
+                                         [&](storage::Transaction& tx) -> Result<Report> {
+                                           auto rs = tx.execute(k_platform_get, {Value(id)});
+                                           if (!rs) return std::unexpected(rs.error());
+                                           if (rs->empty()) return fail(Errc::not_found, "no such report");
+                                           return read_report(*rs);
+                                         },
+                                         {.read_only = true});
+}
+
+Result<std::string> content(storage::Database& control, const std::string& id) {
+  if (!is_uuid(id)) return fail(Errc::not_found, "no such report");
+  return storage::transact_value<std::string>(control,
+                                              [&](storage::Transaction& tx) -> Result<std::string> {
+                                                auto rs = tx.execute(k_platform_content, {Value(id)});
+                                                if (!rs) return std::unexpected(rs.error());
+                                                return ready_content(*rs);
+                                              },
+                                              {.read_only = true});
+}
+
+Result<bool> finish(storage::Transaction& tx, const Clock& clock, const std::string& id, const std::string& csv,
+                    std::int64_t rows) {
+  auto rs = tx.execute(k_platform_finish, {Value(id), Value(csv), Value(rows), Value(format_rfc3339(clock.now()))});
+  if (!rs) return std::unexpected(rs.error());
+  return rs->affected_rows > 0;
+}
+
+Result<void> fail_report(storage::Transaction& tx, const Clock& clock, const std::string& id,
+                         const std::string& error) {
+  auto rs = tx.execute(k_platform_fail, {Value(id), Value(error), Value(format_rfc3339(clock.now()))});
+  if (!rs) return std::unexpected(rs.error());
+  return {};
+}
+
+Result<std::int64_t> expire(storage::Database& control, std::chrono::system_clock::time_point before) {
+  return storage::transact_value<std::int64_t>(control, [&](storage::Transaction& tx) -> Result<std::int64_t> {
+    auto rs = tx.execute(k_platform_expire, {Value(format_rfc3339(before))});
+    if (!rs) return std::unexpected(rs.error());
+    return rs->affected_rows;
+  });
+}
+
+}  // namespace platform_store
 
 }  // namespace atrium::reports

@@ -7,11 +7,13 @@
 #include "audit/audit_log.hpp"
 #include "core/clock.hpp"
 #include "core/json.hpp"
+#include "storage/database.hpp"
 #include "tenancy/tenant_data.hpp"
 
 namespace atrium::reports {
 
-// A CSV a job builds for a tenant. The first type: "audit_log", the tenant's audit entries in [from, to).
+// A CSV a job builds: for a tenant, "audit_log" (its audit entries in [from, to)); for the platform, the analytics
+// exports (analytics/exports.hpp), stored apart in the control plane.
 struct Report {
   std::string id;
   std::string type;
@@ -45,6 +47,24 @@ Result<void> fail_report(tenancy::TenantTransaction& tx, const Clock& clock, con
 Result<std::int64_t> expire(tenancy::TenantTransaction& tx, std::chrono::system_clock::time_point before);
 std::vector<tenancy::TenantStatement> statements();
 }  // namespace store
+
+// The platform's reports (platform_reports, in the control plane; super admins only).
+namespace platform_store {
+Result<Report> create(storage::Transaction& tx, const Clock& clock, const std::string& type, const Json& parameters,
+                      const std::string& requested_by);
+Result<Report> get(storage::Database& control, const std::string& id);
+Result<std::string> content(storage::Database& control, const std::string& id);
+Result<bool> finish(storage::Transaction& tx, const Clock& clock, const std::string& id, const std::string& csv,
+                    std::int64_t rows);
+Result<void> fail_report(storage::Transaction& tx, const Clock& clock, const std::string& id, const std::string& error);
+Result<std::int64_t> expire(storage::Database& control, std::chrono::system_clock::time_point before);
+}  // namespace platform_store
+
+// A report's CSV and its data rows.
+struct Csv {
+  std::string text;
+  std::int64_t rows = 0;
+};
 
 // The audit-log CSV of `tenant_id` in [from, to), oldest first, with a header row; fields quoted per RFC 4180 and
 // cells that a spreadsheet would run as a formula (=, +, -, @, tab, CR) prefixed with a quote. At most

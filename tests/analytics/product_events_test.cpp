@@ -9,6 +9,8 @@
 #include "analytics/product_events.hpp"
 #include "analytics/realtime.hpp"
 #include "core/clock.hpp"
+#include "core/ids.hpp"
+#include "support/test_support.hpp"
 
 namespace atrium::analytics {
 namespace {
@@ -49,30 +51,99 @@ TEST(ProductEvents, ReservedTypesKeepTheirRules) {
   EXPECT_FALSE(check_reserved("anything.else", 0, none));
 }
 
-TEST(Realtime, CountsByMinuteWithinTheWindowPerTenantAndType) {
+// The real-time counters in process and in Redis (analytics.redis_url) count the same; in Redis under tenant ids of
+// this run's own, so runs sharing a server do not meet.
+class RealtimeTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam()) {
+      ATRIUM_MISSING_SERVICE(!test::redis_url(), "ATRIUM_TEST_REDIS_URL");
+      endpoint_ = storage::parse_redis_url(*test::redis_url()).value();
+    }
+  }
+  std::unique_ptr<Realtime> make(const Clock& clock, std::chrono::minutes window) {
+    RealtimeOptions options;
+    if (GetParam()) options.redis = endpoint_;
+    return std::make_unique<Realtime>(clock, window, options);
+  }
+  Realtime::Series last(Realtime& r, const std::string& tenant, std::int64_t minutes) {
+    auto s = r.last(tenant, minutes);
+    EXPECT_TRUE(s) << s.error().message;
+    return s ? *s : Realtime::Series{};
+  }
+  const std::string run_ = new_uuid_v7(SystemClock::instance());
+  std::optional<storage::RedisEndpoint> endpoint_;
+};
+
+TEST_P(RealtimeTest, CountsByMinuteWithinTheWindowPerTenantAndType) {
   ManualClock clock(at("2026-11-30T12:00:30Z"));
-  Realtime realtime(clock, 10min);
-  realtime.record("a", "feature.used", at("2026-11-30T12:00:05Z"), 2);
-  realtime.record("a", "feature.used", at("2026-11-30T11:58:59Z"));
-  realtime.record("a", "nps.response", at("2026-11-30T11:51:00Z"));  // the oldest minute of the window
-  realtime.record("a", "nps.response", at("2026-11-30T11:50:59Z"));  // just outside
-  realtime.record("a", "nps.response", at("2026-11-30T12:01:00Z"));  // the future
-  realtime.record("b", "feature.used", at("2026-11-30T12:00:00Z"), 7);
-  const auto series = realtime.last("a", 10);
-  EXPECT_EQ(series.from, at("2026-11-30T11:51:00Z"));
-  EXPECT_EQ(series.minutes, 10);
-  ASSERT_EQ(series.counts.size(), 2u);
-  EXPECT_EQ(series.counts.at("feature.used"), (std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 1, 0, 2}));
-  EXPECT_EQ(series.counts.at("nps.response"), (std::vector<std::int64_t>{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
-  const auto short_series = realtime.last("a", 2);
-  EXPECT_EQ(short_series.counts.at("feature.used"), (std::vector<std::int64_t>{0, 2})) << "11:58:59 is minute 11:58";
-  EXPECT_FALSE(short_series.counts.contains("nps.response")) << "a type without counts in the range is left out";
-  EXPECT_EQ(realtime.last("b", 1).counts.at("feature.used"), std::vector<std::int64_t>{7});
-  EXPECT_TRUE(realtime.last("nobody", 10).counts.empty());
-  EXPECT_EQ(realtime.last("a", 1000).minutes, 10) << "never beyond the window";
+  auto realtime = make(clock, 10min);
+  const std::string a = run_ + "-a";
+  const std::string b = run_ + "-b";
+  realtime->record(a, "feature.used", at("2026-11-30T12:00:05Z"), 2);
+  realtime->record(a, "feature.used", at("2026-11-30T11:58:59Z"));
+  realtime->record(a, "nps.response", at("2026-11-30T11:51:00Z"));  // the oldest minute of the window
+  realtime->record(a, "nps.response", at("2026-11-30T11:50:59Z"));  // just outside
+  realtime->record(a, "nps.response", at("2026-11-30T12:01:00Z"));  // the future
+  realtime->record(b, "feature.used", at("2026-11-30T12:00:00Z"), 7);
+  // Buffered (with Redis) and then flushed, the counts read the same.
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass == 0 ? "buffered" : "flushed");
+    const auto series = last(*realtime, a, 10);
+    EXPECT_EQ(series.from, at("2026-11-30T11:51:00Z"));
+    EXPECT_EQ(series.minutes, 10);
+    ASSERT_EQ(series.counts.size(), 2u);
+    EXPECT_EQ(series.counts.at("feature.used"), (std::vector<std::int64_t>{0, 0, 0, 0, 0, 0, 0, 1, 0, 2}));
+    EXPECT_EQ(series.counts.at("nps.response"), (std::vector<std::int64_t>{1, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+    const auto short_series = last(*realtime, a, 2);
+    EXPECT_EQ(short_series.counts.at("feature.used"), (std::vector<std::int64_t>{0, 2})) << "11:58:59 is minute 11:58";
+    EXPECT_FALSE(short_series.counts.contains("nps.response")) << "a type without counts in the range is left out";
+    EXPECT_EQ(last(*realtime, b, 1).counts.at("feature.used"), std::vector<std::int64_t>{7});
+    EXPECT_TRUE(last(*realtime, run_ + "-nobody", 10).counts.empty());
+    EXPECT_EQ(last(*realtime, a, 1000).minutes, 10) << "never beyond the window";
+    ASSERT_TRUE(realtime->flush());
+  }
   clock.advance(10min);
-  EXPECT_TRUE(realtime.last("a", 10).counts.empty()) << "everything has left the window";
+  EXPECT_TRUE(last(*realtime, a, 10).counts.empty()) << "everything has left the window";
 }
+
+INSTANTIATE_TEST_SUITE_P(InProcessAndRedis, RealtimeTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? std::string("Redis") : std::string("InProcess"); });
+
+// In Redis, every instance reads what all of them counted; a tenant's buffer goes out at the seed's 100 events
+// (the periodic flush is not started here), and a Redis that does not answer makes reads fail, not lie.
+class SharedRealtimeTest : public RealtimeTest {};
+
+TEST_P(SharedRealtimeTest, InstancesShareTheCountsAndFlushAtAHundredEvents) {
+  ManualClock clock(at("2026-11-30T12:00:30Z"));
+  auto one = make(clock, 60min);
+  auto two = make(clock, 60min);
+  EXPECT_TRUE(one->shared());
+  const std::string t = run_ + "-t";
+  for (int i = 0; i < 99; ++i) one->record(t, "page.viewed", at("2026-11-30T12:00:00Z"));
+  EXPECT_TRUE(last(*two, t, 1).counts.empty()) << "99 events stay in the first instance's buffer";
+  EXPECT_EQ(last(*one, t, 1).counts.at("page.viewed"), std::vector<std::int64_t>{99}) << "but it reads its own";
+  one->record(t, "page.viewed", at("2026-11-30T11:59:00Z"));
+  EXPECT_EQ(last(*two, t, 2).counts.at("page.viewed"), (std::vector<std::int64_t>{1, 99})) << "the 100th flushed";
+  two->record(t, "page.viewed", at("2026-11-30T12:00:10Z"), 5);
+  two->record(t, "nps.response", at("2026-11-30T12:00:10Z"));
+  ASSERT_TRUE(two->flush());
+  for (Realtime* r : {one.get(), two.get()}) {
+    const auto s = last(*r, t, 2);
+    EXPECT_EQ(s.counts.at("page.viewed"), (std::vector<std::int64_t>{1, 104}));
+    EXPECT_EQ(s.counts.at("nps.response"), (std::vector<std::int64_t>{0, 1}));
+  }
+  // Nothing listens on port 1.
+  RealtimeOptions away;
+  away.redis = storage::RedisEndpoint{.host = "127.0.0.1", .port = 1};
+  Realtime gone(clock, 60min, away);
+  gone.record(t, "page.viewed", at("2026-11-30T12:00:00Z"));
+  EXPECT_EQ(gone.last(t, 5).error().code, Errc::unavailable);
+  EXPECT_EQ(gone.flush().error().code, Errc::unavailable);
+}
+
+INSTANTIATE_TEST_SUITE_P(Redis, SharedRealtimeTest, ::testing::Values(true),
+                         [](const auto&) { return std::string("Redis"); });
 
 class ActivityTest : public ::testing::Test {
  protected:

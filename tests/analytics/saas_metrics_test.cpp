@@ -90,7 +90,7 @@ void expect_movements(const Movements& m, std::int64_t new_mrr, std::int64_t exp
 
 TEST(SaasMetrics, TheHandBuiltLedgerMonthByMonth) {
   const auto ledger = fixture();
-  auto m = saas_metrics(ledger, {}, months_of_2026_jan_to_apr());
+  auto m = saas_metrics(ledger, {}, {}, months_of_2026_jan_to_apr());
   ASSERT_TRUE(m) << m.error().message;
   ASSERT_EQ(m->currencies.size(), 2u);
   const CurrencyMetrics& usd = currency(*m, "USD");
@@ -174,7 +174,7 @@ TEST(SaasMetrics, TheHandBuiltLedgerMonthByMonth) {
 
 TEST(SaasMetrics, TheHandBuiltLedgerOverTheWholeRange) {
   const auto ledger = fixture();
-  auto m = saas_metrics(ledger, {}, months_of_2026_jan_to_apr());
+  auto m = saas_metrics(ledger, {}, {}, months_of_2026_jan_to_apr());
   ASSERT_TRUE(m) << m.error().message;
   const CurrencyMetrics& usd = currency(*m, "USD");
   const SaasPeriod& r = usd.range;
@@ -224,7 +224,7 @@ TEST(SaasMetrics, TheHandBuiltLedgerOverTheWholeRange) {
 
 TEST(SaasMetrics, CohortsBySignUpMonth) {
   const auto ledger = fixture();
-  auto m = saas_metrics(ledger, {}, months_of_2026_jan_to_apr());
+  auto m = saas_metrics(ledger, {}, {}, months_of_2026_jan_to_apr());
   ASSERT_TRUE(m) << m.error().message;
   const CurrencyMetrics& usd = currency(*m, "USD");
   // A cohort is the customers whose first paid day falls in the month; T7 first paid in 2025, so it is in none.
@@ -266,7 +266,7 @@ TEST(SaasMetrics, DaysAndIsoWeeksAddUpToTheRange) {
   const auto ledger = fixture();
   SaasQuery q = months_of_2026_jan_to_apr();
   q.granularity = Granularity::day;
-  auto days = saas_metrics(ledger, {}, q);
+  auto days = saas_metrics(ledger, {}, {}, q);
   ASSERT_TRUE(days) << days.error().message;
   const CurrencyMetrics& usd = currency(*days, "USD");
   ASSERT_EQ(usd.periods.size(), 120u);  // 31 + 28 + 31 + 30
@@ -285,7 +285,7 @@ TEST(SaasMetrics, DaysAndIsoWeeksAddUpToTheRange) {
   EXPECT_EQ(usd.periods[90].mrr_end, 62500);  // 74500 - 12000
 
   q.granularity = Granularity::week;
-  auto weeks = saas_metrics(ledger, {}, q);
+  auto weeks = saas_metrics(ledger, {}, {}, q);
   ASSERT_TRUE(weeks) << weeks.error().message;
   const CurrencyMetrics& w = currency(*weeks, "USD");
   // 2026-01-01 is a Thursday: the first ISO week is clipped to Jan 1-4, the next starts on Monday Jan 5.
@@ -301,17 +301,17 @@ TEST(SaasMetrics, OneCurrencyAndAnyOrderOfTheLedger) {
   std::mt19937 rng(7);
   std::shuffle(ledger.begin(), ledger.end(), rng);
   SaasQuery q = months_of_2026_jan_to_apr();
-  auto shuffled = saas_metrics(ledger, {}, q);
+  auto shuffled = saas_metrics(ledger, {}, {}, q);
   ASSERT_TRUE(shuffled);
   EXPECT_EQ(currency(*shuffled, "USD").range.mrr_end, 66500);
   EXPECT_EQ(currency(*shuffled, "USD").ltv, 64038);
   q.currency = "EUR";
-  auto eur = saas_metrics(ledger, {}, q);
+  auto eur = saas_metrics(ledger, {}, {}, q);
   ASSERT_TRUE(eur);
   ASSERT_EQ(eur->currencies.size(), 1u);
   EXPECT_EQ(eur->currencies[0].currency, "EUR");
   q.currency = "GBP";
-  auto none = saas_metrics(ledger, {}, q);
+  auto none = saas_metrics(ledger, {}, {}, q);
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->currencies.empty());
 }
@@ -320,13 +320,13 @@ TEST(SaasMetrics, RangesAreWholeDaysForwardAndBounded) {
   const std::vector<MrrChange> none;
   SaasQuery q = months_of_2026_jan_to_apr();
   q.to = at("2026-05-01T12:00:00Z");
-  EXPECT_EQ(saas_metrics(none, {}, q).error().code, Errc::invalid_argument);
+  EXPECT_EQ(saas_metrics(none, {}, {}, q).error().code, Errc::invalid_argument);
   q.to = q.from;
-  EXPECT_EQ(saas_metrics(none, {}, q).error().code, Errc::invalid_argument);
+  EXPECT_EQ(saas_metrics(none, {}, {}, q).error().code, Errc::invalid_argument);
   q.to = q.from + std::chrono::days(k_max_saas_days + 1);
-  EXPECT_EQ(saas_metrics(none, {}, q).error().code, Errc::invalid_argument);
+  EXPECT_EQ(saas_metrics(none, {}, {}, q).error().code, Errc::invalid_argument);
   q.to = q.from + std::chrono::days(k_max_saas_days);
-  EXPECT_TRUE(saas_metrics(none, {}, q));
+  EXPECT_TRUE(saas_metrics(none, {}, {}, q));
 }
 
 // CAC (the seed: sales and marketing spend / new customers) and its payback (spend / new MRR, in months), spend
@@ -340,7 +340,7 @@ TEST(SaasMetrics, CacFromTheRecordedSpend) {
       {.month = "2026-02", .channel = "ads", .currency = "USD", .amount = 26000},
       {.month = "2026-03", .channel = "ads", .currency = "EUR", .amount = 5000},
   };
-  auto m = saas_metrics(ledger, spend, months_of_2026_jan_to_apr());
+  auto m = saas_metrics(ledger, spend, {}, months_of_2026_jan_to_apr());
   ASSERT_TRUE(m) << m.error().message;
   const CurrencyMetrics& usd = currency(*m, "USD");
   // January: 42000 for one new customer (T5 at 7000): CAC 42000, paid back in 42000 / 7000 = 6 months.
@@ -363,15 +363,50 @@ TEST(SaasMetrics, CacFromTheRecordedSpend) {
   EXPECT_FALSE(eur.range.cac_payback_months.has_value());
   // Spend in a currency nobody pays in still shows.
   const std::vector<Spend> gbp = {{.month = "2026-02", .channel = "ads", .currency = "GBP", .amount = 100}};
-  auto only = saas_metrics(ledger, gbp, months_of_2026_jan_to_apr());
+  auto only = saas_metrics(ledger, gbp, {}, months_of_2026_jan_to_apr());
   ASSERT_TRUE(only);
   EXPECT_EQ(currency(*only, "GBP").range.spend, 100);
   EXPECT_EQ(spend_months(months_of_2026_jan_to_apr()), (std::pair<std::string, std::string>{"2026-01", "2026-04"}));
 }
 
+// Metered revenue stays out of MRR and is summed apart, by the day its invoice was finalized.
+TEST(SaasMetrics, MeteredRevenueIsReportedApartFromMrr) {
+  const auto ledger = fixture();
+  const std::vector<DailyAmount> metered = {
+      {.day = at("2025-12-31T00:00:00Z"), .currency = "USD", .amount = 999},  // before the range
+      {.day = at("2026-01-01T00:00:00Z"), .currency = "USD", .amount = 1250},
+      {.day = at("2026-01-31T00:00:00Z"), .currency = "USD", .amount = 50},
+      {.day = at("2026-03-15T00:00:00Z"), .currency = "USD", .amount = 700},
+      {.day = at("2026-03-15T00:00:00Z"), .currency = "EUR", .amount = 30},
+      {.day = at("2026-05-01T00:00:00Z"), .currency = "USD", .amount = 999},  // after it
+      {.day = at("2026-02-10T00:00:00Z"), .currency = "JPY", .amount = 400},  // a currency with no MRR
+  };
+  auto m = saas_metrics(ledger, {}, metered, months_of_2026_jan_to_apr());
+  ASSERT_TRUE(m);
+  auto plain = saas_metrics(ledger, {}, {}, months_of_2026_jan_to_apr());
+  ASSERT_TRUE(plain);
+  const CurrencyMetrics& usd = currency(*m, "USD");
+  EXPECT_EQ(usd.periods[0].metered_revenue, 1300);
+  EXPECT_EQ(usd.periods[1].metered_revenue, 0);
+  EXPECT_EQ(usd.periods[2].metered_revenue, 700);
+  EXPECT_EQ(usd.range.metered_revenue, 2000);
+  // MRR is untouched by it.
+  EXPECT_EQ(usd.range.mrr_end, currency(*plain, "USD").range.mrr_end);
+  EXPECT_EQ(usd.range.movements.net(), currency(*plain, "USD").range.movements.net());
+  EXPECT_EQ(currency(*m, "EUR").range.metered_revenue, 30);
+  EXPECT_EQ(currency(*m, "JPY").range.metered_revenue, 400);
+  EXPECT_EQ(currency(*m, "JPY").range.mrr_end, 0);
+  SaasQuery only_eur = months_of_2026_jan_to_apr();
+  only_eur.currency = "EUR";
+  auto eur = saas_metrics(ledger, {}, metered, only_eur);
+  ASSERT_TRUE(eur);
+  ASSERT_EQ(eur->currencies.size(), 1u);
+  EXPECT_EQ(eur->currencies[0].range.metered_revenue, 30);
+}
+
 TEST(SaasMetrics, MovementsCsvHasOneRowPerCurrencyAndPeriod) {
   const auto ledger = fixture();
-  auto m = saas_metrics(ledger, {}, months_of_2026_jan_to_apr());
+  auto m = saas_metrics(ledger, {}, {}, months_of_2026_jan_to_apr());
   ASSERT_TRUE(m);
   const std::string csv = movements_csv(*m);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 4 + 4);

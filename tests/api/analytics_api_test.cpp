@@ -245,6 +245,24 @@ TEST_P(AnalyticsApiTest, ProductMetricsOfAHandBuiltMonth) {
                                             {"reached", 3},
                                             {"median_seconds", 7200},
                                             {"p90_seconds", 172800}}));
+  // Retention by first-seen day: Nov 1 (u1, active again on day 29), Nov 10 (u2: days 2, 18, 19), Nov 25 (u3: day
+  // 5), Nov 30 (u4 and the owner); each cohort's days run to Nov 30. Day 1 reads the first three cohorts (nobody
+  // came back the next day), days 7 and 14 the first two, day 30 none (Nov 1 + 30 is past the range).
+  auto days = [](std::size_t size, std::map<std::size_t, std::int64_t> set) {
+    std::vector<std::int64_t> v(size, 0);
+    for (auto [i, n] : set) v[i] = n;
+    return Json(v);
+  };
+  EXPECT_EQ(m["retention_cohorts"],
+            (Json{{{"date", "2026-11-01"}, {"users", 1}, {"retained", days(30, {{0, 1}, {29, 1}})}},
+                  {{"date", "2026-11-10"}, {"users", 1}, {"retained", days(21, {{0, 1}, {2, 1}, {18, 1}, {19, 1}})}},
+                  {{"date", "2026-11-25"}, {"users", 1}, {"retained", days(6, {{0, 1}, {5, 1}})}},
+                  {{"date", "2026-11-30"}, {"users", 2}, {"retained", days(1, {{0, 2}})}}}))
+      << m["retention_cohorts"].dump();
+  EXPECT_EQ(m["retention"], (Json{{{"day", 1}, {"users", 3}, {"retained", 0}, {"rate", 0.0}},
+                                  {{"day", 7}, {"users", 2}, {"retained", 0}, {"rate", 0.0}},
+                                  {{"day", 14}, {"users", 2}, {"retained", 0}, {"rate", 0.0}},
+                                  {{"day", 30}, {"users", 0}, {"retained", 0}, {"rate", nullptr}}}));
   // Named key features: those alone, zeros included.
   const Json named = product("from=2026-11-01&to=2026-12-01&features=export,chat", owner_a_);
   ASSERT_EQ(named["feature_adoption"].size(), 2u);
@@ -271,6 +289,45 @@ TEST_P(AnalyticsApiTest, ProductMetricsOfAHandBuiltMonth) {
   EXPECT_TRUE(b["feature_adoption"].empty());
   EXPECT_EQ(b["nps"].value("responses", -1), 0);
   EXPECT_EQ(b["time_to_first_value"].value("reached", -1), 0);
+}
+
+// N-day retention over Oct 27 - Nov 27 (the last day): r1 active on Oct 27, 28 and Nov 3 (days 0, 1, 7), r2 on Oct
+// 27 and Nov 10 (days 0, 14), r4 on Oct 27 and Nov 26 (days 0, 30); r3 first seen Oct 28, back on Oct 29 (days
+// 0, 1). Both cohorts reach day 30 (Oct 28 + 30 = Nov 27). Day 1: 4 users, r1 and r3 retained = 0.5; days 7, 14
+// and 30: 4 users, one retained each = 0.25.
+TEST_P(AnalyticsApiTest, NDayRetentionByFirstSeenDay) {
+  const Json events = {
+      event("r1a", "app.opened", "r1", "2026-10-27T09:00:00Z"),
+      event("r1b", "app.opened", "r1", "2026-10-28T23:59:59Z"),
+      event("r1c", "app.opened", "r1", "2026-11-03T00:00:00Z"),
+      event("r1d", "app.opened", "r1", "2026-11-03T05:00:00Z"),
+      event("r2a", "app.opened", "r2", "2026-10-27T20:00:00Z"),
+      event("r2b", "app.opened", "r2", "2026-11-10T10:00:00Z"),
+      event("r3a", "app.opened", "r3", "2026-10-28T01:00:00Z"),
+      event("r3b", "app.opened", "r3", "2026-10-29T01:00:00Z"),
+      event("r4a", "app.opened", "r4", "2026-10-27T12:00:00Z"),
+      event("r4b", "app.opened", "r4", "2026-11-26T12:00:00Z"),
+  };
+  auto sent = send(Json{{"events", events}}, key_a_);
+  ASSERT_EQ(sent.status, 202) << sent.raw_body;
+  ASSERT_EQ(sent.body.value("accepted", 0), 10) << sent.raw_body;
+  const Json m = product("from=2026-10-27&to=2026-11-28", owner_a_);
+  std::vector<std::int64_t> first(31, 0);
+  first[0] = 3;
+  first[1] = first[7] = first[14] = first[30] = 1;
+  std::vector<std::int64_t> second(31, 0);
+  second[0] = second[1] = 1;
+  EXPECT_EQ(m["retention_cohorts"], (Json{{{"date", "2026-10-27"}, {"users", 3}, {"retained", first}},
+                                          {{"date", "2026-10-28"}, {"users", 1}, {"retained", second}}}))
+      << m["retention_cohorts"].dump();
+  EXPECT_EQ(m["retention"], (Json{{{"day", 1}, {"users", 4}, {"retained", 2}, {"rate", 0.5}},
+                                  {{"day", 7}, {"users", 4}, {"retained", 1}, {"rate", 0.25}},
+                                  {{"day", 14}, {"users", 4}, {"retained", 1}, {"rate", 0.25}},
+                                  {{"day", 30}, {"users", 4}, {"retained", 1}, {"rate", 0.25}}}));
+  // Another tenant sees none of it.
+  const Json b = product("from=2026-10-27&to=2026-11-28", owner_b_);
+  EXPECT_TRUE(b["retention_cohorts"].empty());
+  EXPECT_EQ(b["retention"][0], (Json{{"day", 1}, {"users", 0}, {"retained", 0}, {"rate", nullptr}}));
 }
 
 // Embedded analytics (docs/analytics.md): a member mints a short-lived embed token that reads the tenant's analytics

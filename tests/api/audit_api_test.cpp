@@ -409,6 +409,16 @@ TEST_P(AuditApiTest, EveryMutatingRouteLeavesOneEntryWhenItSucceedsAndNoneWhenIt
                               Json{{"type", "sales"}, {"from", "2026-01-01T00:00:00Z"}, {"to", "2027-01-01T00:00:00Z"}},
                               owner_a_);
        }},
+      {"post /v1/admin/reports", "report.requested",
+       [&] {
+         return client_->call(Method::post, "/v1/admin/reports",
+                              Json{{"type", "revenue"}, {"from", "2026-01-01"}, {"to", "2026-02-01"}}, root_);
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/admin/reports",
+                              Json{{"type", "revenue"}, {"from", "2026-02-01"}, {"to", "2026-01-01"}}, root_);
+       },
+       "platform"},
       {"put /v1/email-settings", "email_settings.updated",
        [&] {
          return client_->call(Method::put, "/v1/email-settings",

@@ -4,7 +4,11 @@
 // super admins may. Every isolation level, both backends.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 #include "analytics/business_metrics.hpp"
+#include "metering/metering.hpp"
 #include "observability/metrics.hpp"
 #include "support/api_client.hpp"
 #include "support/isolation_cases.hpp"
@@ -28,6 +32,10 @@ class SaasMetricsApiTest : public ::testing::TestWithParam<IsolationCase> {
     ASSERT_TRUE(platform().users->create_user("root@atrium.test", "Root", "root-password", true,
                                               platform().audit->recorder({})));
     for (const char* slug : {"alpha", "bravo", "charlie"}) create_test_tenant(platform(), slug, GetParam().isolation);
+  }
+
+  void TearDown() override {
+    if (tp_ && platform().background) platform().workers()->stop_workers();
   }
 
   app::Platform& platform() { return tp_->platform(); }
@@ -211,6 +219,121 @@ TEST_P(SaasMetricsApiTest, OnlySuperAdminsReadThePlatformsMetricsAndBadQueriesAr
   }
   const Json empty = saas("from=2026-01-01&to=2026-02-01");
   EXPECT_TRUE(empty["currencies"].empty()) << empty.dump();
+}
+
+// The analytics exports as platform reports (docs/analytics.md#reports): requested by super admins (audited in the
+// platform chain), built by the report queue's worker, read back as CSV. The story, in USD cents: alpha pays 5000 a
+// month from Jan 1 plus 3 per email sent; it sends 10 in January, so the Feb 1 renewal invoices 5000 + 30. MRR
+// stays 5000: the 30 is metered revenue, reported apart.
+TEST_P(SaasMetricsApiTest, ExportsAreBackgroundReportsForSuperAdmins) {
+  plan("mailer", "starter", "monthly", 5000,
+       {{"metered_prices", {{{"metric", "emails"}, {"model", "per_unit"}, {"unit_amount", 3}}}}});
+  subscribe("alpha", {{"plan", "mailer"}});
+  const std::string alpha = platform().tenants->get_by_slug("alpha").value().id;
+  at("2026-01-10T10:00:00Z");
+  metering::UsageBatch emails;
+  emails.push_back({.event = metering::UsageEvent{.idempotency_key = "mails-1",
+                                                  .metric = "emails",
+                                                  .quantity = 10,
+                                                  .timestamp = parse_rfc3339("2026-01-05T08:00:00Z").value()},
+                    .unreadable = {}});
+  auto ingested = platform().metering->ingest(alpha, std::move(emails));
+  ASSERT_TRUE(ingested);
+  ASSERT_EQ(ingested->accepted, 1) << metering::to_json(*ingested).dump();
+  at("2026-02-01T12:00:00Z");
+  at("2026-03-01T00:00:00Z");
+
+  // The SaaS metrics show it apart from MRR.
+  const Json m = saas("from=2026-01-01&to=2026-03-01");
+  const Json& periods = m["currencies"][0]["periods"];
+  EXPECT_EQ(periods[0].value("metered_revenue", -1), 0) << m.dump();
+  EXPECT_EQ(periods[1].value("metered_revenue", -1), 30);
+  EXPECT_EQ(periods[1].value("mrr_end", -1), 5000);
+
+  auto request = [&](const Json& body, const std::string& token) {
+    return call(Method::post, "/v1/admin/reports", body, token);
+  };
+  const Json range = {{"from", "2026-01-01"}, {"to", "2026-03-01"}};
+  std::map<std::string, std::string> ids;
+  for (const char* type : {"mrr_movements", "revenue", "usage", "cohorts"}) {
+    Json body = range;
+    body["type"] = type;
+    auto r = request(body, root());
+    ASSERT_EQ(r.status, 202) << type << " " << r.raw_body;
+    EXPECT_EQ(r.body.value("status", ""), "pending");
+    EXPECT_EQ(r.body["parameters"],
+              (Json{{"from", "2026-01-01"}, {"to", "2026-03-01"}, {"granularity", "month"}, {"currency", nullptr}}));
+    ids[type] = r.body.value("id", "");
+    EXPECT_EQ(r.headers.get("Location").value_or(""), "/v1/admin/reports/" + ids[type]);
+  }
+  // Not built yet: the CSV is a conflict.
+  EXPECT_EQ(call(Method::get, "/v1/admin/reports/" + ids["revenue"] + "?format=csv", std::nullopt, root()).status, 409);
+  ASSERT_TRUE(platform().workers()->start_workers());
+  ASSERT_TRUE(settled(platform(), {"reports"}));
+  auto csv_of = [&](const std::string& type) {
+    auto got = call(Method::get, "/v1/admin/reports/" + ids[type], std::nullopt, root());
+    EXPECT_EQ(got.status, 200) << got.raw_body;
+    EXPECT_EQ(got.body.value("status", ""), "ready") << got.raw_body;
+    EXPECT_EQ(got.body.value("download_url", ""), "/v1/admin/reports/" + ids[type] + "?format=csv");
+    auto csv = call(Method::get, "/v1/admin/reports/" + ids[type] + "?format=csv", std::nullopt, root());
+    EXPECT_EQ(csv.status, 200) << csv.raw_body;
+    EXPECT_EQ(csv.content_type, "text/csv; charset=utf-8");
+    EXPECT_EQ(got.body.value("row_count", -1),
+              static_cast<std::int64_t>(std::count(csv.raw_body.begin(), csv.raw_body.end(), '\n')) - 1);
+    return csv.raw_body;
+  };
+  EXPECT_EQ(csv_of("mrr_movements"),
+            "currency,start,end,mrr_start,new,expansion,contraction,churn,reactivation,mrr_end,customers_start,"
+            "new_customers,churned_customers,reactivated_customers,customers_end\r\n"
+            "USD,2026-01-01,2026-02-01,0,5000,0,0,0,0,5000,0,1,0,0,1\r\n"
+            "USD,2026-02-01,2026-03-01,5000,0,0,0,0,0,5000,1,0,0,0,1\r\n");
+  EXPECT_EQ(csv_of("revenue"),
+            "period_start,tenant_id,tenant_slug,currency,invoiced,metered,collected,refunded,credited\r\n"
+            "2026-01-01," +
+                alpha +
+                ",alpha,USD,5000,0,5000,0,0\r\n"
+                "2026-02-01," +
+                alpha + ",alpha,USD,5030,30,5030,0,0\r\n");
+  const std::string usage = csv_of("usage");
+  EXPECT_EQ(usage.substr(0, usage.find('\n') + 1), "period_start,tenant_id,tenant_slug,metric,quantity,events\r\n");
+  EXPECT_NE(usage.find("2026-01-01," + alpha + ",alpha,emails,10,1\r\n"), std::string::npos) << usage;
+  EXPECT_EQ(usage.find("event:"), std::string::npos) << "product events are not usage";
+  EXPECT_EQ(csv_of("cohorts"),
+            "currency,cohort,cohort_customers,cohort_mrr,month_offset,customers,mrr,logo_retention,"
+            "net_revenue_retention,gross_revenue_retention\r\n"
+            "USD,2026-01,1,5000,0,1,5000,1.000000,1.000000,1.000000\r\n"
+            "USD,2026-01,1,5000,1,1,5000,1.000000,1.000000,1.000000\r\n");
+
+  // The request is in the platform chain.
+  auto audit =
+      call(Method::get, "/v1/admin/audit-logs?tenant_id=platform&action=report.requested", std::nullopt, root());
+  ASSERT_EQ(audit.status, 200) << audit.raw_body;
+  int requested = 0;
+  for (const Json& e : audit.body["data"]) {
+    if (e.value("action", "") == "report.requested" && e["resource"].value("type", "") == "platform_report")
+      ++requested;
+  }
+  EXPECT_EQ(requested, 4) << audit.raw_body;
+
+  // Tenants may neither request nor read them; bad requests are problems; unknown ids are 404.
+  Json movements = range;
+  movements["type"] = "mrr_movements";
+  EXPECT_EQ(request(movements, owner("alpha")).status, 403);
+  EXPECT_EQ(call(Method::get, "/v1/admin/reports/" + ids["revenue"], std::nullopt, owner("alpha")).status, 403);
+  for (const Json& bad :
+       {Json{{"type", "everything"}, {"from", "2026-01-01"}, {"to", "2026-03-01"}},
+        Json{{"type", "revenue"}, {"from", "2026-03-01"}, {"to", "2026-01-01"}},
+        Json{{"type", "revenue"}, {"from", "2026-01-01"}},
+        Json{{"type", "revenue"}, {"from", "2026-01-01"}, {"to", "2026-03-01"}, {"granularity", "hour"}},
+        Json{{"type", "revenue"}, {"from", "2026-01-01"}, {"to", "2026-03-01"}, {"currency", "usd"}},
+        Json{{"type", "revenue"}, {"from", "2026-01-01"}, {"to", "2026-03-01"}, {"extra", 1}}}) {
+    auto r = request(bad, root());
+    EXPECT_EQ(r.status, 400) << bad.dump() << " " << r.raw_body;
+    EXPECT_EQ(r.content_type, "application/problem+json");
+  }
+  EXPECT_EQ(call(Method::get, "/v1/admin/reports/00000000-0000-7000-8000-000000000000", std::nullopt, root()).status,
+            404);
+  EXPECT_EQ(call(Method::get, "/v1/admin/reports/not-an-id?format=csv", std::nullopt, root()).status, 404);
 }
 
 // Sales and marketing spend: set per month, channel and currency by super admins only (audited in the platform
