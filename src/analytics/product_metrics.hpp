@@ -88,7 +88,7 @@ Json to_json(const ProductMetrics& m);
 Result<ProductMetrics> product_metrics(tenancy::TenantData& data, const std::string& tenant_id,
                                        const ProductQuery& query);
 
-// Every tenant statement of the module, for the test that checks each is bound to the tenant.
+// Every tenant statement of the module, for the test that checks their names are unique.
 std::span<const tenancy::TenantStatement> tenant_statements();
 
 }  // namespace atrium::analytics

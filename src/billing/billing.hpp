@@ -334,7 +334,7 @@ class Billing {
   // what the plan grants are dropped at once on this instance. Call before use; not synchronized.
   void on_plan_changed(std::function<void(const std::string& tenant_id)> changed);
 
-  // Every tenant statement, for the test that checks each binds tenant_id as $1.
+  // Every tenant statement, for the test that checks their names are unique.
   static std::vector<tenancy::TenantStatement> tenant_statements();
 
   // What purging a tenant deletes at once (`tenant_id = $1`, in its control-plane transaction): the billing account

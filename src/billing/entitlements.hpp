@@ -90,7 +90,7 @@ class Entitlements {
   // Ingestion's hard limits (read in the ingest transaction) and threshold checks after it.
   metering::QuotaHooks metering_hooks();
 
-  // Every tenant statement, for the test that checks each binds tenant_id as $1.
+  // Every tenant statement, for the test that checks their names are unique.
   static std::vector<tenancy::TenantStatement> tenant_statements();
 
  private:

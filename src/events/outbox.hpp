@@ -70,7 +70,7 @@ class Relay {
   std::unique_ptr<Impl> impl_;
 };
 
-// Every tenant-table statement above, for the test that checks each is bound to the tenant.
+// Every tenant-table statement above, for the test that checks their names are unique.
 std::vector<tenancy::TenantStatement> tenant_statements();
 // What purging a tenant deletes: its events not relayed yet (control plane, `tenant_id = $1`).
 std::vector<tenancy::TenantStatement> purge_statements();

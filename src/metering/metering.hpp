@@ -204,8 +204,7 @@ class Metering {
 
   const Settings& settings() const;
 
-  // Every tenant statement, for the test that checks each binds tenant_id as
-  // $1.
+  // Every tenant statement, for the test that checks their names are unique.
   static std::vector<tenancy::TenantStatement> tenant_statements();
   // What purging a tenant deletes: its raw usage events and rollups (`tenant_id = $1`, in its control-plane
   // transaction).

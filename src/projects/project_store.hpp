@@ -47,7 +47,7 @@ Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id);
 // How many projects the tenant has (the projects quota).
 Result<std::int64_t> count(tenancy::TenantTransaction& tx);
 
-// Every statement above, for the test that checks each is bound to the tenant.
+// Every statement above, for the test that checks their names are unique.
 std::span<const tenancy::TenantStatement> statements();
 
 }  // namespace project_store

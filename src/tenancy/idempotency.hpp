@@ -37,7 +37,7 @@ Result<void> store_answer(TenantTransaction& tx, const std::string& key, const I
 // Deletes answers stored before `before` (the cleanup job); returns how many.
 Result<std::int64_t> expire_answers(TenantTransaction& tx, std::chrono::system_clock::time_point before);
 
-// Every statement above, for the test that checks each is bound to the tenant.
+// Every statement above, for the test that checks their names are unique.
 std::span<const TenantStatement> idempotency_statements();
 
 }  // namespace atrium::tenancy

@@ -10,10 +10,41 @@
 
 namespace atrium::tenancy {
 
+namespace detail {
+// Whether `text` holds `needle` not followed by a digit (so "$1" is not "$10").
+constexpr bool contains_whole(std::string_view text, std::string_view needle) {
+  for (auto at = text.find(needle); at != std::string_view::npos; at = text.find(needle, at + 1)) {
+    const auto next = at + needle.size();
+    if (next == text.size() || text[next] < '0' || text[next] > '9') return true;
+  }
+  return false;
+}
+// Whether `sql` filters `tenant_id = $1`, is an INSERT whose column list starts with tenant_id and whose VALUES
+// start with $1, or touches no table at all (no FROM, INTO, UPDATE or DELETE: a tenant's advisory lock) and uses $1.
+constexpr bool binds_tenant(std::string_view sql) {
+  if (contains_whole(sql, "tenant_id = $1")) return true;
+  if (sql.starts_with("INSERT INTO")) {
+    return sql.find("(tenant_id,") != std::string_view::npos && sql.find("VALUES ($1,") != std::string_view::npos;
+  }
+  const bool tables = sql.find("FROM") != std::string_view::npos || sql.find("INTO") != std::string_view::npos ||
+                      sql.find("UPDATE") != std::string_view::npos || sql.find("DELETE") != std::string_view::npos;
+  return !tables && contains_whole(sql, "$1");
+}
+// Never defined: a TenantStatement whose SQL does not bind the tenant calls it at compile time, so the build fails
+// naming it.
+void a_tenant_statement_must_bind_tenant_id_to_1();
+}  // namespace detail
+
 // SQL on a tenant table. `$1` is always the tenant id, bound by TenantTransaction itself; the statement's own
 // parameters are $2, $3, ... Every tenant statement must filter (or, for INSERT, set) tenant_id with $1 — that
-// is how SQLite's shared level, which has no row-level security, stays isolated; tests check every statement.
+// is how SQLite's shared level, which has no row-level security, stays isolated (a statement on no table, such as a
+// tenant's advisory lock, needs only to use $1). The constructor checks it at compile time (consteval): a statement
+// that does not is a build error, wherever it is declared.
 struct TenantStatement {
+  consteval TenantStatement(std::string_view statement_name, std::string_view statement_sql)
+      : name(statement_name), sql(statement_sql) {
+    if (!detail::binds_tenant(sql)) detail::a_tenant_statement_must_bind_tenant_id_to_1();
+  }
   std::string_view name;
   std::string_view sql;
 };

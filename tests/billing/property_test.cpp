@@ -1782,7 +1782,7 @@ TEST_P(BillingPropertyTest, RandomScenariosThroughTheDomainMatchTheReferenceMode
   SettableClock clock;
   auto tp = TestPlatform::create(GetParam(), config(), &clock);
   DomainDriver driver(tp->platform(), clock);
-  run_scenarios(driver, tp->platform(), scenario_count(GetParam() == Backend::sqlite ? 1500 : 150));
+  run_scenarios(driver, tp->platform(), scenario_count(GetParam() == Backend::sqlite ? 600 : 150));
 }
 
 TEST_P(BillingPropertyTest, RandomScenariosThroughTheApiMatchTheReferenceModel) {

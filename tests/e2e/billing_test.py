@@ -1,9 +1,10 @@
-"""The billing run through the real binary on the embedded SQLite database: `atrium billing run` killed with SIGKILL
-after the payment provider charged a batch but before the outcomes were recorded, then run again: every
-subscription is invoiced once for the period, and every invoice is charged once at the provider.
+"""The billing run through the real binary, on the embedded SQLite database and on PostgreSQL: `atrium billing run`
+killed with SIGKILL after the payment provider charged a batch but before the outcomes were recorded, then run
+again: every subscription is invoiced once for the period, and every invoice is charged once at the provider.
 
-The control database (<data_dir>/atrium.db) is read directly while the processes run, and written once to let a
-month pass for the subscriptions (the run reads the real clock).
+The control database is read directly while the processes run (SQLite: <data_dir>/atrium.db; PostgreSQL: psql as
+the test server's superuser), and written once to let a month pass for the subscriptions (the run reads the real
+clock).
 """
 
 import json
@@ -18,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import atrium_e2e  # noqa: E402
 from atrium_e2e import BINARY, E2ETestCase, child_env, in_ci, poll_until, run_cli, skip_or_fail, wait_for_binary  # noqa: E402
+from postgres_test import PostgresTestCase  # noqa: E402
 
 RUN_TIMEOUT = 120.0
 SUBSCRIPTIONS = 12
@@ -33,9 +35,22 @@ def atrium_env(**settings):
     return env
 
 
-class BillingRunTest(E2ETestCase):
+class KilledBillingRun:
+    """The story, on whichever database the concrete class names: `database_args` for the binary, `count(sql)` and
+    `write(sql, params)` on the control database."""
 
-    def setUp(self):
+    def database_args(self, data_dir):
+        raise NotImplementedError
+
+    def count(self, data_dir, sql):
+        raise NotImplementedError
+
+    def let_a_month_pass(self, data_dir, ended):
+        raise NotImplementedError
+
+class BillingRunMixin(KilledBillingRun):
+
+    def check_binary(self):
         try:
             wait_for_binary(timeout=60.0 if in_ci() else 5.0)
         except AssertionError:
@@ -57,19 +72,12 @@ class BillingRunTest(E2ETestCase):
         self.assertEqual(resp.status, status, resp)
         return resp.json()
 
-    def count(self, data_dir, sql):
-        db = sqlite3.connect(os.path.join(data_dir, "atrium.db"), timeout=10, isolation_level=None)
-        try:
-            db.execute("PRAGMA query_only = ON")
-            return db.execute(sql).fetchone()[0]
-        finally:
-            db.close()
-
     def test_a_killed_billing_run_resumes_without_billing_twice(self):
         env = atrium_env(JOBS_EMBEDDED=False, BILLING_RUN_CRON="")
-        server = self.start_server(env=env)
+        server = self.start_server(args=self.database_args(None), env=env)
+        db_args = self.database_args(server.data_dir)
         created = run_cli(["admin", "create-superuser", "--email", "root@e2e.test", "--password", "root-password",
-                           "--data-dir", server.data_dir], env=env)
+                           *db_args], env=env)
         self.assertEqual(created.returncode, 0, created.stderr)
         root = self.expect(server.request("POST", "/v1/auth/token", headers={"Content-Type": "application/json"},
                                           body=json.dumps({"grant_type": "password", "email": "root@e2e.test",
@@ -91,19 +99,13 @@ class BillingRunTest(E2ETestCase):
         self.assertEqual(self.count(data_dir, "SELECT COUNT(*) FROM simulated_charges"), SUBSCRIPTIONS)
 
         # A month passes for every subscription: its period ended a minute ago.
-        db = sqlite3.connect(os.path.join(data_dir, "atrium.db"), timeout=10, isolation_level=None)
-        try:
-            ended = int(time.time()) - 60
-            db.execute("UPDATE subscriptions SET anchor = ?, cycle = 0, current_period_start = ? - 2592000, "
-                       "current_period_end = ?", (ended, ended, ended))
-        finally:
-            db.close()
+        self.let_a_month_pass(data_dir, int(time.time()) - 60)
 
         # The run charges a batch of BATCH and then waits at the failpoint before recording the outcomes; it is
         # killed while the second batch waits there.
         run_env = child_env(dict(env, ATRIUM_BILLING_RUN_BATCH=BATCH,
                                  ATRIUM_FAILPOINTS="billing.after_charge=sleep:4000"))
-        proc = subprocess.Popen([BINARY, "billing", "run", "--quiet", "--data-dir", data_dir], env=run_env,
+        proc = subprocess.Popen([BINARY, "billing", "run", "--quiet", *db_args], env=run_env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         atrium_e2e._live_processes.append(proc)
         try:
@@ -119,7 +121,7 @@ class BillingRunTest(E2ETestCase):
         self.assertEqual(self.count(data_dir, "SELECT COUNT(*) FROM payment_attempts WHERE status = 'pending'"), BATCH,
                          "the killed batch's outcomes were not recorded")
 
-        again = run_cli(["billing", "run", "--quiet", "--data-dir", data_dir], env=env, timeout=RUN_TIMEOUT)
+        again = run_cli(["billing", "run", "--quiet", *db_args], env=env, timeout=RUN_TIMEOUT)
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertIn("renewed 2 subscription period(s)", again.stdout, again.stdout)
 
@@ -127,12 +129,12 @@ class BillingRunTest(E2ETestCase):
         self.assertEqual(self.count(data_dir, "SELECT COUNT(*) FROM invoices"), 2 * SUBSCRIPTIONS)
         self.assertEqual(self.count(data_dir, "SELECT COUNT(*) FROM invoices WHERE status = 'paid'"), 2 * SUBSCRIPTIONS)
         self.assertEqual(self.count(data_dir, "SELECT COUNT(*) FROM (SELECT subscription_id, period_start FROM invoices "
-                                              "GROUP BY 1, 2 HAVING COUNT(*) > 1)"), 0)
+                                              "GROUP BY 1, 2 HAVING COUNT(*) > 1) AS d"), 0)
         self.assertEqual(self.count(data_dir, "SELECT COUNT(*) FROM simulated_charges"), 2 * SUBSCRIPTIONS)
         self.assertEqual(self.count(data_dir, "SELECT COUNT(*) FROM payment_attempts"), 2 * SUBSCRIPTIONS)
         self.assertEqual(self.count(data_dir, "SELECT COUNT(*) FROM payment_attempts WHERE status = 'succeeded'"),
                          2 * SUBSCRIPTIONS)
-        third = run_cli(["billing", "run", "--quiet", "--data-dir", data_dir], env=env, timeout=RUN_TIMEOUT)
+        third = run_cli(["billing", "run", "--quiet", *db_args], env=env, timeout=RUN_TIMEOUT)
         self.assertEqual(third.returncode, 0, third.stderr)
         self.assertIn("renewed 0 subscription period(s), 0 invoice(s)", third.stdout, third.stdout)
         self.assertEqual(self.count(data_dir, "SELECT COUNT(*) FROM simulated_charges"), 2 * SUBSCRIPTIONS)
@@ -141,3 +143,49 @@ class BillingRunTest(E2ETestCase):
 if __name__ == "__main__":
     import unittest
     unittest.main()
+
+
+class BillingRunTest(BillingRunMixin, E2ETestCase):
+    """On the embedded SQLite database."""
+
+    def setUp(self):
+        self.check_binary()
+
+    def database_args(self, data_dir):
+        return [] if data_dir is None else ["--data-dir", data_dir]
+
+    def count(self, data_dir, sql):
+        db = sqlite3.connect(os.path.join(data_dir, "atrium.db"), timeout=10, isolation_level=None)
+        try:
+            db.execute("PRAGMA query_only = ON")
+            return db.execute(sql).fetchone()[0]
+        finally:
+            db.close()
+
+    def let_a_month_pass(self, data_dir, ended):
+        db = sqlite3.connect(os.path.join(data_dir, "atrium.db"), timeout=10, isolation_level=None)
+        try:
+            db.execute("UPDATE subscriptions SET anchor = ?, cycle = 0, current_period_start = ? - 2592000, "
+                       "current_period_end = ?", (ended, ended, ended))
+        finally:
+            db.close()
+
+
+class BillingRunPostgresTest(BillingRunMixin, PostgresTestCase):
+    """On PostgreSQL, in a database of its own (psql as the test server's superuser reads past row-level
+    security)."""
+
+    def setUp(self):
+        super().setUp()
+        self.check_binary()
+
+    def database_args(self, data_dir):
+        # The data directory still holds the key that seals the signing keys.
+        return ["--database-url", self.url, *([] if data_dir is None else ["--data-dir", data_dir])]
+
+    def count(self, data_dir, sql):
+        return int(self.psql(sql, url=self.url).stdout.strip())
+
+    def let_a_month_pass(self, data_dir, ended):
+        self.psql(f"UPDATE subscriptions SET anchor = {ended}, cycle = 0, current_period_start = {ended} - 2592000, "
+                  f"current_period_end = {ended}", url=self.url)
