@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "analytics/analytics.hpp"
+#include "analytics/days.hpp"
 #include "analytics/sql.hpp"
 #include "core/clock.hpp"
 
@@ -16,10 +17,6 @@ namespace {
 using reports::Csv;
 using reports::csv_field;
 using storage::Value;
-
-constexpr std::int64_t k_day_seconds = 86'400;
-
-std::string date_of(Instant t) { return format_rfc3339(t).substr(0, 10); }
 
 std::optional<Instant> parse_date(const Json& parameters, const char* name) {
   auto it = parameters.find(name);
@@ -118,7 +115,7 @@ Result<Csv> revenue_csv(tenancy::TenantData& data, const SaasQuery& q) {
       for (std::size_t i = 0; i < rs->rows.size(); ++i) {
         const std::string currency = rs->text_at(i, 1).value_or("");
         if (q.currency && currency != *q.currency) continue;
-        const Instant day = from_unix_seconds(rs->int_at(i, 2).value_or(0) * k_day_seconds);
+        const Instant day = day_start(rs->int_at(i, 2).value_or(0));
         RevenueRow& row = rows[{period_start(day, q.granularity), rs->text_at(i, 0).value_or(""), currency}];
         into(row, *rs, i) += rs->int_at(i, amount_column).value_or(0);
       }
@@ -158,7 +155,7 @@ Result<Csv> usage_csv(tenancy::TenantData& data, const SaasQuery& q) {
     auto rs = ptx.control().execute(sql::k_export_usage, {Value(unix_ms(q.from)), Value(unix_ms(q.to))});
     if (!rs) return std::unexpected(rs.error());
     for (std::size_t i = 0; i < rs->rows.size(); ++i) {
-      const Instant day = from_unix_seconds(rs->int_at(i, 2).value_or(0) * k_day_seconds);
+      const Instant day = day_start(rs->int_at(i, 2).value_or(0));
       auto& row =
           rows[{period_start(day, q.granularity), rs->text_at(i, 0).value_or(""), rs->text_at(i, 1).value_or("")}];
       row.first += rs->int_at(i, 3).value_or(0);
@@ -196,12 +193,9 @@ std::string_view export_type_name(ExportType type) {
 }
 
 Json export_parameters(const ExportRequest& r) {
-  const char* granularity = r.query.granularity == Granularity::day    ? "day"
-                            : r.query.granularity == Granularity::week ? "week"
-                                                                       : "month";
   return {{"from", date_of(r.query.from)},
           {"to", date_of(r.query.to)},
-          {"granularity", granularity},
+          {"granularity", granularity_name(r.query.granularity)},
           {"currency", r.query.currency ? Json(*r.query.currency) : Json(nullptr)}};
 }
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "analytics/days.hpp"
 #include "analytics/product_events.hpp"
 #include "analytics/sql.hpp"
 #include "core/clock.hpp"
@@ -15,10 +16,6 @@ namespace {
 
 using storage::Value;
 using tenancy::TenantTransaction;
-
-constexpr std::int64_t k_day_ms = 86'400'000;
-
-std::string date_of(Instant t) { return format_rfc3339(t).substr(0, 10); }
 
 // Distinct users with a product event in [from_ms, to_ms).
 Result<std::int64_t> active_users(TenantTransaction& tx, std::int64_t from_ms, std::int64_t to_ms,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "analytics/days.hpp"
 #include "analytics/exports.hpp"
 #include "analytics/sql.hpp"
 #include "core/clock.hpp"
@@ -15,13 +16,10 @@ using std::chrono::days;
 using std::chrono::sys_days;
 using std::chrono::year_month_day;
 
-constexpr std::int64_t k_day_seconds = 86'400;
-
 std::int64_t day_of(Instant t) {
   const std::int64_t s = unix_seconds(t);
   return s >= 0 ? s / k_day_seconds : -((-s + k_day_seconds - 1) / k_day_seconds);
 }
-Instant day_start(std::int64_t day) { return from_unix_seconds(day * k_day_seconds); }
 sys_days sys_day(std::int64_t day) { return sys_days{days{day}}; }
 std::int64_t day_number(sys_days d) { return d.time_since_epoch().count(); }
 
@@ -266,18 +264,8 @@ CurrencyMetrics currency_metrics(const std::string& currency, const std::vector<
   return out;
 }
 
-const char* granularity_name(Granularity g) {
-  switch (g) {
-    case Granularity::day: return "day";
-    case Granularity::week: return "week";
-    case Granularity::month: return "month";
-  }
-  return "month";
-}
-
 Json optional_json(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
 Json optional_json(const std::optional<std::int64_t>& v) { return v ? Json(*v) : Json(nullptr); }
-std::string date_of(Instant t) { return format_rfc3339(t).substr(0, 10); }
 
 Json period_json(const SaasPeriod& p) {
   const Movements& m = p.movements;
@@ -402,13 +390,14 @@ Result<std::vector<DailyAmount>> load_metered_revenue(tenancy::TenantData& data,
   auto r = data.transact_platform(
       [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
         out.clear();
-        auto rows = ptx.control().execute(sql::k_metered_revenue,
+        // The revenue export's rows (tenant, currency, day, amount): the metrics sum them over tenants.
+        auto rows = ptx.control().execute(sql::k_export_metered,
                                           {storage::Value(unix_seconds(from)), storage::Value(unix_seconds(to))});
         if (!rows) return std::unexpected(rows.error());
         for (std::size_t i = 0; i < rows->rows.size(); ++i) {
-          out.push_back({.day = day_start(rows->int_at(i, 1).value_or(0)),
-                         .currency = rows->text_at(i, 0).value_or(""),
-                         .amount = rows->int_at(i, 2).value_or(0)});
+          out.push_back({.day = day_start(rows->int_at(i, 2).value_or(0)),
+                         .currency = rows->text_at(i, 1).value_or(""),
+                         .amount = rows->int_at(i, 3).value_or(0)});
         }
         return {};
       },

@@ -60,15 +60,6 @@ constexpr storage::Statement k_mrr_ledger{
     "JOIN plans p ON p.id = m.plan_id WHERE m.effective_at < $1 ORDER BY m.effective_at, m.tenant_id, "
     "m.subscription_id, m.seq"};
 
-// Metered revenue (platform scope): the usage lines of invoices finalized in [$1, $2) (Unix seconds), not void,
-// test clocks left out, by currency and UTC day (finalized_at / 86400).
-constexpr storage::Statement k_metered_revenue{
-    "analytics_metered_revenue",
-    "SELECT i.currency, i.finalized_at / 86400, CAST(SUM(l.amount) AS BIGINT) FROM invoices i JOIN invoice_lines l "
-    "ON l.tenant_id = i.tenant_id AND l.invoice_id = i.id WHERE l.kind = 'usage' AND i.finalized_at >= $1 AND "
-    "i.finalized_at < $2 AND i.status <> 'void' AND i.status <> 'draft' AND i.test_clock_id IS NULL GROUP BY "
-    "i.currency, i.finalized_at / 86400"};
-
 // Sales and marketing spend (spend.cpp): one (month, channel, currency), set, and the months [$1, $2].
 constexpr storage::Statement k_spend_get{"analytics_spend_get",
                                          "SELECT month, channel, currency, amount, created_at, updated_at FROM "
@@ -98,7 +89,8 @@ constexpr storage::Statement k_revenue_collected{
 
 // The analytics exports (exports.cpp), platform scope, amounts per tenant, currency and UTC day of [$1, $2) (Unix
 // seconds; usage: milliseconds), test clocks left out. Invoiced: invoice totals by finalization; metered: their
-// usage lines; collected: payments that succeeded; credit notes by method (refund | credit_balance | invoice).
+// usage lines (also the SaaS metrics' metered revenue); collected: payments that succeeded; credit notes by method
+// (refund | credit_balance | invoice).
 constexpr storage::Statement k_export_invoiced{
     "analytics_export_invoiced",
     "SELECT tenant_id, currency, finalized_at / 86400, CAST(SUM(total) AS BIGINT) FROM invoices WHERE finalized_at >= "
