@@ -183,8 +183,7 @@ Result<void> enter_platform_scope(storage::Transaction& tx);
 
 // The platform scope on `owner` (the owner role's pool, storage.admin_database_url): TenantData::transact_platform
 // for work that has no TenantData (the audit log's platform-wide reads).
-Result<void> transact_platform(storage::Database& owner,
-                               const std::function<Result<void>(storage::Transaction&)>& body,
+Result<void> transact_platform(storage::Database& owner, const std::function<Result<void>(storage::Transaction&)>& body,
                                const storage::TransactionOptions& options = {});
 
 // The PostgreSQL schema / database names for a tenant (derived from its UUID, safe as identifiers).
