@@ -249,6 +249,20 @@ void register_webhook_deliveries(http::Router& router, Services& services) {
       {.access = Access::tenant, .permission = perm::webhooks_manage});
 }
 
+// A report's CSV, as a download named `filename`.
+http::Response csv_attachment(std::string csv, const std::string& filename) {
+  http::Response res = http::Response::text(200, std::move(csv), "text/csv; charset=utf-8");
+  res.headers.set("Content-Disposition", "attachment; filename=\"" + filename + "\"");
+  return res;
+}
+
+// A report as JSON with its download_url (`path`?format=csv once it is ready, else null).
+http::Response report_with_download(const reports::Report& report, const std::string& path) {
+  Json j = reports::to_json(report);
+  j["download_url"] = report.status == "ready" ? Json(path + "?format=csv") : Json(nullptr);
+  return http::Response::json(200, j);
+}
+
 // Reports.
 void register_reports(http::Router& router, Services& services) {
   const Clock& clock = services.clock();
@@ -310,15 +324,8 @@ void register_reports(http::Router& router, Services& services) {
                                                        },
                                                        {.read_only = true});
                if (!r) return error_response(r.error(), req);
-               if (csv) {
-                 http::Response res = http::Response::text(200, std::move(content), "text/csv; charset=utf-8");
-                 res.headers.set("Content-Disposition", "attachment; filename=\"audit-log-" + id + ".csv\"");
-                 return res;
-               }
-               Json j = reports::to_json(*report);
-               j["download_url"] =
-                   report->status == "ready" ? Json("/v1/reports/" + id + "?format=csv") : Json(nullptr);
-               return http::Response::json(200, j);
+               if (csv) return csv_attachment(std::move(content), "audit-log-" + id + ".csv");
+               return report_with_download(*report, "/v1/reports/" + id);
              },
              // An audit-log report is the audit log: the same permission reads it.
              {.access = Access::tenant, .permission = perm::audit_read});
@@ -374,15 +381,11 @@ http::Response get_platform_report(Services& services, http::Request& req) {
   if (req.query_param("format").value_or("") == "csv") {
     auto content = reports::platform_store::content(services.db(), id);
     if (!content) return error_response(content.error(), req);
-    http::Response res = http::Response::text(200, std::move(*content), "text/csv; charset=utf-8");
-    res.headers.set("Content-Disposition", "attachment; filename=\"report-" + id + ".csv\"");
-    return res;
+    return csv_attachment(std::move(*content), "report-" + id + ".csv");
   }
   auto report = reports::platform_store::get(services.db(), id);
   if (!report) return error_response(report.error(), req);
-  Json j = reports::to_json(*report);
-  j["download_url"] = report->status == "ready" ? Json("/v1/admin/reports/" + id + "?format=csv") : Json(nullptr);
-  return http::Response::json(200, j);
+  return report_with_download(*report, "/v1/admin/reports/" + id);
 }
 
 void register_platform_reports(http::Router& router, Services& services) {
