@@ -19,27 +19,41 @@ PACKAGES=(
   curl openssl procps iproute2 python3 python3-yaml
   # custom-domain tests: a private DNS server answering the TXT records that prove a domain
   dnsmasq-base
+  # the web console (web/): built with npm into the binary
+  nodejs npm
 )
 
-# With --test-tools (scripts/test.sh): the OpenAPI linter (tests: openapi_lint) from the npm registry, pinned by
-# tools/openapi-lint's lockfile; it needs Node.js 20 or later with npm. Installed again only when the lockfile
-# changed since. `atrium serve` needs none of it.
+# The web console's build tools (Vite, TypeScript) and, for its browser tests, Playwright's driver and axe-core come
+# from the npm registry, pinned by web/package-lock.json; they need Node.js 20.19 or later with npm (Debian 12's own
+# nodejs is 18: where a newer Node.js is already installed, as on the machines this runs on, it is kept).
+# With --test-tools (scripts/test.sh) also: Debian's Chromium for the console's browser tests (tests: console_browser)
+# and the OpenAPI linter (tests: openapi_lint), pinned by tools/openapi-lint's lockfile. Each npm folder is installed
+# again only when its lockfile changed since.
 TEST_TOOLS=0
 if [[ ${1:-} == --test-tools ]]; then TEST_TOOLS=1; fi
-install_npm_tools() {
-  ((TEST_TOOLS)) || return 0
-  local dir=tools/openapi-lint
+npm_ci() {
+  local dir=$1
   local stamp=$dir/node_modules/.installed-from-lock
   if [[ -f $stamp ]] && cmp -s "$dir/package-lock.json" "$stamp"; then return 0; fi
   echo "setup: npm ci in $dir" >&2
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   cp "$dir/package-lock.json" "$stamp"
 }
+install_npm_tools() {
+  npm_ci web
+  ((TEST_TOOLS)) || return 0
+  npm_ci tools/openapi-lint
+}
 cd "$(dirname "$0")/.."
-if ((TEST_TOOLS)) && ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
+if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+  PACKAGES=("${PACKAGES[@]/nodejs/}")
+  PACKAGES=("${PACKAGES[@]/npm/}")
+fi
+if ((TEST_TOOLS)); then PACKAGES+=(chromium); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  [[ -n $p ]] || continue
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi

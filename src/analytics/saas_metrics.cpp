@@ -231,7 +231,10 @@ CurrencyMetrics currency_metrics(const std::string& currency, const std::vector<
   for (const MrrChange* c : changes) by_tenant[c->tenant_id].push_back(c);
   std::vector<Customer> customers;
   customers.reserve(by_tenant.size());
-  for (const auto& [tenant, own] : by_tenant) customers.push_back(follow(own, span));
+  for (const auto& [tenant, own] : by_tenant) {
+    customers.push_back(follow(own, span));
+    out.tenant_mrr[tenant] = customers.back().values.back();
+  }
 
   out.periods = periods(customers, dated, span, q.granularity);
   out.range = measure(customers, dated, span, span.from_day, span.to_day);
@@ -413,6 +416,8 @@ Json to_json(const SaasMetrics& m) {
     for (const SaasPeriod& p : c.periods) periods.push_back(period_json(p));
     Json tiers = Json::object();
     for (const auto& [tier, t] : c.tiers) tiers[tier] = {{"subscriptions", t.subscriptions}, {"mrr", t.mrr}};
+    Json tenants = Json::array();
+    for (const auto& [tenant, mrr] : c.tenant_mrr) tenants.push_back({{"tenant_id", tenant}, {"mrr", mrr}});
     Json cohorts = Json::array();
     for (const Cohort& co : c.cohorts) {
       Json months = Json::array();
@@ -432,6 +437,7 @@ Json to_json(const SaasMetrics& m) {
                           {"monthly_churn_rate", optional_json(c.monthly_churn_rate)},
                           {"ltv", optional_json(c.ltv)},
                           {"tiers", std::move(tiers)},
+                          {"tenants", std::move(tenants)},
                           {"periods", std::move(periods)},
                           {"cohorts", std::move(cohorts)}});
   }

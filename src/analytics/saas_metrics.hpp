@@ -119,6 +119,8 @@ struct CurrencyMetrics {
   std::optional<double> monthly_churn_rate;
   std::optional<std::int64_t> ltv;
   std::map<std::string, TierSnapshot> tiers;
+  // Each customer's MRR at the end of the range's last day (0: not paying then), by tenant id.
+  std::map<std::string, std::int64_t> tenant_mrr;
   std::vector<Cohort> cohorts;
 };
 

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "analytics/analytics.hpp"
+#include "analytics/dashboards.hpp"
 #include "analytics/product_events.hpp"
 #include "api/analytics_input.hpp"
 #include "api/routes.hpp"
@@ -17,6 +18,7 @@
 #include "metering/metering.hpp"
 #include "reports/reports.hpp"
 #include "tenancy/tenant.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace atrium::api {
 
@@ -159,6 +161,120 @@ http::Response put_spend(Services& services, http::Request& req) {
   return http::Response::json(200, analytics::to_json(*saved));
 }
 
+// What `read` returns, read in a read-only transaction of the request's tenant.
+template <typename T, typename Read>
+Result<T> read_tenant(Services& services, const http::Request& req, Read&& read) {
+  std::optional<T> out;
+  auto r = services.tenant_data->transact(*req.tenant,
+                                          [&](tenancy::TenantTransaction& tx) -> Result<void> {
+                                            auto v = read(tx);
+                                            if (!v) return std::unexpected(v.error());
+                                            out = std::move(*v);
+                                            return {};
+                                          },
+                                          {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return std::move(*out);
+}
+
+// Custom dashboards (/v1/analytics/dashboards): read with analytics:view (embed tokens included), changed with
+// dashboards:manage; each change is audited in its transaction.
+void register_dashboards(http::Router& router, Services& services) {
+  using tenancy::TenantTransaction;
+  namespace store = analytics::dashboard_store;
+  const Clock& clock = services.clock();
+  // Runs `change` on the request's tenant, appending the audit entry it describes in the same transaction.
+  auto audited = [&services](http::Request& req,
+                             const std::function<Result<audit::Event>(TenantTransaction&)>& change) -> Result<void> {
+    auto r = services.tenant_data->transact(*req.tenant, [&](TenantTransaction& tx) -> Result<void> {
+      auto event = change(tx);
+      if (!event) return std::unexpected(event.error());
+      return services.audit->append(tx, audit_context(req), std::move(*event));
+    });
+    if (r) services.flush_audit_after_commit(*req.tenant);
+    return r;
+  };
+  router.add(http::Method::get, "/v1/analytics/dashboards",
+             [&services](http::Request& req) -> http::Response {
+               auto listed = read_tenant<std::vector<analytics::Dashboard>>(
+                   services, req, [](TenantTransaction& tx) { return store::list(tx); });
+               if (!listed) return error_response(listed.error(), req);
+               Json data = Json::array();
+               for (const auto& d : *listed) data.push_back(analytics::to_json(d));
+               return http::Response::json(200, {{"data", std::move(data)}});
+             },
+             {.access = Access::tenant, .permission = perm::analytics_view});
+  router.add(http::Method::post, "/v1/analytics/dashboards",
+             [audited, &clock](http::Request& req) -> http::Response {
+               auto input = analytics::dashboard_from_json(*req.json);
+               if (!input) return error_response(input.error(), req);
+               std::optional<analytics::Dashboard> made;
+               auto r = audited(req, [&](TenantTransaction& tx) -> Result<audit::Event> {
+                 auto d = store::create(tx, clock, req.principal->subject, *input);
+                 if (!d) return std::unexpected(d.error());
+                 made = std::move(*d);
+                 audit::Event event{
+                     .action = "dashboard.created", .resource_type = "dashboard", .resource_id = made->id};
+                 audit::add_change(event.changes, "name", nullptr, made->name);
+                 audit::add_change(event.changes, "widgets", nullptr, analytics::to_json(*made)["widgets"]);
+                 return event;
+               });
+               if (!r) return error_response(r.error(), req);
+               auto res = http::Response::json(201, analytics::to_json(*made));
+               res.headers.set("Location", "/v1/analytics/dashboards/" + made->id);
+               return res;
+             },
+             {.json_body = true, .access = Access::tenant, .permission = perm::dashboards_manage});
+  router.add(http::Method::get, "/v1/analytics/dashboards/{id}",
+             [&services](http::Request& req) -> http::Response {
+               const std::string id(req.param("id"));
+               auto found = read_tenant<analytics::Dashboard>(
+                   services, req, [&](TenantTransaction& tx) { return store::get(tx, id); });
+               if (!found) return error_response(found.error(), req);
+               return http::Response::json(200, analytics::to_json(*found));
+             },
+             {.access = Access::tenant, .permission = perm::analytics_view});
+  router.add(http::Method::put, "/v1/analytics/dashboards/{id}",
+             [audited, &clock](http::Request& req) -> http::Response {
+               auto input = analytics::dashboard_from_json(*req.json);
+               if (!input) return error_response(input.error(), req);
+               const std::string id(req.param("id"));
+               std::optional<analytics::Dashboard> saved;
+               auto r = audited(req, [&](TenantTransaction& tx) -> Result<audit::Event> {
+                 auto before = store::get(tx, id);
+                 if (!before) return std::unexpected(before.error());
+                 auto d = store::replace(tx, clock, id, *input);
+                 if (!d) return std::unexpected(d.error());
+                 saved = std::move(*d);
+                 audit::Event event{.action = "dashboard.updated", .resource_type = "dashboard", .resource_id = id};
+                 audit::add_change(event.changes, "name", before->name, saved->name);
+                 audit::add_change(event.changes, "widgets", analytics::to_json(*before)["widgets"],
+                                   analytics::to_json(*saved)["widgets"]);
+                 return event;
+               });
+               if (!r) return error_response(r.error(), req);
+               return http::Response::json(200, analytics::to_json(*saved));
+             },
+             {.json_body = true, .access = Access::tenant, .permission = perm::dashboards_manage});
+  router.add(http::Method::delete_, "/v1/analytics/dashboards/{id}",
+             [audited](http::Request& req) -> http::Response {
+               const std::string id(req.param("id"));
+               auto r = audited(req, [&](TenantTransaction& tx) -> Result<audit::Event> {
+                 auto before = store::get(tx, id);
+                 if (!before) return std::unexpected(before.error());
+                 if (auto d = store::remove(tx, id); !d) return std::unexpected(d.error());
+                 audit::Event event{.action = "dashboard.deleted", .resource_type = "dashboard", .resource_id = id};
+                 audit::add_change(event.changes, "name", before->name, nullptr);
+                 return event;
+               });
+               if (!r) return error_response(r.error(), req);
+               http::Response res;
+               res.status = 204;
+               return res;
+             },
+             {.access = Access::tenant, .permission = perm::dashboards_manage});
+}
+
 }  // namespace
 
 void register_analytics_routes(http::Router& router, Services& services) {
@@ -215,6 +331,7 @@ void register_analytics_routes(http::Router& router, Services& services) {
                return http::Response::json(200, {{"data", std::move(data)}});
              },
              {.access = Access::super_admin});
+  register_dashboards(router, services);
 }
 
 }  // namespace atrium::api

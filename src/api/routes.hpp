@@ -20,5 +20,6 @@ void register_billing_routes(http::Router& router, Services& services);
 void register_usage_routes(http::Router& router, Services& services);
 void register_analytics_routes(http::Router& router, Services& services);
 void register_tenant_routes(http::Router& router, Services& services);
+void register_console_routes(http::Router& router, Services& services);
 
 }  // namespace atrium::api

@@ -12,7 +12,7 @@ struct Governed {
   std::string_view permission;
   std::string_view by;
 };
-constexpr std::array<Governed, 19> k_all = {{
+constexpr std::array<Governed, 20> k_all = {{
     {perm::projects_read, perm::projects_read},
     {perm::projects_write, perm::projects_write},
     {perm::projects_delete, perm::projects_delete},
@@ -32,6 +32,7 @@ constexpr std::array<Governed, 19> k_all = {{
     {perm::webhooks_manage, perm::integrations_manage},
     {perm::usage_write, perm::integrations_manage},
     {perm::analytics_write, perm::analytics_view},
+    {perm::dashboards_manage, perm::analytics_view},
 }};
 
 constexpr std::array<std::string_view, 8> k_seed = {

@@ -42,6 +42,7 @@ inline constexpr std::string_view webhooks_read = "webhooks:read";      // [inte
 inline constexpr std::string_view webhooks_manage = "webhooks:manage";  // [integrations:manage]
 inline constexpr std::string_view usage_write = "usage:write";          // [integrations:manage]
 inline constexpr std::string_view analytics_write = "analytics:write";  // [analytics:view]
+inline constexpr std::string_view dashboards_manage = "dashboards:manage";  // [analytics:view]
 }  // namespace perm
 
 std::span<const std::string_view> all_permissions();

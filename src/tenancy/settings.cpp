@@ -132,6 +132,7 @@ Json to_json(const TenantSettings& s) {
           {"timezone", s.timezone},
           {"api_version", or_null(s.api_version)},
           {"cors_origins", s.cors_origins},
+          {"embed_frame_ancestors", s.embed_frame_ancestors},
           {"webhooks", {{"default_event_types", s.webhook_event_types}}}};
 }
 
@@ -188,6 +189,15 @@ Result<TenantSettings> patch_settings(const TenantSettings& current, const Json&
                               "origins as browsers send them, scheme://host[:port] (no \"*\": list each origin)");
         if (!list) return std::unexpected(list.error());
         s.cors_origins = std::move(*list);
+      }
+    } else if (key == "embed_frame_ancestors") {
+      if (v.is_null()) {
+        s.embed_frame_ancestors.clear();
+      } else {
+        auto list = text_list(v, "embed_frame_ancestors", k_max_origins, is_origin,
+                              "origins as browsers send them, scheme://host[:port] (no \"*\": list each origin)");
+        if (!list) return std::unexpected(list.error());
+        s.embed_frame_ancestors = std::move(*list);
       }
     } else if (key == "webhooks") {
       if (v.is_null()) {

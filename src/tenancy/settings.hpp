@@ -26,6 +26,9 @@ struct TenantSettings {
   // Origins browsers may call the API from when the request's host is one of the tenant's (its subdomain of
   // tenancy.base_domain or a verified custom domain), besides server.cors_origins.
   std::vector<std::string> cors_origins;
+  // Origins whose pages may show the tenant's embedded console dashboards in a frame (the embed page's CSP
+  // frame-ancestors); empty = no page may frame them.
+  std::vector<std::string> embed_frame_ancestors;
   // Event types a webhook endpoint created without `event_types` subscribes to ("*" = every type).
   std::vector<std::string> webhook_event_types{"*"};
 };

@@ -81,7 +81,7 @@ struct Subjects {
   TestCertificate certificate;
   std::vector<std::string> dead;
   std::vector<std::pair<std::string, std::string>> in_a, in_b;
-  std::string plan, coupon, subscription, draft, test_clock;
+  std::string plan, coupon, subscription, draft, test_clock, dashboard;
 };
 
 // The response, after keeping the id it names (if any) in `id`.
@@ -404,6 +404,34 @@ std::vector<Mutation> AuditApiTest::identity_and_tenant_mutations(Subjects& s) {
        },
        [&] {
          return client_->call(Method::post, "/v1/analytics/embed-tokens", Json{{"ttl_seconds", 5}}, owner_a_);
+       },
+       a_.id},
+      {"post /v1/analytics/dashboards", "dashboard.created",
+       [&] {
+         return remember(s.dashboard,
+                         client_->call(Method::post, "/v1/analytics/dashboards", Json{{"name", "Audited"}}, owner_a_));
+       },
+       [&] {
+         return client_->call(Method::post, "/v1/analytics/dashboards",
+                              Json{{"name", "Bad"}, {"widgets", {{{"metric", "nope"}}}}}, owner_a_);
+       },
+       a_.id},
+      {"put /v1/analytics/dashboards/{id}", "dashboard.updated",
+       [&] {
+         return client_->call(Method::put, "/v1/analytics/dashboards/" + s.dashboard, Json{{"name", "Renamed"}},
+                              owner_a_);
+       },
+       [&] {
+         return client_->call(Method::put, "/v1/analytics/dashboards/" + s.missing, Json{{"name", "Renamed"}},
+                              owner_a_);
+       },
+       a_.id},
+      {"delete /v1/analytics/dashboards/{id}", "dashboard.deleted",
+       [&] {
+         return client_->call(Method::delete_, "/v1/analytics/dashboards/" + s.dashboard, std::nullopt, owner_a_);
+       },
+       [&] {
+         return client_->call(Method::delete_, "/v1/analytics/dashboards/" + s.dashboard, std::nullopt, owner_b_);
        },
        a_.id},
       {"put /v1/admin/analytics/spend", "analytics.spend_recorded",

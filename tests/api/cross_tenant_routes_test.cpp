@@ -119,11 +119,12 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
   const std::string domain =
       created(Method::post, "/v1/domains", Json{{"hostname", "app.alpha-customer.test"}}, owner_a_);
   ASSERT_EQ(client_->call(Method::patch, "/v1/settings", Json{{"timezone", "Europe/Paris"}}, owner_a_).status, 200);
+  const std::string dashboard = created(Method::post, "/v1/analytics/dashboards", Json{{"name", "a"}}, owner_a_);
   const Json invoices = get("/v1/invoices").value("data", Json::array());
   ASSERT_EQ(invoices.size(), 1u);
   const std::string invoice = invoices[0].value("id", "");
   for (const auto* id : {&project, &member, &invitation, &key, &endpoint, &delivery, &report, &clock, &subscription,
-                         &invoice, &domain}) {
+                         &invoice, &domain, &dashboard}) {
     ASSERT_FALSE(id->empty());
   }
 
@@ -134,7 +135,7 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
            {"permissions",
             {"projects:read", "projects:write", "projects:delete", "users:read", "users:manage", "api_keys:read",
              "api_keys:manage", "tenant:read", "tenant:manage", "billing:view", "billing:manage", "audit:read",
-             "webhooks:read", "webhooks:manage", "usage:read", "usage:write"}}},
+             "webhooks:read", "webhooks:manage", "usage:read", "usage:write", "analytics:view", "dashboards:manage"}}},
       owner_b_);
   ASSERT_EQ(b_key.status, 201) << b_key.raw_body;
   const std::string b_secret = b_key.body.value("secret", "");
@@ -142,13 +143,27 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
 
   auto snapshot = [&] {
     Json s = Json::object();
-    for (const std::string& path :
-         std::vector<std::string>{"/v1/projects", "/v1/projects/" + project, "/v1/users", "/v1/invitations",
-                                  "/v1/api-keys", "/v1/webhook-endpoints", "/v1/webhook-endpoints/" + endpoint,
-                                  "/v1/webhook-endpoints/" + endpoint + "/deliveries", "/v1/reports/" + report,
-                                  "/v1/subscriptions", "/v1/subscriptions/" + subscription, "/v1/invoices",
-                                  "/v1/invoices/" + invoice, "/v1/test-clocks", "/v1/test-clocks/" + clock,
-                                  "/v1/billing-account", "/v1/domains", "/v1/domains/" + domain, "/v1/settings"}) {
+    for (const std::string& path : std::vector<std::string>{"/v1/projects",
+                                                            "/v1/projects/" + project,
+                                                            "/v1/users",
+                                                            "/v1/invitations",
+                                                            "/v1/api-keys",
+                                                            "/v1/webhook-endpoints",
+                                                            "/v1/webhook-endpoints/" + endpoint,
+                                                            "/v1/webhook-endpoints/" + endpoint + "/deliveries",
+                                                            "/v1/reports/" + report,
+                                                            "/v1/subscriptions",
+                                                            "/v1/subscriptions/" + subscription,
+                                                            "/v1/invoices",
+                                                            "/v1/invoices/" + invoice,
+                                                            "/v1/test-clocks",
+                                                            "/v1/test-clocks/" + clock,
+                                                            "/v1/billing-account",
+                                                            "/v1/domains",
+                                                            "/v1/domains/" + domain,
+                                                            "/v1/settings",
+                                                            "/v1/analytics/dashboards",
+                                                            "/v1/analytics/dashboards/" + dashboard}) {
       s[path] = get(path);
     }
     return s;
@@ -157,11 +172,17 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
 
   // The id of A's object of the resource a route's path names, by its prefix.
   const std::map<std::string, std::string> ids = {
-      {"/v1/projects/", project},           {"/v1/users/", member},
-      {"/v1/invitations/", invitation},     {"/v1/api-keys/", key},
-      {"/v1/webhook-endpoints/", endpoint}, {"/v1/reports/", report},
-      {"/v1/subscriptions/", subscription}, {"/v1/invoices/", invoice},
-      {"/v1/test-clocks/", clock},          {"/v1/domains/", domain},
+      {"/v1/projects/", project},
+      {"/v1/users/", member},
+      {"/v1/invitations/", invitation},
+      {"/v1/api-keys/", key},
+      {"/v1/webhook-endpoints/", endpoint},
+      {"/v1/reports/", report},
+      {"/v1/subscriptions/", subscription},
+      {"/v1/invoices/", invoice},
+      {"/v1/test-clocks/", clock},
+      {"/v1/domains/", domain},
+      {"/v1/analytics/dashboards/", dashboard},
   };
   // Tenant routes whose path parameter is not an object's id: the same names exist in every tenant (B's call
   // reaches B's override of the quota of that name).
@@ -174,6 +195,7 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
       {"POST /v1/subscriptions/{id}/cancel", {{"at_period_end", false}}},
       {"POST /v1/test-clocks/{id}/advance", {{"frozen_time", "2026-03-15T00:00:00Z"}}},
       {"PUT /v1/domains/{id}/certificate", {{"certificate", "-"}, {"private_key", "-"}}},
+      {"PUT /v1/analytics/dashboards/{id}", {{"name", "renamed by B"}}},
   };
 
   std::set<std::string> covered;
@@ -236,7 +258,10 @@ TEST_P(CrossTenantRoutesTest, EveryTenantRouteWithAnIdIs404ForAnotherTenantAndCh
                                "GET /v1/domains/{id}",
                                "POST /v1/domains/{id}/verify",
                                "PUT /v1/domains/{id}/certificate",
-                               "DELETE /v1/domains/{id}"}) {
+                               "DELETE /v1/domains/{id}",
+                               "GET /v1/analytics/dashboards/{id}",
+                               "PUT /v1/analytics/dashboards/{id}",
+                               "DELETE /v1/analytics/dashboards/{id}"}) {
     EXPECT_TRUE(covered.contains(expected)) << expected << " was not among the routes tried";
   }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "analytics/dashboards.hpp"
 #include "billing/billing.hpp"
 #include "billing/entitlements.hpp"
 #include "core/ids.hpp"
@@ -198,12 +199,14 @@ TEST_P(IdentityApiTest, JwksPublishesTheVerifyingKeysAndRotationKeepsOldTokensVa
 // Every tenant route x every role: 403 exactly when the role lacks the route's permission. The roles' permissions
 // are written out here (the seed's role table with Atrium's refinements, docs/security.md), not read from the code.
 TEST_P(IdentityApiTest, RoleMatrixGrantsExactlyTheRolesPermissions) {
-  const std::vector<std::string> admin = {"projects:read", "projects:write", "projects:delete", "billing:view",
-                                          "users:manage",  "analytics:view", "users:read",      "tenant:read",
-                                          "tenant:manage", "audit:read",     "usage:read",      "analytics:write"};
+  const std::vector<std::string> admin = {"projects:read",    "projects:write", "projects:delete", "billing:view",
+                                          "users:manage",     "analytics:view", "users:read",      "tenant:read",
+                                          "tenant:manage",    "audit:read",     "usage:read",      "analytics:write",
+                                          "dashboards:manage"};
   const std::map<identity::Role, std::vector<std::string>> granted_to = {
       {identity::Role::admin, admin},
-      {identity::Role::member, {"projects:read", "projects:write", "analytics:view", "analytics:write"}},
+      {identity::Role::member,
+       {"projects:read", "projects:write", "analytics:view", "analytics:write", "dashboards:manage"}},
       {identity::Role::viewer, {"projects:read"}},
   };
   std::map<identity::Role, std::string> tokens;
@@ -494,6 +497,8 @@ TEST(TenantStatements, EveryTenantStatementHasItsOwnName) {
   }
   all.insert(all.end(), tenancy::idempotency_statements().begin(), tenancy::idempotency_statements().end());
   all.insert(all.end(), analytics::tenant_statements().begin(), analytics::tenant_statements().end());
+  all.insert(all.end(), analytics::dashboard_store::statements().begin(),
+             analytics::dashboard_store::statements().end());
   EXPECT_GE(all.size(), 30u);
   std::map<std::string_view, std::string_view> sql_of;
   for (const auto& s : all) {

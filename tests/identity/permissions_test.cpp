@@ -38,9 +38,10 @@ TEST(Permissions, RefinementsFollowTheSeedPermissionTheyRefine) {
   EXPECT_EQ(as_set(permissions_for(Role::admin)),
             (std::set<std::string>{"projects:read", "projects:write", "projects:delete", "billing:view", "users:manage",
                                    "analytics:view", "users:read", "tenant:read", "tenant:manage", "audit:read",
-                                   "usage:read", "analytics:write"}));
+                                   "usage:read", "analytics:write", "dashboards:manage"}));
   EXPECT_EQ(as_set(permissions_for(Role::member)),
-            (std::set<std::string>{"projects:read", "projects:write", "analytics:view", "analytics:write"}));
+            (std::set<std::string>{"projects:read", "projects:write", "analytics:view", "analytics:write",
+                                   "dashboards:manage"}));
   EXPECT_EQ(as_set(permissions_for(Role::viewer)), (std::set<std::string>{"projects:read"}));
   const auto owner = as_set(permissions_for(Role::owner));
   EXPECT_EQ(owner.size(), all_permissions().size());
@@ -59,6 +60,7 @@ TEST(Permissions, RefinementsFollowTheSeedPermissionTheyRefine) {
   EXPECT_EQ(governing_permission("webhooks:manage"), "integrations:manage");
   EXPECT_EQ(governing_permission("usage:read"), "billing:view");
   EXPECT_EQ(governing_permission("analytics:write"), "analytics:view");
+  EXPECT_EQ(governing_permission("dashboards:manage"), "analytics:view");
   EXPECT_FALSE(governing_permission("projects:admin").has_value());
 }
 

@@ -21,6 +21,7 @@ TEST(TenantSettings, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(to_json(TenantSettings{}),
             Json::parse(R"({"branding": {"display_name": null, "logo_url": null, "primary_color": null},
                             "locale": "en-US", "timezone": "UTC", "api_version": null, "cors_origins": [],
+                            "embed_frame_ancestors": [],
                             "webhooks": {"default_event_types": ["*"]}})"));
 }
 
