@@ -11,6 +11,8 @@ PACKAGES=(
   libboost-dev libboost-system-dev libssl-dev libpq-dev libsqlite3-dev libhiredis-dev librabbitmq-dev
   libsodium-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libcurl4-openssl-dev libjemalloc-dev libhowardhinnant-date-dev libhpdf-dev
+  # machine learning (src/ml/): XGBoost's C API, Eigen
+  libxgboost-dev libeigen3-dev
   # runtime data: the tz database (tenant time zones, cron schedules)
   tzdata
   # tests and benchmarks
@@ -29,8 +31,12 @@ PACKAGES=(
 # With --test-tools (scripts/test.sh) also: Debian's Chromium for the console's browser tests (tests: console_browser)
 # and the OpenAPI linter (tests: openapi_lint), pinned by tools/openapi-lint's lockfile. Each npm folder is installed
 # again only when its lockfile changed since.
+# With --bench-tools (bench/ml.sh): the Python reference of the machine-learning benchmark, Debian's
+# python3-sklearn, python3-xgboost and python3-pandas (not needed by the build or the tests).
 TEST_TOOLS=0
+BENCH_TOOLS=0
 if [[ ${1:-} == --test-tools ]]; then TEST_TOOLS=1; fi
+if [[ ${1:-} == --bench-tools ]]; then BENCH_TOOLS=1; fi
 npm_ci() {
   local dir=$1
   local stamp=$dir/node_modules/.installed-from-lock
@@ -50,6 +56,7 @@ if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
   PACKAGES=("${PACKAGES[@]/npm/}")
 fi
 if ((TEST_TOOLS)); then PACKAGES+=(chromium); fi
+if ((BENCH_TOOLS)); then PACKAGES+=(python3-sklearn python3-xgboost python3-pandas); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -49,5 +50,19 @@ int billing_run_command(const CommonOptions& options, bool quiet);
 int demo_seed_command(const CommonOptions& options, const DemoOptions& demo, bool quiet);
 // `atrium analytics etl [--full] [--from YYYY-MM-DD]`: one warehouse ETL run, with a progress bar on a terminal.
 int analytics_etl_command(const CommonOptions& options, bool full, const std::string& from, bool quiet);
+
+// `atrium ml train --data FILE --label COLUMN --positive VALUE [--cv K]`: cross-validates the churn ensemble on a CSV
+// (docs/ml.md) and prints each model's and the ensemble's scores. Exit 2 for a file it cannot use.
+struct MlTrainOptions {
+  std::string data;
+  std::string label;
+  std::string positive;
+  int cv = 5;
+  std::uint64_t seed = 42;
+  bool fit_weights = false;
+  bool json = false;
+  bool quiet = false;
+};
+int ml_train_command(const MlTrainOptions& options);
 
 }  // namespace atrium::app

@@ -24,7 +24,9 @@ struct Commands {
   CLI::App* billing_run = nullptr;
   CLI::App* analytics_etl = nullptr;
   CLI::App* demo_seed = nullptr;
+  CLI::App* ml_train = nullptr;
   DemoOptions demo;
+  MlTrainOptions ml;
   bool full = false;
   std::string from_date;
   std::string email;
@@ -113,6 +115,19 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
   c.demo_seed->add_option("--months", c.demo.months, "Months of history up to today, 1-36")->capture_default_str();
   c.demo_seed->add_option("--seed", c.demo.seed, "The random generator's seed")->capture_default_str();
   c.demo_seed->add_flag("--quiet", c.quiet, "No progress bar");
+
+  CLI::App* ml = app.add_subcommand("ml", "Machine learning");
+  ml->require_subcommand(1);
+  c.ml_train = ml->add_subcommand("train", "Cross-validate the churn ensemble on a CSV and print its scores");
+  c.ml_train->add_option("--data", c.ml.data, "CSV file with a header row")->required();
+  c.ml_train->add_option("--label", c.ml.label, "The label column")->required();
+  c.ml_train->add_option("--positive", c.ml.positive, "The label value of the positive class")->required();
+  c.ml_train->add_option("--cv", c.ml.cv, "Folds of the stratified cross-validation, 2-20")->capture_default_str();
+  c.ml_train->add_option("--seed", c.ml.seed, "The random seed (folds, samples, initial weights)")
+      ->capture_default_str();
+  c.ml_train->add_flag("--fit-weights", c.ml.fit_weights, "Fit the ensemble's weights instead of 0.35/0.40/0.25");
+  c.ml_train->add_flag("--json", c.ml.json, "Print the result as JSON");
+  c.ml_train->add_flag("--quiet", c.ml.quiet, "No progress bar");
 }
 
 int dispatch(const Commands& c, const CommonOptions& common) {
@@ -140,6 +155,7 @@ int dispatch(const Commands& c, const CommonOptions& common) {
   if (c.billing_run->parsed()) return billing_run_command(common, c.quiet);
   if (c.demo_seed->parsed()) return demo_seed_command(common, c.demo, c.quiet);
   if (c.analytics_etl->parsed()) return analytics_etl_command(common, c.full, c.from_date, c.quiet);
+  if (c.ml_train->parsed()) return ml_train_command(c.ml);
   return 2;
 }
 

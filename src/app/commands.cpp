@@ -1,6 +1,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -30,6 +32,8 @@
 #include "identity/jwt.hpp"
 #include "identity/key_store.hpp"
 #include "identity/user_store.hpp"
+#include "ml/dataset.hpp"
+#include "ml/ensemble.hpp"
 #include "observability/metrics.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
@@ -474,6 +478,68 @@ int demo_seed_command(const CommonOptions& options, const app::DemoOptions& demo
       "seeded {} tenant(s) over {} month(s): {} subscription(s), {} event(s), {} billing run(s); owners sign in as "
       "owner@demo-N.demo with password demo-password\n",
       stats->tenants, demo.months, stats->subscriptions, stats->events, stats->billing_runs);
+  return 0;
+}
+
+int ml_train_command(const MlTrainOptions& o) {
+  if (o.cv < 2 || o.cv > 20) {
+    std::cerr << "atrium: --cv must be 2-20\n";
+    return 2;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  ml::CsvSummary summary;
+  auto data = ml::load_csv(o.data, {.label = o.label, .positive = o.positive}, &summary);
+  if (!data) {
+    std::cerr << "atrium: ml train: " << data.error().message << "\n";
+    return 2;
+  }
+  ml::EnsembleOptions options;
+  options.seed = o.seed;
+  options.fit_weights = o.fit_weights;
+  auto cv = ml::cross_validate(*data, o.cv, options, [&](int done, int total, std::string_view) {
+    if (!o.quiet) draw_progress("training", done, total, " steps");
+  });
+  if (!cv) {
+    std::cerr << "\natrium: ml train: " << cv.error().message << "\n";
+    return 1;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  Json models = Json::object();
+  for (std::size_t m = 0; m < ml::k_model_names.size(); ++m) {
+    const auto& s = cv->pooled[m];
+    models[std::string(ml::k_model_names[m])] = {{"roc_auc", s.roc_auc},
+                                                 {"pr_auc", s.pr_auc},
+                                                 {"brier", s.brier},
+                                                 {"log_loss", s.log_loss},
+                                                 {"fold_roc_auc", cv->fold_roc_auc[m]}};
+  }
+  if (o.json) {
+    std::cout << Json{{"rows", summary.rows},     {"positives", summary.positives},
+                      {"features", data->cols()}, {"folds", o.cv},
+                      {"seed", o.seed},           {"weights", cv->weights},
+                      {"seconds", seconds},       {"models", models}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::cout << fmt::format(
+      "{}: {} rows ({} positive), {} dropped without a label; {} numeric and {} categorical columns -> {} features\n"
+      "{}-fold stratified cross-validation (seed {}), scores of the pooled out-of-fold predictions:\n\n",
+      o.data, summary.rows, summary.positives, summary.dropped_rows, summary.numeric_columns,
+      summary.categorical_columns, data->cols(), o.cv, o.seed);
+  std::cout << fmt::format("{:<16} {:>8} {:>8} {:>8} {:>9} {:>22}\n", "model", "ROC AUC", "PR AUC", "Brier", "log loss",
+                           "ROC AUC by fold (sd)");
+  for (std::size_t m = 0; m < ml::k_model_names.size(); ++m) {
+    const auto& s = cv->pooled[m];
+    const auto& folds = cv->fold_roc_auc[m];
+    double mean = 0, var = 0;
+    for (double v : folds) mean += v / static_cast<double>(folds.size());
+    for (double v : folds) var += (v - mean) * (v - mean) / static_cast<double>(folds.size());
+    std::cout << fmt::format("{:<16} {:>8.4f} {:>8.4f} {:>8.4f} {:>9.4f} {:>14.4f} ({:.4f})\n", ml::k_model_names[m],
+                             s.roc_auc, s.pr_auc, s.brier, s.log_loss, mean, std::sqrt(var));
+  }
+  std::cout << fmt::format("\nensemble weights (forest, xgboost, network): {:.2f} / {:.2f} / {:.2f}{}; {:.2f} s\n",
+                           cv->weights[0], cv->weights[1], cv->weights[2], o.fit_weights ? " (fitted)" : "", seconds);
   return 0;
 }
 
