@@ -3,7 +3,7 @@
 #
 # Prints the first view's files (index.html, the script, the style sheet) raw and gzip-compressed as Atrium sends
 # them, then runs bench/console_render.mjs: RUNS cold loads of /console in Chromium from the release binary and
-# from a private nginx (gzip on, the same files under /console/), alternated, with first contentful paint and the
+# from a private nginx (gzip on, the same files under /console/, the page with Atrium's security headers), alternated, with first contentful paint and the
 # time until the sign-in form has rendered. The server gets an empty SQLite data directory; the sign-in page reads
 # no data. All processes and temp files are removed on exit.
 #
@@ -17,6 +17,7 @@ source "$SCRIPT_DIR/lib.sh"
 bench_install_traps
 
 WORK_DIR=$(mktemp -d /tmp/atrium-bench-console.XXXXXX)
+chmod 755 "$WORK_DIR"  # nginx workers (not root) read the files
 CONSOLE_DIR=$(dirname "$ATRIUM_BINARY")/console
 [[ -f $CONSOLE_DIR/index.html ]] || die "$CONSOLE_DIR/index.html missing: build $ATRIUM_BINARY with the console"
 
@@ -43,6 +44,7 @@ wait_http atrium "$ATRIUM_PID" "http://$HOST:$port/health" "$WORK_DIR/atrium.log
 nport=$(free_port)
 mkdir -p "$WORK_DIR/nginx/logs" "$WORK_DIR/nginx/tmp" "$WORK_DIR/nginx/www"
 cp -r "$CONSOLE_DIR" "$WORK_DIR/nginx/www/console"
+chmod -R a+rX "$WORK_DIR/nginx/www"
 cat >"$WORK_DIR/nginx/nginx.conf" <<CONF
 daemon off;
 worker_processes 1;
@@ -63,7 +65,16 @@ http {
     server {
         listen $HOST:$nport;
         root $WORK_DIR/nginx/www;
-        location = /console { try_files /console/index.html =404; }
+        # The page with Atrium's own security headers, so both sides ask the browser for the same work.
+        location = /console {
+            add_header Content-Security-Policy "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'; frame-ancestors 'none'";
+            add_header Cross-Origin-Opener-Policy same-origin;
+            add_header Referrer-Policy no-referrer;
+            add_header X-Frame-Options DENY;
+            add_header Cache-Control no-cache;
+            default_type text/html;
+            try_files /console/index.html =404;
+        }
         location /console/assets/ { add_header Cache-Control "public, max-age=31536000, immutable"; }
     }
 }
