@@ -31,17 +31,17 @@ inline constexpr std::string_view users_manage = "users:manage";
 inline constexpr std::string_view analytics_view = "analytics:view";
 inline constexpr std::string_view integrations_manage = "integrations:manage";
 // Refinements (governed by, in brackets).
-inline constexpr std::string_view users_read = "users:read";            // [users:manage]
-inline constexpr std::string_view tenant_read = "tenant:read";          // [users:manage]
-inline constexpr std::string_view tenant_manage = "tenant:manage";      // [users:manage]
-inline constexpr std::string_view audit_read = "audit:read";            // [users:manage]
-inline constexpr std::string_view usage_read = "usage:read";            // [billing:view]
-inline constexpr std::string_view api_keys_read = "api_keys:read";      // [integrations:manage]
-inline constexpr std::string_view api_keys_manage = "api_keys:manage";  // [integrations:manage]
-inline constexpr std::string_view webhooks_read = "webhooks:read";      // [integrations:manage]
-inline constexpr std::string_view webhooks_manage = "webhooks:manage";  // [integrations:manage]
-inline constexpr std::string_view usage_write = "usage:write";          // [integrations:manage]
-inline constexpr std::string_view analytics_write = "analytics:write";  // [analytics:view]
+inline constexpr std::string_view users_read = "users:read";                // [users:manage]
+inline constexpr std::string_view tenant_read = "tenant:read";              // [users:manage]
+inline constexpr std::string_view tenant_manage = "tenant:manage";          // [users:manage]
+inline constexpr std::string_view audit_read = "audit:read";                // [users:manage]
+inline constexpr std::string_view usage_read = "usage:read";                // [billing:view]
+inline constexpr std::string_view api_keys_read = "api_keys:read";          // [integrations:manage]
+inline constexpr std::string_view api_keys_manage = "api_keys:manage";      // [integrations:manage]
+inline constexpr std::string_view webhooks_read = "webhooks:read";          // [integrations:manage]
+inline constexpr std::string_view webhooks_manage = "webhooks:manage";      // [integrations:manage]
+inline constexpr std::string_view usage_write = "usage:write";              // [integrations:manage]
+inline constexpr std::string_view analytics_write = "analytics:write";      // [analytics:view]
 inline constexpr std::string_view dashboards_manage = "dashboards:manage";  // [analytics:view]
 }  // namespace perm
 

@@ -14,10 +14,6 @@ export function setLocale(tag: string | undefined) {
   }
 }
 
-export function currentLocale(): string {
-  return locale;
-}
-
 export function minorDigits(currency: string): number {
   try {
     return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits ?? 2;
