@@ -31,6 +31,13 @@ export ATRIUM_TEST_REQUIRE_SERVICES=1
 # Options from the environment come after these, so they add to them instead of dropping the leak check.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+# ctest starts the longest tests first when it knows their times: on a fresh build directory, from
+# tests/ctest_cost_data.txt (the seconds of a full run; refresh it with build-asan/Testing/Temporary/CTestCostData.txt
+# when tests change much), so a long suite does not start last and run alone.
+mkdir -p build-asan/Testing/Temporary
+if [[ ! -f build-asan/Testing/Temporary/CTestCostData.txt ]]; then
+  cp tests/ctest_cost_data.txt build-asan/Testing/Temporary/CTestCostData.txt
+fi
 log="$services/ctest.log"
 set +e
 ctest --test-dir build-asan --output-on-failure -j "$jobs" "$@" 2>&1 | tee "$log"
