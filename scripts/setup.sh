@@ -28,11 +28,12 @@ PACKAGES=(
 # The web console's build tools (Vite, TypeScript) and, for its browser tests, Playwright's driver and axe-core come
 # from the npm registry, pinned by web/package-lock.json; they need Node.js 20.19 or later with npm (Debian 12's own
 # nodejs is 18: where a newer Node.js is already installed, as on the machines this runs on, it is kept).
-# With --test-tools (scripts/test.sh) also: Debian's Chromium for the console's browser tests (tests: console_browser)
-# and the OpenAPI linter (tests: openapi_lint), pinned by tools/openapi-lint's lockfile. Each npm folder is installed
+# With --test-tools (scripts/test.sh) also: Debian's Chromium for the console's browser tests (tests: console_browser),
+# Python's xgboost and numpy (the churn model's XGBoost JSON loaded in Python, tests/e2e/churn_test.py) and the
+# OpenAPI linter (tests: openapi_lint), pinned by tools/openapi-lint's lockfile. Each npm folder is installed
 # again only when its lockfile changed since.
 # With --bench-tools (bench/ml.sh): the Python reference of the machine-learning benchmark, Debian's
-# python3-sklearn, python3-xgboost and python3-pandas (not needed by the build or the tests).
+# python3-sklearn, python3-xgboost and python3-pandas (not needed by the build; the tests need only python3-xgboost).
 TEST_TOOLS=0
 BENCH_TOOLS=0
 if [[ ${1:-} == --test-tools ]]; then TEST_TOOLS=1; fi
@@ -55,7 +56,7 @@ if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
   PACKAGES=("${PACKAGES[@]/nodejs/}")
   PACKAGES=("${PACKAGES[@]/npm/}")
 fi
-if ((TEST_TOOLS)); then PACKAGES+=(chromium); fi
+if ((TEST_TOOLS)); then PACKAGES+=(chromium python3-xgboost python3-numpy); fi
 if ((BENCH_TOOLS)); then PACKAGES+=(python3-sklearn python3-xgboost python3-pandas); fi
 
 missing=()

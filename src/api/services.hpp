@@ -26,6 +26,10 @@ namespace atrium::billing {
 class Billing;
 class Entitlements;
 }  // namespace atrium::billing
+namespace atrium::churn {
+class Actions;
+class Service;
+}  // namespace atrium::churn
 namespace atrium::domains {
 class Domains;
 }
@@ -127,6 +131,8 @@ class Services {
   gateway::ApiCallCounter* api_calls = nullptr;  // null when gateway.count_api_calls is off
   gateway::RateLimits* rate_limits = nullptr;
   BackgroundWork* background = nullptr;  // null when this process runs no background work
+  churn::Service* churn = nullptr;
+  churn::Actions* churn_actions = nullptr;  // how interventions reach customers; null without background work
 
  protected:
   Config config_;

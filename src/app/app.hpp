@@ -65,4 +65,22 @@ struct MlTrainOptions {
 };
 int ml_train_command(const MlTrainOptions& options);
 
+// `atrium churn train|activate|score|evaluate` (docs/ml.md, Churn prediction): the churn model from the platform's
+// own history, in the configured database.
+struct ChurnCommandOptions {
+  std::string from;  // YYYY-MM-DD or RFC 3339; "" default
+  std::string to;
+  std::string at;
+  int horizon_days = 90;
+  int step_days = 7;
+  int version = 0;
+  bool activate = false;
+  bool fit_weights = false;
+  bool quiet = false;
+};
+int churn_train_command(const CommonOptions& options, const ChurnCommandOptions& churn);
+int churn_activate_command(const CommonOptions& options, const ChurnCommandOptions& churn);
+int churn_score_command(const CommonOptions& options);
+int churn_evaluate_command(const CommonOptions& options, const ChurnCommandOptions& churn);
+
 }  // namespace atrium::app

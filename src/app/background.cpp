@@ -8,6 +8,7 @@
 #include "billing/billing.hpp"
 #include "billing/jobs.hpp"
 #include "billing/money.hpp"
+#include "churn/service.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
 #include "email/jobs.hpp"
@@ -67,6 +68,15 @@ Result<std::unique_ptr<Background>> Background::open(Platform& platform) {
   auto schedule = webhooks::parse_schedule(config.webhooks.retry_schedule);
   if (!schedule) return fail(Errc::invalid_argument, "webhooks.retry_schedule: " + schedule.error().message);
   b->webhook_schedule_ = std::move(*schedule);
+  if (!config.webhooks.platform_url.empty()) {
+    if (auto v = webhooks::validate_target_url(config.webhooks.platform_url); !v) {
+      return fail(Errc::invalid_argument, "webhooks.platform_url: " + v.error().message);
+    }
+    if (config.webhooks.platform_secret.size() < 16) {
+      return fail(Errc::invalid_argument,
+                  "webhooks.platform_secret: required with webhooks.platform_url (at least 16 characters)");
+    }
+  }
   if (auto from = email::parse_address(config.email.from); !from) return std::unexpected(from.error());
 
   if (config.jobs.queue_url.empty()) {
@@ -235,17 +245,72 @@ void Background::register_handlers() {
   send.connect_timeout = std::chrono::milliseconds(std::min<std::int64_t>(config.webhooks.timeout_ms, 5000));
   send.total_timeout = std::chrono::milliseconds(config.webhooks.timeout_ms);
   send.allow_private_addresses = config.webhooks.allow_private_targets;
-  webhooks::register_jobs(handlers_,
-                          {.tenants = *p.tenants,
-                           .data = *p.tenant_data,
-                           .clock = clock,
-                           .send = std::move(send),
-                           .schedule = webhook_schedule_,
-                           .committed = committed,
-                           .disabled = [this, &p](const tenancy::Tenant& tenant, const std::string& endpoint_id,
-                                                  const std::string& url, const std::string& error) {
-                             tell_owners_endpoint_disabled(p, *this, tenant, endpoint_id, url, error);
-                           }});
+  webhooks::register_jobs(handlers_, {.tenants = *p.tenants,
+                                      .data = *p.tenant_data,
+                                      .clock = clock,
+                                      .send = std::move(send),
+                                      .schedule = webhook_schedule_,
+                                      .committed = committed,
+                                      .disabled =
+                                          [this, &p](const tenancy::Tenant& tenant, const std::string& endpoint_id,
+                                                     const std::string& url, const std::string& error) {
+                                            tell_owners_endpoint_disabled(p, *this, tenant, endpoint_id, url, error);
+                                          },
+                                      .platform_url = config.webhooks.platform_url,
+                                      .platform_secret = config.webhooks.platform_secret});
+  // The daily churn batch: every customer scored with the active model; a tenant crossing into high risk emits the
+  // platform event churn.risk_high in the batch's transaction (posted to webhooks.platform_url).
+  handlers_.add("churn.score", [&p, &clock, this](jobs::JobContext&) -> Result<void> {
+    auto batch = p.churn->score_all([&clock](storage::Transaction& tx, const churn::Score& s) -> Result<void> {
+      auto e = events::emit(tx, clock, "", "churn.risk_high", churn::to_json(s));
+      if (!e) return std::unexpected(e.error());
+      return {};
+    });
+    if (!batch && batch.error().code == Errc::conflict) {
+      log::info("churn batch skipped", {{"reason", batch.error().message}});
+      return {};
+    }
+    if (!batch) return std::unexpected(batch.error());
+    if (!batch->became_high.empty()) events_committed();
+    log::info("churn batch scored", {{"tenants", batch->scored},
+                                     {"high", batch->high},
+                                     {"became_high", static_cast<std::int64_t>(batch->became_high.size())}});
+    return {};
+  });
+}
+
+// The billing account's address, or the tenant's owners when it has none.
+Result<std::vector<email::Address>> Background::billing_contacts(const tenancy::Tenant& tenant) {
+  Platform& p = platform_;
+  std::vector<email::Address> to;
+  auto account = p.billing->get_account(tenant.id);
+  if (account && !account->email.empty()) {
+    to.push_back(email::Address{account->email, account->legal_name});
+    return to;
+  }
+  auto members = p.users->list_members(tenant.id, std::nullopt, 100);
+  if (!members) return std::unexpected(members.error());
+  for (const auto& member : members->members) {
+    if (member.role == identity::Role::owner) to.push_back(email::Address{member.user.email, member.user.name});
+  }
+  return to;
+}
+
+Result<Json> Background::send_mail(const std::string& tenant_id, std::string_view kind, const std::string& note,
+                                   const std::string& key) {
+  auto tenant = platform_.tenants->get(tenant_id);
+  if (!tenant) return std::unexpected(tenant.error());
+  const email::Template* t = email::builtin_template("churn_" + std::string(kind));
+  if (t == nullptr) return fail(Errc::invalid_argument, "no mail for the intervention " + std::string(kind));
+  auto to = billing_contacts(*tenant);
+  if (!to) return std::unexpected(to.error());
+  if (to->empty()) return fail(Errc::not_found, "the tenant has no billing address and no owner to write to");
+  Json recipients = Json::array();
+  for (const auto& a : *to) recipients.push_back(a.email);
+  auto rendered = email::render(*t, {{"tenant_name", tenant->name}, {"note", note}}, {}, std::move(*to));
+  if (!rendered) return std::unexpected(rendered.error());
+  if (auto sent = send_email(tenant->id, *rendered, key); !sent) return std::unexpected(sent.error());
+  return Json{{"mail", rendered->subject}, {"to", std::move(recipients)}};
 }
 
 Result<void> Background::start_workers() {
@@ -298,6 +363,9 @@ Result<void> Background::start_workers() {
   if (auto r = add("analytics.etl", p.config().analytics.etl_cron, "analytics.etl"); !r) {
     return fail(r.error().code, "analytics.etl_cron: " + r.error().message);
   }
+  if (auto r = add("churn.score", p.config().churn.score_cron, "churn.score"); !r) {
+    return fail(r.error().code, "churn.score_cron: " + r.error().message);
+  }
   if (auto r = add("system.heartbeat", jc.heartbeat_cron, "system.heartbeat"); !r) {
     return fail(r.error().code, "jobs.heartbeat_cron: " + r.error().message);
   }
@@ -322,8 +390,12 @@ void Background::events_committed() {
 }
 
 Result<void> Background::publish(const events::Event& event) {
-  if (event.tenant_id.empty()) return {};
   Platform& p = platform_;
+  if (event.tenant_id.empty()) {  // a platform event: to the platform's own endpoint, when there is one
+    if (p.config().webhooks.platform_url.empty()) return {};
+    return webhooks::enqueue_platform_delivery(*queue_, webhook_schedule_.size(), event.id, event.type,
+                                               events::to_json(event).dump());
+  }
   auto tenant = p.tenants->get(event.tenant_id);
   if (!tenant && tenant.error().code == Errc::not_found) return {};
   if (!tenant) return std::unexpected(tenant.error());
@@ -355,19 +427,10 @@ Result<void> Background::publish(const events::Event& event) {
 
 // Quota thresholds: one mail per event to the billing account's address, or to the owners when it has none.
 Result<void> Background::send_quota_email(const events::Event& event, const tenancy::Tenant& tenant) {
-  Platform& p = platform_;
   const Json& d = event.data;
-  std::vector<email::Address> to;
-  auto account = p.billing->get_account(tenant.id);
-  if (account && !account->email.empty()) {
-    to.push_back(email::Address{account->email, account->legal_name});
-  } else {
-    auto members = p.users->list_members(tenant.id, std::nullopt, 100);
-    if (!members) return std::unexpected(members.error());
-    for (const auto& member : members->members) {
-      if (member.role == identity::Role::owner) to.push_back(email::Address{member.user.email, member.user.name});
-    }
-  }
+  auto contacts = billing_contacts(tenant);
+  if (!contacts) return std::unexpected(contacts.error());
+  std::vector<email::Address> to = std::move(*contacts);
   if (to.empty()) return {};
   const bool hard = d.value("enforcement", "") == "hard";
   const int threshold = d.value("threshold", 0);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "api/services.hpp"
+#include "churn/service.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
 #include "email/mailer.hpp"
@@ -19,10 +20,10 @@ namespace atrium::app {
 class Platform;
 
 // The platform's background work: the job queue (SQL or RabbitMQ), the handlers of Atrium's own job types
-// (webhook.deliver, email.send, report.build, system.cleanup, system.heartbeat), the event relay that turns
-// domain events into webhook deliveries, and the scheduler. `serve` starts the workers in-process when
-// jobs.embedded is on; `atrium worker` starts them alone. Thread-safe.
-class Background final : public api::BackgroundWork {
+// (webhook.deliver, webhook.platform, email.send, report.build, churn.score, system.cleanup, system.heartbeat), the
+// event relay that turns domain events into webhook deliveries, and the scheduler. `serve` starts the workers
+// in-process when jobs.embedded is on; `atrium worker` starts them alone. Thread-safe.
+class Background final : public api::BackgroundWork, public churn::Actions {
  public:
   // Opens the queue (connecting to RabbitMQ when jobs.queue_url is set) and checks the jobs/webhooks/email
   // settings; errors name the key.
@@ -48,6 +49,11 @@ class Background final : public api::BackgroundWork {
   Result<void> send_email(const std::string& tenant_id, const email::Message& message, const std::string& key);
   // Mails an invitation's token to the invited address (once per invitation id).
   Result<void> send_invitation(const tenancy::Tenant& tenant, const identity::IssuedInvitation& issued) override;
+  // A churn intervention's mail (churn::Actions): the catalogue's template to the tenant's billing contacts.
+  Result<Json> send_mail(const std::string& tenant_id, std::string_view kind, const std::string& note,
+                         const std::string& key) override;
+  // The billing account's address, or the tenant's owners when it has none.
+  Result<std::vector<email::Address>> billing_contacts(const tenancy::Tenant& tenant);
   // Mails the billing account about a failed charge (a payment.failed event).
   Result<void> send_dunning_email(const events::Event& event);
   // Mails a quota.threshold_reached event to the billing account's address, or the tenant's owners.

@@ -25,6 +25,11 @@ struct Commands {
   CLI::App* analytics_etl = nullptr;
   CLI::App* demo_seed = nullptr;
   CLI::App* ml_train = nullptr;
+  CLI::App* churn_train = nullptr;
+  CLI::App* churn_activate = nullptr;
+  CLI::App* churn_score = nullptr;
+  CLI::App* churn_evaluate = nullptr;
+  ChurnCommandOptions churn;
   DemoOptions demo;
   MlTrainOptions ml;
   bool full = false;
@@ -128,6 +133,30 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
   c.ml_train->add_flag("--fit-weights", c.ml.fit_weights, "Fit the ensemble's weights instead of 0.35/0.40/0.25");
   c.ml_train->add_flag("--json", c.ml.json, "Print the result as JSON");
   c.ml_train->add_flag("--quiet", c.ml.quiet, "No progress bar");
+
+  CLI::App* churn = app.add_subcommand("churn", "Churn prediction from the platform's own history");
+  churn->require_subcommand(1);
+  c.churn_train = churn->add_subcommand("train", "Train the churn model on the platform's history and register it");
+  add_common(c.churn_train, common);
+  c.churn_train->add_option("--from", c.churn.from, "First cutoff (YYYY-MM-DD; default: the ledger's first day + 30)");
+  c.churn_train->add_option("--to", c.churn.to, "End of the history used (YYYY-MM-DD; default: now)");
+  c.churn_train->add_option("--horizon", c.churn.horizon_days, "Days after a cutoff a churn counts, 7-365")
+      ->capture_default_str();
+  c.churn_train->add_option("--step", c.churn.step_days, "Days between cutoffs, 1-90")->capture_default_str();
+  c.churn_train->add_flag("--activate", c.churn.activate, "Make it the active model");
+  c.churn_train->add_flag("--fit-weights", c.churn.fit_weights, "Fit the ensemble's weights");
+  c.churn_train->add_flag("--quiet", c.churn.quiet, "No progress bar");
+  c.churn_activate = churn->add_subcommand("activate", "Make a registered version the active model (rollback)");
+  add_common(c.churn_activate, common);
+  c.churn_activate->add_option("--version", c.churn.version, "The model version")->required();
+  c.churn_score = churn->add_subcommand("score", "Score every customer now with the active model (the daily batch)");
+  add_common(c.churn_score, common);
+  c.churn_evaluate =
+      churn->add_subcommand("evaluate", "ROC AUC of a model at a past instant against what happened after it");
+  add_common(c.churn_evaluate, common);
+  c.churn_evaluate->add_option("--version", c.churn.version, "The model version")->required();
+  c.churn_evaluate->add_option("--at", c.churn.at, "The instant (YYYY-MM-DD or RFC 3339)")->required();
+  c.churn_evaluate->add_option("--horizon", c.churn.horizon_days, "Days after it, 7-365")->capture_default_str();
 }
 
 int dispatch(const Commands& c, const CommonOptions& common) {
@@ -156,6 +185,10 @@ int dispatch(const Commands& c, const CommonOptions& common) {
   if (c.demo_seed->parsed()) return demo_seed_command(common, c.demo, c.quiet);
   if (c.analytics_etl->parsed()) return analytics_etl_command(common, c.full, c.from_date, c.quiet);
   if (c.ml_train->parsed()) return ml_train_command(c.ml);
+  if (c.churn_train->parsed()) return churn_train_command(common, c.churn);
+  if (c.churn_activate->parsed()) return churn_activate_command(common, c.churn);
+  if (c.churn_score->parsed()) return churn_score_command(common);
+  if (c.churn_evaluate->parsed()) return churn_evaluate_command(common, c.churn);
   return 2;
 }
 

@@ -21,10 +21,12 @@
 #include "app/platform.hpp"
 #include "audit/audit_log.hpp"
 #include "billing/billing.hpp"
+#include "churn/service.hpp"
 #include "core/build_info.hpp"
 #include "core/clock.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
+#include "core/periodic.hpp"
 #include "domains/domains.hpp"
 #include "gateway/api_calls.hpp"
 #include "http/middleware.hpp"
@@ -229,6 +231,16 @@ int serve_command(const CommonOptions& options) {
   analytics::BusinessMetrics business_metrics(*platform.tenant_data, registry,
                                               std::chrono::milliseconds(config->analytics.business_metrics_ms));
   business_metrics.start();
+  // The churn gauges follow the latest daily batch wherever it ran (`atrium worker` too), read as often.
+  Periodic churn_gauges(
+      [&platform] {
+        if (auto r = platform.churn->refresh_gauges(); !r) {
+          log::warn("churn gauges not refreshed", {{"error", r.error().message}});
+        }
+      },
+      std::chrono::milliseconds(config->analytics.business_metrics_ms));
+  churn_gauges.start();
+  churn_gauges.wake();
 
   const auto listen = parse_listen(config->server.listen);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -276,6 +288,7 @@ int serve_command(const CommonOptions& options) {
   if (platform.api_calls) platform.api_calls->stop();  // the last counts, before anything can end the process
   platform.analytics->stop();                          // and the last activity marks
   business_metrics.stop();
+  churn_gauges.stop();
   if (!platform.workers()->stop_workers()) {
     log::warn("jobs still running after jobs.shutdown_grace_ms; they run again after their lease");
     std::_Exit(0);
@@ -541,6 +554,90 @@ int ml_train_command(const MlTrainOptions& o) {
   std::cout << fmt::format("\nensemble weights (forest, xgboost, network): {:.2f} / {:.2f} / {:.2f}{}; {:.2f} s\n",
                            cv->weights[0], cv->weights[1], cv->weights[2], o.fit_weights ? " (fitted)" : "", seconds);
   return 0;
+}
+
+namespace {
+
+// A date (YYYY-MM-DD, midnight UTC) or an RFC 3339 time; nullopt for "".
+Result<std::optional<Instant>> cli_time(const std::string& text, std::string_view flag) {
+  if (text.empty()) return std::optional<Instant>();
+  auto t = parse_rfc3339(text.size() == 10 ? text + "T00:00:00Z" : text);
+  if (!t) return fail(Errc::invalid_argument, std::string(flag) + " must be a date (YYYY-MM-DD) or an RFC 3339 time");
+  return std::optional<Instant>(*t);
+}
+
+}  // namespace
+
+int churn_train_command(const CommonOptions& options, const ChurnCommandOptions& o) {
+  auto from = cli_time(o.from, "--from");
+  auto to = cli_time(o.to, "--to");
+  for (const auto* r : {&from, &to}) {
+    if (!*r) {
+      std::cerr << "atrium: " << r->error().message << "\n";
+      return 2;
+    }
+  }
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
+    churn::TrainRequest request{.from = *from,
+                                .to = *to,
+                                .horizon_days = o.horizon_days,
+                                .step_days = o.step_days,
+                                .activate = o.activate,
+                                .fit_weights = o.fit_weights,
+                                .seed = 42};
+    auto trained = platform.churn->train(request, k_cli, platform.audit->recorder(k_cli),
+                                         [&](int done, int total, std::string_view) {
+                                           if (!o.quiet) draw_progress("churn model", done, total, " steps");
+                                         });
+    if (!trained) {
+      std::cerr << "\natrium: churn train: " << trained.error().message << "\n";
+      return trained.error().code == Errc::invalid_argument ? 2 : 1;
+    }
+    std::cout << churn::to_json(*trained).dump(2) << "\n";
+    return 0;
+  });
+}
+
+int churn_activate_command(const CommonOptions& options, const ChurnCommandOptions& o) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
+    auto m = platform.churn->activate(o.version, k_cli, platform.audit->recorder(k_cli));
+    if (!m) {
+      std::cerr << "atrium: churn activate: " << m.error().message << "\n";
+      return m.error().code == Errc::not_found ? 2 : 1;
+    }
+    std::cout << fmt::format("churn model {} is active\n", m->version);
+    return 0;
+  });
+}
+
+int churn_score_command(const CommonOptions& options) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
+    auto batch = platform.churn->score_all();
+    if (!batch) {
+      std::cerr << "atrium: churn score: " << batch.error().message << "\n";
+      return batch.error().code == Errc::conflict ? 2 : 1;
+    }
+    std::cout << fmt::format("scored {} tenant(s): {} at high risk, {} newly\n", batch->scored, batch->high,
+                             batch->became_high.size());
+    return 0;
+  });
+}
+
+int churn_evaluate_command(const CommonOptions& options, const ChurnCommandOptions& o) {
+  auto at = cli_time(o.at, "--at");
+  if (!at || !*at) {
+    std::cerr << "atrium: --at must be a date (YYYY-MM-DD) or an RFC 3339 time\n";
+    return 2;
+  }
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
+    auto e = platform.churn->evaluate(o.version, **at, std::chrono::days(o.horizon_days));
+    if (!e) {
+      std::cerr << "atrium: churn evaluate: " << e.error().message << "\n";
+      return e.error().code == Errc::internal || e.error().code == Errc::unavailable ? 1 : 2;
+    }
+    std::cout << e->dump(2) << "\n";
+    return 0;
+  });
 }
 
 }  // namespace atrium::app

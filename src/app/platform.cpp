@@ -12,6 +12,7 @@
 #include "billing/billing.hpp"
 #include "billing/entitlements.hpp"
 #include "billing/payments/gateway.hpp"
+#include "churn/service.hpp"
 #include "core/log.hpp"
 #include "domains/dns.hpp"
 #include "domains/domain_store.hpp"
@@ -137,6 +138,7 @@ Platform::~Platform() {
   if (api_calls) api_calls->stop();  // its last report needs metering and the quotas
   if (analytics) analytics->stop();  // its last activity marks too
   background = nullptr;
+  churn_actions = nullptr;
   workers_.reset();
   exporter_.reset();
   retention_.reset();
@@ -477,6 +479,8 @@ Result<void> Platform::open_gateway(const Options& options) {
   }
   analytics = adopt(
       std::make_unique<analytics::Analytics>(*metering, *tenant_data, *db_, clock, std::move(analytics_settings)));
+  churn =
+      adopt(std::make_unique<churn::Service>(*tenant_data, clock, static_cast<int>(config.churn.threads), &registry));
   auto limits = open_rate_limits(*billing, registry, config, clock, options.rate_limits_use_redis_time);
   if (!limits) return std::unexpected(limits.error());
   rate_limits = adopt(std::move(*limits));
@@ -502,6 +506,7 @@ Result<std::unique_ptr<Platform>> Platform::open(const Config& config, const Clo
     if (!workers) return std::unexpected(workers.error());
     p->workers_ = std::move(*workers);
     p->background = p->workers_.get();
+    p->churn_actions = p->workers_.get();
   }
   return p;
 }
@@ -612,8 +617,9 @@ Result<tenancy::Tenant> Platform::update_tenant(const std::string& id, const ten
 // state and events not relayed yet. Its audit entries stay for audit.retention_days.
 Result<void> Platform::purge_control_plane(const std::string& tenant_id) {
   std::vector<tenancy::TenantStatement> all(identity::purge_statements().begin(), identity::purge_statements().end());
-  for (const auto& list : {billing::Billing::purge_statements(), metering::Metering::purge_statements(),
-                           events::purge_statements(), domains::store::purge_statements()}) {
+  for (const auto& list :
+       {billing::Billing::purge_statements(), metering::Metering::purge_statements(), events::purge_statements(),
+        domains::store::purge_statements(), churn::Service::purge_statements()}) {
     all.insert(all.end(), list.begin(), list.end());
   }
   return tenant_data->transact_control_plane(tenant_id, [&](tenancy::TenantTransaction& tx) -> Result<void> {

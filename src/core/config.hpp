@@ -114,6 +114,8 @@ struct WebhooksConfig {
   bool allow_private_targets = false;  // non-public and host-own addresses as endpoint targets (tests, on-premises)
   std::int64_t timeout_ms = 10'000;
   std::int64_t retain_deliveries_days = 30;  // ended deliveries leave the delivery log after this long
+  std::string platform_url;                  // where platform events (churn.risk_high) are posted; empty: nowhere
+  std::string platform_secret;               // their signing secret (whsec_...), required with platform_url
 };
 
 struct EmailConfig {
@@ -171,6 +173,11 @@ struct AnalyticsConfig {
   std::int64_t etl_lookback_days = 3;         // days before the watermark each run loads again (late rows)
 };
 
+struct ChurnConfig {
+  std::string score_cron = "0 3 * * *";  // the daily batch scoring every customer ("" never, but by the API)
+  std::int64_t threads = 0;              // XGBoost's threads for training and scoring (0: every core)
+};
+
 struct LogConfig {
   std::string level = "info";
   std::string format = "json";  // json | text
@@ -190,6 +197,7 @@ struct Config {
   MeteringConfig metering;
   GatewayConfig gateway;
   AnalyticsConfig analytics;
+  ChurnConfig churn;
   LogConfig log;
 };
 

@@ -51,6 +51,32 @@ const Template k_invitation{
     "{{expires_at}}:</p><p><code>{{token}}</code></p><p>Accept it with <code>POST /v1/invitations/accept</code> "
     "(add a name and password when you have no account yet). If you did not expect this, ignore this message.</p>"};
 
+// Churn interventions (src/churn/, docs/ml.md): what a platform operator sends a customer at risk. {{note}} is the
+// operator's own words (may be empty).
+const Template k_churn_card_update{
+    "{{tenant_name}}: please check your payment method",
+    "Recent payments for {{tenant_name}} did not go through. To keep your subscription without interruption, update "
+    "the payment method of your billing account (PUT /v1/billing-account); failed invoices are charged again at "
+    "once.\n\n{{note}}\n",
+    "<p>Recent payments for <b>{{tenant_name}}</b> did not go through. To keep your subscription without "
+    "interruption, update the payment method of your billing account (<code>PUT /v1/billing-account</code>); "
+    "failed invoices are charged again at once.</p><p>{{note}}</p>"};
+
+const Template k_churn_onboarding{
+    "Getting more out of {{tenant_name}}",
+    "We noticed your team has been using {{tenant_name}} less lately. Our onboarding guide walks through the features "
+    "teams like yours rely on most, and we are glad to set up a session with your team.\n\n{{note}}\n",
+    "<p>We noticed your team has been using <b>{{tenant_name}}</b> less lately. Our onboarding guide walks through "
+    "the features teams like yours rely on most, and we are glad to set up a session with your team.</p>"
+    "<p>{{note}}</p>"};
+
+const Template k_churn_success_followup{
+    "How is {{tenant_name}} working for you?",
+    "Your customer success team would like to hear how things are going for {{tenant_name}}, and to help with "
+    "anything that is in the way. Reply to this message to set up a call.\n\n{{note}}\n",
+    "<p>Your customer success team would like to hear how things are going for <b>{{tenant_name}}</b>, and to help "
+    "with anything that is in the way. Reply to this message to set up a call.</p><p>{{note}}</p>"};
+
 }  // namespace
 
 Json to_json(const TenantSettings& s) {
@@ -69,6 +95,9 @@ const Template* builtin_template(std::string_view name) {
   if (name == "billing_payment_failed") return &k_payment_failed;
   if (name == "quota_threshold") return &k_quota_threshold;
   if (name == "invitation") return &k_invitation;
+  if (name == "churn_card_update_email") return &k_churn_card_update;
+  if (name == "churn_onboarding_email") return &k_churn_onboarding;
+  if (name == "churn_success_followup_email") return &k_churn_success_followup;
   return nullptr;
 }
 

@@ -164,6 +164,52 @@ Result<Predictions> Ensemble::predict(const float* x, std::size_t rows, std::siz
   return p;
 }
 
+Result<Json> Ensemble::to_json() const {
+  auto forest = forest_.to_json();
+  if (!forest) return std::unexpected(forest.error());
+  auto boosting = boosting_.to_json();
+  if (!boosting) return std::unexpected(boosting.error());
+  std::string error;
+  auto forest_doc = parse_json(*forest, {}, &error);
+  auto boosting_doc = parse_json(*boosting, {}, &error);
+  if (!forest_doc || !boosting_doc) return fail(Errc::internal, "XGBoost wrote a model that is not JSON: " + error);
+  return Json{{"format", "atrium-ensemble/1"},
+              {"random_forest", std::move(*forest_doc)},
+              {"xgboost", std::move(*boosting_doc)},
+              {"neural_network", network_.to_json()},
+              {"weights", weights_},
+              {"calibration", {{"a", a_}, {"b", b_}}}};
+}
+
+Result<Ensemble> Ensemble::from_json(const Json& doc, int threads) {
+  if (!doc.is_object() || doc.value("format", "") != "atrium-ensemble/1") {
+    return fail(Errc::invalid_argument, "not an ensemble of format atrium-ensemble/1");
+  }
+  for (const char* member : {"random_forest", "xgboost", "neural_network", "weights", "calibration"}) {
+    if (!doc.contains(member)) return fail(Errc::invalid_argument, std::string("the ensemble has no ") + member);
+  }
+  auto forest = Booster::from_json(doc["random_forest"].dump(), threads);
+  if (!forest) return std::unexpected(forest.error());
+  auto boosting = Booster::from_json(doc["xgboost"].dump(), threads);
+  if (!boosting) return std::unexpected(boosting.error());
+  auto network = Mlp::from_json(doc["neural_network"]);
+  if (!network) return std::unexpected(network.error());
+  const Json& w = doc["weights"];
+  const Json& c = doc["calibration"];
+  if (!w.is_array() || w.size() != 3 || !c.is_object() || !c.value("a", Json()).is_number() ||
+      !c.value("b", Json()).is_number()) {
+    return fail(Errc::invalid_argument, "the ensemble's weights or calibration are malformed");
+  }
+  Ensemble e(std::move(*forest), std::move(*boosting), std::move(*network));
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (!w[i].is_number()) return fail(Errc::invalid_argument, "the ensemble's weights are malformed");
+    e.weights_[i] = w[i].get<double>();
+  }
+  e.a_ = c["a"].get<double>();
+  e.b_ = c["b"].get<double>();
+  return e;
+}
+
 Result<CrossValidation> cross_validate(const Dataset& data, int folds, const EnsembleOptions& o,
                                        const Progress& progress) {
   if (folds < 2) return fail(Errc::invalid_argument, "cross-validation needs at least 2 folds");

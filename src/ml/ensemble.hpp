@@ -47,6 +47,11 @@ class Ensemble {
   static Result<Ensemble> train(const Dataset& data, const EnsembleOptions& options, const Progress& progress = {},
                                 int step = 0, int steps = 4);
   Result<Predictions> predict(const float* x, std::size_t rows, std::size_t cols) const;
+  // The whole ensemble as one JSON document: both tree models in XGBoost's own JSON model format (members
+  // "random_forest" and "xgboost", each loadable by Python's xgboost.Booster), the network, the weights and the
+  // calibration. from_json: invalid_argument for anything else.
+  Result<Json> to_json() const;
+  static Result<Ensemble> from_json(const Json& doc, int threads = 0);
   const std::array<double, 3>& weights() const { return weights_; }
   // Platt scaling: P = sigmoid(a * z + b) of the weighted mean z of the models' log-odds.
   double calibration_a() const { return a_; }

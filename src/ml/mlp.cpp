@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
 
 namespace atrium::ml {
@@ -185,6 +186,71 @@ Mlp Mlp::train(const Dataset& train, const Dataset& validation, const MlpOptions
 std::vector<float> Mlp::predict(const float* x, std::size_t rows) const {
   return impl_->probabilities(impl_->inputs(x, rows));
 }
+
+namespace {
+
+Json row_json(const Row& r) { return Json(std::vector<float>(r.data(), r.data() + r.size())); }
+
+std::optional<Row> json_row(const Json& j) {
+  if (!j.is_array()) return std::nullopt;
+  Row r(static_cast<Eigen::Index>(j.size()));
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_number()) return std::nullopt;
+    r(static_cast<Eigen::Index>(i)) = j[i].get<float>();
+  }
+  return r;
+}
+
+}  // namespace
+
+Json Mlp::to_json() const {
+  Json layers = Json::array();
+  for (const Layer& l : impl_->layers) {
+    Json w = Json::array();
+    for (Eigen::Index i = 0; i < l.w.rows(); ++i) w.push_back(row_json(l.w.row(i)));
+    layers.push_back({{"weights", std::move(w)}, {"bias", row_json(l.b)}});
+  }
+  return {{"mean", row_json(impl_->mean)},
+          {"scale", row_json(impl_->scale)},
+          {"layers", std::move(layers)},
+          {"epochs_run", impl_->epochs_run},
+          {"best_epoch", impl_->best_epoch}};
+}
+
+Result<Mlp> Mlp::from_json(const Json& doc) {
+  auto bad = [](const std::string& what) { return fail(Errc::invalid_argument, "network: " + what); };
+  if (!doc.is_object() || !doc.contains("layers") || !doc["layers"].is_array() || doc["layers"].empty()) {
+    return bad("no layers");
+  }
+  auto impl = std::make_shared<Impl>();
+  auto mean = json_row(doc.value("mean", Json()));
+  auto scale = json_row(doc.value("scale", Json()));
+  if (!mean || !scale || mean->size() != scale->size() || mean->size() == 0) return bad("mean and scale");
+  impl->mean = std::move(*mean);
+  impl->scale = std::move(*scale);
+  Eigen::Index width = impl->mean.size();
+  for (const Json& l : doc["layers"]) {
+    if (!l.is_object() || !l.contains("weights") || !l["weights"].is_array()) return bad("a layer without weights");
+    const Json& w = l["weights"];
+    if (static_cast<Eigen::Index>(w.size()) != width) return bad("a layer's inputs do not match");
+    auto bias = json_row(l.value("bias", Json()));
+    if (!bias || bias->size() == 0) return bad("a layer without bias");
+    Layer layer{Matrix(width, bias->size()), std::move(*bias)};
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      auto r = json_row(w[i]);
+      if (!r || r->size() != layer.b.size()) return bad("a layer's weights are ragged");
+      layer.w.row(static_cast<Eigen::Index>(i)) = *r;
+    }
+    width = layer.b.size();
+    impl->layers.push_back(std::move(layer));
+  }
+  if (width != 1) return bad("the output layer must have one unit");
+  impl->epochs_run = doc.value("epochs_run", 0);
+  impl->best_epoch = doc.value("best_epoch", 0);
+  return Mlp(std::move(impl));
+}
+
+std::size_t Mlp::inputs() const { return static_cast<std::size_t>(impl_->mean.size()); }
 
 int Mlp::epochs_run() const { return impl_->epochs_run; }
 int Mlp::best_epoch() const { return impl_->best_epoch; }

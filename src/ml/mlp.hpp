@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/json.hpp"
 #include "ml/dataset.hpp"
 
 namespace atrium::ml {
@@ -29,6 +30,11 @@ class Mlp {
   static Mlp train(const Dataset& train, const Dataset& validation, const MlpOptions& options);
 
   std::vector<float> predict(const float* x, std::size_t rows) const;
+  // The trained network as JSON (standardisation, then each layer's weights and biases, floats exactly), and back:
+  // invalid_argument for a document that is not one of these or whose shapes do not fit together.
+  Json to_json() const;
+  static Result<Mlp> from_json(const Json& doc);
+  std::size_t inputs() const;
   int epochs_run() const;
   int best_epoch() const;
 

@@ -16,13 +16,17 @@ namespace {
 using tenancy::TenantTransaction;
 
 // webhook.deliver: one signed POST of a delivery; every failure waits on the webhook schedule.
+// Every failure, the receiver's or ours (a database briefly away), waits on the webhook schedule: the delay after
+// this attempt.
+void retry_on_schedule(const DeliveryJobs& deps, jobs::JobContext& ctx) {
+  const std::size_t step =
+      std::min<std::size_t>(static_cast<std::size_t>(std::max(ctx.job().attempts, 1)) - 1, deps.schedule.size() - 1);
+  ctx.retry_after(deps.schedule[step]);
+}
+
 Result<void> deliver(const DeliveryJobs& deps, Sender& sender, jobs::JobContext& ctx) {
   const jobs::Job& job = ctx.job();
-  // Every failure, the receiver's or ours (a database briefly away), waits on the webhook schedule.
-  const auto& schedule = deps.schedule;
-  const std::size_t step =
-      std::min<std::size_t>(static_cast<std::size_t>(std::max(job.attempts, 1)) - 1, schedule.size() - 1);
-  ctx.retry_after(schedule[step]);
+  retry_on_schedule(deps, ctx);
   auto tenant = deps.tenants.get(job.tenant_id);
   if (!tenant) return std::unexpected(tenant.error());
   if (tenant->status == tenancy::TenantStatus::deleted) return {};
@@ -107,6 +111,24 @@ void disable_failing_endpoint(const DeliveryJobs& deps, const jobs::Job& job, co
   if (deps.disabled) deps.disabled(*tenant, endpoint_id, url, error);
 }
 
+// webhook.platform: one signed POST of a platform event to the platform endpoint. Nothing is recorded but the job
+// itself: its attempts and last error are the delivery log (GET /v1/admin/jobs).
+Result<void> deliver_platform(const DeliveryJobs& deps, Sender& sender, jobs::JobContext& ctx) {
+  const jobs::Job& job = ctx.job();
+  retry_on_schedule(deps, ctx);
+  if (deps.platform_url.empty()) return {};  // the endpoint was removed from the configuration meanwhile
+  const std::string body = job.payload.value("body", "");
+  const std::int64_t t = std::chrono::duration_cast<std::chrono::seconds>(deps.clock.now().time_since_epoch()).count();
+  auto result = sender.post(deps.platform_url, body,
+                            {{"Atrium-Signature", sign(deps.platform_secret, t, body)},
+                             {"Atrium-Event-Id", job.payload.value("event_id", "")},
+                             {"Atrium-Event-Type", job.payload.value("event_type", "")},
+                             {"Atrium-Delivery-Id", job.payload.value("event_id", "")}});
+  if (result.error.empty() && result.status >= 200 && result.status < 300) return {};
+  const std::string error = result.error.empty() ? "HTTP " + std::to_string(result.status) : result.error;
+  return fail(Errc::unavailable, "platform webhook delivery failed: " + error);
+}
+
 }  // namespace
 
 void register_jobs(jobs::HandlerRegistry& handlers, DeliveryJobs deps) {
@@ -115,6 +137,21 @@ void register_jobs(jobs::HandlerRegistry& handlers, DeliveryJobs deps) {
   handlers.add(
       "webhook.deliver", [shared, sender](jobs::JobContext& ctx) { return deliver(*shared, *sender, ctx); },
       [shared](const jobs::Job& job, const std::string& error) { disable_failing_endpoint(*shared, job, error); });
+  handlers.add("webhook.platform",
+               [shared, sender](jobs::JobContext& ctx) { return deliver_platform(*shared, *sender, ctx); });
+}
+
+Result<void> enqueue_platform_delivery(jobs::JobQueue& queue, std::size_t schedule_steps, const std::string& event_id,
+                                       const std::string& event_type, const std::string& body) {
+  jobs::NewJob job;
+  job.queue = "webhooks";
+  job.type = "webhook.platform";
+  job.payload = {{"event_id", event_id}, {"event_type", event_type}, {"body", body}};
+  job.idempotency_key = "platform-webhook:" + event_id;
+  job.max_attempts = static_cast<int>(schedule_steps) + 1;
+  auto r = queue.enqueue(job);
+  if (!r) return std::unexpected(r.error());
+  return {};
 }
 
 Result<void> enqueue_delivery(jobs::JobQueue& queue, std::size_t schedule_steps, const std::string& tenant_id,

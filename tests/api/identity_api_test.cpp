@@ -7,6 +7,7 @@
 #include "analytics/dashboards.hpp"
 #include "billing/billing.hpp"
 #include "billing/entitlements.hpp"
+#include "churn/service.hpp"
 #include "core/ids.hpp"
 #include "email/settings.hpp"
 #include "events/outbox.hpp"
@@ -492,7 +493,8 @@ TEST(TenantStatements, EveryTenantStatementHasItsOwnName) {
                                             projects::project_store::statements().end());
   for (const auto& list : {webhooks::store::statements(), reports::store::statements(), events::tenant_statements(),
                            email::settings_store::statements(), billing::Billing::tenant_statements(),
-                           metering::Metering::tenant_statements(), billing::Entitlements::tenant_statements()}) {
+                           metering::Metering::tenant_statements(), billing::Entitlements::tenant_statements(),
+                           churn::Service::tenant_statements()}) {
     all.insert(all.end(), list.begin(), list.end());
   }
   all.insert(all.end(), tenancy::idempotency_statements().begin(), tenancy::idempotency_statements().end());

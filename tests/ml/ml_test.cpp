@@ -138,5 +138,45 @@ TEST(MlEnsemble, FittedWeightsSumToOneAndTheBoosterRoundTripsThroughXgboostJson)
   }
 }
 
+TEST(MlEnsemble, TheWholeEnsembleRoundTripsThroughJsonWithTheSamePredictions) {
+  const Dataset data = synthetic(800, 5);
+  EnsembleOptions o;
+  o.forest_trees = 10;
+  o.boosting_rounds = 20;
+  o.network.epochs = 5;
+  auto e = Ensemble::train(data, o);
+  ASSERT_TRUE(e) << e.error().message;
+  auto doc = e->to_json();
+  ASSERT_TRUE(doc) << doc.error().message;
+  EXPECT_EQ((*doc)["format"], "atrium-ensemble/1");
+  // Through text, as the registry stores it.
+  std::string error;
+  auto parsed = parse_json(doc->dump(), {.max_depth = 128}, &error);
+  ASSERT_TRUE(parsed) << error;
+  auto back = Ensemble::from_json(*parsed, 1);
+  ASSERT_TRUE(back) << back.error().message;
+  auto a = e->predict(data.x.data(), data.rows, data.cols());
+  auto b = back->predict(data.x.data(), data.rows, data.cols());
+  ASSERT_TRUE(a && b);
+  for (std::size_t m = 0; m < 4; ++m) EXPECT_EQ(a->of(m), b->of(m)) << k_model_names[m];
+  EXPECT_EQ(back->weights(), e->weights());
+  EXPECT_EQ(back->calibration_a(), e->calibration_a());
+
+  // What is not an ensemble is refused, naming what is wrong.
+  Json broken = *parsed;
+  broken["neural_network"]["layers"][0]["bias"] = Json::array();
+  EXPECT_EQ(Ensemble::from_json(broken, 1).error().code, Errc::invalid_argument);
+  broken = *parsed;
+  broken["neural_network"]["layers"][1]["weights"].erase(0);
+  EXPECT_EQ(Ensemble::from_json(broken, 1).error().code, Errc::invalid_argument);
+  broken = *parsed;
+  broken.erase("calibration");
+  EXPECT_EQ(Ensemble::from_json(broken, 1).error().code, Errc::invalid_argument);
+  EXPECT_EQ(Ensemble::from_json(Json{{"format", "other"}}, 1).error().code, Errc::invalid_argument);
+  broken = *parsed;
+  broken["xgboost"] = Json{{"learner", 1}};
+  EXPECT_FALSE(Ensemble::from_json(broken, 1));
+}
+
 }  // namespace
 }  // namespace atrium::ml

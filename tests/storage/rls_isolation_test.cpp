@@ -156,6 +156,8 @@ void seed(Pg& superuser, const TenantTable& t, const std::string& tenant) {
       value = "seed-" + new_uuid_v7(SystemClock::instance());
     } else if (type == "bigint" || type == "integer" || type == "smallint") {
       value = std::to_string(1000 + ++counter);
+    } else if (type == "double precision" || type == "real" || type == "numeric") {
+      value = "0.5";
     } else if (type == "boolean") {
       value = "false";
     } else if (type == "timestamp with time zone") {

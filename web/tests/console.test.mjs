@@ -200,6 +200,12 @@ test("the platform view shows the API's figures, sorts, filters and drills down"
   const mrrOf = new Map(c.tenants.map((t) => [t.tenant_id, t.mrr]));
   for (const [slug, mrr] of shown) assert.equal(mrr, mrrOf.get(bySlug.get(slug)) ?? 0, slug);
   for (let i = 1; i < shown.length; i++) assert.ok(shown[i - 1][1] >= shown[i][1], "sorted by MRR, biggest first");
+  // No churn model is trained on this small demo: the churn column says so rather than showing a risk.
+  const models = await api("GET", "/v1/admin/churn/models", root);
+  assert.equal(models.status, 200);
+  assert.equal(models.body.data.length, 0);
+  for (const cell of await table.locator("td[data-churn]").allTextContents()) assert.equal(cell, "not scored");
+  assert.match(await page.locator("#tenants-h ~ p").last().textContent(), /no churn model is active/);
   await page.getByRole("button", { name: /^Tenant/ }).click();
   const names = await table.locator("th a").allTextContents();
   assert.deepEqual(names, [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -209,6 +215,7 @@ test("the platform view shows the API's figures, sorts, filters and drills down"
   await table.locator("th a").click();
   await page.getByRole("heading", { name: target.name }).waitFor();
   assert.match(await page.locator(".facts").textContent(), new RegExp(target.isolation));
+  await page.getByText("Not scored: no churn model is active.").waitFor();
   await page.goto(`${base}/console#/platform`);
   await page.locator("#tenants-table tbody tr").first().waitFor();
   await noSeriousViolations(page, "the platform view");

@@ -1,9 +1,9 @@
 // The platform's SaaS metrics and its tenants (super admins): GET /v1/admin/analytics/saas and /v1/admin/tenants.
 import { useMemo, useState } from "preact/hooks";
-import { get, query } from "../api";
+import { call, get, query } from "../api";
 import { BarChart, Figure, Kpi, LineChart, type TableData } from "../charts";
 import { day, decimal, integer, isoDay, money, percent } from "../format";
-import { DateInput, Field, Select, Status, useData } from "../ui";
+import { Alert, DateInput, Field, Select, Status, messageOf, useData } from "../ui";
 
 export interface Movements {
   new: number;
@@ -64,6 +64,43 @@ export interface Tenant {
   created_at: string;
   quotas: Record<string, unknown>;
   settings: { locale: string; timezone: string };
+}
+
+// Churn prediction (docs/ml.md): the active model's predictions, or why there are none (no model is active: 409).
+export interface ChurnPrediction {
+  tenantId: string;
+  churnProbability: number;
+  riskLevel: "low" | "medium" | "high";
+  confidenceScore: number;
+  model: { name: string; version: number };
+  topRiskFactors: { feature: string; value: number | null; contribution: number; direction: string }[];
+  recommendedInterventions: { kind: string; reason: string }[];
+  history?: { day: string; churnProbability: number; riskLevel: string }[];
+}
+
+export type Churn = { scored: true; byTenant: Map<string, ChurnPrediction> } | { scored: false; why: string };
+
+// Whether a model is active, asked first: the predictions answer 409 without one, which a browser logs as an error.
+async function activeModel(): Promise<boolean> {
+  const r = await get<{ data: { status: string }[] }>("/v1/admin/churn/models");
+  return r.data.some((m) => m.status === "active");
+}
+
+async function churnRisks(): Promise<Churn> {
+  if (!(await activeModel())) return { scored: false, why: "no churn model is active" };
+  const r = await get<{ data: ChurnPrediction[] }>(`/v1/admin/churn/tenants${query({ limit: 10000 })}`);
+  return { scored: true, byTenant: new Map(r.data.map((p) => [p.tenantId, p])) };
+}
+
+const share = (p: number) => `${(p * 100).toFixed(0)}%`;
+
+function RiskBadge(props: { p?: ChurnPrediction }) {
+  if (!props.p) return <span class="muted">not a customer</span>;
+  return (
+    <span class={`badge badge-risk-${props.p.riskLevel}`} title={`confidence ${share(props.p.confidenceScore)}`}>
+      {props.p.riskLevel} · {share(props.p.churnProbability)}
+    </span>
+  );
 }
 
 async function allTenants(): Promise<Tenant[]> {
@@ -181,9 +218,9 @@ function Currency({ c }: { c: CurrencyMetrics }) {
   );
 }
 
-type SortKey = "name" | "plan" | "mrr" | "status" | "isolation" | "created_at";
+type SortKey = "name" | "plan" | "mrr" | "status" | "isolation" | "created_at" | "churn";
 
-function TenantsTable(props: { tenants: Tenant[]; metrics: SaasMetrics; currency: string }) {
+function TenantsTable(props: { tenants: Tenant[]; metrics: SaasMetrics; currency: string; churn: Churn }) {
   const [sort, setSort] = useState<{ key: SortKey; asc: boolean }>({ key: "mrr", asc: false });
   const [filter, setFilter] = useState("");
   const [status, setStatus] = useState("");
@@ -194,8 +231,10 @@ function TenantsTable(props: { tenants: Tenant[]; metrics: SaasMetrics; currency
     .filter((t) => !status || t.status === status)
     .filter((t) => !needle || `${t.name} ${t.slug} ${t.plan}`.toLowerCase().includes(needle))
     .sort((a, b) => {
-      const va = sort.key === "mrr" ? (mrr.get(a.id) ?? 0) : String(a[sort.key]);
-      const vb = sort.key === "mrr" ? (mrr.get(b.id) ?? 0) : String(b[sort.key]);
+      const risk = (t: Tenant) => (props.churn.scored ? (props.churn.byTenant.get(t.id)?.churnProbability ?? -1) : -1);
+      const value = (t: Tenant) => (sort.key === "mrr" ? (mrr.get(t.id) ?? 0) : sort.key === "churn" ? risk(t) : String(t[sort.key]));
+      const va = value(a);
+      const vb = value(b);
       const d = va < vb ? -1 : va > vb ? 1 : 0;
       return sort.asc ? d : -d;
     });
@@ -236,7 +275,7 @@ function TenantsTable(props: { tenants: Tenant[]; metrics: SaasMetrics; currency
               {header("mrr", `MRR (${props.currency})`)}
               {header("status", "Status")}
               {header("isolation", "Isolation")}
-              <th scope="col">Churn risk</th>
+              {header("churn", "Churn risk")}
               {header("created_at", "Created")}
             </tr>
           </thead>
@@ -255,7 +294,9 @@ function TenantsTable(props: { tenants: Tenant[]; metrics: SaasMetrics; currency
                   <span class={`badge badge-${t.status}`}>{t.status}</span>
                 </td>
                 <td>{t.isolation}</td>
-                <td class="muted">not scored</td>
+                <td data-churn={props.churn.scored ? (props.churn.byTenant.get(t.id)?.churnProbability ?? "") : ""}>
+                  {props.churn.scored ? <RiskBadge p={props.churn.byTenant.get(t.id)} /> : <span class="muted">not scored</span>}
+                </td>
                 <td>{day(t.created_at)}</td>
               </tr>
             ))}
@@ -263,7 +304,8 @@ function TenantsTable(props: { tenants: Tenant[]; metrics: SaasMetrics; currency
         </table>
       </div>
       <p class="muted" aria-live="polite">
-        {rows.length} of {props.tenants.length} tenants. Churn risk appears here once churn prediction is enabled.
+        {rows.length} of {props.tenants.length} tenants.{" "}
+        {props.churn.scored ? "Churn risk: the active model's prediction now." : `Churn risk: not scored (${props.churn.why}).`}
       </p>
     </section>
   );
@@ -284,6 +326,7 @@ export function PlatformView() {
     [range.from, range.to, granularity],
   );
   const tenants = useData(allTenants, []);
+  const churn = useData(churnRisks, []);
   return (
     <>
       <h1>Platform</h1>
@@ -323,7 +366,11 @@ export function PlatformView() {
                 <Currency key={c.currency} c={c} />
               ))}
               <Status of={tenants}>
-                {(ts) => <TenantsTable tenants={ts} metrics={m} currency={shown[0].currency} />}
+                {(ts) => (
+                  <Status of={churn}>
+                    {(ch) => <TenantsTable tenants={ts} metrics={m} currency={shown[0].currency} churn={ch} />}
+                  </Status>
+                )}
               </Status>
             </>
           );
@@ -368,9 +415,8 @@ export function TenantDetail({ id }: { id: string }) {
               </dd>
               <dt>Created</dt>
               <dd>{day(t.created_at)}</dd>
-              <dt>Churn risk</dt>
-              <dd class="muted">not scored (churn prediction is not enabled)</dd>
             </dl>
+            <ChurnCard id={t.id} />
             <Status of={metrics}>
               {(m) => (
                 <section class="card" aria-labelledby="t-mrr">
@@ -389,5 +435,70 @@ export function TenantDetail({ id }: { id: string }) {
         )}
       </Status>
     </>
+  );
+}
+
+// One tenant's churn risk, why, and what to do about it: each recommended intervention can be applied from here.
+function ChurnCard({ id }: { id: string }) {
+  const risk = useData(
+    async () => ((await activeModel()) ? get<ChurnPrediction>(`/v1/admin/tenants/${encodeURIComponent(id)}/churn`) : undefined),
+    [id],
+  );
+  const [done, setDone] = useState("");
+  const [failed, setFailed] = useState("");
+  const apply = async (kind: string) => {
+    setFailed("");
+    try {
+      await call("POST", `/v1/admin/tenants/${encodeURIComponent(id)}/churn/interventions`, { kind });
+      setDone(kind);
+    } catch (e) {
+      setFailed(messageOf(e));
+    }
+  };
+  return (
+    <section class="card" aria-labelledby="t-churn">
+      <h2 id="t-churn">Churn risk</h2>
+      <Status of={{ ...risk, data: risk.loading ? undefined : (risk.data ?? null) }}>
+        {(p) =>
+          p === null ? (
+            <p class="muted">Not scored: no churn model is active.</p>
+          ) : (
+            <>
+              <p>
+                <RiskBadge p={p} /> (model {p.model.name} v{p.model.version}, confidence {share(p.confidenceScore)})
+              </p>
+              {p.topRiskFactors.length > 0 && (
+                <>
+                  <h3>What raises it</h3>
+                  <ul id="churn-factors">
+                    {p.topRiskFactors.map((f) => (
+                      <li key={f.feature}>
+                        {f.feature.replaceAll("_", " ")}: {f.value === null ? "none" : Number(f.value.toFixed(2))}
+                      </li>
+                    ))}
+                  </ul>
+                </>
+              )}
+              <h3>What to do</h3>
+              {p.recommendedInterventions.length === 0 ? (
+                <p class="muted">Nothing recommended at this risk.</p>
+              ) : (
+                <ul id="churn-interventions">
+                  {p.recommendedInterventions.map((r) => (
+                    <li key={r.kind}>
+                      {r.reason}{" "}
+                      <button type="button" onClick={() => apply(r.kind)} disabled={done === r.kind}>
+                        {done === r.kind ? "Sent" : `Send ${r.kind.replaceAll("_", " ")}`}
+                      </button>
+                    </li>
+                  ))}
+                </ul>
+              )}
+              {failed && <Alert>{failed}</Alert>}
+            </>
+          )
+        }
+      </Status>
+    </section>
   );
 }
