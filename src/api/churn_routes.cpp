@@ -212,20 +212,26 @@ void register_interventions(http::Router& router, Services& services) {
                return http::Response::json(200, {{"data", std::move(data)}});
              },
              {.access = admin});
-  // {"kind": one of the catalogue, "note": the operator's words in the mail (optional)}.
+  // {"kind": one of the catalogue, "note": the operator's words in the mail (optional), "percent": for
+  // retention_credit, the share of the last paid invoice credited (1-100, default 20)}.
   router.add(http::Method::post, "/v1/admin/tenants/{id}/churn/interventions",
              [&services, &churn](http::Request& req) -> http::Response {
-               auto body = body_object(req, {"kind", "note"});
+               auto body = body_object(req, {"kind", "note", "percent"});
                if (!body) return error_response(body.error(), req);
                auto kind = string_member(**body, "kind", true);
                if (!kind) return error_response(kind.error(), req);
                auto note = json_input::text(**body, "note", 2000);
                if (!note) return error_response(note.error(), req);
+               auto percent = json_input::integer(**body, "percent", 1, 100);
+               if (!percent) return error_response(percent.error(), req);
                if (!churn::valid_intervention(**kind)) {
                  return error_response({Errc::invalid_argument,
-                                        "kind must be one of card_update_email, "
-                                        "onboarding_email, success_followup_email"},
+                                        "kind must be one of card_update_email, onboarding_email, "
+                                        "success_followup_email, retention_credit"},
                                        req);
+               }
+               if (*percent && **kind != "retention_credit") {
+                 return error_response({Errc::invalid_argument, "percent is for retention_credit only"}, req);
                }
                auto t = tenant_param(services, req);
                if (!t) return error_response(t.error(), req);
@@ -233,8 +239,9 @@ void register_interventions(http::Router& router, Services& services) {
                  return error_response({Errc::unavailable, "this process runs no background work to send mail"}, req);
                }
                const audit::Context who = audit_context(req);
-               auto done = churn.intervene(t->id, **kind, note->value_or(""), *services.churn_actions, who,
-                                           services.audit->recorder(who));
+               churn::InterventionRequest request{
+                   .kind = **kind, .note = note->value_or(""), .percent = static_cast<int>(percent->value_or(20))};
+               auto done = churn.intervene(t->id, request, *services.churn_actions, who, services.audit->recorder(who));
                if (!done) return error_response(done.error(), req);
                services.audit_committed();
                return http::Response::json(201, churn::to_json(*done));

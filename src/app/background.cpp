@@ -313,6 +313,32 @@ Result<Json> Background::send_mail(const std::string& tenant_id, std::string_vie
   return Json{{"mail", rendered->subject}, {"to", std::move(recipients)}};
 }
 
+Result<Json> Background::grant_credit(const std::string& tenant_id, int percent, const std::string& note,
+                                      const audit::Context& who) {
+  auto invoices = platform_.billing->list_invoices(tenant_id, "paid");
+  if (!invoices) return std::unexpected(invoices.error());
+  const billing::Invoice* last = nullptr;
+  for (const auto& inv : *invoices) {
+    if (!inv.subscription_id || inv.test_clock_id || inv.totals.total <= 0) continue;
+    if (last == nullptr || inv.created_at > last->created_at) last = &inv;
+  }
+  if (last == nullptr) return fail(Errc::conflict, "the tenant has no paid subscription invoice to credit");
+  // Minor units, rounded half up: percent of the invoice's total.
+  const std::int64_t amount = (last->totals.total * percent + 50) / 100;
+  billing::NewCreditNote credit{.invoice_id = last->id,
+                                .amount = amount,
+                                .method = "credit_balance",
+                                .reason = "other",
+                                .memo = note.empty() ? "Retention credit" : "Retention credit: " + note.substr(0, 400)};
+  auto created = platform_.billing->create_credit_note(tenant_id, credit, who);
+  if (!created) return std::unexpected(created.error());
+  return Json{{"creditNote", created->id},
+              {"invoice", last->id},
+              {"amount", amount},
+              {"currency", last->currency},
+              {"percent", percent}};
+}
+
 Result<void> Background::start_workers() {
   if (runner_) return {};
   Platform& p = platform_;

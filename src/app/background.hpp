@@ -52,6 +52,10 @@ class Background final : public api::BackgroundWork, public churn::Actions {
   // A churn intervention's mail (churn::Actions): the catalogue's template to the tenant's billing contacts.
   Result<Json> send_mail(const std::string& tenant_id, std::string_view kind, const std::string& note,
                          const std::string& key) override;
+  // A churn intervention's credit (churn::Actions): a credit note of `percent` of the last paid subscription
+  // invoice to the credit balance, audited in the tenant's chain as billing records it.
+  Result<Json> grant_credit(const std::string& tenant_id, int percent, const std::string& note,
+                            const audit::Context& who) override;
   // The billing account's address, or the tenant's owners when it has none.
   Result<std::vector<email::Address>> billing_contacts(const tenancy::Tenant& tenant);
   // Mails the billing account about a failed charge (a payment.failed event).

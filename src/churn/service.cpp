@@ -131,9 +131,10 @@ std::vector<Recommendation> recommend(const Prediction& p) {
     } else if (f.feature == "usage_trend" || f.feature == "avg_daily_api_calls" ||
                f.feature == "feature_adoption_rate" || f.feature == "days_since_last_login") {
       add("onboarding_email", "falling or low use: show what the product does for them (" + f.feature + ")");
+    } else if (f.feature == "plan_downgrades" || f.feature == "cancellation_page_visits") {
+      add("retention_credit", "about to pay less or leave: a credit on the next invoices (" + f.feature + ")");
     } else if (f.feature == "support_satisfaction" || f.feature == "support_tickets" ||
-               f.feature == "negative_feedback" || f.feature == "cancellation_page_visits" ||
-               f.feature == "plan_downgrades") {
+               f.feature == "negative_feedback") {
       add("success_followup_email", "a customer-success follow-up (" + f.feature + ")");
     }
   }
@@ -683,14 +684,19 @@ Result<std::vector<Score>> Service::history(const std::string& tenant_id, int li
       true);
 }
 
-Result<Intervention> Service::intervene(const std::string& tenant_id, const std::string& kind, const std::string& note,
+Result<Intervention> Service::intervene(const std::string& tenant_id, const InterventionRequest& request,
                                         Actions& actions, const audit::Context& who, const audit::Recorder& audit) {
+  const std::string& kind = request.kind;
+  const std::string& note = request.note;
   if (!valid_intervention(kind)) {
     return fail(Errc::invalid_argument,
                 "kind must be one of card_update_email, onboarding_email, "
-                "success_followup_email");
+                "success_followup_email, retention_credit");
   }
   if (note.size() > 2000) return fail(Errc::invalid_argument, "note must be at most 2000 bytes");
+  if (request.percent < 1 || request.percent > 100) {
+    return fail(Errc::invalid_argument, "percent must be between 1 and 100");
+  }
   // The risk it answers (when a model is active): recorded with it, so its effect can be measured later.
   std::optional<Prediction> risk;
   if (auto p = predict(tenant_id)) {
@@ -700,11 +706,13 @@ Result<Intervention> Service::intervene(const std::string& tenant_id, const std:
   }
   Intervention v;
   v.id = new_uuid_v7(impl_->clock);
-  auto done = actions.send_mail(tenant_id, kind, note, "churn:" + v.id);
+  auto done = kind == "retention_credit" ? actions.grant_credit(tenant_id, request.percent, note, who)
+                                         : actions.send_mail(tenant_id, kind, note, "churn:" + v.id);
   if (!done) return std::unexpected(done.error());
   v.tenant_id = tenant_id;
   v.kind = kind;
   v.parameters = {{"note", note}};
+  if (kind == "retention_credit") v.parameters["percent"] = request.percent;
   v.result = std::move(*done);
   if (risk) {
     v.probability = risk->probability;

@@ -102,8 +102,8 @@ struct Score {
 Json to_json(const Score& s);
 
 // The interventions that can be applied (docs/ml.md has the catalogue and what maps to each).
-inline constexpr std::array<std::string_view, 3> k_interventions{"card_update_email", "onboarding_email",
-                                                                 "success_followup_email"};
+inline constexpr std::array<std::string_view, 4> k_interventions{"card_update_email", "onboarding_email",
+                                                                 "success_followup_email", "retention_credit"};
 bool valid_intervention(std::string_view kind);
 // What is recommended for a prediction: from its factors and risk level.
 std::vector<Recommendation> recommend(const Prediction& p);
@@ -135,6 +135,18 @@ class Actions {
   // (an operator's words, may be empty), once per `key`. not_found when the tenant has no one to write to.
   virtual Result<Json> send_mail(const std::string& tenant_id, std::string_view kind, const std::string& note,
                                  const std::string& key) = 0;
+  // Credits `percent` of the tenant's last paid subscription invoice to its credit balance (a credit note, which the
+  // next invoices draw on). conflict when it has no such invoice.
+  virtual Result<Json> grant_credit(const std::string& tenant_id, int percent, const std::string& note,
+                                    const audit::Context& who) = 0;
+};
+
+// What an operator asks for: a kind of the catalogue, the words to put in a mail, and for retention_credit the
+// share of the last invoice to credit (1-100).
+struct InterventionRequest {
+  std::string kind;
+  std::string note;
+  int percent = 20;
 };
 
 struct BatchResult {
@@ -189,10 +201,10 @@ class Service {
   Result<void> refresh_gauges();
   Result<std::vector<Score>> history(const std::string& tenant_id, int limit);
 
-  // Applies an intervention (queues its mail), records it with the tenant's risk now, and audits it in the
-  // platform chain; invalid_argument for a kind outside the catalogue.
-  Result<Intervention> intervene(const std::string& tenant_id, const std::string& kind, const std::string& note,
-                                 Actions& actions, const audit::Context& who, const audit::Recorder& audit);
+  // Applies an intervention (queues its mail or grants the credit), records it with the tenant's risk now, and
+  // audits it in the platform chain; invalid_argument for a kind outside the catalogue or a percent outside 1-100.
+  Result<Intervention> intervene(const std::string& tenant_id, const InterventionRequest& request, Actions& actions,
+                                 const audit::Context& who, const audit::Recorder& audit);
   Result<std::vector<Intervention>> interventions(const std::string& tenant_id);
   // Records what came of an intervention (audited).
   Result<Intervention> record_outcome(const std::string& tenant_id, const std::string& id, const std::string& outcome,

@@ -488,7 +488,7 @@ function ChurnCard({ id }: { id: string }) {
                     <li key={r.kind}>
                       {r.reason}{" "}
                       <button type="button" onClick={() => apply(r.kind)} disabled={done === r.kind}>
-                        {done === r.kind ? "Sent" : `Send ${r.kind.replaceAll("_", " ")}`}
+                        {done === r.kind ? "Applied" : `Apply: ${r.kind.replaceAll("_", " ")}`}
                       </button>
                     </li>
                   ))}
