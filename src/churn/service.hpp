@@ -203,6 +203,8 @@ class Service {
 
   // Applies an intervention (queues its mail or grants the credit), records it with the tenant's risk now, and
   // audits it in the platform chain; invalid_argument for a kind outside the catalogue or a percent outside 1-100.
+  // The action comes first, in its own module's transaction (the mail job, the credit note with its tenant-chain
+  // entry): should recording it fail afterwards, the error is answered and the action stands, recorded there only.
   Result<Intervention> intervene(const std::string& tenant_id, const InterventionRequest& request, Actions& actions,
                                  const audit::Context& who, const audit::Recorder& audit);
   Result<std::vector<Intervention>> interventions(const std::string& tenant_id);
