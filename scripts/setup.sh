@@ -29,7 +29,8 @@ PACKAGES=(
 # from the npm registry, pinned by web/package-lock.json; they need Node.js 20.19 or later with npm (Debian 12's own
 # nodejs is 18: where a newer Node.js is already installed, as on the machines this runs on, it is kept).
 # With --test-tools (scripts/test.sh) also: Debian's Chromium for the console's browser tests (tests: console_browser),
-# Python's xgboost and numpy (the churn model's XGBoost JSON loaded in Python, tests/e2e/churn_test.py) and the
+# Python's xgboost and numpy (the churn model's XGBoost JSON loaded in Python, tests/e2e/churn_test.py), PyJWT with
+# cryptography (the gateway's identity token verified through the JWKS, tests/e2e/gateway_test.py) and the
 # OpenAPI linter (tests: openapi_lint), pinned by tools/openapi-lint's lockfile. Each npm folder is installed
 # again only when its lockfile changed since.
 # With --bench-tools (bench/ml.sh): the Python reference of the machine-learning benchmark, Debian's
@@ -56,7 +57,7 @@ if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
   PACKAGES=("${PACKAGES[@]/nodejs/}")
   PACKAGES=("${PACKAGES[@]/npm/}")
 fi
-if ((TEST_TOOLS)); then PACKAGES+=(chromium python3-xgboost python3-numpy); fi
+if ((TEST_TOOLS)); then PACKAGES+=(chromium python3-xgboost python3-numpy python3-jwt python3-cryptography); fi
 if ((BENCH_TOOLS)); then PACKAGES+=(python3-sklearn python3-xgboost python3-pandas); fi
 
 missing=()

@@ -37,6 +37,7 @@
 #include "ml/dataset.hpp"
 #include "ml/ensemble.hpp"
 #include "observability/metrics.hpp"
+#include "proxy/gateway.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
 #include "warehouse/warehouse.hpp"
@@ -265,6 +266,18 @@ int serve_command(const CommonOptions& options) {
     return http::SniCertificate{certificate, certificate->chain_pem, certificate->key_pem};
   };
 
+  // The gateway to the product's own services (docs/gateway.md), when a routes file is configured.
+  std::shared_ptr<proxy::Gateway> gateway;
+  if (!config->proxy.routes_file.empty()) {
+    gateway = make_gateway(platform, *config, dispatcher, http_metrics);
+    if (auto loaded = gateway->load(); !loaded) {
+      log::error("cannot start", {{"error", loaded.error().message}});
+      return 1;
+    }
+    gateway->start();
+    server_options.forwarder = gateway;
+  }
+
   std::unique_ptr<http::Server> server;
   try {
     server = std::make_unique<http::Server>(server_options, dispatcher);
@@ -285,6 +298,7 @@ int serve_command(const CommonOptions& options) {
                           {"worker_threads", server_options.worker_threads}});
   server->run();
   server.reset();
+  if (gateway) gateway->stop();
   if (platform.api_calls) platform.api_calls->stop();  // the last counts, before anything can end the process
   platform.analytics->stop();                          // and the last activity marks
   business_metrics.stop();

@@ -10,6 +10,10 @@ namespace http {
 class Dispatcher;
 struct HttpMetrics;
 }  // namespace http
+namespace proxy {
+class Gateway;
+}
+struct Config;
 
 namespace app {
 
@@ -25,6 +29,13 @@ struct DispatchOptions {
 // limits, API call counting) and the JSON limits from the configuration. `atrium serve` runs it behind the HTTP
 // server; tests and benchmarks call it in-process. Time is the platform's clock.
 std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Services& services, const DispatchOptions& options = {});
+
+// The gateway to upstream services (docs/gateway.md) on `dispatcher`'s pipeline: the identity tokens it signs with
+// the key set in force, its audit entries in the request's tenant chain (action proxy.request), its requests in
+// `http_metrics`. Not loaded yet (Gateway::load).
+std::shared_ptr<proxy::Gateway> make_gateway(api::Services& services, const Config& config,
+                                             std::shared_ptr<const http::Dispatcher> dispatcher,
+                                             http::HttpMetrics& http_metrics);
 
 }  // namespace app
 }  // namespace atrium

@@ -159,6 +159,11 @@ const std::vector<Key>& keys() {
       {"analytics", "warehouse_reader_role", member(&Config::analytics, &AnalyticsConfig::warehouse_reader_role)},
       {"churn", "score_cron", member(&Config::churn, &ChurnConfig::score_cron)},
       {"churn", "threads", member(&Config::churn, &ChurnConfig::threads), 0, 256},
+      {"proxy", "routes_file", member(&Config::proxy, &ProxyConfig::routes_file)},
+      {"proxy", "token_audience", member(&Config::proxy, &ProxyConfig::token_audience)},
+      {"proxy", "token_ttl_s", member(&Config::proxy, &ProxyConfig::token_ttl_s), 10, 3600},
+      {"proxy", "max_idle_per_endpoint", member(&Config::proxy, &ProxyConfig::max_idle_per_endpoint), 0, 100'000},
+      {"proxy", "pool_idle_timeout_ms", member(&Config::proxy, &ProxyConfig::pool_idle_timeout_ms), 100, 3'600'000},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
       {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
@@ -425,6 +430,10 @@ Result<void> validate_config(const Config& c) {
   }
   if (c.identity.issuer.empty() || c.identity.audience.empty()) {
     return fail(Errc::invalid_argument, "identity.issuer and identity.audience must not be empty");
+  }
+  if (c.proxy.token_audience.empty() || c.proxy.token_audience == c.identity.audience) {
+    // An upstream's identity token must never pass as an access token to Atrium's own API.
+    return fail(Errc::invalid_argument, "proxy.token_audience: must be set and differ from identity.audience");
   }
   const std::string& wh = c.analytics.warehouse_url;
   if (!wh.empty() && wh.rfind("postgresql://", 0) != 0 && wh.rfind("postgres://", 0) != 0 &&

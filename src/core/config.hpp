@@ -178,6 +178,14 @@ struct ChurnConfig {
   std::int64_t threads = 0;              // XGBoost's threads for training and scoring (0: every core)
 };
 
+struct ProxyConfig {
+  std::string routes_file;                         // the gateway's routes to upstreams (docs/gateway.md); "": none
+  std::string token_audience = "atrium-upstream";  // aud of the identity token upstreams receive
+  std::int64_t token_ttl_s = 60;                   // its lifetime
+  std::int64_t max_idle_per_endpoint = 64;         // idle keep-alive connections kept per upstream endpoint
+  std::int64_t pool_idle_timeout_ms = 30'000;      // an idle upstream connection older than this is closed
+};
+
 struct LogConfig {
   std::string level = "info";
   std::string format = "json";  // json | text
@@ -198,6 +206,7 @@ struct Config {
   GatewayConfig gateway;
   AnalyticsConfig analytics;
   ChurnConfig churn;
+  ProxyConfig proxy;
   LogConfig log;
 };
 

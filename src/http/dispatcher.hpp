@@ -11,6 +11,10 @@
 namespace atrium::http {
 
 using Next = std::function<Response(Request&)>;
+
+// The status a terminal answers to admit a request for forwarding (Dispatcher::guard, http/forwarding.hpp): the
+// middleware lets it through; the access log and the HTTP metrics skip it (the forwarder records the real answer).
+inline constexpr int k_forward_status = 0;
 // A step around every request: may act before and after `next`, or answer without calling it.
 using Middleware = std::function<Response(Request&, const Next& next)>;
 
@@ -31,6 +35,10 @@ class Dispatcher {
 
   // Runs the pipeline and the handler (or the 404/405 answer). Never throws.
   Response dispatch(Request& request, const Prepared& prepared) const;
+
+  // The middleware pipeline around `terminal`, for a request matched elsewhere (a forwarding route: the caller sets
+  // request.route and request.options). Never throws.
+  Response guard(Request& request, const Next& terminal) const { return run(request, terminal); }
 
   // Answers a request the server refused before routing (413, 431, 400 on a malformed message) through the same
   // pipeline, so it is logged and counted like any other.

@@ -92,7 +92,7 @@ Middleware access_log_middleware(const Clock& clock) {
   return [&clock](Request& req, const Next& next) {
     const auto start = clock.monotonic();
     Response res = next(req);
-    if (log::enabled(log::Level::info)) {
+    if (res.status != k_forward_status && log::enabled(log::Level::info)) {
       log::info("request", {{"request_id", req.request_id},
                             {"method", req.method_text},
                             {"route", req.route},
@@ -115,6 +115,13 @@ HttpMetrics::HttpMetrics(metrics::Registry& registry)
           {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})),
       in_flight(registry.gauge("http_requests_in_flight", "HTTP requests being handled now.").with({})) {}
 
+void HttpMetrics::record(const Request& req, int status, double seconds) {
+  const metrics::Labels labels{std::string(method_label(req)), req.route.empty() ? "unmatched" : req.route,
+                               std::to_string(status)};
+  requests.with(labels).inc();
+  duration.with(labels).observe(seconds);
+}
+
 Middleware metrics_middleware(HttpMetrics& m, const Clock& clock) {
   return [&m, &clock](Request& req, const Next& next) {
     const auto start = clock.monotonic();
@@ -124,10 +131,7 @@ Middleware metrics_middleware(HttpMetrics& m, const Clock& clock) {
       ~InFlight() { g.add(-1); }
     } in_flight(m.in_flight);
     Response res = next(req);
-    const metrics::Labels labels{std::string(method_label(req)), req.route.empty() ? "unmatched" : req.route,
-                                 std::to_string(res.status)};
-    m.requests.with(labels).inc();
-    m.duration.with(labels).observe(seconds_since(clock, start));
+    if (res.status != k_forward_status) m.record(req, res.status, seconds_since(clock, start));
     return res;
   };
 }

@@ -39,6 +39,9 @@ struct HttpMetrics {
   metrics::Family<metrics::Counter>& requests;
   metrics::Family<metrics::Histogram>& duration;
   metrics::Gauge& in_flight;
+
+  // Counts one answered request by method, route template (or "unmatched") and status.
+  void record(const Request& request, int status, double seconds);
 };
 
 // Counts http_requests_total and observes http_request_duration_seconds by method, route template and status

@@ -6,22 +6,31 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <ctime>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <variant>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/log.hpp"
 #include "http/problem.hpp"
@@ -93,6 +102,19 @@ struct Server::Impl {
   std::mutex sessions_mutex;
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
 
+  // Idle upstream connections of forwarding, by endpoint name: descriptors released from their executor, so the
+  // strand of whichever connection takes one adopts it.
+  struct IdleConnection {
+    int fd = -1;
+    bool v6 = false;
+    steady::time_point since;
+  };
+  std::mutex pool_mutex;
+  std::unordered_map<std::string, std::vector<IdleConnection>> pool;  // guarded by pool_mutex
+  // A live idle connection to `endpoint` (its descriptor), or nullopt.
+  std::optional<IdleConnection> take_idle(const std::string& endpoint);
+  void put_idle(const std::string& endpoint, tcp::socket& socket);
+
   net::io_context ioc;
   tcp::acceptor acceptor;
   net::thread_pool workers;
@@ -115,7 +137,47 @@ struct Server::Impl {
   void accept();
   void begin_drain();
   void watch_drain();
+
+  ~Impl() {
+    for (auto& [_, idle] : pool) {
+      for (const auto& c : idle) ::close(c.fd);
+    }
+  }
 };
+
+std::optional<Server::Impl::IdleConnection> Server::Impl::take_idle(const std::string& endpoint) {
+  std::lock_guard lock(pool_mutex);
+  auto it = pool.find(endpoint);
+  if (it == pool.end()) return std::nullopt;
+  auto& idle = it->second;
+  while (!idle.empty()) {
+    IdleConnection c = idle.back();
+    idle.pop_back();
+    if (steady::now() - c.since > options.forwarder->pool_idle_timeout) {
+      ::close(c.fd);
+      continue;
+    }
+    // A connection the upstream closed meanwhile reads as end of file (0) or fails; one with bytes waiting is
+    // out of step. Only one that would block is fit to carry a request.
+    char byte = 0;
+    const ssize_t n = ::recv(c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return c;
+    ::close(c.fd);
+  }
+  return std::nullopt;
+}
+
+void Server::Impl::put_idle(const std::string& endpoint, tcp::socket& socket) {
+  beast::error_code ec;
+  const bool v6 = socket.local_endpoint(ec).address().is_v6();
+  if (ec) return;
+  std::lock_guard lock(pool_mutex);
+  auto& idle = pool[endpoint];
+  if (idle.size() >= options.forwarder->max_idle_per_endpoint) return;  // the socket closes with its owner
+  const int fd = socket.release(ec);
+  if (ec) return;
+  idle.push_back({fd, v6, steady::now()});
+}
 
 namespace {
 
@@ -164,7 +226,10 @@ class Session final : public SessionBase {
     if (server_.draining && buffer_.size() == 0) return close();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
-    parser_->body_limit(server_.options.max_body_bytes);
+    // With forwarding the limit waits for the head: forwarded bodies stream without one (on_header). The largest
+    // value, not none: Boost 1.74 compares a Content-Length with an empty limit as exceeding it.
+    parser_->body_limit(server_.options.forwarder ? std::numeric_limits<std::uint64_t>::max()
+                                                  : server_.options.max_body_bytes);
     header_started_ = buffer_.size() > 0;
     if (header_started_) return read_header();
     // Between requests the idle timeout applies; the header timeout starts with the first byte.
@@ -186,6 +251,13 @@ class Session final : public SessionBase {
   void on_header(beast::error_code ec) {
     if (ec) return on_read_error(ec);
     begin_request();
+    if (server_.options.forwarder) {
+      if (try_forward()) return;
+      if (auto length = parser_->content_length(); length && *length > server_.options.max_body_bytes) {
+        return on_read_error(bhttp::error::body_limit);
+      }
+      parser_->body_limit(server_.options.max_body_bytes);
+    }
     const auto& msg = parser_->get();
     if (parser_->is_done()) return on_request();
     if (auto expect = msg.find(bhttp::field::expect);
@@ -368,6 +440,416 @@ class Session final : public SessionBase {
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().socket().close(ignored);
     finish_request();
+  }
+
+  // Forwarding (http/forwarding.hpp) ------------------------------------------------------------------------
+
+  // At a request's head: whether a forwarding route takes it. Then the edge's checks run on a worker and the body
+  // is streamed upstream instead of being read here.
+  bool try_forward() {
+    const auto& msg = parser_->get();
+    const std::string_view target(msg.target().data(), msg.target().size());
+    RequestHead head;
+    const std::string_view method(msg.method_string().data(), msg.method_string().size());
+    head.method = parse_method(method);
+    head.path = target.substr(0, target.find('?'));
+    if (auto host = msg.find(bhttp::field::host); host != msg.end()) {
+      std::string_view h(host->value().data(), host->value().size());
+      // "[::1]:8080", "api.example.com:8080": the name without the port.
+      const auto colon = h.rfind(':');
+      if (colon != std::string_view::npos && h.find(']', colon) == std::string_view::npos) h = h.substr(0, colon);
+      head.host = h;
+    }
+    if (auto version = msg.find("Atrium-Version"); version != msg.end()) {
+      head.version = std::string_view(version->value().data(), version->value().size());
+    }
+    auto route = server_.options.forwarder->match(head);
+    if (!route) return false;
+    Request req;
+    req.remote_address = remote_;
+    fill_request_line(req, msg);
+    req.keep_alive = msg.keep_alive();
+    version_ = msg.version();
+    head_ = req.method == Method::head;
+    net::post(server_.workers, [self = self_ptr(), route = std::move(route), req = std::move(req)]() mutable {
+      auto decision = self->server_.options.forwarder->admit(req, std::move(route));
+      net::post(self->stream_.get_executor(),
+                [self, decision = std::move(decision), keep_alive = req.keep_alive]() mutable {
+                  self->on_admitted(std::move(decision), keep_alive);
+                });
+    });
+    return true;
+  }
+
+  void on_admitted(std::variant<Response, std::shared_ptr<Exchange>> decision, bool keep_alive) {
+    if (auto* refused = std::get_if<Response>(&decision)) {
+      // The body was not read: only a connection whose request had none can carry another one.
+      const bool body_read = parser_->is_done();
+      return write(std::move(*refused), keep_alive && body_read, !body_read);
+    }
+    net::co_spawn(stream_.get_executor(),
+                  relay(self_ptr(), std::get<std::shared_ptr<Exchange>>(std::move(decision)), keep_alive),
+                  net::detached);
+  }
+
+  enum class After { next_request, close, answered, tunnel };
+
+  static net::awaitable<void> relay(std::shared_ptr<Session> self, std::shared_ptr<Exchange> exchange,
+                                    bool keep_alive) {
+    Exchange::Summary summary;
+    const auto started = steady::now();
+    After after = After::close;
+    try {
+      after = co_await self->forward(*exchange, summary, keep_alive);
+    } catch (const std::exception& e) {
+      log::error("forwarding failed", {{"error", e.what()}});
+    }
+    summary.duration = steady::now() - started;
+    if (exchange->finish_blocks) {
+      net::post(self->server_.workers, [exchange, summary] { exchange->finish(summary); });
+    } else {
+      exchange->finish(summary);  // metrics and the log line: no thread hop for them
+    }
+    switch (after) {
+      case After::answered: break;  // write() carries on
+      case After::next_request:
+        self->finish_request();
+        self->read_request();
+        break;
+      case After::close:
+      case After::tunnel: self->close(); break;
+    }
+  }
+
+  // RFC 9110 section 7.6.1: fields for one hop only, never forwarded (framing is set by whoever serializes).
+  static bool hop_by_hop(std::string_view name) {
+    for (std::string_view h :
+         {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+          "transfer-encoding", "upgrade", "content-length", "expect"}) {
+      if (beast::iequals(name, h)) return true;
+    }
+    return false;
+  }
+
+  // The fields a Connection header names (hop-by-hop too).
+  template <class Fields>
+  static std::vector<std::string> connection_options(const Fields& fields) {
+    std::vector<std::string> names;
+    for (const auto& field : fields) {
+      if (field.name() != bhttp::field::connection) continue;
+      for (auto token : bhttp::token_list(field.value())) names.emplace_back(token.data(), token.size());
+    }
+    return names;
+  }
+
+  template <class Fields>
+  static void strip_hop_by_hop(Fields& fields, bool keep_framing) {
+    const auto named = connection_options(fields);
+    for (auto it = fields.begin(); it != fields.end();) {
+      const std::string_view name(it->name_string().data(), it->name_string().size());
+      bool drop = hop_by_hop(name);
+      if (keep_framing && (beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding"))) {
+        drop = false;
+      }
+      for (const auto& n : named) drop = drop || beast::iequals(name, n);
+      it = drop ? fields.erase(it) : std::next(it);
+    }
+  }
+
+  struct PumpResult {
+    beast::error_code read;
+    beast::error_code write;
+  };
+
+  static constexpr std::size_t k_relay_buffer = 65536;
+  struct Buffer {
+    std::unique_ptr<char[]> bytes;
+    std::size_t size;
+    char* data() const { return bytes.get(); }
+  };
+
+  // Streams one message's body from `in` (parsed by `p`) to `out` (serialized by `sr`), `buffer` at a time, the
+  // head first.
+  template <bool isRequest, class In, class Out>
+  static net::awaitable<PumpResult> pump(In& in, beast::flat_buffer& in_buffer,
+                                         bhttp::parser<isRequest, bhttp::buffer_body>& p, Out& out,
+                                         bhttp::serializer<isRequest, bhttp::buffer_body>& sr, const Buffer& buffer,
+                                         std::chrono::milliseconds read_timeout,
+                                         std::chrono::milliseconds write_timeout, std::uint64_t& bytes) {
+    PumpResult r;
+    do {
+      auto& body = p.get().body();
+      if (!p.is_done()) {
+        body.data = buffer.data();
+        body.size = buffer.size;
+        beast::get_lowest_layer(in).expires_after(read_timeout);
+        co_await bhttp::async_read_some(in, in_buffer, p, net::redirect_error(net::use_awaitable, r.read));
+        if (r.read == bhttp::error::need_buffer) r.read = {};
+        if (r.read) co_return r;
+        body.size = buffer.size - body.size;
+        body.data = buffer.data();
+        body.more = !p.is_done();
+        bytes += body.size;
+      } else {
+        body.data = nullptr;
+        body.size = 0;
+        body.more = false;  // nothing (more) to send: the serializer finishes the message
+      }
+      beast::get_lowest_layer(out).expires_after(write_timeout);
+      co_await bhttp::async_write(out, sr, net::redirect_error(net::use_awaitable, r.write));
+      if (r.write == bhttp::error::need_buffer) r.write = {};
+      if (r.write) co_return r;
+    } while (!p.is_done() && !sr.is_done());
+    co_return r;
+  }
+
+  // Copies bytes one way until either side ends or stays idle past `idle`, then closes both.
+  template <class From, class To>
+  static net::awaitable<void> splice(From& from, To& to, std::chrono::milliseconds idle) {
+    std::vector<char> buffer(16384);
+    beast::error_code ec;
+    for (;;) {
+      beast::get_lowest_layer(from).expires_after(idle);
+      const std::size_t n =
+          co_await from.async_read_some(net::buffer(buffer), net::redirect_error(net::use_awaitable, ec));
+      if (ec) break;
+      beast::get_lowest_layer(to).expires_after(idle);
+      co_await net::async_write(to, net::buffer(buffer.data(), n), net::redirect_error(net::use_awaitable, ec));
+      if (ec) break;
+    }
+    beast::error_code ignored;
+    beast::get_lowest_layer(from).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(to).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(from).cancel();
+    beast::get_lowest_layer(to).cancel();
+  }
+
+  net::awaitable<After> forward(Exchange& ex, Exchange::Summary& sum, bool client_keep_alive) {
+    const auto awaitable = [](beast::error_code& ec) { return net::redirect_error(net::use_awaitable, ec); };
+    beast::error_code ec;
+    bhttp::request_parser<bhttp::buffer_body> in(std::move(*parser_));
+    parser_.reset();
+    in.body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed: no limit of its own
+    auto& req = in.get();
+    const std::string upgrade_protocol = [&] {
+      for (const auto& option : connection_options(req)) {
+        if (beast::iequals(option, "upgrade")) return std::string(req[bhttp::field::upgrade]);
+      }
+      return std::string();
+    }();
+    const bool expect_continue = beast::iequals(req[bhttp::field::expect], "100-continue");
+    const bool chunked = in.chunked();
+    const auto length = in.content_length();
+    // The head sent upstream: the policy's target and fields, the client's framing.
+    req.target(ex.target);
+    req.version(11);
+    req.clear();
+    for (const auto& [name, value] : ex.headers.fields()) {
+      if (!hop_by_hop(name)) req.insert(name, value);
+    }
+    if (chunked) {
+      req.chunked(true);
+    } else if (length) {
+      req.content_length(*length);
+    }
+    if (!upgrade_protocol.empty()) {
+      req.set(bhttp::field::connection, "Upgrade");
+      req.set(bhttp::field::upgrade, upgrade_protocol);
+    }
+    // Both directions take turns with one buffer; left uninitialised (no 64 KiB memset per request).
+    Buffer buffer{std::make_unique_for_overwrite<char[]>(k_relay_buffer), k_relay_buffer};
+    std::shared_ptr<beast::tcp_stream> up;
+    beast::flat_buffer up_buffer;
+    std::optional<bhttp::response_parser<bhttp::buffer_body>> answer;
+    std::optional<Endpoint> endpoint;
+    int failed_status = 503;
+    std::string failed_detail = "No endpoint of the upstream is available.";
+    bool continue_sent = false;
+    for (int attempt = 0; attempt < std::max(1, ex.max_attempts); ++attempt) {
+      // A body that has started to stream cannot be sent again.
+      if (attempt > 0 && sum.request_bytes > 0) break;
+      endpoint = ex.pick(attempt);
+      if (!endpoint) break;
+      sum.attempts = attempt + 1;
+      sum.endpoint = endpoint->name;
+      up.reset();
+      up_buffer.clear();
+      answer.reset();
+      if (auto idle = server_.take_idle(endpoint->name)) {
+        tcp::socket socket(stream_.get_executor());
+        socket.assign(idle->v6 ? tcp::v6() : tcp::v4(), idle->fd, ec);
+        if (ec) {
+          ::close(idle->fd);
+        } else {
+          up = std::make_shared<beast::tcp_stream>(std::move(socket));
+        }
+      }
+      if (!up) {
+        tcp::resolver resolver(stream_.get_executor());
+        auto resolved = co_await resolver.async_resolve(endpoint->host, std::to_string(endpoint->port), awaitable(ec));
+        if (!ec) {
+          up = std::make_shared<beast::tcp_stream>(stream_.get_executor());
+          up->expires_after(ex.connect_timeout);
+          co_await up->async_connect(resolved, awaitable(ec));
+        }
+        if (ec) {
+          ex.attempt_done(*endpoint, AttemptResult::connect_failed);
+          failed_status = 502;
+          failed_detail = "The upstream could not be reached.";
+          continue;  // nothing was sent: another endpoint may take it
+        }
+        up->socket().set_option(tcp::no_delay(true), ec);
+      }
+      if (expect_continue && !continue_sent && !in.is_done()) {
+        static const std::string k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
+        lowest().expires_after(server_.options.body_timeout);
+        co_await net::async_write(stream_, net::buffer(k_continue), awaitable(ec));
+        if (ec) co_return After::close;
+        continue_sent = true;
+      }
+      bhttp::request_serializer<bhttp::buffer_body> sr(req);
+      const auto sent = co_await pump(stream_, buffer_, in, *up, sr, buffer, server_.options.body_timeout,
+                                      ex.read_timeout, sum.request_bytes);
+      if (sent.read) co_return After::close;  // the client went away: not the upstream's failure
+      if (!sent.write) {
+        answer.emplace();
+        answer->body_limit(std::numeric_limits<std::uint64_t>::max());
+        if (head_) answer->skip(true);
+        up->expires_after(ex.read_timeout);
+        co_await bhttp::async_read_header(*up, up_buffer, *answer, awaitable(ec));
+        // Body bytes that arrived with the head wait for a buffer (pump() gives one): not an error.
+        if (ec == bhttp::error::need_buffer) ec = {};
+        // Interim answers (1xx other than 101) are not passed on; the final one follows.
+        while (!ec && answer->get().result_int() >= 100 && answer->get().result_int() < 200 &&
+               answer->get().result_int() != 101) {
+          answer.emplace();
+          answer->body_limit(std::numeric_limits<std::uint64_t>::max());
+          if (head_) answer->skip(true);
+          co_await bhttp::async_read_header(*up, up_buffer, *answer, awaitable(ec));
+          if (ec == bhttp::error::need_buffer) ec = {};
+        }
+      } else {
+        ec = sent.write;
+      }
+      const bool resendable = ex.may_resend && sum.request_bytes == 0;
+      if (ec) {
+        const bool timed_out = ec == beast::error::timeout;
+        log::warn("upstream attempt failed", {{"endpoint", endpoint->name}, {"error", ec.message()}});
+        ex.attempt_done(*endpoint, timed_out ? AttemptResult::timeout : AttemptResult::reset);
+        failed_status = timed_out ? 504 : 502;
+        failed_detail = timed_out ? "The upstream did not answer in time." : "The upstream closed the connection.";
+        answer.reset();
+        // Whether the upstream saw the request is unknown (even on a reused connection it may have closed just
+        // after reading it): only a request that may be sent twice goes again.
+        if (resendable) continue;
+        break;
+      }
+      const int status = answer->get().result_int();
+      if (ex.resend_on_5xx && resendable && (status == 502 || status == 503 || status == 504) &&
+          attempt + 1 < ex.max_attempts) {
+        ex.attempt_done(*endpoint, AttemptResult::server_error);
+        failed_status = status;
+        failed_detail = "The upstream answered " + std::to_string(status) + ".";
+        answer.reset();
+        continue;
+      }
+      break;  // its outcome is reported once its body has gone through
+    }
+    if (!answer) {
+      Response r = ex.failure(failed_status, failed_detail);
+      sum.status = r.status;
+      const bool body_read = in.is_done();
+      write(std::move(r), client_keep_alive && body_read, !body_read);
+      co_return After::answered;
+    }
+
+    auto& res = answer->get();
+    const int status = res.result_int();
+    const bool upstream_keep_alive = res.keep_alive();
+    sum.status = status;
+    sum.upstream_answered = true;
+    if (status == 101 && !upgrade_protocol.empty()) {
+      // Upgraded (WebSocket): the answer's head, then bytes both ways until either side ends.
+      for (const auto& name : ex.response_remove) res.erase(name);
+      for (const auto& [name, value] : ex.response_headers.fields()) res.set(name, value);
+      bhttp::response_serializer<bhttp::buffer_body> sr(res);
+      res.body().data = nullptr;
+      res.body().size = 0;
+      res.body().more = false;
+      lowest().expires_after(server_.options.body_timeout);
+      co_await bhttp::async_write_header(stream_, sr, awaitable(ec));
+      if (ec) co_return After::close;
+      if (up_buffer.size() > 0) {
+        co_await net::async_write(stream_, up_buffer.data(), awaitable(ec));
+        if (ec) co_return After::close;
+      }
+      if (buffer_.size() > 0) {
+        co_await net::async_write(*up, buffer_.data(), awaitable(ec));
+        if (ec) co_return After::close;
+        buffer_.consume(buffer_.size());
+      }
+      ex.attempt_done(*endpoint, AttemptResult::answered);
+      auto self = self_ptr();
+      auto other_done = std::make_shared<bool>(false);
+      auto wake = std::make_shared<net::steady_timer>(stream_.get_executor(), steady::time_point::max());
+      net::co_spawn(
+          stream_.get_executor(),
+          [](std::shared_ptr<Session> s, std::shared_ptr<beast::tcp_stream> u, std::chrono::milliseconds idle,
+             std::shared_ptr<bool> done, std::shared_ptr<net::steady_timer> timer) -> net::awaitable<void> {
+            co_await splice(*u, s->stream_, idle);
+            *done = true;
+            timer->cancel();
+          }(self, up, ex.tunnel_idle_timeout, other_done, wake),
+          net::detached);
+      co_await splice(stream_, *up, ex.tunnel_idle_timeout);
+      if (!*other_done) co_await wake->async_wait(awaitable(ec));
+      sum.completed = true;
+      co_return After::tunnel;
+    }
+
+    if (status >= 400 && !head_ && answer->is_done() && answer->content_length().value_or(1) == 0) {
+      // An error without a body: the client gets problem+json like every other refusal.
+      ex.attempt_done(*endpoint, status >= 500 ? AttemptResult::server_error : AttemptResult::answered);
+      if (upstream_keep_alive && in.is_done()) {
+        up->expires_never();
+        server_.put_idle(endpoint->name, up->socket());
+      }
+      const bool body_read = in.is_done();
+      write(ex.bodiless_error(status), client_keep_alive && body_read, !body_read);
+      co_return After::answered;
+    }
+    strip_hop_by_hop(res, /*keep_framing=*/true);
+    for (const auto& name : ex.response_remove) res.erase(name);
+    for (const auto& [name, value] : ex.response_headers.fields()) res.set(name, value);
+    bool keep_client = client_keep_alive && !server_.draining;
+    const bool bodiless = head_ || status == 204 || status == 304 || (status >= 100 && status < 200);
+    if (!bodiless && !answer->content_length() && !answer->chunked()) {
+      // Read to the upstream's end of file: chunked to an HTTP/1.1 client, else the connection's end marks it.
+      if (version_ == 11) {
+        res.chunked(true);
+      } else {
+        keep_client = false;
+      }
+    }
+    res.version(version_ == 10 ? 10 : 11);
+    bhttp::response_serializer<bhttp::buffer_body> sr(res);
+    // The client's body may still be arriving (an upstream may answer early): the connection ends after it.
+    if (!in.is_done()) keep_client = false;
+    res.keep_alive(keep_client);
+    const auto relayed = co_await pump(*up, up_buffer, *answer, stream_, sr, buffer, ex.read_timeout,
+                                       server_.options.body_timeout, sum.response_bytes);
+    if (relayed.read) {
+      ex.attempt_done(*endpoint, relayed.read == beast::error::timeout ? AttemptResult::timeout : AttemptResult::reset);
+      co_return After::close;
+    }
+    ex.attempt_done(*endpoint, status >= 500 ? AttemptResult::server_error : AttemptResult::answered);
+    if (relayed.write) co_return After::close;
+    sum.completed = in.is_done();
+    if (upstream_keep_alive && answer->is_done() && in.is_done()) {
+      up->expires_never();
+      server_.put_idle(endpoint->name, up->socket());
+    }
+    co_return keep_client ? After::next_request : After::close;
   }
 
   Stream stream_;

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "http/dispatcher.hpp"
+#include "http/forwarding.hpp"
 
 namespace atrium::http {
 
@@ -37,6 +38,8 @@ struct ServerOptions {
   // on an I/O thread; nullopt (or unset) presents the default certificate above.
   std::function<std::optional<SniCertificate>(std::string_view host)> certificate_for;
   bool handle_signals = true;  // SIGTERM and SIGINT start the drain
+  // Set: requests whose head it matches are forwarded to upstreams, streaming (http/forwarding.hpp).
+  std::shared_ptr<Forwarder> forwarder;
 };
 
 // HTTP/1.1 server (Boost.Beast underneath, kept out of this header). Requests on one connection are answered
