@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -325,11 +326,10 @@ class GatewayTest(E2ETestCase):
         self.assertEqual(self.seen("keyed-post"), 3)
 
     def test_a_slow_upstream_times_out_with_504(self):
-        started = time.monotonic()
+        # The upstream answers after 3 s, the cluster waits 0.5 s: a 504 (not the upstream's 200) proves the bound.
         r = self.call("POST", "/slow?ms=3000", self.owner)
         self.assertProblem(r, 504)
         self.assertEqual(r.json()["type"], "/problems/upstream-timeout")
-        self.assertLess(time.monotonic() - started, 2.5)
 
     def test_an_unreachable_upstream_is_502_problem_json(self):
         r = self.call("GET", "/dead/x", self.owner)
@@ -407,23 +407,27 @@ class GatewayTest(E2ETestCase):
         self.assertLess(grown_mib, 64, f"RSS grew by {grown_mib:.0f} MiB while 1.25 GiB went through")
 
     def test_server_sent_events_arrive_as_the_upstream_sends_them(self):
-        sock = connect(self.server.port)
-        sock.sendall((f"GET /stream/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {self.owner}\r\n"
+        # The upstream holds back its later events until this client has seen the first one through the gateway
+        # (it waits for the gate file): a gateway that buffered the answer would deliver nothing.
+        gate = os.path.join(self.tmp, "sse-gate")
+        sock = connect(self.server.port, timeout=60)
+        sock.sendall((f"GET /stream/events?gate={gate} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {self.owner}\r\n"
                       "Accept: text/event-stream\r\nConnection: close\r\n\r\n").encode())
-        data, first_at = b"", None
+        data = b""
+        while b"tick 0" not in data:
+            chunk = sock.recv(4096)
+            self.assertTrue(chunk, data)
+            data += chunk
+        self.assertNotIn(b"tick 1", data)
+        open(gate, "w").close()
         while True:
             chunk = sock.recv(4096)
             if not chunk:
                 break
             data += chunk
-            if first_at is None and b"tick 0" in data:
-                first_at = time.monotonic()
-        ended_at = time.monotonic()
         sock.close()
         self.assertIn(b"text/event-stream", data)
         self.assertIn(b"tick 2", data)
-        # The first event was passed on before the upstream wrote the last (600 ms later), not buffered.
-        self.assertGreater(ended_at - first_at, 0.4)
 
     def test_a_websocket_echoes_through_the_gateway(self):
         sock = connect(self.server.port)
@@ -493,10 +497,14 @@ class GatewayTest(E2ETestCase):
 
     def test_a_tenant_over_its_rate_limit_never_reaches_the_upstream(self):
         limited = self.token("owner@limited.test", "limited")
-        statuses = [self.call("GET", "/expensive/x", limited, headers={"X-Test-Key": "limit"}).status
-                    for _ in range(5)]
-        self.assertEqual(statuses[0], 200)
+        # Eight at once: one request of this route spends the tenant's whole burst, which takes a second to refill.
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(
+                lambda _: self.call("GET", "/expensive/x", limited, headers={"X-Test-Key": "limit"}).status,
+                range(8)))
+        self.assertIn(200, statuses)
         self.assertIn(429, statuses)
+        self.assertEqual(set(statuses), {200, 429}, statuses)
         self.assertEqual(self.seen("limit"), statuses.count(200))
         refused = self.call("GET", "/expensive/x", limited)
         if refused.status == 429:

@@ -4,7 +4,7 @@
   GET  /healthz                 200, or 503 while the file $UPSTREAM_UNHEALTHY_FILE exists
   any  /slow?ms=N               answers after N milliseconds
   GET  /download?bytes=N        N bytes, chunked, streamed 64 KiB at a time
-  GET  /events                  server-sent events: three, 300 ms apart
+  GET  /events[?gate=FILE]      server-sent events: three (the last two once FILE exists)
   GET  /ws                      WebSocket (RFC 6455) echo of text frames
   POST /upload                  reads the body as it streams; answers its length and SHA-256
   any  /empty-error?status=N     answers N with an empty body
@@ -128,11 +128,17 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            gate = query.get("gate", [""])[0]
             for i in range(3):
                 event = f"id: {i}\ndata: tick {i} {time.time()}\n\n".encode()
                 self.wfile.write(b"%x\r\n" % len(event) + event + b"\r\n")
                 self.wfile.flush()
-                time.sleep(0.3)
+                # With ?gate=FILE the rest waits until FILE exists: a client that saw the first event through a
+                # proxy creates it, so a proxy that buffered would never deliver anything.
+                deadline = time.monotonic() + 120  # beyond the test client's 60 s: a buffering proxy fails it
+                while i == 0 and gate and not os.path.exists(gate) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                time.sleep(0.05)
             self.wfile.write(b"0\r\n\r\n")
             return None
         if url.path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
