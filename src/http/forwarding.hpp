@@ -69,7 +69,6 @@ class Exchange {
     std::string endpoint;  // the last one tried ("" when none)
     int attempts = 0;
     bool upstream_answered = false;
-    bool completed = false;  // both bodies went through to the end
   };
   virtual void finish(const Summary& summary) = 0;
 };

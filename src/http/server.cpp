@@ -113,7 +113,8 @@ struct Server::Impl {
   std::unordered_map<std::string, std::vector<IdleConnection>> pool;  // guarded by pool_mutex
   // A live idle connection to `endpoint` (its descriptor), or nullopt.
   std::optional<IdleConnection> take_idle(const std::string& endpoint);
-  void put_idle(const std::string& endpoint, tcp::socket& socket);
+  // Keeps an upstream connection that finished an exchange cleanly for the next request to `endpoint`.
+  void put_idle(const std::string& endpoint, beast::tcp_stream& stream);
 
   net::io_context ioc;
   tcp::acceptor acceptor;
@@ -167,7 +168,9 @@ std::optional<Server::Impl::IdleConnection> Server::Impl::take_idle(const std::s
   return std::nullopt;
 }
 
-void Server::Impl::put_idle(const std::string& endpoint, tcp::socket& socket) {
+void Server::Impl::put_idle(const std::string& endpoint, beast::tcp_stream& stream) {
+  stream.expires_never();
+  tcp::socket& socket = stream.socket();
   beast::error_code ec;
   const bool v6 = socket.local_endpoint(ec).address().is_v6();
   if (ec) return;
@@ -803,7 +806,6 @@ class Session final : public SessionBase {
           net::detached);
       co_await splice(stream_, *up, ex.tunnel_idle_timeout);
       if (!*other_done) co_await wake->async_wait(awaitable(ec));
-      sum.completed = true;
       co_return After::tunnel;
     }
 
@@ -811,8 +813,7 @@ class Session final : public SessionBase {
       // An error without a body: the client gets problem+json like every other refusal.
       ex.attempt_done(*endpoint, status >= 500 ? AttemptResult::server_error : AttemptResult::answered);
       if (upstream_keep_alive && in.is_done()) {
-        up->expires_never();
-        server_.put_idle(endpoint->name, up->socket());
+        server_.put_idle(endpoint->name, *up);
       }
       const bool body_read = in.is_done();
       write(ex.bodiless_error(status), client_keep_alive && body_read, !body_read);
@@ -844,10 +845,8 @@ class Session final : public SessionBase {
     }
     ex.attempt_done(*endpoint, status >= 500 ? AttemptResult::server_error : AttemptResult::answered);
     if (relayed.write) co_return After::close;
-    sum.completed = in.is_done();
     if (upstream_keep_alive && answer->is_done() && in.is_done()) {
-      up->expires_never();
-      server_.put_idle(endpoint->name, up->socket());
+      server_.put_idle(endpoint->name, *up);
     }
     co_return keep_client ? After::next_request : After::close;
   }

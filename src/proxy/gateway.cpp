@@ -110,8 +110,8 @@ struct Gateway::Impl {
 
   mutable std::mutex mutex;
   std::shared_ptr<const Routing> routing;  // guarded by mutex (copied out)
-  std::int64_t file_mtime_ns = 0;          // guarded by mutex
-  std::int64_t file_size = -1;             // guarded by mutex
+  // The routes file's modification time and size when last read (guarded by mutex).
+  std::optional<std::pair<std::int64_t, std::int64_t>> file_stamp;
 
   std::shared_ptr<const Routing> current() const {
     std::lock_guard lock(mutex);
@@ -139,8 +139,6 @@ struct Gateway::Impl {
 };
 
 namespace {
-
-std::string status_text(int status) { return std::to_string(status); }
 
 std::string_view outcome_name(http::AttemptResult r) {
   switch (r) {
@@ -295,7 +293,7 @@ class ForwardedExchange final : public http::Exchange {
 
   void finish(const Summary& s) override {
     const double seconds = std::chrono::duration<double>(s.duration).count();
-    const std::string status = s.status == 0 ? "client_closed" : status_text(s.status);
+    const std::string status = s.status == 0 ? "client_closed" : std::to_string(s.status);
     gateway_.requests.with({route_.name, cluster_->config.name, status}).inc();
     gateway_.duration.with({route_.name, cluster_->config.name}).observe(seconds);
     if (s.attempts > 1) gateway_.retries.with({route_.name, cluster_->config.name}).inc(s.attempts - 1);
@@ -390,9 +388,24 @@ Gateway::Gateway(Options options, Hooks hooks, const Clock& clock, metrics::Regi
 
 Gateway::~Gateway() { stop(); }
 
-Result<void> Gateway::load() {
+namespace {
+
+// What tells a changed routes file: its modification time (ns) and size; nullopt when it cannot be read.
+std::optional<std::pair<std::int64_t, std::int64_t>> file_stamp(const std::string& path) {
   struct stat st {};
-  const bool stat_ok = ::stat(impl_->options.routes_file.c_str(), &st) == 0;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return std::pair{static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+                   static_cast<std::int64_t>(st.st_size)};
+}
+
+}  // namespace
+
+Result<void> Gateway::load() {
+  {
+    // Recorded before reading: a file that does not load is reported once, not at every check.
+    std::lock_guard lock(impl_->mutex);
+    impl_->file_stamp = file_stamp(impl_->options.routes_file);
+  }
   auto table = load_table(impl_->options.routes_file);
   if (!table) {
     impl_->reloads.with({"error"}).inc();
@@ -400,24 +413,15 @@ Result<void> Gateway::load() {
   }
   impl_->install(std::move(*table));
   impl_->reloads.with({"ok"}).inc();
-  std::lock_guard lock(impl_->mutex);
-  if (stat_ok) {
-    impl_->file_mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-    impl_->file_size = static_cast<std::int64_t>(st.st_size);
-  }
   return {};
 }
 
 void Gateway::reload_if_changed() {
-  struct stat st {};
-  if (::stat(impl_->options.routes_file.c_str(), &st) != 0) return;
-  const std::int64_t mtime = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  const auto stamp = file_stamp(impl_->options.routes_file);
+  if (!stamp) return;
   {
     std::lock_guard lock(impl_->mutex);
-    if (mtime == impl_->file_mtime_ns && static_cast<std::int64_t>(st.st_size) == impl_->file_size) return;
-    // Recorded first: a file that does not load is reported once, not every second.
-    impl_->file_mtime_ns = mtime;
-    impl_->file_size = static_cast<std::int64_t>(st.st_size);
+    if (stamp == impl_->file_stamp) return;
   }
   if (auto r = load(); !r) {
     log::error("the gateway's routes file does not load; the routes in force stay", {{"error", r.error().message}});
