@@ -31,108 +31,19 @@ BENCH_NAME=http_audit
 # shellcheck source=bench/lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
-readonly SUPER_EMAIL=root@bench.test SUPER_PASSWORD=root-password-1
-readonly OWNER_EMAIL=owner@bench.test OWNER_PASSWORD=owner-password-1
-readonly TENANT_SLUG=bench
-
-SERVICES_DIR=""
-OFF_PID=""  # the second Atrium (auditing off); ATRIUM_PID (lib.sh) is the audited one
-declare -A BASE=() TOKEN=() LOGFILE=() ARGS=()
+ONOFF_VARIABLE=ATRIUM_AUDIT_ENABLED
+ONOFF_NAME=audit
+# shellcheck source=bench/lib_onoff.sh
+source "$SCRIPT_DIR/lib_onoff.sh"
+bench_install_traps
 
 usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-bench_cleanup_extra() {
-  stop_pid "$OFF_PID" "atrium (audit off)"
-  OFF_PID=""
-  if [[ -n $SERVICES_DIR ]]; then
-    bash "$REPO_ROOT/scripts/services.sh" stop "$SERVICES_DIR" >/dev/null 2>&1
-    SERVICES_DIR=""
-  fi
-}
-bench_install_traps
-
-json_get() { python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2"; }
-
-# api TARGET METHOD PATH WANT OUT [TOKEN [BODY]]
-api() {
-  local target=$1 method=$2 path=$3 want=$4 out=$5 token=${6:-} body=${7:-} code
-  local -a args=(--noproxy '*' --silent --show-error --max-time 30 -X "$method" -o "$out" -w '%{http_code}')
-  [[ -z $token ]] || args+=(-H "Authorization: Bearer $token")
-  [[ -z $body ]] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
-  code=$(curl "${args[@]}" "${BASE[$target]}$path") || die "$target: $method $path: curl failed"
-  [[ $code == "$want" ]] || {
-    cat "$out" >&2 || true
-    die "$target: $method $path answered $code, expected $want"
-  }
-}
-
-sign_in() {
-  local target=$1 email=$2 password=$3 tenant=${4:-} out
-  out="$BACKEND_DIR/$target-token-$email.json"
-  api "$target" POST /v1/auth/token 200 "$out" "" \
-    "{\"grant_type\":\"password\",\"email\":\"$email\",\"password\":\"$password\"${tenant:+,\"tenant\":\"$tenant\"}}"
-  json_get "$out" access_token
-}
-
-# start_instance on|off: data, super admin, serve, tenant, owner token.
-start_instance() {
-  local target=$1 port root pid
-  # One tenant at full load: a rate limit no run reaches, so the limiter decides every request but never refuses.
-  local -a env_vars=(ATRIUM_LOG_ACCESS_LOG=false "ATRIUM_AUDIT_ENABLED=$([[ $target == on ]] && echo true || echo false)"
-    ATRIUM_GATEWAY_DEFAULT_REQUESTS_PER_SECOND=1000000 ATRIUM_GATEWAY_DEFAULT_BURST=1000000)
-  ARGS[$target]="--data-dir $BACKEND_DIR/$target-data"
-  mkdir -p "$BACKEND_DIR/$target-data"
-  if [[ $BACKEND_NAME == postgres ]]; then
-    "$PG_BIN/psql" "$SUPER_URL" -v ON_ERROR_STOP=1 -qAt -c "CREATE DATABASE atrium_$target OWNER atrium_owner" \
-      >>"$BACKEND_DIR/psql.log" 2>&1 || die "CREATE DATABASE atrium_$target failed"
-    ARGS[$target]+=" --database-url postgresql://atrium_app@$HOST:$PG_PORT/atrium_$target"
-    env_vars+=("ATRIUM_STORAGE_ADMIN_DATABASE_URL=postgresql://atrium_owner@$HOST:$PG_PORT/atrium_$target")
-  fi
-  ENV_VARS[$target]="${env_vars[*]}"
-  # shellcheck disable=SC2086
-  env "${env_vars[@]}" "$ATRIUM_BINARY" admin create-superuser --email "$SUPER_EMAIL" --password "$SUPER_PASSWORD" \
-    ${ARGS[$target]} >"$BACKEND_DIR/$target-superuser.log" 2>&1 || {
-    cat "$BACKEND_DIR/$target-superuser.log" >&2
-    die "create-superuser ($target) failed"
-  }
-  port=$(free_port)
-  BASE[$target]="http://$HOST:$port"
-  LOGFILE[$target]="$BACKEND_DIR/$target.log"
-  # shellcheck disable=SC2086
-  env "${env_vars[@]}" "$ATRIUM_BINARY" serve --listen "$HOST:$port" ${ARGS[$target]} >"${LOGFILE[$target]}" 2>&1 &
-  pid=$!
-  if [[ $target == on ]]; then ATRIUM_PID=$pid; else OFF_PID=$pid; fi
-  wait_http "Atrium ($target)" "$pid" "${BASE[$target]}/health" "${LOGFILE[$target]}"
-  root=$(sign_in "$target" "$SUPER_EMAIL" "$SUPER_PASSWORD")
-  api "$target" POST /v1/admin/tenants 201 "$BACKEND_DIR/$target-tenant.json" "$root" \
-    "{\"slug\":\"$TENANT_SLUG\",\"name\":\"Bench\",\"isolation\":\"shared\",\"owner_email\":\"$OWNER_EMAIL\",\"owner_password\":\"$OWNER_PASSWORD\"}"
-  TENANT_ID[$target]=$(json_get "$BACKEND_DIR/$target-tenant.json" id)
-  TOKEN[$target]=$(sign_in "$target" "$OWNER_EMAIL" "$OWNER_PASSWORD" "$TENANT_SLUG")
-  log "Atrium ($target, audit.enabled=$([[ $target == on ]] && echo true || echo false)) ready on port $port"
-}
-
 run_backend() {
   local backend=$1 target round out order tenant_entries created verify_out label
-  declare -gA ENV_VARS=() TENANT_ID=()
-  BACKEND_NAME=$backend
-  BACKEND_DIR="$WORK_DIR/$backend"
-  mkdir -p "$BACKEND_DIR"
-  if [[ $backend == postgres ]]; then label=PostgreSQL; else label=SQLite; fi
-  log "=== $label ==="
-  if [[ $backend == postgres ]]; then
-    SERVICES_DIR="$BACKEND_DIR/services"
-    bash "$REPO_ROOT/scripts/services.sh" start "$SERVICES_DIR" >"$BACKEND_DIR/services.log" 2>&1 || {
-      cat "$BACKEND_DIR/services.log" >&2
-      die "scripts/services.sh start failed"
-    }
-    SUPER_URL=$(sed -n 's/^export ATRIUM_TEST_POSTGRES_URL=//p' "$SERVICES_DIR/env")
-    PG_PORT=$(sed -n 's/^export ATRIUM_TEST_PG_PORT=//p' "$SERVICES_DIR/env")
-    PG_BIN=$(sed -n 's/^export ATRIUM_TEST_PG_BIN=//p' "$SERVICES_DIR/env")
-    "$PG_BIN/psql" "$SUPER_URL" -v ON_ERROR_STOP=1 -qAt -c 'CREATE ROLE atrium_owner LOGIN CREATEDB' \
-      -c 'CREATE ROLE atrium_app LOGIN' >"$BACKEND_DIR/psql.log" 2>&1 || die "creating roles failed"
-  fi
-  start_instance on
-  start_instance off
+  ENV_VARS=()
+  onoff_start_backend "$backend"
+  label=$BACKEND_LABEL
 
   REQUIRE_2XX=1
   RESULT=()

@@ -14,9 +14,11 @@ if not isinstance(doc, dict) or not str(doc.get("openapi", "")).startswith("3.1"
 text = json.dumps(doc, separators=(",", ":"), sort_keys=False)
 cpp = (
     '#include "api/openapi.hpp"\n\nnamespace atrium::api {\n\n'
-    'std::string_view openapi_json() {\n  static constexpr std::string_view doc = R"atrium_json('
+    '// A char array with its length known, not a string_view from a pointer: measuring a literal this long at compile\n'
+    '// time exceeds GCC\'s constexpr loop limit.\n'
+    'std::string_view openapi_json() {\n  static constexpr char doc[] = R"atrium_json('
     + text
-    + ')atrium_json";\n  return doc;\n}\n\n}  // namespace atrium::api\n'
+    + ')atrium_json";\n  return std::string_view(doc, sizeof doc - 1);\n}\n\n}  // namespace atrium::api\n'
 )
 out.parent.mkdir(parents=True, exist_ok=True)
 if not out.exists() or out.read_text() != cpp:

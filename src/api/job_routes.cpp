@@ -437,8 +437,12 @@ void register_email_settings(http::Router& router, Services& services) {
                  audit::Event event{.action = "email_settings.updated",
                                     .resource_type = "email_settings",
                                     .resource_id = req.tenant->id};
-                 audit::add_change(event.changes, "from_name", before->from_name, s->from_name);
-                 audit::add_change(event.changes, "reply_to", before->reply_to, s->reply_to);
+                 for (const auto& [field, was, is] :
+                      {std::tuple{email::settings_store::k_from_name, before->from_name, s->from_name},
+                       std::tuple{email::settings_store::k_reply_to, before->reply_to, s->reply_to}}) {
+                   auto c = audit::add_sealed_change(tx, event.changes, field, tx.tenant_id(), was, is);
+                   if (!c) return c;
+                 }
                  if (auto a = services.audit->append(tx, audit_context(req), std::move(event)); !a) return a;
                  stored = std::move(*s);
                  return {};

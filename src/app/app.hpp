@@ -37,6 +37,11 @@ std::string version_text();
 Result<std::string> read_password(const std::string& path);
 int create_superuser_command(const CommonOptions& options, const std::string& email, const std::string& password);
 int rotate_keys_command(const CommonOptions& options, const std::string& algorithm);
+// `atrium keys data list|rotate-kek|rotate|reencrypt [--tenant ID]` (docs/data-protection.md): the data keys of fields
+// encrypted at rest, for one tenant or every tenant not purged. rotate = a new data key, then reencrypt; reencrypt
+// seals every value not under the active key and drops the retired keys once nothing is left under them.
+enum class KeyCommand { list, rotate_kek, rotate_data_key, reencrypt };
+int key_command(const CommonOptions& options, KeyCommand command, const std::string& tenant, bool quiet);
 // Exit 0: every chain intact; 3: tampering found (each finding printed); 2: no such chain or a bad checkpoint
 // file; 1: could not check.
 int audit_verify_command(const CommonOptions& options, const std::string& tenant, const std::string& checkpoint_path);

@@ -18,6 +18,10 @@ struct Commands {
   CLI::App* check = nullptr;
   CLI::App* superuser = nullptr;
   CLI::App* rotate = nullptr;
+  CLI::App* data_list = nullptr;
+  CLI::App* data_rotate_kek = nullptr;
+  CLI::App* data_rotate = nullptr;
+  CLI::App* data_reencrypt = nullptr;
   CLI::App* verify = nullptr;
   CLI::App* checkpoint = nullptr;
   CLI::App* retention = nullptr;
@@ -80,11 +84,22 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
   auto* password_file = c.superuser->add_option("--password-file", c.password_file,
                                                 "Read the password from this file's first line ('-': standard input)");
   password->excludes(password_file);
-  CLI::App* keys = app.add_subcommand("keys", "Token signing keys");
+  CLI::App* keys = app.add_subcommand("keys", "Token signing keys and the data keys of encrypted fields");
   keys->require_subcommand(1);
   c.rotate = keys->add_subcommand("rotate", "Create a new signing key; older keys keep verifying");
   add_common(c.rotate, common);
   c.rotate->add_option("--algorithm", c.algorithm, "RS256, ES256 or EdDSA (default: identity.jwt_algorithm)");
+  CLI::App* data = keys->add_subcommand("data", "Data keys of the fields encrypted at rest");
+  data->require_subcommand(1);
+  c.data_list = data->add_subcommand("list", "Each tenant's data keys and their state");
+  c.data_rotate_kek = data->add_subcommand("rotate-kek", "New key-encryption key version; data keys re-wrapped");
+  c.data_rotate = data->add_subcommand("rotate", "New data key; every field re-encrypted, the old key dropped");
+  c.data_reencrypt = data->add_subcommand("reencrypt", "Seal every field not under the active data key (resumable)");
+  for (CLI::App* sub : {c.data_list, c.data_rotate_kek, c.data_rotate, c.data_reencrypt}) {
+    add_common(sub, common);
+    sub->add_option("--tenant", c.tenant, "Only this tenant (its id); default: every tenant not purged");
+    sub->add_flag("--quiet", c.quiet, "No progress bar");
+  }
 
   CLI::App* audit = app.add_subcommand("audit", "Audit log");
   audit->require_subcommand(1);
@@ -178,6 +193,10 @@ int dispatch(const Commands& c, const CommonOptions& common) {
     return create_superuser_command(common, c.email, *password);
   }
   if (c.rotate->parsed()) return rotate_keys_command(common, c.algorithm);
+  if (c.data_list->parsed()) return key_command(common, KeyCommand::list, c.tenant, c.quiet);
+  if (c.data_rotate_kek->parsed()) return key_command(common, KeyCommand::rotate_kek, c.tenant, c.quiet);
+  if (c.data_rotate->parsed()) return key_command(common, KeyCommand::rotate_data_key, c.tenant, c.quiet);
+  if (c.data_reencrypt->parsed()) return key_command(common, KeyCommand::reencrypt, c.tenant, c.quiet);
   if (c.verify->parsed()) return audit_verify_command(common, c.tenant, c.checkpoint_file);
   if (c.checkpoint->parsed()) return audit_checkpoint_command(common);
   if (c.retention->parsed()) return audit_retention_command(common);

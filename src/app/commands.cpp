@@ -37,6 +37,7 @@
 #include "ml/dataset.hpp"
 #include "ml/ensemble.hpp"
 #include "observability/metrics.hpp"
+#include "protection/keyring.hpp"
 #include "proxy/gateway.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
@@ -191,6 +192,131 @@ int rotate_keys_command(const CommonOptions& options, const std::string& algorit
     }
     std::cout << fmt::format("new signing key {} ({}); previous keys verify until their tokens expire\n", *kid,
                              identity::jwt_alg_name(*alg));
+    return 0;
+  });
+}
+
+namespace {
+
+// The tenants a key command works on: the one named, or every tenant not deleted.
+Result<std::vector<tenancy::Tenant>> key_command_tenants(app::Platform& platform, const std::string& tenant) {
+  std::vector<tenancy::Tenant> out;
+  if (!tenant.empty()) {
+    auto t = platform.tenants->get(tenant);
+    if (!t) return std::unexpected(t.error());
+    out.push_back(std::move(*t));
+    return out;
+  }
+  std::optional<std::string> after;
+  for (;;) {
+    auto page = platform.tenants->list(after, 500);
+    if (!page) return std::unexpected(page.error());
+    for (auto& t : page->tenants) {
+      if (t.status != tenancy::TenantStatus::deleted) out.push_back(std::move(t));
+    }
+    if (!page->next_cursor) return out;
+    after = page->next_cursor;
+  }
+}
+
+// When the last of the tenant's data keys retired (none: nothing retired).
+Result<std::optional<Instant>> last_retirement(app::Platform& platform, const std::string& tenant_id) {
+  auto keys = platform.keyring->keys(tenant_id);
+  if (!keys) return std::unexpected(keys.error());
+  std::optional<Instant> last;
+  for (const auto& k : *keys) {
+    if (k.retired_at && (!last || *k.retired_at > *last)) last = k.retired_at;
+  }
+  return last;
+}
+
+// Data-key rotation (with `rotate`) and re-encryption for `tenants`: a new data key each (when rotating), a pass
+// re-encrypting every field under it, then — once no instance can still seal with a retired key
+// (protection.key_cache_ttl_ms after the last retirement, waited once for all tenants) — a final pass catching what
+// concurrent writers sealed meanwhile, and the retired keys dropped. Prints a line per tenant.
+int reencrypt_tenants(app::Platform& platform, const std::vector<tenancy::Tenant>& tenants, bool rotate, bool quiet) {
+  const auto columns = app::Platform::sealed_columns();
+  auto failed = [](const tenancy::Tenant& t, const Error& e) {
+    log::error("key command failed", {{"tenant", t.id}, {"error", e.message}});
+    return 1;
+  };
+  std::vector<protection::ReencryptSummary> summaries;
+  std::optional<Instant> safe;  // when every retired key is out of every instance's cache
+  for (std::size_t i = 0; i < tenants.size(); ++i) {
+    const auto& t = tenants[i];
+    if (rotate) {
+      if (auto v = platform.keyring->rotate_data_key(t.id); !v) return failed(t, v.error());
+    }
+    auto pass = protection::reencrypt(*platform.tenant_data, *platform.keyring, t, columns);
+    if (!pass) return failed(t, pass.error());
+    summaries.push_back(*pass);
+    auto last = last_retirement(platform, t.id);
+    if (!last) return failed(t, last.error());
+    if (*last && (!safe || **last + platform.keyring->cache_ttl() > *safe)) {
+      safe = **last + platform.keyring->cache_ttl();
+    }
+    if (!quiet) draw_progress("re-encrypting", static_cast<std::int64_t>(i + 1), std::ssize(tenants), " tenants");
+  }
+  if (safe && platform.clock().now() < *safe) {
+    if (!quiet) std::cerr << "waiting for every instance to stop sealing with the retired keys\n";
+    std::this_thread::sleep_for(*safe - platform.clock().now());
+  }
+  for (std::size_t i = 0; i < tenants.size(); ++i) {
+    const auto& t = tenants[i];
+    auto last = last_retirement(platform, t.id);
+    if (!last) return failed(t, last.error());
+    if (*last) {
+      auto final_pass = protection::reencrypt(*platform.tenant_data, *platform.keyring, t, columns);
+      if (!final_pass) return failed(t, final_pass.error());
+      if (final_pass->old_versions_left != 0) {
+        return failed(t, {Errc::conflict, "values changed during re-encryption; run it again"});
+      }
+      if (auto d = platform.keyring->drop_retired(t.id); !d) return failed(t, d.error());
+      summaries[i].examined += final_pass->examined;
+      summaries[i].resealed += final_pass->resealed;
+    }
+    auto active = platform.keyring->active_version(t.id);
+    if (!active) return failed(t, active.error());
+    std::cout << fmt::format("{}: {} value(s) examined, {} re-encrypted under data key {}\n", t.id,
+                             summaries[i].examined, summaries[i].resealed, *active);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int key_command(const CommonOptions& options, KeyCommand command, const std::string& tenant, bool quiet) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
+    auto tenants = key_command_tenants(platform, tenant);
+    if (!tenants) {
+      log::error("cannot list the tenants", {{"error", tenants.error().message}});
+      return tenants.error().code == Errc::not_found ? 2 : 1;
+    }
+    if (command == KeyCommand::rotate_data_key || command == KeyCommand::reencrypt) {
+      return reencrypt_tenants(platform, *tenants, command == KeyCommand::rotate_data_key, quiet);
+    }
+    for (std::size_t i = 0; i < tenants->size(); ++i) {
+      const auto& t = (*tenants)[i];
+      if (command == KeyCommand::list) {
+        auto keys = platform.keyring->keys(t.id);
+        if (!keys) {
+          log::error("key command failed", {{"tenant", t.id}, {"error", keys.error().message}});
+          return 1;
+        }
+        for (const auto& k : *keys) {
+          std::cout << fmt::format("{} data key {} {} (key-encryption key version {}, created {})\n", t.id, k.version,
+                                   k.state, k.kek_version, format_rfc3339(k.created_at));
+        }
+        continue;
+      }
+      auto v = platform.keyring->rotate_kek(t.id);
+      if (!v) {
+        log::error("key command failed", {{"tenant", t.id}, {"error", v.error().message}});
+        return 1;
+      }
+      std::cout << fmt::format("{}: data keys re-wrapped under key-encryption key version {}\n", t.id, *v);
+      if (!quiet) draw_progress("re-wrapping", static_cast<std::int64_t>(i + 1), std::ssize(*tenants), " tenants");
+    }
     return 0;
   });
 }

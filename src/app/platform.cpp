@@ -17,6 +17,7 @@
 #include "domains/dns.hpp"
 #include "domains/domain_store.hpp"
 #include "domains/domains.hpp"
+#include "email/settings.hpp"
 #include "events/outbox.hpp"
 #include "gateway/api_calls.hpp"
 #include "gateway/rate_limits.hpp"
@@ -31,8 +32,11 @@
 #include "identity/user_store.hpp"
 #include "metering/metering.hpp"
 #include "projects/project_store.hpp"
+#include "protection/key_service.hpp"
+#include "protection/keyring.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
+#include "tenancy/idempotency.hpp"
 #include "tenancy/tenant_data.hpp"
 #include "tenancy/tenant_directory.hpp"
 #include "warehouse/warehouse.hpp"
@@ -285,7 +289,9 @@ Result<void> Platform::open_storage(const Options& options) {
   tenants = adopt(std::make_unique<tenancy::TenantStore>(*db_, clock));
   directory = adopt(std::make_unique<tenancy::TenantDirectory>(*tenants, clock,
                                                                std::chrono::milliseconds(config.tenancy.cache_ttl_ms)));
+  if (auto k = open_keyring(); !k) return k;
   tenancy::TenantDataOptions data_options;
+  data_options.sealer = keyring;
   data_options.data_dir = config.storage.data_dir;
   data_options.app_url = url;
   data_options.admin_url = admin_url;
@@ -310,6 +316,54 @@ Result<void> Platform::open_storage(const Options& options) {
   }
   return {};
 }
+
+// The keyring of fields encrypted at rest: the key service (local: key files sealed under the master key) and the
+// data_keys table, on a small pool of its own (PostgreSQL) or a file of its own (SQLite), so a key loaded inside a
+// request's transaction never waits on that transaction's pool or writer.
+Result<void> Platform::open_keyring() {
+  const Config& config = config_;
+  auto master = identity::load_key_encryption_key(config.identity.key_encryption_key, config.storage.data_dir);
+  if (!master) return std::unexpected(master.error());
+  const std::string directory = config.protection.key_directory.empty()
+                                    ? (std::filesystem::path(config.storage.data_dir) / "keys" / "kms").string()
+                                    : config.protection.key_directory;
+  auto kms = protection::make_local_key_service(directory, std::move(*master));
+  if (!kms) return std::unexpected(kms.error());
+  key_service_ = std::move(*kms);
+  const bool sqlite = db_->backend() == storage::Backend::sqlite;
+  std::string keys_url;
+  if (sqlite) {
+    const auto dir = std::filesystem::path(config.storage.data_dir) / "keys";
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return fail(Errc::invalid_argument, dir.string() + ": " + ec.message());
+    keys_url = (dir / "data_keys.db").string();
+  } else {
+    keys_url = config.storage.database_url;
+  }
+  auto options = database_options(config, keys_url);
+  options.pool_size = 2;
+  auto keys_db = storage::open_database(options);
+  if (!keys_db) return fail(keys_db.error().code, "cannot open the data key store: " + keys_db.error().message);
+  keys_db_ = std::move(*keys_db);
+  if (auto p = protection::Keyring::prepare(*keys_db_); !p) return step(p, "data key store");
+  keyring = adopt(std::make_unique<protection::Keyring>(
+      *keys_db_, *key_service_, clock_,
+      protection::KeyringOptions{.encrypt = config.protection.encrypt_fields,
+                                 .cache_ttl = std::chrono::milliseconds(config.protection.key_cache_ttl_ms)},
+      &registry));
+  return {};
+}
+
+std::vector<tenancy::SealedColumn> Platform::sealed_columns() {
+  std::vector<tenancy::SealedColumn> out = billing::Billing::sealed_columns();
+  for (auto& c : webhooks::sealed_columns()) out.push_back(c);
+  for (auto& c : email::settings_store::sealed_columns()) out.push_back(c);
+  for (auto& c : tenancy::idempotency_sealed_columns()) out.push_back(c);
+  return out;
+}
+
+Result<void> Platform::shred_tenant_keys(const std::string& tenant_id) { return keyring->shred(tenant_id); }
 
 // Signing keys, revocations, users, invitations, tokens and API keys.
 Result<void> Platform::open_identity() {
@@ -644,6 +698,9 @@ Result<void> Platform::purge_tenant(const std::string& id, const audit::Context&
   if (*exists) {
     if (auto r = events::move_to_control_plane(*tenant_data, *db_, *t); !r) return std::unexpected(r.error());
   }
+  // Crypto-shredding first: once the tenant's keys are gone, every copy of its encrypted fields is unreadable,
+  // backups included, whatever happens to the steps after this one.
+  if (auto r = shred_tenant_keys(id); !r) return r;
   if (auto r = tenant_data->purge(*t); !r) return r;
   if (auto r = purge_control_plane(id); !r) return r;
   directory->invalidate(*t);

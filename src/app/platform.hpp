@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "api/services.hpp"
+#include "tenancy/tenant_data.hpp"  // SealedColumn
 
 namespace atrium::audit {
 class Exporter;
@@ -13,6 +14,10 @@ class Exporter;
 namespace atrium::warehouse {
 class Warehouse;
 }
+namespace atrium::protection {
+class KeyService;
+class Keyring;
+}  // namespace atrium::protection
 
 namespace atrium::app {
 
@@ -63,6 +68,14 @@ class Platform final : public api::Services {
   audit::Recorder recorder(const audit::Context& who) override;
 
   storage::Database& admin_db() { return admin_db_ ? *admin_db_ : *db_; }
+
+  // Fields encrypted at rest (docs/data-protection.md): the tenants' data keys, and every encrypted column of every
+  // module (for re-encryption).
+  protection::Keyring* keyring = nullptr;
+  static std::vector<tenancy::SealedColumn> sealed_columns();
+  // The crypto-shredding half of a purge, alone: destroys the tenant's keys. purge_tenant does it first.
+  Result<void> shred_tenant_keys(const std::string& tenant_id);
+
   // The analytics warehouse (analytics.warehouse_url), opened and migrated on first use; its ETL metrics go to
   // this platform's registry.
   Result<warehouse::Warehouse*> warehouse();
@@ -73,6 +86,7 @@ class Platform final : public api::Services {
   Platform(const Config& config, const Clock& clock);
   // The steps of open(), in order.
   Result<void> open_storage(const Options& options);
+  Result<void> open_keyring();
   Result<void> open_identity();
   Result<void> open_billing();
   Result<void> open_gateway(const Options& options);
@@ -88,6 +102,8 @@ class Platform final : public api::Services {
 
   std::unique_ptr<storage::Database> database_;
   std::unique_ptr<storage::Database> admin_db_;  // null when the same URL serves both
+  std::unique_ptr<storage::Database> keys_db_;   // the keyring's: a small pool of its own, or its own SQLite file
+  std::unique_ptr<protection::KeyService> key_service_;
   bool schema_current_at_open_ = false;
   std::vector<std::shared_ptr<void>> modules_;
   // Declared after the modules: stopped before everything they read.

@@ -551,4 +551,20 @@ Result<std::int64_t> AuditLog::apply_retention(storage::Database& admin, std::ch
   return deleted;
 }
 
+Result<void> add_sealed_change(const tenancy::TenantTransaction& tx, Json& changes, tenancy::SealedField field,
+                               std::string_view row, const std::optional<std::string>& before,
+                               const std::string& after) {
+  if (before && *before == after) return {};
+  Json sealed_before = nullptr;
+  if (before) {
+    auto b = tx.seal(field, row, *before);
+    if (!b) return std::unexpected(b.error());
+    sealed_before = std::move(*b);
+  }
+  auto a = tx.seal(field, row, after);
+  if (!a) return std::unexpected(a.error());
+  changes[std::string(field.column)] = {{"before", std::move(sealed_before)}, {"after", std::move(*a)}};
+  return {};
+}
+
 }  // namespace atrium::audit

@@ -141,4 +141,12 @@ class AuditLog {
   bool enabled_;
 };
 
+// A change of a field encrypted at rest (tenancy/sealed_field.hpp) for an entry's `changes` under the field's column
+// name: recorded only when the plaintext changed, and then as values sealed for the field (`before` absent: null).
+// So the entry holds no personal data in the clear, and the hash chain, which covers the ciphertext, still verifies
+// after the tenant's keys are shredded, when nothing can read those values any more.
+Result<void> add_sealed_change(const tenancy::TenantTransaction& tx, Json& changes, tenancy::SealedField field,
+                               std::string_view row, const std::optional<std::string>& before,
+                               const std::string& after);
+
 }  // namespace atrium::audit

@@ -131,6 +131,17 @@ constexpr Statement k_purged_before{
 
 }  // namespace
 
+std::vector<tenancy::SealedColumn> Billing::sealed_columns() {
+  std::vector<tenancy::SealedColumn> out(k_account_sealed_statements.begin(), k_account_sealed_statements.end());
+  out.push_back(
+      {.field = k_invoice_customer,
+       .select = {"billing_invoice_customer_select", "SELECT id, customer FROM invoices WHERE tenant_id = $1"},
+       .update = {"billing_invoice_customer_update",
+                  "UPDATE invoices SET customer = $3 WHERE tenant_id = $1 AND id = $2 AND customer = $4"},
+       .control_plane = true});
+  return out;
+}
+
 std::vector<tenancy::TenantStatement> Billing::purge_statements() {
   return {k_purge_statements.begin(), k_purge_statements.end()};
 }

@@ -337,6 +337,9 @@ class Billing {
   // Every tenant statement, for the test that checks their names are unique.
   static std::vector<tenancy::TenantStatement> tenant_statements();
 
+  // The columns encrypted at rest (the account's personal fields, each invoice's copy of them), for re-encryption.
+  static std::vector<tenancy::SealedColumn> sealed_columns();
+
   // What purging a tenant deletes at once (`tenant_id = $1`, in its control-plane transaction): the billing account
   // (payment method, address, tax ids), subscriptions, test clocks, quota overrides and notices, and usage billing
   // records. Invoices, their lines, payment attempts and credit notes are kept (bookkeeping law; each invoice keeps

@@ -164,6 +164,11 @@ const std::vector<Key>& keys() {
       {"proxy", "token_ttl_s", member(&Config::proxy, &ProxyConfig::token_ttl_s), 10, 3600},
       {"proxy", "max_idle_per_endpoint", member(&Config::proxy, &ProxyConfig::max_idle_per_endpoint), 0, 100'000},
       {"proxy", "pool_idle_timeout_ms", member(&Config::proxy, &ProxyConfig::pool_idle_timeout_ms), 100, 3'600'000},
+      {"protection", "encrypt_fields", member(&Config::protection, &ProtectionConfig::encrypt_fields)},
+      {"protection", "key_provider", member(&Config::protection, &ProtectionConfig::key_provider)},
+      {"protection", "key_directory", member(&Config::protection, &ProtectionConfig::key_directory)},
+      {"protection", "key_cache_ttl_ms", member(&Config::protection, &ProtectionConfig::key_cache_ttl_ms), 0,
+       86'400'000},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
       {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
@@ -430,6 +435,9 @@ Result<void> validate_config(const Config& c) {
   }
   if (c.identity.issuer.empty() || c.identity.audience.empty()) {
     return fail(Errc::invalid_argument, "identity.issuer and identity.audience must not be empty");
+  }
+  if (c.protection.key_provider != "local") {
+    return fail(Errc::invalid_argument, "protection.key_provider: only \"local\" is built");
   }
   if (c.proxy.token_audience.empty() || c.proxy.token_audience == c.identity.audience) {
     // An upstream's identity token must never pass as an access token to Atrium's own API.

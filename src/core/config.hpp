@@ -186,6 +186,13 @@ struct ProxyConfig {
   std::int64_t pool_idle_timeout_ms = 30'000;      // an idle upstream connection older than this is closed
 };
 
+struct ProtectionConfig {
+  bool encrypt_fields = true;              // seal personal and secret fields at rest (docs/data-protection.md)
+  std::string key_provider = "local";      // where key-encryption keys live: "local" (files under key_directory)
+  std::string key_directory;               // "": <data_dir>/keys/kms; keep it out of database backups
+  std::int64_t key_cache_ttl_ms = 60'000;  // how long an instance seals with a cached data key before re-reading
+};
+
 struct LogConfig {
   std::string level = "info";
   std::string format = "json";  // json | text
@@ -207,6 +214,7 @@ struct Config {
   AnalyticsConfig analytics;
   ChurnConfig churn;
   ProxyConfig proxy;
+  ProtectionConfig protection;
   LogConfig log;
 };
 

@@ -1,5 +1,7 @@
 #include "email/settings.hpp"
 
+#include <utility>
+
 namespace atrium::email {
 
 namespace {
@@ -14,6 +16,20 @@ constexpr TenantStatement k_put{
     "INSERT INTO email_settings (tenant_id, from_name, reply_to, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT "
     "(tenant_id) DO UPDATE SET from_name = excluded.from_name, reply_to = excluded.reply_to, updated_at = "
     "excluded.updated_at"};
+
+constexpr TenantStatement k_from_name_select{
+    "email_settings_from_name_select",
+    "SELECT CAST(tenant_id AS TEXT), from_name FROM email_settings WHERE tenant_id = $1"};
+constexpr TenantStatement k_from_name_update{
+    "email_settings_from_name_update",
+    "UPDATE email_settings SET from_name = $3 WHERE tenant_id = $1 AND CAST(tenant_id AS TEXT) = $2 AND from_name = "
+    "$4"};
+constexpr TenantStatement k_reply_to_select{
+    "email_settings_reply_to_select",
+    "SELECT CAST(tenant_id AS TEXT), reply_to FROM email_settings WHERE tenant_id = $1"};
+constexpr TenantStatement k_reply_to_update{
+    "email_settings_reply_to_update",
+    "UPDATE email_settings SET reply_to = $3 WHERE tenant_id = $1 AND CAST(tenant_id AS TEXT) = $2 AND reply_to = $4"};
 
 const Template k_endpoint_disabled{
     "Webhook endpoint disabled: {{url}}",
@@ -103,13 +119,37 @@ const Template* builtin_template(std::string_view name) {
 
 namespace settings_store {
 
-std::vector<TenantStatement> statements() { return {k_get, k_put}; }
+namespace {
+
+// The stored forms of from_name and reply_to.
+Result<std::pair<std::string, std::string>> sealed(tenancy::TenantTransaction& tx, const TenantSettings& s) {
+  auto from_name = tx.seal(k_from_name, tx.tenant_id(), s.from_name);
+  if (!from_name) return std::unexpected(from_name.error());
+  auto reply_to = tx.seal(k_reply_to, tx.tenant_id(), s.reply_to);
+  if (!reply_to) return std::unexpected(reply_to.error());
+  return std::pair{std::move(*from_name), std::move(*reply_to)};
+}
+
+}  // namespace
+
+std::vector<TenantStatement> statements() {
+  return {k_get, k_put, k_from_name_select, k_from_name_update, k_reply_to_select, k_reply_to_update};
+}
+
+std::vector<tenancy::SealedColumn> sealed_columns() {
+  return {{.field = k_from_name, .select = k_from_name_select, .update = k_from_name_update},
+          {.field = k_reply_to, .select = k_reply_to_select, .update = k_reply_to_update}};
+}
 
 Result<TenantSettings> get(tenancy::TenantTransaction& tx) {
   auto rs = tx.execute(k_get);
   if (!rs) return std::unexpected(rs.error());
   if (rs->empty()) return TenantSettings{};
-  return TenantSettings{rs->text_at(0, 0).value_or(""), rs->text_at(0, 1).value_or(""), rs->text_at(0, 2).value_or("")};
+  auto from_name = tx.open(k_from_name, tx.tenant_id(), rs->text_at(0, 0).value_or(""));
+  if (!from_name) return std::unexpected(from_name.error());
+  auto reply_to = tx.open(k_reply_to, tx.tenant_id(), rs->text_at(0, 1).value_or(""));
+  if (!reply_to) return std::unexpected(reply_to.error());
+  return TenantSettings{std::move(*from_name), std::move(*reply_to), rs->text_at(0, 2).value_or("")};
 }
 
 Result<TenantSettings> put(tenancy::TenantTransaction& tx, const Clock& clock, const TenantSettings& settings) {
@@ -121,7 +161,9 @@ Result<TenantSettings> put(tenancy::TenantTransaction& tx, const Clock& clock, c
   }
   TenantSettings out = settings;
   out.updated_at = format_rfc3339(clock.now());
-  auto r = tx.execute(k_put, {Value(out.from_name), Value(out.reply_to), Value(out.updated_at)});
+  auto stored = sealed(tx, out);
+  if (!stored) return std::unexpected(stored.error());
+  auto r = tx.execute(k_put, {Value(stored->first), Value(stored->second), Value(out.updated_at)});
   if (!r) return std::unexpected(r.error());
   return out;
 }

@@ -26,6 +26,11 @@ Result<TenantSettings> get(tenancy::TenantTransaction& tx);
 // Validates (from_name at most 100 characters without CR/LF; reply_to a valid address or "") and stores.
 Result<TenantSettings> put(tenancy::TenantTransaction& tx, const Clock& clock, const TenantSettings& settings);
 std::vector<tenancy::TenantStatement> statements();
+// from_name and reply_to are personal data, encrypted at rest (tx.seal) with the tenant id as their row.
+inline constexpr tenancy::SealedField k_from_name{"email_settings", "from_name"};
+inline constexpr tenancy::SealedField k_reply_to{"email_settings", "reply_to"};
+// Their columns, for re-encryption.
+std::vector<tenancy::SealedColumn> sealed_columns();
 }  // namespace settings_store
 
 // Applies a tenant's settings to a message from Atrium's sender.

@@ -18,7 +18,15 @@ constexpr TenantStatement k_put{
     "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"};
 constexpr TenantStatement k_expire{"idempotency_keys_expire",
                                    "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_at < $2"};
-constexpr TenantStatement k_all[] = {k_get, k_put, k_expire};
+// Stored answers are encrypted at rest: they repeat what the route answered, a webhook endpoint's signing secret or
+// a billing account's details included.
+constexpr SealedField k_body_field{"idempotency_keys", "response_body"};
+constexpr TenantStatement k_body_select{
+    "idempotency_keys_body_select", "SELECT idempotency_key, response_body FROM idempotency_keys WHERE tenant_id = $1"};
+constexpr TenantStatement k_body_update{"idempotency_keys_body_update",
+                                        "UPDATE idempotency_keys SET response_body = $3 WHERE tenant_id = $1 AND "
+                                        "idempotency_key = $2 AND response_body = $4"};
+constexpr TenantStatement k_all[] = {k_get, k_put, k_expire, k_body_select, k_body_update};
 
 }  // namespace
 
@@ -52,20 +60,28 @@ std::optional<std::string> parse_idempotency_key_header(std::string_view header)
   return key;
 }
 
+std::vector<SealedColumn> idempotency_sealed_columns() {
+  return {{.field = k_body_field, .select = k_body_select, .update = k_body_update}};
+}
+
 Result<std::optional<IdempotentAnswer>> find_answer(TenantTransaction& tx, const std::string& key) {
   auto prior = tx.execute(k_get, {Value(key)});
   if (!prior) return std::unexpected(prior.error());
   if (prior->empty()) return std::nullopt;
+  auto body = tx.open(k_body_field, key, prior->text_at(0, 3).value_or(""));
+  if (!body) return std::unexpected(body.error());
   return IdempotentAnswer{.operation = prior->text_at(0, 0).value_or(""),
                           .request_hash = prior->text_at(0, 1).value_or(""),
                           .status = static_cast<int>(prior->int_at(0, 2).value_or(0)),
-                          .body = prior->text_at(0, 3).value_or("")};
+                          .body = std::move(*body)};
 }
 
 Result<void> store_answer(TenantTransaction& tx, const std::string& key, const IdempotentAnswer& answer,
                           std::chrono::system_clock::time_point now) {
+  auto body = tx.seal(k_body_field, key, answer.body);
+  if (!body) return std::unexpected(body.error());
   auto stored = tx.execute(k_put, {Value(key), Value(answer.operation), Value(answer.request_hash),
-                                   Value(std::int64_t{answer.status}), Value(answer.body), Value(format_rfc3339(now))});
+                                   Value(std::int64_t{answer.status}), Value(*body), Value(format_rfc3339(now))});
   if (!stored) return std::unexpected(stored.error());
   return {};
 }

@@ -5,6 +5,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.hpp"
 #include "tenancy/tenant_data.hpp"
@@ -36,6 +37,9 @@ Result<void> store_answer(TenantTransaction& tx, const std::string& key, const I
 
 // Deletes answers stored before `before` (the cleanup job); returns how many.
 Result<std::int64_t> expire_answers(TenantTransaction& tx, std::chrono::system_clock::time_point before);
+
+// The stored answers' bodies are encrypted at rest (tx.seal); their column, for re-encryption.
+std::vector<SealedColumn> idempotency_sealed_columns();
 
 // Every statement above, for the test that checks their names are unique.
 std::span<const TenantStatement> idempotency_statements();

@@ -183,6 +183,20 @@ Result<storage::ResultSet> TenantTransaction::execute(const TenantStatement& sta
   return tx_.execute(Statement{statement.name, statement.sql}, std::span<const Value>(bound));
 }
 
+Result<std::string> TenantTransaction::seal(SealedField field, std::string_view row, std::string_view plaintext) const {
+  if (sealer_ == nullptr) return std::string(plaintext);
+  return sealer_->seal(tenant_id_, field, row, plaintext);
+}
+
+Result<std::string> TenantTransaction::open(SealedField field, std::string_view row, std::string_view stored) const {
+  if (sealer_ != nullptr) return sealer_->open(tenant_id_, field, row, stored);
+  if (is_sealed(stored)) {
+    return fail(Errc::unavailable, std::string("the encrypted field ") + std::string(field.table) + "." +
+                                       std::string(field.column) + " cannot be read: no key service is configured");
+  }
+  return std::string(stored);
+}
+
 struct TenantData::Impl {
   Database& app;
   Database& admin;
@@ -315,7 +329,7 @@ Result<void> TenantData::transact(const Tenant& tenant, const std::function<Resu
         if (auto scoped = s.scope(tx, tenant); !scoped) return scoped;
         std::optional<SchemaSearchPath> search_path;
         if (schema) search_path.emplace(tx, tenant.id);
-        TenantTransaction ttx(tx, tenant.id, own == nullptr, search_path ? &*search_path : nullptr);
+        TenantTransaction ttx(tx, tenant.id, own == nullptr, s.options.sealer, search_path ? &*search_path : nullptr);
         return body(ttx);
       },
       options);
@@ -328,7 +342,7 @@ Result<void> TenantData::transact_control_plane(const std::string& tenant_id,
   return s.app.transact(
       [&](Transaction& tx) -> Result<void> {
         if (auto r = scope_to_tenant(tx, tenant_id); !r) return r;
-        TenantTransaction ttx(tx, tenant_id, true);
+        TenantTransaction ttx(tx, tenant_id, true, s.options.sealer);
         return body(ttx);
       },
       options);
@@ -339,7 +353,7 @@ Result<void> TenantData::transact_platform(const std::function<Result<void>(Plat
   return tenancy::transact_platform(
       impl_->admin,
       [&](Transaction& tx) -> Result<void> {
-        PlatformTransaction ptx(tx);
+        PlatformTransaction ptx(tx, impl_->options.sealer);
         return body(ptx);
       },
       options);

@@ -6,6 +6,7 @@
 
 #include "core/clock.hpp"
 #include "storage/database.hpp"
+#include "tenancy/sealed_field.hpp"
 #include "tenancy/tenant.hpp"
 
 namespace atrium::tenancy {
@@ -49,6 +50,17 @@ struct TenantStatement {
   std::string_view sql;
 };
 
+// A column encrypted at rest, for re-encryption (data-key rotation; sealing rows written before encryption): `select`
+// returns (row, stored value) of every row of the tenant; `update` sets $3 where the row is $2 and the value is
+// still $4 (a compare-and-set, so a concurrent write wins). `control_plane`: the table is a control-plane one
+// (TenantData::transact_control_plane), else the tenant's own store (TenantData::transact).
+struct SealedColumn {
+  SealedField field;
+  TenantStatement select;
+  TenantStatement update;
+  bool control_plane = false;
+};
+
 class SchemaSearchPath;  // tenant_data.cpp: the PostgreSQL schema level's search_path, switched per statement kind
 
 // A transaction scoped to one tenant. The only way to run tenant statements. Valid inside
@@ -68,16 +80,26 @@ class TenantTransaction {
   // kind costs one set_config).
   storage::Transaction* control_plane();
 
+  // A field encrypted at rest with this tenant's data key (tenancy/sealed_field.hpp): the value to store, and the
+  // plaintext of a stored one. `row` identifies the row (its id; the tenant id for a tenant's single row).
+  Result<std::string> seal(SealedField field, std::string_view row, std::string_view plaintext) const;
+  Result<std::string> open(SealedField field, std::string_view row, std::string_view stored) const;
+
  private:
   friend class TenantData;
   friend class PlatformTransaction;
-  TenantTransaction(storage::Transaction& tx, std::string tenant_id, bool in_control_plane,
+  TenantTransaction(storage::Transaction& tx, std::string tenant_id, bool in_control_plane, FieldSealer* sealer,
                     SchemaSearchPath* search_path = nullptr)
-      : tx_(tx), tenant_id_(std::move(tenant_id)), in_control_plane_(in_control_plane), search_path_(search_path) {}
+      : tx_(tx),
+        tenant_id_(std::move(tenant_id)),
+        in_control_plane_(in_control_plane),
+        sealer_(sealer),
+        search_path_(search_path) {}
 
   storage::Transaction& tx_;
   std::string tenant_id_;
   bool in_control_plane_;
+  FieldSealer* sealer_;            // null: fields are stored as given (TenantData built without one)
   SchemaSearchPath* search_path_;  // PostgreSQL schema level only
 };
 
@@ -90,12 +112,15 @@ class PlatformTransaction {
   storage::Backend backend() const { return tx_.backend(); }
   // Tenant statements on one tenant's control-plane rows inside this transaction: $1 is bound to `tenant_id` as in
   // a tenant-scoped transaction (here it is the only filter: the platform scope's policies admit every tenant).
-  TenantTransaction tenant(std::string tenant_id) { return TenantTransaction(tx_, std::move(tenant_id), true); }
+  TenantTransaction tenant(std::string tenant_id) {
+    return TenantTransaction(tx_, std::move(tenant_id), true, sealer_);
+  }
 
  private:
   friend class TenantData;
-  explicit PlatformTransaction(storage::Transaction& tx) : tx_(tx) {}
+  PlatformTransaction(storage::Transaction& tx, FieldSealer* sealer) : tx_(tx), sealer_(sealer) {}
   storage::Transaction& tx_;
+  FieldSealer* sealer_;
 };
 
 struct TenantDataOptions {
@@ -105,6 +130,7 @@ struct TenantDataOptions {
   int tenant_pool_size = 4;  // connections per tenant database / file
   int max_open_tenant_pools = 64;
   storage::DatabaseOptions pool_template;  // timeouts for tenant pools
+  FieldSealer* sealer = nullptr;           // encrypts fields at rest (protection::Keyring); outlives TenantData
 };
 
 // Where each tenant's data lives and how a transaction is scoped to it, per isolation level and backend:

@@ -76,6 +76,14 @@ constexpr TenantStatement k_delivery_expire{"webhook_deliveries_expire",
                                             "DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND status <> "
                                             "'pending' AND updated_at < $2"};
 
+// The signing secret is encrypted at rest (Atrium must read it back to sign, so it cannot be a hash).
+constexpr tenancy::SealedField k_secret_field{"webhook_endpoints", "secret"};
+constexpr TenantStatement k_secret_select{"webhook_endpoints_secret_select",
+                                          "SELECT id, secret FROM webhook_endpoints WHERE tenant_id = $1"};
+constexpr TenantStatement k_secret_update{
+    "webhook_endpoints_secret_update",
+    "UPDATE webhook_endpoints SET secret = $3 WHERE tenant_id = $1 AND id = $2 AND secret = $4"};
+
 #undef ATRIUM_ENDPOINT_COLUMNS
 #undef ATRIUM_DELIVERY_COLUMNS
 
@@ -126,6 +134,10 @@ bool matches(const Endpoint& e, const std::string& type) {
 }
 
 }  // namespace
+
+std::vector<tenancy::SealedColumn> sealed_columns() {
+  return {{.field = k_secret_field, .select = k_secret_select, .update = k_secret_update, .control_plane = false}};
+}
 
 Json to_json(const Endpoint& e, bool with_secret) {
   Json j = {{"id", e.id},
@@ -243,8 +255,10 @@ Result<Endpoint> create(TenantTransaction& tx, const Clock& clock, const std::st
   e.secret = new_secret();
   e.status = "enabled";
   e.created_at = e.updated_at = format_rfc3339(clock.now());
+  auto sealed = tx.seal(k_secret_field, e.id, e.secret);
+  if (!sealed) return std::unexpected(sealed.error());
   auto r = tx.execute(k_insert, {Value(e.id), Value(e.url), Value(e.description), Value(Json(e.event_types).dump()),
-                                 Value(e.secret), Value(e.created_at)});
+                                 Value(*sealed), Value(e.created_at)});
   if (!r) return std::unexpected(r.error());
   return e;
 }
@@ -262,7 +276,13 @@ Result<Endpoint> get(TenantTransaction& tx, const std::string& id, bool with_sec
   auto rs = tx.execute(k_get, {Value(id)});
   if (!rs) return std::unexpected(rs.error());
   if (rs->empty()) return fail(Errc::not_found, "no such webhook endpoint");
-  return endpoint_from_row(*rs, 0, with_secret);
+  Endpoint e = endpoint_from_row(*rs, 0, with_secret);
+  if (with_secret) {
+    auto secret = tx.open(k_secret_field, e.id, e.secret);
+    if (!secret) return std::unexpected(secret.error());
+    e.secret = std::move(*secret);
+  }
+  return e;
 }
 
 Result<void> remove(TenantTransaction& tx, const std::string& id) {

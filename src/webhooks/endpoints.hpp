@@ -42,6 +42,9 @@ struct DeliveryPage {
   std::optional<std::string> next_cursor;
 };
 
+// The columns encrypted at rest (the signing secret), for re-encryption.
+std::vector<tenancy::SealedColumn> sealed_columns();
+
 // `secret` included only when asked (the create response shows it once).
 Json to_json(const Endpoint& e, bool with_secret = false);
 Json to_json(const Delivery& d);

@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <array>
+
 #include "billing/accounts/sql.hpp"
 #include "billing/detail/state.hpp"
 #include "billing/invoicing/sql.hpp"
@@ -9,7 +12,7 @@ Result<Account> Billing::Impl::account(TenantTransaction& tx, bool lock) {
   auto r = tx.execute(lock && postgres(tx) ? k_account_get_locked : k_account_get);
   if (!r) return std::unexpected(r.error());
   if (r->empty()) return fail(Errc::not_found, "this tenant has no billing account yet (PUT /v1/billing-account)");
-  return read_account(*r, 0);
+  return read_account(tx, *r, 0);
 }
 
 // ---- account ----------------------------------------------------------------------------------------------------
@@ -96,20 +99,32 @@ Result<void> apply_payment(const PaymentGateway& gateway, Account& a, const Acco
   return {};
 }
 
-// Writes the account; a new payment method has the open invoices retried at once (also after a hard decline).
+// The plaintexts of the account's encrypted fields, in k_account_sealed's order.
+std::array<std::string, 5> personal_fields(const Account& a) {
+  return {a.legal_name, a.email, Json(a.address).dump(), Json(a.tax_ids).dump(), a.payment_method};
+}
+
+// Writes the account, its personal fields sealed; a new payment method has the open invoices retried at once (also
+// after a hard decline).
 Result<void> store_account(TenantTransaction& tx, const Account& a, const Account& before, bool creating, Instant now) {
+  std::array<std::string, 5> sealed;
+  const auto plain = personal_fields(a);
+  for (std::size_t f = 0; f < sealed.size(); ++f) {
+    auto s = tx.seal(k_account_sealed[f], a.tenant_id, plain[f]);
+    if (!s) return std::unexpected(s.error());
+    sealed[f] = std::move(*s);
+  }
   if (creating) {
-    auto ins = tx.execute(
-        k_account_insert,
-        {Value(a.legal_name), Value(a.email), Value(Json(a.address).dump()), Value(a.country), Value(a.region),
-         Value(a.currency), Value(Json(a.tax_ids).dump()), Value(a.payment_method), Value(std::int64_t{0}),
-         Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), time_value(now)});
+    auto ins = tx.execute(k_account_insert,
+                          {Value(sealed[0]), Value(sealed[1]), Value(sealed[2]), Value(a.country), Value(a.region),
+                           Value(a.currency), Value(sealed[3]), Value(sealed[4]), Value(std::int64_t{0}),
+                           Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), time_value(now)});
     if (!ins) return std::unexpected(ins.error());
     return {};
   }
   auto up = tx.execute(k_account_update,
-                       {Value(a.legal_name), Value(a.email), Value(Json(a.address).dump()), Value(a.country),
-                        Value(a.region), Value(a.currency), Value(Json(a.tax_ids).dump()), Value(a.payment_method),
+                       {Value(sealed[0]), Value(sealed[1]), Value(sealed[2]), Value(a.country), Value(a.region),
+                        Value(a.currency), Value(sealed[3]), Value(sealed[4]),
                         Value(std::string(proration_mode_name(a.proration))), Value(a.test_mode), time_value(now)});
   if (!up) return std::unexpected(up.error());
   if (a.payment_method != before.payment_method && !a.payment_method.empty()) {
@@ -118,15 +133,28 @@ Result<void> store_account(TenantTransaction& tx, const Account& a, const Accoun
   return {};
 }
 
-// The audit event of a put: every field that changed (none before, when it was created).
-audit::Event account_event(const std::string& tenant_id, const Account& a, const Account& before, bool creating) {
+// The audit event of a put: every field that changed (none before, when it was created); the personal ones as
+// ciphertext (audit::add_sealed_change).
+Result<audit::Event> account_event(const TenantTransaction& tx, const Account& a, const Account& before,
+                                   bool creating) {
   Json b = creating ? Json::object() : to_json(before);
   Json after = to_json(a);
   audit::Event e{.action = creating ? "billing_account.created" : "billing_account.updated",
                  .resource_type = "billing_account",
-                 .resource_id = tenant_id};
+                 .resource_id = tx.tenant_id()};
+  const auto plain_after = personal_fields(a);
+  const auto plain_before = personal_fields(before);
+  for (std::size_t f = 0; f < k_account_sealed.size(); ++f) {
+    auto c = audit::add_sealed_change(tx, e.changes, k_account_sealed[f], tx.tenant_id(),
+                                      creating ? std::nullopt : std::optional(plain_before[f]), plain_after[f]);
+    if (!c) return std::unexpected(c.error());
+  }
   for (auto it = after.begin(); it != after.end(); ++it) {
-    if (it.key() == "updated_at" || it.key() == "created_at") continue;
+    if (it.key() == "updated_at" || it.key() == "created_at" || e.changes.contains(it.key())) continue;
+    if (std::any_of(k_account_sealed.begin(), k_account_sealed.end(),
+                    [&](const tenancy::SealedField& f) { return f.column == it.key(); })) {
+      continue;  // unchanged personal field
+    }
     audit::add_change(e.changes, it.key(), creating ? Json(nullptr) : b[it.key()], it.value());
   }
   return e;
@@ -141,7 +169,12 @@ Result<Account> Billing::put_account(const std::string& tenant_id, const Account
     auto existing = tx.execute(Impl::postgres(tx) ? k_account_get_locked : k_account_get);
     if (!existing) return std::unexpected(existing.error());
     const bool creating = existing->empty();
-    Account a = creating ? Account{} : read_account(*existing, 0);
+    Account a;
+    if (!creating) {
+      auto read = read_account(tx, *existing, 0);
+      if (!read) return std::unexpected(read.error());
+      a = std::move(*read);
+    }
     const Account before = a;
     a.tenant_id = tenant_id;
     if (auto c = apply_contact(a, input); !c) return c;
@@ -151,7 +184,9 @@ Result<Account> Billing::put_account(const std::string& tenant_id, const Account
     a.updated_at = now;
     if (creating) a.created_at = now;
     if (auto st = store_account(tx, a, before, creating, now); !st) return st;
-    if (auto ap = impl_->audit.append(tx, who, account_event(tenant_id, a, before, creating)); !ap) return ap;
+    auto event = account_event(tx, a, before, creating);
+    if (!event) return std::unexpected(event.error());
+    if (auto ap = impl_->audit.append(tx, who, std::move(*event)); !ap) return ap;
     out = std::move(a);
     return {};
   });

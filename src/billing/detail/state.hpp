@@ -78,9 +78,16 @@ bool valid_country(std::string_view code);  // ISO 3166-1 alpha-2 form: two capi
 Result<Plan> read_plan(const storage::ResultSet& r, std::size_t i);
 Coupon read_coupon(const storage::ResultSet& r, std::size_t i);
 TaxRateRow read_tax(const storage::ResultSet& r, std::size_t i);
-Account read_account(const storage::ResultSet& r, std::size_t i);
+// The account of row `i`, its personal fields opened (legal name, email, address, tax ids and payment method are
+// encrypted at rest: k_account_sealed in accounts/sql.hpp).
+Result<Account> read_account(const TenantTransaction& tx, const storage::ResultSet& r, std::size_t i);
 Subscription read_sub(const storage::ResultSet& r, std::size_t i);
+// An invoice row; its `customer` (the account's details when it was issued, encrypted at rest) stays sealed, a JSON
+// string, until open_customer. Only the readers that show it open it.
 Invoice read_invoice(const storage::ResultSet& r, std::size_t i);
+inline constexpr tenancy::SealedField k_invoice_customer{"invoices", "customer"};
+Result<std::string> seal_customer(const TenantTransaction& tx, const Invoice& inv);
+Result<void> open_customer(const TenantTransaction& tx, Invoice& inv);
 Line read_line(const storage::ResultSet& r, std::size_t i);
 PaymentAttempt read_attempt(const storage::ResultSet& r, std::size_t i);
 CreditNote read_credit(const storage::ResultSet& r, std::size_t i);

@@ -1,3 +1,4 @@
+#include "billing/accounts/sql.hpp"
 #include "billing/detail/state.hpp"
 
 namespace atrium::billing::detail {
@@ -217,17 +218,23 @@ TaxRateRow read_tax(const storage::ResultSet& r, std::size_t i) {
   return t;
 }
 
-Account read_account(const storage::ResultSet& r, std::size_t i) {
+Result<Account> read_account(const TenantTransaction& tx, const storage::ResultSet& r, std::size_t i) {
   Account a;
   a.tenant_id = r.text_at(i, 0).value_or("");
-  a.legal_name = r.text_at(i, 1).value_or("");
-  a.email = r.text_at(i, 2).value_or("");
-  a.address = string_list(parse_stored(r.text_at(i, 3).value_or("[]"), Json::array()));
+  std::string opened[5];
+  for (std::size_t f = 0; f < k_account_sealed.size(); ++f) {
+    auto plain = tx.open(k_account_sealed[f], a.tenant_id, r.text_at(i, k_account_sealed_columns[f]).value_or(""));
+    if (!plain) return std::unexpected(plain.error());
+    opened[f] = std::move(*plain);
+  }
+  a.legal_name = std::move(opened[0]);
+  a.email = std::move(opened[1]);
+  a.address = string_list(parse_stored(opened[2].empty() ? "[]" : opened[2], Json::array()));
   a.country = r.text_at(i, 4).value_or("");
   a.region = r.text_at(i, 5).value_or("");
   a.currency = r.text_at(i, 6).value_or("");
-  a.tax_ids = string_list(parse_stored(r.text_at(i, 7).value_or("[]"), Json::array()));
-  a.payment_method = r.text_at(i, 8).value_or("");
+  a.tax_ids = string_list(parse_stored(opened[3].empty() ? "[]" : opened[3], Json::array()));
+  a.payment_method = std::move(opened[4]);
   a.credit_balance = r.int_at(i, 9).value_or(0);
   a.proration = parse_proration_mode(r.text_at(i, 10).value_or("daily")).value_or(ProrationMode::daily);
   a.test_mode = bool_at(r, i, 11);
@@ -287,7 +294,9 @@ Invoice read_invoice(const storage::ResultSet& r, std::size_t i) {
   v.amount_remaining = r.int_at(i, 21).value_or(0);
   v.attempt_count = static_cast<int>(r.int_at(i, 22).value_or(0));
   v.next_payment_attempt = opt_time(r, i, 23);
-  v.customer = parse_stored(r.text_at(i, 24).value_or("{}"), Json::object());
+  // Sealed (the customer's personal data, encrypted at rest): kept as its stored text until open_customer.
+  const std::string customer = r.text_at(i, 24).value_or("{}");
+  v.customer = tenancy::is_sealed(customer) ? Json(customer) : parse_stored(customer, Json::object());
   v.memo = r.text_at(i, 25).value_or("");
   v.test_clock_id = opt_text(r, i, 26);
   v.created_at = time_at(r, i, 27);
@@ -405,3 +414,19 @@ Result<std::vector<MeteredPrice>> parse_metered_list(const Json& j) {
 }
 
 }  // namespace atrium::billing
+
+namespace atrium::billing::detail {
+
+Result<std::string> seal_customer(const TenantTransaction& tx, const Invoice& inv) {
+  return tx.seal(k_invoice_customer, inv.id, inv.customer.dump());
+}
+
+Result<void> open_customer(const TenantTransaction& tx, Invoice& inv) {
+  if (!inv.customer.is_string()) return {};
+  auto plain = tx.open(k_invoice_customer, inv.id, inv.customer.get<std::string>());
+  if (!plain) return std::unexpected(plain.error());
+  inv.customer = parse_stored(*plain, Json::object());
+  return {};
+}
+
+}  // namespace atrium::billing::detail

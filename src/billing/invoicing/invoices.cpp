@@ -19,6 +19,7 @@ Result<std::vector<Invoice>> Billing::list_invoices(const std::string& tenant_id
                            std::map<std::string, std::size_t> index;
                            for (std::size_t i = 0; i < rows->rows.size(); ++i) {
                              out.push_back(read_invoice(*rows, i));
+                             if (auto c = open_customer(tx, out.back()); !c) return c;
                              index[out.back().id] = i;
                            }
                            auto lines = tx.execute(k_line_list_of_page, {Value(status)});
@@ -91,6 +92,8 @@ Result<std::vector<Line>> manual_lines(const ManualInvoice& input) {
 
 // A draft: no number, nothing due or credited yet (finalization settles those), its lines dated `now`.
 Result<void> insert_draft(TenantTransaction& tx, const Invoice& inv, Instant now) {
+  auto customer = seal_customer(tx, inv);
+  if (!customer) return std::unexpected(customer.error());
   auto ins = tx.execute(k_invoice_insert, {Value(inv.id),
                                            Value(),
                                            Value(),
@@ -114,7 +117,7 @@ Result<void> insert_draft(TenantTransaction& tx, const Invoice& inv, Instant now
                                            Value(std::int64_t{0}),
                                            Value(std::int64_t{0}),
                                            Value(),
-                                           Value(inv.customer.dump()),
+                                           Value(*customer),
                                            Value(inv.memo),
                                            Value(),
                                            time_value(now),
@@ -192,13 +195,15 @@ Result<Invoice> Billing::finalize_invoice(const std::string& tenant_id, const st
     if (!n) return std::unexpected(n.error());
     inv->id = draft->id;
     inv->number = invoice_number(year_month(now), *n, "INV");
+    auto customer = seal_customer(tx, *inv);
+    if (!customer) return std::unexpected(customer.error());
     auto up = tx.execute(
         k_invoice_finalize,
         {Value(inv->id), opt(inv->number), Value(inv->status), Value(inv->totals.subtotal), Value(inv->totals.discount),
          Value(inv->discount_label), Value(inv->totals.tax), Value(inv->totals.tax_inclusive), Value(inv->tax_label),
          Value(inv->totals.total), Value(inv->totals.credit_applied), Value(inv->totals.credit_created),
-         Value(inv->totals.amount_due), Value(std::int64_t{0}), Value(inv->amount_remaining),
-         Value(inv->customer.dump()), time_value(now), opt(inv->paid_at), opt(inv->due_at)});
+         Value(inv->totals.amount_due), Value(std::int64_t{0}), Value(inv->amount_remaining), Value(*customer),
+         time_value(now), opt(inv->paid_at), opt(inv->due_at)});
     if (!up) return std::unexpected(up.error());
     if (up->affected_rows != 1) return fail(Errc::conflict, "only a draft invoice can be finalized");
     if (inv->totals.credit_applied != 0 || inv->totals.credit_created != 0) {

@@ -9,6 +9,7 @@ Result<Invoice> Billing::Impl::invoice(TenantTransaction& tx, const std::string&
   if (!r) return std::unexpected(r.error());
   if (r->empty()) return fail(Errc::not_found, "no invoice " + id);
   Invoice v = read_invoice(*r, 0);
+  if (auto c = open_customer(tx, v); !c) return std::unexpected(c.error());
   if (with_lines) {
     auto lines = tx.execute(k_line_list, {Value(id)});
     if (!lines) return std::unexpected(lines.error());
@@ -154,6 +155,8 @@ namespace {
 // The invoice row and its lines.
 Result<void> insert_invoice(TenantTransaction& tx, const Invoice& inv, const std::optional<std::string>& cycle_key,
                             Instant now) {
+  auto customer = seal_customer(tx, inv);
+  if (!customer) return std::unexpected(customer.error());
   auto ins = tx.execute(k_invoice_insert, {Value(inv.id),
                                            opt(inv.number),
                                            opt(inv.subscription_id),
@@ -177,7 +180,7 @@ Result<void> insert_invoice(TenantTransaction& tx, const Invoice& inv, const std
                                            Value(inv.amount_remaining),
                                            Value(std::int64_t{inv.attempt_count}),
                                            Value(),
-                                           Value(inv.customer.dump()),
+                                           Value(*customer),
                                            Value(inv.memo),
                                            opt(inv.test_clock_id),
                                            time_value(now),

@@ -207,7 +207,11 @@ Result<void> Billing::Impl::payment_failed(TenantTransaction& tx, const PaymentA
   payment["final"] = final;
   auto account_row = tx.execute(k_account_get);
   if (!account_row) return std::unexpected(account_row.error());
-  if (!account_row->empty()) payment["email"] = read_account(*account_row, 0).email;
+  if (!account_row->empty()) {
+    auto account = read_account(tx, *account_row, 0);
+    if (!account) return std::unexpected(account.error());
+    payment["email"] = account->email;
+  }
   if (auto e = emit(tx, "payment.failed", payment); !e) return e;
   if (inv->subscription_id && inv->status == "open") {
     auto sub = subscription(tx, *inv->subscription_id);
