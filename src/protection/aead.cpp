@@ -1,7 +1,10 @@
 #include "protection/aead.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+
+#include <cstring>
 
 #include <memory>
 #include <stdexcept>
@@ -10,20 +13,68 @@ namespace atrium::protection {
 
 namespace {
 
-// One cipher context per thread, reset between uses (allocating one per call costs more than the sealing of a short
-// field).
-EVP_CIPHER_CTX* thread_context() {
-  struct Holder {
-    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-    ~Holder() { EVP_CIPHER_CTX_free(ctx); }
-  };
-  thread_local Holder holder;
-  if (holder.ctx == nullptr) throw std::bad_alloc();
-  EVP_CIPHER_CTX_reset(holder.ctx);
-  return holder.ctx;
+const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+
+// The cipher implementation, fetched from the provider once: EVP_aes_256_gcm() makes OpenSSL 3 fetch it again at
+// every initialisation, which costs more than sealing a short field.
+const EVP_CIPHER* cipher() {
+  static EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (fetched == nullptr) throw std::runtime_error("OpenSSL has no AES-256-GCM");
+  return fetched;
 }
 
-const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+// A cipher context per thread and direction, keeping the key schedule of the last key it was given: sealing many
+// values under one data key then sets only the nonce for each.
+class Context {
+ public:
+  explicit Context(bool encrypt) : encrypt_(encrypt), ctx_(EVP_CIPHER_CTX_new()) {
+    if (ctx_ == nullptr) throw std::bad_alloc();
+  }
+  ~Context() { EVP_CIPHER_CTX_free(ctx_); }  // clears the key schedule
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // Ready for one message under `key` with `nonce`.
+  EVP_CIPHER_CTX* start(std::string_view key, const unsigned char* nonce) {
+    const bool same_key = key_.size() == key.size() && CRYPTO_memcmp(key_.data(), key.data(), key.size()) == 0;
+    const unsigned char* k = same_key ? nullptr : bytes(key);
+    const int ok = encrypt_ ? EVP_EncryptInit_ex2(ctx_, same_key ? nullptr : cipher(), k, nonce, nullptr)
+                            : EVP_DecryptInit_ex2(ctx_, same_key ? nullptr : cipher(), k, nonce, nullptr);
+    if (ok != 1) {
+      key_.clear();
+      return nullptr;
+    }
+    if (!same_key) key_.assign(key);
+    return ctx_;
+  }
+
+ private:
+  bool encrypt_;
+  EVP_CIPHER_CTX* ctx_;
+  std::string key_;  // the key the context holds ("" none)
+};
+
+Context& context(bool encrypt) {
+  thread_local Context sealing(true);
+  thread_local Context opening(false);
+  return encrypt ? sealing : opening;
+}
+
+// Nonces from OpenSSL's CSPRNG, drawn 64 at a time per thread (one RAND_bytes call per 64 values sealed).
+void next_nonce(unsigned char* out) {
+  constexpr std::size_t k_batch = 64 * k_nonce_bytes;
+  thread_local unsigned char pool[k_batch];
+  thread_local std::size_t used = k_batch;
+  if (used == k_batch) {
+    if (RAND_bytes(pool, static_cast<int>(k_batch)) != 1) {
+      throw std::runtime_error("the system random number generator failed");
+    }
+    used = 0;
+  }
+  std::memcpy(out, pool + used, k_nonce_bytes);
+  OPENSSL_cleanse(pool + used, k_nonce_bytes);
+  used += k_nonce_bytes;
+}
 
 }  // namespace
 
@@ -37,13 +88,13 @@ std::string random_bytes(std::size_t n) {
 
 std::string aead_seal(std::string_view key, std::string_view plaintext, std::string_view aad) {
   if (key.size() != k_key_bytes) throw std::invalid_argument("an AES-256-GCM key is 32 bytes");
-  std::string out = random_bytes(k_nonce_bytes);
-  out.resize(k_nonce_bytes + plaintext.size() + k_tag_bytes);
+  std::string out(k_nonce_bytes + plaintext.size() + k_tag_bytes, '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
-  EVP_CIPHER_CTX* ctx = thread_context();
+  next_nonce(o);
+  EVP_CIPHER_CTX* ctx = context(true).start(key, o);
   int n = 0;
   int tail = 0;
-  if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, bytes(key), o) != 1 ||
+  if (ctx == nullptr ||
       (!aad.empty() && EVP_EncryptUpdate(ctx, nullptr, &n, bytes(aad), static_cast<int>(aad.size())) != 1) ||
       EVP_EncryptUpdate(ctx, o + k_nonce_bytes, &n, bytes(plaintext), static_cast<int>(plaintext.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx, o + k_nonce_bytes + n, &tail) != 1 ||
@@ -59,16 +110,18 @@ Result<std::string> aead_open(std::string_view key, std::string_view sealed, std
   if (sealed.size() < k_nonce_bytes + k_tag_bytes) return fail(Errc::unauthenticated, "the ciphertext is truncated");
   const std::size_t length = sealed.size() - k_nonce_bytes - k_tag_bytes;
   std::string out(length, '\0');
-  EVP_CIPHER_CTX* ctx = thread_context();
+  unsigned char tag[k_tag_bytes];
+  std::memcpy(tag, sealed.data() + k_nonce_bytes + length, k_tag_bytes);
+  EVP_CIPHER_CTX* ctx = context(false).start(key, bytes(sealed));
   int n = 0;
   int tail = 0;
-  std::string tag(sealed.substr(k_nonce_bytes + length));
-  if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, bytes(key), bytes(sealed)) != 1 ||
+  if (ctx == nullptr ||
       (!aad.empty() && EVP_DecryptUpdate(ctx, nullptr, &n, bytes(aad), static_cast<int>(aad.size())) != 1) ||
       EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n, bytes(sealed) + k_nonce_bytes,
                         static_cast<int>(length)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag_bytes), tag.data()) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag_bytes), tag) != 1 ||
       EVP_DecryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + n, &tail) != 1) {
+    OPENSSL_cleanse(out.data(), out.size());
     return fail(Errc::unauthenticated, "the ciphertext failed authentication (wrong key, context or tampered)");
   }
   return out;

@@ -48,6 +48,30 @@ TEST(Aead, SealsWithFreshNoncesAndRefusesAnyChange) {
   EXPECT_EQ(aead_open(key, aead_seal(key, "", ""), "").value(), "");
 }
 
+TEST(Aead, KeysAlternatingOnEachThreadNeverMix) {
+  // Each thread's contexts keep the last key's schedule: values sealed under alternating keys must open under their
+  // own key only, whatever ran on the thread before.
+  const std::string k1 = protection::random_bytes(32);
+  const std::string k2 = protection::random_bytes(32);
+  std::atomic<int> wrong{0};
+  auto work = [&](int seed) {
+    for (int i = 0; i < 500; ++i) {
+      const std::string& key = (i + seed) % 3 == 0 ? k1 : k2;
+      const std::string& other = &key == &k1 ? k2 : k1;
+      const std::string text = "value " + std::to_string(i);
+      const std::string sealed = aead_seal(key, text, "ctx");
+      if (aead_open(other, sealed, "ctx")) ++wrong;
+      auto opened = aead_open(key, sealed, "ctx");
+      if (!opened || *opened != text) ++wrong;
+    }
+  };
+  std::thread a(work, 0);
+  std::thread b(work, 1);
+  a.join();
+  b.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
 TEST(Aead, Base64urlRoundTrips) {
   for (std::size_t n = 0; n < 70; ++n) {
     const std::string bytes = protection::random_bytes(n);
