@@ -3,10 +3,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 
+#include <atomic>
 #include <cstring>
-
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 
 namespace atrium::protection {
@@ -60,11 +62,21 @@ Context& context(bool encrypt) {
   return encrypt ? sealing : opening;
 }
 
+// Bumped in a child after fork(): the child must not use the nonces its parent's pool still holds.
+std::atomic<std::uint64_t> fork_generation{0};
+
 // Nonces from OpenSSL's CSPRNG, drawn 64 at a time per thread (one RAND_bytes call per 64 values sealed).
 void next_nonce(unsigned char* out) {
+  static std::once_flag registered;
+  std::call_once(registered, [] { ::pthread_atfork(nullptr, nullptr, [] { ++fork_generation; }); });
   constexpr std::size_t k_batch = 64 * k_nonce_bytes;
   thread_local unsigned char pool[k_batch];
   thread_local std::size_t used = k_batch;
+  thread_local std::uint64_t generation = 0;
+  if (const auto g = fork_generation.load(std::memory_order_relaxed); g != generation) {
+    generation = g;
+    used = k_batch;
+  }
   if (used == k_batch) {
     if (RAND_bytes(pool, static_cast<int>(k_batch)) != 1) {
       throw std::runtime_error("the system random number generator failed");

@@ -291,26 +291,38 @@ Result<int> Keyring::rotate_kek(const std::string& tenant_id) {
   Impl& s = *impl_;
   auto version = s.kms.rotate(tenant_id);
   if (!version) return std::unexpected(version.error());
-  auto r = s.run(tenant_id, [&](Transaction& tx) -> Result<void> {
-    auto rs = tx.execute(postgres(tx) ? k_key_list_locked : k_key_list, {Value(tenant_id)});
-    if (!rs) return std::unexpected(rs.error());
-    for (std::size_t i = 0; i < rs->rows.size(); ++i) {
-      const int dek = static_cast<int>(rs->int_at(i, 0).value_or(0));
-      const std::string context = dek_context(tenant_id, dek);
-      auto key = s.kms.unwrap(tenant_id, rs->text_at(i, 2).value_or(""), context);
-      if (!key) return std::unexpected(key.error());
-      auto wrapped = s.kms.wrap(tenant_id, *key, context);
-      if (!wrapped) return std::unexpected(wrapped.error());
-      if (wrapped_version(*wrapped) != *version) {
-        return fail(Errc::conflict, "the key-encryption key of tenant " + tenant_id + " rotated again meanwhile");
+  // Re-wraps, in one transaction, every data key still wrapped under an older version; how many it found.
+  auto rewrap = [&]() -> Result<int> {
+    int found = 0;
+    auto r = s.run(tenant_id, [&](Transaction& tx) -> Result<void> {
+      found = 0;
+      auto rs = tx.execute(postgres(tx) ? k_key_list_locked : k_key_list, {Value(tenant_id)});
+      if (!rs) return std::unexpected(rs.error());
+      for (std::size_t i = 0; i < rs->rows.size(); ++i) {
+        const std::string stored = rs->text_at(i, 2).value_or("");
+        if (wrapped_version(stored) >= *version) continue;
+        ++found;
+        const int dek = static_cast<int>(rs->int_at(i, 0).value_or(0));
+        const std::string context = dek_context(tenant_id, dek);
+        auto key = s.kms.unwrap(tenant_id, stored, context);
+        if (!key) return std::unexpected(key.error());
+        auto wrapped = s.kms.wrap(tenant_id, *key, context);
+        if (!wrapped) return std::unexpected(wrapped.error());
+        if (wrapped_version(*wrapped) != *version) {
+          return fail(Errc::conflict, "the key-encryption key of tenant " + tenant_id + " rotated again meanwhile");
+        }
+        auto up = tx.execute(k_key_rewrap, {Value(tenant_id), Value(std::int64_t{dek}), Value(*wrapped)});
+        if (!up) return std::unexpected(up.error());
       }
-      auto up = tx.execute(k_key_rewrap, {Value(tenant_id), Value(std::int64_t{dek}), Value(*wrapped)});
-      if (!up) return std::unexpected(up.error());
-    }
-    return {};
-  });
-  if (!r) return std::unexpected(r.error());
-  // Committed: nothing is wrapped under the older versions any more.
+      return {};
+    });
+    if (!r) return std::unexpected(r.error());
+    return found;
+  };
+  if (auto first = rewrap(); !first) return std::unexpected(first.error());
+  // Once more, on what is committed now: a data key another instance wrapped under the old version just before the
+  // rotation, and inserted while the first pass ran, is re-wrapped too before the old version goes.
+  if (auto second = rewrap(); !second) return std::unexpected(second.error());
   if (auto t = s.kms.trim(tenant_id, *version); !t) return std::unexpected(t.error());
   return *version;
 }
