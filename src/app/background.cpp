@@ -485,7 +485,11 @@ Result<void> Background::send_quota_email(const events::Event& event, const tena
 // republished event mails once.
 Result<void> Background::send_dunning_email(const events::Event& event) {
   const Json& d = event.data;
-  const std::string to = d.value("email", "");
+  // The account's address now (the event carries none: it is personal data, encrypted at rest).
+  auto account = platform_.billing->get_account(event.tenant_id);
+  if (!account && account.error().code == Errc::not_found) return {};
+  if (!account) return std::unexpected(account.error());
+  const std::string to = account->email;
   if (to.empty()) return {};
   std::string next_step;
   if (d.value("final", false)) {

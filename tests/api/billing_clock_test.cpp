@@ -408,6 +408,7 @@ TEST_P(BillingClockTest, TrialToCancellationByDunning) {
     EXPECT_EQ(d["attempt"], static_cast<int>(i) + 1) << d.dump();
     EXPECT_EQ(d["amount"], 4900);
     EXPECT_EQ(d["failure_code"], "card_declined");
+    EXPECT_FALSE(d.contains("email")) << "personal data stays out of stored event payloads: " << d.dump();
     const bool last = i + 1 == failures.size();
     EXPECT_EQ(d["final"], last) << d.dump();
     if (last) {

@@ -205,13 +205,8 @@ Result<void> Billing::Impl::payment_failed(TenantTransaction& tx, const PaymentA
   // After a hard decline nothing is retried with this payment method; the final action waits until then.
   payment["deadline"] = hard && !final ? time_json(inv->next_payment_attempt) : Json(nullptr);
   payment["final"] = final;
-  auto account_row = tx.execute(k_account_get);
-  if (!account_row) return std::unexpected(account_row.error());
-  if (!account_row->empty()) {
-    auto account = read_account(tx, *account_row, 0);
-    if (!account) return std::unexpected(account.error());
-    payment["email"] = account->email;
-  }
+  // No billing email in the event: its payload is stored (pending_events, webhook deliveries) in the clear, and the
+  // email is personal data encrypted at rest. The dunning mail reads the account's address when it is sent.
   if (auto e = emit(tx, "payment.failed", payment); !e) return e;
   if (inv->subscription_id && inv->status == "open") {
     auto sub = subscription(tx, *inv->subscription_id);
