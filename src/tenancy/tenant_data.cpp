@@ -289,7 +289,8 @@ struct TenantData::Impl {
 };
 
 TenantData::TenantData(Database& app, Database& admin, TenantDataOptions options, const Clock& clock)
-    : impl_(new Impl{app, admin, std::move(options), clock, {}, {}, {}, {}, std::make_unique<PlatformDatabase>(admin)}) {}
+    : impl_(
+          new Impl{app, admin, std::move(options), clock, {}, {}, {}, {}, std::make_unique<PlatformDatabase>(admin)}) {}
 
 storage::Database& TenantData::platform_database() { return *impl_->platform_database; }
 

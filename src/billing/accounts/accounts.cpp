@@ -100,14 +100,14 @@ Result<void> apply_payment(const PaymentGateway& gateway, Account& a, const Acco
 }
 
 // The plaintexts of the account's encrypted fields, in k_account_sealed's order.
-std::array<std::string, 5> personal_fields(const Account& a) {
+std::array<std::string, k_account_sealed.size()> personal_fields(const Account& a) {
   return {a.legal_name, a.email, Json(a.address).dump(), Json(a.tax_ids).dump(), a.payment_method};
 }
 
 // Writes the account, its personal fields sealed; a new payment method has the open invoices retried at once (also
 // after a hard decline).
 Result<void> store_account(TenantTransaction& tx, const Account& a, const Account& before, bool creating, Instant now) {
-  std::array<std::string, 5> sealed;
+  std::array<std::string, k_account_sealed.size()> sealed;
   const auto plain = personal_fields(a);
   for (std::size_t f = 0; f < sealed.size(); ++f) {
     auto s = tx.seal(k_account_sealed[f], a.tenant_id, plain[f]);

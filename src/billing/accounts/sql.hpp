@@ -30,12 +30,9 @@ constexpr TenantStatement k_account_update{
 // The personal fields of an account, encrypted at rest with the tenant id as their row (tx.seal): legal name, email,
 // address and tax ids (each list as its JSON text) and the payment method (the provider's reference). Country, region
 // and currency stay in the clear: taxes, prices and the platform's reports are computed from them.
-inline constexpr std::array<tenancy::SealedField, 5> k_account_sealed{
-    tenancy::SealedField{"billing_accounts", "legal_name"}, tenancy::SealedField{"billing_accounts", "email"},
-    tenancy::SealedField{"billing_accounts", "address"}, tenancy::SealedField{"billing_accounts", "tax_ids"},
-    tenancy::SealedField{"billing_accounts", "payment_method"}};
 // Their positions in ACCOUNT_COLS.
 inline constexpr std::array<std::size_t, 5> k_account_sealed_columns{1, 2, 3, 7, 8};
+// Each column with its re-encryption statements (tenancy::SealedColumn).
 #define ATRIUM_ACCOUNT_SEALED(column)                                                                              \
   tenancy::SealedColumn {                                                                                          \
     .field = {"billing_accounts", column},                                                                         \
@@ -50,6 +47,12 @@ inline constexpr std::array<tenancy::SealedColumn, 5> k_account_sealed_statement
     ATRIUM_ACCOUNT_SEALED("legal_name"), ATRIUM_ACCOUNT_SEALED("email"), ATRIUM_ACCOUNT_SEALED("address"),
     ATRIUM_ACCOUNT_SEALED("tax_ids"), ATRIUM_ACCOUNT_SEALED("payment_method")};
 #undef ATRIUM_ACCOUNT_SEALED
+// The fields alone, in the same order.
+inline constexpr auto k_account_sealed = [] {
+  std::array<tenancy::SealedField, k_account_sealed_statements.size()> out{};
+  for (std::size_t f = 0; f < out.size(); ++f) out[f] = k_account_sealed_statements[f].field;
+  return out;
+}();
 
 // The balance changes by a delta (never written as an absolute value read earlier, which a concurrent change would
 // lose).

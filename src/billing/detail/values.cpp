@@ -221,7 +221,7 @@ TaxRateRow read_tax(const storage::ResultSet& r, std::size_t i) {
 Result<Account> read_account(const TenantTransaction& tx, const storage::ResultSet& r, std::size_t i) {
   Account a;
   a.tenant_id = r.text_at(i, 0).value_or("");
-  std::string opened[5];
+  std::array<std::string, k_account_sealed.size()> opened;
   for (std::size_t f = 0; f < k_account_sealed.size(); ++f) {
     auto plain = tx.open(k_account_sealed[f], a.tenant_id, r.text_at(i, k_account_sealed_columns[f]).value_or(""));
     if (!plain) return std::unexpected(plain.error());
