@@ -40,34 +40,12 @@ bench_install_traps
 usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 run_backend() {
-  local backend=$1 target round out order tenant_entries created verify_out label
+  local backend=$1 tenant_entries created verify_out label
   ENV_VARS=()
   onoff_start_backend "$backend"
   label=$BACKEND_LABEL
 
-  REQUIRE_2XX=1
-  RESULT=()
-  local -A lua_token=()
-  for target in on off; do lua_token[$target]="Authorization: Bearer ${TOKEN[$target]}"; done
-  if ((warmup_s > 0)); then
-    for target in on off; do
-      log "warm-up: audit $target for $WARMUP"
-      run_wrk "$WARMUP" "${BASE[$target]}/v1/projects" "$BACKEND_DIR/warmup-$target.txt" \
-        -s "$SCRIPT_DIR/post_project.lua" -H "${lua_token[$target]}"
-      require_2xx "audit-$target" warm-up "$BACKEND_DIR/warmup-$target.txt"
-    done
-  fi
-  for ((round = 1; round <= ROUNDS; round++)); do
-    if ((round % 2 == 1)); then order=(on off); else order=(off on); fi
-    for target in "${order[@]}"; do
-      out="$BACKEND_DIR/round$round-$target.txt"
-      log "round $round/$ROUNDS: audit $target for $DURATION"
-      run_wrk "$DURATION" "${BASE[$target]}/v1/projects" "$out" -s "$SCRIPT_DIR/post_project.lua" \
-        -H "${lua_token[$target]}"
-      RESULT[$target,$round]=$(parse_wrk "$out") || die "could not parse $out"
-      require_2xx "audit-$target" "round $round" "$out"
-    done
-  done
+  onoff_measure /v1/projects projects -s "$SCRIPT_DIR/post_project.lua"
 
   # Every 201 of the audited instance left one entry, and the chains survived the concurrency intact.
   created=$(curl --noproxy '*' -sS --max-time 30 -H "Authorization: Bearer ${TOKEN[on]}" \
@@ -84,56 +62,17 @@ run_backend() {
   tenant_entries=$created
   bench_cleanup_extra
 
-  local best_on best_off rps_on rps_off p99_on p99_off ratio overhead
-  best_on=$(best_round on)
-  best_off=$(best_round off)
-  read -r rps_on _ _ p99_on _ <<<"${RESULT[on,$best_on]}"
-  read -r rps_off _ _ p99_off _ <<<"${RESULT[off,$best_off]}"
-  ratio=$(awk -v a="$rps_on" -v b="$rps_off" 'BEGIN { printf "%.2f", a / b }')
-  overhead=$(awk -v a="$rps_on" -v b="$rps_off" 'BEGIN { printf "%.1f", (1 - a / b) * 100 }')
   {
     echo "## $label"
     echo
     echo "- \`atrium audit verify\` after the load: ${verify_out##*$'\n'}; the tenant chain's last seq: $tenant_entries"
     echo
-    echo "| target | requests/s (best) | p99 | |"
-    echo "|---|---:|---:|---|"
-    echo "| audit on | $rps_on | $(fmt_ms "$p99_on") | on/off = **$ratio** ($overhead% slower) |"
-    echo "| audit off | $rps_off | $(fmt_ms "$p99_off") | baseline |"
-    echo
-    echo "All runs (in execution order):"
-    echo
-    echo "| round | target | requests/s | p50 | p90 | p99 | requests | non-2xx |"
-    echo "|---:|---|---:|---:|---:|---:|---:|---:|"
-    for ((round = 1; round <= ROUNDS; round++)); do
-      if ((round % 2 == 1)); then order=(on off); else order=(off on); fi
-      for target in "${order[@]}"; do
-        read -r rps p50 p90 p99 reqs _ non2xx <<<"${RESULT[$target,$round]}"
-        echo "| $round | audit $target | $rps | $(fmt_ms "$p50") | $(fmt_ms "$p90") | $(fmt_ms "$p99") | $reqs | $non2xx |"
-      done
-    done
+    onoff_tables
   } >"$BACKEND_DIR/report.md"
-  echo "| $label | $rps_on | $rps_off | $ratio | $overhead% |" >"$BACKEND_DIR/summary.md"
+  echo "| $label | $ONOFF_SUMMARY |" >"$BACKEND_DIR/summary.md"
 }
 
-case ${1:-} in
-  -h | --help) usage; exit 0 ;;
-  "") ;;
-  *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
-esac
-case $BACKEND in
-  sqlite) backends=(sqlite) ;;
-  postgres) backends=(postgres) ;;
-  both) backends=(sqlite postgres) ;;
-  *) die "BACKEND must be sqlite, postgres or both (got '$BACKEND')" ;;
-esac
-bench_check_prereqs python3
-for var in ATRIUM_STORAGE_DATABASE_URL ATRIUM_STORAGE_ADMIN_DATABASE_URL ATRIUM_STORAGE_DATA_DIR ATRIUM_AUDIT_ENABLED; do
-  [[ -z ${!var:-} ]] || die "$var is set; unset it"
-done
-bench_collect_facts
-WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/atrium-http-audit.XXXXXX")
-chmod 755 "$WORK_DIR"
+onoff_setup "$@"
 for backend in "${backends[@]}"; do run_backend "$backend"; done
 
 echo "# HTTP POST /v1/projects: auditing on vs off (same binary, same run, loopback)"

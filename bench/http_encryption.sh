@@ -45,88 +45,32 @@ onoff_prepare() {
 }
 
 run_backend() {
-  local backend=$1 target round out order label
+  local backend=$1 workload path
+  local -a script
   onoff_start_backend "$backend"
-  label=$BACKEND_LABEL
-
-  REQUIRE_2XX=1
-  local workload
   : >"$BACKEND_DIR/summary.md"
   : >"$BACKEND_DIR/report.md"
   for workload in read write; do
-    local path script=()
-    if [[ $workload == read ]]; then path=/v1/billing-account; else
+    if [[ $workload == read ]]; then
+      path=/v1/billing-account
+      script=()
+    else
       path=/v1/email-settings
       script=(-s "$SCRIPT_DIR/put_email_settings.lua")
     fi
-    RESULT=()
-    if ((warmup_s > 0)); then
-      for target in on off; do
-        log "warm-up: $workload, encryption $target for $WARMUP"
-        run_wrk "$WARMUP" "${BASE[$target]}$path" "$BACKEND_DIR/warmup-$workload-$target.txt" "${script[@]}" \
-          -H "Authorization: Bearer ${TOKEN[$target]}"
-        require_2xx "encryption-$target" warm-up "$BACKEND_DIR/warmup-$workload-$target.txt"
-      done
-    fi
-    for ((round = 1; round <= ROUNDS; round++)); do
-      if ((round % 2 == 1)); then order=(on off); else order=(off on); fi
-      for target in "${order[@]}"; do
-        out="$BACKEND_DIR/round$round-$workload-$target.txt"
-        log "round $round/$ROUNDS: $workload, encryption $target for $DURATION"
-        run_wrk "$DURATION" "${BASE[$target]}$path" "$out" "${script[@]}" -H "Authorization: Bearer ${TOKEN[$target]}"
-        RESULT[$target,$round]=$(parse_wrk "$out") || die "could not parse $out"
-        require_2xx "encryption-$target" "round $round" "$out"
-      done
-    done
-    local best_on best_off rps_on rps_off p99_on p99_off ratio overhead
-    best_on=$(best_round on)
-    best_off=$(best_round off)
-    read -r rps_on _ _ p99_on _ <<<"${RESULT[on,$best_on]}"
-    read -r rps_off _ _ p99_off _ <<<"${RESULT[off,$best_off]}"
-    ratio=$(awk -v a="$rps_on" -v b="$rps_off" 'BEGIN { printf "%.2f", a / b }')
-    overhead=$(awk -v a="$rps_on" -v b="$rps_off" 'BEGIN { printf "%.1f", (1 - a / b) * 100 }')
+    onoff_measure "$path" "$workload" "${script[@]}"
     {
-      echo "## $label: $workload, ${path}"
+      echo "## $BACKEND_LABEL: $workload, $path"
       echo
-      echo "| target | requests/s (best) | p99 | |"
-      echo "|---|---:|---:|---|"
-      echo "| encryption on | $rps_on | $(fmt_ms "$p99_on") | on/off = **$ratio** ($overhead% slower) |"
-      echo "| encryption off | $rps_off | $(fmt_ms "$p99_off") | baseline |"
-      echo
-      echo "| round | target | requests/s | p50 | p90 | p99 | requests | non-2xx |"
-      echo "|---:|---|---:|---:|---:|---:|---:|---:|"
-      for ((round = 1; round <= ROUNDS; round++)); do
-        if ((round % 2 == 1)); then order=(on off); else order=(off on); fi
-        for target in "${order[@]}"; do
-          read -r rps p50 p90 p99 reqs _ non2xx <<<"${RESULT[$target,$round]}"
-          echo "| $round | encryption $target | $rps | $(fmt_ms "$p50") | $(fmt_ms "$p90") | $(fmt_ms "$p99") | $reqs | $non2xx |"
-        done
-      done
+      onoff_tables
       echo
     } >>"$BACKEND_DIR/report.md"
-    echo "| $label | $workload \`$path\` | $rps_on | $rps_off | $ratio | $overhead% |" >>"$BACKEND_DIR/summary.md"
+    echo "| $BACKEND_LABEL | $workload \`$path\` | $ONOFF_SUMMARY |" >>"$BACKEND_DIR/summary.md"
   done
   bench_cleanup_extra
 }
 
-case ${1:-} in
-  -h | --help) usage; exit 0 ;;
-  "") ;;
-  *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
-esac
-case $BACKEND in
-  sqlite) backends=(sqlite) ;;
-  postgres) backends=(postgres) ;;
-  both) backends=(sqlite postgres) ;;
-  *) die "BACKEND must be sqlite, postgres or both (got '$BACKEND')" ;;
-esac
-bench_check_prereqs python3
-for var in ATRIUM_STORAGE_DATABASE_URL ATRIUM_STORAGE_ADMIN_DATABASE_URL ATRIUM_STORAGE_DATA_DIR ATRIUM_PROTECTION_ENCRYPT_FIELDS; do
-  [[ -z ${!var:-} ]] || die "$var is set; unset it"
-done
-bench_collect_facts
-WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/atrium-http-encryption.XXXXXX")
-chmod 755 "$WORK_DIR"
+onoff_setup "$@"
 for backend in "${backends[@]}"; do run_backend "$backend"; done
 
 echo "# Encryption at rest: a read and a write route with protection.encrypt_fields on vs off (same binary, same run, loopback)"

@@ -8,7 +8,8 @@
 #   json_get FILE KEY, api TARGET METHOD PATH WANT OUT [TOKEN [BODY]], sign_in TARGET EMAIL PASSWORD [TENANT],
 #   onoff_start_backend sqlite|postgres (sets BACKEND_NAME BACKEND_DIR BACKEND_LABEL; both instances ready).
 # shellcheck shell=bash
-# shellcheck disable=SC2034
+# lib.sh (sourced first) declares RESULT (associative) and sets warmup_s:
+# shellcheck disable=SC2034,SC2154,SC2004
 
 readonly SUPER_EMAIL=root@bench.test SUPER_PASSWORD=root-password-1
 readonly OWNER_EMAIL=owner@bench.test OWNER_PASSWORD=owner-password-1
@@ -110,4 +111,90 @@ onoff_start_backend() {
   fi
   onoff_start_instance on
   onoff_start_instance off
+}
+
+# onoff_measure PATH TAG [WRK_OPTION...]: WARMUP per instance, then ROUNDS measured runs per instance in ABBA order
+# against PATH, each with the instance's owner token, into RESULT[on|off,round] (emptied first). TAG names the
+# output files. Any non-2xx answer stops the benchmark.
+onoff_measure() {
+  local path=$1 tag=$2 target round out
+  local -a order
+  shift 2
+  RESULT=()
+  REQUIRE_2XX=1
+  if ((warmup_s > 0)); then
+    for target in on off; do
+      log "warm-up: $tag, $ONOFF_NAME $target for $WARMUP"
+      out="$BACKEND_DIR/warmup-$tag-$target.txt"
+      run_wrk "$WARMUP" "${BASE[$target]}$path" "$out" "$@" -H "Authorization: Bearer ${TOKEN[$target]}"
+      require_2xx "$ONOFF_NAME-$target" warm-up "$out"
+    done
+  fi
+  for ((round = 1; round <= ROUNDS; round++)); do
+    if ((round % 2 == 1)); then order=(on off); else order=(off on); fi
+    for target in "${order[@]}"; do
+      out="$BACKEND_DIR/round$round-$tag-$target.txt"
+      log "round $round/$ROUNDS: $tag, $ONOFF_NAME $target for $DURATION"
+      run_wrk "$DURATION" "${BASE[$target]}$path" "$out" "$@" -H "Authorization: Bearer ${TOKEN[$target]}"
+      RESULT[$target,$round]=$(parse_wrk "$out") || die "could not parse $out"
+      require_2xx "$ONOFF_NAME-$target" "round $round" "$out"
+    done
+  done
+}
+
+# onoff_tables: on stdout, the best run of each instance with their ratio, then every run in execution order (from
+# RESULT). Sets ONOFF_SUMMARY to "RPS_ON | RPS_OFF | RATIO | OVERHEAD%" for a summary row.
+onoff_tables() {
+  local best_on best_off rps_on rps_off p99_on p99_off ratio overhead round target rps p50 p90 p99 reqs non2xx
+  local -a order
+  best_on=$(best_round on)
+  best_off=$(best_round off)
+  read -r rps_on _ _ p99_on _ <<<"${RESULT[on,$best_on]}"
+  read -r rps_off _ _ p99_off _ <<<"${RESULT[off,$best_off]}"
+  ratio=$(awk -v a="$rps_on" -v b="$rps_off" 'BEGIN { printf "%.2f", a / b }')
+  overhead=$(awk -v a="$rps_on" -v b="$rps_off" 'BEGIN { printf "%.1f", (1 - a / b) * 100 }')
+  ONOFF_SUMMARY="$rps_on | $rps_off | $ratio | $overhead%"
+  echo "| target | requests/s (best) | p99 | |"
+  echo "|---|---:|---:|---|"
+  echo "| $ONOFF_NAME on | $rps_on | $(fmt_ms "$p99_on") | on/off = **$ratio** ($overhead% slower) |"
+  echo "| $ONOFF_NAME off | $rps_off | $(fmt_ms "$p99_off") | baseline |"
+  echo
+  echo "All runs (in execution order):"
+  echo
+  echo "| round | target | requests/s | p50 | p90 | p99 | requests | non-2xx |"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+  for ((round = 1; round <= ROUNDS; round++)); do
+    if ((round % 2 == 1)); then order=(on off); else order=(off on); fi
+    for target in "${order[@]}"; do
+      read -r rps p50 p90 p99 reqs _ non2xx <<<"${RESULT[$target,$round]}"
+      echo "| $round | $ONOFF_NAME $target | $rps | $(fmt_ms "$p50") | $(fmt_ms "$p90") | $(fmt_ms "$p99") | $reqs | $non2xx |"
+    done
+  done
+}
+
+# onoff_setup [ARG]: --help, the backends BACKEND names (into `backends`), the environment check, the machine's
+# facts and WORK_DIR (atrium-<BENCH_NAME>.XXXXXX).
+onoff_setup() {
+  case ${1:-} in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    "") ;;
+    *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
+  esac
+  case $BACKEND in
+    sqlite) backends=(sqlite) ;;
+    postgres) backends=(postgres) ;;
+    both) backends=(sqlite postgres) ;;
+    *) die "BACKEND must be sqlite, postgres or both (got '$BACKEND')" ;;
+  esac
+  bench_check_prereqs python3
+  local var
+  for var in ATRIUM_STORAGE_DATABASE_URL ATRIUM_STORAGE_ADMIN_DATABASE_URL ATRIUM_STORAGE_DATA_DIR "$ONOFF_VARIABLE"; do
+    [[ -z ${!var:-} ]] || die "$var is set; unset it"
+  done
+  bench_collect_facts
+  WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/atrium-${BENCH_NAME//_/-}.XXXXXX")
+  chmod 755 "$WORK_DIR"
 }
