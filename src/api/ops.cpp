@@ -65,6 +65,28 @@ const std::map<std::string, std::vector<std::pair<std::string, std::string>>>& p
 
 }  // namespace
 
+Result<int> readiness(Services& services) {
+  if (services.draining.load()) return fail(Errc::unavailable, "The server is shutting down.");
+  storage::Database& db = services.db();
+  if (auto ping = db.ping(); !ping)
+    return fail(Errc::unavailable, "The database does not answer: " + ping.error().message);
+  int version = 0;
+  for (auto set : {storage::MigrationSet::control_plane, storage::MigrationSet::tenant}) {
+    auto status = storage::migration_status(db, storage::builtin_migrations(db.backend(), set), set);
+    if (!status) return fail(Errc::unavailable, "Cannot read the schema version: " + status.error().message);
+    // A schema ahead of this build is served: migrations only add (never drop or rename), so the release before
+    // keeps working while a rollout replaces it, and after a rollback (docs/operations.md, "Migrations, rollouts
+    // and rollbacks").
+    if (status->current < status->latest) {
+      return fail(Errc::unavailable, "Database schema is at version " + std::to_string(status->current) +
+                                         ", this build needs " + std::to_string(status->latest) +
+                                         "; run `atrium migrate`.");
+    }
+    if (set == storage::MigrationSet::control_plane) version = status->current;
+  }
+  return version;
+}
+
 void register_ops_routes(http::Router& router, Services& services) {
   router.add(http::Method::get, "/health",
              [](http::Request&) {
@@ -75,21 +97,11 @@ void register_ops_routes(http::Router& router, Services& services) {
              {.execution = http::Execution::io});
 
   router.add(http::Method::get, "/ready", [&services](http::Request& req) {
-    if (services.draining.load()) return not_ready(req, "The server is shutting down.");
-    storage::Database& db = services.db();
-    if (auto ping = db.ping(); !ping) return not_ready(req, "The database does not answer: " + ping.error().message);
-    int version = 0;
-    for (auto set : {storage::MigrationSet::control_plane, storage::MigrationSet::tenant}) {
-      auto status = storage::migration_status(db, storage::builtin_migrations(db.backend(), set), set);
-      if (!status) return not_ready(req, "Cannot read the schema version: " + status.error().message);
-      if (!status->up_to_date()) {
-        return not_ready(req, "Database schema is at version " + std::to_string(status->current) +
-                                  ", this build needs " + std::to_string(status->latest) + "; run `atrium migrate`.");
-      }
-      if (set == storage::MigrationSet::control_plane) version = status->current;
-    }
-    http::Response r = http::Response::json(
-        200, {{"status", "ready"}, {"database", storage::backend_name(db.backend())}, {"schema_version", version}});
+    auto ready = readiness(services);
+    if (!ready) return not_ready(req, ready.error().message);
+    http::Response r = http::Response::json(200, {{"status", "ready"},
+                                                  {"database", storage::backend_name(services.db().backend())},
+                                                  {"schema_version", *ready}});
     r.headers.set("Cache-Control", "no-store");
     return r;
   });

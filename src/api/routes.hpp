@@ -8,6 +8,10 @@ namespace atrium::api {
 // Registers every route Atrium serves. The OpenAPI document lists exactly these (tests/api/openapi_test.cpp).
 void register_routes(http::Router& router, Services& services);
 
+// Whether this instance can serve (what GET /ready answers): not draining, the database answers, and its schema is at
+// this build's latest migration or newer. The control plane's schema version, or `unavailable` with the reason.
+Result<int> readiness(Services& services);
+
 // Per-module registration, called by register_routes.
 void register_ops_routes(http::Router& router, Services& services);
 void register_auth_routes(http::Router& router, Services& services);

@@ -14,10 +14,12 @@
 
 #include "analytics/analytics.hpp"
 #include "analytics/business_metrics.hpp"
+#include "api/routes.hpp"
 #include "app/app.hpp"
 #include "app/background.hpp"
 #include "app/demo.hpp"
 #include "app/dispatch.hpp"
+#include "app/ops_metrics.hpp"
 #include "app/platform.hpp"
 #include "audit/audit_log.hpp"
 #include "billing/billing.hpp"
@@ -29,6 +31,7 @@
 #include "core/periodic.hpp"
 #include "domains/domains.hpp"
 #include "gateway/api_calls.hpp"
+#include "http/dispatcher.hpp"
 #include "http/middleware.hpp"
 #include "http/server.hpp"
 #include "identity/jwt.hpp"
@@ -41,6 +44,7 @@
 #include "proxy/gateway.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
+#include "tenancy/tenant.hpp"
 #include "warehouse/warehouse.hpp"
 
 namespace atrium::app {
@@ -350,7 +354,12 @@ int serve_command(const CommonOptions& options) {
   registry.gauge("atrium_build_info", "Build information; the value is always 1.", {"version", "revision", "compiler"})
       .with({std::string(build.version), std::string(build.revision), std::string(build.compiler)})
       .set(1);
-  http::HttpMetrics http_metrics(registry);
+  http::TenantLabel tenant_label{.limit = static_cast<std::size_t>(config->metrics.tenant_label_limit)};
+  if (config->metrics.tenant_label) {
+    tenant_label.tenant_of = [](const http::Request& req) { return req.tenant ? req.tenant->id : std::string(); };
+  }
+  http::HttpMetrics http_metrics(registry, std::move(tenant_label));
+  register_ops_metrics(platform, registry, config->server.tls_cert);
 
   auto dispatcher = make_dispatcher(platform, {.metrics = &http_metrics, .access_log = config->log.access_log});
   if (platform.api_calls) platform.api_calls->start();
@@ -464,11 +473,40 @@ int worker_command(const CommonOptions& options) {
     log::error("cannot start the background workers", {{"error", started.error().message}});
     return 1;
   }
+  // /health, /ready and /metrics for the orchestrator's probes and Prometheus (jobs.worker_listen).
+  std::unique_ptr<http::Server> ops_server;
+  std::thread ops_thread;
+  if (!config->jobs.worker_listen.empty()) {
+    metrics::register_process_collector(platform.registry);
+    register_ops_metrics(platform, platform.registry, "");
+    http::Router router;
+    api::register_ops_routes(router, platform);
+    const auto listen = parse_listen(config->jobs.worker_listen);
+    http::ServerOptions ops_options{
+        .host = listen->first, .port = listen->second, .io_threads = 1, .worker_threads = 2};
+    ops_options.handle_signals = false;
+    try {
+      ops_server = std::make_unique<http::Server>(
+          ops_options,
+          std::make_shared<const http::Dispatcher>(std::move(router), std::vector<http::Middleware>{}, JsonLimits{}));
+    } catch (const std::exception& e) {
+      log::error("cannot start the worker's listener", {{"error", e.what()}});
+      return 1;
+    }
+    ops_thread = std::thread([&ops_server] { ops_server->run(); });
+  }
   log::info("worker running", {{"queue", std::string(platform.background->queue().backend_name())},
-                               {"concurrency", config->jobs.concurrency}});
+                               {"concurrency", config->jobs.concurrency},
+                               {"listen", config->jobs.worker_listen}});
   int received = 0;
   sigwait(&stop_signals, &received);
   log::info("stopping", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  platform.draining = true;  // /ready answers 503 from now on
+  if (ops_server) {
+    ops_server->shutdown();
+    ops_thread.join();
+    ops_server.reset();
+  }
   if (!platform.workers()->stop_workers()) {
     log::warn("jobs still running after jobs.shutdown_grace_ms; they run again after their lease");
     std::_Exit(0);

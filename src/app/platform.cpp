@@ -363,6 +363,14 @@ std::vector<tenancy::SealedColumn> Platform::sealed_columns() {
   return out;
 }
 
+std::vector<std::pair<std::string, storage::PoolStats>> Platform::pool_stats() {
+  std::vector<std::pair<std::string, storage::PoolStats>> out;
+  out.emplace_back("main", database_->pool_stats());
+  if (admin_db_) out.emplace_back("admin", admin_db_->pool_stats());
+  if (keys_db_) out.emplace_back("keys", keys_db_->pool_stats());
+  return out;
+}
+
 Result<void> Platform::shred_tenant_keys(const std::string& tenant_id) { return keyring->shred(tenant_id); }
 
 // Signing keys, revocations, users, invitations, tokens and API keys.
@@ -387,7 +395,8 @@ Result<void> Platform::open_identity() {
                                                     std::chrono::seconds(config.identity.access_token_ttl_s),
                                                     audit->recorder(system)));
   auto schema = storage::migration_status(*db_, storage::builtin_migrations(db_->backend()));
-  const bool schema_current = schema && schema->up_to_date();
+  // At or ahead of this build (a newer release migrated: migrations only add, so this one keeps serving).
+  const bool schema_current = schema && schema->current >= schema->latest;
   schema_current_at_open_ = schema_current;
   if (schema_current) {
     if (auto r = step(

@@ -79,6 +79,9 @@ class Platform final : public api::Services {
   // The analytics warehouse (analytics.warehouse_url), opened and migrated on first use; its ETL metrics go to
   // this platform's registry.
   Result<warehouse::Warehouse*> warehouse();
+  // The database pools this process holds, by name (main, admin, keys), for metrics; tenants' own pools are
+  // tenant_data->own_pools().
+  std::vector<std::pair<std::string, storage::PoolStats>> pool_stats();
   // The job queue, its handlers, the event relay and the scheduler; null when opened without Options::background.
   Background* workers() { return workers_.get(); }
 

@@ -106,6 +106,7 @@ const std::vector<Key>& keys() {
       {"jobs", "time_zone", member(&Config::jobs, &JobsConfig::time_zone)},
       {"jobs", "cleanup_cron", member(&Config::jobs, &JobsConfig::cleanup_cron)},
       {"jobs", "heartbeat_cron", member(&Config::jobs, &JobsConfig::heartbeat_cron)},
+      {"jobs", "worker_listen", member(&Config::jobs, &JobsConfig::worker_listen)},
       {"webhooks", "retry_schedule", member(&Config::webhooks, &WebhooksConfig::retry_schedule)},
       {"webhooks", "allow_private_targets", member(&Config::webhooks, &WebhooksConfig::allow_private_targets)},
       {"webhooks", "timeout_ms", member(&Config::webhooks, &WebhooksConfig::timeout_ms), 100, 120'000},
@@ -169,6 +170,8 @@ const std::vector<Key>& keys() {
       {"protection", "key_directory", member(&Config::protection, &ProtectionConfig::key_directory)},
       {"protection", "key_cache_ttl_ms", member(&Config::protection, &ProtectionConfig::key_cache_ttl_ms), 0,
        86'400'000},
+      {"metrics", "tenant_label", member(&Config::metrics, &MetricsConfig::tenant_label)},
+      {"metrics", "tenant_label_limit", member(&Config::metrics, &MetricsConfig::tenant_label_limit), 1, 10'000},
       {"log", "level", member(&Config::log, &LogConfig::level)},
       {"log", "format", member(&Config::log, &LogConfig::format)},
       {"log", "access_log", member(&Config::log, &LogConfig::access_log)},
@@ -400,6 +403,11 @@ Result<std::vector<std::string>> parse_cors_origins(const std::string& text) {
 
 Result<void> validate_config(const Config& c) {
   if (auto r = parse_listen(c.server.listen); !r) return std::unexpected(r.error());
+  if (!c.jobs.worker_listen.empty()) {
+    if (auto r = parse_listen(c.jobs.worker_listen); !r) {
+      return fail(Errc::invalid_argument, "jobs.worker_listen: " + r.error().message);
+    }
+  }
   if (c.server.tls_cert.empty() != c.server.tls_key.empty()) {
     return fail(Errc::invalid_argument, "server.tls_cert and server.tls_key must be given together");
   }

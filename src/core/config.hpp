@@ -107,6 +107,8 @@ struct JobsConfig {
   std::string time_zone = "UTC";            // of the cron expressions below
   std::string cleanup_cron = "17 3 * * *";
   std::string heartbeat_cron;  // a no-op job on this schedule, to watch the scheduler; empty: off
+  // `atrium worker` serves /health, /ready and /metrics here (HOST:PORT); empty: no listener.
+  std::string worker_listen;
 };
 
 struct WebhooksConfig {
@@ -193,6 +195,13 @@ struct ProtectionConfig {
   std::int64_t key_cache_ttl_ms = 60'000;  // how long an instance seals with a cached data key before re-reading
 };
 
+struct MetricsConfig {
+  // The seed's tenant_id label on http_requests_total and http_request_duration_seconds: the first
+  // tenant_label_limit tenants seen get their own value, later ones share "other" (series stay bounded).
+  bool tenant_label = false;
+  std::int64_t tenant_label_limit = 100;
+};
+
 struct LogConfig {
   std::string level = "info";
   std::string format = "json";  // json | text
@@ -215,6 +224,7 @@ struct Config {
   ChurnConfig churn;
   ProxyConfig proxy;
   ProtectionConfig protection;
+  MetricsConfig metrics;
   LogConfig log;
 };
 

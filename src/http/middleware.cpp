@@ -106,18 +106,34 @@ Middleware access_log_middleware(const Clock& clock) {
   };
 }
 
-HttpMetrics::HttpMetrics(metrics::Registry& registry)
+namespace {
+
+std::vector<std::string> request_label_names(const TenantLabel& tenant_label) {
+  std::vector<std::string> names{"method", "route", "status"};
+  if (tenant_label.tenant_of) names.emplace_back("tenant_id");
+  return names;
+}
+
+}  // namespace
+
+HttpMetrics::HttpMetrics(metrics::Registry& registry, TenantLabel tenant_label)
     : requests(registry.counter("http_requests_total", "HTTP requests answered, by method, route and status.",
-                                {"method", "route", "status"})),
+                                request_label_names(tenant_label))),
       duration(registry.histogram(
           "http_request_duration_seconds", "Time from a parsed request to its response, by method, route and status.",
-          {"method", "route", "status"},
+          request_label_names(tenant_label),
           {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})),
-      in_flight(registry.gauge("http_requests_in_flight", "HTTP requests being handled now.").with({})) {}
+      in_flight(registry.gauge("http_requests_in_flight", "HTTP requests being handled now.").with({})),
+      tenant_of_(tenant_label.tenant_of),
+      tenants_(tenant_of_ ? std::make_unique<metrics::BoundedLabel>(tenant_label.limit, "other") : nullptr) {}
 
 void HttpMetrics::record(const Request& req, int status, double seconds) {
-  const metrics::Labels labels{std::string(method_label(req)), req.route.empty() ? "unmatched" : req.route,
-                               std::to_string(status)};
+  metrics::Labels labels{std::string(method_label(req)), req.route.empty() ? "unmatched" : req.route,
+                         std::to_string(status)};
+  if (tenants_) {
+    const std::string tenant = tenant_of_(req);
+    labels.push_back(tenant.empty() ? "none" : tenants_->admit(tenant));
+  }
   requests.with(labels).inc();
   duration.with(labels).observe(seconds);
 }

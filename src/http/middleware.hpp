@@ -1,6 +1,9 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,15 +36,28 @@ Middleware security_headers_middleware(std::int64_t hsts_max_age_s);
 Middleware cors_middleware(std::vector<std::string> origins,
                            std::function<bool(const Request&, std::string_view origin)> tenant_allows = {});
 
+// The seed's optional `tenant_id` label on the request metrics (metrics.tenant_label): off, the label is absent; on,
+// it carries the tenant's id for the first `limit` tenants seen since start, "other" for any later one and "none"
+// for requests acting in no tenant, so series stay under (limit + 2) × the untenanted count, whatever the tenants.
+// (http does not know tenants: `tenant_of` names the tenant a request acted in, "" for none.)
+struct TenantLabel {
+  std::function<std::string(const Request&)> tenant_of;  // empty: the label is off
+  std::size_t limit = 100;
+};
+
 // The HTTP metrics every request feeds. Created once from a registry.
 struct HttpMetrics {
-  explicit HttpMetrics(metrics::Registry& registry);
+  explicit HttpMetrics(metrics::Registry& registry, TenantLabel tenant_label = {});
   metrics::Family<metrics::Counter>& requests;
   metrics::Family<metrics::Histogram>& duration;
   metrics::Gauge& in_flight;
 
-  // Counts one answered request by method, route template (or "unmatched") and status.
+  // Counts one answered request by method, route template (or "unmatched"), status (and tenant, when enabled).
   void record(const Request& request, int status, double seconds);
+
+ private:
+  std::function<std::string(const Request&)> tenant_of_;
+  std::unique_ptr<metrics::BoundedLabel> tenants_;  // null when the tenant label is off
 };
 
 // Counts http_requests_total and observes http_request_duration_seconds by method, route template and status

@@ -22,25 +22,6 @@ std::string format_value(double v) {
   return fmt::format("{}", v);
 }
 
-void append_header(std::string& out, const std::string& name, const std::string& help, std::string_view type) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  for (char c : help) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out.push_back(c);
-  }
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
-}
-
 }  // namespace
 
 void Counter::inc(double by) { atomic_add(value_, by); }
@@ -63,6 +44,43 @@ std::vector<std::uint64_t> Histogram::bucket_counts() const {
   std::vector<std::uint64_t> out(bounds_.size() + 1);
   for (std::size_t i = 0; i <= bounds_.size(); ++i) out[i] = buckets_[i].load(std::memory_order_relaxed);
   return out;
+}
+
+std::string BoundedLabel::admit(std::string_view value) {
+  {
+    std::shared_lock lock(mutex_);
+    if (values_.contains(value)) return std::string(value);
+    if (values_.size() >= limit_) return overflow_;
+  }
+  std::unique_lock lock(mutex_);
+  if (values_.contains(value)) return std::string(value);
+  if (values_.size() >= limit_) return overflow_;
+  values_.emplace(value);
+  return std::string(value);
+}
+
+std::size_t BoundedLabel::admitted() const {
+  std::shared_lock lock(mutex_);
+  return values_.size();
+}
+
+void append_family_header(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  for (char c : help) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
+  }
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
 }
 
 std::string escape_label_value(std::string_view value) {
@@ -133,19 +151,19 @@ std::string Registry::render() const {
   std::string out;
   out.reserve(8192);
   for (const auto& family : counters_) {
-    append_header(out, family->name(), family->help(), "counter");
+    append_family_header(out, family->name(), family->help(), "counter");
     family->for_each([&](const Labels& labels, const Counter& c) {
       append_sample(out, family->name(), family->label_names(), labels, c.value());
     });
   }
   for (const auto& family : gauges_) {
-    append_header(out, family->name(), family->help(), "gauge");
+    append_family_header(out, family->name(), family->help(), "gauge");
     family->for_each([&](const Labels& labels, const Gauge& g) {
       append_sample(out, family->name(), family->label_names(), labels, g.value());
     });
   }
   for (const auto& family : histograms_) {
-    append_header(out, family->name(), family->help(), "histogram");
+    append_family_header(out, family->name(), family->help(), "histogram");
     std::vector<std::string> bucket_names = family->label_names();
     bucket_names.push_back("le");
     const std::string bucket_metric = family->name() + "_bucket";

@@ -6,8 +6,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace atrium::metrics {
@@ -115,8 +117,27 @@ class Registry {
   std::vector<std::function<void(std::string&)>> collectors_;
 };
 
+// Keeps one label's values bounded whatever the traffic: the first `limit` distinct values pass as they are, every
+// later one becomes `overflow`. For labels whose values come from data (tenant ids), so series stay bounded.
+// Thread-safe.
+class BoundedLabel {
+ public:
+  BoundedLabel(std::size_t limit, std::string overflow) : limit_(limit), overflow_(std::move(overflow)) {}
+  std::string admit(std::string_view value);
+  std::size_t admitted() const;
+
+ private:
+  const std::size_t limit_;
+  const std::string overflow_;
+  mutable std::shared_mutex mutex_;
+  std::set<std::string, std::less<>> values_;  // guarded by mutex_
+};
+
 // Escapes a label value for the exposition format (backslash, double quote, newline).
 std::string escape_label_value(std::string_view value);
+
+// Appends "# HELP name help" (help escaped) and "# TYPE name type" lines, for collectors writing their own families.
+void append_family_header(std::string& out, std::string_view name, std::string_view help, std::string_view type);
 
 // Appends "name{a="x",b="y"} value\n".
 void append_sample(std::string& out, std::string_view name, const std::vector<std::string>& label_names,

@@ -71,15 +71,7 @@ ProcessStats read_stats() {
 }
 
 void gauge_block(std::string& out, const char* name, const char* help, const char* type, double value) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
+  append_family_header(out, name, help, type);
   append_sample(out, name, {}, {}, value);
 }
 

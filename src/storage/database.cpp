@@ -36,4 +36,12 @@ Result<std::unique_ptr<Database>> open_database(const DatabaseOptions& options) 
   return open_sqlite(options, path);
 }
 
+PoolStats& PoolStats::operator+=(const PoolStats& other) {
+  in_use += other.in_use;
+  idle += other.idle;
+  max += other.max;
+  waiting += other.waiting;
+  return *this;
+}
+
 }  // namespace atrium::storage

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -70,6 +71,15 @@ class Transaction {
   virtual Backend backend() const = 0;
 };
 
+// A pool's occupancy at one instant, for metrics: connections handed out, idle ones, the cap, and callers waiting.
+struct PoolStats {
+  std::size_t in_use = 0;
+  std::size_t idle = 0;
+  std::size_t max = 0;
+  std::size_t waiting = 0;
+  PoolStats& operator+=(const PoolStats& other);
+};
+
 // A pool of connections to one database. Thread-safe.
 class Database {
  public:
@@ -92,6 +102,9 @@ class Database {
   // DROP DATABASE). Identifiers cannot be bound, so `command` must be built only from identifiers the caller
   // generated and quoted server-side (format('%I')), never from input. SQLite: runs it as a script.
   virtual Result<void> execute_unscoped(std::string_view command) = 0;
+
+  // The pool's occupancy now (all zero for a database without a pool).
+  virtual PoolStats pool_stats() { return {}; }
 };
 
 struct DatabaseOptions {

@@ -40,8 +40,10 @@ Result<std::unique_ptr<Connection>> PooledDatabase::acquire() {
   std::unique_lock lock(mutex_);
   const auto deadline = std::chrono::steady_clock::now() + acquire_timeout_;
   while (idle_.empty() && open_ >= max_connections_) {
-    if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
-        open_ >= max_connections_) {
+    ++waiting_;
+    const bool timed_out = available_.wait_until(lock, deadline) == std::cv_status::timeout;
+    --waiting_;
+    if (timed_out && idle_.empty() && open_ >= max_connections_) {
       return fail(Errc::timeout, "no database connection became free in time");
     }
   }
@@ -59,6 +61,11 @@ Result<std::unique_ptr<Connection>> PooledDatabase::acquire() {
     available_.notify_one();
   }
   return c;
+}
+
+PoolStats PooledDatabase::pool_stats() {
+  std::lock_guard lock(mutex_);
+  return {.in_use = open_ - idle_.size(), .idle = idle_.size(), .max = max_connections_, .waiting = waiting_};
 }
 
 void PooledDatabase::release(std::unique_ptr<Connection> connection) {

@@ -37,6 +37,7 @@ class PooledDatabase : public Database {
                         const TransactionOptions& options) override;
   Result<void> ping() override;
   Result<void> execute_unscoped(std::string_view command) override;
+  PoolStats pool_stats() override;
 
  protected:
   virtual Result<std::unique_ptr<Connection>> connect() = 0;
@@ -52,6 +53,7 @@ class PooledDatabase : public Database {
   std::condition_variable available_;
   std::deque<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
   std::size_t open_ = 0;                          // guarded by mutex_: idle plus handed out
+  std::size_t waiting_ = 0;                       // guarded by mutex_: callers in acquire() waiting for a connection
 };
 
 }  // namespace atrium::storage::detail

@@ -298,6 +298,17 @@ TenantData::~TenantData() = default;
 
 Result<std::string> TenantData::serving_role() { return impl_->serving_role(); }
 
+TenantData::OwnPools TenantData::own_pools() {
+  std::vector<std::shared_ptr<Database>> open;
+  {
+    std::lock_guard lock(impl_->mutex);
+    for (const auto& [id, entry] : impl_->pools) open.push_back(entry.first);
+  }
+  OwnPools out{.open = open.size()};
+  for (const auto& db : open) out.summed += db->pool_stats();  // outside the lock: each pool takes its own
+  return out;
+}
+
 bool TenantData::shares_control_plane(const Tenant& tenant) const { return !impl_->own_store(tenant); }
 
 Result<bool> TenantData::own_store_exists(const Tenant& tenant) {

@@ -192,6 +192,13 @@ class TenantData {
   // For tests and diagnostics: the name of the PostgreSQL role that serves requests.
   Result<std::string> serving_role();
 
+  // The tenants' own pools open now (database level, SQLite files; at most max_open_tenant_pools), for metrics.
+  struct OwnPools {
+    std::size_t open = 0;
+    storage::PoolStats summed;  // their occupancy added up
+  };
+  OwnPools own_pools();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

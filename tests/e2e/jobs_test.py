@@ -421,6 +421,37 @@ class JobsTest(E2ETestCase):
 
     # -- 2. two schedulers, one schedule --
 
+    def test_worker_listener_serves_health_ready_and_metrics(self):
+        # jobs.worker_listen: the orchestrator's probes and Prometheus reach the worker (deploy/kubernetes).
+        tmp = tempfile.mkdtemp(prefix="atrium-e2e-jobs-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        data_dir = os.path.join(tmp, "data")
+        port = atrium_e2e.free_port()
+        env = atrium_env(JOBS_WORKER_LISTEN=f"127.0.0.1:{port}", JOBS_HEARTBEAT_CRON="* * * * * *")
+        migrated = run_cli(["migrate", "--data-dir", data_dir], env=env)
+        self.assertEqual(migrated.returncode, 0, migrated.stderr)
+        worker = self.start_worker(data_dir, env)
+        self.assertEqual(atrium_e2e.http_request(port, "GET", "/health").json(), {"status": "ok"})
+        ready = atrium_e2e.http_request(port, "GET", "/ready")
+        self.assertEqual(ready.status, 200, ready)
+        self.assertEqual(ready.json()["database"], "sqlite")
+        # The worker's own job metrics: heartbeats run here, so they are counted here.
+        def heartbeats_counted():
+            text = atrium_e2e.http_request(port, "GET", "/metrics").text()
+            return atrium_e2e.sample_value(atrium_e2e.parse_metrics(text), "atrium_jobs_processed_total",
+                                           type="system.heartbeat", outcome="succeeded")
+        poll_until(lambda: (heartbeats_counted() or 0) >= 1, timeout=JOB_TIMEOUT, interval=0.2,
+                   message="a heartbeat counted in the worker's /metrics")
+        text = atrium_e2e.http_request(port, "GET", "/metrics").text()
+        samples = atrium_e2e.parse_metrics(text)
+        self.assertEqual(atrium_e2e.sample_value(samples, "atrium_ready"), 1.0, text)
+        self.assertGreaterEqual(atrium_e2e.sample_value(samples, "atrium_db_pool_max_connections", pool="main"), 1)
+        self.assertGreater(atrium_e2e.sample_value(samples, "process_resident_memory_bytes"), 0)
+        # Only the operations routes: the API is not served here.
+        self.assertEqual(atrium_e2e.http_request(port, "GET", "/v1/projects").status, 404)
+        worker.send_signal(signal.SIGTERM)
+        self.assertEqual(worker.wait_exit(STOP_TIMEOUT), 0, worker.log_text())
+
     def test_two_workers_fire_each_cron_slot_once(self):
         tmp = tempfile.mkdtemp(prefix="atrium-e2e-jobs-")
         self.addCleanup(shutil.rmtree, tmp, True)

@@ -4,11 +4,24 @@ import json
 import signal
 import os
 import re
+import sqlite3
 import tempfile
 import unittest
 
 from atrium_e2e import (SCHEMA_VERSION, E2ETestCase, RawReader, SharedServerTestCase, connect, free_port,
                         parse_metrics, require_tool, run_cli, run_tool, sample_value)
+
+
+def promtool_problems(test, text):
+    """promtool check metrics on `text`: its findings, less the one lint the seed's naming brings."""
+    promtool = require_tool(test, "promtool")
+    check = run_tool([promtool, "check", "metrics"], input_text=text, timeout=60)
+    # One lint is expected: the seed names its subscription gauge active_subscriptions_total (docs/analytics.md),
+    # against Prometheus' convention that only counters end in _total. Exit status 3 is lint, 1 a parse error.
+    allowed = 'active_subscriptions_total non-counter metrics should not have "_total" suffix'
+    test.assertIn(check.returncode, (0, 3), f"promtool check metrics failed:\n{check.stdout}\n{check.stderr}\n"
+                                            f"metrics:\n{text}")
+    return [line for line in (check.stdout + check.stderr).splitlines() if line.strip() and line != allowed]
 
 
 class ServeSqliteTest(SharedServerTestCase):
@@ -37,19 +50,10 @@ class ServeSqliteTest(SharedServerTestCase):
                         "the embedded database is not at DATA_DIR/atrium.db")
 
     def test_metrics_pass_promtool(self):
-        promtool = require_tool(self, "promtool")
         self.server.get("/health")
         r = self.metrics()
         self.assertTrue(r.header("Content-Type", "").startswith("text/plain"), r)
-        check = run_tool([promtool, "check", "metrics"], input_text=r.text(), timeout=60)
-        # One lint is expected: the seed names its subscription gauge active_subscriptions_total (docs/analytics.md),
-        # against Prometheus' convention that only counters end in _total. Exit status 3 is lint, 1 a parse error.
-        allowed = 'active_subscriptions_total non-counter metrics should not have "_total" suffix'
-        problems = [line for line in (check.stdout + check.stderr).splitlines() if line.strip() and line != allowed]
-        self.assertIn(check.returncode, (0, 3), f"promtool check metrics failed:\n{check.stdout}\n{check.stderr}\n"
-                                                f"metrics:\n{r.text()}")
-        self.assertEqual(problems, [], f"promtool check metrics found:\n{check.stdout}\n{check.stderr}\n"
-                                       f"metrics:\n{r.text()}")
+        self.assertEqual(promtool_problems(self, r.text()), [], f"metrics:\n{r.text()}")
 
     def test_metrics_families_present(self):
         self.server.get("/health")
@@ -58,11 +62,21 @@ class ServeSqliteTest(SharedServerTestCase):
                              ("http_requests_in_flight", "gauge"), ("process_cpu_seconds_total", "counter"),
                              ("process_resident_memory_bytes", "gauge"), ("process_open_fds", "gauge"),
                              ("atrium_build_info", "gauge"), ("active_subscriptions_total", "gauge"),
-                             ("revenue_total", "counter")]:
+                             ("revenue_total", "counter"), ("atrium_ready", "gauge"),
+                             ("atrium_db_pool_connections", "gauge"), ("atrium_db_pool_max_connections", "gauge"),
+                             ("atrium_db_pool_waiting", "gauge"), ("atrium_db_tenant_pools_open", "gauge")]:
             self.assertRegex(text, rf"(?m)^# TYPE {family} {kind}$")
         samples = parse_metrics(text)
         self.assertGreater(sample_value(samples, "process_resident_memory_bytes"), 0)
         self.assertGreater(sample_value(samples, "process_open_fds"), 0)
+        # What /ready would answer, and the main pool (storage.pool_size, 8 by default).
+        self.assertEqual(sample_value(samples, "atrium_ready"), 1.0, text)
+        self.assertEqual(sample_value(samples, "atrium_db_pool_max_connections", pool="main"), 8.0, text)
+        self.assertGreaterEqual(sample_value(samples, "atrium_db_pool_connections", pool="main", state="idle"), 1.0)
+        self.assertEqual(sample_value(samples, "atrium_db_pool_waiting", pool="main"), 0.0, text)
+        # No certificate without TLS (tls_test.py), and no tenant label unless asked for.
+        self.assertNotIn("atrium_tls_certificate_expiry_timestamp_seconds", text)
+        self.assertNotIn("tenant_id=", text)
         # The metrics request itself is in flight while the body is rendered.
         self.assertGreaterEqual(sample_value(samples, "http_requests_in_flight"), 1)
         # atrium_build_info carries the same version that `atrium version` prints.
@@ -172,6 +186,19 @@ class ServeSqliteTest(SharedServerTestCase):
         self.assertNotIn("DELETE", allow)
 
 
+class TenantLabelTest(E2ETestCase):
+
+    def test_tenant_label_on_keeps_promtool_clean(self):
+        # metrics.tenant_label: the request metrics gain tenant_id ("none" for requests in no tenant; the bound is
+        # tests/http/http_metrics_test.cpp's). Sign-in and /health act in no tenant.
+        server = self.start_server(env={"ATRIUM_METRICS_TENANT_LABEL": "true",
+                                        "ATRIUM_METRICS_TENANT_LABEL_LIMIT": "5"})
+        server.get("/health")
+        text = server.get("/metrics").text()
+        self.assertRegex(text, r'http_requests_total\{method="GET",route="/health",status="200",tenant_id="none"\} ')
+        self.assertEqual(promtool_problems(self, text), [], text)
+
+
 class ServeLifecycleTest(E2ETestCase):
 
     def test_sigint_stops_cleanly(self):
@@ -216,6 +243,26 @@ class ServeLifecycleTest(E2ETestCase):
         r = server.get("/ready")  # same process, no restart
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["schema_version"], SCHEMA_VERSION)
+
+    def test_schema_ahead_of_the_build_is_served(self):
+        # A newer release migrated (its migration Job runs before its pods replace these): this build stays ready
+        # and keeps serving, during the rollout and after a rollback (migrations only add; deploy_test checks that).
+        with tempfile.TemporaryDirectory(prefix="atrium-e2e-") as d:
+            self.assertEqual(run_cli(["migrate", "--data-dir", d]).returncode, 0)
+            with sqlite3.connect(os.path.join(d, "atrium.db")) as db:
+                db.execute("INSERT INTO schema_migrations (version, name, checksum, applied_at) "
+                           "VALUES (?, 'from_a_newer_release', 'x', '2026-12-06T00:00:00Z')", (SCHEMA_VERSION + 1,))
+            server = self.start_server(data_dir=d, env={"ATRIUM_STORAGE_MIGRATE_ON_START": "false"})
+            r = server.get("/ready")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["schema_version"], SCHEMA_VERSION + 1)
+            # Signing keys were loaded as on a current schema: sign-in answers (invalid_grant for a stranger, not 503).
+            r = server.request("POST", "/v1/auth/token", headers={"Content-Type": "application/json"},
+                               body=json.dumps({"grant_type": "password", "email": "nobody@example.com",
+                                                "password": "not-a-password"}).encode())
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.json()["error"], "invalid_grant")
+            self.assertEqual(server.stop(), 0, server.log_text())
 
     def test_migrate_is_idempotent(self):
         with tempfile.TemporaryDirectory(prefix="atrium-e2e-") as d:

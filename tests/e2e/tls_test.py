@@ -8,9 +8,10 @@ import socket
 import ssl
 import tempfile
 import unittest
+from datetime import datetime, timezone
 
 from atrium_e2e import (AtriumServer, E2ETestCase, IO_TIMEOUT, RawReader, connect, http_request,
-                        insecure_tls_context, require_tool, run_cli, run_tool)
+                        insecure_tls_context, parse_metrics, require_tool, run_cli, run_tool, sample_value)
 
 ALLOWED_SUITES = {"TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256"}
 
@@ -62,6 +63,15 @@ class TlsTest(E2ETestCase):
         self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
         r = http_request(self.server.port, "GET", "/ready", tls_context=insecure_tls_context())
         self.assertEqual(r.status, 200, r)
+
+    def test_certificate_expiry_is_in_metrics(self):
+        # atrium_tls_certificate_expiry_timestamp_seconds: the notAfter of server.tls_cert, for the expiry alerts.
+        end = run_tool(["openssl", "x509", "-in", self.cert, "-noout", "-enddate"], timeout=30).stdout.strip()
+        not_after = datetime.strptime(end.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
+        r = http_request(self.server.port, "GET", "/metrics", tls_context=insecure_tls_context())
+        samples = parse_metrics(r.text())
+        self.assertEqual(sample_value(samples, "atrium_tls_certificate_expiry_timestamp_seconds"),
+                         not_after.timestamp(), r.text())
 
     def test_certificate_verifies_against_the_configured_cert(self):
         ctx = ssl.create_default_context(cafile=self.cert)

@@ -1,6 +1,8 @@
 #include "storage/database.hpp"
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <stdexcept>
 #include <thread>
 
@@ -277,6 +279,55 @@ TEST_P(DatabaseTest, SerializationFailuresAreRetriedUntilTheUpdateLands) {
 }
 
 TEST_P(DatabaseTest, PingAnswers) { EXPECT_TRUE(db().ping()); }
+
+// The pool's occupancy (atrium_db_pool_* in /metrics): a held connection is in use, a caller that finds none free is
+// counted as waiting until it gets one, and a returned connection stays idle.
+TEST_P(DatabaseTest, PoolStatsCountConnectionsInUseIdleAndWaiting) {
+  auto pool = test_database().open_again(1);
+  ASSERT_TRUE(pool);
+  TransactionOptions read;
+  read.read_only = true;  // SQLite: writes are group-committed, reads take a pooled connection each
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::thread holder([&] {
+    EXPECT_TRUE(pool->transact(
+        [&](Transaction&) -> Result<void> {
+          entered.set_value();
+          released.wait();
+          return {};
+        },
+        read));
+  });
+  entered.get_future().wait();
+  PoolStats held = pool->pool_stats();
+  EXPECT_EQ(held.in_use, 1u);
+  EXPECT_EQ(held.idle, 0u);
+  EXPECT_EQ(held.max, 1u);
+  EXPECT_EQ(held.waiting, 0u);
+
+  std::thread waiter([&] { EXPECT_TRUE(pool->transact([](Transaction&) -> Result<void> { return {}; }, read)); });
+  bool saw_waiting = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);  // inside the acquire timeout
+  while (!saw_waiting && std::chrono::steady_clock::now() < deadline) {
+    saw_waiting = pool->pool_stats().waiting == 1;
+    if (!saw_waiting) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_TRUE(saw_waiting);
+  release.set_value();
+  holder.join();
+  waiter.join();
+  PoolStats after = pool->pool_stats();
+  EXPECT_EQ(after.in_use, 0u);
+  EXPECT_EQ(after.idle, 1u);
+  EXPECT_EQ(after.waiting, 0u);
+
+  PoolStats sum = held;
+  sum += after;
+  EXPECT_EQ(sum.in_use, 1u);
+  EXPECT_EQ(sum.idle, 1u);
+  EXPECT_EQ(sum.max, 2u);
+}
 
 ATRIUM_INSTANTIATE_BACKENDS(DatabaseTest);
 
