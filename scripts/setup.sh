@@ -15,14 +15,16 @@ PACKAGES=(
   libxgboost-dev libeigen3-dev
   # runtime data: the tz database (tenant time zones, cron schedules)
   tzdata
-  # tests and benchmarks
+  # the web console (web/): built with npm into the binary
+  nodejs npm
+)
+# Everything below is for tests and benchmarks; `--build-only` (the Dockerfile's build stage) skips it.
+TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql postgresql-contrib redis-server rabbitmq-server nginx-light wrk prometheus
   curl openssl procps iproute2 python3 python3-yaml
   # custom-domain tests: a private DNS server answering the TXT records that prove a domain
   dnsmasq-base
-  # the web console (web/): built with npm into the binary
-  nodejs npm
 )
 
 # The web console's build tools (Vite, TypeScript) and, for its browser tests, Playwright's driver and axe-core come
@@ -35,10 +37,17 @@ PACKAGES=(
 # again only when its lockfile changed since.
 # With --bench-tools (bench/ml.sh): the Python reference of the machine-learning benchmark, Debian's
 # python3-sklearn, python3-xgboost and python3-pandas (not needed by the build; the tests need only python3-xgboost).
+# With --test-tools also what deploy/ is checked with: Prometheus's postgres_exporter (tests/e2e/monitoring_test.py),
+# mmdebstrap, buildah, podman and runc (the runtime image built from Debian packages and run,
+# tests/e2e/container_test.py), and kustomize with the Kubernetes and Prometheus-operator schemas (deploy/check),
+# pinned by deploy/check's lockfile.
 TEST_TOOLS=0
 BENCH_TOOLS=0
+BUILD_ONLY=0
 if [[ ${1:-} == --test-tools ]]; then TEST_TOOLS=1; fi
 if [[ ${1:-} == --bench-tools ]]; then BENCH_TOOLS=1; fi
+if [[ ${1:-} == --build-only ]]; then BUILD_ONLY=1; fi
+((BUILD_ONLY)) || PACKAGES+=("${TEST_PACKAGES[@]}")
 npm_ci() {
   local dir=$1
   local stamp=$dir/node_modules/.installed-from-lock
@@ -51,13 +60,17 @@ install_npm_tools() {
   npm_ci web
   ((TEST_TOOLS)) || return 0
   npm_ci tools/openapi-lint
+  npm_ci deploy/check
 }
 cd "$(dirname "$0")/.."
 if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
   PACKAGES=("${PACKAGES[@]/nodejs/}")
   PACKAGES=("${PACKAGES[@]/npm/}")
 fi
-if ((TEST_TOOLS)); then PACKAGES+=(chromium python3-xgboost python3-numpy python3-jwt python3-cryptography); fi
+if ((TEST_TOOLS)); then
+  PACKAGES+=(chromium python3-xgboost python3-numpy python3-jwt python3-cryptography)
+  PACKAGES+=(prometheus-postgres-exporter mmdebstrap buildah podman runc binutils)
+fi
 if ((BENCH_TOOLS)); then PACKAGES+=(python3-sklearn python3-xgboost python3-pandas); fi
 
 missing=()
