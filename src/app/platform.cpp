@@ -600,16 +600,17 @@ Result<int> Platform::migrate_all(const std::function<void(int done, int total)>
     });
     if (!granted) return fail(granted.error().code, "granting the serving role: " + granted.error().message);
   }
-  // Tenants with their own schema, database or file: each is migrated on its own and records its own
-  // progress, so an interrupted run resumes where it stopped.
+  // Tenants with their own schema, database or file whose store is behind this build (the control plane records
+  // each one's version): each is migrated on its own and records its own progress, so an interrupted run resumes
+  // where it stopped, and a run with nothing to do reads no tenant's store.
+  const auto tenant_migrations = storage::builtin_migrations(backend, storage::MigrationSet::tenant);
+  const int latest = tenant_migrations.empty() ? 0 : tenant_migrations.back().version;
   std::vector<tenancy::Tenant> own;
   std::optional<std::string> cursor;
   while (true) {
-    auto page = tenants->list(cursor, 100);
+    auto page = tenants->list_behind(latest, cursor, 100);
     if (!page) return std::unexpected(page.error());
-    for (auto& t : page->tenants) {
-      if (t.isolation != tenancy::Isolation::shared && t.status != tenancy::TenantStatus::deleted) own.push_back(t);
-    }
+    for (auto& t : page->tenants) own.push_back(std::move(t));
     if (!page->next_cursor) break;
     cursor = page->next_cursor;
   }

@@ -11,6 +11,7 @@
 
 #include "core/log.hpp"
 #include "storage/migrations.hpp"
+#include "tenancy/tenant_store.hpp"
 
 namespace atrium::tenancy {
 
@@ -397,6 +398,16 @@ Result<int> TenantData::migrate(const Tenant& tenant) {
   Impl& s = *impl_;
   const auto migrations = storage::builtin_migrations(s.app.backend(), storage::MigrationSet::tenant);
   if (tenant.isolation == Isolation::shared) return 0;
+  // Once the store is current, the control plane records it, so `atrium migrate` and serve's start visit only the
+  // tenants behind (TenantStore::list_behind), not every tenant.
+  const int latest = migrations.empty() ? 0 : migrations.back().version;
+  auto recorded = [&](Result<int> applied) -> Result<int> {
+    if (!applied) return applied;
+    auto r =
+        s.admin.transact([&](Transaction& tx) { return TenantStore::record_schema_version(tx, tenant.id, latest); });
+    if (!r) return std::unexpected(r.error());
+    return applied;
+  };
   if (s.postgres() && tenant.isolation == Isolation::schema) {
     // The schema must exist before search_path names it, or unqualified DDL would land in public.
     auto created = s.admin.transact([&](Transaction& tx) -> Result<void> {
@@ -419,7 +430,7 @@ Result<int> TenantData::migrate(const Tenant& tenant) {
       return {};
     });
     if (!granted) return std::unexpected(granted.error());
-    return applied;
+    return recorded(std::move(applied));
   }
   // Own database or file.
   auto admin = s.open_own(tenant, /*as_admin=*/true);
@@ -442,7 +453,7 @@ Result<int> TenantData::migrate(const Tenant& tenant) {
     });
     if (!granted) return std::unexpected(granted.error());
   }
-  return applied;
+  return recorded(std::move(applied));
 }
 
 Result<void> TenantData::provision(const Tenant& tenant) {

@@ -25,6 +25,12 @@ constexpr Statement k_by_slug{
 constexpr Statement k_page{"tenants_page",
                            "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings "
                            "FROM tenants WHERE id > $1 ORDER BY id LIMIT $2"};
+constexpr Statement k_page_behind{
+    "tenants_page_behind",
+    "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings FROM tenants "
+    "WHERE isolation <> 'shared' AND status <> 'deleted' AND schema_version < $3 AND id > $1 ORDER BY id LIMIT $2"};
+constexpr Statement k_record_schema_version{
+    "tenants_record_schema_version", "UPDATE tenants SET schema_version = $2 WHERE id = $1 AND schema_version < $2"};
 constexpr Statement k_update{
     "tenants_update",
     "UPDATE tenants SET name = $2, plan = $3, quotas = $4, status = $5, updated_at = $6, settings = $7, "
@@ -141,26 +147,50 @@ Result<Tenant> TenantStore::get_by_slug(const std::string& slug) {
       db_, [&](Transaction& tx) { return one(tx.execute(k_by_slug, {Value(slug)}), slug); }, {.read_only = true});
 }
 
-Result<TenantPage> TenantStore::list(const std::optional<std::string>& after, int limit) {
+namespace {
+
+// One page of tenants by id after `after`: `statement` takes the cursor as $1, the limit (plus one, to know whether
+// more follow) as $2, and `extra` from $3 on.
+Result<TenantPage> tenant_page(storage::Database& db, const Statement& statement,
+                               const std::optional<std::string>& after, int limit, std::vector<Value> extra = {}) {
   if (after && !is_uuid(*after)) return fail(Errc::invalid_argument, "cursor is not valid");
-  const std::string from = after.value_or("00000000-0000-0000-0000-000000000000");
-  return storage::transact_value<TenantPage>(
-      db_,
-      [&](Transaction& tx) -> Result<TenantPage> {
-        auto rs = tx.execute(k_page, {Value(from), Value(std::int64_t{limit + 1})});
-        if (!rs) return std::unexpected(rs.error());
-        TenantPage page;
-        for (std::size_t i = 0; i < rs->rows.size() && static_cast<int>(i) < limit; ++i) {
-          auto t = from_row(*rs, i);
-          if (!t) return std::unexpected(t.error());
-          page.tenants.push_back(std::move(*t));
-        }
-        if (static_cast<int>(rs->rows.size()) > limit && !page.tenants.empty()) {
-          page.next_cursor = page.tenants.back().id;
-        }
-        return page;
-      },
-      {.read_only = true});
+  std::vector<Value> params{Value(after.value_or("00000000-0000-0000-0000-000000000000")),
+                            Value(std::int64_t{limit + 1})};
+  for (auto& v : extra) params.push_back(std::move(v));
+  return storage::transact_value<TenantPage>(db,
+                                             [&](Transaction& tx) -> Result<TenantPage> {
+                                               auto rs = tx.execute(statement, params);
+                                               if (!rs) return std::unexpected(rs.error());
+                                               TenantPage page;
+                                               for (std::size_t i = 0;
+                                                    i < rs->rows.size() && static_cast<int>(i) < limit; ++i) {
+                                                 auto t = from_row(*rs, i);
+                                                 if (!t) return std::unexpected(t.error());
+                                                 page.tenants.push_back(std::move(*t));
+                                               }
+                                               if (static_cast<int>(rs->rows.size()) > limit && !page.tenants.empty()) {
+                                                 page.next_cursor = page.tenants.back().id;
+                                               }
+                                               return page;
+                                             },
+                                             {.read_only = true});
+}
+
+}  // namespace
+
+Result<TenantPage> TenantStore::list(const std::optional<std::string>& after, int limit) {
+  return tenant_page(db_, k_page, after, limit);
+}
+
+Result<TenantPage> TenantStore::list_behind(int version, const std::optional<std::string>& after, int limit) {
+  return tenant_page(db_, k_page_behind, after, limit, {Value(std::int64_t{version})});
+}
+
+Result<void> TenantStore::record_schema_version(Transaction& tx, const std::string& id, int version) {
+  if (auto r = tx.execute(k_record_schema_version, {Value(id), Value(std::int64_t{version})}); !r) {
+    return std::unexpected(r.error());
+  }
+  return {};
 }
 
 Result<Tenant> TenantStore::update(const std::string& id, const TenantPatch& patch, const audit::Recorder& audit) {

@@ -48,6 +48,9 @@ class TenantStore {
   Result<Tenant> get_by_slug(const std::string& slug);
   // Ordered by id (creation order); `after` is the cursor from the previous page.
   Result<TenantPage> list(const std::optional<std::string>& after, int limit);
+  // The tenants with their own schema, database or file, not deleted, whose store is recorded at a tenant schema
+  // version below `version`: what `atrium migrate` has left to do (an indexed read of those alone). Paged as list().
+  Result<TenantPage> list_behind(int version, const std::optional<std::string>& after, int limit);
   Result<Tenant> update(const std::string& id, const TenantPatch& patch, const audit::Recorder& audit);
   // Records that a deleted tenant's data is gone (purged_at; the audit log's retention counts from it).
   Result<void> mark_purged(const std::string& id, const audit::Recorder& audit);
@@ -56,6 +59,8 @@ class TenantStore {
 
   // Inside a caller's transaction (so a tenant change and its other effects commit together).
   static Result<Tenant> get(storage::Transaction& tx, const std::string& id);
+  // Records that the tenant's own store has the tenant migrations up to `version` (never lowers it).
+  static Result<void> record_schema_version(storage::Transaction& tx, const std::string& id, int version);
   // Sets the tenant's `plan` to the code of the plan its live subscription names (k_default_plan when none is
   // left): billing calls it in the transaction that created, moved or ended the subscription. True when it changed.
   static Result<bool> follow_plan(storage::Transaction& tx, const std::string& id, const std::string& plan,
