@@ -63,11 +63,7 @@ start_services() {
   [[ -n $PG_URL ]] || die "scripts/services.sh wrote no PostgreSQL URL to $SERVICES_DIR/env"
 }
 
-case ${1:-} in
-  -h | --help) usage; exit 0 ;;
-  "") ;;
-  *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
-esac
+bench_parse_args "$@"
 for var in SUBSCRIPTIONS BATCH TIMEOUT; do
   [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "$var must be a positive integer (got '${!var}')"
 done

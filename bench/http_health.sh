@@ -35,14 +35,7 @@ bench_install_traps
 
 # --- checks -----------------------------------------------------------------------------------------------------
 
-case ${1:-} in
-  -h | --help)
-    usage
-    exit 0
-    ;;
-  "") ;;
-  *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
-esac
+bench_parse_args "$@"
 
 # shellcheck disable=SC2119  # takes extra tool names, not the script's arguments
 bench_check_prereqs

@@ -349,21 +349,9 @@ run_backend() {
 
 # --- checks -----------------------------------------------------------------------------------------------------
 
-case ${1:-} in
-  -h | --help)
-    usage
-    exit 0
-    ;;
-  "") ;;
-  *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
-esac
+bench_parse_args "$@"
 
-case $BACKEND in
-  sqlite) backends=(sqlite) ;;
-  postgres) backends=(postgres) ;;
-  both) backends=(sqlite postgres) ;;
-  *) die "BACKEND must be sqlite, postgres or both (got '$BACKEND')" ;;
-esac
+bench_select_backends
 bench_check_prereqs python3 cmp sort
 if [[ ! $PROJECTS =~ ^[1-9][0-9]*$ ]] || ((PROJECTS > 100000)); then
   die "PROJECTS must be 1-100000 (got '$PROJECTS')"

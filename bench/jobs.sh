@@ -63,11 +63,7 @@ start_services() {
   [[ -n $PG_URL && -n $AMQP_URL ]] || die "scripts/services.sh wrote no PostgreSQL or AMQP URL to $SERVICES_DIR/env"
 }
 
-case ${1:-} in
-  -h | --help) usage; exit 0 ;;
-  "") ;;
-  *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
-esac
+bench_parse_args "$@"
 for var in JOBS THREADS TIMEOUT; do
   [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "$var must be a positive integer (got '${!var}')"
 done

@@ -142,6 +142,29 @@ wait_http() {
   die "$name did not answer $url within ${STARTUP_TIMEOUT_S}s"
 }
 
+# bench_parse_args [ARG]: a benchmark takes its settings from the environment; --help prints `usage` (which the script
+# defines) and exits, no argument goes on, anything else stops it.
+bench_parse_args() {
+  case ${1:-} in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    "") ;;
+    *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
+  esac
+}
+
+# bench_select_backends: the backends BACKEND names (sqlite, postgres or both), into the array `backends`.
+bench_select_backends() {
+  case $BACKEND in
+    sqlite) backends=(sqlite) ;;
+    postgres) backends=(postgres) ;;
+    both) backends=(sqlite postgres) ;;
+    *) die "BACKEND must be sqlite, postgres or both (got '$BACKEND')" ;;
+  esac
+}
+
 # bench_check_prereqs [TOOL...]: binaries, tools (curl awk timeout and any given) and the numeric settings.
 # Sets warmup_s. Raises the open-file limit for the servers and wrk (best effort).
 bench_check_prereqs() {

@@ -175,20 +175,8 @@ onoff_tables() {
 # onoff_setup [ARG]: --help, the backends BACKEND names (into `backends`), the environment check, the machine's
 # facts and WORK_DIR (atrium-<BENCH_NAME>.XXXXXX).
 onoff_setup() {
-  case ${1:-} in
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    "") ;;
-    *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
-  esac
-  case $BACKEND in
-    sqlite) backends=(sqlite) ;;
-    postgres) backends=(postgres) ;;
-    both) backends=(sqlite postgres) ;;
-    *) die "BACKEND must be sqlite, postgres or both (got '$BACKEND')" ;;
-  esac
+  bench_parse_args "$@"
+  bench_select_backends
   bench_check_prereqs python3
   local var
   for var in ATRIUM_STORAGE_DATABASE_URL ATRIUM_STORAGE_ADMIN_DATABASE_URL ATRIUM_STORAGE_DATA_DIR "$ONOFF_VARIABLE"; do

@@ -54,14 +54,7 @@ bench_cleanup_extra() {
 }
 bench_install_traps
 
-case ${1:-} in
-  -h | --help)
-    usage
-    exit 0
-    ;;
-  "") ;;
-  *) die "unexpected argument '$1' (settings are environment variables; see --help)" ;;
-esac
+bench_parse_args "$@"
 for tool in redis-server redis-cli redis-benchmark python3 awk; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
 done

@@ -119,11 +119,10 @@ class ManifestTest(unittest.TestCase):
                 self.assertIs(config["storage"]["migrate_on_start"], False)
                 self.assertIs(config["jobs"]["embedded"], False)
                 api = objs[("Deployment", "atrium-api")]["spec"]["template"]["spec"]
-                pause = int(container({"spec": {"template": {"spec": api}}})["lifecycle"]["preStop"]["exec"]
-                            ["command"][1])
+                pause = int(api["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1])
                 self.assertGreater(api["terminationGracePeriodSeconds"],
                                    pause + config["server"]["drain_timeout_ms"] / 1000)
-                self.assertEqual(container({"spec": {"template": {"spec": api}}})["args"][0], "serve")
+                self.assertEqual(api["containers"][0]["args"][0], "serve")
                 worker = objs[("Deployment", "atrium-worker")]["spec"]["template"]["spec"]
                 self.assertGreater(worker["terminationGracePeriodSeconds"], config["jobs"]["shutdown_grace_ms"] / 1000)
                 w = worker["containers"][0]
