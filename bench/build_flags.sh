@@ -5,7 +5,8 @@
 # the same file with the same command otherwise, without ccache, into a scratch object. Prints a Markdown table.
 #
 # Usage: bench/build_flags.sh [SOURCE ...]   (paths relative to the repository; default: one test, one library file)
-# Environment: BUILD_DIR [<repo>/build-asan], an already configured sanitizer build.
+# Environment: BUILD_DIR [<repo>/build-asan], a sanitizer build configured with -DATRIUM_UNITY_BUILD=OFF (one
+# compile command per file; bench/build_unity.sh measures the batches of the default build).
 set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
@@ -21,7 +22,7 @@ echo "|---|---|---|---|"
 for source in "${sources[@]}"; do
   object=$(basename "$source").o
   command=$(ninja -C "$BUILD_DIR" -t commands | grep -F -- "/$object -c $REPO_ROOT/$source" | head -1)
-  [[ -n $command ]] || { echo "no compile command for $source in $BUILD_DIR" >&2; exit 1; }
+  [[ -n $command ]] || { echo "no compile command for $source in $BUILD_DIR (configure it with -DATRIUM_UNITY_BUILD=OFF)" >&2; exit 1; }
   # Without ccache, dependency files or the build's own object; optimisation and debug flags removed.
   command=${command#*ccache }
   command=$(sed -E 's/ -MD -MT [^ ]+ -MF [^ ]+//; s/ -o [^ ]+/ -o OBJECT/; s/ -O[0-3s]\b//g; s/ -g[0-3]?\b//g' <<< "$command")

@@ -17,7 +17,7 @@ namespace {
 
 constexpr std::size_t k_max_pending = 1'000'000;  // marks held for a store that keeps failing; newer ones are dropped
 
-std::int64_t day_of(Instant t) { return std::chrono::floor<std::chrono::days>(t).time_since_epoch().count(); }
+std::int64_t activity_day(Instant t) { return std::chrono::floor<std::chrono::days>(t).time_since_epoch().count(); }
 
 // "user.active:<YYYY-MM-DD>:<user>", with a user id too long for a 255-byte key replaced by its SHA-256.
 std::string active_key(const std::string& user_id, Instant at) {
@@ -48,9 +48,9 @@ struct Activity::Impl {
 
   void active_at(const std::string& tenant_id, const std::string& user_id, Instant at) {
     if (user_id.empty()) return;
-    const std::int64_t day = day_of(at);
+    const std::int64_t day = activity_day(at);
     std::lock_guard lock(mutex);
-    const std::int64_t now_day = day_of(clock.now());
+    const std::int64_t now_day = activity_day(clock.now());
     if (today != now_day) {
       today = now_day;
       seen_today.clear();

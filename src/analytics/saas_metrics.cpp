@@ -16,7 +16,7 @@ using std::chrono::days;
 using std::chrono::sys_days;
 using std::chrono::year_month_day;
 
-std::int64_t day_of(Instant t) {
+std::int64_t day_number(Instant t) {
   const std::int64_t s = unix_seconds(t);
   return s >= 0 ? s / k_day_seconds : -((-s + k_day_seconds - 1) / k_day_seconds);
 }
@@ -85,9 +85,9 @@ Customer follow(const std::vector<const MrrChange*>& changes, const Span& span) 
   // Applies the changes of the next day that has some, if it is before `until`; false when none is left.
   auto next_day = [&](std::int64_t until) {
     if (i == changes.size()) return false;
-    const std::int64_t day = day_of(changes[i]->at);
+    const std::int64_t day = day_number(changes[i]->at);
     if (day >= until) return false;
-    for (; i < changes.size() && day_of(changes[i]->at) == day; ++i) {
+    for (; i < changes.size() && day_number(changes[i]->at) == day; ++i) {
       std::int64_t& sub = subs[changes[i]->subscription_id];
       total += changes[i]->mrr - sub;
       sub = changes[i]->mrr;
@@ -255,7 +255,7 @@ CurrencyMetrics currency_metrics(const std::string& currency, const std::vector<
 
   std::map<std::string, const MrrChange*> last_of_sub;  // changes are in time order
   for (const MrrChange* c : changes) {
-    if (day_of(c->at) < span.to_day) last_of_sub[c->subscription_id] = c;
+    if (day_number(c->at) < span.to_day) last_of_sub[c->subscription_id] = c;
   }
   for (const auto& [id, c] : last_of_sub) {
     if (c->mrr <= 0) continue;
@@ -305,7 +305,7 @@ Json period_json(const SaasPeriod& p) {
 
 }  // namespace
 
-Instant period_start(Instant day, Granularity g) { return day_start(bucket_start(day_of(day), g)); }
+Instant period_start(Instant day, Granularity g) { return day_start(bucket_start(day_number(day), g)); }
 
 std::optional<Granularity> parse_granularity(std::string_view text) {
   if (text == "day") return Granularity::day;
@@ -328,7 +328,7 @@ Result<void> check(const SaasQuery& q) {
 }
 
 std::pair<std::string, std::string> spend_months(const SaasQuery& q) {
-  return {month_text(day_of(q.from)), month_text(day_of(q.to) - 1)};
+  return {month_text(day_number(q.from)), month_text(day_number(q.to) - 1)};
 }
 
 Result<SaasMetrics> saas_metrics(std::span<const MrrChange> ledger, std::span<const Spend> spend,
@@ -353,7 +353,7 @@ Result<SaasMetrics> saas_metrics(std::span<const MrrChange> ledger, std::span<co
   }
   for (const DailyAmount& a : metered) {
     if ((q.currency && a.currency != *q.currency) || a.amount == 0) continue;
-    dated[a.currency].metered[day_of(a.day)] += a.amount;
+    dated[a.currency].metered[day_number(a.day)] += a.amount;
     by_currency[a.currency];
   }
   SaasMetrics out{.from = q.from, .to = q.to, .granularity = q.granularity, .currencies = {}};

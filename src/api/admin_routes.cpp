@@ -17,8 +17,6 @@ Result<std::optional<Json>> quotas_member(const Json& body) {
   return std::optional<Json>(*it);
 }
 
-constexpr Access admin = Access::super_admin;
-
 // Admin tenants.
 void register_admin_tenants(http::Router& router, Services& services) {
   router.add(http::Method::post, "/v1/admin/tenants",
@@ -55,7 +53,7 @@ void register_admin_tenants(http::Router& router, Services& services) {
                if (!created) return error_response(created.error(), req);
                return http::Response::json(201, tenancy::to_json(*created));
              },
-             {.json_body = true, .access = admin});
+             {.json_body = true, .access = Access::super_admin});
 
   router.add(http::Method::get, "/v1/admin/tenants",
              [&services](http::Request& req) -> http::Response {
@@ -68,7 +66,7 @@ void register_admin_tenants(http::Router& router, Services& services) {
                return http::Response::json(
                    200, {{"data", data}, {"next_cursor", page->next_cursor ? Json(*page->next_cursor) : Json()}});
              },
-             {.access = admin});
+             {.access = Access::super_admin});
 }
 
 // One tenant: read, update (suspend, reactivate), delete.
@@ -79,7 +77,7 @@ void register_admin_tenant(http::Router& router, Services& services) {
                if (!t) return error_response(t.error(), req);
                return http::Response::json(200, tenancy::to_json(*t));
              },
-             {.access = admin});
+             {.access = Access::super_admin});
 
   router.add(http::Method::patch, "/v1/admin/tenants/{id}",
              [&services](http::Request& req) -> http::Response {
@@ -107,7 +105,7 @@ void register_admin_tenant(http::Router& router, Services& services) {
                if (!updated) return error_response(updated.error(), req);
                return http::Response::json(200, tenancy::to_json(*updated));
              },
-             {.json_body = true, .access = admin});
+             {.json_body = true, .access = Access::super_admin});
 
   router.add(http::Method::delete_, "/v1/admin/tenants/{id}",
              [&services](http::Request& req) -> http::Response {
@@ -123,7 +121,7 @@ void register_admin_tenant(http::Router& router, Services& services) {
                r.status = 204;
                return r;
              },
-             {.access = admin});
+             {.access = Access::super_admin});
 }
 
 // Tenant statistics with MRR per currency (both /v1/admin/metrics and the seed's getGlobalMetrics read these).
@@ -146,7 +144,7 @@ void register_admin_metrics(http::Router& router, Services& services) {
                if (!m) return error_response(m.error(), req);
                return http::Response::json(200, *m);
              },
-             {.access = admin});
+             {.access = Access::super_admin});
   router.add(http::Method::get, "/v1/admin/analytics/overview",
              [&services](http::Request& req) -> http::Response {
                auto m = platform_metrics(services);
@@ -159,7 +157,7 @@ void register_admin_metrics(http::Router& router, Services& services) {
                                                  {"total_arr", std::move(arr)},
                                                  {"avg_users_per_tenant", (*m)["average_users_per_tenant"]}});
              },
-             {.access = admin});
+             {.access = Access::super_admin});
 }
 
 }  // namespace

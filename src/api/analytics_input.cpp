@@ -14,7 +14,7 @@ using usage_input::unreadable;
 
 constexpr std::int64_t k_max_value = 1'000'000'000'000;  // as a usage quantity
 
-metering::UsageEntry entry(const Json& e, const std::string& caller_user, Instant now) {
+metering::UsageEntry product_event_entry(const Json& e, const std::string& caller_user, Instant now) {
   if (auto refused =
           usage_input::refuse_shape(e, {"type", "idempotency_key", "user_id", "value", "properties", "timestamp"})) {
     return std::move(*refused);
@@ -90,7 +90,8 @@ Result<std::pair<Instant, Instant>> day_range(const std::optional<std::string>& 
 
 Result<metering::UsageBatch> event_batch(const Json& body, std::size_t max_events, const std::string& caller_user,
                                          Instant now) {
-  return usage_input::batch_of(body, max_events, [&](const Json& e) { return entry(e, caller_user, now); });
+  return usage_input::batch_of(body, max_events,
+                               [&](const Json& e) { return product_event_entry(e, caller_user, now); });
 }
 
 Result<analytics::ProductQuery> product_query(const ProductParams& params) {

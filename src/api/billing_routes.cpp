@@ -49,7 +49,6 @@ http::Response decoded(const http::Request& req, Decode decode, Call call, int s
 
 bool super_admin(const http::Request& req) { return req.principal && req.principal->super_admin; }
 
-constexpr Access admin = Access::super_admin;
 constexpr Access tenant = Access::tenant;
 constexpr Access tenant_operator = Access::tenant_super_admin;  // a super admin in the tenant X-Tenant-ID names
 
@@ -68,7 +67,7 @@ void register_catalog(http::Router& router, Services& services) {
                    req, billing_input::new_plan, [&](const auto& in) { return b.create_plan(in, audit_context(req)); },
                    201);
              },
-             {.json_body = true, .access = admin});
+             {.json_body = true, .access = Access::super_admin});
   router.add(http::Method::get, "/v1/plans/{id}",
              [&b](http::Request& req) -> http::Response {
                std::optional<int> version;
@@ -89,21 +88,21 @@ void register_catalog(http::Router& router, Services& services) {
                  return b.update_plan(std::string(req.param("id")), in, audit_context(req));
                });
              },
-             {.json_body = true, .access = admin});
+             {.json_body = true, .access = Access::super_admin});
   router.add(http::Method::get, "/v1/coupons", [&b](http::Request& req) { return respond_list(b.list_coupons(), req); },
-             {.access = admin});
+             {.access = Access::super_admin});
   router.add(http::Method::post, "/v1/coupons",
              [&b](http::Request& req) {
                return decoded(
                    req, billing_input::new_coupon,
                    [&](const auto& in) { return b.create_coupon(in, audit_context(req)); }, 201);
              },
-             {.json_body = true, .access = admin});
+             {.json_body = true, .access = Access::super_admin});
   router.add(http::Method::delete_, "/v1/coupons/{id}",
              [&b](http::Request& req) {
                return respond(b.deactivate_coupon(std::string(req.param("id")), audit_context(req)), req);
              },
-             {.access = admin});
+             {.access = Access::super_admin});
   router.add(http::Method::get, "/v1/tax-rates",
              [&b](http::Request& req) { return respond_list(b.list_tax_rates(), req); },
              {.access = Access::authenticated});
@@ -112,7 +111,7 @@ void register_catalog(http::Router& router, Services& services) {
                return decoded(req, billing_input::tax_rate,
                               [&](const auto& in) { return b.put_tax_rate(in, audit_context(req)); });
              },
-             {.json_body = true, .access = admin});
+             {.json_body = true, .access = Access::super_admin});
 }
 
 // The tenant's billing account.

@@ -12,7 +12,6 @@ namespace atrium::api {
 namespace {
 
 using http::Access;
-constexpr Access admin = Access::super_admin;
 
 Result<int> version_param(const http::Request& req) {
   const std::string_view text = req.param("version");
@@ -73,7 +72,7 @@ void register_models(http::Router& router, Services& services) {
                for (const auto& m : *listed) data.push_back(churn::to_json(m));
                return http::Response::json(200, {{"data", std::move(data)}});
              },
-             {.access = admin});
+             {.access = Access::super_admin});
   router.add(http::Method::post, "/v1/admin/churn/models",
              [&services, &churn](http::Request& req) -> http::Response {
                auto request = train_request(req);
@@ -84,7 +83,7 @@ void register_models(http::Router& router, Services& services) {
                services.audit_committed();
                return http::Response::json(201, churn::to_json(*trained));
              },
-             {.json_body = true, .access = admin});
+             {.json_body = true, .access = Access::super_admin});
   router.add(http::Method::get, "/v1/admin/churn/models/{version}",
              [&churn](http::Request& req) -> http::Response {
                auto v = version_param(req);
@@ -93,7 +92,7 @@ void register_models(http::Router& router, Services& services) {
                if (!m) return error_response(m.error(), req);
                return http::Response::json(200, churn::to_json(*m));
              },
-             {.access = admin});
+             {.access = Access::super_admin});
   // One tree model in XGBoost's JSON format (?model=xgboost, the default, or random_forest): what Python's
   // xgboost.Booster().load_model reads, with the features in the order of the model's `features`.
   router.add(http::Method::get, "/v1/admin/churn/models/{version}/xgboost",
@@ -105,7 +104,7 @@ void register_models(http::Router& router, Services& services) {
                if (!text) return error_response(text.error(), req);
                return http::Response::text(200, std::move(*text), "application/json");
              },
-             {.access = admin});
+             {.access = Access::super_admin});
   // Activating an older version is the rollback.
   router.add(http::Method::post, "/v1/admin/churn/models/{version}/activate",
              [&services, &churn](http::Request& req) -> http::Response {
@@ -117,7 +116,7 @@ void register_models(http::Router& router, Services& services) {
                services.audit_committed();
                return http::Response::json(200, churn::to_json(*m));
              },
-             {.access = admin});
+             {.access = Access::super_admin});
   // ?at (RFC 3339, default now - horizon) and ?horizonDays (7-365, default the model's).
   router.add(http::Method::get, "/v1/admin/churn/models/{version}/evaluation",
              [&services, &churn](http::Request& req) -> http::Response {
@@ -138,7 +137,7 @@ void register_models(http::Router& router, Services& services) {
                if (!e) return error_response(e.error(), req);
                return http::Response::json(200, *e);
              },
-             {.access = admin});
+             {.access = Access::super_admin});
 }
 
 void register_predictions(http::Router& router, Services& services) {
@@ -165,7 +164,7 @@ void register_predictions(http::Router& router, Services& services) {
                return http::Response::json(
                    200, {{"data", std::move(data)}, {"model", {{"name", churn::k_model_name}, {"version", model}}}});
              },
-             {.access = admin});
+             {.access = Access::super_admin});
   // Runs the daily batch now (what the churn.score job does), crossings into high risk included.
   router.add(http::Method::post, "/v1/admin/churn/score",
              [&services, &churn](http::Request& req) -> http::Response {
@@ -175,7 +174,7 @@ void register_predictions(http::Router& router, Services& services) {
                return http::Response::json(
                    200, {{"scored", batch->scored}, {"high", batch->high}, {"becameHigh", batch->became_high}});
              },
-             {.access = admin});
+             {.access = Access::super_admin});
   router.add(http::Method::get, "/v1/admin/tenants/{id}/churn",
              [&services, &churn](http::Request& req) -> http::Response {
                auto t = tenant_param(services, req);
@@ -196,7 +195,7 @@ void register_predictions(http::Router& router, Services& services) {
                out["history"] = std::move(h);
                return http::Response::json(200, out);
              },
-             {.access = admin});
+             {.access = Access::super_admin});
 }
 
 void register_interventions(http::Router& router, Services& services) {
@@ -211,7 +210,7 @@ void register_interventions(http::Router& router, Services& services) {
                for (const auto& i : *listed) data.push_back(churn::to_json(i));
                return http::Response::json(200, {{"data", std::move(data)}});
              },
-             {.access = admin});
+             {.access = Access::super_admin});
   // {"kind": one of the catalogue, "note": the operator's words in the mail (optional), "percent": for
   // retention_credit, the share of the last paid invoice credited (1-100, default 20)}.
   router.add(http::Method::post, "/v1/admin/tenants/{id}/churn/interventions",
@@ -246,7 +245,7 @@ void register_interventions(http::Router& router, Services& services) {
                services.audit_committed();
                return http::Response::json(201, churn::to_json(*done));
              },
-             {.json_body = true, .access = admin});
+             {.json_body = true, .access = Access::super_admin});
   // {"outcome": retained | churned | downgraded | unknown, "note"}.
   router.add(http::Method::post, "/v1/admin/tenants/{id}/churn/interventions/{intervention}/outcome",
              [&services, &churn](http::Request& req) -> http::Response {
@@ -265,7 +264,7 @@ void register_interventions(http::Router& router, Services& services) {
                services.audit_committed();
                return http::Response::json(200, churn::to_json(*done));
              },
-             {.json_body = true, .access = admin});
+             {.json_body = true, .access = Access::super_admin});
 }
 
 }  // namespace

@@ -31,12 +31,6 @@ http::Response unavailable_without_queue(const http::Request& req) {
   return error_response({Errc::unavailable, "background jobs are not running in this process"}, req);
 }
 
-http::Response no_content() {
-  http::Response res;
-  res.status = 204;
-  return res;
-}
-
 Json job_json(const jobs::Job& j) {
   return {{"id", j.id},
           {"queue", j.queue},

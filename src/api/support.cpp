@@ -24,6 +24,12 @@ Result<std::optional<std::string>> idempotency_key(const http::Request& req) {
   return key;
 }
 
+http::Response no_content() {
+  http::Response res;
+  res.status = 204;
+  return res;
+}
+
 http::Response quota_exceeded(std::string_view quota, std::int64_t limit, std::int64_t used, const http::Request& req) {
   return http::problem(403, "quota-exceeded", "Quota exceeded",
                        "The hard quota " + std::string(quota) + " allows " + std::to_string(limit) + " " +

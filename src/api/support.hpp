@@ -24,6 +24,9 @@ http::Response error_response(const Error& error, const http::Request& request);
 http::Response quota_exceeded(std::string_view quota, std::int64_t limit, std::int64_t used,
                               const http::Request& request);
 
+// 204 No Content.
+http::Response no_content();
+
 // The JSON body of a json_body route as an object, refusing members not in `allowed` (400 names the first).
 Result<const Json*> body_object(const http::Request& request, std::initializer_list<std::string_view> allowed);
 

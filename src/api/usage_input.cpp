@@ -45,7 +45,7 @@ std::int64_t saturated(const Json& integer) {
 namespace {
 
 // One event's members, typed; metering checks their values.
-metering::UsageEntry entry(const Json& e) {
+metering::UsageEntry usage_entry(const Json& e) {
   if (auto refused = refuse_shape(e, {"metric", "quantity", "timestamp", "idempotency_key", "properties"})) {
     return std::move(*refused);
   }
@@ -101,7 +101,7 @@ Result<metering::UsageBatch> batch_of(const Json& body, std::size_t max_events,
 }
 
 Result<metering::UsageBatch> usage_batch(const Json& body, std::size_t max_events) {
-  return batch_of(body, max_events, entry);
+  return batch_of(body, max_events, usage_entry);
 }
 
 Result<metering::Meter> new_meter(const Json& body) {

@@ -53,12 +53,6 @@ Result<std::optional<identity::Role>> role_member(const Json& body) {
   return std::optional<identity::Role>(*role);
 }
 
-http::Response no_content() {
-  http::Response r;
-  r.status = 204;
-  return r;
-}
-
 // Adding a person is an invitation mailed to the address, whether or not it has an account (elsewhere): the
 // answer is the same either way, so this route tells nothing about other tenants' users.
 http::Response invite(Services& services, http::Request& req) {

@@ -28,7 +28,7 @@ constexpr TenantStatement k_notice_insert{
 constexpr TenantStatement k_notices{"quota_notices_of_period",
                                     "SELECT name, threshold FROM quota_notices WHERE tenant_id = $1 AND period_start = "
                                     "$2 ORDER BY name, threshold"};
-constexpr std::array<TenantStatement, 2> k_statements{k_notice_insert, k_notices};
+constexpr std::array<TenantStatement, 2> k_notice_statements{k_notice_insert, k_notices};
 
 constexpr std::array<int, 2> k_thresholds{80, 100};
 constexpr std::size_t k_max_cached = 100'000;
@@ -507,7 +507,7 @@ metering::QuotaHooks Entitlements::metering_hooks() {
 
 std::vector<TenantStatement> Entitlements::tenant_statements() {
   std::vector<TenantStatement> out = quota_statements();
-  out.insert(out.end(), k_statements.begin(), k_statements.end());
+  out.insert(out.end(), k_notice_statements.begin(), k_notice_statements.end());
   return out;
 }
 

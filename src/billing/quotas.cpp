@@ -23,7 +23,7 @@ constexpr TenantStatement k_override_put{
     "excluded.limit_value, enforcement = excluded.enforcement, updated_at = excluded.updated_at"};
 constexpr TenantStatement k_override_delete{"quota_override_delete",
                                             "DELETE FROM quota_overrides WHERE tenant_id = $1 AND name = $2"};
-constexpr std::array<TenantStatement, 3> k_statements{k_overrides, k_override_put, k_override_delete};
+constexpr std::array<TenantStatement, 3> k_override_statements{k_overrides, k_override_put, k_override_delete};
 
 constexpr std::int64_t k_max_limit = 1'000'000'000'000'000;
 
@@ -198,6 +198,6 @@ Result<bool> delete_override(TenantTransaction& tx, const std::string& name) {
   return r->affected_rows > 0;
 }
 
-std::vector<TenantStatement> quota_statements() { return {k_statements.begin(), k_statements.end()}; }
+std::vector<TenantStatement> quota_statements() { return {k_override_statements.begin(), k_override_statements.end()}; }
 
 }  // namespace atrium::billing

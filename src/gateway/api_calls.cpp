@@ -19,7 +19,7 @@ namespace {
 
 constexpr std::size_t k_shards = 16;
 
-struct Shard {
+struct CounterShard {
   std::mutex mutex;
   std::unordered_map<std::string, std::int64_t> calls;
 };
@@ -32,7 +32,7 @@ struct ApiCallCounter::Impl {
   std::chrono::milliseconds interval;
   std::string instance;  // makes report keys unique to this process
   std::atomic<std::int64_t> sequence{0};
-  std::array<Shard, k_shards> shards;
+  std::array<CounterShard, k_shards> shards;
   // Reports that failed, with their keys: sent again as they were, so one that was stored although its answer was
   // lost is not counted twice.
   struct Pending {
@@ -44,10 +44,12 @@ struct ApiCallCounter::Impl {
   std::mutex pending_mutex;
   std::vector<Pending> pending;
 
-  Shard& shard_of(const std::string& tenant_id) { return shards[std::hash<std::string>{}(tenant_id) % k_shards]; }
+  CounterShard& shard_of(const std::string& tenant_id) {
+    return shards[std::hash<std::string>{}(tenant_id) % k_shards];
+  }
 
   void add(const std::string& tenant_id, std::int64_t calls) {
-    Shard& s = shard_of(tenant_id);
+    CounterShard& s = shard_of(tenant_id);
     std::lock_guard lock(s.mutex);
     s.calls[tenant_id] += calls;
   }
@@ -69,7 +71,7 @@ struct ApiCallCounter::Impl {
       retry.swap(pending);
     }
     const Instant at = clock.now();
-    for (Shard& s : shards) {
+    for (CounterShard& s : shards) {
       std::unordered_map<std::string, std::int64_t> taken;
       {
         std::lock_guard lock(s.mutex);

@@ -21,8 +21,8 @@ constexpr Statement k_upsert{"invitations_upsert",
                              "UPDATE SET id = excluded.id, role = excluded.role, invited_by = excluded.invited_by, "
                              "created_at = excluded.created_at, expires_at = excluded.expires_at, token_hash = "
                              "excluded.token_hash"};
-constexpr Statement k_list{"invitations_list",
-                           "SELECT " INVITATION_COLS " FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"};
+constexpr Statement k_list_invitations{
+    "invitations_list", "SELECT " INVITATION_COLS " FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"};
 constexpr Statement k_delete{"invitations_delete",
                              "DELETE FROM invitations WHERE tenant_id = $1 AND id = $2 RETURNING " INVITATION_COLS};
 constexpr Statement k_by_token{"invitations_by_token",
@@ -38,7 +38,7 @@ constexpr std::string_view k_prefix = "inv_";
 constexpr std::size_t k_uuid_size = 36;
 constexpr std::string_view k_invalid = "the invitation is invalid, used, revoked or expired";
 
-Invitation from_row(const ResultSet& rs, std::size_t row) {
+Invitation invitation_from_row(const ResultSet& rs, std::size_t row) {
   Invitation i;
   i.tenant_id = rs.text_at(row, 0).value_or("");
   i.id = rs.text_at(row, 1).value_or("");
@@ -48,11 +48,6 @@ Invitation from_row(const ResultSet& rs, std::size_t row) {
   i.created_at = from_unix_seconds(rs.int_at(row, 5).value_or(0));
   i.expires_at = from_unix_seconds(rs.int_at(row, 6).value_or(0));
   return i;
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return s;
 }
 
 // "inv_<tenant id>_<secret>" -> the tenant id, or nullopt for anything else.
@@ -78,7 +73,7 @@ Json to_json(const Invitation& i) {
 
 Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, const std::string& email_in, Role role,
                                                  const std::string& invited_by, const audit::Recorder& audit) {
-  const std::string email = lower(email_in);
+  const std::string email = UserStore::normalized_email(email_in);
   if (!UserStore::valid_email(email)) return fail(Errc::invalid_argument, "email is not a valid address");
   IssuedInvitation out;
   Invitation& i = out.invitation;
@@ -114,11 +109,12 @@ Result<std::vector<Invitation>> InvitationStore::list(const std::string& tenant_
                                                           [&](Transaction& tx) -> Result<std::vector<Invitation>> {
                                                             if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s)
                                                               return std::unexpected(s.error());
-                                                            auto rs = tx.execute(k_list, {Value(tenant_id)});
+                                                            auto rs =
+                                                                tx.execute(k_list_invitations, {Value(tenant_id)});
                                                             if (!rs) return std::unexpected(rs.error());
                                                             std::vector<Invitation> out;
                                                             for (std::size_t r = 0; r < rs->rows.size(); ++r)
-                                                              out.push_back(from_row(*rs, r));
+                                                              out.push_back(invitation_from_row(*rs, r));
                                                             return out;
                                                           },
                                                           {.read_only = true});
@@ -132,7 +128,7 @@ Result<void> InvitationStore::revoke(const std::string& tenant_id, const std::st
     auto rs = tx.execute(k_delete, {Value(tenant_id), Value(id)});
     if (!rs) return std::unexpected(rs.error());
     if (rs->empty()) return fail(Errc::not_found, "no such invitation");
-    const Invitation i = from_row(*rs, 0);
+    const Invitation i = invitation_from_row(*rs, 0);
     audit::Event event{
         .action = "invitation.revoked", .resource_type = "invitation", .resource_id = id, .tenant_id = tenant_id};
     audit::add_change(event.changes, "email", i.email, nullptr);
@@ -154,7 +150,7 @@ Result<Acceptance> InvitationStore::accept(const std::string& token, const std::
         auto rs = tx.execute(k_by_token, {Value(*tenant_id), Value(hash)});
         if (!rs) return std::unexpected(rs.error());
         if (rs->empty()) return std::optional<Invitation>();
-        return std::optional<Invitation>(from_row(*rs, 0));
+        return std::optional<Invitation>(invitation_from_row(*rs, 0));
       },
       {.read_only = true});
   if (!found) return std::unexpected(found.error());

@@ -23,9 +23,10 @@ using storage::Value;
 constexpr Statement k_keys{"signing_keys_all",
                            "SELECT kid, algorithm, public_pem, private_pem_sealed, created_at, retired_at FROM "
                            "signing_keys ORDER BY created_at, kid"};
-constexpr Statement k_insert{"signing_keys_insert",
-                             "INSERT INTO signing_keys (kid, algorithm, public_pem, private_pem_sealed, created_at) "
-                             "VALUES ($1, $2, $3, $4, $5)"};
+constexpr Statement k_insert_key{
+    "signing_keys_insert",
+    "INSERT INTO signing_keys (kid, algorithm, public_pem, private_pem_sealed, created_at) "
+    "VALUES ($1, $2, $3, $4, $5)"};
 constexpr Statement k_retire{"signing_keys_retire",
                              "UPDATE signing_keys SET retired_at = $2 WHERE retired_at IS NULL AND kid <> $1"};
 
@@ -138,8 +139,9 @@ Result<std::string> KeyStore::rotate(JwtAlgorithm algorithm, const audit::Record
   if (!key) return std::unexpected(key.error());
   const std::string now = format_rfc3339(clock_.now());
   auto stored = db_.transact([&](Transaction& tx) -> Result<void> {
-    auto ins = tx.execute(k_insert, {Value(key->kid), Value(std::string(jwt_alg_name(algorithm))),
-                                     Value(key->public_pem), Value(seal_secret(key->private_pem, kek_)), Value(now)});
+    auto ins =
+        tx.execute(k_insert_key, {Value(key->kid), Value(std::string(jwt_alg_name(algorithm))), Value(key->public_pem),
+                                  Value(seal_secret(key->private_pem, kek_)), Value(now)});
     if (!ins) return std::unexpected(ins.error());
     auto ret = tx.execute(k_retire, {Value(key->kid), Value(now)});
     if (!ret) return std::unexpected(ret.error());

@@ -28,10 +28,11 @@ constexpr Statement k_role{"memberships_role", "SELECT role FROM memberships WHE
 constexpr Statement k_insert_member{"memberships_insert",
                                     "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, "
                                     "$3, $4)"};
-constexpr Statement k_member{"memberships_get",
-                             "SELECT u.id, u.email, u.name, u.password_hash, u.is_super_admin, u.created_at, "
-                             "u.updated_at, m.role, m.created_at FROM memberships m JOIN users u ON u.id = m.user_id "
-                             "WHERE m.tenant_id = $1 AND m.user_id = $2"};
+constexpr Statement k_membership_get{
+    "memberships_get",
+    "SELECT u.id, u.email, u.name, u.password_hash, u.is_super_admin, u.created_at, "
+    "u.updated_at, m.role, m.created_at FROM memberships m JOIN users u ON u.id = m.user_id "
+    "WHERE m.tenant_id = $1 AND m.user_id = $2"};
 constexpr Statement k_members_page{"memberships_page",
                                    "SELECT u.id, u.email, u.name, u.password_hash, u.is_super_admin, u.created_at, "
                                    "u.updated_at, m.role, m.created_at FROM memberships m JOIN users u ON u.id = "
@@ -42,11 +43,6 @@ constexpr Statement k_delete_member{"memberships_delete",
                                     "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2"};
 constexpr Statement k_count_owners{"memberships_count_owners",
                                    "SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'"};
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return s;
-}
 
 User user_from_row(const ResultSet& rs, std::size_t row) {
   User u;
@@ -106,9 +102,14 @@ Json to_json(const Member& m) {
 
 bool UserStore::valid_email(const std::string& email) { return valid_email_address(email); }
 
+std::string UserStore::normalized_email(std::string email) {
+  for (char& c : email) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return email;
+}
+
 Result<UserStore::NewUserRow> UserStore::prepare_user(const std::string& email_in, const std::string& name,
                                                       const std::string& password) {
-  const std::string email = lower(email_in);
+  const std::string email = normalized_email(email_in);
   if (!valid_email(email)) return fail(Errc::invalid_argument, "email is not a valid address");
   if (name.size() > 200) return fail(Errc::invalid_argument, "name must be at most 200 characters");
   if (auto ok = check_password(password); !ok) return std::unexpected(ok.error());
@@ -159,7 +160,7 @@ Result<User> UserStore::get(const std::string& id) {
 Result<User> UserStore::find_by_email(const std::string& email) {
   return storage::transact_value<User>(db_,
                                        [&](Transaction& tx) -> Result<User> {
-                                         auto rs = tx.execute(k_user_by_email, {Value(lower(email))});
+                                         auto rs = tx.execute(k_user_by_email, {Value(normalized_email(email))});
                                          if (!rs) return std::unexpected(rs.error());
                                          if (rs->empty()) return fail(Errc::not_found, "no such user");
                                          return user_from_row(*rs, 0);
@@ -181,7 +182,7 @@ Result<std::optional<Role>> UserStore::role_in(const std::string& tenant_id, con
 Result<Member> UserStore::add_member(const std::string& tenant_id, const std::string& email_in, const std::string& name,
                                      const std::optional<std::string>& password, Role role,
                                      const audit::Recorder& audit) {
-  const std::string email = lower(email_in);
+  const std::string email = normalized_email(email_in);
   if (!valid_email(email)) return fail(Errc::invalid_argument, "email is not a valid address");
   auto existing = find_by_email(email);
   std::optional<NewUserRow> new_user;
@@ -222,14 +223,14 @@ Result<Member> UserStore::insert_membership(Transaction& tx, const std::string& 
   auto ins = tx.execute(k_insert_member, {Value(tenant_id), Value(user_id), Value(std::string(role_name(role))),
                                           Value(format_rfc3339(clock_.now()))});
   if (!ins) return std::unexpected(ins.error());
-  return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+  return one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
 }
 
 Result<Member> UserStore::get_member(const std::string& tenant_id, const std::string& user_id) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
   return in_tenant<Member>(db_, tenant_id,
                            [&](Transaction& tx) {
-                             return one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+                             return one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
                            },
                            {.read_only = true});
 }
@@ -272,7 +273,7 @@ Result<Member> UserStore::update_member(const std::string& tenant_id, const std:
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
   if (name && name->size() > 200) return fail(Errc::invalid_argument, "name must be at most 200 characters");
   return in_tenant<Member>(db_, tenant_id, [&](Transaction& tx) -> Result<Member> {
-    auto current = one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+    auto current = one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
     if (!current) return current;
     if (role && current->role == Role::owner && *role != Role::owner) {
       auto owners = tx.execute(k_count_owners, {Value(tenant_id)});
@@ -287,7 +288,7 @@ Result<Member> UserStore::update_member(const std::string& tenant_id, const std:
       auto r = tx.execute(k_update_user_name, {Value(user_id), Value(*name), Value(format_rfc3339(clock_.now()))});
       if (!r) return std::unexpected(r.error());
     }
-    auto updated = one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+    auto updated = one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
     if (!updated) return updated;
     audit::Event event{
         .action = "member.updated", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
@@ -304,7 +305,7 @@ Result<void> UserStore::remove_member(const std::string& tenant_id, const std::s
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
   return db_.transact([&](Transaction& tx) -> Result<void> {
     if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;
-    auto current = one_member(tx.execute(k_member, {Value(tenant_id), Value(user_id)}));
+    auto current = one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
     if (!current) return std::unexpected(current.error());
     if (current->role == Role::owner) {
       auto owners = tx.execute(k_count_owners, {Value(tenant_id)});

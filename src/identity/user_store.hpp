@@ -63,6 +63,8 @@ class UserStore {
   Result<std::int64_t> count_owners(const std::string& tenant_id);
 
   static bool valid_email(const std::string& email);
+  // An address as stored and compared: ASCII letters lower-cased.
+  static std::string normalized_email(std::string email);
 
   // For stores that add members inside a transaction of their own (invitations). A new account is prepared (its
   // password hashed, which is slow) before the transaction; insert_membership inserts it when given, then the

@@ -14,7 +14,7 @@ constexpr Statement k_take{"leases_take",
                            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE "
                            "SET holder = excluded.holder, until = excluded.until WHERE leases.holder = excluded.holder "
                            "OR leases.until < $4"};
-constexpr Statement k_release{"leases_release", "DELETE FROM leases WHERE name = $1 AND holder = $2"};
+constexpr Statement k_release_lease{"leases_release", "DELETE FROM leases WHERE name = $1 AND holder = $2"};
 
 }  // namespace
 
@@ -31,7 +31,7 @@ Result<bool> take_lease(storage::Database& db, std::string_view name, const std:
 
 Result<void> release_lease(storage::Database& db, std::string_view name, const std::string& holder) {
   return db.transact([&](Transaction& tx) -> Result<void> {
-    auto r = tx.execute(k_release, {Value(std::string(name)), Value(holder)});
+    auto r = tx.execute(k_release_lease, {Value(std::string(name)), Value(holder)});
     if (!r) return std::unexpected(r.error());
     return {};
   });

@@ -13,14 +13,14 @@ namespace {
 Error xgb_error(const std::string& what) { return {Errc::internal, what + ": " + XGBGetLastError()}; }
 
 // A DMatrix over `rows` x `cols` floats, freed with it.
-struct Matrix {
+struct OwnedDMatrix {
   DMatrixHandle handle = nullptr;
-  ~Matrix() {
+  ~OwnedDMatrix() {
     if (handle != nullptr) XGDMatrixFree(handle);
   }
 };
 
-Result<void> make_matrix(Matrix& m, const float* x, std::size_t rows, std::size_t cols, int threads) {
+Result<void> make_matrix(OwnedDMatrix& m, const float* x, std::size_t rows, std::size_t cols, int threads) {
   if (XGDMatrixCreateFromMat_omp(x, rows, cols, std::numeric_limits<float>::quiet_NaN(), &m.handle, threads) != 0) {
     return std::unexpected(xgb_error("XGDMatrixCreateFromMat"));
   }
@@ -37,7 +37,7 @@ struct Booster::Impl {
   }
 
   Result<std::vector<float>> run(const float* x, std::size_t rows, std::size_t cols, int mask) const {
-    Matrix m;
+    OwnedDMatrix m;
     if (auto r = make_matrix(m, x, rows, cols, threads); !r) return std::unexpected(r.error());
     bst_ulong length = 0;
     const float* out = nullptr;
@@ -90,7 +90,7 @@ Result<Booster> Booster::train(const Dataset& data, const Params& params) {
   auto impl = std::make_unique<Impl>();
   const auto threads = params.values.find("nthread");
   impl->threads = threads == params.values.end() ? 0 : std::stoi(threads->second);
-  Matrix m;
+  OwnedDMatrix m;
   if (auto r = make_matrix(m, data.x.data(), data.rows, data.cols(), impl->threads); !r) {
     return std::unexpected(r.error());
   }

@@ -12,12 +12,16 @@
 namespace atrium::analytics {
 namespace {
 
-Instant at(const char* text) { return parse_rfc3339(text).value(); }
+Instant instant(const char* text) { return parse_rfc3339(text).value(); }
 
 MrrChange change(const char* tenant, const char* sub, const char* when, std::int64_t mrr, const char* tier,
                  const char* currency = "USD") {
-  return {
-      .tenant_id = tenant, .subscription_id = sub, .at = at(when), .currency = currency, .mrr = mrr, .plan_tier = tier};
+  return {.tenant_id = tenant,
+          .subscription_id = sub,
+          .at = instant(when),
+          .currency = currency,
+          .mrr = mrr,
+          .plan_tier = tier};
 }
 
 // The ledger. Values are USD cents a month unless stated; "end of day" is what a day counts.
@@ -63,7 +67,9 @@ std::vector<MrrChange> fixture() {
 }
 
 SaasQuery months_of_2026_jan_to_apr() {
-  return {.from = at("2026-01-01T00:00:00Z"), .to = at("2026-05-01T00:00:00Z"), .granularity = Granularity::month};
+  return {.from = instant("2026-01-01T00:00:00Z"),
+          .to = instant("2026-05-01T00:00:00Z"),
+          .granularity = Granularity::month};
 }
 
 const CurrencyMetrics& currency(const SaasMetrics& m, const std::string& code) {
@@ -319,7 +325,7 @@ TEST(SaasMetrics, OneCurrencyAndAnyOrderOfTheLedger) {
 TEST(SaasMetrics, RangesAreWholeDaysForwardAndBounded) {
   const std::vector<MrrChange> none;
   SaasQuery q = months_of_2026_jan_to_apr();
-  q.to = at("2026-05-01T12:00:00Z");
+  q.to = instant("2026-05-01T12:00:00Z");
   EXPECT_EQ(saas_metrics(none, {}, {}, q).error().code, Errc::invalid_argument);
   q.to = q.from;
   EXPECT_EQ(saas_metrics(none, {}, {}, q).error().code, Errc::invalid_argument);
@@ -373,13 +379,13 @@ TEST(SaasMetrics, CacFromTheRecordedSpend) {
 TEST(SaasMetrics, MeteredRevenueIsReportedApartFromMrr) {
   const auto ledger = fixture();
   const std::vector<DailyAmount> metered = {
-      {.day = at("2025-12-31T00:00:00Z"), .currency = "USD", .amount = 999},  // before the range
-      {.day = at("2026-01-01T00:00:00Z"), .currency = "USD", .amount = 1250},
-      {.day = at("2026-01-31T00:00:00Z"), .currency = "USD", .amount = 50},
-      {.day = at("2026-03-15T00:00:00Z"), .currency = "USD", .amount = 700},
-      {.day = at("2026-03-15T00:00:00Z"), .currency = "EUR", .amount = 30},
-      {.day = at("2026-05-01T00:00:00Z"), .currency = "USD", .amount = 999},  // after it
-      {.day = at("2026-02-10T00:00:00Z"), .currency = "JPY", .amount = 400},  // a currency with no MRR
+      {.day = instant("2025-12-31T00:00:00Z"), .currency = "USD", .amount = 999},  // before the range
+      {.day = instant("2026-01-01T00:00:00Z"), .currency = "USD", .amount = 1250},
+      {.day = instant("2026-01-31T00:00:00Z"), .currency = "USD", .amount = 50},
+      {.day = instant("2026-03-15T00:00:00Z"), .currency = "USD", .amount = 700},
+      {.day = instant("2026-03-15T00:00:00Z"), .currency = "EUR", .amount = 30},
+      {.day = instant("2026-05-01T00:00:00Z"), .currency = "USD", .amount = 999},  // after it
+      {.day = instant("2026-02-10T00:00:00Z"), .currency = "JPY", .amount = 400},  // a currency with no MRR
   };
   auto m = saas_metrics(ledger, {}, metered, months_of_2026_jan_to_apr());
   ASSERT_TRUE(m);

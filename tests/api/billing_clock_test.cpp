@@ -30,7 +30,7 @@ using http::Method;
 using storage::Backend;
 
 constexpr std::int64_t k_hour = 3600;
-constexpr std::int64_t k_day = 86400;
+constexpr std::int64_t k_day_seconds = 86400;
 const std::vector<std::int64_t> k_retry_hours{24, 72, 120, 168, 216, 264, 336};
 constexpr const char* k_billing_email = "billing@alpha.test";
 
@@ -40,7 +40,7 @@ std::int64_t utc(std::string_view text) {
   if (!t) return -1;
   return std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count();
 }
-std::int64_t seconds_of(const Json& value) { return value.is_string() ? utc(value.get<std::string>()) : -1; }
+std::int64_t json_seconds(const Json& value) { return value.is_string() ? utc(value.get<std::string>()) : -1; }
 
 // ^TEST-INV-\d{6}-\d{6}$: invoices on a test clock are numbered from a sequence of their own (std::regex trips
 // GCC 12's -Wmaybe-uninitialized in this build).
@@ -159,14 +159,14 @@ class BillingClockTest : public ::testing::TestWithParam<IsolationCase> {
   std::string create_clock(const std::string& frozen_time) {
     auto r = owner(Method::post, "/v1/test-clocks", Json{{"name", "clock"}, {"frozen_time", frozen_time}});
     EXPECT_EQ(r.status, 201) << r.body.dump();
-    EXPECT_EQ(seconds_of(r.body["frozen_time"]), utc(frozen_time));
+    EXPECT_EQ(json_seconds(r.body["frozen_time"]), utc(frozen_time));
     return r.body.value("id", "");
   }
 
   void advance(const std::string& clock_id, const std::string& to) {
     auto r = owner(Method::post, "/v1/test-clocks/" + clock_id + "/advance", Json{{"frozen_time", to}});
     ASSERT_EQ(r.status, 200) << "advance to " << to << ": " << r.body.dump();
-    EXPECT_EQ(seconds_of(r.body["frozen_time"]), utc(to));
+    EXPECT_EQ(json_seconds(r.body["frozen_time"]), utc(to));
   }
 
   Json subscribe(const std::string& plan, const std::string& clock_id) {
@@ -211,8 +211,8 @@ class BillingClockTest : public ::testing::TestWithParam<IsolationCase> {
     std::vector<Json> out;
     for (const auto& i : r.body.value("data", Json::array())) out.push_back(i);
     std::sort(out.begin(), out.end(), [](const Json& a, const Json& b) {
-      return std::pair(seconds_of(a["created_at"]), a.value("id", "")) <
-             std::pair(seconds_of(b["created_at"]), b.value("id", ""));
+      return std::pair(json_seconds(a["created_at"]), a.value("id", "")) <
+             std::pair(json_seconds(b["created_at"]), b.value("id", ""));
     });
     return out;
   }
@@ -284,15 +284,15 @@ TEST_P(BillingClockTest, TrialToCancellationByDunning) {
   EXPECT_EQ(created["status"], "trial");
   EXPECT_EQ(created["plan_id"], plan);
   EXPECT_EQ(created["test_clock_id"], clock);
-  EXPECT_EQ(seconds_of(created["trial_end"]), utc("2026-01-15T00:00:00Z"));
+  EXPECT_EQ(json_seconds(created["trial_end"]), utc("2026-01-15T00:00:00Z"));
   EXPECT_TRUE(invoices().empty());
 
   // The trial ends: the first period is invoiced and paid.
   ASSERT_NO_FATAL_FAILURE(advance(clock, "2026-01-15T12:00:00Z"));
   Json s = subscription(sub);
   EXPECT_EQ(s["status"], "active");
-  EXPECT_EQ(seconds_of(s["current_period_start"]), utc("2026-01-15T00:00:00Z"));
-  EXPECT_EQ(seconds_of(s["current_period_end"]), utc("2026-02-15T00:00:00Z"));
+  EXPECT_EQ(json_seconds(s["current_period_start"]), utc("2026-01-15T00:00:00Z"));
+  EXPECT_EQ(json_seconds(s["current_period_end"]), utc("2026-02-15T00:00:00Z"));
   auto list = invoices();
   ASSERT_EQ(list.size(), 1u);
   const Json first = invoice(list[0].value("id", ""));
@@ -319,8 +319,8 @@ TEST_P(BillingClockTest, TrialToCancellationByDunning) {
   EXPECT_EQ(renewal["billing_reason"], "subscription_cycle");
   EXPECT_EQ(renewal["amount_remaining"], 4900);
   EXPECT_EQ(renewal["attempt_count"], 1);
-  EXPECT_EQ(seconds_of(renewal["finalized_at"]), renewal_at);
-  EXPECT_EQ(seconds_of(renewal["next_payment_attempt"]), renewal_at + 24 * k_hour) << renewal.dump();
+  EXPECT_EQ(json_seconds(renewal["finalized_at"]), renewal_at);
+  EXPECT_EQ(json_seconds(renewal["next_payment_attempt"]), renewal_at + 24 * k_hour) << renewal.dump();
   ASSERT_EQ(renewal["payment_attempts"].size(), 1u);
   EXPECT_EQ(renewal["payment_attempts"][0]["status"], "failed");
 
@@ -338,7 +338,7 @@ TEST_P(BillingClockTest, TrialToCancellationByDunning) {
     EXPECT_EQ(a["decline"], "soft");
     EXPECT_EQ(a["amount"], 4900);
     EXPECT_EQ(a["payment_method"], "pm_card_chargeDeclined");
-    EXPECT_EQ(seconds_of(a["created_at"]), expected) << "attempt " << i + 1 << ": " << a.dump();
+    EXPECT_EQ(json_seconds(a["created_at"]), expected) << "attempt " << i + 1 << ": " << a.dump();
   }
   std::set<std::string> keys;
   for (const auto& a : attempts) keys.insert(a.value("idempotency_key", ""));
@@ -349,7 +349,7 @@ TEST_P(BillingClockTest, TrialToCancellationByDunning) {
   EXPECT_EQ(renewal["amount_paid"], 0);
   s = subscription(sub);
   EXPECT_EQ(s["status"], "cancelled");
-  EXPECT_EQ(seconds_of(s["cancelled_at"]), renewal_at + 336 * k_hour);
+  EXPECT_EQ(json_seconds(s["cancelled_at"]), renewal_at + 336 * k_hour);
   EXPECT_EQ(invoices().size(), 2u);
 
   // Webhooks: every event once, in the order it happened (event ids are time-ordered).
@@ -414,7 +414,7 @@ TEST_P(BillingClockTest, TrialToCancellationByDunning) {
     if (last) {
       EXPECT_EQ(d["next_payment_attempt"], nullptr) << d.dump();
     } else {
-      EXPECT_EQ(seconds_of(d["next_payment_attempt"]), renewal_at + k_retry_hours[i] * k_hour) << d.dump();
+      EXPECT_EQ(json_seconds(d["next_payment_attempt"]), renewal_at + k_retry_hours[i] * k_hour) << d.dump();
     }
   }
   for (const auto& e : events) {
@@ -480,7 +480,7 @@ TEST_P(BillingClockTest, FailureAndRecoveryWhenThePaymentMethodChanges) {
   Json renewal = invoice(renewal_id);
   EXPECT_EQ(renewal["status"], "open");
   EXPECT_EQ(renewal["attempt_count"], 1);
-  EXPECT_EQ(seconds_of(renewal["next_payment_attempt"]), utc("2026-02-02T00:00:00Z"));
+  EXPECT_EQ(json_seconds(renewal["next_payment_attempt"]), utc("2026-02-02T00:00:00Z"));
 
   // A good card: the next advance, by one second, retries at once and pays.
   ASSERT_NO_FATAL_FAILURE(set_payment_method("pm_card_visa"));
@@ -494,7 +494,7 @@ TEST_P(BillingClockTest, FailureAndRecoveryWhenThePaymentMethodChanges) {
   EXPECT_EQ(renewal["payment_attempts"][0]["status"], "failed");
   EXPECT_EQ(renewal["payment_attempts"][1]["status"], "succeeded");
   EXPECT_EQ(renewal["payment_attempts"][1]["payment_method"], "pm_card_visa");
-  EXPECT_LE(seconds_of(renewal["payment_attempts"][1]["created_at"]), utc("2026-02-01T06:00:01Z"))
+  EXPECT_LE(json_seconds(renewal["payment_attempts"][1]["created_at"]), utc("2026-02-01T06:00:01Z"))
       << "the retry is made at once, not at the scheduled time";
   EXPECT_EQ(subscription(sub)["status"], "active");
 
@@ -510,13 +510,13 @@ TEST_P(BillingClockTest, FailureAndRecoveryWhenThePaymentMethodChanges) {
   ASSERT_NO_FATAL_FAILURE(advance(clock, "2026-03-01T12:00:00Z"));
   const Json s = subscription(sub);
   EXPECT_EQ(s["status"], "active");
-  EXPECT_EQ(seconds_of(s["current_period_end"]), utc("2026-04-01T00:00:00Z"));
+  EXPECT_EQ(json_seconds(s["current_period_end"]), utc("2026-04-01T00:00:00Z"));
   list = invoices();
   ASSERT_EQ(list.size(), 3u);
   const Json march = invoice(list[2].value("id", ""));
   EXPECT_EQ(march["status"], "paid");
   EXPECT_EQ(march["amount_paid"], 4900);
-  EXPECT_EQ(seconds_of(march["period_start"]), utc("2026-03-01T00:00:00Z"));
+  EXPECT_EQ(json_seconds(march["period_start"]), utc("2026-03-01T00:00:00Z"));
   EXPECT_EQ(march["payment_attempts"].size(), 1u);
 
   expect_gap_free_numbers();
@@ -557,7 +557,7 @@ TEST_P(BillingClockTest, AHardDeclineIsNotRetriedAndTheFinalActionWaitsForTheDun
   EXPECT_EQ(renewal["next_payment_attempt"], nullptr);
   const Json s = subscription(sub);
   EXPECT_EQ(s["status"], "cancelled");
-  EXPECT_EQ(seconds_of(s["cancelled_at"]), renewal_at + 14 * k_day);
+  EXPECT_EQ(json_seconds(s["cancelled_at"]), renewal_at + 14 * k_day_seconds);
 
   expect_gap_free_numbers();
 }
@@ -593,7 +593,7 @@ TEST_P(BillingClockTest, MidPeriodUpgradeAndDowngradeAreProratedByTheDay) {
   ASSERT_EQ(upgrade["lines"].size(), 2u) << upgrade.dump();
   EXPECT_EQ(list[1]["lines"], upgrade["lines"]) << "the list carries every invoice's lines";
   EXPECT_EQ(list[0]["lines"].size(), 1u);
-  EXPECT_EQ(seconds_of(upgrade["due_at"]), utc("2026-04-16T10:00:00Z")) << "billing.days_until_due is 0";
+  EXPECT_EQ(json_seconds(upgrade["due_at"]), utc("2026-04-16T10:00:00Z")) << "billing.days_until_due is 0";
   EXPECT_EQ(upgrade["lines"][0]["amount"], -4667);
   EXPECT_EQ(upgrade["lines"][1]["amount"], 9333);
   EXPECT_TRUE(upgrade["lines"][0]["proration"].get<bool>());
@@ -601,7 +601,7 @@ TEST_P(BillingClockTest, MidPeriodUpgradeAndDowngradeAreProratedByTheDay) {
   EXPECT_EQ(upgrade["total"], 4666);
   EXPECT_EQ(upgrade["status"], "paid");
   EXPECT_EQ(upgrade["amount_paid"], 4666);
-  EXPECT_EQ(seconds_of(upgrade["finalized_at"]), utc("2026-04-16T10:00:00Z"));
+  EXPECT_EQ(json_seconds(upgrade["finalized_at"]), utc("2026-04-16T10:00:00Z"));
   EXPECT_EQ(account()["credit_balance"], 0);
 
   // A downgrade on day 22 (9 of 30 days remain): 6000 back, 3000 charged, the net 3000 to the credit balance.
@@ -685,7 +685,7 @@ TEST_P(BillingClockTest, ProrationDateAndBehaviorAreChosenPerChange) {
   EXPECT_EQ(upgrade["total"], preview.body["invoice"]["total"]);
   EXPECT_EQ(upgrade["lines"][0]["amount"], -5000);
   EXPECT_EQ(upgrade["lines"][1]["amount"], 10000);
-  EXPECT_EQ(seconds_of(upgrade["lines"][0]["period_start"]), utc("2026-04-16T00:00:00Z"));
+  EXPECT_EQ(json_seconds(upgrade["lines"][0]["period_start"]), utc("2026-04-16T00:00:00Z"));
 
   // Back to plan-a with proration_behavior none: the plan changes, no invoice, no credit.
   auto plain =
@@ -710,7 +710,7 @@ TEST_P(BillingClockTest, ProrationDateAndBehaviorAreChosenPerChange) {
   ASSERT_EQ(annual["lines"].size(), 1u) << annual.dump();
   EXPECT_EQ(annual["lines"][0]["kind"], "subscription");
   EXPECT_EQ(annual["total"], 100000);
-  EXPECT_EQ(seconds_of(to_yearly.body["current_period_start"]), utc("2026-04-19T00:00:00Z"));
+  EXPECT_EQ(json_seconds(to_yearly.body["current_period_start"]), utc("2026-04-19T00:00:00Z"));
 
   expect_gap_free_numbers();
 }
@@ -797,11 +797,11 @@ TEST_P(BillingClockTest, TheRealClockBillingRunLeavesTestClocksAlone) {
   ASSERT_NO_FATAL_FAILURE(advance(clock, "2020-02-01T01:00:00Z"));
   const Json before = subscription(sub);
   EXPECT_EQ(before["status"], "past_due");
-  EXPECT_EQ(seconds_of(before["current_period_end"]), utc("2020-03-01T00:00:00Z"));
+  EXPECT_EQ(json_seconds(before["current_period_end"]), utc("2020-03-01T00:00:00Z"));
   auto list = invoices();
   ASSERT_EQ(list.size(), 2u);
   const std::string open_id = list[1].value("id", "");
-  EXPECT_EQ(seconds_of(invoice(open_id)["next_payment_attempt"]), utc("2020-02-02T00:00:00Z"));
+  EXPECT_EQ(json_seconds(invoice(open_id)["next_payment_attempt"]), utc("2020-02-02T00:00:00Z"));
 
   auto stats = platform().billing->run();
   ASSERT_TRUE(stats) << stats.error().message;
@@ -820,9 +820,9 @@ TEST_P(BillingClockTest, TheRealClockBillingRunLeavesTestClocksAlone) {
   const Json open = invoice(open_id);
   EXPECT_EQ(open["attempt_count"], 1) << "no dunning retry either";
   EXPECT_EQ(open["payment_attempts"].size(), 1u);
-  EXPECT_EQ(seconds_of(open["next_payment_attempt"]), utc("2020-02-02T00:00:00Z"));
+  EXPECT_EQ(json_seconds(open["next_payment_attempt"]), utc("2020-02-02T00:00:00Z"));
   const Json c = owner(Method::get, "/v1/test-clocks/" + clock).body;
-  EXPECT_EQ(seconds_of(c["frozen_time"]), utc("2020-02-01T01:00:00Z"));
+  EXPECT_EQ(json_seconds(c["frozen_time"]), utc("2020-02-01T01:00:00Z"));
 
   expect_gap_free_numbers();
 }

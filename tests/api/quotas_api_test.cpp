@@ -25,8 +25,8 @@ using namespace std::chrono_literals;
 using http::Method;
 using storage::Backend;
 
-std::string rfc(std::chrono::system_clock::time_point t) { return format_rfc3339(t); }
-std::int64_t utc(const Json& value) {
+std::string rfc3339(std::chrono::system_clock::time_point t) { return format_rfc3339(t); }
+std::int64_t epoch_seconds(const Json& value) {
   if (!value.is_string()) return -1;
   auto t = parse_rfc3339(value.get<std::string>());
   return t ? std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count() : -1;
@@ -94,7 +94,7 @@ class QuotasApiTest : public ::testing::TestWithParam<IsolationCase> {
     ASSERT_EQ(acct.status, 200) << acct.body.dump();
     auto sub = as(token, Method::post, "/v1/subscriptions", Json{{"plan", "metered"}});
     ASSERT_EQ(sub.status, 201) << sub.body.dump();
-    EXPECT_EQ(utc(sub.body["current_period_start"]), now_s());
+    EXPECT_EQ(epoch_seconds(sub.body["current_period_start"]), now_s());
   }
 
   // Moves the clock on; access tokens expire meanwhile, so everyone signs in again.
@@ -114,7 +114,7 @@ class QuotasApiTest : public ::testing::TestWithParam<IsolationCase> {
     return {{"idempotency_key", key},
             {"metric", metric},
             {"quantity", quantity},
-            {"timestamp", rfc(at.value_or(clock_.now()))}};
+            {"timestamp", rfc3339(at.value_or(clock_.now()))}};
   }
   ApiResponse ingest(const std::string& token, const Json& body) { return as(token, Method::post, "/v1/usage", body); }
 
@@ -186,7 +186,7 @@ TEST_P(QuotasApiTest, HardQuotasRefuseWithTheQuotaNamed) {
   ASSERT_EQ(list.status, 200) << list.body.dump();
   EXPECT_EQ(list.body["plan"], "metered");
   EXPECT_EQ(list.body["period"]["source"], "subscription");
-  EXPECT_EQ(utc(list.body["period"]["start"]), now_s());
+  EXPECT_EQ(epoch_seconds(list.body["period"]["start"]), now_s());
   ASSERT_EQ(list.body["data"].size(), 2u) << list.body.dump();
   EXPECT_EQ(list.body["data"][0]["name"], "emails");
   EXPECT_EQ(list.body["data"][0]["enforcement"], "hard");
@@ -296,7 +296,7 @@ TEST_P(QuotasApiTest, HardQuotasRefuseWithTheQuotaNamed) {
   // The next period: usage starts from nothing, and late events stamped in the previous period still count against
   // its limit (that period used 150 of 100), so back-dating does not get around a hard limit.
   const auto period_end = std::chrono::system_clock::time_point(
-      std::chrono::seconds(utc(as(owner_a_, Method::get, "/v1/entitlements").body["period"]["end"])));
+      std::chrono::seconds(epoch_seconds(as(owner_a_, Method::get, "/v1/entitlements").body["period"]["end"])));
   advance(std::chrono::hours(24 * 31));
   ASSERT_NO_FATAL_FAILURE(run_billing());
   EXPECT_EQ(entitlement(owner_a_, "emails")["used"], 0);
@@ -452,15 +452,15 @@ TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
   EXPECT_TRUE(usage_lines(list[0]).empty()) << "the first invoice is the subscription's creation";
   const Json& renewal = list[1];
   EXPECT_EQ(renewal["billing_reason"], "subscription_cycle");
-  const std::int64_t period_end = utc(renewal["period_start"]);
+  const std::int64_t period_end = epoch_seconds(renewal["period_start"]);
   auto lines = usage_lines(renewal);
   ASSERT_EQ(lines.size(), 4u) << renewal.dump();
   EXPECT_EQ(lines[0]["description"], "api_calls usage beyond the 100 included");
   EXPECT_EQ(lines[0]["quantity"], 50);
   EXPECT_EQ(lines[0]["unit_amount"], 2);
   EXPECT_EQ(lines[0]["amount"], 100);
-  EXPECT_EQ(utc(lines[0]["period_start"]), period_start);
-  EXPECT_EQ(utc(lines[0]["period_end"]), period_end);
+  EXPECT_EQ(epoch_seconds(lines[0]["period_start"]), period_start);
+  EXPECT_EQ(epoch_seconds(lines[0]["period_end"]), period_end);
   EXPECT_EQ(lines[1]["description"], "emails usage");
   EXPECT_EQ(lines[1]["quantity"], 250);
   EXPECT_EQ(lines[1]["amount"], 150);
@@ -493,12 +493,12 @@ TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
   EXPECT_EQ(lines[0]["description"], "api_calls usage beyond the 100 included");
   EXPECT_EQ(lines[0]["quantity"], 20);
   EXPECT_EQ(lines[0]["amount"], 40);
-  EXPECT_EQ(utc(lines[0]["period_start"]), period_end);
+  EXPECT_EQ(epoch_seconds(lines[0]["period_start"]), period_end);
   EXPECT_EQ(lines[1]["description"], "api_calls: usage reported late");
   EXPECT_EQ(lines[1]["quantity"], 30);
   EXPECT_EQ(lines[1]["amount"], 60);
-  EXPECT_EQ(utc(lines[1]["period_start"]), period_start);
-  EXPECT_EQ(utc(lines[1]["period_end"]), period_end);
+  EXPECT_EQ(epoch_seconds(lines[1]["period_start"]), period_start);
+  EXPECT_EQ(epoch_seconds(lines[1]["period_end"]), period_end);
   EXPECT_EQ(lines[2]["description"], "emails: usage reported late");
   EXPECT_EQ(lines[2]["quantity"], 10);
   EXPECT_EQ(lines[2]["amount"], 10);
@@ -520,7 +520,7 @@ TEST_P(QuotasApiTest, SoftOverageAndLateUsageAreOnTheNextInvoices) {
   EXPECT_EQ(lines[0]["description"], "api_calls: usage reported late");
   EXPECT_EQ(lines[0]["quantity"], 7);
   EXPECT_EQ(lines[0]["amount"], 14);
-  EXPECT_EQ(utc(lines[0]["period_start"]), period_start);
+  EXPECT_EQ(epoch_seconds(lines[0]["period_start"]), period_start);
   EXPECT_EQ(list[3]["subtotal"], 1000 + 14);
 
   // Both earlier periods are settled now: nothing more is billed for them.
@@ -574,8 +574,8 @@ TEST_P(QuotasApiTest, NoPeriodEndsWithItsMeteredUsageUnbilled) {
   EXPECT_EQ(lines[0]["description"], "api_calls usage beyond the 100 included");
   EXPECT_EQ(lines[0]["quantity"], 30);
   EXPECT_EQ(lines[0]["amount"], 60);
-  EXPECT_EQ(utc(lines[0]["period_start"]), start);
-  EXPECT_EQ(utc(lines[0]["period_end"]), changed_at);
+  EXPECT_EQ(epoch_seconds(lines[0]["period_start"]), start);
+  EXPECT_EQ(epoch_seconds(lines[0]["period_end"]), changed_at);
   // Then beta cancels now, 5 days into the annual period, with 250 calls in it: 150 beyond, at 3 cents: 4.50.
   ASSERT_EQ(ingest(owner_b_, event("b2", "api_calls", 250)).status, 202);
   advance(std::chrono::hours(24 * 5));
@@ -588,8 +588,8 @@ TEST_P(QuotasApiTest, NoPeriodEndsWithItsMeteredUsageUnbilled) {
   ASSERT_EQ(lines.size(), 1u) << b_list[2].dump();
   EXPECT_EQ(lines[0]["quantity"], 150);
   EXPECT_EQ(lines[0]["amount"], 450);
-  EXPECT_EQ(utc(lines[0]["period_start"]), changed_at);
-  EXPECT_EQ(utc(lines[0]["period_end"]), now_s());
+  EXPECT_EQ(epoch_seconds(lines[0]["period_start"]), changed_at);
+  EXPECT_EQ(epoch_seconds(lines[0]["period_end"]), now_s());
   EXPECT_EQ(b_list[2]["total"], 450);
   EXPECT_EQ(b_list[2]["status"], "paid");
 
@@ -600,8 +600,8 @@ TEST_P(QuotasApiTest, NoPeriodEndsWithItsMeteredUsageUnbilled) {
   auto a_list = invoices(owner_a_);
   ASSERT_EQ(a_list.size(), 2u);
   EXPECT_EQ(a_list[1]["billing_reason"], "subscription_final");
-  const std::int64_t period_end = utc(a_list[1]["period_end"]);
-  EXPECT_EQ(utc(a_list[1]["period_start"]), start);
+  const std::int64_t period_end = epoch_seconds(a_list[1]["period_end"]);
+  EXPECT_EQ(epoch_seconds(a_list[1]["period_start"]), start);
   lines = usage_lines(a_list[1]);
   ASSERT_EQ(lines.size(), 1u) << a_list[1].dump();
   EXPECT_EQ(lines[0]["quantity"], 50);
@@ -625,8 +625,8 @@ TEST_P(QuotasApiTest, NoPeriodEndsWithItsMeteredUsageUnbilled) {
   EXPECT_EQ(lines[0]["description"], "api_calls: usage reported late");
   EXPECT_EQ(lines[0]["quantity"], 20);
   EXPECT_EQ(lines[0]["amount"], 40);
-  EXPECT_EQ(utc(lines[0]["period_start"]), start);
-  EXPECT_EQ(utc(lines[0]["period_end"]), period_end);
+  EXPECT_EQ(epoch_seconds(lines[0]["period_start"]), start);
+  EXPECT_EQ(epoch_seconds(lines[0]["period_end"]), period_end);
   // Settled: later runs bill nothing more.
   advance(std::chrono::hours(24));
   ASSERT_NO_FATAL_FAILURE(run_billing());
@@ -659,8 +659,8 @@ TEST_P(QuotasApiTest, TheGatewayCountsApiCallsForTheApiCallsQuota) {
   EXPECT_EQ(full["used"], before + 6 + 3);
   EXPECT_EQ(full["notified"], Json::array({80, 100}));
   auto summary = as(owner_b_, Method::get,
-                    "/v1/usage/summary?metric=api_calls&from=" + rfc(clock_.now() - 24h) +
-                        "&to=" + rfc(clock_.now() + 1h) + "&aggregation=sum");
+                    "/v1/usage/summary?metric=api_calls&from=" + rfc3339(clock_.now() - 24h) +
+                        "&to=" + rfc3339(clock_.now() + 1h) + "&aggregation=sum");
   ASSERT_EQ(summary.status, 200) << summary.body.dump();
   EXPECT_GE(summary.body["data"][0]["value"].get<std::int64_t>(), 3);
 }

@@ -20,7 +20,7 @@ namespace {
 using billing::Instant;
 using storage::Backend;
 
-Instant at(const char* rfc3339) { return std::chrono::floor<std::chrono::seconds>(*parse_rfc3339(rfc3339)); }
+Instant instant(const char* rfc3339) { return std::chrono::floor<std::chrono::seconds>(*parse_rfc3339(rfc3339)); }
 
 std::chrono::system_clock::time_point tp(Instant t) { return t; }
 
@@ -185,13 +185,13 @@ TEST_P(BillingServiceTest, TheRunRenewsEachPeriodOnceWithGapFreeNumbers) {
   auto sub = b().create_subscription(t, {.plan = "pro"}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
   EXPECT_EQ(sub->status, billing::Status::active);
-  EXPECT_EQ(sub->current_period_end, at("2026-02-15T09:00:00Z"));
+  EXPECT_EQ(sub->current_period_end, instant("2026-02-15T09:00:00Z"));
 
   auto nothing = b().run();
   ASSERT_TRUE(nothing);
   EXPECT_EQ(nothing->invoices, 0);
 
-  set_time(at("2026-02-15T09:00:01Z"));
+  set_time(instant("2026-02-15T09:00:01Z"));
   auto first = b().run();
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_EQ(first->renewed, 1);
@@ -201,7 +201,7 @@ TEST_P(BillingServiceTest, TheRunRenewsEachPeriodOnceWithGapFreeNumbers) {
   EXPECT_EQ(again->invoices, 0) << "a repeated run bills nothing twice";
 
   // Two periods missed at once: each is invoiced once, in order.
-  set_time(at("2026-04-20T00:00:00Z"));
+  set_time(instant("2026-04-20T00:00:00Z"));
   auto late = b().run();
   ASSERT_TRUE(late) << late.error().message;
   EXPECT_EQ(late->renewed, 2);
@@ -215,9 +215,9 @@ TEST_P(BillingServiceTest, TheRunRenewsEachPeriodOnceWithGapFreeNumbers) {
     EXPECT_EQ(inv.totals.total, 4900);
     periods.emplace_back(inv.period_start, inv.period_end);
   }
-  EXPECT_EQ(periods[1], std::make_pair(at("2026-02-15T09:00:00Z"), at("2026-03-15T09:00:00Z")));
-  EXPECT_EQ(periods[2], std::make_pair(at("2026-03-15T09:00:00Z"), at("2026-04-15T09:00:00Z")));
-  EXPECT_EQ(periods[3], std::make_pair(at("2026-04-15T09:00:00Z"), at("2026-05-15T09:00:00Z")));
+  EXPECT_EQ(periods[1], std::make_pair(instant("2026-02-15T09:00:00Z"), instant("2026-03-15T09:00:00Z")));
+  EXPECT_EQ(periods[2], std::make_pair(instant("2026-03-15T09:00:00Z"), instant("2026-04-15T09:00:00Z")));
+  EXPECT_EQ(periods[3], std::make_pair(instant("2026-04-15T09:00:00Z"), instant("2026-05-15T09:00:00Z")));
   // Numbered at finalization from one sequence per month, without gaps.
   EXPECT_EQ(all[0].number, "INV-202601-000001");
   EXPECT_EQ(all[1].number, "INV-202602-000001");
@@ -236,7 +236,7 @@ TEST_P(BillingServiceTest, ARunThatCrashedAfterChargingIsResumedWithoutChargingT
   }
   ASSERT_EQ(count("SELECT COUNT(*) FROM simulated_charges"), tenants);
   make_billing(5);  // three batches of renewals
-  set_time(at("2026-02-16T00:00:00Z"));
+  set_time(instant("2026-02-16T00:00:00Z"));
   crashing_->crash_after_calls = 1;  // the second batch's charges go through, then the process "dies"
   crashing_->calls = 0;
   EXPECT_THROW((void)b().run(), std::runtime_error);
@@ -265,13 +265,13 @@ TEST_P(BillingServiceTest, ARunThatCrashedAfterChargingIsResumedWithoutChargingT
 TEST_P(BillingServiceTest, StripesPerSecondExampleThroughTheService) {
   // Stripe's documented example (docs.stripe.com/billing/subscriptions/prorations): 10 USD -> 20 USD halfway
   // through the month credits 5 USD of unused time and charges 10 USD for the rest.
-  set_time(at("2026-04-01T00:00:00Z"));
+  set_time(instant("2026-04-01T00:00:00Z"));
   plan("ten", 1000);
   plan("twenty", 2000);
   const std::string t = tenant_with_account("stripe", "per_second");
   auto sub = b().create_subscription(t, {.plan = "ten"}, who_);
   ASSERT_TRUE(sub);
-  set_time(at("2026-04-16T00:00:00Z"));  // 15 of 30 days: exactly half the seconds
+  set_time(instant("2026-04-16T00:00:00Z"));  // 15 of 30 days: exactly half the seconds
   auto preview = b().preview_change(t, sub->id, {.plan = "twenty"});
   ASSERT_TRUE(preview) << preview.error().message;
   EXPECT_EQ((*preview)["credit"], 500);
@@ -390,8 +390,8 @@ TEST_P(BillingServiceTest, ABillingAnchorDayStartsWithAProratedShortPeriodAndNev
   // Subscribed on January 15th, billed on the 31st of each month (clamped to the month's last day).
   auto sub = b().create_subscription(t, {.plan = "anchored", .billing_anchor_day = 31}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
-  EXPECT_EQ(sub->current_period_start, at("2026-01-15T09:00:00Z"));
-  EXPECT_EQ(sub->current_period_end, at("2026-01-31T09:00:00Z"));
+  EXPECT_EQ(sub->current_period_start, instant("2026-01-15T09:00:00Z"));
+  EXPECT_EQ(sub->current_period_end, instant("2026-01-31T09:00:00Z"));
   auto first = invoices(t);
   ASSERT_EQ(first.size(), 1u);
   // The short period is the part of the full period Dec 31 - Jan 31 (31 days) from Jan 15: 16 days (per day).
@@ -399,14 +399,14 @@ TEST_P(BillingServiceTest, ABillingAnchorDayStartsWithAProratedShortPeriodAndNev
   EXPECT_TRUE(first[0].lines[0].proration);
   std::vector<Instant> ends;
   for (const char* when : {"2026-01-31T09:00:01Z", "2026-02-28T09:00:01Z", "2026-03-31T09:00:01Z"}) {
-    set_time(at(when));
+    set_time(instant(when));
     ASSERT_TRUE(b().run());
     auto s = b().get_subscription(t, sub->id);
     ASSERT_TRUE(s);
     ends.push_back(s->current_period_end);
   }
-  EXPECT_EQ(ends,
-            (std::vector<Instant>{at("2026-02-28T09:00:00Z"), at("2026-03-31T09:00:00Z"), at("2026-04-30T09:00:00Z")}));
+  EXPECT_EQ(ends, (std::vector<Instant>{instant("2026-02-28T09:00:00Z"), instant("2026-03-31T09:00:00Z"),
+                                        instant("2026-04-30T09:00:00Z")}));
   auto all = invoices(t);
   ASSERT_EQ(all.size(), 4u);
   for (std::size_t i = 1; i < all.size(); ++i) EXPECT_EQ(all[i].totals.total, 4900) << "full periods after the first";
@@ -426,7 +426,7 @@ TEST_P(BillingServiceTest, IllegalTransitionsAreRefusedAndLegalOnesRecorded) {
   ASSERT_TRUE(paused);
   EXPECT_EQ(paused->status, billing::Status::paused);
   // While paused, nothing renews.
-  set_time(at("2026-03-01T00:00:00Z"));
+  set_time(instant("2026-03-01T00:00:00Z"));
   auto run = b().run();
   ASSERT_TRUE(run);
   EXPECT_EQ(run->invoices, 0);
@@ -434,13 +434,13 @@ TEST_P(BillingServiceTest, IllegalTransitionsAreRefusedAndLegalOnesRecorded) {
   auto back = b().resume(t, sub->id, who_);
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->status, billing::Status::active);
-  EXPECT_EQ(back->current_period_start, at("2026-03-01T00:00:00Z"));
-  EXPECT_EQ(back->current_period_end, at("2026-04-01T00:00:00Z"));
+  EXPECT_EQ(back->current_period_start, instant("2026-03-01T00:00:00Z"));
+  EXPECT_EQ(back->current_period_end, instant("2026-04-01T00:00:00Z"));
   ASSERT_EQ(invoices(t).size(), 1u);
   auto cancelled = b().cancel(t, sub->id, {.at_period_end = true}, who_);
   ASSERT_TRUE(cancelled);
   EXPECT_EQ(cancelled->status, billing::Status::active);
-  set_time(at("2026-04-01T00:00:01Z"));
+  set_time(instant("2026-04-01T00:00:01Z"));
   ASSERT_TRUE(b().run());
   auto ended = b().get_subscription(t, sub->id);
   ASSERT_TRUE(ended);
@@ -463,7 +463,7 @@ TEST_P(BillingServiceTest, AnUnknownOutcomeIsSentAgainWithTheSameKeyAndNeverChar
   TimingOutGateway timing_out(*sim_);
   billing::Billing flaky(platform().db(), *platform().tenant_data, *platform().audit, clock_, timing_out, {}, nullptr);
   timing_out.timing_out = true;
-  set_time(at("2026-02-15T09:00:01Z"));
+  set_time(instant("2026-02-15T09:00:01Z"));
   auto run = flaky.run();
   ASSERT_TRUE(run) << run.error().message;
   auto renewal = invoices(t).back();
@@ -479,7 +479,7 @@ TEST_P(BillingServiceTest, AnUnknownOutcomeIsSentAgainWithTheSameKeyAndNeverChar
   EXPECT_EQ(voided.error().code, Errc::conflict);
   // An hour later the same attempt is sent again with its key: the provider answers with the first charge.
   timing_out.timing_out = false;
-  set_time(at("2026-02-15T10:00:02Z"));
+  set_time(instant("2026-02-15T10:00:02Z"));
   ASSERT_TRUE(flaky.run());
   auto settled = b().get_invoice(t, renewal.id);
   ASSERT_TRUE(settled);
@@ -494,7 +494,7 @@ TEST_P(BillingServiceTest, ConcurrentCreditsToOneAccountAllCount) {
   const std::string t = tenant_with_account("credits");
   auto sub = b().create_subscription(t, {.plan = "credits"}, who_);
   ASSERT_TRUE(sub);
-  set_time(at("2026-02-15T09:00:01Z"));
+  set_time(instant("2026-02-15T09:00:01Z"));
   ASSERT_TRUE(b().run());
   auto all = invoices(t);
   ASSERT_EQ(all.size(), 2u);
@@ -514,7 +514,7 @@ TEST_P(BillingServiceTest, ConcurrentCreditsToOneAccountAllCount) {
 }
 
 TEST_P(BillingServiceTest, ProrationIsOnWhatTheCouponLetsTheCustomerPay) {
-  set_time(at("2026-04-01T00:00:00Z"));
+  set_time(instant("2026-04-01T00:00:00Z"));
   plan("full", 10000);
   plan("none", 0);
   ASSERT_TRUE(b().create_coupon({.code = "HALF", .percent_off_bps = 5000, .duration = "forever"}, who_));
@@ -522,7 +522,7 @@ TEST_P(BillingServiceTest, ProrationIsOnWhatTheCouponLetsTheCustomerPay) {
   auto sub = b().create_subscription(t, {.plan = "full", .coupon = "HALF"}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
   ASSERT_EQ(invoices(t)[0].totals.total, 5000);
-  set_time(at("2026-04-16T00:00:00Z"));  // 15 of 30 days left
+  set_time(instant("2026-04-16T00:00:00Z"));  // 15 of 30 days left
   auto preview = b().preview_change(t, sub->id, {.plan = "none"});
   ASSERT_TRUE(preview) << preview.error().message;
   EXPECT_EQ((*preview)["credit"], 2500) << "half of what was paid, not half of the list price";
@@ -547,7 +547,7 @@ TEST_P(BillingServiceTest, TheCurrencyCannotChangeUnderACreditBalance) {
 }
 
 TEST_P(BillingServiceTest, AnIntervalChangeAtTheStartAndAChangeAfterThePeriodEndedBothWork) {
-  set_time(at("2026-03-01T00:00:00Z"));
+  set_time(instant("2026-03-01T00:00:00Z"));
   plan("monthly", 1000);
   plan("annual", 10000, "annual");
   const std::string t = tenant_with_account("interval");
@@ -556,29 +556,29 @@ TEST_P(BillingServiceTest, AnIntervalChangeAtTheStartAndAChangeAfterThePeriodEnd
   // The same second as the creation (a frozen test clock does this all the time).
   auto annual = b().change_subscription(t, sub->id, {.plan = "annual"}, who_);
   ASSERT_TRUE(annual) << annual.error().message;
-  EXPECT_EQ(annual->current_period_end, at("2027-03-01T00:00:00Z"));
+  EXPECT_EQ(annual->current_period_end, instant("2027-03-01T00:00:00Z"));
   // The period ended and no run has renewed it yet: the change renews first, then prorates the new period.
-  set_time(at("2027-03-01T00:00:05Z"));
+  set_time(instant("2027-03-01T00:00:05Z"));
   auto back = b().change_subscription(t, sub->id, {.plan = "monthly"}, who_);
   ASSERT_TRUE(back) << back.error().message;
-  EXPECT_EQ(back->current_period_start, at("2027-03-01T00:00:05Z"));
+  EXPECT_EQ(back->current_period_start, instant("2027-03-01T00:00:05Z"));
   bool renewed = false;
   for (const auto& inv : invoices(t)) renewed = renewed || (inv.billing_reason == "subscription_cycle");
   EXPECT_TRUE(renewed);
 }
 
 TEST_P(BillingServiceTest, AnAnchorDayClampedInFebruaryKeepsItsDayAfterwards) {
-  set_time(at("2026-02-10T12:00:00Z"));
+  set_time(instant("2026-02-10T12:00:00Z"));
   plan("day31", 3100);
   const std::string t = tenant_with_account("day31");
   auto sub = b().create_subscription(t, {.plan = "day31", .billing_anchor_day = 31}, who_);
   ASSERT_TRUE(sub) << sub.error().message;
-  EXPECT_EQ(sub->current_period_end, at("2026-02-28T12:00:00Z"));
-  set_time(at("2026-02-28T12:00:01Z"));
+  EXPECT_EQ(sub->current_period_end, instant("2026-02-28T12:00:00Z"));
+  set_time(instant("2026-02-28T12:00:01Z"));
   ASSERT_TRUE(b().run());
   auto renewed = b().get_subscription(t, sub->id);
   ASSERT_TRUE(renewed);
-  EXPECT_EQ(renewed->current_period_end, at("2026-03-31T12:00:00Z"));
+  EXPECT_EQ(renewed->current_period_end, instant("2026-03-31T12:00:00Z"));
   // The short first period was a part of Jan 31 - Feb 28 (28 days): 18 days of it, per day.
   EXPECT_EQ(invoices(t)[0].totals.total, reference_round(3100 * 18, 28));
 }

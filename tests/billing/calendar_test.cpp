@@ -11,7 +11,7 @@ namespace atrium::billing {
 namespace {
 
 // Reference conversions through libstdc++'s <chrono> calendar types, independent of calendar.cpp.
-Instant utc(int y, unsigned m, unsigned d, int hh = 0, int mm = 0, int ss = 0) {
+Instant utc_at(int y, unsigned m, unsigned d, int hh = 0, int mm = 0, int ss = 0) {
   using namespace std::chrono;
   return sys_days{year{y} / month{m} / day{d}} + hours{hh} + minutes{mm} + seconds{ss};
 }
@@ -32,10 +32,10 @@ Instant reference_add_months(Instant t, std::int64_t months) {
 }
 
 TEST(Calendar, KnownUnixTimes) {
-  EXPECT_EQ(unix_seconds(utc(1970, 1, 1)), 0);
-  EXPECT_EQ(unix_seconds(utc(2026, 4, 1)), 1775001600);
-  EXPECT_EQ(unix_seconds(utc(2028, 2, 1)), 1832976000);
-  // The helper and the implementation agree on a fixed point, so the tests below test add_months, not utc().
+  EXPECT_EQ(unix_seconds(utc_at(1970, 1, 1)), 0);
+  EXPECT_EQ(unix_seconds(utc_at(2026, 4, 1)), 1775001600);
+  EXPECT_EQ(unix_seconds(utc_at(2028, 2, 1)), 1832976000);
+  // The helper and the implementation agree on a fixed point, so the tests below test add_months, not utc_at().
   EXPECT_EQ(add_months(at_second(1775001600), 1), at_second(1777593600));  // 2026-05-01
 }
 
@@ -65,9 +65,9 @@ TEST(Calendar, DaysInMonthIncludesLeapYears) {
 }
 
 TEST(Calendar, YearMonthOfAnInstant) {
-  EXPECT_EQ(year_month(utc(2026, 11, 15, 12)), 202611);
-  EXPECT_EQ(year_month(utc(2026, 11, 30, 23, 59, 59)), 202611);
-  EXPECT_EQ(year_month(utc(2026, 12, 1)), 202612);
+  EXPECT_EQ(year_month(utc_at(2026, 11, 15, 12)), 202611);
+  EXPECT_EQ(year_month(utc_at(2026, 11, 30, 23, 59, 59)), 202611);
+  EXPECT_EQ(year_month(utc_at(2026, 12, 1)), 202612);
   EXPECT_EQ(year_month(at_second(0)), 197001);
   EXPECT_EQ(year_month(at_second(-1)), 196912);  // one second before the epoch
 }
@@ -76,41 +76,41 @@ TEST(Calendar, WholeDaysRoundDown) {
   EXPECT_EQ(whole_days(at_second(0), at_second(0)), 0);
   EXPECT_EQ(whole_days(at_second(0), at_second(86399)), 0);
   EXPECT_EQ(whole_days(at_second(0), at_second(86400)), 1);
-  EXPECT_EQ(whole_days(utc(2026, 4, 1), utc(2026, 4, 16, 10)), 15);
-  EXPECT_EQ(whole_days(utc(2028, 1, 1), utc(2029, 1, 1)), 366);
+  EXPECT_EQ(whole_days(utc_at(2026, 4, 1), utc_at(2026, 4, 16, 10)), 15);
+  EXPECT_EQ(whole_days(utc_at(2028, 1, 1), utc_at(2029, 1, 1)), 366);
   EXPECT_EQ(whole_days(at_second(-86400), at_second(0)), 1);
 }
 
 TEST(Boundary, MonthEndAnchorClampsWithoutDrift) {
-  const Instant anchor = utc(2026, 1, 31, 9, 30);
+  const Instant anchor = utc_at(2026, 1, 31, 9, 30);
   EXPECT_EQ(boundary(anchor, Interval::monthly, 0), anchor);
-  EXPECT_EQ(boundary(anchor, Interval::monthly, 1), utc(2026, 2, 28, 9, 30));
-  EXPECT_EQ(boundary(anchor, Interval::monthly, 2), utc(2026, 3, 31, 9, 30));  // back to 31, not 28
-  EXPECT_EQ(boundary(anchor, Interval::monthly, 3), utc(2026, 4, 30, 9, 30));
-  EXPECT_EQ(boundary(anchor, Interval::monthly, 25), utc(2028, 2, 29, 9, 30));  // leap year
-  EXPECT_EQ(boundary(anchor, Interval::monthly, -1), utc(2025, 12, 31, 9, 30));
-  EXPECT_EQ(boundary(anchor, Interval::monthly, -11), utc(2025, 2, 28, 9, 30));
+  EXPECT_EQ(boundary(anchor, Interval::monthly, 1), utc_at(2026, 2, 28, 9, 30));
+  EXPECT_EQ(boundary(anchor, Interval::monthly, 2), utc_at(2026, 3, 31, 9, 30));  // back to 31, not 28
+  EXPECT_EQ(boundary(anchor, Interval::monthly, 3), utc_at(2026, 4, 30, 9, 30));
+  EXPECT_EQ(boundary(anchor, Interval::monthly, 25), utc_at(2028, 2, 29, 9, 30));  // leap year
+  EXPECT_EQ(boundary(anchor, Interval::monthly, -1), utc_at(2025, 12, 31, 9, 30));
+  EXPECT_EQ(boundary(anchor, Interval::monthly, -11), utc_at(2025, 2, 28, 9, 30));
 }
 
 TEST(Boundary, QuarterlyAndAnnual) {
-  const Instant nov30 = utc(2027, 11, 30, 18);
-  EXPECT_EQ(boundary(nov30, Interval::quarterly, 1), utc(2028, 2, 29, 18));
-  EXPECT_EQ(boundary(nov30, Interval::quarterly, 2), utc(2028, 5, 30, 18));
-  EXPECT_EQ(boundary(nov30, Interval::quarterly, -1), utc(2027, 8, 30, 18));
-  const Instant leap_day = utc(2028, 2, 29, 0, 0, 1);
-  EXPECT_EQ(boundary(leap_day, Interval::annual, 1), utc(2029, 2, 28, 0, 0, 1));
-  EXPECT_EQ(boundary(leap_day, Interval::annual, 4), utc(2032, 2, 29, 0, 0, 1));
-  EXPECT_EQ(boundary(leap_day, Interval::annual, -1), utc(2027, 2, 28, 0, 0, 1));
-  EXPECT_EQ(boundary(leap_day, Interval::annual, -28), utc(2000, 2, 29, 0, 0, 1));
+  const Instant nov30 = utc_at(2027, 11, 30, 18);
+  EXPECT_EQ(boundary(nov30, Interval::quarterly, 1), utc_at(2028, 2, 29, 18));
+  EXPECT_EQ(boundary(nov30, Interval::quarterly, 2), utc_at(2028, 5, 30, 18));
+  EXPECT_EQ(boundary(nov30, Interval::quarterly, -1), utc_at(2027, 8, 30, 18));
+  const Instant leap_day = utc_at(2028, 2, 29, 0, 0, 1);
+  EXPECT_EQ(boundary(leap_day, Interval::annual, 1), utc_at(2029, 2, 28, 0, 0, 1));
+  EXPECT_EQ(boundary(leap_day, Interval::annual, 4), utc_at(2032, 2, 29, 0, 0, 1));
+  EXPECT_EQ(boundary(leap_day, Interval::annual, -1), utc_at(2027, 2, 28, 0, 0, 1));
+  EXPECT_EQ(boundary(leap_day, Interval::annual, -28), utc_at(2000, 2, 29, 0, 0, 1));
 }
 
 TEST(AddMonths, CrossesYearsBothWays) {
-  EXPECT_EQ(add_months(utc(2026, 11, 15, 1, 2, 3), 2), utc(2027, 1, 15, 1, 2, 3));
-  EXPECT_EQ(add_months(utc(2026, 1, 15), -1), utc(2025, 12, 15));
-  EXPECT_EQ(add_months(utc(2026, 3, 31), -1), utc(2026, 2, 28));
-  EXPECT_EQ(add_months(utc(2026, 5, 31), 1), utc(2026, 6, 30));
-  EXPECT_EQ(add_months(utc(1969, 12, 31, 23, 59, 59), 2), utc(1970, 2, 28, 23, 59, 59));  // before the epoch
-  EXPECT_EQ(add_months(utc(2026, 5, 31), 0), utc(2026, 5, 31));
+  EXPECT_EQ(add_months(utc_at(2026, 11, 15, 1, 2, 3), 2), utc_at(2027, 1, 15, 1, 2, 3));
+  EXPECT_EQ(add_months(utc_at(2026, 1, 15), -1), utc_at(2025, 12, 15));
+  EXPECT_EQ(add_months(utc_at(2026, 3, 31), -1), utc_at(2026, 2, 28));
+  EXPECT_EQ(add_months(utc_at(2026, 5, 31), 1), utc_at(2026, 6, 30));
+  EXPECT_EQ(add_months(utc_at(1969, 12, 31, 23, 59, 59), 2), utc_at(1970, 2, 28, 23, 59, 59));  // before the epoch
+  EXPECT_EQ(add_months(utc_at(2026, 5, 31), 0), utc_at(2026, 5, 31));
 }
 
 TEST(AddMonths, MatchesChronoOnRandomInstants) {
@@ -118,7 +118,8 @@ TEST(AddMonths, MatchesChronoOnRandomInstants) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
   // Results stay within what an Instant holds (1678-2261): instants 1800-2150 moved by up to 100 years.
-  std::uniform_int_distribution<std::int64_t> instant(unix_seconds(utc(1800, 1, 1)), unix_seconds(utc(2150, 1, 1)));
+  std::uniform_int_distribution<std::int64_t> instant(unix_seconds(utc_at(1800, 1, 1)),
+                                                      unix_seconds(utc_at(2150, 1, 1)));
   std::uniform_int_distribution<std::int64_t> months(-1200, 1200);
   for (int i = 0; i < 20000; ++i) {
     const Instant t = at_second(instant(rng));
@@ -131,47 +132,48 @@ TEST(AddMonths, MatchesChronoOnRandomInstants) {
 
 TEST(Boundary, ConsecutiveBoundariesNeverDrift) {
   // Every boundary of a day-31 anchor falls on the last day of short months and on the 31st of long ones.
-  const Instant anchor = utc(2025, 12, 31, 23, 59, 59);
+  const Instant anchor = utc_at(2025, 12, 31, 23, 59, 59);
   for (int n = 0; n < 120; ++n) {
     const Instant b = boundary(anchor, Interval::monthly, n);
     const Instant next = boundary(anchor, Interval::monthly, n + 1);
     ASSERT_LT(b, next);
     const int ym = year_month(b);
-    EXPECT_EQ(b, utc(ym / 100, static_cast<unsigned>(ym % 100),
-                     static_cast<unsigned>(days_in_month(ym / 100, ym % 100)), 23, 59, 59))
+    EXPECT_EQ(b, utc_at(ym / 100, static_cast<unsigned>(ym % 100),
+                        static_cast<unsigned>(days_in_month(ym / 100, ym % 100)), 23, 59, 59))
         << n;
   }
 }
 
 TEST(NextAnchorDay, LaterDayThisMonth) {
-  EXPECT_EQ(next_anchor_day(utc(2026, 1, 10, 8, 30), 15), utc(2026, 1, 15, 8, 30));
-  EXPECT_EQ(next_anchor_day(utc(2026, 1, 10, 8, 30), 11), utc(2026, 1, 11, 8, 30));
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 1, 10, 8, 30), 15), utc_at(2026, 1, 15, 8, 30));
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 1, 10, 8, 30), 11), utc_at(2026, 1, 11, 8, 30));
 }
 
 TEST(NextAnchorDay, SameOrEarlierDayGoesToNextMonth) {
-  EXPECT_EQ(next_anchor_day(utc(2026, 1, 10, 8, 30), 10), utc(2026, 2, 10, 8, 30));  // strictly after t
-  EXPECT_EQ(next_anchor_day(utc(2026, 1, 10, 8, 30), 5), utc(2026, 2, 5, 8, 30));
-  EXPECT_EQ(next_anchor_day(utc(2026, 12, 20), 1), utc(2027, 1, 1));
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 1, 10, 8, 30), 10), utc_at(2026, 2, 10, 8, 30));  // strictly after t
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 1, 10, 8, 30), 5), utc_at(2026, 2, 5, 8, 30));
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 12, 20), 1), utc_at(2027, 1, 1));
 }
 
 TEST(NextAnchorDay, ClampsToShortMonths) {
-  EXPECT_EQ(next_anchor_day(utc(2026, 2, 10, 12), 31), utc(2026, 2, 28, 12));
-  EXPECT_EQ(next_anchor_day(utc(2028, 2, 1), 31), utc(2028, 2, 29));
-  EXPECT_EQ(next_anchor_day(utc(2026, 1, 31, 7), 31), utc(2026, 2, 28, 7));    // t is on its anchor day already
-  EXPECT_EQ(next_anchor_day(utc(2026, 2, 28, 10), 30), utc(2026, 3, 30, 10));  // Feb 28 is Feb's clamped 30th
-  EXPECT_EQ(next_anchor_day(utc(2026, 4, 30, 10), 31), utc(2026, 5, 31, 10));
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 2, 10, 12), 31), utc_at(2026, 2, 28, 12));
+  EXPECT_EQ(next_anchor_day(utc_at(2028, 2, 1), 31), utc_at(2028, 2, 29));
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 1, 31, 7), 31), utc_at(2026, 2, 28, 7));    // t is on its anchor day already
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 2, 28, 10), 30), utc_at(2026, 3, 30, 10));  // Feb 28 is Feb's clamped 30th
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 4, 30, 10), 31), utc_at(2026, 5, 31, 10));
 }
 
 TEST(NextAnchorDay, ClampsAnchorDayIntoOneToThirtyOne) {
-  EXPECT_EQ(next_anchor_day(utc(2026, 1, 10), 0), utc(2026, 2, 1));
-  EXPECT_EQ(next_anchor_day(utc(2026, 1, 10), 45), utc(2026, 1, 31));
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 1, 10), 0), utc_at(2026, 2, 1));
+  EXPECT_EQ(next_anchor_day(utc_at(2026, 1, 10), 45), utc_at(2026, 1, 31));
 }
 
 TEST(NextAnchorDay, PropertiesOnRandomInstants) {
   const std::uint64_t seed = 0xB111'0002;
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<std::int64_t> instant(unix_seconds(utc(1990, 1, 1)), unix_seconds(utc(2100, 1, 1)));
+  std::uniform_int_distribution<std::int64_t> instant(unix_seconds(utc_at(1990, 1, 1)),
+                                                      unix_seconds(utc_at(2100, 1, 1)));
   std::uniform_int_distribution<int> anchor(1, 31);
   for (int i = 0; i < 20000; ++i) {
     const Instant t = at_second(instant(rng));

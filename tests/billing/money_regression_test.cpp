@@ -20,7 +20,7 @@ namespace {
 using billing::Instant;
 using storage::Backend;
 
-constexpr std::chrono::seconds k_day{86400};
+constexpr std::chrono::seconds k_one_day{86400};
 
 Instant at(const char* rfc3339) { return std::chrono::floor<std::chrono::seconds>(*parse_rfc3339(rfc3339)); }
 
@@ -42,7 +42,7 @@ class BillingMoneyRegressionTest : public ::testing::TestWithParam<Backend> {
           }
           return q;
         },
-        35 * k_day);
+        35 * k_one_day);
   }
 
   billing::Billing& b() { return *billing_; }
@@ -119,12 +119,12 @@ TEST_P(BillingMoneyRegressionTest, AChangeInAShortFirstPeriodIsProratedOverTheFu
     const Instant start = now_s();
     auto sub = b().create_subscription(t, {.plan = "a-" + mode, .billing_anchor_day = 15}, who_);
     ASSERT_TRUE(sub) << sub.error().message;
-    EXPECT_EQ(sub->current_period_end, start + 5 * k_day);
+    EXPECT_EQ(sub->current_period_end, start + 5 * k_one_day);
     auto first = invoices(t);
     ASSERT_EQ(first.size(), 1u);
     ASSERT_EQ(first[0].totals.total, 1613) << "10000 x 5 / 31";
 
-    set_time(start + 2 * k_day);
+    set_time(start + 2 * k_one_day);
     auto preview = b().preview_change(t, sub->id, {.plan = "c-" + mode});
     ASSERT_TRUE(preview) << preview.error().message;
     EXPECT_EQ((*preview)["credit"], 968) << "10000 x 3 / 31, not 10000 x 3 / 5";
@@ -162,7 +162,7 @@ TEST_P(BillingMoneyRegressionTest, AHardDeclineAfterTheDunningWindowEndsItInTheS
   ASSERT_EQ(first.size(), 1u);
   ASSERT_EQ(first[0].status, "open");
   ASSERT_EQ(first[0].next_payment_attempt, now_s() + std::chrono::hours(24));
-  set_time(now_s() + 2 * k_day);
+  set_time(now_s() + 2 * k_one_day);
   ASSERT_TRUE(b().put_account(t, {.payment_method = "pm_card_chargeDeclinedLostCard"}, false, who_));
 
   auto run = b().run();

@@ -9,7 +9,7 @@
 namespace atrium::billing {
 namespace {
 
-constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kMaxMinor = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
 
 TEST(CurrencyExponent, CommonCurrenciesHaveTwoDigits) {
@@ -81,15 +81,16 @@ TEST(RoundDiv, BelowAndAboveHalf) {
 }
 
 TEST(RoundDiv, WorksOnWideNumerators) {
-  const __int128 wide = static_cast<__int128>(kMax) * 1000;  // beyond int64 before dividing
-  EXPECT_EQ(round_div(wide + 499, 1000), kMax);              // kMax + 0.499
-  EXPECT_EQ(round_div(wide - 500, 1000), kMax);              // kMax - 0.5 rounds away from zero
+  const __int128 wide = static_cast<__int128>(kMaxMinor) * 1000;  // beyond int64 before dividing
+  EXPECT_EQ(round_div(wide + 499, 1000), kMaxMinor);              // kMaxMinor + 0.499
+  EXPECT_EQ(round_div(wide - 500, 1000), kMaxMinor);              // kMaxMinor - 0.5 rounds away from zero
   EXPECT_EQ(round_div(static_cast<__int128>(kMin) * 3, 3), kMin);
 }
 
 TEST(RoundDivDeathTest, ZeroDivisorOrOutOfRangeQuotientAborts) {
   EXPECT_DEATH(round_div(1, 0), "round_div");
-  EXPECT_DEATH(round_div(static_cast<__int128>(kMax) * 1000 + 500, 1000), "round_div");  // kMax + 0.5 -> kMax + 1
+  EXPECT_DEATH(round_div(static_cast<__int128>(kMaxMinor) * 1000 + 500, 1000),
+               "round_div");  // kMaxMinor + 0.5 -> kMaxMinor + 1
 }
 
 TEST(MulDiv, RoundsHalvesAwayFromZero) {
@@ -108,22 +109,22 @@ TEST(MulDiv, RoundsHalvesAwayFromZero) {
 
 TEST(MulDiv, ExactOnTheWideProduct) {
   // a * b overflows int64 but the quotient does not.
-  EXPECT_EQ(mul_div(kMax, kMax, kMax), kMax);
+  EXPECT_EQ(mul_div(kMaxMinor, kMaxMinor, kMaxMinor), kMaxMinor);
   EXPECT_EQ(mul_div(kMin, kMin, kMin), kMin);
-  EXPECT_EQ(mul_div(kMax, 3, 6), kMax / 2 + 1);  // kMax is odd: (kMax / 2) + 0.5 rounds up
+  EXPECT_EQ(mul_div(kMaxMinor, 3, 6), kMaxMinor / 2 + 1);  // kMaxMinor is odd: (kMaxMinor / 2) + 0.5 rounds up
   EXPECT_EQ(mul_div(kMin, 1, 1), kMin);
   EXPECT_EQ(mul_div(kMin, -1, -1), kMin);
 }
 
 TEST(MulDiv, DetectsOverflowAndZeroDivisor) {
-  EXPECT_FALSE(mul_div(kMax, 2, 1).has_value());
+  EXPECT_FALSE(mul_div(kMaxMinor, 2, 1).has_value());
   EXPECT_FALSE(mul_div(kMin, -1, 1).has_value());  // -kMin does not fit
   EXPECT_FALSE(mul_div(kMin, 1, -1).has_value());
-  EXPECT_FALSE(mul_div(kMax, kMax, 2).has_value());
+  EXPECT_FALSE(mul_div(kMaxMinor, kMaxMinor, 2).has_value());
   const auto zero = mul_div(1, 1, 0);
   ASSERT_FALSE(zero.has_value());
   EXPECT_EQ(zero.error().code, Errc::invalid_argument);
-  const auto overflow = mul_div(kMax, 2, 1);
+  const auto overflow = mul_div(kMaxMinor, 2, 1);
   EXPECT_EQ(overflow.error().code, Errc::invalid_argument);
   EXPECT_EQ(overflow.error().message, "amount overflow");
 }
@@ -135,21 +136,21 @@ TEST(ApplyBps, BasisPointsRoundHalfAwayFromZero) {
   EXPECT_EQ(apply_bps(12345, 825), 1018);     // 1018.4625
   EXPECT_EQ(apply_bps(1, 4999), 0);           // 0.4999
   EXPECT_EQ(apply_bps(1, 5000), 1);           // 0.5
-  EXPECT_EQ(apply_bps(kMax, 10000), kMax);
-  EXPECT_FALSE(apply_bps(kMax, 10001).has_value());
+  EXPECT_EQ(apply_bps(kMaxMinor, 10000), kMaxMinor);
+  EXPECT_FALSE(apply_bps(kMaxMinor, 10001).has_value());
 }
 
 TEST(CheckedArithmetic, AddAndMultiplyReportOverflow) {
   EXPECT_EQ(add(2, 3), 5);
-  EXPECT_EQ(add(kMax, kMin), -1);
-  EXPECT_EQ(add(kMax - 1, 1), kMax);
-  EXPECT_FALSE(add(kMax, 1).has_value());
+  EXPECT_EQ(add(kMaxMinor, kMin), -1);
+  EXPECT_EQ(add(kMaxMinor - 1, 1), kMaxMinor);
+  EXPECT_FALSE(add(kMaxMinor, 1).has_value());
   EXPECT_FALSE(add(kMin, -1).has_value());
-  EXPECT_EQ(add(kMax, 1).error().message, "amount overflow");
+  EXPECT_EQ(add(kMaxMinor, 1).error().message, "amount overflow");
   EXPECT_EQ(multiply(-4, 5), -20);
-  EXPECT_EQ(multiply(kMax, 1), kMax);
+  EXPECT_EQ(multiply(kMaxMinor, 1), kMaxMinor);
   EXPECT_EQ(multiply(kMin, 1), kMin);
-  EXPECT_FALSE(multiply(kMax, 2).has_value());
+  EXPECT_FALSE(multiply(kMaxMinor, 2).has_value());
   EXPECT_FALSE(multiply(kMin, -1).has_value());
   EXPECT_FALSE(multiply(std::int64_t{1} << 32, std::int64_t{1} << 31).has_value());
 }
@@ -178,8 +179,8 @@ TEST(FormatDecimal, ThreeAndFourDigitCurrencies) {
 
 TEST(FormatDecimal, ExtremesAndUnknownCurrency) {
   EXPECT_EQ(format_decimal(kMin, "USD"), "-92233720368547758.08");
-  EXPECT_EQ(format_decimal(kMax, "USD"), "92233720368547758.07");
-  EXPECT_EQ(format_decimal(kMax, "JPY"), "9223372036854775807");
+  EXPECT_EQ(format_decimal(kMaxMinor, "USD"), "92233720368547758.07");
+  EXPECT_EQ(format_decimal(kMaxMinor, "JPY"), "9223372036854775807");
   EXPECT_EQ(format_decimal(123450, "ABC"), "1234.50");
 }
 

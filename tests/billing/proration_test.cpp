@@ -34,7 +34,7 @@ Proration must_prorate(std::int64_t old_amount, std::int64_t new_amount, Instant
 
 // The proration rule written out independently of money.cpp: x = n / d (d > 0) rounded half away from zero as
 // floor((2|n| + d) / 2d) with the sign of n.
-std::int64_t reference_round(__int128 n, __int128 d) {
+std::int64_t round_half_away(__int128 n, __int128 d) {
   const __int128 magnitude = n < 0 ? -n : n;
   const auto rounded = static_cast<std::int64_t>((2 * magnitude + d) / (2 * d));
   return n < 0 ? -rounded : rounded;
@@ -345,8 +345,8 @@ TEST(ProrationProperty, NetIsChargeMinusCreditAndMatchesTheDocumentedFormula) {
     ASSERT_EQ(p.total, f.total);
     ASSERT_GE(p.remaining, 0);  // daily: 0 within the last 24 hours
     ASSERT_LE(p.remaining, p.total);
-    ASSERT_EQ(p.credit, reference_round(static_cast<__int128>(old_amount) * f.remaining, f.total));
-    ASSERT_EQ(p.charge, reference_round(static_cast<__int128>(new_amount) * f.remaining, f.total));
+    ASSERT_EQ(p.credit, round_half_away(static_cast<__int128>(old_amount) * f.remaining, f.total));
+    ASSERT_EQ(p.charge, round_half_away(static_cast<__int128>(new_amount) * f.remaining, f.total));
     ASSERT_EQ(p.net, p.charge - p.credit);
     if (old_amount >= 0) {
       ASSERT_GE(p.credit, 0);
@@ -391,8 +391,8 @@ TEST(ProrationProperty, ChainsOfChangesNeitherCreateNorLoseMoney) {
       charges += p.charge;
       nets += p.net;
       const ReferenceFraction f = reference_fraction(period.start, period.end, times[c], mode);
-      reference += reference_round(static_cast<__int128>(prices[c + 1]) * f.remaining, f.total) -
-                   reference_round(static_cast<__int128>(prices[c]) * f.remaining, f.total);
+      reference += round_half_away(static_cast<__int128>(prices[c + 1]) * f.remaining, f.total) -
+                   round_half_away(static_cast<__int128>(prices[c]) * f.remaining, f.total);
       const std::int64_t used_before = c == 0 ? f.total - f.remaining : previous_remaining - f.remaining;
       exact_numerator += static_cast<__int128>(prices[c]) * used_before;
       previous_remaining = f.remaining;

@@ -64,18 +64,18 @@ class RateLimiterTest : public ::testing::TestWithParam<Kind> {
   std::unique_ptr<RateLimiter> limiter_;
 };
 
-constexpr Limit k_ten_per_second{.rate = 10, .burst = 20};
+constexpr Limit k_ten_per_second_limit{.rate = 10, .burst = 20};
 
 TEST_P(RateLimiterTest, AFreshKeyTakesExactlyTheBurstAtOnce) {
   for (int i = 0; i < 20; ++i) {
-    const Decision d = decide("k", k_ten_per_second);
+    const Decision d = decide("k", k_ten_per_second_limit);
     ASSERT_TRUE(d.allowed) << "request " << i;
     EXPECT_EQ(d.limit, 20);
     EXPECT_EQ(d.remaining, 19 - i);
     EXPECT_EQ(d.retry_after, 0ns);
     EXPECT_EQ(d.reset_after, 100ms * (i + 1));  // the time until the key holds 20 units again
   }
-  const Decision denied = decide("k", k_ten_per_second);
+  const Decision denied = decide("k", k_ten_per_second_limit);
   EXPECT_FALSE(denied.allowed);
   EXPECT_EQ(denied.remaining, 0);
   EXPECT_EQ(denied.retry_after, 100ms);  // one unit comes back every 1/10 s
@@ -83,37 +83,37 @@ TEST_P(RateLimiterTest, AFreshKeyTakesExactlyTheBurstAtOnce) {
 }
 
 TEST_P(RateLimiterTest, DeniedRequestsSpendNothing) {
-  EXPECT_EQ(passes("k", k_ten_per_second, 100), 20);
+  EXPECT_EQ(passes("k", k_ten_per_second_limit, 100), 20);
   clock_.advance(100ms);
-  EXPECT_EQ(passes("k", k_ten_per_second, 100), 1);
+  EXPECT_EQ(passes("k", k_ten_per_second_limit, 100), 1);
   clock_.advance(250ms);
-  EXPECT_EQ(passes("k", k_ten_per_second, 100), 2);
+  EXPECT_EQ(passes("k", k_ten_per_second_limit, 100), 2);
 }
 
 TEST_P(RateLimiterTest, RetryAfterIsExactlyWhenTheSameRequestPasses) {
-  EXPECT_EQ(passes("k", k_ten_per_second, 20), 20);
-  const Decision denied = decide("k", k_ten_per_second);
+  EXPECT_EQ(passes("k", k_ten_per_second_limit, 20), 20);
+  const Decision denied = decide("k", k_ten_per_second_limit);
   ASSERT_FALSE(denied.allowed);
   // Redis works in microseconds: one microsecond short of the retry time is still too early for both.
   clock_.advance(denied.retry_after - 1us);
-  EXPECT_FALSE(decide("k", k_ten_per_second).allowed);
+  EXPECT_FALSE(decide("k", k_ten_per_second_limit).allowed);
   clock_.advance(1us);
-  EXPECT_TRUE(decide("k", k_ten_per_second).allowed);
-  EXPECT_FALSE(decide("k", k_ten_per_second).allowed);
+  EXPECT_TRUE(decide("k", k_ten_per_second_limit).allowed);
+  EXPECT_FALSE(decide("k", k_ten_per_second_limit).allowed);
 }
 
 TEST_P(RateLimiterTest, TheBucketRefillsAtTheRateUpToTheBurst) {
-  EXPECT_EQ(passes("k", k_ten_per_second, 20), 20);
+  EXPECT_EQ(passes("k", k_ten_per_second_limit, 20), 20);
   clock_.advance(1s);
-  EXPECT_EQ(passes("k", k_ten_per_second, 100), 10);
+  EXPECT_EQ(passes("k", k_ten_per_second_limit, 100), 10);
   clock_.advance(1h);  // idle for long: full again, never more than the burst
-  const Decision first = decide("k", k_ten_per_second);
+  const Decision first = decide("k", k_ten_per_second_limit);
   EXPECT_EQ(first.remaining, 19);
-  EXPECT_EQ(passes("k", k_ten_per_second, 100), 19);
+  EXPECT_EQ(passes("k", k_ten_per_second_limit, 100), 19);
 }
 
 TEST_P(RateLimiterTest, CostsAboveOneSpendThatManyUnits) {
-  const Limit limit = k_ten_per_second;
+  const Limit limit = k_ten_per_second_limit;
   for (int i = 0; i < 4; ++i) {
     const Decision d = decide("k", limit, 5);
     ASSERT_TRUE(d.allowed) << i;
@@ -132,20 +132,20 @@ TEST_P(RateLimiterTest, CostsAboveOneSpendThatManyUnits) {
 }
 
 TEST_P(RateLimiterTest, ACostAboveTheBurstIsChargedAsTheBurst) {
-  const Decision d = decide("k", k_ten_per_second, 1000);
+  const Decision d = decide("k", k_ten_per_second_limit, 1000);
   EXPECT_TRUE(d.allowed);
   EXPECT_EQ(d.remaining, 0);
-  const Decision denied = decide("k", k_ten_per_second, 1000);
+  const Decision denied = decide("k", k_ten_per_second_limit, 1000);
   EXPECT_FALSE(denied.allowed);
   EXPECT_EQ(denied.retry_after, 2s);  // a full bucket again
   clock_.advance(2s);
-  EXPECT_TRUE(decide("k", k_ten_per_second, 1000).allowed);
+  EXPECT_TRUE(decide("k", k_ten_per_second_limit, 1000).allowed);
 }
 
 TEST_P(RateLimiterTest, KeysAreIndependent) {
-  EXPECT_EQ(passes("tenant-a", k_ten_per_second, 50), 20);
-  EXPECT_EQ(passes("tenant-b", k_ten_per_second, 50), 20);
-  EXPECT_EQ(passes("tenant-a", k_ten_per_second, 50), 0);
+  EXPECT_EQ(passes("tenant-a", k_ten_per_second_limit, 50), 20);
+  EXPECT_EQ(passes("tenant-b", k_ten_per_second_limit, 50), 20);
+  EXPECT_EQ(passes("tenant-a", k_ten_per_second_limit, 50), 0);
 }
 
 TEST_P(RateLimiterTest, RatesThatDoNotDivideASecondStayWithinTheirRate) {
@@ -237,7 +237,7 @@ TEST_F(RedisRateLimiterTest, TwoLimitersOnOneRedisShareTheLimit) {
   ASSERT_TRUE(a && b);
   int allowed = 0;
   for (int i = 0; i < 50; ++i) {
-    auto d = (i % 2 == 0 ? *a : *b)->decide("tenant", k_ten_per_second, 1);
+    auto d = (i % 2 == 0 ? *a : *b)->decide("tenant", k_ten_per_second_limit, 1);
     ASSERT_TRUE(d) << d.error().message;
     allowed += d->allowed ? 1 : 0;
   }
@@ -300,7 +300,7 @@ TEST(RedisRateLimiterFailureTest, AnUnreachableServerIsUnavailableWithinTheTimeo
       make_redis_rate_limiter("redis://127.0.0.1:" + std::to_string(test::closed_port()), {.timeout = 200ms});
   ASSERT_TRUE(limiter);
   const auto start = std::chrono::steady_clock::now();
-  auto d = (*limiter)->decide("k", k_ten_per_second, 1);
+  auto d = (*limiter)->decide("k", k_ten_per_second_limit, 1);
   ASSERT_FALSE(d);
   EXPECT_EQ(d.error().code, Errc::unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);

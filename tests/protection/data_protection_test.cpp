@@ -126,22 +126,6 @@ std::string all_file_bytes(const std::string& root) {
   return out;
 }
 
-// `url` with its database replaced by `database`.
-std::string with_database(const std::string& url, const std::string& database) {
-  const auto scheme = url.find("://");
-  const auto slash = url.find('/', scheme + 3);
-  const auto query = url.find('?', scheme + 3);
-  const std::string base = url.substr(0, slash == std::string::npos ? query : slash);
-  return base + "/" + database + (query == std::string::npos ? "" : url.substr(query));
-}
-
-std::string database_of(const std::string& url) {
-  const auto scheme = url.find("://");
-  const auto slash = url.find('/', scheme + 3);
-  const auto query = url.find('?', slash);
-  return url.substr(slash + 1, query == std::string::npos ? std::string::npos : query - slash - 1);
-}
-
 // pg_dump of `database` as the superuser: what a backup of it holds.
 std::string pg_dump(const std::string& database) {
   const std::string cmd = "pg_dump --no-owner '" + with_database(postgres_url().value(), database) + "' 2>&1";

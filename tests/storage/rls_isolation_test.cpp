@@ -82,21 +82,6 @@ class Pg {
   std::string error_;
 };
 
-// postgresql://user@host:port/db?x -> the same URL naming another database.
-std::string with_database(const std::string& url, const std::string& database) {
-  const auto scheme = url.find("://");
-  const auto slash = url.find('/', scheme + 3);
-  const auto q = url.find('?', slash == std::string::npos ? 0 : slash);
-  return url.substr(0, slash) + "/" + database + (q == std::string::npos ? "" : url.substr(q));
-}
-
-std::string database_of(const std::string& url) {
-  const auto scheme = url.find("://");
-  const auto slash = url.find('/', scheme + 3);
-  const auto q = url.find('?', slash);
-  return url.substr(slash + 1, q == std::string::npos ? std::string::npos : q - slash - 1);
-}
-
 // A table with a tenant_id column, as pg_catalog describes it.
 struct TenantTable {
   std::string schema;

@@ -132,6 +132,21 @@ std::string temp_dir(const std::string& name) {
   return dir.string();
 }
 
+std::string with_database(const std::string& url, const std::string& database) {
+  const auto scheme = url.find("://");
+  const auto slash = url.find('/', scheme + 3);
+  const auto query = url.find('?', scheme + 3);
+  const std::string base = url.substr(0, slash == std::string::npos ? query : slash);
+  return base + "/" + database + (query == std::string::npos ? "" : url.substr(query));
+}
+
+std::string database_of(const std::string& url) {
+  const auto scheme = url.find("://");
+  const auto slash = url.find('/', scheme + 3);
+  const auto query = url.find('?', slash);
+  return url.substr(slash + 1, query == std::string::npos ? std::string::npos : query - slash - 1);
+}
+
 std::optional<std::string> postgres_url() {
   const char* url = std::getenv("ATRIUM_TEST_POSTGRES_URL");
   if (url == nullptr || *url == '\0') return std::nullopt;

@@ -69,6 +69,10 @@ bool services_required();
 // The PostgreSQL server the test command started (ATRIUM_TEST_POSTGRES_URL), or nullopt.
 std::optional<std::string> postgres_url();
 
+// A PostgreSQL URL with its database replaced by `database`, and the database a URL names.
+std::string with_database(const std::string& url, const std::string& database);
+std::string database_of(const std::string& url);
+
 // The Redis server the test command started (ATRIUM_TEST_REDIS_URL), or nullopt.
 std::optional<std::string> redis_url();
 

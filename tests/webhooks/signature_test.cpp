@@ -12,7 +12,7 @@ namespace atrium::webhooks {
 namespace {
 
 constexpr char kSecret[] = "whsec_test_secret";
-constexpr char kBody[] = R"({"event":"ping","id":"evt_1"})";
+constexpr char kPingBody[] = R"({"event":"ping","id":"evt_1"})";
 constexpr std::int64_t kTime = 1'700'000'000;
 // printf '%s' '1700000000.{"event":"ping","id":"evt_1"}' | openssl dgst -sha256 -hmac 'whsec_test_secret'
 constexpr char kGoldenMac[] = "2c3f39b595c26ca0f7d9d0b1431618d7978f5b0975a64c7170a899db53ac89f3";
@@ -22,71 +22,72 @@ constexpr char kGoldenEmptyBodyMac[] = "316b9ab98c15bfa039d243f3196acee619cf2974
 std::string golden_header() { return std::string("t=1700000000,v1=") + kGoldenMac; }
 
 TEST(WebhookSignatureTest, SignMatchesIndependentlyComputedVector) {
-  EXPECT_EQ(sign(kSecret, kTime, kBody), golden_header());
+  EXPECT_EQ(sign(kSecret, kTime, kPingBody), golden_header());
   EXPECT_EQ(sign(kSecret, kTime, ""), std::string("t=1700000000,v1=") + kGoldenEmptyBodyMac);
   // printf "%s" "1700000000.{}" | openssl dgst -sha256 -hmac "" (an empty key is still a key)
   EXPECT_EQ(sign("", kTime, "{}"), "t=1700000000,v1=a9dc44c8eda3de70e9cbf3e488895f1abc26acb1461d3124a3cb886af35251cf");
 }
 
 TEST(WebhookSignatureTest, VerifyAcceptsGoldenVectorWithinTolerance) {
-  EXPECT_TRUE(verify(golden_header(), kSecret, kBody, kTime));
-  EXPECT_TRUE(verify(golden_header(), kSecret, kBody, kTime + 300));
-  EXPECT_TRUE(verify(golden_header(), kSecret, kBody, kTime - 300));  // the sender's clock is a little ahead
-  EXPECT_TRUE(verify(golden_header(), kSecret, kBody, kTime + 10, 10));
+  EXPECT_TRUE(verify(golden_header(), kSecret, kPingBody, kTime));
+  EXPECT_TRUE(verify(golden_header(), kSecret, kPingBody, kTime + 300));
+  EXPECT_TRUE(verify(golden_header(), kSecret, kPingBody, kTime - 300));  // the sender's clock is a little ahead
+  EXPECT_TRUE(verify(golden_header(), kSecret, kPingBody, kTime + 10, 10));
 }
 
 TEST(WebhookSignatureTest, VerifyRejectsTamperedBodySecretOrTimestamp) {
   EXPECT_FALSE(verify(golden_header(), kSecret, R"({"event":"ping","id":"evt_2"})", kTime));
-  EXPECT_FALSE(verify(golden_header(), kSecret, std::string(kBody) + " ", kTime));
-  EXPECT_FALSE(verify(golden_header(), "whsec_test_secreT", kBody, kTime));
-  EXPECT_FALSE(verify(golden_header(), "", kBody, kTime));
+  EXPECT_FALSE(verify(golden_header(), kSecret, std::string(kPingBody) + " ", kTime));
+  EXPECT_FALSE(verify(golden_header(), "whsec_test_secreT", kPingBody, kTime));
+  EXPECT_FALSE(verify(golden_header(), "", kPingBody, kTime));
   // A replayed MAC under a fresher timestamp does not verify: the timestamp is part of the signed text.
-  EXPECT_FALSE(verify(std::string("t=1700000100,v1=") + kGoldenMac, kSecret, kBody, kTime + 100));
+  EXPECT_FALSE(verify(std::string("t=1700000100,v1=") + kGoldenMac, kSecret, kPingBody, kTime + 100));
   // One flipped hex digit.
   std::string flipped = golden_header();
   flipped.back() = flipped.back() == '3' ? '4' : '3';
-  EXPECT_FALSE(verify(flipped, kSecret, kBody, kTime));
+  EXPECT_FALSE(verify(flipped, kSecret, kPingBody, kTime));
 }
 
 TEST(WebhookSignatureTest, VerifyRejectsStaleAndFutureTimestamps) {
-  EXPECT_FALSE(verify(golden_header(), kSecret, kBody, kTime + 301));
-  EXPECT_FALSE(verify(golden_header(), kSecret, kBody, kTime - 301));
-  EXPECT_FALSE(verify(golden_header(), kSecret, kBody, kTime + 11, 10));
-  EXPECT_FALSE(verify(golden_header(), kSecret, kBody, kTime, -1));
-  EXPECT_FALSE(verify(golden_header(), kSecret, kBody, std::numeric_limits<std::int64_t>::min()));
-  EXPECT_FALSE(verify(golden_header(), kSecret, kBody, std::numeric_limits<std::int64_t>::max()));
+  EXPECT_FALSE(verify(golden_header(), kSecret, kPingBody, kTime + 301));
+  EXPECT_FALSE(verify(golden_header(), kSecret, kPingBody, kTime - 301));
+  EXPECT_FALSE(verify(golden_header(), kSecret, kPingBody, kTime + 11, 10));
+  EXPECT_FALSE(verify(golden_header(), kSecret, kPingBody, kTime, -1));
+  EXPECT_FALSE(verify(golden_header(), kSecret, kPingBody, std::numeric_limits<std::int64_t>::min()));
+  EXPECT_FALSE(verify(golden_header(), kSecret, kPingBody, std::numeric_limits<std::int64_t>::max()));
   // A freshly signed header verifies at its own time.
   const std::int64_t now = 1'900'000'000;
-  EXPECT_TRUE(verify(sign(kSecret, now, kBody), kSecret, kBody, now));
+  EXPECT_TRUE(verify(sign(kSecret, now, kPingBody), kSecret, kPingBody, now));
 }
 
 TEST(WebhookSignatureTest, VerifyAcceptsAnyOfSeveralV1Entries) {
-  const std::string other = sign("whsec_old_secret", kTime, kBody);
+  const std::string other = sign("whsec_old_secret", kTime, kPingBody);
   const std::string other_mac = other.substr(other.find("v1=") + 3);
   // The matching MAC first, last, or between others.
-  EXPECT_TRUE(verify(golden_header() + ",v1=" + other_mac, kSecret, kBody, kTime));
-  EXPECT_TRUE(verify("t=1700000000,v1=" + other_mac + ",v1=" + kGoldenMac, kSecret, kBody, kTime));
-  EXPECT_TRUE(verify("t=1700000000,v1=" + other_mac + ",v1=" + kGoldenMac + ",v1=" + other_mac, kSecret, kBody, kTime));
-  EXPECT_TRUE(verify("t=1700000000,v1=" + other_mac, "whsec_old_secret", kBody, kTime));
-  EXPECT_FALSE(verify("t=1700000000,v1=" + other_mac + ",v1=" + other_mac, kSecret, kBody, kTime));
+  EXPECT_TRUE(verify(golden_header() + ",v1=" + other_mac, kSecret, kPingBody, kTime));
+  EXPECT_TRUE(verify("t=1700000000,v1=" + other_mac + ",v1=" + kGoldenMac, kSecret, kPingBody, kTime));
+  EXPECT_TRUE(
+      verify("t=1700000000,v1=" + other_mac + ",v1=" + kGoldenMac + ",v1=" + other_mac, kSecret, kPingBody, kTime));
+  EXPECT_TRUE(verify("t=1700000000,v1=" + other_mac, "whsec_old_secret", kPingBody, kTime));
+  EXPECT_FALSE(verify("t=1700000000,v1=" + other_mac + ",v1=" + other_mac, kSecret, kPingBody, kTime));
 }
 
 TEST(WebhookSignatureTest, SignRotatingEmitsOneEntryPerSecretAndEachVerifies) {
-  const std::string header = sign_rotating({"whsec_old_secret", kSecret}, kTime, kBody);
-  EXPECT_EQ(header, "t=1700000000,v1=" + sign("whsec_old_secret", kTime, kBody).substr(16) + ",v1=" + kGoldenMac);
-  EXPECT_TRUE(verify(header, kSecret, kBody, kTime));
-  EXPECT_TRUE(verify(header, "whsec_old_secret", kBody, kTime));
-  EXPECT_FALSE(verify(header, "whsec_third_secret", kBody, kTime));
-  EXPECT_EQ(sign_rotating({}, kTime, kBody), "t=1700000000");
-  EXPECT_FALSE(verify(sign_rotating({}, kTime, kBody), kSecret, kBody, kTime));
+  const std::string header = sign_rotating({"whsec_old_secret", kSecret}, kTime, kPingBody);
+  EXPECT_EQ(header, "t=1700000000,v1=" + sign("whsec_old_secret", kTime, kPingBody).substr(16) + ",v1=" + kGoldenMac);
+  EXPECT_TRUE(verify(header, kSecret, kPingBody, kTime));
+  EXPECT_TRUE(verify(header, "whsec_old_secret", kPingBody, kTime));
+  EXPECT_FALSE(verify(header, "whsec_third_secret", kPingBody, kTime));
+  EXPECT_EQ(sign_rotating({}, kTime, kPingBody), "t=1700000000");
+  EXPECT_FALSE(verify(sign_rotating({}, kTime, kPingBody), kSecret, kPingBody, kTime));
 }
 
 TEST(WebhookSignatureTest, VerifyToleratesWhitespaceUnknownSchemesAndUpperCaseHex) {
-  EXPECT_TRUE(verify(std::string(" t=1700000000 , v0=deadbeef, v1=") + kGoldenMac + " ", kSecret, kBody, kTime));
-  EXPECT_TRUE(verify(std::string("v1=") + kGoldenMac + ",t=1700000000", kSecret, kBody, kTime));
+  EXPECT_TRUE(verify(std::string(" t=1700000000 , v0=deadbeef, v1=") + kGoldenMac + " ", kSecret, kPingBody, kTime));
+  EXPECT_TRUE(verify(std::string("v1=") + kGoldenMac + ",t=1700000000", kSecret, kPingBody, kTime));
   std::string upper = kGoldenMac;
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  EXPECT_TRUE(verify("t=1700000000,v1=" + upper, kSecret, kBody, kTime));
+  EXPECT_TRUE(verify("t=1700000000,v1=" + upper, kSecret, kPingBody, kTime));
 }
 
 TEST(WebhookSignatureTest, VerifyRejectsMalformedHeaders) {
@@ -108,7 +109,7 @@ TEST(WebhookSignatureTest, VerifyRejectsMalformedHeaders) {
            "t=1700000000;v1=" + mac,               // wrong separator
            "T=1700000000,V1=" + mac,               // keys are case-sensitive
        }) {
-    EXPECT_FALSE(verify(header, kSecret, kBody, kTime)) << header;
+    EXPECT_FALSE(verify(header, kSecret, kPingBody, kTime)) << header;
   }
 }
 
@@ -125,7 +126,7 @@ TEST(WebhookSignatureTest, NewSecretIsPrefixedBase64UrlAndUnique) {
   }
   EXPECT_EQ(seen.size(), 100u);
   const std::string secret = new_secret();
-  EXPECT_TRUE(verify(sign(secret, kTime, kBody), secret, kBody, kTime));
+  EXPECT_TRUE(verify(sign(secret, kTime, kPingBody), secret, kPingBody, kTime));
 }
 
 }  // namespace
