@@ -350,7 +350,8 @@ Result<void> Platform::open_keyring() {
   keyring = adopt(std::make_unique<protection::Keyring>(
       *keys_db_, *key_service_, clock_,
       protection::KeyringOptions{.encrypt = config.protection.encrypt_fields,
-                                 .cache_ttl = std::chrono::milliseconds(config.protection.key_cache_ttl_ms)},
+                                 .cache_ttl = std::chrono::milliseconds(config.protection.key_cache_ttl_ms),
+                                 .cache_tenants = static_cast<std::size_t>(config.protection.key_cache_tenants)},
       &registry));
   return {};
 }

@@ -170,6 +170,8 @@ const std::vector<Key>& keys() {
       {"protection", "key_directory", member(&Config::protection, &ProtectionConfig::key_directory)},
       {"protection", "key_cache_ttl_ms", member(&Config::protection, &ProtectionConfig::key_cache_ttl_ms), 0,
        86'400'000},
+      {"protection", "key_cache_tenants", member(&Config::protection, &ProtectionConfig::key_cache_tenants), 1,
+       10'000'000},
       {"metrics", "tenant_label", member(&Config::metrics, &MetricsConfig::tenant_label)},
       {"metrics", "tenant_label_limit", member(&Config::metrics, &MetricsConfig::tenant_label_limit), 1, 10'000},
       {"log", "level", member(&Config::log, &LogConfig::level)},

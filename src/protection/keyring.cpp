@@ -1,6 +1,9 @@
 #include "protection/keyring.hpp"
 
+#include <openssl/crypto.h>
+
 #include <charconv>
+#include <list>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -66,9 +69,11 @@ struct Keyring::Impl {
     int active = 0;
     Instant active_until{};
     std::unordered_map<int, std::string> keys;  // version -> 32 bytes
+    std::list<std::string>::iterator recent;    // this tenant's place in Impl::recent
   };
-  std::mutex mutex;  // guards cache
+  std::mutex mutex;  // guards cache and recent
   std::unordered_map<std::string, Entry> cache;
+  std::list<std::string> recent;  // tenant ids, most recently used first; at most options.cache_tenants
   std::mutex load_mutex;  // one load at a time: a cold cache under load asks the database once per tenant
 
   metrics::Counter* sealed = nullptr;
@@ -92,17 +97,38 @@ struct Keyring::Impl {
     if (it == cache.end()) return std::nullopt;
     auto k = it->second.keys.find(version);
     if (k == it->second.keys.end()) return std::nullopt;
+    touch(it->second);
     return k->second;
   }
 
   void remember(const std::string& tenant_id, int version, const std::string& key, bool active) {
     std::lock_guard lock(mutex);
-    Entry& e = cache[tenant_id];
+    auto [it, inserted] = cache.try_emplace(tenant_id);
+    Entry& e = it->second;
+    if (inserted) {
+      e.recent = recent.insert(recent.begin(), tenant_id);
+    } else {
+      touch(e);
+    }
     e.keys[version] = key;
     if (active) {
       e.active = version;
       e.active_until = clock.now() + options.cache_ttl;
     }
+    // The least recently used tenants leave (never the one just used: it is first).
+    while (cache.size() > std::max<std::size_t>(1, options.cache_tenants)) drop(recent.back());
+  }
+
+  // Marks `e` as the most recently used. Caller holds mutex.
+  void touch(Entry& e) { recent.splice(recent.begin(), recent, e.recent); }
+
+  // Forgets a tenant's keys, overwriting them first. Caller holds mutex.
+  void drop(std::string tenant_id) {  // a copy: the id in `recent` goes with the entry
+    auto it = cache.find(tenant_id);
+    if (it == cache.end()) return;
+    for (auto& [version, key] : it->second.keys) OPENSSL_cleanse(key.data(), key.size());
+    recent.erase(it->second.recent);
+    cache.erase(it);
   }
 
   Result<std::string> unwrap(const std::string& tenant_id, int version, const std::string& wrapped) {
@@ -153,6 +179,7 @@ struct Keyring::Impl {
       std::lock_guard lock(mutex);
       auto it = cache.find(tenant_id);
       if (it != cache.end() && it->second.active > 0 && clock.now() < it->second.active_until) {
+        touch(it->second);
         return std::pair{it->second.active, it->second.keys.at(it->second.active)};
       }
     }
@@ -201,7 +228,7 @@ struct Keyring::Impl {
 
 Keyring::Keyring(storage::Database& db, KeyService& keys, const Clock& clock, KeyringOptions options,
                  metrics::Registry* registry)
-    : impl_(new Impl{db, keys, clock, options, {}, {}, {}}) {
+    : impl_(new Impl{db, keys, clock, options, {}, {}, {}, {}}) {
   if (registry != nullptr) {
     impl_->sealed = &registry->counter("protection_fields_sealed_total", "Field values encrypted at rest").with({});
     impl_->opened = &registry->counter("protection_fields_opened_total", "Field values decrypted").with({});
@@ -386,7 +413,12 @@ Result<void> Keyring::shred(const std::string& tenant_id) {
 
 void Keyring::forget(const std::string& tenant_id) {
   std::lock_guard lock(impl_->mutex);
-  impl_->cache.erase(tenant_id);
+  impl_->drop(tenant_id);
+}
+
+std::size_t Keyring::cached_tenants() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->cache.size();
 }
 
 Result<ReencryptSummary> reencrypt(tenancy::TenantData& data, Keyring& keyring, const tenancy::Tenant& tenant,

@@ -32,6 +32,7 @@ class KeyService;
 struct KeyringOptions {
   bool encrypt = true;                          // protection.encrypt_fields: false stores new values as given
   std::chrono::milliseconds cache_ttl{60'000};  // protection.key_cache_ttl_ms: how long a cached active version holds
+  std::size_t cache_tenants = 10'000;  // protection.key_cache_tenants: tenants kept, least recently used leave first
 };
 
 struct DataKeyInfo {
@@ -81,6 +82,8 @@ class Keyring final : public tenancy::FieldSealer {
 
   // Forgets cached keys (tests; after a rotation made by another process it happens by itself after cache_ttl).
   void forget(const std::string& tenant_id);
+  // How many tenants' keys are in memory (at most KeyringOptions::cache_tenants).
+  std::size_t cached_tenants() const;
 
   std::chrono::milliseconds cache_ttl() const;
 

@@ -11,9 +11,11 @@
 #include <thread>
 
 #include "email/settings.hpp"
+#include "observability/metrics.hpp"
 #include "protection/aead.hpp"
 #include "protection/key_service.hpp"
 #include "protection/keyring.hpp"
+#include "storage/database.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 #include "tenancy/idempotency.hpp"
@@ -111,6 +113,47 @@ TEST(LocalKeyService, WrapsRotatesTrimsAndDestroys) {
   EXPECT_EQ(kms->unwrap(name, w2, "c1").error().code, Errc::not_found);
   EXPECT_TRUE(kms->destroy(name));  // idempotent
   EXPECT_EQ(kms->wrap("../escape", "x", "c").error().code, Errc::invalid_argument);
+}
+
+// The keyring keeps the unwrapped data keys of at most protection.key_cache_tenants tenants: the least recently used
+// leave (their keys overwritten) and are unwrapped again from the data_keys table on their next use.
+TEST(KeyringCache, KeepsTheMostRecentlyUsedTenantsAndReloadsTheOthers) {
+  const std::string dir = temp_dir("keyring-cache");
+  auto db = storage::open_database({.url = "sqlite:" + dir + "/keys.db"}).value();
+  ASSERT_TRUE(protection::Keyring::prepare(*db));
+  auto kms = protection::make_local_key_service(dir + "/kms", protection::random_bytes(32)).value();
+  ManualClock clock(std::chrono::system_clock::time_point(std::chrono::hours(24 * 20000)));
+  metrics::Registry registry;
+  protection::Keyring keyring(*db, *kms, clock,
+                              {.encrypt = true, .cache_ttl = std::chrono::minutes(1), .cache_tenants = 2}, &registry);
+  const auto loads = [&] {  // protection_data_key_loads_total, as /metrics shows it
+    const std::string text = registry.render();
+    const std::string name = "\nprotection_data_key_loads_total ";
+    const auto at = text.find(name);
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size()));
+  };
+  const std::vector<std::string> tenants = {"0190f1a2-0000-7000-8000-00000000000a",
+                                            "0190f1a2-0000-7000-8000-00000000000b",
+                                            "0190f1a2-0000-7000-8000-00000000000c"};
+  std::vector<std::string> sealed;
+  for (const auto& t : tenants) sealed.push_back(keyring.seal(t, k_probe, "row-1", "secret of " + t).value());
+  EXPECT_EQ(keyring.cached_tenants(), 2U);
+  EXPECT_EQ(loads(), 3);  // each tenant's first key, created and unwrapped once
+
+  // The third and second are cached: opening them loads nothing.
+  EXPECT_EQ(keyring.open(tenants[2], k_probe, "row-1", sealed[2]).value(), "secret of " + tenants[2]);
+  EXPECT_EQ(keyring.open(tenants[1], k_probe, "row-1", sealed[1]).value(), "secret of " + tenants[1]);
+  EXPECT_EQ(loads(), 3);
+  // The first left when the third came: it is unwrapped again, and the least recently used (the third) leaves.
+  EXPECT_EQ(keyring.open(tenants[0], k_probe, "row-1", sealed[0]).value(), "secret of " + tenants[0]);
+  EXPECT_EQ(loads(), 4);
+  EXPECT_EQ(keyring.cached_tenants(), 2U);
+  EXPECT_EQ(keyring.open(tenants[1], k_probe, "row-1", sealed[1]).value(), "secret of " + tenants[1]);
+  EXPECT_EQ(loads(), 4);
+  EXPECT_EQ(keyring.open(tenants[2], k_probe, "row-1", sealed[2]).value(), "secret of " + tenants[2]);
+  EXPECT_EQ(loads(), 5);
+  keyring.forget(tenants[2]);
+  EXPECT_EQ(keyring.cached_tenants(), 1U);
 }
 
 // Every byte under `root` (SQLite: the control plane, its WAL, tenant files, the key store).
