@@ -5,11 +5,13 @@
 #include <chrono>
 #include <limits>
 #include <map>
+#include <span>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
 #include "core/ids.hpp"
+#include "core/json_writer.hpp"
 
 namespace atrium::metering {
 
@@ -34,6 +36,15 @@ constexpr TenantStatement k_event_insert{"metering_event_insert",
                                          "ts, properties, received_at, user_id) VALUES ($1, "
                                          "$2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, idempotency_key) DO "
                                          "NOTHING"};
+// PostgreSQL: a whole batch in one statement, its events a JSON array of {k, m, q, t, p, u} in key order (kept by
+// ORDER BY n, so two batches sharing keys lock them in the same order). Returns the keys it inserted: a key already
+// stored inserts nothing, so each idempotency key is stored once.
+constexpr TenantStatement k_event_insert_batch{
+    "metering_event_insert_batch",
+    "INSERT INTO usage_events (tenant_id, idempotency_key, metric, quantity, ts, properties, received_at, user_id) "
+    "SELECT $1::uuid, e.k, e.m, e.q, e.t, e.p, $2, e.u FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS "
+    "(k TEXT, m TEXT, q BIGINT, t BIGINT, p TEXT, u TEXT)) WITH ORDINALITY AS e(k, m, q, t, p, u, n) ORDER BY e.n "
+    "ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING idempotency_key"};
 // The roll-up of one (metric, hour) grows by a batch's delta. In SET every
 // right-hand side reads the old row.
 constexpr TenantStatement k_rollup_upsert{"metering_rollup_upsert",
@@ -75,9 +86,9 @@ constexpr TenantStatement k_events_expire{"metering_events_expire",
 constexpr TenantStatement k_event_exists{"metering_event_exists",
                                          "SELECT 1 FROM usage_events WHERE tenant_id = $1 AND idempotency_key = $2"};
 
-constexpr std::array<TenantStatement, 7> k_tenant_statements{k_event_insert,       k_rollup_upsert, k_events_range,
-                                                             k_events_range_props, k_rollups_range, k_events_expire,
-                                                             k_event_exists};
+constexpr std::array<TenantStatement, 8> k_tenant_statements{k_event_insert,  k_event_insert_batch, k_rollup_upsert,
+                                                             k_events_range,  k_events_range_props, k_rollups_range,
+                                                             k_events_expire, k_event_exists};
 
 // Hard quotas on PostgreSQL: batches of one tenant that add to one hard-limited metric take turns (transactions
 // are READ COMMITTED, so the value read after the lock includes every batch committed before it).
@@ -102,6 +113,24 @@ struct Parsed {
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
   const std::int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+// The events as k_event_insert_batch reads them: [{"k", "m", "q", "t", "p", "u"}, ...] in their order.
+std::string batch_rows(const std::vector<Parsed>& events) {
+  JsonWriter w(events.size() * 160);
+  w.begin_array();
+  for (const Parsed& p : events) {
+    w.begin_object().key("k").string(p.key).key("m").string(p.metric).key("q").number(p.quantity);
+    w.key("t").number(p.ts).key("p").string(p.properties).key("u");
+    if (p.user_id.empty()) {
+      w.null();
+    } else {
+      w.string(p.user_id);
+    }
+    w.end_object();
+  }
+  w.end_array();
+  return w.take();
 }
 
 struct Delta {
@@ -574,7 +603,27 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
       auto guards = s.guards(tx, valid);
       if (!guards) return std::unexpected(guards.error());
       std::map<std::pair<std::string_view, std::int64_t>, Delta> deltas;
-      for (const Parsed& p : valid) {
+      const auto accept = [&](const Parsed& p) {
+        ++inserted;
+        accepted_indices.push_back(p.index);
+        deltas[{p.metric, floor_div(p.ts, k_hour_ms) * k_hour_ms}].add(p.ts, p.quantity);
+      };
+      // PostgreSQL, no hard quota on the batch's metrics: every event in one statement. A hard quota is checked
+      // event by event below, in key order.
+      const bool set_based =
+          tx.backend() == storage::Backend::postgres &&
+          std::none_of(valid.begin(), valid.end(), [&](const Parsed& p) { return guards->contains(p.metric); });
+      if (set_based) {
+        auto stored = tx.execute(k_event_insert_batch, {Value(now), Value(batch_rows(valid))});
+        if (!stored) return std::unexpected(stored.error());
+        std::unordered_set<std::string> fresh;
+        fresh.reserve(stored->rows.size());
+        for (std::size_t r = 0; r < stored->rows.size(); ++r) fresh.insert(stored->text_at(r, 0).value_or(""));
+        for (const Parsed& p : valid) {
+          if (fresh.contains(p.key)) accept(p);
+        }
+      }
+      for (const Parsed& p : set_based ? std::span<const Parsed>{} : std::span<const Parsed>(valid)) {
         Guard* g = nullptr;
         if (auto it = guards->find(p.metric); it != guards->end()) {
           for (Guard& candidate : it->second) {
@@ -603,10 +652,8 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
                                Value(now), p.user_id.empty() ? Value() : Value(p.user_id)});
         if (!ins) return std::unexpected(ins.error());
         if (ins->affected_rows == 0) continue;
-        ++inserted;
-        accepted_indices.push_back(p.index);
         if (g) g->add(p);
-        deltas[{p.metric, floor_div(p.ts, k_hour_ms) * k_hour_ms}].add(p.ts, p.quantity);
+        accept(p);
       }
       touched.clear();
       for (const auto& [key, d] : deltas) {

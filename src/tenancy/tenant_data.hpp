@@ -20,12 +20,15 @@ constexpr bool contains_whole(std::string_view text, std::string_view needle) {
   }
   return false;
 }
-// Whether `sql` filters `tenant_id = $1`, is an INSERT whose column list starts with tenant_id and whose VALUES
-// start with $1, or touches no table at all (no FROM, INTO, UPDATE or DELETE: a tenant's advisory lock) and uses $1.
+// Whether `sql` filters `tenant_id = $1`, is an INSERT whose column list starts with tenant_id and whose VALUES (or
+// SELECT, for rows given as a parameter: such a SELECT must read no tenant table) start with $1, or touches no table
+// at all (no FROM, INTO, UPDATE or DELETE: a tenant's advisory lock) and uses $1.
 constexpr bool binds_tenant(std::string_view sql) {
   if (contains_whole(sql, "tenant_id = $1")) return true;
   if (sql.starts_with("INSERT INTO")) {
-    return sql.find("(tenant_id,") != std::string_view::npos && sql.find("VALUES ($1,") != std::string_view::npos;
+    return sql.find("(tenant_id,") != std::string_view::npos &&
+           (sql.find("VALUES ($1,") != std::string_view::npos || sql.find("SELECT $1,") != std::string_view::npos ||
+            sql.find("SELECT $1::uuid,") != std::string_view::npos);
   }
   const bool tables = sql.find("FROM") != std::string_view::npos || sql.find("INTO") != std::string_view::npos ||
                       sql.find("UPDATE") != std::string_view::npos || sql.find("DELETE") != std::string_view::npos;

@@ -23,7 +23,7 @@ class StatementBindingTest(unittest.TestCase):
 
     def test_each_unbound_statement_fails_naming_the_check(self):
         for case, expect in ((1, CHECK), (2, CHECK), (3, CHECK), (4, "not a constant expression"), (5, CHECK),
-                             (6, CHECK)):
+                             (6, CHECK), (7, CHECK)):
             with self.subTest(case=case):
                 r = compile_file("unbound.cpp", f"-DCASE={case}")
                 self.assertNotEqual(r.returncode, 0, f"case {case} compiled")

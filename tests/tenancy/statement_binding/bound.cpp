@@ -7,8 +7,11 @@ constexpr TenantStatement k_alias{"alias", "UPDATE projects p SET name = $2 WHER
 constexpr TenantStatement k_last{"last", "DELETE FROM projects WHERE id = $2 AND tenant_id = $1"};
 constexpr TenantStatement k_lock{"lock", "SELECT pg_advisory_xact_lock(hashtextextended('projects:' || $1, 0))"};
 constexpr TenantStatement k_insert{"insert", "INSERT INTO projects (tenant_id, id, name) VALUES ($1, $2, $3)"};
+constexpr TenantStatement k_insert_rows{
+    "insert_rows",
+    "INSERT INTO projects (tenant_id, id) SELECT $1::uuid, e.id FROM jsonb_to_recordset($2) AS e(id TEXT)"};
 
 int main() {
   return static_cast<int>(k_filter.sql.size() + k_alias.sql.size() + k_last.sql.size() + k_lock.sql.size() +
-                          k_insert.sql.size()) == 0;
+                          k_insert.sql.size() + k_insert_rows.sql.size()) == 0;
 }

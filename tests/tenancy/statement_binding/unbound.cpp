@@ -18,6 +18,9 @@ void f(std::string_view text) {
 constexpr TenantStatement k_bad{"bad", "SELECT pg_advisory_xact_lock(hashtextextended('projects:' || $2, 0))"};
 #elif CASE == 6  // a subquery's table without the tenant filter
 constexpr TenantStatement k_bad{"bad", "SELECT $1, (SELECT COUNT(*) FROM projects)"};
+#elif CASE == 7  // an INSERT ... SELECT that sets tenant_id from another parameter
+constexpr TenantStatement k_bad{"bad",
+                                "INSERT INTO projects (tenant_id, id) SELECT $2, e.id FROM jsonb_to_recordset($1)"};
 #endif
 
 int main() {}
