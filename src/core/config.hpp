@@ -189,10 +189,10 @@ struct ProxyConfig {
 };
 
 struct ProtectionConfig {
-  bool encrypt_fields = true;              // seal personal and secret fields at rest (docs/data-protection.md)
-  std::string key_provider = "local";      // where key-encryption keys live: "local" (files under key_directory)
-  std::string key_directory;               // "": <data_dir>/keys/kms; keep it out of database backups
-  std::int64_t key_cache_ttl_ms = 60'000;  // how long an instance seals with a cached data key before re-reading
+  bool encrypt_fields = true;               // seal personal and secret fields at rest (docs/data-protection.md)
+  std::string key_provider = "local";       // where key-encryption keys live: "local" (files under key_directory)
+  std::string key_directory;                // "": <data_dir>/keys/kms; keep it out of database backups
+  std::int64_t key_cache_ttl_ms = 60'000;   // how long an instance seals with a cached data key before re-reading
   std::int64_t key_cache_tenants = 10'000;  // tenants whose unwrapped data keys stay in memory (least recent leave)
 };
 

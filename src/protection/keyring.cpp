@@ -74,7 +74,7 @@ struct Keyring::Impl {
   std::mutex mutex;  // guards cache and recent
   std::unordered_map<std::string, Entry> cache;
   std::list<std::string> recent;  // tenant ids, most recently used first; at most options.cache_tenants
-  std::mutex load_mutex;  // one load at a time: a cold cache under load asks the database once per tenant
+  std::mutex load_mutex;          // one load at a time: a cold cache under load asks the database once per tenant
 
   metrics::Counter* sealed = nullptr;
   metrics::Counter* opened = nullptr;

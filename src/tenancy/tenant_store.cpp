@@ -157,23 +157,19 @@ Result<TenantPage> tenant_page(storage::Database& db, const Statement& statement
   std::vector<Value> params{Value(after.value_or("00000000-0000-0000-0000-000000000000")),
                             Value(std::int64_t{limit + 1})};
   for (auto& v : extra) params.push_back(std::move(v));
-  return storage::transact_value<TenantPage>(db,
-                                             [&](Transaction& tx) -> Result<TenantPage> {
-                                               auto rs = tx.execute(statement, params);
-                                               if (!rs) return std::unexpected(rs.error());
-                                               TenantPage page;
-                                               for (std::size_t i = 0;
-                                                    i < rs->rows.size() && static_cast<int>(i) < limit; ++i) {
-                                                 auto t = from_row(*rs, i);
-                                                 if (!t) return std::unexpected(t.error());
-                                                 page.tenants.push_back(std::move(*t));
-                                               }
-                                               if (static_cast<int>(rs->rows.size()) > limit && !page.tenants.empty()) {
-                                                 page.next_cursor = page.tenants.back().id;
-                                               }
-                                               return page;
-                                             },
-                                             {.read_only = true});
+  const auto read = [&](Transaction& tx) -> Result<TenantPage> {
+    auto rs = tx.execute(statement, params);
+    if (!rs) return std::unexpected(rs.error());
+    TenantPage page;
+    for (std::size_t i = 0; i < rs->rows.size() && static_cast<int>(i) < limit; ++i) {
+      auto t = from_row(*rs, i);
+      if (!t) return std::unexpected(t.error());
+      page.tenants.push_back(std::move(*t));
+    }
+    if (static_cast<int>(rs->rows.size()) > limit && !page.tenants.empty()) page.next_cursor = page.tenants.back().id;
+    return page;
+  };
+  return storage::transact_value<TenantPage>(db, read, {.read_only = true});
 }
 
 }  // namespace
