@@ -36,6 +36,24 @@ Result<std::unique_ptr<Database>> open_database(const DatabaseOptions& options) 
   return open_sqlite(options, path);
 }
 
+Result<std::vector<ResultSet>> Database::run(std::span<const BoundStatement> statements,
+                                             const TransactionOptions& options) {
+  std::vector<ResultSet> out;
+  auto r = transact(
+      [&](Transaction& tx) -> Result<void> {
+        out.clear();
+        for (const BoundStatement& s : statements) {
+          auto rs = tx.execute(s.statement, std::span<const Value>(s.params));
+          if (!rs) return std::unexpected(rs.error());
+          out.push_back(std::move(*rs));
+        }
+        return {};
+      },
+      options);
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
 PoolStats& PoolStats::operator+=(const PoolStats& other) {
   in_use += other.in_use;
   idle += other.idle;

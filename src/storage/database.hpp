@@ -59,9 +59,11 @@ struct TransactionOptions {
 class Transaction {
  public:
   virtual ~Transaction() = default;
-  // Errors: unique_violation, serialization_failure, connection_lost, timeout, invalid_argument (bad SQL or
-  // parameters, constraint other than unique, a text parameter containing a NUL byte — refused on both backends
-  // before anything runs), internal.
+  // Errors: unique_violation, serialization_failure, connection_lost, timeout, invalid_argument (a bound value the
+  // statement refuses: a constraint other than unique, a bad value for the column's type, a text parameter
+  // containing a NUL byte, refused on both backends before anything runs), internal (among others SQL that does
+  // not parse or names what does not exist, a privilege or row-level security refusal: statements are constant
+  // text, so these are the server's bugs, never a client's 400).
   virtual Result<ResultSet> execute(const Statement& statement, std::span<const Value> params = {}) = 0;
   Result<ResultSet> execute(const Statement& statement, std::initializer_list<Value> params) {
     return execute(statement, std::span<const Value>(params.begin(), params.size()));
@@ -69,6 +71,13 @@ class Transaction {
   // Runs several ';'-separated statements without parameters (migrations).
   virtual Result<void> execute_script(std::string_view sql) = 0;
   virtual Backend backend() const = 0;
+};
+
+// A statement with its parameters, for a transaction whose statements are all known before it begins
+// (Database::run).
+struct BoundStatement {
+  Statement statement;
+  std::vector<Value> params;
 };
 
 // A pool's occupancy at one instant, for metrics: connections handed out, idle ones, the cap, and callers waiting.
@@ -94,6 +103,14 @@ class Database {
   // caller's thread; opening a write transaction inside another on the same SQLite database fails (`internal`).
   virtual Result<void> transact(const std::function<Result<void>(Transaction&)>& body,
                                 const TransactionOptions& options = {}) = 0;
+
+  // A transaction whose statements are all known before it begins (none needs an earlier one's result): runs them
+  // in order, all or nothing, and returns their results. The first that fails fails the transaction (nothing
+  // commits). On PostgreSQL BEGIN, the statements and COMMIT travel in one pipeline, one network round trip in
+  // all (transact takes one per statement and one for COMMIT). Retries and errors as transact; a connection lost
+  // after the pipeline was sent is connection_lost and not retried (whether it committed is unknown).
+  virtual Result<std::vector<ResultSet>> run(std::span<const BoundStatement> statements,
+                                             const TransactionOptions& options = {});
 
   // Checks that the database answers (a round trip on a pooled connection).
   virtual Result<void> ping() = 0;

@@ -1,10 +1,14 @@
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <charconv>
+#include <deque>
+#include <thread>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
+#include "core/failpoint.hpp"
 #include "storage/pooled_database.hpp"
 
 namespace atrium::storage {
@@ -43,6 +47,36 @@ std::string rfc3339_from_pg(std::string_view pg) {
   return out;
 }
 
+// Parameters in text format as libpq takes them: C strings, nullptr for NULL. Not movable: `values` points into
+// `text`.
+struct TextParams {
+  std::vector<std::string> text;
+  std::vector<const char*> values;
+  explicit TextParams(std::span<const Value> params) : text(params.size()), values(params.size(), nullptr) {
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const Value& v = params[i];
+      if (std::holds_alternative<std::monostate>(v)) continue;
+      if (const auto* b = std::get_if<bool>(&v))
+        text[i] = *b ? "true" : "false";
+      else if (const auto* n = std::get_if<std::int64_t>(&v))
+        text[i] = std::to_string(*n);
+      else if (const auto* d = std::get_if<double>(&v))
+        text[i] = fmt::format("{}", *d);
+      else
+        text[i] = std::get<std::string>(v);
+      values[i] = text[i].c_str();
+    }
+  }
+  TextParams(const TextParams&) = delete;
+  TextParams& operator=(const TextParams&) = delete;
+};
+
+// One statement of a pipeline.
+struct Query {
+  const Statement& statement;
+  std::span<const Value> params;
+};
+
 Errc classify_sqlstate(std::string_view state) {
   if (state == "23505") return Errc::unique_violation;
   if (state == "40001" || state == "40P01") return Errc::serialization_failure;
@@ -50,7 +84,10 @@ Errc classify_sqlstate(std::string_view state) {
   if (state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03") {
     return Errc::connection_lost;
   }
-  if (state.starts_with("23") || state.starts_with("22") || state.starts_with("42")) return Errc::invalid_argument;
+  // A bound value the statement refuses (22 data exception, 23 integrity constraint) is the caller's; class 42
+  // (syntax, undefined object, insufficient privilege, a row-level security refusal) can only be the server's, as
+  // every statement is constant text: internal, never a 400 that shows SQL to a client.
+  if (state.starts_with("23") || state.starts_with("22")) return Errc::invalid_argument;
   if (state == "55P03") return Errc::timeout;  // lock_not_available
   return Errc::internal;
 }
@@ -104,27 +141,14 @@ class PgConnection final : public detail::Connection {
     // Parameters travel in text format as C strings, so a NUL byte would silently cut the value short there (and
     // PostgreSQL text cannot hold NUL at all): refused before anything is sent.
     if (auto ok = detail::check_no_nul(statement, params); !ok) return std::unexpected(ok.error());
-    std::vector<std::string> text(params.size());
-    std::vector<const char*> values(params.size(), nullptr);
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      const Value& v = params[i];
-      if (std::holds_alternative<std::monostate>(v)) continue;
-      if (const auto* b = std::get_if<bool>(&v))
-        text[i] = *b ? "true" : "false";
-      else if (const auto* n = std::get_if<std::int64_t>(&v))
-        text[i] = std::to_string(*n);
-      else if (const auto* d = std::get_if<double>(&v))
-        text[i] = fmt::format("{}", *d);
-      else
-        text[i] = std::get<std::string>(v);
-      values[i] = text[i].c_str();
-    }
+    if (!pending_begin_.empty()) return execute_first(statement, params);
+    const TextParams text(params);
+    const auto* values = text.values.data();
     const int n = static_cast<int>(params.size());
-    if (!pending_begin_.empty()) return execute_first(statement, n, values.data());
     PGresult* res = nullptr;
     if (statement.name.empty()) {
       const std::string sql(statement.sql);
-      res = PQexecParams(conn_, sql.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0);
+      res = PQexecParams(conn_, sql.c_str(), n, nullptr, values, nullptr, nullptr, 0);
     } else {
       const std::string name(statement.name);
       if (!prepared_.contains(name)) {
@@ -134,44 +158,102 @@ class PgConnection final : public detail::Connection {
         if (!checked) return std::unexpected(checked.error());
         prepared_.insert(name);
       }
-      res = PQexecPrepared(conn_, name.c_str(), n, values.data(), nullptr, nullptr, 0);
+      res = PQexecPrepared(conn_, name.c_str(), n, values, nullptr, nullptr, 0);
     }
     auto checked = check(res, statement.name);
     if (!checked) return std::unexpected(checked.error());
     return std::move(*checked);
   }
 
- private:
-  // The transaction's first statement: BEGIN, (PREPARE,) the statement and a sync in one pipeline. When the
-  // connection turns out dead (the server restarted while it sat in the pool) nothing has run yet, so it is
-  // re-established once and the pipeline sent again.
-  Result<ResultSet> execute_first(const Statement& statement, int n, const char* const* values) {
-    for (int attempt = 0;; ++attempt) {
-      auto r = pipeline_first(statement, n, values);
-      if (r || r.error().code != Errc::connection_lost || attempt > 0) return r;
+  // A transaction whose statements are all known (Database::run), after begin(): BEGIN, the statements and COMMIT
+  // in one pipeline. A connection the server closed while it sat in the pool is re-established first; once the
+  // pipeline is sent, a lost connection is not retried, as it may have committed.
+  Result<std::vector<ResultSet>> run_and_commit(std::span<const BoundStatement> statements) {
+    std::vector<Query> queries;
+    queries.reserve(statements.size());
+    for (const BoundStatement& s : statements) {
+      if (auto ok = detail::check_no_nul(s.statement, s.params); !ok) return std::unexpected(ok.error());
+      queries.push_back({s.statement, s.params});
+    }
+    if (closed_by_server()) {
       PQreset(conn_);
       prepared_.clear();
       if (PQstatus(conn_) != CONNECTION_OK) {
         broken_ = true;
-        return r;
+        return fail(Errc::connection_lost, std::string("reconnect: ") + PQerrorMessage(conn_));
+      }
+    }
+    return pipeline(queries, /*commit=*/true);
+  }
+
+ private:
+  // The transaction's first statement: BEGIN, (PREPARE,) the statement and a sync in one pipeline. When the
+  // connection turns out dead (the server restarted while it sat in the pool) nothing has run yet, so it is
+  // re-established once and the pipeline sent again.
+  Result<ResultSet> execute_first(const Statement& statement, std::span<const Value> params) {
+    const std::string begin = pending_begin_;
+    const Query query{statement, params};
+    for (int attempt = 0;; ++attempt) {
+      auto r = pipeline(std::span<const Query>(&query, 1), /*commit=*/false);
+      if (r) return std::move(r->front());
+      if (r.error().code != Errc::connection_lost || attempt > 0) return std::unexpected(r.error());
+      PQreset(conn_);
+      prepared_.clear();
+      if (PQstatus(conn_) != CONNECTION_OK) {
+        broken_ = true;
+        return std::unexpected(r.error());
       }
       broken_ = false;
+      pending_begin_ = begin;
     }
   }
 
-  Result<ResultSet> pipeline_first(const Statement& statement, int n, const char* const* values) {
-    const std::string name(statement.name);
-    const std::string sql(statement.sql);
-    const bool prepare = !name.empty() && !prepared_.contains(name);
+  // True when the server closed this idle connection (it restarted, or terminated the backend): what it sent
+  // before closing is read, and then the end of the stream.
+  bool closed_by_server() {
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    for (int reads = 0; reads < 8 && ::poll(&p, 1, 0) == 1; ++reads) {
+      if (PQconsumeInput(conn_) == 0) return true;
+    }
+    return PQstatus(conn_) != CONNECTION_OK;
+  }
+
+  // The pending BEGIN, each query (with a PREPARE before a named statement's first use on this connection) and,
+  // with `commit`, COMMIT: sent as one pipeline with one sync, then every result read, one round trip. Returns the
+  // queries' results, or the first error (later commands were skipped; the transaction is left failed for
+  // rollback()).
+  Result<std::vector<ResultSet>> pipeline(std::span<const Query> queries, bool commit) {
+    enum class Step { begin, prepare, query, commit };
+    std::vector<std::pair<Step, std::size_t>> steps;
+    std::deque<TextParams> params;
+    std::unordered_set<std::string_view> preparing;
+    const std::string begin = std::move(pending_begin_);
+    pending_begin_.clear();
     bool sent = PQenterPipelineMode(conn_) == 1 &&
-                PQsendQueryParams(conn_, pending_begin_.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
-    if (sent && prepare) sent = PQsendPrepare(conn_, name.c_str(), sql.c_str(), n, nullptr) == 1;
-    if (sent) {
-      sent = name.empty() ? PQsendQueryParams(conn_, sql.c_str(), n, nullptr, values, nullptr, nullptr, 0) == 1
-                          : PQsendQueryPrepared(conn_, name.c_str(), n, values, nullptr, nullptr, 0) == 1;
+                PQsendQueryParams(conn_, begin.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    if (sent) steps.emplace_back(Step::begin, 0);
+    for (std::size_t i = 0; sent && i < queries.size(); ++i) {
+      const Statement& statement = queries[i].statement;
+      const auto* values = params.emplace_back(queries[i].params).values.data();
+      const int n = static_cast<int>(queries[i].params.size());
+      const std::string name(statement.name);
+      const std::string sql(statement.sql);
+      if (!name.empty() && !prepared_.contains(name) && preparing.insert(statement.name).second) {
+        sent = PQsendPrepare(conn_, name.c_str(), sql.c_str(), n, nullptr) == 1;
+        if (sent) steps.emplace_back(Step::prepare, i);
+      }
+      if (sent) {
+        sent = name.empty() ? PQsendQueryParams(conn_, sql.c_str(), n, nullptr, values, nullptr, nullptr, 0) == 1
+                            : PQsendQueryPrepared(conn_, name.c_str(), n, values, nullptr, nullptr, 0) == 1;
+      }
+      if (sent) steps.emplace_back(Step::query, i);
+    }
+    if (sent && commit) {
+      sent = PQsendQueryParams(conn_, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+      if (sent) steps.emplace_back(Step::commit, 0);
     }
     if (sent) sent = PQpipelineSync(conn_) == 1;
-    // One result per query (each followed by a null), then the sync marker; all must be read to leave pipeline
+    // One result per command (each followed by a null), then the sync marker; all must be read to leave pipeline
     // mode, whatever failed.
     std::vector<PGresult*> results;
     if (sent) {
@@ -189,33 +271,39 @@ class PgConnection final : public detail::Connection {
       }
     }
     PQexitPipelineMode(conn_);
-    const std::size_t expected = prepare ? 3 : 2;
-    if (!sent || results.size() != expected) {
+    const std::string_view first = queries.empty() ? std::string_view("pipeline") : queries.front().statement.name;
+    if (!sent || results.size() != steps.size()) {
       for (PGresult* r : results) PQclear(r);
       if (PQstatus(conn_) != CONNECTION_OK) {
         broken_ = true;
-        return fail(Errc::connection_lost, std::string(statement.name) + ": " + PQerrorMessage(conn_));
+        return fail(Errc::connection_lost, std::string(first) + ": " + PQerrorMessage(conn_));
       }
-      return fail(Errc::internal, std::string(statement.name) + ": pipeline failed: " + PQerrorMessage(conn_));
+      return fail(Errc::internal, std::string(first) + ": pipeline failed: " + PQerrorMessage(conn_));
     }
-    auto begun = check(results[0], pending_begin_);
-    pending_begin_.clear();
-    if (!begun) {
-      for (std::size_t i = 1; i < results.size(); ++i) PQclear(results[i]);
-      return std::unexpected(begun.error());
-    }
-    if (prepare) {
-      auto prepared = check(results[1], name);
-      if (!prepared) {
-        PQclear(results[2]);
-        return std::unexpected(prepared.error());
+    std::vector<ResultSet> out;
+    out.reserve(queries.size());
+    std::optional<Error> error;
+    for (std::size_t k = 0; k < results.size(); ++k) {
+      const auto [step, i] = steps[k];
+      if (error) {  // skipped by the server after the failure (PGRES_PIPELINE_ABORTED)
+        PQclear(results[k]);
+        continue;
       }
-      prepared_.insert(name);
+      const std::string_view context = step == Step::begin    ? std::string_view(begin)
+                                       : step == Step::commit ? std::string_view("COMMIT")
+                                                              : queries[i].statement.name;
+      auto r = check(results[k], context);
+      if (!r) {
+        error = r.error();
+        continue;
+      }
+      if (step == Step::prepare) prepared_.insert(std::string(queries[i].statement.name));
+      if (step == Step::query) out.push_back(std::move(*r));
     }
-    return check(results.back(), statement.name);
+    if (error) return std::unexpected(std::move(*error));
+    return out;
   }
 
- private:
   Result<void> command(const char* sql) {
     auto r = check(PQexec(conn_, sql), sql);
     if (!r) return std::unexpected(r.error());
@@ -295,6 +383,29 @@ class PostgresDatabase final : public detail::PooledDatabase {
   ~PostgresDatabase() override { close_idle(); }
 
   Backend backend() const override { return Backend::postgres; }
+
+  Result<std::vector<ResultSet>> run(std::span<const BoundStatement> statements,
+                                     const TransactionOptions& options) override {
+    // The failpoint of a commit that fails is transact's to check.
+    if (!options.read_only && failing("storage.commit")) return Database::run(statements, options);
+    const int max_attempts = std::max(1, options.max_attempts);
+    for (int attempt = 1;; ++attempt) {
+      auto acquired = acquire();
+      if (!acquired) return std::unexpected(acquired.error());
+      auto& connection = static_cast<PgConnection&>(**acquired);  // connect() makes nothing else
+      Result<std::vector<ResultSet>> out = std::vector<ResultSet>{};
+      if (auto begun = connection.begin(options); !begun) {
+        out = std::unexpected(begun.error());
+      } else {
+        out = connection.run_and_commit(statements);
+      }
+      if (!out) connection.rollback();
+      release(std::move(*acquired));
+      if (out || out.error().code != Errc::serialization_failure || attempt >= max_attempts) return out;
+      // Short, growing pause so the competing transaction can finish (as transact).
+      std::this_thread::sleep_for(std::chrono::milliseconds(2 * (attempt + 1)));
+    }
+  }
 
   Result<std::unique_ptr<detail::Connection>> connect() override {
     const std::string timeout = std::to_string(std::max<std::int64_t>(1, options_.connect_timeout.count() / 1000));

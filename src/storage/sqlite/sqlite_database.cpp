@@ -191,8 +191,14 @@ class SqliteConnection final : public detail::Connection {
     const char* tail = nullptr;
     const int rc = sqlite3_prepare_v3(db_, statement.sql.data(), static_cast<int>(statement.sql.size()),
                                       SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
-    if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db_, rc, fmt::format("prepare {}", statement.name)));
-    if (stmt == nullptr) return fail(Errc::invalid_argument, fmt::format("statement {} is empty", statement.name));
+    if (rc != SQLITE_OK) {
+      // Every statement is constant text: one SQLite cannot prepare (a syntax error, an unknown table or column) is
+      // the server's bug, not the caller's input.
+      auto error = sqlite_error(db_, rc, fmt::format("prepare {}", statement.name));
+      if (error.code == Errc::invalid_argument) error.code = Errc::internal;
+      return std::unexpected(std::move(error));
+    }
+    if (stmt == nullptr) return fail(Errc::internal, fmt::format("statement {} is empty", statement.name));
     StatementCache cached{stmt, {}};
     const int count = sqlite3_bind_parameter_count(stmt);
     // Parameters are $1..$n; map each to SQLite's own index (which follows first appearance).
