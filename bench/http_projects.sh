@@ -8,8 +8,10 @@
 # migrations and provisioning as the database owner atrium_owner), signs in, creates tenant "bench" with an owner,
 # signs the owner in, creates the projects with POST /v1/projects (every answer must be 201) and checks that
 # paging reaches them all. Serves the GET /v1/projects?limit=20 body byte-identical from a private nginx, warms
-# both up and runs wrk with the owner's Authorization header against both (nginx ignores it) in ABBA order. Any
-# non-2xx answer stops the benchmark. Prints a Markdown report on stdout (progress goes to stderr). All processes,
+# both up and runs wrk with the owner's Authorization header against both (nginx ignores it) in ABBA order. On
+# PostgreSQL it then runs the raw-libpq floor (build/bench/atrium_pg_pipeline_bench): the commands Atrium sends for
+# one such request, in one pipeline per request over CONNECTIONS connections, no HTTP. Any non-2xx answer stops the
+# benchmark. Prints a Markdown report on stdout (progress goes to stderr). All processes,
 # services and temp files are removed on exit, failure or Ctrl-C.
 #
 # Usage: bench/http_projects.sh
@@ -25,6 +27,7 @@
 #   CONNECTIONS    wrk connections                    [64]
 #   ROUNDS         measured runs per target           [2]
 #   VERBOSE        1 = copy raw wrk output to stderr  [0]
+#   PIPELINE_BENCH the raw-libpq floor                [<repo>/build/bench/atrium_pg_pipeline_bench]
 # Atrium reads ATRIUM_* variables from the environment as usual (e.g. ATRIUM_SERVER_IO_THREADS=N); the storage
 # location ones (ATRIUM_STORAGE_DATABASE_URL, ATRIUM_STORAGE_ADMIN_DATABASE_URL, ATRIUM_STORAGE_DATA_DIR) must be
 # unset: BACKEND chooses. PostgreSQL needs scripts/services.sh's prerequisites (Debian's postgresql, redis-server).
@@ -35,6 +38,7 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
 BACKEND=${BACKEND:-both}
 PROJECTS=${PROJECTS:-1000}
+PIPELINE_BENCH=${PIPELINE_BENCH:-$REPO_ROOT/build/bench/atrium_pg_pipeline_bench}
 
 BENCH_NAME=http_projects
 # shellcheck source=bench/lib.sh
@@ -298,10 +302,27 @@ run_backend() {
   REQUIRE_2XX=1
   run_measurements "$atrium_url" "$nginx_url" "$BACKEND_DIR/wrk" -H "Authorization: Bearer $owner_token"
 
-  stop_pid "$NGINX_PID" nginx
-  NGINX_PID=""
+  # The raw-libpq floor, with Atrium stopped so that it has the cores Atrium had: best of ROUNDS.
+  local floor_rps="" floor_line floor_cmd round
   stop_pid "$ATRIUM_PID" atrium
   ATRIUM_PID=""
+  if [[ $backend == postgres ]]; then
+    floor_cmd="$PIPELINE_BENCH --url postgresql://atrium_app@$HOST:$PG_PORT/atrium_bench --tenant <tenant id>"
+    floor_cmd+=" --connections $CONNECTIONS --seconds $(duration_seconds "$DURATION") --warmup $warmup_s --limit $PAGE_LIMIT"
+    for ((round = 1; round <= ROUNDS; round++)); do
+      log "round $round/$ROUNDS: raw libpq pipeline floor for $DURATION"
+      floor_line=$("$PIPELINE_BENCH" --url "postgresql://atrium_app@$HOST:$PG_PORT/atrium_bench" \
+        --tenant "$(json_get "$BACKEND_DIR/tenant.json" id)" --connections "$CONNECTIONS" \
+        --seconds "$(duration_seconds "$DURATION")" --warmup "$warmup_s" --limit "$PAGE_LIMIT") ||
+        die "the raw libpq floor failed"
+      [[ $floor_line =~ per_second\ ([0-9]+)\ rows_per_request\ ([0-9]+) ]] || die "unexpected floor output: $floor_line"
+      ((BASH_REMATCH[2] == PAGE_LIMIT + 1)) || die "the floor's page query returned ${BASH_REMATCH[2]} rows"
+      if [[ -z $floor_rps ]] || ((BASH_REMATCH[1] > floor_rps)); then floor_rps=${BASH_REMATCH[1]}; fi
+    done
+  fi
+
+  stop_pid "$NGINX_PID" nginx
+  NGINX_PID=""
   bench_cleanup_extra
 
   log_problems=$(grep -Eic '"level":"(warn|error|critical)"|^[0-9TZ:.+-]+ (warn|error|critical) ' "$BENCH_ATRIUM_LOG" || true)
@@ -338,6 +359,11 @@ run_backend() {
     echo "- Atrium log: $log_problems warning/error line(s) during the run"
     echo
     report_results
+    if [[ -n $floor_rps ]]; then
+      echo
+      echo "Raw libpq floor (\`$floor_cmd\`, Atrium stopped; best of $ROUNDS): $floor_rps requests/s;" \
+        "Atrium / floor: **$(awk -v a="$rps_a" -v f="$floor_rps" 'BEGIN { printf "%.2f", a / f }')**"
+    fi
   } >"$BACKEND_DIR/report.md"
   if [[ $backend == sqlite ]]; then
     if awk -v r="$best_ratio" 'BEGIN { exit !(r >= 0.5) }'; then verdict="met"; else verdict="NOT met"; fi
@@ -363,6 +389,7 @@ if [[ $BACKEND != sqlite ]]; then
   [[ -f $REPO_ROOT/scripts/services.sh ]] || die "scripts/services.sh not found"
   compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || die "PostgreSQL not installed (bash scripts/setup.sh)"
   command -v redis-server >/dev/null 2>&1 || die "redis-server not found (scripts/services.sh starts it; bash scripts/setup.sh)"
+  [[ -x $PIPELINE_BENCH ]] || die "$PIPELINE_BENCH not found (ninja -C build atrium_pg_pipeline_bench, with -DATRIUM_BENCH=ON)"
 fi
 # The owner's access token must outlive the load runs of a backend (identity.access_token_ttl_s, default 3600 s).
 load_s=$((2 * (warmup_s + ROUNDS * $(duration_seconds "$DURATION"))))

@@ -484,16 +484,16 @@ constexpr Statement k_floor_claim{"bench_floor_claim",
                                   "UPDATE bench_floor SET state = 'running', updated_at = $2 WHERE id = $1"};
 constexpr Statement k_floor_settle{"bench_floor_settle", "DELETE FROM bench_floor WHERE id = $1"};
 
+// One transaction of one statement, in the form the queue's own transactions take (Database::run: one round trip
+// on PostgreSQL).
 Result<void> one_row(atrium::storage::Database& db, const Statement& s, std::initializer_list<Value> params) {
-  std::vector<Value> values(params);
-  return db.transact([&](Transaction& tx) -> Result<void> {
-    auto r = tx.execute(s, std::span<const Value>(values));
-    if (!r) return std::unexpected(r.error());
-    if (r->affected_rows != 1) {
-      return fail(Errc::internal, std::string(s.name) + " changed " + std::to_string(r->affected_rows) + " rows");
-    }
-    return {};
-  });
+  const atrium::storage::BoundStatement bound{s, std::vector<Value>(params)};
+  auto r = db.run(std::span<const atrium::storage::BoundStatement>(&bound, 1));
+  if (!r) return std::unexpected(r.error());
+  if (r->front().affected_rows != 1) {
+    return fail(Errc::internal, std::string(s.name) + " changed " + std::to_string(r->front().affected_rows) + " rows");
+  }
+  return {};
 }
 
 Result<Row> measure_sql_floor(atrium::storage::Database& db, const Options& o) {

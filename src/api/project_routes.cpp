@@ -55,17 +55,9 @@ void register_projects(http::Router& router, Services& services) {
              [&services](http::Request& req) -> http::Response {
                auto page_params = api::page_params(req);
                if (!page_params) return error_response(page_params.error(), req);
-               std::optional<projects::ProjectPage> page;
-               auto r = services.tenant_data->transact(*req.tenant,
-                                                       [&](TenantTransaction& tx) -> Result<void> {
-                                                         auto p = projects::project_store::list(tx, page_params->cursor,
-                                                                                                page_params->limit);
-                                                         if (!p) return std::unexpected(p.error());
-                                                         page = std::move(*p);
-                                                         return {};
-                                                       },
-                                                       {.read_only = true});
-               if (!r) return error_response(r.error(), req);
+               auto page = projects::project_store::list(*services.tenant_data, *req.tenant, page_params->cursor,
+                                                         page_params->limit);
+               if (!page) return error_response(page.error(), req);
                return list_response(*page, req.api_version);
              },
              {.access = Access::tenant, .permission = perm::projects_read});

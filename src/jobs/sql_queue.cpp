@@ -10,6 +10,7 @@ namespace atrium::jobs {
 namespace {
 
 using storage::Backend;
+using storage::BoundStatement;
 using storage::ResultSet;
 using storage::Statement;
 using storage::Transaction;
@@ -124,9 +125,8 @@ struct Signal {
   }
 };
 
-Result<void> settled(const Result<ResultSet>& r, std::string_view what) {
-  if (!r) return std::unexpected(r.error());
-  if (r->affected_rows == 0) {
+Result<void> settled(const ResultSet& rs, std::string_view what) {
+  if (rs.affected_rows == 0) {
     return fail(Errc::conflict, std::string(what) + ": the job's lease was lost (another worker has it now)");
   }
   return {};
@@ -161,19 +161,15 @@ class SqlConsumer final : public Consumer {
   Result<void> complete(const Delivery& d) override {
     if (d.receipt.empty()) return fail(Errc::invalid_argument, "delivery has no receipt");
     const std::int64_t now = unix_ms(clock_.now());
-    bool lost = false;
     // The completion record commits even when the lease was lost meanwhile: the effect happened, and the copy
     // another worker now holds must find it.
-    auto r = db_.transact([&](Transaction& tx) -> Result<void> {
-      auto recorded = record_completion(tx, d.job.id, from_unix_ms(now));
-      if (!recorded) return std::unexpected(recorded.error());
-      auto updated = tx.execute(k_complete, {Value(d.job.id), Value(d.receipt), Value(now)});
-      if (!updated) return std::unexpected(updated.error());
-      lost = updated->affected_rows == 0;
-      return {};
-    });
-    if (!r) return r;
-    if (lost) return fail(Errc::conflict, "complete: the job's lease was lost (another worker has it now)");
+    const BoundStatement both[] = {{k_record_completion, {Value(d.job.id), Value(now)}},
+                                   {k_complete, {Value(d.job.id), Value(d.receipt), Value(now)}}};
+    auto r = db_.run(both);
+    if (!r) return std::unexpected(r.error());
+    if (r->back().affected_rows == 0) {
+      return fail(Errc::conflict, "complete: the job's lease was lost (another worker has it now)");
+    }
     return {};
   }
   bool complete_records_completion() const override { return true; }
@@ -201,36 +197,31 @@ class SqlConsumer final : public Consumer {
   Result<std::optional<Delivery>> claim() {
     const std::int64_t now = unix_ms(clock_.now());
     const auto monotonic = clock_.monotonic();
-    std::optional<Delivery> out;
-    auto r = db_.transact([&](Transaction& tx) -> Result<void> {
-      out.reset();
-      if (monotonic >= next_sweep_) {
-        auto dead = tx.execute(k_expire_dead, {Value(queue_), Value(now)});
-        if (!dead) return std::unexpected(dead.error());
-        auto requeued = tx.execute(k_expire_requeue, {Value(queue_), Value(now)});
-        if (!requeued) return std::unexpected(requeued.error());
-      }
-      std::string token = new_uuid_v7(clock_);
-      const Statement& claim = tx.backend() == Backend::postgres ? k_claim_pg : k_claim_sqlite;
-      auto rs = tx.execute(claim, {Value(queue_), Value(now), Value(token),
-                                   Value(now + static_cast<std::int64_t>(options_.lease.count()))});
-      if (!rs) return std::unexpected(rs.error());
-      if (rs->empty()) return {};
-      out = Delivery{job_from_row(*rs, 0), std::move(token), 0};
-      return {};
-    });
+    // One transaction of up to three statements: the lease sweep when due, then the claim.
+    std::vector<BoundStatement> statements;
+    if (monotonic >= next_sweep_) {
+      statements.push_back({k_expire_dead, {Value(queue_), Value(now)}});
+      statements.push_back({k_expire_requeue, {Value(queue_), Value(now)}});
+    }
+    std::string token = new_uuid_v7(clock_);
+    statements.push_back(
+        {db_.backend() == Backend::postgres ? k_claim_pg : k_claim_sqlite,
+         {Value(queue_), Value(now), Value(token), Value(now + static_cast<std::int64_t>(options_.lease.count()))}});
+    auto r = db_.run(statements);
     if (!r) return std::unexpected(r.error());
     if (monotonic >= next_sweep_) next_sweep_ = monotonic + std::max(options_.lease / 4, options_.poll_interval);
-    return out;
+    const ResultSet& claimed = r->back();
+    if (claimed.empty()) return std::optional<Delivery>{};
+    return Delivery{job_from_row(claimed, 0), std::move(token), 0};
   }
 
   Result<void> settle(const Statement& statement, const Delivery& d, std::initializer_list<Value> params,
                       std::string_view what) {
     if (d.receipt.empty()) return fail(Errc::invalid_argument, "delivery has no receipt");
-    std::vector<Value> values(params);
-    return db_.transact([&](Transaction& tx) -> Result<void> {
-      return settled(tx.execute(statement, std::span<const Value>(values)), what);
-    });
+    const BoundStatement bound{statement, std::vector<Value>(params)};
+    auto r = db_.run(std::span<const BoundStatement>(&bound, 1));
+    if (!r) return std::unexpected(r.error());
+    return settled(r->front(), what);
   }
 
   storage::Database& db_;
@@ -251,24 +242,24 @@ class SqlQueue final : public JobQueue {
   Result<EnqueueResult> enqueue(const NewJob& job) override {
     if (auto ok = validate(job); !ok) return std::unexpected(ok.error());
     const auto now = clock_.now();
-    EnqueueResult result;
-    auto r = db_.transact([&](Transaction& tx) -> Result<void> {
-      result.id = new_uuid_v7(clock_);
-      auto rs = tx.execute(
-          k_insert, {Value(result.id), Value(job.queue), Value(job.type), Value(job.tenant_id),
-                     Value(job.payload.dump()), job.idempotency_key.empty() ? Value() : Value(job.idempotency_key),
-                     Value(std::int64_t{job.priority}), Value(job.run_at ? run_at_ms(*job.run_at) : unix_ms(now)),
-                     Value(std::int64_t{job.max_attempts}), Value(unix_ms(now))});
-      if (!rs) return std::unexpected(rs.error());
-      result.created = rs->affected_rows == 1;
-      if (result.created) return {};
-      auto existing = tx.execute(k_by_key, {Value(job.idempotency_key)});
-      if (!existing) return std::unexpected(existing.error());
-      if (existing->empty()) return fail(Errc::internal, "job insert was ignored but no job has its key");
-      result.id = existing->text_at(0, 0).value_or("");
-      return {};
-    });
+    EnqueueResult result{.id = new_uuid_v7(clock_)};
+    // With an idempotency key, the job that has it is read in the same round trip: the new one, or the first.
+    std::vector<BoundStatement> statements{
+        {k_insert,
+         {Value(result.id), Value(job.queue), Value(job.type), Value(job.tenant_id), Value(job.payload.dump()),
+          job.idempotency_key.empty() ? Value() : Value(job.idempotency_key), Value(std::int64_t{job.priority}),
+          Value(job.run_at ? run_at_ms(*job.run_at) : unix_ms(now)), Value(std::int64_t{job.max_attempts}),
+          Value(unix_ms(now))}}};
+    if (!job.idempotency_key.empty()) statements.push_back({k_by_key, {Value(job.idempotency_key)}});
+    auto r = db_.run(statements);
     if (!r) return std::unexpected(r.error());
+    result.created = r->front().affected_rows == 1;
+    if (!result.created) {
+      if (r->size() < 2 || r->back().empty()) {
+        return fail(Errc::internal, "job insert was ignored but no job has its key");
+      }
+      result.id = r->back().text_at(0, 0).value_or("");
+    }
     if (result.created) signal_->notify();
     return result;
   }

@@ -72,15 +72,19 @@ Result<Project> get(tenancy::TenantTransaction& tx, const std::string& id) {
   return from_row(*rs, 0);
 }
 
-Result<ProjectPage> list(tenancy::TenantTransaction& tx, const std::optional<std::string>& after, int limit) {
+Result<ProjectPage> list(tenancy::TenantData& data, const tenancy::Tenant& tenant,
+                         const std::optional<std::string>& after, int limit) {
   if (after && !is_uuid(*after)) return fail(Errc::invalid_argument, "cursor is not valid");
-  auto rs = tx.execute(k_page, {Value(after.value_or(std::string(k_min_id))), Value(std::int64_t{limit + 1})});
-  if (!rs) return std::unexpected(rs.error());
+  const tenancy::TenantBoundStatement page_query{
+      k_page, {Value(after.value_or(std::string(k_min_id))), Value(std::int64_t{limit + 1})}};
+  auto results = data.run(tenant, std::span(&page_query, 1), {.read_only = true});
+  if (!results) return std::unexpected(results.error());
+  const ResultSet& rs = results->front();
   ProjectPage page;
-  for (std::size_t i = 0; i < rs->rows.size() && static_cast<int>(i) < limit; ++i) {
-    page.projects.push_back(from_row(*rs, i));
+  for (std::size_t i = 0; i < rs.rows.size() && static_cast<int>(i) < limit; ++i) {
+    page.projects.push_back(from_row(rs, i));
   }
-  if (static_cast<int>(rs->rows.size()) > limit && !page.projects.empty()) page.next_cursor = page.projects.back().id;
+  if (static_cast<int>(rs.rows.size()) > limit && !page.projects.empty()) page.next_cursor = page.projects.back().id;
   return page;
 }
 

@@ -32,15 +32,18 @@ struct ProjectPatch {
 Json to_json(const Project& p);
 
 // The seed's first tenant resource. Every function runs inside the caller's tenant-scoped transaction, so the
-// tenant is never a parameter that could be wrong. Input is validated (invalid_argument); another tenant's
+// tenant is never a parameter that could be wrong; list, a read of one statement, is a tenant transaction of its
+// own (TenantData::run binds the tenant as $1 the same way). Input is validated (invalid_argument); another tenant's
 // project, or none, is not_found.
 namespace project_store {
 
 Result<Project> create(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& name,
                        const std::string& description);
 Result<Project> get(tenancy::TenantTransaction& tx, const std::string& id);
-// In creation order (ids are UUIDv7); `after` is the cursor of the previous page.
-Result<ProjectPage> list(tenancy::TenantTransaction& tx, const std::optional<std::string>& after, int limit);
+// In creation order (ids are UUIDv7); `after` is the cursor of the previous page. A transaction of its own, scoped
+// to `tenant` (TenantData::run: one round trip on PostgreSQL).
+Result<ProjectPage> list(tenancy::TenantData& data, const tenancy::Tenant& tenant,
+                         const std::optional<std::string>& after, int limit);
 Result<Project> update(tenancy::TenantTransaction& tx, const Clock& clock, const std::string& id,
                        const ProjectPatch& patch);
 Result<void> remove(tenancy::TenantTransaction& tx, const std::string& id);

@@ -154,6 +154,16 @@ class PlatformDatabase final : public Database {
                         const storage::TransactionOptions& options) override {
     return transact_platform(owner_, body, options);
   }
+  // The scope travels in the same pipeline as the statements (one round trip on PostgreSQL).
+  Result<std::vector<storage::ResultSet>> run(std::span<const storage::BoundStatement> statements,
+                                              const storage::TransactionOptions& options) override {
+    if (owner_.backend() != Backend::postgres) return owner_.run(statements, options);
+    std::vector<storage::BoundStatement> scoped{{k_platform_scope, {}}};
+    scoped.insert(scoped.end(), statements.begin(), statements.end());
+    auto results = owner_.run(scoped, options);
+    if (results) results->erase(results->begin());
+    return results;
+  }
   Result<void> ping() override { return owner_.ping(); }
   Result<void> execute_unscoped(std::string_view command) override { return owner_.execute_unscoped(command); }
 
@@ -249,6 +259,13 @@ struct TenantData::Impl {
     return db;
   }
 
+  // The serving pool of a tenant with its own database or file (held for the caller's transaction); null for one
+  // whose data lives in the main database (`app`).
+  Result<std::shared_ptr<Database>> serving_pool(const Tenant& t) {
+    if (!own_store(t)) return std::shared_ptr<Database>();
+    return open_own(t, /*as_admin=*/false);
+  }
+
   void forget(const std::string& tenant_id) {
     std::lock_guard lock(mutex);
     if (auto it = pools.find(tenant_id); it != pools.end()) {
@@ -328,24 +345,45 @@ Result<bool> TenantData::own_store_exists(const Tenant& tenant) {
 Result<void> TenantData::transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
                                   const storage::TransactionOptions& options) {
   Impl& s = *impl_;
-  std::shared_ptr<Database> own;
-  Database* db = &s.app;
-  if (s.own_store(tenant)) {
-    auto opened = s.open_own(tenant, /*as_admin=*/false);
-    if (!opened) return std::unexpected(opened.error());
-    own = std::move(*opened);
-    db = own.get();
-  }
+  auto own = s.serving_pool(tenant);
+  if (!own) return std::unexpected(own.error());
+  Database* db = *own ? own->get() : &s.app;
   const bool schema = s.postgres() && tenant.isolation == Isolation::schema;
   return db->transact(
       [&](Transaction& tx) -> Result<void> {
         if (auto scoped = s.scope(tx, tenant); !scoped) return scoped;
         std::optional<SchemaSearchPath> search_path;
         if (schema) search_path.emplace(tx, tenant.id);
-        TenantTransaction ttx(tx, tenant.id, own == nullptr, s.options.sealer, search_path ? &*search_path : nullptr);
+        TenantTransaction ttx(tx, tenant.id, *own == nullptr, s.options.sealer, search_path ? &*search_path : nullptr);
         return body(ttx);
       },
       options);
+}
+
+Result<std::vector<storage::ResultSet>> TenantData::run(const Tenant& tenant,
+                                                        std::span<const TenantBoundStatement> statements,
+                                                        const storage::TransactionOptions& options) {
+  Impl& s = *impl_;
+  auto own = s.serving_pool(tenant);
+  if (!own) return std::unexpected(own.error());
+  Database* db = *own ? own->get() : &s.app;
+  std::vector<storage::BoundStatement> bound;
+  bound.reserve(statements.size() + 1);
+  // The scope of Impl::scope, as the pipeline's first statement (the schema level's search_path is the tenant's
+  // schema alone: every statement here is a tenant statement).
+  if (s.postgres()) {
+    bound.push_back({tenant.isolation == Isolation::schema ? k_set_tenant_schema : k_set_tenant, {Value(tenant.id)}});
+  }
+  for (const TenantBoundStatement& t : statements) {
+    std::vector<Value> params;
+    params.reserve(t.params.size() + 1);
+    params.emplace_back(tenant.id);
+    params.insert(params.end(), t.params.begin(), t.params.end());
+    bound.push_back({Statement{t.statement.name, t.statement.sql}, std::move(params)});
+  }
+  auto results = db->run(bound, options);
+  if (results && s.postgres()) results->erase(results->begin());
+  return results;
 }
 
 Result<void> TenantData::transact_control_plane(const std::string& tenant_id,

@@ -53,6 +53,12 @@ struct TenantStatement {
   std::string_view sql;
 };
 
+// A tenant statement with its own parameters ($2, $3, ...), for TenantData::run.
+struct TenantBoundStatement {
+  TenantStatement statement;
+  std::vector<storage::Value> params;
+};
+
 // A column encrypted at rest, for re-encryption (data-key rotation; sealing rows written before encryption): `select`
 // returns (row, stored value) of every row of the tenant; `update` sets $3 where the row is $2 and the value is
 // still $4 (a compare-and-set, so a concurrent write wins). `control_plane`: the table is a control-plane one
@@ -155,6 +161,12 @@ class TenantData {
   // Runs `body` in a transaction scoped to `tenant`.
   Result<void> transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
                         const storage::TransactionOptions& options = {});
+
+  // A transaction scoped to `tenant` whose statements are all known before it begins (storage::Database::run):
+  // the tenant bound as $1 of each, as TenantTransaction binds it; on PostgreSQL the scope, the statements and
+  // COMMIT travel in one round trip. Returns the statements' results in order.
+  Result<std::vector<storage::ResultSet>> run(const Tenant& tenant, std::span<const TenantBoundStatement> statements,
+                                              const storage::TransactionOptions& options = {});
 
   // Runs `body` in a control-plane transaction scoped to `tenant_id`, for the control-plane tables that carry
   // tenant_id whatever the tenant's isolation level (billing): app.tenant_id is set on PostgreSQL so RLS applies,

@@ -29,6 +29,10 @@ class ProjectStoreTest : public test::TwoTenantTest {
     return std::move(*out);
   }
 
+  Result<ProjectPage> list(const tenancy::Tenant& tenant, const std::optional<std::string>& after, int limit) {
+    return project_store::list(*tp_->platform().tenant_data, tenant, after, limit);
+  }
+
   Project create(const tenancy::Tenant& tenant, const std::string& name) {
     auto p = in<Project>(tenant, [&](TenantTransaction& tx) { return project_store::create(tx, clock_, name, ""); });
     EXPECT_TRUE(p) << p.error().message;
@@ -57,20 +61,19 @@ TEST_P(ProjectStoreTest, PagesFollowCreationOrderAndTheLastPageHasNoCursor) {
     ids.push_back(create(a_, name).id);
     clock_.advance(std::chrono::milliseconds(5));
   }
-  auto first = in<ProjectPage>(a_, [](TenantTransaction& tx) { return project_store::list(tx, std::nullopt, 2); });
+  auto first = list(a_, std::nullopt, 2);
   ASSERT_TRUE(first) << first.error().message;
   ASSERT_EQ(first->projects.size(), 2u);
   EXPECT_EQ(first->projects[0].id, ids[0]);
   EXPECT_EQ(first->projects[1].id, ids[1]);
   ASSERT_TRUE(first->next_cursor);
-  auto second =
-      in<ProjectPage>(a_, [&](TenantTransaction& tx) { return project_store::list(tx, first->next_cursor, 2); });
+  auto second = list(a_, first->next_cursor, 2);
   ASSERT_TRUE(second) << second.error().message;
   ASSERT_EQ(second->projects.size(), 1u);
   EXPECT_EQ(second->projects[0].id, ids[2]);
   EXPECT_EQ(second->projects[0].name, "three");
   EXPECT_FALSE(second->next_cursor);
-  auto bad = in<ProjectPage>(a_, [](TenantTransaction& tx) { return project_store::list(tx, "not-a-cursor", 2); });
+  auto bad = list(a_, "not-a-cursor", 2);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, Errc::invalid_argument);
 }
@@ -119,7 +122,7 @@ TEST_P(ProjectStoreTest, AnotherTenantsTransactionSeesNothingOfIt) {
   });
   ASSERT_FALSE(remove);
   EXPECT_EQ(remove.error().code, Errc::not_found);
-  auto listed = in<ProjectPage>(b_, [](TenantTransaction& tx) { return project_store::list(tx, std::nullopt, 50); });
+  auto listed = list(b_, std::nullopt, 50);
   ASSERT_TRUE(listed);
   ASSERT_EQ(listed->projects.size(), 1u);
   EXPECT_EQ(listed->projects[0].name, "bravo's");
