@@ -187,13 +187,14 @@ Result<std::vector<std::chrono::milliseconds>> parse_schedule(std::string_view t
     auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), n);
     const std::string_view unit(end, item.data() + item.size() - end);
     std::int64_t scale = 0;
+    if (unit == "ms") scale = 1;
     if (unit == "s") scale = 1000;
     if (unit == "m") scale = 60'000;
     if (unit == "h") scale = 3'600'000;
     if (unit == "d") scale = 86'400'000;
     if (ec != std::errc() || n <= 0 || n > 1'000'000 || scale == 0) {
       return fail(Errc::invalid_argument,
-                  "retry schedule entry \"" + std::string(item) + "\" is not a positive number with s, m, h or d");
+                  "retry schedule entry \"" + std::string(item) + "\" is not a positive number with ms, s, m, h or d");
     }
     out.emplace_back(n * scale);
     if (comma == std::string_view::npos) break;

@@ -26,9 +26,9 @@ TEST(WebhookScheduleTest, TheDefaultIsTenRetriesOverAboutThreeDays) {
 }
 
 TEST(WebhookScheduleTest, EveryUnitAndSpacesAroundEntries) {
-  auto schedule = parse_schedule(" 5s, 1m ,2h,1d");
+  auto schedule = parse_schedule(" 5s, 1m ,2h,1d,250ms");
   ASSERT_TRUE(schedule) << schedule.error().message;
-  EXPECT_EQ(*schedule, (std::vector<std::chrono::milliseconds>{5s, 1min, 2h, 24h}));
+  EXPECT_EQ(*schedule, (std::vector<std::chrono::milliseconds>{5s, 1min, 2h, 24h, 250ms}));
 }
 
 TEST(WebhookScheduleTest, BadSchedulesAreRefusedNamingTheEntry) {
@@ -37,6 +37,8 @@ TEST(WebhookScheduleTest, BadSchedulesAreRefusedNamingTheEntry) {
                                                                                     {"-5s", "\"-5s\""},
                                                                                     {"10", "\"10\""},
                                                                                     {"10x", "\"10x\""},
+                                                                                    {"0ms", "\"0ms\""},
+                                                                                    {"5 ms", "\"5 ms\""},
                                                                                     {"1s,,2s", "\"\""},
                                                                                     {"1s,2w", "\"2w\""},
                                                                                     {"1000001s", "\"1000001s\""}}) {

@@ -66,7 +66,8 @@ async function newPage(viewport = { width: 1280, height: 900 }) {
   const page = await context.newPage();
   page.setDefaultTimeout(30000);
   page.errors = [];
-  page.on("console", (m) => m.type() === "error" && page.errors.push(m.text()));
+  // A failed load's message does not name the resource; its location does.
+  page.on("console", (m) => m.type() === "error" && page.errors.push(`${m.text()}${m.location()?.url ? ` (${m.location().url})` : ""}`));
   page.on("pageerror", (e) => page.errors.push(e.message));
   return page;
 }
