@@ -212,10 +212,11 @@ void register_interventions(http::Router& router, Services& services) {
              },
              {.access = Access::super_admin});
   // {"kind": one of the catalogue, "note": the operator's words in the mail (optional), "percent": for
-  // retention_credit, the share of the last paid invoice credited (1-100, default 20)}.
+  // retention_credit, the share of the last paid invoice credited (1-100, default 20), "days": for dunning_grace,
+  // the days of grace (1-30, default 7)}.
   router.add(http::Method::post, "/v1/admin/tenants/{id}/churn/interventions",
              [&services, &churn](http::Request& req) -> http::Response {
-               auto body = body_object(req, {"kind", "note", "percent"});
+               auto body = body_object(req, {"kind", "note", "percent", "days"});
                if (!body) return error_response(body.error(), req);
                auto kind = string_member(**body, "kind", true);
                if (!kind) return error_response(kind.error(), req);
@@ -223,14 +224,16 @@ void register_interventions(http::Router& router, Services& services) {
                if (!note) return error_response(note.error(), req);
                auto percent = json_input::integer(**body, "percent", 1, 100);
                if (!percent) return error_response(percent.error(), req);
+               auto days = json_input::integer(**body, "days", 1, 30);
+               if (!days) return error_response(days.error(), req);
                if (!churn::valid_intervention(**kind)) {
-                 return error_response({Errc::invalid_argument,
-                                        "kind must be one of card_update_email, onboarding_email, "
-                                        "success_followup_email, retention_credit"},
-                                       req);
+                 return error_response({Errc::invalid_argument, churn::intervention_kinds_message()}, req);
                }
                if (*percent && **kind != "retention_credit") {
                  return error_response({Errc::invalid_argument, "percent is for retention_credit only"}, req);
+               }
+               if (*days && **kind != "dunning_grace") {
+                 return error_response({Errc::invalid_argument, "days is for dunning_grace only"}, req);
                }
                auto t = tenant_param(services, req);
                if (!t) return error_response(t.error(), req);
@@ -238,8 +241,10 @@ void register_interventions(http::Router& router, Services& services) {
                  return error_response({Errc::unavailable, "this process runs no background work to send mail"}, req);
                }
                const audit::Context who = audit_context(req);
-               churn::InterventionRequest request{
-                   .kind = **kind, .note = note->value_or(""), .percent = static_cast<int>(percent->value_or(20))};
+               churn::InterventionRequest request{.kind = **kind,
+                                                  .note = note->value_or(""),
+                                                  .percent = static_cast<int>(percent->value_or(20)),
+                                                  .days = static_cast<int>(days->value_or(7))};
                auto done = churn.intervene(t->id, request, *services.churn_actions, who, services.audit->recorder(who));
                if (!done) return error_response(done.error(), req);
                services.audit_committed();

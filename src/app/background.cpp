@@ -339,6 +339,20 @@ Result<Json> Background::grant_credit(const std::string& tenant_id, int percent,
               {"percent", percent}};
 }
 
+Result<Json> Background::extend_grace(const std::string& tenant_id, int days, const audit::Context& who) {
+  auto extended = platform_.billing->extend_dunning(tenant_id, std::int64_t{days} * 24, who);
+  if (!extended) return std::unexpected(extended.error());
+  Json invoices = Json::array();
+  for (const auto& inv : *extended) {
+    invoices.push_back({{"invoice", inv.id},
+                        {"number", inv.number.value_or("")},
+                        {"dunningGraceHours", inv.dunning_grace_hours},
+                        {"nextPaymentAttempt",
+                         inv.next_payment_attempt ? Json(format_rfc3339(*inv.next_payment_attempt)) : Json(nullptr)}});
+  }
+  return Json{{"days", days}, {"invoices", std::move(invoices)}};
+}
+
 Result<void> Background::start_workers() {
   if (runner_) return {};
   Platform& p = platform_;

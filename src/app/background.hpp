@@ -56,6 +56,8 @@ class Background final : public api::BackgroundWork, public churn::Actions {
   // invoice to the credit balance, audited in the tenant's chain as billing records it.
   Result<Json> grant_credit(const std::string& tenant_id, int percent, const std::string& note,
                             const audit::Context& who) override;
+  // A churn intervention's grace (churn::Actions): billing's extend_dunning by `days`.
+  Result<Json> extend_grace(const std::string& tenant_id, int days, const audit::Context& who) override;
   // The billing account's address, or the tenant's owners when it has none.
   Result<std::vector<email::Address>> billing_contacts(const tenancy::Tenant& tenant);
   // Mails the billing account about a failed charge (a payment.failed event).

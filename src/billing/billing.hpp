@@ -147,6 +147,7 @@ struct Invoice {
   std::int64_t amount_remaining = 0;
   int attempt_count = 0;
   std::optional<Instant> next_payment_attempt;
+  std::int64_t dunning_grace_hours = 0;  // Billing::extend_dunning: the dunning schedule falls this much later
   Json customer = Json::object();
   std::string memo;
   std::optional<std::string> test_clock_id;
@@ -290,6 +291,12 @@ class Billing {
   Result<Invoice> pay_invoice(const std::string& tenant_id, const std::string& id, const audit::Context& who);
   Result<Invoice> void_invoice(const std::string& tenant_id, const std::string& id, const audit::Context& who);
   Result<Invoice> mark_uncollectible(const std::string& tenant_id, const std::string& id, const audit::Context& who);
+  // Gives each of the tenant's open invoices still in dunning (a retry or the final action ahead) `hours` of grace:
+  // its remaining retries and the end of its dunning window fall that much later (a payment in flight is sent again
+  // when it was to be). Each is audited (invoice.dunning_extended). invalid_argument outside 1-2160 hours; conflict
+  // when no invoice is in dunning.
+  Result<std::vector<Invoice>> extend_dunning(const std::string& tenant_id, std::int64_t hours,
+                                              const audit::Context& who);
   Result<InvoiceDocument> document(const std::string& tenant_id, const std::string& id);
 
   Result<CreditNote> create_credit_note(const std::string& tenant_id, const NewCreditNote& input,

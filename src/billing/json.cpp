@@ -176,6 +176,7 @@ Json to_json(const Invoice& i) {
           {"amount_remaining", i.amount_remaining},
           {"attempt_count", i.attempt_count},
           {"next_payment_attempt", time_json(i.next_payment_attempt)},
+          {"dunning_grace_hours", i.dunning_grace_hours},
           {"customer", i.customer},
           {"memo", i.memo},
           {"test_clock_id", i.test_clock_id ? Json(*i.test_clock_id) : Json(nullptr)},

@@ -116,6 +116,14 @@ bool valid_intervention(std::string_view kind) {
   return std::find(k_interventions.begin(), k_interventions.end(), kind) != k_interventions.end();
 }
 
+std::string intervention_kinds_message() {
+  std::string out = "kind must be one of ";
+  for (std::size_t i = 0; i < k_interventions.size(); ++i) {
+    out += (i == 0 ? "" : ", ") + std::string(k_interventions[i]);
+  }
+  return out;
+}
+
 std::vector<Recommendation> recommend(const Prediction& p) {
   std::vector<Recommendation> out;
   auto add = [&](std::string_view kind, std::string reason) {
@@ -128,6 +136,7 @@ std::vector<Recommendation> recommend(const Prediction& p) {
   for (const RiskFactor& f : p.factors) {
     if (f.feature == "payment_failures") {
       add("card_update_email", "failed payments: ask for a working payment method before dunning ends");
+      add("dunning_grace", "failed payments: more time before the final retry cancels or stops the subscription");
     } else if (f.feature == "usage_trend" || f.feature == "avg_daily_api_calls" ||
                f.feature == "feature_adoption_rate" || f.feature == "days_since_last_login") {
       add("onboarding_email", "falling or low use: show what the product does for them (" + f.feature + ")");
@@ -688,15 +697,12 @@ Result<Intervention> Service::intervene(const std::string& tenant_id, const Inte
                                         Actions& actions, const audit::Context& who, const audit::Recorder& audit) {
   const std::string& kind = request.kind;
   const std::string& note = request.note;
-  if (!valid_intervention(kind)) {
-    return fail(Errc::invalid_argument,
-                "kind must be one of card_update_email, onboarding_email, "
-                "success_followup_email, retention_credit");
-  }
+  if (!valid_intervention(kind)) return fail(Errc::invalid_argument, intervention_kinds_message());
   if (note.size() > 2000) return fail(Errc::invalid_argument, "note must be at most 2000 bytes");
   if (request.percent < 1 || request.percent > 100) {
     return fail(Errc::invalid_argument, "percent must be between 1 and 100");
   }
+  if (request.days < 1 || request.days > 30) return fail(Errc::invalid_argument, "days must be between 1 and 30");
   // The risk it answers (when a model is active): recorded with it, so its effect can be measured later.
   std::optional<Prediction> risk;
   if (auto p = predict(tenant_id)) {
@@ -707,12 +713,14 @@ Result<Intervention> Service::intervene(const std::string& tenant_id, const Inte
   Intervention v;
   v.id = new_uuid_v7(impl_->clock);
   auto done = kind == "retention_credit" ? actions.grant_credit(tenant_id, request.percent, note, who)
+              : kind == "dunning_grace"  ? actions.extend_grace(tenant_id, request.days, who)
                                          : actions.send_mail(tenant_id, kind, note, "churn:" + v.id);
   if (!done) return std::unexpected(done.error());
   v.tenant_id = tenant_id;
   v.kind = kind;
   v.parameters = {{"note", note}};
   if (kind == "retention_credit") v.parameters["percent"] = request.percent;
+  if (kind == "dunning_grace") v.parameters["days"] = request.days;
   v.result = std::move(*done);
   if (risk) {
     v.probability = risk->probability;

@@ -102,9 +102,11 @@ struct Score {
 Json to_json(const Score& s);
 
 // The interventions that can be applied (docs/ml.md has the catalogue and what maps to each).
-inline constexpr std::array<std::string_view, 4> k_interventions{"card_update_email", "onboarding_email",
-                                                                 "success_followup_email", "retention_credit"};
+inline constexpr std::array<std::string_view, 5> k_interventions{
+    "card_update_email", "onboarding_email", "success_followup_email", "retention_credit", "dunning_grace"};
 bool valid_intervention(std::string_view kind);
+// "kind must be one of ..." with the catalogue's kinds.
+std::string intervention_kinds_message();
 // What is recommended for a prediction: from its factors and risk level.
 std::vector<Recommendation> recommend(const Prediction& p);
 
@@ -139,14 +141,18 @@ class Actions {
   // next invoices draw on). conflict when it has no such invoice.
   virtual Result<Json> grant_credit(const std::string& tenant_id, int percent, const std::string& note,
                                     const audit::Context& who) = 0;
+  // Gives the tenant's invoices in dunning `days` more before their retries and final action (billing's
+  // extend_dunning). conflict when none is in dunning.
+  virtual Result<Json> extend_grace(const std::string& tenant_id, int days, const audit::Context& who) = 0;
 };
 
-// What an operator asks for: a kind of the catalogue, the words to put in a mail, and for retention_credit the
-// share of the last invoice to credit (1-100).
+// What an operator asks for: a kind of the catalogue, the words to put in a mail, for retention_credit the share of
+// the last invoice to credit (1-100), and for dunning_grace the days of grace (1-30).
 struct InterventionRequest {
   std::string kind;
   std::string note;
   int percent = 20;
+  int days = 7;
 };
 
 struct BatchResult {
@@ -201,10 +207,11 @@ class Service {
   Result<void> refresh_gauges();
   Result<std::vector<Score>> history(const std::string& tenant_id, int limit);
 
-  // Applies an intervention (queues its mail or grants the credit), records it with the tenant's risk now, and
-  // audits it in the platform chain; invalid_argument for a kind outside the catalogue or a percent outside 1-100.
-  // The action comes first, in its own module's transaction (the mail job, the credit note with its tenant-chain
-  // entry): should recording it fail afterwards, the error is answered and the action stands, recorded there only.
+  // Applies an intervention (queues its mail, grants the credit or extends the dunning grace), records it with the
+  // tenant's risk now, and audits it in the platform chain; invalid_argument for a kind outside the catalogue, a
+  // percent outside 1-100 or days outside 1-30. The action comes first, in its own module's transaction (the mail job,
+  // the credit note with its tenant-chain entry): should recording it fail afterwards, the error is answered and the
+  // action stands, recorded there only.
   Result<Intervention> intervene(const std::string& tenant_id, const InterventionRequest& request, Actions& actions,
                                  const audit::Context& who, const audit::Recorder& audit);
   Result<std::vector<Intervention>> interventions(const std::string& tenant_id);

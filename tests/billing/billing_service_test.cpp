@@ -489,6 +489,76 @@ TEST_P(BillingServiceTest, AnUnknownOutcomeIsSentAgainWithTheSameKeyAndNeverChar
   EXPECT_EQ(count("SELECT COUNT(*) FROM payment_attempts"), 2);
 }
 
+TEST_P(BillingServiceTest, DunningGraceMovesTheRemainingRetriesAndTheFinalActionLater) {
+  auto p = b().create_plan({.code = "grace",
+                            .name = "Grace",
+                            .tier = "starter",
+                            .price = {.currency = "USD",
+                                      .interval = billing::Interval::monthly,
+                                      .base_price = 2500,
+                                      .dunning = billing::DunningPolicy{.retry_hours = {24, 72}}}},
+                           who_);
+  ASSERT_TRUE(p) << p.error().message;
+  const std::string t = tenant_with_account("grace", "daily", "pm_card_chargeDeclined");
+  auto sub = b().create_subscription(t, {.plan = "grace"}, who_);
+  ASSERT_TRUE(sub) << sub.error().message;
+  // Nothing is in dunning yet (the first invoice failed at creation, but an invalid grace changes nothing either).
+  for (std::int64_t hours : {0, -5, 2161}) {
+    auto bad = b().extend_dunning(t, hours, who_);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, Errc::invalid_argument) << hours;
+  }
+  auto first = invoices(t).front();
+  ASSERT_EQ(first.status, "open");
+  ASSERT_TRUE(first.finalized_at);
+  const Instant finalized = *first.finalized_at;
+  EXPECT_EQ(first.next_payment_attempt, finalized + std::chrono::hours(24));
+
+  auto extended = b().extend_dunning(t, 48, who_);
+  ASSERT_TRUE(extended) << extended.error().message;
+  ASSERT_EQ(extended->size(), 1u);
+  EXPECT_EQ(extended->front().id, first.id);
+  EXPECT_EQ(extended->front().dunning_grace_hours, 48);
+  EXPECT_EQ(extended->front().next_payment_attempt, finalized + std::chrono::hours(24 + 48));
+  auto stored = b().get_invoice(t, first.id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->dunning_grace_hours, 48);
+  EXPECT_EQ(stored->next_payment_attempt, finalized + std::chrono::hours(72));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_logs WHERE action = 'invoice.dunning_extended'"), 1);
+
+  // At the retry it had before, nothing is charged.
+  set_time(finalized + std::chrono::hours(24) + std::chrono::seconds(1));
+  ASSERT_TRUE(b().run());
+  EXPECT_EQ(b().get_invoice(t, first.id)->attempt_count, 1);
+  // At the new time it is retried, fails again, and the next retry is 72 + 48 hours after finalization.
+  set_time(finalized + std::chrono::hours(72) + std::chrono::seconds(1));
+  ASSERT_TRUE(b().run());
+  auto second = b().get_invoice(t, first.id);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->attempt_count, 2);
+  EXPECT_EQ(second->next_payment_attempt, finalized + std::chrono::hours(120));
+  // Where the policy alone would have cancelled (72 hours), the subscription is still past due; the last retry
+  // fails at 120 hours and the final action cancels then.
+  auto waiting = b().get_subscription(t, sub->id);
+  ASSERT_TRUE(waiting);
+  EXPECT_EQ(waiting->status, billing::Status::past_due);
+  set_time(finalized + std::chrono::hours(120) + std::chrono::seconds(1));
+  ASSERT_TRUE(b().run());
+  auto last = b().get_invoice(t, first.id);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->attempt_count, 3);
+  EXPECT_EQ(last->status, "uncollectible");
+  EXPECT_FALSE(last->next_payment_attempt);
+  auto cancelled = b().get_subscription(t, sub->id);
+  ASSERT_TRUE(cancelled);
+  EXPECT_EQ(cancelled->status, billing::Status::cancelled);
+  // Nothing is in dunning any more: conflict, and nothing more is audited.
+  auto none = b().extend_dunning(t, 24, who_);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Errc::conflict);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_logs WHERE action = 'invoice.dunning_extended'"), 1);
+}
+
 TEST_P(BillingServiceTest, ConcurrentCreditsToOneAccountAllCount) {
   plan("credits", 5000);
   const std::string t = tenant_with_account("credits");

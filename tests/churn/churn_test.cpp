@@ -414,7 +414,7 @@ TEST_P(ChurnTest, TheDailyBatchKeepsHistorySetsTheGaugesAndTellsOfCrossingsOnce)
   EXPECT_EQ(deliveries, static_cast<std::int64_t>(crossed.size()));
 }
 
-TEST_P(ChurnTest, InterventionsMailOrCreditTheCustomerAndAreRecordedAuditedAndKeptApart) {
+TEST_P(ChurnTest, InterventionsMailCreditOrGraceTheCustomerAndAreRecordedAuditedAndKeptApart) {
   sign_up();
   grow(0, 1);  // the first invoices are paid
   const std::string alpha = customers_[0].tenant.id;
@@ -500,6 +500,41 @@ TEST_P(ChurnTest, InterventionsMailOrCreditTheCustomerAndAreRecordedAuditedAndKe
   EXPECT_EQ(refused.status, 409) << refused.raw_body;
   EXPECT_EQ(call(Method::get, "/v1/admin/tenants/" + unpaid.id + "/churn/interventions").body["data"].size(), 0u);
 
+  // A dunning grace: refused while nothing is in dunning (alpha's invoices are paid), then given to a customer whose
+  // first payment failed: its next retry moves three days later.
+  for (const Json& bad : {Json{{"kind", "onboarding_email"}, {"days", 3}}, Json{{"kind", "dunning_grace"}, {"days", 0}},
+                          Json{{"kind", "dunning_grace"}, {"days", 31}}}) {
+    EXPECT_EQ(call(Method::post, path, bad).status, 400) << bad.dump();
+  }
+  auto nothing_due = call(Method::post, path, Json{{"kind", "dunning_grace"}, {"days", 3}});
+  EXPECT_EQ(nothing_due.status, 409) << nothing_due.raw_body;
+  const tenancy::Tenant late = create_test_tenant(platform(), "declined", GetParam().isolation);
+  billing::AccountUpdate declined;
+  declined.legal_name = "Declined Inc";
+  declined.email = "billing@declined.test";
+  declined.country = "US";
+  declined.currency = "USD";
+  declined.payment_method = "pm_card_chargeDeclined";
+  ASSERT_TRUE(platform().billing->put_account(late.id, declined, true, who_));
+  ASSERT_TRUE(platform().billing->create_subscription(late.id, {.plan = "pro", .seats = 1, .trial_days = 0}, who_));
+  auto failed = platform().billing->list_invoices(late.id, "open");
+  ASSERT_TRUE(failed);
+  ASSERT_EQ(failed->size(), 1u);
+  ASSERT_TRUE(failed->front().next_payment_attempt);
+  const Instant retry_was = *failed->front().next_payment_attempt;
+  const std::string late_path = "/v1/admin/tenants/" + late.id + "/churn/interventions";
+  auto graced = call(Method::post, late_path, Json{{"kind", "dunning_grace"}, {"days", 3}});
+  ASSERT_EQ(graced.status, 201) << graced.raw_body;
+  EXPECT_EQ(graced.body["parameters"]["days"], 3);
+  ASSERT_EQ(graced.body["result"]["invoices"].size(), 1u);
+  EXPECT_EQ(graced.body["result"]["invoices"][0]["invoice"], failed->front().id);
+  EXPECT_EQ(graced.body["result"]["invoices"][0]["dunningGraceHours"], 72);
+  auto moved = platform().billing->get_invoice(late.id, failed->front().id);
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->next_payment_attempt, retry_was + days(3));
+  EXPECT_EQ(call(Method::get, late_path).body["data"].size(), 1u);
+  EXPECT_EQ(call(Method::get, path).body["data"].size(), 2u) << "alpha's refusal recorded nothing";
+
   // Audited in the platform chain, which tenants never read; not in the tenant's own.
   auto audit = call(Method::get, "/v1/admin/audit-logs?tenant_id=platform&resource_id=" + alpha);
   ASSERT_EQ(audit.status, 200) << audit.raw_body;
@@ -535,6 +570,28 @@ TEST_P(ChurnTest, TenantUsersNeverReachChurnData) {
     EXPECT_EQ(r.status, 403) << path << " -> " << r.raw_body;
     EXPECT_EQ(client_->call(m, path, body).status, 401) << path;
   }
+}
+
+// The catalogue's mapping (docs/ml.md, Interventions): each factor's kinds, once each, in the order of the factors;
+// nothing at low risk; a person's follow-up for high risk without a lead.
+TEST(ChurnRecommendations, FactorsMapToTheDocumentedInterventions) {
+  churn::Prediction p;
+  p.risk_level = "medium";
+  for (const char* f : {"payment_failures", "usage_trend", "plan_downgrades", "support_satisfaction",
+                        "days_since_last_login", "cancellation_page_visits", "subscription_age_days"}) {
+    p.factors.push_back({.feature = f, .value = 1.0, .contribution = 0.1});
+  }
+  std::vector<std::string> kinds;
+  for (const auto& r : churn::recommend(p)) kinds.push_back(r.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"card_update_email", "dunning_grace", "onboarding_email",
+                                             "retention_credit", "success_followup_email"}));
+  p.risk_level = "low";
+  EXPECT_TRUE(churn::recommend(p).empty());
+  p.risk_level = "high";
+  p.factors = {{.feature = "subscription_age_days", .value = 1.0, .contribution = 0.1}};
+  kinds.clear();
+  for (const auto& r : churn::recommend(p)) kinds.push_back(r.kind);
+  EXPECT_EQ(kinds, std::vector<std::string>{"success_followup_email"});
 }
 
 INSTANTIATE_TEST_SUITE_P(Isolation, ChurnTest, all_isolation_cases(), isolation_case_name);

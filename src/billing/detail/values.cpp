@@ -304,6 +304,7 @@ Invoice read_invoice(const storage::ResultSet& r, std::size_t i) {
   v.paid_at = opt_time(r, i, 29);
   v.voided_at = opt_time(r, i, 30);
   v.due_at = opt_time(r, i, 32);
+  v.dunning_grace_hours = r.int_at(i, 33).value_or(0);
   return v;
 }
 

@@ -20,12 +20,12 @@ constexpr Statement k_next_number{"billing_next_number",
   "tenant_id, id, number, subscription_id, cycle_key, status, billing_reason, currency, period_start, period_end, " \
   "subtotal, discount, discount_label, tax, tax_inclusive, tax_label, total, credit_applied, credit_created, "      \
   "amount_due, amount_paid, amount_remaining, attempt_count, next_payment_attempt, customer, memo, test_clock_id, " \
-  "created_at, finalized_at, paid_at, voided_at, updated_at, due_at"
+  "created_at, finalized_at, paid_at, voided_at, updated_at, due_at, dunning_grace_hours"
 constexpr TenantStatement k_invoice_insert{
     "billing_invoice_insert",
     "INSERT INTO invoices (" INVOICE_COLS
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
-    "$23, $24, $25, $26, $27, $28, $29, $30, $31, $28, $32)"};
+    "$23, $24, $25, $26, $27, $28, $29, $30, $31, $28, $32, 0)"};
 constexpr TenantStatement k_invoice_get{"billing_invoice_get",
                                         "SELECT " INVOICE_COLS " FROM invoices WHERE tenant_id = $1 AND id = $2"};
 constexpr TenantStatement k_invoice_get_locked{
@@ -67,6 +67,15 @@ constexpr TenantStatement k_invoice_payment{
     "billing_invoice_payment",
     "UPDATE invoices SET status = $3, amount_paid = $4, amount_remaining = $5, attempt_count = $6, "
     "next_payment_attempt = $7, paid_at = $8, voided_at = $9, updated_at = $10 WHERE tenant_id = $1 AND id = $2"};
+// The tenant's open subscription invoices with a retry or a final action ahead (in dunning).
+constexpr TenantStatement k_invoice_in_dunning{
+    "billing_invoice_in_dunning",
+    "SELECT id FROM invoices WHERE tenant_id = $1 AND status = 'open' AND subscription_id IS NOT NULL AND "
+    "next_payment_attempt IS NOT NULL AND attempt_count > 0 ORDER BY created_at, id"};
+constexpr TenantStatement k_invoice_dunning_grace{
+    "billing_invoice_dunning_grace",
+    "UPDATE invoices SET dunning_grace_hours = $3, next_payment_attempt = $4, updated_at = $5 WHERE tenant_id = $1 "
+    "AND id = $2"};
 constexpr TenantStatement k_invoice_retry_now{
     "billing_invoice_retry_now",
     "UPDATE invoices SET next_payment_attempt = $2 WHERE tenant_id = $1 AND status = 'open' AND amount_remaining > 0 "

@@ -179,7 +179,8 @@ Result<void> Billing::Impl::payment_failed(TenantTransaction& tx, const PaymentA
   if (stats) stats->failed += 1;
   auto policy = policy_for(tx, *inv);
   if (!policy) return std::unexpected(policy.error());
-  const Instant first = inv->finalized_at.value_or(now);
+  // The schedule counts from finalization, later by the grace extend_dunning gave.
+  const Instant first = inv->finalized_at.value_or(now) + inv->dunning_grace_hours * k_hour;
   const std::size_t retries_done = inv->attempt_count > 0 ? static_cast<std::size_t>(inv->attempt_count - 1) : 0;
   const bool hard = decline == "hard";
   bool final = false;
@@ -274,6 +275,44 @@ Result<void> Billing::Impl::retry_invoice(TenantTransaction& tx, const std::stri
   charges.push_back(std::move(*c));
   if (stats) stats->retried += 1;
   return {};
+}
+
+Result<std::vector<Invoice>> Billing::extend_dunning(const std::string& tenant_id, std::int64_t hours,
+                                                     const audit::Context& who) {
+  if (hours < 1 || hours > 2160) return fail(Errc::invalid_argument, "hours must be between 1 and 2160 (90 days)");
+  std::vector<Invoice> out;
+  auto r = impl_->tenant(tenant_id, [&](TenantTransaction& tx) -> Result<void> {
+    out.clear();
+    auto ids = tx.execute(k_invoice_in_dunning);
+    if (!ids) return std::unexpected(ids.error());
+    for (std::size_t i = 0; i < ids->rows.size(); ++i) {
+      auto inv = impl_->invoice(tx, ids->text_at(i, 0).value_or(""), false, true);
+      if (!inv) return std::unexpected(inv.error());
+      if (inv->status != "open" || !inv->next_payment_attempt) continue;  // settled since the list was read
+      auto in_flight = impl_->payment_in_flight(tx, inv->id);
+      if (!in_flight) return std::unexpected(in_flight.error());
+      auto clock_now = impl_->now_for(tx, inv->test_clock_id);
+      if (!clock_now) return std::unexpected(clock_now.error());
+      const std::int64_t before = inv->dunning_grace_hours;
+      inv->dunning_grace_hours += hours;
+      // A charge whose outcome is unknown is still sent again when it was to be: money the provider may hold is
+      // accounted for first; the grace applies to what its outcome schedules.
+      if (!*in_flight) *inv->next_payment_attempt += hours * k_hour;
+      auto u = tx.execute(k_invoice_dunning_grace, {Value(inv->id), Value(inv->dunning_grace_hours),
+                                                    time_value(*inv->next_payment_attempt), time_value(*clock_now)});
+      if (!u) return std::unexpected(u.error());
+      Json changes = Json::object();
+      audit::add_change(changes, "dunning_grace_hours", before, inv->dunning_grace_hours);
+      changes["next_payment_attempt"] = time_json(inv->next_payment_attempt);
+      if (auto a = impl_->record(tx, &who, "invoice.dunning_extended", "invoice", inv->id, changes); !a) return a;
+      out.push_back(std::move(*inv));
+    }
+    if (out.empty()) return fail(Errc::conflict, "the tenant has no open invoice in dunning");
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  impl_->notify();
+  return out;
 }
 
 Result<std::string> Billing::Impl::refund(const std::string& tenant_id, const std::string& note_id,
