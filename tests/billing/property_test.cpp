@@ -1782,7 +1782,7 @@ TEST_P(BillingPropertyTest, RandomScenariosThroughTheDomainMatchTheReferenceMode
   SettableClock clock;
   auto tp = TestPlatform::create(GetParam(), config(), &clock);
   DomainDriver driver(tp->platform(), clock);
-  run_scenarios(driver, tp->platform(), scenario_count(GetParam() == Backend::sqlite ? 600 : 150));
+  run_scenarios(driver, tp->platform(), scenario_count(GetParam() == Backend::sqlite ? 300 : 150));
 }
 
 TEST_P(BillingPropertyTest, RandomScenariosThroughTheApiMatchTheReferenceModel) {
@@ -1797,7 +1797,7 @@ TEST_P(BillingPropertyTest, RandomScenariosThroughTheApiMatchTheReferenceModel) 
   ASSERT_EQ(token.status, 200) << token.body.dump();
   ApiDriver driver(tp->platform(), client, token.body.value("access_token", ""));
   // A tenth of the domain's scenarios: every request goes through routing, security and JSON.
-  const std::int64_t ci = GetParam() == Backend::sqlite ? 1000 : 300;
+  const std::int64_t ci = GetParam() == Backend::sqlite ? 500 : 300;
   run_scenarios(driver, tp->platform(), std::max<std::int64_t>(1, scenario_count(ci) / 10));
 }
 

@@ -26,6 +26,20 @@ bool pg_admin(const std::string& url, const std::string& sql, std::string* error
   return ok;
 }
 
+std::optional<std::string> pg_value(const std::string& url, const std::string& sql) {
+  PGconn* conn = PQconnectdb(url.c_str());
+  std::optional<std::string> out;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    PGresult* res = PQexec(conn, sql.c_str());
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 && PQnfields(res) > 0) {
+      out = std::string(PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+  }
+  PQfinish(conn);
+  return out;
+}
+
 std::unique_ptr<TestDatabase> TestDatabase::create(storage::Backend backend, int pool_size) {
   std::unique_ptr<TestDatabase> t(new TestDatabase());
   t->backend_ = backend;

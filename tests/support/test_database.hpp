@@ -32,5 +32,7 @@ class TestDatabase {
 // Runs one SQL command outside a transaction on the PostgreSQL server at `url` (CREATE/DROP DATABASE, ...).
 // Returns false and fills *error on failure.
 bool pg_admin(const std::string& url, const std::string& sql, std::string* error = nullptr);
+// The first column of the first row `sql` answers on the server at `url`; nullopt without a row (or on an error).
+std::optional<std::string> pg_value(const std::string& url, const std::string& sql);
 
 }  // namespace atrium::test
