@@ -155,6 +155,7 @@ void register_routes(http::Router& router, Services& services) {
   register_tenant_routes(router, services);
   register_console_routes(router, services);
   register_churn_routes(router, services);
+  register_privacy_routes(router, services);
 }
 
 }  // namespace atrium::api

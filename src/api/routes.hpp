@@ -26,5 +26,6 @@ void register_analytics_routes(http::Router& router, Services& services);
 void register_tenant_routes(http::Router& router, Services& services);
 void register_console_routes(http::Router& router, Services& services);
 void register_churn_routes(http::Router& router, Services& services);
+void register_privacy_routes(http::Router& router, Services& services);
 
 }  // namespace atrium::api

@@ -33,6 +33,9 @@ class Service;
 namespace atrium::domains {
 class Domains;
 }
+namespace atrium::privacy {
+class PersonalData;
+}
 namespace atrium::gateway {
 class ApiCallCounter;
 class RateLimits;
@@ -133,6 +136,7 @@ class Services {
   BackgroundWork* background = nullptr;  // null when this process runs no background work
   churn::Service* churn = nullptr;
   churn::Actions* churn_actions = nullptr;  // how interventions reach customers; null without background work
+  privacy::PersonalData* personal_data = nullptr;
 
  protected:
   Config config_;

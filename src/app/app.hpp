@@ -86,6 +86,9 @@ struct ChurnCommandOptions {
 int churn_train_command(const CommonOptions& options, const ChurnCommandOptions& churn);
 int churn_activate_command(const CommonOptions& options, const ChurnCommandOptions& churn);
 int churn_score_command(const CommonOptions& options);
+// user export / erase (docs/data-protection.md, "One person's data"): the user by --user ID or --email.
+int user_export_command(const CommonOptions& options, const std::string& user_id, const std::string& email);
+int user_erase_command(const CommonOptions& options, const std::string& user_id, const std::string& email);
 int churn_evaluate_command(const CommonOptions& options, const ChurnCommandOptions& churn);
 
 }  // namespace atrium::app

@@ -33,6 +33,9 @@ struct Commands {
   CLI::App* churn_activate = nullptr;
   CLI::App* churn_score = nullptr;
   CLI::App* churn_evaluate = nullptr;
+  CLI::App* user_export = nullptr;
+  CLI::App* user_erase = nullptr;
+  std::string user_id;
   ChurnCommandOptions churn;
   DemoOptions demo;
   MlTrainOptions ml;
@@ -172,6 +175,18 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
   c.churn_evaluate->add_option("--version", c.churn.version, "The model version")->required();
   c.churn_evaluate->add_option("--at", c.churn.at, "The instant (YYYY-MM-DD or RFC 3339)")->required();
   c.churn_evaluate->add_option("--horizon", c.churn.horizon_days, "Days after it, 7-365")->capture_default_str();
+
+  CLI::App* user = app.add_subcommand("user", "One person's data (GDPR): export and erasure");
+  user->require_subcommand(1);
+  c.user_export = user->add_subcommand("export", "Print everything Atrium holds about a user as JSON");
+  c.user_erase = user->add_subcommand("erase", "Erase a user's personal data (the account's id stays)");
+  for (CLI::App* sub : {c.user_export, c.user_erase}) {
+    add_common(sub, common);
+    auto* id = sub->add_option("--user", c.user_id, "The user's id");
+    auto* email = sub->add_option("--email", c.email, "The user's e-mail address");
+    id->excludes(email);
+    sub->require_option(1);
+  }
 }
 
 int dispatch(const Commands& c, const CommonOptions& common) {
@@ -208,6 +223,8 @@ int dispatch(const Commands& c, const CommonOptions& common) {
   if (c.churn_activate->parsed()) return churn_activate_command(common, c.churn);
   if (c.churn_score->parsed()) return churn_score_command(common);
   if (c.churn_evaluate->parsed()) return churn_evaluate_command(common, c.churn);
+  if (c.user_export->parsed()) return user_export_command(common, c.user_id, c.email);
+  if (c.user_erase->parsed()) return user_erase_command(common, c.user_id, c.email);
   return 2;
 }
 

@@ -40,6 +40,7 @@
 #include "ml/dataset.hpp"
 #include "ml/ensemble.hpp"
 #include "observability/metrics.hpp"
+#include "privacy/personal_data.hpp"
 #include "protection/keyring.hpp"
 #include "proxy/gateway.hpp"
 #include "storage/database.hpp"
@@ -814,6 +815,49 @@ int churn_evaluate_command(const CommonOptions& options, const ChurnCommandOptio
       return e.error().code == Errc::internal || e.error().code == Errc::unavailable ? 1 : 2;
     }
     std::cout << e->dump(2) << "\n";
+    return 0;
+  });
+}
+
+namespace {
+
+// The user named by --user or --email; prints why not and returns nullopt (exit 2) when there is none.
+std::optional<std::string> named_user(app::Platform& platform, const std::string& user_id, const std::string& email) {
+  if (!user_id.empty()) return user_id;
+  auto found = platform.personal_data->find_user(email);
+  if (!found) {
+    std::cerr << "atrium: " << found.error().message << "\n";
+    return std::nullopt;
+  }
+  return *found;
+}
+
+}  // namespace
+
+int user_export_command(const CommonOptions& options, const std::string& user_id, const std::string& email) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
+    auto id = named_user(platform, user_id, email);
+    if (!id) return 2;
+    auto exported = platform.personal_data->export_user(*id, platform.audit->recorder(k_cli));
+    if (!exported) {
+      std::cerr << "atrium: user export: " << exported.error().message << "\n";
+      return exported.error().code == Errc::not_found ? 2 : 1;
+    }
+    std::cout << exported->dump(2) << "\n";
+    return 0;
+  });
+}
+
+int user_erase_command(const CommonOptions& options, const std::string& user_id, const std::string& email) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
+    auto id = named_user(platform, user_id, email);
+    if (!id) return 2;
+    auto erased = platform.personal_data->erase_user(*id, platform.audit->recorder(k_cli));
+    if (!erased) {
+      std::cerr << "atrium: user erase: " << erased.error().message << "\n";
+      return erased.error().code == Errc::not_found || erased.error().code == Errc::conflict ? 2 : 1;
+    }
+    std::cout << erased->dump(2) << "\n";
     return 0;
   });
 }

@@ -31,6 +31,7 @@
 #include "identity/token_service.hpp"
 #include "identity/user_store.hpp"
 #include "metering/metering.hpp"
+#include "privacy/personal_data.hpp"
 #include "projects/project_store.hpp"
 #include "protection/key_service.hpp"
 #include "protection/keyring.hpp"
@@ -545,6 +546,7 @@ Result<void> Platform::open_gateway(const Options& options) {
       std::make_unique<analytics::Analytics>(*metering, *tenant_data, *db_, clock, std::move(analytics_settings)));
   churn =
       adopt(std::make_unique<churn::Service>(*tenant_data, clock, static_cast<int>(config.churn.threads), &registry));
+  personal_data = adopt(std::make_unique<privacy::PersonalData>(*tenant_data, *audit, *tokens, clock));
   auto limits = open_rate_limits(*billing, registry, config, clock, options.rate_limits_use_redis_time);
   if (!limits) return std::unexpected(limits.error());
   rate_limits = adopt(std::move(*limits));

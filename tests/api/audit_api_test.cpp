@@ -82,6 +82,7 @@ struct Subjects {
   std::vector<std::string> dead;
   std::vector<std::pair<std::string, std::string>> in_a, in_b;
   std::string plan, coupon, subscription, draft, test_clock, dashboard;
+  std::string erased_user;  // a member of alpha whose personal data is erased
 };
 
 // The response, after keeping the id it names (if any) in `id`.
@@ -286,6 +287,7 @@ void AuditApiTest::prepare(Subjects& s) {
   s.refresh = refresh;
   s.extra_tenant = extra_tenant;
   s.doomed_tenant = doomed_tenant;
+  s.erased_user = add_test_member(platform(), a_.id, "gone@alpha.test", "gone-password", identity::Role::member);
   s.doomed_invitation = doomed_invitation;
   s.invitation_token = invitation_token;
   s.hook = hook;
@@ -561,6 +563,9 @@ std::vector<Mutation> AuditApiTest::background_mutations(Subjects& s) {
          return client_->call(Method::post, "/v1/admin/billing/run", std::nullopt, root_,
                               {{"Idempotency-Key", "not a key"}});
        }},
+      {"post /v1/admin/users/{id}/erase", "user.erased",
+       [&] { return client_->call(Method::post, "/v1/admin/users/" + s.erased_user + "/erase", std::nullopt, root_); },
+       [&] { return client_->call(Method::post, "/v1/admin/users/" + s.missing + "/erase", std::nullopt, root_); }},
       {"delete /v1/admin/tenants/{id}", "tenant.deleted",
        [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + s.doomed_tenant, std::nullopt, root_); },
        [&] { return client_->call(Method::delete_, "/v1/admin/tenants/" + s.missing, std::nullopt, root_); }},

@@ -1,0 +1,58 @@
+// One person's data (docs/data-protection.md, "One person's data"): super admins find a user by address, export
+// everything Atrium holds about them, and erase it.
+#include "api/routes.hpp"
+#include "api/support.hpp"
+#include "audit/audit_log.hpp"
+#include "identity/user_store.hpp"
+#include "privacy/personal_data.hpp"
+
+namespace atrium::api {
+
+void register_privacy_routes(http::Router& router, Services& services) {
+  using http::Access;
+  // ?email=: the account with that address, as {"data": [{"id", "email", "name", "superAdmin", "createdAt"}]} (empty
+  // when there is none).
+  router.add(http::Method::get, "/v1/admin/users",
+             [&services](http::Request& req) -> http::Response {
+               auto email = req.query_param("email");
+               if (!email || email->empty()) {
+                 return error_response({Errc::invalid_argument, "email is required"}, req);
+               }
+               auto found = services.personal_data->find_user(*email);
+               if (!found && found.error().code != Errc::not_found) return error_response(found.error(), req);
+               Json data = Json::array();
+               if (found) {
+                 auto user = services.users->get(*found);
+                 if (!user) return error_response(user.error(), req);
+                 data.push_back({{"id", user->id},
+                                 {"email", user->email},
+                                 {"name", user->name},
+                                 {"superAdmin", user->super_admin},
+                                 {"createdAt", user->created_at}});
+               }
+               return http::Response::json(200, {{"data", std::move(data)}});
+             },
+             {.access = Access::super_admin});
+  router.add(http::Method::get, "/v1/admin/users/{id}/personal-data",
+             [&services](http::Request& req) -> http::Response {
+               const audit::Context who = audit_context(req);
+               auto exported =
+                   services.personal_data->export_user(std::string(req.param("id")), services.audit->recorder(who));
+               if (!exported) return error_response(exported.error(), req);
+               services.audit_committed();
+               return http::Response::json(200, *exported);
+             },
+             {.access = Access::super_admin});
+  router.add(http::Method::post, "/v1/admin/users/{id}/erase",
+             [&services](http::Request& req) -> http::Response {
+               const audit::Context who = audit_context(req);
+               auto erased =
+                   services.personal_data->erase_user(std::string(req.param("id")), services.audit->recorder(who));
+               if (!erased) return error_response(erased.error(), req);
+               services.audit_committed();
+               return http::Response::json(200, *erased);
+             },
+             {.access = Access::super_admin});
+}
+
+}  // namespace atrium::api
