@@ -185,7 +185,6 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
     auto* id = sub->add_option("--user", c.user_id, "The user's id");
     auto* email = sub->add_option("--email", c.email, "The user's e-mail address");
     id->excludes(email);
-    sub->require_option(1);
   }
 }
 
@@ -223,8 +222,14 @@ int dispatch(const Commands& c, const CommonOptions& common) {
   if (c.churn_activate->parsed()) return churn_activate_command(common, c.churn);
   if (c.churn_score->parsed()) return churn_score_command(common);
   if (c.churn_evaluate->parsed()) return churn_evaluate_command(common, c.churn);
-  if (c.user_export->parsed()) return user_export_command(common, c.user_id, c.email);
-  if (c.user_erase->parsed()) return user_erase_command(common, c.user_id, c.email);
+  if (c.user_export->parsed() || c.user_erase->parsed()) {
+    if (c.user_id.empty() == c.email.empty()) {
+      std::cerr << "atrium: one of --user and --email is required\n";
+      return 2;
+    }
+    return c.user_export->parsed() ? user_export_command(common, c.user_id, c.email)
+                                   : user_erase_command(common, c.user_id, c.email);
+  }
   return 2;
 }
 

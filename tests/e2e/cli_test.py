@@ -65,6 +65,46 @@ class CommandLineTest(E2ETestCase):
         self.assertNotIn("\r", ran.stderr)
         self.assertNotIn("[####", ran.stderr)
 
+    def test_one_persons_data_is_exported_and_erased_from_the_command_line(self):
+        data_dir = tempfile.mkdtemp(prefix="atrium-e2e-cli-")
+        for email in ("keeper@e2e.test", "leaver@e2e.test"):
+            made = self.superuser(data_dir, ["--email", email, "--password-file", "-"], "a-long-password\n")
+            self.assertEqual(made.returncode, 0, made.stderr)
+        exported = run_cli(["user", "export", "--email", "LEAVER@e2e.test", "--data-dir", data_dir])
+        self.assertEqual(exported.returncode, 0, exported.stderr)
+        person = json.loads(exported.stdout)
+        self.assertEqual(person["user"]["email"], "leaver@e2e.test")
+        self.assertTrue(person["user"]["superAdmin"])
+        self.assertIn("user.super_admin_created", [e["action"] for e in person["auditEntries"]["aboutUser"]])
+        user_id = person["user"]["id"]
+        # Exactly one of --user and --email; an unknown address is exit 2.
+        self.assertEqual(run_cli(["user", "export", "--data-dir", data_dir]).returncode, 2)
+        self.assertEqual(run_cli(["user", "export", "--user", user_id, "--email", "leaver@e2e.test",
+                                  "--data-dir", data_dir]).returncode, 2)
+        unknown = run_cli(["user", "export", "--email", "nobody@e2e.test", "--data-dir", data_dir])
+        self.assertEqual(unknown.returncode, 2)
+        self.assertIn("no user", unknown.stderr)
+
+        erased = run_cli(["user", "erase", "--user", user_id, "--data-dir", data_dir])
+        self.assertEqual(erased.returncode, 0, erased.stderr)
+        self.assertTrue(json.loads(erased.stdout)["erased"])
+        again = run_cli(["user", "erase", "--user", user_id, "--data-dir", data_dir])
+        self.assertEqual(again.returncode, 2)
+        self.assertIn("erased already", again.stderr)
+        # The last super admin is kept.
+        last = run_cli(["user", "erase", "--email", "keeper@e2e.test", "--data-dir", data_dir])
+        self.assertEqual(last.returncode, 2)
+        self.assertIn("last super admin", last.stderr)
+        after = json.loads(run_cli(["user", "export", "--user", user_id, "--data-dir", data_dir]).stdout)
+        self.assertEqual(after["user"]["email"], f"erased-{user_id}@erased.invalid")
+        self.assertFalse(after["user"]["superAdmin"])
+        server = self.start_server(data_dir=data_dir, env={"ATRIUM_IDENTITY_PASSWORD_COST": "minimum"})
+        for email, status in (("leaver@e2e.test", 400), ("keeper@e2e.test", 200)):
+            r = server.request("POST", "/v1/auth/token", headers={"Content-Type": "application/json"},
+                               body=json.dumps({"grant_type": "password", "email": email,
+                                                "password": "a-long-password"}).encode())
+            self.assertEqual(r.status, status, (email, r))
+
 
 if __name__ == "__main__":
     unittest.main()
