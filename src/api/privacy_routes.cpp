@@ -1,8 +1,9 @@
 // One person's data (docs/data-protection.md, "One person's data"): super admins find a user by address, export
-// everything Atrium holds about them, and erase it.
+// everything Atrium holds about them, and erase it; a signed-in person exports their own.
 #include "api/routes.hpp"
 #include "api/support.hpp"
 #include "audit/audit_log.hpp"
+#include "identity/principal.hpp"
 #include "identity/user_store.hpp"
 #include "privacy/personal_data.hpp"
 
@@ -43,6 +44,20 @@ void register_privacy_routes(http::Router& router, Services& services) {
                return http::Response::json(200, *exported);
              },
              {.access = Access::super_admin});
+  // The signed-in person's own export (a user's token, any tenant; not an API key or an embed token).
+  router.add(http::Method::get, "/v1/me/personal-data",
+             [&services](http::Request& req) -> http::Response {
+               if (req.principal->kind != identity::Principal::Kind::user) {
+                 return error_response({Errc::forbidden, "only a person's own sign-in reads their personal data"}, req);
+               }
+               const audit::Context who = audit_context(req);
+               auto exported =
+                   services.personal_data->export_user(req.principal->subject, services.audit->recorder(who));
+               if (!exported) return error_response(exported.error(), req);
+               services.audit_committed();
+               return http::Response::json(200, *exported);
+             },
+             {.access = Access::authenticated});
   router.add(http::Method::post, "/v1/admin/users/{id}/erase",
              [&services](http::Request& req) -> http::Response {
                const audit::Context who = audit_context(req);

@@ -109,8 +109,21 @@ TEST_P(PersonalDataTest, TheExportHoldsEverythingAboutThePersonAndNothingAboutOt
   EXPECT_EQ(exported.raw_body.find("bob@person.test"), std::string::npos);
   EXPECT_EQ(exported.raw_body.find(bob_), std::string::npos);
 
-  // Super admins only; an unknown or malformed id is 404.
+  // Ana reads the same about herself with her own sign-in; an API key has no person to read.
+  auto own = client_->call(Method::get, "/v1/me/personal-data", std::nullopt, ana_token_);
+  ASSERT_EQ(own.status, 200) << own.raw_body;
+  EXPECT_EQ(own.body["user"]["id"], ana_);
+  EXPECT_EQ(own.body["memberships"], e["memberships"]);
+  EXPECT_EQ(own.body["invitations"], e["invitations"]);
+  EXPECT_EQ(client_->call(Method::get, "/v1/me/personal-data").status, 401);
   const std::string owner = client_->sign_in("owner@alpha.test", "password-alpha", "alpha");
+  auto key =
+      client_->call(Method::post, "/v1/api-keys", Json{{"name", "robot"}, {"permissions", {"projects:read"}}}, owner);
+  ASSERT_EQ(key.status, 201) << key.raw_body;
+  auto by_key = client_->call(Method::get, "/v1/me/personal-data", std::nullopt, key.body.value("secret", ""));
+  EXPECT_EQ(by_key.status, 403) << by_key.raw_body;
+
+  // The rest is for super admins only; an unknown or malformed id is 404.
   for (const auto& [m, path] :
        std::vector<std::pair<Method, std::string>>{{Method::get, "/v1/admin/users?email=ana@person.test"},
                                                    {Method::get, "/v1/admin/users/" + ana_ + "/personal-data"},
