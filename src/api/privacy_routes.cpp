@@ -9,6 +9,19 @@
 
 namespace atrium::api {
 
+namespace {
+
+// The user's export, recorded as read by the caller.
+http::Response export_response(Services& services, http::Request& req, const std::string& user_id) {
+  const audit::Context who = audit_context(req);
+  auto exported = services.personal_data->export_user(user_id, services.audit->recorder(who));
+  if (!exported) return error_response(exported.error(), req);
+  services.audit_committed();
+  return http::Response::json(200, *exported);
+}
+
+}  // namespace
+
 void register_privacy_routes(http::Router& router, Services& services) {
   using http::Access;
   // ?email=: the account with that address, as {"data": [{"id", "email", "name", "superAdmin", "createdAt"}]} (empty
@@ -19,12 +32,10 @@ void register_privacy_routes(http::Router& router, Services& services) {
                if (!email || email->empty()) {
                  return error_response({Errc::invalid_argument, "email is required"}, req);
                }
-               auto found = services.personal_data->find_user(*email);
-               if (!found && found.error().code != Errc::not_found) return error_response(found.error(), req);
+               auto user = services.users->find_by_email(*email);
+               if (!user && user.error().code != Errc::not_found) return error_response(user.error(), req);
                Json data = Json::array();
-               if (found) {
-                 auto user = services.users->get(*found);
-                 if (!user) return error_response(user.error(), req);
+               if (user) {
                  data.push_back({{"id", user->id},
                                  {"email", user->email},
                                  {"name", user->name},
@@ -35,14 +46,7 @@ void register_privacy_routes(http::Router& router, Services& services) {
              },
              {.access = Access::super_admin});
   router.add(http::Method::get, "/v1/admin/users/{id}/personal-data",
-             [&services](http::Request& req) -> http::Response {
-               const audit::Context who = audit_context(req);
-               auto exported =
-                   services.personal_data->export_user(std::string(req.param("id")), services.audit->recorder(who));
-               if (!exported) return error_response(exported.error(), req);
-               services.audit_committed();
-               return http::Response::json(200, *exported);
-             },
+             [&services](http::Request& req) { return export_response(services, req, std::string(req.param("id"))); },
              {.access = Access::super_admin});
   // The signed-in person's own export (a user's token, any tenant; not an API key or an embed token).
   router.add(http::Method::get, "/v1/me/personal-data",
@@ -50,12 +54,7 @@ void register_privacy_routes(http::Router& router, Services& services) {
                if (req.principal->kind != identity::Principal::Kind::user) {
                  return error_response({Errc::forbidden, "only a person's own sign-in reads their personal data"}, req);
                }
-               const audit::Context who = audit_context(req);
-               auto exported =
-                   services.personal_data->export_user(req.principal->subject, services.audit->recorder(who));
-               if (!exported) return error_response(exported.error(), req);
-               services.audit_committed();
-               return http::Response::json(200, *exported);
+               return export_response(services, req, req.principal->subject);
              },
              {.access = Access::authenticated});
   router.add(http::Method::post, "/v1/admin/users/{id}/erase",

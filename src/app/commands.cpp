@@ -824,12 +824,14 @@ namespace {
 // The user named by --user or --email; prints why not and returns nullopt (exit 2) when there is none.
 std::optional<std::string> named_user(app::Platform& platform, const std::string& user_id, const std::string& email) {
   if (!user_id.empty()) return user_id;
-  auto found = platform.personal_data->find_user(email);
+  auto found = platform.users->find_by_email(email);
   if (!found) {
-    std::cerr << "atrium: " << found.error().message << "\n";
+    std::cerr << "atrium: "
+              << (found.error().code == Errc::not_found ? "no user with this email address" : found.error().message)
+              << "\n";
     return std::nullopt;
   }
-  return *found;
+  return found->id;
 }
 
 }  // namespace

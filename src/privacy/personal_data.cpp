@@ -83,6 +83,18 @@ Result<void> check_erasable(storage::Transaction& tx, const Account& account) {
   return {};
 }
 
+// The account, once checked erasable, with the tenants it is a member of in `tenants`.
+Result<Account> erasable(storage::Transaction& tx, const std::string& user_id, bool lock,
+                         std::vector<std::string>& tenants) {
+  auto account = read_account(tx, user_id, lock);
+  if (!account) return std::unexpected(account.error());
+  if (auto c = check_erasable(tx, *account); !c) return std::unexpected(c.error());
+  auto t = member_tenants(tx, user_id);
+  if (!t) return std::unexpected(t.error());
+  tenants = std::move(*t);
+  return account;
+}
+
 }  // namespace
 
 struct PersonalData::Impl {
@@ -127,23 +139,6 @@ PersonalData::PersonalData(tenancy::TenantData& data, audit::AuditLog& audit, id
     : impl_(std::make_unique<Impl>(Impl{data, audit, tokens, clock})) {}
 
 PersonalData::~PersonalData() = default;
-
-Result<std::string> PersonalData::find_user(const std::string& email) {
-  std::string lower = email;
-  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  std::optional<std::string> id;
-  auto r = impl_->data.transact_platform(
-      [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
-        auto rows = ptx.control().execute(sql::k_user_by_email, {Value(lower)});
-        if (!rows) return std::unexpected(rows.error());
-        if (!rows->empty()) id = rows->text_at(0, 0);
-        return {};
-      },
-      {.read_only = true});
-  if (!r) return std::unexpected(r.error());
-  if (!id) return fail(Errc::not_found, "no user with this email address");
-  return *id;
-}
 
 Result<Json> PersonalData::export_user(const std::string& user_id, const audit::Recorder& audit) {
   Json out;
@@ -215,12 +210,8 @@ Result<Json> PersonalData::erase_user(const std::string& user_id, const audit::R
   std::vector<std::string> tenants;
   auto listed = impl_->data.transact_platform(
       [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
-        auto account = read_account(ptx.control(), user_id, false);
+        auto account = erasable(ptx.control(), user_id, false, tenants);
         if (!account) return std::unexpected(account.error());
-        if (auto c = check_erasable(ptx.control(), *account); !c) return c;
-        auto t = member_tenants(ptx.control(), user_id);
-        if (!t) return std::unexpected(t.error());
-        tenants = std::move(*t);
         return {};
       },
       {.read_only = true});
@@ -230,12 +221,8 @@ Result<Json> PersonalData::erase_user(const std::string& user_id, const audit::R
   auto r = impl_->data.transact_platform(
       [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
         storage::Transaction& tx = ptx.control();
-        auto account = read_account(tx, user_id, true);
+        auto account = erasable(tx, user_id, true, tenants);
         if (!account) return std::unexpected(account.error());
-        if (auto c = check_erasable(tx, *account); !c) return c;
-        auto t = member_tenants(tx, user_id);
-        if (!t) return std::unexpected(t.error());
-        tenants = std::move(*t);
         auto memberships = tx.execute(sql::k_delete_memberships, {Value(user_id)});
         if (!memberships) return std::unexpected(memberships.error());
         auto sessions = tx.execute(sql::k_delete_sessions, {Value(user_id)});

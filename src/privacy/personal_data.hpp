@@ -34,9 +34,6 @@ class PersonalData {
   PersonalData(const PersonalData&) = delete;
   PersonalData& operator=(const PersonalData&) = delete;
 
-  // The user with this address (compared as stored: lower-case); not_found without one.
-  Result<std::string> find_user(const std::string& email);
-
   // Everything about the user: the account (without its password hash), memberships with their tenants, sessions
   // (refresh tokens, without their hashes) and invitations to the address, read in one transaction; then the audit
   // entries the user made and those about the user (k_max_audit_entries of each at most). not_found for an unknown id.

@@ -13,7 +13,6 @@ using storage::Statement;
 #define USER_COLS "id, email, name, password_hash, is_super_admin, created_at, updated_at"
 constexpr Statement k_user{"privacy_user", "SELECT " USER_COLS " FROM users WHERE id = $1"};
 constexpr Statement k_user_locked{"privacy_user_locked", "SELECT " USER_COLS " FROM users WHERE id = $1 FOR UPDATE"};
-constexpr Statement k_user_by_email{"privacy_user_by_email", "SELECT id FROM users WHERE email = $1"};
 constexpr Statement k_memberships{"privacy_memberships",
                                   "SELECT m.tenant_id, t.slug, t.name, m.role, m.created_at FROM memberships m JOIN "
                                   "tenants t ON t.id = m.tenant_id WHERE m.user_id = $1 ORDER BY m.created_at, "
