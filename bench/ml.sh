@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training speed and quality: `atrium ml train` (5-fold stratified cross-validation of the seed's ensemble: a
-# random forest of 100 trees and XGBoost of 100 rounds through libxgboost, a 64-32 network with Eigen, 50 epochs,
+# random forest of 100 trees and XGBoost of 100 rounds through libxgboost, a 32-16 network with Eigen, at most 50 epochs,
 # weights 0.35 / 0.40 / 0.25) beside a Python reference doing the same folds' work in the same run:
 # scikit-learn's RandomForestClassifier(100 trees) and MLPClassifier((64, 32), 50 epochs, early stopping) and
 # xgboost.XGBClassifier(100 rounds), ensembled with the same weights (bench/ml_reference.py; Debian's

@@ -177,7 +177,7 @@ struct AnalyticsConfig {
 
 struct ChurnConfig {
   std::string score_cron = "0 3 * * *";  // the daily batch scoring every customer ("" never, but by the API)
-  std::int64_t threads = 0;              // XGBoost's threads for training and scoring (0: every core)
+  std::int64_t threads = 0;              // cores for training (parallel model tasks) and scoring (0: every core)
 };
 
 struct ProxyConfig {

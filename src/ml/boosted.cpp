@@ -53,10 +53,16 @@ Booster::Booster(Booster&&) noexcept = default;
 Booster& Booster::operator=(Booster&&) noexcept = default;
 Booster::~Booster() = default;
 
+// Histogram bins per feature: 64 rather than XGBoost's 256 trains both tree models in 0.7 of the time with the
+// ensemble's ROC AUC within 0.0001 on mlc_churn (docs/ml.md); a split point finer than 1/64 of a feature's
+// quantiles rarely matters to a churn model.
+constexpr const char* k_max_bin = "64";
+
 Booster::Params Booster::gradient_boosting(int rounds, std::uint64_t seed, int threads) {
   return {.values = {{"booster", "gbtree"},
                      {"objective", "binary:logistic"},
                      {"tree_method", "hist"},
+                     {"max_bin", k_max_bin},
                      {"eta", "0.1"},
                      {"max_depth", "6"},
                      {"min_child_weight", "1"},
@@ -74,6 +80,7 @@ Booster::Params Booster::random_forest(int trees, std::size_t features, std::uin
   return {.values = {{"booster", "gbtree"},
                      {"objective", "binary:logistic"},
                      {"tree_method", "hist"},
+                     {"max_bin", k_max_bin},
                      {"num_parallel_tree", std::to_string(trees)},
                      {"subsample", "0.632"},
                      {"colsample_bynode", std::to_string(std::min(1.0, per_split))},
@@ -121,6 +128,11 @@ Result<Booster> Booster::from_json(const std::string& json, int threads) {
   }
   XGBoosterSetParam(impl->handle, "nthread", std::to_string(threads).c_str());
   return Booster(std::move(impl));
+}
+
+void Booster::set_threads(int threads) {
+  impl_->threads = threads;
+  XGBoosterSetParam(impl_->handle, "nthread", std::to_string(threads).c_str());
 }
 
 Result<std::vector<float>> Booster::predict(const float* x, std::size_t rows, std::size_t cols) const {

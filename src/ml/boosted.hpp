@@ -36,6 +36,8 @@ class Booster {
   // Per row, each feature's contribution to the margin (log-odds; TreeSHAP), then the bias: rows x (cols + 1).
   Result<std::vector<float>> contributions(const float* x, std::size_t rows, std::size_t cols) const;
   Result<std::string> to_json() const;
+  // XGBoost's threads for predictions from now on (0: every core).
+  void set_threads(int threads);
 
  private:
   struct Impl;

@@ -1,10 +1,15 @@
 #include "ml/ensemble.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <thread>
 
 namespace atrium::ml {
 
@@ -94,56 +99,149 @@ std::vector<int> stratified_folds(const std::vector<float>& y, int folds, std::u
   return fold;
 }
 
-Result<Ensemble> Ensemble::train(const Dataset& data, const EnsembleOptions& o, const Progress& progress, int step,
-                                 int steps) {
-  // The held-out rows: a stratified share, the same for every model.
-  const int parts = std::max(2, static_cast<int>(std::lround(1.0 / std::clamp(o.holdout, 0.05, 0.5))));
-  const auto part = stratified_folds(data.y, parts, o.seed ^ 0x9e3779b97f4a7c15ULL);
-  std::vector<std::size_t> fit_rows, held_rows;
-  for (std::size_t i = 0; i < data.rows; ++i) (part[i] == 0 ? held_rows : fit_rows).push_back(i);
-  const Dataset fit = data.subset(fit_rows);
-  const Dataset held = data.subset(held_rows);
+namespace {
 
-  auto say = [&](int done, std::string_view what) {
-    if (progress) progress(step + done, steps, what);
+// How trainings share the cores: every model of every training running is a task, run by `workers` threads (a
+// task at a time each) with XGBoost on `model_threads` threads. On small data XGBoost's threads gain little (a
+// tree's levels are too short to split) while separate models on separate cores gain nearly all, so two cores
+// train two models at once, one thread each; a few long-lived workers also keep the allocator's memory warm.
+struct Plan {
+  int model_threads = 1;
+  int workers = 1;
+};
+
+Plan plan(int threads, int trainings) {
+  const int cores = threads > 0 ? threads : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  const int tasks = 3 * std::max(1, trainings);
+  const int model_threads = std::max(1, cores / tasks);
+  return {model_threads, std::clamp(cores / model_threads, 1, tasks)};
+}
+
+// Runs every task, each once, on `workers` threads (this one among them).
+void run_all(const std::vector<std::function<void()>>& tasks, int workers) {
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i = next++; i < tasks.size(); i = next++) tasks[i]();
   };
-  say(0, "random forest");
-  auto forest = Booster::train(fit, Booster::random_forest(o.forest_trees, data.cols(), o.seed, o.threads));
-  if (!forest) return std::unexpected(forest.error());
-  say(1, "xgboost");
-  auto boosting = Booster::train(fit, Booster::gradient_boosting(o.boosting_rounds, o.seed, o.threads));
-  if (!boosting) return std::unexpected(boosting.error());
-  say(2, "neural network");
-  MlpOptions net = o.network;
-  net.seed = o.seed;
-  Mlp network = Mlp::train(fit, held, net);
-  say(3, "calibration");
+  std::vector<std::jthread> pool;
+  for (int w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+}
 
-  Ensemble e(std::move(*forest), std::move(*boosting), std::move(network));
-  e.weights_ = o.weights;
-  auto f = e.forest_.predict(held.x.data(), held.rows, held.cols());
-  if (!f) return std::unexpected(f.error());
-  auto b = e.boosting_.predict(held.x.data(), held.rows, held.cols());
-  if (!b) return std::unexpected(b.error());
-  const auto n = e.network_.predict(held.x.data(), held.rows);
-  const std::array<const std::vector<float>*, 3> models{&*f, &*b, &n};
-  if (o.fit_weights) {
-    double best = std::numeric_limits<double>::infinity();
-    for (int i = 0; i <= 20; ++i) {
-      for (int j = 0; i + j <= 20; ++j) {
-        const std::array<double, 3> w{i / 20.0, j / 20.0, (20 - i - j) / 20.0};
-        const double loss = log_loss(mix(models, w), held.y);
-        if (loss < best) {
-          best = loss;
-          e.weights_ = w;
+// The steps finished by every training running, reported through one Progress.
+class Steps {
+ public:
+  Steps(int total, const Progress& progress) : total_(total), progress_(progress) {}
+  void done(std::string_view what) {
+    std::lock_guard lock(mutex_);
+    ++done_;
+    if (progress_) progress_(done_, total_, what);
+  }
+
+ private:
+  std::mutex mutex_;
+  int done_ = 0;
+  int total_;
+  const Progress& progress_;
+};
+
+// f(), an exception as an error (a worker thread must not end the process).
+template <typename T, typename F>
+Result<T> guarded(F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return fail(Errc::internal, std::string("training failed: ") + e.what());
+  }
+}
+
+}  // namespace
+
+// One ensemble's training: its three models are independent tasks; finish() calibrates once they are done.
+struct Training {
+  const EnsembleOptions& o;
+  Dataset fit, held;
+  std::optional<Result<Booster>> forest, boosting;
+  std::optional<Result<Mlp>> network;
+
+  Training(const Dataset& data, const EnsembleOptions& options) : o(options) {
+    // The held-out rows: a stratified share, the same for every model.
+    const int parts = std::max(2, static_cast<int>(std::lround(1.0 / std::clamp(o.holdout, 0.05, 0.5))));
+    const auto part = stratified_folds(data.y, parts, o.seed ^ 0x9e3779b97f4a7c15ULL);
+    std::vector<std::size_t> fit_rows, held_rows;
+    for (std::size_t i = 0; i < data.rows; ++i) (part[i] == 0 ? held_rows : fit_rows).push_back(i);
+    fit = data.subset(fit_rows);
+    held = data.subset(held_rows);
+  }
+
+  void add_tasks(std::vector<std::function<void()>>& tasks, const Plan& plan, Steps& steps) {
+    tasks.emplace_back([this, &plan, &steps] {
+      forest = guarded<Booster>([&] {
+        return Booster::train(fit, Booster::random_forest(o.forest_trees, fit.cols(), o.seed, plan.model_threads));
+      });
+      steps.done("random forest");
+    });
+    tasks.emplace_back([this, &plan, &steps] {
+      boosting = guarded<Booster>([&] {
+        return Booster::train(fit, Booster::gradient_boosting(o.boosting_rounds, o.seed, plan.model_threads));
+      });
+      steps.done("xgboost");
+    });
+    tasks.emplace_back([this, &steps] {
+      MlpOptions net = o.network;
+      net.seed = o.seed;
+      network = guarded<Mlp>([&]() -> Result<Mlp> { return Mlp::train(fit, held, net); });
+      steps.done("neural network");
+    });
+  }
+
+  // The weights (fitted on the held-out rows if asked) and the calibration of the trained models.
+  Result<Ensemble> finish(Steps& steps) {
+    if (!forest || !boosting || !network) return fail(Errc::internal, "a model of the ensemble did not train");
+    if (!*forest) return std::unexpected(forest->error());
+    if (!*boosting) return std::unexpected(boosting->error());
+    if (!*network) return std::unexpected(network->error());
+    Ensemble e(std::move(**forest), std::move(**boosting), std::move(**network));
+    e.weights_ = o.weights;
+    auto f = e.forest_.predict(held.x.data(), held.rows, held.cols());
+    if (!f) return std::unexpected(f.error());
+    auto b = e.boosting_.predict(held.x.data(), held.rows, held.cols());
+    if (!b) return std::unexpected(b.error());
+    const auto n = e.network_.predict(held.x.data(), held.rows);
+    const std::array<const std::vector<float>*, 3> models{&*f, &*b, &n};
+    if (o.fit_weights) {
+      double best = std::numeric_limits<double>::infinity();
+      for (int i = 0; i <= 20; ++i) {
+        for (int j = 0; i + j <= 20; ++j) {
+          const std::array<double, 3> w{i / 20.0, j / 20.0, (20 - i - j) / 20.0};
+          const double loss = log_loss(mix(models, w), held.y);
+          if (loss < best) {
+            best = loss;
+            e.weights_ = w;
+          }
         }
       }
     }
+    const double total = e.weights_[0] + e.weights_[1] + e.weights_[2];
+    for (double& w : e.weights_) w /= total;
+    std::tie(e.a_, e.b_) = platt(mix(models, e.weights_), held.y);
+    steps.done("calibration");
+    return e;
   }
-  const double total = e.weights_[0] + e.weights_[1] + e.weights_[2];
-  for (double& w : e.weights_) w /= total;
-  std::tie(e.a_, e.b_) = platt(mix(models, e.weights_), held.y);
-  say(4, "done");
+};
+
+Result<Ensemble> Ensemble::train(const Dataset& data, const EnsembleOptions& o, const Progress& progress) {
+  const Plan p = plan(o.threads, 1);
+  Steps steps(4, progress);
+  Training training(data, o);
+  std::vector<std::function<void()>> tasks;
+  training.add_tasks(tasks, p, steps);
+  run_all(tasks, p.workers);
+  auto e = training.finish(steps);
+  if (!e) return e;
+  // Scoring may use every core it was given.
+  e->forest_.set_threads(o.threads);
+  e->boosting_.set_threads(o.threads);
   return e;
 }
 
@@ -214,21 +312,34 @@ Result<CrossValidation> cross_validate(const Dataset& data, int folds, const Ens
                                        const Progress& progress) {
   if (folds < 2) return fail(Errc::invalid_argument, "cross-validation needs at least 2 folds");
   const auto fold = stratified_folds(data.y, folds, o.seed);
+  // Every fold's models are tasks of one run (Plan), so the cores stay busy to the last model.
+  const Plan p = plan(o.threads, folds);
+  Steps steps(folds * 4, progress);
+  std::vector<std::vector<std::size_t>> test_rows(static_cast<std::size_t>(folds));
+  std::vector<std::unique_ptr<Training>> trainings;
+  std::vector<std::function<void()>> tasks;
+  for (int k = 0; k < folds; ++k) {
+    std::vector<std::size_t> train_rows;
+    for (std::size_t i = 0; i < data.rows; ++i)
+      (fold[i] == k ? test_rows[static_cast<std::size_t>(k)] : train_rows).push_back(i);
+    trainings.push_back(std::make_unique<Training>(data.subset(train_rows), o));
+    trainings.back()->add_tasks(tasks, p, steps);
+  }
+  run_all(tasks, p.workers);
+
   std::array<std::vector<float>, 4> pooled;
-  for (auto& p : pooled) p.assign(data.rows, 0.0F);
+  for (auto& v : pooled) v.assign(data.rows, 0.0F);
   CrossValidation cv;
   for (int k = 0; k < folds; ++k) {
-    std::vector<std::size_t> train_rows, test_rows;
-    for (std::size_t i = 0; i < data.rows; ++i) (fold[i] == k ? test_rows : train_rows).push_back(i);
-    const Dataset train = data.subset(train_rows);
-    const Dataset test = data.subset(test_rows);
-    auto e = Ensemble::train(train, o, progress, k * 4, folds * 4);
+    auto e = trainings[static_cast<std::size_t>(k)]->finish(steps);
     if (!e) return std::unexpected(e.error());
-    auto p = e->predict(test.x.data(), test.rows, test.cols());
-    if (!p) return std::unexpected(p.error());
+    const auto& rows = test_rows[static_cast<std::size_t>(k)];
+    const Dataset test = data.subset(rows);
+    auto predicted = e->predict(test.x.data(), test.rows, test.cols());
+    if (!predicted) return std::unexpected(predicted.error());
     for (std::size_t m = 0; m < 4; ++m) {
-      const auto& v = p->of(m);
-      for (std::size_t i = 0; i < test_rows.size(); ++i) pooled[m][test_rows[i]] = v[i];
+      const auto& v = predicted->of(m);
+      for (std::size_t i = 0; i < rows.size(); ++i) pooled[m][rows[i]] = v[i];
       cv.fold_roc_auc[m].push_back(roc_auc(v, test.y));
     }
     cv.weights = e->weights();

@@ -27,7 +27,9 @@ struct EnsembleOptions {
   // fitted weights; the models learn from the rest.
   double holdout = 0.15;
   std::uint64_t seed = 42;
-  int threads = 0;  // XGBoost's threads (0: all cores)
+  // The cores training may use (0: all). The three models train at the same time, each fold's too in
+  // cross-validation, at most this many at once; XGBoost gets the cores a model's share leaves (often one).
+  int threads = 0;
 };
 
 inline constexpr std::array<std::string_view, 4> k_model_names = {"random_forest", "xgboost", "neural_network",
@@ -44,8 +46,7 @@ using Progress = std::function<void(int, int, std::string_view)>;
 
 class Ensemble {
  public:
-  static Result<Ensemble> train(const Dataset& data, const EnsembleOptions& options, const Progress& progress = {},
-                                int step = 0, int steps = 4);
+  static Result<Ensemble> train(const Dataset& data, const EnsembleOptions& options, const Progress& progress = {});
   Result<Predictions> predict(const float* x, std::size_t rows, std::size_t cols) const;
   // The whole ensemble as one JSON document: both tree models in XGBoost's own JSON model format (members
   // "random_forest" and "xgboost", each loadable by Python's xgboost.Booster), the network, the weights and the
@@ -61,6 +62,7 @@ class Ensemble {
   const Mlp& network() const { return network_; }
 
  private:
+  friend struct Training;
   Ensemble(Booster forest, Booster boosting, Mlp network)
       : forest_(std::move(forest)), boosting_(std::move(boosting)), network_(std::move(network)) {}
   Booster forest_;

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <mutex>
+#include <numeric>
 #include <random>
 
 #include "ml/dataset.hpp"
@@ -106,6 +108,37 @@ TEST(MlEnsemble, EveryModelLearnsAndTheEnsembleIsCalibrated) {
   auto again = cross_validate(data, 3, o);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->pooled[3].roc_auc, cv->pooled[3].roc_auc);
+}
+
+TEST(MlEnsemble, CrossValidationGivesTheSameAnswerOnOneThreadOrManyAndReportsEveryStepOnce) {
+  // The folds' models train as parallel tasks; which worker runs which, and in what order, must not change a
+  // number. Progress comes from several threads: each step once, counting up to folds x 4.
+  const Dataset data = synthetic(900, 3);
+  EnsembleOptions o;
+  o.forest_trees = 20;
+  o.boosting_rounds = 20;
+  o.network.epochs = 8;
+  o.threads = 1;
+  auto one = cross_validate(data, 4, o);
+  ASSERT_TRUE(one) << one.error().message;
+  for (int threads : {2, 5}) {
+    o.threads = threads;
+    std::mutex m;
+    std::vector<int> seen;
+    auto many = cross_validate(data, 4, o, [&](int done, int total, std::string_view) {
+      std::lock_guard lock(m);
+      EXPECT_EQ(total, 16);
+      seen.push_back(done);
+    });
+    ASSERT_TRUE(many) << many.error().message;
+    for (std::size_t m = 0; m < 4; ++m) {
+      EXPECT_EQ(many->pooled[m].roc_auc, one->pooled[m].roc_auc) << threads << " threads, " << k_model_names[m];
+      EXPECT_EQ(many->fold_roc_auc[m], one->fold_roc_auc[m]) << threads << " threads, " << k_model_names[m];
+    }
+    std::vector<int> expected(16);
+    std::iota(expected.begin(), expected.end(), 1);
+    EXPECT_EQ(seen, expected) << threads << " threads";
+  }
 }
 
 TEST(MlEnsemble, FittedWeightsSumToOneAndTheBoosterRoundTripsThroughXgboostJson) {
