@@ -393,6 +393,7 @@ Result<void> Platform::open_identity() {
       *tenant_data, clock, std::move(*resolver), *kek,
       domains::DomainsOptions{.base_domain = config.tenancy.base_domain,
                               .cache_ttl = std::chrono::milliseconds(config.tenancy.domain_cache_ttl_ms)}));
+  const std::string account_key = *kek;
   keys = adopt(std::make_unique<identity::KeyStore>(*db_, clock, std::move(*kek), verify,
                                                     std::chrono::seconds(config.identity.access_token_ttl_s),
                                                     audit->recorder(system)));
@@ -437,8 +438,16 @@ Result<void> Platform::open_identity() {
     revocations = adopt(std::move(*redis));
   }
 
+  // Addresses and names of user accounts, sealed under keys derived from the master key (the signing keys' one).
+  const auto* accounts =
+      adopt(std::make_unique<identity::AccountProtection>(account_key, config.protection.encrypt_fields));
   users = adopt(std::make_unique<identity::UserStore>(
-      *db_, clock, identity::configured_password_cost(config.identity.password_cost)));
+      *db_, clock, identity::configured_password_cost(config.identity.password_cost), *accounts));
+  if (schema_current) {
+    auto protected_rows = users->protect_stored_accounts();
+    if (!protected_rows) return step(Result<void>(std::unexpected(protected_rows.error())), "user accounts at rest");
+    if (*protected_rows > 0) log::info("user accounts indexed and sealed", {{"accounts", *protected_rows}});
+  }
   invitations = adopt(std::make_unique<identity::InvitationStore>(
       *db_, clock, *users, std::chrono::seconds(config.identity.invitation_ttl_s)));
   identity::TokenSettings settings;
@@ -546,7 +555,8 @@ Result<void> Platform::open_gateway(const Options& options) {
       std::make_unique<analytics::Analytics>(*metering, *tenant_data, *db_, clock, std::move(analytics_settings)));
   churn =
       adopt(std::make_unique<churn::Service>(*tenant_data, clock, static_cast<int>(config.churn.threads), &registry));
-  personal_data = adopt(std::make_unique<privacy::PersonalData>(*tenant_data, *audit, *tokens, clock));
+  personal_data =
+      adopt(std::make_unique<privacy::PersonalData>(*tenant_data, *audit, *tokens, users->protection(), clock));
   auto limits = open_rate_limits(*billing, registry, config, clock, options.rate_limits_use_redis_time);
   if (!limits) return std::unexpected(limits.error());
   rate_limits = adopt(std::move(*limits));

@@ -2,6 +2,7 @@
 
 #include "core/email_address.hpp"
 #include "core/ids.hpp"
+#include "core/log.hpp"
 #include "tenancy/tenant_data.hpp"
 
 namespace atrium::identity {
@@ -15,15 +16,25 @@ using storage::Value;
 
 constexpr Statement k_insert_user{"users_insert",
                                   "INSERT INTO users (id, email, name, password_hash, is_super_admin, created_at, "
-                                  "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)"};
+                                  "updated_at, email_index) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"};
 constexpr Statement k_user_by_id{"users_by_id",
                                  "SELECT id, email, name, password_hash, is_super_admin, created_at, updated_at FROM "
                                  "users WHERE id = $1"};
 constexpr Statement k_user_by_email{"users_by_email",
                                     "SELECT id, email, name, password_hash, is_super_admin, created_at, updated_at "
-                                    "FROM users WHERE email = $1"};
+                                    "FROM users WHERE email_index = $1"};
 constexpr Statement k_update_user_name{"users_update_name",
                                        "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1"};
+// Accounts to index or seal, in pages by id; each changes only if it still holds what was read.
+constexpr Statement k_unindexed{"users_unindexed",
+                                "SELECT id, email, name FROM users WHERE id > $1 AND email_index IS NULL ORDER BY id "
+                                "LIMIT 500"};
+constexpr Statement k_unsealed{"users_unsealed",
+                               "SELECT id, email, name FROM users WHERE id > $1 AND (email_index IS NULL OR email NOT "
+                               "LIKE 'enc1:%' OR name NOT LIKE 'enc1:%') ORDER BY id LIMIT 500"};
+constexpr Statement k_protect{"users_protect",
+                              "UPDATE users SET email = $2, name = $3, email_index = $4 WHERE id = $1 AND email = $5 "
+                              "AND name = $6"};
 constexpr Statement k_role{"memberships_role", "SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2"};
 constexpr Statement k_insert_member{"memberships_insert",
                                     "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, "
@@ -43,34 +54,6 @@ constexpr Statement k_delete_member{"memberships_delete",
                                     "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2"};
 constexpr Statement k_count_owners{"memberships_count_owners",
                                    "SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'"};
-
-User user_from_row(const ResultSet& rs, std::size_t row) {
-  User u;
-  u.id = rs.text_at(row, 0).value_or("");
-  u.email = rs.text_at(row, 1).value_or("");
-  u.name = rs.text_at(row, 2).value_or("");
-  u.password_hash = rs.text_at(row, 3).value_or("");
-  u.super_admin = rs.bool_at(row, 4).value_or(false);
-  u.created_at = rs.text_at(row, 5).value_or("");
-  u.updated_at = rs.text_at(row, 6).value_or("");
-  return u;
-}
-
-Result<Member> member_from_row(const ResultSet& rs, std::size_t row) {
-  Member m;
-  m.user = user_from_row(rs, row);
-  auto role = parse_role(rs.text_at(row, 7).value_or(""));
-  if (!role) return fail(Errc::internal, "membership with an unknown role");
-  m.role = *role;
-  m.joined_at = rs.text_at(row, 8).value_or("");
-  return m;
-}
-
-Result<Member> one_member(Result<ResultSet> rs) {
-  if (!rs) return std::unexpected(rs.error());
-  if (rs->empty()) return fail(Errc::not_found, "no such user in this tenant");
-  return member_from_row(*rs, 0);
-}
 
 // Every statement on memberships runs in a transaction scoped to the tenant it names (on PostgreSQL, the table's RLS
 // shows the serving role that tenant's rows only: migration 0013).
@@ -94,6 +77,40 @@ Result<void> check_password(const std::string& password) {
 }
 
 }  // namespace
+
+Result<User> UserStore::user_from_row(const ResultSet& rs, std::size_t row) const {
+  User u;
+  u.id = rs.text_at(row, 0).value_or("");
+  auto email = protection_.open("email", u.id, rs.text_at(row, 1).value_or(""));
+  if (!email) return std::unexpected(email.error());
+  auto name = protection_.open("name", u.id, rs.text_at(row, 2).value_or(""));
+  if (!name) return std::unexpected(name.error());
+  u.email = std::move(*email);
+  u.name = std::move(*name);
+  u.password_hash = rs.text_at(row, 3).value_or("");
+  u.super_admin = rs.bool_at(row, 4).value_or(false);
+  u.created_at = rs.text_at(row, 5).value_or("");
+  u.updated_at = rs.text_at(row, 6).value_or("");
+  return u;
+}
+
+Result<Member> UserStore::member_from_row(const ResultSet& rs, std::size_t row) const {
+  Member m;
+  auto user = user_from_row(rs, row);
+  if (!user) return std::unexpected(user.error());
+  m.user = std::move(*user);
+  auto role = parse_role(rs.text_at(row, 7).value_or(""));
+  if (!role) return fail(Errc::internal, "membership with an unknown role");
+  m.role = *role;
+  m.joined_at = rs.text_at(row, 8).value_or("");
+  return m;
+}
+
+Result<Member> UserStore::one_member(Result<ResultSet> rs) const {
+  if (!rs) return std::unexpected(rs.error());
+  if (rs->empty()) return fail(Errc::not_found, "no such user in this tenant");
+  return member_from_row(*rs, 0);
+}
 
 Json to_json(const Member& m) {
   return {{"id", m.user.id},           {"email", m.user.email},           {"name", m.user.name},
@@ -119,8 +136,10 @@ Result<UserStore::NewUserRow> UserStore::prepare_user(const std::string& email_i
 }
 
 Result<void> UserStore::insert_user(Transaction& tx, const NewUserRow& row, bool super_admin) {
-  auto ins = tx.execute(k_insert_user, {Value(row.id), Value(row.email), Value(row.name), Value(row.password_hash),
-                                        Value(super_admin), Value(format_rfc3339(clock_.now()))});
+  auto ins = tx.execute(
+      k_insert_user, {Value(row.id), Value(protection_.seal("email", row.id, row.email)),
+                      Value(protection_.seal("name", row.id, row.name)), Value(row.password_hash), Value(super_admin),
+                      Value(format_rfc3339(clock_.now())), Value(protection_.email_index(row.email))});
   if (!ins) {
     if (ins.error().code == Errc::unique_violation)
       return fail(Errc::unique_violation, "a user with this email exists");
@@ -138,7 +157,10 @@ Result<User> UserStore::create_user(const std::string& email, const std::string&
     audit::Event event{.action = super_admin ? "user.super_admin_created" : "user.created",
                        .resource_type = "user",
                        .resource_id = row->id};
-    event.changes = audit::created_changes({{"email", row->email}, {"name", row->name}, {"super_admin", super_admin}});
+    // Sealed as stored: the entry outlives the account's erasure in the hash chain.
+    event.changes = audit::created_changes({{"email", protection_.seal("email", row->id, row->email)},
+                                            {"name", protection_.seal("name", row->id, row->name)},
+                                            {"super_admin", super_admin}});
     return audit::record(audit, tx, event);
   });
   if (!r) return std::unexpected(r.error());
@@ -158,14 +180,15 @@ Result<User> UserStore::get(const std::string& id) {
 }
 
 Result<User> UserStore::find_by_email(const std::string& email) {
-  return storage::transact_value<User>(db_,
-                                       [&](Transaction& tx) -> Result<User> {
-                                         auto rs = tx.execute(k_user_by_email, {Value(normalized_email(email))});
-                                         if (!rs) return std::unexpected(rs.error());
-                                         if (rs->empty()) return fail(Errc::not_found, "no such user");
-                                         return user_from_row(*rs, 0);
-                                       },
-                                       {.read_only = true});
+  return storage::transact_value<User>(
+      db_,
+      [&](Transaction& tx) -> Result<User> {
+        auto rs = tx.execute(k_user_by_email, {Value(protection_.email_index(normalized_email(email)))});
+        if (!rs) return std::unexpected(rs.error());
+        if (rs->empty()) return fail(Errc::not_found, "no such user");
+        return user_from_row(*rs, 0);
+      },
+      {.read_only = true});
 }
 
 Result<std::optional<Role>> UserStore::role_in(const std::string& tenant_id, const std::string& user_id) {
@@ -207,8 +230,9 @@ Result<Member> UserStore::add_member(const std::string& tenant_id, const std::st
     }
     audit::Event event{
         .action = "member.added", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
-    event.changes = audit::created_changes(
-        {{"email", email}, {"role", std::string(role_name(role))}, {"user_created", new_user.has_value()}});
+    event.changes = audit::created_changes({{"email", protection_.seal("email", user_id, email)},
+                                            {"role", std::string(role_name(role))},
+                                            {"user_created", new_user.has_value()}});
     if (auto r = audit::record(audit, tx, event); !r) return std::unexpected(r.error());
     return member;
   });
@@ -272,53 +296,101 @@ Result<Member> UserStore::update_member(const std::string& tenant_id, const std:
                                         const audit::Recorder& audit) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
   if (name && name->size() > 200) return fail(Errc::invalid_argument, "name must be at most 200 characters");
-  return in_tenant<Member>(db_, tenant_id, [&](Transaction& tx) -> Result<Member> {
-    auto current = one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
-    if (!current) return current;
-    if (role && current->role == Role::owner && *role != Role::owner) {
-      auto owners = tx.execute(k_count_owners, {Value(tenant_id)});
-      if (!owners) return std::unexpected(owners.error());
-      if (owners->int_at(0, 0).value_or(0) <= 1) return fail(Errc::conflict, "a tenant keeps at least one owner");
-    }
-    if (role) {
-      auto r = tx.execute(k_update_role, {Value(tenant_id), Value(user_id), Value(std::string(role_name(*role)))});
-      if (!r) return std::unexpected(r.error());
-    }
-    if (name) {
-      auto r = tx.execute(k_update_user_name, {Value(user_id), Value(*name), Value(format_rfc3339(clock_.now()))});
-      if (!r) return std::unexpected(r.error());
-    }
-    auto updated = one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
-    if (!updated) return updated;
-    audit::Event event{
-        .action = "member.updated", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
-    audit::add_change(event.changes, "role", std::string(role_name(current->role)),
-                      std::string(role_name(updated->role)));
-    audit::add_change(event.changes, "name", current->user.name, updated->user.name);
-    if (auto r = audit::record(audit, tx, event); !r) return std::unexpected(r.error());
-    return updated;
-  });
+  // Serializable (with remove_member): two owners demoting or removing each other at once cannot both count the
+  // other and leave the tenant without one; the loser runs again and is refused.
+  return in_tenant<Member>(
+      db_, tenant_id,
+      [&](Transaction& tx) -> Result<Member> {
+        auto current = one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
+        if (!current) return current;
+        if (role && current->role == Role::owner && *role != Role::owner) {
+          auto owners = tx.execute(k_count_owners, {Value(tenant_id)});
+          if (!owners) return std::unexpected(owners.error());
+          if (owners->int_at(0, 0).value_or(0) <= 1) return fail(Errc::conflict, "a tenant keeps at least one owner");
+        }
+        if (role) {
+          auto r = tx.execute(k_update_role, {Value(tenant_id), Value(user_id), Value(std::string(role_name(*role)))});
+          if (!r) return std::unexpected(r.error());
+        }
+        if (name) {
+          auto r = tx.execute(k_update_user_name, {Value(user_id), Value(protection_.seal("name", user_id, *name)),
+                                                   Value(format_rfc3339(clock_.now()))});
+          if (!r) return std::unexpected(r.error());
+        }
+        auto updated = one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
+        if (!updated) return updated;
+        audit::Event event{
+            .action = "member.updated", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
+        audit::add_change(event.changes, "role", std::string(role_name(current->role)),
+                          std::string(role_name(updated->role)));
+        if (current->user.name != updated->user.name) {
+          audit::add_change(event.changes, "name", protection_.seal("name", user_id, current->user.name),
+                            protection_.seal("name", user_id, updated->user.name));
+        }
+        if (auto r = audit::record(audit, tx, event); !r) return std::unexpected(r.error());
+        return updated;
+      },
+      {.isolation = storage::Isolation::serializable});
 }
 
 Result<void> UserStore::remove_member(const std::string& tenant_id, const std::string& user_id,
                                       const audit::Recorder& audit) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user in this tenant");
-  return db_.transact([&](Transaction& tx) -> Result<void> {
-    if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;
-    auto current = one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
-    if (!current) return std::unexpected(current.error());
-    if (current->role == Role::owner) {
-      auto owners = tx.execute(k_count_owners, {Value(tenant_id)});
-      if (!owners) return std::unexpected(owners.error());
-      if (owners->int_at(0, 0).value_or(0) <= 1) return fail(Errc::conflict, "a tenant keeps at least one owner");
-    }
-    auto r = tx.execute(k_delete_member, {Value(tenant_id), Value(user_id)});
+  return db_.transact(
+      [&](Transaction& tx) -> Result<void> {
+        if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;
+        auto current = one_member(tx.execute(k_membership_get, {Value(tenant_id), Value(user_id)}));
+        if (!current) return std::unexpected(current.error());
+        if (current->role == Role::owner) {
+          auto owners = tx.execute(k_count_owners, {Value(tenant_id)});
+          if (!owners) return std::unexpected(owners.error());
+          if (owners->int_at(0, 0).value_or(0) <= 1) return fail(Errc::conflict, "a tenant keeps at least one owner");
+        }
+        auto r = tx.execute(k_delete_member, {Value(tenant_id), Value(user_id)});
+        if (!r) return std::unexpected(r.error());
+        audit::Event event{
+            .action = "member.removed", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
+        audit::add_change(event.changes, "role", std::string(role_name(current->role)), nullptr);
+        return audit::record(audit, tx, event);
+      },
+      {.isolation = storage::Isolation::serializable});  // see update_member
+}
+
+Result<std::int64_t> UserStore::protect_stored_accounts() {
+  std::int64_t changed = 0;
+  std::string after = "00000000-0000-0000-0000-000000000000";
+  for (;;) {
+    auto page = storage::transact_value<ResultSet>(
+        db_,
+        [&](Transaction& tx) { return tx.execute(protection_.sealing() ? k_unsealed : k_unindexed, {Value(after)}); },
+        {.read_only = true});
+    if (!page) return std::unexpected(page.error());
+    if (page->rows.empty()) return changed;
+    // A page in one transaction: start-up after an upgrade costs a round trip per 500 accounts, not per account.
+    auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+      for (std::size_t i = 0; i < page->rows.size(); ++i) {
+        const std::string id = page->text_at(i, 0).value_or("");
+        const std::string stored_email = page->text_at(i, 1).value_or("");
+        const std::string stored_name = page->text_at(i, 2).value_or("");
+        auto email = protection_.open("email", id, stored_email);
+        auto name = protection_.open("name", id, stored_name);
+        if (!email || !name) {  // sealed under another master key: nothing here can index it
+          log::warn("an account's sealed fields do not open: not indexed",
+                    {{"user_id", id}, {"error", (email ? name.error() : email.error()).message}});
+          continue;
+        }
+        auto up = tx.execute(
+            k_protect,
+            {Value(id), Value(protection_.seal("email", id, *email)), Value(protection_.seal("name", id, *name)),
+             Value(protection_.email_index(normalized_email(*email))), Value(stored_email), Value(stored_name)});
+        if (!up) return std::unexpected(up.error());
+        changed += up->affected_rows;
+      }
+      return {};
+    });
     if (!r) return std::unexpected(r.error());
-    audit::Event event{
-        .action = "member.removed", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
-    audit::add_change(event.changes, "role", std::string(role_name(current->role)), nullptr);
-    return audit::record(audit, tx, event);
-  });
+    after = page->text_at(page->rows.size() - 1, 0).value_or(after);
+  }
 }
 
 }  // namespace atrium::identity

@@ -7,6 +7,7 @@
 #include "core/audit_event.hpp"
 #include "core/clock.hpp"
 #include "core/json.hpp"
+#include "identity/account_protection.hpp"
 #include "identity/permissions.hpp"
 #include "identity/secrets.hpp"
 #include "storage/database.hpp"
@@ -15,8 +16,8 @@ namespace atrium::identity {
 
 struct User {
   std::string id;
-  std::string email;  // stored lower-case
-  std::string name;
+  std::string email;  // lower-case; stored sealed, found by its blind index (AccountProtection)
+  std::string name;   // stored sealed
   std::string password_hash;
   bool super_admin = false;
   std::string created_at;
@@ -38,10 +39,12 @@ Json to_json(const Member& m);
 
 // Users (global, unique e-mail) and memberships (user x tenant x role) in the control plane. Input is validated
 // (invalid_argument); a taken e-mail is unique_violation; unknown ids are not_found. Membership queries always
-// filter by the tenant they are given. Thread-safe.
+// filter by the tenant they are given. Addresses and names are sealed at rest through `protection`, and audit
+// entries hold them sealed too. Thread-safe.
 class UserStore {
  public:
-  UserStore(storage::Database& db, const Clock& clock, PasswordCost cost) : db_(db), clock_(clock), cost_(cost) {}
+  UserStore(storage::Database& db, const Clock& clock, PasswordCost cost, const AccountProtection& protection)
+      : db_(db), clock_(clock), cost_(cost), protection_(protection) {}
 
   // Mutations record their audit event through `audit` inside their own transaction.
   Result<User> create_user(const std::string& email, const std::string& name, const std::string& password,
@@ -62,6 +65,12 @@ class UserStore {
   Result<void> remove_member(const std::string& tenant_id, const std::string& user_id, const audit::Recorder& audit);
   Result<std::int64_t> count_owners(const std::string& tenant_id);
 
+  // Accounts stored before their fields were sealed (or before the blind index existed): indexed, and sealed when
+  // sealing is on. Idempotent and safe beside other instances (each row changes only if it still holds what was
+  // read). Returns how many rows changed.
+  Result<std::int64_t> protect_stored_accounts();
+  const AccountProtection& protection() const { return protection_; }
+
   static bool valid_email(const std::string& email);
   // An address as stored and compared: ASCII letters lower-cased.
   static std::string normalized_email(std::string email);
@@ -81,10 +90,14 @@ class UserStore {
 
  private:
   Result<void> insert_user(storage::Transaction& tx, const NewUserRow& row, bool super_admin);
+  Result<User> user_from_row(const storage::ResultSet& rs, std::size_t row) const;
+  Result<Member> member_from_row(const storage::ResultSet& rs, std::size_t row) const;
+  Result<Member> one_member(Result<storage::ResultSet> rs) const;
 
   storage::Database& db_;
   const Clock& clock_;
   PasswordCost cost_;
+  const AccountProtection& protection_;
 };
 
 }  // namespace atrium::identity

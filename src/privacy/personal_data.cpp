@@ -3,6 +3,7 @@
 #include "audit/audit_log.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "identity/account_protection.hpp"
 #include "identity/token_service.hpp"
 #include "privacy/sql.hpp"
 #include "tenancy/tenant_data.hpp"
@@ -38,15 +39,20 @@ struct Account {
   std::string updated_at;
 };
 
-Result<Account> read_account(storage::Transaction& tx, const std::string& user_id, bool lock) {
+Result<Account> read_account(storage::Transaction& tx, const identity::AccountProtection& protection,
+                             const std::string& user_id, bool lock) {
   if (!is_uuid(user_id)) return fail(Errc::not_found, "no such user");
   auto r = tx.execute(lock && tx.backend() == storage::Backend::postgres ? sql::k_user_locked : sql::k_user,
                       {Value(user_id)});
   if (!r) return std::unexpected(r.error());
   if (r->empty()) return fail(Errc::not_found, "no such user");
+  auto email = protection.open("email", user_id, r->text_at(0, 1).value_or(""));
+  if (!email) return std::unexpected(email.error());
+  auto name = protection.open("name", user_id, r->text_at(0, 2).value_or(""));
+  if (!name) return std::unexpected(name.error());
   return Account{.id = r->text_at(0, 0).value_or(""),
-                 .email = r->text_at(0, 1).value_or(""),
-                 .name = r->text_at(0, 2).value_or(""),
+                 .email = std::move(*email),
+                 .name = std::move(*name),
                  .super_admin = r->bool_at(0, 4).value_or(false),
                  .erased = r->text_at(0, 3).value_or("") == k_erased_hash,
                  .created_at = r->text_at(0, 5).value_or(""),
@@ -84,9 +90,9 @@ Result<void> check_erasable(storage::Transaction& tx, const Account& account) {
 }
 
 // The account, once checked erasable, with the tenants it is a member of in `tenants`.
-Result<Account> erasable(storage::Transaction& tx, const std::string& user_id, bool lock,
-                         std::vector<std::string>& tenants) {
-  auto account = read_account(tx, user_id, lock);
+Result<Account> erasable(storage::Transaction& tx, const identity::AccountProtection& protection,
+                         const std::string& user_id, bool lock, std::vector<std::string>& tenants) {
+  auto account = read_account(tx, protection, user_id, lock);
   if (!account) return std::unexpected(account.error());
   if (auto c = check_erasable(tx, *account); !c) return std::unexpected(c.error());
   auto t = member_tenants(tx, user_id);
@@ -101,6 +107,7 @@ struct PersonalData::Impl {
   tenancy::TenantData& data;
   audit::AuditLog& audit;
   identity::TokenService& tokens;
+  const identity::AccountProtection& protection;
   const Clock& clock;
 
   // Up to k_max_audit_entries entries of the query (every chain), newest first; `more` when it stopped short.
@@ -135,8 +142,8 @@ struct PersonalData::Impl {
 };
 
 PersonalData::PersonalData(tenancy::TenantData& data, audit::AuditLog& audit, identity::TokenService& tokens,
-                           const Clock& clock)
-    : impl_(std::make_unique<Impl>(Impl{data, audit, tokens, clock})) {}
+                           const identity::AccountProtection& protection, const Clock& clock)
+    : impl_(std::make_unique<Impl>(Impl{data, audit, tokens, protection, clock})) {}
 
 PersonalData::~PersonalData() = default;
 
@@ -145,7 +152,7 @@ Result<Json> PersonalData::export_user(const std::string& user_id, const audit::
   auto r = impl_->data.transact_platform(
       [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
         storage::Transaction& tx = ptx.control();
-        auto account = read_account(tx, user_id, false);
+        auto account = read_account(tx, impl_->protection, user_id, false);
         if (!account) return std::unexpected(account.error());
         out = Json::object();
         out["user"] = {{"id", account->id},
@@ -210,7 +217,7 @@ Result<Json> PersonalData::erase_user(const std::string& user_id, const audit::R
   std::vector<std::string> tenants;
   auto listed = impl_->data.transact_platform(
       [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
-        auto account = erasable(ptx.control(), user_id, false, tenants);
+        auto account = erasable(ptx.control(), impl_->protection, user_id, false, tenants);
         if (!account) return std::unexpected(account.error());
         return {};
       },
@@ -221,7 +228,7 @@ Result<Json> PersonalData::erase_user(const std::string& user_id, const audit::R
   auto r = impl_->data.transact_platform(
       [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
         storage::Transaction& tx = ptx.control();
-        auto account = erasable(tx, user_id, true, tenants);
+        auto account = erasable(tx, impl_->protection, user_id, true, tenants);
         if (!account) return std::unexpected(account.error());
         auto memberships = tx.execute(sql::k_delete_memberships, {Value(user_id)});
         if (!memberships) return std::unexpected(memberships.error());
@@ -229,9 +236,13 @@ Result<Json> PersonalData::erase_user(const std::string& user_id, const audit::R
         if (!sessions) return std::unexpected(sessions.error());
         auto invitations = tx.execute(sql::k_delete_invitations, {Value(account->email)});
         if (!invitations) return std::unexpected(invitations.error());
-        auto erased = tx.execute(sql::k_erase_user, {Value(user_id), Value("erased-" + user_id + "@erased.invalid"),
-                                                     Value(std::string(k_erased_hash)), Value(false),
-                                                     Value(format_rfc3339(impl_->clock.now()))});
+        const std::string pseudonym = "erased-" + user_id + "@erased.invalid";
+        const auto& p = impl_->protection;
+        auto erased =
+            tx.execute(sql::k_erase_user,
+                       {Value(user_id), Value(p.seal("email", user_id, pseudonym)), Value(std::string(k_erased_hash)),
+                        Value(false), Value(format_rfc3339(impl_->clock.now())), Value(p.seal("name", user_id, "")),
+                        Value(p.email_index(pseudonym))});
         if (!erased) return std::unexpected(erased.error());
         removed = {{"memberships", memberships->affected_rows},
                    {"sessions", sessions->affected_rows},

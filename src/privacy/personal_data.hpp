@@ -15,6 +15,7 @@ namespace atrium::audit {
 class AuditLog;
 }
 namespace atrium::identity {
+class AccountProtection;
 class TokenService;
 }
 namespace atrium::tenancy {
@@ -29,7 +30,8 @@ inline constexpr int k_max_audit_entries = 5000;
 
 class PersonalData {
  public:
-  PersonalData(tenancy::TenantData& data, audit::AuditLog& audit, identity::TokenService& tokens, const Clock& clock);
+  PersonalData(tenancy::TenantData& data, audit::AuditLog& audit, identity::TokenService& tokens,
+               const identity::AccountProtection& protection, const Clock& clock);
   ~PersonalData();
   PersonalData(const PersonalData&) = delete;
   PersonalData& operator=(const PersonalData&) = delete;

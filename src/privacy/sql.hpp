@@ -36,10 +36,11 @@ constexpr Statement k_delete_memberships{"privacy_delete_memberships", "DELETE F
 constexpr Statement k_delete_sessions{"privacy_delete_sessions", "DELETE FROM refresh_tokens WHERE user_id = $1"};
 constexpr Statement k_delete_invitations{"privacy_delete_invitations", "DELETE FROM invitations WHERE email = $1"};
 // The account stays (its id is what audit entries and other records name), its personal fields do not: $2 is the
-// pseudonymous address, $3 the unusable password hash.
+// pseudonymous address, $6 the empty name (both as stored: sealed), $7 the address's blind index, $3 the unusable
+// password hash.
 constexpr Statement k_erase_user{"privacy_erase_user",
-                                 "UPDATE users SET email = $2, name = '', password_hash = $3, is_super_admin = $4, "
-                                 "updated_at = $5 WHERE id = $1"};
+                                 "UPDATE users SET email = $2, name = $6, email_index = $7, password_hash = $3, "
+                                 "is_super_admin = $4, updated_at = $5 WHERE id = $1"};
 #undef USER_COLS
 
 }  // namespace atrium::privacy::sql

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 
@@ -89,6 +90,18 @@ void next_nonce(unsigned char* out) {
 }
 
 }  // namespace
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  static const unsigned char k_empty = 0;  // HMAC() wants a key pointer even for an empty key
+  const auto* k = key.empty() ? &k_empty : reinterpret_cast<const unsigned char*>(key.data());
+  if (HMAC(EVP_sha256(), k, static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+           data.size(), out, &length) == nullptr) {
+    throw std::runtime_error("HMAC-SHA-256 failed");
+  }
+  return {reinterpret_cast<const char*>(out), length};
+}
 
 std::string random_bytes(std::size_t n) {
   std::string out(n, '\0');

@@ -22,6 +22,9 @@ std::string aead_seal(std::string_view key, std::string_view plaintext, std::str
 // The plaintext, or unauthenticated when the key, the associated data or any byte differs.
 Result<std::string> aead_open(std::string_view key, std::string_view sealed, std::string_view aad);
 
+// HMAC-SHA-256 of `data` under `key` (32 bytes).
+std::string hmac_sha256(std::string_view key, std::string_view data);
+
 // `n` bytes from OpenSSL's CSPRNG.
 std::string random_bytes(std::size_t n);
 

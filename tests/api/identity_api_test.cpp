@@ -1,6 +1,10 @@
 // Sign-in, tokens, revocation and the role matrix through the real router and middleware, on both backends.
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include <atomic>
+
 #include <map>
 #include <set>
 
@@ -296,6 +300,44 @@ TEST_P(IdentityApiTest, RolesCannotBeGrantedAboveOnesOwn) {
   EXPECT_EQ(client_->call(Method::get, "/v1/users", std::nullopt, owner).status, 200);
   EXPECT_EQ(client_->call(Method::delete_, "/v1/users/" + owner_id, std::nullopt, owner).status, 409);
   EXPECT_EQ(client_->call(Method::get, "/v1/users", std::nullopt, owner).status, 200);
+}
+
+// Two owners removing (or demoting) each other at the same moment: each counts two owners before the other's change
+// commits unless the transactions are serializable. Whatever the interleaving, one owner is left.
+TEST_P(IdentityApiTest, TwoOwnersRemovingEachOtherAtOnceLeaveTheTenantAnOwner) {
+  auto& users = *platform().users;
+  const auto who = platform().audit->recorder({});
+  const std::string first = users.find_by_email("owner@acme.test")->id;
+  auto second =
+      users.add_member(tenant_.id, "owner2@acme.test", "", std::string("owner2-password"), identity::Role::owner, who);
+  ASSERT_TRUE(second) << second.error().message;
+  for (int round = 0; round < 12; ++round) {
+    // Both owners again (the previous round removed or demoted one of them).
+    for (const auto& email : {"owner@acme.test", "owner2@acme.test"}) {
+      const std::string id = users.find_by_email(email)->id;
+      if (!users.role_in(tenant_.id, id).value()) {
+        ASSERT_TRUE(users.add_member(tenant_.id, email, "", std::nullopt, identity::Role::owner, who));
+      } else {
+        ASSERT_TRUE(users.update_member(tenant_.id, id, identity::Role::owner, std::nullopt, who));
+      }
+    }
+    ASSERT_EQ(users.count_owners(tenant_.id).value(), 2);
+    const bool demote = round % 2 == 1;
+    std::atomic<int> ready{0};
+    auto act = [&](const std::string& target) {
+      ++ready;
+      while (ready.load() < 2) std::this_thread::yield();
+      return demote ? users.update_member(tenant_.id, target, identity::Role::viewer, std::nullopt, who).has_value()
+                    : users.remove_member(tenant_.id, target, who).has_value();
+    };
+    bool a = false, b = false;
+    std::thread t1([&] { a = act(first); });
+    std::thread t2([&] { b = act(second->user.id); });
+    t1.join();
+    t2.join();
+    EXPECT_EQ(users.count_owners(tenant_.id).value(), 1) << "round " << round << (demote ? " (demote)" : " (remove)");
+    EXPECT_NE(a, b) << "exactly one of the two changes applies, round " << round;
+  }
 }
 
 TEST_P(IdentityApiTest, BadBodiesAre400AndChangeNothing) {

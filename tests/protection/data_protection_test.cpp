@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "email/settings.hpp"
+#include "identity/user_store.hpp"
 #include "observability/metrics.hpp"
 #include "protection/aead.hpp"
 #include "protection/key_service.hpp"
@@ -224,8 +225,14 @@ class FieldsAtRest : public TwoTenantTest {
                                    clock_.now());
     }));
     EXPECT_TRUE(secret.starts_with("whsec_"));
-    return {"Qzx Legal Name GmbH", "qzx-billing@alpha.test", "Qzxstrasse 17", "DE999888777", "pm_card_visa", secret,
-            "Qzx Sender Name",     "qzx-reply@alpha.test"};
+    // A person's account (platform-wide: sealed under the master key's account key, not the tenant's).
+    auto member =
+        platform().users->add_member(a_.id, "Qzx-Person@Alpha.test", "Qzx Person Name", std::string("qzx-password"),
+                                     identity::Role::member, platform().audit->recorder(k_who));
+    EXPECT_TRUE(member) << (member ? "" : member.error().message);
+    return {
+        "Qzx Legal Name GmbH", "qzx-billing@alpha.test", "Qzxstrasse 17",    "DE999888777",    "pm_card_visa", secret,
+        "Qzx Sender Name",     "qzx-reply@alpha.test",   "qzx-person@alpha", "Qzx Person Name"};
   }
 };
 
@@ -253,6 +260,11 @@ TEST_P(FieldsAtRest, NoPersonalOrSecretFieldIsStoredInTheClear) {
     EXPECT_NE(answer->body.find(plaintexts[5]), std::string::npos);
     return {};
   }));
+
+  auto person = platform().users->find_by_email("qzx-person@alpha.test");
+  ASSERT_TRUE(person) << person.error().message;
+  EXPECT_EQ(person->email, "qzx-person@alpha.test");
+  EXPECT_EQ(person->name, "Qzx Person Name");
 
   // Read the storage itself: none of them appears, in any table, file or WAL — the audit entries included.
   const std::string raw = backup();
@@ -305,6 +317,75 @@ TEST_P(FieldsAtRest, ACiphertextMovedToAnotherRowColumnOrTenantFailsToOpen) {
     }
     return {};
   }));
+}
+
+// users.email and users.name: sealed, bound to their user and column, found by the keyed blind index; accounts
+// stored before (plaintext, no index) are indexed and sealed by protect_stored_accounts, once.
+TEST_P(FieldsAtRest, UserAccountsAreSealedFoundByTheirBlindIndexAndBoundToTheirRow) {
+  auto& users = *platform().users;
+  const auto who = platform().audit->recorder(k_who);
+  auto ann = users.add_member(a_.id, "Ann.Qzx@Example.test", "Ann Qzx", std::string("ann-password"),
+                              identity::Role::member, who);
+  auto bob = users.add_member(b_.id, "bob.qzx@example.test", "Bob Qzx", std::string("bob-password"),
+                              identity::Role::member, who);
+  ASSERT_TRUE(ann && bob);
+  // Found by any spelling of the address (normalised before it is indexed).
+  EXPECT_EQ(users.find_by_email("ANN.QZX@example.TEST")->id, ann->user.id);
+  EXPECT_EQ(users.find_by_email("nobody.qzx@example.test").error().code, Errc::not_found);
+  // A second account for the same address is refused by the index.
+  EXPECT_EQ(users.create_user("ann.qzx@example.test", "", "ann-password-2", false, who).error().code,
+            Errc::unique_violation);
+
+  auto control = [&](const storage::Statement& st, std::vector<storage::Value> params) {
+    Result<storage::ResultSet> out = fail(Errc::internal, "not run");
+    EXPECT_TRUE(platform().tenant_data->transact_platform([&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+      out = ptx.control().execute(st, params);
+      return {};
+    }));
+    EXPECT_TRUE(out) << st.name << ": " << out.error().message;
+    return out.value_or(storage::ResultSet{});
+  };
+  const storage::Statement row{"test_user_row", "SELECT email, name, email_index FROM users WHERE id = $1"};
+  auto stored = control(row, {storage::Value(ann->user.id)});
+  const std::string sealed_email = stored.text_at(0, 0).value();
+  EXPECT_TRUE(sealed_email.starts_with("enc1:m1:")) << sealed_email;
+  EXPECT_TRUE(stored.text_at(0, 1).value().starts_with("enc1:m1:"));
+  EXPECT_TRUE(stored.text_at(0, 2).value().starts_with("h1:"));
+  EXPECT_EQ(stored.text_at(0, 2).value(), users.protection().email_index("ann.qzx@example.test"));
+  EXPECT_EQ(sealed_email.find("ann"), std::string::npos);
+
+  // Ann's sealed address copied onto Bob's row (moved off hers first: the column is unique) does not open as Bob's.
+  const storage::Statement set_email{"test_user_set_email", "UPDATE users SET email = $2 WHERE id = $1"};
+  control(set_email, {storage::Value(ann->user.id), storage::Value("moving")});
+  control(set_email, {storage::Value(bob->user.id), storage::Value(sealed_email)});
+  auto moved = users.get(bob->user.id);
+  ASSERT_FALSE(moved);
+  EXPECT_EQ(moved.error().code, Errc::unauthenticated);
+  EXPECT_NE(moved.error().message.find("users.email of user " + bob->user.id + " does not open"), std::string::npos)
+      << moved.error().message;
+
+  control(set_email, {storage::Value(bob->user.id),
+                      storage::Value(users.protection().seal("email", bob->user.id, "bob.qzx@example.test"))});
+  control(set_email, {storage::Value(ann->user.id), storage::Value(sealed_email)});
+  EXPECT_EQ(users.get(ann->user.id)->email, "ann.qzx@example.test");
+
+  // An account as an older version stored it: plaintext, no index. Not found by address until protected.
+  const std::string legacy = "0190f1a2-0000-7000-8000-0000000000ee";
+  control({"test_user_legacy",
+           "INSERT INTO users (id, email, name, password_hash, is_super_admin, created_at, updated_at) VALUES ($1, "
+           "$2, $3, $4, $5, $6, $6)"},
+          {storage::Value(legacy), storage::Value("old.qzx@example.test"), storage::Value("Old Qzx"),
+           storage::Value("!none"), storage::Value(false), storage::Value(std::string("2026-01-01T00:00:00Z"))});
+  EXPECT_EQ(users.get(legacy)->email, "old.qzx@example.test");  // read as it is
+  EXPECT_EQ(users.find_by_email("old.qzx@example.test").error().code, Errc::not_found);
+  EXPECT_EQ(users.protect_stored_accounts().value(), 1);
+  EXPECT_EQ(users.protect_stored_accounts().value(), 0);
+  EXPECT_EQ(users.find_by_email("Old.Qzx@example.test")->id, legacy);
+  EXPECT_EQ(users.get(legacy)->name, "Old Qzx");
+  stored = control(row, {storage::Value(legacy)});
+  EXPECT_TRUE(stored.text_at(0, 0).value().starts_with("enc1:m1:"));
+  EXPECT_TRUE(stored.text_at(0, 1).value().starts_with("enc1:m1:"));
+  EXPECT_EQ(users.get(bob->user.id)->email, "bob.qzx@example.test");
 }
 
 TEST_P(FieldsAtRest, PurgeShredsTheKeysSoABackupOpensNothingAndTheAuditLogStillVerifies) {

@@ -1,0 +1,40 @@
+#pragma once
+
+// User accounts at rest (docs/data-protection.md, "User accounts"). Users are platform-wide (one account, many
+// tenants), so their personal fields are sealed under a platform key rather than a tenant's: `users.email` and
+// `users.name` as AES-256-GCM ciphertexts bound to their column and user id, and the address found through a keyed
+// blind index (`users.email_index`, HMAC-SHA-256 of the normalised address), so sign-in by email needs no
+// plaintext. Both keys are derived from the master key (identity.key_encryption_key), which never enters the
+// database. Immutable; thread-safe.
+
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+
+namespace atrium::identity {
+
+class AccountProtection {
+ public:
+  // Keys derived from the 32-byte master key (HKDF-Expand, RFC 5869, with the master key as the pseudorandom key
+  // and one info string per key). `seal` false: new values are stored as given (protection.encrypt_fields = false);
+  // the index is kept either way, so turning sealing on or off never loses an account.
+  AccountProtection(std::string_view master_key, bool seal);
+
+  // The blind index of an address (already normalised): "h1:" + base64url of its HMAC.
+  std::string email_index(std::string_view normalized_email) const;
+  // The stored form of users.<column> ("email" or "name") of `user_id`: "enc1:m1:<base64url(nonce || ciphertext ||
+  // tag)>", or the value itself when sealing is off.
+  std::string seal(std::string_view column, std::string_view user_id, std::string_view value) const;
+  // The value of a stored form; one not sealed (written before sealing was on) is returned as it is.
+  // unauthenticated when it was sealed for another column or user, changed, or under another master key.
+  Result<std::string> open(std::string_view column, std::string_view user_id, std::string_view stored) const;
+  bool sealing() const { return seal_; }
+
+ private:
+  std::string seal_key_;
+  std::string index_key_;
+  bool seal_;
+};
+
+}  // namespace atrium::identity
