@@ -99,7 +99,10 @@ void register_projects(http::Router& router, Services& services) {
                if (created->replayed) res.headers.set("Idempotent-Replayed", "true");
                return res;
              },
-             {.json_body = true, .access = Access::tenant, .permission = perm::projects_write});
+             {.json_body = true,
+              .access = Access::tenant,
+              .permission = perm::projects_write,
+              .own_idempotency = true});  // the answer is kept in the creation's own transaction
 }
 
 // One project: read, change, delete.

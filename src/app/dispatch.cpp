@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "analytics/analytics.hpp"
+#include "api/idempotency.hpp"
 #include "api/routes.hpp"
 #include "api/security.hpp"
 #include "api/support.hpp"
@@ -49,6 +50,7 @@ std::shared_ptr<const http::Dispatcher> make_dispatcher(api::Services& services,
   middleware.push_back(services.rate_limits->middleware());
   if (services.api_calls) middleware.push_back(services.api_calls->middleware());
   if (services.analytics) middleware.push_back(services.analytics->activity().middleware());
+  middleware.push_back(api::idempotency_middleware(services));
   return std::make_shared<const http::Dispatcher>(std::move(router), std::move(middleware),
                                                   JsonLimits{static_cast<int>(config.server.max_json_depth)});
 }

@@ -41,6 +41,9 @@ struct RouteOptions {
   // When set, replaces `cost` per request (e.g. batch ingestion: by body size). It runs after authentication
   // and before the body is decoded (request.json is not set yet); it must not throw and should be cheap.
   std::function<int(const Request&)> weight;
+  // The handler reads Idempotency-Key itself (keeping the answer in the transaction of its change, as POST
+  // /v1/projects does), or the route forwards it to an upstream: api's idempotency middleware leaves it alone.
+  bool own_idempotency = false;
 };
 
 struct Route {

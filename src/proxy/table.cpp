@@ -405,6 +405,7 @@ Result<Route> parse_route(const toml::table& t, std::size_t index, const Table& 
   }
   route.permission = *permission;
   route.options.cost = static_cast<int>(*cost);
+  route.options.own_idempotency = true;  // the upstream answers Idempotency-Key; the edge only forwards it
   route.options.execution = http::Execution::worker;
   auto request_headers = parse_rules(rr, "request_headers", true, source);
   auto response_headers = parse_rules(rr, "response_headers", true, source);

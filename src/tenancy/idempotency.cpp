@@ -16,6 +16,11 @@ constexpr TenantStatement k_put{
     "idempotency_put",
     "INSERT INTO idempotency_keys (tenant_id, idempotency_key, operation, request_hash, status, response_body, "
     "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"};
+constexpr TenantStatement k_complete{"idempotency_complete",
+                                     "UPDATE idempotency_keys SET status = $3, response_body = $4 WHERE tenant_id = $1 "
+                                     "AND idempotency_key = $2 AND status = 0"};
+constexpr TenantStatement k_release{
+    "idempotency_release", "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2 AND status = 0"};
 constexpr TenantStatement k_expire{"idempotency_keys_expire",
                                    "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_at < $2"};
 // Stored answers are encrypted at rest: they repeat what the route answered, a webhook endpoint's signing secret or
@@ -26,7 +31,7 @@ constexpr TenantStatement k_body_select{
 constexpr TenantStatement k_body_update{"idempotency_keys_body_update",
                                         "UPDATE idempotency_keys SET response_body = $3 WHERE tenant_id = $1 AND "
                                         "idempotency_key = $2 AND response_body = $4"};
-constexpr TenantStatement k_all[] = {k_get, k_put, k_expire, k_body_select, k_body_update};
+constexpr TenantStatement k_all[] = {k_get, k_put, k_complete, k_release, k_expire, k_body_select, k_body_update};
 
 }  // namespace
 
@@ -83,6 +88,21 @@ Result<void> store_answer(TenantTransaction& tx, const std::string& key, const I
   auto stored = tx.execute(k_put, {Value(key), Value(answer.operation), Value(answer.request_hash),
                                    Value(std::int64_t{answer.status}), Value(*body), Value(format_rfc3339(now))});
   if (!stored) return std::unexpected(stored.error());
+  return {};
+}
+
+Result<void> complete_answer(TenantTransaction& tx, const std::string& key, int status, const std::string& body) {
+  auto sealed = tx.seal(k_body_field, key, body);
+  if (!sealed) return std::unexpected(sealed.error());
+  auto r = tx.execute(k_complete, {Value(key), Value(std::int64_t{status}), Value(*sealed)});
+  if (!r) return std::unexpected(r.error());
+  if (r->affected_rows != 1) return fail(Errc::conflict, "the Idempotency-Key is no longer in progress");
+  return {};
+}
+
+Result<void> release_answer(TenantTransaction& tx, const std::string& key) {
+  auto r = tx.execute(k_release, {Value(key)});
+  if (!r) return std::unexpected(r.error());
   return {};
 }
 

@@ -35,6 +35,13 @@ Result<std::optional<IdempotentAnswer>> find_answer(TenantTransaction& tx, const
 Result<void> store_answer(TenantTransaction& tx, const std::string& key, const IdempotentAnswer& answer,
                           std::chrono::system_clock::time_point now);
 
+// The generic form (api's idempotency middleware, for routes that do not keep the answer in their own
+// transaction): the key is taken before the handler runs by storing an answer with status 0 (in progress), then
+// completed with the handler's answer, or released (deleted) when the handler changed nothing. Both act only on a
+// key still in progress.
+Result<void> complete_answer(TenantTransaction& tx, const std::string& key, int status, const std::string& body);
+Result<void> release_answer(TenantTransaction& tx, const std::string& key);
+
 // Deletes answers stored before `before` (the cleanup job); returns how many.
 Result<std::int64_t> expire_answers(TenantTransaction& tx, std::chrono::system_clock::time_point before);
 

@@ -8,12 +8,15 @@
 #include <map>
 #include <set>
 
+#include "core/hash.hpp"
 #include "identity/permissions.hpp"
 #include "support/api_client.hpp"
 #include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
+#include "tenancy/idempotency.hpp"
 #include "tenancy/tenant.hpp"
+#include "tenancy/tenant_data.hpp"
 
 namespace atrium::test {
 namespace {
@@ -341,6 +344,74 @@ TEST_P(TenancyTest, IdempotencyKeyCreatesOnceAndRefusesADifferentBody) {
   // The same key in another tenant is another key.
   EXPECT_EQ(client_->call(Method::post, "/v1/projects", Json{{"name", "once"}}, token_b_, key).status, 201);
   EXPECT_EQ(project_names(token_a_).size(), 2u);
+}
+
+// Every other changing tenant route honours Idempotency-Key through the generic middleware (api/idempotency.hpp):
+// once per key, route and body; a failed request releases its key; a key still in progress is 409, never a rerun.
+TEST_P(TenancyTest, IdempotencyKeyOnAnyChangingRouteAppliesItOnce) {
+  auto endpoints = [&](const std::string& token) {
+    return client_->call(Method::get, "/v1/webhook-endpoints", std::nullopt, token).body["data"].size();
+  };
+  const Json hook{{"url", "http://127.0.0.1:9/once"}};
+  const std::vector<std::pair<std::string, std::string>> key = {{"Idempotency-Key", "hook-1"}};
+  auto first = client_->call(Method::post, "/v1/webhook-endpoints", hook, token_a_, key);
+  ASSERT_EQ(first.status, 201) << first.body.dump();
+  EXPECT_FALSE(first.headers.get("Idempotent-Replayed"));
+  auto again = client_->call(Method::post, "/v1/webhook-endpoints", hook, token_a_, key);
+  ASSERT_EQ(again.status, 201) << again.body.dump();
+  EXPECT_EQ(again.headers.get("Idempotent-Replayed").value_or(""), "true");
+  EXPECT_EQ(again.body, first.body);  // the same endpoint, its signing secret included
+  EXPECT_EQ(endpoints(token_a_), 1u);
+
+  // The key with another body, or on another route: 422, nothing made.
+  auto other_body =
+      client_->call(Method::post, "/v1/webhook-endpoints", Json{{"url", "http://127.0.0.1:9/b"}}, token_a_, key);
+  EXPECT_EQ(other_body.status, 422);
+  EXPECT_EQ(other_body.body.value("type", ""), "/problems/idempotency-key-reused");
+  auto other_route = client_->call(Method::post, "/v1/api-keys",
+                                   Json{{"name", "k"}, {"permissions", {"projects:read"}}}, token_a_, key);
+  EXPECT_EQ(other_route.status, 422);
+  EXPECT_EQ(endpoints(token_a_), 1u);
+
+  // A refused request keeps nothing under its key: corrected, the same key applies.
+  const std::vector<std::pair<std::string, std::string>> retry = {{"Idempotency-Key", "hook-2"}};
+  EXPECT_EQ(client_->call(Method::post, "/v1/webhook-endpoints", Json{{"url", "not a url"}}, token_a_, retry).status,
+            400);
+  auto corrected =
+      client_->call(Method::post, "/v1/webhook-endpoints", Json{{"url", "http://127.0.0.1:9/c"}}, token_a_, retry);
+  EXPECT_EQ(corrected.status, 201) << corrected.body.dump();
+  EXPECT_EQ(endpoints(token_a_), 2u);
+
+  // PATCH too: a repeat is the replay of the first change.
+  const std::string patch_path = "/v1/projects/" + project_a_;
+  const std::vector<std::pair<std::string, std::string>> patch_key = {{"Idempotency-Key", "patch-1"}};
+  auto patched = client_->call(Method::patch, patch_path, Json{{"name", "renamed once"}}, token_a_, patch_key);
+  ASSERT_EQ(patched.status, 200) << patched.body.dump();
+  auto repatched = client_->call(Method::patch, patch_path, Json{{"name", "renamed once"}}, token_a_, patch_key);
+  EXPECT_EQ(repatched.status, 200);
+  EXPECT_EQ(repatched.headers.get("Idempotent-Replayed").value_or(""), "true");
+  EXPECT_EQ(repatched.body, patched.body);
+
+  // A key whose request is still running (or was cut off after it ran) is not run again.
+  ASSERT_TRUE(platform().tenant_data->transact(a_, [&](tenancy::TenantTransaction& tx) {
+    return tenancy::store_answer(tx, "hook-3",
+                                 {.operation = "POST /v1/webhook-endpoints",
+                                  .request_hash = sha256_hex(Json{{"url", "http://127.0.0.1:9/d"}}.dump()),
+                                  .status = 0,
+                                  .body = ""},
+                                 std::chrono::system_clock::now());
+  }));
+  auto busy = client_->call(Method::post, "/v1/webhook-endpoints", Json{{"url", "http://127.0.0.1:9/d"}}, token_a_,
+                            {{"Idempotency-Key", "hook-3"}});
+  EXPECT_EQ(busy.status, 409) << busy.body.dump();
+  EXPECT_EQ(busy.body.value("type", ""), "/problems/idempotency-key-in-use");
+  EXPECT_EQ(busy.headers.get("Retry-After").value_or(""), "1");
+  EXPECT_EQ(endpoints(token_a_), 2u);
+
+  // The same key in another tenant is another key.
+  EXPECT_EQ(client_->call(Method::post, "/v1/webhook-endpoints", hook, token_b_, key).status, 201);
+  EXPECT_EQ(endpoints(token_b_), 1u);
+  EXPECT_EQ(endpoints(token_a_), 2u);
 }
 
 TEST_P(TenancyTest, ETagsMakeReadsConditionalAndStaleChangesFail) {
