@@ -16,11 +16,11 @@ std::string derive_key(std::string_view prk, std::string_view info) {
   return protection::hmac_sha256(prk, message);
 }
 
-std::string account_context(std::string_view column, std::string_view user_id) {
-  std::string out = "atrium-account:1|users|";
-  out += column;
+std::string account_context(std::string_view field, std::string_view row) {
+  std::string out = "atrium-account:1|";
+  out += field;
   out += '|';
-  out += user_id;
+  out += row;
   return out;
 }
 
@@ -35,23 +35,23 @@ std::string AccountProtection::email_index(std::string_view normalized_email) co
   return std::string(k_account_index) + protection::base64url(protection::hmac_sha256(index_key_, normalized_email));
 }
 
-std::string AccountProtection::seal(std::string_view column, std::string_view user_id, std::string_view value) const {
+std::string AccountProtection::seal(std::string_view field, std::string_view row, std::string_view value) const {
   if (!seal_) return std::string(value);
   return std::string(k_account_sealed) +
-         protection::base64url(protection::aead_seal(seal_key_, value, account_context(column, user_id)));
+         protection::base64url(protection::aead_seal(seal_key_, value, account_context(field, row)));
 }
 
-Result<std::string> AccountProtection::open(std::string_view column, std::string_view user_id,
+Result<std::string> AccountProtection::open(std::string_view field, std::string_view row,
                                             std::string_view stored) const {
   if (!stored.starts_with(k_account_sealed)) return std::string(stored);
-  const std::string what = "users." + std::string(column) + " of user " + std::string(user_id);
+  const std::string what = std::string(field) + " of " + std::string(row);
   auto bytes = protection::from_base64url(stored.substr(k_account_sealed.size()));
   if (!bytes) return fail(Errc::unauthenticated, what + " is not a well-formed sealed value");
-  auto plain = protection::aead_open(seal_key_, *bytes, account_context(column, user_id));
+  auto plain = protection::aead_open(seal_key_, *bytes, account_context(field, row));
   if (!plain) {
     return fail(Errc::unauthenticated,
                 what +
-                    " does not open: it belongs to another user or column, was changed, or was sealed under "
+                    " does not open: it belongs to another row or field, was changed, or was sealed under "
                     "another master key");
   }
   return plain;

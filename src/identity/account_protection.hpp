@@ -4,8 +4,9 @@
 // tenants), so their personal fields are sealed under a platform key rather than a tenant's: `users.email` and
 // `users.name` as AES-256-GCM ciphertexts bound to their column and user id, and the address found through a keyed
 // blind index (`users.email_index`, HMAC-SHA-256 of the normalised address), so sign-in by email needs no
-// plaintext. Both keys are derived from the master key (identity.key_encryption_key), which never enters the
-// database. Immutable; thread-safe.
+// plaintext. An invitation's address (`invitations.email`, `invitations.email_index`) is a user's address to be. Both
+// keys are derived from the master key (identity.key_encryption_key), which never enters the database. Immutable;
+// thread-safe.
 
 #include <string>
 #include <string_view>
@@ -23,12 +24,12 @@ class AccountProtection {
 
   // The blind index of an address (already normalised): "h1:" + base64url of its HMAC.
   std::string email_index(std::string_view normalized_email) const;
-  // The stored form of users.<column> ("email" or "name") of `user_id`: "enc1:m1:<base64url(nonce || ciphertext ||
-  // tag)>", or the value itself when sealing is off.
-  std::string seal(std::string_view column, std::string_view user_id, std::string_view value) const;
+  // The stored form of `field` ("users.email", "users.name", "invitations.email") of the row `row` (its id):
+  // "enc1:m1:<base64url(nonce || ciphertext || tag)>", or the value itself when sealing is off.
+  std::string seal(std::string_view field, std::string_view row, std::string_view value) const;
   // The value of a stored form; one not sealed (written before sealing was on) is returned as it is.
-  // unauthenticated when it was sealed for another column or user, changed, or under another master key.
-  Result<std::string> open(std::string_view column, std::string_view user_id, std::string_view stored) const;
+  // unauthenticated when it was sealed for another field or row, changed, or under another master key.
+  Result<std::string> open(std::string_view field, std::string_view row, std::string_view stored) const;
   bool sealing() const { return seal_; }
 
  private:

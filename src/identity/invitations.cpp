@@ -17,10 +17,10 @@ using storage::Value;
 // Every statement names the tenant: a token carries its tenant, so even redeeming one reads only that tenant's rows.
 constexpr Statement k_upsert{"invitations_upsert",
                              "INSERT INTO invitations (" INVITATION_COLS
-                             ", token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, email) DO "
-                             "UPDATE SET id = excluded.id, role = excluded.role, invited_by = excluded.invited_by, "
-                             "created_at = excluded.created_at, expires_at = excluded.expires_at, token_hash = "
-                             "excluded.token_hash"};
+                             ", token_hash, email_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT "
+                             "(tenant_id, email_index) DO UPDATE SET id = excluded.id, email = excluded.email, role = "
+                             "excluded.role, invited_by = excluded.invited_by, created_at = excluded.created_at, "
+                             "expires_at = excluded.expires_at, token_hash = excluded.token_hash"};
 constexpr Statement k_list_invitations{
     "invitations_list", "SELECT " INVITATION_COLS " FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"};
 constexpr Statement k_delete{"invitations_delete",
@@ -38,11 +38,16 @@ constexpr std::string_view k_prefix = "inv_";
 constexpr std::size_t k_uuid_size = 36;
 constexpr std::string_view k_invalid = "the invitation is invalid, used, revoked or expired";
 
-Invitation invitation_from_row(const ResultSet& rs, std::size_t row) {
+// The address is sealed under the account key (AccountProtection), bound to the invitation's id.
+constexpr std::string_view k_email_field = "invitations.email";
+
+Result<Invitation> invitation_from_row(const AccountProtection& protection, const ResultSet& rs, std::size_t row) {
   Invitation i;
   i.tenant_id = rs.text_at(row, 0).value_or("");
   i.id = rs.text_at(row, 1).value_or("");
-  i.email = rs.text_at(row, 2).value_or("");
+  auto email = protection.open(k_email_field, i.id, rs.text_at(row, 2).value_or(""));
+  if (!email) return std::unexpected(email.error());
+  i.email = std::move(*email);
   i.role = parse_role(rs.text_at(row, 3).value_or("")).value_or(Role::viewer);
   i.invited_by = rs.text_at(row, 4).value_or("");
   i.created_at = from_unix_seconds(rs.int_at(row, 5).value_or(0));
@@ -91,13 +96,16 @@ Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, c
     auto member = tx.execute(k_is_member, {Value(tenant_id), Value(users_.protection().email_index(email))});
     if (!member) return std::unexpected(member.error());
     if (!member->empty()) return fail(Errc::conflict, "this address is already a member of the tenant");
-    auto ins = tx.execute(
-        k_upsert, {Value(tenant_id), Value(i.id), Value(email), Value(std::string(role_name(role))), Value(invited_by),
-                   Value(unix_seconds(i.created_at)), Value(unix_seconds(i.expires_at)), Value(sha256_hex(out.token))});
+    const auto& protection = users_.protection();
+    const std::string sealed = protection.seal(k_email_field, i.id, email);
+    auto ins =
+        tx.execute(k_upsert, {Value(tenant_id), Value(i.id), Value(sealed), Value(std::string(role_name(role))),
+                              Value(invited_by), Value(unix_seconds(i.created_at)), Value(unix_seconds(i.expires_at)),
+                              Value(sha256_hex(out.token)), Value(protection.email_index(email))});
     if (!ins) return std::unexpected(ins.error());
     audit::Event event{
         .action = "invitation.created", .resource_type = "invitation", .resource_id = i.id, .tenant_id = tenant_id};
-    event.changes = audit::created_changes({{"email", email}, {"role", std::string(role_name(role))}});
+    event.changes = audit::created_changes({{"email", sealed}, {"role", std::string(role_name(role))}});
     return audit::record(audit, tx, event);
   });
   if (!r) return std::unexpected(r.error());
@@ -113,8 +121,11 @@ Result<std::vector<Invitation>> InvitationStore::list(const std::string& tenant_
                                                                 tx.execute(k_list_invitations, {Value(tenant_id)});
                                                             if (!rs) return std::unexpected(rs.error());
                                                             std::vector<Invitation> out;
-                                                            for (std::size_t r = 0; r < rs->rows.size(); ++r)
-                                                              out.push_back(invitation_from_row(*rs, r));
+                                                            for (std::size_t r = 0; r < rs->rows.size(); ++r) {
+                                                              auto i = invitation_from_row(users_.protection(), *rs, r);
+                                                              if (!i) return std::unexpected(i.error());
+                                                              out.push_back(std::move(*i));
+                                                            }
                                                             return out;
                                                           },
                                                           {.read_only = true});
@@ -128,11 +139,12 @@ Result<void> InvitationStore::revoke(const std::string& tenant_id, const std::st
     auto rs = tx.execute(k_delete, {Value(tenant_id), Value(id)});
     if (!rs) return std::unexpected(rs.error());
     if (rs->empty()) return fail(Errc::not_found, "no such invitation");
-    const Invitation i = invitation_from_row(*rs, 0);
+    auto i = invitation_from_row(users_.protection(), *rs, 0);
+    if (!i) return std::unexpected(i.error());
     audit::Event event{
         .action = "invitation.revoked", .resource_type = "invitation", .resource_id = id, .tenant_id = tenant_id};
-    audit::add_change(event.changes, "email", i.email, nullptr);
-    audit::add_change(event.changes, "role", std::string(role_name(i.role)), nullptr);
+    audit::add_change(event.changes, "email", rs->text_at(0, 2).value_or(""), nullptr);  // as stored: sealed
+    audit::add_change(event.changes, "role", std::string(role_name(i->role)), nullptr);
     return audit::record(audit, tx, event);
   });
 }
@@ -150,7 +162,9 @@ Result<Acceptance> InvitationStore::accept(const std::string& token, const std::
         auto rs = tx.execute(k_by_token, {Value(*tenant_id), Value(hash)});
         if (!rs) return std::unexpected(rs.error());
         if (rs->empty()) return std::optional<Invitation>();
-        return std::optional<Invitation>(invitation_from_row(*rs, 0));
+        auto i = invitation_from_row(users_.protection(), *rs, 0);
+        if (!i) return std::unexpected(i.error());
+        return std::optional<Invitation>(std::move(*i));
       },
       {.read_only = true});
   if (!found) return std::unexpected(found.error());
@@ -196,7 +210,7 @@ Result<Acceptance> InvitationStore::accept(const std::string& token, const std::
                        .tenant_id = inv.tenant_id,
                        .actor_id = user_id};
     event.changes = audit::created_changes({{"user_id", user_id},
-                                            {"email", inv.email},
+                                            {"email", users_.protection().seal(k_email_field, inv.id, inv.email)},
                                             {"role", std::string(role_name(inv.role))},
                                             {"account_created", new_user.has_value()}});
     return audit::record(audit, tx, event);

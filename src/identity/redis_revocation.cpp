@@ -80,24 +80,20 @@ class RedisRevocationStore final : public RevocationStore {
   Result<TokenRevocation> check(std::string_view jti, std::string_view user_id, std::string_view tenant_id,
                                 TimePoint issued_at) override {
     if (auto valid = detail::validate_jti(jti); !valid) return std::unexpected(valid.error());
-    const bool with_member = !tenant_id.empty();
-    if (with_member) {
-      if (auto valid = detail::validate_member(user_id, tenant_id); !valid) return std::unexpected(valid.error());
-    }
+    const std::string_view scope = tenant_id.empty() ? k_no_tenant : tenant_id;
+    if (auto valid = detail::validate_member(user_id, scope); !valid) return std::unexpected(valid.error());
     const std::string jti_key = key_prefix_ + std::string(jti);
-    auto reply = with_member ? redis_.command({"MGET", jti_key, member_key(user_id, tenant_id)})
-                             : redis_.command({"MGET", jti_key});
-    reply = expect(std::move(reply), storage::RedisReply::Type::array, "MGET");
+    auto reply =
+        expect(redis_.command({"MGET", jti_key, member_key(user_id, scope)}), storage::RedisReply::Type::array, "MGET");
     if (!reply) return std::unexpected(reply.error());
-    if (reply->elements.size() != (with_member ? 2u : 1u))
-      return fail(Errc::unavailable, "redis MGET: unexpected reply");
+    if (reply->elements.size() != 2u) return fail(Errc::unavailable, "redis MGET: unexpected reply");
     for (const auto& element : reply->elements) {
       if (element.type != storage::RedisReply::Type::nil && element.type != storage::RedisReply::Type::string) {
         return fail(Errc::unavailable, "redis MGET: unexpected reply");
       }
     }
     if (reply->elements[0].type == storage::RedisReply::Type::string) return TokenRevocation::token;
-    if (!with_member || reply->elements[1].type == storage::RedisReply::Type::nil) return TokenRevocation::none;
+    if (reply->elements[1].type == storage::RedisReply::Type::nil) return TokenRevocation::none;
     // The epoch as the script wrote it; anything else is unusable, and unusable fails closed.
     const std::string& text = reply->elements[1].text;
     std::int64_t epoch = 0;

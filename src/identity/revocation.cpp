@@ -173,14 +173,12 @@ class MemoryRevocationStore final : public RevocationStore {
   Result<TokenRevocation> check(std::string_view jti, std::string_view user_id, std::string_view tenant_id,
                                 TimePoint issued_at) override {
     if (auto valid = detail::validate_jti(jti); !valid) return std::unexpected(valid.error());
-    if (!tenant_id.empty()) {
-      if (auto valid = detail::validate_member(user_id, tenant_id); !valid) return std::unexpected(valid.error());
-    }
+    const std::string_view scope = tenant_id.empty() ? k_no_tenant : tenant_id;
+    if (auto valid = detail::validate_member(user_id, scope); !valid) return std::unexpected(valid.error());
     const TimePoint now = clock_.now();
     std::shared_lock lock(mutex_);
     if (jtis_.find(jti, now) != nullptr) return TokenRevocation::token;
-    if (tenant_id.empty()) return TokenRevocation::none;
-    const std::int64_t* epoch = members_.find(member_key(user_id, tenant_id), now);
+    const std::int64_t* epoch = members_.find(member_key(user_id, scope), now);
     return epoch != nullptr && detail::epoch_ms(issued_at) < *epoch ? TokenRevocation::member : TokenRevocation::none;
   }
 

@@ -50,11 +50,15 @@ class RevocationStore {
 
   // The request path's check, in one call (one round trip for Redis): whether `jti` is revoked, else whether the
   // token, issued at `issued_at` (truncated to milliseconds), predates the epoch of (`user_id`, `tenant_id`). An
-  // empty tenant_id (a super admin without a tenant) checks the jti only. Errors: invalid_argument, unavailable;
-  // callers fail closed.
+  // empty tenant_id (a token issued without a tenant: a super admin's) reads the epoch of (`user_id`,
+  // k_no_tenant). Errors: invalid_argument, unavailable; callers fail closed.
   virtual Result<TokenRevocation> check(std::string_view jti, std::string_view user_id, std::string_view tenant_id,
                                         std::chrono::system_clock::time_point issued_at) = 0;
 };
+
+// The tenant id of the epoch that refuses a user's tokens issued without a tenant (a super admin signed in without
+// one): revoke_member(user, k_no_tenant, ...). Tenant ids are UUIDs, so it names no tenant.
+inline constexpr std::string_view k_no_tenant = "-";
 
 // One process's revocations, in memory: not shared between Atrium instances and lost on restart. Reads the time
 // from `clock`, which must outlive the store. Bounded: jtis and member epochs are kept in two tables of at most

@@ -431,7 +431,9 @@ Result<void> TokenService::revoke(const std::string& token, const audit::Recorde
   return {};
 }
 
-Result<void> TokenService::revoke_member(const std::string& user_id, const std::string& tenant_id) {
+Result<void> TokenService::revoke_member(const std::string& user_id, const std::string& tenant) {
+  // No tenant: the user's tokens issued without one (a super admin's).
+  const std::string tenant_id = tenant.empty() ? std::string(k_no_tenant) : tenant;
   if (auto valid = detail::validate_member(user_id, tenant_id); !valid) return valid;
   const auto at = clock_.now();
   // Every token issued before `at` has exp <= its second + access_ttl, and passes verification until leeway later.

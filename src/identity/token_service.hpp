@@ -74,7 +74,8 @@ class TokenService {
   // milliseconds): call it when that membership changes (role or removal), before the change and again once it has
   // committed (docs/security.md, Revocation). Written to `revoked_tokens` (reloaded at start by in-process stores),
   // then to the revocation store, until every such token has expired (now + access token lifetime + leeway). A
-  // failure is logged. Errors: invalid_argument, unavailable and database errors.
+  // failure is logged. An empty `tenant_id` refuses the user's tokens issued without a tenant (a super admin's).
+  // Errors: invalid_argument, unavailable and database errors.
   Result<void> revoke_member(const std::string& user_id, const std::string& tenant_id);
 
   // Verifies a bearer access token and checks, in one call to the revocation store, that neither it nor its

@@ -46,9 +46,9 @@ Result<Account> read_account(storage::Transaction& tx, const identity::AccountPr
                       {Value(user_id)});
   if (!r) return std::unexpected(r.error());
   if (r->empty()) return fail(Errc::not_found, "no such user");
-  auto email = protection.open("email", user_id, r->text_at(0, 1).value_or(""));
+  auto email = protection.open("users.email", user_id, r->text_at(0, 1).value_or(""));
   if (!email) return std::unexpected(email.error());
-  auto name = protection.open("name", user_id, r->text_at(0, 2).value_or(""));
+  auto name = protection.open("users.name", user_id, r->text_at(0, 2).value_or(""));
   if (!name) return std::unexpected(name.error());
   return Account{.id = r->text_at(0, 0).value_or(""),
                  .email = std::move(*email),
@@ -137,6 +137,8 @@ struct PersonalData::Impl {
     for (const auto& tenant : tenants) {
       if (auto r = tokens.revoke_member(user_id, tenant); !r && first) first = r;
     }
+    // And the tokens it holds without a tenant (a super admin's: their super-admin claim must end with the account).
+    if (auto r = tokens.revoke_member(user_id, ""); !r && first) first = r;
     return first;
   }
 };
@@ -172,7 +174,9 @@ Result<Json> PersonalData::export_user(const std::string& user_id, const audit::
         for (const auto& [name, query] : lists) {
           const auto& [statement, columns] = query;
           const bool by_address = statement == &sql::k_invitations;
-          auto rows = tx.execute(*statement, {Value(by_address ? account->email : user_id)});
+          auto rows = by_address ? tx.execute(*statement, {Value(impl_->protection.email_index(account->email)),
+                                                           Value(account->email)})
+                                 : tx.execute(*statement, {Value(user_id)});
           if (!rows) return std::unexpected(rows.error());
           Json list = Json::array();
           for (std::size_t i = 0; i < rows->rows.size(); ++i) {
@@ -234,15 +238,16 @@ Result<Json> PersonalData::erase_user(const std::string& user_id, const audit::R
         if (!memberships) return std::unexpected(memberships.error());
         auto sessions = tx.execute(sql::k_delete_sessions, {Value(user_id)});
         if (!sessions) return std::unexpected(sessions.error());
-        auto invitations = tx.execute(sql::k_delete_invitations, {Value(account->email)});
+        auto invitations = tx.execute(sql::k_delete_invitations,
+                                      {Value(impl_->protection.email_index(account->email)), Value(account->email)});
         if (!invitations) return std::unexpected(invitations.error());
         const std::string pseudonym = "erased-" + user_id + "@erased.invalid";
         const auto& p = impl_->protection;
         auto erased =
             tx.execute(sql::k_erase_user,
-                       {Value(user_id), Value(p.seal("email", user_id, pseudonym)), Value(std::string(k_erased_hash)),
-                        Value(false), Value(format_rfc3339(impl_->clock.now())), Value(p.seal("name", user_id, "")),
-                        Value(p.email_index(pseudonym))});
+                       {Value(user_id), Value(p.seal("users.email", user_id, pseudonym)),
+                        Value(std::string(k_erased_hash)), Value(false), Value(format_rfc3339(impl_->clock.now())),
+                        Value(p.seal("users.name", user_id, "")), Value(p.email_index(pseudonym))});
         if (!erased) return std::unexpected(erased.error());
         removed = {{"memberships", memberships->affected_rows},
                    {"sessions", sessions->affected_rows},

@@ -45,10 +45,10 @@ class PersonalData {
 
   // Erases the user's personal data: the address becomes erased-<id>@erased.invalid, the name empty, the password
   // unusable, the super-admin flag off; memberships, sessions and invitations to the address are deleted, and the
-  // access tokens of every tenant it was a member of are refused from now on. The account's id stays (audit entries
-  // and other records name it). Audited as user.erased in the platform chain, without the address. conflict when
-  // the user is the only owner of a live tenant, the last super admin, or erased already; not_found for an
-  // unknown id. Returns what was removed.
+  // access tokens of every tenant it was a member of, and those issued without a tenant, are refused from now on. The
+  // account's id stays (audit entries and other records name it). Audited as user.erased in the platform chain, without
+  // the address. conflict when the user is the only owner of a live tenant, the last super admin, or erased already;
+  // not_found for an unknown id. Returns what was removed.
   Result<Json> erase_user(const std::string& user_id, const audit::Recorder& audit);
 
  private:

@@ -21,9 +21,11 @@ constexpr Statement k_memberships{"privacy_memberships",
 constexpr Statement k_sessions{"privacy_sessions",
                                "SELECT id, family_id, tenant_id, created_at, expires_at, used_at, revoked_at FROM "
                                "refresh_tokens WHERE user_id = $1 ORDER BY created_at, id"};
+// Invitations to the address: by its blind index ($1), or as stored before addresses were sealed ($2).
 constexpr Statement k_invitations{"privacy_invitations",
                                   "SELECT i.tenant_id, t.slug, i.id, i.role, i.invited_by, i.created_at, i.expires_at "
-                                  "FROM invitations i JOIN tenants t ON t.id = i.tenant_id WHERE i.email = $1 ORDER BY "
+                                  "FROM invitations i JOIN tenants t ON t.id = i.tenant_id WHERE i.email_index = $1 OR "
+                                  "i.email = $2 ORDER BY "
                                   "i.created_at, i.id"};
 // The live tenants whose only owner the user is.
 constexpr Statement k_sole_owner_of{
@@ -34,7 +36,8 @@ constexpr Statement k_sole_owner_of{
 constexpr Statement k_super_admins{"privacy_super_admins", "SELECT COUNT(*) FROM users WHERE is_super_admin = $1"};
 constexpr Statement k_delete_memberships{"privacy_delete_memberships", "DELETE FROM memberships WHERE user_id = $1"};
 constexpr Statement k_delete_sessions{"privacy_delete_sessions", "DELETE FROM refresh_tokens WHERE user_id = $1"};
-constexpr Statement k_delete_invitations{"privacy_delete_invitations", "DELETE FROM invitations WHERE email = $1"};
+constexpr Statement k_delete_invitations{"privacy_delete_invitations",
+                                         "DELETE FROM invitations WHERE email_index = $1 OR email = $2"};
 // The account stays (its id is what audit entries and other records name), its personal fields do not: $2 is the
 // pseudonymous address, $6 the empty name (both as stored: sealed), $7 the address's blind index, $3 the unusable
 // password hash.

@@ -227,6 +227,16 @@ TEST_P(RevocationStoreTest, MemberEpochRefusesThatMembersEarlierTokensOnly) {
   EXPECT_EQ(store().check("jti-a", "user-1", "", at - 1ms), kNone);
 }
 
+// Tokens issued without a tenant (a super admin's) have their own epoch, under k_no_tenant.
+TEST_P(RevocationStoreTest, AnEpochWithoutATenantRefusesThatUsersTenantlessTokensOnly) {
+  const auto at = std::chrono::floor<milliseconds>(now()) + 500ms;
+  ASSERT_TRUE(store().revoke_member("user-1", k_no_tenant, at, now() + 1h));
+  EXPECT_EQ(store().check("jti-a", "user-1", "", at - 1ms), kMember);
+  EXPECT_EQ(store().check("jti-a", "user-1", "", at), kNone);
+  EXPECT_EQ(store().check("jti-a", "user-1", "tenant-1", at - 1ms), kNone);
+  EXPECT_EQ(store().check("jti-a", "user-2", "", at - 1ms), kNone);
+}
+
 TEST_P(RevocationStoreTest, EpochsHaveMillisecondPrecision) {
   const auto ms = std::chrono::floor<milliseconds>(now()) + 100ms;
   ASSERT_TRUE(store().revoke_member("user-1", "tenant-1", ms + 700us, now() + 1h));
@@ -319,7 +329,10 @@ TEST_P(RevocationStoreTest, InvalidMemberIdsAreRefused) {
   const auto no_jti = store().check("", "user-1", "tenant-1", now());
   ASSERT_FALSE(no_jti);
   EXPECT_EQ(no_jti.error().code, Errc::invalid_argument);
-  EXPECT_EQ(store().check("jti-a", "any user:", "", now()), kNone);  // no tenant: no member to look up
+  // Without a tenant the user's epoch under k_no_tenant is read, so the user id is checked too.
+  const auto tenantless = store().check("jti-a", "any user:", "", now());
+  ASSERT_FALSE(tenantless);
+  EXPECT_EQ(tenantless.error().code, Errc::invalid_argument);
 }
 
 TEST_P(RevocationStoreTest, ConcurrentMemberRevocationsAndChecks) {

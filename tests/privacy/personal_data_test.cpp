@@ -137,6 +137,25 @@ TEST_P(PersonalDataTest, TheExportHoldsEverythingAboutThePersonAndNothingAboutOt
   EXPECT_EQ(call(Method::post, "/v1/admin/users/not-a-user/erase").status, 404);
 }
 
+// A second super admin, signed in without a tenant and acting in one with X-Tenant-ID: once erased, both its
+// tokens are refused at once — the super-admin claim ends with the account, not at the token's exp.
+TEST_P(PersonalDataTest, AnErasedSuperAdminsTokensAreRefusedAtOnce) {
+  auto eve =
+      platform().users->create_user("eve@atrium.test", "Eve", "eve-password", true, platform().audit->recorder({}));
+  ASSERT_TRUE(eve) << eve.error().message;
+  const std::string eve_token = client_->sign_in("eve@atrium.test", "eve-password");
+  ASSERT_FALSE(eve_token.empty());
+  EXPECT_EQ(client_->call(Method::get, "/v1/admin/tenants", std::nullopt, eve_token).status, 200);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, eve_token, {{"X-Tenant-ID", alpha_.id}}).status,
+            200);
+  ASSERT_EQ(call(Method::post, "/v1/admin/users/" + eve->id + "/erase").status, 200);
+  EXPECT_EQ(client_->call(Method::get, "/v1/admin/tenants", std::nullopt, eve_token).status, 401);
+  EXPECT_EQ(client_->call(Method::get, "/v1/projects", std::nullopt, eve_token, {{"X-Tenant-ID", alpha_.id}}).status,
+            401);
+  // Another super admin's tenant-less token is untouched.
+  EXPECT_EQ(client_->call(Method::get, "/v1/admin/tenants", std::nullopt, root_).status, 200);
+}
+
 TEST_P(PersonalDataTest, ErasureRemovesThePersonAndKeepsTheRecordsConsistent) {
   // The only owner of a live tenant is not erased (the tenant would have no one to run it): 409, nothing changes.
   const tenancy::Tenant solo = create_test_tenant(platform(), "solo", GetParam().isolation);

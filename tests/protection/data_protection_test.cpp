@@ -230,9 +230,14 @@ class FieldsAtRest : public TwoTenantTest {
         platform().users->add_member(a_.id, "Qzx-Person@Alpha.test", "Qzx Person Name", std::string("qzx-password"),
                                      identity::Role::member, platform().audit->recorder(k_who));
     EXPECT_TRUE(member) << (member ? "" : member.error().message);
-    return {
-        "Qzx Legal Name GmbH", "qzx-billing@alpha.test", "Qzxstrasse 17",    "DE999888777",    "pm_card_visa", secret,
-        "Qzx Sender Name",     "qzx-reply@alpha.test",   "qzx-person@alpha", "Qzx Person Name"};
+    // And an invitation: a person's address before it has an account.
+    auto invited = platform().invitations->invite(a_.id, "Qzx-Invitee@Alpha.test", identity::Role::viewer,
+                                                  member ? member->user.id : "", platform().audit->recorder(k_who));
+    EXPECT_TRUE(invited) << (invited ? "" : invited.error().message);
+    return {"Qzx Legal Name GmbH", "qzx-billing@alpha.test", "Qzxstrasse 17",
+            "DE999888777",         "pm_card_visa",           secret,
+            "Qzx Sender Name",     "qzx-reply@alpha.test",   "qzx-person@alpha",
+            "Qzx Person Name",     "qzx-invitee@alpha"};
   }
 };
 
@@ -265,6 +270,10 @@ TEST_P(FieldsAtRest, NoPersonalOrSecretFieldIsStoredInTheClear) {
   ASSERT_TRUE(person) << person.error().message;
   EXPECT_EQ(person->email, "qzx-person@alpha.test");
   EXPECT_EQ(person->name, "Qzx Person Name");
+  auto invitations = platform().invitations->list(a_.id);
+  ASSERT_TRUE(invitations) << invitations.error().message;
+  ASSERT_EQ(invitations->size(), 1U);
+  EXPECT_EQ(invitations->front().email, "qzx-invitee@alpha.test");
 
   // Read the storage itself: none of them appears, in any table, file or WAL — the audit entries included.
   const std::string raw = backup();
@@ -361,11 +370,11 @@ TEST_P(FieldsAtRest, UserAccountsAreSealedFoundByTheirBlindIndexAndBoundToTheirR
   auto moved = users.get(bob->user.id);
   ASSERT_FALSE(moved);
   EXPECT_EQ(moved.error().code, Errc::unauthenticated);
-  EXPECT_NE(moved.error().message.find("users.email of user " + bob->user.id + " does not open"), std::string::npos)
+  EXPECT_NE(moved.error().message.find("users.email of " + bob->user.id + " does not open"), std::string::npos)
       << moved.error().message;
 
   control(set_email, {storage::Value(bob->user.id),
-                      storage::Value(users.protection().seal("email", bob->user.id, "bob.qzx@example.test"))});
+                      storage::Value(users.protection().seal("users.email", bob->user.id, "bob.qzx@example.test"))});
   control(set_email, {storage::Value(ann->user.id), storage::Value(sealed_email)});
   EXPECT_EQ(users.get(ann->user.id)->email, "ann.qzx@example.test");
 
