@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,12 @@ class Exchange {
   bool may_resend = false;     // idempotent or with an Idempotency-Key, and bodiless: may be sent again after a failure
   bool resend_on_5xx = false;  // with may_resend: a 502, 503 or 504 from the upstream is tried elsewhere too
   bool finish_blocks = false;  // finish() does blocking work (the audit log): it runs on a worker
+  // Body transforms (a gateway route's version changes): when set, a JSON body of that direction (Content-Type
+  // naming json) is read whole instead of streamed — at most max_transform_bytes, else 413 (request) or 502
+  // (answer) — and sent rewritten with its new length; nullopt from the function sends it unchanged.
+  std::function<std::optional<std::string>(std::string_view)> transform_request;
+  std::function<std::optional<std::string>(std::string_view)> transform_response;
+  std::uint64_t max_transform_bytes = 8 * 1024 * 1024;
 
   // The endpoint for attempt `attempt` (0 first), or nullopt when none is available.
   virtual std::optional<Endpoint> pick(int attempt) = 0;

@@ -606,6 +606,37 @@ class Session final : public SessionBase {
     co_return r;
   }
 
+  // Whether a Content-Type names JSON (application/json, application/problem+json, ...+json).
+  static bool names_json(std::optional<std::string_view> type) {
+    if (!type) return false;
+    std::string t(type->substr(0, type->find(';')));
+    for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!t.empty() && t.back() == ' ') t.pop_back();
+    return t == "application/json" || t.ends_with("+json");
+  }
+
+  // Reads the rest of one message's body from `in` into a string: nullopt (the rest unread) when it passes `limit`.
+  template <bool isRequest, class In>
+  static net::awaitable<std::optional<std::string>> read_whole(In& in, beast::flat_buffer& in_buffer,
+                                                               bhttp::parser<isRequest, bhttp::buffer_body>& p,
+                                                               const Buffer& buffer, std::chrono::milliseconds timeout,
+                                                               std::uint64_t limit, beast::error_code& ec) {
+    std::string out;
+    while (!p.is_done()) {
+      auto& body = p.get().body();
+      body.data = buffer.data();
+      body.size = buffer.size;
+      beast::get_lowest_layer(in).expires_after(timeout);
+      co_await bhttp::async_read_some(in, in_buffer, p, net::redirect_error(net::use_awaitable, ec));
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) co_return std::nullopt;
+      const std::size_t n = buffer.size - body.size;
+      if (out.size() + n > limit) co_return std::nullopt;
+      out.append(buffer.data(), n);
+    }
+    co_return out;
+  }
+
   // Copies bytes one way until either side ends or stays idle past `idle`, then closes both.
   template <class From, class To>
   static net::awaitable<void> splice(From& from, To& to, std::chrono::milliseconds idle) {
@@ -661,13 +692,38 @@ class Session final : public SessionBase {
     }
     // Both directions take turns with one buffer; left uninitialised (no 64 KiB memset per request).
     Buffer buffer{std::make_unique_for_overwrite<char[]>(k_relay_buffer), k_relay_buffer};
+    // A JSON body to transform (version changes) is read whole before any upstream sees it.
+    std::optional<std::string> whole;
+    bool continue_sent = false;
+    if (ex.transform_request && upgrade_protocol.empty() && (chunked || length.value_or(0) > 0) &&
+        names_json(ex.headers.get("Content-Type"))) {
+      if (expect_continue) {
+        static const std::string k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
+        lowest().expires_after(server_.options.body_timeout);
+        co_await net::async_write(stream_, net::buffer(k_continue), awaitable(ec));
+        if (ec) co_return After::close;
+        continue_sent = true;
+      }
+      auto body =
+          co_await read_whole(stream_, buffer_, in, buffer, server_.options.body_timeout, ex.max_transform_bytes, ec);
+      if (ec) co_return After::close;
+      if (!body) {
+        Response r = ex.failure(413, "The request body is larger than the gateway transforms.");
+        sum.status = r.status;
+        write(std::move(r), false, true);
+        co_return After::answered;
+      }
+      auto changed = ex.transform_request(*body);
+      whole = changed ? std::move(*changed) : std::move(*body);
+      req.chunked(false);
+      req.content_length(whole->size());
+    }
     std::shared_ptr<beast::tcp_stream> up;
     beast::flat_buffer up_buffer;
     std::optional<bhttp::response_parser<bhttp::buffer_body>> answer;
     std::optional<Endpoint> endpoint;
     int failed_status = 503;
     std::string failed_detail = "No endpoint of the upstream is available.";
-    bool continue_sent = false;
     for (int attempt = 0; attempt < std::max(1, ex.max_attempts); ++attempt) {
       // A body that has started to stream cannot be sent again.
       if (attempt > 0 && sum.request_bytes > 0) break;
@@ -710,9 +766,17 @@ class Session final : public SessionBase {
         if (ec) co_return After::close;
         continue_sent = true;
       }
-      bhttp::request_serializer<bhttp::buffer_body> sr(req);
-      const auto sent = co_await pump(stream_, buffer_, in, *up, sr, buffer, server_.options.body_timeout,
-                                      ex.read_timeout, sum.request_bytes);
+      PumpResult sent;
+      if (whole) {
+        bhttp::request<bhttp::string_body> full(req.base(), *whole);
+        up->expires_after(ex.read_timeout);
+        co_await bhttp::async_write(*up, full, awaitable(sent.write));
+        if (!sent.write) sum.request_bytes = whole->size();
+      } else {
+        bhttp::request_serializer<bhttp::buffer_body> sr(req);
+        sent = co_await pump(stream_, buffer_, in, *up, sr, buffer, server_.options.body_timeout, ex.read_timeout,
+                             sum.request_bytes);
+      }
       if (sent.read) co_return After::close;  // the client went away: not the upstream's failure
       if (!sent.write) {
         answer.emplace();
@@ -817,6 +881,44 @@ class Session final : public SessionBase {
       }
       const bool body_read = in.is_done();
       write(ex.bodiless_error(status), client_keep_alive && body_read, !body_read);
+      co_return After::answered;
+    }
+    if (ex.transform_response && !head_ && status >= 200 && status != 204 && status != 304 && names_json([&] {
+          const auto type = res[bhttp::field::content_type];
+          return std::string_view(type.data(), type.size());
+        }())) {
+      // A JSON answer to transform: read whole, rewritten, sent with its new length.
+      auto body = co_await read_whole(*up, up_buffer, *answer, buffer, ex.read_timeout, ex.max_transform_bytes, ec);
+      if (ec) {
+        ex.attempt_done(*endpoint, ec == beast::error::timeout ? AttemptResult::timeout : AttemptResult::reset);
+        Response r = ex.failure(ec == beast::error::timeout ? 504 : 502, "The upstream's answer broke off.");
+        sum.status = r.status;
+        write(std::move(r), false, !in.is_done());
+        co_return After::answered;
+      }
+      ex.attempt_done(*endpoint, status >= 500 ? AttemptResult::server_error : AttemptResult::answered);
+      if (!body) {
+        Response r = ex.failure(502, "The upstream's answer is larger than the gateway transforms.");
+        sum.status = r.status;
+        write(std::move(r), false, !in.is_done());
+        co_return After::answered;
+      }
+      if (upstream_keep_alive && in.is_done()) server_.put_idle(endpoint->name, *up);
+      strip_hop_by_hop(res, /*keep_framing=*/false);
+      Response out;
+      out.status = status;
+      for (const auto& field : res) {
+        const std::string_view name(field.name_string().data(), field.name_string().size());
+        if (beast::iequals(name, "date") || beast::iequals(name, "server")) continue;  // write() sets its own
+        out.headers.add(std::string(name), std::string(field.value().data(), field.value().size()));
+      }
+      for (const auto& name : ex.response_remove) out.headers.erase(name);
+      for (const auto& [name, value] : ex.response_headers.fields()) out.headers.set(name, value);
+      auto changed = ex.transform_response(*body);
+      out.body = changed ? std::move(*changed) : std::move(*body);
+      sum.response_bytes = out.body.size();
+      const bool body_read = in.is_done();
+      write(std::move(out), client_keep_alive && body_read, !body_read);
       co_return After::answered;
     }
     strip_hop_by_hop(res, /*keep_framing=*/true);

@@ -270,13 +270,19 @@ class ForwardedExchange final : public http::Exchange {
   }
 
   http::Response failure(int status, std::string_view detail) override {
-    const std::string_view slug = status == 504 ? "upstream-timeout" : status == 503 ? "unavailable" : "bad-gateway";
+    const std::string_view slug = status == 504   ? "upstream-timeout"
+                                  : status == 503 ? "unavailable"
+                                  : status == 413 ? "body-too-large"
+                                                  : "bad-gateway";
     const std::string_view title = status == 504   ? "Gateway Timeout"
                                    : status == 503 ? "Service Unavailable"
+                                   : status == 413 ? "Content Too Large"
                                                    : "Bad Gateway";
-    gateway_.refused.with({route_.name, status == 504   ? "timeout"
-                                        : status == 503 ? "no_endpoint"
-                                                        : "unreachable"})
+    gateway_.refused
+        .with({route_.name, status == 504   ? "timeout"
+                            : status == 503 ? "no_endpoint"
+                            : status == 413 ? "too_large"
+                                            : "unreachable"})
         .inc();
     http::Response r = http::problem(status, slug, title, detail, request_);
     if (status == 503) r.headers.set("Retry-After", "1");
@@ -618,6 +624,14 @@ std::variant<http::Response, std::shared_ptr<http::Exchange>> Gateway::admit(htt
       (idempotent(request.method) || request.headers.get("Idempotency-Key").has_value()) && !has_body;
   exchange->resend_on_5xx = cluster->config.retry_on_5xx;
   exchange->finish_blocks = route.audit;
+  // Version changes undone for a client that names an earlier Atrium-Version (docs/gateway.md, "Versions").
+  if (!route.versions.empty()) {
+    auto undo = changes_for(route.versions, request.headers.get("Atrium-Version").value_or(""));
+    if (!undo.empty()) {
+      exchange->transform_response = [undo](std::string_view body) { return answer_for_client(undo, body); };
+      exchange->transform_request = [undo](std::string_view body) { return request_for_upstream(undo, body); };
+    }
+  }
 
   // The request's fields: the client's, without identity it could forge, transformed, then the verified identity.
   http::Headers& out = exchange->headers;

@@ -93,6 +93,7 @@ class Reader {
     return node == nullptr ? nullptr : node->as_table();
   }
   bool has(std::string_view key) const { return table_.get(key) != nullptr; }
+  const toml::node* node(std::string_view key) const { return table_.get(key); }
   const std::string& where() const { return where_; }
 
  private:
@@ -258,11 +259,63 @@ bool is_param(std::string_view segment) {
   return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
 }
 
+// A member path of a version change: names of [A-Za-z0-9_-] joined by single dots.
+bool valid_member_path(std::string_view path) {
+  if (path.empty() || path.size() > 200 || path.front() == '.' || path.back() == '.') return false;
+  char previous = 0;
+  for (const char c : path) {
+    const bool ok =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || (c == '.' && previous != '.');
+    if (!ok) return false;
+    previous = c;
+  }
+  return true;
+}
+
+// [[routes.versions]]: since (a date), rename (newer path = older name), added (paths).
+Result<std::vector<VersionChange>> parse_versions(const Reader& parent, std::string_view source) {
+  std::vector<VersionChange> out;
+  const auto* node = parent.node("versions");
+  if (node == nullptr) return out;
+  const auto* array = node->as_array();
+  if (array == nullptr) return invalid(source, parent.where(), "versions must be an array of tables");
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const auto* vt = (*array)[i].as_table();
+    if (vt == nullptr) return invalid(source, parent.where(), "versions must be an array of tables");
+    Reader vr(*vt, parent.where() + ".versions[" + std::to_string(i) + "]", source);
+    if (auto ok = vr.only({"since", "rename", "added"}); !ok) return std::unexpected(ok.error());
+    auto since = vr.text("since");
+    auto rename = vr.pairs("rename");
+    auto added = vr.texts("added");
+    if (!since) return std::unexpected(since.error());
+    if (!rename) return std::unexpected(rename.error());
+    if (!added) return std::unexpected(added.error());
+    const bool date = since->size() == 10 && (*since)[4] == '-' && (*since)[7] == '-' &&
+                      std::all_of(since->begin(), since->end(), [](char c) { return std::isdigit(c) || c == '-'; });
+    if (!date) return invalid(source, vr.where(), "since must be a date such as \"2026-11-01\"");
+    for (const auto& [newer, older] : *rename) {
+      if (!valid_member_path(newer) || !valid_member_path(older) || older.find('.') != std::string::npos) {
+        return invalid(source, vr.where(),
+                       "rename: \"" + newer + "\" = \"" + older +
+                           "\" must map a member path to the name it had (names of [A-Za-z0-9_-], dots between)");
+      }
+    }
+    for (const auto& path : *added) {
+      if (!valid_member_path(path)) return invalid(source, vr.where(), "added: \"" + path + "\" is not a member path");
+    }
+    if (rename->empty() && added->empty())
+      return invalid(source, vr.where(), "name at least one rename or added member");
+    out.push_back({.since = std::move(*since), .rename = std::move(*rename), .added = std::move(*added)});
+  }
+  return out;
+}
+
 Result<Route> parse_route(const toml::table& t, std::size_t index, const Table& table, std::string_view source) {
   Reader r(t, "routes[" + std::to_string(index) + "]", source);
-  if (auto ok = r.only({"name", "hosts", "path_prefix", "path", "methods", "min_version", "max_version", "cluster",
-                        "placements", "rewrite", "host_rewrite", "forward_authorization", "audit", "access",
-                        "permission", "cost", "request_headers", "response_headers", "query"});
+  if (auto ok = r.only({"name",        "hosts",   "path_prefix", "path",    "methods",         "min_version",
+                        "max_version", "cluster", "placements",  "rewrite", "host_rewrite",    "forward_authorization",
+                        "audit",       "access",  "permission",  "cost",    "request_headers", "response_headers",
+                        "query",       "versions"});
       !ok) {
     return std::unexpected(ok.error());
   }
@@ -416,6 +469,9 @@ Result<Route> parse_route(const toml::table& t, std::size_t index, const Table& 
   route.request_headers = std::move(*request_headers);
   route.response_headers = std::move(*response_headers);
   route.query = std::move(*query);
+  auto versions = parse_versions(rr, source);
+  if (!versions) return std::unexpected(versions.error());
+  route.versions = std::move(*versions);
   return route;
 }
 

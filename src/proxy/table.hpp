@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "http/forwarding.hpp"
 #include "http/router.hpp"
+#include "proxy/transforms.hpp"
 
 namespace atrium::proxy {
 
@@ -81,6 +82,7 @@ struct Route {
   HeaderRules request_headers;
   HeaderRules response_headers;
   HeaderRules query;
+  std::vector<VersionChange> versions;  // JSON body transforms for clients pinned to earlier versions
   http::RouteOptions options;  // access, permission, cost: what the edge checks
   std::string permission;      // options.permission views this
 };

@@ -182,6 +182,15 @@ access = "open"
 rewrite = "/"
 
 [[routes]]
+name = "shape"
+path_prefix = "/shape"
+cluster = "solo_a"
+[[routes.versions]]
+since = "2026-11-01"
+rename = {{ "data" = "items", "data.amount_cents" = "amount" }}
+added = ["total_count"]
+
+[[routes]]
 name = "open"
 path_prefix = "/public"
 cluster = "solo_a"
@@ -566,6 +575,38 @@ class GatewayTest(E2ETestCase):
         self.assertEqual(r.header("X-Upstream"), body["server"])
         # A method the route does not list is not forwarded.
         self.assertProblem(self.call("DELETE", "/items/42", self.owner), 404)
+
+    def test_json_bodies_follow_the_version_the_client_names(self):
+        # A client pinned before the upstream's change gets its older shape both ways, with a true Content-Length.
+        old = self.call("POST", "/shape", self.owner,
+                        headers={"Atrium-Version": "2026-06-01", "Content-Type": "application/json"},
+                        body=json.dumps({"items": [{"amount": 3}]}).encode())
+        self.assertEqual(old.status, 200, old)
+        body = old.json()
+        self.assertEqual(body["items"], [{"id": 1, "amount": 5, "currency": "EUR"}])
+        self.assertNotIn("data", body)
+        self.assertNotIn("total_count", body)
+        self.assertEqual(body["received"], {"data": [{"amount_cents": 3}]})  # the upstream saw its own shape
+        self.assertFalse(body["chunked"])
+        self.assertEqual(int(old.header("Content-Length")), len(old.body))
+        self.assertIsNotNone(old.header("RateLimit"))
+        # A chunked request body is read whole and sent with its length.
+        raw = json.dumps({"items": [{"amount": 4}]}).encode()
+        framed = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (raw[:10], raw[10:])) + b"0\r\n\r\n"
+        chunked = self.call("POST", "/shape", self.owner,
+                            headers={"Atrium-Version": "2026-06-01", "Content-Type": "application/json",
+                                     "Transfer-Encoding": "chunked"},
+                            body=framed)
+        self.assertEqual(chunked.status, 200, chunked)
+        self.assertEqual(chunked.json()["received"], {"data": [{"amount_cents": 4}]})
+        # The current version (named, or by default) passes both ways unchanged.
+        for headers in ({"Atrium-Version": "2026-11-01"}, {}):
+            current = self.call("POST", "/shape", self.owner, headers={**headers, "Content-Type": "application/json"},
+                                body=json.dumps({"data": [{"amount_cents": 3}]}).encode())
+            self.assertEqual(current.status, 200, current)
+            self.assertEqual(current.json()["data"], [{"id": 1, "amount_cents": 5, "currency": "EUR"}])
+            self.assertEqual(current.json()["total_count"], 1)
+            self.assertEqual(current.json()["received"], {"data": [{"amount_cents": 3}]})
 
     def test_proxy_metrics_name_routes_and_clusters(self):
         self.call("GET", "/lb/m", self.owner)

@@ -8,6 +8,7 @@
   GET  /ws                      WebSocket (RFC 6455) echo of text frames
   POST /upload                  reads the body as it streams; answers its length and SHA-256
   any  /empty-error?status=N     answers N with an empty body
+  any  /shape                   a JSON list in the newest shape, with the JSON request body it received
   any  /reset                   closes the connection without an answer
   GET  /__seen?key=K            how many requests carried Idempotency-Key or X-Test-Key K
   any  other                    JSON echo: server name, method, target, headers, body length
@@ -143,6 +144,11 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if url.path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
             return self._websocket()
+        if url.path == "/shape":
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return self._json(200, {"data": [{"id": 1, "amount_cents": 5, "currency": "EUR"}], "total_count": 1,
+                                    "received": json.loads(raw) if raw else None,
+                                    "chunked": "Transfer-Encoding" in self.headers})
         length, digest = self._read_body()
         if url.path == "/upload":
             return self._json(200, {"server": NAME, "length": length, "sha256": digest})

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/clock.hpp"
+#include "core/json.hpp"
 #include "http/problem.hpp"
 #include "identity/jwt.hpp"
 #include "identity/principal.hpp"
@@ -131,6 +132,15 @@ TEST(ProxyTable, RefusesWhatItCannotUseNamingWhere) {
       {cluster + "[[routes]]\nname = \"r\"\npath_prefix = \"/a\"\ncluster = \"c\"\n[routes.request_headers]\n"
                  "add = { \"Bad Name\" = \"x\" }\n",
        "not a valid name"},
+      {cluster + "[[routes]]\nname = \"r\"\npath_prefix = \"/a\"\ncluster = \"c\"\n[[routes.versions]]\n"
+                 "since = \"2026-13\"\nadded = [\"x\"]\n",
+       "since must be a date"},
+      {cluster + "[[routes]]\nname = \"r\"\npath_prefix = \"/a\"\ncluster = \"c\"\n[[routes.versions]]\n"
+                 "since = \"2026-11-01\"\nrename = { \"data\" = \"old.items\" }\n",
+       "rename"},
+      {cluster + "[[routes]]\nname = \"r\"\npath_prefix = \"/a\"\ncluster = \"c\"\n[[routes.versions]]\n"
+                 "since = \"2026-11-01\"\n",
+       "at least one rename"},
       {"[[routes]\n", "TOML"},
   };
   for (const auto& [text, expected] : cases) {
@@ -140,6 +150,50 @@ TEST(ProxyTable, RefusesWhatItCannotUseNamingWhere) {
     EXPECT_NE(parsed.error().message.find(expected), std::string::npos) << parsed.error().message;
     EXPECT_TRUE(parsed.error().message.starts_with("routes.toml: ")) << parsed.error().message;
   }
+}
+
+// Version changes (docs/gateway.md, "Versions"): a client pinned before a change gets it undone — in answers the
+// newer names renamed back (members before their parents, into every element of arrays) and added members removed;
+// in requests its older names renamed forward (parents first). Each change names paths in the shape right after it
+// (before later changes). Current clients, and bodies that are not JSON objects or arrays, pass unchanged.
+TEST(ProxyVersions, AnswersAndRequestsAreRewrittenForClientsPinnedBeforeEachChange) {
+  auto parsed = parse_table(R"([clusters.c]
+endpoints = ["127.0.0.1:1"]
+[[routes]]
+name = "orders"
+path_prefix = "/orders"
+cluster = "c"
+[[routes.versions]]
+since = "2026-11-01"
+rename = { "data" = "items", "data.amount_cents" = "amount" }
+added = ["total_count"]
+[[routes.versions]]
+since = "2026-09-01"
+rename = { "items.currency" = "cur" }
+)",
+                            "routes.toml");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  const auto& changes = (*parsed)->routes.at(0).versions;
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_TRUE(changes_for(changes, "").empty());
+  EXPECT_TRUE(changes_for(changes, "2026-11-01").empty());
+  EXPECT_EQ(changes_for(changes, "2026-10-01").size(), 1u);
+  const auto oldest = changes_for(changes, "2026-06-01");
+  ASSERT_EQ(oldest.size(), 2u);
+  EXPECT_EQ(oldest[0]->since, "2026-11-01");  // newest first
+
+  const std::string answer =
+      R"({"data":[{"id":1,"amount_cents":5,"currency":"EUR"},{"id":2,"amount_cents":7,"currency":"USD"}],"total_count":2})";
+  EXPECT_EQ(parse_json(*answer_for_client(oldest, answer), {}, nullptr),
+            Json::parse(R"({"items":[{"id":1,"amount":5,"cur":"EUR"},{"id":2,"amount":7,"cur":"USD"}]})"));
+  EXPECT_EQ(parse_json(*answer_for_client(changes_for(changes, "2026-10-01"), answer), {}, nullptr),
+            Json::parse(R"({"items":[{"id":1,"amount":5,"currency":"EUR"},{"id":2,"amount":7,"currency":"USD"}]})"));
+  const std::string request = R"({"items":[{"amount":3,"cur":"EUR"}],"note":"x"})";
+  EXPECT_EQ(parse_json(*request_for_upstream(oldest, request), {}, nullptr),
+            Json::parse(R"({"data":[{"amount_cents":3,"currency":"EUR"}],"note":"x"})"));
+  EXPECT_FALSE(answer_for_client(oldest, "not json"));
+  EXPECT_FALSE(answer_for_client(oldest, "42"));
+  EXPECT_FALSE(request_for_upstream(oldest, ""));
 }
 
 TEST(ProxyTable, MatchesByHostPathMethodAndVersionInFileOrder) {
