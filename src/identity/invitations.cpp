@@ -31,7 +31,7 @@ constexpr Statement k_redeem{"invitations_redeem",
                              "DELETE FROM invitations WHERE tenant_id = $1 AND token_hash = $2 AND expires_at > $3"};
 constexpr Statement k_is_member{"invitations_is_member",
                                 "SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 "
-                                "AND u.email_index = $2"};
+                                "AND (u.email_index = $2 OR (u.email_index IS NULL AND u.email = $3))"};
 #undef INVITATION_COLS
 
 constexpr std::string_view k_prefix = "inv_";
@@ -93,7 +93,8 @@ Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, c
   auto r = db_.transact([&](Transaction& tx) -> Result<void> {
     if (auto s = tenancy::scope_to_tenant(tx, tenant_id); !s) return s;  // RLS: migration 0013
     // Membership of this tenant is the inviting tenant's own business; accounts elsewhere are not.
-    auto member = tx.execute(k_is_member, {Value(tenant_id), Value(users_.protection().email_index(email))});
+    auto member =
+        tx.execute(k_is_member, {Value(tenant_id), Value(users_.protection().email_index(email)), Value(email)});
     if (!member) return std::unexpected(member.error());
     if (!member->empty()) return fail(Errc::conflict, "this address is already a member of the tenant");
     const auto& protection = users_.protection();

@@ -22,7 +22,8 @@ constexpr Statement k_user_by_id{"users_by_id",
                                  "users WHERE id = $1"};
 constexpr Statement k_user_by_email{"users_by_email",
                                     "SELECT id, email, name, password_hash, is_super_admin, created_at, updated_at "
-                                    "FROM users WHERE email_index = $1"};
+                                    "FROM users WHERE email_index = $1 OR (email_index IS NULL AND email = $2) ORDER "
+                                    "BY email_index IS NULL, id LIMIT 1"};
 constexpr Statement k_update_user_name{"users_update_name",
                                        "UPDATE users SET name = $2, updated_at = $3 WHERE id = $1"};
 // Accounts to index or seal, in pages by id; each changes only if it still holds what was read.
@@ -184,7 +185,9 @@ Result<User> UserStore::find_by_email(const std::string& email) {
   return storage::transact_value<User>(
       db_,
       [&](Transaction& tx) -> Result<User> {
-        auto rs = tx.execute(k_user_by_email, {Value(protection_.email_index(normalized_email(email)))});
+        // By the blind index; or, for an account an older instance stored meanwhile (rolling upgrade), as stored.
+        const std::string address = normalized_email(email);
+        auto rs = tx.execute(k_user_by_email, {Value(protection_.email_index(address)), Value(address)});
         if (!rs) return std::unexpected(rs.error());
         if (rs->empty()) return fail(Errc::not_found, "no such user");
         return user_from_row(*rs, 0);
@@ -368,29 +371,60 @@ Result<std::int64_t> UserStore::protect_stored_accounts() {
         {.read_only = true});
     if (!page) return std::unexpected(page.error());
     if (page->rows.empty()) return changed;
+    // Row i indexed and sealed, if it still holds what was read: the rows changed (0 or 1).
+    const auto protect = [&](Transaction& tx, std::size_t i) -> Result<std::int64_t> {
+      const std::string id = page->text_at(i, 0).value_or("");
+      const std::string stored_email = page->text_at(i, 1).value_or("");
+      const std::string stored_name = page->text_at(i, 2).value_or("");
+      auto email = protection_.open("users.email", id, stored_email);
+      auto name = protection_.open("users.name", id, stored_name);
+      if (!email || !name) {  // sealed under another master key: nothing here can index it
+        log::warn("an account's sealed fields do not open: not indexed",
+                  {{"user_id", id}, {"error", (email ? name.error() : email.error()).message}});
+        return 0;
+      }
+      auto up = tx.execute(k_protect, {Value(id), Value(protection_.seal("users.email", id, *email)),
+                                       Value(protection_.seal("users.name", id, *name)),
+                                       Value(protection_.email_index(normalized_email(*email))), Value(stored_email),
+                                       Value(stored_name)});
+      if (!up) return std::unexpected(up.error());
+      return up->affected_rows;
+    };
     // A page in one transaction: start-up after an upgrade costs a round trip per 500 accounts, not per account.
+    std::int64_t in_page = 0;
     auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+      in_page = 0;
       for (std::size_t i = 0; i < page->rows.size(); ++i) {
-        const std::string id = page->text_at(i, 0).value_or("");
-        const std::string stored_email = page->text_at(i, 1).value_or("");
-        const std::string stored_name = page->text_at(i, 2).value_or("");
-        auto email = protection_.open("users.email", id, stored_email);
-        auto name = protection_.open("users.name", id, stored_name);
-        if (!email || !name) {  // sealed under another master key: nothing here can index it
-          log::warn("an account's sealed fields do not open: not indexed",
-                    {{"user_id", id}, {"error", (email ? name.error() : email.error()).message}});
-          continue;
-        }
-        auto up = tx.execute(k_protect, {Value(id), Value(protection_.seal("users.email", id, *email)),
-                                         Value(protection_.seal("users.name", id, *name)),
-                                         Value(protection_.email_index(normalized_email(*email))), Value(stored_email),
-                                         Value(stored_name)});
-        if (!up) return std::unexpected(up.error());
-        changed += up->affected_rows;
+        auto n = protect(tx, i);
+        if (!n) return std::unexpected(n.error());
+        in_page += *n;
       }
       return {};
     });
-    if (!r) return std::unexpected(r.error());
+    if (!r && r.error().code == Errc::unique_violation) {
+      // An address with two accounts (an older instance, during a rolling upgrade, created one for an address that
+      // a newer one had already indexed): row by row, the second left unindexed and logged, never a failed start.
+      in_page = 0;
+      for (std::size_t i = 0; i < page->rows.size(); ++i) {
+        std::int64_t n = 0;
+        auto one = db_.transact([&](Transaction& tx) -> Result<void> {
+          auto done = protect(tx, i);
+          if (!done) return std::unexpected(done.error());
+          n = *done;
+          return {};
+        });
+        if (!one && one.error().code == Errc::unique_violation) {
+          log::warn("two accounts hold one address: the later is left unindexed (found by address only as stored)",
+                    {{"user_id", page->text_at(i, 0).value_or("")}});
+          continue;
+        }
+        if (!one) return std::unexpected(one.error());
+        in_page += n;
+      }
+    } else if (!r) {
+      return std::unexpected(r.error());
+    }
+    changed += in_page;
     after = page->text_at(page->rows.size() - 1, 0).value_or(after);
   }
 }
