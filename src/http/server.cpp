@@ -184,6 +184,9 @@ void Server::Impl::put_idle(const std::string& endpoint, beast::tcp_stream& stre
 
 namespace {
 
+// The interim answer to `Expect: 100-continue` (RFC 9110 section 10.1.1).
+constexpr std::string_view k_continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+
 // One connection. Stream is beast::tcp_stream or beast::ssl_stream<beast::tcp_stream>. Every member runs on the
 // connection's strand.
 template <class Stream>
@@ -265,9 +268,8 @@ class Session final : public SessionBase {
     if (parser_->is_done()) return on_request();
     if (auto expect = msg.find(bhttp::field::expect);
         expect != msg.end() && beast::iequals(expect->value(), "100-continue")) {
-      static const std::string k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
       lowest().expires_after(server_.options.body_timeout);
-      net::async_write(stream_, net::buffer(k_continue), [self = self_ptr()](beast::error_code e, std::size_t) {
+      net::async_write(stream_, net::buffer(k_continue_line), [self = self_ptr()](beast::error_code e, std::size_t) {
         if (e) return self->close();
         self->read_body();
       });
@@ -606,6 +608,12 @@ class Session final : public SessionBase {
     co_return r;
   }
 
+  // "100 Continue" to a client that waits for it before it sends its body.
+  net::awaitable<void> send_continue(beast::error_code& ec) {
+    lowest().expires_after(server_.options.body_timeout);
+    co_await net::async_write(stream_, net::buffer(k_continue_line), net::redirect_error(net::use_awaitable, ec));
+  }
+
   // Whether a Content-Type names JSON (application/json, application/problem+json, ...+json).
   static bool names_json(std::optional<std::string_view> type) {
     if (!type) return false;
@@ -698,9 +706,7 @@ class Session final : public SessionBase {
     if (ex.transform_request && upgrade_protocol.empty() && (chunked || length.value_or(0) > 0) &&
         names_json(ex.headers.get("Content-Type"))) {
       if (expect_continue) {
-        static const std::string k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
-        lowest().expires_after(server_.options.body_timeout);
-        co_await net::async_write(stream_, net::buffer(k_continue), awaitable(ec));
+        co_await send_continue(ec);
         if (ec) co_return After::close;
         continue_sent = true;
       }
@@ -760,9 +766,7 @@ class Session final : public SessionBase {
         up->socket().set_option(tcp::no_delay(true), ec);
       }
       if (expect_continue && !continue_sent && !in.is_done()) {
-        static const std::string k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
-        lowest().expires_after(server_.options.body_timeout);
-        co_await net::async_write(stream_, net::buffer(k_continue), awaitable(ec));
+        co_await send_continue(ec);
         if (ec) co_return After::close;
         continue_sent = true;
       }

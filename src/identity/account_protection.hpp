@@ -15,6 +15,11 @@
 
 namespace atrium::identity {
 
+// The fields sealed under the account key: their names are part of each ciphertext's associated data.
+inline constexpr std::string_view k_users_email = "users.email";
+inline constexpr std::string_view k_users_name = "users.name";
+inline constexpr std::string_view k_invitations_email = "invitations.email";
+
 class AccountProtection {
  public:
   // Keys derived from the 32-byte master key (HKDF-Expand, RFC 5869, with the master key as the pseudorandom key
@@ -24,7 +29,7 @@ class AccountProtection {
 
   // The blind index of an address (already normalised): "h1:" + base64url of its HMAC.
   std::string email_index(std::string_view normalized_email) const;
-  // The stored form of `field` ("users.email", "users.name", "invitations.email") of the row `row` (its id):
+  // The stored form of `field` (one of the k_..._email / k_..._name above) of the row `row` (its id):
   // "enc1:m1:<base64url(nonce || ciphertext || tag)>", or the value itself when sealing is off.
   std::string seal(std::string_view field, std::string_view row, std::string_view value) const;
   // The value of a stored form; one not sealed (written before sealing was on) is returned as it is.

@@ -38,14 +38,11 @@ constexpr std::string_view k_prefix = "inv_";
 constexpr std::size_t k_uuid_size = 36;
 constexpr std::string_view k_invalid = "the invitation is invalid, used, revoked or expired";
 
-// The address is sealed under the account key (AccountProtection), bound to the invitation's id.
-constexpr std::string_view k_email_field = "invitations.email";
-
 Result<Invitation> invitation_from_row(const AccountProtection& protection, const ResultSet& rs, std::size_t row) {
   Invitation i;
   i.tenant_id = rs.text_at(row, 0).value_or("");
   i.id = rs.text_at(row, 1).value_or("");
-  auto email = protection.open(k_email_field, i.id, rs.text_at(row, 2).value_or(""));
+  auto email = protection.open(k_invitations_email, i.id, rs.text_at(row, 2).value_or(""));
   if (!email) return std::unexpected(email.error());
   i.email = std::move(*email);
   i.role = parse_role(rs.text_at(row, 3).value_or("")).value_or(Role::viewer);
@@ -98,7 +95,7 @@ Result<IssuedInvitation> InvitationStore::invite(const std::string& tenant_id, c
     if (!member) return std::unexpected(member.error());
     if (!member->empty()) return fail(Errc::conflict, "this address is already a member of the tenant");
     const auto& protection = users_.protection();
-    const std::string sealed = protection.seal(k_email_field, i.id, email);
+    const std::string sealed = protection.seal(k_invitations_email, i.id, email);
     auto ins =
         tx.execute(k_upsert, {Value(tenant_id), Value(i.id), Value(sealed), Value(std::string(role_name(role))),
                               Value(invited_by), Value(unix_seconds(i.created_at)), Value(unix_seconds(i.expires_at)),
@@ -211,7 +208,7 @@ Result<Acceptance> InvitationStore::accept(const std::string& token, const std::
                        .tenant_id = inv.tenant_id,
                        .actor_id = user_id};
     event.changes = audit::created_changes({{"user_id", user_id},
-                                            {"email", users_.protection().seal(k_email_field, inv.id, inv.email)},
+                                            {"email", users_.protection().seal(k_invitations_email, inv.id, inv.email)},
                                             {"role", std::string(role_name(inv.role))},
                                             {"account_created", new_user.has_value()}});
     return audit::record(audit, tx, event);

@@ -82,9 +82,9 @@ Result<void> check_password(const std::string& password) {
 Result<User> UserStore::user_from_row(const ResultSet& rs, std::size_t row) const {
   User u;
   u.id = rs.text_at(row, 0).value_or("");
-  auto email = protection_.open("users.email", u.id, rs.text_at(row, 1).value_or(""));
+  auto email = protection_.open(k_users_email, u.id, rs.text_at(row, 1).value_or(""));
   if (!email) return std::unexpected(email.error());
-  auto name = protection_.open("users.name", u.id, rs.text_at(row, 2).value_or(""));
+  auto name = protection_.open(k_users_name, u.id, rs.text_at(row, 2).value_or(""));
   if (!name) return std::unexpected(name.error());
   u.email = std::move(*email);
   u.name = std::move(*name);
@@ -139,8 +139,8 @@ Result<UserStore::NewUserRow> UserStore::prepare_user(const std::string& email_i
 Result<void> UserStore::insert_user(Transaction& tx, const NewUserRow& row, bool super_admin) {
   auto ins =
       tx.execute(k_insert_user,
-                 {Value(row.id), Value(protection_.seal("users.email", row.id, row.email)),
-                  Value(protection_.seal("users.name", row.id, row.name)), Value(row.password_hash), Value(super_admin),
+                 {Value(row.id), Value(protection_.seal(k_users_email, row.id, row.email)),
+                  Value(protection_.seal(k_users_name, row.id, row.name)), Value(row.password_hash), Value(super_admin),
                   Value(format_rfc3339(clock_.now())), Value(protection_.email_index(row.email))});
   if (!ins) {
     if (ins.error().code == Errc::unique_violation)
@@ -160,8 +160,8 @@ Result<User> UserStore::create_user(const std::string& email, const std::string&
                        .resource_type = "user",
                        .resource_id = row->id};
     // Sealed as stored: the entry outlives the account's erasure in the hash chain.
-    event.changes = audit::created_changes({{"email", protection_.seal("users.email", row->id, row->email)},
-                                            {"name", protection_.seal("users.name", row->id, row->name)},
+    event.changes = audit::created_changes({{"email", protection_.seal(k_users_email, row->id, row->email)},
+                                            {"name", protection_.seal(k_users_name, row->id, row->name)},
                                             {"super_admin", super_admin}});
     return audit::record(audit, tx, event);
   });
@@ -234,7 +234,7 @@ Result<Member> UserStore::add_member(const std::string& tenant_id, const std::st
     }
     audit::Event event{
         .action = "member.added", .resource_type = "user", .resource_id = user_id, .tenant_id = tenant_id};
-    event.changes = audit::created_changes({{"email", protection_.seal("users.email", user_id, email)},
+    event.changes = audit::created_changes({{"email", protection_.seal(k_users_email, user_id, email)},
                                             {"role", std::string(role_name(role))},
                                             {"user_created", new_user.has_value()}});
     if (auto r = audit::record(audit, tx, event); !r) return std::unexpected(r.error());
@@ -318,7 +318,7 @@ Result<Member> UserStore::update_member(const std::string& tenant_id, const std:
         }
         if (name) {
           auto r =
-              tx.execute(k_update_user_name, {Value(user_id), Value(protection_.seal("users.name", user_id, *name)),
+              tx.execute(k_update_user_name, {Value(user_id), Value(protection_.seal(k_users_name, user_id, *name)),
                                               Value(format_rfc3339(clock_.now()))});
           if (!r) return std::unexpected(r.error());
         }
@@ -329,8 +329,8 @@ Result<Member> UserStore::update_member(const std::string& tenant_id, const std:
         audit::add_change(event.changes, "role", std::string(role_name(current->role)),
                           std::string(role_name(updated->role)));
         if (current->user.name != updated->user.name) {
-          audit::add_change(event.changes, "name", protection_.seal("users.name", user_id, current->user.name),
-                            protection_.seal("users.name", user_id, updated->user.name));
+          audit::add_change(event.changes, "name", protection_.seal(k_users_name, user_id, current->user.name),
+                            protection_.seal(k_users_name, user_id, updated->user.name));
         }
         if (auto r = audit::record(audit, tx, event); !r) return std::unexpected(r.error());
         return updated;
@@ -376,15 +376,15 @@ Result<std::int64_t> UserStore::protect_stored_accounts() {
       const std::string id = page->text_at(i, 0).value_or("");
       const std::string stored_email = page->text_at(i, 1).value_or("");
       const std::string stored_name = page->text_at(i, 2).value_or("");
-      auto email = protection_.open("users.email", id, stored_email);
-      auto name = protection_.open("users.name", id, stored_name);
+      auto email = protection_.open(k_users_email, id, stored_email);
+      auto name = protection_.open(k_users_name, id, stored_name);
       if (!email || !name) {  // sealed under another master key: nothing here can index it
         log::warn("an account's sealed fields do not open: not indexed",
                   {{"user_id", id}, {"error", (email ? name.error() : email.error()).message}});
         return 0;
       }
-      auto up = tx.execute(k_protect, {Value(id), Value(protection_.seal("users.email", id, *email)),
-                                       Value(protection_.seal("users.name", id, *name)),
+      auto up = tx.execute(k_protect, {Value(id), Value(protection_.seal(k_users_email, id, *email)),
+                                       Value(protection_.seal(k_users_name, id, *name)),
                                        Value(protection_.email_index(normalized_email(*email))), Value(stored_email),
                                        Value(stored_name)});
       if (!up) return std::unexpected(up.error());

@@ -46,9 +46,9 @@ Result<Account> read_account(storage::Transaction& tx, const identity::AccountPr
                       {Value(user_id)});
   if (!r) return std::unexpected(r.error());
   if (r->empty()) return fail(Errc::not_found, "no such user");
-  auto email = protection.open("users.email", user_id, r->text_at(0, 1).value_or(""));
+  auto email = protection.open(identity::k_users_email, user_id, r->text_at(0, 1).value_or(""));
   if (!email) return std::unexpected(email.error());
-  auto name = protection.open("users.name", user_id, r->text_at(0, 2).value_or(""));
+  auto name = protection.open(identity::k_users_name, user_id, r->text_at(0, 2).value_or(""));
   if (!name) return std::unexpected(name.error());
   return Account{.id = r->text_at(0, 0).value_or(""),
                  .email = std::move(*email),
@@ -245,9 +245,9 @@ Result<Json> PersonalData::erase_user(const std::string& user_id, const audit::R
         const auto& p = impl_->protection;
         auto erased =
             tx.execute(sql::k_erase_user,
-                       {Value(user_id), Value(p.seal("users.email", user_id, pseudonym)),
+                       {Value(user_id), Value(p.seal(identity::k_users_email, user_id, pseudonym)),
                         Value(std::string(k_erased_hash)), Value(false), Value(format_rfc3339(impl_->clock.now())),
-                        Value(p.seal("users.name", user_id, "")), Value(p.email_index(pseudonym))});
+                        Value(p.seal(identity::k_users_name, user_id, "")), Value(p.email_index(pseudonym))});
         if (!erased) return std::unexpected(erased.error());
         removed = {{"memberships", memberships->affected_rows},
                    {"sessions", sessions->affected_rows},

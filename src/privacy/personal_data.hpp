@@ -17,7 +17,7 @@ class AuditLog;
 namespace atrium::identity {
 class AccountProtection;
 class TokenService;
-}
+}  // namespace atrium::identity
 namespace atrium::tenancy {
 class TenantData;
 }

@@ -83,8 +83,8 @@ struct Route {
   HeaderRules response_headers;
   HeaderRules query;
   std::vector<VersionChange> versions;  // JSON body transforms for clients pinned to earlier versions
-  http::RouteOptions options;  // access, permission, cost: what the edge checks
-  std::string permission;      // options.permission views this
+  http::RouteOptions options;           // access, permission, cost: what the edge checks
+  std::string permission;               // options.permission views this
 };
 
 struct Table {

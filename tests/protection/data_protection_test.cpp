@@ -373,28 +373,28 @@ TEST_P(FieldsAtRest, UserAccountsAreSealedFoundByTheirBlindIndexAndBoundToTheirR
   EXPECT_NE(moved.error().message.find("users.email of " + bob->user.id + " does not open"), std::string::npos)
       << moved.error().message;
 
-  control(set_email, {storage::Value(bob->user.id),
-                      storage::Value(users.protection().seal("users.email", bob->user.id, "bob.qzx@example.test"))});
+  control(set_email,
+          {storage::Value(bob->user.id),
+           storage::Value(users.protection().seal(identity::k_users_email, bob->user.id, "bob.qzx@example.test"))});
   control(set_email, {storage::Value(ann->user.id), storage::Value(sealed_email)});
   EXPECT_EQ(users.get(ann->user.id)->email, "ann.qzx@example.test");
 
-  // An account as an older version stored it: plaintext, no index. Not found by address until protected.
+  // An account as an older version stored it: plaintext, no index.
+  const auto store_as_before = [&](const std::string& id, const std::string& email, const std::string& name) {
+    control({"test_user_as_before",
+             "INSERT INTO users (id, email, name, password_hash, is_super_admin, created_at, updated_at) VALUES ($1, "
+             "$2, $3, $4, $5, $6, $6)"},
+            {storage::Value(id), storage::Value(email), storage::Value(name), storage::Value("!none"),
+             storage::Value(false), storage::Value(std::string("2026-01-01T00:00:00Z"))});
+  };
   const std::string legacy = "0190f1a2-0000-7000-8000-0000000000ee";
-  control({"test_user_legacy",
-           "INSERT INTO users (id, email, name, password_hash, is_super_admin, created_at, updated_at) VALUES ($1, "
-           "$2, $3, $4, $5, $6, $6)"},
-          {storage::Value(legacy), storage::Value("old.qzx@example.test"), storage::Value("Old Qzx"),
-           storage::Value("!none"), storage::Value(false), storage::Value(std::string("2026-01-01T00:00:00Z"))});
+  store_as_before(legacy, "old.qzx@example.test", "Old Qzx");
   EXPECT_EQ(users.get(legacy)->email, "old.qzx@example.test");  // read as it is
   EXPECT_EQ(users.find_by_email("Old.Qzx@example.test")->id, legacy);  // found as stored (a rolling upgrade)
   // And one an older instance made for an address a newer one had already indexed: the start-up pass leaves it
   // unindexed (logged) instead of failing, and the address keeps finding the indexed account.
   const std::string twin = "0190f1a2-0000-7000-8000-0000000000ef";
-  control({"test_user_twin",
-           "INSERT INTO users (id, email, name, password_hash, is_super_admin, created_at, updated_at) VALUES ($1, "
-           "$2, $3, $4, $5, $6, $6)"},
-          {storage::Value(twin), storage::Value("ann.qzx@example.test"), storage::Value("Twin"),
-           storage::Value("!none"), storage::Value(false), storage::Value(std::string("2026-01-01T00:00:00Z"))});
+  store_as_before(twin, "ann.qzx@example.test", "Twin");
   EXPECT_EQ(users.protect_stored_accounts().value(), 1);
   EXPECT_EQ(users.protect_stored_accounts().value(), 0);
   EXPECT_EQ(users.find_by_email("ann.qzx@example.test")->id, ann->user.id);
