@@ -279,13 +279,21 @@ test("the tenant view shows the API's product metrics and the live counters move
   await live.waitFor();
   const before = Number(await live.getAttribute("data-realtime-total"));
   const sent = await api("POST", "/v1/events", token, {
-    type: "feature.used",
-    user_id: "console-live",
+    type: "feature.used", // the signed-in owner's own event (a user's token sends no one else's)
     properties: { feature: "export" },
     idempotency_key: `console-live-${Date.now()}`,
   });
   assert.equal(sent.status, 202);
-  await page.waitForFunction((n) => Number(document.querySelector("[data-realtime-total]")?.dataset.realtimeTotal) > n, before, { timeout: 20000 });
+  assert.equal(sent.body.accepted, 1, JSON.stringify(sent.body));
+  const counted = await api("GET", "/v1/analytics/realtime?minutes=60", token);
+  const total = Object.values(counted.body.totals).reduce((a, b) => a + b, 0);
+  assert.ok(total > before, `the API counts the event (${total} after, ${before} on the page before)`);
+  await page
+    .waitForFunction((n) => Number(document.querySelector("[data-realtime-total]")?.dataset.realtimeTotal) > n, before, { timeout: 20000 })
+    .catch(async (e) => {
+      const shown = await page.locator("main").innerText().catch(() => "?");
+      throw new Error(`the live counter stayed at ${before} (the API says ${total}); the page shows:\n${shown.slice(0, 2000)}`, { cause: e });
+    });
   await noSeriousViolations(page, "the tenant view");
   noErrors(page, "the tenant view");
   await page.context().close();
