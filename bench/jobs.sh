@@ -20,6 +20,8 @@
 #   THREADS             enqueue threads, runner threads, baseline threads     [4]
 #   BACKENDS            space-separated subset of: sqlite postgres rabbitmq   [sqlite postgres rabbitmq]
 #   KEYS                1 = every job has an idempotency key (--keys)         [0]
+#   MAX_CLAIM           SQL: most jobs one claim takes (--max-claim)          [32]
+#   PRODUCERS           end-to-end enqueue threads (--producers)              [1]
 #   JOBS_BENCH_BINARY   the benchmark binary                                  [<repo>/build/bench/atrium_jobs_bench]
 #   TIMEOUT             bound on one backend's run, in seconds                [1800]
 set -euo pipefail
@@ -31,6 +33,8 @@ JOBS=${JOBS:-20000}
 THREADS=${THREADS:-4}  # set before lib.sh, whose default (wrk threads) is 2
 BACKENDS=${BACKENDS:-sqlite postgres rabbitmq}
 KEYS=${KEYS:-0}
+MAX_CLAIM=${MAX_CLAIM:-32}
+PRODUCERS=${PRODUCERS:-1}
 JOBS_BENCH_BINARY=${JOBS_BENCH_BINARY:-$REPO_ROOT/build/bench/atrium_jobs_bench}
 TIMEOUT=${TIMEOUT:-1800}
 # shellcheck source=bench/lib.sh
@@ -89,7 +93,7 @@ chmod 755 "$WORK_DIR"  # the services run as the postgres and rabbitmq users
 mkdir -p "$WORK_DIR/tmp"
 
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-log "$(date '+%Y-%m-%d %H:%M:%S %Z'); $(nproc) cores (${cpu_model:-unknown CPU}); JOBS=$JOBS THREADS=$THREADS KEYS=$KEYS"
+log "$(date '+%Y-%m-%d %H:%M:%S %Z'); $(nproc) cores (${cpu_model:-unknown CPU}); JOBS=$JOBS THREADS=$THREADS KEYS=$KEYS MAX_CLAIM=$MAX_CLAIM PRODUCERS=$PRODUCERS"
 cache="$(dirname "$JOBS_BENCH_BINARY")/../CMakeCache.txt"
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$cache" 2>/dev/null || true)
 if [[ $build_type != Release ]]; then
@@ -98,6 +102,7 @@ fi
 
 extra=()
 ((KEYS == 0)) || extra+=(--keys)
+extra+=(--max-claim "$MAX_CLAIM" --producers "$PRODUCERS")
 status=0
 printf 'backend\tmeasure\tjobs\tthreads\tseconds\tper_second\tp50_ms\tp99_ms\n'
 for backend in "${backends[@]}"; do

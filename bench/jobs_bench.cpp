@@ -2,6 +2,7 @@
 // baseline measured in the same run, on the same database or broker.
 //
 // Usage: atrium_jobs_bench --backend sqlite|postgres|rabbitmq --jobs N --threads T [--url URL] [--keys]
+//        [--max-claim N] [--producers P]
 //   sqlite    a fresh database file in a temporary directory ($TMPDIR or /tmp), removed at exit; no URL
 //   postgres  --url names a database on the server to connect to (default $ATRIUM_TEST_POSTGRES_URL); a fresh
 //             database atrium_bench_<random> is created there with libpq, used, and dropped (WITH (FORCE)) at exit
@@ -10,12 +11,16 @@
 //             completion records (job_completions) go to a fresh SQLite file, as with an embedded control plane
 //   --keys    give every job a unique idempotency key (the server's webhook, email and report jobs have one; the
 //             RabbitMQ backend then writes job_keys twice per enqueue). Off by default.
+//   --max-claim N  SQL backends: SqlQueueOptions::max_claim, the most jobs one claim takes for the consumers idle
+//             at that moment (default 32, as in the server; 1: every consumer claims one job for itself).
+//   --producers P  the end-to-end measure's enqueue threads (default 1; T makes it as concurrent as the baseline).
 //
 // Measurements, all with a no-op handler for job type "bench.noop" and a payload {"t": <unix micros at enqueue>}:
 //   enqueue     N enqueues from T threads (to queue "bench.enqueue", which nobody consumes; those jobs are
 //               deleted afterwards) -> jobs/s; p50/p99 of one enqueue call.
 //   end-to-end  a Runner (RunnerOptions{.concurrency = {{"bench", T}}, .idle_wait = 100ms}) is started on queue
-//               "bench"; then the clock starts and one producer thread enqueues N jobs while the runner runs them;
+//               "bench"; then the clock starts and P producer threads (--producers, default 1) enqueue N jobs
+//               while the runner runs them;
 //               the clock stops when the handler has run N times (an atomic counter in the handler) -> jobs/s
 //               enqueue-to-completion; p50/p99 of the per-job latency from just before its enqueue call to the
 //               start of its handler (system clock, unix micros in the payload). After runner.stop() the bench
@@ -105,6 +110,8 @@ struct Options {
   int threads = 0;
   std::string url;
   bool keys = false;
+  int max_claim = 32;
+  int producers = 1;
 };
 
 std::int64_t unix_micros() {
@@ -423,12 +430,22 @@ Result<Row> measure_end_to_end(atrium::jobs::JobQueue& queue, atrium::storage::D
 
   const auto begin = Steady::now();
   std::optional<Error> producer_error;
-  for (std::int64_t i = 0; i < n; ++i) {
-    auto r = queue.enqueue(bench_job(k_e2e_queue, o, "bench-e2e-", i));
-    if (!r) {
-      producer_error = Error{r.error().code, "enqueue: " + r.error().message};
-      break;
+  {
+    std::mutex error_mutex;
+    std::vector<std::thread> producers;
+    for (int p = 0; p < o.producers; ++p) {
+      producers.emplace_back([&, p] {
+        for (std::int64_t i = p; i < n; i += o.producers) {
+          auto r = queue.enqueue(bench_job(k_e2e_queue, o, "bench-e2e-", i));
+          if (!r) {
+            std::lock_guard lock(error_mutex);
+            producer_error = Error{r.error().code, "enqueue: " + r.error().message};
+            return;
+          }
+        }
+      });
     }
+    for (auto& t : producers) t.join();
   }
   std::optional<Error> wait_error;
   if (!producer_error) {
@@ -656,7 +673,8 @@ int run_sql(const Options& o, const std::string& db_url) {
     note(db.error().message);
     return 1;
   }
-  auto queue = atrium::jobs::make_sql_queue(**db, atrium::SystemClock::instance(), {.poll_interval = 50ms});
+  auto queue = atrium::jobs::make_sql_queue(**db, atrium::SystemClock::instance(),
+                                            {.poll_interval = 50ms, .max_claim = o.max_claim});
 
   note(o.backend + ": enqueue (" + std::to_string(o.jobs) + " jobs, " + std::to_string(o.threads) + " threads)");
   if (auto row = measure_enqueue(*queue, o); row) {
@@ -775,6 +793,8 @@ constexpr const char* k_usage =
     "(default $ATRIUM_TEST_POSTGRES_URL)\n"
     "         rabbitmq: the AMQP URL (default $ATRIUM_TEST_AMQP_URL); sqlite: not used\n"
     "  --keys give every job a unique idempotency key\n"
+    "  --max-claim N  SQL: the most jobs one claim takes for the idle consumers (default 32; 1: one each)\n"
+    "  --producers P  end-to-end: P threads enqueue (default 1)\n"
     "Prints TSV lines: backend measure jobs threads seconds per_second p50_ms p99_ms\n";
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -817,6 +837,10 @@ Options parse_args(int argc, char** argv) {
       o.url = value();
     } else if (a == "--keys") {
       o.keys = true;
+    } else if (a == "--max-claim") {
+      o.max_claim = static_cast<int>(parse_count(a, value(), 1000));
+    } else if (a == "--producers") {
+      o.producers = static_cast<int>(parse_count(a, value(), 256));
     } else {
       usage_error("unknown argument '" + a + "'");
     }

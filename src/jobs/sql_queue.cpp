@@ -1,7 +1,11 @@
 #include "jobs/sql_queue.hpp"
 
+#include <algorithm>
 #include <condition_variable>
+#include <deque>
+#include <map>
 #include <mutex>
+#include <tuple>
 
 #include "core/ids.hpp"
 
@@ -33,16 +37,17 @@ constexpr Statement k_by_key{"jobs_by_key", "SELECT id FROM jobs WHERE idempoten
   "id, queue, type, tenant_id, payload, idempotency_key, priority, run_at, created_at, attempts, max_attempts, " \
   "last_error"
 
+// Up to $5 due jobs, best first, under one lease token (each settles by its id and the token).
 constexpr Statement k_claim_pg{
     "jobs_claim_pg",
     "UPDATE jobs SET state = 'running', lease_token = $3, lease_until = $4, attempts = attempts + 1, updated_at = $2 "
-    "WHERE id = (SELECT id FROM jobs WHERE queue = $1 AND state = 'queued' AND run_at <= $2 ORDER BY priority DESC, "
-    "run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING " ATRIUM_JOB_COLUMNS};
+    "WHERE id IN (SELECT id FROM jobs WHERE queue = $1 AND state = 'queued' AND run_at <= $2 ORDER BY priority DESC, "
+    "run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING " ATRIUM_JOB_COLUMNS};
 constexpr Statement k_claim_sqlite{
     "jobs_claim_sqlite",
     "UPDATE jobs SET state = 'running', lease_token = $3, lease_until = $4, attempts = attempts + 1, updated_at = $2 "
-    "WHERE id = (SELECT id FROM jobs WHERE queue = $1 AND state = 'queued' AND run_at <= $2 ORDER BY priority DESC, "
-    "run_at, id LIMIT 1) RETURNING " ATRIUM_JOB_COLUMNS};
+    "WHERE id IN (SELECT id FROM jobs WHERE queue = $1 AND state = 'queued' AND run_at <= $2 ORDER BY priority DESC, "
+    "run_at, id LIMIT $5) RETURNING " ATRIUM_JOB_COLUMNS};
 constexpr Statement k_complete{
     "jobs_complete",
     "UPDATE jobs SET state = 'done', lease_token = NULL, lease_until = NULL, updated_at = $3 "
@@ -111,11 +116,26 @@ Job job_from_row(const ResultSet& rs, std::size_t row) {
   return j;
 }
 
-// Wakes this process's idle consumers when a job is enqueued here (other processes find it by polling).
+// What the consumers of one queue in this process share. One of them claims at a time, for itself and for every
+// consumer waiting behind it, in one transaction; the jobs it took for the others wait in `ready` for them. Only
+// consumers already waiting are counted, so no job is held for a worker that is busy (its lease would run while
+// idle workers elsewhere could have run it).
+struct Desk {
+  int consumers = 0;                                  // alive
+  int waiting = 0;                                    // in next(), not claiming
+  int claiming = 0;                                   // claims in flight
+  std::deque<Delivery> ready;                         // claimed for a waiting consumer
+  std::uint64_t polled = 0;                           // the enqueue generation the last empty claim saw
+  std::chrono::steady_clock::time_point next_poll{};  // when an idle queue is looked at again
+};
+
+// Wakes this process's idle consumers when a job is enqueued here (other processes find it by polling), and
+// holds every queue's desk under the same lock.
 struct Signal {
   std::mutex mutex;
   std::condition_variable cv;
   std::uint64_t generation = 0;
+  std::map<std::string, Desk, std::less<>> desks;
   void notify() {
     {
       std::lock_guard lock(mutex);
@@ -136,25 +156,65 @@ class SqlConsumer final : public Consumer {
  public:
   SqlConsumer(storage::Database& db, const Clock& clock, SqlQueueOptions options, std::shared_ptr<Signal> signal,
               std::string queue)
-      : db_(db), clock_(clock), options_(options), signal_(std::move(signal)), queue_(std::move(queue)) {}
+      : db_(db), clock_(clock), options_(options), signal_(std::move(signal)), queue_(std::move(queue)) {
+    std::lock_guard lock(signal_->mutex);
+    desk_ = &signal_->desks[queue_];  // std::map: the node stays where it is
+    ++desk_->consumers;
+  }
+
+  // The last consumer of the queue hands back what was claimed for consumers that stopped waiting.
+  ~SqlConsumer() override {
+    std::deque<Delivery> left;
+    {
+      std::lock_guard lock(signal_->mutex);
+      if (--desk_->consumers == 0) left.swap(desk_->ready);
+    }
+    for (const Delivery& d : left) (void)release(d);
+  }
+  SqlConsumer(const SqlConsumer&) = delete;
+  SqlConsumer& operator=(const SqlConsumer&) = delete;
 
   Result<std::optional<Delivery>> next(std::chrono::milliseconds wait) override {
     // Waiting is in real time whatever clock the queue is given (a test's manual clock does not move by itself).
     const auto deadline = std::chrono::steady_clock::now() + wait;
+    std::unique_lock lock(signal_->mutex);
+    Desk& desk = *desk_;
+    ++desk.waiting;
     while (true) {
-      std::uint64_t seen;
-      {
-        std::lock_guard lock(signal_->mutex);
-        seen = signal_->generation;
+      if (!desk.ready.empty()) {
+        Delivery d = std::move(desk.ready.front());
+        desk.ready.pop_front();
+        --desk.waiting;
+        return d;
       }
-      auto got = claim();
-      if (!got) return std::unexpected(got.error());
-      if (*got) return got;
       const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) return std::optional<Delivery>{};
-      const auto nap = std::min<std::chrono::steady_clock::duration>(deadline - now, options_.poll_interval);
-      std::unique_lock lock(signal_->mutex);
-      signal_->cv.wait_for(lock, nap, [&] { return signal_->generation != seen; });
+      // With max_claim 1 every consumer claims for itself, as many at once as there are.
+      const bool alone = options_.max_claim <= 1;
+      if ((alone || desk.claiming == 0) && (signal_->generation != desk.polled || now >= desk.next_poll)) {
+        ++desk.claiming;
+        --desk.waiting;
+        const std::int64_t want = alone ? 1 : std::min<std::int64_t>(1 + desk.waiting, options_.max_claim);
+        const std::uint64_t generation = signal_->generation;
+        lock.unlock();
+        auto got = claim(want);
+        lock.lock();
+        --desk.claiming;
+        signal_->cv.notify_all();  // waiters look again: at `ready`, or to claim themselves
+        if (!got) return std::unexpected(got.error());
+        if (!got->empty()) {
+          for (std::size_t i = 1; i < got->size(); ++i) desk.ready.push_back(std::move((*got)[i]));
+          return std::move(got->front());
+        }
+        desk.polled = generation;
+        desk.next_poll = std::chrono::steady_clock::now() + options_.poll_interval;
+        ++desk.waiting;
+        continue;
+      }
+      if (now >= deadline) {
+        --desk.waiting;
+        return std::optional<Delivery>{};
+      }
+      signal_->cv.wait_until(lock, desk.claiming > 0 && !alone ? deadline : std::min(deadline, desk.next_poll));
     }
   }
 
@@ -194,25 +254,32 @@ class SqlConsumer final : public Consumer {
   }
 
  private:
-  Result<std::optional<Delivery>> claim() {
+  // Up to `want` jobs, best first, in one transaction of up to three statements: the lease sweep when due, then
+  // the claim.
+  Result<std::vector<Delivery>> claim(std::int64_t want) {
     const std::int64_t now = unix_ms(clock_.now());
     const auto monotonic = clock_.monotonic();
-    // One transaction of up to three statements: the lease sweep when due, then the claim.
     std::vector<BoundStatement> statements;
     if (monotonic >= next_sweep_) {
       statements.push_back({k_expire_dead, {Value(queue_), Value(now)}});
       statements.push_back({k_expire_requeue, {Value(queue_), Value(now)}});
     }
-    std::string token = new_uuid_v7(clock_);
-    statements.push_back(
-        {db_.backend() == Backend::postgres ? k_claim_pg : k_claim_sqlite,
-         {Value(queue_), Value(now), Value(token), Value(now + static_cast<std::int64_t>(options_.lease.count()))}});
+    const std::string token = new_uuid_v7(clock_);
+    statements.push_back({db_.backend() == Backend::postgres ? k_claim_pg : k_claim_sqlite,
+                          {Value(queue_), Value(now), Value(token),
+                           Value(now + static_cast<std::int64_t>(options_.lease.count())), Value(want)}});
     auto r = db_.run(statements);
     if (!r) return std::unexpected(r.error());
     if (monotonic >= next_sweep_) next_sweep_ = monotonic + std::max(options_.lease / 4, options_.poll_interval);
     const ResultSet& claimed = r->back();
-    if (claimed.empty()) return std::optional<Delivery>{};
-    return Delivery{job_from_row(claimed, 0), std::move(token), 0};
+    std::vector<Delivery> out;
+    out.reserve(claimed.rows.size());
+    for (std::size_t i = 0; i < claimed.rows.size(); ++i) out.push_back({job_from_row(claimed, i), token, 0});
+    // RETURNING keeps no order: best first, as one claim at a time would have taken them.
+    std::ranges::sort(out, [](const Delivery& a, const Delivery& b) {
+      return std::tie(b.job.priority, a.job.run_at, a.job.id) < std::tie(a.job.priority, b.job.run_at, b.job.id);
+    });
+    return out;
   }
 
   Result<void> settle(const Statement& statement, const Delivery& d, std::initializer_list<Value> params,
@@ -229,6 +296,7 @@ class SqlConsumer final : public Consumer {
   SqlQueueOptions options_;
   std::shared_ptr<Signal> signal_;
   std::string queue_;
+  Desk* desk_ = nullptr;
   std::chrono::steady_clock::time_point next_sweep_{};
 };
 

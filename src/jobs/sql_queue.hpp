@@ -13,11 +13,15 @@ struct SqlQueueOptions {
   std::chrono::milliseconds lease{std::chrono::minutes(5)};
   // How often an idle consumer looks for due jobs when nothing was enqueued in this process.
   std::chrono::milliseconds poll_interval{250};
+  // The most jobs one claim takes: for the consumer claiming and the consumers of the same queue in this process
+  // waiting behind it (1: every consumer claims for itself).
+  int max_claim = 32;
 };
 
 // The job queue in the control-plane database (the `jobs` table; embedded default and PostgreSQL). A consumer
-// claims the best due job (priority, then run_at) in one statement: with FOR UPDATE SKIP LOCKED on PostgreSQL,
-// under SQLite's single writer there. The claim sets a lease; an expired lease puts the job back (or buries it
+// claims the best due jobs (priority, then run_at) in one statement, one for itself and one for each consumer of
+// the queue in this process idle behind it: with FOR UPDATE SKIP LOCKED on PostgreSQL, under SQLite's single writer
+// there. The claim sets a lease; an expired lease puts the job back (or buries it
 // when its attempts are used up). Settled jobs stay as 'done' (so their idempotency keys hold) until
 // delete_settled removes them. `db` must outlive the queue.
 std::unique_ptr<JobQueue> make_sql_queue(storage::Database& db, const Clock& clock, SqlQueueOptions options = {});

@@ -242,29 +242,47 @@ TEST_P(QueueTest, SettlingTwiceIsRefused) {
   EXPECT_FALSE(c->complete(d));
 }
 
+// Each consumer takes the jobs the others are not running: one at a time, or (SQL, max_claim > 1) several per claim
+// for the consumers waiting, handed over in this process. Either way each job arrives once.
 TEST_P(QueueTest, ConcurrentConsumersGetEachJobOnce) {
-  constexpr int n = 200;
-  for (int i = 0; i < n; ++i) ASSERT_TRUE(queue_->enqueue(job("bulk", {{"i", i}})));
-  std::mutex mutex;
-  std::multiset<int> seen;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      auto c = consumer();
-      while (true) {
-        auto d = c->next(1500ms);
-        if (!d || !*d) return;
-        {
-          std::lock_guard lock(mutex);
-          seen.insert((**d).job.payload["i"].get<int>());
+  std::vector<int> claims{0};  // the fixture's queue
+  if (GetParam() != Kind::rabbitmq) claims.push_back(1);
+  for (int max_claim : claims) {
+    SCOPED_TRACE("max_claim " + std::to_string(max_claim));
+    std::unique_ptr<JobQueue> alone;
+    if (max_claim == 1)
+      alone = make_sql_queue(db_->db(), clock_, {.lease = 400ms, .poll_interval = 20ms, .max_claim = 1});
+    JobQueue& queue = alone ? *alone : *queue_;
+    ++serial_;
+    constexpr int n = 200;
+    for (int i = 0; i < n; ++i) ASSERT_TRUE(queue.enqueue(job("bulk", {{"i", i}})));
+    std::mutex mutex;
+    std::multiset<int> seen;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 6; ++t) {
+      threads.emplace_back([&] {
+        auto c = queue.consumer("q" + std::to_string(serial_));
+        ASSERT_TRUE(c);
+        while (true) {
+          auto d = (*c)->next(1500ms);
+          if (!d || !*d) return;
+          {
+            std::lock_guard lock(mutex);
+            seen.insert((**d).job.payload["i"].get<int>());
+          }
+          EXPECT_TRUE((*c)->complete(**d));
         }
-        EXPECT_TRUE(c->complete(**d));
-      }
-    });
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(seen.size(), static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) EXPECT_EQ(seen.count(i), 1u) << i;
+    auto stats = queue.stats();
+    ASSERT_TRUE(stats);
+    for (const auto& [state, count] : stats->counts["q" + std::to_string(serial_)]["bulk"]) {
+      EXPECT_EQ(count, 0) << state << ": every job was completed";
+    }
   }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(seen.size(), static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) EXPECT_EQ(seen.count(i), 1u) << i;
 }
 
 TEST_P(QueueTest, InvalidJobsAreRefused) {
