@@ -12,6 +12,9 @@ namespace atrium::api {
 
 namespace {
 
+// The headers of an answer a replay repeats: where the made thing is and which version of it.
+constexpr std::string_view k_replayed_headers[] = {"Location", "ETag", "Last-Modified"};
+
 bool applies(const http::Request& req) {
   return (req.method == http::Method::post || req.method == http::Method::patch) && req.options != nullptr &&
          !req.options->own_idempotency && req.options->access == http::Access::tenant &&
@@ -61,14 +64,19 @@ http::Middleware idempotency_middleware(Services& services) {
       http::Response replay = prior->body.empty()
                                   ? http::Response::text(prior->status, "")
                                   : http::Response::text(prior->status, prior->body, "application/json");
+      for (const auto& [name, value] : prior->headers) replay.headers.set(name, value);
       replay.headers.set("Idempotent-Replayed", "true");
       return replay;
     }
 
     http::Response res = next(req);
     const bool kept = res.status >= 200 && res.status < 300;
+    tenancy::IdempotentAnswer answer{.status = res.status, .body = res.body};
+    for (std::string_view name : k_replayed_headers) {
+      if (auto value = res.headers.get(name)) answer.headers.emplace_back(std::string(name), std::string(*value));
+    }
     auto done = data.transact(*req.tenant, [&](tenancy::TenantTransaction& tx) -> Result<void> {
-      return kept ? tenancy::complete_answer(tx, **key, res.status, res.body) : tenancy::release_answer(tx, **key);
+      return kept ? tenancy::complete_answer(tx, **key, answer) : tenancy::release_answer(tx, **key);
     });
     if (!done) {
       // The key stays in progress: a retry is answered 409 until it expires, never run twice.

@@ -1,6 +1,7 @@
 #include "tenancy/idempotency.hpp"
 
 #include "core/clock.hpp"
+#include "core/json.hpp"
 
 namespace atrium::tenancy {
 
@@ -8,17 +9,18 @@ namespace {
 
 using storage::Value;
 
-constexpr TenantStatement k_get{
-    "idempotency_get",
-    "SELECT operation, request_hash, status, response_body FROM idempotency_keys WHERE tenant_id = $1 AND "
-    "idempotency_key = $2"};
+constexpr TenantStatement k_get{"idempotency_get",
+                                "SELECT operation, request_hash, status, response_body, response_headers FROM "
+                                "idempotency_keys WHERE tenant_id = $1 "
+                                "AND idempotency_key = $2"};
 constexpr TenantStatement k_put{
     "idempotency_put",
     "INSERT INTO idempotency_keys (tenant_id, idempotency_key, operation, request_hash, status, response_body, "
-    "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"};
-constexpr TenantStatement k_complete{"idempotency_complete",
-                                     "UPDATE idempotency_keys SET status = $3, response_body = $4 WHERE tenant_id = $1 "
-                                     "AND idempotency_key = $2 AND status = 0"};
+    "response_headers, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"};
+constexpr TenantStatement k_complete{
+    "idempotency_complete",
+    "UPDATE idempotency_keys SET status = $3, response_body = $4, response_headers = $5 "
+    "WHERE tenant_id = $1 AND idempotency_key = $2 AND status = 0"};
 constexpr TenantStatement k_release{
     "idempotency_release", "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2 AND status = 0"};
 constexpr TenantStatement k_expire{"idempotency_keys_expire",
@@ -32,6 +34,23 @@ constexpr TenantStatement k_body_update{"idempotency_keys_body_update",
                                         "UPDATE idempotency_keys SET response_body = $3 WHERE tenant_id = $1 AND "
                                         "idempotency_key = $2 AND response_body = $4"};
 constexpr TenantStatement k_all[] = {k_get, k_put, k_complete, k_release, k_expire, k_body_select, k_body_update};
+
+std::string headers_text(const std::vector<std::pair<std::string, std::string>>& headers) {
+  if (headers.empty()) return "";
+  Json out = Json::object();
+  for (const auto& [name, value] : headers) out[name] = value;
+  return out.dump();
+}
+
+std::vector<std::pair<std::string, std::string>> headers_of(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const Json j = Json::parse(text, nullptr, false);
+  if (!j.is_object()) return out;  // '' (stored before the column) or unreadable: none
+  for (const auto& [name, value] : j.items()) {
+    if (value.is_string()) out.emplace_back(name, value.get<std::string>());
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -78,23 +97,26 @@ Result<std::optional<IdempotentAnswer>> find_answer(TenantTransaction& tx, const
   return IdempotentAnswer{.operation = prior->text_at(0, 0).value_or(""),
                           .request_hash = prior->text_at(0, 1).value_or(""),
                           .status = static_cast<int>(prior->int_at(0, 2).value_or(0)),
-                          .body = std::move(*body)};
+                          .body = std::move(*body),
+                          .headers = headers_of(prior->text_at(0, 4).value_or(""))};
 }
 
 Result<void> store_answer(TenantTransaction& tx, const std::string& key, const IdempotentAnswer& answer,
                           std::chrono::system_clock::time_point now) {
   auto body = tx.seal(k_body_field, key, answer.body);
   if (!body) return std::unexpected(body.error());
-  auto stored = tx.execute(k_put, {Value(key), Value(answer.operation), Value(answer.request_hash),
-                                   Value(std::int64_t{answer.status}), Value(*body), Value(format_rfc3339(now))});
+  auto stored = tx.execute(
+      k_put, {Value(key), Value(answer.operation), Value(answer.request_hash), Value(std::int64_t{answer.status}),
+              Value(*body), Value(headers_text(answer.headers)), Value(format_rfc3339(now))});
   if (!stored) return std::unexpected(stored.error());
   return {};
 }
 
-Result<void> complete_answer(TenantTransaction& tx, const std::string& key, int status, const std::string& body) {
-  auto sealed = tx.seal(k_body_field, key, body);
+Result<void> complete_answer(TenantTransaction& tx, const std::string& key, const IdempotentAnswer& answer) {
+  auto sealed = tx.seal(k_body_field, key, answer.body);
   if (!sealed) return std::unexpected(sealed.error());
-  auto r = tx.execute(k_complete, {Value(key), Value(std::int64_t{status}), Value(*sealed)});
+  auto r = tx.execute(k_complete, {Value(key), Value(std::int64_t{answer.status}), Value(*sealed),
+                                   Value(headers_text(answer.headers))});
   if (!r) return std::unexpected(r.error());
   if (r->affected_rows != 1) return fail(Errc::conflict, "the Idempotency-Key is no longer in progress");
   return {};

@@ -5,6 +5,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/error.hpp"
@@ -20,6 +21,8 @@ struct IdempotentAnswer {
   std::string request_hash;  // SHA-256 of the request body
   int status = 0;
   std::string body;
+  // What a replay repeats besides the body (Location, ETag, Last-Modified), in the order answered.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // 1-255 visible ASCII characters.
@@ -39,7 +42,8 @@ Result<void> store_answer(TenantTransaction& tx, const std::string& key, const I
 // transaction): the key is taken before the handler runs by storing an answer with status 0 (in progress), then
 // completed with the handler's answer, or released (deleted) when the handler changed nothing. Both act only on a
 // key still in progress.
-Result<void> complete_answer(TenantTransaction& tx, const std::string& key, int status, const std::string& body);
+// complete_answer keeps `answer`'s status, body and headers (its operation and request hash are those taken).
+Result<void> complete_answer(TenantTransaction& tx, const std::string& key, const IdempotentAnswer& answer);
 Result<void> release_answer(TenantTransaction& tx, const std::string& key);
 
 // Deletes answers stored before `before` (the cleanup job); returns how many.

@@ -382,6 +382,19 @@ TEST_P(TenancyTest, IdempotencyKeyOnAnyChangingRouteAppliesItOnce) {
   EXPECT_EQ(corrected.status, 201) << corrected.body.dump();
   EXPECT_EQ(endpoints(token_a_), 2u);
 
+  // A replay repeats where the first answer said the made thing is.
+  const std::vector<std::pair<std::string, std::string>> board_key = {{"Idempotency-Key", "board-1"}};
+  auto board = client_->call(Method::post, "/v1/analytics/dashboards", Json{{"name", "Once"}}, token_a_, board_key);
+  ASSERT_EQ(board.status, 201) << board.body.dump();
+  const std::string location(board.headers.get("Location").value_or(""));
+  EXPECT_EQ(location, "/v1/analytics/dashboards/" + board.body.value("id", ""));
+  auto board_again =
+      client_->call(Method::post, "/v1/analytics/dashboards", Json{{"name", "Once"}}, token_a_, board_key);
+  ASSERT_EQ(board_again.status, 201) << board_again.body.dump();
+  EXPECT_EQ(board_again.headers.get("Idempotent-Replayed").value_or(""), "true");
+  EXPECT_EQ(board_again.headers.get("Location").value_or(""), location);
+  EXPECT_EQ(board_again.body, board.body);
+
   // PATCH too: a repeat is the replay of the first change.
   const std::string patch_path = "/v1/projects/" + project_a_;
   const std::vector<std::pair<std::string, std::string>> patch_key = {{"Idempotency-Key", "patch-1"}};
