@@ -30,6 +30,8 @@ constexpr Statement k_update_user_name{"users_update_name",
 constexpr Statement k_unindexed{"users_unindexed",
                                 "SELECT id, email, name FROM users WHERE id > $1 AND email_index IS NULL ORDER BY id "
                                 "LIMIT 500"};
+// The predicate is users_unprotected's (control migration 0026 / 0020), word for word, so the planner reads that
+// index; accounts without an index are found through users_email_index (email_index IS NULL).
 constexpr Statement k_unsealed{"users_unsealed",
                                "SELECT id, email, name FROM users WHERE id > $1 AND (email_index IS NULL OR email NOT "
                                "LIKE 'enc1:%' OR name NOT LIKE 'enc1:%') ORDER BY id LIMIT 500"};
@@ -361,13 +363,14 @@ Result<void> UserStore::remove_member(const std::string& tenant_id, const std::s
       {.isolation = storage::Isolation::serializable});  // see update_member
 }
 
+storage::Statement UserStore::protection_scan(bool sealing) { return sealing ? k_unsealed : k_unindexed; }
+
 Result<std::int64_t> UserStore::protect_stored_accounts() {
   std::int64_t changed = 0;
   std::string after = "00000000-0000-0000-0000-000000000000";
   for (;;) {
     auto page = storage::transact_value<ResultSet>(
-        db_,
-        [&](Transaction& tx) { return tx.execute(protection_.sealing() ? k_unsealed : k_unindexed, {Value(after)}); },
+        db_, [&](Transaction& tx) { return tx.execute(protection_scan(protection_.sealing()), {Value(after)}); },
         {.read_only = true});
     if (!page) return std::unexpected(page.error());
     if (page->rows.empty()) return changed;

@@ -67,8 +67,11 @@ class UserStore {
 
   // Accounts stored before their fields were sealed (or before the blind index existed): indexed, and sealed when
   // sealing is on. Idempotent and safe beside other instances (each row changes only if it still holds what was
-  // read). Returns how many rows changed.
+  // read). Returns how many rows changed. Reads only the accounts that need it (partial index users_unprotected),
+  // so a start with nothing to do costs one index probe, not a pass over every account.
   Result<std::int64_t> protect_stored_accounts();
+  // The statement of that pass's scan (when sealing, or indexing only): for the test that checks its plan.
+  static storage::Statement protection_scan(bool sealing);
   const AccountProtection& protection() const { return protection_; }
 
   static bool valid_email(const std::string& email);

@@ -406,6 +406,50 @@ TEST_P(FieldsAtRest, UserAccountsAreSealedFoundByTheirBlindIndexAndBoundToTheirR
   EXPECT_EQ(users.get(bob->user.id)->email, "bob.qzx@example.test");
 }
 
+// The start-up pass over stored accounts reads only those it must protect: its scans are planned on the partial
+// index users_unprotected (or, indexing only, users_email_index's NULLs), never on every account, with thousands of
+// protected accounts stored.
+TEST_P(FieldsAtRest, TheStartUpPassOverAccountsReadsOnlyThoseItMustProtect) {
+  const bool postgres = GetParam().backend == storage::Backend::postgres;
+  ASSERT_TRUE(platform().tenant_data->transact_platform([&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+    storage::Transaction& tx = ptx.control();
+    const storage::Statement fill =
+        postgres
+            ? storage::Statement{"test_users_fill_pg",
+                                 "INSERT INTO users (id, email, name, password_hash, created_at, updated_at) "
+                                 "SELECT gen_random_uuid(), 'enc1:m1:e' || g, 'enc1:m1:n' || g, '!none', now(), "
+                                 "now() FROM generate_series(1, 5000) g"}
+            : storage::Statement{"test_users_fill_sqlite",
+                                 "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) "
+                                 "INSERT INTO users (id, email, name, password_hash, created_at, updated_at) "
+                                 "SELECT printf('0190f1a2-0000-7000-8000-%012d', n), 'enc1:m1:e' || n, "
+                                 "'enc1:m1:n' || n, '!none', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM g"};
+    if (auto r = tx.execute(fill); !r) return std::unexpected(r.error());
+    const storage::Statement index_them{"test_users_index_them",
+                                        "UPDATE users SET email_index = 'h1:' || email WHERE email_index IS NULL"};
+    if (auto r = tx.execute(index_them); !r) return std::unexpected(r.error());
+    if (auto r = tx.execute({"test_users_analyze", "ANALYZE users"}); !r) return std::unexpected(r.error());
+    for (const bool sealing : {true, false}) {
+      const storage::Statement scan = identity::UserStore::protection_scan(sealing);
+      const std::string sql = std::string(postgres ? "EXPLAIN " : "EXPLAIN QUERY PLAN ") + std::string(scan.sql);
+      auto plan = tx.execute({"test_users_scan_plan", sql}, {storage::Value("00000000-0000-0000-0000-000000000000")});
+      if (!plan) return std::unexpected(plan.error());
+      std::string text;
+      for (std::size_t i = 0; i < plan->rows.size(); ++i)
+        text += plan->text_at(i, postgres ? 0 : 3).value_or("") + "\n";
+      // Indexing only (email_index IS NULL) implies the partial index's predicate too; either index reads only
+      // the accounts still to do.
+      EXPECT_TRUE(text.find("users_unprotected") != std::string::npos ||
+                  (!sealing && text.find("users_email_index") != std::string::npos))
+          << scan.name << ":\n"
+          << text;
+      EXPECT_EQ(text.find(postgres ? "Seq Scan" : "SCAN users"), std::string::npos) << scan.name << ":\n" << text;
+    }
+    return {};
+  }));
+  EXPECT_EQ(platform().users->protect_stored_accounts().value(), 0);
+}
+
 TEST_P(FieldsAtRest, PurgeShredsTheKeysSoABackupOpensNothingAndTheAuditLogStillVerifies) {
   write_personal_fields();
   std::string bravo_sealed;
