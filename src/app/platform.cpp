@@ -38,6 +38,7 @@
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
 #include "tenancy/idempotency.hpp"
+#include "tenancy/outbox_marks.hpp"
 #include "tenancy/tenant_data.hpp"
 #include "tenancy/tenant_directory.hpp"
 #include "warehouse/warehouse.hpp"
@@ -158,26 +159,37 @@ void Platform::flush_audit_after_commit(const tenancy::Tenant& tenant) {
 }
 
 Result<int> Platform::relay_pending_audit() {
+  // Only the tenants marked as having written (tenancy::OutboxMarks): O(tenants with work), not O(tenants).
+  tenancy::OutboxMarks& marks = tenant_data->outbox_marks();
   int moved = 0;
-  std::optional<std::string> cursor;
+  std::string after;
   while (true) {
-    auto page = tenants->list(cursor, 100);
+    auto page = marks.list(after, 100);
     if (!page) return std::unexpected(page.error());
-    for (const auto& t : page->tenants) {
-      if (tenant_data->shares_control_plane(t) || t.status == tenancy::TenantStatus::deleted) continue;
-      // One tenant whose storage is unreachable must not keep the others from starting.
-      auto n = audit->relay(*tenant_data, t);
-      if (!n) {
-        log::warn("audit outbox not relayed", {{"tenant_id", t.id}, {"error", n.error().message}});
-        continue;
+    for (const auto& mark : *page) {
+      auto t = tenants->get(mark.tenant_id);
+      if (!t && t.error().code != Errc::not_found) return std::unexpected(t.error());
+      const bool gone = !t || t->status == tenancy::TenantStatus::deleted || tenant_data->shares_control_plane(*t);
+      if (!gone) {
+        // One tenant whose storage is unreachable must not keep the others from starting.
+        auto n = audit->relay(*tenant_data, *t);
+        if (!n) {
+          log::warn("audit outbox not relayed", {{"tenant_id", t->id}, {"error", n.error().message}});
+          continue;
+        }
+        moved += *n;
+        if (auto e = events::move_to_control_plane(*tenant_data, *db_, *t); !e) {
+          log::warn("event outbox not relayed", {{"tenant_id", t->id}, {"error", e.error().message}});
+          continue;
+        }
       }
-      if (auto e = events::move_to_control_plane(*tenant_data, *db_, t); !e) {
-        log::warn("event outbox not relayed", {{"tenant_id", t.id}, {"error", e.error().message}});
+      // Both outboxes were empty a moment ago: the mark goes once no write can still be in flight under it.
+      if (auto c = marks.clear(mark, gone); !c) {
+        log::warn("outbox mark not cleared", {{"tenant_id", mark.tenant_id}, {"error", c.error().message}});
       }
-      moved += *n;
     }
-    if (!page->next_cursor) return moved;
-    cursor = page->next_cursor;
+    if (page->size() < 100) return moved;
+    after = page->back().tenant_id;
   }
 }
 

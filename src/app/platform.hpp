@@ -57,8 +57,9 @@ class Platform final : public api::Services {
   // transaction committed; then wakes the event relay. For the other tenants only the wake.
   Result<void> flush_audit(const tenancy::Tenant& tenant);
   void flush_audit_after_commit(const tenancy::Tenant& tenant) override;
-  // flush_audit for every tenant with its own database or file: entries a crash left in an outbox. Returns how
-  // many moved. start_audit_services runs it.
+  // flush_audit (and the event outbox's move) for every tenant with its own database or file that has written
+  // since its outboxes were last found empty (tenancy::OutboxMarks): what a crash or a failed move left behind.
+  // Returns how many audit entries moved. start_audit_services and the minute's system.outbox_sweep run it.
   Result<int> relay_pending_audit();
 
   // Moves audit entries a crash left in tenant outboxes (when the schema is current), then starts the SIEM

@@ -11,6 +11,7 @@
 
 #include "core/log.hpp"
 #include "storage/migrations.hpp"
+#include "tenancy/outbox_marks.hpp"
 #include "tenancy/tenant_store.hpp"
 
 namespace atrium::tenancy {
@@ -304,6 +305,7 @@ struct TenantData::Impl {
 
   std::string role_name;  // guarded by mutex; empty until first asked
   std::unique_ptr<PlatformDatabase> platform_database;
+  OutboxMarks marks{app, admin, clock};  // the control plane's: the serving pool and the owner's
 };
 
 TenantData::TenantData(Database& app, Database& admin, TenantDataOptions options, const Clock& clock)
@@ -311,6 +313,8 @@ TenantData::TenantData(Database& app, Database& admin, TenantDataOptions options
           new Impl{app, admin, std::move(options), clock, {}, {}, {}, {}, std::make_unique<PlatformDatabase>(admin)}) {}
 
 storage::Database& TenantData::platform_database() { return *impl_->platform_database; }
+
+OutboxMarks& TenantData::outbox_marks() { return impl_->marks; }
 
 TenantData::~TenantData() = default;
 
@@ -347,6 +351,9 @@ Result<void> TenantData::transact(const Tenant& tenant, const std::function<Resu
   Impl& s = *impl_;
   auto own = s.serving_pool(tenant);
   if (!own) return std::unexpected(own.error());
+  if (*own && !options.read_only) {
+    if (auto marked = s.marks.ensure(tenant.id); !marked) return marked;
+  }
   Database* db = *own ? own->get() : &s.app;
   const bool schema = s.postgres() && tenant.isolation == Isolation::schema;
   return db->transact(
@@ -366,6 +373,9 @@ Result<std::vector<storage::ResultSet>> TenantData::run(const Tenant& tenant,
   Impl& s = *impl_;
   auto own = s.serving_pool(tenant);
   if (!own) return std::unexpected(own.error());
+  if (*own && !options.read_only) {
+    if (auto marked = s.marks.ensure(tenant.id); !marked) return std::unexpected(marked.error());
+  }
   Database* db = *own ? own->get() : &s.app;
   std::vector<storage::BoundStatement> bound;
   bound.reserve(statements.size() + 1);

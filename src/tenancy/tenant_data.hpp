@@ -70,6 +70,7 @@ struct SealedColumn {
   bool control_plane = false;
 };
 
+class OutboxMarks;       // outbox_marks.hpp
 class SchemaSearchPath;  // tenant_data.cpp: the PostgreSQL schema level's search_path, switched per statement kind
 
 // A transaction scoped to one tenant. The only way to run tenant statements. Valid inside
@@ -187,6 +188,10 @@ class TenantData {
   // The owner's pool as a Database whose every transaction is in the platform scope, for platform infrastructure
   // written against storage::Database (the SQL job queue and its cleanup). Lives as long as this object.
   storage::Database& platform_database();
+
+  // The tenants with their own database or file that may hold outbox rows not yet carried to the control plane:
+  // transact() and run() mark a tenant before a read-write transaction (see OutboxMarks).
+  OutboxMarks& outbox_marks();
 
   // Creates the tenant's schema, database or file and applies the tenant migrations to it. Idempotent; does
   // nothing for the shared level (its tables come with `atrium migrate`).
