@@ -11,8 +11,7 @@ using storage::Value;
 
 constexpr TenantStatement k_get{"idempotency_get",
                                 "SELECT operation, request_hash, status, response_body, response_headers FROM "
-                                "idempotency_keys WHERE tenant_id = $1 "
-                                "AND idempotency_key = $2"};
+                                "idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2"};
 constexpr TenantStatement k_put{
     "idempotency_put",
     "INSERT INTO idempotency_keys (tenant_id, idempotency_key, operation, request_hash, status, response_body, "
