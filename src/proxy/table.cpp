@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/clock.hpp"
 #include "http/message.hpp"
 #include "identity/permissions.hpp"
 
@@ -290,8 +291,7 @@ Result<std::vector<VersionChange>> parse_versions(const Reader& parent, std::str
     if (!since) return std::unexpected(since.error());
     if (!rename) return std::unexpected(rename.error());
     if (!added) return std::unexpected(added.error());
-    const bool date = since->size() == 10 && (*since)[4] == '-' && (*since)[7] == '-' &&
-                      std::all_of(since->begin(), since->end(), [](char c) { return std::isdigit(c) || c == '-'; });
+    const bool date = since->size() == 10 && parse_rfc3339(*since + "T00:00:00Z").has_value();
     if (!date) return invalid(source, vr.where(), "since must be a date such as \"2026-11-01\"");
     for (const auto& [newer, older] : *rename) {
       if (!valid_member_path(newer) || !valid_member_path(older) || older.find('.') != std::string::npos) {

@@ -389,7 +389,7 @@ TEST_P(FieldsAtRest, UserAccountsAreSealedFoundByTheirBlindIndexAndBoundToTheirR
   };
   const std::string legacy = "0190f1a2-0000-7000-8000-0000000000ee";
   store_as_before(legacy, "old.qzx@example.test", "Old Qzx");
-  EXPECT_EQ(users.get(legacy)->email, "old.qzx@example.test");  // read as it is
+  EXPECT_EQ(users.get(legacy)->email, "old.qzx@example.test");         // read as it is
   EXPECT_EQ(users.find_by_email("Old.Qzx@example.test")->id, legacy);  // found as stored (a rolling upgrade)
   // And one an older instance made for an address a newer one had already indexed: the start-up pass leaves it
   // unindexed (logged) instead of failing, and the address keeps finding the indexed account.

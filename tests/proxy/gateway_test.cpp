@@ -136,6 +136,9 @@ TEST(ProxyTable, RefusesWhatItCannotUseNamingWhere) {
                  "since = \"2026-13\"\nadded = [\"x\"]\n",
        "since must be a date"},
       {cluster + "[[routes]]\nname = \"r\"\npath_prefix = \"/a\"\ncluster = \"c\"\n[[routes.versions]]\n"
+                 "since = \"2026-13-45\"\nadded = [\"x\"]\n",
+       "since must be a date"},
+      {cluster + "[[routes]]\nname = \"r\"\npath_prefix = \"/a\"\ncluster = \"c\"\n[[routes.versions]]\n"
                  "since = \"2026-11-01\"\nrename = { \"data\" = \"old.items\" }\n",
        "rename"},
       {cluster + "[[routes]]\nname = \"r\"\npath_prefix = \"/a\"\ncluster = \"c\"\n[[routes.versions]]\n"
