@@ -44,9 +44,14 @@ TEST_PACKAGES=(
 TEST_TOOLS=0
 BENCH_TOOLS=0
 BUILD_ONLY=0
-if [[ ${1:-} == --test-tools ]]; then TEST_TOOLS=1; fi
-if [[ ${1:-} == --bench-tools ]]; then BENCH_TOOLS=1; fi
-if [[ ${1:-} == --build-only ]]; then BUILD_ONLY=1; fi
+for arg in "$@"; do
+  case $arg in
+    --test-tools) TEST_TOOLS=1 ;;
+    --bench-tools) BENCH_TOOLS=1 ;;
+    --build-only) BUILD_ONLY=1 ;;
+    *) echo "setup: unknown option $arg (--test-tools, --bench-tools, --build-only)" >&2; exit 2 ;;
+  esac
+done
 ((BUILD_ONLY)) || PACKAGES+=("${TEST_PACKAGES[@]}")
 npm_ci() {
   local dir=$1

@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <numeric>
 #include <tuple>
+
+#include <fmt/format.h>
 
 namespace atrium::test::billing_model {
 
@@ -88,11 +89,8 @@ int year_month(Instant t) {
 
 std::string rfc3339(Instant t) {
   const Civil c = civil(t);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02lld:%02lld:%02lldZ", static_cast<long long>(c.year), c.month,
-                c.day, static_cast<long long>(c.second_of_day / 3600),
-                static_cast<long long>(c.second_of_day / 60 % 60), static_cast<long long>(c.second_of_day % 60));
-  return buf;
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", c.year, c.month, c.day, c.second_of_day / 3600,
+                     c.second_of_day / 60 % 60, c.second_of_day % 60);
 }
 
 Fraction remaining_fraction(Instant start, Instant end, Instant at, Proration mode) {
