@@ -90,5 +90,9 @@ int churn_score_command(const CommonOptions& options);
 int user_export_command(const CommonOptions& options, const std::string& user_id, const std::string& email);
 int user_erase_command(const CommonOptions& options, const std::string& user_id, const std::string& email);
 int churn_evaluate_command(const CommonOptions& options, const ChurnCommandOptions& churn);
+// `atrium tenant move --tenant ID|SLUG --to LEVEL [--settle-ms MS]` (app/tenant_move.hpp): moves or finishes moving
+// a tenant's store, printing what was copied and verified. Exit 2: no such tenant or another move under way.
+int tenant_move_command(const CommonOptions& options, const std::string& tenant, const std::string& to,
+                        std::int64_t settle_ms, bool quiet);
 
 }  // namespace atrium::app

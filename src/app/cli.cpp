@@ -35,7 +35,10 @@ struct Commands {
   CLI::App* churn_evaluate = nullptr;
   CLI::App* user_export = nullptr;
   CLI::App* user_erase = nullptr;
+  CLI::App* tenant_move = nullptr;
   std::string user_id;
+  std::string to_level;
+  std::int64_t settle_ms = -1;
   ChurnCommandOptions churn;
   DemoOptions demo;
   MlTrainOptions ml;
@@ -103,6 +106,20 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
     sub->add_option("--tenant", c.tenant, "Only this tenant (its id); default: every tenant not purged");
     sub->add_flag("--quiet", c.quiet, "No progress bar");
   }
+
+  CLI::App* tenant = app.add_subcommand("tenant", "Tenants");
+  tenant->require_subcommand(1);
+  c.tenant_move = tenant->add_subcommand(
+      "move", "Move a tenant's data to another isolation level online (writes pause only for the switch)");
+  add_common(c.tenant_move, common);
+  c.tenant_move->add_option("--tenant", c.tenant, "The tenant (its id or slug)")->required();
+  c.tenant_move->add_option("--to", c.to_level, "shared, schema or database")
+      ->required()
+      ->check(CLI::IsMember({"shared", "schema", "database"}));
+  c.tenant_move->add_option(
+      "--settle-ms", c.settle_ms,
+      "Wait after the switch before removing the old copy (at least tenancy.cache_ttl_ms; default that + 2000)");
+  c.tenant_move->add_flag("--quiet", c.quiet, "No progress bar");
 
   CLI::App* audit = app.add_subcommand("audit", "Audit log");
   audit->require_subcommand(1);
@@ -211,6 +228,7 @@ int dispatch(const Commands& c, const CommonOptions& common) {
   if (c.data_rotate_kek->parsed()) return key_command(common, KeyCommand::rotate_kek, c.tenant, c.quiet);
   if (c.data_rotate->parsed()) return key_command(common, KeyCommand::rotate_data_key, c.tenant, c.quiet);
   if (c.data_reencrypt->parsed()) return key_command(common, KeyCommand::reencrypt, c.tenant, c.quiet);
+  if (c.tenant_move->parsed()) return tenant_move_command(common, c.tenant, c.to_level, c.settle_ms, c.quiet);
   if (c.verify->parsed()) return audit_verify_command(common, c.tenant, c.checkpoint_file);
   if (c.checkpoint->parsed()) return audit_checkpoint_command(common);
   if (c.retention->parsed()) return audit_retention_command(common);

@@ -21,6 +21,7 @@
 #include "app/dispatch.hpp"
 #include "app/ops_metrics.hpp"
 #include "app/platform.hpp"
+#include "app/tenant_move.hpp"
 #include "audit/audit_log.hpp"
 #include "billing/billing.hpp"
 #include "churn/service.hpp"
@@ -147,6 +148,14 @@ int migrate_command(const CommonOptions& options) {
   auto status = storage::migration_status(db, storage::builtin_migrations(db.backend()));
   std::cout << fmt::format("applied {} migration(s); schema version {}\n", *applied, status ? status->current : -1);
   return 0;
+}
+
+// Every 30 s, closes the tenants' own pools unused for a minute (tenancy::TenantData::close_idle_pools).
+std::unique_ptr<Periodic> close_idle_tenant_pools(app::Platform& platform) {
+  auto p = std::make_unique<Periodic>([&platform] { platform.tenant_data->close_idle_pools(std::chrono::minutes(1)); },
+                                      std::chrono::seconds(30));
+  p->start();
+  return p;
 }
 
 // Loads the configuration, opens the platform (migrating when storage.migrate_on_start) and runs `command`.
@@ -378,6 +387,7 @@ int serve_command(const CommonOptions& options) {
       std::chrono::milliseconds(config->analytics.business_metrics_ms));
   churn_gauges.start();
   churn_gauges.wake();
+  const auto idle_pools = close_idle_tenant_pools(platform);
 
   const auto listen = parse_listen(config->server.listen);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -474,6 +484,7 @@ int worker_command(const CommonOptions& options) {
     log::error("cannot start the background workers", {{"error", started.error().message}});
     return 1;
   }
+  const auto idle_pools = close_idle_tenant_pools(platform);
   // /health, /ready and /metrics for the orchestrator's probes and Prometheus (jobs.worker_listen).
   std::unique_ptr<http::Server> ops_server;
   std::thread ops_thread;
@@ -860,6 +871,44 @@ int user_erase_command(const CommonOptions& options, const std::string& user_id,
       return erased.error().code == Errc::not_found || erased.error().code == Errc::conflict ? 2 : 1;
     }
     std::cout << erased->dump(2) << "\n";
+    return 0;
+  });
+}
+
+int tenant_move_command(const CommonOptions& options, const std::string& tenant, const std::string& to,
+                        std::int64_t settle_ms, bool quiet) {
+  return with_platform(options, [&](app::Platform& platform, const Config&) {
+    auto level = tenancy::parse_isolation(to);
+    if (!level) {
+      std::cerr << "atrium: --to must be shared, schema or database\n";
+      return 2;
+    }
+    auto found = platform.tenants->get(tenant);
+    if (!found && found.error().code == Errc::not_found) found = platform.tenants->get_by_slug(tenant);
+    if (!found) {
+      std::cerr << "atrium: " << found.error().message << "\n";
+      return found.error().code == Errc::not_found ? 2 : 1;
+    }
+    MoveOptions move;
+    move.settle = std::chrono::milliseconds(settle_ms);
+    if (!quiet) {
+      move.progress = [](std::string_view step, int done, int total) { draw_progress(step, done, total, ""); };
+    }
+    auto report = move_tenant(platform, found->id, *level, move);
+    if (!report) {
+      std::cerr << "atrium: " << report.error().message << "\n";
+      return report.error().code == Errc::conflict ? 2 : 1;
+    }
+    if (report->already_there) {
+      std::cout << fmt::format("tenant {} is already at the {} level\n", found->id, to);
+      return 0;
+    }
+    std::cout << fmt::format(
+        "tenant {} moved from {} to {}: {} rows copied, {} written while writes paused for {} ms\n", found->id,
+        tenancy::isolation_name(report->from), to, report->copied, report->synced, report->frozen.count());
+    for (const auto& d : report->verified) {
+      std::cout << fmt::format("  {:<20} {:>8} rows  sha256 {}\n", d.table, d.rows, d.sha256);
+    }
     return 0;
   });
 }

@@ -34,6 +34,23 @@ std::optional<Isolation> parse_isolation(std::string_view text) {
   return std::nullopt;
 }
 
+std::string_view move_state_name(MoveState m) {
+  switch (m) {
+    case MoveState::none: return "";
+    case MoveState::copying: return "copying";
+    case MoveState::frozen: return "frozen";
+    case MoveState::switched: return "switched";
+  }
+  return "";
+}
+
+std::optional<MoveState> parse_move_state(std::string_view text) {
+  for (auto m : {MoveState::none, MoveState::copying, MoveState::frozen, MoveState::switched}) {
+    if (text == move_state_name(m)) return m;
+  }
+  return std::nullopt;
+}
+
 Json to_json(const Tenant& t) {
   return {{"id", t.id},
           {"slug", t.slug},

@@ -1,6 +1,7 @@
 #include "tenancy/tenant_data.hpp"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <list>
@@ -13,6 +14,7 @@
 #include "storage/migrations.hpp"
 #include "tenancy/outbox_marks.hpp"
 #include "tenancy/tenant_store.hpp"
+#include "tenancy/tenant_tables.hpp"
 
 namespace atrium::tenancy {
 
@@ -31,6 +33,23 @@ constexpr Statement k_set_tenant{"tenant_scope_set", "SELECT set_config('app.ten
 constexpr Statement k_set_tenant_schema{"tenant_scope_set_schema",
                                         "SELECT set_config('app.tenant_id', $1::text, true), "
                                         "set_config('search_path', public.atrium_tenant_schema($1::text::uuid), true)"};
+// A write transaction's scope (migrations/tenant/*/0006_tenant_fences.sql): atrium_write_scope sets the tenant,
+// takes its write lock shared and refuses (unavailable) while the level written at is fenced for a move; the schema
+// level also gets its search_path, as above. SQLite (one writer at a time): the fence is looked up first.
+constexpr Statement k_write_scope{"tenant_write_scope", "SELECT public.atrium_write_scope($1::text, $2)"};
+constexpr Statement k_write_scope_schema{
+    "tenant_write_scope_schema",
+    "SELECT public.atrium_write_scope($1::text, 'schema'), "
+    "set_config('search_path', public.atrium_tenant_schema($1::text::uuid), true)"};
+constexpr Statement k_fence_lookup{"tenant_fence_lookup",
+                                   "SELECT 1 FROM tenant_fences WHERE tenant_id = $1 AND isolation = $2"};
+constexpr Statement k_fence_insert{
+    "tenant_fence_insert",
+    "INSERT INTO tenant_fences (tenant_id, isolation, fenced_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"};
+constexpr Statement k_fence_delete{"tenant_fence_delete",
+                                   "DELETE FROM tenant_fences WHERE tenant_id = $1 AND isolation = $2"};
+// Waits until every write transaction that took the tenant's write lock shared has ended.
+constexpr Statement k_fence_wait{"tenant_fence_wait", "SELECT pg_advisory_xact_lock(1096045620, hashtext($1::text))"};
 constexpr Statement k_search_path_tenant{
     "tenant_search_path_tenant", "SELECT set_config('search_path', public.atrium_tenant_schema($1::uuid), true)"};
 constexpr Statement k_search_path_control{"tenant_search_path_control",
@@ -77,17 +96,18 @@ END $$;
 )sql";
 constexpr std::string_view k_bootstrap_sqlite = "CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY);";
 
-// Rows of each tenant table, for purging a shared-level tenant. Children before parents.
-constexpr TenantStatement k_purge_shared[] = {
-    {"purge_audit_outbox", "DELETE FROM audit_outbox WHERE tenant_id = $1"},
-    {"purge_event_outbox", "DELETE FROM event_outbox WHERE tenant_id = $1"},
-    {"purge_webhook_deliveries", "DELETE FROM webhook_deliveries WHERE tenant_id = $1"},
-    {"purge_webhook_endpoints", "DELETE FROM webhook_endpoints WHERE tenant_id = $1"},
-    {"purge_reports", "DELETE FROM reports WHERE tenant_id = $1"},
-    {"purge_email_settings", "DELETE FROM email_settings WHERE tenant_id = $1"},
-    {"purge_idempotency_keys", "DELETE FROM idempotency_keys WHERE tenant_id = $1"},
-    {"purge_projects", "DELETE FROM projects WHERE tenant_id = $1"},
+// Which file a path names now (device and inode), or nullopt when there is none.
+struct FileIdentity {
+  dev_t device = 0;
+  ino_t inode = 0;
+  bool operator==(const FileIdentity&) const = default;
 };
+
+std::optional<FileIdentity> file_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileIdentity{st.st_dev, st.st_ino};
+}
 
 std::string hex_id(const std::string& tenant_id) {
   std::string out;
@@ -185,6 +205,10 @@ std::string tenant_database_name(const std::string& tenant_id) { return "atrium_
 
 Result<storage::ResultSet> TenantTransaction::execute(const TenantStatement& statement,
                                                       std::initializer_list<Value> params) {
+  return execute(statement, std::span<const Value>(params.begin(), params.size()));
+}
+
+Result<storage::ResultSet> TenantTransaction::execute(const TenantStatement& statement, std::span<const Value> params) {
   std::vector<Value> bound;
   bound.reserve(params.size() + 1);
   bound.emplace_back(tenant_id_);
@@ -216,9 +240,15 @@ struct TenantData::Impl {
   const Clock& clock;
 
   // Open pools of tenants with their own database or file, least recently used first.
+  struct OwnPool {
+    std::shared_ptr<Database> db;
+    std::list<std::string>::iterator lru;
+    std::optional<FileIdentity> file;  // SQLite: the file it opened
+    std::chrono::steady_clock::time_point used;
+  };
   std::mutex mutex;
   std::list<std::string> lru;  // tenant ids
-  std::unordered_map<std::string, std::pair<std::shared_ptr<Database>, std::list<std::string>::iterator>> pools;
+  std::unordered_map<std::string, OwnPool> pools;
 
   bool postgres() const { return app.backend() == Backend::postgres; }
   bool own_store(const Tenant& t) const {
@@ -230,11 +260,26 @@ struct TenantData::Impl {
   }
 
   Result<std::shared_ptr<Database>> open_own(const Tenant& t, bool as_admin) {
+    std::optional<FileIdentity> file;
+    if (!as_admin && !postgres()) {
+      // A serving pool never creates a tenant's file, and follows it when another process replaced it (a move
+      // away and back): a pool on a removed file would read and write rows nobody else sees.
+      file = file_identity(sqlite_path(t));
+      if (!file) {
+        forget(t.id);
+        return fail(Errc::unavailable, "the store of tenant " + t.id + " is not there (moved or purged)");
+      }
+    }
     if (!as_admin) {
       std::lock_guard lock(mutex);
       if (auto it = pools.find(t.id); it != pools.end()) {
-        lru.splice(lru.end(), lru, it->second.second);
-        return it->second.first;
+        if (it->second.file == file) {
+          lru.splice(lru.end(), lru, it->second.lru);
+          it->second.used = std::chrono::steady_clock::now();
+          return it->second.db;
+        }
+        lru.erase(it->second.lru);
+        pools.erase(it);
       }
     }
     storage::DatabaseOptions o = options.pool_template;
@@ -249,9 +294,9 @@ struct TenantData::Impl {
     std::shared_ptr<Database> db(std::move(*opened));
     if (as_admin) return db;
     std::lock_guard lock(mutex);
-    if (auto it = pools.find(t.id); it != pools.end()) return it->second.first;  // another thread won
+    if (auto it = pools.find(t.id); it != pools.end()) return it->second.db;  // another thread won
     lru.push_back(t.id);
-    pools.emplace(t.id, std::make_pair(db, std::prev(lru.end())));
+    pools.emplace(t.id, OwnPool{db, std::prev(lru.end()), file, std::chrono::steady_clock::now()});
     while (static_cast<int>(pools.size()) > std::max(1, options.max_open_tenant_pools)) {
       // In-flight users hold their own shared_ptr; the pool closes when the last one finishes.
       pools.erase(lru.front());
@@ -270,19 +315,42 @@ struct TenantData::Impl {
   void forget(const std::string& tenant_id) {
     std::lock_guard lock(mutex);
     if (auto it = pools.find(tenant_id); it != pools.end()) {
-      lru.erase(it->second.second);
+      lru.erase(it->second.lru);
       pools.erase(it);
     }
   }
 
-  // Scopes a transaction on the main database (or the tenant's own) to the tenant.
-  Result<void> scope(Transaction& tx, const Tenant& t) const {
-    if (!postgres()) return {};
+  // The tenant's scope at the start of its transaction; a write's also checks the level's fence.
+  Result<void> scope(Transaction& tx, const Tenant& t, bool write) const {
+    write = write && !t.passes_fence;
     const bool schema = t.isolation == Isolation::schema;
-    if (auto r = tx.execute(schema ? k_set_tenant_schema : k_set_tenant, {Value(t.id)}); !r) {
-      return std::unexpected(r.error());
+    const Value level(std::string(isolation_name(t.isolation)));
+    if (!postgres()) {
+      if (!write) return {};
+      auto fenced = tx.execute(k_fence_lookup, {Value(t.id), level});
+      if (!fenced) return std::unexpected(fenced.error());
+      if (!fenced->empty()) return fenced_error(t);
+      return {};
     }
+    auto r = !write   ? tx.execute(schema ? k_set_tenant_schema : k_set_tenant, {Value(t.id)})
+             : schema ? tx.execute(k_write_scope_schema, {Value(t.id)})
+                      : tx.execute(k_write_scope, {Value(t.id), level});
+    if (!r) return std::unexpected(r.error());
     return {};
+  }
+
+  // The first statement of a pipelined transaction (run()) on PostgreSQL: scope() as one bound statement.
+  storage::BoundStatement scope_statement(const Tenant& t, bool write) const {
+    write = write && !t.passes_fence;
+    const bool schema = t.isolation == Isolation::schema;
+    if (!write) return {schema ? k_set_tenant_schema : k_set_tenant, {Value(t.id)}};
+    if (schema) return {k_write_scope_schema, {Value(t.id)}};
+    return {k_write_scope, {Value(t.id), Value(std::string(isolation_name(t.isolation)))}};
+  }
+
+  static std::unexpected<Error> fenced_error(const Tenant& t) {
+    return fail(Errc::unavailable, "tenant " + t.id + " is moving away from the " +
+                                       std::string(isolation_name(t.isolation)) + " level; writes resume shortly");
   }
 
   // The serving role never changes while the process runs: asked once, not once per migrated tenant.
@@ -324,7 +392,7 @@ TenantData::OwnPools TenantData::own_pools() {
   std::vector<std::shared_ptr<Database>> open;
   {
     std::lock_guard lock(impl_->mutex);
-    for (const auto& [id, entry] : impl_->pools) open.push_back(entry.first);
+    for (const auto& [id, entry] : impl_->pools) open.push_back(entry.db);
   }
   OwnPools out{.open = open.size()};
   for (const auto& db : open) out.summed += db->pool_stats();  // outside the lock: each pool takes its own
@@ -332,6 +400,53 @@ TenantData::OwnPools TenantData::own_pools() {
 }
 
 bool TenantData::shares_control_plane(const Tenant& tenant) const { return !impl_->own_store(tenant); }
+
+Result<void> TenantData::fence(const Tenant& tenant, bool fenced) {
+  Impl& s = *impl_;
+  auto own = s.serving_pool(tenant);
+  if (!own) return std::unexpected(own.error());
+  Database* db = *own ? own->get() : &s.app;
+  const Value level(std::string(isolation_name(tenant.isolation)));
+  auto r = db->transact([&](Transaction& tx) -> Result<void> {
+    if (auto scoped = scope_to_tenant(tx, tenant.id); !scoped) return scoped;
+    auto w = fenced ? tx.execute(k_fence_insert, {Value(tenant.id), level, Value(format_rfc3339(s.clock.now()))})
+                    : tx.execute(k_fence_delete, {Value(tenant.id), level});
+    if (!w) return std::unexpected(w.error());
+    return {};
+  });
+  if (!r || !fenced || !s.postgres()) return r;
+  // PostgreSQL: wait out the writes that took the tenant's lock before the fence was there (SQLite's writers are
+  // one at a time: the fence's own transaction waited for them).
+  return db->transact([&](Transaction& tx) -> Result<void> {
+    auto w = tx.execute(k_fence_wait, {Value(tenant.id)});
+    if (!w) return std::unexpected(w.error());
+    return {};
+  });
+}
+
+std::size_t TenantData::close_idle_pools(std::chrono::milliseconds idle) {
+  Impl& s = *impl_;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<Database>> closing;  // closed outside the lock
+  std::lock_guard lock(s.mutex);
+  for (auto it = s.pools.begin(); it != s.pools.end();) {
+    if (now - it->second.used < idle) {
+      ++it;
+      continue;
+    }
+    closing.push_back(std::move(it->second.db));
+    s.lru.erase(it->second.lru);
+    it = s.pools.erase(it);
+  }
+  return closing.size();
+}
+
+bool TenantData::same_store(const Tenant& a, const Tenant& b) const {
+  if (a.id != b.id) return false;
+  if (a.isolation == b.isolation) return true;
+  // SQLite keeps both the schema and the database level in the tenant's own file.
+  return !impl_->postgres() && a.isolation != Isolation::shared && b.isolation != Isolation::shared;
+}
 
 Result<bool> TenantData::own_store_exists(const Tenant& tenant) {
   Impl& s = *impl_;
@@ -346,9 +461,21 @@ Result<bool> TenantData::own_store_exists(const Tenant& tenant) {
   return *n > 0;
 }
 
+namespace {
+// A tenant frozen for the switch of a move between levels takes no write into its store; reads go on.
+Result<void> writable(const Tenant& tenant) {
+  if (!tenant.writes_frozen()) return {};
+  return fail(Errc::unavailable,
+              "tenant " + tenant.id + " is moving to another isolation level; writes resume shortly");
+}
+}  // namespace
+
 Result<void> TenantData::transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
                                   const storage::TransactionOptions& options) {
   Impl& s = *impl_;
+  if (!options.read_only) {
+    if (auto open = writable(tenant); !open) return open;
+  }
   auto own = s.serving_pool(tenant);
   if (!own) return std::unexpected(own.error());
   if (*own && !options.read_only) {
@@ -358,7 +485,7 @@ Result<void> TenantData::transact(const Tenant& tenant, const std::function<Resu
   const bool schema = s.postgres() && tenant.isolation == Isolation::schema;
   return db->transact(
       [&](Transaction& tx) -> Result<void> {
-        if (auto scoped = s.scope(tx, tenant); !scoped) return scoped;
+        if (auto scoped = s.scope(tx, tenant, !options.read_only); !scoped) return scoped;
         std::optional<SchemaSearchPath> search_path;
         if (schema) search_path.emplace(tx, tenant.id);
         TenantTransaction ttx(tx, tenant.id, *own == nullptr, s.options.sealer, search_path ? &*search_path : nullptr);
@@ -371,6 +498,9 @@ Result<std::vector<storage::ResultSet>> TenantData::run(const Tenant& tenant,
                                                         std::span<const TenantBoundStatement> statements,
                                                         const storage::TransactionOptions& options) {
   Impl& s = *impl_;
+  if (!options.read_only) {
+    if (auto open = writable(tenant); !open) return std::unexpected(open.error());
+  }
   auto own = s.serving_pool(tenant);
   if (!own) return std::unexpected(own.error());
   if (*own && !options.read_only) {
@@ -381,15 +511,31 @@ Result<std::vector<storage::ResultSet>> TenantData::run(const Tenant& tenant,
   bound.reserve(statements.size() + 1);
   // The scope of Impl::scope, as the pipeline's first statement (the schema level's search_path is the tenant's
   // schema alone: every statement here is a tenant statement).
-  if (s.postgres()) {
-    bound.push_back({tenant.isolation == Isolation::schema ? k_set_tenant_schema : k_set_tenant, {Value(tenant.id)}});
-  }
+  if (s.postgres()) bound.push_back(s.scope_statement(tenant, !options.read_only));
   for (const TenantBoundStatement& t : statements) {
     std::vector<Value> params;
     params.reserve(t.params.size() + 1);
     params.emplace_back(tenant.id);
     params.insert(params.end(), t.params.begin(), t.params.end());
     bound.push_back({Statement{t.statement.name, t.statement.sql}, std::move(params)});
+  }
+  if (!s.postgres() && !options.read_only) {
+    // SQLite has no round trip to save: a write runs as a transaction whose fence check comes first.
+    std::vector<storage::ResultSet> out;
+    auto done = db->transact(
+        [&](Transaction& tx) -> Result<void> {
+          out.clear();
+          if (auto scoped = s.scope(tx, tenant, true); !scoped) return scoped;
+          for (const auto& b : bound) {
+            auto r = tx.execute(b.statement, b.params);
+            if (!r) return std::unexpected(r.error());
+            out.push_back(std::move(*r));
+          }
+          return {};
+        },
+        options);
+    if (!done) return std::unexpected(done.error());
+    return out;
   }
   auto results = db->run(bound, options);
   if (results && s.postgres()) results->erase(results->begin());
@@ -537,9 +683,10 @@ Result<void> TenantData::provision(const Tenant& tenant) {
 Result<void> TenantData::purge(const Tenant& tenant) {
   Impl& s = *impl_;
   if (tenant.isolation == Isolation::shared) {
+    // Every tenant table's rows (tenant_tables(): children before parents).
     return transact(tenant, [](TenantTransaction& tx) -> Result<void> {
-      for (const auto& statement : k_purge_shared) {
-        if (auto r = tx.execute(statement); !r) return std::unexpected(r.error());
+      for (const auto& table : tenant_tables()) {
+        if (auto r = tx.execute(table.clear); !r) return std::unexpected(r.error());
       }
       return {};
     });

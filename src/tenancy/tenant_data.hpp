@@ -1,7 +1,9 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "core/clock.hpp"
@@ -82,6 +84,7 @@ class TenantTransaction {
   storage::Backend backend() const { return tx_.backend(); }
   Result<storage::ResultSet> execute(const TenantStatement& statement,
                                      std::initializer_list<storage::Value> params = {});
+  Result<storage::ResultSet> execute(const TenantStatement& statement, std::span<const storage::Value> params);
 
   // The same transaction as a control-plane one, when the tenant's data shares the control plane's database
   // (shared level; PostgreSQL schema level); null when it lives in its own database or file. For the audit log,
@@ -159,7 +162,8 @@ class TenantData {
   TenantData(storage::Database& app, storage::Database& admin, TenantDataOptions options, const Clock& clock);
   ~TenantData();
 
-  // Runs `body` in a transaction scoped to `tenant`.
+  // Runs `body` in a transaction scoped to `tenant`. A write (not read_only) to a tenant frozen for a move
+  // (Tenant::writes_frozen) fails with `unavailable` before it begins, as does run()'s.
   Result<void> transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
                         const storage::TransactionOptions& options = {});
 
@@ -206,11 +210,23 @@ class TenantData {
 
   // Whether the tenant's data lives in the control plane's database (so one transaction covers both).
   bool shares_control_plane(const Tenant& tenant) const;
+  // Fences (or, with fenced = false, unfences) the tenant's store at `tenant.isolation` for a move to another
+  // level: once fence returns, every write transaction into that store that began before has ended and every later
+  // one fails with `unavailable`, whatever view of the tenant its process holds. Idempotent.
+  Result<void> fence(const Tenant& tenant, bool fenced = true);
+  // Whether two views of one tenant (at different isolation levels) name the same store: the same level, or on
+  // SQLite the schema and database levels (both the tenant's own file).
+  bool same_store(const Tenant& a, const Tenant& b) const;
   // For a tenant with its own database or file: whether it exists (false after a purge). Never creates it.
   Result<bool> own_store_exists(const Tenant& tenant);
 
   // For tests and diagnostics: the name of the PostgreSQL role that serves requests.
   Result<std::string> serving_role();
+
+  // Closes the own pools (database level, SQLite files) unused for `idle` — in-flight transactions keep theirs
+  // until they end — so a process holds no connection to a store a tenant left or no longer uses (a move's removal
+  // of an old database waits for them). `serve` and `worker` call it every 30 s with one minute. Returns how many.
+  std::size_t close_idle_pools(std::chrono::milliseconds idle);
 
   // The tenants' own pools open now (database level, SQLite files; at most max_open_tenant_pools), for metrics.
   struct OwnPools {

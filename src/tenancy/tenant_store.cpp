@@ -15,19 +15,25 @@ constexpr Statement k_insert{
     "tenants_insert",
     "INSERT INTO tenants (id, slug, name, status, isolation, plan, quotas, created_at, updated_at) "
     "VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $7)"};
-constexpr Statement k_by_id{"tenants_by_id",
-                            "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings "
-                            "FROM tenants WHERE id = $1"};
+constexpr Statement k_by_id{
+    "tenants_by_id",
+    "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings, move_state, "
+    "move_level "
+    "FROM tenants WHERE id = $1"};
 constexpr Statement k_by_slug{
     "tenants_by_slug",
-    "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings "
+    "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings, move_state, "
+    "move_level "
     "FROM tenants WHERE slug = $1"};
-constexpr Statement k_page{"tenants_page",
-                           "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings "
-                           "FROM tenants WHERE id > $1 ORDER BY id LIMIT $2"};
+constexpr Statement k_page{
+    "tenants_page",
+    "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings, move_state, "
+    "move_level "
+    "FROM tenants WHERE id > $1 ORDER BY id LIMIT $2"};
 constexpr Statement k_page_behind{
     "tenants_page_behind",
-    "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings FROM tenants "
+    "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings, move_state, "
+    "move_level FROM tenants "
     "WHERE isolation <> 'shared' AND status <> 'deleted' AND schema_version < $3 AND id > $1 ORDER BY id LIMIT $2"};
 constexpr Statement k_record_schema_version{
     "tenants_record_schema_version", "UPDATE tenants SET schema_version = $2 WHERE id = $1 AND schema_version < $2"};
@@ -51,6 +57,16 @@ constexpr Statement k_mark_purged{"tenants_mark_purged",
 constexpr Statement k_mark_purged_pg{"tenants_mark_purged_pg",
                                      "UPDATE tenants SET purged_at = $2::timestamptz WHERE id = $1 AND "
                                      "status = 'deleted'"};
+// A move between isolation levels (tenant.hpp, MoveState): each step a compare-and-set on the step before.
+constexpr Statement k_set_move{"tenants_set_move",
+                               "UPDATE tenants SET move_state = $3, move_level = $4 WHERE id = $1 AND move_state = $2"};
+constexpr Statement k_switch_level{"tenants_switch_level",
+                                   "UPDATE tenants SET isolation = $2, move_state = 'switched', move_level = $3, "
+                                   "updated_at = $4 WHERE id = $1 AND move_state = 'frozen' AND move_level = $2"};
+constexpr Statement k_switch_level_pg{
+    "tenants_switch_level_pg",
+    "UPDATE tenants SET isolation = $2, move_state = 'switched', move_level = $3, updated_at = $4::timestamptz "
+    "WHERE id = $1 AND move_state = 'frozen' AND move_level = $2"};
 constexpr Statement k_counts{"tenants_counts",
                              "SELECT status, isolation, COUNT(*) FROM tenants GROUP BY status, isolation"};
 constexpr Statement k_members{"tenants_members",
@@ -77,6 +93,10 @@ Result<Tenant> from_row(const ResultSet& rs, std::size_t row) {
   t.created_at = rs.text_at(row, 7).value_or("");
   t.updated_at = rs.text_at(row, 8).value_or("");
   t.settings = settings_from_json(parse_json(rs.text_at(row, 9).value_or("{}"), {}, &error).value_or(Json::object()));
+  auto move = parse_move_state(rs.text_at(row, 10).value_or(""));
+  if (!move) return fail(Errc::internal, "tenant " + t.id + " has an unknown move state");
+  t.move_state = *move;
+  t.move_level = parse_isolation(rs.text_at(row, 11).value_or("")).value_or(Isolation::shared);
   return t;
 }
 
@@ -241,6 +261,43 @@ Result<void> TenantStore::mark_purged(const std::string& id, const audit::Record
     audit::Event event{.action = "tenant.purged", .resource_type = "tenant", .resource_id = id, .tenant_id = id};
     audit::add_change(event.changes, "data", "present", "purged");
     return audit::record(audit, tx, event);
+  });
+}
+
+Result<Tenant> TenantStore::set_move(const std::string& id, MoveState from, MoveState to, Isolation level) {
+  return storage::transact_value<Tenant>(db_, [&](Transaction& tx) -> Result<Tenant> {
+    const bool moving = to != MoveState::none;
+    auto r = tx.execute(k_set_move,
+                        {Value(id), Value(std::string(move_state_name(from))), Value(std::string(move_state_name(to))),
+                         Value(moving ? std::string(isolation_name(level)) : std::string())});
+    if (!r) return std::unexpected(r.error());
+    if (r->affected_rows == 0) {
+      auto current = get(tx, id);
+      if (!current) return current;
+      return fail(Errc::conflict, fmt::format("tenant {} is not at move step '{}' (it is at '{}')", id,
+                                              move_state_name(from), move_state_name(current->move_state)));
+    }
+    return get(tx, id);
+  });
+}
+
+Result<Tenant> TenantStore::switch_level(const std::string& id, Isolation to, const audit::Recorder& audit) {
+  return storage::transact_value<Tenant>(db_, [&](Transaction& tx) -> Result<Tenant> {
+    auto before = get(tx, id);
+    if (!before) return before;
+    const bool pg = tx.backend() == storage::Backend::postgres;
+    auto r = tx.execute(pg ? k_switch_level_pg : k_switch_level,
+                        {Value(id), Value(std::string(isolation_name(to))),
+                         Value(std::string(isolation_name(before->isolation))), Value(format_rfc3339(clock_.now()))});
+    if (!r) return std::unexpected(r.error());
+    if (r->affected_rows == 0) {
+      return fail(Errc::conflict, fmt::format("tenant {} is not frozen for a move to {}", id, isolation_name(to)));
+    }
+    audit::Event event{.action = "tenant.moved", .resource_type = "tenant", .resource_id = id, .tenant_id = id};
+    audit::add_change(event.changes, "isolation", std::string(isolation_name(before->isolation)),
+                      std::string(isolation_name(to)));
+    if (auto a = audit::record(audit, tx, event); !a) return std::unexpected(a.error());
+    return get(tx, id);
   });
 }
 

@@ -54,6 +54,12 @@ class TenantStore {
   Result<Tenant> update(const std::string& id, const TenantPatch& patch, const audit::Recorder& audit);
   // Records that a deleted tenant's data is gone (purged_at; the audit log's retention counts from it).
   Result<void> mark_purged(const std::string& id, const audit::Recorder& audit);
+  // A move between isolation levels (`atrium tenant move`), step by step. set_move: from step `from` to `to`
+  // (`level`: the move's other level; ignored for none); conflict when the tenant is not at `from`.
+  Result<Tenant> set_move(const std::string& id, MoveState from, MoveState to, Isolation level);
+  // The switch: the tenant's isolation becomes `to` (it must be frozen for a move to `to`) and the move goes to
+  // `switched` with the level left, recorded as tenant.moved.
+  Result<Tenant> switch_level(const std::string& id, Isolation to, const audit::Recorder& audit);
   // Counts by status and isolation, and memberships per tenant, for the admin metrics endpoint.
   Result<Json> statistics();
 

@@ -25,6 +25,7 @@
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
 #include "tenancy/idempotency.hpp"
+#include "tenancy/tenant_tables.hpp"
 #include "webhooks/endpoints.hpp"
 
 namespace atrium::test {
@@ -540,6 +541,8 @@ TEST(TenantStatements, EveryTenantStatementHasItsOwnName) {
     all.insert(all.end(), list.begin(), list.end());
   }
   all.insert(all.end(), tenancy::idempotency_statements().begin(), tenancy::idempotency_statements().end());
+  const auto moved = tenancy::tenant_table_statements();
+  all.insert(all.end(), moved.begin(), moved.end());
   all.insert(all.end(), analytics::tenant_statements().begin(), analytics::tenant_statements().end());
   all.insert(all.end(), analytics::dashboard_store::statements().begin(),
              analytics::dashboard_store::statements().end());
