@@ -4,7 +4,13 @@
 // COMMIT — and reads every result, for D seconds after a warm-up. No HTTP, no JSON, no authentication: what is left
 // when everything but the database round trip is taken away.
 //
+// With --scope write-plain the transaction is a read-write one (BEGIN) with the same scope, and with --scope write
+// a read-write one whose scope is what Atrium sends for a write since tenants can move between levels:
+// public.atrium_write_scope (migrations/tenant/postgres/0006: the tenant set, its write lock taken shared, the
+// fence looked up). The two side by side price the fence on every write transaction.
+//
 // Usage: atrium_pg_pipeline_bench --url URL --tenant ID [--connections C] [--seconds D] [--warmup W] [--limit N]
+//                                 [--scope read|write-plain|write]
 // Prints one line: "requests <n> seconds <s> per_second <r> rows_per_request <k>".
 #include <libpq-fe.h>
 
@@ -19,6 +25,7 @@
 namespace {
 
 constexpr const char* k_scope = "SELECT set_config('app.tenant_id', $1, true)";
+constexpr const char* k_write_scope = "SELECT public.atrium_write_scope($1::text, 'shared')";
 // projects_page (src/projects/project_store.cpp), as Atrium prepares it.
 constexpr const char* k_page =
     "SELECT id, name, description, created_at, updated_at FROM projects WHERE tenant_id = $1 AND id > $2 ORDER BY "
@@ -32,6 +39,7 @@ struct Options {
   double seconds = 10;
   double warmup = 2;
   int limit = 20;
+  std::string scope = "read";  // read, write-plain or write
 };
 
 [[noreturn]] void die(const std::string& message) {
@@ -48,7 +56,8 @@ bool ok(PGresult* r) {
 int request(PGconn* c, const Options& o, const std::string& limit) {
   const char* scope_params[] = {o.tenant.c_str()};
   const char* page_params[] = {o.tenant.c_str(), k_min_id, limit.c_str()};
-  if (PQsendQueryParams(c, "BEGIN READ ONLY", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1 ||
+  const char* begin = o.scope == "read" ? "BEGIN READ ONLY" : "BEGIN";
+  if (PQsendQueryParams(c, begin, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1 ||
       PQsendQueryPrepared(c, "scope", 1, scope_params, nullptr, nullptr, 0) != 1 ||
       PQsendQueryPrepared(c, "page", 3, page_params, nullptr, nullptr, 0) != 1 ||
       PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) != 1 || PQpipelineSync(c) != 1) {
@@ -96,11 +105,15 @@ int main(int argc, char** argv) {
       o.warmup = std::atof(value.c_str());
     else if (flag == "--limit")
       o.limit = std::atoi(value.c_str());
+    else if (flag == "--scope")
+      o.scope = value;
     else
       die("unknown flag " + flag);
   }
-  if (o.url.empty() || o.tenant.empty() || o.connections < 1 || o.seconds <= 0 || o.limit < 1) {
-    die("usage: --url URL --tenant ID [--connections C] [--seconds D] [--warmup W] [--limit N]");
+  if (o.url.empty() || o.tenant.empty() || o.connections < 1 || o.seconds <= 0 || o.limit < 1 ||
+      (o.scope != "read" && o.scope != "write-plain" && o.scope != "write")) {
+    die("usage: --url URL --tenant ID [--connections C] [--seconds D] [--warmup W] [--limit N] "
+        "[--scope read|write-plain|write]");
   }
   const std::string limit = std::to_string(o.limit + 1);  // Atrium asks for one more row to know a next page exists
 
@@ -108,7 +121,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < o.connections; ++i) {
     PGconn* c = PQconnectdb(o.url.c_str());
     if (PQstatus(c) != CONNECTION_OK) die(std::string("connect: ") + PQerrorMessage(c));
-    for (auto [name, sql, n] : {std::tuple{"scope", k_scope, 1}, std::tuple{"page", k_page, 3}}) {
+    const char* scope = o.scope == "write" ? k_write_scope : k_scope;
+    for (auto [name, sql, n] : {std::tuple{"scope", scope, 1}, std::tuple{"page", k_page, 3}}) {
       PGresult* r = PQprepare(c, name, sql, n, nullptr);
       if (!ok(r)) die(std::string("prepare: ") + PQerrorMessage(c));
       PQclear(r);
