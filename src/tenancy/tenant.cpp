@@ -61,7 +61,10 @@ Json to_json(const Tenant& t) {
           {"quotas", t.quotas},
           {"settings", to_json(t.settings)},
           {"created_at", t.created_at},
-          {"updated_at", t.updated_at}};
+          {"updated_at", t.updated_at},
+          {"move", t.move_state == MoveState::none
+                       ? Json()
+                       : Json{{"state", move_state_name(t.move_state)}, {"level", isolation_name(t.move_level)}}}};
 }
 
 }  // namespace atrium::tenancy

@@ -23,7 +23,8 @@ CACHE_TTL_MS = 300
 
 
 def atrium_env(**settings):
-    env = {k: None for k in os.environ if k.startswith(("ATRIUM_TENANCY_", "ATRIUM_GATEWAY_")) or k == "ATRIUM_FAILPOINTS"}
+    own = ("ATRIUM_TENANCY_", "ATRIUM_GATEWAY_", "ATRIUM_FAILPOINTS")
+    env = {k: None for k in os.environ if k.startswith(own)}
     env["ATRIUM_IDENTITY_PASSWORD_COST"] = "minimum"
     env["ATRIUM_TENANCY_CACHE_TTL_MS"] = str(CACHE_TTL_MS)
     env["ATRIUM_GATEWAY_DEFAULT_REQUESTS_PER_SECOND"] = "0"  # the load is as fast as it goes
@@ -155,15 +156,22 @@ class TenantMoveTest(E2ETestCase):
         load.wait_for_more(3)
         # shared -> database -> shared -> schema -> shared -> database: every step killed once, and on SQLite the
         # schema and database levels are one file, so each of these moves copies.
-        for step, to in [("copy", "database"), ("sync", "shared"), ("switch", "schema"), ("remove", "shared"),
-                         ("freeze", "database")]:
+        left = "shared"
+        for step, to, state in [("copy", "database", "copying"), ("sync", "shared", "frozen"),
+                                ("switch", "schema", "switched"), ("remove", "shared", "switched"),
+                                ("freeze", "database", "frozen")]:
             with self.subTest(step=step, to=to):
                 self.kill_after(step, to)
+                # The tenant shows the move where it stopped: its step, and the target (the level left once switched).
+                self.assertEqual(self.admin_tenant()["move"],
+                                 {"state": state, "level": left if state == "switched" else to})
                 again = run_cli(self.move_args(to), env=self.env, timeout=120)
                 self.assertEqual(again.returncode, 0, again.stderr)
                 self.assertIn(f"to {to}:", again.stdout)
-                self.assertEqual(self.admin_tenant()["isolation"], to)
+                tenant = self.admin_tenant()
+                self.assertEqual((tenant["isolation"], tenant["move"]), (to, None))
                 load.wait_for_more(3)  # writes resumed at the new level
+                left = to
         load.stop()
 
         self.assertEqual(load.failures, [])
