@@ -151,7 +151,7 @@ int migrate_command(const CommonOptions& options) {
 }
 
 // Every 30 s, closes the tenants' own pools unused for a minute (tenancy::TenantData::close_idle_pools).
-std::unique_ptr<Periodic> close_idle_tenant_pools(app::Platform& platform) {
+static std::unique_ptr<Periodic> close_idle_tenant_pools(app::Platform& platform) {
   auto p = std::make_unique<Periodic>([&platform] { platform.tenant_data->close_idle_pools(std::chrono::minutes(1)); },
                                       std::chrono::seconds(30));
   p->start();
@@ -883,8 +883,12 @@ int tenant_move_command(const CommonOptions& options, const std::string& tenant,
       std::cerr << "atrium: --to must be shared, schema or database\n";
       return 2;
     }
-    auto found = platform.tenants->get(tenant);
-    if (!found && found.error().code == Errc::not_found) found = platform.tenants->get_by_slug(tenant);
+    // An id or a slug, read as X-Tenant-ID is (the two never share a form).
+    const auto ref = tenancy::parse_tenant_ref(tenant);
+    auto found = ref.kind == tenancy::RefKind::id ? platform.tenants->get(ref.value)
+                 : ref.kind == tenancy::RefKind::slug
+                     ? platform.tenants->get_by_slug(ref.value)
+                     : Result<tenancy::Tenant>(fail(Errc::not_found, "no tenant with the id or slug " + tenant));
     if (!found) {
       std::cerr << "atrium: " << found.error().message << "\n";
       return found.error().code == Errc::not_found ? 2 : 1;
