@@ -18,18 +18,15 @@ constexpr Statement k_insert{
 constexpr Statement k_by_id{
     "tenants_by_id",
     "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings, move_state, "
-    "move_level "
-    "FROM tenants WHERE id = $1"};
+    "move_level FROM tenants WHERE id = $1"};
 constexpr Statement k_by_slug{
     "tenants_by_slug",
     "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings, move_state, "
-    "move_level "
-    "FROM tenants WHERE slug = $1"};
+    "move_level FROM tenants WHERE slug = $1"};
 constexpr Statement k_page{
     "tenants_page",
     "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings, move_state, "
-    "move_level "
-    "FROM tenants WHERE id > $1 ORDER BY id LIMIT $2"};
+    "move_level FROM tenants WHERE id > $1 ORDER BY id LIMIT $2"};
 constexpr Statement k_page_behind{
     "tenants_page_behind",
     "SELECT id, slug, name, status, isolation, plan, quotas, created_at, updated_at, settings, move_state, "

@@ -170,7 +170,6 @@ class Load {
     std::lock_guard lock(mutex_);
     return failures_;
   }
-  int refused() const { return refused_; }
 
  private:
   void write(const std::stop_token& stop) {
@@ -182,7 +181,7 @@ class Load {
         ids_.push_back(r.body.value("id", ""));
         ++n;
       } else if (r.status == 503 && r.headers.get("Retry-After")) {
-        ++refused_;
+        // refused while frozen: sent again with the same key
       } else {
         failures_.push_back("POST " + std::to_string(r.status) + " " + r.raw_body);
         ++n;
@@ -205,7 +204,6 @@ class Load {
   std::mutex mutex_;
   std::vector<std::string> ids_;       // guarded by mutex_
   std::vector<std::string> failures_;  // guarded by mutex_
-  std::atomic<int> refused_{0};
   std::jthread writer_;
   std::jthread reader_;
 };
