@@ -37,7 +37,8 @@ struct TableDigest {
   std::string sha256;
   bool operator==(const TableDigest&) const = default;
 };
-// Every table of `tenant`'s store, read in one read-only transaction (one consistent instant).
+// Every table of `tenant`'s store, read in one read-only transaction (a move compares them while the tenant is
+// frozen, so no write lands between the tables' reads).
 Result<std::vector<TableDigest>> digest_tables(TenantData& data, const Tenant& tenant);
 
 // What sync_tables changed in the target.
