@@ -36,22 +36,20 @@ Result<std::unique_ptr<Database>> open_database(const DatabaseOptions& options) 
   return open_sqlite(options, path);
 }
 
+Result<std::vector<ResultSet>> execute_all(Transaction& tx, std::span<const BoundStatement> statements) {
+  std::vector<ResultSet> out;
+  for (const BoundStatement& s : statements) {
+    auto rs = tx.execute(s.statement, std::span<const Value>(s.params));
+    if (!rs) return std::unexpected(rs.error());
+    out.push_back(std::move(*rs));
+  }
+  return out;
+}
+
 Result<std::vector<ResultSet>> Database::run(std::span<const BoundStatement> statements,
                                              const TransactionOptions& options) {
-  std::vector<ResultSet> out;
-  auto r = transact(
-      [&](Transaction& tx) -> Result<void> {
-        out.clear();
-        for (const BoundStatement& s : statements) {
-          auto rs = tx.execute(s.statement, std::span<const Value>(s.params));
-          if (!rs) return std::unexpected(rs.error());
-          out.push_back(std::move(*rs));
-        }
-        return {};
-      },
-      options);
-  if (!r) return std::unexpected(r.error());
-  return out;
+  return transact_value<std::vector<ResultSet>>(
+      *this, [&](Transaction& tx) { return execute_all(tx, statements); }, options);
 }
 
 PoolStats& PoolStats::operator+=(const PoolStats& other) {

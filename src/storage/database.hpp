@@ -140,6 +140,10 @@ Result<std::unique_ptr<Database>> open_database(const DatabaseOptions& options);
 Result<std::unique_ptr<Database>> open_sqlite(const DatabaseOptions& options, const std::string& path);
 Result<std::unique_ptr<Database>> open_postgres(const DatabaseOptions& options);
 
+// Executes `statements` in order inside an open transaction; their results, or the first error. Database::run's
+// body, for callers that put something of their own before them in the same transaction.
+Result<std::vector<ResultSet>> execute_all(Transaction& tx, std::span<const BoundStatement> statements);
+
 // Runs `body` and returns what it produced; see Database::transact.
 template <class T, class Body>
 Result<T> transact_value(Database& db, Body&& body, const TransactionOptions& options = {}) {

@@ -521,21 +521,13 @@ Result<std::vector<storage::ResultSet>> TenantData::run(const Tenant& tenant,
   }
   if (!s.postgres() && !options.read_only) {
     // SQLite has no round trip to save: a write runs as a transaction whose fence check comes first.
-    std::vector<storage::ResultSet> out;
-    auto done = db->transact(
-        [&](Transaction& tx) -> Result<void> {
-          out.clear();
-          if (auto scoped = s.scope(tx, tenant, true); !scoped) return scoped;
-          for (const auto& b : bound) {
-            auto r = tx.execute(b.statement, b.params);
-            if (!r) return std::unexpected(r.error());
-            out.push_back(std::move(*r));
-          }
-          return {};
+    return storage::transact_value<std::vector<storage::ResultSet>>(
+        *db,
+        [&](Transaction& tx) -> Result<std::vector<storage::ResultSet>> {
+          if (auto scoped = s.scope(tx, tenant, true); !scoped) return std::unexpected(scoped.error());
+          return storage::execute_all(tx, bound);
         },
         options);
-    if (!done) return std::unexpected(done.error());
-    return out;
   }
   auto results = db->run(bound, options);
   if (results && s.postgres()) results->erase(results->begin());

@@ -88,7 +88,7 @@ Errc classify_sqlstate(std::string_view state) {
   // (syntax, undefined object, insufficient privilege, a row-level security refusal) can only be the server's, as
   // every statement is constant text: internal, never a 400 that shows SQL to a client.
   if (state.starts_with("23") || state.starts_with("22")) return Errc::invalid_argument;
-  if (state == "55P03") return Errc::timeout;  // lock_not_available
+  if (state == "55P03") return Errc::timeout;      // lock_not_available
   if (state == "55006") return Errc::unavailable;  // object_in_use: a tenant store fenced for a move (tenant_fences)
   return Errc::internal;
 }
