@@ -36,6 +36,11 @@ struct Commands {
   CLI::App* user_export = nullptr;
   CLI::App* user_erase = nullptr;
   CLI::App* tenant_move = nullptr;
+  CLI::App* tenant_export = nullptr;
+  CLI::App* tenant_import = nullptr;
+  std::string archive_path;
+  std::string key_file;
+  std::string isolation;
   std::string user_id;
   std::string to_level;
   std::int64_t settle_ms = -1;
@@ -120,6 +125,22 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
       "--settle-ms", c.settle_ms,
       "Wait after the switch before removing the old copy (at least tenancy.cache_ttl_ms; default that + 2000)");
   c.tenant_move->add_flag("--quiet", c.quiet, "No progress bar");
+  c.tenant_export = tenant->add_subcommand(
+      "export", "Write everything of one tenant to an encrypted archive (docs/data-protection.md)");
+  add_common(c.tenant_export, common);
+  c.tenant_export->add_option("--tenant", c.tenant, "The tenant (its id or slug)")->required();
+  c.tenant_export->add_option("--out", c.archive_path, "The archive to write (replaced only when complete)")
+      ->required();
+  c.tenant_export->add_option("--key-file", c.key_file, "Base64 of the 32-byte archive key")->required();
+  c.tenant_export->add_flag("--quiet", c.quiet, "No progress bar");
+  c.tenant_import = tenant->add_subcommand(
+      "import", "Restore a tenant from its archive, same ids, at any isolation level (docs/data-protection.md)");
+  add_common(c.tenant_import, common);
+  c.tenant_import->add_option("--in", c.archive_path, "The archive to read")->required();
+  c.tenant_import->add_option("--key-file", c.key_file, "Base64 of the 32-byte archive key")->required();
+  c.tenant_import->add_option("--isolation", c.isolation, "shared, schema or database (default: as exported)")
+      ->check(CLI::IsMember({"shared", "schema", "database"}));
+  c.tenant_import->add_flag("--quiet", c.quiet, "No progress bar");
 
   CLI::App* audit = app.add_subcommand("audit", "Audit log");
   audit->require_subcommand(1);
@@ -229,6 +250,12 @@ int dispatch(const Commands& c, const CommonOptions& common) {
   if (c.data_rotate->parsed()) return key_command(common, KeyCommand::rotate_data_key, c.tenant, c.quiet);
   if (c.data_reencrypt->parsed()) return key_command(common, KeyCommand::reencrypt, c.tenant, c.quiet);
   if (c.tenant_move->parsed()) return tenant_move_command(common, c.tenant, c.to_level, c.settle_ms, c.quiet);
+  if (c.tenant_export->parsed()) {
+    return tenant_export_command(common, c.tenant, c.archive_path, c.key_file, c.quiet);
+  }
+  if (c.tenant_import->parsed()) {
+    return tenant_import_command(common, c.archive_path, c.key_file, c.isolation, c.quiet);
+  }
   if (c.verify->parsed()) return audit_verify_command(common, c.tenant, c.checkpoint_file);
   if (c.checkpoint->parsed()) return audit_checkpoint_command(common);
   if (c.retention->parsed()) return audit_retention_command(common);

@@ -1,5 +1,7 @@
 #include "audit/audit_log.hpp"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <map>
 
@@ -36,12 +38,17 @@ constexpr Statement k_append_pg{
     "audit_append_pg",
     "SELECT atrium_audit_append($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, "
     "$7::text, $8::text, $9::text, $10::text, $11::text, $12::text, $13::text, $14::text)"};
-constexpr Statement k_insert_sqlite{"audit_insert_sqlite",
-                                    "INSERT INTO audit_logs (" AUDIT_COLUMNS
-                                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-                                    "$17)"};
+// An entry numbered and hashed already: SQLite's append, and a restore (owner, platform scope) on both backends.
+constexpr Statement k_insert_entry{"audit_insert_entry",
+                                   "INSERT INTO audit_logs (" AUDIT_COLUMNS
+                                   ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+                                   "$17)"};
 constexpr Statement k_head_advance_sqlite{"audit_head_advance_sqlite",
                                           "UPDATE audit_chain_heads SET seq = $2, hash = $3 WHERE chain_id = $1"};
+constexpr Statement k_restore_existing{
+    "audit_restore_existing", "SELECT seq, hash FROM audit_logs WHERE chain_id = $1 AND seq >= $2 AND seq <= $3"};
+constexpr Statement k_restore_head{"audit_restore_head",
+                                   "UPDATE audit_chain_heads SET seq = $2, hash = $3 WHERE chain_id = $1 AND seq < $2"};
 constexpr Statement k_exists{"audit_exists", "SELECT 1 FROM audit_logs WHERE id = $1"};
 
 // Listing, newest first. Optional filters are NULL when absent: $2 actor, $3 action, $4 resource type,
@@ -104,6 +111,17 @@ constexpr tenancy::TenantStatement k_outbox_done{"audit_outbox_done",
                                                  "DELETE FROM audit_outbox WHERE tenant_id = $1 AND id = $2"};
 
 Value text_or_null(const std::string& s) { return s.empty() ? Value() : Value(s); }
+
+// An entry with its sequence number and hashes already set, as it is.
+Result<void> insert_entry(Transaction& tx, const Entry& e) {
+  const Value params[] = {
+      Value(e.id),          Value(e.chain_id), Value(e.seq),        Value(e.occurred_at), text_or_null(e.tenant_id),
+      Value(e.actor_type),  Value(e.actor_id), Value(e.actor_ip),   Value(e.action),      Value(e.resource_type),
+      Value(e.resource_id), Value(e.changes),  Value(e.user_agent), Value(e.request_id),  Value(e.session_id),
+      Value(e.prev_hash),   Value(e.hash)};
+  if (auto r = tx.execute(k_insert_entry, params); !r) return std::unexpected(r.error());
+  return {};
+}
 
 constexpr Statement k_relay_lock_pg{"audit_relay_lock_pg", "SELECT pg_advisory_xact_lock(hashtext($1))"};
 Value opt(const std::optional<std::string>& s) { return s ? Value(*s) : Value(); }
@@ -268,12 +286,7 @@ Result<void> AuditLog::append_entry(Transaction& tx, Entry e) {
   e.seq = head->int_at(0, 0).value_or(0) + 1;
   e.prev_hash = head->text_at(0, 1).value_or("");
   e.hash = entry_hash(e);
-  const Value params[] = {
-      Value(e.id),          Value(e.chain_id), Value(e.seq),        Value(e.occurred_at), text_or_null(e.tenant_id),
-      Value(e.actor_type),  Value(e.actor_id), Value(e.actor_ip),   Value(e.action),      Value(e.resource_type),
-      Value(e.resource_id), Value(e.changes),  Value(e.user_agent), Value(e.request_id),  Value(e.session_id),
-      Value(e.prev_hash),   Value(e.hash)};
-  if (auto r = tx.execute(k_insert_sqlite, params); !r) return std::unexpected(r.error());
+  if (auto r = insert_entry(tx, e); !r) return r;
   if (auto r = tx.execute(k_head_advance_sqlite, {Value(e.chain_id), Value(e.seq), Value(e.hash)}); !r) {
     return std::unexpected(r.error());
   }
@@ -396,6 +409,46 @@ Result<Page> AuditLog::list(const Query& q) {
                                          {.read_only = true});
   }
   return read_platform<Page>(read);
+}
+
+Result<std::int64_t> AuditLog::restore_chain(const std::vector<Entry>& entries) {
+  if (entries.empty()) return std::int64_t{0};
+  const std::string& chain = entries.front().chain_id;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].chain_id != chain || entries[i].seq != entries.front().seq + static_cast<std::int64_t>(i)) {
+      return fail(Errc::invalid_argument, "the entries to restore are not one contiguous chain");
+    }
+  }
+  std::int64_t inserted = 0;
+  auto r = tenancy::transact_platform(owner_, [&](Transaction& tx) -> Result<void> {
+    inserted = 0;
+    if (auto h = tx.execute(k_head_create, {Value(chain)}); !h) return std::unexpected(h.error());
+    auto present =
+        tx.execute(k_restore_existing, {Value(chain), Value(entries.front().seq), Value(entries.back().seq)});
+    if (!present) return std::unexpected(present.error());
+    std::map<std::int64_t, std::string> hashes;
+    for (std::size_t i = 0; i < present->rows.size(); ++i) {
+      hashes[present->int_at(i, 0).value_or(0)] = present->text_at(i, 1).value_or("");
+    }
+    for (const auto& e : entries) {
+      if (auto it = hashes.find(e.seq); it != hashes.end()) {
+        if (it->second != e.hash) {
+          return fail(Errc::conflict,
+                      fmt::format("entry {} of audit chain {} differs from the one restored", e.seq, chain));
+        }
+        continue;
+      }
+      if (auto ins = insert_entry(tx, e); !ins) return ins;
+      ++inserted;
+    }
+    const Entry& last = entries.back();
+    if (auto h = tx.execute(k_restore_head, {Value(chain), Value(last.seq), Value(last.hash)}); !h) {
+      return std::unexpected(h.error());
+    }
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  return inserted;
 }
 
 Result<std::vector<Entry>> AuditLog::read_chain(const std::string& chain_id, std::int64_t after_seq, int limit) {

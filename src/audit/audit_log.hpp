@@ -125,6 +125,12 @@ class AuditLog {
   // went in the platform chain. Returns the number of entries deleted.
   Result<std::int64_t> apply_retention(storage::Database& admin, std::chrono::system_clock::time_point cutoff);
 
+  // A tenant import (app/tenant_archive.hpp): puts back entries of one chain as they were read elsewhere, oldest
+  // first and contiguous. An entry already present must be the same one (its hash; else conflict), the missing ones
+  // are inserted as they are (so the chain verifies as before), and the head moves to the last of them when it was
+  // behind. Through the owner, in the platform scope, in one transaction. Returns how many were inserted.
+  Result<std::int64_t> restore_chain(const std::vector<Entry>& entries);
+
   // Committed entries of `chain_id` after `after_seq`, oldest first (the SIEM exporter). Like verify, heads and
   // verify_checkpoint, in the platform scope.
   Result<std::vector<Entry>> read_chain(const std::string& chain_id, std::int64_t after_seq, int limit);

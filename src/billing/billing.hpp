@@ -254,6 +254,14 @@ class Billing {
   Result<Coupon> create_coupon(const NewCoupon& input, const audit::Context& who);
   Result<std::vector<Coupon>> list_coupons();
   Result<Coupon> deactivate_coupon(const std::string& id, const audit::Context& who);
+  // The catalog rows a tenant's subscriptions name, as stored: the plans (each with every version) and coupons of
+  // these ids, for a tenant archive (app/tenant_archive.hpp) to import into an Atrium whose catalog lacks them.
+  // {"plans": [{"plan": row, "versions": [row, ...]}, ...], "coupons": [row, ...]}; unknown ids are left out.
+  Result<Json> catalog_rows(const std::vector<std::string>& plan_ids, const std::vector<std::string>& coupon_ids);
+  // Adds the rows of catalog_rows that are missing here, in one transaction (a plan or coupon whose id exists here
+  // is kept as it is). conflict when a missing one's code belongs to another plan or coupon here. Returns how many
+  // plans and coupons it added.
+  Result<int> restore_catalog_rows(const Json& rows);
   Result<TaxRateRow> put_tax_rate(const TaxRateInput& input, const audit::Context& who);
   Result<std::vector<TaxRateRow>> list_tax_rates();
 

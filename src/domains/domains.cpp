@@ -256,4 +256,10 @@ Result<std::shared_ptr<const Domains::Snapshot>> Domains::load(const std::shared
   return std::shared_ptr<const Snapshot>(std::move(next));
 }
 
+Result<std::string> Domains::open_private_key(std::string_view sealed) const {
+  return identity::open_secret(sealed, kek_);
+}
+
+std::string Domains::seal_private_key(std::string_view pem) const { return identity::seal_secret(pem, kek_); }
+
 }  // namespace atrium::domains

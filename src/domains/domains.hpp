@@ -56,6 +56,11 @@ class Domains {
   // not_found when there was no such domain.
   Result<void> remove(const std::string& tenant_id, const std::string& id, const audit::Recorder& audit);
 
+  // A certificate's private key as stored (custom_domains.private_key_sealed, sealed under the master key) and back,
+  // for a tenant export and import (app/tenant_archive.hpp), which carry it in the clear inside the archive.
+  Result<std::string> open_private_key(std::string_view sealed) const;
+  std::string seal_private_key(std::string_view pem) const;
+
   // The tenant a request's host name (domains::host_of) belongs to, when it is a verified custom domain.
   std::optional<std::string> tenant_for_host(std::string_view hostname);
   // The certificate to present for an SNI host name: a verified domain's uploaded one, else null.

@@ -152,6 +152,31 @@ Result<void> UserStore::insert_user(Transaction& tx, const NewUserRow& row, bool
   return {};
 }
 
+Result<bool> UserStore::restore_user(const User& user) {
+  if (!valid_email(user.email)) return fail(Errc::invalid_argument, "the account " + user.id + " has no valid email");
+  bool inserted = false;
+  auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+    inserted = false;
+    auto existing = tx.execute(k_user_by_id, {Value(user.id)});
+    if (!existing) return std::unexpected(existing.error());
+    if (!existing->empty()) return {};
+    auto ins =
+        tx.execute(k_insert_user, {Value(user.id), Value(protection_.seal(k_users_email, user.id, user.email)),
+                                   Value(protection_.seal(k_users_name, user.id, user.name)), Value(user.password_hash),
+                                   Value(false), Value(user.created_at), Value(protection_.email_index(user.email))});
+    if (!ins) {
+      if (ins.error().code == Errc::unique_violation) {
+        return fail(Errc::unique_violation, "another account holds the address of account " + user.id);
+      }
+      return std::unexpected(ins.error());
+    }
+    inserted = true;
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  return inserted;
+}
+
 Result<User> UserStore::create_user(const std::string& email, const std::string& name, const std::string& password,
                                     bool super_admin, const audit::Recorder& audit) {
   auto row = prepare_user(email, name, password);

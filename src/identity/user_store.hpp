@@ -65,6 +65,11 @@ class UserStore {
   Result<void> remove_member(const std::string& tenant_id, const std::string& user_id, const audit::Recorder& audit);
   Result<std::int64_t> count_owners(const std::string& tenant_id);
 
+  // A tenant import (app/tenant_archive.hpp): `user` as it was elsewhere (id, address, name, password hash, creation
+  // time; never a super admin here), sealed and indexed under this platform's keys. False, and nothing written,
+  // when an account with its id exists already; unique_violation when another account holds its address.
+  Result<bool> restore_user(const User& user);
+
   // Accounts stored before their fields were sealed (or before the blind index existed): indexed, and sealed when
   // sealing is on. Idempotent and safe beside other instances (each row changes only if it still holds what was
   // read). Returns how many rows changed. Reads only the accounts that need it (partial index users_unprotected),

@@ -314,6 +314,53 @@ Result<int> Keyring::active_version(const std::string& tenant_id) {
   return a->first;
 }
 
+Result<std::vector<PlainDataKey>> Keyring::export_keys(const std::string& tenant_id) {
+  std::vector<PlainDataKey> out;
+  auto listed = keys(tenant_id);
+  if (!listed) return std::unexpected(listed.error());
+  for (const auto& info : *listed) {
+    auto key = impl_->key_of(tenant_id, info.version);
+    if (!key) return std::unexpected(key.error());
+    out.push_back({.version = info.version,
+                   .state = info.state,
+                   .key = std::move(*key),
+                   .created_at_ms = unix_ms(info.created_at),
+                   .retired_at_ms = info.retired_at ? std::optional(unix_ms(*info.retired_at)) : std::nullopt});
+  }
+  return out;
+}
+
+Result<void> Keyring::import_keys(const std::string& tenant_id, const std::vector<PlainDataKey>& keys) {
+  Impl& s = *impl_;
+  std::vector<std::string> wrapped;
+  for (const auto& k : keys) {
+    if (k.key.size() != k_key_bytes || k.version < 1 || (k.state != "active" && k.state != "retired")) {
+      return fail(Errc::invalid_argument, "data key " + std::to_string(k.version) + " of the archive is malformed");
+    }
+    auto w = s.kms.wrap(tenant_id, k.key, dek_context(tenant_id, k.version));
+    if (!w) return std::unexpected(w.error());
+    wrapped.push_back(std::move(*w));
+  }
+  auto r = s.run(tenant_id, [&](Transaction& tx) -> Result<void> {
+    auto count = tx.execute(k_key_count, {Value(tenant_id)});
+    if (!count) return std::unexpected(count.error());
+    if (count->int_at(0, 0).value_or(0) > 0) {
+      return fail(Errc::conflict, "tenant " + tenant_id + " has data keys already");
+    }
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      const auto& k = keys[i];
+      auto ins = tx.execute(k_key_restore,
+                            {Value(tenant_id), Value(std::int64_t{k.version}), Value(k.state), Value(wrapped[i]),
+                             Value(k.created_at_ms), k.retired_at_ms ? Value(*k.retired_at_ms) : Value()});
+      if (!ins) return std::unexpected(ins.error());
+    }
+    return {};
+  });
+  if (!r) return r;
+  forget(tenant_id);
+  return {};
+}
+
 Result<int> Keyring::rotate_kek(const std::string& tenant_id) {
   Impl& s = *impl_;
   auto version = s.kms.rotate(tenant_id);

@@ -35,6 +35,16 @@ struct KeyringOptions {
   std::size_t cache_tenants = 10'000;  // protection.key_cache_tenants: tenants kept, least recently used leave first
 };
 
+// A data key in the clear, for a tenant archive (app/tenant_archive.hpp), which carries it sealed under the
+// archive's own key.
+struct PlainDataKey {
+  int version = 0;
+  std::string state;  // active | retired
+  std::string key;    // 32 bytes
+  std::int64_t created_at_ms = 0;
+  std::optional<std::int64_t> retired_at_ms;
+};
+
 struct DataKeyInfo {
   int version = 0;
   std::string state;  // active | retired
@@ -79,6 +89,13 @@ class Keyring final : public tenancy::FieldSealer {
   // Crypto-shredding: destroys the tenant's key-encryption key in the key service (so every copy of its data keys,
   // in backups too, stays wrapped for ever), then deletes its data_keys rows and forgets the cached keys.
   Result<void> shred(const std::string& tenant_id);
+
+  // Every data key of the tenant, unwrapped (a tenant export). Handle with care: they open every sealed field.
+  Result<std::vector<PlainDataKey>> export_keys(const std::string& tenant_id);
+  // Restores keys exported elsewhere (a tenant import): each wrapped under the tenant's key-encryption key here (a
+  // new one when it was destroyed by a purge) and stored with its version and state. conflict when the tenant has
+  // data keys already.
+  Result<void> import_keys(const std::string& tenant_id, const std::vector<PlainDataKey>& keys);
 
   // Forgets cached keys (tests; after a rotation made by another process it happens by itself after cache_ttl).
   void forget(const std::string& tenant_id);

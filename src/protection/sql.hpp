@@ -29,6 +29,10 @@ constexpr Statement k_key_version{"data_key_version",
 constexpr Statement k_key_insert{"data_key_insert",
                                  "INSERT INTO data_keys (tenant_id, version, state, wrapped, created_at, retired_at) "
                                  "VALUES ($1, $2, 'active', $3, $4, NULL) ON CONFLICT DO NOTHING"};
+constexpr Statement k_key_restore{"data_key_restore",
+                                  "INSERT INTO data_keys (tenant_id, version, state, wrapped, created_at, retired_at) "
+                                  "VALUES ($1, $2, $3, $4, $5, $6)"};
+constexpr Statement k_key_count{"data_key_count", "SELECT COUNT(*) FROM data_keys WHERE tenant_id = $1"};
 constexpr Statement k_key_list{
     "data_key_list",
     "SELECT version, state, wrapped, created_at, retired_at FROM data_keys WHERE tenant_id = $1 ORDER BY version"};

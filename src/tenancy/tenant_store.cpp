@@ -54,6 +54,18 @@ constexpr Statement k_mark_purged{"tenants_mark_purged",
 constexpr Statement k_mark_purged_pg{"tenants_mark_purged_pg",
                                      "UPDATE tenants SET purged_at = $2::timestamptz WHERE id = $1 AND "
                                      "status = 'deleted'"};
+// A tenant import: a purged tenant's row (which its kept bookkeeping records still name) takes the restored values.
+constexpr Statement k_restore_state{
+    "tenants_restore_state", "SELECT status, CASE WHEN purged_at IS NULL THEN 0 ELSE 1 END FROM tenants WHERE id = $1"};
+constexpr Statement k_restore_over{
+    "tenants_restore_over",
+    "UPDATE tenants SET slug = $2, name = $3, status = $4, isolation = $5, plan = $6, quotas = $7, settings = $8, "
+    "created_at = $9, updated_at = $10, deleted_at = NULL, purged_at = NULL, schema_version = 0, move_state = '', "
+    "move_level = '' WHERE id = $1 AND purged_at IS NOT NULL"};
+constexpr Statement k_restore_insert{
+    "tenants_restore_insert",
+    "INSERT INTO tenants (id, slug, name, status, isolation, plan, quotas, settings, created_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"};
 // A move between isolation levels (tenant.hpp, MoveState): each step a compare-and-set on the step before.
 constexpr Statement k_set_move{"tenants_set_move",
                                "UPDATE tenants SET move_state = $3, move_level = $4 WHERE id = $1 AND move_state = $2"};
@@ -259,6 +271,41 @@ Result<void> TenantStore::mark_purged(const std::string& id, const audit::Record
     audit::add_change(event.changes, "data", "present", "purged");
     return audit::record(audit, tx, event);
   });
+}
+
+Result<Tenant> TenantStore::restore(const Tenant& t, const Json& changes, const audit::Recorder& audit) {
+  if (!is_uuid(t.id) || !valid_slug(t.slug) || id_shaped(t.slug) || t.name.empty()) {
+    return fail(Errc::invalid_argument, "the tenant to restore is malformed");
+  }
+  auto r = db_.transact([&](Transaction& tx) -> Result<void> {
+    auto state = tx.execute(k_restore_state, {Value(t.id)});
+    if (!state) return std::unexpected(state.error());
+    if (!state->empty()) {
+      if (state->int_at(0, 1).value_or(0) == 0) {
+        return fail(Errc::conflict, "tenant " + t.id + " exists here; only a purged tenant can be restored over");
+      }
+    }
+    const Value row[] = {Value(t.id),
+                         Value(t.slug),
+                         Value(t.name),
+                         Value(std::string(status_name(t.status))),
+                         Value(std::string(isolation_name(t.isolation))),
+                         Value(t.plan),
+                         Value(t.quotas.dump()),
+                         Value(to_json(t.settings).dump()),
+                         Value(t.created_at),
+                         Value(format_rfc3339(clock_.now()))};
+    auto written = tx.execute(state->empty() ? k_restore_insert : k_restore_over, row);
+    if (!written) return std::unexpected(written.error());
+    audit::Event event{.action = "tenant.imported", .resource_type = "tenant", .resource_id = t.id, .tenant_id = t.id};
+    event.changes = changes;
+    return audit::record(audit, tx, event);
+  });
+  if (!r) {
+    if (r.error().code == Errc::unique_violation) return fail(Errc::unique_violation, "slug " + t.slug + " is taken");
+    return std::unexpected(r.error());
+  }
+  return get(t.id);
 }
 
 Result<Tenant> TenantStore::set_move(const std::string& id, MoveState from, MoveState to, Isolation level) {

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "analytics/dashboards.hpp"
+#include "app/archive_tables.hpp"
 #include "billing/billing.hpp"
 #include "billing/entitlements.hpp"
 #include "churn/service.hpp"
@@ -543,6 +544,8 @@ TEST(TenantStatements, EveryTenantStatementHasItsOwnName) {
   all.insert(all.end(), tenancy::idempotency_statements().begin(), tenancy::idempotency_statements().end());
   const auto moved = tenancy::tenant_table_statements();
   all.insert(all.end(), moved.begin(), moved.end());
+  const auto archived = app::control_table_statements();
+  all.insert(all.end(), archived.begin(), archived.end());
   all.insert(all.end(), analytics::tenant_statements().begin(), analytics::tenant_statements().end());
   all.insert(all.end(), analytics::dashboard_store::statements().begin(),
              analytics::dashboard_store::statements().end());

@@ -1,5 +1,6 @@
 #include "billing/catalog/sql.hpp"
 #include "billing/detail/state.hpp"
+#include "storage/value_json.hpp"
 
 namespace atrium::billing {
 
@@ -391,6 +392,76 @@ Result<std::vector<TaxRateRow>> Billing::list_tax_rates() {
       {.read_only = true});
   if (!r) return std::unexpected(r.error());
   return out;
+}
+
+Result<Json> Billing::catalog_rows(const std::vector<std::string>& plan_ids,
+                                   const std::vector<std::string>& coupon_ids) {
+  Json out{{"plans", Json::array()}, {"coupons", Json::array()}};
+  auto r = impl_->catalog(
+      [&](Transaction& tx) -> Result<void> {
+        out = {{"plans", Json::array()}, {"coupons", Json::array()}};
+        for (const auto& id : plan_ids) {
+          auto plan = tx.execute(k_archive_plan, {Value(id)});
+          if (!plan) return std::unexpected(plan.error());
+          if (plan->empty()) continue;
+          auto versions = tx.execute(k_archive_plan_versions, {Value(id)});
+          if (!versions) return std::unexpected(versions.error());
+          Json entry{{"plan", storage::row_json(plan->rows[0])}, {"versions", Json::array()}};
+          for (const auto& row : versions->rows) entry["versions"].push_back(storage::row_json(row));
+          out["plans"].push_back(std::move(entry));
+        }
+        for (const auto& id : coupon_ids) {
+          auto coupon = tx.execute(k_archive_coupon, {Value(id)});
+          if (!coupon) return std::unexpected(coupon.error());
+          if (!coupon->empty()) out["coupons"].push_back(storage::row_json(coupon->rows[0]));
+        }
+        return {};
+      },
+      {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<int> Billing::restore_catalog_rows(const Json& rows) {
+  int added = 0;
+  auto insert = [](Transaction& tx, const Statement& statement, const Json& row) -> Result<void> {
+    auto values = storage::json_row(row);
+    if (!values) return std::unexpected(values.error());
+    auto r = tx.execute(statement, *values);
+    if (!r && r.error().code == Errc::unique_violation) {
+      return fail(Errc::conflict, "a plan or coupon of the archive has the code of another one here");
+    }
+    if (!r) return std::unexpected(r.error());
+    return {};
+  };
+  auto r = impl_->catalog([&](Transaction& tx) -> Result<void> {
+    added = 0;
+    try {
+      for (const auto& entry : rows.at("plans")) {
+        const std::string id = entry.at("plan").at(0).get<std::string>();
+        auto exists = tx.execute(k_archive_plan, {Value(id)});
+        if (!exists) return std::unexpected(exists.error());
+        if (!exists->empty()) continue;
+        if (auto i = insert(tx, k_restore_plan, entry.at("plan")); !i) return i;
+        for (const auto& version : entry.at("versions")) {
+          if (auto i = insert(tx, k_restore_plan_version, version); !i) return i;
+        }
+        ++added;
+      }
+      for (const auto& row : rows.at("coupons")) {
+        auto exists = tx.execute(k_archive_coupon, {Value(row.at(0).get<std::string>())});
+        if (!exists) return std::unexpected(exists.error());
+        if (!exists->empty()) continue;
+        if (auto i = insert(tx, k_restore_coupon, row); !i) return i;
+        ++added;
+      }
+    } catch (const Json::exception&) {
+      return fail(Errc::invalid_argument, "the catalog rows are malformed");
+    }
+    return {};
+  });
+  if (!r) return std::unexpected(r.error());
+  return added;
 }
 
 }  // namespace atrium::billing

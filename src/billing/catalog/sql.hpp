@@ -64,4 +64,30 @@ constexpr Statement k_tax_get{"billing_tax_get",
                               "SELECT " TAX_COLS " FROM tax_rates WHERE country = $1 AND region = $2"};
 constexpr Statement k_tax_list{"billing_tax_list", "SELECT " TAX_COLS " FROM tax_rates ORDER BY country, region"};
 
+// A tenant archive carries the catalog rows its subscriptions name, as stored (Billing::catalog_rows).
+constexpr Statement k_archive_plan{"billing_archive_plan",
+                                   "SELECT id, code, name, tier, active, current_version, created_at, updated_at FROM "
+                                   "plans WHERE id = $1"};
+constexpr Statement k_archive_plan_versions{
+    "billing_archive_plan_versions",
+    "SELECT plan_id, version, currency, billing_interval, base_price, included_seats, seat_price, trial_days, "
+    "features, limits, metered_prices, dunning, created_at, quotas FROM plan_versions WHERE plan_id = $1 ORDER BY "
+    "version"};
+constexpr Statement k_archive_coupon{"billing_archive_coupon",
+                                     "SELECT id, code, name, percent_off_bps, amount_off, currency, duration, "
+                                     "duration_months, max_redemptions, times_redeemed, redeem_by, active, created_at "
+                                     "FROM coupons WHERE id = $1"};
+constexpr Statement k_restore_plan{"billing_restore_plan",
+                                   "INSERT INTO plans (id, code, name, tier, active, current_version, created_at, "
+                                   "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"};
+constexpr Statement k_restore_plan_version{
+    "billing_restore_plan_version",
+    "INSERT INTO plan_versions (plan_id, version, currency, billing_interval, base_price, included_seats, "
+    "seat_price, trial_days, features, limits, metered_prices, dunning, created_at, quotas) VALUES ($1, $2, $3, $4, "
+    "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"};
+constexpr Statement k_restore_coupon{"billing_restore_coupon",
+                                     "INSERT INTO coupons (id, code, name, percent_off_bps, amount_off, currency, "
+                                     "duration, duration_months, max_redemptions, times_redeemed, redeem_by, active, "
+                                     "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"};
+
 }  // namespace atrium::billing
