@@ -32,7 +32,8 @@ namespace atrium::test {
 // A whole Platform on a fresh database of its own: SQLite in a temp directory, or PostgreSQL as in production —
 // migrations and provisioning as an owner role, serving as a separate non-owner role without BYPASSRLS
 // (atrium_owner / atrium_app, created on the test server when missing). Tenant databases it created are dropped
-// with it. Password hashing uses the minimum cost to keep tests fast.
+// with it. Password hashing uses the minimum cost and signing keys ES256 (unless the configuration names EdDSA) to
+// keep tests fast.
 class TestPlatform {
  public:
   // nullptr when PostgreSQL is asked for but not configured. With `clock` (which must outlive the platform) the
