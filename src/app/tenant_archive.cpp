@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <map>
-#include <set>
 
 #include "app/archive_tables.hpp"
 #include "app/platform.hpp"
@@ -37,8 +35,7 @@ constexpr int k_format = 1;
 constexpr std::size_t k_insert_batch = 500;
 const audit::Context k_importer{.actor_type = audit::ActorType::system, .actor_id = "tenant-import"};
 
-// ---- values and rows as JSON ----------------------------------------------------------------------------------------
-
+// An audit entry as the archive holds it: its 17 stored fields, in order.
 Json entry_json(const audit::Entry& e) {
   return {e.id,         e.chain_id,   e.seq,        e.occurred_at,   e.tenant_id,   e.actor_type,
           e.actor_id,   e.actor_ip,   e.action,     e.resource_type, e.resource_id, e.changes,
