@@ -128,8 +128,17 @@ Result<void> clean_up(Platform& p, const Clock& clock) {
                                 now - std::chrono::hours(p.config().jobs.retain_done_hours),
                                 now - std::chrono::hours(24 * p.config().jobs.retain_dead_days));
   if (!n) return std::unexpected(n.error());
-  // Tenant by tenant: stored Idempotency-Key answers, old reports and delivery log entries.
+  // The platform routes' Idempotency-Key answers, then tenant by tenant: theirs, old reports and delivery log
+  // entries.
   const auto key_cutoff = now - std::chrono::hours(p.config().jobs.idempotency_key_hours);
+  std::int64_t platform_keys = 0;
+  auto expired = p.db().transact([&](storage::Transaction& tx) -> Result<void> {
+    auto r = tenancy::expire_platform_answers(tx, key_cutoff);
+    if (!r) return std::unexpected(r.error());
+    platform_keys = *r;
+    return {};
+  });
+  if (!expired) log::warn("platform idempotency keys not expired", {{"error", expired.error().message}});
   const auto report_cutoff = now - std::chrono::hours(24 * p.config().jobs.retain_reports_days);
   const auto delivery_cutoff = now - std::chrono::hours(24 * p.config().webhooks.retain_deliveries_days);
   std::int64_t keys = 0;
@@ -172,6 +181,7 @@ Result<void> clean_up(Platform& p, const Clock& clock) {
   }
   log::info("cleanup done", {{"job_rows", *n},
                              {"idempotency_keys", keys},
+                             {"platform_idempotency_keys", platform_keys},
                              {"reports_and_deliveries", old_rows},
                              {"usage_events", usage_events}});
   return {};

@@ -2,6 +2,7 @@
 
 #include "core/clock.hpp"
 #include "core/json.hpp"
+#include "core/time.hpp"
 
 namespace atrium::tenancy {
 
@@ -33,6 +34,24 @@ constexpr TenantStatement k_body_update{"idempotency_keys_body_update",
                                         "UPDATE idempotency_keys SET response_body = $3 WHERE tenant_id = $1 AND "
                                         "idempotency_key = $2 AND response_body = $4"};
 constexpr TenantStatement k_all[] = {k_get, k_put, k_complete, k_release, k_expire, k_body_select, k_body_update};
+
+using storage::Statement;
+constexpr Statement k_platform_get{"platform_idempotency_get",
+                                   "SELECT operation, request_hash, status, response_body, response_headers FROM "
+                                   "platform_idempotency_keys WHERE principal = $1 AND idempotency_key = $2"};
+constexpr Statement k_platform_take{
+    "platform_idempotency_take",
+    "INSERT INTO platform_idempotency_keys (principal, idempotency_key, operation, request_hash, status, "
+    "response_body, response_headers, created_at) VALUES ($1, $2, $3, $4, 0, '', '', $5)"};
+constexpr Statement k_platform_complete{
+    "platform_idempotency_complete",
+    "UPDATE platform_idempotency_keys SET status = $3, response_body = $4, response_headers = $5 "
+    "WHERE principal = $1 AND idempotency_key = $2 AND status = 0"};
+constexpr Statement k_platform_release{
+    "platform_idempotency_release",
+    "DELETE FROM platform_idempotency_keys WHERE principal = $1 AND idempotency_key = $2 AND status = 0"};
+constexpr Statement k_platform_expire{"platform_idempotency_expire",
+                                      "DELETE FROM platform_idempotency_keys WHERE created_at < $1"};
 
 std::string headers_text(const std::vector<std::pair<std::string, std::string>>& headers) {
   if (headers.empty()) return "";
@@ -129,6 +148,47 @@ Result<void> release_answer(TenantTransaction& tx, const std::string& key) {
 
 Result<std::int64_t> expire_answers(TenantTransaction& tx, std::chrono::system_clock::time_point before) {
   auto r = tx.execute(k_expire, {Value(format_rfc3339(before))});
+  if (!r) return std::unexpected(r.error());
+  return r->affected_rows;
+}
+
+Result<std::optional<IdempotentAnswer>> find_platform_answer(storage::Transaction& tx, const std::string& principal,
+                                                             const std::string& key) {
+  auto prior = tx.execute(k_platform_get, {Value(principal), Value(key)});
+  if (!prior) return std::unexpected(prior.error());
+  if (prior->empty()) return std::nullopt;
+  return IdempotentAnswer{.operation = prior->text_at(0, 0).value_or(""),
+                          .request_hash = prior->text_at(0, 1).value_or(""),
+                          .status = static_cast<int>(prior->int_at(0, 2).value_or(0)),
+                          .body = prior->text_at(0, 3).value_or(""),
+                          .headers = headers_of(prior->text_at(0, 4).value_or(""))};
+}
+
+Result<void> take_platform_answer(storage::Transaction& tx, const std::string& principal, const std::string& key,
+                                  const IdempotentAnswer& answer, std::chrono::system_clock::time_point now) {
+  auto r = tx.execute(k_platform_take, {Value(principal), Value(key), Value(answer.operation),
+                                        Value(answer.request_hash), Value(unix_ms(now))});
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+Result<void> complete_platform_answer(storage::Transaction& tx, const std::string& principal, const std::string& key,
+                                      const IdempotentAnswer& answer) {
+  auto r = tx.execute(k_platform_complete, {Value(principal), Value(key), Value(std::int64_t{answer.status}),
+                                            Value(answer.body), Value(headers_text(answer.headers))});
+  if (!r) return std::unexpected(r.error());
+  if (r->affected_rows != 1) return fail(Errc::conflict, "the Idempotency-Key is no longer in progress");
+  return {};
+}
+
+Result<void> release_platform_answer(storage::Transaction& tx, const std::string& principal, const std::string& key) {
+  auto r = tx.execute(k_platform_release, {Value(principal), Value(key)});
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+Result<std::int64_t> expire_platform_answers(storage::Transaction& tx, std::chrono::system_clock::time_point before) {
+  auto r = tx.execute(k_platform_expire, {Value(unix_ms(before))});
   if (!r) return std::unexpected(r.error());
   return r->affected_rows;
 }

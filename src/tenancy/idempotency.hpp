@@ -52,6 +52,19 @@ Result<std::int64_t> expire_answers(TenantTransaction& tx, std::chrono::system_c
 // The stored answers' bodies are encrypted at rest (tx.seal); their column, for re-encryption.
 std::vector<SealedColumn> idempotency_sealed_columns();
 
+// The platform's own routes (super admins) keep their keys in the control plane's platform_idempotency_keys, per
+// `principal` (the super admin's user id), with the same life cycle: taken (status 0) before the handler runs, then
+// completed or released. Inside a control-plane transaction. Their answers are stored as answered: no platform route
+// answers a secret (a tenant's answers are sealed under its keys).
+Result<std::optional<IdempotentAnswer>> find_platform_answer(storage::Transaction& tx, const std::string& principal,
+                                                             const std::string& key);
+Result<void> take_platform_answer(storage::Transaction& tx, const std::string& principal, const std::string& key,
+                                  const IdempotentAnswer& answer, std::chrono::system_clock::time_point now);
+Result<void> complete_platform_answer(storage::Transaction& tx, const std::string& principal, const std::string& key,
+                                      const IdempotentAnswer& answer);
+Result<void> release_platform_answer(storage::Transaction& tx, const std::string& principal, const std::string& key);
+Result<std::int64_t> expire_platform_answers(storage::Transaction& tx, std::chrono::system_clock::time_point before);
+
 // Every statement above, for the test that checks their names are unique.
 std::span<const TenantStatement> idempotency_statements();
 

@@ -2,7 +2,9 @@
 // projects and API keys; every tenant route is called with tenant A's credentials against tenant B's ids, header
 // and host, and must answer 403 or 404 and change nothing.
 #include <gtest/gtest.h>
+
 #include <libpq-fe.h>
+#include <algorithm>
 
 #include <array>
 #include <map>
@@ -425,6 +427,50 @@ TEST_P(TenancyTest, IdempotencyKeyOnAnyChangingRouteAppliesItOnce) {
   EXPECT_EQ(client_->call(Method::post, "/v1/webhook-endpoints", hook, token_b_, key).status, 201);
   EXPECT_EQ(endpoints(token_b_), 1u);
   EXPECT_EQ(endpoints(token_a_), 2u);
+}
+
+// The platform's own routes take Idempotency-Key too, per super admin: a retried plan or tenant creation is the
+// replay of the first (one made, not two or a 409), another super admin's same key is its own, and the key with
+// another body is refused.
+TEST_P(TenancyTest, IdempotencyKeyOnAPlatformRouteAppliesItOncePerSuperAdmin) {
+  const Json plan{{"code", "once"},        {"name", "Once"},    {"tier", "starter"}, {"currency", "USD"},
+                  {"interval", "monthly"}, {"base_price", 500}, {"trial_days", 0}};
+  const std::vector<std::pair<std::string, std::string>> key = {{"Idempotency-Key", "plan-1"}};
+  auto first = client_->call(Method::post, "/v1/plans", plan, root_, key);
+  ASSERT_EQ(first.status, 201) << first.body.dump();
+  EXPECT_FALSE(first.headers.get("Idempotent-Replayed"));
+  auto again = client_->call(Method::post, "/v1/plans", plan, root_, key);
+  ASSERT_EQ(again.status, 201) << again.body.dump();
+  EXPECT_EQ(again.headers.get("Idempotent-Replayed").value_or(""), "true");
+  EXPECT_EQ(again.body, first.body);
+  auto plans = client_->call(Method::get, "/v1/plans", std::nullopt, root_);
+  ASSERT_EQ(plans.status, 200);
+  EXPECT_EQ(std::count_if(plans.body["data"].begin(), plans.body["data"].end(),
+                          [](const Json& p) { return p.value("code", "") == "once"; }),
+            1);
+  Json twice = plan;
+  twice["code"] = "twice";
+  auto other_body = client_->call(Method::post, "/v1/plans", twice, root_, key);
+  EXPECT_EQ(other_body.status, 422) << other_body.body.dump();
+  EXPECT_EQ(other_body.body.value("type", ""), "/problems/idempotency-key-reused");
+
+  // A tenant made by a retried request is one tenant.
+  const Json gamma{{"slug", "gamma"}, {"name", "Gamma"}};
+  const std::vector<std::pair<std::string, std::string>> tenant_key = {{"Idempotency-Key", "tenant-gamma"}};
+  auto made = client_->call(Method::post, "/v1/admin/tenants", gamma, root_, tenant_key);
+  ASSERT_EQ(made.status, 201) << made.body.dump();
+  auto remade = client_->call(Method::post, "/v1/admin/tenants", gamma, root_, tenant_key);
+  ASSERT_EQ(remade.status, 201) << remade.body.dump();
+  EXPECT_EQ(remade.headers.get("Idempotent-Replayed").value_or(""), "true");
+  EXPECT_EQ(remade.body.value("id", ""), made.body.value("id", ""));
+
+  // Keys are per super admin: another one's "plan-1" is its own request (here refused: the code is taken).
+  ASSERT_TRUE(platform().users->create_user("root2@atrium.test", "Root 2", "root2-password", true,
+                                            platform().audit->recorder({})));
+  const std::string root2 = client_->sign_in("root2@atrium.test", "root2-password");
+  auto theirs = client_->call(Method::post, "/v1/plans", plan, root2, key);
+  EXPECT_EQ(theirs.status, 409) << theirs.body.dump();
+  EXPECT_FALSE(theirs.headers.get("Idempotent-Replayed"));
 }
 
 TEST_P(TenancyTest, ETagsMakeReadsConditionalAndStaleChangesFail) {

@@ -18,6 +18,7 @@
 #include "support/smtp_receiver.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
+#include "tenancy/idempotency.hpp"
 #include "webhooks/signature.hpp"
 
 namespace atrium::test {
@@ -418,6 +419,15 @@ TEST_P(CleanupTest, TheCleanupJobExpiresOldIdempotencyKeysOfEveryTenant) {
     }
     return {};
   }));
+  // A platform route's old answer and a recent one (per super admin, in the control plane).
+  const auto now = std::chrono::system_clock::now();
+  ASSERT_TRUE(platform().db().transact([&](storage::Transaction& tx) -> Result<void> {
+    const tenancy::IdempotentAnswer taking{.operation = "POST /v1/plans", .request_hash = "h"};
+    if (auto r = tenancy::take_platform_answer(tx, "root", "old", taking, now - std::chrono::hours(24 * 400)); !r) {
+      return r;
+    }
+    return tenancy::take_platform_answer(tx, "root", "new", taking, now);
+  }));
   const jobs::Handler* cleanup = platform().workers()->handlers().find("system.cleanup");
   ASSERT_NE(cleanup, nullptr);
   jobs::Job job;
@@ -425,6 +435,14 @@ TEST_P(CleanupTest, TheCleanupJobExpiresOldIdempotencyKeysOfEveryTenant) {
   job.type = "system.cleanup";
   jobs::JobContext ctx(job, platform().db(), platform().clock());
   ASSERT_TRUE((*cleanup)(ctx));
+  ASSERT_TRUE(platform().db().transact([&](storage::Transaction& tx) -> Result<void> {
+    auto old = tenancy::find_platform_answer(tx, "root", "old");
+    auto recent = tenancy::find_platform_answer(tx, "root", "new");
+    if (!old || !recent) return fail(Errc::internal, "platform answers unreadable");
+    EXPECT_FALSE(*old);
+    EXPECT_TRUE(*recent);
+    return {};
+  }));
   for (const auto* t : {&a_, &b_}) {
     std::int64_t n = -1;
     ASSERT_TRUE(platform().tenant_data->transact(*t, [&](tenancy::TenantTransaction& tx) -> Result<void> {
