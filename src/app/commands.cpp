@@ -948,9 +948,11 @@ int tenant_export_command(const CommonOptions& options, const std::string& tenan
     if (!quiet) progress = [](std::string_view step, int done, int total) { draw_progress(step, done, total, ""); };
     auto report = export_tenant(platform, found->id, out, *key, progress);
     if (!report) return archive_error(report.error());
-    std::cout << fmt::format("tenant {} ({}) exported to {}: {} accounts, {} data keys, {} audit entries, {} bytes\n",
-                             report->tenant_id, report->slug, out, report->users, report->data_keys,
-                             report->audit_entries, report->bytes);
+    std::cout << fmt::format(
+        "tenant {} ({}) exported to {}: {} accounts, {} data keys, {} audit entries, {} bytes; {}\n", report->tenant_id,
+        report->slug, out, report->users, report->data_keys, report->audit_entries, report->bytes,
+        report->one_instant ? "every table read at one instant"
+                            : "its own store and the control plane read one after the other");
     print_tables(report->tables);
     return 0;
   });

@@ -172,39 +172,50 @@ Result<void> read_section(TenantTransaction& tx, Transforms& transforms, const t
   return {};
 }
 
-// Every table of the tenant's own store, then of the control plane: each plane in one read-only transaction.
-Result<std::vector<Section>> read_store(Platform& p, const Tenant& t) {
-  Transforms transforms(p);
+// Every table of the tenant's own store, then of the control plane. When the tenant's data shares the control
+// plane's database (the shared level; PostgreSQL's schema level) both are read in one read-only transaction, at one
+// instant; else the control plane in a second one, right after.
+struct Snapshot {
+  std::vector<Section> control;
   std::vector<Section> store;
+  bool one_instant = false;
+};
+
+Result<void> read_control_tables(TenantTransaction& tx, Transforms& transforms, std::vector<Section>& out) {
+  for (const auto& table : control_tables()) {
+    if (auto s = read_section(tx, transforms, table.select, "control", table.name, out); !s) return s;
+  }
+  return {};
+}
+
+Result<Snapshot> read_snapshot(Platform& p, const Tenant& t) {
+  Transforms transforms(p);
+  Snapshot snap;
+  const storage::TransactionOptions options{.read_only = true, .isolation = storage::Isolation::serializable};
   auto r = p.tenant_data->transact(
       t,
       [&](TenantTransaction& tx) -> Result<void> {
-        store.clear();
+        snap = {};
         for (const auto& table : tenancy::tenant_tables()) {
-          if (auto s = read_section(tx, transforms, table.select, "store", table.name, store); !s) return s;
+          if (auto s = read_section(tx, transforms, table.select, "store", table.name, snap.store); !s) return s;
         }
-        return {};
+        auto control = tx.control_plane_rows();
+        if (!control) return {};
+        snap.one_instant = true;
+        return read_control_tables(*control, transforms, snap.control);
       },
-      {.read_only = true, .isolation = storage::Isolation::serializable});
+      options);
   if (!r) return std::unexpected(r.error());
-  return store;
-}
-
-Result<std::vector<Section>> read_control(Platform& p, const std::string& tenant_id) {
-  Transforms transforms(p);
-  std::vector<Section> control;
-  auto r = p.tenant_data->transact_control_plane(
-      tenant_id,
+  if (snap.one_instant) return snap;
+  r = p.tenant_data->transact_control_plane(
+      t.id,
       [&](TenantTransaction& tx) -> Result<void> {
-        control.clear();
-        for (const auto& table : control_tables()) {
-          if (auto s = read_section(tx, transforms, table.select, "control", table.name, control); !s) return s;
-        }
-        return {};
+        snap.control.clear();
+        return read_control_tables(tx, transforms, snap.control);
       },
-      {.read_only = true, .isolation = storage::Isolation::serializable});
+      options);
   if (!r) return std::unexpected(r.error());
-  return control;
+  return snap;
 }
 
 Result<std::vector<audit::Entry>> read_chain(Platform& p, const std::string& tenant_id) {
@@ -506,12 +517,12 @@ Result<ArchiveReport> export_tenant(Platform& p, const std::string& tenant_id, c
   // Entries and events still in the tenant's own outboxes go to the control plane first; what the store's
   // transaction still finds there travels with it (the relay skips entries already in the chain).
   if (auto f = p.flush_audit(*t); !f) return std::unexpected(f.error());
-  step("store", 1);
-  auto store = read_store(p, *t);
-  if (!store) return std::unexpected(store.error());
-  step("control plane", 2);
-  auto control = read_control(p, tenant_id);
-  if (!control) return std::unexpected(control.error());
+  step("tables", 1);
+  auto snapshot = read_snapshot(p, *t);
+  if (!snapshot) return std::unexpected(snapshot.error());
+  auto* control = &snapshot->control;
+  auto* store = &snapshot->store;
+  step("tables", 2);
   step("accounts", 3);
   std::vector<identity::User> users;
   for (const auto& s : *control) {
@@ -545,6 +556,7 @@ Result<ArchiveReport> export_tenant(Platform& p, const std::string& tenant_id, c
   if (!chain) return std::unexpected(chain.error());
 
   ArchiveReport report{.tenant_id = t->id, .slug = t->slug, .isolation = t->isolation};
+  report.one_instant = snapshot->one_instant;
   auto put = [&](const Json& record) {
     return (*writer)->write(record.dump(-1, ' ', false, Json::error_handler_t::replace));
   };
@@ -713,12 +725,10 @@ Result<ArchiveReport> import_tenant(Platform& p, const std::string& path, const 
     return undo(moved.error());
   }
   // 5. Read back and compared with the manifest.
-  auto store = read_store(p, t);
-  if (!store) return undo(store.error());
-  auto control = read_control(p, t.id);
-  if (!control) return undo(control.error());
-  std::vector<Section> sections = std::move(*control);
-  for (auto& s : *store) sections.push_back(std::move(s));
+  auto snapshot = read_snapshot(p, t);
+  if (!snapshot) return undo(snapshot.error());
+  std::vector<Section> sections = std::move(snapshot->control);
+  for (auto& s : snapshot->store) sections.push_back(std::move(s));
   report.tables = manifest_of(sections);
   // The outboxes were emptied into the control plane just now: compare them as the archive counted them only
   // when they were empty there too.

@@ -45,15 +45,18 @@ struct ArchiveReport {
   std::int64_t catalog_added = 0;    // import: plans and coupons its subscriptions name, added because missing here
   std::int64_t audit_entries = 0;    // export: in the chain; import: inserted (the others were still here)
   std::vector<ArchiveTable> tables;  // import: read back after the import, equal to the archive's manifest
+  // export: both planes read in one transaction (the tenant's data shares the control plane's database), else in two
+  bool one_instant = false;
   std::uint64_t bytes = 0;           // the archive's size
 };
 
 using ArchiveProgress = std::function<void(std::string_view step, int done, int total)>;
 
-// Writes `tenant_id`'s archive to `path` (mode 0600, replaced only when complete) under `key` (32 bytes). The
-// tenant's own store is read in one transaction and the control plane in another, right after (each consistent in
-// itself; docs/data-protection.md says what may fall between them). Errors: not_found; conflict for a purged tenant
-// or one being moved.
+// Writes `tenant_id`'s archive to `path` (mode 0600, replaced only when complete) under `key` (32 bytes). When the
+// tenant's data shares the control plane's database (the shared level; PostgreSQL's schema level) every table is
+// read in one read-only transaction, at one instant; a tenant with a database or file of its own has its store read
+// in one and the control plane in another right after (docs/data-protection.md says what may fall between them).
+// Errors: not_found; conflict for a tenant being moved.
 Result<ArchiveReport> export_tenant(Platform& platform, const std::string& tenant_id, const std::string& path,
                                     const std::string& key, const ArchiveProgress& progress = {});
 

@@ -200,6 +200,12 @@ storage::Transaction* TenantTransaction::control_plane() {
   return &tx_;
 }
 
+std::optional<TenantTransaction> TenantTransaction::control_plane_rows() {
+  storage::Transaction* control = control_plane();
+  if (control == nullptr) return std::nullopt;
+  return TenantTransaction(*control, tenant_id_, true, sealer_);
+}
+
 std::string tenant_schema_name(const std::string& tenant_id) { return "tenant_" + hex_id(tenant_id); }
 std::string tenant_database_name(const std::string& tenant_id) { return "atrium_t_" + hex_id(tenant_id); }
 

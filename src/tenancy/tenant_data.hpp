@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -92,6 +93,10 @@ class TenantTransaction {
   // statements resolve names in `public` alone, tenant statements in the tenant's schema alone (each switch of
   // kind costs one set_config).
   storage::Transaction* control_plane();
+  // The same, for tenant statements on the tenant's control-plane rows ($1 bound to this tenant, as here): a view of
+  // this transaction when control_plane() is non-null, else nullopt. Reading both planes in one transaction reads
+  // them at one instant (a tenant export).
+  std::optional<TenantTransaction> control_plane_rows();
 
   // A field encrypted at rest with this tenant's data key (tenancy/sealed_field.hpp): the value to store, and the
   // plaintext of a stored one. `row` identifies the row (its id; the tenant id for a tenant's single row).

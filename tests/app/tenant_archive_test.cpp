@@ -176,6 +176,8 @@ TEST_P(TenantArchiveTest, ExportPurgeImportGivesBackTheSameData) {
   auto exported = app::export_tenant(platform(), alpha_.id, path_, k_key);
   ASSERT_TRUE(exported) << exported.error().message;
   EXPECT_EQ(exported->tables.size(), app::control_tables().size() + tenancy::tenant_tables().size());
+  // One transaction for both planes where the tenant's data shares the control plane's database.
+  EXPECT_EQ(exported->one_instant, platform().tenant_data->shares_control_plane(alpha_));
   EXPECT_GE(exported->users, 1);
   EXPECT_GE(exported->data_keys, 1);
   EXPECT_GT(exported->audit_entries, 5);
