@@ -506,7 +506,8 @@ void register_admin_jobs(http::Router& router, Services& services) {
                }
                return http::Response::json(202, {{"job_id", queued->id}, {"created", queued->created}});
              },
-             {.access = Access::super_admin});
+             // The key names the job itself (the queue makes one job per key; a repeat answers created: false).
+             {.access = Access::super_admin, .own_idempotency = true});
 
   router.add(http::Method::post, "/v1/admin/jobs/{id}/retry",
              [&services](http::Request& req) -> http::Response {

@@ -280,10 +280,8 @@ Result<Tenant> TenantStore::restore(const Tenant& t, const Json& changes, const 
   auto r = db_.transact([&](Transaction& tx) -> Result<void> {
     auto state = tx.execute(k_restore_state, {Value(t.id)});
     if (!state) return std::unexpected(state.error());
-    if (!state->empty()) {
-      if (state->int_at(0, 1).value_or(0) == 0) {
-        return fail(Errc::conflict, "tenant " + t.id + " exists here; only a purged tenant can be restored over");
-      }
+    if (!state->empty() && state->int_at(0, 1).value_or(0) == 0) {
+      return fail(Errc::conflict, "tenant " + t.id + " exists here; only a purged tenant can be restored over");
     }
     const Value row[] = {Value(t.id),
                          Value(t.slug),
