@@ -47,7 +47,7 @@ struct ArchiveReport {
   std::vector<ArchiveTable> tables;  // import: read back after the import, equal to the archive's manifest
   // export: both planes read in one transaction (the tenant's data shares the control plane's database), else in two
   bool one_instant = false;
-  std::uint64_t bytes = 0;           // the archive's size
+  std::uint64_t bytes = 0;  // the archive's size
 };
 
 using ArchiveProgress = std::function<void(std::string_view step, int done, int total)>;

@@ -194,7 +194,7 @@ TEST_P(IdentityApiTest, JwksPublishesTheVerifyingKeysAndRotationKeepsOldTokensVa
   ASSERT_EQ(jwks.status, 200);
   ASSERT_EQ(jwks.body["keys"].size(), 1u);
   EXPECT_EQ(jwks.body["keys"][0].value("alg", ""), "ES256");  // TestPlatform's (the production default is RS256)
-  EXPECT_FALSE(jwks.body["keys"][0].contains("d"));  // no private part
+  EXPECT_FALSE(jwks.body["keys"][0].contains("d"));           // no private part
   ASSERT_TRUE(platform().keys->rotate(identity::JwtAlgorithm::rs256, platform().audit->recorder({})));
   auto after_jwks = client_->call(Method::get, "/.well-known/jwks.json");
   ASSERT_EQ(after_jwks.body["keys"].size(), 2u);

@@ -514,6 +514,22 @@ def api_call(server, method, path, token=None, body=None, headers=None):
     return server.request(method, path, headers=h, body=data)
 
 
+def password_grant(server, email, password, tenant=None):
+    """POST /v1/auth/token with the password grant (in `tenant`, an id or slug, when given): the response."""
+    body = {"grant_type": "password", "email": email, "password": password}
+    if tenant:
+        body["tenant"] = tenant
+    return api_call(server, "POST", "/v1/auth/token", body=body)
+
+
+def sign_in(server, email, password, tenant=None):
+    """The access token of a password sign-in; AssertionError when it is not answered 200."""
+    r = password_grant(server, email, password, tenant)
+    if r.status != 200:
+        raise AssertionError(f"sign-in of {email} answered {r.status}: {r.text()}")
+    return r.json()["access_token"]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Assertions
 

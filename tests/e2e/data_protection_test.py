@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import threading
 
-from atrium_e2e import E2ETestCase, api_call, run_cli
+from atrium_e2e import E2ETestCase, api_call, run_cli, sign_in
 
 # A rate limit the load never reaches: every answer must be the route's own.
 ENV = {"ATRIUM_IDENTITY_PASSWORD_COST": "minimum", "ATRIUM_PROTECTION_KEY_CACHE_TTL_MS": "500",
@@ -50,12 +50,12 @@ class DataProtectionTest(E2ETestCase):
         _cli(["admin", "create-superuser", "--email", "root@e2e.test", "--password", "root-password",
               "--data-dir", self.data_dir])
         self.server = self.start_server(env=ENV, data_dir=self.data_dir)
-        self.root = self.sign_in("root@e2e.test", "root-password")
+        self.root = sign_in(self.server, "root@e2e.test", "root-password")
         created = api_call(self.server, "POST", "/v1/admin/tenants", self.root,
                            {"slug": "acme", "name": "Acme", "owner_email": "owner@acme.test",
                             "owner_password": "owner-password", "isolation": "database"})
         self.tenant = _expect(created, 201).json()["id"]
-        self.owner = self.sign_in("owner@acme.test", "owner-password", "acme")
+        self.owner = sign_in(self.server, "owner@acme.test", "owner-password", "acme")
         account = {"legal_name": SECRETS[0], "email": SECRETS[1], "address": [SECRETS[2], "8000 Zurich"],
                    "country": "CH", "currency": "CHF", "tax_ids": [SECRETS[3]]}
         self.assertIn(api_call(self.server, "PUT", "/v1/billing-account", self.owner, account).status, (200, 201))
@@ -64,12 +64,6 @@ class DataProtectionTest(E2ETestCase):
         endpoint = _expect(api_call(self.server, "POST", "/v1/webhook-endpoints", self.owner,
                                     {"url": "https://hooks.example/acme", "event_types": ["*"]}), 201).json()
         self.webhook_secret = endpoint["secret"]
-
-    def sign_in(self, email, password, tenant=None):
-        body = {"grant_type": "password", "email": email, "password": password}
-        if tenant:
-            body["tenant"] = tenant
-        return _expect(api_call(self.server, "POST", "/v1/auth/token", body=body), 200).json()["access_token"]
 
     def read_back(self):
         account = _expect(api_call(self.server, "GET", "/v1/billing-account", self.owner), 200).json()
@@ -123,7 +117,7 @@ class DataProtectionTest(E2ETestCase):
         self.server.stop()
         shutil.copytree(self.data_dir, backup, ignore=shutil.ignore_patterns("kms"))
         self.server = self.start_server(env=ENV, data_dir=self.data_dir)
-        self.root = self.sign_in("root@e2e.test", "root-password")
+        self.root = sign_in(self.server, "root@e2e.test", "root-password")
         _expect(api_call(self.server, "DELETE", f"/v1/admin/tenants/{self.tenant}?purge=true", self.root), 204)
         self.server.stop()
         # The backup's database files with today's key service: the tenant's key-encryption key is gone.
@@ -132,7 +126,7 @@ class DataProtectionTest(E2ETestCase):
         shutil.copytree(os.path.join(self.data_dir, "keys", "kms"), os.path.join(restored, "keys", "kms"))
         self.assertFalse(os.path.exists(os.path.join(restored, "keys", "kms", f"{self.tenant}.key")))
         self.server = self.start_server(env=ENV, data_dir=restored)
-        owner = self.sign_in("owner@acme.test", "owner-password", "acme")
+        owner = sign_in(self.server, "owner@acme.test", "owner-password", "acme")
         resp = api_call(self.server, "GET", "/v1/billing-account", owner)
         self.assertEqual(resp.status, 500, resp)
         self.assertNotIn(SECRETS[0], resp.text())

@@ -12,7 +12,7 @@ import unittest
 # Also importable as tests.e2e.tenant_archive_test, not only by discover -s.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from atrium_e2e import E2ETestCase, api_call, poll_until, run_cli  # noqa: E402
+from atrium_e2e import E2ETestCase, api_call, password_grant, poll_until, run_cli, sign_in  # noqa: E402
 
 CACHE_TTL_MS = 300
 VIEWS = ["/v1/projects?limit=100", "/v1/webhook-endpoints", "/v1/email-settings", "/v1/billing-account",
@@ -35,25 +35,17 @@ class TenantArchiveTest(E2ETestCase):
         created = run_cli(["admin", "create-superuser", "--email", "root@e2e.test", "--password", "root-password",
                            "--data-dir", self.server.data_dir], env=self.env)
         self.assertEqual(created.returncode, 0, created.stderr)
-        self.root = self.sign_in("root@e2e.test", "root-password")
+        self.root = sign_in(self.server, "root@e2e.test", "root-password")
         r = api_call(self.server, "POST", "/v1/admin/tenants", self.root,
                      {"slug": "acme", "name": "Acme", "isolation": "schema", "owner_email": "owner@acme.test",
                       "owner_password": "owner-password"})
         self.assertEqual(r.status, 201, r)
         self.tenant_id = r.json()["id"]
-        self.owner = self.sign_in("owner@acme.test", "owner-password", "acme")
+        self.owner = sign_in(self.server, "owner@acme.test", "owner-password", "acme")
         self.key_file = os.path.join(self.server.data_dir, "archive.key")
         with open(self.key_file, "w") as f:
             f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
         self.archive = os.path.join(self.server.data_dir, "acme.archive")
-
-    def sign_in(self, email, password, tenant=None):
-        body = {"grant_type": "password", "email": email, "password": password}
-        if tenant:
-            body["tenant"] = tenant
-        r = api_call(self.server, "POST", "/v1/auth/token", body=body)
-        self.assertEqual(r.status, 200, r)
-        return r.json()["access_token"]
 
     def views(self, token):
         out = {}
@@ -114,12 +106,9 @@ class TenantArchiveTest(E2ETestCase):
         self.assertIn("every table read back equal to the archive", imported.stdout)
 
         # serve picks the tenant up once its cache expires; the owner signs in with the same password.
-        def signed_in():
-            body = {"grant_type": "password", "email": "owner@acme.test", "password": "owner-password",
-                    "tenant": "acme"}
-            return api_call(self.server, "POST", "/v1/auth/token", body=body).status == 200
-        poll_until(signed_in, 30, message="the owner signing in to the imported tenant")
-        owner = self.sign_in("owner@acme.test", "owner-password", "acme")
+        poll_until(lambda: password_grant(self.server, "owner@acme.test", "owner-password", "acme").status == 200,
+                   30, message="the owner signing in to the imported tenant")
+        owner = sign_in(self.server, "owner@acme.test", "owner-password", "acme")
         self.assertEqual(self.views(owner), before)
         tenant = api_call(self.server, "GET", f"/v1/admin/tenants/{self.tenant_id}", self.root).json()
         self.assertEqual((tenant["status"], tenant["isolation"]), ("active", "shared"))

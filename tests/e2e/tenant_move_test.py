@@ -15,7 +15,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import atrium_e2e  # noqa: E402
-from atrium_e2e import BINARY, E2ETestCase, api_call, child_env, poll_until, run_cli  # noqa: E402
+from atrium_e2e import (  # noqa: E402
+    BINARY, E2ETestCase, api_call, child_env, poll_until, run_cli, sign_in)
 
 # Upper bound for a step to be reached (the binary may be an ASan build on a loaded 2-core machine).
 STEP_TIMEOUT = 60.0
@@ -102,21 +103,13 @@ class TenantMoveTest(E2ETestCase):
         created = run_cli(["admin", "create-superuser", "--email", "root@e2e.test", "--password", "root-password",
                            "--data-dir", self.server.data_dir], env=self.env)
         self.assertEqual(created.returncode, 0, created.stderr)
-        self.root = self.sign_in("root@e2e.test", "root-password")
+        self.root = sign_in(self.server, "root@e2e.test", "root-password")
         r = api_call(self.server, "POST", "/v1/admin/tenants", self.root,
                      {"slug": "acme", "name": "Acme", "owner_email": "owner@acme.test",
                       "owner_password": "owner-password"})
         self.assertEqual(r.status, 201, r)
         self.tenant_id = r.json()["id"]
-        self.owner = self.sign_in("owner@acme.test", "owner-password", "acme")
-
-    def sign_in(self, email, password, tenant=None):
-        body = {"grant_type": "password", "email": email, "password": password}
-        if tenant:
-            body["tenant"] = tenant
-        r = api_call(self.server, "POST", "/v1/auth/token", body=body)
-        self.assertEqual(r.status, 200, r)
-        return r.json()["access_token"]
+        self.owner = sign_in(self.server, "owner@acme.test", "owner-password", "acme")
 
     def move_args(self, to):
         return ["tenant", "move", "--tenant", "acme", "--to", to, "--settle-ms", str(CACHE_TTL_MS), "--quiet",
