@@ -9,6 +9,7 @@
 #include "analytics/product_events.hpp"
 #include "analytics/sql.hpp"
 #include "core/clock.hpp"
+#include "metering/metering.hpp"
 
 namespace atrium::analytics {
 
@@ -47,8 +48,10 @@ Result<std::vector<FeatureAdoption>> adoption(TenantTransaction& tx, const Produ
   std::map<std::string, std::set<std::string>> users;
   for (const std::string& f : q.features) users[f];
   for (std::size_t i = 0; i < rs->rows.size(); ++i) {
+    auto text = metering::open_properties(tx, rs->text_at(i, 2).value_or(""), rs->text_at(i, 1).value_or("{}"));
+    if (!text) return std::unexpected(text.error());
     std::string error;
-    auto properties = parse_json(rs->text_at(i, 1).value_or("{}"), JsonLimits{}, &error);
+    auto properties = parse_json(*text, JsonLimits{}, &error);
     if (!properties || !properties->is_object()) continue;
     auto feature = properties->find("feature");
     if (feature == properties->end() || !feature->is_string()) continue;

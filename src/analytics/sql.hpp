@@ -23,10 +23,10 @@ constexpr TenantStatement k_daily_active{
 constexpr TenantStatement k_active_users{"analytics_active_users",
                                          "SELECT COUNT(DISTINCT user_id) FROM usage_events WHERE tenant_id = $1 AND "
                                          "user_id IS NOT NULL AND ts >= $2 AND ts < $3" ONLY_USER(4)};
-// The users and properties of one type's events in [$3, $4) ($2: the metric).
+// The users, properties and keys of one type's events in [$3, $4) ($2: the metric).
 constexpr TenantStatement k_user_properties{
     "analytics_user_properties",
-    "SELECT user_id, properties FROM usage_events WHERE tenant_id = $1 AND "
+    "SELECT user_id, properties, idempotency_key FROM usage_events WHERE tenant_id = $1 AND "
     "metric = $2 AND user_id IS NOT NULL AND ts >= $3 AND ts < $4" ONLY_USER(5)};
 // How many events of one type carried each value in [$3, $4): rows (value, events).
 constexpr TenantStatement k_value_counts{"analytics_value_counts",

@@ -94,12 +94,16 @@ int churn_evaluate_command(const CommonOptions& options, const ChurnCommandOptio
 // a tenant's store, printing what was copied and verified. Exit 2: no such tenant or another move under way.
 int tenant_move_command(const CommonOptions& options, const std::string& tenant, const std::string& to,
                         std::int64_t settle_ms, bool quiet);
-// `atrium tenant export --tenant ID|SLUG --out FILE --key-file FILE` and `atrium tenant import --in FILE --key-file
-// FILE [--isolation LEVEL]` (app/tenant_archive.hpp), printing each table's rows and SHA-256. Exit 2: no such
-// tenant, a bad archive or key, or a conflict with what the platform holds.
+// `atrium tenant export --tenant ID|SLUG --out FILE --key-file FILE [--sign-key PEM]` and `atrium tenant import --in
+// FILE --key-file FILE [--verify-key PEM] [--isolation LEVEL]` (app/tenant_archive.hpp), printing each table's rows
+// and SHA-256. Exit 2: no such tenant, a bad archive, key or signature, or a conflict with what the platform holds.
+struct ArchiveKeyFiles {
+  std::string archive_key;  // base64 of the 32-byte archive key
+  std::string signing_key;  // "" or a PEM file: export, the private key that signs; import, the public key that checks
+};
 int tenant_export_command(const CommonOptions& options, const std::string& tenant, const std::string& out,
-                          const std::string& key_file, bool quiet);
-int tenant_import_command(const CommonOptions& options, const std::string& in, const std::string& key_file,
+                          const ArchiveKeyFiles& keys, bool quiet);
+int tenant_import_command(const CommonOptions& options, const std::string& in, const ArchiveKeyFiles& keys,
                           const std::string& isolation, bool quiet);
 
 }  // namespace atrium::app

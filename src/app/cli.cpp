@@ -39,6 +39,7 @@ struct Commands {
   CLI::App* tenant_export = nullptr;
   CLI::App* tenant_import = nullptr;
   std::string archive_path;
+  std::string signing_key;  // tenant export: private key; tenant import: public key
   std::string key_file;
   std::string isolation;
   std::string user_id;
@@ -132,12 +133,16 @@ void add_operator_commands(CLI::App& app, CommonOptions& common, Commands& c) {
   c.tenant_export->add_option("--out", c.archive_path, "The archive to write (replaced only when complete)")
       ->required();
   c.tenant_export->add_option("--key-file", c.key_file, "Base64 of the 32-byte archive key")->required();
+  c.tenant_export->add_option("--sign-key", c.signing_key,
+                              "An Ed25519 private key (PEM, openssl genpkey -algorithm ed25519) to sign the archive");
   c.tenant_export->add_flag("--quiet", c.quiet, "No progress bar");
   c.tenant_import = tenant->add_subcommand(
       "import", "Restore a tenant from its archive, same ids, at any isolation level (docs/data-protection.md)");
   add_common(c.tenant_import, common);
   c.tenant_import->add_option("--in", c.archive_path, "The archive to read")->required();
   c.tenant_import->add_option("--key-file", c.key_file, "Base64 of the 32-byte archive key")->required();
+  c.tenant_import->add_option("--verify-key", c.signing_key,
+                              "An Ed25519 public key (PEM): the archive must be signed by its private key");
   c.tenant_import->add_option("--isolation", c.isolation, "shared, schema or database (default: as exported)")
       ->check(CLI::IsMember({"shared", "schema", "database"}));
   c.tenant_import->add_flag("--quiet", c.quiet, "No progress bar");
@@ -251,10 +256,10 @@ int dispatch(const Commands& c, const CommonOptions& common) {
   if (c.data_reencrypt->parsed()) return key_command(common, KeyCommand::reencrypt, c.tenant, c.quiet);
   if (c.tenant_move->parsed()) return tenant_move_command(common, c.tenant, c.to_level, c.settle_ms, c.quiet);
   if (c.tenant_export->parsed()) {
-    return tenant_export_command(common, c.tenant, c.archive_path, c.key_file, c.quiet);
+    return tenant_export_command(common, c.tenant, c.archive_path, {c.key_file, c.signing_key}, c.quiet);
   }
   if (c.tenant_import->parsed()) {
-    return tenant_import_command(common, c.archive_path, c.key_file, c.isolation, c.quiet);
+    return tenant_import_command(common, c.archive_path, {c.key_file, c.signing_key}, c.isolation, c.quiet);
   }
   if (c.verify->parsed()) return audit_verify_command(common, c.tenant, c.checkpoint_file);
   if (c.checkpoint->parsed()) return audit_checkpoint_command(common);

@@ -938,19 +938,26 @@ int tenant_move_command(const CommonOptions& options, const std::string& tenant,
 }
 
 int tenant_export_command(const CommonOptions& options, const std::string& tenant, const std::string& out,
-                          const std::string& key_file, bool quiet) {
+                          const ArchiveKeyFiles& keys, bool quiet) {
   return with_platform(options, [&](app::Platform& platform, const Config&) {
-    auto key = protection::read_archive_key(key_file);
+    auto key = protection::read_archive_key(keys.archive_key);
     if (!key) return archive_error(key.error());
+    std::optional<protection::ArchiveSigningKey> signer;
+    if (!keys.signing_key.empty()) {
+      auto loaded = protection::ArchiveSigningKey::load_private(keys.signing_key);
+      if (!loaded) return archive_error(loaded.error());
+      signer = std::move(*loaded);
+    }
     auto found = find_tenant(platform, tenant);
     if (!found) return archive_error(found.error());
     ArchiveProgress progress;
     if (!quiet) progress = [](std::string_view step, int done, int total) { draw_progress(step, done, total, ""); };
-    auto report = export_tenant(platform, found->id, out, *key, progress);
+    auto report = export_tenant(platform, found->id, out, *key, progress, signer);
     if (!report) return archive_error(report.error());
     std::cout << fmt::format(
-        "tenant {} ({}) exported to {}: {} accounts, {} data keys, {} audit entries, {} bytes; {}\n", report->tenant_id,
-        report->slug, out, report->users, report->data_keys, report->audit_entries, report->bytes,
+        "tenant {} ({}) exported to {}: {} accounts, {} data keys, {} audit entries, {} bytes, {}; {}\n",
+        report->tenant_id, report->slug, out, report->users, report->data_keys, report->audit_entries, report->bytes,
+        report->is_signed ? "signed" : "not signed",
         report->one_instant ? "every table read at one instant"
                             : "its own store and the control plane read one after the other");
     print_tables(report->tables);
@@ -958,12 +965,17 @@ int tenant_export_command(const CommonOptions& options, const std::string& tenan
   });
 }
 
-int tenant_import_command(const CommonOptions& options, const std::string& in, const std::string& key_file,
+int tenant_import_command(const CommonOptions& options, const std::string& in, const ArchiveKeyFiles& keys,
                           const std::string& isolation, bool quiet) {
   return with_platform(options, [&](app::Platform& platform, const Config&) {
-    auto key = protection::read_archive_key(key_file);
+    auto key = protection::read_archive_key(keys.archive_key);
     if (!key) return archive_error(key.error());
     ImportOptions import;
+    if (!keys.signing_key.empty()) {
+      auto loaded = protection::ArchiveSigningKey::load_public(keys.signing_key);
+      if (!loaded) return archive_error(loaded.error());
+      import.verifier = std::move(*loaded);
+    }
     if (!isolation.empty()) import.isolation = tenancy::parse_isolation(isolation);
     if (!quiet) {
       import.progress = [](std::string_view step, int done, int total) { draw_progress(step, done, total, "");
@@ -972,10 +984,13 @@ int tenant_import_command(const CommonOptions& options, const std::string& in, c
     auto report = import_tenant(platform, in, *key, import);
     if (!report) return archive_error(report.error());
     std::cout << fmt::format(
-        "tenant {} ({}) imported at the {} level: {} accounts restored ({} already here), {} data keys, {} audit "
-        "entries restored, {} plans and coupons added; every table read back equal to the archive:\n",
-        report->tenant_id, report->slug, tenancy::isolation_name(report->isolation), report->users,
-        report->users_present, report->data_keys, report->audit_entries, report->catalog_added);
+        "tenant {} ({}) imported at the {} level from an archive {}: {} accounts restored ({} already here), {} data "
+        "keys, {} audit entries restored, {} plans and coupons added; every table read back equal to the archive:\n",
+        report->tenant_id, report->slug, tenancy::isolation_name(report->isolation),
+        report->signature_checked ? "whose signature verified"
+        : report->is_signed       ? "signed (the signature not checked: no --verify-key)"
+                                  : "not signed",
+        report->users, report->users_present, report->data_keys, report->audit_entries, report->catalog_added);
     print_tables(report->tables);
     return 0;
 });

@@ -374,6 +374,7 @@ std::vector<tenancy::SealedColumn> Platform::sealed_columns() {
   for (auto& c : webhooks::sealed_columns()) out.push_back(c);
   for (auto& c : email::settings_store::sealed_columns()) out.push_back(c);
   for (auto& c : tenancy::idempotency_sealed_columns()) out.push_back(c);
+  for (auto& c : metering::Metering::sealed_columns()) out.push_back(c);
   return out;
 }
 
@@ -495,6 +496,12 @@ Result<void> Platform::open_billing() {
   metering_settings.retain_events = std::chrono::days(config.metering.retain_events_days);
   metering =
       adopt(std::make_unique<metering::Metering>(*db_, *tenant_data, *audit, clock, registry, metering_settings));
+  // Event properties are encrypted for the tenants whose settings ask for it (the directory's cached tenant).
+  metering->set_property_sealing([this](const std::string& tenant_id) -> Result<bool> {
+    auto tenant = directory->resolve_id(tenant_id);
+    if (!tenant) return std::unexpected(tenant.error());
+    return (*tenant)->settings.encrypt_event_properties;
+  });
   // Renewals price metered usage; late events are billed while ingestion still accepts them for the period.
   billing->set_usage_meter([m = metering](tenancy::TenantTransaction& tx, const std::string& metric, Instant from,
                                           Instant to) { return m->measure(tx, metric, from, to); },

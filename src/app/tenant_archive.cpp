@@ -297,6 +297,8 @@ struct Contents {
   std::vector<audit::Entry> audit;
   Json catalog = Json::object();
   std::vector<ArchiveTable> manifest;
+  bool is_signed = false;
+  bool signature_checked = false;
 };
 
 Result<Json> parse_record(const std::string& text) {
@@ -331,9 +333,10 @@ Result<Tenant> tenant_from(const Json& j) {
 // Walks an archive record by record; `on_row(section, values)` gets each row of each table (after its section's
 // columns were checked against this build's). Checks the order of the records and every digest against the
 // manifest; fills `contents`.
-Result<void> walk(const std::string& path, const std::string& key, storage::Backend backend, Contents& contents,
-                  const std::function<Result<void>(const Section&, std::vector<Value>&)>& on_row) {
-  auto reader = protection::ArchiveReader::open(path, key);
+Result<void> walk(const std::string& path, const std::string& key,
+                  const std::optional<protection::ArchiveSigningKey>& verifier, storage::Backend backend,
+                  Contents& contents, const std::function<Result<void>(const Section&, std::vector<Value>&)>& on_row) {
+  auto reader = protection::ArchiveReader::open(path, key, verifier);
   if (!reader) return std::unexpected(reader.error());
   contents = {};
   std::vector<Section> seen;
@@ -434,6 +437,8 @@ Result<void> walk(const std::string& path, const std::string& key, storage::Back
     }
   }
   if (!ended) return fail(Errc::invalid_argument, "the archive has no manifest");
+  contents.is_signed = (*reader)->is_signed();
+  contents.signature_checked = (*reader)->signature_checked();
   if (manifest_of(seen) != contents.manifest) {
     return fail(Errc::invalid_argument, "the archive's tables differ from its manifest");
   }
@@ -496,7 +501,8 @@ class Inserter {
 }  // namespace
 
 Result<ArchiveReport> export_tenant(Platform& p, const std::string& tenant_id, const std::string& path,
-                                    const std::string& key, const ArchiveProgress& progress) {
+                                    const std::string& key, const ArchiveProgress& progress,
+                                    const std::optional<protection::ArchiveSigningKey>& signer) {
   auto step = [&](std::string_view name, int done) {
     if (progress) progress(name, done, 5);
   };
@@ -505,7 +511,7 @@ Result<ArchiveReport> export_tenant(Platform& p, const std::string& tenant_id, c
   if (t->move_state != tenancy::MoveState::none) {
     return fail(Errc::conflict, "tenant " + tenant_id + " is being moved; finish the move first");
   }
-  auto writer = protection::ArchiveWriter::create(path, key);
+  auto writer = protection::ArchiveWriter::create(path, key, signer);
   if (!writer) return std::unexpected(writer.error());
   // Entries and events still in the tenant's own outboxes go to the control plane first; what the store's
   // transaction still finds there travels with it (the relay skips entries already in the chain).
@@ -547,6 +553,7 @@ Result<ArchiveReport> export_tenant(Platform& p, const std::string& tenant_id, c
   if (!chain) return std::unexpected(chain.error());
 
   ArchiveReport report{.tenant_id = t->id, .slug = t->slug, .isolation = t->isolation};
+  report.is_signed = signer.has_value();
   report.one_instant = snapshot->one_instant;
   auto put = [&](const Json& record) {
     return (*writer)->write(record.dump(-1, ' ', false, Json::error_handler_t::replace));
@@ -611,7 +618,7 @@ Result<ArchiveReport> import_tenant(Platform& p, const std::string& path, const 
   const storage::Backend backend = p.audit->database().backend();
   // 1. The whole archive, checked before anything is written.
   Contents contents;
-  if (auto w = walk(path, key, backend, contents, {}); !w) return std::unexpected(w.error());
+  if (auto w = walk(path, key, options.verifier, backend, contents, {}); !w) return std::unexpected(w.error());
   step("checked", 1);
   Tenant t = contents.tenant;
   t.isolation = options.isolation.value_or(t.isolation);
@@ -646,6 +653,8 @@ Result<ArchiveReport> import_tenant(Platform& p, const std::string& path, const 
     }
   }
   ArchiveReport report{.tenant_id = t.id, .slug = t.slug, .isolation = t.isolation};
+  report.is_signed = contents.is_signed;
+  report.signature_checked = contents.signature_checked;
   // 3. The plans and coupons its subscriptions name, when this platform lacks them (they are the platform's: they
   // stay whatever happens next); then the audit chain: the import's own entry follows it.
   if (!contents.catalog.empty()) {
@@ -700,8 +709,8 @@ Result<ArchiveReport> import_tenant(Platform& p, const std::string& path, const 
   // 4. The rows, read from the archive a second time.
   Inserter inserter(p, t);
   Contents again;
-  auto written =
-      walk(path, key, backend, again, [&](const Section& s, std::vector<Value>& row) { return inserter.add(s, row); });
+  auto written = walk(path, key, options.verifier, backend, again,
+                      [&](const Section& s, std::vector<Value>& row) { return inserter.add(s, row); });
   if (written) written = inserter.flush();
   // Fault injection (core/failpoint.hpp): a failure after the rows were written, to prove the undo.
   if (written && failing("tenant_import.after_tables")) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "protection/archive_file.hpp"
 #include "tenancy/tenant.hpp"
 
 namespace atrium::app {
@@ -48,6 +49,8 @@ struct ArchiveReport {
   // export: both planes read in one transaction (the tenant's data shares the control plane's database), else in two
   bool one_instant = false;
   std::uint64_t bytes = 0;  // the archive's size
+  bool is_signed = false;   // the archive ends with a signature (export: signed with the given private key)
+  bool signature_checked = false;  // import: the signature verified with the given public key
 };
 
 using ArchiveProgress = std::function<void(std::string_view step, int done, int total)>;
@@ -57,12 +60,17 @@ using ArchiveProgress = std::function<void(std::string_view step, int done, int 
 // read in one read-only transaction, at one instant; a tenant with a database or file of its own has its store read
 // in one and the control plane in another right after (docs/data-protection.md says what may fall between them).
 // Errors: not_found; conflict for a tenant being moved.
+// With `signer` (an Ed25519 private key) the archive ends with its signature.
 Result<ArchiveReport> export_tenant(Platform& platform, const std::string& tenant_id, const std::string& path,
-                                    const std::string& key, const ArchiveProgress& progress = {});
+                                    const std::string& key, const ArchiveProgress& progress = {},
+                                    const std::optional<protection::ArchiveSigningKey>& signer = std::nullopt);
 
 struct ImportOptions {
   std::optional<tenancy::Isolation> isolation;  // default: the level it had when exported
   ArchiveProgress progress;
+  // An Ed25519 public key: the archive must carry a signature by its private key (unauthenticated otherwise). None:
+  // a signature, if any, is not checked.
+  std::optional<protection::ArchiveSigningKey> verifier;
 };
 
 // Restores the archive at `path`. The whole file is read and checked first (authenticity under `key`, every

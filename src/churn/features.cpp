@@ -8,6 +8,7 @@
 #include "churn/sql.hpp"
 #include "core/json.hpp"
 #include "core/time.hpp"
+#include "metering/metering.hpp"
 
 namespace atrium::churn {
 
@@ -46,6 +47,12 @@ std::string property(const std::string& properties, const char* name) {
   if (!doc || !doc->is_object()) return "";
   auto it = doc->find(name);
   return it != doc->end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The properties of row i of (tenant, properties, idempotency key) rows, opened with the tenant's key when encrypted.
+Result<std::string> properties_at(tenancy::PlatformTransaction& ptx, const storage::ResultSet& rs, std::size_t i) {
+  tenancy::TenantTransaction tx = ptx.tenant(rs.text_at(i, 0).value_or(""));
+  return metering::open_properties(tx, rs.text_at(i, 2).value_or(""), rs.text_at(i, 1).value_or(""));
 }
 
 // The state of one tenant's subscriptions at the cutoff, from the ledger rows effective before it.
@@ -191,14 +198,16 @@ Result<std::vector<Observation>> observe(tenancy::TenantData& data, const Ledger
         auto views = read(tx, sql::k_cancel_views, usage_from, to_ms);
         if (!views) return std::unexpected(views.error());
         for (std::size_t i = 0; i < views->rows.size(); ++i) {
-          if (property(views->text_at(i, 1).value_or(""), "page") == "cancel") {
-            cancel_views[views->text_at(i, 0).value_or("")] += 1;
-          }
+          auto text = properties_at(ptx, *views, i);
+          if (!text) return std::unexpected(text.error());
+          if (property(*text, "page") == "cancel") cancel_views[views->text_at(i, 0).value_or("")] += 1;
         }
         auto used = read(tx, sql::k_features_used, usage_from, to_ms);
         if (!used) return std::unexpected(used.error());
         for (std::size_t i = 0; i < used->rows.size(); ++i) {
-          std::string feature = property(used->text_at(i, 1).value_or(""), "feature");
+          auto text = properties_at(ptx, *used, i);
+          if (!text) return std::unexpected(text.error());
+          std::string feature = property(*text, "feature");
           if (feature.empty()) continue;
           all_features.insert(feature);
           features[used->text_at(i, 0).value_or("")].insert(std::move(feature));

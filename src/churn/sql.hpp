@@ -31,14 +31,18 @@ constexpr Statement k_support{
     "SELECT tenant_id, metric, COUNT(*), CAST(SUM(quantity) AS BIGINT) FROM usage_events WHERE metric IN "
     "('event:support.ticket_opened', 'event:support.rating', 'event:feedback.negative') AND ts >= $1 AND ts < $2 "
     "AND received_at < $2 GROUP BY tenant_id, metric"};
-// Page views that may be of the cancellation page in [$1, $2) (the properties are checked in C++).
+// Page views that may be of the cancellation page in [$1, $2) (the properties are checked in C++; encrypted ones,
+// "enc1:...", are opened first): rows (tenant, properties, idempotency key).
 constexpr Statement k_cancel_views{"churn_cancel_views",
-                                   "SELECT tenant_id, properties FROM usage_events WHERE metric = 'event:page.viewed' "
-                                   "AND properties LIKE '%cancel%' AND ts >= $1 AND ts < $2 AND received_at < $2"};
-// The distinct properties of feature.used events per tenant in [$1, $2).
-constexpr Statement k_features_used{"churn_features_used",
-                                    "SELECT DISTINCT tenant_id, properties FROM usage_events WHERE metric = "
-                                    "'event:feature.used' AND ts >= $1 AND ts < $2 AND received_at < $2"};
+                                   "SELECT tenant_id, properties, idempotency_key FROM usage_events WHERE metric = "
+                                   "'event:page.viewed' AND (properties LIKE '%cancel%' OR properties LIKE 'enc1:%') "
+                                   "AND ts >= $1 AND ts < $2 AND received_at < $2"};
+// The distinct properties of feature.used events per tenant in [$1, $2): rows (tenant, properties, idempotency key
+// of an encrypted one, else NULL, so plaintext properties stay distinct per tenant).
+constexpr Statement k_features_used{
+    "churn_features_used",
+    "SELECT DISTINCT tenant_id, properties, CASE WHEN properties LIKE 'enc1:%' THEN idempotency_key END FROM "
+    "usage_events WHERE metric = 'event:feature.used' AND ts >= $1 AND ts < $2 AND received_at < $2"};
 // Each tenant's last event naming a user (a sign-in, an activity mark, any product event about a user) in [$1, $2).
 constexpr Statement k_last_seen{"churn_last_seen",
                                 "SELECT tenant_id, MAX(ts) FROM usage_events WHERE user_id IS NOT NULL AND ts >= $1 "

@@ -70,8 +70,8 @@ constexpr TenantStatement k_events_range{"metering_events_range",
                                          "tenant_id = $1 AND metric = $2 "
                                          "AND ts >= $3 AND ts < $4"};
 constexpr TenantStatement k_events_range_props{"metering_events_range_props",
-                                               "SELECT ts, quantity, properties FROM usage_events WHERE tenant_id = "
-                                               "$1 AND metric = $2 AND ts >= $3 AND ts < $4"};
+                                               "SELECT ts, quantity, properties, idempotency_key FROM usage_events "
+                                               "WHERE tenant_id = $1 AND metric = $2 AND ts >= $3 AND ts < $4"};
 constexpr TenantStatement k_rollups_range{"metering_rollups_range",
                                           "SELECT hour, event_count, quantity_sum, quantity_max, latest_ts, "
                                           "latest_value FROM usage_rollups WHERE tenant_id = $1 AND metric = $2 AND "
@@ -86,9 +86,21 @@ constexpr TenantStatement k_events_expire{"metering_events_expire",
 constexpr TenantStatement k_event_exists{"metering_event_exists",
                                          "SELECT 1 FROM usage_events WHERE tenant_id = $1 AND idempotency_key = $2"};
 
-constexpr std::array<TenantStatement, 8> k_tenant_statements{k_event_insert,  k_event_insert_batch, k_rollup_upsert,
-                                                             k_events_range,  k_events_range_props, k_rollups_range,
-                                                             k_events_expire, k_event_exists};
+// Re-encryption of the properties (tenancy::SealedColumn), a page of rows after key $2 at a time.
+constexpr TenantStatement k_properties_page{"metering_properties_page",
+                                            "SELECT idempotency_key, properties FROM usage_events WHERE tenant_id = "
+                                            "$1 AND idempotency_key > $2 ORDER BY idempotency_key LIMIT $3"};
+constexpr TenantStatement k_properties_update{"metering_properties_update",
+                                              "UPDATE usage_events SET properties = $3 WHERE tenant_id = $1 AND "
+                                              "idempotency_key = $2 AND properties = $4"};
+
+constexpr std::array<TenantStatement, 10> k_tenant_statements{
+    k_event_insert,  k_event_insert_batch, k_rollup_upsert, k_events_range,    k_events_range_props,
+    k_rollups_range, k_events_expire,      k_event_exists,  k_properties_page, k_properties_update};
+
+// Properties with nothing in them are stored as they are: "{}" says nothing, and most events (API calls, activity
+// marks) carry none.
+constexpr std::string_view k_no_properties = "{}";
 
 // Hard quotas on PostgreSQL: batches of one tenant that add to one hard-limited metric take turns (transactions
 // are READ COMMITTED, so the value read after the lock includes every batch committed before it).
@@ -108,6 +120,7 @@ struct Parsed {
   std::int64_t ts = 0;
   std::string properties;  // JSON text, "{}" when none
   std::string user_id;     // "" when none
+  std::string stored;      // what is written: `properties`, or their sealed form (set in the ingest transaction)
 };
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
@@ -121,7 +134,7 @@ std::string batch_rows(const std::vector<Parsed>& events) {
   w.begin_array();
   for (const Parsed& p : events) {
     w.begin_object().key("k").string(p.key).key("m").string(p.metric).key("q").number(p.quantity);
-    w.key("t").number(p.ts).key("p").string(p.properties).key("u");
+    w.key("t").number(p.ts).key("p").string(p.stored).key("u");
     if (p.user_id.empty()) {
       w.null();
     } else {
@@ -324,6 +337,7 @@ struct Metering::Impl {
   metrics::Counter& duplicates;
   metrics::Family<metrics::Counter>& events;
   QuotaHooks hooks{};
+  std::function<Result<bool>(const std::string&)> seals_properties;
 
   std::int64_t now_ms() const { return unix_ms(clock.now()); }
 
@@ -505,8 +519,10 @@ struct Metering::Impl {
       const std::int64_t ts = rs->int_at(i, 0).value_or(0);
       const std::int64_t quantity = rs->int_at(i, 1).value_or(0);
       if (need_props) {
+        auto text = open_properties(tx, rs->text_at(i, 3).value_or(""), rs->text_at(i, 2).value_or("{}"));
+        if (!text) return std::unexpected(text.error());
         std::string error;
-        auto parsed = parse_json(rs->text_at(i, 2).value_or("{}"), JsonLimits{}, &error);
+        auto parsed = parse_json(*text, JsonLimits{}, &error);
         props = parsed && parsed->is_object() ? std::move(*parsed) : Json::object();
         if (!matches(props, q.filters)) continue;
       }
@@ -590,6 +606,13 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
     valid = std::move(first);
   }
 
+  bool seal = false;
+  if (s.seals_properties && !valid.empty()) {
+    auto asked = s.seals_properties(tenant_id);
+    if (!asked) return std::unexpected(asked.error());
+    seal = *asked;
+  }
+
   std::int64_t in_batch_duplicates = static_cast<std::int64_t>(repeats.size());
   std::int64_t inserted = 0;
   std::vector<std::size_t> accepted_indices;
@@ -600,6 +623,15 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
       inserted = 0;  // the body runs again after a serialization failure
       accepted_indices.clear();
       over_quota.clear();
+      for (Parsed& p : valid) {
+        if (!seal || p.properties == k_no_properties) {
+          p.stored = p.properties;
+          continue;
+        }
+        auto sealed = tx.seal(k_properties_field, p.key, p.properties);
+        if (!sealed) return std::unexpected(sealed.error());
+        p.stored = std::move(*sealed);
+      }
       auto guards = s.guards(tx, valid);
       if (!guards) return std::unexpected(guards.error());
       std::map<std::pair<std::string_view, std::int64_t>, Delta> deltas;
@@ -647,9 +679,9 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
                                     : std::nullopt});
           continue;
         }
-        auto ins = tx.execute(k_event_insert,
-                              {Value(p.key), Value(p.metric), Value(p.quantity), Value(p.ts), Value(p.properties),
-                               Value(now), p.user_id.empty() ? Value() : Value(p.user_id)});
+        auto ins =
+            tx.execute(k_event_insert, {Value(p.key), Value(p.metric), Value(p.quantity), Value(p.ts), Value(p.stored),
+                                        Value(now), p.user_id.empty() ? Value() : Value(p.user_id)});
         if (!ins) return std::unexpected(ins.error());
         if (ins->affected_rows == 0) continue;
         if (g) g->add(p);
@@ -704,6 +736,24 @@ Result<std::int64_t> Metering::measure(TenantTransaction& tx, const std::string&
 }
 
 void Metering::set_quota_hooks(QuotaHooks hooks) { impl_->hooks = std::move(hooks); }
+
+void Metering::set_property_sealing(std::function<Result<bool>(const std::string& tenant_id)> seals) {
+  impl_->seals_properties = std::move(seals);
+}
+
+std::vector<tenancy::SealedColumn> Metering::sealed_columns() {
+  return {{.field = k_properties_field,
+           .select = k_properties_page,
+           .update = k_properties_update,
+           .control_plane = true,
+           .page_rows = 1000,
+           .opted_in = [](const tenancy::Tenant& t) { return t.settings.encrypt_event_properties; }}};
+}
+
+Result<std::string> open_properties(TenantTransaction& tx, std::string_view key, std::string stored) {
+  if (!tenancy::is_sealed(stored)) return stored;
+  return tx.open(k_properties_field, key, stored);
+}
 
 Result<std::vector<SummaryRow>> Metering::summarize(const std::string& tenant_id, const SummaryQuery& q) {
   Impl& s = *impl_;

@@ -155,6 +155,13 @@ struct QuotaHooks {
   std::function<void(const std::string& tenant_id, const std::vector<std::string>& metrics)> after_ingest;
 };
 
+// The properties of usage and product events, encrypted at rest (with the tenant's data key, bound to the event's
+// idempotency key) for tenants that opt in (TenantSettings::encrypt_event_properties; docs/data-protection.md).
+// Every reader of usage_events.properties opens them with open_properties.
+inline constexpr tenancy::SealedField k_properties_field{"usage_events", "properties"};
+// An event's properties (JSON text) from their stored form; `key` is the event's idempotency key.
+Result<std::string> open_properties(tenancy::TenantTransaction& tx, std::string_view key, std::string stored);
+
 class Metering {
  public:
   // `control` is the control-plane database, `data` scopes tenant transactions,
@@ -188,6 +195,9 @@ class Metering {
 
   // Installs the quota hooks (billing::Entitlements). Call before ingesting; not synchronized with ingest.
   void set_quota_hooks(QuotaHooks hooks);
+  // Installs what says whether a tenant's event properties are encrypted at rest (its settings, through the tenant
+  // directory); without it none are. Call before ingesting; not synchronized with ingest.
+  void set_property_sealing(std::function<Result<bool>(const std::string& tenant_id)> seals);
 
   // Meter catalog (platform). `input.id` and `created_at` are set here; `name` defaults to the metric.
   // invalid_argument naming the field, conflict when the metric already has a meter.
@@ -209,6 +219,9 @@ class Metering {
   // What purging a tenant deletes: its raw usage events and rollups (`tenant_id = $1`, in its control-plane
   // transaction).
   static std::vector<tenancy::TenantStatement> purge_statements();
+  // usage_events.properties for re-encryption (protection::reencrypt), in pages: plaintext is sealed only for
+  // tenants that opted in.
+  static std::vector<tenancy::SealedColumn> sealed_columns();
 
  private:
   struct Impl;

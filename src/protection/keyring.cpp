@@ -475,14 +475,25 @@ Result<ReencryptSummary> reencrypt(tenancy::TenantData& data, Keyring& keyring, 
   if (!active) return std::unexpected(active.error());
   ReencryptSummary summary;
   for (const auto& column : columns) {
+    const bool seal_plaintext = !column.opted_in || column.opted_in(tenant);
+    std::string from;   // the last row of the page before (paged columns)
+    std::string after;  // the last row read
+    ReencryptSummary before;
+    bool more = true;
     auto body = [&](tenancy::TenantTransaction& tx) -> Result<void> {
-      auto rows = tx.execute(column.select);
+      after = from;  // the body runs again after a serialization failure
+      summary = before;
+      auto rows = column.page_rows > 0 ? tx.execute(column.select, {Value(from), Value(column.page_rows)})
+                                       : tx.execute(column.select);
       if (!rows) return std::unexpected(rows.error());
+      more = column.page_rows > 0 && static_cast<std::int64_t>(rows->rows.size()) == column.page_rows;
       for (std::size_t i = 0; i < rows->rows.size(); ++i) {
         const std::string row = rows->text_at(i, 0).value_or("");
         const std::string stored = rows->text_at(i, 1).value_or("");
+        after = row;
         ++summary.examined;
-        if (sealed_version(stored) == *active) continue;
+        const int version = sealed_version(stored);
+        if (version == *active || (version == 0 && !seal_plaintext)) continue;
         auto plain = tx.open(column.field, row, stored);
         if (!plain) return std::unexpected(plain.error());
         auto sealed = tx.seal(column.field, row, *plain);
@@ -498,9 +509,13 @@ Result<ReencryptSummary> reencrypt(tenancy::TenantData& data, Keyring& keyring, 
       }
       return {};
     };
-    auto r = column.control_plane ? data.transact_control_plane(tenant.id, body) : data.transact(tenant, body);
-    if (!r) return std::unexpected(r.error());
-    if (progress) progress(summary);
+    while (more) {
+      from = after;
+      before = summary;
+      auto r = column.control_plane ? data.transact_control_plane(tenant.id, body) : data.transact(tenant, body);
+      if (!r) return std::unexpected(r.error());
+      if (progress) progress(summary);
+    }
   }
   return summary;
 }

@@ -133,7 +133,8 @@ Json to_json(const TenantSettings& s) {
           {"api_version", or_null(s.api_version)},
           {"cors_origins", s.cors_origins},
           {"embed_frame_ancestors", s.embed_frame_ancestors},
-          {"webhooks", {{"default_event_types", s.webhook_event_types}}}};
+          {"webhooks", {{"default_event_types", s.webhook_event_types}}},
+          {"encryption", {{"event_properties", s.encrypt_event_properties}}}};
 }
 
 TenantSettings settings_from_json(const Json& stored) {
@@ -218,6 +219,22 @@ Result<TenantSettings> patch_settings(const TenantSettings& current, const Json&
           return fail(Errc::invalid_argument, "webhooks.default_event_types must name at least one event type");
         }
         s.webhook_event_types = std::move(*list);
+      }
+    } else if (key == "encryption") {
+      if (v.is_null()) {
+        s.encrypt_event_properties = defaults.encrypt_event_properties;
+        continue;
+      }
+      if (!v.is_object()) return fail(Errc::invalid_argument, "encryption must be an object or null");
+      for (const auto& [ekey, ev] : v.items()) {
+        if (ekey != "event_properties") return fail(Errc::invalid_argument, "unknown member encryption." + ekey);
+        if (ev.is_null()) {
+          s.encrypt_event_properties = defaults.encrypt_event_properties;
+        } else if (!ev.is_boolean()) {
+          return fail(Errc::invalid_argument, "encryption.event_properties must be true, false or null");
+        } else {
+          s.encrypt_event_properties = ev.get<bool>();
+        }
       }
     } else {
       return fail(Errc::invalid_argument, "unknown member " + key);

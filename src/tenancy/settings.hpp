@@ -31,6 +31,10 @@ struct TenantSettings {
   std::vector<std::string> embed_frame_ancestors;
   // Event types a webhook endpoint created without `event_types` subscribes to ("*" = every type).
   std::vector<std::string> webhook_event_types{"*"};
+  // Whether the properties of the tenant's usage and product events are encrypted at rest with its data keys
+  // (docs/data-protection.md): new events from when it is set (within the tenant cache's life on other instances);
+  // `atrium keys reencrypt` seals the ones stored before.
+  bool encrypt_event_properties = false;
 };
 
 Json to_json(const TenantSettings& s);

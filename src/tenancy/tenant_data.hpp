@@ -71,6 +71,12 @@ struct SealedColumn {
   TenantStatement select;
   TenantStatement update;
   bool control_plane = false;
+  // 0: `select` reads every row at once. N > 0 (tables that grow with use): `select` reads the next N rows after
+  // row $2 in row order ($3 = N), each page in a transaction of its own.
+  std::int64_t page_rows = 0;
+  // Null: every value is sealed. Else a value still in plaintext is sealed only for tenants this says yes to (a
+  // field the tenant opts into encrypting); sealed values are re-sealed under the active key either way.
+  bool (*opted_in)(const Tenant&) = nullptr;
 };
 
 class OutboxMarks;       // outbox_marks.hpp

@@ -7,8 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include "app/archive_tables.hpp"
@@ -424,6 +426,102 @@ TEST(ArchiveFile, RecordsRoundTripAndAnyChangeIsRefused) {
   auto end = (*reader)->next();
   ASSERT_TRUE(end);
   EXPECT_FALSE(*end);
+  EXPECT_FALSE((*reader)->is_signed());
+  std::filesystem::remove_all(dir);
+}
+
+// Every record of an archive at `path`, or the error that stopped the reading.
+Result<int> read_all(const std::string& path, std::optional<protection::ArchiveSigningKey> verifier) {
+  auto reader = protection::ArchiveReader::open(path, k_key, std::move(verifier));
+  if (!reader) return std::unexpected(reader.error());
+  int n = 0;
+  while (true) {
+    auto r = (*reader)->next();
+    if (!r) return std::unexpected(r.error());
+    if (!*r) return n;
+    ++n;
+  }
+}
+
+// A signature (Ed25519, keys made by the openssl command as docs/data-protection.md says) lets an importer holding
+// only the public key refuse an archive written by anyone else — whoever holds the archive key included.
+TEST(ArchiveFile, ASignedArchiveVerifiesWithItsPublicKeyAndNothingElse) {
+  const auto dir = std::filesystem::temp_directory_path() / ("atrium-archive-sig-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = [&](const char* name) { return (dir / name).string(); };
+  for (const char* who : {"ours", "theirs"}) {
+    const std::string key = file(who);
+    ASSERT_EQ(std::system(("openssl genpkey -algorithm ed25519 -out " + key + ".pem 2>/dev/null && openssl pkey -in " +
+                           key + ".pem -pubout -out " + key + ".pub.pem 2>/dev/null")
+                              .c_str()),
+              0);
+  }
+  auto ours = protection::ArchiveSigningKey::load_private(file("ours.pem"));
+  ASSERT_TRUE(ours) << ours.error().message;
+  auto ours_public = protection::ArchiveSigningKey::load_public(file("ours.pub.pem")).value();
+  auto theirs_public = protection::ArchiveSigningKey::load_public(file("theirs.pub.pem")).value();
+  // A public key cannot sign, a private key file is not a public one, and a non-Ed25519 key is refused.
+  EXPECT_FALSE(protection::ArchiveWriter::create(file("x.archive"), k_key, ours_public));
+  EXPECT_FALSE(protection::ArchiveSigningKey::load_public(file("ours.pem")));
+  ASSERT_EQ(std::system(("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " + file("ec.pem") +
+                         " 2>/dev/null")
+                            .c_str()),
+            0);
+  auto ec = protection::ArchiveSigningKey::load_private(file("ec.pem"));
+  ASSERT_FALSE(ec);
+  EXPECT_NE(ec.error().message.find("Ed25519"), std::string::npos) << ec.error().message;
+
+  const auto write = [&](const std::string& path, std::optional<protection::ArchiveSigningKey> signer) {
+    auto writer = protection::ArchiveWriter::create(path, k_key, std::move(signer));
+    ASSERT_TRUE(writer) << writer.error().message;
+    const std::string payload(5000, 'y');
+    for (int i = 0; i < 300; ++i) ASSERT_TRUE((*writer)->write(std::to_string(i) + payload));
+    ASSERT_TRUE((*writer)->finish());
+  };
+  const std::string signed_path = file("signed.archive");
+  const std::string unsigned_path = file("unsigned.archive");
+  write(signed_path, *ours);
+  write(unsigned_path, std::nullopt);
+
+  EXPECT_EQ(read_all(signed_path, ours_public).value(), 300);
+  EXPECT_EQ(read_all(signed_path, std::nullopt).value(), 300);  // no key given: read, the signature not checked
+  auto reader = protection::ArchiveReader::open(signed_path, k_key, ours_public).value();
+  while (reader->next().value()) {
+  }
+  EXPECT_TRUE(reader->is_signed());
+  EXPECT_TRUE(reader->signature_checked());
+
+  const auto refused = [&](const std::string& path, const protection::ArchiveSigningKey& key,
+                           const char* why) -> std::string {
+    auto r = read_all(path, key);
+    if (r) {
+      ADD_FAILURE() << why << ": read " << *r << " records";
+      return "";
+    }
+    EXPECT_EQ(r.error().code, Errc::unauthenticated) << why;
+    return r.error().message;
+  };
+  EXPECT_NE(refused(signed_path, theirs_public, "another signer").find("signature does not verify"), std::string::npos);
+  EXPECT_NE(refused(unsigned_path, ours_public, "unsigned").find("not signed"), std::string::npos);
+
+  // A signature that does not match the file: the unsigned archive's chunks with the signed one's signature (what
+  // a holder of the archive key, who cannot sign, could make), and a signature with one bit changed.
+  std::ifstream signed_in(signed_path, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(signed_in)), std::istreambuf_iterator<char>());
+  std::ifstream unsigned_in(unsigned_path, std::ios::binary);
+  const std::string plain((std::istreambuf_iterator<char>(unsigned_in)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(good.size(), plain.size() + 68);
+  const auto save = [&](const std::string& bytes) {
+    const std::string path = file("altered.archive");
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    return path;
+  };
+  refused(save(plain + good.substr(plain.size())), ours_public, "a signature taken from another archive");
+  std::string flipped = good;
+  flipped.back() = static_cast<char>(flipped.back() ^ 1);
+  refused(save(flipped), ours_public, "a changed signature");
+  refused(save(good + "x"), ours_public, "a byte after the signature");
+  refused(save(good.substr(0, good.size() - 1)), ours_public, "a signature cut short");
   std::filesystem::remove_all(dir);
 }
 

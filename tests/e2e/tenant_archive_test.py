@@ -6,6 +6,7 @@ view of it over HTTP is what it was, its owner signs in with the same password, 
 
 import base64
 import os
+import subprocess
 import sys
 import unittest
 
@@ -72,10 +73,19 @@ class TenantArchiveTest(E2ETestCase):
             self.assertEqual(r.status, status, f"{path}: {r}")
         before = self.views(self.owner)
 
+        # Signed with an Ed25519 key made by the openssl command (docs/data-protection.md); another signer's public
+        # key for the refusal below.
+        keys = {}
+        for who in ("ours", "theirs"):
+            private = os.path.join(self.server.data_dir, f"{who}.pem")
+            keys[who] = os.path.join(self.server.data_dir, f"{who}.pub.pem")
+            subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", private], check=True)
+            subprocess.run(["openssl", "pkey", "-in", private, "-pubout", "-out", keys[who]], check=True)
         exported = self.cli("tenant", "export", "--tenant", "acme", "--out", self.archive, "--key-file",
-                            self.key_file)
+                            self.key_file, "--sign-key", os.path.join(self.server.data_dir, "ours.pem"))
         self.assertEqual(exported.returncode, 0, exported.stderr)
         self.assertIn("projects", exported.stdout)
+        self.assertIn("signed", exported.stdout)
         with open(self.archive, "rb") as f:
             data = f.read()
         for plain in (b"project-0", b"Acme Holdings", b"ap@acme.test", b"owner@acme.test"):
@@ -92,16 +102,18 @@ class TenantArchiveTest(E2ETestCase):
         other_key = os.path.join(self.server.data_dir, "other.key")
         with open(other_key, "w") as f:
             f.write(base64.b64encode(os.urandom(32)).decode())
-        for archive, key in [(altered, self.key_file), (self.archive, other_key)]:
-            refused = self.cli("tenant", "import", "--in", archive, "--key-file", key)
+        for archive, key, verify in [(altered, self.key_file, []), (self.archive, other_key, []),
+                                     (self.archive, self.key_file, ["--verify-key", keys["theirs"]])]:
+            refused = self.cli("tenant", "import", "--in", archive, "--key-file", key, *verify)
             self.assertEqual(refused.returncode, 2, refused.stdout + refused.stderr)
             self.assertIn("atrium:", refused.stderr)
         r = api_call(self.server, "GET", f"/v1/admin/tenants/{self.tenant_id}", self.root)
         self.assertEqual(r.json()["status"], "deleted", r)
 
         imported = self.cli("tenant", "import", "--in", self.archive, "--key-file", self.key_file, "--isolation",
-                            "shared")
+                            "shared", "--verify-key", keys["ours"])
         self.assertEqual(imported.returncode, 0, imported.stderr)
+        self.assertIn("whose signature verified", imported.stdout)
         self.assertIn("imported at the shared level", imported.stdout)
         self.assertIn("every table read back equal to the archive", imported.stdout)
 

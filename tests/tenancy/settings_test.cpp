@@ -22,7 +22,8 @@ TEST(TenantSettings, DefaultsAreTheDocumentedOnes) {
             Json::parse(R"({"branding": {"display_name": null, "logo_url": null, "primary_color": null},
                             "locale": "en-US", "timezone": "UTC", "api_version": null, "cors_origins": [],
                             "embed_frame_ancestors": [],
-                            "webhooks": {"default_event_types": ["*"]}})"));
+                            "webhooks": {"default_event_types": ["*"]},
+                            "encryption": {"event_properties": false}})"));
 }
 
 TEST(TenantSettings, AMergePatchChangesTheMembersItNamesAndNullRestoresADefault) {
