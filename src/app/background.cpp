@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "analytics/analytics.hpp"
+#include "app/cleanup.hpp"
 #include "app/platform.hpp"
 #include "billing/billing.hpp"
 #include "billing/jobs.hpp"
@@ -120,73 +121,6 @@ Result<std::unique_ptr<Background>> Background::open(Platform& platform) {
 
 namespace {
 
-// system.cleanup: settled jobs, then tenant by tenant stored Idempotency-Key answers, old reports, delivery log
-// entries and raw usage events past their retention.
-Result<void> clean_up(Platform& p, const Clock& clock) {
-  const auto now = clock.now();
-  auto n = jobs::delete_settled(p.tenant_data->platform_database(),
-                                now - std::chrono::hours(p.config().jobs.retain_done_hours),
-                                now - std::chrono::hours(24 * p.config().jobs.retain_dead_days));
-  if (!n) return std::unexpected(n.error());
-  // The platform routes' Idempotency-Key answers, then tenant by tenant: theirs, old reports and delivery log
-  // entries.
-  const auto key_cutoff = now - std::chrono::hours(p.config().jobs.idempotency_key_hours);
-  std::int64_t platform_keys = 0;
-  auto expired = p.db().transact([&](storage::Transaction& tx) -> Result<void> {
-    auto r = tenancy::expire_platform_answers(tx, key_cutoff);
-    if (!r) return std::unexpected(r.error());
-    platform_keys = *r;
-    return {};
-  });
-  if (!expired) log::warn("platform idempotency keys not expired", {{"error", expired.error().message}});
-  const auto report_cutoff = now - std::chrono::hours(24 * p.config().jobs.retain_reports_days);
-  const auto delivery_cutoff = now - std::chrono::hours(24 * p.config().webhooks.retain_deliveries_days);
-  std::int64_t keys = 0;
-  std::int64_t old_rows = 0;
-  std::int64_t usage_events = 0;
-  std::optional<std::string> cursor;
-  while (true) {
-    auto page = p.tenants->list(cursor, 100);
-    if (!page) return std::unexpected(page.error());
-    for (const auto& t : page->tenants) {
-      if (t.status == tenancy::TenantStatus::deleted) continue;
-      auto r = p.tenant_data->transact(t, [&](TenantTransaction& tx) -> Result<void> {
-        auto expired = tenancy::expire_answers(tx, key_cutoff);
-        if (!expired) return std::unexpected(expired.error());
-        keys += *expired;
-        auto reports = reports::store::expire(tx, report_cutoff);
-        if (!reports) return std::unexpected(reports.error());
-        auto deliveries = webhooks::store::expire_deliveries(tx, delivery_cutoff);
-        if (!deliveries) return std::unexpected(deliveries.error());
-        old_rows += *reports + *deliveries;
-        return {};
-      });
-      if (!r) log::warn("idempotency keys not expired", {{"tenant_id", t.id}, {"error", r.error().message}});
-      // Raw usage events past metering.retain_events_days (their roll-ups stay).
-      auto usage = p.metering->expire(t.id);
-      if (usage) {
-        usage_events += *usage;
-      } else {
-        log::warn("usage events not expired", {{"tenant_id", t.id}, {"error", usage.error().message}});
-      }
-    }
-    if (!page->next_cursor) break;
-    cursor = page->next_cursor;
-  }
-  auto platform_reports = reports::platform_store::expire(p.db(), report_cutoff);
-  if (platform_reports) {
-    old_rows += *platform_reports;
-  } else {
-    log::warn("platform reports not expired", {{"error", platform_reports.error().message}});
-  }
-  log::info("cleanup done", {{"job_rows", *n},
-                             {"idempotency_keys", keys},
-                             {"platform_idempotency_keys", platform_keys},
-                             {"reports_and_deliveries", old_rows},
-                             {"usage_events", usage_events}});
-  return {};
-}
-
 // An endpoint was disabled after every attempt of a delivery failed: its owners are mailed.
 void tell_owners_endpoint_disabled(Platform& p, Background& background, const tenancy::Tenant& tenant,
                                    const std::string& endpoint_id, const std::string& url, const std::string& error) {
@@ -223,7 +157,11 @@ void Background::register_handlers() {
     if (!moved) return std::unexpected(moved.error());
     return {};
   });
-  handlers_.add("system.cleanup", [&p, &clock](jobs::JobContext&) { return clean_up(p, clock); });
+  handlers_.add("system.cleanup", [&p, &clock](jobs::JobContext&) -> Result<void> {
+    auto done = clean_up(p, clock);
+    if (!done) return std::unexpected(done.error());
+    return {};
+  });
   handlers_.add("analytics.etl", [&p](jobs::JobContext&) -> Result<void> {
     auto wh = p.warehouse();
     if (!wh) return std::unexpected(wh.error());

@@ -106,6 +106,9 @@ constexpr std::string_view k_no_properties = "{}";
 // are READ COMMITTED, so the value read after the lock includes every batch committed before it).
 constexpr Statement k_quota_lock{"metering_quota_lock", "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"};
 
+constexpr Statement k_tenants_with_usage{"metering_tenants_with_usage",
+                                         "SELECT DISTINCT tenant_id FROM usage_rollups WHERE hour >= $1 AND hour < $2"};
+
 #define METER_COLS "id, metric, name, aggregation, property, filters, created_at"
 constexpr Statement k_meter_insert{"metering_meter_insert",
                                    "INSERT INTO meters (" METER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7)"};
@@ -895,6 +898,21 @@ Result<std::int64_t> Metering::expire(const std::string& tenant_id) {
   });
   if (!r) return std::unexpected(r.error());
   return deleted;
+}
+
+Result<std::vector<std::string>> Metering::tenants_with_usage(Instant from, Instant to) {
+  std::vector<std::string> out;
+  auto r = impl_->data.transact_platform(
+      [&](tenancy::PlatformTransaction& ptx) -> Result<void> {
+        out.clear();
+        auto rs = ptx.control().execute(k_tenants_with_usage, {Value(unix_ms(from)), Value(unix_ms(to))});
+        if (!rs) return std::unexpected(rs.error());
+        for (std::size_t i = 0; i < rs->rows.size(); ++i) out.push_back(rs->text_at(i, 0).value_or(""));
+        return {};
+      },
+      {.read_only = true});
+  if (!r) return std::unexpected(r.error());
+  return out;
 }
 
 }  // namespace atrium::metering

@@ -211,6 +211,9 @@ class Metering {
   // retain_events: a retry of a deleted event is too old to be accepted
   // anyway. Returns the number deleted.
   Result<std::int64_t> expire(const std::string& tenant_id);
+  // The tenants with usage roll-ups in the hours [from, to): every tenant that may hold raw events stamped then
+  // (platform scope, through the roll-ups' hour index: O(roll-ups in the range), not O(tenants)).
+  Result<std::vector<std::string>> tenants_with_usage(Instant from, Instant to);
 
   const Settings& settings() const;
 

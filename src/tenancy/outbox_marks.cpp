@@ -1,9 +1,8 @@
 #include "tenancy/outbox_marks.hpp"
 
 #include <limits>
-#include <mutex>
-#include <unordered_map>
 
+#include "tenancy/recent_writes.hpp"
 #include "tenancy/tenant_data.hpp"
 
 namespace atrium::tenancy {
@@ -28,8 +27,6 @@ constexpr Statement k_list_sqlite{
 constexpr Statement k_clear{"outbox_marks_clear",
                             "DELETE FROM outbox_marks WHERE tenant_id = $1 AND marked_at = $2 AND marked_at < $3"};
 constexpr std::string_view k_first_id = "00000000-0000-0000-0000-000000000000";
-// Entries of this process's cache beyond which the stale ones are dropped (each is a few dozen bytes).
-constexpr std::size_t k_cache_limit = 100'000;
 
 std::int64_t ms(Instant t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -41,33 +38,25 @@ struct OutboxMarks::Impl {
   storage::Database& app;
   storage::Database& owner;
   const Clock& clock;
-  std::mutex mutex;
-  std::unordered_map<std::string, Instant> written;  // tenant -> when this process last wrote its mark
+  RecentWrites written{k_refresh};  // the marks this process wrote
 };
 
 OutboxMarks::OutboxMarks(storage::Database& app, storage::Database& owner, const Clock& clock)
-    : impl_(new Impl{app, owner, clock, {}, {}}) {}
+    : impl_(new Impl{app, owner, clock}) {}
 
 OutboxMarks::~OutboxMarks() = default;
 
 Result<void> OutboxMarks::ensure(const std::string& tenant_id) {
   Impl& s = *impl_;
   const Instant now = s.clock.now();
-  {
-    std::lock_guard lock(s.mutex);
-    if (auto it = s.written.find(tenant_id); it != s.written.end() && now - it->second < k_refresh) return {};
-  }
+  if (!s.written.due(tenant_id, now)) return {};
   auto marked = s.app.transact([&](Transaction& tx) -> Result<void> {
     if (auto r = scope_to_tenant(tx, tenant_id); !r) return r;
     if (auto r = tx.execute(k_mark, {Value(tenant_id), Value(ms(now))}); !r) return std::unexpected(r.error());
     return {};
   });
   if (!marked) return marked;
-  std::lock_guard lock(s.mutex);
-  if (s.written.size() >= k_cache_limit) {
-    std::erase_if(s.written, [&](const auto& entry) { return now - entry.second >= k_refresh; });
-  }
-  s.written[tenant_id] = now;
+  s.written.written(tenant_id, now);
   return {};
 }
 
@@ -103,9 +92,7 @@ Result<bool> OutboxMarks::clear(const OutboxMark& mark, bool gone) {
   });
   if (!r) return std::unexpected(r.error());
   if (cleared) {
-    // This process writes the mark again at the tenant's next change.
-    std::lock_guard lock(s.mutex);
-    s.written.erase(mark.tenant_id);
+    s.written.forget(mark.tenant_id);  // this process writes the mark again at the tenant's next change
   }
   return cleared;
 }

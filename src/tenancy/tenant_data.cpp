@@ -13,6 +13,7 @@
 #include "core/log.hpp"
 #include "storage/migrations.hpp"
 #include "tenancy/outbox_marks.hpp"
+#include "tenancy/store_writes.hpp"
 #include "tenancy/tenant_store.hpp"
 #include "tenancy/tenant_tables.hpp"
 
@@ -380,6 +381,7 @@ struct TenantData::Impl {
   std::string role_name;  // guarded by mutex; empty until first asked
   std::unique_ptr<PlatformDatabase> platform_database;
   OutboxMarks marks{app, admin, clock};  // the control plane's: the serving pool and the owner's
+  StoreWrites writes{app, admin, clock};
 };
 
 TenantData::TenantData(Database& app, Database& admin, TenantDataOptions options, const Clock& clock)
@@ -389,6 +391,7 @@ TenantData::TenantData(Database& app, Database& admin, TenantDataOptions options
 storage::Database& TenantData::platform_database() { return *impl_->platform_database; }
 
 OutboxMarks& TenantData::outbox_marks() { return impl_->marks; }
+StoreWrites& TenantData::store_writes() { return impl_->writes; }
 
 TenantData::~TenantData() = default;
 
@@ -478,26 +481,50 @@ Result<void> writable(const Tenant& tenant) {
 
 Result<void> TenantData::transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
                                   const storage::TransactionOptions& options) {
+  return transact_store(tenant, body, options, !options.read_only);
+}
+
+Result<void> TenantData::transact_removal(const Tenant& tenant,
+                                          const std::function<Result<void>(TenantTransaction&)>& body) {
+  return transact_store(tenant, body, {}, false);
+}
+
+Result<void> TenantData::transact_store(const Tenant& tenant,
+                                        const std::function<Result<void>(TenantTransaction&)>& body,
+                                        const storage::TransactionOptions& options, bool note) {
   Impl& s = *impl_;
   if (!options.read_only) {
     if (auto open = writable(tenant); !open) return open;
   }
   auto own = s.serving_pool(tenant);
   if (!own) return std::unexpected(own.error());
-  if (*own && !options.read_only) {
+  // The store's last write (StoreWrites): in this transaction where the store shares the control plane's
+  // database, else just before in one of its own.
+  Instant write_noted{};
+  const bool note_inside = note && !*own && s.writes.due(tenant.id, write_noted);
+  if (note && *own) {
+    if (auto noted = s.writes.note(tenant.id); !noted) return noted;
+  }
+  if (!options.read_only && *own) {
     if (auto marked = s.marks.ensure(tenant.id); !marked) return marked;
   }
   Database* db = *own ? own->get() : &s.app;
   const bool schema = s.postgres() && tenant.isolation == Isolation::schema;
-  return db->transact(
+  auto done = db->transact(
       [&](Transaction& tx) -> Result<void> {
         if (auto scoped = s.scope(tx, tenant, !options.read_only); !scoped) return scoped;
+        if (note_inside) {
+          const auto note = s.writes.statement(tenant.id, write_noted, tx.backend());
+          if (auto r = tx.execute(note.statement, note.params); !r) return std::unexpected(r.error());
+        }
         std::optional<SchemaSearchPath> search_path;
         if (schema) search_path.emplace(tx, tenant.id);
         TenantTransaction ttx(tx, tenant.id, *own == nullptr, s.options.sealer, search_path ? &*search_path : nullptr);
         return body(ttx);
       },
       options);
+  if (done && note_inside) s.writes.noted(tenant.id, write_noted);
+  return done;
 }
 
 Result<std::vector<storage::ResultSet>> TenantData::run(const Tenant& tenant,
@@ -509,15 +536,20 @@ Result<std::vector<storage::ResultSet>> TenantData::run(const Tenant& tenant,
   }
   auto own = s.serving_pool(tenant);
   if (!own) return std::unexpected(own.error());
-  if (*own && !options.read_only) {
+  Instant write_noted{};
+  const bool note_inside = !options.read_only && !*own && s.writes.due(tenant.id, write_noted);
+  if (!options.read_only && *own) {
+    if (auto noted = s.writes.note(tenant.id); !noted) return std::unexpected(noted.error());
     if (auto marked = s.marks.ensure(tenant.id); !marked) return std::unexpected(marked.error());
   }
   Database* db = *own ? own->get() : &s.app;
   std::vector<storage::BoundStatement> bound;
-  bound.reserve(statements.size() + 1);
+  bound.reserve(statements.size() + 2);
   // The scope of Impl::scope, as the pipeline's first statement (the schema level's search_path is the tenant's
-  // schema alone: every statement here is a tenant statement).
+  // schema alone: every statement here is a tenant statement), then the store's last write where due.
   if (s.postgres()) bound.push_back(s.scope_statement(tenant, !options.read_only));
+  if (note_inside) bound.push_back(s.writes.statement(tenant.id, write_noted, s.app.backend()));
+  const std::size_t leading = bound.size();  // results of ours, not the caller's
   for (const TenantBoundStatement& t : statements) {
     std::vector<Value> params;
     params.reserve(t.params.size() + 1);
@@ -527,16 +559,21 @@ Result<std::vector<storage::ResultSet>> TenantData::run(const Tenant& tenant,
   }
   if (!s.postgres() && !options.read_only) {
     // SQLite has no round trip to save: a write runs as a transaction whose fence check comes first.
-    return storage::transact_value<std::vector<storage::ResultSet>>(
+    auto results = storage::transact_value<std::vector<storage::ResultSet>>(
         *db,
         [&](Transaction& tx) -> Result<std::vector<storage::ResultSet>> {
           if (auto scoped = s.scope(tx, tenant, true); !scoped) return std::unexpected(scoped.error());
-          return storage::execute_all(tx, bound);
+          auto all = storage::execute_all(tx, bound);
+          if (all) all->erase(all->begin(), all->begin() + static_cast<std::ptrdiff_t>(leading));
+          return all;
         },
         options);
+    if (results && note_inside) s.writes.noted(tenant.id, write_noted);
+    return results;
   }
   auto results = db->run(bound, options);
-  if (results && s.postgres()) results->erase(results->begin());
+  if (results) results->erase(results->begin(), results->begin() + static_cast<std::ptrdiff_t>(leading));
+  if (results && note_inside) s.writes.noted(tenant.id, write_noted);
   return results;
 }
 

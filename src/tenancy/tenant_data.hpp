@@ -80,6 +80,7 @@ struct SealedColumn {
 };
 
 class OutboxMarks;       // outbox_marks.hpp
+class StoreWrites;       // store_writes.hpp
 class SchemaSearchPath;  // tenant_data.cpp: the PostgreSQL schema level's search_path, switched per statement kind
 
 // A transaction scoped to one tenant. The only way to run tenant statements. Valid inside
@@ -177,6 +178,9 @@ class TenantData {
   // (Tenant::writes_frozen) fails with `unavailable` before it begins, as does run()'s.
   Result<void> transact(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
                         const storage::TransactionOptions& options = {});
+  // As transact, for work that only removes expired rows (the daily cleanup): not noted as a write of the store
+  // (StoreWrites), so a tenant is not kept on the cleanup's list by the cleanup's own visits.
+  Result<void> transact_removal(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body);
 
   // A transaction scoped to `tenant` whose statements are all known before it begins (storage::Database::run):
   // the tenant bound as $1 of each, as TenantTransaction binds it; on PostgreSQL the scope, the statements and
@@ -207,6 +211,8 @@ class TenantData {
   // The tenants with their own database or file that may hold outbox rows not yet carried to the control plane:
   // transact() and run() mark a tenant before a read-write transaction (see OutboxMarks).
   OutboxMarks& outbox_marks();
+  // When each tenant's store was last written (every read-write transaction notes it), for the daily cleanup.
+  StoreWrites& store_writes();
 
   // Creates the tenant's schema, database or file and applies the tenant migrations to it. Idempotent; does
   // nothing for the shared level (its tables come with `atrium migrate`).
@@ -247,6 +253,9 @@ class TenantData {
   OwnPools own_pools();
 
  private:
+  Result<void> transact_store(const Tenant& tenant, const std::function<Result<void>(TenantTransaction&)>& body,
+                              const storage::TransactionOptions& options, bool note);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

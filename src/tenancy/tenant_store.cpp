@@ -1,5 +1,7 @@
 #include "tenancy/tenant_store.hpp"
 
+#include <fmt/format.h>
+
 #include "core/ids.hpp"
 
 namespace atrium::tenancy {

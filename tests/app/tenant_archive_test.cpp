@@ -394,6 +394,7 @@ TEST(TenantArchiveTables, EveryControlPlaneTableWithATenantIsCarriedOrNamedAsLef
         "jobs",            // queued work of the moment (mails, deliveries): not a tenant's data
         "pending_events",  // domain events waiting for the relay: published where they were written
         "outbox_marks",    // the relay's bookkeeping
+        "tenant_writes",   // the cleanup's bookkeeping (when the store was last written)
         "tenant_fences",   // a move's bookkeeping
     };
     for (const auto& table : found) {
