@@ -43,6 +43,8 @@ PIPELINE_BENCH=${PIPELINE_BENCH:-$REPO_ROOT/build/bench/atrium_pg_pipeline_bench
 BENCH_NAME=http_projects
 # shellcheck source=bench/lib.sh
 source "$SCRIPT_DIR/lib.sh"
+# shellcheck source=bench/lib_api.sh
+source "$SCRIPT_DIR/lib_api.sh"
 
 readonly PAGE_LIMIT=20                  # the benchmarked page size
 readonly VERIFY_LIMIT=100               # page size when checking that paging reaches every project
@@ -51,7 +53,6 @@ readonly SUPER_EMAIL=root@bench.test SUPER_PASSWORD=root-password-1
 readonly OWNER_EMAIL=owner@bench.test OWNER_PASSWORD=owner-password-1
 readonly TENANT_SLUG=bench
 
-SERVICES_DIR=""      # scripts/services.sh state directory while PostgreSQL runs
 BENCH_ATRIUM_LOG=""  # the running Atrium's log (require_2xx shows its tail)
 ATRIUM_BASE=""       # http://HOST:PORT of the running Atrium
 
@@ -68,18 +69,6 @@ bench_install_traps
 
 # --- helpers ----------------------------------------------------------------------------------------------------
 
-now_ns() { date +%s%N; }
-# elapsed_s START_NS -> seconds since START_NS, 2 decimals
-elapsed_s() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
-
-# json_get FILE MEMBER -> the top-level member as text ("" for null or absent); fails unless FILE is a JSON object.
-json_get() {
-  python3 -c '
-import json, sys
-v = json.load(open(sys.argv[1])).get(sys.argv[2])
-print("" if v is None else v)' "$1" "$2"
-}
-
 # page_info FILE IDS_FILE -> "<items>\t<next_cursor or empty>"; appends the items' ids to IDS_FILE.
 page_info() {
   python3 -c '
@@ -90,57 +79,6 @@ with open(sys.argv[2], "a") as ids:
     for item in data:
         ids.write(item["id"] + "\n")
 print("%d\t%s" % (len(data), cursor or ""))' "$1" "$2"
-}
-
-# api_call METHOD PATH EXPECTED_STATUS OUTFILE [TOKEN [JSON_BODY]]: one request to the running Atrium; stops the
-# benchmark (showing the answer) unless the status is EXPECTED_STATUS.
-api_call() {
-  local method=$1 path=$2 want=$3 out=$4 token=${5:-} body=${6:-} code
-  local -a args=(--noproxy '*' --silent --show-error --max-time 30 -X "$method" -o "$out" -w '%{http_code}')
-  [[ -z $token ]] || args+=(-H "Authorization: Bearer $token")
-  [[ -z $body ]] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
-  code=$(curl "${args[@]}" "$ATRIUM_BASE$path") || die "$method $path: curl failed"
-  if [[ $code != "$want" ]]; then
-    cat "$out" >&2 2>/dev/null || true
-    echo >&2
-    die "$method $path answered $code, expected $want"
-  fi
-}
-
-# sign_in EMAIL PASSWORD [TENANT] -> access token
-sign_in() {
-  local email=$1 password=$2 tenant=${3:-} body out token
-  body="{\"grant_type\":\"password\",\"email\":\"$email\",\"password\":\"$password\"${tenant:+,\"tenant\":\"$tenant\"}}"
-  out="$BACKEND_DIR/token-$email.json"
-  api_call POST /v1/auth/token 200 "$out" "" "$body"
-  token=$(json_get "$out" access_token) || die "sign-in of $email: answer is not JSON"
-  [[ -n $token ]] || die "sign-in of $email: no access_token in the answer"
-  echo "$token"
-}
-
-# start_postgres: private PostgreSQL (and Redis, unused) via scripts/services.sh, plus Atrium's two roles and its
-# database. Sets PG_PORT PG_BIN PG_VERSION.
-start_postgres() {
-  local envfile super_url
-  SERVICES_DIR="$BACKEND_DIR/services"
-  log "starting private PostgreSQL (scripts/services.sh start)"
-  bash "$REPO_ROOT/scripts/services.sh" start "$SERVICES_DIR" >"$BACKEND_DIR/services-start.log" 2>&1 || {
-    cat "$BACKEND_DIR/services-start.log" >&2
-    die "scripts/services.sh start failed"
-  }
-  envfile="$SERVICES_DIR/env"
-  super_url=$(sed -n 's/^export ATRIUM_TEST_POSTGRES_URL=//p' "$envfile")
-  PG_PORT=$(sed -n 's/^export ATRIUM_TEST_PG_PORT=//p' "$envfile")
-  PG_BIN=$(sed -n 's/^export ATRIUM_TEST_PG_BIN=//p' "$envfile")
-  [[ -n $super_url && $PG_PORT =~ ^[0-9]+$ && -x $PG_BIN/psql ]] || die "unexpected $envfile: $(cat "$envfile")"
-  PG_VERSION=$("$PG_BIN/postgres" --version 2>/dev/null | head -n 1) || PG_VERSION="unknown"
-  "$PG_BIN/psql" "$super_url" -v ON_ERROR_STOP=1 -qAt \
-    -c 'CREATE ROLE atrium_owner LOGIN CREATEDB' \
-    -c 'CREATE ROLE atrium_app LOGIN' \
-    -c 'CREATE DATABASE atrium_bench OWNER atrium_owner' >"$BACKEND_DIR/psql.log" 2>&1 || {
-    cat "$BACKEND_DIR/psql.log" >&2
-    die "creating the roles and database atrium_bench failed"
-  }
 }
 
 # create_projects TOKEN: POST /v1/projects PROJECTS times from one curl process (one keep-alive connection).
@@ -228,7 +166,7 @@ run_backend() {
   if [[ $backend == postgres ]]; then label=PostgreSQL; else label=SQLite; fi
   log "=== $label ==="
   if [[ $backend == postgres ]]; then
-    start_postgres
+    start_postgres "$BACKEND_DIR"
     atrium_args+=(--database-url "postgresql://atrium_app@$HOST:$PG_PORT/atrium_bench")
     atrium_env+=("ATRIUM_STORAGE_ADMIN_DATABASE_URL=postgresql://atrium_owner@$HOST:$PG_PORT/atrium_bench")
     atrium_cmd="ATRIUM_STORAGE_ADMIN_DATABASE_URL=postgresql://atrium_owner@$HOST:$PG_PORT/atrium_bench $atrium_cmd"
