@@ -58,13 +58,6 @@ ATRIUM_BASE=""       # http://HOST:PORT of the running Atrium
 
 usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-bench_cleanup_extra() {
-  if [[ -n $SERVICES_DIR ]]; then
-    bash "$REPO_ROOT/scripts/services.sh" stop "$SERVICES_DIR" >/dev/null 2>&1
-    SERVICES_DIR=""
-  fi
-}
-
 bench_install_traps
 
 # --- helpers ----------------------------------------------------------------------------------------------------

@@ -1,12 +1,20 @@
 # Helpers for the benchmarks that drive Atrium's API on a private PostgreSQL (bench/http_projects.sh,
 # bench/tenant_scale.sh). Sourced after lib.sh (log, die, WORK_DIR). The sourcing script sets ATRIUM_BASE (the
-# running Atrium) before calling api_call or sign_in, and stops SERVICES_DIR's services on exit.
+# running Atrium) before calling api_call or sign_in; bench_cleanup_extra stops SERVICES_DIR's services on exit.
 # shellcheck shell=bash
 # Globals set here for the sourcing script look unused to shellcheck:
 # shellcheck disable=SC2034
 
 SERVICES_DIR=""  # scripts/services.sh state directory while PostgreSQL runs
 PG_PORT="" PG_BIN="" PG_VERSION="" PG_SUPER_URL=""
+
+# Called by lib.sh's cleanup on every exit path: stops the private services.
+bench_cleanup_extra() {
+  if [[ -n $SERVICES_DIR ]]; then
+    bash "$REPO_ROOT/scripts/services.sh" stop "$SERVICES_DIR" >/dev/null 2>&1
+    SERVICES_DIR=""
+  fi
+}
 
 now_ns() { date +%s%N; }
 # elapsed_s START_NS -> seconds since START_NS, 2 decimals

@@ -51,13 +51,6 @@ ATRIUM_BASE=""
 
 usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
-bench_cleanup_extra() {
-  if [[ -n $SERVICES_DIR ]]; then
-    bash "$REPO_ROOT/scripts/services.sh" stop "$SERVICES_DIR" >/dev/null 2>&1
-    SERVICES_DIR=""
-  fi
-}
-
 bench_install_traps
 bench_parse_args "$@"
 for n in SCHEMA_TENANTS DATABASE_TENANTS BASE_TENANTS SAMPLE PARALLEL CHUNK; do

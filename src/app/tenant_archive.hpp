@@ -48,8 +48,8 @@ struct ArchiveReport {
   std::vector<ArchiveTable> tables;  // import: read back after the import, equal to the archive's manifest
   // export: both planes read in one transaction (the tenant's data shares the control plane's database), else in two
   bool one_instant = false;
-  std::uint64_t bytes = 0;  // the archive's size
-  bool is_signed = false;   // the archive ends with a signature (export: signed with the given private key)
+  std::uint64_t bytes = 0;         // the archive's size
+  bool is_signed = false;          // the archive ends with a signature (export: signed with the given private key)
   bool signature_checked = false;  // import: the signature verified with the given public key
 };
 
