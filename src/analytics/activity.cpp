@@ -81,6 +81,11 @@ struct Activity::Impl {
         stored = fail(Errc::internal, std::string("activity store: ") + e.what());
       }
       if (stored) continue;
+      if (stored.error().code == Errc::not_found) {  // the tenant is gone (deleted): its marks with it
+        log::info("activity of a tenant that is gone dropped",
+                  {{"tenant_id", tenant_id}, {"error", stored.error().message}});
+        continue;
+      }
       if (first_error) first_error = std::unexpected(stored.error());
       std::lock_guard lock(mutex);
       for (auto& entry : events) add(tenant_id, std::move(*entry.event));  // the same keys: never twice

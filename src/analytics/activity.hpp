@@ -40,7 +40,8 @@ class Activity {
   // `user_id` signed in to `tenant_id`; `token_id` (the access token's jti) keys the event.
   void signed_in(const std::string& tenant_id, const std::string& user_id, const std::string& token_id);
 
-  // Stores everything pending now; the first error, with the failed events kept for the next flush.
+  // Stores everything pending now; the first error, with the failed events kept for the next flush (except a
+  // tenant's that fail with `not_found`: the tenant is gone, and its marks with it).
   Result<void> flush();
 
   // Place after the security middleware: marks the members of a tenant active on each request in it (API keys and

@@ -500,6 +500,11 @@ Result<void> Platform::open_billing() {
   metering->set_property_sealing([this](const std::string& tenant_id) -> Result<bool> {
     auto tenant = directory->resolve_id(tenant_id);
     if (!tenant) return std::unexpected(tenant.error());
+    // A deleted tenant (or one an import is still writing) records no usage: what a process still held for it is
+    // dropped (gateway::ApiCallCounter, analytics::Activity), never written into the tenant that comes back.
+    if ((*tenant)->status == tenancy::TenantStatus::deleted) {
+      return fail(Errc::not_found, "tenant " + tenant_id + " is deleted; its usage is no longer recorded");
+    }
     return (*tenant)->settings.encrypt_event_properties;
   });
   // Renewals price metered usage; late events are billed while ingestion still accepts them for the period.

@@ -757,6 +757,10 @@ Result<ArchiveReport> import_tenant(Platform& p, const std::string& path, const 
     return fail(Errc::internal,
                 "the tenant's audit chain does not verify after the import: " + verified->findings.front().problem);
   }
+  // Whole and verified: the tenant serves again (held back until now, so no process wrote into it meanwhile).
+  auto released = p.tenants->release_restored(t.id, contents.tenant.status);
+  if (!released) return std::unexpected(released.error());
+  t = *released;
   p.directory->invalidate(t);
   step("done", 8);
   log::info("tenant imported", {{"tenant_id", t.id}, {"isolation", std::string(tenancy::isolation_name(t.isolation))}});

@@ -85,10 +85,14 @@ struct ApiCallCounter::Impl {
     std::vector<Pending> failed;
     for (Pending& p : retry) {
       auto r = send(p);
-      if (!r) {
-        if (first_error) first_error = std::unexpected(r.error());
-        failed.push_back(std::move(p));
+      if (r) continue;
+      if (r.error().code == Errc::not_found) {  // the tenant is gone (deleted): nobody to count them for
+        log::info("API calls of a tenant that is gone dropped",
+                  {{"tenant_id", p.tenant_id}, {"calls", p.calls}, {"error", r.error().message}});
+        continue;
       }
+      if (first_error) first_error = std::unexpected(r.error());
+      failed.push_back(std::move(p));
     }
     if (!failed.empty()) {
       std::lock_guard lock(pending_mutex);

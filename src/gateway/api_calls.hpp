@@ -17,7 +17,8 @@ namespace atrium::gateway {
 // metric `api_calls` (the plan's features.apiCalls) see the gateway's own count. Counts are kept in memory and
 // reported every `interval` as one event per tenant whose idempotency key is unique to this process and report;
 // stop() reports what is left. A crash loses at most one interval's counts; a report that fails is sent again with
-// the same key and count (so one stored despite the error is not counted twice). Thread-safe.
+// the same key and count (so one stored despite the error is not counted twice), except when it fails with
+// `not_found`: the tenant is gone (deleted), and its counts with it. Thread-safe.
 class ApiCallCounter {
  public:
   // Reports `calls` for a tenant as of `at` under `key` (metering::Metering::ingest, installed by the platform).

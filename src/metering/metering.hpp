@@ -196,7 +196,8 @@ class Metering {
   // Installs the quota hooks (billing::Entitlements). Call before ingesting; not synchronized with ingest.
   void set_quota_hooks(QuotaHooks hooks);
   // Installs what says whether a tenant's event properties are encrypted at rest (its settings, through the tenant
-  // directory); without it none are. Call before ingesting; not synchronized with ingest.
+  // directory); without it none are. An error from it refuses the batch (the platform's: `not_found` for a deleted
+  // tenant, whose usage is no longer recorded). Call before ingesting; not synchronized with ingest.
   void set_property_sealing(std::function<Result<bool>(const std::string& tenant_id)> seals);
 
   // Meter catalog (platform). `input.id` and `created_at` are set here; `name` defaults to the metric.

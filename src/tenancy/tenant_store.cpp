@@ -68,6 +68,9 @@ constexpr Statement k_restore_insert{
     "tenants_restore_insert",
     "INSERT INTO tenants (id, slug, name, status, isolation, plan, quotas, settings, created_at, updated_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"};
+constexpr Statement k_release_restored{"tenants_release_restored",
+                                       "UPDATE tenants SET status = $2 WHERE id = $1 AND status = 'deleted' AND "
+                                       "deleted_at IS NULL AND purged_at IS NULL"};
 // A move between isolation levels (tenant.hpp, MoveState): each step a compare-and-set on the step before.
 constexpr Statement k_set_move{"tenants_set_move",
                                "UPDATE tenants SET move_state = $3, move_level = $4 WHERE id = $1 AND move_state = $2"};
@@ -288,7 +291,7 @@ Result<Tenant> TenantStore::restore(const Tenant& t, const Json& changes, const 
     const Value row[] = {Value(t.id),
                          Value(t.slug),
                          Value(t.name),
-                         Value(std::string(status_name(t.status))),
+                         Value(std::string(status_name(TenantStatus::deleted))),  // until release_restored()
                          Value(std::string(isolation_name(t.isolation))),
                          Value(t.plan),
                          Value(t.quotas.dump()),
@@ -306,6 +309,15 @@ Result<Tenant> TenantStore::restore(const Tenant& t, const Json& changes, const 
     return std::unexpected(r.error());
   }
   return get(t.id);
+}
+
+Result<Tenant> TenantStore::release_restored(const std::string& id, TenantStatus status) {
+  return storage::transact_value<Tenant>(db_, [&](Transaction& tx) -> Result<Tenant> {
+    auto r = tx.execute(k_release_restored, {Value(id), Value(std::string(status_name(status)))});
+    if (!r) return std::unexpected(r.error());
+    if (r->affected_rows == 0) return fail(Errc::conflict, "tenant " + id + " is not held back by an import");
+    return get(tx, id);
+  });
 }
 
 Result<Tenant> TenantStore::set_move(const std::string& id, MoveState from, MoveState to, Isolation level) {

@@ -60,11 +60,14 @@ class TenantStore {
   // The switch: the tenant's isolation becomes `to` (it must be frozen for a move to `to`) and the move goes to
   // `switched` with the level left, recorded as tenant.moved.
   Result<Tenant> switch_level(const std::string& id, Isolation to, const audit::Recorder& audit);
-  // A tenant import (app/tenant_archive.hpp): `t`'s row as it was exported (id, slug, name, status, plan, quotas,
-  // settings, creation time) at isolation `t.isolation`, with no move under way, recorded as tenant.imported with
-  // `changes`. The id must be unknown here or belong to a purged tenant, whose row it replaces (else conflict); a
-  // slug another tenant holds is unique_violation.
+  // A tenant import (app/tenant_archive.hpp): `t`'s row as it was exported (id, slug, name, plan, quotas, settings,
+  // creation time) at isolation `t.isolation`, with no move under way, recorded as tenant.imported with `changes`;
+  // held back (status deleted, no deletion time) until release_restored() gives it `t.status`, so nothing serves or
+  // records usage for it while its data is written. The id must be unknown here or belong to a purged tenant, whose
+  // row it replaces (else conflict); a slug another tenant holds is unique_violation.
   Result<Tenant> restore(const Tenant& t, const Json& changes, const audit::Recorder& audit);
+  // The restored tenant, whole and verified, takes `status`; conflict when it is not held back by a restore.
+  Result<Tenant> release_restored(const std::string& id, TenantStatus status);
   // Counts by status and isolation, and memberships per tenant, for the admin metrics endpoint.
   Result<Json> statistics();
 

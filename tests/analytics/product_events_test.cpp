@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 #include "analytics/activity.hpp"
 #include "analytics/product_events.hpp"
@@ -149,6 +150,7 @@ class ActivityTest : public ::testing::Test {
  protected:
   Result<void> store(const std::string& tenant_id, metering::UsageBatch events) {
     if (failing_) return fail(Errc::unavailable, "store down");
+    if (gone_.contains(tenant_id)) return fail(Errc::not_found, "tenant " + tenant_id + " is deleted");
     for (auto& e : events) stored_[tenant_id].push_back(*e.event);
     return {};
   }
@@ -160,6 +162,7 @@ class ActivityTest : public ::testing::Test {
 
   ManualClock clock_{at("2026-11-30T09:00:00Z")};
   bool failing_ = false;
+  std::set<std::string> gone_;
   std::map<std::string, std::vector<metering::UsageEvent>> stored_;
   Activity activity_{[this](const std::string& t, metering::UsageBatch e) { return store(t, std::move(e)); }, clock_,
                      std::chrono::hours(1)};
@@ -207,6 +210,17 @@ TEST_F(ActivityTest, AFailedStoreKeepsTheMarksWithTheirKeys) {
   EXPECT_EQ(keys("t1"), (std::vector<std::string>{"user.active:2026-11-30:u1", "user.active:2026-11-20:u2"}));
   ASSERT_TRUE(activity_.flush());
   EXPECT_EQ(stored_["t1"].size(), 2u) << "nothing left over to store twice";
+}
+
+TEST_F(ActivityTest, TheMarksOfATenantThatIsGoneAreDroppedNotKept) {
+  activity_.active("t1", "u1");
+  activity_.active("t2", "u1");
+  gone_.insert("t1");
+  ASSERT_TRUE(activity_.flush()) << "a tenant that is gone is not an error to report again";
+  EXPECT_EQ(keys("t2"), std::vector<std::string>{"user.active:2026-11-30:u1"});
+  gone_.clear();  // the tenant comes back (an import): what it had before is not written into it
+  ASSERT_TRUE(activity_.flush());
+  EXPECT_FALSE(stored_.contains("t1"));
 }
 
 TEST_F(ActivityTest, AUserIdTooLongForAKeyIsHashedIntoIt) {

@@ -13,9 +13,11 @@
 #include <optional>
 #include <set>
 
+#include "analytics/analytics.hpp"
 #include "app/archive_tables.hpp"
 #include "audit/audit_log.hpp"
 #include "core/failpoint.hpp"
+#include "metering/metering.hpp"
 #include "protection/archive_file.hpp"
 #include "protection/keyring.hpp"
 #include "support/api_client.hpp"
@@ -242,6 +244,55 @@ TEST_P(TenantArchiveTest, ExportPurgeImportGivesBackTheSameData) {
   auto bravo_projects = client_->call(Method::get, "/v1/projects", std::nullopt, bravo);
   ASSERT_EQ(bravo_projects.status, 200);
   EXPECT_TRUE(bravo_projects.body["data"].empty());
+}
+
+// While the import writes the tenant it is held back: it serves nobody, and what this process still held for it
+// from before its deletion (activity marks, usage) is dropped, not written into it beside the archive's rows.
+TEST_P(TenantArchiveTest, NothingWritesIntoTheTenantWhileTheImportDoes) {
+  const auto active_marks = [&]() -> std::int64_t {
+    const Instant now = std::chrono::system_clock::now();
+    auto n = platform().metering->aggregate(alpha_.id, "event:user.active", metering::Aggregation::count,
+                                            now - std::chrono::hours(24 * 400), now + std::chrono::hours(1));
+    EXPECT_TRUE(n) << n.error().message;
+    return n.value_or(-1);
+  };
+  const auto before = views(*client_, owner_);
+  ASSERT_TRUE(platform().analytics->activity().flush());
+  const std::int64_t marks = active_marks();
+  ASSERT_GT(marks, 0);
+  ASSERT_TRUE(app::export_tenant(platform(), alpha_.id, path_, k_key));
+  platform().analytics->activity().active(alpha_.id, "a-user-before-the-deletion");
+  delete_and_purge(platform(), alpha_.id);
+
+  int during = 0;
+  auto progress = [&](std::string_view step, int, int) {
+    if (step != "tables") return;
+    ++during;
+    auto t = platform().tenants->get(alpha_.id);
+    ASSERT_TRUE(t) << t.error().message;
+    EXPECT_EQ(t->status, tenancy::TenantStatus::deleted) << "held back while its rows are written";
+    metering::UsageBatch batch;
+    batch.push_back({.event = metering::UsageEvent{.idempotency_key = "during-the-import",
+                                                   .metric = "api.calls",
+                                                   .quantity = 1,
+                                                   .timestamp = std::chrono::system_clock::now()},
+                     .unreadable = {}});
+    auto refused = platform().metering->ingest(alpha_.id, std::move(batch));
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::not_found) << refused.error().message;
+    EXPECT_TRUE(platform().analytics->activity().flush()) << "the marks of a tenant that is gone are dropped";
+  };
+  auto imported = app::import_tenant(platform(), path_, k_key, {.progress = progress});
+  ASSERT_TRUE(imported) << imported.error().message;
+  EXPECT_EQ(during, 1);
+  auto t = platform().tenants->get(alpha_.id);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(t->status, tenancy::TenantStatus::active);
+  // Nothing came later either: the marks were dropped, not kept for the next flush.
+  ASSERT_TRUE(platform().analytics->activity().flush());
+  EXPECT_EQ(active_marks(), marks);
+  const std::string owner = client_->sign_in("owner@alpha.test", "password-alpha", "alpha");
+  EXPECT_EQ(views(*client_, owner), before);
 }
 
 // Into another Atrium (its own database, master key and key service) on the same backend, at the level it had.

@@ -26,6 +26,10 @@ def atrium_env():
     env["ATRIUM_IDENTITY_PASSWORD_COST"] = "minimum"
     env["ATRIUM_TENANCY_CACHE_TTL_MS"] = str(CACHE_TTL_MS)
     env["ATRIUM_GATEWAY_DEFAULT_REQUESTS_PER_SECOND"] = "0"
+    # The server stores API call counts and activity marks often, so some land while the import writes the tenant:
+    # they must not (the import holds the tenant back until it is whole, and the read-back would differ).
+    env["ATRIUM_GATEWAY_API_CALLS_REPORT_MS"] = "100"
+    env["ATRIUM_ANALYTICS_ACTIVITY_FLUSH_MS"] = "100"
     return env
 
 
