@@ -158,7 +158,7 @@ void Platform::flush_audit_after_commit(const tenancy::Tenant& tenant) {
   }
 }
 
-Result<int> Platform::relay_pending_audit() {
+Result<int> Platform::relay_pending_audit(const std::function<bool()>& stopping) {
   // Only the tenants marked as having written (tenancy::OutboxMarks): O(tenants with work), not O(tenants).
   tenancy::OutboxMarks& marks = tenant_data->outbox_marks();
   int moved = 0;
@@ -167,6 +167,7 @@ Result<int> Platform::relay_pending_audit() {
     auto page = marks.list(after, 100);
     if (!page) return std::unexpected(page.error());
     for (const auto& mark : *page) {
+      if (stopping && stopping()) return moved;
       auto t = tenants->get(mark.tenant_id);
       if (!t && t.error().code != Errc::not_found) return std::unexpected(t.error());
       const bool gone = !t || t->status == tenancy::TenantStatus::deleted || tenant_data->shares_control_plane(*t);
@@ -194,13 +195,6 @@ Result<int> Platform::relay_pending_audit() {
 }
 
 Result<void> Platform::start_audit_services() {
-  // Without the current schema there is nothing to relay yet (`atrium migrate` has not run); the exporter retries
-  // every audit.export_interval_ms and the retention job a day later.
-  if (schema_current_at_open_) {
-    auto relayed = relay_pending_audit();
-    if (!relayed) return std::unexpected(relayed.error());
-    if (*relayed > 0) log::info("audit entries moved from tenant outboxes", {{"entries", *relayed}});
-  }
   std::vector<std::unique_ptr<audit::Sink>> sinks;
   if (!config_.audit.file_path.empty()) {
     auto sink = audit::make_file_sink({.path = config_.audit.file_path,
@@ -225,6 +219,22 @@ Result<void> Platform::start_audit_services() {
   }
   retention_ = std::make_unique<RetentionJob>();
   retention_->thread = std::thread([this, job = retention_.get()] {
+    // What a crash left in tenant outboxes, first: in the background, so a start after many tenants wrote (a bulk
+    // creation of database-level tenants: one connection each) is not delayed by it. Without the current schema
+    // there is nothing to relay yet (`atrium migrate` has not run); the minute's sweep tries again.
+    if (schema_current_at_open_) {
+      auto relayed = relay_pending_audit([job] {
+        std::lock_guard lock(job->mutex);
+        return job->stopping;
+      });
+      if (!relayed) {
+        log::warn("audit outboxes not relayed at start; the minute's sweep tries again",
+                  {{"error", relayed.error().message}});
+      } else if (*relayed > 0) {
+        log::info("audit entries moved from tenant outboxes", {{"entries", *relayed}});
+      }
+    }
+    // The exporter retries every audit.export_interval_ms and the retention a day later.
     while (true) {
       const auto cutoff = clock_.now() - std::chrono::days(config_.audit.retention_days);
       auto deleted = audit->apply_retention(admin_db(), cutoff);
@@ -310,6 +320,7 @@ Result<void> Platform::open_storage(const Options& options) {
   data_options.admin_url = admin_url;
   data_options.tenant_pool_size = static_cast<int>(config.tenancy.tenant_pool_size);
   data_options.max_open_tenant_pools = static_cast<int>(config.tenancy.max_open_tenant_pools);
+  data_options.max_tenant_connections = static_cast<int>(config.tenancy.max_tenant_connections);
   data_options.pool_template = database_options(config, url);
   tenant_data = adopt(std::make_unique<tenancy::TenantData>(*db_, admin_db(), data_options, clock));
 

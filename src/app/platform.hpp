@@ -59,11 +59,13 @@ class Platform final : public api::Services {
   void flush_audit_after_commit(const tenancy::Tenant& tenant) override;
   // flush_audit (and the event outbox's move) for every tenant with its own database or file that has written
   // since its outboxes were last found empty (tenancy::OutboxMarks): what a crash or a failed move left behind.
-  // Returns how many audit entries moved. start_audit_services and the minute's system.outbox_sweep run it.
-  Result<int> relay_pending_audit();
+  // Returns how many audit entries moved; `stopping`, when set, ends it early between tenants. The minute's
+  // system.outbox_sweep runs it, and start_audit_services in the background.
+  Result<int> relay_pending_audit(const std::function<bool()>& stopping = {});
 
-  // Moves audit entries a crash left in tenant outboxes (when the schema is current), then starts the SIEM
-  // exporter (when a sink is configured) and the daily audit retention job; `serve` calls it.
+  // Starts the SIEM exporter (when a sink is configured) and, on a background thread, moves the audit entries a
+  // crash left in tenant outboxes (when the schema is current: O(tenants that wrote lately), so it runs while the
+  // server already serves) and then runs the daily audit retention; `serve` and `worker` call it.
   Result<void> start_audit_services();
   void audit_committed() override;
   audit::Recorder recorder(const audit::Context& who) override;

@@ -77,6 +77,8 @@ const std::vector<Key>& keys() {
       {"tenancy", "cache_ttl_ms", member(&Config::tenancy, &TenancyConfig::cache_ttl_ms), 0, 3'600'000},
       {"tenancy", "tenant_pool_size", member(&Config::tenancy, &TenancyConfig::tenant_pool_size), 1, 256},
       {"tenancy", "max_open_tenant_pools", member(&Config::tenancy, &TenancyConfig::max_open_tenant_pools), 1, 100'000},
+      {"tenancy", "max_tenant_connections", member(&Config::tenancy, &TenancyConfig::max_tenant_connections), 0,
+       1'000'000},
       {"tenancy", "dns_server", member(&Config::tenancy, &TenancyConfig::dns_server)},
       {"tenancy", "domain_cache_ttl_ms", member(&Config::tenancy, &TenancyConfig::domain_cache_ttl_ms), 0, 3'600'000},
       {"audit", "enabled", member(&Config::audit, &AuditConfig::enabled)},

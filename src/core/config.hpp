@@ -70,6 +70,7 @@ struct TenancyConfig {
   std::int64_t cache_ttl_ms = 5000;
   std::int64_t tenant_pool_size = 4;
   std::int64_t max_open_tenant_pools = 64;
+  std::int64_t max_tenant_connections = 128;  // all tenant pools' connections together (0: no cap beyond the pools')
   // Custom domains: the DNS server that answers their verification TXT lookups ("ip[:port]"; empty: the system's,
   // /etc/resolv.conf), and how long another instance's verification may take to be seen here.
   std::string dns_server;

@@ -300,16 +300,48 @@ struct TenantData::Impl {
     if (!opened) return std::unexpected(opened.error());
     std::shared_ptr<Database> db(std::move(*opened));
     if (as_admin) return db;
-    std::lock_guard lock(mutex);
-    if (auto it = pools.find(t.id); it != pools.end()) return it->second.db;  // another thread won
-    lru.push_back(t.id);
-    pools.emplace(t.id, OwnPool{db, std::prev(lru.end()), file, std::chrono::steady_clock::now()});
-    while (static_cast<int>(pools.size()) > std::max(1, options.max_open_tenant_pools)) {
-      // In-flight users hold their own shared_ptr; the pool closes when the last one finishes.
-      pools.erase(lru.front());
-      lru.pop_front();
+    std::vector<std::pair<std::string, std::shared_ptr<Database>>> oldest_first;
+    {
+      std::lock_guard lock(mutex);
+      if (auto it = pools.find(t.id); it != pools.end()) return it->second.db;  // another thread won
+      lru.push_back(t.id);
+      pools.emplace(t.id, OwnPool{db, std::prev(lru.end()), file, std::chrono::steady_clock::now()});
+      while (static_cast<int>(pools.size()) > std::max(1, options.max_open_tenant_pools)) {
+        // In-flight users hold their own shared_ptr; the pool closes when the last one finishes.
+        pools.erase(lru.front());
+        lru.pop_front();
+      }
+      if (options.max_tenant_connections > 0) {
+        for (const auto& id : lru) oldest_first.emplace_back(id, pools.at(id).db);
+      }
     }
+    if (!oldest_first.empty()) trim_connections(oldest_first);
     return db;
+  }
+
+  // Keeps the connections of all own pools together within max_tenant_connections: the least recently used pools
+  // close (after their in-flight transactions) until the rest fit, so a pool of a tenant used now and then holds one
+  // connection, a busy one up to tenant_pool_size, and the working set that fits is as large as the connections
+  // allow. The newest pool (the last) always stays. Counted outside the lock: each pool takes its own.
+  void trim_connections(const std::vector<std::pair<std::string, std::shared_ptr<Database>>>& oldest_first) {
+    std::vector<std::size_t> held;
+    held.reserve(oldest_first.size());
+    std::size_t total = 0;
+    for (const auto& [id, pool] : oldest_first) {
+      const auto stats = pool->pool_stats();
+      held.push_back(stats.in_use + stats.idle);
+      total += held.back();
+    }
+    const auto cap = static_cast<std::size_t>(options.max_tenant_connections);
+    std::lock_guard lock(mutex);
+    for (std::size_t i = 0; i + 1 < oldest_first.size() && total > cap; ++i) {
+      const auto& [id, pool] = oldest_first[i];
+      auto it = pools.find(id);
+      if (it == pools.end() || it->second.db != pool) continue;  // closed or reopened meanwhile
+      lru.erase(it->second.lru);
+      pools.erase(it);
+      total -= held[i];
+    }
   }
 
   // The serving pool of a tenant with its own database or file (held for the caller's transaction); null for one

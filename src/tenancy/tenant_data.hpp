@@ -154,6 +154,7 @@ struct TenantDataOptions {
   std::string admin_url;     // PostgreSQL: the owner role's URL for provisioning (may equal app_url)
   int tenant_pool_size = 4;  // connections per tenant database / file
   int max_open_tenant_pools = 64;
+  int max_tenant_connections = 0;          // all own pools' connections together (0: no cap beyond the pools')
   storage::DatabaseOptions pool_template;  // timeouts for tenant pools
   FieldSealer* sealer = nullptr;           // encrypts fields at rest (protection::Keyring); outlives TenantData
 };
@@ -245,7 +246,8 @@ class TenantData {
   // of an old database waits for them). `serve` and `worker` call it every 30 s with one minute. Returns how many.
   std::size_t close_idle_pools(std::chrono::milliseconds idle);
 
-  // The tenants' own pools open now (database level, SQLite files; at most max_open_tenant_pools), for metrics.
+  // The tenants' own pools open now (database level, SQLite files; at most max_open_tenant_pools, and as many as
+  // fit in max_tenant_connections), for metrics.
   struct OwnPools {
     std::size_t open = 0;
     storage::PoolStats summed;  // their occupancy added up

@@ -93,6 +93,29 @@ TEST_P(OutboxMarksTest, ADeletedTenantsMarkGoesAtOnce) {
   EXPECT_FALSE(is_marked(b_));
 }
 
+// `serve` carries what a crash left after it started, in the background (a start after a bulk creation of tenants
+// is not delayed by it); a sweep asked to stop leaves the rest, and its marks, to the next one.
+TEST_P(OutboxMarksTest, AtStartTheOutboxesAreCarriedInTheBackground) {
+  const bool own = !platform().tenant_data->shares_control_plane(a_);
+  change(a_, "test.left_by_a_crash");
+  ASSERT_EQ(is_marked(a_), own);
+  auto stopped = platform().relay_pending_audit([] { return true; });
+  ASSERT_TRUE(stopped) << stopped.error().message;
+  EXPECT_EQ(*stopped, 0);
+  EXPECT_EQ(is_marked(a_), own);
+  const auto carried = [&] {
+    auto entries = platform().audit->list({.chain_id = a_.id, .action = "test.left_by_a_crash", .limit = 10});
+    return entries && entries->entries.size() == 1;
+  };
+  EXPECT_EQ(carried(), !own) << "in the chain at once where the store shares the control plane";
+
+  ASSERT_TRUE(platform().start_audit_services());
+  EXPECT_TRUE(test::eventually(carried));
+  auto report = platform().audit->verify(a_.id);
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->findings.empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Levels, OutboxMarksTest, test::all_isolation_cases(), test::isolation_case_name);
 
 }  // namespace
