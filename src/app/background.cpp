@@ -153,7 +153,8 @@ void Background::register_handlers() {
   const Config& config = p.config();
   handlers_.add("system.heartbeat", [](jobs::JobContext&) -> Result<void> { return {}; });
   handlers_.add("system.outbox_sweep", [&p](jobs::JobContext&) -> Result<void> {
-    auto moved = p.relay_pending_audit();
+    // Stops between tenants once the process drains: what is left (and its marks) waits for the next sweep.
+    auto moved = p.relay_pending_audit([&p] { return p.draining.load(); });
     if (!moved) return std::unexpected(moved.error());
     return {};
   });

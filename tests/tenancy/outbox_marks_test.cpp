@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "audit/audit_log.hpp"
+#include "jobs/runner.hpp"
 #include "support/isolation_cases.hpp"
 #include "support/test_platform.hpp"
 #include "support/test_support.hpp"
@@ -114,6 +115,33 @@ TEST_P(OutboxMarksTest, AtStartTheOutboxesAreCarriedInTheBackground) {
   auto report = platform().audit->verify(a_.id);
   ASSERT_TRUE(report);
   EXPECT_TRUE(report->findings.empty());
+}
+
+// The minute's sweep as a job: it stops between tenants once the process drains (the rest waits for the next one,
+// so a stop is not held up by a long sweep), and carries everything otherwise.
+TEST_P(OutboxMarksTest, TheSweepJobStopsWhenTheProcessDrains) {
+  const bool own = !platform().tenant_data->shares_control_plane(a_);
+  change(a_, "test.swept_by_the_job");
+  const jobs::Handler* sweep_job = platform().workers()->handlers().find("system.outbox_sweep");
+  ASSERT_NE(sweep_job, nullptr);
+  jobs::Job job;
+  job.id = "01900000-0000-7000-8000-0000000000d1";
+  job.type = "system.outbox_sweep";
+  const auto carried = [&] {
+    auto entries = platform().audit->list({.chain_id = a_.id, .action = "test.swept_by_the_job", .limit = 10});
+    return entries && entries->entries.size() == 1;
+  };
+  platform().draining = true;
+  {
+    jobs::JobContext ctx(job, platform().db(), platform().clock());
+    ASSERT_TRUE((*sweep_job)(ctx));
+  }
+  EXPECT_EQ(carried(), !own);
+  EXPECT_EQ(is_marked(a_), own);
+  platform().draining = false;
+  jobs::JobContext ctx(job, platform().db(), platform().clock());
+  ASSERT_TRUE((*sweep_job)(ctx));
+  EXPECT_TRUE(carried());
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, OutboxMarksTest, test::all_isolation_cases(), test::isolation_case_name);
