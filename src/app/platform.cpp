@@ -508,7 +508,7 @@ Result<void> Platform::open_billing() {
   metering =
       adopt(std::make_unique<metering::Metering>(*db_, *tenant_data, *audit, clock, registry, metering_settings));
   // Event properties are encrypted for the tenants whose settings ask for it (the directory's cached tenant).
-  metering->set_property_sealing([this](const std::string& tenant_id) -> Result<bool> {
+  metering->set_tenant_ingestion([this](const std::string& tenant_id) -> Result<metering::Metering::TenantIngestion> {
     auto tenant = directory->resolve_id(tenant_id);
     if (!tenant) return std::unexpected(tenant.error());
     // A deleted tenant (or one an import is still writing) records no usage: what a process still held for it is
@@ -516,7 +516,7 @@ Result<void> Platform::open_billing() {
     if ((*tenant)->status == tenancy::TenantStatus::deleted) {
       return fail(Errc::not_found, "tenant " + tenant_id + " is deleted; its usage is no longer recorded");
     }
-    return (*tenant)->settings.encrypt_event_properties;
+    return metering::Metering::TenantIngestion{.seal_properties = (*tenant)->settings.encrypt_event_properties};
   });
   // Renewals price metered usage; late events are billed while ingestion still accepts them for the period.
   billing->set_usage_meter([m = metering](tenancy::TenantTransaction& tx, const std::string& metric, Instant from,

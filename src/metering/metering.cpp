@@ -340,7 +340,7 @@ struct Metering::Impl {
   metrics::Counter& duplicates;
   metrics::Family<metrics::Counter>& events;
   QuotaHooks hooks{};
-  std::function<Result<bool>(const std::string&)> seals_properties;
+  std::function<Result<TenantIngestion>(const std::string&)> tenant_ingestion;
 
   std::int64_t now_ms() const { return unix_ms(clock.now()); }
 
@@ -610,10 +610,10 @@ Result<IngestResult> Metering::ingest(const std::string& tenant_id, UsageBatch b
   }
 
   bool seal = false;
-  if (s.seals_properties && !valid.empty()) {
-    auto asked = s.seals_properties(tenant_id);
+  if (s.tenant_ingestion && !valid.empty()) {
+    auto asked = s.tenant_ingestion(tenant_id);
     if (!asked) return std::unexpected(asked.error());
-    seal = *asked;
+    seal = asked->seal_properties;
   }
 
   std::int64_t in_batch_duplicates = static_cast<std::int64_t>(repeats.size());
@@ -740,8 +740,8 @@ Result<std::int64_t> Metering::measure(TenantTransaction& tx, const std::string&
 
 void Metering::set_quota_hooks(QuotaHooks hooks) { impl_->hooks = std::move(hooks); }
 
-void Metering::set_property_sealing(std::function<Result<bool>(const std::string& tenant_id)> seals) {
-  impl_->seals_properties = std::move(seals);
+void Metering::set_tenant_ingestion(std::function<Result<TenantIngestion>(const std::string& tenant_id)> ingestion) {
+  impl_->tenant_ingestion = std::move(ingestion);
 }
 
 std::vector<tenancy::SealedColumn> Metering::sealed_columns() {

@@ -195,10 +195,14 @@ class Metering {
 
   // Installs the quota hooks (billing::Entitlements). Call before ingesting; not synchronized with ingest.
   void set_quota_hooks(QuotaHooks hooks);
-  // Installs what says whether a tenant's event properties are encrypted at rest (its settings, through the tenant
-  // directory); without it none are. An error from it refuses the batch (the platform's: `not_found` for a deleted
-  // tenant, whose usage is no longer recorded). Call before ingesting; not synchronized with ingest.
-  void set_property_sealing(std::function<Result<bool>(const std::string& tenant_id)> seals);
+  // How a tenant's events are taken, asked once per batch (the platform's answer comes from the tenant directory).
+  // An error refuses the batch: the platform's is `not_found` for a deleted tenant, whose usage is no longer
+  // recorded. Without the hook every tenant's events are taken, none sealed. Call before ingesting; not synchronized
+  // with ingest.
+  struct TenantIngestion {
+    bool seal_properties = false;  // its event properties are encrypted at rest (its settings)
+  };
+  void set_tenant_ingestion(std::function<Result<TenantIngestion>(const std::string& tenant_id)> ingestion);
 
   // Meter catalog (platform). `input.id` and `created_at` are set here; `name` defaults to the metric.
   // invalid_argument naming the field, conflict when the metric already has a meter.

@@ -45,10 +45,21 @@ class OutboxMarksTest : public test::TwoTenantTest {
     EXPECT_TRUE(moved) << moved.error().message;
     return moved.value_or(-1);
   }
+  bool own_store(const Tenant& t) { return !platform().tenant_data->shares_control_plane(t); }
+  // `action`'s one entry is in t's chain (carried out of its outbox, or written there at once).
+  bool in_chain(const Tenant& t, const std::string& action) {
+    auto entries = platform().audit->list({.chain_id = t.id, .action = action, .limit = 10});
+    return entries && entries->entries.size() == 1;
+  }
+  void expect_chain_verifies(const Tenant& t) {
+    auto report = platform().audit->verify(t.id);
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_TRUE(report->findings.empty()) << report->findings.front().problem;
+  }
 };
 
 TEST_P(OutboxMarksTest, TheSweepVisitsOnlyTenantsThatWroteAndForgetsThemOnceEmpty) {
-  const bool own = !platform().tenant_data->shares_control_plane(a_);
+  const bool own = own_store(a_);
   // What setting up the tenants wrote is carried, and its marks go once they are older than the hold.
   clock_.advance(OutboxMarks::k_hold + 1min);
   sweep();
@@ -79,14 +90,12 @@ TEST_P(OutboxMarksTest, TheSweepVisitsOnlyTenantsThatWroteAndForgetsThemOnceEmpt
   auto entries = platform().audit->list({.chain_id = a_.id, .limit = 100});
   ASSERT_TRUE(entries) << entries.error().message;
   EXPECT_EQ(std::ranges::count_if(entries->entries, [](const auto& e) { return e.action.starts_with("test."); }), 2);
-  auto report = platform().audit->verify(a_.id);
-  ASSERT_TRUE(report);
-  EXPECT_TRUE(report->findings.empty());
+  expect_chain_verifies(a_);
 }
 
 // A tenant that is deleted loses its mark at the next sweep, whatever its age.
 TEST_P(OutboxMarksTest, ADeletedTenantsMarkGoesAtOnce) {
-  const bool own = !platform().tenant_data->shares_control_plane(b_);
+  const bool own = own_store(b_);
   change(b_, "test.before_deletion");
   ASSERT_EQ(is_marked(b_), own);
   ASSERT_TRUE(platform().update_tenant(b_.id, {.status = TenantStatus::deleted}, k_who));
@@ -97,51 +106,41 @@ TEST_P(OutboxMarksTest, ADeletedTenantsMarkGoesAtOnce) {
 // `serve` carries what a crash left after it started, in the background (a start after a bulk creation of tenants
 // is not delayed by it); a sweep asked to stop leaves the rest, and its marks, to the next one.
 TEST_P(OutboxMarksTest, AtStartTheOutboxesAreCarriedInTheBackground) {
-  const bool own = !platform().tenant_data->shares_control_plane(a_);
+  const bool own = own_store(a_);
   change(a_, "test.left_by_a_crash");
   ASSERT_EQ(is_marked(a_), own);
   auto stopped = platform().relay_pending_audit([] { return true; });
   ASSERT_TRUE(stopped) << stopped.error().message;
   EXPECT_EQ(*stopped, 0);
   EXPECT_EQ(is_marked(a_), own);
-  const auto carried = [&] {
-    auto entries = platform().audit->list({.chain_id = a_.id, .action = "test.left_by_a_crash", .limit = 10});
-    return entries && entries->entries.size() == 1;
-  };
-  EXPECT_EQ(carried(), !own) << "in the chain at once where the store shares the control plane";
+  EXPECT_EQ(in_chain(a_, "test.left_by_a_crash"), !own) << "there at once where the store shares the control plane";
 
   ASSERT_TRUE(platform().start_audit_services());
-  EXPECT_TRUE(test::eventually(carried));
-  auto report = platform().audit->verify(a_.id);
-  ASSERT_TRUE(report);
-  EXPECT_TRUE(report->findings.empty());
+  EXPECT_TRUE(test::eventually([&] { return in_chain(a_, "test.left_by_a_crash"); }));
+  expect_chain_verifies(a_);
 }
 
 // The minute's sweep as a job: it stops between tenants once the process drains (the rest waits for the next one,
 // so a stop is not held up by a long sweep), and carries everything otherwise.
 TEST_P(OutboxMarksTest, TheSweepJobStopsWhenTheProcessDrains) {
-  const bool own = !platform().tenant_data->shares_control_plane(a_);
+  const bool own = own_store(a_);
   change(a_, "test.swept_by_the_job");
   const jobs::Handler* sweep_job = platform().workers()->handlers().find("system.outbox_sweep");
   ASSERT_NE(sweep_job, nullptr);
   jobs::Job job;
   job.id = "01900000-0000-7000-8000-0000000000d1";
   job.type = "system.outbox_sweep";
-  const auto carried = [&] {
-    auto entries = platform().audit->list({.chain_id = a_.id, .action = "test.swept_by_the_job", .limit = 10});
-    return entries && entries->entries.size() == 1;
-  };
   platform().draining = true;
   {
     jobs::JobContext ctx(job, platform().db(), platform().clock());
     ASSERT_TRUE((*sweep_job)(ctx));
   }
-  EXPECT_EQ(carried(), !own);
+  EXPECT_EQ(in_chain(a_, "test.swept_by_the_job"), !own);
   EXPECT_EQ(is_marked(a_), own);
   platform().draining = false;
   jobs::JobContext ctx(job, platform().db(), platform().clock());
   ASSERT_TRUE((*sweep_job)(ctx));
-  EXPECT_TRUE(carried());
+  EXPECT_TRUE(in_chain(a_, "test.swept_by_the_job"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, OutboxMarksTest, test::all_isolation_cases(), test::isolation_case_name);
