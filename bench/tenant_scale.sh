@@ -11,8 +11,9 @@
 #     server's connections of Atrium's two roles;
 #   - signs the owner in to SAMPLE tenants picked at random (half of each level) and runs wrk for DURATION with every
 #     request a GET /v1/projects?limit=20 of one of them at random (bench/random_tenant.lua), any non-2xx stopping
-#     the benchmark (but in the baseline phase, whose errors are counted); then reads RSS, connections and
-#     atrium_db_tenant_pools_open again.
+#     the benchmark (but in the baseline phase, whose errors are counted); then reads RSS, connections,
+#     atrium_db_tenant_pools_open and how many connections to tenant databases were opened during the load
+#     (pg_stat_database.sessions), to the tenants read and to the others.
 # The second phase is measured twice: with those settings, and as the baseline with the pool cap alone
 # (tenancy.max_open_tenant_pools=32, so that 32 pools of tenancy.tenant_pool_size 4 stay under 200 connections;
 # tenancy.max_tenant_connections=0), the only cap before tenancy.max_tenant_connections existed.
@@ -72,6 +73,17 @@ chmod 755 "$WORK_DIR"  # the postgres user reaches its data directory under it
 
 psql_value() { "$PG_BIN/psql" "$PG_SUPER_URL" -qAt -c "$1"; }
 connections() { psql_value "SELECT count(*) FROM pg_stat_activity WHERE usename IN ('atrium_app', 'atrium_owner')"; }
+# Connections ever opened to the tenants' own databases (PostgreSQL counts them per database): "read" (the
+# databases of the tenants in READ_SLUGS, comma-separated), then "others".
+tenant_sessions() {
+  "$PG_BIN/psql" "postgresql://atrium_owner@$HOST:$PG_PORT/atrium_bench" -qAt -F ' ' -v slugs="$READ_SLUGS" <<'SQL'
+WITH read AS (SELECT 'atrium_t_' || replace(id::text, '-', '') AS datname FROM tenants
+              WHERE slug = ANY(string_to_array(:'slugs', ',')))
+SELECT coalesce(sum(sessions) FILTER (WHERE datname IN (SELECT datname FROM read)), 0),
+       coalesce(sum(sessions) FILTER (WHERE datname NOT IN (SELECT datname FROM read)), 0)
+FROM pg_stat_database WHERE datname LIKE 'atrium_t_%'
+SQL
+}
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$ATRIUM_PID/status"; }
 pools_open() { curl --noproxy '*' -sS "$ATRIUM_BASE/metrics" | awk '$1 == "atrium_db_tenant_pools_open" { print $2 }'; }
 
@@ -146,6 +158,7 @@ create_chunk() {
 # report. Errors (non-2xx answers, socket errors and timeouts) stop the run unless the second argument is given.
 measure() {
   local phase=$1 tolerant=${2:-} tenants idle_rss idle_conn slug parsed rps p50 p99 reqs sockerr non2xx load_rss load_conn pools
+  local read_before others_before read_after others_after opened
   local per_level tokens="$WORK_DIR/tokens-${1// /_}"
   tenants=$("$PG_BIN/psql" "postgresql://atrium_owner@$HOST:$PG_PORT/atrium_bench" -qAt \
     -c "SELECT count(*) FROM tenants WHERE status <> 'deleted'")
@@ -158,15 +171,20 @@ measure() {
   log "$phase: $tenants tenants, ready in ${START_S}s, RSS ${idle_rss} MiB, $idle_conn connections"
   per_level=$((SAMPLE / 2))
   : >"$tokens"
+  READ_SLUGS=""
   for level in schema database; do
     while read -r slug; do
       sign_in "$OWNER_EMAIL" "$OWNER_PASSWORD" "$slug" >>"$tokens"
+      READ_SLUGS+="${READ_SLUGS:+,}$slug"
     done < <(shuf -n "$per_level" "$WORK_DIR/slugs-$level")
   done
   log "$phase: $(wc -l <"$tokens") owners signed in; reads of a random one of them for $DURATION"
   export TOKENS_FILE=$tokens
   run_wrk "$WARMUP" "$ATRIUM_BASE/v1/projects?limit=20" "$WORK_DIR/warm" -s "$SCRIPT_DIR/random_tenant.lua"
+  read -r read_before others_before < <(tenant_sessions)
   run_wrk "$DURATION" "$ATRIUM_BASE/v1/projects?limit=20" "$WORK_DIR/wrk" -s "$SCRIPT_DIR/random_tenant.lua"
+  read -r read_after others_after < <(tenant_sessions)
+  opened="$((read_after - read_before)) / $((others_after - others_before))"
   parsed=$(parse_wrk "$WORK_DIR/wrk") || die "cannot parse wrk's output"
   read -r rps p50 _ p99 reqs sockerr non2xx <<<"$parsed"
   ((non2xx == 0 && sockerr == 0)) || [[ -n $tolerant ]] || {
@@ -176,10 +194,11 @@ measure() {
   load_rss=$(rss_mib)
   load_conn=$(connections)
   pools=$(pools_open)
-  printf '| %s | %s | %s s | %s MiB | %s | %s | %s | %s ms | %s ms | %s | %s MiB | %s | %s |\n' "$phase" "$tenants" \
-    "$START_S" "$idle_rss" "$idle_conn" "$(wc -l <"$tokens")" "$rps" "$p50" "$p99" "$((non2xx + sockerr))" \
-    "$load_rss" "$load_conn" "${pools:-?}" >>"$WORK_DIR/report.md"
-  log "$phase: $rps requests/s, p99 $p99 ms, RSS ${load_rss} MiB, $load_conn connections, $pools tenant pools open"
+  printf '| %s | %s | %s s | %s MiB | %s | %s | %s | %s ms | %s ms | %s | %s MiB | %s | %s | %s |\n' "$phase" \
+    "$tenants" "$START_S" "$idle_rss" "$idle_conn" "$(wc -l <"$tokens")" "$rps" "$p50" "$p99" "$((non2xx + sockerr))" \
+    "$load_rss" "$load_conn" "${pools:-?}" "$opened" >>"$WORK_DIR/report.md"
+  log "$phase: $rps requests/s, p99 $p99 ms, RSS ${load_rss} MiB, $load_conn connections, $pools tenant pools open," \
+    "$opened tenant connections opened during the load (tenants read / others)"
 }
 
 # --- run ----------------------------------------------------------------------------------------------------------
@@ -221,7 +240,7 @@ SAMPLE=$SAMPLE PARALLEL=$PARALLEL MAX_POOLS=$MAX_POOLS MAX_TENANT_CONNECTIONS=$M
 $CONNECTIONS connections / $DURATION, each request a GET /v1/projects?limit=20 of one of the tenants read (up to
 $SAMPLE, half of each level) at random. Creating the second phase's tenants took ${create_s} s ($PARALLEL requests in flight).
 
-| phase | tenants | start-up to /ready | RSS idle | connections idle | tenants read | requests/s | p50 | p99 | errors | RSS after load | connections after load | tenant pools open |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| phase | tenants | start-up to /ready | RSS idle | connections idle | tenants read | requests/s | p50 | p99 | errors | RSS after load | connections after load | tenant pools open | tenant connections opened in the load (tenants read / others) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $(cat "$WORK_DIR/report.md")
 EOF

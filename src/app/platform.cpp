@@ -171,19 +171,26 @@ Result<int> Platform::relay_pending_audit(const std::function<bool()>& stopping)
       auto t = tenants->get(mark.tenant_id);
       if (!t && t.error().code != Errc::not_found) return std::unexpected(t.error());
       const bool gone = !t || t->status == tenancy::TenantStatus::deleted || tenant_data->shares_control_plane(*t);
+      bool emptied = gone;
       if (!gone) {
-        // One tenant whose storage is unreachable must not keep the others from starting.
-        auto n = audit->relay(*tenant_data, *t);
-        if (!n) {
-          log::warn("audit outbox not relayed", {{"tenant_id", t->id}, {"error", n.error().message}});
-          continue;
-        }
-        moved += *n;
-        if (auto e = events::move_to_control_plane(*tenant_data, *db_, *t); !e) {
-          log::warn("event outbox not relayed", {{"tenant_id", t->id}, {"error", e.error().message}});
-          continue;
-        }
+        // A connection opened for this tenant alone is closed after (in_passing): the pass does not push the tenants
+        // in use out of the connection budget. One tenant whose storage is unreachable must not keep the others
+        // from starting.
+        tenant_data->in_passing(*t, [&] {
+          auto n = audit->relay(*tenant_data, *t);
+          if (!n) {
+            log::warn("audit outbox not relayed", {{"tenant_id", t->id}, {"error", n.error().message}});
+            return;
+          }
+          moved += *n;
+          if (auto e = events::move_to_control_plane(*tenant_data, *db_, *t); !e) {
+            log::warn("event outbox not relayed", {{"tenant_id", t->id}, {"error", e.error().message}});
+            return;
+          }
+          emptied = true;
+        });
       }
+      if (!emptied) continue;
       // Both outboxes were empty a moment ago: the mark goes once no write can still be in flight under it.
       if (auto c = marks.clear(mark, gone); !c) {
         log::warn("outbox mark not cleared", {{"tenant_id", mark.tenant_id}, {"error", c.error().message}});

@@ -124,6 +124,8 @@ class Database {
   virtual PoolStats pool_stats() { return {}; }
 };
 
+class ConnectionBudget;
+
 struct DatabaseOptions {
   // "postgresql://..." (or "postgres://...") for PostgreSQL; "sqlite:PATH" or a bare path for SQLite.
   std::string url;
@@ -131,6 +133,8 @@ struct DatabaseOptions {
   std::chrono::milliseconds statement_timeout{30'000};  // 0 = none
   std::chrono::milliseconds busy_timeout{5'000};        // SQLite: wait for the write lock
   std::chrono::milliseconds connect_timeout{5'000};     // PostgreSQL connect, and waiting for a free connection
+  // Places shared with other pools, one per open connection (connection_budget.hpp); null: only pool_size caps it.
+  std::shared_ptr<ConnectionBudget> connection_budget;
 };
 
 // Opens the database the URL names. The first connection is made at once, so a wrong URL fails here with

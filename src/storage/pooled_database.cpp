@@ -10,7 +10,10 @@ namespace atrium::storage::detail {
 
 namespace {
 constexpr Statement k_ping{"atrium_ping", "SELECT 1"};
-}
+// How long a pool's extra connection stays idle before another pool of its budget that has connections of its own
+// may close it to grow: opening a connection costs a backend start, waiting for one's own a transaction.
+constexpr std::chrono::seconds k_surplus_after{1};
+}  // namespace
 
 Result<void> check_no_nul(const Statement& statement, std::span<const Value> params) {
   for (std::size_t i = 0; i < params.size(); ++i) {
@@ -22,45 +25,117 @@ Result<void> check_no_nul(const Statement& statement, std::span<const Value> par
   return {};
 }
 
-PooledDatabase::PooledDatabase(std::size_t max_connections, std::chrono::milliseconds acquire_timeout)
-    : max_connections_(std::max<std::size_t>(1, max_connections)), acquire_timeout_(acquire_timeout) {}
+PooledDatabase::PooledDatabase(std::size_t max_connections, std::chrono::milliseconds acquire_timeout,
+                               std::shared_ptr<ConnectionBudget> budget)
+    : max_connections_(std::max<std::size_t>(1, max_connections)),
+      acquire_timeout_(acquire_timeout),
+      budget_(std::move(budget)),
+      member_(budget_ ? budget_->join(this) : nullptr) {}
 
-PooledDatabase::~PooledDatabase() = default;
+PooledDatabase::~PooledDatabase() {
+  leave_budget();
+  // Connections the derived class left (it should have closed its idle ones) go with the members below.
+  if (budget_) budget_->give_back(open_);
+}
+
+void PooledDatabase::leave_budget() {
+  if (!member_) return;
+  std::lock_guard lock(member_->mutex);  // waits for a member asking this pool now
+  member_->pool = nullptr;
+  budget_->idle_changed(*member_, 0);
+}
+
+void PooledDatabase::note_idle() {
+  if (!member_) return;
+  budget_->idle_changed(*member_, idle_.size());
+  member_->last_used.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+}
 
 void PooledDatabase::close_idle() {
-  std::deque<std::unique_ptr<Connection>> doomed;
+  leave_budget();
+  std::deque<Idle> doomed;
   {
     std::lock_guard lock(mutex_);
     doomed.swap(idle_);
     open_ -= doomed.size();
   }
+  if (budget_) budget_->give_back(doomed.size());
+}
+
+bool PooledDatabase::close_one_idle(Spare spare) {
+  std::unique_ptr<Connection> doomed;
+  {
+    std::lock_guard lock(mutex_);
+    if (idle_.empty()) return false;
+    if (spare != Spare::any && open_ < 2) return false;
+    // Not the last connection of a pool whose own callers wait for it: they would take another's in turn.
+    if (spare == Spare::any && open_ < 2 && waiting_ > 0) return false;
+    if (spare == Spare::surplus && std::chrono::steady_clock::now() - idle_.front().since < k_surplus_after) {
+      return false;
+    }
+    doomed = std::move(idle_.front().connection);
+    idle_.pop_front();
+    --open_;
+    budget_->idle_changed(*member_, idle_.size());
+  }
+  return true;
 }
 
 Result<std::unique_ptr<Connection>> PooledDatabase::acquire() {
   std::unique_lock lock(mutex_);
   const auto deadline = std::chrono::steady_clock::now() + acquire_timeout_;
-  while (idle_.empty() && open_ >= max_connections_) {
-    ++waiting_;
-    const bool timed_out = available_.wait_until(lock, deadline) == std::cv_status::timeout;
-    --waiting_;
-    if (timed_out && idle_.empty() && open_ >= max_connections_) {
-      return fail(Errc::timeout, "no database connection became free in time");
+  bool starving = false;  // told the budget this pool waits with no connection
+  struct StopStarving {
+    ConnectionBudget* budget;
+    bool& on;
+    ~StopStarving() {
+      if (on) budget->starving(-1);
     }
+  } stop_starving{budget_.get(), starving};
+  for (;;) {
+    if (!idle_.empty()) {
+      // The most recently used: the others stay idle, and become the surplus another pool may close.
+      auto c = std::move(idle_.back().connection);
+      idle_.pop_back();
+      if (member_) budget_->idle_changed(*member_, idle_.size());
+      return c;
+    }
+    bool no_place = false;
+    if (open_ + opening_ < max_connections_) {
+      ++opening_;                                         // counted in open_ once it is made
+      const bool has_connections = open_ + opening_ > 1;  // beside the one this call opens
+      lock.unlock();
+      const bool placed = !budget_ || budget_->take(*member_, /*surplus_only=*/has_connections);
+      Result<std::unique_ptr<Connection>> c = fail(Errc::timeout, "no place in the connection budget");
+      if (placed) {
+        c = connect();
+        if (!c && budget_) budget_->give_back(1);
+      }
+      lock.lock();
+      --opening_;
+      if (c) {
+        ++open_;
+        return c;
+      }
+      available_.notify_one();
+      if (placed) return c;
+      no_place = true;
+      if (open_ + opening_ == 0 && !starving) {
+        starving = true;
+        budget_->starving(+1);
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      return fail(Errc::timeout, no_place ? "no database connection became free in time: the pools sharing its "
+                                            "connection budget hold every place it has, none of them idle"
+                                          : "no database connection became free in time");
+    }
+    // Without a place, one may free in another pool (nothing here would wake this one): look again soon.
+    ++waiting_;
+    available_.wait_until(lock, no_place ? std::min(deadline, now + std::chrono::milliseconds(2)) : deadline);
+    --waiting_;
   }
-  if (!idle_.empty()) {
-    auto c = std::move(idle_.front());
-    idle_.pop_front();
-    return c;
-  }
-  ++open_;
-  lock.unlock();
-  auto c = connect();
-  if (!c) {
-    lock.lock();
-    --open_;
-    available_.notify_one();
-  }
-  return c;
 }
 
 PoolStats PooledDatabase::pool_stats() {
@@ -70,11 +145,14 @@ PoolStats PooledDatabase::pool_stats() {
 
 void PooledDatabase::release(std::unique_ptr<Connection> connection) {
   std::lock_guard lock(mutex_);
-  if (connection->broken()) {
+  // A spare connection goes back to the budget at once while a pool with none waits for a place.
+  if (connection->broken() || (budget_ && open_ >= 2 && budget_->anyone_starving())) {
     --open_;
     connection.reset();
+    if (budget_) budget_->give_back(1);
   } else {
-    idle_.push_back(std::move(connection));
+    idle_.push_back({std::move(connection), std::chrono::steady_clock::now()});
+    note_idle();
   }
   available_.notify_one();
 }

@@ -6,6 +6,7 @@
 #include <deque>
 #include <mutex>
 
+#include "storage/connection_budget.hpp"
 #include "storage/database.hpp"
 
 namespace atrium::storage::detail {
@@ -27,10 +28,12 @@ class Connection : public Transaction {
 // refuses it too and the backends agree. There is no binary parameter type.
 Result<void> check_no_nul(const Statement& statement, std::span<const Value> params);
 
-// A capped pool with a transaction loop on top. Backends supply connect().
+// A capped pool with a transaction loop on top. Backends supply connect(). With a budget, each connection it opens
+// also takes one of the budget's places (see connection_budget.hpp).
 class PooledDatabase : public Database {
  public:
-  PooledDatabase(std::size_t max_connections, std::chrono::milliseconds acquire_timeout);
+  PooledDatabase(std::size_t max_connections, std::chrono::milliseconds acquire_timeout,
+                 std::shared_ptr<ConnectionBudget> budget = nullptr);
   ~PooledDatabase() override;
 
   Result<void> transact(const std::function<Result<void>(Transaction&)>& body,
@@ -47,13 +50,29 @@ class PooledDatabase : public Database {
   void release(std::unique_ptr<Connection> connection);
 
  private:
+  friend class storage::ConnectionBudget;
+  // Closes the longest idle connection for another member of the budget, which takes its place; false when none is
+  // idle, or when it is not as spare as asked: `extra` never the pool's last, `surplus` also idle long enough that the
+  // burst that opened it is over, `any` the last only when no caller of this pool waits for it.
+  enum class Spare { surplus, extra, any };
+  bool close_one_idle(Spare spare);
+  void leave_budget();
+  void note_idle();  // under mutex_: tells the budget's members how many are idle and when
+
   const std::size_t max_connections_;
   const std::chrono::milliseconds acquire_timeout_;
   std::mutex mutex_;
   std::condition_variable available_;
-  std::deque<std::unique_ptr<Connection>> idle_;  // guarded by mutex_
+  struct Idle {
+    std::unique_ptr<Connection> connection;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::deque<Idle> idle_;                         // guarded by mutex_; the longest idle first, handed out from the back
   std::size_t open_ = 0;                          // guarded by mutex_: idle plus handed out
+  std::size_t opening_ = 0;                       // guarded by mutex_: being connected (not in open_ yet)
   std::size_t waiting_ = 0;                       // guarded by mutex_: callers in acquire() waiting for a connection
+  const std::shared_ptr<ConnectionBudget> budget_;
+  const std::shared_ptr<ConnectionBudget::Member> member_;  // null without a budget
 };
 
 }  // namespace atrium::storage::detail

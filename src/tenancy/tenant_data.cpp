@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "core/log.hpp"
+#include "storage/connection_budget.hpp"
 #include "storage/migrations.hpp"
 #include "tenancy/outbox_marks.hpp"
 #include "tenancy/store_writes.hpp"
@@ -256,6 +257,8 @@ struct TenantData::Impl {
   std::mutex mutex;
   std::list<std::string> lru;  // tenant ids
   std::unordered_map<std::string, OwnPool> pools;
+  // The places every serving pool's connections take (max_tenant_connections); null without that cap.
+  std::shared_ptr<storage::ConnectionBudget> connections;
 
   bool postgres() const { return app.backend() == Backend::postgres; }
   bool own_store(const Tenant& t) const {
@@ -291,6 +294,7 @@ struct TenantData::Impl {
     }
     storage::DatabaseOptions o = options.pool_template;
     o.pool_size = as_admin ? 1 : options.tenant_pool_size;
+    if (!as_admin) o.connection_budget = connections;
     if (postgres()) {
       o.url = with_database(as_admin ? options.admin_url : options.app_url, tenant_database_name(t.id));
     } else {
@@ -300,7 +304,6 @@ struct TenantData::Impl {
     if (!opened) return std::unexpected(opened.error());
     std::shared_ptr<Database> db(std::move(*opened));
     if (as_admin) return db;
-    std::vector<std::pair<std::string, std::shared_ptr<Database>>> oldest_first;
     {
       std::lock_guard lock(mutex);
       if (auto it = pools.find(t.id); it != pools.end()) return it->second.db;  // another thread won
@@ -311,37 +314,8 @@ struct TenantData::Impl {
         pools.erase(lru.front());
         lru.pop_front();
       }
-      if (options.max_tenant_connections > 0) {
-        for (const auto& id : lru) oldest_first.emplace_back(id, pools.at(id).db);
-      }
     }
-    if (!oldest_first.empty()) trim_connections(oldest_first);
     return db;
-  }
-
-  // Keeps the connections of all own pools together within max_tenant_connections: the least recently used pools
-  // close (after their in-flight transactions) until the rest fit, so a pool of a tenant used now and then holds one
-  // connection, a busy one up to tenant_pool_size, and the working set that fits is as large as the connections
-  // allow. The newest pool (the last) always stays. Counted outside the lock: each pool takes its own.
-  void trim_connections(const std::vector<std::pair<std::string, std::shared_ptr<Database>>>& oldest_first) {
-    std::vector<std::size_t> held;
-    held.reserve(oldest_first.size());
-    std::size_t total = 0;
-    for (const auto& [id, pool] : oldest_first) {
-      const auto stats = pool->pool_stats();
-      held.push_back(stats.in_use + stats.idle);
-      total += held.back();
-    }
-    const auto cap = static_cast<std::size_t>(options.max_tenant_connections);
-    std::lock_guard lock(mutex);
-    for (std::size_t i = 0; i + 1 < oldest_first.size() && total > cap; ++i) {
-      const auto& [id, pool] = oldest_first[i];
-      auto it = pools.find(id);
-      if (it == pools.end() || it->second.db != pool) continue;  // closed or reopened meanwhile
-      lru.erase(it->second.lru);
-      pools.erase(it);
-      total -= held[i];
-    }
   }
 
   // The serving pool of a tenant with its own database or file (held for the caller's transaction); null for one
@@ -349,6 +323,18 @@ struct TenantData::Impl {
   Result<std::shared_ptr<Database>> serving_pool(const Tenant& t) {
     if (!own_store(t)) return std::shared_ptr<Database>();
     return open_own(t, /*as_admin=*/false);
+  }
+
+  // Whether the tenant's own pool is open and holds a connection (taken from the budget's shedding or not yet).
+  bool holds_connection(const std::string& tenant_id) {
+    std::shared_ptr<Database> db;
+    {
+      std::lock_guard lock(mutex);
+      if (auto it = pools.find(tenant_id); it != pools.end()) db = it->second.db;
+    }
+    if (!db) return false;
+    const auto stats = db->pool_stats();  // outside the lock: the pool takes its own
+    return stats.in_use + stats.idle > 0;
   }
 
   void forget(const std::string& tenant_id) {
@@ -417,8 +403,13 @@ struct TenantData::Impl {
 };
 
 TenantData::TenantData(Database& app, Database& admin, TenantDataOptions options, const Clock& clock)
-    : impl_(
-          new Impl{app, admin, std::move(options), clock, {}, {}, {}, {}, std::make_unique<PlatformDatabase>(admin)}) {}
+    : impl_(new Impl{
+          app, admin, std::move(options), clock, {}, {}, {}, {}, {}, std::make_unique<PlatformDatabase>(admin)}) {
+  if (impl_->options.max_tenant_connections > 0) {
+    impl_->connections =
+        std::make_shared<storage::ConnectionBudget>(static_cast<std::size_t>(impl_->options.max_tenant_connections));
+  }
+}
 
 storage::Database& TenantData::platform_database() { return *impl_->platform_database; }
 
@@ -428,6 +419,13 @@ StoreWrites& TenantData::store_writes() { return impl_->writes; }
 TenantData::~TenantData() = default;
 
 Result<std::string> TenantData::serving_role() { return impl_->serving_role(); }
+
+void TenantData::in_passing(const Tenant& tenant, const std::function<void()>& work) {
+  auto& s = *impl_;
+  const bool held = !s.own_store(tenant) || s.holds_connection(tenant.id);
+  work();
+  if (!held) s.forget(tenant.id);
+}
 
 TenantData::OwnPools TenantData::own_pools() {
   std::vector<std::shared_ptr<Database>> open;

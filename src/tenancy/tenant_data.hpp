@@ -154,7 +154,7 @@ struct TenantDataOptions {
   std::string admin_url;     // PostgreSQL: the owner role's URL for provisioning (may equal app_url)
   int tenant_pool_size = 4;  // connections per tenant database / file
   int max_open_tenant_pools = 64;
-  int max_tenant_connections = 0;          // all own pools' connections together (0: no cap beyond the pools')
+  int max_tenant_connections = 0;  // all own pools' connections together, one place each (0: no cap beyond the pools')
   storage::DatabaseOptions pool_template;  // timeouts for tenant pools
   FieldSealer* sealer = nullptr;           // encrypts fields at rest (protection::Keyring); outlives TenantData
 };
@@ -246,8 +246,13 @@ class TenantData {
   // of an old database waits for them). `serve` and `worker` call it every 30 s with one minute. Returns how many.
   std::size_t close_idle_pools(std::chrono::milliseconds idle);
 
-  // The tenants' own pools open now (database level, SQLite files; at most max_open_tenant_pools, and as many as
-  // fit in max_tenant_connections), for metrics.
+  // For a background pass over many tenants (the outbox sweep): runs `work` and, when the tenant's own pool held no
+  // connection before, closes that pool after, so the pass takes a connection place for one tenant at a time
+  // instead of pushing the connections of the tenants in use out of tenancy.max_tenant_connections.
+  void in_passing(const Tenant& tenant, const std::function<void()>& work);
+
+  // The tenants' own pools open now (database level, SQLite files; at most max_open_tenant_pools, their connections
+  // together at most max_tenant_connections), for metrics.
   struct OwnPools {
     std::size_t open = 0;
     storage::PoolStats summed;  // their occupancy added up

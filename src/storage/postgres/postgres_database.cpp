@@ -380,7 +380,8 @@ class PgConnection final : public detail::Connection {
 class PostgresDatabase final : public detail::PooledDatabase {
  public:
   explicit PostgresDatabase(const DatabaseOptions& options)
-      : PooledDatabase(static_cast<std::size_t>(options.pool_size), options.connect_timeout), options_(options) {}
+      : PooledDatabase(static_cast<std::size_t>(options.pool_size), options.connect_timeout, options.connection_budget),
+        options_(options) {}
   ~PostgresDatabase() override { close_idle(); }
 
   Backend backend() const override { return Backend::postgres; }

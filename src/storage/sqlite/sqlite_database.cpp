@@ -229,7 +229,8 @@ class SqliteConnection final : public detail::Connection {
 class SqliteDatabase final : public detail::PooledDatabase {
  public:
   SqliteDatabase(const DatabaseOptions& options, std::string path)
-      : PooledDatabase(static_cast<std::size_t>(options.pool_size), options.busy_timeout + options.connect_timeout),
+      : PooledDatabase(static_cast<std::size_t>(options.pool_size), options.busy_timeout + options.connect_timeout,
+                       options.connection_budget),
         options_(options),
         path_(std::move(path)) {}
   ~SqliteDatabase() override { close_idle(); }
