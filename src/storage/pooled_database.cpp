@@ -48,7 +48,7 @@ void PooledDatabase::leave_budget() {
 void PooledDatabase::note_idle() {
   if (!member_) return;
   budget_->idle_changed(*member_, idle_.size());
-  member_->last_used.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  member_->last_used.store(idle_.back().since.time_since_epoch().count(), std::memory_order_relaxed);
 }
 
 void PooledDatabase::close_idle() {

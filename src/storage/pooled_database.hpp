@@ -57,7 +57,7 @@ class PooledDatabase : public Database {
   enum class Spare { surplus, extra, any };
   bool close_one_idle(Spare spare);
   void leave_budget();
-  void note_idle();  // under mutex_: tells the budget's members how many are idle and when
+  void note_idle();  // under mutex_, after a release: tells the budget's members how many are idle and since when
 
   const std::size_t max_connections_;
   const std::chrono::milliseconds acquire_timeout_;
@@ -67,10 +67,10 @@ class PooledDatabase : public Database {
     std::unique_ptr<Connection> connection;
     std::chrono::steady_clock::time_point since;
   };
-  std::deque<Idle> idle_;                         // guarded by mutex_; the longest idle first, handed out from the back
-  std::size_t open_ = 0;                          // guarded by mutex_: idle plus handed out
-  std::size_t opening_ = 0;                       // guarded by mutex_: being connected (not in open_ yet)
-  std::size_t waiting_ = 0;                       // guarded by mutex_: callers in acquire() waiting for a connection
+  std::deque<Idle> idle_;    // guarded by mutex_; the longest idle first, handed out from the back
+  std::size_t open_ = 0;     // guarded by mutex_: idle plus handed out
+  std::size_t opening_ = 0;  // guarded by mutex_: being connected (not in open_ yet)
+  std::size_t waiting_ = 0;  // guarded by mutex_: callers in acquire() waiting for a connection
   const std::shared_ptr<ConnectionBudget> budget_;
   const std::shared_ptr<ConnectionBudget::Member> member_;  // null without a budget
 };
